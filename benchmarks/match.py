@@ -78,10 +78,21 @@ the gateway's place, the floor it is measured against: bare Twisted
 (`twisted.protocols.portforward`) sending each connection on to the lobby
 behind a PROXY protocol v2 header, TLS passed through, with no sniffing,
 routing, timers nor counts (`gateway_floor` in the JSON).
+
+`--auth KIND` (`guest`, the default, `jwt`, `signed` or `device`) runs the
+server with that authenticator and its account database (SQLite in the run's
+directory) and has every client sign in with its `hello` (benchmarks.auth:
+tokens made by the load, an RS256 JWT checked against a key file, a device
+made on first use), so that `compare --baseline-args "--auth guest" match
+--auth jwt` measures what signing in costs the server per client (`auth` in
+the JSON; `accounts`, the accounts its database holds afterwards: one per
+player). The lean clients in one server process only (not `--redis`, whose
+lobbies would need a shared PostgreSQL).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -92,6 +103,8 @@ from typing import Any
 import msgpack
 from twisted.python import usage
 
+from benchmarks.auth import KINDS as AUTH_KINDS
+from benchmarks.auth import prepare as prepare_auth
 from benchmarks.common import (
     MeasuredRun,
     ScenarioOptions,
@@ -143,6 +156,9 @@ class Options(ScenarioOptions):
                                   "lobby listens on plain TCP (--lobby tcp:PORT, as behind a "
                                   "TLS-terminating load balancer) and the clients speak "
                                   "plain TCP."],
+        ["auth", None, "guest", "How the clients sign in: 'guest' (anonymous), 'jwt' (an "
+                                "RS256 JWT), 'signed' (a token signed with a shared key) "
+                                "or 'device' (a device id and secret)."],
     ]
     optFlags = [
         ["gateway", None, "Clients connect through a --role gateway process in front of the "
@@ -190,6 +206,14 @@ class Options(ScenarioOptions):
         if self["lobby-tls"] not in LOBBY_TLS:
             raise usage.UsageError(f"--lobby-tls must be one of {', '.join(LOBBY_TLS)}")
         self["lobby-tls"] = LOBBY_TLS[self["lobby-tls"]]
+        if self["auth"] not in AUTH_KINDS:
+            raise usage.UsageError(f"--auth must be one of {', '.join(AUTH_KINDS)}")
+        if self["auth"] != "guest":
+            if self["redis"]:
+                raise usage.UsageError(f"--auth {self['auth']} runs one server process (not "
+                                       "--redis: its lobbies would need a shared PostgreSQL)")
+            if self["client"] != "lean":
+                raise usage.UsageError(f"--auth {self['auth']} runs the lean clients only")
         if not self["lobby-tls"]:
             for flag, why in (("gateway", "--gateway-tls terminate is the plain lobby "
                                           "behind a gateway"),
@@ -215,7 +239,8 @@ class Options(ScenarioOptions):
 
 
 def start_single(
-    harness: Harness, options: Options, data_dir: str, cpu: int | None
+    harness: Harness, options: Options, data_dir: str, cpu: int | None,
+    auth_args: list[str] | None = None,
 ) -> tuple[Worker, list[int], str]:
     """The whole server of `twistd vinom` in one process; (worker, [lobby port], trust)."""
     server = harness.spawn(
@@ -226,7 +251,7 @@ def start_single(
             "lobby_extra": lobby_extra(options),
             "lobby_tls": options.lobby_tls,
             "extra_args": ["--host-workers", str(options["host-workers"]), *trust_gateway(options),
-                           *record_args(options)],
+                           *record_args(options), *(auth_args or [])],
         })],
         cpu,
     )
@@ -252,6 +277,19 @@ def count_records(data_dir: str) -> int:
                 matches = {frame[0] for frame in itertools.islice(unpacker, 1, None)}
                 count += len(matches)
     return count
+
+
+def count_accounts(data_dir: str) -> int:
+    """The accounts in the server's account database (its default SQLite file): one
+    per player who signed in."""
+    import sqlite3
+
+    path = os.path.join(data_dir, "accounts.sqlite3")
+    if not os.path.exists(path):
+        return 0
+    with contextlib.closing(sqlite3.connect(path)) as database:
+        (count,) = database.execute("SELECT COUNT(*) FROM accounts").fetchone()
+    return int(count)
 
 
 def record_args(options: Options) -> list[str]:
@@ -348,6 +386,7 @@ def run(options: Options) -> int:
     # With a gateway: the load on the first core after the server's, the gateway on the next.
     server_cpu, load_cpus = cpu_plan(2 if options["gateway"] else 1, options.pin)
     workers = options["host-workers"] > 0
+    auth_args, auth_settings = prepare_auth(options["auth"], os.path.join(data_dir, "auth"))
     try:
         with Harness(options.hard_limit(), on_progress) as harness:
             more: list[Worker] = []
@@ -359,7 +398,8 @@ def run(options: Options) -> int:
                 server, more = lobbies[0], [*lobbies[1:], host, redis]
                 marked = [host] if workers else []
             else:
-                server, ports, trust = start_single(harness, options, data_dir, server_cpu)
+                server, ports, trust = start_single(harness, options, data_dir, server_cpu,
+                                                    auth_args)  # fmt: skip
             if options["gateway"]:
                 gateway, gateway_port, gateway_trust = start_gateway(
                     harness, options, ports, data_dir, load_cpus[1]
@@ -380,6 +420,7 @@ def run(options: Options) -> int:
                 "returning": bool(options["returning"]),
                 # Through a terminating gateway the clients still speak TLS (to it).
                 "tls": bool(options["lobby-tls"]),
+                "auth": auth_settings,
             }
             load = harness.spawn(
                 "load", "benchmarks.lobby_worker",
@@ -393,6 +434,7 @@ def run(options: Options) -> int:
             (result,) = measured.run(mark_server=workers and not options["redis"], mark=marked)
         # The servers have stopped: every record is closed.
         records = count_records(data_dir)
+        accounts = count_accounts(data_dir) if options["auth"] != "guest" else None
     except BenchError as e:
         progress.finish()
         return report_failure("match", e, options)
@@ -430,6 +472,7 @@ def run(options: Options) -> int:
         "gateway": bool(options["gateway"]),
         "returning": bool(options["returning"]),
         "lobby_tls": bool(options["lobby-tls"]),
+        "auth": options["auth"],
         "records": records,
         "cores": {"server": server_cpu, "load": load_cpus[0],
                   **({"gateway": load_cpus[1]} if options["gateway"] else {})},
@@ -467,6 +510,8 @@ def run(options: Options) -> int:
         summary["tls"] = result["tls"]
     if options["returning"]:
         summary["tls_resumed"] = int(result.get("resumed", 0))
+    if accounts is not None:
+        summary["accounts"] = accounts
     if result["error_kinds"]:
         summary["error_kinds"] = result["error_kinds"]
     process_rows = [
@@ -508,5 +553,7 @@ def run(options: Options) -> int:
         title += f", through a gateway (TLS {options['gateway-tls']})"
     if not options["lobby-tls"]:
         title += ", plain TCP lobby"
+    if options["auth"] != "guest":
+        title += f", clients signed in ({options['auth']})"
     report(title, rows, summary, table=options.show_table)
     return 0 if summary["errors"] == 0 else 1

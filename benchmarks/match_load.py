@@ -24,7 +24,9 @@ library) does, in the same conversation with the server:
    With `tls` false the lobby listens on plain TCP (as behind a
    TLS-terminating load balancer, `match --lobby-tls off`): no handshake,
    the frames go over the socket as they are;
-2. `hello`, then, after `welcome`, `queue` for the game, then `queued` and
+2. `hello` (with `auth`, the credentials benchmarks.auth makes for the
+   player, when the server signs players in), then, after `welcome`,
+   `queue` for the game, then `queued` and
    `match_found` (newline-delimited JSON, docs/lobby.md); then TLS
    `close_notify` and close, as `LobbyClient.close` does;
 3. the vinom UDP handshake with the game host of the token, through the
@@ -205,6 +207,7 @@ class MatchLoad:
         watch_stdin: bool = False,
         returning: int = 0,
         tls: bool = True,
+        auth: Callable[[int], dict[str, Any] | None] | None = None,
     ) -> None:
         self.lobbies = [(host, port), *more_lobbies]
         self.hostname = hostname or default_hostname(host)
@@ -240,6 +243,8 @@ class MatchLoad:
         # player plays again only once their last client has finished.
         self.free_players: deque[int] = deque(range(returning))
         self.resumed = 0
+        # Player i's `auth` for its `hello` (benchmarks.auth); None: a guest.
+        self.auth = auth
 
     # -- one client -----------------------------------------------------------
 
@@ -378,6 +383,9 @@ class MatchLoad:
         hello: dict[str, Any] = {"type": "hello", "name": client.name, "id": 1}
         if PROTOCOL is not None:
             hello["protocol"] = PROTOCOL
+        auth = self.auth(client.player) if self.auth is not None else None
+        if auth is not None:
+            hello["auth"] = auth
         self._send(client, hello)
 
     def _check_peer(self, tls: SSL.Connection) -> None:
@@ -626,6 +634,7 @@ class MatchLoad:
 
 def run_match(settings: dict[str, Any]) -> dict[str, Any]:
     """The load of the match scenario (settings as `benchmarks.match` passes them)."""
+    from benchmarks.auth import credentials
     from benchmarks.session_load import raise_fd_limit
     from benchmarks.worker import cpu_seconds, emit
 
@@ -641,6 +650,7 @@ def run_match(settings: dict[str, Any]) -> dict[str, Any]:
         watch_stdin=True,
         returning=in_flight if settings.get("returning") else 0,
         tls=bool(settings.get("tls", True)),
+        auth=credentials(settings.get("auth")),
     )
     emit("measuring")
     started = time.perf_counter()

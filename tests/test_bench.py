@@ -576,6 +576,22 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertGreater(by_process["lobby0"] + by_process["lobby1"], 0)
         self.assertGreater(result["server_cpu_ms_per_client"], 0)
 
+    def test_match_with_signed_in_clients(self) -> None:
+        # Ten players play two matches each on a server that signs players in: every
+        # client is welcomed (a hello without credentials would be refused), and each
+        # player's two sign-ins are one account of the server's database.
+        for kind in ("jwt", "signed", "device"):
+            code, result, stderr = run_bench(
+                "match", "--clients", "20", "--in-flight", "10", "--returning", "--auth", kind
+            )
+            self.assertEqual(code, 0, stderr)
+            self.assertEqual((result["auth"], result["clients"], result["errors"]),
+                             (kind, 20, 0), stderr)  # fmt: skip
+            self.assertEqual(result["accounts"], 10, kind)
+        code, result, stderr = run_bench("match", "--clients", "10", "--in-flight", "10")
+        self.assertEqual((code, result["auth"]), (0, "guest"), stderr)
+        self.assertNotIn("accounts", result)
+
     def test_match_lobbies_usage_errors(self) -> None:
         for args, says in [
             (("--lobbies", "2"), "--lobbies more than 1 needs --redis"),
@@ -585,6 +601,9 @@ class ScenarioSmokeTests(unittest.TestCase):
             (("--lobby-tls", "off", "--returning"), "no TLS session to resume"),
             (("--lobby-tls", "off", "--gateway"), "--lobby-tls off and --gateway"),
             (("--lobby-tls", "off", "--client", "twisted"), "--lobby-tls off runs the lean"),
+            (("--auth", "password"), "--auth must be one of guest, jwt, signed, device"),
+            (("--auth", "jwt", "--redis"), "--auth jwt runs one server process"),
+            (("--auth", "device", "--client", "twisted"), "--auth device runs the lean clients"),
         ]:
             code, result, stderr = run_bench("match", *args)
             self.assertEqual(code, 2, stderr)

@@ -123,6 +123,7 @@ async def play_bot(
     start: int = 0,
     policy: FailoverPolicy = DEFAULT_POLICY,
     auth: Auth | None = None,
+    queue: str = "normal",
 ) -> BotReport:
     """One bot: hello, queue for `game`, connect over UDP, play to the end, disconnect.
 
@@ -131,13 +132,14 @@ async def play_bot(
     game session is resumed through `reconnect`, and a match aborted for
     `players_missing` is followed by the next one from the place kept at the head of
     the queue: the report is of the last match. `auth`: the bot's credentials, for a
-    server with authentication (docs/lobby.md, "Authentication").
+    server with authentication (docs/lobby.md, "Authentication"); `queue`: "normal" or
+    "ranked" (where a server with authentication rates the match).
     """
     player = LobbyPlayer(reactor, lobby, name, start=start, policy=policy, auth=auth)
     rng = rng or random.Random()
     reconnects = 0
     try:
-        found = await player.find_match(game.name)
+        found = await player.find_match(game.name, queue=queue)
         session = await connect_game(reactor, found)
     except Exception as e:  # a bot reports what went wrong; it does not crash its runner
         return _report(name, player, None, {"p": "error", "reason": _describe(e)}, [], 0)
