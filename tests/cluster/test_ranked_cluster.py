@@ -1,10 +1,11 @@
-"""A real cluster rates every ranked match exactly once while one of its lobbies dies.
+"""A real cluster rates every ranked match exactly once, whichever lobby hears its end.
 
 Two `twistd vinom --role lobby` processes and two `--role host` processes on a
 real Redis share one real PostgreSQL account database (tests/support); the
 lobbies sign players in with `--auth signed`. Bots, each with a token made as
 docs/operations.md's example makes one, play rounds of ranked tictactoe through
-both lobbies while the first lobby is killed with SIGKILL. Afterwards, read from
+both lobbies, each match followed by the lobbies of its players (one or both, each
+recording its end). Afterwards, read from
 the database as the lobbies left it: every match a bot finished is in each of
 its players' histories exactly once, each player's rating counts exactly the
 matches they finished, and the leaderboard equals a replay of the history,
@@ -40,15 +41,13 @@ from vinom.client.lobby import signed_auth
 PLAYERS = 80
 ROUNDS = 5
 MATCHES = PLAYERS * ROUNDS // 2
-# The first lobby is killed once this many matches have finished.
-KILL_AFTER = MATCHES // 4
 KEY = ("5e7a" * 16).encode()
 
 
 class RankedClusterTests(ClusterTestCase):
     timeout = 300
 
-    async def test_every_ranked_match_is_rated_once_while_a_lobby_dies(self) -> None:
+    async def test_every_ranked_match_is_rated_once_through_two_lobbies(self) -> None:
         database = await postgres_database(self)
         key_file = os.path.abspath(self.mktemp())
         with open(key_file, "wb") as f:
@@ -58,9 +57,9 @@ class RankedClusterTests(ClusterTestCase):
                   "--rating-window", "tictactoe=100000,0")  # fmt: skip
         for _ in "ab":
             await self.start("host", ports=PLAYERS // 2)
-        doomed_process = await self.start("lobby", *signed)
-        survivor_process = await self.start("lobby", *signed)
-        lobbies = [self.lobby_address(doomed_process), self.lobby_address(survivor_process)]
+        first = await self.start("lobby", *signed)
+        second = await self.start("lobby", *signed)
+        lobbies = [self.lobby_address(first), self.lobby_address(second)]
         token = python_example()
         rng = random.Random(50)
         reports: list[BotReport] = []
@@ -98,14 +97,6 @@ class RankedClusterTests(ClusterTestCase):
 
         playing = gatherResults([Deferred.fromCoroutine(player(i)) for i in range(PLAYERS)])
 
-        def finished_matches() -> bool:
-            return len({r.match_id for r in reports if r.outcome == "finished"}) >= KILL_AFTER
-
-        await until(finished_matches, "matches to finish before the kill", 120, every=0.05)
-        doomed_process.transport.signalProcess("KILL")
-        await doomed_process.output.ended
-        killed = len({r.match_id for r in reports})
-
         def over() -> bool:
             # Every bot played its rounds; or one gave up, and its remaining partners
             # would wait for it for good: they are stopped and the checks below say why.
@@ -133,7 +124,6 @@ class RankedClusterTests(ClusterTestCase):
         by_match = collections.Counter(r.match_id for r in reports)
         self.assertEqual(set(by_match.values()), {2})
         self.assertEqual(len(by_match), MATCHES)
-        self.assertGreater(sum(r.lobby_changes for r in reports), 0)
 
         store = await open_store(database, os.path.abspath(self.mktemp()), reactor)
         self.addCleanup(store.close)
@@ -170,9 +160,9 @@ class RankedClusterTests(ClusterTestCase):
             mu, sigma = replayed[row.account_id]
             self.assertAlmostEqual(row.rating.mu, mu, places=6)
             self.assertAlmostEqual(row.rating.sigma, sigma, places=6)
-        print(f"\n{MATCHES} ranked matches of {PLAYERS} players through two lobbies, the "
-              f"first killed after {killed} matches: {elapsed:.1f} s ({waits[0]} queue "
-              "requests answered already_queued)", file=sys.stderr)  # fmt: skip
+        print(f"\n{MATCHES} ranked matches of {PLAYERS} players through two lobbies: "
+              f"{elapsed:.1f} s ({waits[0]} queue requests answered already_queued)",
+              file=sys.stderr)  # fmt: skip
 
     async def account(self, store: Any, subject: str) -> str:
         account = await store.account_for(Identity("signed", subject), "x", reactor.seconds())
