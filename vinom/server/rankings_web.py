@@ -39,7 +39,7 @@ _STATUS = {errors.BAD_REQUEST: 400, errors.UNAVAILABLE: 503}
 
 
 def _send(request: Request, status: int, body: dict[str, Any]) -> None:
-    if request.finished or getattr(request, "_disconnected", False):
+    if request.finished:
         return
     request.setResponseCode(status)
     request.setHeader(b"content-type", b"application/json")
@@ -64,10 +64,18 @@ def _limit(request: Request, most: int) -> int | None:
 
 
 def _answer(request: Request, d: Any) -> Any:
+    # Fired when the client leaves before the answer (or once it is sent): nothing
+    # more is written to a request that is gone.
+    gone: list[object] = []
+    request.notifyFinish().addBoth(gone.append)
+
     def sent(frame: dict[str, Any]) -> None:
-        _send(request, 200, {k: v for k, v in frame.items() if k != "type"})
+        if not gone:
+            _send(request, 200, {k: v for k, v in frame.items() if k != "type"})
 
     def failed(failure: Failure) -> None:
+        if gone:
+            return
         if failure.check(LobbyError):
             error = failure.value
             assert isinstance(error, LobbyError)
