@@ -22,6 +22,7 @@ from pathlib import Path
 from twisted.trial.unittest import SynchronousTestCase
 
 import vinom
+from tests.support.doc_examples import DOCS
 
 PACKAGE = Path(vinom.__file__).parent
 
@@ -259,7 +260,7 @@ class LayerTests(SynchronousTestCase):
 
     def test_the_documented_table_is_this_table(self) -> None:
         """docs/architecture.md's "may import" table says what `MAY_IMPORT` says."""
-        text = (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+        text = (DOCS / "architecture.md").read_text(encoding="utf-8")
         self.assertEqual(documented_table(text), dict(MAY_IMPORT))
 
     def test_every_documented_edge_points_down(self) -> None:
