@@ -230,15 +230,21 @@ class DockerfileStepsTests(TestCase):
         (refresh,) = [c for c in run_commands(runtime) if c[:2] == ["python", "-c"]
                       and "getPlugins" in c[2]]  # fmt: skip
         venv.run([venv.python, *refresh[1:]], cwd=work)
-        where = venv.run([venv.python, "-c", "import json, twisted.plugins as p; "
-                          "print(json.dumps(list(p.__path__)))"], cwd=work).stdout  # fmt: skip
-        # The fresh venv's own (it also sees the test environment's site-packages, where
-        # the vinom under test has plugins of its own).
-        vinom_plugins = [Path(d) for d in json.loads(where)
-                         if Path(d).is_relative_to(venv.root) and list(Path(d).glob("vinom*.py"))]
-        self.assertEqual(len(vinom_plugins), 1, where)
-        caches = [d / "dropin.cache" for d in json.loads(where) for d in [Path(d)]
-                  if list(d.glob("*.py"))]  # fmt: skip
+        # The directories whose plugin modules Twisted reads (a module on two of them is
+        # read from the first), each keeping its cache; vinom's among them, one (in the
+        # image, its site-packages; here, where the fresh venv also sees the test
+        # environment's site-packages, the first on twisted.plugins' path).
+        found = json.loads(venv.run([
+            venv.python, "-c", "import json, twisted.plugins; "
+            "from twisted.python.modules import getModule; "
+            "read = [(m.name, m.filePath.parent().path) "
+            "for m in getModule('twisted.plugins').iterModules()]; "
+            "print(json.dumps([sorted({d for _, d in read}), "
+            "sorted({d for n, d in read if n.startswith('twisted.plugins.vinom')})]))",
+        ], cwd=work).stdout)  # fmt: skip
+        vinom_plugins = [Path(d) for d in found[1]]
+        self.assertEqual(len(vinom_plugins), 1, found)
+        caches = [Path(d) / "dropin.cache" for d in found[0]]
         self.assertIn(vinom_plugins[0] / "dropin.cache", caches)
         cached = {cache: cache.stat().st_mtime_ns for cache in caches}
 
