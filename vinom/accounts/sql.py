@@ -24,6 +24,7 @@ with BEGIN IMMEDIATE so that a second process on the same file (the
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
@@ -611,7 +612,10 @@ def store_from_url(
         raise InvalidValue(
             f"--database {describe(where)!r}: a postgresql:// URL or a SQLite file's path"
         )
-    path = sqlite_path(where)
+    # Absolute, taken now: the pool connects from its thread later, whatever the
+    # process's working directory is by then; its directory made as the data directory is.
+    path = os.path.abspath(sqlite_path(where))
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     # One connection, used by the pool's one thread; closed at the end from the
     # reactor's thread, hence check_same_thread=False. isolation_level=None: the
     # store begins its own transactions (BEGIN IMMEDIATE for writes).
