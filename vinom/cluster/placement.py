@@ -198,8 +198,7 @@ class RemoteMatchHosting(Service):
         self._later(placing, self._settings.place_timeout, self._timed_out, match_id)
         self._later(placing, FOLLOW_AGAIN, self._not_placed_yet, match_id)
         # No live host with a free slot: its players told to wait once the match is
-        # followed (not before this call returns: the lobby's check for a match
-        # abandoned as it formed runs after it, and must not find this one waiting).
+        # followed (not before this call returns: the lobby holds its Deferred then).
         self._follow(placing, waiting=self.free_ports == 0 and bool(self.running))
         return placing.result
 
