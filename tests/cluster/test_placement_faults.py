@@ -71,6 +71,11 @@ def lobby(case: TestCase, redis: RedisClient, lobby_id: str, clock: Clock | None
     return hosting
 
 
+def both_lobbies(match_id: str) -> tuple[str, ...]:
+    """The matchmaker's `lobbies_of` for a match of a player of l-a and one of l-b."""
+    return ("l-a", "l-b")
+
+
 class LateFollowerTests(TestCase):
     """A match split over two lobbies: the second hears it (the matchmaker's channel,
     or its log read after a reconnection) only after the host placed it. Its players
@@ -160,6 +165,44 @@ class WithdrawTests(TestCase):
         await until(lambda: all_taken(redis), "the request read and dropped")
         self.assertEqual((hosting.matches, first.matches, second.matches), (0, 0, 0))
 
+
+
+    async def test_a_lobby_s_word_waits_for_the_lobbies_the_match_was_published_to(
+        self,
+    ) -> None:
+        """The first lobby's players all left before the second lobby, whose players
+        wait, has followed the match: it is not given up (they would be sent back to
+        the queue, `no_host`), and the first lobby still hears its placement (its
+        players keep their seat)."""
+        redis = await open_redis(self)
+        clock = Clock()
+        first = lobby(self, redis, "l-a", clock, both_lobbies)
+        gone = first.host_match(duel())
+        await until(lambda: redis.handler.sismember("vinom:lobbies:m-1", "l-a"), "followed")
+        self.assertFalse(await first.withdraw("m-1"))
+        self.assertIsNone(await redis.handler.get("vinom:outcome:m-1"))
+        waiting = lobby(self, redis, "l-b", clock, both_lobbies).host_match(duel())
+        start_host(self, redis, "h-late")
+        address = await waiting
+        self.assertEqual(await gone, address)
+
+    async def test_a_match_every_lobby_of_it_withdrew_is_withdrawn_for_each(self) -> None:
+        redis = await open_redis(self)
+        clock = Clock()
+        first = lobby(self, redis, "l-a", clock, both_lobbies)
+        second = lobby(self, redis, "l-b", clock, both_lobbies)
+        placing = [first.host_match(duel()), second.host_match(duel())]
+        await until(lambda: redis.handler.scard("vinom:lobbies:m-1").addCallback(
+            lambda n: n == 2), "both lobbies following")  # fmt: skip
+        self.assertFalse(await first.withdraw("m-1"))
+        self.assertTrue(await second.withdraw("m-1"))
+        # Each lobby's players of it are withdrawn, the first's told through its stream.
+        for d in placing:
+            await until(lambda d=d: d.called, "withdrawn")
+            self.failureResultOf(d, CancelledError)
+        _, hosting = start_host(self, redis, "h-late")
+        await until(lambda: all_taken(redis), "the request read and dropped")
+        self.assertEqual((hosting.matches, first.matches, second.matches), (0, 0, 0))
 
 
 class FormedForOthersTests(LobbyHarness, TestCase):
