@@ -8,7 +8,7 @@ players all left a match that other lobbies' players still wait for."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from twisted.internet import reactor
@@ -58,14 +58,22 @@ def duel(match_id: str = "m-1") -> Match:
     return Match(match_id, "duel", players, 1.0)
 
 
-def lobby(case: TestCase, redis: RedisClient, lobby_id: str,
-          clock: Clock | None = None) -> RemoteMatchHosting:  # fmt: skip
-    """A lobby's placement reading its events until the test ends."""
+def lobby(case: TestCase, redis: RedisClient, lobby_id: str, clock: Clock | None = None,
+          lobbies_of: Callable[[str], Iterable[str]] | None = None,
+          ) -> RemoteMatchHosting:  # fmt: skip
+    """A lobby's placement reading its events until the test ends (`lobbies_of`: the
+    lobbies each match was published to, as the matchmaker says)."""
     hosting = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis),
-                                 clock=clock or reactor, lobby_id=lobby_id)  # fmt: skip
+                                 clock=clock or reactor, lobby_id=lobby_id,
+                                 lobbies_of=lobbies_of)  # fmt: skip
     hosting.startService()
     case.addCleanup(hosting.stopService)
     return hosting
+
+
+def both_lobbies(match_id: str) -> tuple[str, ...]:
+    """The matchmaker's `lobbies_of` for a match of a player of l-a and one of l-b."""
+    return ("l-a", "l-b")
 
 
 class LateFollowerTests(TestCase):
@@ -159,19 +167,57 @@ class WithdrawTests(TestCase):
 
 
 
+    async def test_a_lobby_s_word_waits_for_the_lobbies_the_match_was_published_to(
+        self,
+    ) -> None:
+        """The first lobby's players all left before the second lobby, whose players
+        wait, has followed the match: it is not given up (they would be sent back to
+        the queue, `no_host`), and the first lobby still hears its placement (its
+        players keep their seat)."""
+        redis = await open_redis(self)
+        clock = Clock()
+        first = lobby(self, redis, "l-a", clock, both_lobbies)
+        gone = first.host_match(duel())
+        await until(lambda: redis.handler.sismember("vinom:lobbies:m-1", "l-a"), "followed")
+        self.assertFalse(await first.withdraw("m-1"))
+        self.assertIsNone(await redis.handler.get("vinom:outcome:m-1"))
+        waiting = lobby(self, redis, "l-b", clock, both_lobbies).host_match(duel())
+        start_host(self, redis, "h-late")
+        address = await waiting
+        self.assertEqual(await gone, address)
+
+    async def test_a_match_every_lobby_of_it_withdrew_is_withdrawn_for_each(self) -> None:
+        redis = await open_redis(self)
+        clock = Clock()
+        first = lobby(self, redis, "l-a", clock, both_lobbies)
+        second = lobby(self, redis, "l-b", clock, both_lobbies)
+        placing = [first.host_match(duel()), second.host_match(duel())]
+        await until(lambda: redis.handler.scard("vinom:lobbies:m-1").addCallback(
+            lambda n: n == 2), "both lobbies following")  # fmt: skip
+        self.assertFalse(await first.withdraw("m-1"))
+        self.assertTrue(await second.withdraw("m-1"))
+        # Each lobby's players of it are withdrawn, the first's told through its stream.
+        for d in placing:
+            await until(lambda d=d: d.called, "withdrawn")
+            self.failureResultOf(d, CancelledError)
+        _, hosting = start_host(self, redis, "h-late")
+        await until(lambda: all_taken(redis), "the request read and dropped")
+        self.assertEqual((hosting.matches, first.matches, second.matches), (0, 0, 0))
+
+
 class FormedForOthersTests(LobbyHarness, TestCase):
     """On a real Redis, with no game host: the lobby whose call formed a match (the
     matchmaker's leader, by its timer, as the windows of other lobbies' tickets widen)
-    hears it though it holds none of its players. It must not withdraw the match as one
-    whose players all left: a withdrawal gave it up for every lobby that follows it
-    (`WithdrawTests`), so the players waiting on the other lobbies were told `no_host`
-    at once instead of `waiting_for_server`, in a cluster whose hosts are all busy."""
+    hears it though it holds none of its players. Its word that nobody of the match is
+    here must not give the match up: the lobbies it was published to (its players')
+    have not said so, and their players wait for it (`waiting_for_server`, not
+    `no_host`), in a cluster whose hosts are all busy."""
 
     timeout = 30
 
     async def test_a_match_of_other_lobbies_players_is_not_withdrawn_here(self) -> None:
         redis = await open_redis(self)
-        hosting = lobby(self, redis, "l-test", self.clock)
+        hosting = lobby(self, redis, "l-test", self.clock, lambda _: ("l-theirs",))
         await until(lambda: redis.handler.exists("vinom:placements:l-test"), "its stream")
         self.factory = self.make_factory(hosting=hosting, store=MemoryPlayerStore())
         self.factory.startService()

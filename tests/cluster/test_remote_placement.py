@@ -87,6 +87,9 @@ class ScriptedHosting:
     def confirm_running(self, match_id: str) -> Deferred[bool]:
         return succeed(True)
 
+    def withdraw(self, match_id: str) -> Deferred[bool]:
+        return succeed(False)
+
 
 class NoHostTests(LobbyHarness):
     def setUp(self) -> None:

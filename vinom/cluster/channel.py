@@ -13,7 +13,7 @@ that reconnects, or follows a Sentinel failover, reads on from where it was.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from attrs import frozen
@@ -86,6 +86,9 @@ ENDED = "ended"
 # How long the set of a match's followers is kept: as long as its placement record
 # (vinom.cluster.players); its end deletes it.
 FOLLOWERS_TTL = 24 * 3600.0
+
+# The reason of the `failed` outcome of a match whose players all left before it was placed.
+WITHDRAWN = "withdrawn"
 
 # KEYS: the match's followers, its outcome, its realm's request stream, its `requested`
 # marker. ARGV: the lobby id, the followers' TTL (ms), the request, the TTL of the
@@ -256,17 +259,35 @@ return 0
 )
 
 
-# KEYS: the match's outcome key, its followers. ARGV: the `failed` outcome (JSON), its
-# TTL (ms), the lobby id. A lobby whose players all left a match that waits for a host
-# stops following it; the last of its followers to leave records it `failed` (unless an
-# outcome is recorded), so that no host takes it: while another lobby follows it, that
-# lobby's players wait on.
-_WITHDRAW = Script("""
-redis.call('SREM', KEYS[2], ARGV[3])
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return 1 end
+# KEYS: the match's outcome key, its followers, the lobbies whose players of it all left
+# (`<prefix>left:<match_id>`). ARGV: the `failed` outcome (JSON), its TTL (ms), the lobby
+# id, the streams' prefix, then the ids of the other lobbies the match was published to
+# (those holding its players, which follow it as they hear it). A lobby whose players of
+# a match waiting for a host all left says so, and goes on following it; once every lobby
+# that follows it, or that it was published to, has said so (nobody of it is connected to
+# any lobby), it is recorded `failed` (`withdrawn`, unless an outcome is recorded) and
+# told to its followers, so that no host takes it. While a lobby with a player of it
+# still follows it, it waits on for them, as a match waits in one lobby while one of its
+# players is connected.
+_WITHDRAW = Script(
+    TO_FOLLOWERS_LUA
+    + """
+redis.call('SADD', KEYS[3], ARGV[3])
+redis.call('PEXPIRE', KEYS[3], ARGV[2])
+for _, lobby in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  if redis.call('SISMEMBER', KEYS[3], lobby) == 0 then return 0 end
+end
+for i = 5, #ARGV do
+  if redis.call('SISMEMBER', KEYS[3], ARGV[i]) == 0 then return 0 end
+end
+if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
+  to_followers(KEYS[2], ARGV[4], ARGV[1])
+  redis.call('DEL', KEYS[2])
+  return 1
+end
 return 0
-""")
+"""
+)
 
 
 # KEYS: the match's outcome key, the host's matches, the host index, the match's
@@ -335,6 +356,10 @@ class PlacementKeys:
     def followers(self, match_id: str) -> str:
         """The ids of the lobbies that follow a match (a set)."""
         return f"{self.prefix}lobbies:{match_id}"
+
+    def left(self, match_id: str) -> str:
+        """The lobbies whose players of a match waiting for a host all left (a set)."""
+        return f"{self.prefix}left:{match_id}"
 
     def crashed(self, match_id: str) -> str:
         """The followers of a match its host's departure ended (`host_crashed`), kept
@@ -418,13 +443,18 @@ def decide(redis: RedisClient, keys: PlacementKeys, settings: PlacementSettings,
 
 
 def withdraw(redis: RedisClient, keys: PlacementKeys, settings: PlacementSettings,
-             lobby_id: str, match_id: str) -> Deferred[bool]:  # fmt: skip
-    """Stop following a match whose players this lobby held all left while it waited,
-    recording it `failed` (`withdrawn`) if no other lobby follows it; whether it did."""
-    failed = {"event": "failed", "match_id": match_id, "reason": "withdrawn"}
+             lobby_id: str, match_id: str,
+             others: Sequence[str] = ()) -> Deferred[bool]:  # fmt: skip
+    """Say that this lobby's players of a match waiting for a host all left: the match
+    is recorded `failed` (`withdrawn`) and told to its followers once every lobby that
+    follows it, or of `others` (the lobbies it was published to), has said so; whether
+    this call did."""
+    failed = {"event": "failed", "match_id": match_id, "reason": WITHDRAWN}
     text = json.dumps(failed, separators=(",", ":"))
-    d = redis.run(_WITHDRAW, [keys.outcome(match_id), keys.followers(match_id)],
-                  [text, milliseconds(settings.key_ttl), lobby_id])  # fmt: skip
+    d = redis.run(_WITHDRAW, [keys.outcome(match_id), keys.followers(match_id),
+                              keys.left(match_id)],
+                  [text, milliseconds(settings.key_ttl), lobby_id, keys.streams,
+                   *others])  # fmt: skip
     return d.addCallback(lambda recorded: recorded == 1)
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, succeed
@@ -42,6 +42,7 @@ from vinom.cluster.channel import (
     OPEN_GROUP,
     RECHECK,
     REQUESTS_KEPT_FOR,
+    WITHDRAWN,
     PlacementKeys,
     decide,
     stream_lost,
@@ -80,6 +81,8 @@ class _Placing:
         self.on_waiting = on_waiting
         self.result: Deferred[HostAddress] = Deferred()
         self.timers: list[IDelayedCall] = []
+        # This lobby's players of it all left (`withdraw`): given up, it is withdrawn.
+        self.left = False
 
     def cancel_timers(self) -> None:
         for timer in self.timers:
@@ -107,8 +110,12 @@ class RemoteMatchHosting(Service):
         settings: PlacementSettings = DEFAULT_PLACEMENT,
         refuses: Callable[[HostRecord], str | None] | None = None,
         realm: str = DEFAULT_REALM,
+        lobbies_of: Callable[[str], Iterable[str]] | None = None,
     ) -> None:
         self.lobby_id = lobby_id or "l-" + secrets.token_hex(6)
+        # The lobbies a match was published to (the matchmaker's `lobbies_of`): each
+        # follows it as it hears it, so a withdrawal waits for their word too.
+        self._lobbies_of = lobbies_of
         # The realm whose hosts place this lobby's matches.
         self.realm = realm
         # Why this lobby cannot use a live host (None: it can), e.g. one it cannot relay
@@ -185,15 +192,13 @@ class RemoteMatchHosting(Service):
     ) -> Deferred[HostAddress]:
         match_id = match.match_id
         placing = _Placing(match, on_ended, on_waiting)
-        # Cancelled (its players all left while it waited): no longer followed here, and
-        # given up if no other lobby follows it, so no host takes it.
+        # Cancelled: no longer followed here, and withdrawn as by `withdraw`.
         placing.result = Deferred(lambda _: self._withdraw(match_id))
         self._placing[match_id] = placing
         self._later(placing, self._settings.place_timeout, self._timed_out, match_id)
         self._later(placing, FOLLOW_AGAIN, self._not_placed_yet, match_id)
         # No live host with a free slot: its players told to wait once the match is
-        # followed (not before this call returns: the lobby's check for a match
-        # abandoned as it formed runs after it, and must not find this one waiting).
+        # followed (not before this call returns: the lobby holds its Deferred then).
         self._follow(placing, waiting=self.free_ports == 0 and bool(self.running))
         return placing.result
 
@@ -547,7 +552,11 @@ class RemoteMatchHosting(Service):
         placing = self._done(match_id)
         if placing is None:
             return
-        placing.result.errback(NoHostAvailable(reason or "no game host took the match"))
+        if reason == WITHDRAWN and placing.left:
+            # Every lobby's players of it left, these too: withdrawn, as in one lobby.
+            placing.result.errback(CancelledError())
+        else:
+            placing.result.errback(NoHostAvailable(reason or "no game host took the match"))
         self._check_all_ended()
 
     def _ended(self, match_id: str, outcome: MatchEnded | None) -> None:
@@ -597,14 +606,46 @@ class RemoteMatchHosting(Service):
         if match_id in self._placing:
             self._give_up(match_id, "no game host took the match in time")
 
+    def withdraw(self, match_id: str) -> Deferred[bool]:
+        """This lobby's players of a match waiting for a host all left. It is withdrawn
+        (its Deferred fails with CancelledError) once every lobby of the match has said
+        so (`vinom.cluster.channel.withdraw`): until then it goes on for the players of
+        another lobby, as in one lobby a match waits while one of its players is
+        connected, and this lobby follows it still, for its own players to `reconnect`
+        to their seat and for its end. Whether it was withdrawn."""
+        placing = self._placing.get(match_id)
+        if placing is None:
+            return succeed(False)
+        placing.left = True
+        d = withdraw(self._redis, self._keys, self._settings, self.lobby_id, match_id,
+                     self._others(match_id))  # fmt: skip
+
+        def decided(given_up: bool) -> bool:
+            if given_up:
+                self._failed(match_id, WITHDRAWN)
+            else:
+                self.log.info("match {match_id}: its players here left; it waits on for "
+                              "another lobby's players", match_id=match_id)  # fmt: skip
+            return given_up
+
+        def failed(failure: Failure) -> bool:
+            # It waits on: `place_timeout` gives it up if no host takes it.
+            self.log.warn("withdrawing {match_id} failed: {error}", match_id=match_id,
+                          error=failure.value)  # fmt: skip
+            return False
+
+        return d.addCallbacks(decided, failed)
+
+    def _others(self, match_id: str) -> list[str]:
+        lobbies = () if self._lobbies_of is None else self._lobbies_of(match_id)
+        return [lobby for lobby in lobbies if lobby != self.lobby_id]
+
     def _withdraw(self, match_id: str) -> None:
-        """This lobby's players of a waiting match all left: it stops following the
-        match (its Deferred fails with CancelledError), which waits on for the players
-        of any other lobby that follows it; the last follower to leave gives it up. Not
-        recorded `failed` for every lobby: players of another lobby, still connected,
-        are not sent back to the queue because others left."""
+        """The match's Deferred was cancelled: it is no longer followed here, and this
+        lobby's word is given as by `withdraw`."""
         self._done(match_id)
-        d = withdraw(self._redis, self._keys, self._settings, self.lobby_id, match_id)
+        d = withdraw(self._redis, self._keys, self._settings, self.lobby_id, match_id,
+                     self._others(match_id))  # fmt: skip
         d.addErrback(lambda f: self.log.warn("withdrawing {match_id} failed: {error}",
                                              match_id=match_id, error=f.value))  # fmt: skip
         self._check_all_ended()

@@ -132,11 +132,19 @@ class IMatchHosting(Interface):
         `on_waiting(position)` is called if it must wait for a port;
         `on_ended(outcome)` once it has ended and its port is free again (None:
         its host could not say how). Cancelling the Deferred while it waits
-        withdraws the match. A match ended `host_crashed` whose host comes back
-        with its own end (a game host of a cluster cut off from Redis, not from
-        its players) has `on_ended` called once more, with that outcome, which
-        replaces the first.
+        withdraws the match as `withdraw` does, and this lobby no longer follows
+        it. A match ended `host_crashed` whose host comes back with its own end
+        (a game host of a cluster cut off from Redis, not from its players) has
+        `on_ended` called once more, with that outcome, which replaces the first.
         """
+
+    def withdraw(match_id: str) -> Deferred[bool]:
+        """The lobby's players of a match waiting for a port have all left: withdraw it
+        if nobody of it is left to play. Fires True once it is withdrawn (its
+        `host_match` Deferred failed with CancelledError first), False if it goes on:
+        it has a port already, or (hosts shared through Redis) another lobby's players
+        of it still wait for it; this lobby then hears its placement and its end as
+        before, and its players may `reconnect` to their seat meanwhile."""
 
     def when_all_ended() -> Deferred[None]:
         """Fires once no match is running or waiting for a port (at once if none is)."""

@@ -79,6 +79,8 @@ class GameHostingService(Service):
         self.game_url = game_url
         self._running: dict[str, _Running] = {}
         self._waiting: set[Deferred[int]] = set()
+        # The `host_match` Deferred of each match waiting for a port (`withdraw`).
+        self._withdrawable: dict[str, Deferred[HostAddress]] = {}
         self._stopping = False
         # Matches from host_match until their port is back (or they failed), and
         # who waits for there to be none (a drain).
@@ -144,14 +146,19 @@ class GameHostingService(Service):
         if self._stopping:
             return fail(HostingStopped("the game hosting service is stopping"))
         acquired = self.allocator.acquire()
+        self._matches.add(match.match_id)
+        hosted = Deferred.fromCoroutine(self._host(match, acquired, on_ended))
         if not acquired.called:
             self._waiting.add(acquired)
 
             def forget(result: object) -> object:
                 self._waiting.discard(acquired)
+                self._withdrawable.pop(match.match_id, None)
                 return result
 
             acquired.addBoth(forget)
+            # (Before `on_waiting`, which may withdraw it at once: nobody is left.)
+            self._withdrawable[match.match_id] = hosted
             if on_waiting is not None:
                 try:
                     on_waiting(self.allocator.waiting)
@@ -159,14 +166,22 @@ class GameHostingService(Service):
                     self.log.failure(
                         "on_waiting callback failed for {match_id}", match_id=match.match_id
                     )
-        self._matches.add(match.match_id)
-        hosted = Deferred.fromCoroutine(self._host(match, acquired, on_ended))
 
         def failed(failure: Failure) -> Failure:
             self._match_gone(match.match_id)
             return failure
 
         return hosted.addErrback(failed)
+
+    def withdraw(self, match_id: str) -> Deferred[bool]:
+        """The players of a match waiting for a port have all left (this process's lobby
+        holds them all): it is withdrawn, its Deferred failing with CancelledError. A
+        match with a port already (its host starting) goes on."""
+        hosted = self._withdrawable.pop(match_id, None)
+        if hosted is None:
+            return succeed(False)
+        hosted.cancel()
+        return succeed(True)
 
     async def _host(
         self, match: Match, acquired: Deferred[int], on_ended: EndedCallback | None

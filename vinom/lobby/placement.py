@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Mapping
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 from attrs import evolve, frozen
 from twisted.internet.defer import CancelledError, Deferred, succeed
@@ -38,7 +38,6 @@ from vinom.protocol.address import HostAddress
 from vinom.store.interfaces import IPlayerStore, MatchPlacement
 
 Frame = dict[str, Any]
-_T = TypeVar("_T")
 
 # The `reason` of a `queued` frame putting a player back whose match found no game host.
 NO_HOST = "no_host"
@@ -106,8 +105,9 @@ class MatchPlacer:
         self._pending: dict[str, Match] = {}
         # Matches waiting for a free port, in the allocator's (FIFO) order.
         self._waiting: dict[str, Match] = {}
-        # The hosting service's Deferred of each match not yet placed (to withdraw it).
-        self._placing: dict[str, Deferred[HostAddress]] = {}
+        # Matches whose players here all left while they waited, withdrawn or asked to
+        # be (with hosts shared through Redis, one goes on while another lobby's players
+        # of it wait).
         self._withdrawn: set[str] = set()
         self.matches_withdrawn = 0
         # For the operations endpoint: matches formed, and ended by how.
@@ -206,9 +206,6 @@ class MatchPlacer:
             on_waiting=partial(self._match_waiting, match),
             on_ended=partial(self._match_ended, match),
         )
-        if not d.called:
-            self._placing[match.match_id] = d
-            d.addBoth(self._placing_over, match.match_id)
         d.addCallback(self._place, match)
         d.addErrback(self._placement_failed, match)
         # Formed with none of its players connected here (they left as it formed).
@@ -221,30 +218,32 @@ class MatchPlacer:
         return self._players.is_connected(player_id) or self._limits.is_pending(player_id)
 
     def withdraw_if_abandoned(self, match: Match) -> None:
-        """Withdraw a match waiting for a port once none of its players is connected.
+        """Withdraw a match waiting for a port once none of its players is connected
+        (checked as a player leaves, and as the match begins to wait).
 
         Nobody would connect to its game host: placing it would only hold a port
-        for the connect deadline, ahead of real players.
+        for the connect deadline, ahead of real players. With hosts shared through
+        Redis this lobby's word is one of its lobbies': the match goes on while
+        another lobby's players of it wait (`IMatchHosting.withdraw`).
         """
-        if match.match_id not in self._waiting:
-            return  # placed, or being placed: it proceeds
+        match_id = match.match_id
+        if match_id not in self._waiting or match_id in self._withdrawn:
+            return  # placed, or being placed: it proceeds (or asked already)
         if any(self._players.is_connected(player_id) for player_id in match.player_ids):
             return
-        placing = self._placing.get(match.match_id)
-        if placing is None:
-            return
-        self._withdrawn.add(match.match_id)
-        placing.cancel()
-
-    def _placing_over(self, result: _T, match_id: str) -> _T:
-        self._placing.pop(match_id, None)
-        return result
+        self._withdrawn.add(match_id)
+        self._hosting.withdraw(match_id).addErrback(
+            lambda f: self.log.failure("withdrawing {match_id} failed", f, match_id=match_id)
+        )
 
     def _match_waiting(self, match: Match, position: int) -> None:
         self._waiting[match.match_id] = match
         frame = _waiting_frame(match, position)
         for connection in self._connections_in(match):
             connection.push(dict(frame))
+        # Its players may all have left before it began to wait (a cluster's match
+        # waits only once no host placed it within a second).
+        self.withdraw_if_abandoned(match)
 
     def _connections_in(self, match: Match) -> list[LobbyConnection]:
         found = []
@@ -256,6 +255,7 @@ class MatchPlacer:
 
     def _place(self, address: HostAddress, match: Match) -> None:
         self._waiting.pop(match.match_id, None)
+        self._withdrawn.discard(match.match_id)
         placement = MatchPlacement(match, address, self._clock.seconds())
         self._running[match.match_id] = RunningMatch(match, address, placement.placed_at)
         self._deliver(placement)
@@ -292,7 +292,8 @@ class MatchPlacer:
             connection.push(frame, final=True)
 
     def _placement_failed(self, failure: Failure, match: Match) -> None:
-        if match.match_id in self._withdrawn and failure.check(CancelledError):
+        withdrawn = match.match_id in self._withdrawn and failure.check(CancelledError)
+        if withdrawn:
             self.matches_withdrawn += 1
             self.log.info(
                 "match {match_id} withdrawn: its players left while it waited for a game server",
@@ -326,7 +327,9 @@ class MatchPlacer:
                 del self._pending[player_id]
             connection = self._players.connection_of(player_id)
             if (
-                failure.check(NoHostAvailable)
+                # (Withdrawn with a player here: one who came back to it after this
+                # lobby's word, through a cluster's other lobby's withdrawal.)
+                (failure.check(NoHostAvailable) or withdrawn)
                 and self._requeue is not None
                 and connection is not None
                 and connection.state is PlayerState.MATCHED
