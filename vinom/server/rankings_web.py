@@ -90,15 +90,23 @@ def _answer(request: Request, d: Any) -> Any:
     return NOT_DONE_YET
 
 
-class _Leaderboard(Resource):
+class _Rankings(Resource):
+    """A leaf over the rankings, reading the path below it."""
+
     isLeaf = True
 
     def __init__(self, rankings: Rankings) -> None:
         super().__init__()
         self._rankings = rankings
 
+    @staticmethod
+    def path_of(request: Request) -> list[str]:
+        return [p.decode("utf-8", "replace") for p in request.postpath or ()]
+
+
+class _Leaderboard(_Rankings):
     def render_GET(self, request: Request) -> Any:
-        path = [p.decode("utf-8", "replace") for p in request.postpath or ()]
+        path = self.path_of(request)
         if len(path) != 2 or not all(path):
             _error(request, "not_found", "GET /leaderboard/<game>/<queue>")
             return NOT_DONE_YET
@@ -108,15 +116,9 @@ class _Leaderboard(Resource):
         return _answer(request, self._rankings.leaderboard(path[0], path[1], limit))
 
 
-class _History(Resource):
-    isLeaf = True
-
-    def __init__(self, rankings: Rankings) -> None:
-        super().__init__()
-        self._rankings = rankings
-
+class _History(_Rankings):
     def render_GET(self, request: Request) -> Any:
-        path = [p.decode("utf-8", "replace") for p in request.postpath or ()]
+        path = self.path_of(request)
         if len(path) != 1 or not path[0]:
             _error(request, "not_found", "GET /history/<player id>")
             return NOT_DONE_YET
