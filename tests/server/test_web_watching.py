@@ -148,23 +148,29 @@ class ArenaSpectatorTests(TestCase):
             lambda d: d.find_element(By.ID, "game-transport").get_attribute("data-kind")
         )
         self.assertEqual(shown, kind)
-        await browser.run(lambda d: d.execute_script(DOTS))
-        # A second of frames with both dots drawn.
-        await browser.wait_until(lambda d: d.execute_script(
-            "return window.__dots.filter((f) => Object.keys(f).length === 2).length > 40;"
-        ), WAIT)  # fmt: skip
-        frames = await browser.run(lambda d: d.execute_script("return window.__dots;"))
-        both = [f for f in frames if len(f) == 2]
-        self.assertEqual(set(both[-1]), {"0", "1"})
+        both = await both_dots_drawn(self, browser)
         # Nobody's own: a spectator has no dot of theirs.
         self.assertFalse(any(dot[2] for f in both for dot in f.values()))
-        # The bots move: the dots drawn are not all in one place.
-        self.assertGreater(len({str(f) for f in both}), 10)
         status = await browser.text_of(".vb-arena-status")
         self.assertEqual(status, "Watching: every player's dot.")
         # Nothing sent to the game: a spectator's messages would be dropped unread.
         self.assertEqual(await browser.run(lambda d: d.execute_script("return window.__sent;")), [])
         await browser.check()
+
+
+async def both_dots_drawn(test: TestCase, browser: Browser) -> list[dict[str, list[object]]]:
+    """The arena frames drawn over about a second in which both players' dots are on
+    the board, asserted to show both dots and to move (the bots play)."""
+    await browser.run(lambda d: d.execute_script(DOTS))
+    await browser.wait_until(lambda d: d.execute_script(
+        "return window.__dots.filter((f) => Object.keys(f).length === 2).length > 40;"
+    ), WAIT)  # fmt: skip
+    frames = await browser.run(lambda d: d.execute_script("return window.__dots;"))
+    both = [f for f in frames if len(f) == 2]
+    test.assertEqual(set(both[-1]), {"0", "1"})
+    # The bots move: the dots drawn are not all in one place.
+    test.assertGreater(len({str(f) for f in both}), 10)
+    return both
 
 
 class ArenaReplayTests(TestCase):
@@ -196,14 +202,7 @@ class ArenaReplayTests(TestCase):
     async def test_the_arenas_replay_draws_every_dot(self) -> None:
         browser = await self.replay(ArenaGame(2), {"twisted/plugins/arena_games.py": ARENA_PLUGIN})
         await wait_for_game(browser, "arena")
-        await browser.run(lambda d: d.execute_script(DOTS))
-        await browser.wait_until(lambda d: d.execute_script(
-            "return window.__dots.filter((f) => Object.keys(f).length === 2).length > 40;"
-        ), WAIT)  # fmt: skip
-        frames = await browser.run(lambda d: d.execute_script("return window.__dots;"))
-        both = [f for f in frames if len(f) == 2]
-        self.assertEqual(set(both[-1]), {"0", "1"})
-        self.assertGreater(len({str(f) for f in both}), 10)
+        await both_dots_drawn(self, browser)
         status = await browser.text_of(".vb-arena-status")
         self.assertEqual(status, "A replay: every player's dot.")
         await browser.check()
