@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_at_start = results.load_average()
     out = sys.stdout
     kept = results.JsonLines(out)
-    sys.stdout = kept  # type: ignore[assignment]
+    sys.stdout = kept
     try:
         status = run(module, options.subOptions)
     finally:
