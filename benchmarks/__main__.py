@@ -7,16 +7,22 @@ Every scenario starts its server and its load generator as separate
 processes on 127.0.0.1 (pinned to separate cores when there are two),
 shows a progress bar on a terminal, and prints a human table followed by
 one JSON line with the figures, including the CPU seconds the server and
-the load used. docs/performance.md defines each scenario exactly.
+the load used. benchmarks/README.md defines each scenario exactly.
+
+`python -m benchmarks --save-results DIR <command> [options]` also writes
+that JSON line to a dated result file in DIR (benchmarks/results.py).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 from twisted.python import usage
+
+from benchmarks import results
 
 # Scenario name -> module holding its `Options` and `run(options) -> exit code`.
 SCENARIOS = {
@@ -44,9 +50,25 @@ def _scenario(name: str) -> tuple[type[usage.Options], str]:
     return module.Options, doc
 
 
+def results_directory(path: str) -> str:
+    """usage.Options coerce of --save-results."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"--save-results: {path} is not a directory")
+    return path
+
+
+results_directory.coerceDoc = "A directory, made if missing."  # type: ignore[attr-defined]
+
+
 class Options(usage.Options):
-    synopsis = "<scenario> [options]"
+    synopsis = "[--save-results DIR] <scenario> [options]"
     longdesc = __doc__
+
+    optParameters = [
+        ["save-results", None, None,
+         "Also write the run's JSON line to a dated result file in this directory.",
+         results_directory],
+    ]  # fmt: skip
 
     subCommands = [
         [name, None, *_scenario(name)]
@@ -60,17 +82,55 @@ class Options(usage.Options):
             )
 
 
+def command_args(argv: Sequence[str], command: str) -> list[str]:
+    """The options given to `command` in `argv` (what follows its name)."""
+    skip = False
+    for index, arg in enumerate(argv):
+        if skip:
+            skip = False
+        elif arg == "--save-results":
+            skip = True
+        elif arg == command:
+            return list(argv[index + 1:])
+    return []
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     options = Options()
     try:
-        options.parseOptions(list(sys.argv[1:] if argv is None else argv))
+        options.parseOptions(argv)
     except usage.UsageError as e:
         sys.stderr.write(f"{options}\nerror: {e}\n")
         return 2
     assert options.subCommand is not None
     module = importlib.import_module(COMMANDS[options.subCommand])
+    directory = options["save-results"]
+    if directory is None:
+        return run(module, options.subOptions)
+    load_at_start = results.load_average()
+    out = sys.stdout
+    kept = results.JsonLines(out)
+    sys.stdout = kept
     try:
-        return int(module.run(options.subOptions))
+        status = run(module, options.subOptions)
+    finally:
+        sys.stdout = out
+    result = kept.result()
+    path = None
+    if result is not None:
+        path = results.save(
+            directory, options.subCommand, command_args(argv, options.subCommand),
+            status, result, load_at_start,
+            scenario=getattr(options.subOptions, "scenario", None),
+        )  # fmt: skip
+    results.report_saved(path)
+    return status
+
+
+def run(module: object, options: usage.Options) -> int:
+    try:
+        return int(module.run(options))  # type: ignore[attr-defined]
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
