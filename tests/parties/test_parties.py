@@ -341,6 +341,32 @@ class RedisPartyStoreTests(PartyStoreContract, TestCase):
         self.assertEqual(len(final.members), 4)
         self.assertEqual(set(final.player_ids[1:]), {p.player_ids[-1] for p in joined})
 
+    async def test_two_lobbies_joining_the_last_place_at_once_one_wins(self) -> None:
+        # Two lobbies (each its own pool) read the party with one place left at once, each
+        # decides its join on what it read; the write of the second finds the party moved
+        # and it decides again: full. Several rounds, each a new party.
+        stores = [await self.make_store(max_size=2) for _ in range(2)]
+        heard: list[PartyChange] = []
+        stores[0].add_listener(heard.append)
+        for n in range(6):
+            party = await stores[0].create(member(f"lead{n}"))
+            results = await gatherResults([
+                store.join(party.code, member(f"r{n}p{i}")).addErrback(
+                    lambda f: f.trap(PartyError) and f.value.code
+                )
+                for i, store in enumerate(stores)
+            ])  # fmt: skip
+            won = [r for r in results if isinstance(r, Party)]
+            self.assertEqual(len(won), 1, results)
+            self.assertEqual([r for r in results if not isinstance(r, Party)], ["party_full"])
+            final = await stores[1].party_of(f"lead{n}")
+            self.assertEqual(final, won[0])
+            self.assertEqual(len(final.members), 2)
+            loser = f"r{n}p{1 - results.index(won[0])}"
+            self.assertIsNone(await stores[0].party_of(loser))
+        await until(lambda: len(heard) == 12, "every change")
+        self.assertEqual([c.event for c in heard], ["created", "joined"] * 6)
+
     async def test_a_member_key_whose_party_is_gone_does_not_hold_the_player(self) -> None:
         # As after Redis lost some keys: the party hash is gone, a member key is left.
         party = await self.store.create(member("a"))
