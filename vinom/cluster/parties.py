@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from attrs import evolve, frozen
 from twisted.internet.defer import Deferred, FirstError, ensureDeferred, gatherResults, succeed
@@ -340,8 +340,8 @@ class RedisPartyStore:
         holds: str | None = None,
     ) -> Deferred[Party]:
         async def change() -> Party:
-            party = await self._change(op, decide, refuse_late=refuse_late)
-            assert party is not None
+            # (Only the timers' changes answer with no party.)
+            party = cast(Party, await self._change(op, decide, refuse_late=refuse_late))
             if holds is not None:
                 self._held.add(holds)
             return party
@@ -533,9 +533,12 @@ def _json(value: object) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-async def _each(calls: Iterable[Awaitable[T]]) -> list[T]:
+async def _each(calls: Iterable[Coroutine[Any, Any, T] | Deferred[T]]) -> list[T]:
     """Every call's result, the calls made at once; the first failure as it is."""
-    d = gatherResults([ensureDeferred(call) for call in calls], consumeErrors=True)
+    d: Deferred[list[T]] = gatherResults(
+        [ensureDeferred(call) for call in calls],
+        consumeErrors=True,
+    )
     try:
         return await d
     except FirstError as error:
