@@ -1,8 +1,8 @@
 """The memory and the Redis backends given the same random inputs answer alike.
 
 The match rule is written once (vinom/matchmaking/windows.py) and both
-matchmakers run it; the party rules are still written twice (parties.lua and
-vinom/parties/memory.py). These tests drive both backends with the same random
+matchmakers run it; the party rule too (vinom/parties/rules.py), run by both
+party stores. These tests drive both backends with the same random
 sequence of calls (hypothesis draws it and shrinks a failing one; the failure
 message lists the calls of the failing example) and assert that both answer
 alike at every step:
@@ -23,7 +23,8 @@ alike at every step:
   queued, in the same places. Match ids are drawn at random on each side
   and are not part of the rule.
 - `PartiesSameRuleTests`: `MemoryPartyStore` (vinom/parties/memory.py)
-  against `RedisPartyStore` (vinom/cluster/parties.py + parties.lua):
+  against `RedisPartyStore` (vinom/cluster/parties.py: the rule on what it
+  read, its step written by checked.lua if nothing read has changed):
   create, join (by code in any case, unknown codes, full and queued
   parties), leave, set_queued with the members on the ticket or stale ones,
   clearing (unqueued or matched). Both must answer each call alike (the

@@ -4,7 +4,8 @@
 every change); `RedisPartyStoreTests` runs it on a real redis-server
 (tests/support/redis_server.py) and adds what only Redis has: two lobbies' stores
 sharing parties and hearing each other's changes, racing joins, keys that
-lapse with the lobby that refreshed them.
+lapse with the lobby that refreshed them. `RedisPartyStoreAsTheLobbyUserTests`
+runs it as the lobbies' Redis ACL user, with the rules deploy/ declares.
 """
 
 # slow: starts Redis (tests/support/redis_server.py)
@@ -12,10 +13,13 @@ lapse with the lobby that refreshed them.
 from __future__ import annotations
 
 import json
+import os
+import re
+from pathlib import Path
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import gatherResults
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
@@ -24,6 +28,7 @@ from zope.interface.verify import verifyObject
 from tests.store.test_store import raw_connection, redis_client
 from tests.support.redis_server import RedisServer, start_redis
 from tests.support.waiting import until
+from vinom.cluster.blocking import ask
 from vinom.cluster.parties import RedisPartySettings, RedisPartyStore
 from vinom.cluster.watch import WATCH_BREAK
 from vinom.codes import CODE_ALPHABET
@@ -341,6 +346,32 @@ class RedisPartyStoreTests(PartyStoreContract, TestCase):
         self.assertEqual(len(final.members), 4)
         self.assertEqual(set(final.player_ids[1:]), {p.player_ids[-1] for p in joined})
 
+    async def test_two_lobbies_joining_the_last_place_at_once_one_wins(self) -> None:
+        # Two lobbies (each its own pool) read the party with one place left at once, each
+        # decides its join on what it read; the write of the second finds the party moved
+        # and it decides again: full. Several rounds, each a new party.
+        stores = [await self.make_store(max_size=2) for _ in range(2)]
+        heard: list[PartyChange] = []
+        stores[0].add_listener(heard.append)
+        for n in range(6):
+            party = await stores[0].create(member(f"lead{n}"))
+            results = await gatherResults([
+                store.join(party.code, member(f"r{n}p{i}")).addErrback(
+                    lambda f: f.trap(PartyError) and f.value.code
+                )
+                for i, store in enumerate(stores)
+            ])  # fmt: skip
+            won = [r for r in results if isinstance(r, Party)]
+            self.assertEqual(len(won), 1, results)
+            self.assertEqual([r for r in results if not isinstance(r, Party)], ["party_full"])
+            final = await stores[1].party_of(f"lead{n}")
+            self.assertEqual(final, won[0])
+            self.assertEqual(len(final.members), 2)
+            loser = f"r{n}p{1 - results.index(won[0])}"
+            self.assertIsNone(await stores[0].party_of(loser))
+        await until(lambda: len(heard) == 12, "every change")
+        self.assertEqual([c.event for c in heard], ["created", "joined"] * 6)
+
     async def test_a_member_key_whose_party_is_gone_does_not_hold_the_player(self) -> None:
         # As after Redis lost some keys: the party hash is gone, a member key is left.
         party = await self.store.create(member("a"))
@@ -409,3 +440,64 @@ class RedisPartyStoreTests(PartyStoreContract, TestCase):
         self.assertEqual([(c.event, c.player_id) for c in heard], [("joined", "c")])
         self.assertEqual((await store.create(member("d"))).player_ids, ("d",))
         self.assertEqual((await store.leave("b", refuse_late=True)).player_ids, ("a", "c"))
+
+
+# The lobbies' Redis ACL rules, as the Redis pods of deploy/ declare them (docs/scaling.md,
+# "Redis users"; tests/test_deploy.py checks that both say the same).
+REDIS_SH = Path(__file__).resolve().parents[2] / "deploy/components/redis-sentinel/redis.sh"
+
+
+def lobby_acl_rules() -> list[str]:
+    (rules,) = re.findall(r"^user vinom-lobby on >\$\w+ (.*)$", REDIS_SH.read_text(), re.M)
+    return str(rules).split()
+
+
+class RedisPartyStoreAsTheLobbyUserTests(PartyStoreContract, TestCase):
+    """The contract as the lobbies' ACL user, its stores refreshing and checking their
+    members every 0.1 s: Redis refuses them nothing (its ACL LOG stays empty)."""
+
+    timeout = 60
+    admin = "admin-pa55"
+    password = "lobby-pa55"
+
+    async def setUp(self) -> None:  # type: ignore[override]
+        user = ("--user", "vinom-lobby", "on", ">" + self.password, *lobby_acl_rules())
+        self.redis = RedisServer(os.path.abspath(self.mktemp()), password=self.admin,
+                                 extra=user)  # fmt: skip
+        await self.redis.start()
+        self.addCleanup(lambda: Deferred.fromCoroutine(self.redis.stop()))
+        # (Cleanups run last first: this one after the stores have stopped.)
+        self.addCleanup(self.nothing_refused)
+        await super().setUp()
+
+    def nothing_refused(self) -> None:
+        refused = ask(("127.0.0.1", self.redis.port), ["ACL", "LOG"], password=self.admin)
+        self.assertEqual(refused, [])
+
+    async def make_store(self, max_size: int = 4) -> Any:
+        client = await redis_client(self, self.redis, username="vinom-lobby",
+                                    password=self.password)  # fmt: skip
+        store = RedisPartyStore(
+            client, TCP4ClientEndpoint(reactor, "127.0.0.1", self.redis.port), reactor,
+            max_size=max_size, password=self.password, username="vinom-lobby",
+            settings=RedisPartySettings(refresh_every=0.1, check_every=0.1),
+            lobby_id="l-here", lease_prefix="vinom:mm", lease_settle=0.3,
+        )  # fmt: skip
+        await store.start()
+        self.addCleanup(store.stop)
+        return store
+
+    async def test_the_timers_take_out_lapsed_members_and_those_of_dead_lobbies(self) -> None:
+        party = await self.store.create(member("a"))
+        for p in "bc":
+            await self.store.join(party.code, member(p))
+        admin = ("127.0.0.1", self.redis.port)
+        # b's lobby stopped refreshing b's key, which lapsed: the refresh takes b out.
+        ask(admin, ["DEL", "vinom:party:of:b"], password=self.admin)
+        await until(lambda: ("left", "b") in self.events(), "b taken out")
+        # c is held by a lobby with no lease (it died): the check takes c out.
+        lobbies = json.dumps({"a": "l-here", "c": "l-gone"})
+        ask(admin, ["HSET", f"vinom:party:{party.party_id}", "lobbies", lobbies],
+            password=self.admin)  # fmt: skip
+        await until(lambda: ("left", "c") in self.events(), "c taken out")
+        self.assertEqual((await self.store.party_of("a")).player_ids, ("a",))

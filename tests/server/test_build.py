@@ -51,6 +51,6 @@ class BuildTests(SynchronousTestCase):
             and path.suffix not in (".py", ".pyc", ".so", ".c", ".h", ".o")
             and "__pycache__" not in path.parts
         ]
-        self.assertIn(Path("cluster/parties.lua"), data)
+        self.assertIn(Path("cluster/checked.lua"), data)
         missing = [str(path) for path in data if not (installed / path).is_file()]
         self.assertEqual(missing, [])

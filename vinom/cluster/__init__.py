@@ -2,7 +2,8 @@
 
 The settings of every part, with their one validator (`settings`), the
 client, its script loader and its clock (`client`, `clock`), the shared matchmaker
-(`matchmaker` with `matchmaker.lua`), parties (`parties` with `parties.lua`),
+(`matchmaker` with `matchmaker.lua`), parties (`parties`, its writes checked by
+`checked` with `checked.lua`),
 the player store (`players`), the host registry (`hosts`), match placement
 across processes (`placement` in lobbies, `agent` in game hosts, `channel`
 what both ends share), per-address limits (`address_limits`) and the

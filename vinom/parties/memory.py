@@ -1,32 +1,21 @@
 """The in-memory party store: the parties of one lobby process.
 
-Listeners are told of each change before the call's Deferred fires. Lobbies
-that share players keep their parties in Redis (vinom.cluster.parties).
+It runs the party rule (vinom.parties.rules) on its own dicts. Listeners are
+told of each change before the call's Deferred fires. Lobbies that share
+players keep their parties in Redis (vinom.cluster.parties).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from attrs import evolve
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from vinom.codes import new_join_code, normal_code
+from vinom.parties import rules
 from vinom.parties.interfaces import (
-    ALREADY_IN_PARTY,
-    CREATED,
-    JOINED,
-    LEFT,
-    MATCHED,
-    NOT_IN_PARTY,
-    PARTY_CHANGED,
-    PARTY_FULL,
-    PARTY_QUEUED,
-    QUEUED,
-    UNKNOWN_PARTY,
-    UNQUEUED,
     IPartyStore,
     Party,
     PartyChange,
@@ -63,47 +52,24 @@ class MemoryPartyStore:
         self._listeners: list[PartyListener] = []
 
     def create(self, leader: PartyMember) -> Deferred[Party]:
-        if leader.player_id in self._by_player:
-            return fail(PartyError(ALREADY_IN_PARTY, "you are in a party already; leave it first"))
         code = self._new_code()
         while code in self._by_code:
             code = self._new_code()
-        party = Party(self._new_id(), code, (leader,))
-        self._by_code[code] = party.party_id
-        self._by_player[leader.player_id] = party.party_id
-        return succeed(self._changed(party, CREATED, leader.player_id))
+        own = self._party_of(leader.player_id)
+        return self._run(lambda: rules.create(own, self._new_id(), code, leader))
 
     def join(self, code: str, member: PartyMember) -> Deferred[Party]:
         party_id = self._by_code.get(normal_code(code))
-        if party_id is None:
-            return fail(PartyError(UNKNOWN_PARTY, "no party with that join code"))
-        if member.player_id in self._by_player:
-            return fail(PartyError(ALREADY_IN_PARTY, "you are in a party already; leave it first"))
-        party = self._parties[party_id]
-        if len(party.members) >= self.max_size:
-            return fail(PartyError(PARTY_FULL, f"the party has its {self.max_size} members"))
-        if party.queued_for is not None:
-            return fail(PartyError(PARTY_QUEUED, "the party is queued; join once it is not"))
-        self._by_player[member.player_id] = party_id
-        party = evolve(party, members=(*party.members, member))
-        return succeed(self._changed(party, JOINED, member.player_id))
+        party = None if party_id is None else self._parties[party_id]
+        own = self._party_of(member.player_id)
+        return self._run(lambda: rules.join(party, own, member, self.max_size))
 
     def leave(self, player_id: str, *, refuse_late: bool = False) -> Deferred[Party]:
         # Done at once: never late.
-        party_id = self._by_player.pop(player_id, None)
-        if party_id is None:
-            return fail(PartyError(NOT_IN_PARTY, "you are not in a party"))
-        party = self._parties[party_id]
-        members = tuple(m for m in party.members if m.player_id != player_id)
-        party = evolve(party, members=members, queued_for=None, queue=None)
-        if not members:
-            del self._parties[party_id]
-            del self._by_code[party.code]
-        return succeed(self._changed(party, LEFT, player_id))
+        return self._run(lambda: rules.leave(self._party_of(player_id), player_id))
 
     def party_of(self, player_id: str) -> Deferred[Party | None]:
-        party_id = self._by_player.get(player_id)
-        return succeed(None if party_id is None else self._parties[party_id])
+        return succeed(self._party_of(player_id))
 
     def set_queued(
         self,
@@ -116,29 +82,41 @@ class MemoryPartyStore:
         queue: str = "normal",
     ) -> Deferred[Party]:
         party = self._parties.get(party_id)
-        if party is None:
-            return fail(PartyError(UNKNOWN_PARTY, "the party is gone"))
-        if game is not None and tuple(members) != party.player_ids:
-            return fail(PartyError(PARTY_CHANGED, "the party's members changed; queue again"))
-        if game == party.queued_for and game is None:
-            return succeed(party)
-        party = evolve(party, queued_for=game, queue=None if game is None else queue)
-        event = QUEUED if game is not None else MATCHED if matched else UNQUEUED
-        return succeed(self._changed(party, event, party.leader, position))
+        return self._run(lambda: rules.set_queued(
+            party, game, members, position, matched=matched, queue=queue
+        ))  # fmt: skip
 
     def add_listener(self, listener: PartyListener) -> None:
         self._listeners.append(listener)
 
-    def _changed(
-        self, party: Party, event: str, player_id: str, position: int | None = None
-    ) -> Party:
+    def _party_of(self, player_id: str) -> Party | None:
+        party_id = self._by_player.get(player_id)
+        return None if party_id is None else self._parties[party_id]
+
+    def _run(self, decide: Callable[[], rules.Step]) -> Deferred[Party]:
+        """Make the step the rule decides (or fail with its PartyError), then tell it."""
+        try:
+            step = decide()
+        except PartyError as error:
+            return fail(error)
+        party = step.party
+        if step.event is None:
+            return succeed(party)
+        if step.joined is not None:
+            self._by_player[step.joined] = party.party_id
+            self._by_code[party.code] = party.party_id
+        if step.left is not None:
+            del self._by_player[step.left]
         if party.members:
             self._parties[party.party_id] = party
-        change = PartyChange(party, event, player_id, position)
+        else:
+            del self._parties[party.party_id]
+            del self._by_code[party.code]
+        change = PartyChange(party, step.event, step.player_id, step.position)
         for listener in list(self._listeners):
             try:
                 listener(change)
             except Exception:
                 # One failing listener must not keep the change from the others.
                 self.log.failure("party listener failed for {party_id}", party_id=party.party_id)
-        return party
+        return succeed(party)
