@@ -1,0 +1,139 @@
+"""The ranked results stream (vinom.cluster.ranked): a game host's end of a ranked match
+reaches a lobby that rates matches whoever followed it, is acknowledged and deleted once
+rated, stays pending while its rating fails, and one a dead lobby read is claimed by a
+living one; the entries' encoding, refusals included, on its own."""
+
+# slow: starts Redis (tests/support/redis_server.py)
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from tests.cluster.test_remote_placement import open_redis
+from tests.support.waiting import until
+from vinom.cluster.channel import PlacementKeys, announce_end
+from vinom.cluster.client import RedisClient
+from vinom.cluster.ranked import GROUP, RankedResultsReader, decode_result, encode_result
+from vinom.errors import BackendUnavailable
+from vinom.match import Match, MatchEnded, Ticket
+
+
+def ranked(match_id: str, queue: str = "ranked", bot: bool = False) -> Match:
+    seats = tuple(Ticket(p, p, "tictactoe", None, 0.0, queue, bot=bot and p == "b")
+                  for p in ("a", "b"))  # fmt: skip
+    return Match(match_id, "tictactoe", seats, 0.0)
+
+
+def won(match_id: str) -> MatchEnded:
+    return MatchEnded(match_id, "finished", {"winners": ["a"], "reason": "line"}, None,
+                      ("a", "b"))  # fmt: skip
+
+
+class EncodingTests(SynchronousTestCase):
+    def test_a_ranked_end_round_trips(self) -> None:
+        text = encode_result(ranked("m-1"), won("m-1"))
+        self.assertEqual(decode_result([b"m", b"m-1", b"r", text.encode()]),
+                         (ranked("m-1"), won("m-1")))  # fmt: skip
+
+    def test_only_a_ranked_match_that_finished_with_a_result_is_added(self) -> None:
+        self.assertEqual(encode_result(ranked("m-1", queue="normal"), won("m-1")), "")
+        self.assertEqual(encode_result(ranked("m-1", bot=True), won("m-1")), "")
+        self.assertEqual(encode_result(ranked("m-1"), None), "")
+        aborted = MatchEnded("m-1", "aborted", None, "players_missing")
+        self.assertEqual(encode_result(ranked("m-1"), aborted), "")
+
+    def test_an_entry_holding_no_end_is_none(self) -> None:
+        good = json.loads(encode_result(ranked("m-1"), won("m-1")))
+        other = dict(good, outcome=dict(good["outcome"], match_id="m-2"))
+        for fields in ([], [b"m"], [b"m", b"m-1"], [b"r", b"{"], [b"r", b"[]"],
+                       [b"r", json.dumps({"match": {}}).encode()],
+                       [b"r", json.dumps(other).encode()]):  # fmt: skip
+            self.assertIsNone(decode_result(fields), fields)
+
+
+class ReaderTests(TestCase):
+    async def setUp(self) -> None:  # type: ignore[override]
+        self.redis = await open_redis(self)
+        self.keys = PlacementKeys(self.redis.settings.key_prefix)
+
+    def reader(self, record: Any, consumer: str = "l-a",
+               claim_after: float = 15.0) -> RankedResultsReader:  # fmt: skip
+        reader = RankedResultsReader(redis=self.redis, clock=reactor, consumer=consumer,
+                                     claim_after=claim_after, claim_every=0.05)  # fmt: skip
+        reader.subscribe(record)
+        reader.startService()
+        self.addCleanup(reader.stopService)
+        return reader
+
+    async def end(self, match: Match, outcome: MatchEnded) -> None:
+        """The game host's end of a match (no lobby follows it)."""
+        message = {"event": "ended", "match_id": match.match_id, "outcome": None}
+        await announce_end(self.redis, self.keys, "h-1", message, encode_result(match, outcome))
+
+    async def call(self, *command: object) -> Any:
+        return await self.redis.bounded(self.redis.handler.execute_command(*command))
+
+    async def test_a_ranked_end_nobody_follows_is_rated_and_deleted(self) -> None:
+        # Before any lobby rates matches, hosts add nothing.
+        await self.end(ranked("m-0"), won("m-0"))
+        self.assertEqual(await self.call("EXISTS", self.keys.results), 0)
+        rated: list[tuple[Match, MatchEnded]] = []
+        reader = self.reader(lambda m, o: succeed(rated.append((m, o))))
+        await until(lambda: reader.backlog is not None, "the group made", 10, every=0.02)
+        await self.end(ranked("m-1"), won("m-1"))
+        await self.end(ranked("m-2", queue="normal"), won("m-2"))
+        await until(lambda: rated, "the end rated", 10, every=0.02)
+        self.assertEqual(rated, [(ranked("m-1"), won("m-1"))])
+        await until(lambda: reader.recorded == 1 and reader.backlog == 0,
+                    "the entry deleted", 10, every=0.02)  # fmt: skip
+        self.assertEqual(await self.call("XLEN", self.keys.results), 0)
+        self.assertEqual(reader.pending, 0)
+
+    async def test_an_end_whose_rating_fails_is_tried_again(self) -> None:
+        answers = [fail(BackendUnavailable("the account database did not answer")),
+                   succeed(None)]  # fmt: skip
+        reader = self.reader(lambda m, o: answers.pop(0), claim_after=0.1)
+        await until(lambda: reader.backlog is not None, "the group made", 10, every=0.02)
+        await self.end(ranked("m-1"), won("m-1"))
+        await until(lambda: not answers and reader.backlog == 0, "rated the second time",
+                    10, every=0.02)  # fmt: skip
+        self.assertEqual(reader.recorded, 1)
+
+    async def test_a_dead_lobbys_pending_end_is_claimed_by_a_living_one(self) -> None:
+        # A lobby makes the group and reads an end, and dies before rating it.
+        dying = self.reader(lambda m, o: Deferred(), consumer="l-dead")
+        await until(lambda: dying.backlog is not None, "the group made", 10, every=0.02)
+        await self.end(ranked("m-1"), won("m-1"))
+        pending = await until_pending(self.redis, self.keys.results, "l-dead")
+        await dying.stopService()
+        # A living lobby claims it once it has been pending `claim_after`.
+        rated: list[str] = []
+        living = self.reader(lambda m, o: succeed(rated.append(m.match_id)), consumer="l-b",
+                             claim_after=0.3)  # fmt: skip
+        await until(lambda: rated == ["m-1"], "the dead lobby's end rated", 10, every=0.02)
+        await until(lambda: living.backlog == 0 and living.pending == 0, "acknowledged", 10,
+                    every=0.02)  # fmt: skip
+        self.assertEqual(await self.call("XLEN", self.keys.results), 0)
+        self.assertEqual(len(pending), 1)
+        # The dead lobby's consumer, holding nothing, has left the group.
+        consumers = await self.call("XINFO", "CONSUMERS", self.keys.results, GROUP)
+        names = {dict(zip(c[::2], c[1::2], strict=True))["name"] for c in consumers}
+        self.assertEqual(names, {"l-b"})
+
+
+async def until_pending(redis: RedisClient, key: str, consumer: str) -> list[Any]:
+    """The entries pending on `consumer`, once there are some."""
+    found: list[Any] = []
+
+    async def look() -> bool:
+        found[:] = await redis.bounded(redis.handler.execute_command(
+            "XPENDING", key, GROUP, "-", "+", 10, consumer))  # fmt: skip
+        return bool(found)
+
+    await until(look, "an end pending", 10, every=0.02)
+    return found
