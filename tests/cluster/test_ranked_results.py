@@ -8,16 +8,21 @@ living one; the entries' encoding, refusals included, on its own."""
 from __future__ import annotations
 
 import json
+import os
+import re
+from pathlib import Path
 from typing import Any
 
+from attrs import evolve
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.cluster.test_remote_placement import open_redis
+from tests.support.redis_server import RedisServer
 from tests.support.waiting import until
 from vinom.cluster.channel import PlacementKeys, announce_end
-from vinom.cluster.client import RedisClient
+from vinom.cluster.client import RedisClient, parse_redis_url
 from vinom.cluster.ranked import GROUP, RankedResultsReader, decode_result, encode_result
 from vinom.errors import BackendUnavailable
 from vinom.match import Match, MatchEnded, Ticket
@@ -59,6 +64,8 @@ class EncodingTests(SynchronousTestCase):
 class ReaderTests(TestCase):
     async def setUp(self) -> None:  # type: ignore[override]
         self.redis = await open_redis(self)
+        # The game host's client (the same, but where each role is its own Redis user).
+        self.host = self.redis
         self.keys = PlacementKeys(self.redis.settings.key_prefix)
 
     def reader(self, record: Any, consumer: str = "l-a",
@@ -73,7 +80,7 @@ class ReaderTests(TestCase):
     async def end(self, match: Match, outcome: MatchEnded) -> None:
         """The game host's end of a match (no lobby follows it)."""
         message = {"event": "ended", "match_id": match.match_id, "outcome": None}
-        await announce_end(self.redis, self.keys, "h-1", message, encode_result(match, outcome))
+        await announce_end(self.host, self.keys, "h-1", message, encode_result(match, outcome))
 
     async def call(self, *command: object) -> Any:
         return await self.redis.bounded(self.redis.handler.execute_command(*command))
@@ -137,3 +144,33 @@ async def until_pending(redis: RedisClient, key: str, consumer: str) -> list[Any
 
     await until(look, "an end pending", 10, every=0.02)
     return found
+
+
+# The Redis users deploy/ declares for each role (docs/scaling.md, "Redis users").
+REDIS_SH = Path(__file__).resolve().parents[2] / "deploy/components/redis-sentinel/redis.sh"
+
+
+class RedisUsersTests(ReaderTests):
+    """The same, each role as the Redis user deploy/ gives it, on vinom's default key
+    prefix: nothing it sends is refused (Redis's ACL LOG stays empty)."""
+
+    async def setUp(self) -> None:  # type: ignore[override]
+        users: list[str] = []
+        for user, rules in re.findall(r"^user (vinom-\w+) on >\$\w+ (.*)$",
+                                      REDIS_SH.read_text(), re.M):  # fmt: skip
+            users += ["--user", user, "on", f">{user}-pa55", *rules.split()]
+        self.server = RedisServer(os.path.abspath(self.mktemp()), password="admin-pa55",
+                                  extra=tuple(users))  # fmt: skip
+        await self.server.start()
+        self.addCleanup(lambda: Deferred.fromCoroutine(self.server.stop()))
+        settings = parse_redis_url(self.server.url)
+        self.redis, self.host = (
+            RedisClient.open(evolve(settings, username=role, password=f"{role}-pa55"), reactor)
+            for role in ("vinom-lobby", "vinom-host")
+        )  # fmt: skip
+        self.addCleanup(self.redis.disconnect)
+        self.addCleanup(self.host.disconnect)
+        self.keys = PlacementKeys(self.redis.settings.key_prefix)
+
+        # (Cleanups run last first: this one before the clients stop and Redis goes.)
+        self.addCleanup(lambda: self.assertEqual(self.server.command("ACL", "LOG"), b"*0"))
