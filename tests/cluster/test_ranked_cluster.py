@@ -31,7 +31,9 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 
 from tests.cluster.test_scaling import GAME, ClusterTestCase
+from tests.server.test_ops import http_get, metric_value
 from tests.support.doc_examples import python_example
+from tests.support.ports import free_tcp_port
 from tests.support.postgres_server import postgres_database
 from tests.support.waiting import until
 from vinom.accounts.interfaces import Identity
@@ -64,7 +66,9 @@ class RankedClusterTests(ClusterTestCase):
         for _ in "ab":
             await self.start("host", ports=PLAYERS // 2)
         doomed = await self.start("lobby", *signed)
-        survivor = await self.start("lobby", *signed)
+        ops = free_tcp_port()
+        survivor = await self.start("lobby", *signed, "--ops-port",
+                                    f"tcp:{ops}:interface=127.0.0.1")  # fmt: skip
         lobbies = [self.lobby_address(doomed), self.lobby_address(survivor)]
         token = python_example()
         rng = random.Random(50)
@@ -171,6 +175,14 @@ class RankedClusterTests(ClusterTestCase):
             await until(all_rated, "every finished match rated", CLAIM_AFTER * 3, every=0.5)
         except AssertionError:
             self.fail(f"{len(lost)} of {MATCHES} finished matches not rated: {lost[:5]}")
+        # The operator sees the same: no end waits in the ranked results stream, none
+        # pending on the dead lobby, none lost.
+        async def stream_empty() -> bool:
+            _, page = await http_get(f"http://127.0.0.1:{ops}/metrics")
+            return all(metric_value(page, f"vinom_ranked_results_{name}") == 0
+                       for name in ("backlog", "pending", "lost_total"))  # fmt: skip
+
+        await until(stream_empty, "an empty ranked results stream on /metrics", 30, every=0.5)
         for account_id, history in sorted(histories.items()):
             self.assertEqual(collections.Counter(h.match_id for h in history),
                              played[account_id], account_id)  # fmt: skip

@@ -21,9 +21,17 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from tests.cluster.test_remote_placement import open_redis
 from tests.support.redis_server import RedisServer
 from tests.support.waiting import until
-from vinom.cluster.channel import PlacementKeys, announce_end
+from vinom.cluster.channel import RESULTS_KEPT, PlacementKeys, announce_end
 from vinom.cluster.client import RedisClient, parse_redis_url
-from vinom.cluster.ranked import GROUP, RankedResultsReader, decode_result, encode_result
+from vinom.cluster.ranked import (
+    CLAIM_AFTER,
+    CLAIM_EVERY,
+    GROUP,
+    RESULTS_TTL,
+    RankedResultsReader,
+    decode_result,
+    encode_result,
+)
 from vinom.errors import BackendUnavailable
 from vinom.match import Match, MatchEnded, Ticket
 
@@ -59,6 +67,23 @@ class EncodingTests(SynchronousTestCase):
                        [b"r", json.dumps({"match": {}}).encode()],
                        [b"r", json.dumps(other).encode()]):  # fmt: skip
             self.assertIsNone(decode_result(fields), fields)
+
+
+class DocumentedTests(SynchronousTestCase):
+    def test_the_figures_the_docs_give(self) -> None:
+        self.assertEqual((CLAIM_AFTER, CLAIM_EVERY, RESULTS_KEPT, RESULTS_TTL),
+                         (15.0, 5.0, 100_000, 24 * 3600.0))  # fmt: skip
+        docs = REDIS_SH.parents[3] / "docs"
+        scaling = " ".join((docs / "scaling.md").read_text().split())
+        for said in ("every 5 s each lobby claims the ends pending for 15 s",
+                     "capped at about 100,000 entries", "lapses a day after the last lobby "
+                     "read it"):  # fmt: skip
+            self.assertIn(said, scaling)
+        accounts = " ".join((docs / "accounts.md").read_text().split())
+        self.assertIn("claimed and rated by a living lobby 15 s later", accounts)
+        operations = " ".join((docs / "operations.md").read_text().split())
+        self.assertIn("claimed by another after 15 s); as of the last claim round (every 5 s)",
+                      operations)  # fmt: skip
 
 
 class ReaderTests(TestCase):

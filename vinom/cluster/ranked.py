@@ -56,6 +56,8 @@ RESULTS_TTL = 24 * 3600.0
 # An end pending this long on a lobby (it died, or its write failed) is claimed by the
 # next lobby's claim round, its own included.
 CLAIM_AFTER = 15.0
+# How often a lobby claims such ends (and reads the stream's figures).
+CLAIM_EVERY = 5.0
 
 # (`RESULTS_KEPT`, vinom.cluster.channel: the stream's bound, `MAXLEN ~` as the hosts
 # add to it.)
@@ -150,14 +152,14 @@ class RankedResultsReader(Service):
 
     def __init__(
         self, *, redis: RedisClient, clock: IReactorTime, consumer: str,
-        claim_after: float = CLAIM_AFTER, claim_every: float | None = None,
+        claim_after: float = CLAIM_AFTER, claim_every: float = CLAIM_EVERY,
     ) -> None:  # fmt: skip
         self._redis = redis
         self._clock = clock
         self.consumer = consumer
         self.key = PlacementKeys(redis.settings.key_prefix).results
         self._claim_after = claim_after
-        self._claim_every = claim_after / 3 if claim_every is None else claim_every
+        self._claim_every = claim_every
         self._record: Record | None = None
         self._reading: Deferred[None] = succeed(None)
         # Whether an end is with the subscriber now (a stop does not wait for it).
