@@ -107,7 +107,7 @@ redis.call('XDEL', KEYS[1], ARGV[2])
 return 1
 """)
 
-Record = Callable[[Match, MatchEnded], Deferred[object]]
+Record = Callable[[Match, MatchEnded], Deferred[None]]
 
 
 def encode_result(match: Match, outcome: MatchEnded | None) -> str:

@@ -163,7 +163,7 @@ class IRankedResults(Interface):
     reaches the lobby through `IMatchHosting.host_match`'s `on_ended`, and none is
     needed."""
 
-    def subscribe(record: Callable[[Match, MatchEnded], Deferred[object]]) -> None:
+    def subscribe(record: Callable[[Match, MatchEnded], Deferred[None]]) -> None:
         """Hand each end to `record` from now on. An end whose Deferred fails, or whose
         subscriber dies before it fires, is delivered again (to this subscriber or
         another) later: `record` is to be idempotent per match id."""
