@@ -127,6 +127,7 @@ class ResultsStreamTests(TestCase):
         self.assertEqual(rating.matches, 1)
         self.assertEqual([(f["type"], f["match_id"], f["change"]) for f in ann.frames],
                          [("rating", "m-1", round(history[0].change.change, 2))])  # fmt: skip
+        self.assertEqual(lobby.recorded, 1)
         # Not a rated one: done with, nothing recorded.
         normal = match("duel", a.account_id, b.account_id, queue="normal")
         self.assertIsNone(await lobby.record_result(normal, outcome))

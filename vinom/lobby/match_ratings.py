@@ -101,7 +101,8 @@ class MatchRatings:
         self._players = players
         self._clock = clock
         self._log_limit = LogLimiter(1.0, 10, clock)
-        # Matches rated by this lobby, for the operations endpoint and tests.
+        # Matches rated through this lobby (each once, however it heard the end), for
+        # the operations endpoint and tests.
         self.recorded = 0
         self._told: OrderedDict[str, None] = OrderedDict()
 
@@ -130,9 +131,9 @@ class MatchRatings:
         self._failed(failure, result)
 
     def _recorded(self, changes: dict[str, RatingChange], result: RankedResult) -> None:
-        self.recorded += 1
         if result.match_id in self._told:
             return
+        self.recorded += 1
         self._told[result.match_id] = None
         while len(self._told) > TOLD_REMEMBERED:
             self._told.popitem(last=False)
