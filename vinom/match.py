@@ -93,6 +93,14 @@ class Match:
     def player_ids(self) -> tuple[str, ...]:
         return tuple(t.player_id for t in self.players)
 
+    @property
+    def ranked(self) -> bool:
+        """Whether its end may be rated: two seats or more, each queued `ranked` by a
+        player (no bot, no open room's seat)."""
+        return len(self.players) >= 2 and all(
+            t.queue == RANKED_QUEUE and not t.bot for t in self.players
+        )
+
 
 def ticket_to_json(ticket: Ticket) -> dict[str, Any]:
     """A ticket as a JSON object (in Redis, and on the pipe to game-host workers)."""

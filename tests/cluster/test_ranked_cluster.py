@@ -1,15 +1,18 @@
-"""A real cluster rates every ranked match exactly once, whichever lobby hears its end.
+"""A real cluster rates every ranked match exactly once while one of its lobbies dies.
 
 Two `twistd vinom --role lobby` processes and two `--role host` processes on a
 real Redis share one real PostgreSQL account database (tests/support); the
 lobbies sign players in with `--auth signed`. Bots, each with a token made as
 docs/operations.md's example makes one, play rounds of ranked tictactoe through
-both lobbies, each match followed by the lobbies of its players (one or both, each
-recording its end). Afterwards, read from
-the database as the lobbies left it: every match a bot finished is in each of
-its players' histories exactly once, each player's rating counts exactly the
-matches they finished, and the leaderboard equals a replay of the history,
-match by match, with openskill itself (not vinom's rating code).
+both lobbies, and the first lobby is killed (SIGKILL) partway through: its bots
+go on through the other. A match whose players all queued through the dead lobby
+is followed by no living lobby; its end reaches the survivor through the ranked
+results stream (vinom.cluster.ranked), as does any end the dead lobby read and
+had not rated. Afterwards, read from the database as the lobbies left it: every
+match a bot finished is in each of its players' histories exactly once, each
+player's rating counts exactly the matches they finished, and the leaderboard
+equals a replay of the history, match by match, with openskill itself (not
+vinom's rating code).
 """
 
 # slow: starts Redis, PostgreSQL and four twistd vinom processes
@@ -28,7 +31,9 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 
 from tests.cluster.test_scaling import GAME, ClusterTestCase
+from tests.server.test_ops import http_get, metric_value
 from tests.support.doc_examples import python_example
+from tests.support.ports import free_tcp_port
 from tests.support.postgres_server import postgres_database
 from tests.support.waiting import until
 from vinom.accounts.interfaces import Identity
@@ -36,18 +41,21 @@ from vinom.accounts.records import HistoryEntry
 from vinom.accounts.sql import open_store
 from vinom.client.bots import BotReport, play_bot
 from vinom.client.lobby import signed_auth
+from vinom.cluster.ranked import CLAIM_AFTER
 
 # 80 players, 5 rounds each: 200 ranked matches of two.
 PLAYERS = 80
 ROUNDS = 5
 MATCHES = PLAYERS * ROUNDS // 2
+# The first lobby is killed once this many matches have finished.
+KILL_AFTER = MATCHES // 4
 KEY = ("5e7a" * 16).encode()
 
 
 class RankedClusterTests(ClusterTestCase):
     timeout = 300
 
-    async def test_every_ranked_match_is_rated_once_through_two_lobbies(self) -> None:
+    async def test_every_ranked_match_is_rated_once_while_a_lobby_dies(self) -> None:
         database = await postgres_database(self)
         key_file = os.path.abspath(self.mktemp())
         with open(key_file, "wb") as f:
@@ -57,9 +65,11 @@ class RankedClusterTests(ClusterTestCase):
                   "--rating-window", "tictactoe=100000,0")  # fmt: skip
         for _ in "ab":
             await self.start("host", ports=PLAYERS // 2)
-        first = await self.start("lobby", *signed)
-        second = await self.start("lobby", *signed)
-        lobbies = [self.lobby_address(first), self.lobby_address(second)]
+        doomed = await self.start("lobby", *signed)
+        ops = free_tcp_port()
+        survivor = await self.start("lobby", *signed, "--ops-port",
+                                    f"tcp:{ops}:interface=127.0.0.1")  # fmt: skip
+        lobbies = [self.lobby_address(doomed), self.lobby_address(survivor)]
         token = python_example()
         rng = random.Random(50)
         reports: list[BotReport] = []
@@ -111,6 +121,13 @@ class RankedClusterTests(ClusterTestCase):
                 count[0], last[0] = len(reports), reactor.seconds()
             return over()
 
+        def finished_matches() -> bool:
+            return len({r.match_id for r in reports if r.outcome == "finished"}) >= KILL_AFTER
+
+        await until(finished_matches, "matches to finish before the kill", 120, every=0.05)
+        doomed.transport.signalProcess("KILL")
+        await doomed.output.ended
+        killed = len({r.match_id for r in reports})
         await until(progressed, "every bot to play its rounds", 150, every=0.1)
         if not playing.called:
             playing.cancel()
@@ -124,6 +141,8 @@ class RankedClusterTests(ClusterTestCase):
         by_match = collections.Counter(r.match_id for r in reports)
         self.assertEqual(set(by_match.values()), {2})
         self.assertEqual(len(by_match), MATCHES)
+        # Bots of the dead lobby went on through the other.
+        self.assertGreater(sum(r.lobby_changes for r in reports), 0)
 
         store = await open_store(database, os.path.abspath(self.mktemp()), reactor)
         self.addCleanup(store.close)
@@ -137,13 +156,33 @@ class RankedClusterTests(ClusterTestCase):
         # Rated exactly once: each finished match once in each of its players' histories,
         # and each rating counts exactly the player's matches.
         histories: dict[str, list[HistoryEntry]] = {}
-        for account_id in sorted(played):
-            history = await store.history(account_id, 50)
-            histories[account_id] = history
-        # Nothing lost: every match the bots finished was rated.
-        rated = {h.match_id for history in histories.values() for h in history}
-        lost = sorted(set(by_match) - rated)
-        self.assertEqual(lost, [], f"{len(lost)} of {MATCHES} finished matches not rated")
+
+        async def unrated() -> list[str]:
+            for account_id in sorted(played):
+                histories[account_id] = await store.history(account_id, 50)
+            rated = {h.match_id for history in histories.values() for h in history}
+            return sorted(set(by_match) - rated)
+
+        # Nothing lost: every match the bots finished is rated, an end the dead lobby
+        # read and did not rate once the survivor claims it (`CLAIM_AFTER`).
+        lost: list[str] = []
+
+        async def all_rated() -> bool:
+            lost[:] = await unrated()
+            return not lost
+
+        try:
+            await until(all_rated, "every finished match rated", CLAIM_AFTER * 3, every=0.5)
+        except AssertionError:
+            self.fail(f"{len(lost)} of {MATCHES} finished matches not rated: {lost[:5]}")
+        # The operator sees the same: no end waits in the ranked results stream, none
+        # pending on the dead lobby, none lost.
+        async def stream_empty() -> bool:
+            _, page = await http_get(f"http://127.0.0.1:{ops}/metrics")
+            return all(metric_value(page, f"vinom_ranked_results_{name}") == 0
+                       for name in ("backlog", "pending", "lost_total"))  # fmt: skip
+
+        await until(stream_empty, "an empty ranked results stream on /metrics", 30, every=0.5)
         for account_id, history in sorted(histories.items()):
             self.assertEqual(collections.Counter(h.match_id for h in history),
                              played[account_id], account_id)  # fmt: skip
@@ -160,9 +199,9 @@ class RankedClusterTests(ClusterTestCase):
             mu, sigma = replayed[row.account_id]
             self.assertAlmostEqual(row.rating.mu, mu, places=6)
             self.assertAlmostEqual(row.rating.sigma, sigma, places=6)
-        print(f"\n{MATCHES} ranked matches of {PLAYERS} players through two lobbies: "
-              f"{elapsed:.1f} s ({waits[0]} queue requests answered already_queued)",
-              file=sys.stderr)  # fmt: skip
+        print(f"\n{MATCHES} ranked matches of {PLAYERS} players through two lobbies, the "
+              f"first killed after {killed} matches: {elapsed:.1f} s ({waits[0]} queue "
+              f"requests answered already_queued)", file=sys.stderr)  # fmt: skip
 
     async def account(self, store: Any, subject: str) -> str:
         account = await store.account_for(Identity("signed", subject), "x", reactor.seconds())

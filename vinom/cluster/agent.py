@@ -41,6 +41,7 @@ from vinom.cluster.client import RedisClient, RedisSubscription, milliseconds
 from vinom.cluster.hosts import DEFAULT_REALM, HostRecord, IHostRegistry, presence_channel
 from vinom.cluster.outage import Outage
 from vinom.cluster.players import MARK_ENDED, ended_keys
+from vinom.cluster.ranked import encode_result
 from vinom.cluster.records import RedisRecords
 from vinom.cluster.settings import DEFAULT_PLACEMENT, PlacementSettings
 from vinom.cluster.watch import guarded, watch_key
@@ -154,7 +155,8 @@ class HostAgent(Service):
         self._running_here: set[str] = set()
         # The `ended` messages of the last matches ended here, to say them again as they
         # were to a promoted replica that never had them.
-        self._ends: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        # With a ranked match's result (vinom.cluster.ranked), '' for none.
+        self._ends: OrderedDict[str, tuple[dict[str, Any], str]] = OrderedDict()
         # The `placed` outcome and placement record of each match placed here and not
         # ended, to record them again on a promoted replica that never had them
         # (`_restore_ends`).
@@ -453,7 +455,7 @@ class HostAgent(Service):
         `failed` (its players go back to the head of the queue, told `no_host`), but for
         one it could not start because it is stopping: False, its request given back to
         the realm's other hosts."""
-        hosted = self._hosting.host_match(match, on_ended=partial(self._ended, match.match_id))
+        hosted = self._hosting.host_match(match, on_ended=partial(self._ended, match))
         # Its port is taken (or it waits for one): the request no longer holds a slot.
         self._taking.discard(request)
         try:
@@ -511,7 +513,8 @@ class HostAgent(Service):
             lambda _: None
         )
 
-    def _ended(self, match_id: str, outcome: MatchEnded | None) -> None:
+    def _ended(self, match: Match, outcome: MatchEnded | None) -> None:
+        match_id = match.match_id
         data = None if outcome is None else outcome_to_json(outcome)
         message = {"event": "ended", "match_id": match_id, "outcome": data}
         self._running_here.discard(match_id)
@@ -523,14 +526,17 @@ class HostAgent(Service):
             return
         if self._records is not None:
             self._records.upload(match_id)
-        self._ends[match_id] = message
+        # A ranked match's end also goes to every lobby that rates matches, whichever
+        # followed it (vinom.cluster.ranked).
+        result = encode_result(match, outcome)
+        self._ends[match_id] = (message, result)
         while len(self._ends) > TAKEN_REMEMBERED:
             self._ends.popitem(last=False)
-        d = Deferred.fromCoroutine(self._announce_end(match_id, message))
+        d = Deferred.fromCoroutine(self._announce_end(match_id, message, result))
         self._ending.add(d)
         d.addBoth(lambda _: self._ending.discard(d))
 
-    async def _announce_end(self, match_id: str, message: dict[str, Any]) -> None:
+    async def _announce_end(self, match_id: str, message: dict[str, Any], result: str) -> None:
         """Tell the match's lobbies it ended; while Redis does not answer (restarting,
         failing over to a replica, or cut off from this host), again every second: until
         they hear it, they count the match as running (per-address limits, the drain of
@@ -544,7 +550,7 @@ class HostAgent(Service):
         said = False
         while True:
             try:
-                await announce_end(self._redis, self._keys, self.host_id, message)
+                await announce_end(self._redis, self._keys, self.host_id, message, result)
                 return
             except BackendUnavailable as error:
                 late = self._clock.seconds() >= give_up
@@ -587,10 +593,9 @@ class HostAgent(Service):
                 if match_id not in self._running_here
             )  # fmt: skip
             for match_id in lost:
-                message = self._ends.get(match_id)
-                if message is None:
-                    message = {"event": "ended", "match_id": match_id, "outcome": None}
-                await announce_end(self._redis, self._keys, self.host_id, message)
+                message, result = self._ends.get(match_id) or (
+                    {"event": "ended", "match_id": match_id, "outcome": None}, "")
+                await announce_end(self._redis, self._keys, self.host_id, message, result)
             if lost:
                 self.log.info("game host {host_id}: announced again the end of {count} "
                               "match(es) Redis had lost", host_id=self.host_id,

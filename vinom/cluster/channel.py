@@ -58,6 +58,21 @@ local function to_followers(key, streams, message)
 end
 """
 
+# The ranked results stream's bound (`MAXLEN ~`, vinom.cluster.ranked): a day of a busy
+# cluster's ranked matches that no lobby could rate (every account database down). An
+# end trimmed unrated is lost, and counted where it is found.
+RESULTS_KEPT = 100_000
+
+# Lua: a ranked match's end (`result`, vinom.cluster.ranked.encode_result; '' for none)
+# added to the ranked results stream, if it exists (a lobby that rates matches made it).
+ADD_RESULT_LUA = f"""
+local function add_result(stream, match_id, result)
+  if result ~= '' and redis.call('EXISTS', stream) == 1 then
+    redis.call('XADD', stream, 'MAXLEN', '~', {RESULTS_KEPT}, '*', 'm', match_id, 'r', result)
+  end
+end
+"""
+
 # How long the followers of a match ended by its host's departure (`host_crashed`)
 # are kept for the host's own end: a host cut off from Redis, not from its players,
 # tells it once it is back (vinom.cluster.agent), and its lobbies take it over the
@@ -318,21 +333,25 @@ return 0
 )
 
 # KEYS: the host's matches, the match's followers, the followers kept by the claim of
-# the host's departure (`<prefix>crashed:<match_id>`, vinom.cluster.hosts). ARGV: the
-# match id, the streams' prefix, the `ended` message, the key prefix, the player TTL
-# (ms). The match leaves the host's matches as its end is told to its lobbies, which are
-# then done with it, and its placement record goes (vinom.cluster.players): one call.
-# A host whose departure was claimed while it was only cut off from Redis tells its
-# lobbies the end it saw all the same: they take it over their `host_crashed`.
+# the host's departure (`<prefix>crashed:<match_id>`, vinom.cluster.hosts), the ranked
+# results stream. ARGV: the match id, the streams' prefix, the `ended` message, the key
+# prefix, the player TTL (ms), the ranked result ('' for none). The match leaves the
+# host's matches as its end is told to its lobbies, which are then done with it, its
+# placement record goes (vinom.cluster.players), and a ranked match's end is added to
+# the ranked results stream, whatever lobby follows it: one call. A host whose
+# departure was claimed while it was only cut off from Redis tells its lobbies the end
+# it saw all the same: they take it over their `host_crashed`.
 _END = Script(
     TO_FOLLOWERS_LUA
     + PLACEMENT_LUA
+    + ADD_RESULT_LUA
     + """
 redis.call('SREM', KEYS[1], ARGV[1])
 remove_placement(ARGV[4], ARGV[1], ARGV[5])
 to_followers(KEYS[2], ARGV[2], ARGV[3])
 to_followers(KEYS[3], ARGV[2], ARGV[3])
 redis.call('DEL', KEYS[2], KEYS[3])
+add_result(KEYS[4], ARGV[1], ARGV[6] or '')
 return 1
 """
 )
@@ -390,6 +409,11 @@ class PlacementKeys:
     def hosts(self) -> str:
         """The host registry's index (vinom.cluster.hosts)."""
         return f"{self.prefix}hosts"
+
+    @property
+    def results(self) -> str:
+        """The ranked results stream (vinom.cluster.ranked; its consumer group: `lobbies`)."""
+        return f"{self.prefix}ranked-results"
 
 
 # KEYS: a match's host's registration, the host's matches, the match's followers. ARGV:
@@ -459,13 +483,16 @@ def withdraw(redis: RedisClient, keys: PlacementKeys, settings: PlacementSetting
 
 
 def announce_end(redis: RedisClient, keys: PlacementKeys, host_id: str,
-                 message: Mapping[str, Any]) -> Deferred[None]:  # fmt: skip
+                 message: Mapping[str, Any], result: str = "") -> Deferred[None]:  # fmt: skip
     """Record a match's `ended` and publish it to its lobbies as its host, taking it out
-    of the host's matches and removing its placement record. Saying it again changes
-    nothing for a lobby that heard it."""
+    of the host's matches and removing its placement record; `result`, a ranked match's
+    end (vinom.cluster.ranked.encode_result), goes to the ranked results stream. Saying
+    it again changes nothing for a lobby that heard it (nor for the ratings: a match id
+    is rated once)."""
     text = json.dumps(message, separators=(",", ":"))
     match_id = str(message["match_id"])
-    index = [keys.host_matches(host_id), keys.followers(match_id), keys.crashed(match_id)]
+    index = [keys.host_matches(host_id), keys.followers(match_id), keys.crashed(match_id),
+             keys.results]  # fmt: skip
     d = redis.run(_END, index, [match_id, keys.streams, text, keys.prefix,
-                                milliseconds(DEFAULT_PLAYER_TTL)])  # fmt: skip
+                                milliseconds(DEFAULT_PLAYER_TTL), result])  # fmt: skip
     return d.addCallback(lambda _: None)

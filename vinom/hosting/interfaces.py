@@ -155,6 +155,20 @@ class IMatchHosting(Interface):
         `host_crashed`) before this fires. True if nothing is known against it."""
 
 
+class IRankedResults(Interface):
+    """The ends of finished ranked matches (`Match.ranked`), each delivered at least
+    once to one subscriber of the lobbies that subscribe, whichever lobby followed the
+    match and whether or not it is alive (vinom.cluster.ranked: a Redis stream read
+    through one consumer group). Where the hosts are this process's own, every end
+    reaches the lobby through `IMatchHosting.host_match`'s `on_ended`, and none is
+    needed."""
+
+    def subscribe(record: Callable[[Match, MatchEnded], Deferred[None]]) -> None:
+        """Hand each end to `record` from now on. An end whose Deferred fails, or whose
+        subscriber dies before it fires, is delivered again (to this subscriber or
+        another) later: `record` is to be idempotent per match id."""
+
+
 class IGameHostFactory(Interface):
     """Starts game hosts on ports the allocator hands out."""
 

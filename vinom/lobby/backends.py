@@ -16,7 +16,7 @@ from __future__ import annotations
 from attrs import frozen
 
 from vinom.accounts.interfaces import IAccountStore, IAuthenticator
-from vinom.hosting.interfaces import IMatchHosting
+from vinom.hosting.interfaces import IMatchHosting, IRankedResults
 from vinom.lobby.delivery import RelayRouting
 from vinom.lobby.ratings import IRatingSource
 from vinom.matchmaking.interfaces import IMatchmaker
@@ -36,7 +36,7 @@ class LobbyBackends:
     `ratings`: the rating of each ranked ticket (None: the client's claim,
     vinom.lobby.ratings). `authenticator`, `accounts`: vinom.lobby.auth. `relay`:
     the UDP relay the game hosts sit behind, if any (`match_found` then carries its
-    address and a route token).
+    address and a route token). `results`: vinom.lobby.match_ratings.
     """
 
     matchmaker: IMatchmaker
@@ -52,3 +52,7 @@ class LobbyBackends:
     # derived from their identity).
     authenticator: IAuthenticator | None = None
     accounts: IAccountStore | None = None
+    # With hosts elsewhere, every ranked match's end, whichever lobby followed it (a
+    # lobby that died included): the lobby rates each it is handed (None: the ends it
+    # hears through `hosting` are all there are).
+    results: IRankedResults | None = None

@@ -8,7 +8,13 @@ to a `RankedResult` and asks the store to `record_match` it. The store rates
 a match once per match id, so two lobbies that hear the same end, or a lobby
 that records again after a crash, change nothing more: every caller gets the
 same changes back. Each player of the match still connected to this lobby is
-then pushed a `rating` frame (docs/lobby.md).
+then pushed a `rating` frame (docs/lobby.md), once per match.
+
+With hosts elsewhere (a cluster), a match's end reaches only the lobbies that
+follow it, and none if they all died; the lobby's `results` backend
+(`IRankedResults`, a Redis stream) then hands it every ranked match's end,
+whoever followed it, through `record_result`: the match is rated whatever lobby
+dies, and a failed write is delivered again later.
 
 A match is rated when every seat was queued `ranked` by a player (no bot, no
 open room's seat), it finished (not aborted), and its result is not
@@ -17,10 +23,11 @@ open room's seat), it finished (not aborted), and its result is not
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -29,11 +36,15 @@ from vinom.accounts.interfaces import IAccountStore
 from vinom.accounts.records import AccountError, RankedResult, RatingChange
 from vinom.games.rules import GameCatalogue
 from vinom.lobby.players import Players
-from vinom.match import RANKED_QUEUE, Match, MatchEnded
+from vinom.match import Match, MatchEnded
 from vinom.net.limits import LogLimiter
 
 # The game result's `reason` of a match everyone left: not rated.
 ABANDONED = "abandoned"
+
+# The matches whose players here were told their rating, the newest kept: an end heard
+# both from the hosting and from the results stream is pushed once.
+TOLD_REMEMBERED = 4096
 
 
 def ranked_result(
@@ -43,9 +54,9 @@ def ranked_result(
     (not ranked, a bot's seat, aborted, abandoned, or a result without a player)."""
     if outcome is None or outcome.phase != "finished" or outcome.result is None:
         return None
-    seats = match.players
-    if len(seats) < 2 or any(t.queue != RANKED_QUEUE or t.bot for t in seats):
+    if not match.ranked:
         return None
+    seats = match.players
     result: Mapping[str, Any] = outcome.result
     if result.get("reason") == ABANDONED:
         return None
@@ -90,8 +101,10 @@ class MatchRatings:
         self._players = players
         self._clock = clock
         self._log_limit = LogLimiter(1.0, 10, clock)
-        # Matches rated by this lobby, for the operations endpoint and tests.
+        # Matches rated through this lobby (each once, however it heard the end), for
+        # the operations endpoint and tests.
         self.recorded = 0
+        self._told: OrderedDict[str, None] = OrderedDict()
 
     def match_ended(self, match: Match, outcome: MatchEnded | None) -> Deferred[None] | None:
         """Rate the match if it is a rated one; the Deferred fires once the players
@@ -102,8 +115,28 @@ class MatchRatings:
         d = self._accounts.record_match(result, self._clock.seconds())
         return d.addCallback(self._recorded, result).addErrback(self._failed, result)
 
+    def record_result(self, match: Match, outcome: MatchEnded) -> Deferred[None]:
+        """The results stream's subscriber (`IRankedResults`): rate the match if it is a
+        rated one and tell its players connected here. Fails only when the end is to be
+        delivered again (the database did not answer); a result the store refuses for
+        good (`AccountError`: a player without an account) is logged and done with."""
+        result = ranked_result(match, outcome, self._games)
+        if result is None:
+            return succeed(None)
+        d = self._accounts.record_match(result, self._clock.seconds())
+        return d.addCallback(self._recorded, result).addErrback(self._refused, result)
+
+    def _refused(self, failure: Failure, result: RankedResult) -> None:
+        failure.trap(AccountError)
+        self._failed(failure, result)
+
     def _recorded(self, changes: dict[str, RatingChange], result: RankedResult) -> None:
+        if result.match_id in self._told:
+            return
         self.recorded += 1
+        self._told[result.match_id] = None
+        while len(self._told) > TOLD_REMEMBERED:
+            self._told.popitem(last=False)
         for player_id, change in changes.items():
             connection = self._players.connection_of(player_id)
             if connection is None or connection.closing:
@@ -111,8 +144,8 @@ class MatchRatings:
             connection.push(rating_frame(result.match_id, result.game, result.queue, change))
 
     def _failed(self, failure: Failure, result: RankedResult) -> None:
-        # The match is not rated here; another lobby that heard its end may rate it,
-        # and the match id stays free for it (docs/accounts.md).
+        # The match is not rated here; another lobby that heard its end, or the results
+        # stream, may rate it, and the match id stays free for it (docs/accounts.md).
         if self._log_limit.allow():
             self.log.warn("rating match {match_id} failed: {why}", match_id=result.match_id,
                           why=failure.getErrorMessage())  # fmt: skip

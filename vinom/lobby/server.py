@@ -204,6 +204,8 @@ class LobbyFactory(ServerFactory, Service):
         self.ratings: MatchRatings | None = None
         if backends.accounts is not None and self.auth.required:
             self.ratings = MatchRatings(backends.accounts, games, self._players, clock)
+            if backends.results is not None:
+                backends.results.subscribe(self.ratings.record_result)
             if backends.ratings is None:
                 backends = evolve(backends, ratings=StoredRatings(backends.accounts))
         # Waiting for the last player's connection to close (`close_players`).

@@ -182,6 +182,22 @@ class ServerCollector(Collector):
                 "vinom_record_bytes", "Bytes of the match record files in --record-dir now.",
                 value=figures.record_bytes,
             )
+        if figures.ranked_results_backlog is not None:
+            yield GaugeMetricFamily(
+                "vinom_ranked_results_backlog",
+                "Ranked match ends in the ranked results stream not rated yet (docs/accounts.md).",
+                value=figures.ranked_results_backlog,
+            )
+            yield GaugeMetricFamily(
+                "vinom_ranked_results_pending",
+                "Of those, the ends a lobby read and has not rated yet (a dead lobby's are "
+                "claimed by another).", value=figures.ranked_results_pending or 0,
+            )  # fmt: skip
+            yield CounterMetricFamily(
+                "vinom_ranked_results_lost",
+                "Ranked match ends this lobby found trimmed from the stream before any lobby "
+                "rated them.", value=figures.ranked_results_lost,
+            )  # fmt: skip
         yield GaugeMetricFamily(
             "vinom_draining", "1 while the server drains (SIGTERM), else 0.",
             value=1 if figures.draining else 0,

@@ -32,6 +32,7 @@ from vinom.cluster.matchmaker import RedisMatchmaker, RedisMatchmakerSettings
 from vinom.cluster.parties import RedisPartySettings, RedisPartyStore
 from vinom.cluster.placement import RemoteMatchHosting
 from vinom.cluster.players import RedisPlayerStore
+from vinom.cluster.ranked import RankedResultsReader
 from vinom.cluster.records import RedisRecords
 from vinom.cluster.services import (
     MatchmakerService,
@@ -138,6 +139,8 @@ class SharedState:
     match_hosting: IMatchHosting | None
     services: tuple[tuple[str, service.Service], ...]
     redis: RedisClient | None
+    # With Redis, every ranked match's end for the lobby to rate (vinom.cluster.ranked).
+    results: RankedResultsReader | None = None
 
 
 def build_shared(
@@ -195,14 +198,17 @@ def build_shared(
     # party_join attempts per address are counted in Redis, by every lobby.
     party_joins = RedisAddressLimiter(redis, "party-join", options["queue-rate"],
                                       options["queue-burst"])  # fmt: skip
+    # Read only if the lobby rates matches (it subscribes: an account database).
+    results = RankedResultsReader(redis=redis, clock=reactor, consumer=matchmaker.lobby_id)
     services = (
         ("matchmaker", MatchmakerService(matchmaker, reactor)),
         ("placement", placement),
         ("parties", PartyStoreService(parties)),
+        ("ranked-results", results),
     )
     return SharedState(calls.track(RedisPlayerStore(redis)), calls.track(matchmaker),
                        calls.track(parties), party_joins, placement, services,
-                       redis)  # fmt: skip
+                       redis, results)  # fmt: skip
 
 
 @frozen
@@ -390,6 +396,7 @@ def lobby_factory(
             # Where players sign in, the lobby rates ranked matches in it and its ranked
             # queue matches on the stored ratings (vinom.lobby.match_ratings).
             accounts=accounts,
+            results=shared.results,
         ),
         clock=reactor,
     )  # fmt: skip
@@ -536,9 +543,13 @@ def build_ops(
     recording = options.get("recording")
     record_dir = (recording.directory if hosted.hosting is not None and recording is not None
                   and recording.enabled else None)  # fmt: skip
-    reader = StatusReader(lobbies.lobby, shared.matchmaker, hosting,
+    lobby = lobbies.lobby
+    # The ranked results stream's figures where this lobby reads it (it rates matches).
+    rates = lobby is not None and lobby.ratings is not None and shared.results is not None
+    reader = StatusReader(lobby, shared.matchmaker, hosting,
                           hosted.host_factory, drain, reactor, web.lobby_sockets,
-                          web.game_sockets, web.webtransport, record_dir)  # fmt: skip
+                          web.game_sockets, web.webtransport, record_dir,
+                          shared.results if rates else None)  # fmt: skip
     readiness: tuple[Callable[[], str | None], ...] = ()
     if hosted.agones is not None:
         # Health is said only while the game hosts answer, as /health says.

@@ -87,6 +87,12 @@ class ServerFigures:
     # bytes (None and 0 when it records none: --no-record, or no game hosts).
     record_files: int | None = None
     record_bytes: int = 0
+    # With a lobby that rates matches on Redis (vinom.cluster.ranked): the ranked results
+    # stream's length and pending count at the last claim round (None before it, or
+    # without one), and the ends found trimmed before any lobby rated them.
+    ranked_results_backlog: int | None = None
+    ranked_results_pending: int | None = None
+    ranked_results_lost: int = 0
 
     @property
     def rtt(self) -> Histogram:
@@ -130,6 +136,15 @@ class QueueLengths(Protocol):
     def queue_length(self, game: str, queue: str | None = None) -> int: ...
 
 
+class ResultsBacklog(Protocol):
+    """What the operations endpoint reads of the ranked results stream's reader
+    (vinom.cluster.ranked.RankedResultsReader)."""
+
+    backlog: int | None
+    pending: int | None
+    lost: int
+
+
 @frozen
 class StatusReader:
     """Reads a `ServerFigures` from the running services (module docstring).
@@ -151,6 +166,8 @@ class StatusReader:
     webtransport: WebTransportServer | None = None
     # The --record-dir of the game hosts that record here (None: none do).
     record_dir: str | None = None
+    # The ranked results stream's reader of a lobby that rates matches (None: none).
+    ranked_results: ResultsBacklog | None = None
 
     def trouble(self) -> str | None:
         """Why the process cannot host matches now (no game-host worker answers), or None."""
@@ -203,7 +220,16 @@ class StatusReader:
             lobby_slow_readers_dropped=0 if lobby is None else lobby.output.dropped,
             **self._webtransport_figures(),
             **self._record_figures(),
+            **self._ranked_figures(),
         )
+
+    def _ranked_figures(self) -> dict[str, Any]:
+        results = self.ranked_results
+        if results is None:
+            return {}
+        return {"ranked_results_backlog": results.backlog,
+                "ranked_results_pending": results.pending,
+                "ranked_results_lost": results.lost}  # fmt: skip
 
     def _record_figures(self) -> dict[str, Any]:
         if self.record_dir is None:

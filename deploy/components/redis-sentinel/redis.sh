@@ -24,7 +24,7 @@ requirepass $PASSWORD
 masterauth $PASSWORD
 # Each role of vinom its own user (--redis-user): vinom's keys and channels only, and
 # only the commands the role sends (docs/scaling.md, "Redis users").
-user vinom-lobby on >$LOBBY_PASSWORD resetkeys ~vinom:* resetchannels &vinom:* -@all +ping +select +role +eval +evalsha +subscribe +unsubscribe +time +get +set +del +exists +pexpire +pttl +sadd +srem +smembers +scard +sismember +pubsub|numsub +xadd +xack +xtrim +xreadgroup +xpending +xclaim +xinfo|groups +xgroup|create +hget +hmget +hset +incr +publish +xrange +xrevrange +zadd +zrange +zrank +zrem +rename
+user vinom-lobby on >$LOBBY_PASSWORD resetkeys ~vinom:* resetchannels &vinom:* -@all +ping +select +role +eval +evalsha +subscribe +unsubscribe +time +get +set +del +exists +pexpire +pttl +sadd +srem +smembers +scard +sismember +pubsub|numsub +xadd +xack +xtrim +xreadgroup +xpending +xclaim +xinfo|groups +xgroup|create +hget +hmget +hset +incr +publish +xrange +xrevrange +zadd +zrange +zrank +zrem +rename +xautoclaim +xdel +xlen +xinfo|consumers +xgroup|delconsumer
 user vinom-host on >$HOST_PASSWORD resetkeys ~vinom:* resetchannels &vinom:* -@all +ping +select +role +eval +evalsha +subscribe +unsubscribe +time +get +set +del +exists +pexpire +pttl +sadd +srem +smembers +scard +sismember +pubsub|numsub +xadd +xack +xtrim +xreadgroup +xpending +xclaim +xinfo|groups +xinfo|consumers +xgroup|create +xgroup|delconsumer +xread
 replica-announce-ip $ME
 # Below the container's memory limit (1Gi), with room for replication and AOF rewrite
