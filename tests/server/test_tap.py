@@ -675,7 +675,7 @@ class RoleServiceTests(TestCase):
         root = self.make("--role", "lobby")
         self.assertEqual(
             [s.name for s in root],
-            ["redis", "matchmaker", "placement", "parties", "lobby",
+            ["redis", "matchmaker", "placement", "parties", "ranked-results", "lobby",
              "lobby-listener", "web", "ops", "announcement"],
         )  # fmt: skip
 
@@ -698,6 +698,6 @@ class RoleServiceTests(TestCase):
         root = self.make()
         self.assertEqual(
             [s.name for s in root],
-            ["redis", "hosting", "host-agent", "matchmaker", "placement", "parties", "lobby",
-             "lobby-listener", "web", "ops", "announcement"],
+            ["redis", "hosting", "host-agent", "matchmaker", "placement", "parties",
+             "ranked-results", "lobby", "lobby-listener", "web", "ops", "announcement"],
         )  # fmt: skip
