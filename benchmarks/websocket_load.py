@@ -38,7 +38,7 @@ from vinom.rooms.messages import encode_action
 
 _unpackb = msgpack.unpackb
 _ZERO_MASK = b"\0\0\0\0"
-_BINARY, _CLOSE, _PING, _PONG = 0x2, 0x8, 0x9, 0xA
+BINARY, CLOSE, PING, PONG = 0x2, 0x8, 0x9, 0xA
 
 
 def frame(opcode: int, payload: bytes) -> bytes:
@@ -91,14 +91,88 @@ class SocketPlayer:
         return out
 
 
+class WireSocket:
+    """A client socket, over TLS (`ssl.SSLObject` on memory buffers) or not, that counts
+    in `bytes_in` what the server sent it on the wire: the TCP payload, TLS records
+    and all. What `open_socket` returns when asked to count; the loads read it as
+    they read a socket (`recv` raises BlockingIOError when nothing is ready)."""
+
+    __slots__ = ("bytes_in", "incoming", "outgoing", "raw", "tls")
+
+    def __init__(self, raw: socket.socket, context: ssl.SSLContext | None) -> None:
+        self.raw = raw
+        self.bytes_in = 0
+        self.tls: ssl.SSLObject | None = None
+        if context is None:
+            return
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_hostname="localhost")
+        while True:
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._flush()
+                if not self._feed():
+                    raise RuntimeError("the server closed the TLS handshake") from None
+        self._flush()
+
+    def _flush(self) -> None:
+        data = self.outgoing.read()
+        if data:
+            self.raw.sendall(data)
+
+    def _feed(self) -> bool:
+        data = self.raw.recv(65536)
+        self.bytes_in += len(data)
+        self.incoming.write(data)
+        return bool(data)
+
+    def recv(self, size: int) -> bytes:
+        """Bytes from the server (b"" at its end); BlockingIOError if none are ready."""
+        tls = self.tls
+        if tls is None:
+            data = self.raw.recv(size)
+            self.bytes_in += len(data)
+            return data
+        while True:
+            try:
+                return tls.read(size)
+            except ssl.SSLWantReadError:
+                if not self._feed():
+                    return b""
+            except ssl.SSLZeroReturnError:
+                return b""
+
+    def sendall(self, data: bytes) -> None:
+        if self.tls is None:
+            self.raw.sendall(data)
+        else:
+            self.tls.write(data)
+            self._flush()
+
+    def setblocking(self, flag: bool) -> None:
+        self.raw.setblocking(flag)
+
+    def fileno(self) -> int:
+        return self.raw.fileno()
+
+    def close(self) -> None:
+        self.raw.close()
+
+
 def open_socket(
-    server: tuple[str, int], context: ssl.SSLContext | None, token: bytes
-) -> socket.socket:
+    server: tuple[str, int], context: ssl.SSLContext | None, token: bytes, counting: bool = False
+) -> Any:
     """A `/game` WebSocket (over TLS unless `context` is None), opened (blocking) and
-    sent `token`; then non-blocking."""
+    sent `token`; then non-blocking. A `WireSocket` if `counting`, else a socket."""
     raw = socket.create_connection(server, timeout=30)
     raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock = raw if context is None else context.wrap_socket(raw, server_hostname="localhost")
+    sock: Any
+    if counting:
+        sock = WireSocket(raw, context)
+    else:
+        sock = raw if context is None else context.wrap_socket(raw, server_hostname="localhost")
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall(
         (f"GET /game HTTP/1.1\r\nHost: localhost:{server[1]}\r\nUpgrade: websocket\r\n"
@@ -114,7 +188,7 @@ def open_socket(
     if not answer.startswith(b"HTTP/1.1 101"):
         raise RuntimeError(f"WebSocket handshake refused: {answer.splitlines()[0]!r}")
     # Nothing follows the 101 before the token (the server speaks after it).
-    sock.sendall(frame(_BINARY, token))
+    sock.sendall(frame(BINARY, token))
     sock.setblocking(False)
     return sock
 
@@ -176,7 +250,7 @@ class WebSocketPlay:
         player = link.player
         moved = False
         for opcode, payload in link.frames():
-            if opcode == _BINARY:
+            if opcode == BINARY:
                 self.messages += 1
                 try:
                     message = _unpackb(payload)
@@ -195,15 +269,15 @@ class WebSocketPlay:
                             self.latencies.record(int((now - player.sent_at) * 1e6))
                         player.sent = mine + 1
                         player.sent_at = now
-                        self.send(index, frame(_BINARY, encode_action({"seq": player.sent})))
+                        self.send(index, frame(BINARY, encode_action({"seq": player.sent})))
                         moved = True
                 elif kind == "error":
                     self.errors += 1
                     code = str(message.get("code"))
                     self.error_codes[code] = self.error_codes.get(code, 0) + 1
-            elif opcode == _PING:
-                self.send(index, frame(_PONG, payload))
-            elif opcode == _CLOSE:
+            elif opcode == PING:
+                self.send(index, frame(PONG, payload))
+            elif opcode == CLOSE:
                 self._closed(index, "close")
                 return
 
