@@ -143,7 +143,10 @@ class SnapWire(StateWire):
 
     def input(self, number: int, move: list[float], now: float) -> tuple[int, bytes]:
         layer = None if self.conn is None else self.conn.reliability
-        rtt = layer.rtt_s if getattr(layer, "rtt_samples", 0) else DEFAULT_RTT_S
+        rtt = (
+            layer.rtt_s if layer is not None and getattr(layer, "rtt_samples", False)
+            else DEFAULT_RTT_S
+        )  # fmt: skip
         self.inputs.add(self.ticks.input_tick(now, rtt), {"move": move, "n": number})
         return UNRELIABLE, encode_input(self.receiver.newest, self.inputs.pending)
 

@@ -40,6 +40,7 @@ from benchmarks.websocket_load import (
     PING,
     PONG,
     SocketPlayer,
+    client_context,
     frame,
     open_socket,
 )
@@ -63,12 +64,7 @@ class WebSocketArena:
         self.issuer = make_issuer(bytes.fromhex(settings["key"]))
         self.rooms = range(int(settings["first_room"]), int(settings["last_room"]))
         self.seats = int(settings["seats"])
-        self.context: ssl.SSLContext | None = None
-        if settings.get("tls", True):
-            self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            # The bench server's certificate is a fresh self-signed one.
-            self.context.check_hostname = False
-            self.context.verify_mode = ssl.CERT_NONE
+        self.context = client_context(bool(settings.get("tls", True)))
         self.links: list[SocketPlayer] = []
         self.closed = 0
 
@@ -81,14 +77,14 @@ class WebSocketArena:
                 token = self.issuer.issue_token(player_id=player.me, match_id=match_id(room),
                                                 hosts=(self.udp_host,), now=now)  # fmt: skip
                 sock = open_socket(self.server, self.context, token.request_packet(), True)
-                self.links.append(SocketPlayer(sock, player))  # type: ignore[arg-type]
+                self.links.append(SocketPlayer(sock, player))
         emit("progress", phase="connect", count=len(self.links), elapsed=0.0)
 
     def readable(self, index: int, now: float) -> None:
         link = self.links[index]
         sock = link.sock
-        player: ArenaPlayer = link.player  # type: ignore[assignment]
-        before = sock.bytes_in  # type: ignore[attr-defined]
+        player: ArenaPlayer = link.player
+        before = sock.bytes_in
         data = []
         try:
             while True:
@@ -102,7 +98,7 @@ class WebSocketArena:
         except OSError:
             self._closed(index, "error")
             return
-        player.bytes += sock.bytes_in - before  # type: ignore[attr-defined]
+        player.bytes += sock.bytes_in - before
         link.buffer += b"".join(data)
         receive = self.bots.receive
         for opcode, payload in link.frames():
@@ -118,7 +114,7 @@ class WebSocketArena:
     def send_inputs(self, now: float) -> None:
         next_input = self.bots.next_input
         for index, link in enumerate(self.links):
-            player: ArenaPlayer = link.player  # type: ignore[assignment]
+            player: ArenaPlayer = link.player
             message = next_input(player, now)
             if message is not None:
                 player.datagrams_out += 1
@@ -143,8 +139,8 @@ def run_arena_websocket(settings: dict[str, Any]) -> dict[str, Any]:
     arena = WebSocketArena(settings)
     arena.connect_all()
     players = [link.player for link in arena.links]
-    timeline = arena.bots.timeline(settings, players)  # type: ignore[arg-type]
-    poller, by_fd = poll_sockets([link.sock for link in arena.links])  # type: ignore[misc]
+    timeline = arena.bots.timeline(settings, players)
+    poller, by_fd = poll_sockets([link.sock for link in arena.links])
     clock = time.perf_counter
     timeline.start()
     try:
@@ -161,7 +157,7 @@ def run_arena_websocket(settings: dict[str, Any]) -> dict[str, Any]:
                 break
     finally:
         poller.close()
-    result = arena.bots.result(players, timeline, arena.closed, {})  # type: ignore[arg-type]
+    result = arena.bots.result(players, timeline, arena.closed, {})
     for link in arena.links:
         link.sock.close()
     return result
@@ -185,12 +181,12 @@ class WebTransportArena(WebTransportPlay):
                 token = self.issuer.issue_token(player_id=player.me, match_id=match_id(room),
                                                 hosts=(self.udp_host,), now=now)  # fmt: skip
                 self.players.append(
-                    QuicPlayer(self.server, player, token.request_packet())  # type: ignore[arg-type]
+                    QuicPlayer(self.server, player, token.request_packet())
                 )
 
     def readable(self, index: int, now: float) -> None:
         link = self.players[index]
-        player: ArenaPlayer = link.player  # type: ignore[assignment]
+        player: ArenaPlayer = link.player
         receive = link.quic.receive_datagram
         server = link.server
         try:
@@ -208,17 +204,17 @@ class WebTransportArena(WebTransportPlay):
         link = self.players[index]
         before = link.datagrams_sent
         super().transmit(index, now)
-        link.player.datagrams_out += link.datagrams_sent - before  # type: ignore[attr-defined]
+        link.player.datagrams_out += link.datagrams_sent - before
 
     def message(self, link: QuicPlayer, data: bytes, now: float) -> None:
         link.welcomed = True  # the host's first message is its welcome
-        self.bots.receive(link.player, data, now)  # type: ignore[arg-type]
+        self.bots.receive(link.player, data, now)
 
     def send_inputs(self, now: float) -> None:
         """Each input due as a datagram of the session, as the web client sends it."""
         next_input = self.bots.next_input
         for index, link in enumerate(self.players):
-            message = next_input(link.player, now)  # type: ignore[arg-type]
+            message = next_input(link.player, now)
             if message is not None:
                 link.h3.send_datagram(link.session_id, message[1])
                 self.transmit(index, now)
@@ -238,7 +234,7 @@ def run_arena_webtransport(settings: dict[str, Any]) -> dict[str, Any]:
     clock = time.perf_counter
     try:
         open_sessions(arena, poller, by_fd)
-        timeline = arena.bots.timeline(settings, players)  # type: ignore[arg-type]
+        timeline = arena.bots.timeline(settings, players)
         timeline.start()
         while True:
             now = clock()
@@ -255,7 +251,7 @@ def run_arena_webtransport(settings: dict[str, Any]) -> dict[str, Any]:
     finally:
         poller.close()
     closed = sum(1 for link in arena.players if link.closed)
-    result = arena.bots.result(players, timeline, closed, {})  # type: ignore[arg-type]
+    result = arena.bots.result(players, timeline, closed, {})
     for link in arena.players:
         link.quic.close()
         link.transmit(clock())

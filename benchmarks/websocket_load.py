@@ -58,7 +58,9 @@ class SocketPlayer:
 
     __slots__ = ("buffer", "player", "sock")
 
-    def __init__(self, sock: socket.socket, player: Player) -> None:
+    def __init__(self, sock: Any, player: Any) -> None:
+        # `sock`: a socket or a `WireSocket`; `player`: the load's player (a duel
+        # `Player`, or benchmarks.arena_web_load's arena player).
         self.sock = sock
         self.player = player
         self.buffer = b""
@@ -161,6 +163,17 @@ class WireSocket:
         self.raw.close()
 
 
+def client_context(tls: bool) -> ssl.SSLContext | None:
+    """The players' TLS context (None: plain `ws://`). The bench server's certificate
+    is a fresh self-signed one: not verified."""
+    if not tls:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 def open_socket(
     server: tuple[str, int], context: ssl.SSLContext | None, token: bytes, counting: bool = False
 ) -> Any:
@@ -201,12 +214,7 @@ class WebSocketPlay:
         self.udp_host = HostAddress(str(settings["host"]), int(settings["port"]))
         self.issuer = make_issuer(bytes.fromhex(settings["key"]))
         self.rooms = range(int(settings["first_room"]), int(settings["last_room"]))
-        self.context: ssl.SSLContext | None = None
-        if settings.get("tls", True):
-            self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            # The bench server's certificate is a fresh self-signed one.
-            self.context.check_hostname = False
-            self.context.verify_mode = ssl.CERT_NONE
+        self.context = client_context(bool(settings.get("tls", True)))
         self.players: list[SocketPlayer] = []
         self.latencies = Latencies()
         self.measuring = False
@@ -303,7 +311,7 @@ def run_play_websocket(settings: dict[str, Any]) -> dict[str, Any]:
     play.connect_all()
 
     timeline = play_timeline(settings, play)
-    poller, by_fd = poll_sockets([link.sock for link in play.players])  # type: ignore[misc]
+    poller, by_fd = poll_sockets([link.sock for link in play.players])
     poll = poller.poll
     readable = play.readable
     clock = time.perf_counter

@@ -60,7 +60,8 @@ class QuicPlayer:
     __slots__ = ("buffer", "closed", "datagrams_sent", "h3", "player", "quic", "server",
                  "session_id", "sock", "stream_id", "timer_at", "token", "welcomed")  # fmt: skip
 
-    def __init__(self, server: tuple[str, int], player: Player, token: bytes) -> None:
+    def __init__(self, server: tuple[str, int], player: Any, token: bytes) -> None:
+        # `player`: the load's player (a duel `Player`, or an arena one).
         configuration = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN,
                                           max_datagram_frame_size=65536,
                                           server_name="localhost")  # fmt: skip

@@ -863,3 +863,18 @@ class LossyLinkTests(unittest.TestCase):
         self.assertLess(ticks[0], ticks[1])
         # A room without a tick keeps the state wire.
         self.assertNotIsInstance(wire_for({"t": "welcome", "tick_rate": 0}, conn), SnapWire)
+
+    def test_the_snap_wire_on_a_stream_stamps_inputs_for_the_next_tick(self) -> None:
+        import msgpack
+
+        from benchmarks.arena_load import SnapWire, wire_for
+        from vinom.protocol.events import UNRELIABLE
+
+        # A WebSocket or WebTransport player has no session connection: no session
+        # acks to set, and its inputs assume no round trip (loopback).
+        wire = wire_for({"t": "welcome", "tick_rate": 20, "snapshot_rate": 20}, None)
+        assert isinstance(wire, SnapWire)
+        channel, data = wire.input(1, [1.0, 0.0], 0.0)
+        self.assertEqual(channel, UNRELIABLE)
+        [(tick, value)] = msgpack.unpackb(data)["x"]
+        self.assertEqual((tick, value["n"]), (1, 1))  # no snap seen yet: the first tick
