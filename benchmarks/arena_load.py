@@ -46,7 +46,7 @@ import heapq
 import math
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 import msgpack
@@ -124,7 +124,10 @@ class SnapWire(StateWire):
     message; `snap`s rebuilt by a `SnapshotReceiver` (a snap it cannot rebuild is
     dropped and counted in `drops`); the session's acks ride on the inputs and the
     snaps (`set_ack_delays`: a tick, a snapshot interval). Full `state`s (after the
-    welcome, other phases) are read as `StateWire` reads them."""
+    welcome, other phases) are read as `StateWire` reads them. On a WebSocket or
+    WebTransport (`conn` None) there are no session acks, and the inputs' lead
+    assumes `DEFAULT_RTT_S` (the bench's players are on loopback: a round trip far
+    below a tick)."""
 
     __slots__ = ("conn", "inputs", "receiver", "ticks")
 
@@ -134,12 +137,16 @@ class SnapWire(StateWire):
         self.receiver = SnapshotReceiver(Quantisation(welcome.get("q") or ()))
         self.ticks = TickClock(tick_rate)
         self.inputs = InputQueue()
-        host, client = ticking_ack_delays(tick_rate, snapshot_rate)
-        conn.set_ack_delays(client, host)
+        if conn is not None:
+            host, client = ticking_ack_delays(tick_rate, snapshot_rate)
+            conn.set_ack_delays(client, host)
 
     def input(self, number: int, move: list[float], now: float) -> tuple[int, bytes]:
-        layer = self.conn.reliability
-        rtt = layer.rtt_s if getattr(layer, "rtt_samples", 0) else DEFAULT_RTT_S
+        layer = None if self.conn is None else self.conn.reliability
+        rtt = (
+            layer.rtt_s if layer is not None and getattr(layer, "rtt_samples", False)
+            else DEFAULT_RTT_S
+        )  # fmt: skip
         self.inputs.add(self.ticks.input_tick(now, rtt), {"move": move, "n": number})
         return UNRELIABLE, encode_input(self.receiver.newest, self.inputs.pending)
 
@@ -229,18 +236,154 @@ class ArenaPlayer:
         self.datagrams_in = self.datagrams_out = self.dropped_in = self.dropped_out = 0
 
 
-class ArenaDriver(RoomDriver):
-    """Connects the arena players, then plays (`run_arena`)."""
+class ArenaBots:
+    """The arena's players whatever carries their messages: when each sends an input
+    and what, what it reads from the host's messages, the latencies and the error
+    counts. The transports (`ArenaDriver` here, on vinom's UDP sessions;
+    benchmarks.arena_web_load's WebSocket and WebTransport) move the bytes."""
 
     def __init__(self, settings: dict[str, Any]) -> None:
-        super().__init__(settings)
         self.interval = 1.0 / float(settings.get("input_rate", 20.0))
         self.rng = random.Random(int(settings.get("first_room", 0)))
         self.input_to_state = Latencies()
         self.echo = Latencies()
         self.measuring = False
         self.inputs_sent = 0
+        # Messages the players could not read, and the host's errors (by code).
+        self.errors = 0
         self.error_codes: dict[str, int] = {}
+
+    def make_player(self, room: int, seat: int, link: LossyLink | None = None) -> ArenaPlayer:
+        return ArenaPlayer(player_id(room, seat), self.rng.uniform(0, 2 * math.pi), link)
+
+    def receive(self, player: ArenaPlayer, data: bytes, now: float, conn: Any = None) -> None:
+        """One room message from the host; `conn` is the player's `ClientConnection`
+        (its round trip and ack delays serve the snap wire), None on a stream."""
+        try:
+            message = _unpackb(data)
+            if type(message) is list:  # a snap, [v, ts, r, i, ik, d] (docs/protocol.md §14)
+                message = {"t": "snap", "i": message[3], "ik": message[4], "d": message[5]}
+            update = player.wire.update(message, now)
+            if update is not None:
+                player.states += 1
+                if update.tick > player.last_tick:
+                    if player.first_tick < 0:
+                        player.first_tick = update.tick
+                        player.first_at = now
+                    player.last_tick = update.tick
+                    player.last_at = now
+                if not player.playing and update.playing:
+                    player.playing = True
+                    # The room's players spread their inputs over the interval.
+                    player.next_input = now + self.rng.uniform(0, self.interval)
+                self._seen(player.pending, update.applied, now, True)
+                self._seen(player.echo_pending, update.echoed, now, False)
+            elif message["t"] == "welcome":
+                player.wire = wire_for(message, conn)
+            elif message["t"] == "error":
+                self.errors += 1
+                code = str(message.get("code"))
+                self.error_codes[code] = self.error_codes.get(code, 0) + 1
+        except Exception:
+            self.errors += 1
+
+    def _seen(
+        self, pending: list[tuple[int, float]], upto: int, now: float, effect: bool
+    ) -> None:
+        if not pending or pending[0][0] > upto:
+            return
+        record = (self.input_to_state if effect else self.echo).record
+        done = 0
+        for number, sent_at in pending:
+            if number > upto:
+                break
+            if self.measuring:
+                record(int((now - sent_at) * 1e6))
+            done += 1
+        del pending[:done]
+
+    def next_input(self, player: ArenaPlayer, now: float) -> tuple[int, bytes] | None:
+        """(channel, message) of the player's input if one is due (a new velocity,
+        timed from now), else None."""
+        if player.next_input > now:
+            return None
+        player.next_input += self.interval
+        if player.next_input <= now:  # fell behind: keep the rate, not the backlog
+            player.next_input = now + self.interval
+        player.heading += self.rng.uniform(-0.6, 0.6)
+        speed = MAX_SPEED * 0.8
+        move = [
+            round(speed * math.cos(player.heading), 1),
+            round(speed * math.sin(player.heading), 1),
+        ]
+        player.inputs += 1
+        number = player.inputs
+        message = player.wire.input(number, move, now)
+        player.pending.append((number, now))
+        player.echo_pending.append((number, now))
+        if self.measuring:
+            self.inputs_sent += 1
+        return message
+
+    def start_window(self, players: Iterable[ArenaPlayer]) -> None:
+        self.measuring = True
+        self.input_to_state.clear()
+        self.echo.clear()
+        self.errors = 0
+        self.inputs_sent = 0
+        self.error_codes.clear()
+        for player in players:
+            player.reset()
+
+    def timeline(self, settings: Mapping[str, Any], players: Iterable[ArenaPlayer]) -> Timeline:
+        """The warm-up and the window, at whose start every count starts again."""
+        return Timeline(
+            float(settings["warmup"]),
+            float(settings["duration"]),
+            on_measure=lambda: self.start_window(players),
+            progress=lambda: {"count": self.inputs_sent},
+        )
+
+    def result(
+        self, players: list[ArenaPlayer], timeline: Timeline, errors: int,
+        drops: Mapping[str, int],
+    ) -> dict[str, Any]:  # fmt: skip
+        """The load's figures for the window; `errors` besides the bots' own (closed
+        sessions), `drops` the messages the transport dropped, by reason."""
+        drops = dict(drops)
+        for player in players:
+            for reason, n in player.wire.drops.items():
+                drops[reason] = drops.get(reason, 0) + n
+        return {
+            "players": len(players),
+            "not_playing": sum(1 for p in players if not p.playing),
+            "states": [p.states for p in players],
+            "bytes": [p.bytes for p in players],
+            "tick_rates": [
+                (p.last_tick - p.first_tick) / (p.last_at - p.first_at)
+                for p in players if p.last_at > p.first_at
+            ],
+            "datagrams_in": [p.datagrams_in for p in players],
+            "datagrams_out": [p.datagrams_out for p in players],
+            "dropped_in": sum(p.dropped_in for p in players),
+            "dropped_out": sum(p.dropped_out for p in players),
+            "inputs": self.inputs_sent,
+            "errors": self.errors + errors,
+            "error_codes": dict(self.error_codes),
+            "window_s": timeline.window_s,
+            "load_cpu_s": timeline.load_cpu_s,
+            "histogram": self.input_to_state.encoded(),
+            "echo_histogram": self.echo.encoded(),
+            "client_drops": drops,
+        }  # fmt: skip
+
+
+class ArenaDriver(RoomDriver):
+    """Connects the arena players over vinom's UDP sessions, then plays (`run_arena`)."""
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        super().__init__(settings)
+        self.bots = ArenaBots(settings)
         loss = float(settings.get("loss", 0.0))
         delay_s = float(settings.get("delay_ms", 0.0)) / 1000
         self.link = (
@@ -251,7 +394,7 @@ class ArenaDriver(RoomDriver):
         self.impaired = False
 
     def make_player(self, room: int, seat: int) -> ArenaPlayer:
-        return ArenaPlayer(player_id(room, seat), self.rng.uniform(0, 2 * math.pi), self.link)
+        return self.bots.make_player(room, seat, self.link)
 
     def flush(self, client: Client, now: float) -> None:
         # As Driver.flush, counting each datagram sent and passing it through the link.
@@ -335,84 +478,20 @@ class ArenaDriver(RoomDriver):
                 self._deliver(client, data, now)
 
     def on_message(self, client: Client, channel: int, data: bytes, now: float) -> None:
-        player: ArenaPlayer = client.data
-        try:
-            message = _unpackb(data)
-            if type(message) is list:  # a snap, [v, ts, r, i, ik, d] (docs/protocol.md §14)
-                message = {"t": "snap", "i": message[3], "ik": message[4], "d": message[5]}
-            update = player.wire.update(message, now)
-            if update is not None:
-                player.states += 1
-                if update.tick > player.last_tick:
-                    if player.first_tick < 0:
-                        player.first_tick = update.tick
-                        player.first_at = now
-                    player.last_tick = update.tick
-                    player.last_at = now
-                if not player.playing and update.playing:
-                    player.playing = True
-                    # The room's players spread their inputs over the interval.
-                    player.next_input = now + self.rng.uniform(0, self.interval)
-                self._seen(player, player.pending, update.applied, now, True)
-                self._seen(player, player.echo_pending, update.echoed, now, False)
-            elif message["t"] == "welcome":
-                player.wire = wire_for(message, client.conn)
-            elif message["t"] == "error":
-                self.errors += 1
-                code = str(message.get("code"))
-                self.error_codes[code] = self.error_codes.get(code, 0) + 1
-        except Exception:
-            self.errors += 1
-
-    def _seen(
-        self, player: ArenaPlayer, pending: list[tuple[int, float]], upto: int, now: float,
-        effect: bool,
-    ) -> None:  # fmt: skip
-        if not pending or pending[0][0] > upto:
-            return
-        record = (self.input_to_state if effect else self.echo).record
-        done = 0
-        for number, sent_at in pending:
-            if number > upto:
-                break
-            if self.measuring:
-                record(int((now - sent_at) * 1e6))
-            done += 1
-        del pending[:done]
+        self.bots.receive(client.data, data, now, client.conn)
 
     def send_inputs(self, now: float) -> None:
         """Every player whose input is due sends it (a new velocity)."""
+        next_input = self.bots.next_input
         for client in self.clients.values():
-            player: ArenaPlayer = client.data
-            if player.next_input > now:
-                continue
-            player.next_input += self.interval
-            if player.next_input <= now:  # fell behind: keep the rate, not the backlog
-                player.next_input = now + self.interval
-            player.heading += self.rng.uniform(-0.6, 0.6)
-            speed = MAX_SPEED * 0.8
-            move = [
-                round(speed * math.cos(player.heading), 1),
-                round(speed * math.sin(player.heading), 1),
-            ]
-            player.inputs += 1
-            number = player.inputs
-            client.conn.send_message(*player.wire.input(number, move, now))
-            self.flush(client, now)
-            player.pending.append((number, now))
-            player.echo_pending.append((number, now))
-            if self.measuring:
-                self.inputs_sent += 1
+            message = next_input(client.data, now)
+            if message is not None:
+                client.conn.send_message(*message)
+                self.flush(client, now)
 
     def start_window(self) -> None:
-        self.measuring = True
-        self.input_to_state.clear()
-        self.echo.clear()
         self.errors = 0
-        self.inputs_sent = 0
-        self.error_codes.clear()
-        for client in self.clients.values():
-            client.data.reset()
+        self.bots.start_window(client.data for client in self.clients.values())
 
 
 def run_arena(settings: dict[str, Any]) -> dict[str, Any]:
@@ -425,7 +504,7 @@ def run_arena(settings: dict[str, Any]) -> dict[str, Any]:
         float(settings["warmup"]),
         float(settings["duration"]),
         on_measure=driver.start_window,
-        progress=lambda: {"count": driver.inputs_sent},
+        progress=lambda: {"count": driver.bots.inputs_sent},
     )
     timeline.start()
     clock = time.perf_counter
@@ -441,33 +520,11 @@ def run_arena(settings: dict[str, Any]) -> dict[str, Any]:
     # What the players' connections dropped (by reason), and their sessions' events.
     drops: dict[str, int] = {}
     for client in driver.clients.values():
-        for counts in (getattr(client.conn, "drops", {}), client.data.wire.drops):
-            for reason, n in counts.items():
-                drops[reason] = drops.get(reason, 0) + n
+        for reason, n in getattr(client.conn, "drops", {}).items():
+            drops[reason] = drops.get(reason, 0) + n
     closed = driver.events.get("closed_timeout", 0) + driver.events.get("closed_closed", 0)
-    result = {
-        "players": len(players),
-        "not_playing": sum(1 for p in players if not p.playing),
-        "states": [p.states for p in players],
-        "bytes": [p.bytes for p in players],
-        "tick_rates": [
-            (p.last_tick - p.first_tick) / (p.last_at - p.first_at)
-            for p in players if p.last_at > p.first_at
-        ],
-        "datagrams_in": [p.datagrams_in for p in players],
-        "datagrams_out": [p.datagrams_out for p in players],
-        "dropped_in": sum(p.dropped_in for p in players),
-        "dropped_out": sum(p.dropped_out for p in players),
-        "inputs": driver.inputs_sent,
-        "errors": driver.errors + closed,
-        "error_codes": dict(driver.error_codes),
-        "window_s": timeline.window_s,
-        "load_cpu_s": timeline.load_cpu_s,
-        "histogram": driver.input_to_state.encoded(),
-        "echo_histogram": driver.echo.encoded(),
-        "send_errors": driver.send_errors,
-        "client_drops": drops,
-        "session_events": dict(driver.events),
-    }
+    result = driver.bots.result(players, timeline, driver.errors + closed, drops)
+    result["send_errors"] = driver.send_errors
+    result["session_events"] = dict(driver.events)
     driver.close()
     return result

@@ -6,13 +6,18 @@ as many players near each one; 64 measures the interest helper, the cost of
 the views of many players in one room), hosted in the server process by one inline
 game host (`benchmarks.server_worker`, as `play` hosts its duels); the load
 process's bots (benchmarks.arena_load) each send a velocity input 20 times
-a second once their room plays. Figures for the measured window:
+a second once their room plays. With `--transport ws|websocket|webtransport`
+the players are on the browser's transports instead (benchmarks.arena_web_load):
+the server process also serves `/game` (plain, or over TLS) and, for
+`webtransport`, the WebTransport listener, as `play --transport` does for
+the duel; the bots are the same. Figures for the measured window:
 
 - `states_per_s_per_client` and `kbytes_per_s_per_client`: the state
   messages, and the UDP payload bytes (the whole vinom datagram, no IP or
   UDP header) of the datagrams from the host, each client received per
   second: after the simulated loss of `--loss` (mean over the clients, and
-  the most any received);
+  the most any received). On a WebSocket the bytes are the TCP payload (TLS
+  records and WebSocket frames), on WebTransport the QUIC packets' UDP payload;
 - `ticks_per_s`: how fast the rooms' tick (`k` in the states) moved, as
   the clients saw it (mean over the clients): below the tick rate (20), the
   host was starved of CPU and dropped ticks, and every per-second figure
@@ -20,8 +25,9 @@ a second once their room plays. Figures for the measured window:
 - `datagrams_host_to_client_per_s_per_player` (`_max`: the most any player
   got) and `datagrams_client_to_host_per_s_per_player`: the datagrams each
   way per player per second, counted by the load before its simulated drop
-  (what the host sent each player, what each player sent);
-  `host_datagrams_out/in_per_s_per_player` are the same from the host's
+  (what the host sent each player, what each player sent): on a WebSocket
+  its messages each way, on WebTransport its QUIC packets (acks included);
+  `host_datagrams_out/in_per_s_per_player` (UDP only) are the same from the host's
   counters (which also count any other session's datagrams);
 - `input_outcomes`: on a build with real-time inputs, the host's counts of
   what became of them in the window (applied, held, late, early, duplicate,
@@ -65,6 +71,14 @@ from benchmarks.harness import (
     report,
 )
 
+#: How the players reach the host, for the report's title (play's --transport).
+TRANSPORTS = {
+    "udp": "vinom's UDP sessions",
+    "websocket": "game WebSocket, TLS",
+    "ws": "game WebSocket, plain",
+    "webtransport": "WebTransport",
+}
+
 
 def run(options: ScenarioOptions) -> int:
     key = os.urandom(32)
@@ -78,6 +92,13 @@ def run(options: ScenarioOptions) -> int:
         progress.update(f"{message.get('count', 0):,} inputs", message.get("elapsed"))
 
     server_cpu, load_cpus = cpu_plan(options["loads"], options.pin)
+    transport = options["transport"]
+    webtransport = transport == "webtransport"
+    tls = transport in ("websocket", "webtransport")
+    web = (
+        {"websocket": True, "tls": tls, "webtransport": webtransport}
+        if transport != "udp" else {}
+    )  # fmt: skip
     try:
         with Harness(options.hard_limit(), on_progress) as harness:
             server = harness.spawn(
@@ -88,15 +109,25 @@ def run(options: ScenarioOptions) -> int:
                     "snapshot_checksums": options["snapshot-checksums"],
                     "record": not options["no-record"],
                     **({"spectators": watching} if watching else {}),
+                    **web,
                 })],
                 server_cpu,
             )  # fmt: skip
             ready = harness.wait_for(server, "ready", 60)
-            loads = spawn_room_loads(
-                harness, "arena", ready["port"], key, rooms, options, load_cpus,
-                seats=seats, input_rate=options["input-rate"], loss=options["loss"],
-                delay_ms=options["delay"], loss_seed=options["loss-seed"],
-            )  # fmt: skip
+            if transport == "udp":
+                loads = spawn_room_loads(
+                    harness, "arena", ready["port"], key, rooms, options, load_cpus,
+                    seats=seats, input_rate=options["input-rate"], loss=options["loss"],
+                    delay_ms=options["delay"], loss_seed=options["loss-seed"],
+                )  # fmt: skip
+            else:
+                loads = spawn_room_loads(
+                    harness, "arena-webtransport" if webtransport else "arena-websocket",
+                    ready["port"], key, rooms, options, load_cpus, seats=seats,
+                    input_rate=options["input-rate"], tls=tls,
+                    websocket_port=ready.get("websocket_port"),
+                    webtransport_port=ready.get("webtransport_port"),
+                )  # fmt: skip
             if watching:
                 loads.append(harness.spawn(
                     "spectators", "benchmarks.load_worker",
@@ -148,6 +179,7 @@ def run(options: ScenarioOptions) -> int:
     summary: dict[str, Any] = {
         "scenario": "play",
         "game": "arena",
+        "transport": transport,
         "rooms": rooms,
         "players": players,
         "loads": options["loads"],
@@ -180,20 +212,22 @@ def run(options: ScenarioOptions) -> int:
         "input_to_state_p99_ms": percentile_ms(effect, 99),
         "echo_p50_ms": percentile_ms(echo, 50),
         "echo_p99_ms": percentile_ms(echo, 99),
-        # Datagrams the host sent and received per second per player (states, and
-        # acks of inputs that no state carried; the inputs).
-        "host_datagrams_out_per_s_per_player": round(
-            (after["datagrams_sent"] - before["datagrams_sent"]) / window / players, 1
-        ),
-        "host_datagrams_in_per_s_per_player": round(
-            (after["datagrams_received"] - before["datagrams_received"]) / window / players, 1
-        ),
         "errors": errors,
         **measured.cpu_figures(),
         "server_cpu_ms_per_player_s": round(server_cpu_s * 1000 / window / players, 3),
         "server_cpu_share": round(server_cpu_s / window, 4),
         "bottleneck": bottleneck(server_cpu_s, measured.load_cpu_s, window, load_cores),
     }
+    if transport == "udp":
+        # Datagrams the host sent and received per second per player (states, and
+        # acks of inputs that no state carried; the inputs). The browsers' transports
+        # have no vinom datagrams (the load counts their messages or QUIC packets).
+        summary["host_datagrams_out_per_s_per_player"] = round(
+            (after["datagrams_sent"] - before["datagrams_sent"]) / window / players, 1
+        )
+        summary["host_datagrams_in_per_s_per_player"] = round(
+            (after["datagrams_received"] - before["datagrams_received"]) / window / players, 1
+        )
     if watched is not None:
         errors += int(watched["errors"])
         per_spectator = max(len(watched["spectator_messages"]), 1)
@@ -235,9 +269,10 @@ def run(options: ScenarioOptions) -> int:
          f"{summary['datagrams_host_to_client_per_s_per_player']} "
          f"({summary['datagrams_host_to_client_per_s_per_player_max']}) / "
          f"{summary['datagrams_client_to_host_per_s_per_player']}"),
-        ("host datagrams / s per player (out, in)",
-         f"{summary['host_datagrams_out_per_s_per_player']} / "
-         f"{summary['host_datagrams_in_per_s_per_player']}"),
+        *([("host datagrams / s per player (out, in)",
+            f"{summary['host_datagrams_out_per_s_per_player']} / "
+            f"{summary['host_datagrams_in_per_s_per_player']}")]
+          if transport == "udp" else []),
         ("input-to-state p50 / p99 ms",
          f"{summary['input_to_state_p50_ms']} / {summary['input_to_state_p99_ms']}"),
         ("echo (state with i) p50 / p99 ms",
@@ -254,7 +289,8 @@ def run(options: ScenarioOptions) -> int:
         cpu_row(server_cpu_s, measured.load_cpu_s, window, summary["bottleneck"]),
     ]  # fmt: skip
     report(
-        f"play --game arena: {rooms} room(s) x {seats} players, inputs at "
+        f"play --game arena: {rooms} room(s) x {seats} players "
+        f"({TRANSPORTS[transport]}), inputs at "
         f"{options['input-rate']:g} Hz, {options['duration']:g} s measured, "
         + ("recording" if summary["recording"] else "not recording")
         + (f", loss {options['loss']:g} and {options['delay']:g} ms added each way"

@@ -16,6 +16,8 @@ from benchmarks.worker import emit, run_guarded
 KINDS = {
     "handshake": "benchmarks.session_load:run_handshake",
     "arena": "benchmarks.arena_load:run_arena",
+    "arena-websocket": "benchmarks.arena_web_load:run_arena_websocket",
+    "arena-webtransport": "benchmarks.arena_web_load:run_arena_webtransport",
     "arena-spectators": "benchmarks.spectator_load:run_spectators",
     "play": "benchmarks.room_load:run_play",
     "play-websocket": "benchmarks.websocket_load:run_play_websocket",

@@ -55,7 +55,9 @@ that Twisted's TLS and autobahn set under vinom's game socket.
 `--rooms` arena rooms (default 1) of `--players` players (default 8; 64
 measures the interest helper's views, vinom.games.interest) sending velocity
 inputs at `--input-rate` Hz, with what each client receives per second, the server's
-CPU per player and the input-to-state latency. `--loss P` and `--delay MS`
+CPU per player and the input-to-state latency; with `--transport
+ws|websocket|webtransport` the players are on a browser's transport
+(benchmarks.arena_web_load). `--loss P` and `--delay MS` (UDP only)
 impair the path in the load process (both directions, once every player has
 connected): a fraction P of the datagrams dropped (seeded by `--loss-seed`),
 MS milliseconds added each way.
@@ -230,11 +232,12 @@ class Options(ScenarioOptions):
             raise usage.UsageError(
                 f"--transport {self['transport']} hosts the rooms in the server process"
             )
-        if self["game"] == "arena" and (self["host-workers"] or self["transport"] != "udp"):
+        if self["game"] == "arena" and self["host-workers"]:
             raise usage.UsageError(
-                "--game arena hosts its rooms in the server process, over UDP "
-                "(no --host-workers, no --transport)"
+                "--game arena hosts its rooms in the server process (no --host-workers)"
             )
+        if self["game"] == "arena" and self["bare"]:
+            raise usage.UsageError("--bare measures the duel's game WebSocket (not --game arena)")
         if self["game"] == "arena" and self["relay"]:
             raise usage.UsageError("--relay plays the duel rooms (not --game arena)")
         self["players"] = positive_int(self, "players")
@@ -255,6 +258,11 @@ class Options(ScenarioOptions):
         if self["game"] != "arena" and arena_only:
             raise usage.UsageError(
                 "--loss, --delay and --snapshot-checksums are --game arena's"
+            )
+        if (self["loss"] or self["delay"]) and self["transport"] != "udp":
+            raise usage.UsageError(
+                "--loss and --delay impair the UDP path (--transport udp): a browser's "
+                "transports are not impaired"
             )
 
 

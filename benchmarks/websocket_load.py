@@ -38,7 +38,7 @@ from vinom.rooms.messages import encode_action
 
 _unpackb = msgpack.unpackb
 _ZERO_MASK = b"\0\0\0\0"
-_BINARY, _CLOSE, _PING, _PONG = 0x2, 0x8, 0x9, 0xA
+BINARY, CLOSE, PING, PONG = 0x2, 0x8, 0x9, 0xA
 
 
 def frame(opcode: int, payload: bytes) -> bytes:
@@ -58,7 +58,9 @@ class SocketPlayer:
 
     __slots__ = ("buffer", "player", "sock")
 
-    def __init__(self, sock: socket.socket, player: Player) -> None:
+    def __init__(self, sock: Any, player: Any) -> None:
+        # `sock`: a socket or a `WireSocket`; `player`: the load's player (a duel
+        # `Player`, or benchmarks.arena_web_load's arena player).
         self.sock = sock
         self.player = player
         self.buffer = b""
@@ -91,14 +93,99 @@ class SocketPlayer:
         return out
 
 
+class WireSocket:
+    """A client socket, over TLS (`ssl.SSLObject` on memory buffers) or not, that counts
+    in `bytes_in` what the server sent it on the wire: the TCP payload, TLS records
+    and all. What `open_socket` returns when asked to count; the loads read it as
+    they read a socket (`recv` raises BlockingIOError when nothing is ready)."""
+
+    __slots__ = ("bytes_in", "incoming", "outgoing", "raw", "tls")
+
+    def __init__(self, raw: socket.socket, context: ssl.SSLContext | None) -> None:
+        self.raw = raw
+        self.bytes_in = 0
+        self.tls: ssl.SSLObject | None = None
+        if context is None:
+            return
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_hostname="localhost")
+        while True:
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._flush()
+                if not self._feed():
+                    raise RuntimeError("the server closed the TLS handshake") from None
+        self._flush()
+
+    def _flush(self) -> None:
+        data = self.outgoing.read()
+        if data:
+            self.raw.sendall(data)
+
+    def _feed(self) -> bool:
+        data = self.raw.recv(65536)
+        self.bytes_in += len(data)
+        self.incoming.write(data)
+        return bool(data)
+
+    def recv(self, size: int) -> bytes:
+        """Bytes from the server (b"" at its end); BlockingIOError if none are ready."""
+        tls = self.tls
+        if tls is None:
+            data = self.raw.recv(size)
+            self.bytes_in += len(data)
+            return data
+        while True:
+            try:
+                return tls.read(size)
+            except ssl.SSLWantReadError:
+                if not self._feed():
+                    return b""
+            except ssl.SSLZeroReturnError:
+                return b""
+
+    def sendall(self, data: bytes) -> None:
+        if self.tls is None:
+            self.raw.sendall(data)
+        else:
+            self.tls.write(data)
+            self._flush()
+
+    def setblocking(self, flag: bool) -> None:
+        self.raw.setblocking(flag)
+
+    def fileno(self) -> int:
+        return self.raw.fileno()
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def client_context(tls: bool) -> ssl.SSLContext | None:
+    """The players' TLS context (None: plain `ws://`). The bench server's certificate
+    is a fresh self-signed one: not verified."""
+    if not tls:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 def open_socket(
-    server: tuple[str, int], context: ssl.SSLContext | None, token: bytes
-) -> socket.socket:
+    server: tuple[str, int], context: ssl.SSLContext | None, token: bytes, counting: bool = False
+) -> Any:
     """A `/game` WebSocket (over TLS unless `context` is None), opened (blocking) and
-    sent `token`; then non-blocking."""
+    sent `token`; then non-blocking. A `WireSocket` if `counting`, else a socket."""
     raw = socket.create_connection(server, timeout=30)
     raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock = raw if context is None else context.wrap_socket(raw, server_hostname="localhost")
+    sock: Any
+    if counting:
+        sock = WireSocket(raw, context)
+    else:
+        sock = raw if context is None else context.wrap_socket(raw, server_hostname="localhost")
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall(
         (f"GET /game HTTP/1.1\r\nHost: localhost:{server[1]}\r\nUpgrade: websocket\r\n"
@@ -114,7 +201,7 @@ def open_socket(
     if not answer.startswith(b"HTTP/1.1 101"):
         raise RuntimeError(f"WebSocket handshake refused: {answer.splitlines()[0]!r}")
     # Nothing follows the 101 before the token (the server speaks after it).
-    sock.sendall(frame(_BINARY, token))
+    sock.sendall(frame(BINARY, token))
     sock.setblocking(False)
     return sock
 
@@ -127,12 +214,7 @@ class WebSocketPlay:
         self.udp_host = HostAddress(str(settings["host"]), int(settings["port"]))
         self.issuer = make_issuer(bytes.fromhex(settings["key"]))
         self.rooms = range(int(settings["first_room"]), int(settings["last_room"]))
-        self.context: ssl.SSLContext | None = None
-        if settings.get("tls", True):
-            self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            # The bench server's certificate is a fresh self-signed one.
-            self.context.check_hostname = False
-            self.context.verify_mode = ssl.CERT_NONE
+        self.context = client_context(bool(settings.get("tls", True)))
         self.players: list[SocketPlayer] = []
         self.latencies = Latencies()
         self.measuring = False
@@ -176,7 +258,7 @@ class WebSocketPlay:
         player = link.player
         moved = False
         for opcode, payload in link.frames():
-            if opcode == _BINARY:
+            if opcode == BINARY:
                 self.messages += 1
                 try:
                     message = _unpackb(payload)
@@ -195,15 +277,15 @@ class WebSocketPlay:
                             self.latencies.record(int((now - player.sent_at) * 1e6))
                         player.sent = mine + 1
                         player.sent_at = now
-                        self.send(index, frame(_BINARY, encode_action({"seq": player.sent})))
+                        self.send(index, frame(BINARY, encode_action({"seq": player.sent})))
                         moved = True
                 elif kind == "error":
                     self.errors += 1
                     code = str(message.get("code"))
                     self.error_codes[code] = self.error_codes.get(code, 0) + 1
-            elif opcode == _PING:
-                self.send(index, frame(_PONG, payload))
-            elif opcode == _CLOSE:
+            elif opcode == PING:
+                self.send(index, frame(PONG, payload))
+            elif opcode == CLOSE:
                 self._closed(index, "close")
                 return
 
@@ -229,7 +311,7 @@ def run_play_websocket(settings: dict[str, Any]) -> dict[str, Any]:
     play.connect_all()
 
     timeline = play_timeline(settings, play)
-    poller, by_fd = poll_sockets([link.sock for link in play.players])  # type: ignore[misc]
+    poller, by_fd = poll_sockets([link.sock for link in play.players])
     poll = poller.poll
     readable = play.readable
     clock = time.perf_counter

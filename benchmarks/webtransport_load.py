@@ -57,10 +57,11 @@ CONNECT_LIMIT_S = 30.0
 class QuicPlayer:
     """One player's QUIC connection, its HTTP/3 session and stream, and its UDP socket."""
 
-    __slots__ = ("buffer", "closed", "h3", "player", "quic", "server", "session_id", "sock",
-                 "stream_id", "timer_at", "token", "welcomed")  # fmt: skip
+    __slots__ = ("buffer", "closed", "datagrams_sent", "h3", "player", "quic", "server",
+                 "session_id", "sock", "stream_id", "timer_at", "token", "welcomed")  # fmt: skip
 
-    def __init__(self, server: tuple[str, int], player: Player, token: bytes) -> None:
+    def __init__(self, server: tuple[str, int], player: Any, token: bytes) -> None:
+        # `player`: the load's player (a duel `Player`, or an arena one).
         configuration = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN,
                                           max_datagram_frame_size=65536,
                                           server_name="localhost")  # fmt: skip
@@ -81,6 +82,7 @@ class QuicPlayer:
         self.timer_at: float | None = None
         self.welcomed = False
         self.closed = ""
+        self.datagrams_sent = 0  # UDP datagrams (QUIC packets) sent
 
     def connect(self, now: float) -> None:
         """The QUIC handshake's first packet and the CONNECT request behind it."""
@@ -105,6 +107,7 @@ class QuicPlayer:
         or None if it did not change."""
         sock = self.sock
         for data, addr in self.quic.datagrams_to_send(now=now):
+            self.datagrams_sent += 1
             # A full socket buffer is a lost packet: QUIC sends it again.
             with contextlib.suppress(BlockingIOError):
                 sock.sendto(data, addr)
@@ -270,6 +273,30 @@ class WebTransportPlay:
             link.player.sent_before = link.player.sent
 
 
+def open_sessions(play: WebTransportPlay, poller: Any, by_fd: dict[int, int]) -> None:
+    """Start every player's connection and wait until the host welcomed each one."""
+    clock = time.perf_counter
+    now = clock()
+    for index in range(len(play.players)):
+        play.start(index, now)
+    deadline = now + CONNECT_LIMIT_S
+    welcomed = 0
+    while welcomed < len(play.players):
+        for fd in poller.poll(play.due(clock())):
+            index = by_fd.get(fd, -1)
+            if index < 0:
+                raise Aborted()
+            play.readable(index, clock())
+        welcomed = sum(1 for link in play.players if link.welcomed)
+        failed = [link.closed for link in play.players if link.closed]
+        if failed or clock() > deadline:
+            raise RuntimeError(
+                f"{len(play.players) - welcomed} of {len(play.players)} WebTransport "
+                f"players not welcomed ({', '.join(sorted(set(failed))) or 'timed out'})"
+            )
+    emit("progress", phase="connect", count=len(play.players), elapsed=0.0)
+
+
 def run_play_webtransport(settings: dict[str, Any]) -> dict[str, Any]:
     play = WebTransportPlay(settings)
     play.create_all()
@@ -278,26 +305,7 @@ def run_play_webtransport(settings: dict[str, Any]) -> dict[str, Any]:
     readable = play.readable
     clock = time.perf_counter
     try:
-        now = clock()
-        for index in range(len(play.players)):
-            play.start(index, now)
-        deadline = now + CONNECT_LIMIT_S
-        welcomed = 0
-        while welcomed < len(play.players):
-            for fd in poll(play.due(clock())):
-                index = by_fd.get(fd, -1)
-                if index < 0:
-                    raise Aborted()
-                readable(index, clock())
-            welcomed = sum(1 for link in play.players if link.welcomed)
-            failed = [link.closed for link in play.players if link.closed]
-            if failed or clock() > deadline:
-                raise RuntimeError(
-                    f"{len(play.players) - welcomed} of {len(play.players)} WebTransport "
-                    f"players not welcomed ({', '.join(sorted(set(failed))) or 'timed out'})"
-                )
-        emit("progress", phase="connect", count=len(play.players), elapsed=0.0)
-
+        open_sessions(play, poller, by_fd)
         timeline = play_timeline(settings, play)
         timeline.start()
         next_check = clock() + RESEND_S / 2

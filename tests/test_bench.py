@@ -234,11 +234,60 @@ class ScenarioSmokeTests(unittest.TestCase):
         code, result, stderr = run_bench(
             "play", "--game", "arena", "--warmup", "0.5", "--duration", "1"
         )
+        self.assertArenaPlayed(code, result, stderr, "udp")
+        self.assertEqual((result["dropped_to_client"], result["dropped_to_host"]), (0, 0))
+        # The host's own counts of its datagrams (UDP only).
+        self.assertGreater(result["host_datagrams_out_per_s_per_player"], 0)
+        self.assertGreater(result["host_datagrams_in_per_s_per_player"], 0)
+
+    def test_play_arena_over_websocket(self) -> None:
+        code, result, stderr = run_bench(
+            "play", "--game", "arena", "--transport", "websocket", "--warmup", "0.5",
+            "--duration", "1",
+        )  # fmt: skip
+        self.assertArenaPlayed(code, result, stderr, "websocket")
+        # One WebSocket message each way per state and per input.
+        self.assertLessEqual(result["datagrams_host_to_client_per_s_per_player_max"], 20 + 1)
+        self.assertNotIn("host_datagrams_out_per_s_per_player", result)
+
+    def test_play_arena_over_plain_websocket(self) -> None:
+        code, result, stderr = run_bench(
+            "play", "--game", "arena", "--transport", "ws", "--players", "12", "--warmup",
+            "0.5", "--duration", "1",
+        )  # fmt: skip
+        self.assertArenaPlayed(code, result, stderr, "ws", players=12)
+
+    def test_play_arena_over_webtransport(self) -> None:
+        code, result, stderr = run_bench(
+            "play", "--game", "arena", "--transport", "webtransport", "--warmup", "0.5",
+            "--duration", "1.5",
+        )  # fmt: skip
+        self.assertArenaPlayed(code, result, stderr, "webtransport")
+        # The states came as QUIC packets (with the acks of the inputs' packets).
+        self.assertGreaterEqual(result["datagrams_host_to_client_per_s_per_player"],
+                                result["states_per_s_per_client"] * 0.9)  # fmt: skip
+
+    def test_browser_transports_are_not_impaired(self) -> None:
+        for args, why in [
+            (("--transport", "ws", "--loss", "0.1"), "--loss and --delay"),
+            (("--transport", "webtransport", "--delay", "20"), "--loss and --delay"),
+            (("--transport", "websocket", "--bare"), "--bare"),
+        ]:
+            code, result, stderr = run_bench("play", "--game", "arena", *args)
+            self.assertEqual(code, 2, (args, stderr))
+            self.assertIn(why, stderr, args)
+            self.assertEqual(result, {})
+
+    def assertArenaPlayed(
+        self, code: int, result: dict[str, Any], stderr: str, transport: str, players: int = 8
+    ) -> None:
+        """An arena run's figures: every player played, states and bytes at the tick's pace."""
         # What made a run fail is in its figures (--quiet leaves stderr empty).
         self.assertEqual(code, 0, (stderr, {k: v for k, v in result.items() if k in (
             "errors", "error_codes", "client_drops", "session_events", "input_outcomes")}))
         self.assertEqual((result["scenario"], result["game"]), ("play", "arena"))
-        self.assertEqual((result["rooms"], result["players"]), (1, 8))
+        self.assertEqual(result["transport"], transport)
+        self.assertEqual((result["rooms"], result["players"]), (1, players))
         self.assertEqual(result["errors"], 0)
         self.assertRate(result, "inputs_per_s")
         # At most one state per 20 Hz tick (one more can fall in a window's edges).
@@ -261,7 +310,13 @@ class ScenarioSmokeTests(unittest.TestCase):
         # The rooms' tick moved (no bound below: a loaded machine starves the host).
         self.assertGreater(result["ticks_per_s"], 0)
         self.assertLessEqual(result["ticks_per_s"], 20 + 2)
-        self.assertEqual((result["dropped_to_client"], result["dropped_to_host"]), (0, 0))
+        # Each state took some bytes on the wire, and no more than a datagram holds.
+        per_state = result["kbytes_per_s_per_client"] * 1000 / result["states_per_s_per_client"]
+        self.assertTrue(20 < per_state < 1200, per_state)
+        # Every snap's baseline was there, and each rebuilt cleanly.
+        drops = result.get("client_drops", {})
+        self.assertEqual((drops.get("snap_unknown_baseline", 0), drops.get("snap_corrupt", 0)),
+                         (0, 0), drops)  # fmt: skip
 
     def test_play_arena_with_spectators(self) -> None:
         code, result, stderr = run_bench(
@@ -319,7 +374,7 @@ class ScenarioSmokeTests(unittest.TestCase):
             self.assertNotEqual(code, 0, args)
             self.assertIn(why, stderr, args)
 
-    def test_arena_is_hosted_in_the_server_process_over_udp(self) -> None:
+    def test_arena_is_hosted_in_the_server_process(self) -> None:
         code, _result, stderr = run_bench("play", "--game", "arena", "--host-workers", "1")
         self.assertNotEqual(code, 0)
         self.assertIn("--game arena", stderr)
@@ -808,3 +863,18 @@ class LossyLinkTests(unittest.TestCase):
         self.assertLess(ticks[0], ticks[1])
         # A room without a tick keeps the state wire.
         self.assertNotIsInstance(wire_for({"t": "welcome", "tick_rate": 0}, conn), SnapWire)
+
+    def test_the_snap_wire_on_a_stream_stamps_inputs_for_the_next_tick(self) -> None:
+        import msgpack
+
+        from benchmarks.arena_load import SnapWire, wire_for
+        from vinom.protocol.events import UNRELIABLE
+
+        # A WebSocket or WebTransport player has no session connection: no session
+        # acks to set, and its inputs assume no round trip (loopback).
+        wire = wire_for({"t": "welcome", "tick_rate": 20, "snapshot_rate": 20}, None)
+        assert isinstance(wire, SnapWire)
+        channel, data = wire.input(1, [1.0, 0.0], 0.0)
+        self.assertEqual(channel, UNRELIABLE)
+        [(tick, value)] = msgpack.unpackb(data)["x"]
+        self.assertEqual((tick, value["n"]), (1, 1))  # no snap seen yet: the first tick
