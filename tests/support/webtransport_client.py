@@ -43,7 +43,48 @@ from twisted.trial.unittest import TestCase
 from vinom.protocol.tokens import PublicToken
 
 
-class WebTransportPlayer(DatagramProtocol):
+class QuicPump(DatagramProtocol):
+    """One aioquic client connection driven on the reactor: datagrams in, its
+    datagrams out, its timer kept; a subclass reads the events (`_events`)."""
+
+    quic: QuicConnection
+    server: tuple[str, int]
+    _timer: IDelayedCall | None = None
+
+    def stopProtocol(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:
+        self.quic.receive_datagram(data, addr, now=reactor.seconds())
+        self._events()
+        self.transmit()
+
+    def transmit(self) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        for data, addr in self.quic.datagrams_to_send(now=reactor.seconds()):
+            transport.write(data, addr)
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        at = self.quic.get_timer()
+        self._timer = None if at is None else reactor.callLater(
+            max(0.0, at - reactor.seconds()), self._on_timer
+        )
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.quic.handle_timer(now=reactor.seconds())
+        self._events()
+        self.transmit()
+
+    def _events(self) -> None:
+        raise NotImplementedError
+
+
+class WebTransportPlayer(QuicPump):
     def __init__(self, port: int, origin: str | None, path: str = "/game",
                  reads_to_end: bool = True) -> None:  # fmt: skip
         configuration = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN,
@@ -82,35 +123,6 @@ class WebTransportPlayer(DatagramProtocol):
         if self.origin is not None:
             headers.append((b"origin", self.origin.encode()))
         self.h3.send_headers(self.session_id, headers)
-        self.transmit()
-
-    def stopProtocol(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-
-    def datagramReceived(self, data: bytes, addr: Any) -> None:
-        self.quic.receive_datagram(data, addr, now=reactor.seconds())
-        self._events()
-        self.transmit()
-
-    def transmit(self) -> None:
-        transport = self.transport
-        if transport is None:
-            return
-        for data, addr in self.quic.datagrams_to_send(now=reactor.seconds()):
-            transport.write(data, addr)
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        at = self.quic.get_timer()
-        self._timer = None if at is None else reactor.callLater(
-            max(0.0, at - reactor.seconds()), self._on_timer
-        )
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self.quic.handle_timer(now=reactor.seconds())
-        self._events()
         self.transmit()
 
     def _events(self) -> None:
@@ -215,7 +227,7 @@ async def connect_webtransport(case: TestCase, port: int, *, origin: str | None 
     return player
 
 
-class QuicPeer(DatagramProtocol):
+class QuicPeer(QuicPump):
     """A bare QUIC client of the `--webtransport` port, as an attacker writes one:
     aioquic's client with HTTP/3's ALPN, which completes the handshake (`handshake`
     fires) and then sends only what the test asks, never a CONNECT. `terminated`
@@ -237,16 +249,6 @@ class QuicPeer(DatagramProtocol):
         self.quic.connect(self.server, now=reactor.seconds())
         self.transmit()
 
-    def stopProtocol(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-
-    def datagramReceived(self, data: bytes, addr: Any) -> None:
-        self.quic.receive_datagram(data, addr, now=reactor.seconds())
-        self._events()
-        self.transmit()
-
     def _events(self) -> None:
         while (event := self.quic.next_event()) is not None:
             if isinstance(event, HandshakeCompleted) and not self.handshake.called:
@@ -255,24 +257,6 @@ class QuicPeer(DatagramProtocol):
                 self.terminated.callback((event.error_code, event.reason_phrase))
             elif isinstance(event, PingAcknowledged) and event.uid in self._pings:
                 self._pings.pop(event.uid).callback(None)
-
-    def transmit(self) -> None:
-        if self.transport is None:
-            return
-        for data, addr in self.quic.datagrams_to_send(now=reactor.seconds()):
-            self.transport.write(data, addr)
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        at = self.quic.get_timer()
-        self._timer = None if at is None else reactor.callLater(
-            max(0.0, at - reactor.seconds()), self._on_timer
-        )
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self.quic.handle_timer(now=reactor.seconds())
-        self._events()
-        self.transmit()
 
     def ping(self) -> None:
         """A PING frame: the connection is not idle."""
