@@ -79,8 +79,12 @@ class NativeClientTests(TestCase):
         self.assertIn("[  PASSED  ]", report, report)
         self.assertNotIn("FAILED", report, report)
         # Both groups the core implements were checked.
-        for name in ("Session.SealedPacketsBothWays", "Session.ClientThroughCAbi",
-                     "Reliability.BodiesBothWays", "Malformed.EveryFlippedBitIsRefused"):
+        for name in (
+            "Session.SealedPacketsBothWays",
+            "Session.ClientThroughCAbi",
+            "Reliability.BodiesBothWays",
+            "Malformed.EveryFlippedBitIsRefused",
+        ):
             self.assertIn(f"[       OK ] {name}", report, report)
 
     async def test_the_c_abi_test_compiles_as_c_and_passes(self) -> None:
@@ -102,8 +106,9 @@ class NativeClientTests(TestCase):
             vector = next(v for v in data[group]["vectors"] if v["name"] == name)
             text = vector[key] if key == "hex" else vector[key][0]
             middle = len(text) // 2 & ~1
-            flipped = text[:middle] + f"{int(text[middle:middle + 2], 16) ^ 1:02x}" + \
-                text[middle + 2:]
+            flipped = (
+                text[:middle] + f"{int(text[middle : middle + 2], 16) ^ 1:02x}" + text[middle + 2 :]
+            )
             if key == "hex":
                 vector[key] = flipped
             else:
