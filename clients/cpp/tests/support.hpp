@@ -14,21 +14,22 @@
 
 namespace vt {
 
-inline const nlohmann::json& vectors() {
-    static const nlohmann::json data = [] {
+// Ordered: a message's map keeps its keys' order, as its bytes do.
+inline const nlohmann::ordered_json& vectors() {
+    static const nlohmann::ordered_json data = [] {
         const char* env = std::getenv("VINOM_VECTORS");
         std::string path = env && *env ? env : VINOM_VECTORS;
         std::ifstream in(path);
         if (!in) throw std::runtime_error("cannot read " + path);
         std::stringstream text;
         text << in.rdbuf();
-        return nlohmann::json::parse(text.str());
+        return nlohmann::ordered_json::parse(text.str());
     }();
     return data;
 }
 
 // One vector of a group, by name.
-inline const nlohmann::json& vector(const std::string& group, const std::string& name) {
+inline const nlohmann::ordered_json& vector(const std::string& group, const std::string& name) {
     for (const auto& v : vectors().at(group).at("vectors"))
         if (v.at("name") == name) return v;
     throw std::runtime_error("no vector " + group + "." + name);

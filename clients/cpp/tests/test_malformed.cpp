@@ -13,7 +13,7 @@ using vt::unhex;
 
 namespace {
 
-const nlohmann::json& derived() { return vt::vectors().at("session").at("derived"); }
+const nlohmann::ordered_json& derived() { return vt::vectors().at("session").at("derived"); }
 Bytes packet(const std::string& name) { return unhex(vt::vector("session", name).at("hex")); }
 
 // Every way the client reads a packet from the network.
@@ -130,22 +130,22 @@ TEST(Malformed, PublicTokenFields) {
     EXPECT_EQ(vinom::parse_public_token("[1]", t), Error::bad_json);
     EXPECT_EQ(vinom::parse_public_token(std::string(100000, '['), t), Error::bad_json);
     for (const auto& item : good.items()) {
-        nlohmann::json j = good;
+        nlohmann::ordered_json j = good;
         j.erase(item.key());
         EXPECT_EQ(vinom::parse_public_token(j.dump(), t), Error::bad_json) << item.key();
         j = good;
         j[item.key()] = nullptr;
         EXPECT_EQ(vinom::parse_public_token(j.dump(), t), Error::bad_json) << item.key();
     }
-    auto with = [&](const char* key, nlohmann::json value) {
-        nlohmann::json j = good;
+    auto with = [&](const char* key, nlohmann::ordered_json value) {
+        nlohmann::ordered_json j = good;
         j[key] = std::move(value);
         return vinom::parse_public_token(j.dump(), t);
     };
     EXPECT_EQ(with("application_id", 9007199254740992ull), Error::bad_json);  // 2^53
     EXPECT_EQ(with("timeout_ms", 0), Error::bad_json);
     EXPECT_EQ(with("timeout_ms", -1), Error::bad_json);
-    EXPECT_EQ(with("hosts", nlohmann::json::array()), Error::bad_json);
+    EXPECT_EQ(with("hosts", nlohmann::ordered_json::array()), Error::bad_json);
     EXPECT_EQ(with("hosts", {{{"host", "h"}, {"port", 0}}}), Error::bad_json);
     EXPECT_EQ(with("hosts", {{{"host", "h"}, {"port", 65536}}}), Error::bad_json);
     EXPECT_EQ(with("nonce", "YGFiY2RlZmdoaWpr="), Error::bad_json);   // bad padding

@@ -20,9 +20,9 @@ using vt::unhex;
 
 namespace {
 
-const nlohmann::json& session() { return vt::vectors().at("session"); }
-const nlohmann::json& inputs() { return session().at("inputs"); }
-const nlohmann::json& derived() { return session().at("derived"); }
+const nlohmann::ordered_json& session() { return vt::vectors().at("session"); }
+const nlohmann::ordered_json& inputs() { return session().at("inputs"); }
+const nlohmann::ordered_json& derived() { return session().at("derived"); }
 Bytes packet(const std::string& name) { return unhex(vt::vector("session", name).at("hex")); }
 vinom::Key c2s() { return vt::key(derived().at("client_to_server_key")); }
 vinom::Key s2c() { return vt::key(derived().at("server_to_client_key")); }
@@ -339,7 +339,7 @@ std::vector<std::pair<int, std::string>> joined(const std::vector<Decoded>& bodi
     return out;
 }
 
-std::vector<std::pair<int, std::string>> listed(const nlohmann::json& list) {
+std::vector<std::pair<int, std::string>> listed(const nlohmann::ordered_json& list) {
     std::vector<std::pair<int, std::string>> out;
     for (const auto& m : list) out.emplace_back(m.at("channel").get<int>(), m.at("hex"));
     return out;
