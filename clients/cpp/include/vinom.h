@@ -46,7 +46,8 @@ typedef enum vinom_status {
     VINOM_CRYPTO = 8,           /* OpenSSL failed */
     VINOM_UNEXPECTED = 9,       /* a valid packet that does not fit the state */
     VINOM_BUFFER_TOO_SMALL = 10,
-    VINOM_INVALID_ARGUMENT = 11 /* a NULL handle or pointer */
+    VINOM_INVALID_ARGUMENT = 11, /* a NULL handle or pointer */
+    VINOM_NO_MEMORY = 12
 } vinom_status;
 
 /* The packet types of docs/protocol.md section 5 a client seals. */

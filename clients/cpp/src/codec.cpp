@@ -23,6 +23,7 @@ const char* error_name(Error e) {
         case Error::unexpected: return "unexpected";
         case Error::buffer_too_small: return "buffer_too_small";
         case Error::invalid_argument: return "invalid_argument";
+        case Error::no_memory: return "no_memory";
     }
     return "unknown";
 }

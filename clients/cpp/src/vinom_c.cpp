@@ -16,7 +16,7 @@ struct vinom_session {
 };
 
 // The ABI's numbers are the core's enums'.
-static_assert(static_cast<int>(vinom::Error::invalid_argument) == VINOM_INVALID_ARGUMENT);
+static_assert(static_cast<int>(vinom::Error::no_memory) == VINOM_NO_MEMORY);
 static_assert(static_cast<int>(vinom::ClientSession::Kind::disconnect) == VINOM_EVENT_DISCONNECT);
 static_assert(static_cast<int>(vinom::ClientSession::State::failed) == VINOM_STATE_FAILED);
 static_assert(vinom::MAX_DATAGRAM == VINOM_MAX_DATAGRAM);
@@ -60,7 +60,7 @@ vinom_status vinom_token_parse(const char* json, size_t len, vinom_token** out) 
         *out = new vinom_token{std::move(t)};
         return VINOM_OK;
     } catch (...) {
-        return VINOM_CRYPTO;  // only allocation can throw here
+        return VINOM_NO_MEMORY;  // only allocation can throw here
     }
 }
 
@@ -95,7 +95,7 @@ vinom_status vinom_session_new(const vinom_token* token, uint64_t first_sequence
         *out = new vinom_session{vinom::ClientSession(token->token, first_sequence)};
         return VINOM_OK;
     } catch (...) {
-        return VINOM_CRYPTO;
+        return VINOM_NO_MEMORY;
     }
 }
 
@@ -112,7 +112,7 @@ vinom_status vinom_session_request(const vinom_session* session, uint8_t* out, s
     try {
         return copy_out(session->session.request(), out, cap, len);
     } catch (...) {
-        return VINOM_CRYPTO;
+        return VINOM_NO_MEMORY;
     }
 }
 
@@ -130,7 +130,7 @@ vinom_status vinom_session_receive(vinom_session* session, const uint8_t* packet
         *event = static_cast<vinom_event>(kind);
         return copy_out(bytes, out, cap, len);
     } catch (...) {
-        return VINOM_CRYPTO;
+        return VINOM_NO_MEMORY;
     }
 }
 
@@ -152,7 +152,7 @@ vinom_status vinom_session_seal(vinom_session* session, int packet_type, const u
         if (e != vinom::Error::ok) return status(e);
         return copy_out(bytes, out, cap, len);
     } catch (...) {
-        return VINOM_CRYPTO;
+        return VINOM_NO_MEMORY;
     }
 }
 

@@ -25,6 +25,7 @@ int main(void) {
     CHECK(vinom_protocol_version() == 3);
     CHECK(strncmp(vinom_version_string(), "vinom-native ", 13) == 0);
     CHECK(strcmp(vinom_status_name(VINOM_OK), "ok") == 0);
+    CHECK(strcmp(vinom_status_name(VINOM_NO_MEMORY), "no_memory") == 0);
     CHECK(vinom_token_parse(bad, strlen(bad), &token) == VINOM_BAD_JSON);
     CHECK(token == NULL);
     CHECK(vinom_token_host_count(NULL) == 0);

@@ -45,6 +45,7 @@ enum class Error {
     unexpected,      // a valid packet that does not fit the session's state
     buffer_too_small,  // (C ABI) the caller's output buffer is too small
     invalid_argument,  // (C ABI) a null handle or pointer
+    no_memory,         // (C ABI) an allocation failed
 };
 
 const char* error_name(Error e);
