@@ -84,6 +84,7 @@ class NativeClientTests(TestCase):
             "Session.ClientThroughCAbi",
             "Reliability.BodiesBothWays",
             "Messages.EveryVectorBothWays",
+            "RouteTokens.EveryVectorBothWays",
             "Malformed.EveryFlippedBitIsRefused",
         ):
             self.assertIn(f"[       OK ] {name}", report, report)
@@ -102,6 +103,7 @@ class NativeClientTests(TestCase):
             ("session", "payload_client", "hex", "Session.SealedPacketsBothWays"),
             ("reliability", "first_body", "bodies", "Reliability.BodiesBothWays"),
             ("messages", "input", "hex", "Messages.EveryVectorBothWays"),
+            ("route_tokens", "route_token_ipv6", "hex", "RouteTokens.EveryVectorBothWays"),
         ]
         for group, name, key, failing in cases:
             data = load()

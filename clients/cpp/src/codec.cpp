@@ -382,6 +382,39 @@ Error open_packet(const Key& key, View packet, std::uint8_t& type, std::uint64_t
     return e;
 }
 
+// -- route tokens (section 15) --
+
+Error seal_route_token(const Key& relay_key, const Nonce& nonce, const Route& route, Bytes& out) {
+    if (route.port == 0) return Error::bad_field;
+    Bytes plain;
+    put_u32(plain, route.expires_at);
+    put_u16(plain, route.port);
+    put(plain, route.address);
+    Bytes b{1};  // the version, also the associated data
+    put(b, nonce);
+    Error e = seal(relay_key, nonce, View(b.data(), 1), View(plain), b);
+    if (e != Error::ok) return e;
+    out = std::move(b);
+    return Error::ok;
+}
+
+Error open_route_token(const Key& relay_key, View token, Route& out) {
+    if (token.size != ROUTE_TOKEN_SIZE) return Error::bad_size;
+    if (token.data[0] != 1) return Error::bad_type;
+    Nonce nonce{};
+    std::memcpy(nonce.data(), token.data + 1, nonce.size());
+    Bytes plain;
+    Error e = open(relay_key, nonce, token.sub(0, 1), token.sub(13, ROUTE_TOKEN_SIZE - 13), plain);
+    if (e != Error::ok) return e;
+    Route r;
+    r.expires_at = static_cast<std::uint32_t>(get_le(plain.data(), 4));
+    r.port = static_cast<std::uint16_t>(get_le(plain.data() + 4, 2));
+    std::memcpy(r.address.data(), plain.data() + 6, 16);
+    if (r.port == 0) return Error::bad_field;
+    out = r;
+    return Error::ok;
+}
+
 // -- replay protection (section 6) --
 
 void ReplayWindow::start(std::uint64_t sequence) {

@@ -1,7 +1,9 @@
 // Every vector of the groups the native core implements, both ways: encoding
 // the inputs gives the vector's bytes, decoding the bytes gives its fields.
-// Groups: session (docs/protocol.md 12) and reliability (13.14, the body
-// codec; the endpoint that decides what goes into a body is not here).
+// Groups: session (docs/protocol.md 12), reliability (13.14, the body codec;
+// the endpoint that decides what goes into a body is not here) and
+// route_tokens (15.1); messages (14.1) are in test_messages.cpp.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -394,6 +396,61 @@ TEST(Reliability, BodiesBothWays) {
         // ... and a fresh endpoint delivers them in body order.
         if (v.contains("delivered")) {
             EXPECT_EQ(joined(bodies), listed(v.at("delivered")));
+        }
+    }
+}
+
+// -- route tokens (15.1), sealed and opened as the lobby and the relay do.
+
+namespace {
+
+std::array<std::uint8_t, 16> address_of(const std::string& host) {
+    std::array<std::uint8_t, 16> a{};
+    std::uint8_t v4[4];
+    if (inet_pton(AF_INET, host.c_str(), v4) == 1) {
+        a[10] = a[11] = 0xff;
+        std::copy(v4, v4 + 4, a.begin() + 12);
+    } else {
+        EXPECT_EQ(inet_pton(AF_INET6, host.c_str(), a.data()), 1) << host;
+    }
+    return a;
+}
+
+}  // namespace
+
+TEST(RouteTokens, EveryVectorBothWays) {
+    const auto& group = vt::vectors().at("route_tokens");
+    vinom::Key key = vt::key(group.at("inputs").at("key"));
+    Bytes nonce_bytes = unhex(group.at("inputs").at("nonce"));
+    vinom::Nonce nonce{};
+    std::copy(nonce_bytes.begin(), nonce_bytes.end(), nonce.begin());
+    ASSERT_FALSE(group.at("vectors").empty());
+    for (const auto& v : group.at("vectors")) {
+        SCOPED_TRACE(v.at("name").get<std::string>());
+        vinom::Route route;
+        route.expires_at = v.at("expires_at");
+        route.port = v.at("port");
+        route.address = address_of(v.at("host"));
+        Bytes out;
+        ASSERT_EQ(vinom::seal_route_token(key, nonce, route, out), Error::ok);
+        EXPECT_EQ(hex(out), v.at("hex"));
+        Bytes token = unhex(v.at("hex"));
+        vinom::Route back;
+        ASSERT_EQ(vinom::open_route_token(key, token, back), Error::ok);
+        EXPECT_EQ(back.expires_at, route.expires_at);
+        EXPECT_EQ(back.port, route.port);
+        EXPECT_EQ(back.address, route.address);
+        Bytes plain;
+        ASSERT_EQ(vinom::open(key, nonce, vinom::View(token).sub(0, 1),
+                              vinom::View(token).sub(13, token.size() - 13), plain),
+                  Error::ok);
+        EXPECT_EQ(hex(plain), v.at("plaintext"));
+        // Every truncation and every flipped bit is refused.
+        for (std::size_t n = 0; n < token.size(); ++n) {
+            EXPECT_NE(vinom::open_route_token(key, vinom::View(token.data(), n), back), Error::ok);
+            Bytes q = token;
+            q[n] ^= 0x10;
+            EXPECT_NE(vinom::open_route_token(key, q, back), Error::ok) << n;
         }
     }
 }

@@ -163,6 +163,18 @@ private:
     void set(std::uint64_t back) { bits_[back / 64] |= std::uint64_t{1} << (back % 64); }
 };
 
+// -- route tokens (section 15): the relay's and lobby's side; a client only
+// prefixes the token's 51 opaque bytes to each datagram it sends the relay --
+constexpr std::size_t ROUTE_TOKEN_SIZE = 51;
+
+struct Route {
+    std::uint32_t expires_at = 0;
+    std::uint16_t port = 0;
+    std::array<std::uint8_t, 16> address{};  // IPv6, or IPv4 mapped (::ffff:a.b.c.d)
+};
+Error seal_route_token(const Key& relay_key, const Nonce& nonce, const Route& route, Bytes& out);
+Error open_route_token(const Key& relay_key, View token, Route& out);
+
 // -- the reliability layer's body (13.3) and messages (13.4) --
 constexpr std::size_t BODY_HEADER_SIZE = 9;
 constexpr std::size_t MAX_MESSAGES = 64;
