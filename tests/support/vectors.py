@@ -3,9 +3,10 @@
 vectors/protocol.json holds each test vector of docs/protocol.md once: its
 inputs, the intermediate values the document shows, and the expected bytes as
 lowercase hex. The Python suite (this module's callers), the web client's Node
-suite (tests/webclient/vectors.test.mjs) and a native client's suite read it;
-the document's vector blocks are generated from it, between the markers
-``<!-- vectors:NAME begin ... -->`` and ``<!-- vectors:NAME end -->``.
+suite (tests/webclient/vectors.test.mjs) and the native core's GoogleTest suite
+(clients/cpp/tests) read it; the document's vector blocks are generated from
+it, between the markers ``<!-- vectors:NAME begin ... -->`` and
+``<!-- vectors:NAME end -->``.
 
 After a deliberate wire change, edit the file and regenerate the document:
 ``python -m tests.support.vectors`` (``--check`` says whether it is current).

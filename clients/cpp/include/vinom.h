@@ -1,0 +1,114 @@
+/* vinom.h: the C ABI of vinom's native client core.
+ *
+ * Plain C types and opaque handles, callable from C, C++, C# (P/Invoke) and
+ * any engine's foreign-function layer. Ownership is explicit: every handle a
+ * vinom_*_new or vinom_*_parse function returns is the caller's, freed with
+ * its vinom_*_free (which takes NULL); strings a function returns are
+ * borrowed from the handle and live as long as it. Output bytes go into a
+ * caller's buffer of `cap` bytes; `*len` gets their length (or, with
+ * VINOM_BUFFER_TOO_SMALL, the length needed). No function blocks, starts a
+ * thread or keeps a global state; a handle is used from one thread at a time.
+ *
+ * The layouts are docs/protocol.md's; this ABI is its packet layer so far
+ * (docs/clients.md says what it covers). */
+#ifndef VINOM_H
+#define VINOM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#  define VINOM_API __declspec(dllexport)
+#else
+#  define VINOM_API __attribute__((visibility("default")))
+#endif
+
+/* The ABI's version: bumped on any incompatible change of this header. */
+#define VINOM_ABI_VERSION 1
+
+/* No datagram is larger: an output buffer of this size never gets
+ * VINOM_BUFFER_TOO_SMALL (and a smaller one may lose a received body). */
+#define VINOM_MAX_DATAGRAM 1200
+
+typedef enum vinom_status {
+    VINOM_OK = 0,
+    VINOM_TRUNCATED = 1,        /* shorter than its layout */
+    VINOM_BAD_SIZE = 2,         /* a size the layout does not allow */
+    VINOM_BAD_TYPE = 3,         /* not the packet type expected */
+    VINOM_BAD_FIELD = 4,        /* a field out of its range */
+    VINOM_AUTH_FAILED = 5,      /* the AEAD refused the bytes */
+    VINOM_REPLAYED = 6,         /* refused by the replay window */
+    VINOM_BAD_JSON = 7,         /* not a connect token's JSON */
+    VINOM_CRYPTO = 8,           /* OpenSSL failed */
+    VINOM_UNEXPECTED = 9,       /* a valid packet that does not fit the state */
+    VINOM_BUFFER_TOO_SMALL = 10,
+    VINOM_INVALID_ARGUMENT = 11, /* a NULL handle or pointer */
+    VINOM_NO_MEMORY = 12
+} vinom_status;
+
+/* The packet types of docs/protocol.md section 5 a client seals. */
+enum { VINOM_PACKET_PAYLOAD = 5, VINOM_PACKET_KEEPALIVE = 6, VINOM_PACKET_DISCONNECT = 7 };
+
+/* What vinom_session_receive read. */
+typedef enum vinom_event {
+    VINOM_EVENT_NONE = 0,
+    VINOM_EVENT_CHALLENGE = 1,  /* out: the response to send now (and resend) */
+    VINOM_EVENT_WELCOME = 2,    /* connected: vinom_session_id, _server_time */
+    VINOM_EVENT_DENIED = 3,     /* the host refused the seat: final for this token */
+    VINOM_EVENT_PAYLOAD = 4,    /* out: the body (docs/protocol.md 13.3) */
+    VINOM_EVENT_KEEPALIVE = 5,
+    VINOM_EVENT_DISCONNECT = 6  /* the host closed the session */
+} vinom_event;
+
+typedef enum vinom_state {
+    VINOM_STATE_REQUESTING = 0,
+    VINOM_STATE_RESPONDING = 1,
+    VINOM_STATE_CONNECTED = 2,
+    VINOM_STATE_CLOSED = 3,
+    VINOM_STATE_FAILED = 4
+} vinom_state;
+
+VINOM_API uint32_t vinom_abi_version(void);       /* VINOM_ABI_VERSION of the library */
+VINOM_API uint32_t vinom_protocol_version(void);  /* the wire version it speaks (3) */
+VINOM_API const char* vinom_version_string(void); /* "vinom-native <abi>.<protocol>" */
+VINOM_API const char* vinom_status_name(vinom_status status);
+
+/* A connect token: the JSON of match_found's "token" (docs/protocol.md 4.3). */
+typedef struct vinom_token vinom_token;
+VINOM_API vinom_status vinom_token_parse(const char* json, size_t len, vinom_token** out);
+VINOM_API void vinom_token_free(vinom_token* token);
+VINOM_API size_t vinom_token_host_count(const vinom_token* token);
+VINOM_API vinom_status vinom_token_host(const vinom_token* token, size_t index,
+                                        const char** host, uint16_t* port);
+VINOM_API uint32_t vinom_token_timeout_ms(const vinom_token* token);
+VINOM_API uint64_t vinom_token_expires_at(const vinom_token* token);
+
+/* One session's packet layer on the client side: handshake, sealing, replay
+ * window. No timers yet: the caller resends the request or response at 10 Hz
+ * and sends keepalives (docs/protocol.md section 8). `first_sequence` starts
+ * the client's counter: random below 2^48 in a real client. */
+typedef struct vinom_session vinom_session;
+VINOM_API vinom_status vinom_session_new(const vinom_token* token, uint64_t first_sequence,
+                                         vinom_session** out);
+VINOM_API void vinom_session_free(vinom_session* session);
+VINOM_API vinom_state vinom_session_state(const vinom_session* session);
+VINOM_API vinom_status vinom_session_request(const vinom_session* session, uint8_t* out,
+                                             size_t cap, size_t* len);
+VINOM_API vinom_status vinom_session_receive(vinom_session* session, const uint8_t* packet,
+                                             size_t packet_len, vinom_event* event,
+                                             uint8_t* out, size_t cap, size_t* len);
+VINOM_API vinom_status vinom_session_seal(vinom_session* session, int packet_type,
+                                          const uint8_t* body, size_t body_len,
+                                          uint8_t* out, size_t cap, size_t* len);
+VINOM_API uint64_t vinom_session_id(const vinom_session* session);
+VINOM_API double vinom_session_server_time(const vinom_session* session);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VINOM_H */

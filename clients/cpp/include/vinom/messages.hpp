@@ -1,0 +1,36 @@
+// The application messages of docs/protocol.md section 14: one msgpack value
+// per message, written as the host writes them (the smallest encoding of each
+// value, floats as float 64), read with the host's rules (exactly one value,
+// no bytes after it, map keys strings). Values are nlohmann::ordered_json, so
+// a map keeps its keys' order; bin is a JSON binary value.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+
+#include "vinom/codec.hpp"
+
+namespace vinom {
+
+using Value = nlohmann::ordered_json;
+
+// The nesting a message may have; deeper is refused (bad_field).
+constexpr std::size_t MAX_MESSAGE_DEPTH = 32;
+
+Error encode_message(const Value& message, Bytes& out);
+Error decode_message(View data, Value& out);
+
+// The server's snap, [v, ts, r, i, ik, d] (section 14): r in whole ms.
+struct Snap {
+    std::int64_t v = 0;
+    std::int64_t ts = 0;
+    std::optional<std::int64_t> r;
+    std::optional<std::int64_t> i;
+    std::optional<std::int64_t> ik;
+    Bytes d;  // the section 16.1 snapshot, undecoded
+};
+Error encode_snap(const Snap& snap, Bytes& out);
+Error decode_snap(View data, Snap& out);
+
+}  // namespace vinom

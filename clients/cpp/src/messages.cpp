@@ -1,0 +1,165 @@
+// Section 14's messages with msgpack-cxx (Debian's libmsgpack-cxx-dev).
+#include "vinom/messages.hpp"
+
+#include <msgpack.hpp>
+
+namespace vinom {
+
+namespace {
+
+using Packer = msgpack::packer<msgpack::sbuffer>;
+
+bool pack(Packer& p, const Value& v, std::size_t depth) {
+    if (depth > MAX_MESSAGE_DEPTH) return false;
+    switch (v.type()) {
+        case Value::value_t::null: p.pack_nil(); return true;
+        case Value::value_t::boolean: v.get<bool>() ? p.pack_true() : p.pack_false(); return true;
+        case Value::value_t::number_unsigned: p.pack_uint64(v.get<std::uint64_t>()); return true;
+        case Value::value_t::number_integer: p.pack_int64(v.get<std::int64_t>()); return true;
+        case Value::value_t::number_float: p.pack_double(v.get<double>()); return true;
+        case Value::value_t::string: {
+            const auto& s = v.get_ref<const std::string&>();
+            p.pack_str(static_cast<std::uint32_t>(s.size()));
+            p.pack_str_body(s.data(), static_cast<std::uint32_t>(s.size()));
+            return true;
+        }
+        case Value::value_t::binary: {
+            const auto& b = v.get_binary();
+            p.pack_bin(static_cast<std::uint32_t>(b.size()));
+            p.pack_bin_body(reinterpret_cast<const char*>(b.data()),
+                            static_cast<std::uint32_t>(b.size()));
+            return true;
+        }
+        case Value::value_t::array:
+            p.pack_array(static_cast<std::uint32_t>(v.size()));
+            for (const auto& x : v)
+                if (!pack(p, x, depth + 1)) return false;
+            return true;
+        case Value::value_t::object:
+            p.pack_map(static_cast<std::uint32_t>(v.size()));
+            for (const auto& item : v.items()) {
+                const std::string& k = item.key();
+                p.pack_str(static_cast<std::uint32_t>(k.size()));
+                p.pack_str_body(k.data(), static_cast<std::uint32_t>(k.size()));
+                if (!pack(p, item.value(), depth + 1)) return false;
+            }
+            return true;
+        default: return false;
+    }
+}
+
+bool to_value(const msgpack::object& o, Value& out) {
+    switch (o.type) {
+        case msgpack::type::NIL: out = nullptr; return true;
+        case msgpack::type::BOOLEAN: out = o.via.boolean; return true;
+        case msgpack::type::POSITIVE_INTEGER: out = o.via.u64; return true;
+        case msgpack::type::NEGATIVE_INTEGER: out = o.via.i64; return true;
+        case msgpack::type::FLOAT32:
+        case msgpack::type::FLOAT64: out = o.via.f64; return true;
+        case msgpack::type::STR: out = std::string(o.via.str.ptr, o.via.str.size); return true;
+        case msgpack::type::BIN: {
+            const auto* p = reinterpret_cast<const std::uint8_t*>(o.via.bin.ptr);
+            out = Value::binary(std::vector<std::uint8_t>(p, p + o.via.bin.size));
+            return true;
+        }
+        case msgpack::type::ARRAY:
+            out = Value::array();
+            for (std::uint32_t n = 0; n < o.via.array.size; ++n) {
+                Value x;
+                if (!to_value(o.via.array.ptr[n], x)) return false;
+                out.push_back(std::move(x));
+            }
+            return true;
+        case msgpack::type::MAP:
+            out = Value::object();
+            for (std::uint32_t n = 0; n < o.via.map.size; ++n) {
+                const auto& kv = o.via.map.ptr[n];
+                if (kv.key.type != msgpack::type::STR) return false;  // keys are strings
+                Value x;
+                if (!to_value(kv.val, x)) return false;
+                out[std::string(kv.key.via.str.ptr, kv.key.via.str.size)] = std::move(x);
+            }
+            return true;
+        default: return false;  // extension types: not a message
+    }
+}
+
+}  // namespace
+
+Error encode_message(const Value& message, Bytes& out) {
+    msgpack::sbuffer buffer;
+    Packer p(buffer);
+    if (!pack(p, message, 0)) return Error::bad_field;
+    const auto* data = reinterpret_cast<const std::uint8_t*>(buffer.data());
+    out.assign(data, data + buffer.size());
+    return Error::ok;
+}
+
+Error decode_message(View data, Value& out) {
+    if (data.size == 0) return Error::truncated;
+    try {
+        std::size_t offset = 0;
+        // Limits: depth, and no container longer than the bytes could hold.
+        msgpack::unpack_limit limit(data.size, data.size, data.size, data.size, data.size,
+                                    MAX_MESSAGE_DEPTH);
+        msgpack::object_handle h = msgpack::unpack(reinterpret_cast<const char*>(data.data),
+                                                   data.size, offset, nullptr, nullptr, limit);
+        if (offset != data.size) return Error::bad_size;  // bytes after the message
+        Value v;
+        if (!to_value(h.get(), v)) return Error::bad_field;
+        out = std::move(v);
+        return Error::ok;
+    } catch (const msgpack::insufficient_bytes&) {
+        return Error::truncated;
+    } catch (const std::exception&) {
+        return Error::bad_field;
+    }
+}
+
+Error encode_snap(const Snap& s, Bytes& out) {
+    auto opt = [](const std::optional<std::int64_t>& x) { return x ? Value(*x) : Value(nullptr); };
+    Value v = Value::array({s.v, s.ts, opt(s.r), opt(s.i), opt(s.ik), Value::binary(s.d)});
+    return encode_message(v, out);
+}
+
+namespace {
+
+// An int of a snap: any msgpack int that fits an int64.
+bool int64_of(const Value& x, std::int64_t& out) {
+    if (x.is_number_unsigned()) {
+        auto u = x.get<std::uint64_t>();
+        if (u > static_cast<std::uint64_t>(INT64_MAX)) return false;
+        out = static_cast<std::int64_t>(u);
+        return true;
+    }
+    if (!x.is_number_integer()) return false;
+    out = x.get<std::int64_t>();
+    return true;
+}
+
+}  // namespace
+
+Error decode_snap(View data, Snap& out) {
+    Value v;
+    Error e = decode_message(data, v);
+    if (e != Error::ok) return e;
+    // An array of another length, or a field of another type, is not a snap.
+    Snap s;
+    if (!v.is_array() || v.size() != 6 || !int64_of(v[0], s.v) || !int64_of(v[1], s.ts) ||
+        !v[5].is_binary())
+        return Error::bad_field;
+    std::optional<std::int64_t>* opts[] = {&s.r, &s.i, &s.ik};
+    for (std::size_t n = 0; n < 3; ++n) {
+        const Value& x = v[n + 2];
+        std::int64_t i = 0;
+        if (x.is_null()) continue;
+        if (!int64_of(x, i)) return Error::bad_field;
+        *opts[n] = i;
+    }
+    const auto& d = v[5].get_binary();
+    s.d.assign(d.begin(), d.end());
+    out = std::move(s);
+    return Error::ok;
+}
+
+}  // namespace vinom

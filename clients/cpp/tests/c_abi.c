@@ -1,0 +1,38 @@
+/* The C ABI compiles and links as C99: versions, ownership, errors. */
+#include <stdio.h>
+#include <string.h>
+
+#include "vinom.h"
+
+static int failures = 0;
+
+#define CHECK(cond)                                                   \
+    do {                                                              \
+        if (!(cond)) {                                                \
+            fprintf(stderr, "%s:%d: failed: %s\n", __FILE__, __LINE__, #cond); \
+            ++failures;                                               \
+        }                                                             \
+    } while (0)
+
+int main(void) {
+    vinom_token* token = NULL;
+    vinom_session* session = NULL;
+    const char* bad = "{\"version\": 3}";
+    uint8_t out[VINOM_MAX_DATAGRAM];
+    size_t len = 0;
+
+    CHECK(vinom_abi_version() == VINOM_ABI_VERSION);
+    CHECK(vinom_protocol_version() == 3);
+    CHECK(strncmp(vinom_version_string(), "vinom-native ", 13) == 0);
+    CHECK(strcmp(vinom_status_name(VINOM_OK), "ok") == 0);
+    CHECK(strcmp(vinom_status_name(VINOM_NO_MEMORY), "no_memory") == 0);
+    CHECK(vinom_token_parse(bad, strlen(bad), &token) == VINOM_BAD_JSON);
+    CHECK(token == NULL);
+    CHECK(vinom_token_host_count(NULL) == 0);
+    CHECK(vinom_session_new(NULL, 0, &session) == VINOM_INVALID_ARGUMENT);
+    CHECK(vinom_session_request(NULL, out, sizeof out, &len) == VINOM_INVALID_ARGUMENT);
+    vinom_token_free(NULL);
+    vinom_session_free(NULL);
+    if (failures == 0) printf("c_abi: ok\n");
+    return failures ? 1 : 0;
+}

@@ -1,0 +1,456 @@
+// Every vector of the groups the native core implements, both ways: encoding
+// the inputs gives the vector's bytes, decoding the bytes gives its fields.
+// Groups: session (docs/protocol.md 12), reliability (13.14, the body codec;
+// the endpoint that decides what goes into a body is not here) and
+// route_tokens (15.1); messages (14.1) are in test_messages.cpp.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <utility>
+
+#include "support.hpp"
+#include "vinom.h"
+#include "vinom/session.hpp"
+
+using vinom::Bytes;
+using vinom::Error;
+using vt::hex;
+using vt::unhex;
+
+namespace {
+
+const nlohmann::ordered_json& session() { return vt::vectors().at("session"); }
+const nlohmann::ordered_json& inputs() { return session().at("inputs"); }
+const nlohmann::ordered_json& derived() { return session().at("derived"); }
+Bytes packet(const std::string& name) { return unhex(vt::vector("session", name).at("hex")); }
+vinom::Key c2s() { return vt::key(derived().at("client_to_server_key")); }
+vinom::Key s2c() { return vt::key(derived().at("server_to_client_key")); }
+std::uint64_t client_first() { return derived().at("client_first_sequence"); }
+std::uint64_t host_first() { return derived().at("first_session_sequence"); }
+std::uint64_t stateless_first() { return derived().at("first_stateless_sequence"); }
+
+vinom::PublicToken public_token() {
+    vinom::PublicToken t;
+    EXPECT_EQ(vinom::parse_public_token(session().at("token").dump(), t), Error::ok);
+    return t;
+}
+
+Bytes cookie() {
+    std::uint64_t seq = 0;
+    Bytes c;
+    EXPECT_EQ(vinom::open_challenge(s2c(), packet("challenge"), seq, c), Error::ok);
+    return c;
+}
+
+}  // namespace
+
+TEST(Vectors, FileShape) {
+    EXPECT_EQ(vt::vectors().at("format"), "vinom-protocol-vectors");
+    EXPECT_EQ(vt::vectors().at("version"), 1);
+    EXPECT_EQ(inputs().at("protocol_version"), vinom::PROTOCOL_VERSION);
+}
+
+TEST(Session, PublicTokenJson) {
+    const auto& j = session().at("token");
+    vinom::PublicToken t = public_token();
+    EXPECT_EQ(t.version, j.at("version"));
+    EXPECT_EQ(t.application_id, inputs().at("application_id"));
+    EXPECT_EQ(t.player_id, inputs().at("player_id"));
+    EXPECT_EQ(t.match_id, inputs().at("match_id"));
+    EXPECT_EQ(t.created_at, inputs().at("created_at"));
+    EXPECT_EQ(t.expires_at, inputs().at("created_at").get<std::uint64_t>() +
+                                inputs().at("token_lifetime").get<std::uint64_t>());
+    EXPECT_EQ(t.timeout_ms, inputs().at("timeout_ms"));
+    ASSERT_EQ(t.hosts.size(), inputs().at("hosts").size());
+    EXPECT_EQ(t.hosts[0].host, inputs().at("hosts")[0].at("host"));
+    EXPECT_EQ(t.hosts[0].port, inputs().at("hosts")[0].at("port"));
+    EXPECT_EQ(hex(Bytes(t.nonce.begin(), t.nonce.end())), derived().at("token_nonce"));
+    EXPECT_EQ(t.client_to_server_key, c2s());
+    EXPECT_EQ(t.server_to_client_key, s2c());
+}
+
+TEST(Session, PrivateTokenBothWays) {
+    vinom::PrivateToken t;
+    t.created_at = inputs().at("created_at");
+    t.timeout_ms = inputs().at("timeout_ms");
+    t.client_to_server_key = c2s();
+    t.server_to_client_key = s2c();
+    t.player_id = inputs().at("player_id");
+    t.match_id = inputs().at("match_id");
+    for (const auto& h : inputs().at("hosts")) t.hosts.push_back({h.at("host"), h.at("port")});
+    t.user_data = unhex(inputs().at("user_data_hex"));
+    Bytes encoded;
+    ASSERT_EQ(vinom::encode_private_token(t, encoded), Error::ok);
+    EXPECT_EQ(hex(encoded), vt::vector("session", "private_token").at("hex"));
+
+    vinom::PrivateToken back;
+    ASSERT_EQ(vinom::decode_private_token(packet("private_token"), back), Error::ok);
+    EXPECT_EQ(back.created_at, t.created_at);
+    EXPECT_EQ(back.timeout_ms, t.timeout_ms);
+    EXPECT_EQ(back.client_to_server_key, t.client_to_server_key);
+    EXPECT_EQ(back.server_to_client_key, t.server_to_client_key);
+    EXPECT_EQ(back.player_id, t.player_id);
+    EXPECT_EQ(back.match_id, t.match_id);
+    EXPECT_EQ(back.hosts, t.hosts);
+    EXPECT_EQ(back.user_data, t.user_data);
+
+    // 4.2: the public token's sealed part is seal(token_key, nonce, ad, private).
+    vinom::PublicToken pub = public_token();
+    Bytes ad = vinom::token_ad(pub.version, pub.application_id, pub.expires_at);
+    Bytes sealed;
+    vinom::Key token_key = vt::key(inputs().at("token_key"));
+    ASSERT_EQ(vinom::seal(token_key, pub.nonce, ad, encoded, sealed), Error::ok);
+    EXPECT_EQ(hex(sealed), hex(pub.sealed_token));
+    Bytes opened;
+    ASSERT_EQ(vinom::open(token_key, pub.nonce, ad, pub.sealed_token, opened), Error::ok);
+    EXPECT_EQ(hex(opened), hex(encoded));
+}
+
+TEST(Session, RequestBothWays) {
+    vinom::PublicToken t = public_token();
+    EXPECT_EQ(hex(vinom::encode_request(t)), hex(packet("request")));
+    vinom::Request r;
+    ASSERT_EQ(vinom::decode_request(packet("request"), r), Error::ok);
+    EXPECT_EQ(r.version, t.version);
+    EXPECT_EQ(r.application_id, t.application_id);
+    EXPECT_EQ(r.expires_at, t.expires_at);
+    EXPECT_EQ(r.nonce, t.nonce);
+    EXPECT_EQ(r.sealed_token, t.sealed_token);
+}
+
+TEST(Session, ChallengeBothWays) {
+    std::uint64_t seq = 0;
+    Bytes c;
+    ASSERT_EQ(vinom::open_challenge(s2c(), packet("challenge"), seq, c), Error::ok);
+    EXPECT_EQ(seq, stateless_first());
+    EXPECT_GE(c.size(), vinom::MIN_COOKIE);
+    Bytes again;
+    ASSERT_EQ(vinom::seal_challenge(s2c(), seq, c, again), Error::ok);
+    EXPECT_EQ(hex(again), hex(packet("challenge")));
+}
+
+TEST(Session, ResponseBothWays) {
+    Bytes c = cookie();
+    Bytes r;
+    ASSERT_EQ(vinom::seal_response(c2s(), client_first(), c, r), Error::ok);
+    EXPECT_EQ(hex(r), hex(packet("response")));
+    std::uint64_t seq = 0;
+    Bytes echoed;
+    ASSERT_EQ(vinom::open_response(c2s(), packet("response"), seq, echoed), Error::ok);
+    EXPECT_EQ(seq, client_first());
+    EXPECT_EQ(echoed, c);
+}
+
+TEST(Session, WelcomeBothWays) {
+    const auto& v = vt::vector("session", "welcome");
+    vinom::Welcome w;
+    ASSERT_EQ(vinom::open_welcome(s2c(), packet("welcome"), w), Error::ok);
+    EXPECT_EQ(w.sequence, host_first());
+    EXPECT_EQ(w.session_id, v.at("session_id"));
+    EXPECT_EQ(w.server_time, v.at("server_time").get<double>());
+    EXPECT_EQ(w.server_time, inputs().at("host_time").get<double>());
+    Bytes plain;
+    Bytes p = packet("welcome");
+    ASSERT_EQ(vinom::open(s2c(), vinom::make_nonce(0, w.sequence), vinom::View(p).sub(0, 9),
+                          vinom::View(p).sub(9, p.size() - 9), plain),
+              Error::ok);
+    EXPECT_EQ(hex(plain), v.at("plaintext"));
+    Bytes again;
+    ASSERT_EQ(vinom::seal_welcome(s2c(), w, again), Error::ok);
+    EXPECT_EQ(hex(again), hex(p));
+}
+
+namespace {
+
+struct Sealed {
+    const char* name;
+    std::uint8_t type;
+    bool from_client;
+    std::uint64_t sequence;
+};
+
+std::vector<Sealed> sealed_vectors() {
+    return {
+        {"payload_client", vinom::PAYLOAD, true, client_first() + 1},
+        {"payload_server", vinom::PAYLOAD, false, host_first() + 1},
+        {"keepalive", vinom::KEEPALIVE, true, client_first() + 2},
+        {"disconnect", vinom::DISCONNECT, true, client_first() + 3},
+        {"denied", vinom::DENIED, false, stateless_first()},
+    };
+}
+
+}  // namespace
+
+TEST(Session, SealedPacketsBothWays) {
+    for (const Sealed& s : sealed_vectors()) {
+        SCOPED_TRACE(s.name);
+        const auto& v = vt::vector("session", s.name);
+        Bytes plain = v.contains("plaintext") ? unhex(v.at("plaintext")) : Bytes();
+        vinom::Key k = s.from_client ? c2s() : s2c();
+        Bytes out;
+        ASSERT_EQ(vinom::seal_packet(s.type, k, s.sequence, plain, out), Error::ok);
+        EXPECT_EQ(hex(out), v.at("hex"));
+        std::uint8_t type = 0;
+        std::uint64_t seq = 0;
+        Bytes opened;
+        ASSERT_EQ(vinom::open_packet(k, unhex(v.at("hex")), type, seq, opened), Error::ok);
+        EXPECT_EQ(type, s.type);
+        EXPECT_EQ(seq, s.sequence);
+        EXPECT_EQ(opened, plain);
+        // The other direction's key never opens it.
+        EXPECT_EQ(vinom::open_packet(s.from_client ? s2c() : c2s(), unhex(v.at("hex")), type,
+                                     seq, opened),
+                  Error::auth_failed);
+    }
+}
+
+// The payloads' plaintexts are bodies of 13.3 carrying the scenario's messages.
+TEST(Session, PayloadBodies) {
+    struct Case {
+        const char* name;
+        const char* message;
+        std::uint16_t ack;
+    };
+    for (const Case& c : {Case{"payload_client", "client_message", 0xffff},
+                          Case{"payload_server", "host_message", 0}}) {
+        SCOPED_TRACE(c.name);
+        vinom::BodyHeader h;
+        std::vector<vinom::Message> m;
+        ASSERT_EQ(vinom::decode_body(unhex(vt::vector("session", c.name).at("plaintext")),
+                                     vinom::MAX_BODY, h, m),
+                  Error::ok);
+        EXPECT_EQ(h.sequence, 0);
+        EXPECT_EQ(h.ack, c.ack);
+        EXPECT_EQ(h.ack_bits, 0u);
+        EXPECT_EQ(h.ack_delay, 0);
+        ASSERT_EQ(m.size(), 1u);
+        EXPECT_EQ(m[0].channel, inputs().at(c.message).at("channel"));
+        EXPECT_EQ(m[0].id, 0);
+        EXPECT_EQ(hex(m[0].data), inputs().at(c.message).at("hex"));
+    }
+}
+
+// The whole scenario through the C ABI, as an engine would drive it.
+TEST(Session, ClientThroughCAbi) {
+    std::string json = session().at("token").dump();
+    vinom_token* token = nullptr;
+    ASSERT_EQ(vinom_token_parse(json.data(), json.size(), &token), VINOM_OK);
+    vinom_session* s = nullptr;
+    ASSERT_EQ(vinom_session_new(token, client_first(), &s), VINOM_OK);
+    vinom_token_free(token);  // the session keeps its own copy
+
+    std::uint8_t out[VINOM_MAX_DATAGRAM];
+    std::size_t len = 0;
+    vinom_event event = VINOM_EVENT_NONE;
+    auto got = [&] { return hex(Bytes(out, out + len)); };
+    auto feed = [&](const std::string& name) {
+        Bytes p = packet(name);
+        return vinom_session_receive(s, p.data(), p.size(), &event, out, sizeof out, &len);
+    };
+
+    ASSERT_EQ(vinom_session_request(s, out, sizeof out, &len), VINOM_OK);
+    EXPECT_EQ(got(), hex(packet("request")));
+    ASSERT_EQ(feed("challenge"), VINOM_OK);
+    EXPECT_EQ(event, VINOM_EVENT_CHALLENGE);
+    EXPECT_EQ(got(), hex(packet("response")));
+    EXPECT_EQ(vinom_session_state(s), VINOM_STATE_RESPONDING);
+    ASSERT_EQ(feed("welcome"), VINOM_OK);
+    EXPECT_EQ(event, VINOM_EVENT_WELCOME);
+    EXPECT_EQ(vinom_session_state(s), VINOM_STATE_CONNECTED);
+    EXPECT_EQ(vinom_session_id(s), vt::vector("session", "welcome").at("session_id"));
+    EXPECT_EQ(vinom_session_server_time(s), inputs().at("host_time").get<double>());
+
+    Bytes body = unhex(vt::vector("session", "payload_client").at("plaintext"));
+    ASSERT_EQ(vinom_session_seal(s, VINOM_PACKET_PAYLOAD, body.data(), body.size(), out,
+                                 sizeof out, &len),
+              VINOM_OK);
+    EXPECT_EQ(got(), hex(packet("payload_client")));
+    ASSERT_EQ(feed("payload_server"), VINOM_OK);
+    EXPECT_EQ(event, VINOM_EVENT_PAYLOAD);
+    EXPECT_EQ(got(), vt::vector("session", "payload_server").at("plaintext"));
+    // Section 6: the same packet again is a replay.
+    EXPECT_EQ(feed("payload_server"), VINOM_REPLAYED);
+    EXPECT_EQ(event, VINOM_EVENT_NONE);
+    // A challenge once connected does not fit the state.
+    EXPECT_EQ(feed("challenge"), VINOM_UNEXPECTED);
+
+    ASSERT_EQ(vinom_session_seal(s, VINOM_PACKET_KEEPALIVE, nullptr, 0, out, sizeof out, &len),
+              VINOM_OK);
+    EXPECT_EQ(got(), hex(packet("keepalive")));
+    ASSERT_EQ(vinom_session_seal(s, VINOM_PACKET_DISCONNECT, nullptr, 0, out, sizeof out, &len),
+              VINOM_OK);
+    EXPECT_EQ(got(), hex(packet("disconnect")));
+    EXPECT_EQ(vinom_session_state(s), VINOM_STATE_CLOSED);
+    vinom_session_free(s);
+}
+
+TEST(Session, DeniedThroughCAbi) {
+    std::string json = session().at("token").dump();
+    vinom_token* token = nullptr;
+    ASSERT_EQ(vinom_token_parse(json.data(), json.size(), &token), VINOM_OK);
+    vinom_session* s = nullptr;
+    ASSERT_EQ(vinom_session_new(token, client_first(), &s), VINOM_OK);
+    Bytes p = packet("denied");
+    std::uint8_t out[VINOM_MAX_DATAGRAM];
+    std::size_t len = 0;
+    vinom_event event = VINOM_EVENT_NONE;
+    ASSERT_EQ(vinom_session_receive(s, p.data(), p.size(), &event, out, sizeof out, &len),
+              VINOM_OK);
+    EXPECT_EQ(event, VINOM_EVENT_DENIED);
+    EXPECT_EQ(vinom_session_state(s), VINOM_STATE_FAILED);
+    vinom_session_free(s);
+    vinom_token_free(token);
+}
+
+// -- reliability (13.14): every body decodes and re-encodes to its bytes, and
+// carries what the vector says: the fresh endpoint's sequences, the acks of
+// the bodies it received, the ack delay, and the messages sent and delivered.
+
+namespace {
+
+struct Decoded {
+    vinom::BodyHeader header;
+    std::vector<vinom::Message> messages;
+};
+
+Decoded decode_both_ways(const std::string& text, std::size_t max_body) {
+    Decoded d;
+    Bytes bytes = unhex(text);
+    EXPECT_EQ(vinom::decode_body(bytes, max_body, d.header, d.messages), Error::ok) << text;
+    Bytes again;
+    EXPECT_EQ(vinom::encode_body(d.header, d.messages, max_body, again), Error::ok);
+    EXPECT_EQ(hex(again), text);
+    return d;
+}
+
+// Whole messages, in body order, fragments joined (13.4).
+std::vector<std::pair<int, std::string>> joined(const std::vector<Decoded>& bodies) {
+    std::vector<std::pair<int, std::string>> out;
+    Bytes partial;
+    for (const Decoded& d : bodies) {
+        for (const vinom::Message& m : d.messages) {
+            partial.insert(partial.end(), m.data.begin(), m.data.end());
+            if (m.fragment && m.index != m.last) continue;
+            out.emplace_back(m.channel, hex(partial));
+            partial.clear();
+        }
+    }
+    return out;
+}
+
+std::vector<std::pair<int, std::string>> listed(const nlohmann::ordered_json& list) {
+    std::vector<std::pair<int, std::string>> out;
+    for (const auto& m : list) out.emplace_back(m.at("channel").get<int>(), m.at("hex"));
+    return out;
+}
+
+}  // namespace
+
+TEST(Reliability, BodiesBothWays) {
+    const auto& group = vt::vectors().at("reliability").at("vectors");
+    ASSERT_FALSE(group.empty());
+    for (const auto& v : group) {
+        SCOPED_TRACE(v.at("name").get<std::string>());
+        std::size_t max_body = v.at("max_body");
+        std::vector<Decoded> received;
+        for (const auto& r : v.at("received")) received.push_back(decode_both_ways(r.at("hex"), max_body));
+        std::vector<Decoded> bodies;
+        for (const auto& b : v.at("bodies")) bodies.push_back(decode_both_ways(b, max_body));
+
+        // The acks a fresh endpoint owes for what it received (13.2, 13.3, 13.6).
+        std::uint16_t ack = 0xffff;
+        std::uint32_t bits = 0;
+        double at = 0;
+        bool any = false;
+        for (std::size_t i = 0; i < received.size(); ++i) {
+            std::uint16_t seq = received[i].header.sequence;
+            if (!any || static_cast<std::uint16_t>(seq - ack) < 0x8000) {
+                ack = seq;
+                at = v.at("received")[i].at("at");
+            }
+            any = true;
+        }
+        for (const Decoded& r : received) {
+            std::uint16_t back = static_cast<std::uint16_t>(ack - r.header.sequence);
+            if (back >= 1 && back <= 32) bits |= 1u << (back - 1);
+        }
+        double held = any ? std::round((v.at("now").get<double>() - at) * 1000) : 0;
+        std::uint8_t delay = static_cast<std::uint8_t>(std::min(held, 255.0));
+        for (std::size_t i = 0; i < bodies.size(); ++i) {
+            EXPECT_EQ(bodies[i].header.sequence, i);
+            EXPECT_EQ(bodies[i].header.ack, ack);
+            EXPECT_EQ(bodies[i].header.ack_bits, bits);
+            EXPECT_EQ(bodies[i].header.ack_delay, delay);
+        }
+
+        // What was sent is what the bodies carry (snapshots go before new reliable
+        // messages, 13.5, so compare as sets) ...
+        auto carried = joined(bodies);
+        auto sent = listed(v.at("send"));
+        std::sort(carried.begin(), carried.end());
+        std::sort(sent.begin(), sent.end());
+        EXPECT_EQ(carried, sent);
+        // ... and a fresh endpoint delivers them in body order.
+        if (v.contains("delivered")) {
+            EXPECT_EQ(joined(bodies), listed(v.at("delivered")));
+        }
+    }
+}
+
+// -- route tokens (15.1), sealed and opened as the lobby and the relay do.
+
+namespace {
+
+std::array<std::uint8_t, 16> address_of(const std::string& host) {
+    std::array<std::uint8_t, 16> a{};
+    std::uint8_t v4[4];
+    if (inet_pton(AF_INET, host.c_str(), v4) == 1) {
+        a[10] = a[11] = 0xff;
+        std::copy(v4, v4 + 4, a.begin() + 12);
+    } else {
+        EXPECT_EQ(inet_pton(AF_INET6, host.c_str(), a.data()), 1) << host;
+    }
+    return a;
+}
+
+}  // namespace
+
+TEST(RouteTokens, EveryVectorBothWays) {
+    const auto& group = vt::vectors().at("route_tokens");
+    vinom::Key key = vt::key(group.at("inputs").at("key"));
+    Bytes nonce_bytes = unhex(group.at("inputs").at("nonce"));
+    vinom::Nonce nonce{};
+    std::copy(nonce_bytes.begin(), nonce_bytes.end(), nonce.begin());
+    ASSERT_FALSE(group.at("vectors").empty());
+    for (const auto& v : group.at("vectors")) {
+        SCOPED_TRACE(v.at("name").get<std::string>());
+        vinom::Route route;
+        route.expires_at = v.at("expires_at");
+        route.port = v.at("port");
+        route.address = address_of(v.at("host"));
+        Bytes out;
+        ASSERT_EQ(vinom::seal_route_token(key, nonce, route, out), Error::ok);
+        EXPECT_EQ(hex(out), v.at("hex"));
+        Bytes token = unhex(v.at("hex"));
+        vinom::Route back;
+        ASSERT_EQ(vinom::open_route_token(key, token, back), Error::ok);
+        EXPECT_EQ(back.expires_at, route.expires_at);
+        EXPECT_EQ(back.port, route.port);
+        EXPECT_EQ(back.address, route.address);
+        Bytes plain;
+        ASSERT_EQ(vinom::open(key, nonce, vinom::View(token).sub(0, 1),
+                              vinom::View(token).sub(13, token.size() - 13), plain),
+                  Error::ok);
+        EXPECT_EQ(hex(plain), v.at("plaintext"));
+        // Every truncation and every flipped bit is refused.
+        for (std::size_t n = 0; n < token.size(); ++n) {
+            EXPECT_NE(vinom::open_route_token(key, vinom::View(token.data(), n), back), Error::ok);
+            Bytes q = token;
+            q[n] ^= 0x10;
+            EXPECT_NE(vinom::open_route_token(key, q, back), Error::ok) << n;
+        }
+    }
+}
