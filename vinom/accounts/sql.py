@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import psycopg
+from attrs import evolve
 from twisted.enterprise import adbapi
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
@@ -76,6 +77,9 @@ DEVICE_SECRET_LENGTH = (22, 128)
 CONNECT_TIMEOUT = 10
 # PostgreSQL connections per process (each a thread of the pool).
 POSTGRES_POOL = 4
+# A sign-in writes an account's `last_seen` only when the stored one is at least this
+# many seconds old: a returning player's sign-ins within it are reads only.
+LAST_SEEN_INTERVAL = 60.0
 # Seconds a SQLite write waits for another process's lock on the file.
 SQLITE_BUSY_TIMEOUT = 10.0
 
@@ -392,6 +396,11 @@ def _load(sql: _Sql, account_id: str) -> Account | None:
         return None
     identities = sql.all("SELECT provider, subject FROM identities WHERE account_id = ? "
                          "ORDER BY linked, provider, subject", account_id)  # fmt: skip
+    return _account(row, identities)
+
+
+def _account(row: Sequence[Any], identities: Iterable[Sequence[Any]]) -> Account:
+    """An account from its row (`_ACCOUNT_COLUMNS`) and its identities' (provider, subject)."""
     account_id, name, created, last_seen, ban_reason, ban_until, metadata = row
     until = None if ban_until is None else float(ban_until)
     return Account(
@@ -423,10 +432,23 @@ def _lock(sql: _Sql, account_ids: Iterable[str]) -> None:
         raise UnknownAccount(", ".join(sorted(missing)))
 
 
+def _signed_in(sql: _Sql, provider: str, subject: str) -> Account | None:
+    """The account linked to (provider, subject) with all its identities: one query."""
+    rows = sql.all(
+        f"SELECT {', '.join('a.' + c for c in _ACCOUNT_COLUMNS.split(', '))}, o.provider, "
+        "o.subject FROM identities i JOIN accounts a ON a.account_id = i.account_id "
+        "JOIN identities o ON o.account_id = a.account_id "
+        "WHERE i.provider = ? AND i.subject = ? ORDER BY o.linked, o.provider, o.subject",
+        provider, subject,
+    )  # fmt: skip
+    if not rows:
+        return None
+    return _account(rows[0][:7], [row[7:] for row in rows])
+
+
 def _account_for(sql: _Sql, provider: str, subject: str, name: str, now: float) -> Account:
-    row = sql.one("SELECT account_id FROM identities WHERE provider = ? AND subject = ?",
-                  provider, subject)  # fmt: skip
-    if row is None:
+    account = _signed_in(sql, provider, subject)
+    if account is None:
         account_id = new_account_id()
         sql.run(f"INSERT INTO accounts ({_ACCOUNT_COLUMNS}) "
                 "VALUES (?, ?, ?, ?, NULL, NULL, '{}')", account_id, name, now, now)  # fmt: skip
@@ -434,14 +456,20 @@ def _account_for(sql: _Sql, provider: str, subject: str, name: str, now: float) 
                          "VALUES (?, ?, ?, ?) ON CONFLICT (provider, subject) DO NOTHING",
                          provider, subject, account_id, now)  # fmt: skip
         if linked:
-            return _must_load(sql, account_id)
+            # What was just written, as _load would read it back.
+            return Account(account_id, name, now, now, (Identity(provider, subject),))
         # Another lobby made this identity's account meanwhile: theirs is the one.
         sql.run("DELETE FROM accounts WHERE account_id = ?", account_id)
-        row = sql.one("SELECT account_id FROM identities WHERE provider = ? AND subject = ?",
-                      provider, subject)  # fmt: skip
-    sql.run("UPDATE accounts SET last_seen = ? WHERE account_id = ? AND last_seen < ?",
-            now, row[0], now)  # fmt: skip
-    return _must_load(sql, row[0])
+        account = _signed_in(sql, provider, subject)
+        if account is None:
+            raise UnknownAccount(f"{provider}:{subject}")
+    if account.last_seen <= now - LAST_SEEN_INTERVAL:
+        # Written at most once an interval: a returning player's sign-in within it
+        # writes nothing.
+        sql.run("UPDATE accounts SET last_seen = ? WHERE account_id = ? AND last_seen < ?",
+                now, account.account_id, now)  # fmt: skip
+        account = evolve(account, last_seen=now)
+    return account
 
 
 def _ratings(
