@@ -225,6 +225,26 @@ class AccountStoreContract:
                 await self.store.authenticate_device(device_id, secret, 4.0)
             self.assertEqual(raised.exception.reason, "malformed")
 
+    async def test_sign_ins_at_once_each_get_their_own_answer(self: Any) -> None:
+        """Sign-ins arriving together (which SQLite runs in shared transactions): each
+        is answered with its own account, and a wrong secret refuses only its own."""
+        await self.store.authenticate_device("phone-taken", SECRET, 1.0)
+        devices = [self.store.authenticate_device(f"phone-{n:05d}", SECRET, 2.0)
+                   for n in range(20)]  # fmt: skip
+        wrong = self.store.authenticate_device("phone-taken", "w" * 43, 2.0)
+        accounts = [self.store.account_for(Identity("jwt", f"at-once-{n}"), f"P{n}", 2.0)
+                    for n in range(20)]  # fmt: skip
+        self.assertEqual(await gatherResults(devices),
+                         [Identity("device", f"phone-{n:05d}") for n in range(20)])  # fmt: skip
+        with self.assertRaises(AuthFailed) as raised:
+            await wrong
+        self.assertEqual(raised.exception.reason, "bad_secret")
+        made = await gatherResults(accounts)
+        self.assertEqual([a.display_name for a in made], [f"P{n}" for n in range(20)])
+        self.assertEqual(len({a.account_id for a in made}), 20)
+        for n, account in enumerate(made):
+            self.assertEqual(await self.store.find("jwt", f"at-once-{n}"), account)
+
     async def test_the_device_authenticator_signs_in_a_player(self: Any) -> None:
         from twisted.internet.task import Clock
 
