@@ -541,7 +541,7 @@ def _account_for(sql: _Sql, provider: str, subject: str, name: str, now: float) 
                          provider, subject, account_id, now)  # fmt: skip
         if linked:
             # What was just written, as _load would read it back.
-            return Account(account_id, name, now, now, (Identity(provider, subject),))
+            return Account(account_id, name, float(now), float(now), (Identity(provider, subject),))
         # Another lobby made this identity's account meanwhile: theirs is the one.
         sql.run("DELETE FROM accounts WHERE account_id = ?", account_id)
         account = _signed_in(sql, provider, subject)
@@ -552,7 +552,7 @@ def _account_for(sql: _Sql, provider: str, subject: str, name: str, now: float) 
         # writes nothing.
         sql.run("UPDATE accounts SET last_seen = ? WHERE account_id = ? AND last_seen < ?",
                 now, account.account_id, now)  # fmt: skip
-        account = evolve(account, last_seen=now)
+        account = evolve(account, last_seen=float(now))
     return account
 
 
