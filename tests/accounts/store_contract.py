@@ -14,6 +14,7 @@ import os
 from typing import Any
 
 from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.task import Clock
 from zope.interface.verify import verifyObject
 
 from vinom.accounts import ratings
@@ -30,7 +31,7 @@ from vinom.accounts.records import (
     UnknownAccount,
 )
 from vinom.accounts.schema import LATEST, MIGRATIONS
-from vinom.accounts.sql import SqlAccountStore, store_from_url
+from vinom.accounts.sql import LAST_SEEN_INTERVAL, SqlAccountStore, store_from_url
 
 SECRET = "s" * 43
 # When the leaderboards are read (after every match of these tests).
@@ -90,6 +91,23 @@ class AccountStoreContract:
         # The same subject under another provider is another player.
         other = await self.store.account_for(Identity("signed", "user-1"), "Ann", 300.0)
         self.assertNotEqual(other.account_id, made.account_id)
+
+    async def test_last_seen_is_written_at_most_once_a_minute(self: Any) -> None:
+        """A returning player's sign-ins within LAST_SEEN_INTERVAL of the stored
+        `last_seen` write nothing: what a sign-in answers is what the store keeps."""
+        clock = Clock()
+        clock.advance(1_000.0)
+        ann = Identity("jwt", "regular")
+        made = await self.store.account_for(ann, "Ann", clock.seconds())
+        for _ in range(5):
+            clock.advance(LAST_SEEN_INTERVAL / 6)
+            again = await self.store.account_for(ann, "Ann", clock.seconds())
+            self.assertEqual(again, made)
+            self.assertEqual(await self.store.get(made.account_id), made)
+        clock.advance(LAST_SEEN_INTERVAL / 6)
+        later = await self.store.account_for(ann, "Ann", clock.seconds())
+        self.assertEqual(later.last_seen, 1_000.0 + LAST_SEEN_INTERVAL)
+        self.assertEqual(await self.store.get(made.account_id), later)
 
     async def test_two_lobbies_signing_in_one_new_player_at_once_make_one_account(
         self: Any,
@@ -206,6 +224,26 @@ class AccountStoreContract:
             with self.assertRaises(AuthFailed) as raised:
                 await self.store.authenticate_device(device_id, secret, 4.0)
             self.assertEqual(raised.exception.reason, "malformed")
+
+    async def test_sign_ins_at_once_each_get_their_own_answer(self: Any) -> None:
+        """Sign-ins arriving together (which SQLite runs in shared transactions): each
+        is answered with its own account, and a wrong secret refuses only its own."""
+        await self.store.authenticate_device("phone-taken", SECRET, 1.0)
+        devices = [self.store.authenticate_device(f"phone-{n:05d}", SECRET, 2.0)
+                   for n in range(20)]  # fmt: skip
+        wrong = self.store.authenticate_device("phone-taken", "w" * 43, 2.0)
+        accounts = [self.store.account_for(Identity("jwt", f"at-once-{n}"), f"P{n}", 2.0)
+                    for n in range(20)]  # fmt: skip
+        self.assertEqual(await gatherResults(devices),
+                         [Identity("device", f"phone-{n:05d}") for n in range(20)])  # fmt: skip
+        with self.assertRaises(AuthFailed) as raised:
+            await wrong
+        self.assertEqual(raised.exception.reason, "bad_secret")
+        made = await gatherResults(accounts)
+        self.assertEqual([a.display_name for a in made], [f"P{n}" for n in range(20)])
+        self.assertEqual(len({a.account_id for a in made}), 20)
+        for n, account in enumerate(made):
+            self.assertEqual(await self.store.find("jwt", f"at-once-{n}"), account)
 
     async def test_the_device_authenticator_signs_in_a_player(self: Any) -> None:
         from twisted.internet.task import Clock

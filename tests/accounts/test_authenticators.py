@@ -161,6 +161,38 @@ class JwtStaticKeysSuite(JwtChecks, AuthenticatorSuite, TestCase):
         self.assertEqual(self.reason(es), "bad_algorithm")
         self.assertEqual(self.reason(idp.token("a", "k1", headers={"kid": "k9"})), "unknown_kid")
 
+    def test_a_token_has_one_spelling(self) -> None:
+        """The token is parsed once, strictly: padding a segment may have is taken, any
+        other change to a segment's spelling is refused, and so are JWS extensions."""
+        idp = self.idp
+        header, payload, signature = idp.token("a").split(".")
+        # A signature padded as some issuers pad it (the signed parts are as signed).
+        padded = f"{header}.{payload}.{signature}" + "=" * (-len(signature) % 4)
+        self.assertNotEqual(padded[-1], signature[-1])
+        authenticator = self.make_authenticator()
+        identity = outcome(authenticator.authenticate({"kind": "jwt", "token": padded}, "p"))
+        assert isinstance(identity, Identity), identity
+        self.assertEqual(identity.subject, "a")
+        # The signature's last character with a stray low bit: the same bytes, another
+        # spelling.
+        alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+        stray = alphabet[alphabet.index(signature[-1]) ^ 1]
+        for token in (f"{header}.{payload}.{signature[:-1]}{stray}",
+                      f"{header}.{payload}.{signature}===",
+                      f"{header}.{payload}.{signature}!",
+                      f"{header}.{payload}.{signature}.x",
+                      f"{header}é.{payload}.{signature}"):  # fmt: skip
+            self.assertEqual(self.reason(token), "malformed", token[-12:])
+        critical = jwt.encode(idp.claims("a"), idp.keys["k1"][0], algorithm="RS256",
+                              headers={"kid": "k1", "crit": ["exp"]})  # fmt: skip
+        self.assertEqual(self.reason(critical), "malformed")
+        # An audience in a list is taken; one of the wrong type is not.
+        listed = outcome(self.make_authenticator().authenticate(
+            {"kind": "jwt", "token": idp.token("a", aud=["other", AUDIENCE])}, "p"))  # fmt: skip
+        assert isinstance(listed, Identity), listed
+        self.assertEqual(self.reason(idp.token("a", aud={"x": AUDIENCE})), "wrong_audience")
+        self.assertEqual(self.reason(idp.token("a", sub=7)), "invalid")
+
     def test_the_leeway_forgives_a_little_clock_difference(self) -> None:
         now = int(self.clock.seconds())
         token = self.idp.token("a", exp=now - 20, nbf=now + 20)

@@ -112,7 +112,8 @@ class IAccountStore(Interface):
 
     def account_for(identity: Identity, name: str, now: float) -> Deferred[Account]:
         """The account linked to `identity`, made on first use with `name` as its
-        display name; its last-seen time becomes `now`."""
+        display name; its last-seen time becomes `now` unless the one stored is less
+        than the store's interval old (a minute for the built-in stores)."""
 
     def get(account_id: str) -> Deferred[Account | None]:
         """The account with this id, or None."""

@@ -42,7 +42,7 @@ from zope.interface import Interface, implementer
 
 from vinom.accounts.interfaces import AuthFailed, IAccountStore, IAuthenticator, Identity
 from vinom.accounts.plugins import AuthSettings, as_auth_failure, check_kind, credential
-from vinom.accounts.tokens import identity_of, unverified_header, verify
+from vinom.accounts.tokens import Compact, identity_of, parse, verify
 from vinom.net.http import quiet_agent
 from vinom.net.limits import LogLimiter
 
@@ -334,22 +334,20 @@ class JwtAuthenticator:
     def authenticate(self, credentials: Mapping[str, Any], peer: str) -> Deferred[Identity]:
         try:
             check_kind(credentials, JWT)
-            token = credential(credentials, "token")
-            header = unverified_header(token)
+            token = parse(credential(credentials, "token"))
+            header = token.header
             alg = header.get("alg")
             if alg not in ALGORITHMS:
                 raise AuthFailed("bad_algorithm", f"tokens signed with {str(alg)[:16]!r} are "
                                  "refused: RS256, ES256 or EdDSA only")  # fmt: skip
-            kid = header.get("kid")
-            if kid is not None and not isinstance(kid, str):
-                raise AuthFailed("malformed", "the token's 'kid' is not a string")
+            kid = header.get("kid")  # a string or None (parse checked)
         except AuthFailed as e:
             return fail(e)
         d: Deferred[Any] = self.keys.key_for(kid)
         d.addCallback(self._verified, token)
         return d.addErrback(as_auth_failure)
 
-    def _verified(self, key: SigningKey, token: str) -> Identity:
+    def _verified(self, key: SigningKey, token: Compact) -> Identity:
         claims = verify(token, key.key, key.algorithm, audience=self._audience,
                         issuer=self._issuer, now=self._clock.seconds(),
                         leeway=self._leeway)  # fmt: skip

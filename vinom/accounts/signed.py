@@ -23,7 +23,7 @@ from zope.interface import implementer
 
 from vinom.accounts.interfaces import AuthFailed, IAccountStore, IAuthenticator, Identity
 from vinom.accounts.plugins import AuthSettings, check_kind, credential
-from vinom.accounts.tokens import identity_of, verify
+from vinom.accounts.tokens import identity_of, prepared_key, verify
 
 SIGNED = "signed"
 DEFAULT_AUDIENCE = "vinom"
@@ -45,7 +45,10 @@ class SignedTokenAuthenticator:
     ) -> None:  # fmt: skip
         if len(secret) < MIN_SECRET_BYTES:
             raise ValueError(f"the shared key must be at least {MIN_SECRET_BYTES} bytes")
-        self._secret = secret
+        try:
+            self._secret = prepared_key(secret, "HS256")
+        except Exception as e:  # PyJWT's InvalidKeyError: a public key is no shared key
+            raise ValueError(f"the shared key is refused: {e}") from None
         self._clock = clock
         self._audience = audience
         self._leeway = leeway
@@ -81,6 +84,11 @@ def read_shared_key(path: str) -> bytes:
             f"--auth-secret-file {path!r} must hold a key of at least {MIN_SECRET_BYTES} bytes"
             " (e.g. `openssl rand -hex 32`)"
         )
+    try:
+        prepared_key(key, "HS256")
+    except Exception:  # PyJWT's InvalidKeyError
+        raise ValueError(f"--auth-secret-file {path!r} holds a public key or certificate, not "
+                         "a shared secret") from None  # fmt: skip
     return key
 
 
