@@ -258,7 +258,7 @@ class DockerfileStepsTests(TestCase):
             str(venv.python), "-c", RUN_TWISTD, *entry[1:], *command,
             "--ops-port", f"tcp:{ops}:interface=127.0.0.1",
             "--lobby", f"ssl:{lobby}:interface=127.0.0.1", "--websocket", "none",
-            "--udp-ports", f"{udp}-{udp + 1}", "--host-workers", "0",
+            "--udp-ports", f"{udp}-{udp + 1}", "--matches", "here",
         ]  # fmt: skip
         output = Collect()
         process = reactor.spawnProcess(output, argv[0], argv, env=venv.env, path=str(run_dir))

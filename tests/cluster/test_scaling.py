@@ -111,9 +111,8 @@ class ClusterTestCase(TestCase):
         env["PYTHONPATH"] = os.pathsep.join([ROOT, env.get("PYTHONPATH", "")])
         args = [
             sys.executable, "-c", self.program, "-n", "--pidfile=", "vinom",
-            "--role", role, "--redis", self.redis_url, "--token-key-file", self.key_file,
+            role, "--redis", self.redis_url, "--token-key-file", self.key_file,
             "--data-dir", data_dir, "--websocket", "none", "--ops-port", "none",
-            "--host-workers", "0",
         ]  # fmt: skip
         if role == "lobby":
             args += ["--lobby", f"ssl:{free_tcp_port()}:interface=127.0.0.1"]
@@ -124,6 +123,9 @@ class ClusterTestCase(TestCase):
         else:
             udp = free_udp_range(ports)
             args += ["--udp-ports", f"{udp}-{udp + ports - 1}"]
+            # In the host's own process unless the test asks for worker processes.
+            if not {"--host-workers", "--matches"} & set(extra):
+                args += ["--matches", "here"]
         transport = reactor.spawnProcess(output, sys.executable, [*args, *extra], env=env,
                                          path=data_dir)  # fmt: skip
         process = Process(transport, output, data_dir)

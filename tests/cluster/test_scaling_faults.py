@@ -109,7 +109,7 @@ class LobbyDeathTests(ClusterTestCase):
         self,
     ) -> None:
         sizes = ("--match-size", "maze=4")
-        await self.start("host", *sizes, ports=4)
+        await self.start("host", ports=4)
         doomed = await self.start("lobby", *sizes)
         survivor = await self.start("lobby", *sizes)
         doomed_address = self.lobby_address(doomed)
@@ -252,7 +252,7 @@ class LobbyDeathTests(ClusterTestCase):
         # the doomed lobby (queued for a maze of four), Cid leads on the doomed
         # lobby with Dee (queued for dice, four).
         sizes = ("--match-size", "maze=4", "--match-size", "dice=4")
-        await self.start("host", *sizes, ports=4)
+        await self.start("host", ports=4)
         doomed = await self.start("lobby", *sizes)
         survivor = await self.start("lobby", *sizes)
         there, here = self.lobby_address(doomed), self.lobby_address(survivor)

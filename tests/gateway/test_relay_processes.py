@@ -85,7 +85,7 @@ class RelayProcessTests(RelayProcess, TestCase):
             "--lobby", f"ssl:{lobby_port}:interface=127.0.0.1",
             "--udp-ports", f"{udp}-{udp + 1}", "--udp-interface", "127.0.0.1",
             "--public-host", "127.0.0.1", "--websocket", "none", "--ops-port", "none",
-            "--host-workers", "0", "--data-dir", ".",
+            "--matches", "here", "--data-dir", ".",
             "--relay", f"127.0.0.1:{self.relay_port}", "--relay-key-file", self.key_file,
         ])  # fmt: skip
         await self.spawned_says(server, "terminal clients")

@@ -52,7 +52,7 @@ async def start_server(case: TestCase, *args: str, ports: int = 8) -> RunningSer
             "--drain-timeout", "0",
             "--ops-port", "none",
             # In this process unless the test asks for worker processes.
-            *(() if {"--host-workers", "--game-host"} & set(args) else ("--host-workers", "0")),
+            *(() if {"--host-workers", "--matches"} & set(args) else ("--matches", "here")),
             # No web server unless the test asks for one (the default port is fixed).
             *(() if "--websocket" in args else ("--websocket", "none")),
             *args,
