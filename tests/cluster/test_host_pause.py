@@ -1,9 +1,9 @@
 """A game host paused whole (SIGSTOP to its process group) and continued kills none
 of its healthy matches (issue #25).
 
-A `twistd -n vinom --role host` with game-host child processes (the default
-`--game-host workers` with one worker, and `--game-host process`) and a
-`--role lobby` on a real Redis (tests/cluster/test_scaling.py). Players are
+A `twistd -n vinom host` with game-host child processes (the default
+`--matches workers` with one worker, and `--matches per-match`) and a
+`twistd vinom lobby` on a real Redis (tests/cluster/test_scaling.py). Players are
 matched, connect over UDP and hold their matches open; the host's process
 group (the host and its children) is stopped with SIGSTOP for `PAUSE`
 seconds and continued with SIGCONT. The host's worker supervisor must not

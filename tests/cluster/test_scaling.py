@@ -1,6 +1,6 @@
 """Lobbies and game hosts as separate `twistd -n vinom` processes on one real Redis.
 
-Two `--role lobby` processes and `--role host` processes share a redis-server
+Two `twistd vinom lobby` processes and `twistd vinom host` processes share a redis-server
 started by the test (tests/support/redis_server.py) and one `--token-key-file`:
 1,000 players queued through both lobbies are matched exactly once, placed on a
 live game host, and play to the end; a player reconnects through the other

@@ -1,6 +1,6 @@
 """Faults of a scaled-out deployment, with real processes (issue #14).
 
-`twistd -n vinom --role lobby|host` processes on a real redis-server
+`twistd -n vinom lobby|host` processes on a real redis-server
 (tests/support/redis_server.py), as in tests/cluster/test_scaling.py: a lobby killed with
 SIGKILL while its players are queued, and Redis killed and started again on
 the same port (empty) while lobbies and a game host run, and a game host killed

@@ -10,8 +10,8 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from vinom.server.startup import StartupError
 from vinom.server.options import role_options
+from vinom.server.startup import StartupError
 from vinom.server.tap import Options, makeService
 
 RULES = {"backends": {"a": {"address": "127.0.0.1:7350"}}, "pools": {"p": {"backends": ["a"]}},

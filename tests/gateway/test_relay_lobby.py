@@ -20,8 +20,8 @@ from vinom.protocol.config import IssuerConfig, ProtocolConfig
 from vinom.protocol.crypto import new_aead
 from vinom.protocol.route_token import Route, RouteTokenIssuer, open_route_token
 from vinom.protocol.tokens import TokenIssuer, open_private_token, token_associated_data
-from vinom.server.roles import relay_refuses
 from vinom.server.options import role_options
+from vinom.server.roles import relay_refuses
 from vinom.server.tap import Options
 
 RELAY_KEY = bytes(range(32, 64))

@@ -1,4 +1,4 @@
-"""The UDP relay as a real process (`twistd -n vinom-relay`) in front of a real
+"""The UDP relay as a real process (`twistd -n vinom relay`) in front of a real
 `twistd vinom` whose game host listens on 127.0.0.1 at a port only the relay is sent
 to: players on vinom's client library finish a match through it, and what should go
 nowhere (random datagrams, forged tokens, a token replayed from another address)

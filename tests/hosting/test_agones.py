@@ -1,4 +1,4 @@
-"""A game host under Agones (`twistd vinom --role host --agones`) and the SDK server it talks to.
+"""A game host under Agones (`twistd vinom host --agones`) and the SDK server it talks to.
 
 The SDK server is the stand-in of tests/support/agones_sdk.py, on a real port,
 named to the host as Agones does ($AGONES_SDK_HTTP_PORT); the host and a lobby
@@ -37,7 +37,7 @@ from tests.support.waiting import until
 from vinom.client.bots import play_bot
 from vinom.hosting.agones import AgonesLifecycle, AgonesSDK
 from vinom.hosting.ports import PortAllocator
-from vinom.server.options import HostCommand, Options
+from vinom.server.options import HostCommand
 
 HEALTH_EVERY = 0.25
 # Agones's default health check: a Health call at least every 5 s (periodSeconds).

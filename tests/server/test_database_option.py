@@ -15,8 +15,8 @@ from vinom.accounts.interfaces import Identity
 from vinom.accounts.schema import LATEST, MIGRATIONS
 from vinom.accounts.sql import SQLITE_FILE, open_store
 from vinom.server.accounts import AccountStoreService, build_accounts, migrate_now
-from vinom.server.startup import StartupError
 from vinom.server.options import role_options
+from vinom.server.startup import StartupError
 from vinom.server.tap import Options
 
 

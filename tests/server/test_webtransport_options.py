@@ -28,8 +28,8 @@ from vinom.server.certs import (
     make_self_signed,
     make_short_lived,
 )
-from vinom.server.startup import StartupError
 from vinom.server.options import role_options
+from vinom.server.startup import StartupError
 from vinom.server.tap import Options
 from vinom.server.webtransport import (
     WebTransportCredentials,

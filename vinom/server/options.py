@@ -875,6 +875,8 @@ class RoleOptions(PluginOptions):
     def postOptions(self) -> None:
         """What the coerce column cannot check alone: options that depend on each other.
         The options of other roles hold their defaults first: one dict for every role."""
+        if isinstance(self.parent, Options):
+            self.parent.check_role_first()
         self["role"] = self.role
         for name, value in _defaults().items():
             self.setdefault(name, value)
@@ -1126,14 +1128,23 @@ class Options(RoleOptions, ServerOptions, RedisOptions, CertificateOptions, Game
     )
     subCommands = SUBCOMMANDS
 
+    # The arguments as read (`modern_argv`): a subcommand's role checks it comes first.
+    given: list[str] = []
+
     def read_argv(self, argv: list[str]) -> list[str]:
-        self._given = modern_argv(argv, roles=True)
-        return self._given
+        self.given = modern_argv(argv, roles=True)
+        return self.given
 
     def postOptions(self) -> None:
+        # With a subcommand, its options are the process's (`role_options`), checked.
         if self.subCommand is None:
             super().postOptions()
-        elif self._given[0] != self.subCommand:
+        else:
+            self.check_role_first()
+
+    def check_role_first(self) -> None:
+        """That no option came before the subcommand (it would be the whole server's)."""
+        if self.given[:1] != [self.subCommand]:
             raise usage.UsageError(
                 f"the role comes first and its options after it: twistd vinom "
                 f"{self.subCommand} [options] (twistd vinom {self.subCommand} --help lists them)"
