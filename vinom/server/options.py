@@ -16,7 +16,7 @@ what depends on more than one option and adds what is derived from them
 
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.logger import Logger
@@ -81,7 +81,19 @@ ROLE_SUBCOMMANDS = ("lobby", "host", "gateway", "relay")
 _log = Logger()
 
 
-class ServerOptions:
+class OptionGroup:
+    """A group of options (`optParameters`, `optFlags`, `opt_` methods), mixed into the
+    usage.Options of each role that takes them: its `opt_` methods read and write the
+    values there."""
+
+    if TYPE_CHECKING:
+
+        def __getitem__(self, name: str) -> Any: ...
+
+        def __setitem__(self, name: str, value: Any) -> None: ...
+
+
+class ServerOptions(OptionGroup):
     """What every server role takes: its data, its log, its operations endpoint, its drain."""
 
     optFlags = [
@@ -141,7 +153,7 @@ class ServerOptions:
     ]
 
 
-class RedisOptions:
+class RedisOptions(OptionGroup):
     """The Redis that the processes of one deployment share (docs/scaling.md)."""
 
     optParameters = [
@@ -196,7 +208,7 @@ class RedisOptions:
     ]
 
 
-class CertificateOptions:
+class CertificateOptions(OptionGroup):
     """The TLS certificate of the lobby, the web server and the gateway's terminating routes."""
 
     optParameters = [
@@ -205,7 +217,7 @@ class CertificateOptions:
     ]
 
 
-class GameOptions:
+class GameOptions(OptionGroup):
     """The games offered, and what lobbies and game hosts agree on: the connect-token key, the
     session timeout, the realm."""
 
@@ -245,7 +257,7 @@ class GameOptions:
     ]
 
 
-class WebOptions:
+class WebOptions(OptionGroup):
     """The public web server (/lobby where a lobby runs, /game where games are hosted) and the
     caps on its connections."""
 
@@ -313,7 +325,7 @@ class WebOptions:
     ]
 
 
-class LobbyOptions:
+class LobbyOptions(OptionGroup):
     """The lobby: its listener, its limits, its matchmaking, the connect tokens it issues and
     the relay it sends players through."""
 
@@ -454,7 +466,7 @@ class LobbyOptions:
         self["rating-window"].append((game.strip(), window))
 
 
-class RelayKeyOptions:
+class RelayKeyOptions(OptionGroup):
     """The route-token key shared by the lobbies and the UDP relay."""
 
     optParameters = [
@@ -468,7 +480,7 @@ class RelayKeyOptions:
     ]
 
 
-class AuthOptions:
+class AuthOptions(OptionGroup):
     """Who the players are, and the account database (docs/accounts.md)."""
 
     optParameters = [
@@ -491,7 +503,7 @@ class AuthOptions:
         self["auth-option"].append(auth_option(value))
 
 
-class HostingOptions:
+class HostingOptions(OptionGroup):
     """The game hosts: their UDP ports, where their matches run, their matches' timing,
     spectators and the browsers' game sessions."""
 
@@ -612,7 +624,7 @@ class HostingOptions:
     ]
 
 
-class RecordOptions:
+class RecordOptions(OptionGroup):
     """The match records the game hosts write (docs/operations.md, Match records)."""
 
     optFlags = [
@@ -699,7 +711,7 @@ class RecordOptions:
         self["no-record-game"].append(value.strip())
 
 
-class AgonesOptions:
+class AgonesOptions(OptionGroup):
     """A game host under Agones (docs/kubernetes.md)."""
 
     optFlags = [
@@ -725,7 +737,7 @@ class AgonesOptions:
     ]
 
 
-class GatewayOptions:
+class GatewayOptions(OptionGroup):
     """The gateway: one public port in front of the lobbies, and the UDP relay in its process
     (docs/gateway.md)."""
 
@@ -774,8 +786,7 @@ class GatewayOptions:
     ]
 
 
-# Each role's groups; every option any of them defines holds its default where the role
-# does not take it, so that the checks and the role builders read one dict.
+# Every group, in the order of the options reference (docs/operations.md, "Options").
 GROUPS: tuple[type, ...] = (
     ServerOptions, RedisOptions, CertificateOptions, GameOptions, WebOptions, LobbyOptions,
     RelayKeyOptions, AuthOptions, HostingOptions, RecordOptions, AgonesOptions, GatewayOptions,
@@ -785,6 +796,8 @@ REPEATABLE = ("match-size", "rating-window", "no-record-game", "auth-option")
 
 
 def _defaults() -> dict[str, Any]:
+    """Every option's default: a role's options it does not take hold these, so that the
+    checks and the role builders (vinom.server.roles) read one dict for every role."""
     values: dict[str, Any] = {}
     for group in GROUPS:
         for row in getattr(group, "optParameters", ()):
