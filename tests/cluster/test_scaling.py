@@ -312,7 +312,7 @@ class ScalingTests(ClusterTestCase):
         # a solo player on each. The maze seats four here.
         from tests.test_integration_parties import Player, connect_player
 
-        await self.start("host", "--match-size", "maze=4", ports=2)
+        await self.start("host", ports=2)
         lobbies = [self.lobby_address(await self.start("lobby", "--match-size", "maze=4"))
                    for _ in "ab"]  # fmt: skip
         ann = await connect_player(self, lobbies[0], "Ann")

@@ -124,7 +124,8 @@ class ServerOptions(OptionGroup):
             "public-host",
             None,
             "127.0.0.1",
-            "Address of the game hosts as clients should reach them (sent in match_found).",
+            "Address of this server as clients should reach it: the game hosts' (sent in "
+            "match_found), and the one the start-up lines name.",
             public_host,
         ),
         param(
