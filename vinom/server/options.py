@@ -858,8 +858,49 @@ def modern_argv(argv: list[str], roles: bool = False) -> list[str]:
                   old=name, value=value, now=now)  # fmt: skip
         out += new
     if role is not None and role != "all":
-        out.insert(0, role)
+        out = [role, *_without_others(out, role)]
     return out
+
+
+def _without_others(argv: list[str], role: str) -> list[str]:
+    """`argv` without the options of other roles, which `--role ROLE` took and ignored
+    (said in one hint line): `twistd vinom ROLE` refuses them."""
+    command = next(row[2] for row in SUBCOMMANDS if row[0] == role)
+    takes = {name.rstrip("=") for name in command().longOpt}
+    # Every option the whole server or a role takes, and whether it takes a value.
+    values: dict[str, bool] = {}
+    shorts: dict[str, str] = {}
+    for group in GROUPS:
+        for rows, value in ((getattr(group, "optParameters", ()), True),
+                            (getattr(group, "optFlags", ()), False)):  # fmt: skip
+            for row in rows:
+                values[row[0]] = value
+                if row[1]:
+                    shorts[f"-{row[1]}"] = row[0]
+        for method in vars(group):
+            if method.startswith("opt_"):
+                values[method[4:].replace("_", "-")] = True
+    kept: list[str] = []
+    ignored: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            kept.extend(argv[i:])
+            break
+        name, eq, _ = arg.partition("=")
+        option = name[2:] if name.startswith("--") else shorts.get(name)
+        if option is None or option not in values or option in takes:
+            kept.append(arg)
+            i += 1
+            continue
+        ignored.append(f"--{option}")
+        i += 1 if eq or not values[option] else 2
+    if ignored:
+        _log.warn("vinom: --role {role} ignores {options} (not its options; twistd vinom "
+                  "{role} refuses them); the old spelling goes in the next release",
+                  role=role, options=", ".join(ignored))  # fmt: skip
+    return kept
 
 
 class RoleOptions(PluginOptions):
@@ -1117,7 +1158,7 @@ class RelayCommand(RelayOptions):
     command = "vinom relay"
 
 
-SUBCOMMANDS = [
+SUBCOMMANDS: list[list[Any]] = [
     ["lobby", None, LobbyCommand, "A lobby of a cluster: players, matchmaking, placement."],
     ["host", None, HostCommand, "A game host of a cluster: runs the matches lobbies place."],
     ["gateway", None, GatewayCommand, "One public port in front of the lobbies."],
