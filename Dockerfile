@@ -48,8 +48,8 @@ EXPOSE 7350/tcp 7380/tcp 7390/tcp 7400-7499/udp
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:7390/health', timeout=2).status != 200)"]
 
-# The role and every other option are arguments: `docker run vinom:0.1.0 --role host ...`
-# replaces the whole CMD. The operations endpoint listens beyond loopback in a container,
+# The role (none: the whole server in one process) and its options are arguments:
+# `docker run vinom:0.1.0 host --redis ...` replaces the whole CMD. The operations endpoint listens beyond loopback in a container,
 # so that the kubelet's probes reach it; /metrics and /status want --ops-token-file.
 ENTRYPOINT ["twistd", "-n", "--pidfile=", "vinom"]
-CMD ["--role", "all", "--ops-port", "tcp:7390"]
+CMD ["--ops-port", "tcp:7390"]

@@ -2,7 +2,7 @@
 
 For each fault (all of them in turn, or the one `--fault NAME` names) the
 scenario starts a fresh cluster: a redis-server of its own, two lobbies
-(`twistd -n vinom --role lobby`) and two game hosts (`--role host`, each
+(`twistd -n vinom lobby`) and two game hosts (`twistd vinom host`, each
 with `--host-workers` game-host worker processes), every process with its
 own operations port, all sharing a token key file, the lobbies one dev
 certificate. Each twistd process leads a process group of its own, so that
@@ -127,14 +127,14 @@ class Cluster:
         for i in range(2):
             low, high = free_udp_range("127.0.0.1", UDP_PORTS_PER_HOST)
             self.host_ports.append((low, high))
-            self.hosts.append(self._twistd(f"host{i}", ["--role", "host", *shared,
+            self.hosts.append(self._twistd(f"host{i}", ["host", *shared,
                 "--udp-ports", f"{low}-{high}",
                 "--udp-interface", "127.0.0.1", "--public-host", "127.0.0.1",
                 "--host-workers", str(self.options["host-workers"])]))  # fmt: skip
         for i in range(2):
             port = free_tcp_port("127.0.0.1")
             self.lobby_ports.append(port)
-            self.lobbies.append(self._twistd(f"lobby{i}", ["--role", "lobby", *shared,
+            self.lobbies.append(self._twistd(f"lobby{i}", ["lobby", *shared,
                 "--lobby", f"ssl:{port}:interface=127.0.0.1",
                 "--certificate", str(certificate.certificate),
                 "--private-key", str(certificate.private_key)]))  # fmt: skip

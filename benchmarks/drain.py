@@ -129,11 +129,14 @@ def run(options: Options) -> int:
         with Harness(options.hard_limit(), on_progress) as harness:
             lobby_port = free_tcp_port("127.0.0.1")
             udp = free_udp_range("127.0.0.1", options["matches"] + 16)
+            workers = options["host-workers"]
+            hosting = (["--matches", "workers", "--host-workers", str(workers)] if workers
+                       else ["--matches", "here"])  # fmt: skip
             server = harness.spawn_command(
                 "twistd",
                 [sys.executable, "-c", twistd_main(), "-n", "--pidfile=", "--logfile", log_path,
-                 "vinom", *server_args(lobby_port, udp, data_dir, options["game"]),
-                 "--host-workers", str(options["host-workers"]),
+                 "vinom", *server_args(lobby_port, udp, data_dir, options["game"],
+                                       extra=hosting), *hosting,
                  "--drain-timeout", f"{options['drain-timeout']:g}"],
                 server_cpu,
             )  # fmt: skip

@@ -1,6 +1,6 @@
 """Gateway worker of `match --gateway`: `python -m benchmarks.gateway_worker <json>`.
 
-Runs `twistd vinom --role gateway` (`vinom.server.tap.makeService`) in front of
+Runs `twistd vinom gateway` (`vinom.server.tap.makeService`) in front of
 the lobby ports it is given: a round-robin pool of them, each connection
 sent on behind a PROXY protocol v2 header (the lobbies run with
 `--trusted-proxy 127.0.0.1`), health checked by a TCP connection every 2 s.
@@ -110,7 +110,7 @@ def main() -> None:
     port = free_tcp_port("127.0.0.1")
     options = tap.Options()
     options.parseOptions([
-        "--role", "gateway", "--gateway", f"tcp:{port}:interface=127.0.0.1:backlog=1024",
+        "gateway", "--gateway", f"tcp:{port}:interface=127.0.0.1:backlog=1024",
         "--gateway-rules", path, "--ops-port", "none", "--drain-timeout", "0",
         "--data-dir", settings["data_dir"],
     ])  # fmt: skip

@@ -51,7 +51,7 @@ their heartbeats).
 
 `--redis` runs the server as a deployment on Redis does (docs/scaling.md):
 a redis-server of the scenario's own, `--lobbies` N processes of `twistd
-vinom --role lobby` and one of `--role host` (its games in process or in
+vinom lobby` and one of `twistd vinom host` (its games in process or in
 `--host-workers` workers), all sharing a token key file, the lobbies one
 fresh dev certificate. The run starts once the host is in the registry and
 every lobby runs its matchmaker and has seen the host. Client i connects to
@@ -60,7 +60,7 @@ lobby i % N, so the two players of a match are often on different lobbies
 workers, redis-server) runs on the server's core; `server_cpu_s` is their
 sum and `server_cpu_by_process` each one's.
 
-`--gateway` puts a `twistd vinom --role gateway` process (docs/gateway.md;
+`--gateway` puts a `twistd vinom gateway` process (docs/gateway.md;
 `benchmarks.gateway_worker`) in front of the lobby or lobbies: every client
 connects to it, and it sends each connection on to the lobbies (round
 robin) behind a PROXY protocol v2 header, which the lobbies trust
@@ -147,7 +147,7 @@ class Options(ScenarioOptions):
                                  "(the vinom client library on the reactor)."],
         ["host-workers", None, "0", "Game-host worker processes (0: games in the server "
                                     "process)."],
-        ["lobbies", None, "1", "Lobby processes (--role lobby) on one Redis (needs --redis "
+        ["lobbies", None, "1", "Lobby processes (twistd vinom lobby) on one Redis (needs --redis "
                                "when more than 1); clients spread over them in turn."],
         ["gateway-tls", None, "passthrough", "With --gateway: 'passthrough' (TLS copied to "
                                              "the lobbies) or 'terminate' (the gateway does "
@@ -161,7 +161,7 @@ class Options(ScenarioOptions):
                                 "or 'device' (a device id and secret)."],
     ]
     optFlags = [
-        ["gateway", None, "Clients connect through a --role gateway process in front of the "
+        ["gateway", None, "Clients connect through a twistd vinom gateway process in front of the "
                           "lobbies (PROXY protocol v2; TLS as --gateway-tls says)."],
         ["redis", None, "Run lobbies and a game host as separate processes on a redis-server "
                         "of the scenario's own (docs/scaling.md)."],
@@ -250,7 +250,7 @@ def start_single(
             "udp_ports": options["udp-ports"],
             "lobby_extra": lobby_extra(options),
             "lobby_tls": options.lobby_tls,
-            "extra_args": ["--host-workers", str(options["host-workers"]), *trust_gateway(options),
+            "extra_args": [*host_workers(options), *trust_gateway(options),
                            *record_args(options), *(auth_args or [])],
         })],
         cpu,
@@ -292,6 +292,13 @@ def count_accounts(data_dir: str) -> int:
     return int(count)
 
 
+def host_workers(options: Options) -> list[str]:
+    """The server's options for --host-workers N (none for 0: the bench server hosts its
+    games in its own process by default)."""
+    workers = options["host-workers"]
+    return ["--host-workers", str(workers)] if workers else []
+
+
 def record_args(options: Options) -> list[str]:
     """The server's options for `--no-record` (none otherwise: it records, by default)."""
     return ["--no-record"] if options["no-record"] else []
@@ -305,7 +312,7 @@ def trust_gateway(options: Options) -> list[str]:
 def start_gateway(
     harness: Harness, options: Options, ports: list[int], data_dir: str, cpu: int | None
 ) -> tuple[Worker, int, str | None]:
-    """A `--role gateway` process in front of the lobbies' `ports`.
+    """A `twistd vinom gateway` process in front of the lobbies' `ports`.
 
     Returns the worker, its port and, when it terminates TLS, the certificate the
     clients verify (its own).
@@ -328,7 +335,7 @@ def lobby_extra(options: Options) -> str:
 def start_cluster(
     harness: Harness, options: Options, data_dir: str, cpu: int | None
 ) -> tuple[list[Worker], Worker, Worker, list[int], str]:
-    """Redis, one `--role host` and N `--role lobby` processes, all on core `cpu`.
+    """Redis, one `twistd vinom host` and N `twistd vinom lobby` processes, all on core `cpu`.
 
     Returns the lobby workers, the host's and redis-server's, the lobbies'
     ports and the certificate they share. Ready once the host is registered and every lobby
@@ -354,13 +361,13 @@ def start_cluster(
                 "udp_ports": options["udp-ports"],
                 "lobby_extra": lobby_extra(options),
                 "lobby_tls": options.lobby_tls,
-                "extra_args": ["--role", role, *shared, *extra],
+                "role": role,
+                "extra_args": [*shared, *extra],
             })],
             cpu,
         )  # fmt: skip
 
-    host = spawn("host", "host", ["--host-workers", str(options["host-workers"]),
-                                  *record_args(options)])
+    host = spawn("host", "host", [*host_workers(options), *record_args(options)])
     harness.wait_for(host, "ready", 90)
     lobbies = [
         spawn(f"lobby{i}", "lobby", ["--certificate", str(certificate.certificate),

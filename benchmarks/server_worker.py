@@ -32,13 +32,13 @@ reports each worker's CPU seconds and counters as well as the pool's totals.
 all, and reports the lobby port and dev certificate. Its lobby listens with
 TLS, or on plain TCP with `lobby_tls` false (behind a gateway that
 terminates TLS). Games are hosted in
-the server process (`--host-workers 0`, the bench's figures from before
+the server process (`--matches here`, the bench's figures from before
 game-host workers) unless `extra_args` say otherwise; with workers or a
-child per match (`--game-host process`) it is ready only once every worker,
+child per match (`--matches per-match`) it is ready only once every worker,
 or every pre-started child, is, and `mark` reports the workers and, for
-`--game-host process`, every spawn latency observed (`spawn_samples`).
-With `--role lobby` or `--role host` in `extra_args` (match --redis) it
-runs that part alone: a lobby is ready once its Redis matchmaker runs and
+`--matches per-match`, every spawn latency observed (`spawn_samples`).
+With `role` `lobby` or `host` (match --redis) it runs that subcommand alone
+(`twistd vinom lobby`, `host`): a lobby is ready once its Redis matchmaker runs and
 it has seen a live game host; a host once
 its record is in the Redis registry (`host_id` in its ready message).
 """
@@ -383,37 +383,59 @@ def server_args(
     game_names: str,
     lobby_extra: str = "",
     lobby_tls: bool = True,
+    role: str | None = None,
+    extra: list[str] | tuple[str, ...] = (),
 ) -> list[str]:
-    """`twistd vinom` options of a bench server on loopback (before the scenario's own).
+    """`twistd vinom` arguments of a bench server on loopback (before the scenario's own,
+    `extra`): the whole server, or with `role` ('lobby' or 'host') that subcommand and its
+    options alone.
 
     `game_names` is the --games value (comma-separated names). Games run in the
-    server process (`--host-workers 0`) unless later options say otherwise. The
+    server process (`--matches here`) unless `extra` says otherwise. The
     lobby listens with TLS, or on plain TCP (`lobby_tls` false: behind a gateway
-    that terminates TLS).
+    that terminates TLS). A build from before the subcommands (compare's baseline)
+    is given the spellings it reads (`--role`, `--host-workers 0`).
     """
     interface = "127.0.0.1"
     low, high = udp_ports
     scheme = "ssl" if lobby_tls else "tcp"
+    subcommands = _has_subcommands()
+    args: list[str] = []
+    if role is not None:
+        args += [role] if subcommands else ["--role", role]
+    if role != "host" or not subcommands:
+        args += [
+            "--lobby", f"{scheme}:{lobby_port}:interface={interface}{lobby_extra}",
+            # One address for every bench client: lift the per-IP abuse limits.
+            "--max-pending-per-ip", "1000000",
+            "--max-matches-per-ip", "1000000",
+            "--queue-rate", "1000000",
+            "--queue-burst", "1000000",
+            "--frame-rate", "1000",
+            "--frame-burst", "1000",
+        ]  # fmt: skip
+    if role != "lobby" or not subcommands:
+        args += ["--udp-ports", f"{low}-{high}", "--udp-interface", interface]
+        if not {"--host-workers", "--matches", "--game-host"} & set(extra):
+            args += ["--matches", "here"] if subcommands else ["--host-workers", "0"]
     return [
-        "--lobby", f"{scheme}:{lobby_port}:interface={interface}{lobby_extra}",
-        "--udp-ports", f"{low}-{high}",
-        "--udp-interface", interface,
+        *args,
         "--public-host", interface,
         "--data-dir", data_dir,
         "--games", game_names,
-        "--host-workers", "0",
+        "--max-connections-per-ip", "1000000",
         # Several bench servers may run at once: no fixed operations or web port.
         "--ops-port", "none",
         "--websocket", "none",
-        # One address for every bench client: lift the per-IP abuse limits.
-        "--max-connections-per-ip", "1000000",
-        "--max-pending-per-ip", "1000000",
-        "--max-matches-per-ip", "1000000",
-        "--queue-rate", "1000000",
-        "--queue-burst", "1000000",
-        "--frame-rate", "1000",
-        "--frame-burst", "1000",
     ]  # fmt: skip
+
+
+def _has_subcommands() -> bool:
+    """Whether the vinom this process imports has `twistd vinom lobby|host` (and
+    `--matches`), or is a build from before them."""
+    from vinom.server import tap
+
+    return bool(getattr(tap.Options, "subCommands", None))
 
 
 def start_server(reactor: Any, settings: dict[str, Any]) -> Started:
@@ -446,6 +468,7 @@ def start_server(reactor: Any, settings: dict[str, Any]) -> Started:
     interface = "127.0.0.1"
     lobby_port = free_tcp_port(interface)
     low, high = free_udp_range(interface, int(settings.get("udp_ports", 256)))
+    extra = list(settings.get("extra_args", []))
     args = server_args(
         lobby_port,
         (low, high),
@@ -454,12 +477,14 @@ def start_server(reactor: Any, settings: dict[str, Any]) -> Started:
         settings.get("games", "duel,maze,tictactoe,dice,owedrahn"),
         settings.get("lobby_extra", ""),
         bool(settings.get("lobby_tls", True)),
+        role=settings.get("role"),
+        extra=extra,
     )
     options = tap.Options()
     # A bench server stops when its harness is done or gone: running matches are
     # aborted at once rather than played out (the harness may have been killed).
-    options.parseOptions([*args, "--drain-timeout", "0", *settings.get("extra_args", [])])
-    role = options["role"]
+    options.parseOptions([*args, "--drain-timeout", "0", *extra])
+    role = settings.get("role") or "all"
     root = tap.makeService(options, reactor)
     processes = _host_processes(root)
     rss_empty = rss_bytes()
@@ -503,7 +528,7 @@ def start_server(reactor: Any, settings: dict[str, Any]) -> Started:
 async def _lobby_ready(
     reactor: Any, root: Any, ready: dict[str, Any], server_counters: Callable[[], Any]
 ) -> Ready:
-    """A `--role lobby` server is ready once its Redis matchmaker runs and it has read
+    """A `twistd vinom lobby` server is ready once its Redis matchmaker runs and it has read
     a live game host from the registry (its placement events wait in its stream
     until it reads them: docs/scaling.md)."""
     matchmaker = root.getServiceNamed("matchmaker")
@@ -526,7 +551,7 @@ async def _host_ready(
     ready: dict[str, Any],
     server_counters: Callable[[], Any],
 ) -> Ready:
-    """A `--role host` server is ready once its workers (if any) are live and its
+    """A `twistd vinom host` server is ready once its workers (if any) are live and its
     record is in the Redis host registry, where lobbies look for game hosts."""
     from vinom.cluster.hosts import RedisHostRegistry
 

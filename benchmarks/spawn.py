@@ -1,7 +1,7 @@
-"""The spawn scenario: a match placed to its own child process listening (--game-host process).
+"""The spawn scenario: a match placed to its own child process listening (--matches per-match).
 
 The server is the whole vinom server (`vinom.server.tap.makeService`, as in match)
-with `--game-host process --process-pool P`: each match gets a child process
+with `--matches per-match --process-pool P`: each match gets a child process
 of its own, taken from P children started ahead (P = 0: started for the
 match). The run begins once the P pre-started children are ready. Bots then
 play `matches` (default 50) quick games (`tictactoe` by default, with the
@@ -97,7 +97,7 @@ def run(options: Options) -> int:
                     "data_dir": data_dir,
                     "udp_ports": 64,
                     "games": options["game"],
-                    "extra_args": ["--game-host", "process",
+                    "extra_args": ["--matches", "per-match",
                                    "--process-pool", str(options["pool"])],
                 })],
                 server_cpu,

@@ -174,7 +174,8 @@ class DockerfileTests(SynchronousTestCase):
             self.assertIn(port, exposed)
         self.assertEqual(exec_form(runtime, "ENTRYPOINT"), ["twistd", "-n", "--pidfile=", "vinom"])
         command = exec_form(runtime, "CMD")
-        self.assertEqual(command[:2], ["--role", "all"])
+        # No role: the whole server in one process (`twistd vinom`).
+        self.assertTrue(command[0].startswith("--"), command)
         # The operations endpoint beyond loopback, where the kubelet's probes reach it.
         self.assertEqual(command[command.index("--ops-port") + 1], "tcp:7390")
 
@@ -258,7 +259,7 @@ class DockerfileStepsTests(TestCase):
             str(venv.python), "-c", RUN_TWISTD, *entry[1:], *command,
             "--ops-port", f"tcp:{ops}:interface=127.0.0.1",
             "--lobby", f"ssl:{lobby}:interface=127.0.0.1", "--websocket", "none",
-            "--udp-ports", f"{udp}-{udp + 1}", "--host-workers", "0",
+            "--udp-ports", f"{udp}-{udp + 1}", "--matches", "here",
         ]  # fmt: skip
         output = Collect()
         process = reactor.spawnProcess(output, argv[0], argv, env=venv.env, path=str(run_dir))
@@ -415,11 +416,21 @@ def pod_templates(document: dict[str, Any]) -> list[dict[str, Any]]:
     return []
 
 
-def option_names() -> set[str]:
+def role_and_options(args: list[str]) -> tuple[str, dict[str, str]]:
+    """A vinom container's role (its subcommand; "all": none) and its options."""
+    role = "all" if not args or args[0].startswith("-") else args[0]
+    options = args[1:] if role != "all" else args
+    return role, dict(arg.removeprefix("--").partition("=")[::2] for arg in options)
+
+
+def option_names(role: str) -> set[str]:
+    """The long options `twistd vinom ROLE` takes."""
     from vinom.server.options import Options
 
-    names = {row[0] for row in Options.optParameters} | {row[0] for row in Options.optFlags}
-    return names | {"match-size", "rating-window"}
+    command = Options()
+    if role != "all":
+        command = next(row[2] for row in Options.subCommands if row[0] == role)()
+    return {name.rstrip("=") for name in command.longOpt}
 
 
 class ManifestTests(SynchronousTestCase):
@@ -506,8 +517,8 @@ class ManifestTests(SynchronousTestCase):
             return
         # vinom's own: options it has, a drain that fits in the grace period,
         # /health and /ready on the ops port.
-        args = dict(arg.removeprefix("--").partition("=")[::2] for arg in container["args"])
-        self.assertLessEqual(set(args), option_names())
+        role, args = role_and_options(container["args"])
+        self.assertLessEqual(set(args), option_names(role))
         self.assertGreaterEqual(pod["terminationGracePeriodSeconds"],
                                 float(args["drain-timeout"]))  # fmt: skip
         self.assertEqual(container["readinessProbe"]["httpGet"]["path"], "/ready")
@@ -602,7 +613,7 @@ class ManifestTests(SynchronousTestCase):
                 by = {(d["kind"], d["metadata"]["name"]): d for d in documents}
                 gateway = by[("Deployment", "gateway")]["spec"]["template"]["spec"]
                 (container,) = gateway["containers"]
-                args = dict(a.removeprefix("--").partition("=")[::2] for a in container["args"])
+                args = role_and_options(container["args"])[1]
                 self.assertNotIn("redis", args)
                 self.assertNotIn("token-key-file", args)
                 volumes = {v["name"]: v for v in gateway["volumes"]}
@@ -705,11 +716,9 @@ class ManifestTests(SynchronousTestCase):
             for document in documents:
                 for template in pod_templates(document):
                     (container, *_) = template["spec"]["containers"]
-                    args = dict(a.removeprefix("--").partition("=")[::2]
-                                for a in container.get("args", []))  # fmt: skip
+                    role, args = role_and_options(container.get("args", []))
                     if "redis" not in args:
                         continue
-                    role = args["role"]
                     with self.subTest(overlay=overlay, role=role):
                         self.assertEqual(args["redis-user"], f"vinom-{role}")
                         self.assertEqual(args["redis-password-file"],
@@ -726,8 +735,7 @@ class ManifestTests(SynchronousTestCase):
                     deployment = next(d for d in documents if d["kind"] == "Deployment"
                                       and d["metadata"]["name"] == name)  # fmt: skip
                     container = deployment["spec"]["template"]["spec"]["containers"][0]
-                    args[name] = dict(arg.removeprefix("--").partition("=")[::2]
-                                      for arg in container["args"])  # fmt: skip
+                    args[name] = role_and_options(container["args"])[1]
                 first, _, last = args["gateway"]["relay-ports"].partition("-")
                 self.assertEqual(udp, list(range(int(first), int(last) + 1)))
                 # The lobbies send players there, with the same route-token key.

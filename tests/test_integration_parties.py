@@ -7,7 +7,7 @@ on two lobbies sharing a real Redis (tests/support/redis_server.py): the Redis
 matchmaker and party store, `party_update` and `queued` reaching the member
 through the other lobby over pub/sub. (There each lobby places the match on
 its own placeholder hosts, so the friends' `match_found` name the same match
-but not the same port; a `--role lobby` server places it once, through Redis:
+but not the same port; a `twistd vinom lobby` server places it once, through Redis:
 tests/cluster/test_scaling.py.) Across two lobbies too: a member who leaves through
 one lobby withdraws the ticket the other queued, and the lead passes to a
 member on another lobby when the leader disconnects.

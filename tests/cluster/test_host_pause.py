@@ -1,9 +1,9 @@
 """A game host paused whole (SIGSTOP to its process group) and continued kills none
 of its healthy matches (issue #25).
 
-A `twistd -n vinom --role host` with game-host child processes (the default
-`--game-host workers` with one worker, and `--game-host process`) and a
-`--role lobby` on a real Redis (tests/cluster/test_scaling.py). Players are
+A `twistd -n vinom host` with game-host child processes (the default
+`--matches workers` with one worker, and `--matches per-match`) and a
+`twistd vinom lobby` on a real Redis (tests/cluster/test_scaling.py). Players are
 matched, connect over UDP and hold their matches open; the host's process
 group (the host and its children) is stopped with SIGSTOP for `PAUSE`
 seconds and continued with SIGCONT. The host's worker supervisor must not
@@ -96,10 +96,10 @@ class HostPauseTests(ClusterTestCase):
         self.assertGreater(PAUSE, SHORT_SESSION + 1.0)
 
     async def test_a_paused_worker_host_plays_its_matches_on(self) -> None:
-        await self.pause_and_play("--game-host", "workers", "--host-workers", "1")
+        await self.pause_and_play("--host-workers", "1")
 
     async def test_a_paused_process_per_match_host_plays_its_matches_on(self) -> None:
-        await self.pause_and_play("--game-host", "process")
+        await self.pause_and_play("--matches", "per-match")
 
     async def pause_and_play(self, *hosting: str) -> None:
         host = await self.start("host", *hosting, "--session-timeout", SESSION_TIMEOUT,
@@ -169,7 +169,7 @@ class HostPauseTests(ClusterTestCase):
         # Paused past its registration (host_ttl) and its players' sessions: the lobby
         # keeps its matches (its presence connection stays open), answers the players'
         # `reconnect` with their seats, and the matches play on once it goes on.
-        host = await self.start("host", "--game-host", "workers", "--host-workers", "1",
+        host = await self.start("host", "--host-workers", "1",
                                 "--session-timeout", str(int(SHORT_SESSION)),
                                 ports=2 * MATCHES)  # fmt: skip
         lobby_process = await self.start("lobby", "--session-timeout", str(int(SHORT_SESSION)))

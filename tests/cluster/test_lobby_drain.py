@@ -1,6 +1,6 @@
-"""`--role lobby` drains on SIGTERM as docs/operations.md ("Stopping") says (issue #25).
+"""`twistd vinom lobby` drains on SIGTERM as docs/operations.md ("Stopping") says (issue #25).
 
-A `twistd -n vinom --role lobby` and a `--role host` on a real Redis
+A `twistd -n vinom lobby` and a `twistd vinom host` on a real Redis
 (tests/cluster/test_scaling.py). The lobby holds a queued player, an idle
 player, and two players whose match runs on the host. On SIGTERM: the
 queued player gets `server_draining` and the connection closes; `ping`,

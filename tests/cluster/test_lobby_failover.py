@@ -1,6 +1,6 @@
 """A client given two lobbies of one cluster carries on through the second when the first dies.
 
-Real processes on a real Redis: two `twistd vinom --role lobby`, one `--role
+Real processes on a real Redis: two `twistd vinom lobby`, one `twistd vinom
 host`, and the `vinom bots` command as a child process given both lobbies. The
 first lobby is killed with SIGKILL while the bot is queued, and (another test)
 while its match is running: the bot finishes its match through the second

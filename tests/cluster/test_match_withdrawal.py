@@ -4,7 +4,7 @@ of it is still connected to a lobby, it waits on for them and a player who left 
 their seat, to `reconnect` to; once none is connected to any lobby it is withdrawn, and
 no game host takes it (its port stays free for the next players).
 
-Two `--role lobby` processes and a `--role host` process on a real Redis
+Two `twistd vinom lobby` processes and a `twistd vinom host` process on a real Redis
 (tests/cluster/test_scaling.py's `ClusterTestCase`); the players are real lobby
 clients (vinom.client.lobby) on TLS, their game sessions real UDP sessions.
 """

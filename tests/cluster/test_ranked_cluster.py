@@ -1,6 +1,6 @@
 """A real cluster rates every ranked match exactly once while one of its lobbies dies.
 
-Two `twistd vinom --role lobby` processes and two `--role host` processes on a
+Two `twistd vinom lobby` processes and two `twistd vinom host` processes on a
 real Redis share one real PostgreSQL account database (tests/support); the
 lobbies sign players in with `--auth signed`. Bots, each with a token made as
 docs/operations.md's example makes one, play rounds of ranked tictactoe through

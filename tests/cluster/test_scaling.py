@@ -1,6 +1,6 @@
 """Lobbies and game hosts as separate `twistd -n vinom` processes on one real Redis.
 
-Two `--role lobby` processes and `--role host` processes share a redis-server
+Two `twistd vinom lobby` processes and `twistd vinom host` processes share a redis-server
 started by the test (tests/support/redis_server.py) and one `--token-key-file`:
 1,000 players queued through both lobbies are matched exactly once, placed on a
 live game host, and play to the end; a player reconnects through the other
@@ -111,9 +111,8 @@ class ClusterTestCase(TestCase):
         env["PYTHONPATH"] = os.pathsep.join([ROOT, env.get("PYTHONPATH", "")])
         args = [
             sys.executable, "-c", self.program, "-n", "--pidfile=", "vinom",
-            "--role", role, "--redis", self.redis_url, "--token-key-file", self.key_file,
+            role, "--redis", self.redis_url, "--token-key-file", self.key_file,
             "--data-dir", data_dir, "--websocket", "none", "--ops-port", "none",
-            "--host-workers", "0",
         ]  # fmt: skip
         if role == "lobby":
             args += ["--lobby", f"ssl:{free_tcp_port()}:interface=127.0.0.1"]
@@ -124,6 +123,9 @@ class ClusterTestCase(TestCase):
         else:
             udp = free_udp_range(ports)
             args += ["--udp-ports", f"{udp}-{udp + ports - 1}"]
+            # In the host's own process unless the test asks for worker processes.
+            if not {"--host-workers", "--matches"} & set(extra):
+                args += ["--matches", "here"]
         transport = reactor.spawnProcess(output, sys.executable, [*args, *extra], env=env,
                                          path=data_dir)  # fmt: skip
         process = Process(transport, output, data_dir)
@@ -310,7 +312,7 @@ class ScalingTests(ClusterTestCase):
         # a solo player on each. The maze seats four here.
         from tests.test_integration_parties import Player, connect_player
 
-        await self.start("host", "--match-size", "maze=4", ports=2)
+        await self.start("host", ports=2)
         lobbies = [self.lobby_address(await self.start("lobby", "--match-size", "maze=4"))
                    for _ in "ab"]  # fmt: skip
         ann = await connect_player(self, lobbies[0], "Ann")

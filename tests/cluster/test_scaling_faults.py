@@ -1,6 +1,6 @@
 """Faults of a scaled-out deployment, with real processes (issue #14).
 
-`twistd -n vinom --role lobby|host` processes on a real redis-server
+`twistd -n vinom lobby|host` processes on a real redis-server
 (tests/support/redis_server.py), as in tests/cluster/test_scaling.py: a lobby killed with
 SIGKILL while its players are queued, and Redis killed and started again on
 the same port (empty) while lobbies and a game host run, and a game host killed
@@ -109,7 +109,7 @@ class LobbyDeathTests(ClusterTestCase):
         self,
     ) -> None:
         sizes = ("--match-size", "maze=4")
-        await self.start("host", *sizes, ports=4)
+        await self.start("host", ports=4)
         doomed = await self.start("lobby", *sizes)
         survivor = await self.start("lobby", *sizes)
         doomed_address = self.lobby_address(doomed)
@@ -252,7 +252,7 @@ class LobbyDeathTests(ClusterTestCase):
         # the doomed lobby (queued for a maze of four), Cid leads on the doomed
         # lobby with Dee (queued for dice, four).
         sizes = ("--match-size", "maze=4", "--match-size", "dice=4")
-        await self.start("host", *sizes, ports=4)
+        await self.start("host", ports=4)
         doomed = await self.start("lobby", *sizes)
         survivor = await self.start("lobby", *sizes)
         there, here = self.lobby_address(doomed), self.lobby_address(survivor)

@@ -396,7 +396,7 @@ class RefusedForNowTests(TestCase):
 
 
 class SentinelClusterTests(ClusterTestCase):
-    """Real `twistd vinom --role lobby` and `--role host` processes on a `redis+sentinel://`
+    """Real `twistd vinom lobby` and `twistd vinom host` processes on a `redis+sentinel://`
     URL; the master is killed (SIGKILL) with matches running and players queued.
 
     Sentinel timings are short, for the test (0.5 s down-after-milliseconds, 2 s

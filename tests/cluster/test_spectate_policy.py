@@ -2,7 +2,7 @@
 match's own policy (a private room's "no spectators" travels with its match), and a
 match that has ended is answered `match_ended`, not a fresh token.
 
-Two `--role lobby` processes and a `--role host` process on a real Redis
+Two `twistd vinom lobby` processes and a `twistd vinom host` process on a real Redis
 (tests/cluster/test_scaling.py's `ClusterTestCase`); the players and spectators
 are real lobby clients (vinom.client.lobby) on TLS, the players' game sessions
 real UDP sessions.

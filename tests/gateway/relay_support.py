@@ -16,11 +16,11 @@ from tests.support.waiting import until
 
 IDLE_TIMEOUT = 1.0
 #: The arguments after Python's that run the relay alone, as an operator does.
-RELAY = ["-c", RUN_TWISTD, "-n", "--pidfile=", "vinom-relay"]
+RELAY = ["-c", RUN_TWISTD, "-n", "--pidfile=", "vinom", "relay"]
 
 
 class RelayProcess:
-    """`start_relay()` runs `twistd -n vinom-relay` on a free port of 127.0.0.1 with
+    """`start_relay()` runs `twistd -n vinom relay` on a free port of 127.0.0.1 with
     `self.key_file` as its key; `metrics()` and `metric(name)` read its `/metrics`.
     Mixed into a trial TestCase (before it), whose mktemp, addCleanup and asserts it uses."""
 
@@ -82,7 +82,7 @@ class RelayProcess:
 
 
 def gateway_relay_options(port: int, key_file: str) -> list[str]:
-    """A `--role gateway`'s options for its UDP relay on `port` of 127.0.0.1, reaching the
+    """A `twistd vinom gateway`'s options for its UDP relay on `port` of 127.0.0.1, reaching the
     game hosts from 127.0.0.1, routes forgotten after `IDLE_TIMEOUT`."""
     return ["--relay-ports", str(port), "--relay-interface", "127.0.0.1",
             "--relay-host-interface", "127.0.0.1", "--relay-key-file", key_file,

@@ -117,12 +117,16 @@ class CommandTests(SynchronousTestCase):
                             " ".join(words))  # fmt: skip
 
     def test_every_option_is_one_twistd_or_vinom_knows(self) -> None:
-        twistd, vinom = _known(ServerOptions()), _known(Options())
+        twistd = _known(ServerOptions())
+        roles = {name: _known(command()) for name, _, command, _ in Options.subCommands}
         for words in shell_commands():
             at = words.index("vinom")
             for word in words[1:at]:
                 if word.startswith("--"):
                     self.assertIn(word.split("=", 1)[0], twistd, " ".join(words))
+            # The whole server's options, or the role's after its subcommand.
+            role = words[at + 1] if len(words) > at + 1 and words[at + 1] in roles else None
+            vinom = _known(Options()) if role is None else roles[role]
             for word in words[at + 1:]:
                 if word.startswith("--"):
                     self.assertIn(word.split("=", 1)[0], vinom, " ".join(words))

@@ -2,15 +2,15 @@
 
 Topology (docs/gateway.md, the deployment picture):
 
-- 2 gateways (`--role gateway`), each one public TCP port for every client kind
+- 2 gateways (`twistd vinom gateway`), each one public TCP port for every client kind
   and one UDP relay port (`--relay-ports`), the same rule set (round robin over
   the lobbies; HTTP and WebSocket to the lobbies' web servers).
-- 3 lobbies (`--role lobby`), TLS lobby and plain web server, trusting the
+- 3 lobbies (`twistd vinom lobby`), TLS lobby and plain web server, trusting the
   gateways' PROXY headers (`--trusted-proxy`). Each lobby names one relay in its
   `match_found` (`--relay`): lobbies a and c gateway 1's, lobby b gateway 2's;
   a player's UDP goes through the relay its lobby names, whichever gateway its
   TCP came through.
-- 2 game hosts (`--role host`) announcing their private address, reached for
+- 2 game hosts (`twistd vinom host`) announcing their private address, reached for
   UDP through the relays; each serves `/game` for browsers on its own web
   server (TLS, trusting the gateways' PROXY headers), under a name of its own
   that `match_found`'s `game_url` names (`--public-web-url

@@ -1,6 +1,6 @@
 """The gateway as players and operators meet it: real `twistd vinom` processes on a real Redis.
 
-`--role gateway` processes in front of `--role lobby` processes (and a game
+`twistd vinom gateway` processes in front of `twistd vinom lobby` processes (and a game
 host): native TLS players finish matches through two gateways, a WebSocket
 player and a browser (Chromium) enter the lobby through one, a rule change in
 Redis (round robin to realm) reaches new connections once published while
@@ -67,7 +67,7 @@ class GatewayTestCase(ClusterTestCase):
     async def lobby(
         self, *extra: str, tls: bool = True, web: bool = False, like: Lobby | None = None
     ) -> Lobby:
-        """A `--role lobby` process (on the ports of `like`, when it replaces that one)."""
+        """A `twistd vinom lobby` process (on the ports of `like`, when it replaces that one)."""
         port, ops = (free_tcp_port(), free_tcp_port()) if like is None else (like.port, like.ops)
         web_port = free_tcp_port() if web else None
         args = [
@@ -84,7 +84,7 @@ class GatewayTestCase(ClusterTestCase):
     async def gateway(
         self, *extra: str, rules: dict[str, Any] | None = None, port: int | None = None
     ) -> tuple[Process, int, int]:
-        """A `--role gateway` process: its rules from a file (`rules`) or Redis."""
+        """A `twistd vinom gateway` process: its rules from a file (`rules`) or Redis."""
         port, ops = port or free_tcp_port(), free_tcp_port()
         data_dir = os.path.abspath(self.mktemp())
         os.makedirs(data_dir)
@@ -104,7 +104,7 @@ class GatewayTestCase(ClusterTestCase):
         }
         transport = reactor.spawnProcess(
             output, sys.executable,
-            [sys.executable, "-c", self.program, "-n", "--pidfile=", "vinom", "--role", "gateway",
+            [sys.executable, "-c", self.program, "-n", "--pidfile=", "vinom", "gateway",
              *args, *extra], env=env, path=data_dir,
         )  # fmt: skip
         process = Process(transport, output, data_dir)

@@ -1,4 +1,4 @@
-"""The UDP relay inside `twistd vinom --role gateway --relay-ports ...`: one process, one
+"""The UDP relay inside `twistd vinom gateway --relay-ports ...`: one process, one
 public TCP port and one public UDP port range in front of the lobbies and the game hosts.
 
 Real processes on a real Redis: a game host, a lobby that sends its players to the
@@ -163,7 +163,7 @@ class GatewayRelayTests(GatewayTestCase):
                "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])}  # fmt: skip
         transport = reactor.spawnProcess(
             output, sys.executable,
-            [sys.executable, "-c", self.program, "-n", "--pidfile=", "vinom", "--role",
+            [sys.executable, "-c", self.program, "-n", "--pidfile=", "vinom",
              "gateway", "--data-dir", data_dir, *args], env=env, path=data_dir,
         )  # fmt: skip
 

@@ -1,6 +1,6 @@
-"""A game host as its own `twistd vinom --role host` process behind the UDP relay, placed
-by a `--role lobby` on a real Redis: bots on vinom's client library finish a match
-through `twistd -n vinom-relay`, told only the relay's address."""
+"""A game host as its own `twistd vinom host` process behind the UDP relay, placed
+by a `twistd vinom lobby` on a real Redis: bots on vinom's client library finish a match
+through `twistd -n vinom relay`, told only the relay's address."""
 
 # slow: starts twistd vinom processes on Redis (tests/cluster/test_scaling.py)
 

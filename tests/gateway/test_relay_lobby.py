@@ -20,6 +20,7 @@ from vinom.protocol.config import IssuerConfig, ProtocolConfig
 from vinom.protocol.crypto import new_aead
 from vinom.protocol.route_token import Route, RouteTokenIssuer, open_route_token
 from vinom.protocol.tokens import TokenIssuer, open_private_token, token_associated_data
+from vinom.server.options import role_options
 from vinom.server.roles import relay_refuses
 from vinom.server.tap import Options
 
@@ -27,10 +28,11 @@ RELAY_KEY = bytes(range(32, 64))
 WALL = 1_700_000_000.0
 
 
-def parse(*argv: str) -> Options:
+def parse(*argv: str) -> usage.Options:
+    """The options of the role `argv` runs (its subcommand's, else the whole server's)."""
     options = Options()
     options.parseOptions(list(argv))
-    return options
+    return role_options(options)
 
 
 class OptionTests(SynchronousTestCase):
@@ -71,7 +73,7 @@ class OptionTests(SynchronousTestCase):
             def __init__(self, public_host: str) -> None:
                 self.public_host = public_host
 
-        refuses = relay_refuses(parse("--role", "lobby", "--redis", "redis://127.0.0.1",
+        refuses = relay_refuses(parse("lobby", "--redis", "redis://127.0.0.1",
                                       "--token-key-file", self.key_file(),
                                       "--relay", "relay:7800", "--relay-key-file",
                                       self.key_file()))  # fmt: skip

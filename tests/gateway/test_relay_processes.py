@@ -1,4 +1,4 @@
-"""The UDP relay as a real process (`twistd -n vinom-relay`) in front of a real
+"""The UDP relay as a real process (`twistd -n vinom relay`) in front of a real
 `twistd vinom` whose game host listens on 127.0.0.1 at a port only the relay is sent
 to: players on vinom's client library finish a match through it, and what should go
 nowhere (random datagrams, forged tokens, a token replayed from another address)
@@ -85,7 +85,7 @@ class RelayProcessTests(RelayProcess, TestCase):
             "--lobby", f"ssl:{lobby_port}:interface=127.0.0.1",
             "--udp-ports", f"{udp}-{udp + 1}", "--udp-interface", "127.0.0.1",
             "--public-host", "127.0.0.1", "--websocket", "none", "--ops-port", "none",
-            "--host-workers", "0", "--data-dir", ".",
+            "--matches", "here", "--data-dir", ".",
             "--relay", f"127.0.0.1:{self.relay_port}", "--relay-key-file", self.key_file,
         ])  # fmt: skip
         await self.spawned_says(server, "terminal clients")

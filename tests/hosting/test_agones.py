@@ -1,4 +1,4 @@
-"""A game host under Agones (`twistd vinom --role host --agones`) and the SDK server it talks to.
+"""A game host under Agones (`twistd vinom host --agones`) and the SDK server it talks to.
 
 The SDK server is the stand-in of tests/support/agones_sdk.py, on a real port,
 named to the host as Agones does ($AGONES_SDK_HTTP_PORT); the host and a lobby
@@ -37,7 +37,7 @@ from tests.support.waiting import until
 from vinom.client.bots import play_bot
 from vinom.hosting.agones import AgonesLifecycle, AgonesSDK
 from vinom.hosting.ports import PortAllocator
-from vinom.server.options import Options
+from vinom.server.options import HostCommand
 
 HEALTH_EVERY = 0.25
 # Agones's default health check: a Health call at least every 5 s (periodSeconds).
@@ -373,32 +373,31 @@ class CallsOutOfOrderTests(SynchronousTestCase):
 class OptionTests(SynchronousTestCase):
     """`--agones` and its options: an operator's mistake is one line before anything starts."""
 
-    def parse(self, *argv: str, environ: dict[str, str] | None = None) -> Options:
+    def parse(self, *argv: str, environ: dict[str, str] | None = None) -> HostCommand:
         key = self.mktemp()
         with open(key, "wb") as f:
             f.write(os.urandom(32))
         os.chmod(key, 0o600)
         self.patch(os, "environ", environ or {})
-        options = Options()
+        options = HostCommand()
         options.parseOptions(["--redis", "redis://127.0.0.1:6379", "--token-key-file", key,
                               *argv])  # fmt: skip
         return options
 
     def test_the_sdk_port_comes_from_the_environment(self) -> None:
-        self.assertEqual(self.parse("--role", "host", "--agones")["agones-sdk-port"], 9358)
-        options = self.parse("--role", "host", "--agones",
+        self.assertEqual(self.parse("--agones")["agones-sdk-port"], 9358)
+        options = self.parse("--agones",
                              environ={"AGONES_SDK_HTTP_PORT": "59358"})  # fmt: skip
         self.assertEqual(options["agones-sdk-port"], 59358)
-        self.assertIsNone(self.parse("--role", "host")["agones-sdk-port"])
+        self.assertIsNone(self.parse()["agones-sdk-port"])
 
     def test_mistakes_are_one_line(self) -> None:
         cases = [
-            (("--role", "lobby", "--agones"), {}, "--agones is for a game host (--role host)"),
-            (("--role", "host", "--agones"), {"AGONES_SDK_HTTP_PORT": "http"},
+            (("--agones",), {"AGONES_SDK_HTTP_PORT": "http"},
              "$AGONES_SDK_HTTP_PORT must be a port number, not 'http'"),
-            (("--role", "host", "--agones", "--realm", "eu west"), {},
+            (("--agones", "--realm", "eu west"), {},
              "--realm must be a Kubernetes label value"),
-            (("--role", "host", "--agones", "--agones-health-interval", "0"), {},
+            (("--agones", "--agones-health-interval", "0"), {},
              "--agones-health-interval must be a number greater than 0"),
         ]  # fmt: skip
         for argv, environ, says in cases:

@@ -170,7 +170,7 @@ class UdpSpectatorTests(GameSocketTestCase):
 
 
 class TerminalWatchTests(GameSocketTestCase):
-    hosting = ("--host-workers", "0")
+    hosting = ("--matches", "here")
 
     async def test_vinom_watch_draws_the_match_to_its_result(self) -> None:
         await self.start()
@@ -198,7 +198,7 @@ class TerminalWatchTests(GameSocketTestCase):
 
 
 class PrivateRoomTests(GameSocketTestCase):
-    hosting = ("--host-workers", "0")
+    hosting = ("--matches", "here")
 
     async def private_match(self, spectators: bool) -> tuple[str, str]:
         """A private tictactoe room (owner and a bot) that became a match: (code, match id)."""

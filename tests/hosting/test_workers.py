@@ -230,7 +230,7 @@ class ChildPerMatch(TestCase):
     timeout = 120
 
     async def test_four_matches_in_four_children(self) -> None:
-        server = await start_server(self, "--game-host", "process", ports=4)
+        server = await start_server(self, "--matches", "per-match", ports=4)
         pids: dict[str, int | None] = {}
         reports = await play_matches(server, "tictactoe", 4, pids)
         self.assertEqual([r.outcome for r in reports], ["finished"] * 8)
@@ -243,7 +243,7 @@ class ChildPerMatch(TestCase):
         self.assertEqual(processes(server).spawn_latency().count, 4)
 
     async def test_five_matches_on_two_ports_complete_in_turn(self) -> None:
-        server = await start_server(self, "--game-host", "process", "--process-pool", "1",
+        server = await start_server(self, "--matches", "per-match", "--process-pool", "1",
                                     ports=2)
         pids: dict[str, int | None] = {}
         reports = await play_matches(server, "tictactoe", 5, pids)

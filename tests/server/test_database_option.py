@@ -15,14 +15,16 @@ from vinom.accounts.interfaces import Identity
 from vinom.accounts.schema import LATEST, MIGRATIONS
 from vinom.accounts.sql import SQLITE_FILE, open_store
 from vinom.server.accounts import AccountStoreService, build_accounts, migrate_now
+from vinom.server.options import role_options
 from vinom.server.startup import StartupError
 from vinom.server.tap import Options
 
 
-def parse(*argv: str) -> Options:
+def parse(*argv: str) -> usage.Options:
+    """The options of the role `argv` runs (its subcommand's, else the whole server's)."""
     options = Options()
     options.parseOptions(list(argv))
-    return options
+    return role_options(options)
 
 
 class DatabaseOptionTests(TestCase):
@@ -41,7 +43,7 @@ class DatabaseOptionTests(TestCase):
         self.assertEqual(parse("--database", url)["database-url"], url)
 
     def test_a_cluster_takes_only_postgresql(self) -> None:
-        redis = ("--role", "lobby", "--redis", "redis://127.0.0.1:1/0",
+        redis = ("lobby", "--redis", "redis://127.0.0.1:1/0",
                  "--token-key-file", self.key_file())  # fmt: skip
         self.assertIsNone(parse(*redis)["database-url"])
         url = "postgres://vinom@db/vinom"

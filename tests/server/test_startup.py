@@ -710,8 +710,8 @@ class ListenBacklogTests(TestCase):
                        "routes": [{"kind": "any", "pool": "lobbies"}]}, f)  # fmt: skip
         port = free_tcp_port()
         await start_twistd(
-            self, {}, "--role", "gateway", "--gateway", f"tcp:{port}:interface=127.0.0.1",
-            "--gateway-rules", rules, game_server=False,
+            self, {}, "--gateway", f"tcp:{port}:interface=127.0.0.1",
+            "--gateway-rules", rules, game_server=False, role="gateway",
             ready=b"vinom: the gateway (every client kind):",
         )
         self.assertEqual(listen_backlog(port), expected)

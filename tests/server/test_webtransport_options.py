@@ -28,6 +28,7 @@ from vinom.server.certs import (
     make_self_signed,
     make_short_lived,
 )
+from vinom.server.options import role_options
 from vinom.server.startup import StartupError
 from vinom.server.tap import Options
 from vinom.server.webtransport import (
@@ -39,10 +40,11 @@ from vinom.server.webtransport import (
 DAY = 86400.0
 
 
-def parse(*argv: str) -> Options:
+def parse(*argv: str) -> usage.Options:
+    """The options of the role `argv` runs (its subcommand's, else the whole server's)."""
     options = Options()
     options.parseOptions(list(argv))
-    return options
+    return role_options(options)
 
 
 class OptionTests(TestCase):
@@ -58,10 +60,9 @@ class OptionTests(TestCase):
             (("--webtransport", "70000"), "--webtransport must be a port from 1 to 65535"),
             (("--webtransport", "udp"), "--webtransport must be a whole number, not 'udp'"),
             (("--webtransport", "7381", "--websocket", "none"), "--webtransport needs --websocket"),
-            (("--webtransport", "7381", "--role", "lobby", "--redis", "redis://127.0.0.1:1/0",
+            (("lobby", "--webtransport", "7381", "--redis", "redis://127.0.0.1:1/0",
               "--token-key-file", key),
-             "--webtransport is for the processes that host games (--role all or host), "
-             "not --role lobby"),
+             "option --webtransport not recognized"),
             (("--webtransport", "7401", "--udp-ports", "7400-7401"),
              "--webtransport 7401 is inside --udp-ports 7400-7401, whose ports the game hosts "
              "give to matches: choose a port outside the range"),

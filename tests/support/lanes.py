@@ -83,7 +83,7 @@ def forbid_child_processes() -> None:
     """Fail whatever starts a child process in this process, trial's own workers aside.
 
     A module without `# slow:` may still start a child where its source does not
-    show it (a server started without `--host-workers 0`); this turns that into
+    show it (a server started without `--matches here`); this turns that into
     the failure of the test that started it, so the fast lane stays fast.
     """
     import subprocess

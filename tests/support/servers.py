@@ -52,7 +52,7 @@ async def start_server(case: TestCase, *args: str, ports: int = 8) -> RunningSer
             "--drain-timeout", "0",
             "--ops-port", "none",
             # In this process unless the test asks for worker processes.
-            *(() if {"--host-workers", "--game-host"} & set(args) else ("--host-workers", "0")),
+            *(() if {"--host-workers", "--matches"} & set(args) else ("--matches", "here")),
             # No web server unless the test asks for one (the default port is fixed).
             *(() if "--websocket" in args else ("--websocket", "none")),
             *args,
@@ -128,6 +128,7 @@ async def start_twistd(
     *options: str,
     web: bool = False,
     game_server: bool = True,
+    role: str | None = None,
     ready: bytes | None = None,
     wait: float = 30.0,
 ) -> RunningTwistd:
@@ -137,8 +138,9 @@ async def start_twistd(
     `files` (path: text) are installed (install_files) in a directory put on the
     server's path; the `options` follow vinom's own. A game server listens on
     loopback: a TLS lobby on a free port, two UDP ports, and the web server when
-    `web` (else --websocket none); with `game_server=False` (`--role gateway`) only
-    the `options`, --data-dir and --ops-port none are given. `ready` is the
+    `web` (else --websocket none); with `game_server=False` (`twistd vinom gateway`) only
+    the `options`, --data-dir and --ops-port none are given. `role`: the subcommand, first
+    (none: the whole server). `ready` is the
     start-up line waited for: by default the page's line when `web`, else the
     service's "starting on"."""
     # Here, not at the top: the test modules that start a server in their own
@@ -165,7 +167,8 @@ async def start_twistd(
     transport = reactor.spawnProcess(
         process, sys.executable,
         [
-            sys.executable, "-c", RUN_TWISTD, "-n", "--pidfile=", "vinom", *served,
+            sys.executable, "-c", RUN_TWISTD, "-n", "--pidfile=", "vinom",
+            *(() if role is None else (role,)), *served,
             "--data-dir", data_dir, "--ops-port", "none", *options,
         ],
         env=env, path=data_dir,

@@ -201,7 +201,7 @@ async def photograph(reactor: Any, output: Path) -> None:
         "--data-dir", data_dir,
         "--ops-port", "none",
         "--websocket", f"ssl:{port}:interface=127.0.0.1",
-        "--host-workers", "0",
+        "--matches", "here",
         "--drain-timeout", "0",
     ])
     root = makeService(options, reactor)

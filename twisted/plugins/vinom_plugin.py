@@ -1,5 +1,6 @@
-"""twistd plugins: `twistd vinom` runs a vinom game server (vinom.server.tap), `twistd
-vinom-relay` its UDP relay alone (vinom.server.relay)."""
+"""twistd plugins: `twistd vinom` runs a vinom game server (vinom.server.tap), whole or one
+role of a cluster (`twistd vinom lobby|host|gateway|relay`); `twistd vinom-relay` is the
+previous spelling of `twistd vinom relay` (vinom.server.relay)."""
 
 from twisted.application.service import ServiceMaker
 
@@ -13,6 +14,6 @@ vinom = ServiceMaker(
 vinom_relay = ServiceMaker(
     "vinom-relay",
     "vinom.server.relay",
-    "vinom's UDP relay alone: players' game datagrams forwarded by route token.",
+    "vinom's UDP relay alone (now `twistd vinom relay`; this spelling goes in the next release).",
     "vinom-relay",
 )

@@ -3,7 +3,7 @@
 On Kubernetes with Agones every game-host pod runs next to an SDK server (a
 sidecar on localhost:$AGONES_SDK_HTTP_PORT, 9358 by default). `AgonesSDK` speaks
 its REST interface (Agones's sdk.swagger.json and beta.swagger.json) with
-twisted.web's client; `AgonesLifecycle` is the service of `twistd vinom --role
+twisted.web's client; `AgonesLifecycle` is the service of `twistd vinom
 host --agones` that uses it:
 
 - once the process listens it sets its labels (`PUT /metadata/label`: the realm,

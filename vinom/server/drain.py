@@ -11,11 +11,11 @@ matches, and formed matches waiting for a port, play to their end for up to
 the matches still running are aborted with reason `shutdown`, their players
 told.
 
-In a game-host process (`--role host`) there is no lobby: the drain has the
+In a game-host process (`twistd vinom host`) there is no lobby: the drain has the
 host announce no free capacity at once (`HostAgent.drain`; it stays in the
 host registry, heartbeating, so that its running matches are not taken for a
 dead host's), so lobbies place nothing more on it, and waits for its matches. A lobby whose matches
-run on game hosts elsewhere (`--role lobby`) waits for its players' matches
+run on game hosts elsewhere (`twistd vinom lobby`) waits for its players' matches
 (`PlayersMatches`: those with a player it held or queued when the match
 formed, their ends heard on the placements channel), so that a player whose
 session drops can still `reconnect` through it.

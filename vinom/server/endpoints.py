@@ -2,7 +2,7 @@
 the options' short forms become strports descriptions.
 
 Every TCP listener of vinom (`--lobby`, `--websocket`, `--gateway`, `--ops-port`,
-`twistd vinom-relay --ops-port`) listens on `serverFromString(reactor,
+`twistd vinom relay --ops-port`) listens on `serverFromString(reactor,
 description)` (vinom.server.startup.Listener), so each takes any description
 Twisted can parse: `tcp:`, `ssl:`, `unix:`, `systemd:`, `haproxy:` and those of
 installed plugins. Two are vinom's, Twisted parser plugins

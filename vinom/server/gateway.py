@@ -1,4 +1,4 @@
-"""`twistd vinom --role gateway`: the gateway role's services (docs/gateway.md).
+"""`twistd vinom gateway`: the gateway role's services (docs/gateway.md).
 
 `build_gateway` adds to the root service, in start order: the Redis pool and
 the rule reader (with --redis), the gateway (health checks), the discovery of

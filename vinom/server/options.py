@@ -1,16 +1,25 @@
 """`twistd vinom`'s command line: every option, its default and its check.
 
-Each option's own check is its coerce column (vinom.server.checks); `postOptions`
-checks what depends on more than one option and adds what is derived from them
+The options are grouped by concern, each group a small mixin of `optParameters`
+(and `optFlags`, `opt_` methods) defined once (`ServerOptions`, `RedisOptions`,
+`LobbyOptions`, `HostingOptions`, ...); each role composes the groups it takes:
+`twistd vinom` alone runs lobby and game hosts in one process (`Options`), and
+its subcommands run one role each (`twistd vinom lobby`, `host`, `gateway`,
+`relay`: `SUBCOMMANDS`), with only that role's options. Each option's own check
+is its coerce column (vinom.server.checks); `RoleOptions.postOptions` checks
+what depends on more than one option and adds what is derived from them
 (`udp-port-range`, `token-key`, `redis-settings`, `game-registry`, `game-url`,
-...). Nothing here listens or starts: the roles (vinom.server.roles) do.
+...). The spellings of the release before (`--role ROLE`, `--game-host`,
+`--host-workers 0`) are read as the new ones with a one-line hint
+(`modern_argv`). Nothing here listens or starts: the roles (vinom.server.roles) do.
 """
 
-from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.abstract import isIPAddress, isIPv6Address
+from twisted.logger import Logger
 from twisted.python import usage
 
 from vinom.cluster.client import RedisSettings
@@ -49,6 +58,7 @@ from vinom.server.checks import (
 )
 from vinom.server.endpoints import LISTENER_OPTIONS, PROXIED_KIND, description_of, endpoint_port
 from vinom.server.logs import LOG_FORMATS
+from vinom.server.relay import Options as RelayOptions
 from vinom.server.relay import check_relay_ports, relay_params
 from vinom.server.startup import (
     REDIS_START_WAIT,
@@ -63,113 +73,91 @@ DEFAULT_OPS = "tcp:7390:interface=127.0.0.1"
 DEFAULT_WEBSOCKET = "7380"
 DEFAULT_UDP_PORTS = "7400-7499"
 DEFAULT_GATEWAY = "tcp:7300"
-ROLES = ("all", "lobby", "host", "gateway")
+MATCHES = ("workers", "here", "per-match")
+# The previous release's spellings, read as today's with a one-line hint (`modern_argv`).
+OLD_GAME_HOST = {"workers": "workers", "process": "per-match"}
+ROLE_SUBCOMMANDS = ("lobby", "host", "gateway", "relay")
+
+_log = Logger()
 
 
-class Options(PluginOptions):
-    """Options of `twistd vinom`; every value is checked before anything listens."""
+class OptionGroup:
+    """A group of options (`optParameters`, `optFlags`, `opt_` methods), mixed into the
+    usage.Options of each role that takes them: its `opt_` methods read and write the
+    values there."""
 
-    synopsis = "[options]"
-    longdesc = (
-        "Runs a vinom game server: a TLS lobby where players say hello and queue, "
-        "a matchmaker, and game hosts on a bounded range of UDP ports. With no "
-        "certificate given, a self-signed certificate for localhost is made in the "
-        "data directory on first start and reused afterwards."
-    )
+    if TYPE_CHECKING:
 
-    def __init__(self) -> None:
-        super().__init__()
-        self["match-size"] = []
-        self["rating-window"] = []
-        self["no-record-game"] = []
-        self["auth-option"] = []
+        def __getitem__(self, name: str) -> Any: ...
+
+        def __setitem__(self, name: str, value: Any) -> None: ...
+
+
+class ServerOptions(OptionGroup):
+    """What every server role takes: its data, its log, its operations endpoint, its drain."""
 
     optFlags = [
-        [
-            "snapshot-checksums",
-            None,
-            "Real-time rooms send each snapshot's CRC-32 so that clients prove the view "
-            "they rebuilt is the server's (docs/protocol.md section 16; for tests, costs "
-            "host CPU; default: off).",
-        ],
-        [
-            "web-replays",
-            None,
-            "The web server serves /replays/<match id>: a recorded match's public views, "
-            "which the page replays (docs/web.md, Replays; default: off).",
-        ],
-        [
-            "no-record",
-            None,
-            "Record no match (by default every match is recorded in --record-dir, to "
-            "replay it with `vinom replay FILE`; docs/operations.md, Match records).",
-        ],
         [
             "access-log",
             None,
             "Log every HTTP request of the web server and the operations endpoint "
             "(default: off).",
         ],
-        [
-            "agones",
-            None,
-            "Game hosts under Agones (docs/kubernetes.md): tell the Agones SDK server at "
-            "localhost:$AGONES_SDK_HTTP_PORT (default 9358) Ready, Health, the free match "
-            "capacity (Counter 'matches') and Shutdown after a drain; take no new matches "
-            "once Agones marks the game server Shutdown. For --role host.",
-        ],
     ]
-
-    def opt_no_record_game(self, value: str) -> None:
-        """A game whose matches are not recorded (repeatable; docs/operations.md)."""
-        if not value.strip():
-            raise usage.UsageError("--no-record-game needs a game's name")
-        self["no-record-game"].append(value.strip())
-
-    def opt_auth_option(self, value: str) -> None:
-        """An option of the --auth plugin, KEY=VALUE (repeatable; a studio's own
-        authenticator reads them)."""
-        self["auth-option"].append(auth_option(value))
-
-    def opt_match_size(self, value: str) -> None:
-        """Players per match for one game, GAME=N (repeatable); default: the game's own."""
-        game, sep, size = value.partition("=")
-        if not sep or not game.strip():
-            raise usage.UsageError(f"--match-size must look like maze=4, not {value!r}")
-        self["match-size"].append((game.strip(), positive_int("match-size", size)))
-
-    def opt_rating_window(self, value: str) -> None:
-        """The rating window of one game's ranked queue, GAME=BASE,GROWTH[,MAX]
-        (repeatable): ratings BASE apart match at once, GROWTH more per second
-        waited, never more than MAX; default: the game's own, else 100,20."""
-        game, sep, numbers = value.partition("=")
-        parts = numbers.split(",")
-        if not sep or not game.strip() or len(parts) not in (2, 3):
-            raise usage.UsageError(
-                f"--rating-window must look like chess=50,10 or chess=50,10,400 "
-                f"(GAME=BASE,GROWTH[,MAX]), not {value!r}"
-            )
-        base, growth, *maximum = (non_negative_float("rating-window", p) for p in parts)
-        if maximum and maximum[0] < base:
-            raise usage.UsageError(
-                f"--rating-window {value!r}: MAX ({maximum[0]:g}) must be at least BASE "
-                f"({base:g})"
-            )
-        window = RatingWindow(base, growth, maximum[0] if maximum else None)
-        self["rating-window"].append((game.strip(), window))
 
     optParameters = [
         param(
-            "role",
-            None,
-            "all",
-            "What this process does: 'all' (lobby and game hosts in one process), 'lobby' "
-            "(serves players, forms matches, places them on game hosts found in Redis) or "
-            "'host' (runs the matches lobbies place on it), or 'gateway' (one public port in "
-            "front of lobbies: docs/gateway.md). 'lobby' and 'host' need --redis; 'gateway' "
-            "needs --redis or --gateway-rules.",
-            choice(ROLES),
+            "data-dir",
+            "d",
+            "vinom-data",
+            "Directory for the dev certificate and other state.",
+            directory,
         ),
+        param(
+            "log-format",
+            None,
+            "text",
+            "Log format: 'text' (twistd's) or 'json' (JSON lines).",
+            choice(LOG_FORMATS),
+        ),
+        param(
+            "public-host",
+            None,
+            "127.0.0.1",
+            "Address of this server as clients should reach it: the game hosts' (sent in "
+            "match_found), and the one the start-up lines name.",
+            public_host,
+        ),
+        param(
+            "ops-port",
+            None,
+            DEFAULT_OPS,
+            "Operations endpoint (/health, /ready, /metrics, /status, /dashboard/): a port "
+            "(on 127.0.0.1), a strports description, or 'none'. Loopback by default: it is "
+            "for the operator, not for players.",
+        ),
+        param(
+            "ops-token-file",
+            None,
+            None,
+            "File holding a bearer token (one line) that /metrics, /status and the dashboard "
+            "ask for; /health and /ready stay open. Default: no token.",
+        ),
+        param(
+            "drain-timeout",
+            None,
+            600.0,
+            "Seconds running matches may play on after SIGTERM before they are aborted "
+            "(a second SIGTERM stops at once).",
+            non_negative_float,
+        ),
+    ]
+
+
+class RedisOptions(OptionGroup):
+    """The Redis that the processes of one deployment share (docs/scaling.md)."""
+
+    optParameters = [
         param(
             "redis",
             None,
@@ -218,6 +206,23 @@ class Options(PluginOptions):
             "gives up in one line (a Redis started alongside it, or still loading).",
             positive_float,
         ),
+    ]
+
+
+class CertificateOptions(OptionGroup):
+    """The TLS certificate of the lobby, the web server and the gateway's terminating routes."""
+
+    optParameters = [
+        param("certificate", "c", None, "TLS certificate (PEM) for the lobby.", existing_file),
+        param("private-key", "k", None, "Private key (PEM) of --certificate.", existing_file),
+    ]
+
+
+class GameOptions(OptionGroup):
+    """The games offered, and what lobbies and game hosts agree on: the connect-token key, the
+    session timeout, the realm."""
+
+    optParameters = [
         param(
             "games",
             None,
@@ -227,13 +232,37 @@ class Options(PluginOptions):
             "`vinom games` lists them).",
         ),
         param(
-            "lobby",
-            "l",
-            DEFAULT_LOBBY,
-            "Lobby endpoint: a port (TLS on it) or a strports description. 'ssl:' is "
-            "read as 'vinom-ssl:' (the same fields, with TLS session tickets); without "
-            "privateKey= it gets --certificate/--private-key, or the dev certificate.",
+            "token-key-file",
+            None,
+            None,
+            "Connect-token key shared by lobby and game hosts (32 bytes: raw, hex or base64). "
+            "Default: a fresh random key each start (fine when one process runs both).",
         ),
+        param(
+            "session-timeout",
+            None,
+            5.0,
+            "Seconds without a valid packet after which a UDP session ends.",
+            session_timeout,
+        ),
+        param(
+            "realm",
+            None,
+            "default",
+            "The realm this process serves (a Kubernetes label value). A game host "
+            "registers under it (and with --agones sets it as the label "
+            "agones.dev/sdk-realm); a lobby matches its players with its realm's and "
+            "places their matches only on its realm's hosts.",
+            label_value,
+        ),
+    ]
+
+
+class WebOptions(OptionGroup):
+    """The public web server (/lobby where a lobby runs, /game where games are hosted) and the
+    caps on its connections."""
+
+    optParameters = [
         param(
             "websocket",
             None,
@@ -241,15 +270,6 @@ class Options(PluginOptions):
             "The public web server (the lobby over WebSocket at /lobby, and the games this "
             "process hosts at /game): a port (TLS with the server's certificate), a strports "
             "description as for --lobby, or 'none'.",
-        ),
-        param(
-            "webtransport",
-            None,
-            None,
-            "A UDP port for game sessions over WebTransport (HTTP/3 datagrams) beside /game: "
-            "browsers that have it play there, the others on the WebSocket. Needs --websocket "
-            "(where the page learns of it). Default: none.",
-            udp_port,
         ),
         param(
             "public-web-url",
@@ -275,22 +295,138 @@ class Options(PluginOptions):
             "X-Forwarded-For; the lobby's per-address limits then count that address.",
             non_negative_int,
         ),
-        param("certificate", "c", None, "TLS certificate (PEM) for the lobby.", existing_file),
-        param("private-key", "k", None, "Private key (PEM) of --certificate.", existing_file),
-        param("udp-ports", "u", DEFAULT_UDP_PORTS, "UDP port range for game hosts, first-last."),
         param(
-            "udp-interface",
+            "trusted-proxy",
             None,
-            "",
-            "Address game hosts and the --webtransport listener bind to ('' = all interfaces).",
-            bind_address,
+            None,
+            "Comma-separated addresses or CIDR networks (10.244.0.0/16: a Kubernetes pod "
+            "network) of gateways (or other PROXY protocol senders, v2 or v1) in "
+            "front of the lobby and the web server: connections from them must begin with a "
+            "PROXY header, whose client address the per-address limits count; a PROXY header "
+            "from any other address is refused. Default: none.",
+            trusted_proxies,
         ),
         param(
-            "public-host",
+            "max-connections-per-ip",
             None,
-            "127.0.0.1",
-            "Address of the game hosts as clients should reach them (sent in match_found).",
-            public_host,
+            32,
+            "Concurrent lobby connections per client IP.",
+            positive_int,
+        ),
+        param(
+            "max-connections", None, 10_000, "Concurrent lobby connections in all.", positive_int
+        ),
+        param(
+            "lobby-hello-timeout",
+            None,
+            10.0,
+            "Seconds a new lobby connection has for the TLS handshake and its first frame.",
+            positive_float,
+        ),
+    ]
+
+
+class LobbyOptions(OptionGroup):
+    """The lobby: its listener, its limits, its matchmaking, the connect tokens it issues and
+    the relay it sends players through."""
+
+    optParameters = [
+        param(
+            "lobby",
+            "l",
+            DEFAULT_LOBBY,
+            "Lobby endpoint: a port (TLS on it) or a strports description. 'ssl:' is "
+            "read as 'vinom-ssl:' (the same fields, with TLS session tickets); without "
+            "privateKey= it gets --certificate/--private-key, or the dev certificate.",
+        ),
+        param(
+            "frame-rate",
+            None,
+            20.0,
+            "Lobby frames per second per connection (token bucket).",
+            positive_float,
+        ),
+        param(
+            "frame-burst",
+            None,
+            40,
+            "Lobby frame burst per connection (token bucket size).",
+            positive_int,
+        ),
+        param(
+            "max-protocol-errors",
+            None,
+            10,
+            "Protocol errors before a lobby connection closes.",
+            positive_int,
+        ),
+        param(
+            "max-pending-per-ip",
+            None,
+            32,
+            "Players from one client IP (IPv6: one /64) queued or in a match that has not ended.",
+            positive_int,
+        ),
+        param(
+            "max-matches-per-ip",
+            None,
+            16,
+            "Matches not ended with players from one client IP (IPv6: one /64), counting its "
+            "queued players as the matches they may make: the game ports one address can hold.",
+            positive_int,
+        ),
+        param(
+            "queue-rate",
+            None,
+            1.0,
+            "Lobby queue and room requests per second per client IP (token bucket); "
+            "party_join requests too, counted apart (across lobbies with --redis).",
+            positive_float,
+        ),
+        param(
+            "queue-burst",
+            None,
+            32,
+            "Lobby queue and room request burst per client IP (token bucket size); the same "
+            "for party_join, counted apart.",
+            positive_int,
+        ),
+        param(
+            "lobby-idle-timeout",
+            None,
+            60.0,
+            "Seconds a lobby connection that is not queued may stay silent (a ping keeps it).",
+            positive_float,
+        ),
+        param(
+            "lobby-ping-interval",
+            None,
+            5.0,
+            "Seconds a queued player's connection may be silent before the lobby pings it.",
+            positive_float,
+        ),
+        param(
+            "lobby-ping-timeout",
+            None,
+            5.0,
+            "Seconds a pinged queued player has to answer before its connection is closed "
+            "and its ticket withdrawn.",
+            positive_float,
+        ),
+        param(
+            "lobby-max-output",
+            None,
+            262_144,
+            "Bytes of frames a lobby connection (TLS or WebSocket) may hold back while its "
+            "peer does not read; past it the connection is dropped (at least 4096).",
+            output_limit,
+        ),
+        param(
+            "token-lifetime",
+            None,
+            60.0,
+            "Seconds a connect token stays valid after it is issued.",
+            positive_float,
         ),
         param(
             "relay",
@@ -301,6 +437,40 @@ class Options(PluginOptions):
             "route token; needs --relay-key-file (docs/gateway.md, UDP relay).",
             relay_address,
         ),
+    ]
+
+    def opt_match_size(self, value: str) -> None:
+        """Players per match for one game, GAME=N (repeatable); default: the game's own."""
+        game, sep, size = value.partition("=")
+        if not sep or not game.strip():
+            raise usage.UsageError(f"--match-size must look like maze=4, not {value!r}")
+        self["match-size"].append((game.strip(), positive_int("match-size", size)))
+
+    def opt_rating_window(self, value: str) -> None:
+        """The rating window of one game's ranked queue, GAME=BASE,GROWTH[,MAX]
+        (repeatable): ratings BASE apart match at once, GROWTH more per second
+        waited, never more than MAX; default: the game's own, else 100,20."""
+        game, sep, numbers = value.partition("=")
+        parts = numbers.split(",")
+        if not sep or not game.strip() or len(parts) not in (2, 3):
+            raise usage.UsageError(
+                f"--rating-window must look like chess=50,10 or chess=50,10,400 "
+                f"(GAME=BASE,GROWTH[,MAX]), not {value!r}"
+            )
+        base, growth, *maximum = (non_negative_float("rating-window", p) for p in parts)
+        if maximum and maximum[0] < base:
+            raise usage.UsageError(
+                f"--rating-window {value!r}: MAX ({maximum[0]:g}) must be at least BASE "
+                f"({base:g})"
+            )
+        window = RatingWindow(base, growth, maximum[0] if maximum else None)
+        self["rating-window"].append((game.strip(), window))
+
+
+class RelayKeyOptions(OptionGroup):
+    """The route-token key shared by the lobbies and the UDP relay."""
+
+    optParameters = [
         param(
             "relay-key-file",
             None,
@@ -308,21 +478,14 @@ class Options(PluginOptions):
             "Route-token key shared by the lobbies and the UDP relay (32 bytes: raw, hex or "
             "base64); a lobby's with --relay, a gateway's with --relay-ports.",
         ),
-        *relay_params(None),
-        param(
-            "max-games",
-            "g",
-            None,
-            "Most games running at once (default: the number of UDP ports).",
-            positive_int,
-        ),
-        param(
-            "data-dir",
-            "d",
-            "vinom-data",
-            "Directory for the dev certificate and other state.",
-            directory,
-        ),
+    ]
+
+
+class AuthOptions(OptionGroup):
+    """Who the players are, and the account database (docs/accounts.md)."""
+
+    optParameters = [
+        *AUTH_PARAMS,
         param(
             "database",
             None,
@@ -333,6 +496,154 @@ class Options(PluginOptions):
             "with --redis, only a postgresql:// URL, and none by default.",
             database_option,
         ),
+    ]
+
+    def opt_auth_option(self, value: str) -> None:
+        """An option of the --auth plugin, KEY=VALUE (repeatable; a studio's own
+        authenticator reads them)."""
+        self["auth-option"].append(auth_option(value))
+
+
+class HostingOptions(OptionGroup):
+    """The game hosts: their UDP ports, where their matches run, their matches' timing,
+    spectators and the browsers' game sessions."""
+
+    optFlags = [
+        [
+            "snapshot-checksums",
+            None,
+            "Real-time rooms send each snapshot's CRC-32 so that clients prove the view "
+            "they rebuilt is the server's (docs/protocol.md section 16; for tests, costs "
+            "host CPU; default: off).",
+        ],
+    ]
+
+    optParameters = [
+        param("udp-ports", "u", DEFAULT_UDP_PORTS, "UDP port range for game hosts, first-last."),
+        param(
+            "udp-interface",
+            None,
+            "",
+            "Address game hosts and the --webtransport listener bind to ('' = all interfaces).",
+            bind_address,
+        ),
+        param(
+            "max-games",
+            "g",
+            None,
+            "Most games running at once (default: the number of UDP ports).",
+            positive_int,
+        ),
+        param(
+            "matches",
+            None,
+            "workers",
+            "Where this process's matches run: 'workers' (--host-workers long-lived worker "
+            "processes), 'here' (in this process: one core in all) or 'per-match' (a child "
+            "process per match).",
+            choice(MATCHES),
+        ),
+        param(
+            "host-workers",
+            None,
+            None,
+            "With --matches workers: the worker processes (default: one per CPU core beyond "
+            "the first, at least 1).",
+            positive_int,
+        ),
+        param(
+            "process-pool",
+            None,
+            2,
+            "With --matches per-match: children started ahead, ready for the next matches.",
+            non_negative_int,
+        ),
+        param(
+            "heartbeat-timeout",
+            None,
+            3.0,
+            "Seconds a game-host process may leave its heartbeats (sent every second) "
+            "unanswered before it is killed and counted as crashed.",
+            positive_float,
+        ),
+        param(
+            "reconnect-grace",
+            None,
+            30.0,
+            "Seconds a player whose session ended keeps the seat, to reconnect through the lobby.",
+            positive_float,
+        ),
+        param(
+            "connect-deadline",
+            None,
+            30.0,
+            "Seconds every player of a new match has to connect before the match is aborted.",
+            positive_float,
+        ),
+        param(
+            "spectator-delay",
+            None,
+            0.0,
+            "Seconds spectators lag behind a match (a competitive server: enough that "
+            "what they see no longer helps a player).",
+            non_negative_float,
+        ),
+        param(
+            "max-spectators",
+            None,
+            100,
+            "Spectators one match may have at once (0: no spectators).",
+            non_negative_int,
+        ),
+        param(
+            "web-game-rate",
+            None,
+            20.0,
+            "Messages per second a browser's /game socket may send (burst: twice as many); "
+            "above it the socket is closed (4008). Raise it for a game that acts faster.",
+            positive_float,
+        ),
+        param(
+            "webtransport",
+            None,
+            None,
+            "A UDP port for game sessions over WebTransport (HTTP/3 datagrams) beside /game: "
+            "browsers that have it play there, the others on the WebSocket. Needs --websocket "
+            "(where the page learns of it). Default: none.",
+            udp_port,
+        ),
+        param(
+            "placement",
+            None,
+            "spread",
+            "With --redis, which game host with a free slot takes a match first (a game "
+            "host's option: hosts take matches from their realm's queue): spread (the "
+            "least loaded: matches spread over the hosts) or pack (the most loaded: hosts "
+            "fill one after another, so idle ones can go, as Agones's autoscaling wants).",
+            choice(PLACEMENTS),
+        ),
+    ]
+
+
+class RecordOptions(OptionGroup):
+    """The match records the game hosts write (docs/operations.md, Match records)."""
+
+    optFlags = [
+        [
+            "no-record",
+            None,
+            "Record no match (by default every match is recorded in --record-dir, to "
+            "replay it with `vinom replay FILE`; docs/operations.md, Match records).",
+        ],
+        [
+            "web-replays",
+            None,
+            "The web server serves /replays/<match id>: a recorded match's public views, "
+            "which the page replays (docs/web.md, Replays; default: off).",
+        ],
+    ]
+
+    optParameters = [
         param(
             "record-dir",
             None,
@@ -392,237 +703,30 @@ class Options(PluginOptions):
             "the game, its moves, joins and leaves), and one at the end; a replay checks each.",
             positive_int,
         ),
-        param(
-            "spectator-delay",
+    ]
+
+    def opt_no_record_game(self, value: str) -> None:
+        """A game whose matches are not recorded (repeatable; docs/operations.md)."""
+        if not value.strip():
+            raise usage.UsageError("--no-record-game needs a game's name")
+        self["no-record-game"].append(value.strip())
+
+
+class AgonesOptions(OptionGroup):
+    """A game host under Agones (docs/kubernetes.md)."""
+
+    optFlags = [
+        [
+            "agones",
             None,
-            0.0,
-            "Seconds spectators lag behind a match (a competitive server: enough that "
-            "what they see no longer helps a player).",
-            non_negative_float,
-        ),
-        param(
-            "max-spectators",
-            None,
-            100,
-            "Spectators one match may have at once (0: no spectators).",
-            non_negative_int,
-        ),
-        param(
-            "log-format",
-            None,
-            "text",
-            "Log format: 'text' (twistd's) or 'json' (JSON lines).",
-            choice(LOG_FORMATS),
-        ),
-        param(
-            "token-key-file",
-            None,
-            None,
-            "Connect-token key shared by lobby and game hosts (32 bytes: raw, hex or base64). "
-            "Default: a fresh random key each start (fine when one process runs both).",
-        ),
-        param(
-            "max-connections-per-ip",
-            None,
-            32,
-            "Concurrent lobby connections per client IP.",
-            positive_int,
-        ),
-        param(
-            "frame-rate",
-            None,
-            20.0,
-            "Lobby frames per second per connection (token bucket).",
-            positive_float,
-        ),
-        param(
-            "frame-burst",
-            None,
-            40,
-            "Lobby frame burst per connection (token bucket size).",
-            positive_int,
-        ),
-        param(
-            "web-game-rate",
-            None,
-            20.0,
-            "Messages per second a browser's /game socket may send (burst: twice as many); "
-            "above it the socket is closed (4008). Raise it for a game that acts faster.",
-            positive_float,
-        ),
-        param(
-            "max-protocol-errors",
-            None,
-            10,
-            "Protocol errors before a lobby connection closes.",
-            positive_int,
-        ),
-        param(
-            "max-connections", None, 10_000, "Concurrent lobby connections in all.", positive_int
-        ),
-        param(
-            "max-pending-per-ip",
-            None,
-            32,
-            "Players from one client IP (IPv6: one /64) queued or in a match that has not ended.",
-            positive_int,
-        ),
-        param(
-            "max-matches-per-ip",
-            None,
-            16,
-            "Matches not ended with players from one client IP (IPv6: one /64), counting its "
-            "queued players as the matches they may make: the game ports one address can hold.",
-            positive_int,
-        ),
-        param(
-            "queue-rate",
-            None,
-            1.0,
-            "Lobby queue and room requests per second per client IP (token bucket); "
-            "party_join requests too, counted apart (across lobbies with --redis).",
-            positive_float,
-        ),
-        param(
-            "queue-burst",
-            None,
-            32,
-            "Lobby queue and room request burst per client IP (token bucket size); the same "
-            "for party_join, counted apart.",
-            positive_int,
-        ),
-        param(
-            "lobby-hello-timeout",
-            None,
-            10.0,
-            "Seconds a new lobby connection has for the TLS handshake and its first frame.",
-            positive_float,
-        ),
-        param(
-            "lobby-idle-timeout",
-            None,
-            60.0,
-            "Seconds a lobby connection that is not queued may stay silent (a ping keeps it).",
-            positive_float,
-        ),
-        param(
-            "lobby-ping-interval",
-            None,
-            5.0,
-            "Seconds a queued player's connection may be silent before the lobby pings it.",
-            positive_float,
-        ),
-        param(
-            "lobby-ping-timeout",
-            None,
-            5.0,
-            "Seconds a pinged queued player has to answer before its connection is closed "
-            "and its ticket withdrawn.",
-            positive_float,
-        ),
-        param(
-            "lobby-max-output",
-            None,
-            262_144,
-            "Bytes of frames a lobby connection (TLS or WebSocket) may hold back while its "
-            "peer does not read; past it the connection is dropped (at least 4096).",
-            output_limit,
-        ),
-        *AUTH_PARAMS,
-        param(
-            "session-timeout",
-            None,
-            5.0,
-            "Seconds without a valid packet after which a UDP session ends.",
-            session_timeout,
-        ),
-        param(
-            "reconnect-grace",
-            None,
-            30.0,
-            "Seconds a player whose session ended keeps the seat, to reconnect through the lobby.",
-            positive_float,
-        ),
-        param(
-            "connect-deadline",
-            None,
-            30.0,
-            "Seconds every player of a new match has to connect before the match is aborted.",
-            positive_float,
-        ),
-        param(
-            "token-lifetime",
-            None,
-            60.0,
-            "Seconds a connect token stays valid after it is issued.",
-            positive_float,
-        ),
-        param(
-            "ops-port",
-            None,
-            DEFAULT_OPS,
-            "Operations endpoint (/health, /ready, /metrics, /status, /dashboard/): a port "
-            "(on 127.0.0.1), a strports description, or 'none'. Loopback by default: it is "
-            "for the operator, not for players.",
-        ),
-        param(
-            "ops-token-file",
-            None,
-            None,
-            "File holding a bearer token (one line) that /metrics, /status and the dashboard "
-            "ask for; /health and /ready stay open. Default: no token.",
-        ),
-        param(
-            "game-host",
-            None,
-            "workers",
-            "Where matches run: 'workers' (--host-workers long-lived worker processes; 0 "
-            "keeps them in this process) or 'process' (a child process per match).",
-            choice(("workers", "process")),
-        ),
-        param(
-            "host-workers",
-            None,
-            None,
-            "Game-host worker processes (default: one per CPU core beyond the first, at "
-            "least 1; 0 hosts the games in this process).",
-            non_negative_int,
-        ),
-        param(
-            "process-pool",
-            None,
-            2,
-            "With --game-host process: children started ahead, ready for the next matches.",
-            non_negative_int,
-        ),
-        param(
-            "heartbeat-timeout",
-            None,
-            3.0,
-            "Seconds a game-host process may leave its heartbeats (sent every second) "
-            "unanswered before it is killed and counted as crashed.",
-            positive_float,
-        ),
-        param(
-            "realm",
-            None,
-            "default",
-            "The realm this process serves (a Kubernetes label value). A game host "
-            "registers under it (and with --agones sets it as the label "
-            "agones.dev/sdk-realm); a lobby matches its players with its realm's and "
-            "places their matches only on its realm's hosts.",
-            label_value,
-        ),
-        param(
-            "placement",
-            None,
-            "spread",
-            "With --redis, which game host with a free slot takes a match first (a game "
-            "host's option: hosts take matches from their realm's queue): spread (the "
-            "least loaded: matches spread over the hosts) or pack (the most loaded: hosts "
-            "fill one after another, so idle ones can go, as Agones's autoscaling wants).",
-            choice(PLACEMENTS),
-        ),
+            "Game hosts under Agones (docs/kubernetes.md): tell the Agones SDK server at "
+            "localhost:$AGONES_SDK_HTTP_PORT (default 9358) Ready, Health, the free match "
+            "capacity (Counter 'matches') and Shutdown after a drain; take no new matches "
+            "once Agones marks the game server Shutdown.",
+        ],
+    ]
+
+    optParameters = [
         param(
             "agones-health-interval",
             None,
@@ -631,18 +735,26 @@ class Options(PluginOptions):
             "period is 5 s by default: keep this below it).",
             positive_float,
         ),
+    ]
+
+
+class GatewayOptions(OptionGroup):
+    """The gateway: one public port in front of the lobbies, and the UDP relay in its process
+    (docs/gateway.md)."""
+
+    optParameters = [
         param(
             "gateway",
             None,
             DEFAULT_GATEWAY,
-            "With --role gateway: its public listener, a port or a strports description "
+            "Its public listener, a port or a strports description "
             "(plain TCP: TLS passes through to the backends).",
         ),
         param(
             "gateway-rules",
             None,
             None,
-            "With --role gateway and no --redis: the rule set's JSON file (docs/gateway.md), "
+            "Without --redis: the rule set's JSON file (docs/gateway.md), "
             "read again on SIGHUP.",
             existing_file,
         ),
@@ -650,7 +762,7 @@ class Options(PluginOptions):
             "backend-interface",
             None,
             "",
-            "With --role gateway: the local address its connections to the backends are made "
+            "The local address its connections to the backends are made "
             "from ('' = the system's choice); the address the backends' --trusted-proxy "
             "sees.",
             bind_address,
@@ -659,7 +771,7 @@ class Options(PluginOptions):
             "sniff-limit",
             None,
             8192,
-            "With --role gateway: bytes a client may send before the gateway knows where to "
+            "Bytes a client may send before the gateway knows where to "
             "route it; past it the connection is closed (counted: too_large).",
             positive_int,
         ),
@@ -667,30 +779,144 @@ class Options(PluginOptions):
             "sniff-timeout",
             None,
             5.0,
-            "With --role gateway: seconds a client has to send its first message; past it the "
+            "Seconds a client has to send its first message; past it the "
             "connection is closed (counted: timeout).",
             positive_float,
         ),
-        param(
-            "trusted-proxy",
-            None,
-            None,
-            "Comma-separated addresses or CIDR networks (10.244.0.0/16: a Kubernetes pod "
-            "network) of gateways (or other PROXY protocol senders, v2 or v1) in "
-            "front of the lobby and the web server: connections from them must begin with a "
-            "PROXY header, whose client address the per-address limits count; a PROXY header "
-            "from any other address is refused. Default: none.",
-            trusted_proxies,
-        ),
-        param(
-            "drain-timeout",
-            None,
-            600.0,
-            "Seconds running matches may play on after SIGTERM before they are aborted "
-            "(a second SIGTERM stops at once).",
-            non_negative_float,
-        ),
+        *relay_params(None),
     ]
+
+
+# Every group, in the order of the options reference (docs/operations.md, "Options").
+GROUPS: tuple[type, ...] = (
+    ServerOptions, RedisOptions, CertificateOptions, GameOptions, WebOptions, LobbyOptions,
+    RelayKeyOptions, AuthOptions, HostingOptions, RecordOptions, AgonesOptions, GatewayOptions,
+)  # fmt: skip
+# Options given more than once, each a list of its values.
+REPEATABLE = ("match-size", "rating-window", "no-record-game", "auth-option")
+
+
+def _defaults() -> dict[str, Any]:
+    """Every option's default: a role's options it does not take hold these, so that the
+    checks and the role builders (vinom.server.roles) read one dict for every role."""
+    values: dict[str, Any] = {}
+    for group in GROUPS:
+        for row in getattr(group, "optParameters", ()):
+            values[row[0]] = row[2]
+        for row in getattr(group, "optFlags", ()):
+            values[row[0]] = 0
+    return values
+
+
+def modern_argv(argv: list[str], roles: bool = False) -> list[str]:
+    """`argv` with the previous release's spellings read as today's, each said in one
+    hint line: `--game-host workers|process` (`--matches workers|per-match`),
+    `--host-workers 0` (`--matches here`) and, with `roles` (`twistd vinom`'s own
+    arguments, before any subcommand), `--role ROLE` (the subcommand `ROLE`)."""
+    roles = roles and not (argv and argv[0] in ROLE_SUBCOMMANDS)
+    out: list[str] = []
+    role = None
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            out.extend(argv[i:])
+            break
+        name, eq, value = arg.partition("=")
+        if name not in ("--game-host", "--host-workers") and not (roles and name == "--role"):
+            out.append(arg)
+            i += 1
+            continue
+        if not eq:
+            if i + 1 == len(argv):
+                out.append(arg)  # getopt says it needs a value
+                break
+            value = argv[i + 1]
+            i += 1
+        i += 1
+        if name == "--host-workers":
+            if value.strip() != "0":
+                out += [name, value]
+                continue
+            new = ["--matches", "here"]
+        elif name == "--game-host":
+            if value not in OLD_GAME_HOST:
+                raise usage.UsageError(f"--game-host must be one of workers, process, not "
+                                       f"{value!r} (it is now --matches "
+                                       f"{'|'.join(MATCHES)})")  # fmt: skip
+            new = ["--matches", OLD_GAME_HOST[value]]
+        else:
+            if value not in ("all", *ROLE_SUBCOMMANDS[:3]):
+                raise usage.UsageError(f"--role must be one of all, lobby, host, gateway, not "
+                                       f"{value!r} (a role is now a subcommand: twistd vinom "
+                                       f"{'|'.join(ROLE_SUBCOMMANDS)} [options])")  # fmt: skip
+            role, new = value, []
+        now = (f"twistd vinom {value} [options]" if name == "--role" and value != "all"
+               else "twistd vinom [options], with no role" if name == "--role"
+               else " ".join(new))  # fmt: skip
+        _log.warn("vinom: {old} {value} is now {now}; the old spelling goes in the next release",
+                  old=name, value=value, now=now)  # fmt: skip
+        out += new
+    if role is not None and role != "all":
+        out = [role, *_without_others(out, role)]
+    return out
+
+
+def _without_others(argv: list[str], role: str) -> list[str]:
+    """`argv` without the options of other roles, which `--role ROLE` took and ignored
+    (said in one hint line): `twistd vinom ROLE` refuses them."""
+    command = next(row[2] for row in SUBCOMMANDS if row[0] == role)
+    takes = {name.rstrip("=") for name in command().longOpt}
+    # Every option the whole server or a role takes, and whether it takes a value.
+    values: dict[str, bool] = {}
+    shorts: dict[str, str] = {}
+    for group in GROUPS:
+        for rows, value in ((getattr(group, "optParameters", ()), True),
+                            (getattr(group, "optFlags", ()), False)):  # fmt: skip
+            for row in rows:
+                values[row[0]] = value
+                if row[1]:
+                    shorts[f"-{row[1]}"] = row[0]
+        for method in vars(group):
+            if method.startswith("opt_"):
+                values[method[4:].replace("_", "-")] = True
+    kept: list[str] = []
+    ignored: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            kept.extend(argv[i:])
+            break
+        name, eq, _ = arg.partition("=")
+        option = name[2:] if name.startswith("--") else shorts.get(name)
+        if option is None or option not in values or option in takes:
+            kept.append(arg)
+            i += 1
+            continue
+        ignored.append(f"--{option}")
+        i += 1 if eq or not values[option] else 2
+    if ignored:
+        _log.warn("vinom: --role {role} ignores {options} (not its options; twistd vinom "
+                  "{role} refuses them); the old spelling goes in the next release",
+                  role=role, options=", ".join(ignored))  # fmt: skip
+    return kept
+
+
+class RoleOptions(PluginOptions):
+    """The checks every role's options go through: what the coerce column cannot check
+    alone. A role's own class composes the groups of options it takes."""
+
+    # What `options["role"]` says to the role builders (vinom.server.roles).
+    role = "all"
+
+    def __init__(self) -> None:
+        super().__init__()
+        for name in REPEATABLE:
+            self[name] = []
+
+    def read_argv(self, argv: list[str]) -> list[str]:
+        return modern_argv(argv)
 
     compData = usage.Completions(
         optActions={
@@ -702,7 +928,13 @@ class Options(PluginOptions):
     )
 
     def postOptions(self) -> None:
-        """What the coerce column cannot check alone: options that depend on each other."""
+        """What the coerce column cannot check alone: options that depend on each other.
+        The options of other roles hold their defaults first: one dict for every role."""
+        if isinstance(self.parent, Options):
+            self.parent.check_role_first()
+        self["role"] = self.role
+        for name, value in _defaults().items():
+            self.setdefault(name, value)
         self._check_listeners()
         low, high = self["udp-port-range"] = parse_port_range(self["udp-ports"])
         pool = high - low + 1
@@ -738,9 +970,6 @@ class Options(PluginOptions):
             self["game-registry"], dict(self["rating-window"])
         )
         self._check_websocket()
-        if self["webtransport"] is not None and self["role"] not in ("all", "host"):
-            raise usage.UsageError(f"--webtransport is for the processes that host games "
-                                   f"(--role all or host), not --role {self['role']}")  # fmt: skip
         if self["webtransport"] is not None and self["websocket"] is None:
             raise usage.UsageError("--webtransport needs --websocket: the page learns of it "
                                    "from the web server, and it admits /game's tokens")  # fmt: skip
@@ -786,20 +1015,14 @@ class Options(PluginOptions):
     def _check_relay(self) -> None:
         if self["role"] == "gateway":
             # The relay runs in the gateway's process: --relay-ports and its key.
-            if self["relay"] is not None:
-                raise usage.UsageError("--relay is a lobby's (where players send); a gateway "
-                                       "runs the relay with --relay-ports")  # fmt: skip
             if self["relay-ports"] is None:
                 if self["relay-key-file"] is not None:
-                    raise usage.UsageError("--relay-key-file with --role gateway is the "
+                    raise usage.UsageError("--relay-key-file of twistd vinom gateway is the "
                                            "relay's: give --relay-ports too")  # fmt: skip
                 self["relay-key"] = None
                 return
             check_relay_ports(self)
             return
-        if self["relay-ports"] is not None:
-            raise usage.UsageError(f"--relay-ports is for --role gateway (which runs the UDP "
-                                   f"relay), not --role {self['role']}")  # fmt: skip
         if (self["relay"] is None) != (self["relay-key-file"] is None):
             raise usage.UsageError("--relay and --relay-key-file go together: give both")
         self["relay-key"] = (
@@ -822,8 +1045,8 @@ class Options(PluginOptions):
             self["redis-settings"] = None
             if self["role"] != "all":
                 raise usage.UsageError(
-                    f"--role {self['role']} needs --redis: lobbies and game hosts in separate "
-                    "processes find each other in Redis"
+                    f"twistd vinom {self['role']} needs --redis: lobbies and game hosts in "
+                    "separate processes find each other in Redis"
                 )
             for name in ("redis-password-file", "redis-user", "redis-sentinel-password-file",
                          "redis-ca-file"):  # fmt: skip
@@ -842,11 +1065,6 @@ class Options(PluginOptions):
         self["agones-sdk-port"] = None
         if not self["agones"]:
             return
-        if self["role"] != "host":
-            raise usage.UsageError(
-                f"--agones is for a game host (--role host), not --role {self['role']}: "
-                "under Agones the lobbies run apart (docs/kubernetes.md)"
-            )
         try:
             self["agones-sdk-port"] = sdk_port(os.environ)
         except ValueError as e:
@@ -857,7 +1075,7 @@ class Options(PluginOptions):
             self["redis-settings"] = None
             if self["gateway-rules"] is None:
                 raise usage.UsageError(
-                    "--role gateway needs its rules: --gateway-rules FILE, or --redis "
+                    "twistd vinom gateway needs its rules: --gateway-rules FILE, or --redis "
                     "(docs/gateway.md)"
                 )
             return
@@ -895,3 +1113,103 @@ class Options(PluginOptions):
             self["websocket-origin-policy"] = OriginPolicy.from_list(origins)
         except ValueError as e:
             raise usage.UsageError(f"--websocket-origins: {e}") from None
+
+
+class LobbyCommand(RoleOptions, ServerOptions, RedisOptions, CertificateOptions, GameOptions,
+                   WebOptions, LobbyOptions, RelayKeyOptions, AuthOptions):  # fmt: skip
+    """`twistd vinom lobby`: a lobby of a cluster (docs/scaling.md)."""
+
+    role = "lobby"
+    synopsis = "[options]"
+    longdesc = (
+        "Runs a lobby of a cluster: it serves players, forms matches and places them on the "
+        "game hosts it finds in Redis (--redis). It hosts no game."
+    )
+
+
+class HostCommand(RoleOptions, ServerOptions, RedisOptions, CertificateOptions, GameOptions,
+                  WebOptions, HostingOptions, RecordOptions, AgonesOptions):  # fmt: skip
+    """`twistd vinom host`: a game host of a cluster (docs/scaling.md)."""
+
+    role = "host"
+    synopsis = "[options]"
+    longdesc = (
+        "Runs a game host of a cluster: it registers in Redis (--redis) and runs the matches "
+        "the lobbies place on it, on its UDP ports and its web server's /game."
+    )
+
+
+class GatewayCommand(RoleOptions, ServerOptions, RedisOptions, CertificateOptions,
+                     GatewayOptions, RelayKeyOptions):  # fmt: skip
+    """`twistd vinom gateway`: one public port in front of the lobbies (docs/gateway.md)."""
+
+    role = "gateway"
+    synopsis = "[options]"
+    longdesc = (
+        "Runs the gateway: one public port in front of the lobbies and game hosts, with its "
+        "rules from Redis (--redis) or a file (--gateway-rules), and with --relay-ports the "
+        "UDP relay (docs/gateway.md)."
+    )
+
+
+class RelayCommand(RelayOptions):
+    """`twistd vinom relay`: the UDP relay alone (vinom.server.relay)."""
+
+    command = "vinom relay"
+
+
+SUBCOMMANDS: list[list[Any]] = [
+    ["lobby", None, LobbyCommand, "A lobby of a cluster: players, matchmaking, placement."],
+    ["host", None, HostCommand, "A game host of a cluster: runs the matches lobbies place."],
+    ["gateway", None, GatewayCommand, "One public port in front of the lobbies."],
+    ["relay", None, RelayCommand, "The UDP relay alone: players' datagrams by route token."],
+]
+
+
+class Options(RoleOptions, ServerOptions, RedisOptions, CertificateOptions, GameOptions,
+              WebOptions, LobbyOptions, RelayKeyOptions, AuthOptions, HostingOptions,
+              RecordOptions):  # fmt: skip
+    """Options of `twistd vinom`: the whole server in one process, or with a subcommand
+    one role of a cluster with that role's options alone; every value is checked before
+    anything listens."""
+
+    synopsis = "[options] | lobby|host|gateway|relay [options]"
+    longdesc = (
+        "Runs a vinom game server: a TLS lobby where players say hello and queue, "
+        "a matchmaker, and game hosts on a bounded range of UDP ports. With no "
+        "certificate given, a self-signed certificate for localhost is made in the "
+        "data directory on first start and reused afterwards. A subcommand runs one "
+        "role of a cluster instead (docs/scaling.md), with that role's options after it."
+    )
+    subCommands = SUBCOMMANDS
+
+    # The arguments as read (`modern_argv`): a subcommand's role checks it comes first.
+    given: list[str] = []
+
+    def read_argv(self, argv: list[str]) -> list[str]:
+        self.given = modern_argv(argv, roles=True)
+        return self.given
+
+    def postOptions(self) -> None:
+        # With a subcommand, its options are the process's (`role_options`), checked.
+        if self.subCommand is None:
+            super().postOptions()
+        else:
+            self.check_role_first()
+
+    def check_role_first(self) -> None:
+        """That no option came before the subcommand (it would be the whole server's)."""
+        if self.given[:1] != [self.subCommand]:
+            raise usage.UsageError(
+                f"the role comes first and its options after it: twistd vinom "
+                f"{self.subCommand} [options] (twistd vinom {self.subCommand} --help lists them)"
+            )
+
+
+def role_options(options: usage.Options) -> usage.Options:
+    """The options of the role a parsed `twistd vinom` command line runs: its
+    subcommand's, or its own (the whole server in one process)."""
+    if options.subCommand is None:
+        return options
+    sub: usage.Options = options.subOptions
+    return sub

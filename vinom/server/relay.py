@@ -1,6 +1,7 @@
-"""The UDP relay as a process of its own: `twistd -n vinom-relay` (a twistd plugin).
+"""The UDP relay as a process of its own: `twistd -n vinom relay` (a subcommand of the
+twistd plugin; `twistd vinom-relay`, its previous spelling, runs it too, with a hint).
 
-The relay's options (`relay_params`, shared with `twistd vinom --role
+The relay's options (`relay_params`, shared with `twistd vinom
 gateway --relay-ports`; `Options` when it runs alone, each mistake one line)
 and the service they make (`makeService`: the relay and, with `--ops-port`,
 `/health`, `/ready` and the Prometheus `/metrics` of its counters). twistd
@@ -36,13 +37,12 @@ METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def relay_params(ports: str | None) -> list[list[Any]]:
-    """The relay's options, one definition for `twistd vinom --role gateway` (`ports`
-    None: no relay unless --relay-ports is given) and `twistd vinom-relay`."""
+    """The relay's options, one definition for `twistd vinom gateway` (`ports`
+    None: no relay unless --relay-ports is given) and `twistd vinom relay`."""
     return [
         param("relay-ports", None, ports, "UDP relay: the public UDP port range players send "
               "to, first-last (a single port: N)."
-              + (" With --role gateway: runs the relay in the gateway's process." if ports is None
-                 else "")),
+              + (" Runs the relay in the gateway's process." if ports is None else "")),
         param("relay-interface", None, "", "UDP relay: address the public ports bind to "
               "('' = all).", bind_address),
         param("relay-host-interface", None, "", "UDP relay: address the routes' sockets toward "
@@ -67,7 +67,7 @@ def check_relay_ports(options: usage.Options) -> None:
 
 def build_relay(options: usage.Options, reactor: Any) -> RelayService:
     """The relay service its options describe (after `check_relay_ports`): the one builder
-    of `--role gateway --relay-ports` and `twistd vinom-relay`."""
+    of `twistd vinom gateway --relay-ports` and `twistd vinom relay`."""
     built = relay_service(
         reactor, key=options["relay-key"], ports=options["relay-port-range"],
         interface=options["relay-interface"], host_interface=options["relay-host-interface"],
@@ -89,7 +89,8 @@ class _CheckedRelayService(RelayService):
 
 
 class Options(PluginOptions):
-    """`twistd vinom-relay`'s command line: the relay alone."""
+    """`twistd vinom relay`'s command line: the relay alone (also the previous spelling's,
+    `twistd vinom-relay`, whose plugin names this class)."""
 
     command = "vinom-relay"
 
@@ -103,6 +104,9 @@ class Options(PluginOptions):
     ]  # fmt: skip
 
     def postOptions(self) -> None:
+        if self.command == "vinom-relay":
+            _log.warn("vinom: twistd vinom-relay is now twistd vinom relay; the old spelling "
+                      "goes in the next release")  # fmt: skip
         check_relay_ports(self)
         self["ops-port"] = description_of("ops-port", self["ops-port"])
 

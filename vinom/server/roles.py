@@ -226,7 +226,7 @@ def build_hosting(
     options: usage.Options, reactor: Any, root: service.MultiService, shared: SharedState,
     protocol: ProtocolConfig, check: bool = False,
 ) -> HostingRole:  # fmt: skip
-    """The port allocator, the game hosts --game-host asks for, and with Redis the agent
+    """The port allocator, the game hosts --matches asks for, and with Redis the agent
     that registers this host and takes the matches lobbies place on it. With `check`
     (under twistd) a --record-dir they cannot write ends the start in one line."""
     if not runs_host(options):
@@ -299,13 +299,13 @@ class _Drains:
 def host_factory_of(
     options: usage.Options, reactor: Any, protocol: ProtocolConfig, registry: GameRegistry
 ) -> InlineGameHostFactory | WorkerPool | ProcessPerMatch:
-    """The game hosts --game-host and --host-workers ask for."""
+    """The game hosts --matches (and --host-workers, --process-pool) asks for."""
     room_config = RoomConfig(
         connect_deadline=options["connect-deadline"],
         reconnect_grace=options["reconnect-grace"],
         snapshot_checksums=bool(options["snapshot-checksums"]),
     )
-    if options["game-host"] == "workers" and options["host-workers"] == 0:
+    if options["matches"] == "here":
         return InlineGameHostFactory(
             reactor=reactor, find_game=registry.get, protocol_config=protocol,
             public_host=options["public-host"], interface=options["udp-interface"],
@@ -318,7 +318,7 @@ def host_factory_of(
         heartbeat_timeout=options["heartbeat-timeout"], recording=options.get("recording"),
         spectators=options.get("spectators"),
     )  # fmt: skip
-    if options["game-host"] == "process":
+    if options["matches"] == "per-match":
         return ProcessPerMatch(settings, options["process-pool"], reactor)
     return WorkerPool(settings, options["host-workers"], reactor)
 

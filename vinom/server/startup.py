@@ -15,6 +15,7 @@ import ipaddress
 import os
 import ssl
 import stat
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -105,13 +106,24 @@ class PluginOptions(usage.Options):
         print(version_line())
         raise SystemExit(0)
 
+    def read_argv(self, argv: list[str]) -> list[str]:
+        """The arguments to parse, from those given (as they are: a subclass may read
+        older spellings)."""
+        return argv
+
     def parseOptions(self, options: list[str] | None = None) -> None:
         try:
-            super().parseOptions(options)
+            argv = list(sys.argv[1:] if options is None else options)
+            super().parseOptions(self.read_argv(argv))
         except usage.UsageError as e:
-            if self.parent is None:  # parsed on its own (tests, tools): the caller reports
+            # Parsed on its own (tests, tools) the caller reports; as a subcommand of
+            # another of vinom's, that one does (naming the subcommand).
+            if self.parent is None or isinstance(self.parent, PluginOptions):
                 raise
-            raise StartupError(f"{e} (twistd {self.command} --help lists the options)") from None
+            command = self.command
+            if self.subCommand is not None:
+                command += f" {self.subCommand}"
+            raise StartupError(f"{e} (twistd {command} --help lists the options)") from None
 
 
 def check_record_dir(directory: str) -> None:

@@ -105,7 +105,7 @@ class ServerFigures:
 
 @implementer(IHostingStatistics)
 class _NoHosts:
-    """The game-host figures of a process that runs no game hosts (`--role lobby`)."""
+    """The game-host figures of a process that runs no game hosts (`twistd vinom lobby`)."""
 
     def totals(self) -> Counter[str]:
         return Counter()
@@ -149,9 +149,9 @@ class ResultsBacklog(Protocol):
 class StatusReader:
     """Reads a `ServerFigures` from the running services (module docstring).
 
-    A process runs what its `--role` asks for: without a lobby (`--role host`)
+    A process runs what its role asks for: without a lobby (`twistd vinom host`)
     `lobby` and `matchmaker` are None and their figures are zero; without game
-    hosts (`--role lobby`) `hosts` may be None, read as hosts with no figures,
+    hosts (`twistd vinom lobby`) `hosts` may be None, read as hosts with no figures,
     and `hosting` is the lobby's view of the game hosts in the registry.
     """
 

@@ -1,8 +1,10 @@
 """`twistd vinom`: the plugin's options and its service tree, as in twisted.names.tap.
 
 `makeService` builds a `MultiService` from the role builders of
-vinom.server.roles, in start order; the options are vinom.server.options.
-A reactor can be injected for tests.
+vinom.server.roles, in start order, for the role the command line names (its
+subcommand: `twistd vinom lobby`, `host`, `gateway`, `relay`; none: the whole
+server in one process); the options are vinom.server.options. A reactor can be
+injected for tests.
 """
 
 from __future__ import annotations
@@ -12,17 +14,17 @@ from typing import Any
 from twisted.application import service
 from twisted.python import usage
 
-from vinom.server import roles
+from vinom.server import relay, roles
 from vinom.server.accounts import build_accounts
 from vinom.server.gateway import build_gateway
-from vinom.server.options import Options
+from vinom.server.options import Options, role_options
 from vinom.server.startup import settle_garbage_collection
 
 __all__ = ["Options", "makeService"]
 
 
 def makeService(options: usage.Options, reactor: Any = None) -> service.MultiService:
-    """The whole server, or the part `--role` asks for (docs/scaling.md).
+    """The whole server, or the role its subcommand names (docs/scaling.md).
 
     `reactor` defaults to the global one; under it (twistd) a Redis that does
     not answer ends the start in one line, and SIGTERM and SIGINT drain the
@@ -35,6 +37,9 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
         from twisted.internet import reactor as global_reactor
 
         reactor = global_reactor
+    if options.subCommand == "relay":
+        return relay.makeService(options.subOptions, reactor)
+    options = role_options(options)
     root = roles.root_service(options)
     if options["role"] == "gateway":
         build_gateway(options, reactor, root, install=under_twistd)

@@ -8,7 +8,7 @@ lobby, the port allocator and the hosting service work as with inline hosts:
   (vinom.hosting.workers.main) and starts each match's host on the live worker with
   the fewest hosts. A worker that exits, is killed, or misses its heartbeats
   (a stopped process counts) is killed and replaced after a back-off.
-- `ProcessPerMatch` (`--game-host process`) gives each match a child of its
+- `ProcessPerMatch` (`--matches per-match`) gives each match a child of its
   own, taken from a small pool of pre-started children so that a match does
   not wait for a Python process to start; the child exits when its host stops.
 

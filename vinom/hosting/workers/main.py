@@ -15,7 +15,7 @@ its players keep a place at the head of their queue, as for any host that dies).
 It ignores SIGINT and SIGTERM, which a terminal or a service manager sends to
 the whole process group: the lobby decides when its workers stop (a drain lets
 their matches finish first).
-A one-shot worker (`--game-host process`, a child per match) hosts one port
+A one-shot worker (`--matches per-match`, a child per match) hosts one port
 and the lobby closes its pipe once that host has stopped.
 """
 

@@ -1,4 +1,4 @@
-"""`ProcessPerMatch` (`--game-host process`): a child process of its own for each match.
+"""`ProcessPerMatch` (`--matches per-match`): a child process of its own for each match.
 
 Children are taken from a small pool of pre-started ones, so that a match does
 not wait for a Python process to start; a child exits when its host stops.
