@@ -1,5 +1,5 @@
 """Browsers under packet loss: the gap between consecutive arena states, WebTransport
-against WebSocket (docs/performance.md, "Browsers under loss").
+against WebSocket (benchmarks/README.md, "Browsers under loss").
 
 Run as root (it makes two network namespaces, and nothing outside them sees
 the loss):

@@ -10,8 +10,8 @@ network (here the stand-in's), and the Secrets. Then players play through the
 gateway pods: native bots, and Chromium; a lobby pod is killed while matches
 run, a host pod deleted (drained) while it hosts matches.
 
-docs/kubernetes.md, "Running the rendered manifests", says what this proves and
-what only a real cluster can.
+docs/kubernetes.md, "What was validated, and what was not", says what this proves
+and what only a real cluster can.
 """
 
 # slow: starts the pods of the rendered manifests (tests/support/kubelet.py)

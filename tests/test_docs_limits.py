@@ -101,10 +101,12 @@ class LimitHelperTests(SynchronousTestCase):
 class DocsTargets(SynchronousTestCase):
     """The docs as a whole, against the sizes they are to reach."""
 
-    skip = "the docs' targets, switched on once the docs are cut to them (delete this line)"
-
     def test_docs_at_most_550_kb(self) -> None:
         self.assertLessEqual(docs_bytes(), DOCS_MAX_BYTES)
+
+    test_docs_at_most_550_kb.skip = (  # type: ignore[attr-defined]
+        "switched on once docs/*.md are cut to 550 KB (delete this line)"
+    )
 
     def test_the_user_pages_at_most_28000_words(self) -> None:
         self.assertLessEqual(user_pages_words(), USER_PAGES_MAX_WORDS)
