@@ -4,9 +4,9 @@ once per test run; then its GoogleTest suite and its C ABI test run, and the
 suite is shown to read vectors/protocol.json: a copy with one byte of one
 vector changed fails it. The example client (examples/vinom_udp_probe.cpp)
 then plays a seat of tictactoe against a real `twistd vinom` child process
-over UDP, and a tampered token gets its refusal line. CMake, g++ and the libraries are Debian's packages
-(scripts/test installs them); a missing one fails with the command that
-installs it, never skips."""
+over UDP, and a tampered token gets its refusal line. CMake, g++ and the
+libraries are Debian's packages (scripts/test installs them); a missing one
+fails with the command that installs it, never skips."""
 
 # slow: builds the native client with CMake, starts twistd vinom
 
@@ -154,22 +154,24 @@ class NativeClientAgainstTwistd(TestCase):
         host = token["hosts"][0]
         return token, [host["host"], str(host["port"])]
 
-    async def probe(self, token: dict[str, object], address: list[str],
-                    *options: str) -> tuple[list[dict[str, object]], str, int]:
+    async def probe(
+        self, token: dict[str, object], address: list[str], *options: str
+    ) -> tuple[list[dict[str, object]], str, int]:
         where = await build()
         path = Path(self.mktemp()).resolve()
         path.write_text(json.dumps(token), encoding="utf-8")
         out, err, code = await utils.getProcessOutputAndValue(
-            str(where / "vinom_udp_probe"), [str(path), *address, *options],
-            path=str(ROOT), env={"PATH": PATH},
+            str(where / "vinom_udp_probe"),
+            [str(path), *address, *options],
+            path=str(ROOT),
+            env={"PATH": PATH},
         )
         lines = [json.loads(line) for line in out.decode().splitlines() if line]
         return lines, err.decode(errors="replace"), code
 
     async def test_the_probe_plays_a_seat_of_tictactoe_to_a_result(self) -> None:
         token, address = await self.seat()
-        lines, err, code = await self.probe(token, address, "--play-tictactoe",
-                                            "--seconds", "60")
+        lines, err, code = await self.probe(token, address, "--play-tictactoe", "--seconds", "60")
         said = f"{lines}\n{err}"
         self.assertEqual(code, 0, said)
         self.assertEqual(lines[0]["event"], "welcome", said)
@@ -204,8 +206,11 @@ class NativeClientAgainstTwistd(TestCase):
         lines, err, code = await self.probe(tampered, address, "--attempt-timeout", "1")
         self.assertEqual(code, 1, f"{lines}\n{err}")
         self.assertEqual(lines, [{"event": "failed", "reason": "timeout"}])
-        self.assertIn(f"vinom_udp_probe: session failed: timeout: no welcome from "
-                      f"{address[0]}:{address[1]} within 1 s", err)
+        self.assertIn(
+            f"vinom_udp_probe: session failed: timeout: no welcome from "
+            f"{address[0]}:{address[1]} within 1 s",
+            err,
+        )
         # The host still serves the seat: the real token is welcomed.
         lines, err, code = await self.probe(token, address, "--seconds", "0.5")
         self.assertEqual(code, 0, f"{lines}\n{err}")
