@@ -2,24 +2,29 @@
 AddressSanitizer and UndefinedBehaviorSanitizer on, into a temporary directory
 once per test run; then its GoogleTest suite and its C ABI test run, and the
 suite is shown to read vectors/protocol.json: a copy with one byte of one
-vector changed fails it. CMake, g++ and the libraries are Debian's packages
-(scripts/test installs them); a missing one fails with the command that
-installs it, never skips."""
+vector changed fails it. The example client (examples/vinom_udp_probe.cpp)
+then plays a seat of tictactoe against a real `twistd vinom` child process
+over UDP, and a tampered token gets its refusal line. CMake, g++ and the
+libraries are Debian's packages (scripts/test installs them); a missing one
+fails with the command that installs it, never skips."""
 
-# slow: builds the native client with CMake
+# slow: builds the native client with CMake, starts twistd vinom
 
 from __future__ import annotations
 
 import atexit
+import base64
 import json
 import shutil
 import tempfile
 from pathlib import Path
 
-from twisted.internet import utils
+from twisted.internet import reactor, utils
 from twisted.trial.unittest import TestCase
 
+from tests.support.servers import start_twistd
 from tests.support.vectors import VECTORS, load
+from vinom.client.lobby import connect_lobby
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "clients" / "cpp"
@@ -122,3 +127,93 @@ class NativeClientTests(TestCase):
             report, code = await self.suite(copy)
             self.assertNotEqual(code, 0, f"{group}.{name}:\n{report}")
             self.assertIn(f"[  FAILED  ] {failing}", report, report)
+
+
+class NativeClientAgainstTwistd(TestCase):
+    """The example client of the native core against a real `twistd vinom`: the test
+    is the lobby client (a room of tictactoe with the game's bot in the other seat)
+    and hands the seat's connect token to vinom_udp_probe, a separate process on a
+    real UDP socket."""
+
+    timeout = 900
+
+    async def seat(self) -> tuple[dict[str, object], list[str]]:
+        """A `match_found` token for a seat of tictactoe on a fresh twistd, and the
+        host address the probe is given. The build comes first: a token expires."""
+        await build()
+        server = await start_twistd(self, {})
+        lobby = await connect_lobby(
+            reactor, "127.0.0.1", server.lobby.port, trust=server.lobby.trust
+        )
+        self.addCleanup(lobby.close)
+        await lobby.hello("Native")
+        await lobby.create_room("tictactoe")
+        await lobby.add_bot()
+        found = await lobby.room_match()
+        token = dict(found.token)
+        host = token["hosts"][0]
+        return token, [host["host"], str(host["port"])]
+
+    async def probe(
+        self, token: dict[str, object], address: list[str], *options: str
+    ) -> tuple[list[dict[str, object]], str, int]:
+        where = await build()
+        path = Path(self.mktemp()).resolve()
+        path.write_text(json.dumps(token), encoding="utf-8")
+        out, err, code = await utils.getProcessOutputAndValue(
+            str(where / "vinom_udp_probe"),
+            [str(path), *address, *options],
+            path=str(ROOT),
+            env={"PATH": PATH},
+        )
+        lines = [json.loads(line) for line in out.decode().splitlines() if line]
+        return lines, err.decode(errors="replace"), code
+
+    async def test_the_probe_plays_a_seat_of_tictactoe_to_a_result(self) -> None:
+        token, address = await self.seat()
+        lines, err, code = await self.probe(token, address, "--play-tictactoe", "--seconds", "60")
+        said = f"{lines}\n{err}"
+        self.assertEqual(code, 0, said)
+        self.assertEqual(lines[0]["event"], "welcome", said)
+        self.assertEqual(lines[-1], {"event": "disconnected", "reason": "closed"}, said)
+        messages = [line["message"] for line in lines if line["event"] == "message"]
+        # The room's first message is its welcome on the reliable channel, for this seat.
+        first = next(line for line in lines if line["event"] == "message")
+        self.assertEqual(first["channel"], 1, said)
+        welcome = messages[0]
+        self.assertEqual((welcome["t"], welcome["game"]), ("welcome", "tictactoe"), said)
+        self.assertEqual([p["name"] for p in welcome["players"]], ["Native", "Bot"], said)
+        # Then the room's phase (the room is full: playing) and its first state.
+        self.assertEqual([m["t"] for m in messages[1:3]], ["phase", "state"], said)
+        self.assertEqual(messages[2]["p"], "playing", said)
+        # It played over the reliable channel and the match reached a result.
+        sent = [line for line in lines if line["event"] == "sent"]
+        self.assertTrue(sent, said)
+        self.assertIn({"cell": 0}, [line["message"]["a"] for line in sent], said)
+        phases = [m for m in messages if m["t"] == "phase"]
+        self.assertEqual(phases[-1]["p"], "finished", said)
+        self.assertIn("result", phases[-1], said)
+        final = [m for m in messages if m["t"] == "state"][-1]
+        mark = next(p["mark"] for p in final["s"]["players"] if p["id"] == token["player_id"])
+        self.assertIn(mark, final["s"]["board"], said)
+        self.assertEqual(final["p"], "finished", said)
+
+    async def test_a_tampered_token_is_refused_and_the_host_keeps_serving(self) -> None:
+        token, address = await self.seat()
+        sealed = bytearray(base64.b64decode(str(token["token"])))
+        sealed[100] ^= 1
+        tampered = {**token, "token": base64.b64encode(bytes(sealed)).decode()}
+        lines, err, code = await self.probe(tampered, address, "--attempt-timeout", "1")
+        self.assertEqual(code, 1, f"{lines}\n{err}")
+        self.assertEqual(lines, [{"event": "failed", "reason": "timeout"}])
+        self.assertIn(
+            f"vinom_udp_probe: session failed: timeout: no welcome from "
+            f"{address[0]}:{address[1]} within 1 s",
+            err,
+        )
+        # The host still serves the seat: the real token is welcomed.
+        lines, err, code = await self.probe(token, address, "--seconds", "0.5")
+        self.assertEqual(code, 0, f"{lines}\n{err}")
+        self.assertEqual(lines[0]["event"], "welcome", err)
+        self.assertEqual(lines[1]["message"]["t"], "welcome", err)
+        self.assertEqual(lines[-1], {"event": "disconnected", "reason": "closed"})
