@@ -24,17 +24,9 @@ number and its time (milliseconds since `start`), for clients that interpolate.
 The room decides when states go; `vinom.rooms.views` builds and sends them, and
 `vinom.rooms.member` holds what it knows of each seat.
 
-Fixed step: a game with a tick advances in whole steps of `1 / tick_rate`
-seconds (its `tick` always gets exactly that `dt`), on a grid that starts when
-play starts: tick `k` is due at that moment plus `k / tick_rate`, so the tick
-number `k` is a clock, a replay of the same inputs is exact, and a client can
-predict with the same step. After a stall (a slow tick, a busy host) the room
-catches up by whole steps, at most `MAX_CATCH_UP_TICKS` per wake-up; beyond
-that it drops the rest of the lag (the grid moves on, `dropped_ticks` counts
-the steps never run) rather than spiral further behind. One snapshot follows
-the steps of a wake-up. The state after each tick is kept for the game's last
-`GameRules.history_ticks` ticks, for lag compensation (`TickHistory`,
-`IGame.apply_action_at`).
+A game with a tick has its fixed step, its players' real-time inputs, its
+snapshot schedule and its tick history in a `RealTimeLoop` (`realtime`,
+vinom.rooms.realtime); a turn-based room has none.
 
 Version rule: the version grows by exactly one for every applied action,
 every phase change, and every hook (join, leave, reconnect, tick, time up)
@@ -57,7 +49,6 @@ from attrs import define, field, frozen
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from vinom.games.history import TickHistory
 from vinom.games.interfaces import (
     GameEvent,
     IGame,
@@ -70,8 +61,7 @@ from vinom.games.rules import rules_of
 from vinom.match import Match
 from vinom.protocol.events import RELIABLE
 from vinom.protocol.interfaces import Admission
-from vinom.rooms.delta import Quantisation, SnapshotHistory, quantisation_of
-from vinom.rooms.inputs import CAPPED, TOO_LATE, InputBuffer
+from vinom.rooms.delta import quantisation_of
 from vinom.rooms.member import Member
 from vinom.rooms.messages import (
     Phase,
@@ -83,6 +73,7 @@ from vinom.rooms.messages import (
     encode_welcome,
 )
 from vinom.rooms.outbox import Outbox
+from vinom.rooms.realtime import MAX_CATCH_UP_TICKS, NO_HISTORY, RealTimeLoop
 from vinom.rooms.record import MatchRecorder
 from vinom.rooms.timers import TimerQueue
 from vinom.rooms.views import RoomViews
@@ -92,13 +83,16 @@ log = Logger()
 _PLAYING = Phase.PLAYING
 _INF = math.inf
 
-#: The most ticks a room runs in one wake-up to catch up after a stall (a
-#: quarter of a second at 20 Hz). Running every missed step could take longer
-#: than the steps cover, and the room would never catch up (the "spiral of
-#: death"); the lag beyond this is dropped and counted (`Room.dropped_ticks`).
-MAX_CATCH_UP_TICKS = 5
-# A time within this fraction of a tick before a grid time is on it (`_tick`).
-_ON_GRID = 1e-6
+__all__ = [
+    "CHECK_VIEWS_ENV",
+    "INPUT_NOTICE_INTERVAL",
+    "MAX_CATCH_UP_TICKS",
+    "Room",
+    "RoomConfig",
+    "SharedViewMismatch",
+    "check_views_from_env",
+]
+
 # The room's deadlines, as `Room._earliest` names the one that comes first.
 _PHASE_ENDS, _TICK_DUE, _STATE_DUE, _GRACE_ENDS, _IDLE_DUE, _BOT_DUE = range(6)
 
@@ -191,25 +185,11 @@ class Room:
     abort_reason: str | None = field(init=False, default=None)
     # When the room finished or was aborted.
     ended_at: float | None = field(init=False, default=None)
-    # Game ticks run so far (every state carries it, with the room's time):
-    # tick k ran at the start of play plus (k + dropped_ticks) / tick_rate.
-    tick_number: int = field(init=False, default=0)
-    # Fixed steps never run: the lag beyond `MAX_CATCH_UP_TICKS` a wake-up dropped.
-    dropped_ticks: int = field(init=False, default=0)
-    # The state after each of the game's last ticks (lag compensation; empty
-    # for a game without a tick).
-    history: TickHistory = field(init=False)
-    # States per second per player while playing (0: after every change; see
-    # the module docstring), from the game's `snapshot_rate`.
-    snapshot_rate: float = field(init=False, default=0.0)
     # The earliest of the deadlines below (inf: none); see `TimerQueue`.
     wake: float = field(init=False, default=_INF)
-    # The game's quantisation of its views (its `quantisation` attribute), for snaps.
-    quantisation: Quantisation = field(init=False)
-    # What became of the players' real-time inputs: held, late, early,
-    # duplicate, too_late, capped (`vinom.rooms.inputs`), applied, rejected,
-    # not_playing, and acks naming a tick not yet run (bad_ack).
-    input_counts: Counter[str] = field(init=False, factory=Counter)
+    # A game with a tick: its fixed step, inputs, snapshots and tick history
+    # (vinom.rooms.realtime). None for a game without a tick.
+    realtime: RealTimeLoop | None = field(init=False, default=None)
 
     _members: dict[str, Member] = field(init=False, factory=dict)
     _order: tuple[Member, ...] = field(init=False, default=())
@@ -217,17 +197,10 @@ class Room:
     # also the deadline that moves the room on.
     _phase_ends: float | None = field(init=False, default=None)
     _state_due: float = field(init=False, default=_INF)
-    _tick_due: float = field(init=False, default=_INF)
-    # When play started: the origin of the fixed-step grid.
-    _tick_start: float = field(init=False, default=0.0)
     # The game's `apply_action_at` (lag compensation), if it has one.
     _apply_action_at: Callable[..., Outcome] | None = field(init=False, default=None)
     # When `start` opened the room: a state's time counts from it.
     _started_at: float = field(init=False, default=0.0)
-    # A game with a tick, while playing: the state changed since the last
-    # snapshot, and when the next snapshot may go (at a tick from then on).
-    _state_changed: bool = field(init=False, default=False)
-    _snapshot_due: float = field(init=False, default=_INF)
     _game_errors: int = field(init=False, default=0)
     # The member whose session is being set up: left out of unreliable state
     # broadcasts until its welcome and its first state (both reliable) are queued,
@@ -246,8 +219,6 @@ class Room:
     _views: RoomViews = field(init=False)
     # The game's display name, sent in every welcome.
     _title: str = field(init=False, default="")
-    # The game's ticks per second (0: none), sent in every welcome.
-    _tick_rate: float = field(init=False, default=0.0)
     # The seats the game's bot plays, if any.
     _bots: tuple[Member, ...] = field(init=False, default=())
 
@@ -257,20 +228,15 @@ class Room:
         _check_game_once(self.game)
         rules = rules_of(self.game)
         self.action_rate = rules.action_rate
-        self.snapshot_rate = rules.snapshot_rate
         self._check_views = rules.shared_view and self.config.check_views
         self._title = rules.title
-        self._tick_rate = rules.tick_rate
-        self.quantisation = quantisation_of(self.game)
+        quantisation = quantisation_of(self.game)
+        checksums = self.config.snapshot_checksums
         self._views = RoomViews(
-            self.game,
-            self.outbox,
-            self.quantisation,
-            shared=rules.shared_view,
-            checksums=self.config.snapshot_checksums,
+            self.game, self.outbox, quantisation, shared=rules.shared_view, checksums=checksums
         )
+        self.realtime = RealTimeLoop.of(rules, quantisation, checksums)
         self._idle_timeout = rules.idle_timeout
-        self.history = TickHistory(rules.history_ticks)
         self._apply_action_at = getattr(self.game, "apply_action_at", None)
         self.seats = tuple(
             Seat(player_id=t.player_id, name=t.name, index=i)
@@ -301,7 +267,34 @@ class Room:
     @property
     def tick_rate(self) -> float:
         """The game's ticks per second (0: a game without a tick)."""
-        return self._tick_rate
+        loop = self.realtime
+        return 0.0 if loop is None else loop.rate
+
+    @property
+    def snapshot_rate(self) -> float:
+        """States per second per player while playing (0: after every change; see
+        the module docstring), from the game's `snapshot_rate`."""
+        loop = self.realtime
+        return 0.0 if loop is None else loop.snapshot_rate
+
+    @property
+    def tick_number(self) -> int:
+        """Game ticks run so far (every state carries it, with the room's time)."""
+        loop = self.realtime
+        return 0 if loop is None else loop.tick_number
+
+    @property
+    def dropped_ticks(self) -> int:
+        """Fixed steps never run: the lag beyond `MAX_CATCH_UP_TICKS` a wake-up dropped."""
+        loop = self.realtime
+        return 0 if loop is None else loop.dropped_ticks
+
+    @property
+    def input_counts(self) -> Counter[str]:
+        """What became of the players' real-time inputs (`RealTimeLoop.input_counts`;
+        a new empty count for a game without a tick, which takes no inputs)."""
+        loop = self.realtime
+        return Counter() if loop is None else loop.input_counts
 
     @property
     def ended(self) -> bool:
@@ -433,8 +426,9 @@ class Room:
         due = _INF if ends is None else ends
         which = _PHASE_ENDS
         whose = None
-        if self._tick_due < due:
-            due, which = self._tick_due, _TICK_DUE
+        loop = self.realtime
+        if loop is not None and loop.tick_due < due:
+            due, which = loop.tick_due, _TICK_DUE
         if self._state_due < due:
             due, which = self._state_due, _STATE_DUE
         for member in self._order:
@@ -478,41 +472,27 @@ class Room:
         limit = self.game.time_limit
         has_limit = bool(limit and limit > 0)
         self._enter(Phase.PLAYING, limit if has_limit else None, now)
-        rate = self.game.tick_rate
-        if rate and rate > 0:
-            self._tick_start = now
-            self._tick_due = now + (1.0 - _ON_GRID / 2) / rate
-            # Tick 0: the state play starts from (the first states' `k`).
-            self.history.record(0, self.state)
+        loop = self.realtime
+        if loop is not None:
+            loop.start(now, self.state)
             if self.recorder is not None:
                 self.recorder.play(self.state, self.version)
-            self._snapshot_due = now + 1.0 / self.snapshot_rate
         self._track_idle(None, now)
         self._send_states(now)
 
     def _tick(self, now: float) -> None:
-        """Run the fixed steps due by `now` (at most `MAX_CATCH_UP_TICKS`), then
-        send the snapshot if one is due."""
-        rate = float(self.game.tick_rate)
-        interval = 1.0 / rate
-        # The steps due by now on the grid. A clock summing float intervals
-        # reads a hair before a grid time (0.1 ten times is 0.9999999999999999):
-        # within a millionth of a tick counts as on it, and the next tick is
-        # due half that early, so the timer wakes the room in time to count it.
-        due_steps = math.floor((now - self._tick_start) * rate + _ON_GRID) - self.dropped_ticks
-        behind = due_steps - self.tick_number
-        if behind > MAX_CATCH_UP_TICKS:
-            # Too far behind to catch up: run the bound and drop the rest.
-            self.dropped_ticks += behind - MAX_CATCH_UP_TICKS
-            behind = MAX_CATCH_UP_TICKS
-        game, history = self.game, self.history
-        for _ in range(behind):
-            self.tick_number += 1
-            self._apply_inputs(self.tick_number, now)
+        """Run the fixed steps due by `now` (`RealTimeLoop.catch_up`), then send the
+        snapshot if one is due."""
+        loop = self.realtime
+        assert loop is not None
+        game, history, interval = self.game, loop.history, loop.interval
+        for _ in range(loop.catch_up(now)):
+            tick = loop.tick_number = loop.tick_number + 1
+            self._apply_inputs(loop, tick, now)
             if self.phase is not _PLAYING:
                 return  # an input ended the game
             if self.recorder is not None:
-                self.recorder.tick(self.tick_number)
+                self.recorder.tick(tick)
             try:
                 outcome = game.tick(self.state, interval, self.rng)
             except Exception:
@@ -522,28 +502,12 @@ class Room:
                     self._after_change(now)
             if self.phase is not _PLAYING:
                 return  # the tick ended the game (`_end` stopped the ticks)
-            history.record(self.tick_number, self.state)
+            history.record(tick, self.state)
             if self.recorder is not None:
-                self.recorder.ticked(self.tick_number, self.state, self.version)
-        # Computed from the origin, not by adding `interval`: no drift over a long match.
-        next_step = self.tick_number + self.dropped_ticks + 1
-        self._tick_due = self._tick_start + (next_step - _ON_GRID / 2) * interval
-        if self._state_changed:
-            self._snapshot(now, interval)
-
-    def _snapshot(self, now: float, tick_interval: float) -> None:
-        """After a tick: send the changed state if a snapshot is due at the game's
-        `snapshot_rate` (due times are matched to the nearest tick)."""
-        due = self._snapshot_due
-        half_tick = tick_interval / 2
-        if now + half_tick < due:
-            return
-        interval = 1.0 / self.snapshot_rate
-        due += interval
-        if due + half_tick <= now:
-            due = now + interval  # fell behind (missed ticks): start again from now
-        self._snapshot_due = due
-        self._send_states(now)
+                self.recorder.ticked(tick, self.state, self.version)
+        loop.schedule_next()
+        if loop.snapshot_now(now):
+            self._send_states(now)
 
     def _finish(self, now: float) -> None:
         try:
@@ -568,7 +532,9 @@ class Room:
         self.version += 1
         self.ended_at = now
         self._phase_ends = None
-        self._state_due = self._tick_due = self._idle_due = self._snapshot_due = _INF
+        self._state_due = self._idle_due = _INF
+        if self.realtime is not None:
+            self.realtime.stop()
         for member in self._order:
             member.grace_ends = None
             member.bot_due = _INF
@@ -612,16 +578,13 @@ class Room:
                 self.seats,
                 reconnected,
                 self._title,
-                self._tick_rate,
+                self.tick_rate,
                 self.snapshot_rate,
-                self.quantisation.rules,
+                self._views.quantisation.rules,
             ),
         )
-        if self.snapshot_rate:
-            # A new session holds none of the views the last one was sent.
-            member.snapshots = SnapshotHistory(
-                self.quantisation, checksum=self.config.snapshot_checksums
-            )
+        if self.realtime is not None:
+            self.realtime.connected(member)
         member.joined = True
         self._joining = member
         try:
@@ -732,7 +695,9 @@ class Room:
         apply_at = self._apply_action_at
         if apply_at is None:
             return self.game.apply_action(self.state, member.seat, action, self.rng)
-        return apply_at(self.state, member.seat, action, self.rng, self.history)
+        loop = self.realtime
+        history = NO_HISTORY if loop is None else loop.history
+        return apply_at(self.state, member.seat, action, self.rng, history)
 
     def _acted(self, member: Member, outcome: Outcome, now: float) -> None:
         """Adopt an applied action's or input's outcome: a new version, its events,
@@ -829,8 +794,9 @@ class Room:
     def _broadcast_state(self, now: float) -> None:
         """The state changed: send it to every player now or, for a game with a
         tick while playing, with the next snapshot (`_tick`)."""
-        if self.snapshot_rate and self.phase is _PLAYING:
-            self._state_changed = True
+        loop = self.realtime
+        if loop is not None and self.phase is _PLAYING:
+            loop.changed = True
             if self._bots:
                 self._wake_bots(now)
             return
@@ -840,7 +806,9 @@ class Room:
         """Send the current state to every connected player (unreliably)."""
         if self._bots and self.phase is _PLAYING:
             self._wake_bots(now)
-        self._state_changed = False
+        loop = self.realtime
+        if loop is not None:
+            loop.changed = False
         if self._state_due != _INF:
             # The periodic state is for when none goes out: it waits a whole
             # interval from this one (`handle_timer` picks up the later time).
@@ -856,7 +824,7 @@ class Room:
         try:
             if self._check_views:
                 self._check_shared_view(state, version)
-            if phase is _PLAYING and self.snapshot_rate:
+            if phase is _PLAYING and loop is not None:
                 # Delta-encoded snaps (docs/protocol.md §14, §16).
                 self._views.send_snaps(
                     self._order, self._joining, version, remaining, state, tick, server_time
@@ -880,47 +848,26 @@ class Room:
     ) -> None:
         """An ``input`` message of this seated player: `ack` is the newest snapshot
         tick they applied (their delta baseline), `inputs` the (tick, input) pairs
-        it carries, each held for its tick (`vinom.rooms.inputs`)."""
+        it carries, each held for its tick (`RealTimeLoop.offer`). A room without a
+        tick takes none (the seat router drops them before they come here)."""
         member = self._members[player_id]
-        counts = self.input_counts
-        history = member.snapshots
-        if ack is not None and history is not None:
-            if ack <= self.tick_number:
-                history.acknowledge(ack)
-            else:
-                counts["bad_ack"] += 1  # a tick not run yet: never a baseline
-        if not inputs:
-            return
-        if self.phase is not _PLAYING or member.left or not self._tick_rate:
-            counts["not_playing"] += len(inputs)
-            return
-        buffer = member.inputs
-        if buffer is None:
-            buffer = member.inputs = InputBuffer()
-        current = self.tick_number
-        for tick, value in inputs:
-            counts[buffer.offer(tick, value, current)] += 1
+        loop = self.realtime
+        if loop is not None:
+            loop.offer(member, ack, inputs, self.phase is _PLAYING and not member.left)
 
-    def _apply_inputs(self, tick: int, now: float) -> None:
+    def _apply_inputs(self, loop: RealTimeLoop, tick: int, now: float) -> None:
         """Before the game runs `tick`: each player's inputs for it (and any late
-        ones), in seat order, each player's in tick order, at most
-        `MAX_INPUTS_PER_TICK` of each (`vinom.rooms.inputs`)."""
+        ones), in seat order, each player's in tick order (`RealTimeLoop.take`)."""
         for member in self._order:
-            buffer = member.inputs
-            if buffer is None or not buffer.held or buffer.held[0][0] > tick:
-                continue
-            due, too_late, capped = buffer.take(tick)
-            if too_late or capped:
-                counts = self.input_counts
-                counts[TOO_LATE] += too_late
-                counts[CAPPED] += capped
-            for _, value in due:
-                self._apply_input(member, value, now)
+            for _, value in loop.take(member, tick):
+                self._apply_input(loop, member, value, now)
                 if self.phase is not _PLAYING:
                     return
 
-    def _apply_input(self, member: Member, value: Mapping[str, Any], now: float) -> None:
-        counts = self.input_counts
+    def _apply_input(
+        self, loop: RealTimeLoop, member: Member, value: Mapping[str, Any], now: float
+    ) -> None:
+        counts = loop.input_counts
         if member.left:
             counts["not_playing"] += 1
             return
