@@ -53,6 +53,9 @@ MAX_CATCH_UP_TICKS = 5
 # A time within this fraction of a tick before a grid time is on it (`catch_up`).
 _ON_GRID = 1e-6
 
+#: Seconds between two `error`s answering a player's rejected real-time inputs.
+INPUT_NOTICE_INTERVAL = 1.0
+
 #: The history a game without a tick is given in `apply_action_at`: always empty.
 NO_HISTORY = TickHistory(0)
 

@@ -37,15 +37,13 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import random
-import traceback
 import weakref
 from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from attrs import define, field, frozen
+from attrs import define, field
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -61,7 +59,10 @@ from vinom.games.rules import rules_of
 from vinom.match import Match
 from vinom.protocol.events import RELIABLE
 from vinom.protocol.interfaces import Admission
+from vinom.rooms.config import CHECK_VIEWS_ENV, RoomConfig, check_views_from_env
 from vinom.rooms.delta import quantisation_of
+from vinom.rooms.faults import GameFaults
+from vinom.rooms.idle import IdleRule
 from vinom.rooms.member import Member
 from vinom.rooms.messages import (
     Phase,
@@ -73,7 +74,12 @@ from vinom.rooms.messages import (
     encode_welcome,
 )
 from vinom.rooms.outbox import Outbox
-from vinom.rooms.realtime import MAX_CATCH_UP_TICKS, NO_HISTORY, RealTimeLoop
+from vinom.rooms.realtime import (
+    INPUT_NOTICE_INTERVAL,
+    MAX_CATCH_UP_TICKS,
+    NO_HISTORY,
+    RealTimeLoop,
+)
 from vinom.rooms.record import MatchRecorder
 from vinom.rooms.timers import TimerQueue
 from vinom.rooms.views import RoomViews
@@ -110,48 +116,12 @@ def _check_game_once(game: IGame) -> None:
         _checked_games[id(game)] = game
 
 
-#: Seconds between two `error`s answering a player's rejected real-time inputs.
-INPUT_NOTICE_INTERVAL = 1.0
-
-#: The environment variable that turns on the check of games' `shared_view`
-#: (`RoomConfig.check_views`): "1", "true", "yes" or "on".
-CHECK_VIEWS_ENV = "VINOM_CHECK_VIEWS"
-
-
-def check_views_from_env() -> bool:
-    """Whether `VINOM_CHECK_VIEWS` asks rooms to check games' `shared_view`."""
-    return os.environ.get(CHECK_VIEWS_ENV, "").strip().lower() in ("1", "true", "yes", "on")
-
-
 class SharedViewMismatch(Exception):
     """A game says `shared_view = True`, yet `view(state, p)` differs between seats.
 
     Found by the debug check (`RoomConfig.check_views`); the room logs it and
     gives every player their own view from then on.
     """
-
-
-@frozen
-class RoomConfig:
-    """Timing of a room's lifecycle, in seconds."""
-
-    # Every player must connect within this time of the room's creation.
-    connect_deadline: float = 30.0
-    # A player whose session closes keeps the seat this long.
-    reconnect_grace: float = 30.0
-    # A state is also sent when none was sent for this long (0: only on change).
-    state_interval: float = 1.0
-    # Passed to the game's `create`.
-    options: Mapping[str, Any] = field(factory=dict)
-    # Seconds a bot seat waits after a change before it acts (as a person would).
-    bot_think_time: float = 0.5
-    # Debug: for a game that says `shared_view = True`, build every seat's view
-    # on each change and compare them (a game that hides something must not
-    # say it shares its view). Default: the VINOM_CHECK_VIEWS environment variable.
-    check_views: bool = field(factory=check_views_from_env)
-    # Each `snap` carries the CRC-32 of the view (docs/protocol.md §16.4), so that
-    # a client proves the view it rebuilt is the server's (tests; costs host CPU).
-    snapshot_checksums: bool = False
 
 
 @define(eq=False, repr=False)
@@ -176,7 +146,6 @@ class Room:
     # Told every call into the game, before it is made (vinom.rooms.record).
     recorder: MatchRecorder | None = None
 
-    seats: tuple[Seat, ...] = field(init=False)
     state: Any = field(init=False)
     version: int = field(init=False, default=0)
     phase: Phase = field(init=False, default=Phase.WAITING)
@@ -199,26 +168,12 @@ class Room:
     _state_due: float = field(init=False, default=_INF)
     # The game's `apply_action_at` (lag compensation), if it has one.
     _apply_action_at: Callable[..., Outcome] | None = field(init=False, default=None)
-    # When `start` opened the room: a state's time counts from it.
-    _started_at: float = field(init=False, default=0.0)
-    _game_errors: int = field(init=False, default=0)
-    # The member whose session is being set up: left out of unreliable state
-    # broadcasts until its welcome and its first state (both reliable) are queued,
-    # since a body carries its unreliable messages before its reliable ones.
-    _joining: Member | None = field(init=False, default=None)
-    # The game's idle rule: its timeout (0: none), the players it counts now, and
-    # when the first of them times out.
-    _idle_timeout: float = field(init=False, default=0.0)
-    _idle_counted: frozenset[str] = field(init=False, default=frozenset())
-    _idle_due: float = field(init=False, default=_INF)
-    # Read from the game once: actions per second per player (0: unlimited),
-    # and whether every player gets the same view.
-    action_rate: float = field(init=False, default=0.0)
-    _check_views: bool = field(init=False, default=False)
+    # Counts and logs the game's failures (vinom.rooms.faults).
+    _faults: GameFaults = field(init=False)
+    # The game's idle rule (vinom.rooms.idle); None for a game without one.
+    _idle: IdleRule | None = field(init=False, default=None)
     # Builds and sends the players' states (vinom.rooms.views), shared view or not.
     _views: RoomViews = field(init=False)
-    # The game's display name, sent in every welcome.
-    _title: str = field(init=False, default="")
     # The seats the game's bot plays, if any.
     _bots: tuple[Member, ...] = field(init=False, default=())
 
@@ -227,24 +182,28 @@ class Room:
         # (to a SeatRouter or here) is checked now, before it runs.
         _check_game_once(self.game)
         rules = rules_of(self.game)
-        self.action_rate = rules.action_rate
-        self._check_views = rules.shared_view and self.config.check_views
-        self._title = rules.title
         quantisation = quantisation_of(self.game)
         checksums = self.config.snapshot_checksums
         self._views = RoomViews(
-            self.game, self.outbox, quantisation, shared=rules.shared_view, checksums=checksums
+            self.game,
+            self.outbox,
+            quantisation,
+            shared=rules.shared_view,
+            checksums=checksums,
+            check=rules.shared_view and self.config.check_views,
         )
         self.realtime = RealTimeLoop.of(rules, quantisation, checksums)
-        self._idle_timeout = rules.idle_timeout
+        if rules.idle_timeout:
+            self._idle = IdleRule(rules.idle_timeout)
+        self._faults = GameFaults(self.game.name, self.match.match_id)
         self._apply_action_at = getattr(self.game, "apply_action_at", None)
-        self.seats = tuple(
+        seats = tuple(
             Seat(player_id=t.player_id, name=t.name, index=i)
             for i, t in enumerate(self.match.players)
         )
-        self._order = tuple(Member(seat) for seat in self.seats)
+        self._order = tuple(Member(seat) for seat in seats)
         self._members = {m.seat.player_id: m for m in self._order}
-        self.state = self.game.create(self.seats, self.config.options, self.rng)
+        self.state = self.game.create(seats, self.config.options, self.rng)
         for member, ticket in zip(self._order, self.match.players, strict=True):
             if ticket.bot:
                 member.bot = self.game.make_bot(
@@ -263,6 +222,16 @@ class Room:
     @property
     def match_id(self) -> str:
         return self.match.match_id
+
+    @property
+    def seats(self) -> tuple[Seat, ...]:
+        """The seats, in match order."""
+        return tuple(m.seat for m in self._order)
+
+    @property
+    def action_rate(self) -> float:
+        """The game's actions per second per player (0: unlimited)."""
+        return rules_of(self.game).action_rate
 
     @property
     def tick_rate(self) -> float:
@@ -361,7 +330,7 @@ class Room:
             try:
                 reason = self.game.check_join(self.state, member.seat)
             except Exception as e:
-                return Admission.FULL, self._check_join_failed(e, player_id)
+                return Admission.FULL, self._faults.check_join_failed(e, player_id)
             if reason is not None:
                 return Admission.FULL, str(reason)
         return Admission.ACCEPT, None
@@ -370,7 +339,7 @@ class Room:
 
     def start(self, now: float) -> None:
         """Open the room: the connect deadline and the periodic state start at `now`."""
-        self._started_at = now
+        self._views.started_at = now
         self._phase_ends = now + self.config.connect_deadline
         if self.config.state_interval > 0:
             self._state_due = now + self.config.state_interval
@@ -409,7 +378,8 @@ class Room:
                 member.grace_ends = None
                 self._leave(member, now)
             elif which == _IDLE_DUE:
-                self._idle_expired(now)
+                assert self._idle is not None
+                self._idle_expired(self._idle, now)
             else:
                 assert member is not None
                 self._bot_acts(member, now)
@@ -435,8 +405,9 @@ class Room:
             grace_ends = member.grace_ends
             if grace_ends is not None and grace_ends < due:
                 due, which, whose = grace_ends, _GRACE_ENDS, member
-        if self._idle_due < due:
-            due, which = self._idle_due, _IDLE_DUE
+        idle = self._idle
+        if idle is not None and idle.due < due:
+            due, which = idle.due, _IDLE_DUE
         for member in self._bots:
             if member.bot_due < due:
                 due, which, whose = member.bot_due, _BOT_DUE, member
@@ -532,9 +503,11 @@ class Room:
         self.version += 1
         self.ended_at = now
         self._phase_ends = None
-        self._state_due = self._idle_due = _INF
+        self._state_due = _INF
         if self.realtime is not None:
             self.realtime.stop()
+        if self._idle is not None:
+            self._idle.due = _INF
         for member in self._order:
             member.grace_ends = None
             member.bot_due = _INF
@@ -577,7 +550,7 @@ class Room:
                 member.seat.index,
                 self.seats,
                 reconnected,
-                self._title,
+                rules_of(self.game).title,
                 self.tick_rate,
                 self.snapshot_rate,
                 self._views.quantisation.rules,
@@ -586,7 +559,7 @@ class Room:
         if self.realtime is not None:
             self.realtime.connected(member)
         member.joined = True
-        self._joining = member
+        self._views.joining = member
         try:
             if reconnected:
                 outcome = self._hook("reconnect", self.game.reconnect, self.state, member.seat)
@@ -601,7 +574,7 @@ class Room:
             elif changed:
                 self._after_change(now)
         finally:
-            self._joining = None
+            self._views.joining = None
         # Its first state, after the welcome and whatever the join changed, is current
         # (an ended room sent every member its final state reliably already).
         if not self.ended:
@@ -709,7 +682,7 @@ class Room:
         if self.game.is_finished(state):
             self._finish(now)
         else:
-            if self._idle_timeout:
+            if self._idle is not None:
                 self._track_idle(member, now)
             self._broadcast_state(now)
 
@@ -743,7 +716,7 @@ class Room:
         if self.phase is not Phase.WAITING and self.game.is_finished(self.state):
             self._finish(now)
         else:
-            if self._idle_timeout and self.phase is _PLAYING:
+            if self._idle is not None and self.phase is _PLAYING:
                 self._track_idle(None, now)
             self._broadcast_state(now)
 
@@ -751,42 +724,23 @@ class Room:
 
     def _track_idle(self, actor: Member | None, now: float) -> None:
         """After a change: `actor` just acted; players the game newly awaits start
-        counting now. Sets when the first counted player times out."""
-        timeout = self._idle_timeout
-        if not timeout or self.phase is not _PLAYING:
+        counting now (`IdleRule.track`)."""
+        idle = self._idle
+        if idle is None or self.phase is not _PLAYING:
             return
-        if actor is not None:
-            actor.idle_since = now
         try:
-            counted = frozenset(self.game.idle_players(self.state))  # type: ignore[attr-defined]
+            awaited = frozenset(self.game.idle_players(self.state))  # type: ignore[attr-defined]
         except Exception:
-            self._game_error("idle_players")
-            counted = frozenset()
-        before = self._idle_counted
-        due = _INF
-        for member in self._order:
-            player_id = member.seat.player_id
-            if player_id not in counted or member.left:
-                continue
-            if player_id not in before:
-                member.idle_since = now
-            if member.idle_since + timeout < due:
-                due = member.idle_since + timeout
-        self._idle_counted = counted
-        self._idle_due = due
-        if due < self.wake:
+            self._faults.failed("idle_players")
+            awaited = frozenset()
+        if idle.track(self._order, awaited, actor, now) < self.wake:
             self._rewake()
 
-    def _idle_expired(self, now: float) -> None:
-        timeout = self._idle_timeout
+    def _idle_expired(self, idle: IdleRule, now: float) -> None:
         for member in self._order:
             if self.ended:
                 return
-            if (
-                member.seat.player_id in self._idle_counted
-                and not member.left
-                and member.idle_since + timeout <= now
-            ):
+            if idle.timed_out(member, now):
                 self._leave(member, now, idle=True)
         if not self.ended:
             self._track_idle(None, now)
@@ -820,20 +774,17 @@ class Room:
             if remaining < 0.0:
                 remaining = 0.0
         version, phase, state = self.version, self.phase, self.state
-        tick, server_time = self.tick_number, self._server_time(now)
+        tick, server_time = self.tick_number, self._views.server_time(now)
         try:
-            if self._check_views:
+            if self._views.check:
                 self._check_shared_view(state, version)
             if phase is _PLAYING and loop is not None:
                 # Delta-encoded snaps (docs/protocol.md §14, §16).
-                self._views.send_snaps(
-                    self._order, self._joining, version, remaining, state, tick, server_time
-                )
+                self._views.send_snaps(self._order, version, remaining, state, tick, server_time)
             else:
                 self._views.send_states(
-                    self._order, self._joining, version, phase, remaining, state, tick,
-                    server_time,
-                )  # fmt: skip
+                    self._order, version, phase, remaining, state, tick, server_time
+                )
         except Exception:
             self._game_error("view")
 
@@ -887,13 +838,9 @@ class Room:
         counts["applied"] += 1
         self._acted(member, outcome, now)
 
-    def _server_time(self, now: float) -> int:
-        """A state's ``ts``: whole milliseconds since `start`."""
-        return round((now - self._started_at) * 1000.0)
-
     def server_time(self, now: float) -> int:
         """The room's time at `now` as a state's ``ts`` says it (the spectators' too)."""
-        return self._server_time(now)
+        return self._views.server_time(now)
 
     def _check_shared_view(self, state: Any, version: int) -> None:
         """The debug check of `shared_view`: every seat's view must be the same.
@@ -906,7 +853,7 @@ class Room:
         if difference is None:
             return
         first, player_id = difference
-        self._views.shared = self._check_views = False
+        self._views.shared = self._views.check = False
         log.failure(
             "Game {game} says shared_view = True, but view(state, player) differs "
             "between {first!r} and {other!r} (room {match_id}, version {version}); "
@@ -960,7 +907,7 @@ class Room:
                 self.game.view(self.state, member.seat.player_id),
                 member.last_action_id,
                 self.tick_number,
-                self._server_time(now),
+                self._views.server_time(now),
             )
         except Exception:
             self._game_error("view")
@@ -1006,42 +953,14 @@ class Room:
             self._game_error(name)
             return None
 
-    def _check_join_failed(self, error: Exception, player_id: str) -> str:
-        """The game's `check_join` raised: a bug in the game, not in the host, told in
-        one line (where it raised, and what), the first few times; the reason."""
-        self._game_errors += 1
-        what = f"{type(error).__name__}: {error}"
-        if self._game_errors <= 3:
-            frames = traceback.extract_tb(error.__traceback__)
-            where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
-            log.error(
-                "Game {game}'s check_join raised {what}{where} (room {match_id}): player"
-                " {player_id} was refused. check_join(state, seat) returns None to let"
-                " the player in, or a reason to refuse.",
-                game=self.game.name,
-                what=what,
-                where=where,
-                match_id=self.match.match_id,
-                player_id=player_id,
-            )
-        return f"check_join failed: {what}"
-
     def _game_error(self, where: str) -> None:
-        # Log the first failures with a traceback, then only count them, so a
-        # client cannot flood the log by sending what the game chokes on.
-        self._game_errors += 1
-        if self._game_errors <= 3:
-            log.failure(
-                "Game {game} failed in {where} (room {match_id})",
-                game=self.game.name,
-                where=where,
-                match_id=self.match.match_id,
-            )
+        # Call from an `except` block: the log shows the game's traceback.
+        self._faults.failed(where)
 
     @property
     def game_errors(self) -> int:
         """How many times the game's code raised (other than `IllegalAction`)."""
-        return self._game_errors
+        return self._faults.count
 
     def _rewake(self) -> None:
         """Recompute `wake`; a new value goes to the timer queue (the old entry goes stale)."""

@@ -13,8 +13,11 @@ unreliable message per connected player through the room's `Outbox`:
   view is built and quantised once, and a body encoded once per (baseline, view)
   pair, so that players who acknowledged the same tick get the same bytes.
 - `shared_view_difference`: the debug check that a game which says it shares
-  its view gives every seat the same one (`RoomConfig.check_views`); the room
-  logs what it finds and turns `shared` off.
+  its view gives every seat the same one (`RoomConfig.check_views`, on while
+  `check`); the room logs what it finds and turns `shared` and `check` off.
+
+Neither sends to the `joining` member (see the attribute), and every state's
+``ts`` counts from `started_at` (`server_time`).
 
 Both run per recipient per state, the busiest code of a room. An error raised by
 the game's `view` propagates: the room counts and logs it.
@@ -58,11 +61,22 @@ class RoomViews:
     shared: bool
     # Each `snap` carries the CRC-32 of its view (RoomConfig.snapshot_checksums).
     checksums: bool
+    # The debug check of `shared` is on (RoomConfig.check_views).
+    check: bool = False
+    # When the room opened: a state's time (its ``ts``) counts from it.
+    started_at: float = 0.0
+    # The member whose session is being set up: left out of unreliable state
+    # broadcasts until its welcome and its first state (both reliable) are queued,
+    # since a body carries its unreliable messages before its reliable ones.
+    joining: Member | None = None
+
+    def server_time(self, now: float) -> int:
+        """A state's ``ts`` at `now`: whole milliseconds since `started_at`."""
+        return round((now - self.started_at) * 1000.0)
 
     def send_states(
         self,
         members: Sequence[Member],
-        joining: Member | None,
         version: int,
         phase: Phase,
         remaining: float | None,
@@ -72,6 +86,7 @@ class RoomViews:
     ) -> None:
         """A `state` to every member with a session but `joining` (unreliably)."""
         send = self.outbox.send_message
+        joining = self.joining
         if self.shared:
             shared = b""
             data = b""
@@ -106,7 +121,6 @@ class RoomViews:
     def send_snaps(
         self,
         members: Sequence[Member],
-        joining: Member | None,
         version: int,
         remaining: float | None,
         state: Any,
@@ -119,7 +133,7 @@ class RoomViews:
         header = encode_snap_header(version, server_time, remaining)
         quantisation, checksum = self.quantisation, self.checksums
         view_for = self.game.view
-        shared = self.shared
+        shared, joining = self.shared, self.joining
         common: Prepared | None = None
         cache: dict[tuple[Prepared, Prepared], bytes] = {}
         for member in members:
