@@ -66,11 +66,9 @@ from vinom.rooms.idle import IdleRule
 from vinom.rooms.member import Member
 from vinom.rooms.messages import (
     Phase,
-    encode_error,
     encode_event,
     encode_phase,
     encode_presence,
-    encode_state,
     encode_welcome,
 )
 from vinom.rooms.outbox import Outbox
@@ -566,7 +564,7 @@ class Room:
             else:
                 outcome = self._hook("join", self.game.join, self.state, member.seat)
             changed = outcome is not None and self._apply(outcome)
-            self._send_others(member, encode_presence(player_id, "connected"))
+            self._send_all(encode_presence(player_id, "connected"), but=member)
             if self.phase is Phase.WAITING:
                 self._maybe_start(now)
                 if changed and self.phase is Phase.WAITING:
@@ -589,7 +587,7 @@ class Room:
         member.session_id = None
         if self.ended:
             return
-        self._send_others(member, encode_presence(player_id, "disconnected"))
+        self._send_all(encode_presence(player_id, "disconnected"), but=member)
         member.grace_ends = now + self.config.reconnect_grace
         self._rewake()
 
@@ -616,7 +614,7 @@ class Room:
             outcome = self._hook("leave", self.game.leave, self.state, member.seat)
         changed = outcome is not None and self._apply(outcome)
         if not idle:
-            self._send_others(member, encode_presence(player_id, "left"))
+            self._send_all(encode_presence(player_id, "left"), but=member)
         if self.ended:
             return
         if self.phase is Phase.WAITING:
@@ -898,21 +896,13 @@ class Room:
             member.bot_due = now + max(self.config.bot_think_time, 0.1)
 
     def _send_state_reliably(self, member: Member, now: float) -> None:
-        assert member.session_id is not None
+        state, tick = self.state, self.tick_number
         try:
-            data = encode_state(
-                self.version,
-                self.phase,
-                self.remaining(now),
-                self.game.view(self.state, member.seat.player_id),
-                member.last_action_id,
-                self.tick_number,
-                self._views.server_time(now),
+            self._views.send_state(
+                member, self.version, self.phase, self.remaining(now), state, tick, now
             )
         except Exception:
             self._game_error("view")
-            return
-        self.outbox.send_message(member.session_id, RELIABLE, data)
 
     def _send_event(self, event: GameEvent) -> None:
         try:
@@ -920,28 +910,13 @@ class Room:
         except Exception:
             self._game_error("event")
             return
-        to = event.to
-        send = self.outbox.send_message
-        for member in self._order:
-            session_id = member.session_id
-            if session_id is not None and (to is None or member.seat.player_id in to):
-                send(session_id, RELIABLE, data)
+        self._views.send_reliably(self._order, data, to=event.to)
 
     def _send_error(self, member: Member, code: str, message: str, action_id: int | None) -> None:
-        if member.session_id is not None:
-            self.outbox.send_message(
-                member.session_id, RELIABLE, encode_error(code, message, action_id)
-            )
+        self._views.send_error(member, code, message, action_id)
 
-    def _send_all(self, data: bytes) -> None:
-        for member in self._order:
-            if member.session_id is not None:
-                self.outbox.send_message(member.session_id, RELIABLE, data)
-
-    def _send_others(self, sender: Member, data: bytes) -> None:
-        for member in self._order:
-            if member is not sender and member.session_id is not None:
-                self.outbox.send_message(member.session_id, RELIABLE, data)
+    def _send_all(self, data: bytes, but: Member | None = None) -> None:
+        self._views.send_reliably(self._order, data, but=but)
 
     def _hook(self, name: str, hook: Callable[..., Outcome], *args: Any) -> Outcome | None:
         if self.recorder is not None:
