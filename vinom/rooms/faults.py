@@ -12,7 +12,9 @@ import traceback
 
 from attrs import define
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
+# The room's namespace: an operator's log filter for rooms finds them.
 log = Logger(namespace="vinom.rooms.room")
 
 #: How many of a room's game failures are logged; the rest are only counted.
@@ -59,3 +61,19 @@ class GameFaults:
                 player_id=player_id,
             )
         return f"check_join failed: {what}"
+
+    def shared_view_differs(self, error: Exception, first: str, other: str, version: int) -> None:
+        """The debug check of `shared_view` found that `first` and `other` see
+        different views at `version`: logged always (`error` says so), not counted."""
+        log.failure(
+            "Game {game} says shared_view = True, but view(state, player) differs "
+            "between {first!r} and {other!r} (room {match_id}, version {version}); "
+            "each player gets their own view in this room from now on. Fix the "
+            "game's view, or leave shared_view out (it defaults to False).",
+            Failure(error),
+            game=self.game,
+            first=first,
+            other=other,
+            match_id=self.match_id,
+            version=version,
+        )

@@ -35,83 +35,42 @@ that returned a new state object. A rejected action changes nothing.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import random
-import weakref
 from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from attrs import define, field
-from twisted.logger import Logger
-from twisted.python.failure import Failure
 
-from vinom.games.interfaces import (
-    GameEvent,
-    IGame,
-    IllegalAction,
-    Outcome,
-    Seat,
-)
-from vinom.games.registry import check_game
+from vinom.games.interfaces import GameEvent, IGame, IllegalAction, Outcome, Seat
+from vinom.games.registry import check_game_once
 from vinom.games.rules import rules_of
 from vinom.match import Match
 from vinom.protocol.events import RELIABLE
 from vinom.protocol.interfaces import Admission
+from vinom.rooms.bots import RoomBots
 from vinom.rooms.config import CHECK_VIEWS_ENV, RoomConfig, check_views_from_env
 from vinom.rooms.delta import quantisation_of
 from vinom.rooms.faults import GameFaults
 from vinom.rooms.idle import IdleRule
 from vinom.rooms.member import Member
-from vinom.rooms.messages import (
-    Phase,
-    encode_event,
-    encode_phase,
-    encode_presence,
-    encode_welcome,
-)
+from vinom.rooms.messages import Phase, encode_event, encode_phase, encode_presence, encode_welcome
 from vinom.rooms.outbox import Outbox
-from vinom.rooms.realtime import (
-    INPUT_NOTICE_INTERVAL,
-    MAX_CATCH_UP_TICKS,
-    NO_HISTORY,
-    RealTimeLoop,
-)
+from vinom.rooms.realtime import INPUT_NOTICE_INTERVAL, MAX_CATCH_UP_TICKS, NO_HISTORY, RealTimeLoop
 from vinom.rooms.record import MatchRecorder
 from vinom.rooms.timers import TimerQueue
 from vinom.rooms.views import RoomViews
 
-log = Logger()
-
 _PLAYING = Phase.PLAYING
 _INF = math.inf
 
-__all__ = [
-    "CHECK_VIEWS_ENV",
-    "INPUT_NOTICE_INTERVAL",
-    "MAX_CATCH_UP_TICKS",
-    "Room",
-    "RoomConfig",
-    "SharedViewMismatch",
-    "check_views_from_env",
-]
+# Also importable from here, as they were before their modules were split off.
+__all__ = ["CHECK_VIEWS_ENV", "INPUT_NOTICE_INTERVAL", "MAX_CATCH_UP_TICKS", "Room"]
+__all__ += ["RoomConfig", "SharedViewMismatch", "check_views_from_env"]
 
 # The room's deadlines, as `Room._earliest` names the one that comes first.
 _PHASE_ENDS, _TICK_DUE, _STATE_DUE, _GRACE_ENDS, _IDLE_DUE, _BOT_DUE = range(6)
-
-# Games that passed `check_game` (by id, while they live): checking costs about
-# 0.1 ms, and a game object serves many rooms.
-_checked_games: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
-
-
-def _check_game_once(game: IGame) -> None:
-    if _checked_games.get(id(game)) is game:
-        return
-    check_game(game)
-    # A game that cannot be weakly referenced is checked for every room.
-    with contextlib.suppress(TypeError):
-        _checked_games[id(game)] = game
 
 
 class SharedViewMismatch(Exception):
@@ -172,13 +131,13 @@ class Room:
     _idle: IdleRule | None = field(init=False, default=None)
     # Builds and sends the players' states (vinom.rooms.views), shared view or not.
     _views: RoomViews = field(init=False)
-    # The seats the game's bot plays, if any.
-    _bots: tuple[Member, ...] = field(init=False, default=())
+    # The seats the game's bots play (vinom.rooms.bots); None when there are none.
+    _bots: RoomBots | None = field(init=False, default=None)
 
     def __attrs_post_init__(self) -> None:
         # Games from the registry were checked as plugins; one passed directly
         # (to a SeatRouter or here) is checked now, before it runs.
-        _check_game_once(self.game)
+        check_game_once(self.game)
         rules = rules_of(self.game)
         quantisation = quantisation_of(self.game)
         checksums = self.config.snapshot_checksums
@@ -202,12 +161,9 @@ class Room:
         self._order = tuple(Member(seat) for seat in seats)
         self._members = {m.seat.player_id: m for m in self._order}
         self.state = self.game.create(seats, self.config.options, self.rng)
-        for member, ticket in zip(self._order, self.match.players, strict=True):
-            if ticket.bot:
-                member.bot = self.game.make_bot(
-                    ticket.player_id, random.Random(self.rng.getrandbits(64))
-                )
-        self._bots = tuple(m for m in self._order if m.bot is not None)
+        self._bots = RoomBots.seat(
+            self.game, self._order, self.match.players, self.rng, self.config.bot_think_time
+        )
 
     def __repr__(self) -> str:
         return (
@@ -342,11 +298,11 @@ class Room:
         if self.config.state_interval > 0:
             self._state_due = now + self.config.state_interval
         # Bots sit down at once; the match starts when the people have come.
-        for member in self._bots:
-            outcome = self._hook("join", self.game.join, self.state, member.seat)
-            if outcome is not None:
-                self._apply(outcome)
-        if self._bots:
+        if self._bots is not None:
+            for member in self._bots.members:
+                outcome = self._hook("join", self.game.join, self.state, member.seat)
+                if outcome is not None:
+                    self._apply(outcome)
             self._maybe_start(now)  # every seat a bot's
         self._rewake()
 
@@ -406,9 +362,10 @@ class Room:
         idle = self._idle
         if idle is not None and idle.due < due:
             due, which = idle.due, _IDLE_DUE
-        for member in self._bots:
-            if member.bot_due < due:
-                due, which, whose = member.bot_due, _BOT_DUE, member
+        if self._bots is not None:
+            bot_due, bot = self._bots.earliest()
+            if bot_due < due:
+                due, which, whose = bot_due, _BOT_DUE, bot
         return due, which, whose
 
     def _phase_deadline(self, now: float) -> None:
@@ -749,15 +706,15 @@ class Room:
         loop = self.realtime
         if loop is not None and self.phase is _PLAYING:
             loop.changed = True
-            if self._bots:
-                self._wake_bots(now)
+            if self._bots is not None:
+                self._wake_bots(self._bots, now)
             return
         self._send_states(now)
 
     def _send_states(self, now: float) -> None:
         """Send the current state to every connected player (unreliably)."""
-        if self._bots and self.phase is _PLAYING:
-            self._wake_bots(now)
+        if self._bots is not None and self.phase is _PLAYING:
+            self._wake_bots(self._bots, now)
         loop = self.realtime
         if loop is not None:
             loop.changed = False
@@ -850,36 +807,24 @@ class Room:
         difference = self._views.shared_view_difference(state, self._order)
         if difference is None:
             return
-        first, player_id = difference
+        first, other = difference
         self._views.shared = self._views.check = False
-        log.failure(
-            "Game {game} says shared_view = True, but view(state, player) differs "
-            "between {first!r} and {other!r} (room {match_id}, version {version}); "
-            "each player gets their own view in this room from now on. Fix the "
-            "game's view, or leave shared_view out (it defaults to False).",
-            Failure(
-                SharedViewMismatch(
-                    f"game {self.game.name!r}: view(state, {first!r}) != "
-                    f"view(state, {player_id!r}) at version {version}"
-                )
+        self._faults.shared_view_differs(
+            SharedViewMismatch(
+                f"game {self.game.name!r}: view(state, {first!r}) != "
+                f"view(state, {other!r}) at version {version}"
             ),
-            game=self.game.name,
-            first=first,
-            other=player_id,
-            match_id=self.match.match_id,
-            version=version,
+            first,
+            other,
+            version,
         )
 
     # -- bot seats ------------------------------------------------------------
 
-    def _wake_bots(self, now: float) -> None:
+    def _wake_bots(self, bots: RoomBots, now: float) -> None:
         """The state changed: each bot still in the game looks at it after its think time."""
-        due = now + self.config.bot_think_time
-        for member in self._bots:
-            if not member.left and member.bot_due == _INF:
-                member.bot_due = due
-                if due < self.wake:
-                    self._rewake()
+        if bots.wake(now) < self.wake:
+            self._rewake()
 
     def _bot_acts(self, member: Member, now: float) -> None:
         member.bot_due = _INF
@@ -893,7 +838,8 @@ class Room:
             return
         if action is not None and not self.handle_action(member.seat.player_id, action, None, now):
             # Refused (the game moved on, or a bot bug): it looks again after a while.
-            member.bot_due = now + max(self.config.bot_think_time, 0.1)
+            assert self._bots is not None
+            member.bot_due = self._bots.retry_at(now)
 
     def _send_state_reliably(self, member: Member, now: float) -> None:
         state, tick = self.state, self.tick_number
