@@ -14,8 +14,7 @@ from attrs import define
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-# The room's namespace: an operator's log filter for rooms finds them.
-log = Logger(namespace="vinom.rooms.room")
+log = Logger()
 
 #: How many of a room's game failures are logged; the rest are only counted.
 LOGGED_FAULTS = 3
