@@ -722,24 +722,14 @@ class Room:
             # The periodic state is for when none goes out: it waits a whole
             # interval from this one (`handle_timer` picks up the later time).
             self._state_due = now + self.config.state_interval
-        ends = self._phase_ends
-        remaining = None
-        if ends is not None:
-            remaining = ends - now
-            if remaining < 0.0:
-                remaining = 0.0
-        version, phase, state = self.version, self.phase, self.state
-        tick, server_time = self.tick_number, self._views.server_time(now)
+        version, state = self.version, self.state
         try:
             if self._views.check:
                 self._check_shared_view(state, version)
-            if phase is _PLAYING and loop is not None:
-                # Delta-encoded snaps (docs/protocol.md §14, §16).
-                self._views.send_snaps(self._order, version, remaining, state, tick, server_time)
-            else:
-                self._views.send_states(
-                    self._order, version, phase, remaining, state, tick, server_time
-                )
+            self._views.send(
+                self._order, version, self.phase, self._phase_ends, state, self.tick_number, now,
+                snaps=loop is not None and self.phase is _PLAYING,
+            )  # fmt: skip
         except Exception:
             self._game_error("view")
 
