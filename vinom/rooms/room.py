@@ -24,9 +24,14 @@ number and its time (milliseconds since `start`), for clients that interpolate.
 The room decides when states go; `vinom.rooms.views` builds and sends them, and
 `vinom.rooms.member` holds what it knows of each seat.
 
-A game with a tick has its fixed step, its players' real-time inputs, its
-snapshot schedule and its tick history in a `RealTimeLoop` (`realtime`,
-vinom.rooms.realtime); a turn-based room has none.
+The room keeps the phases, the seats, the actions and the calls into the game;
+the rest is in the parts it holds. A game with a tick has its fixed step, its
+players' real-time inputs, its snapshot schedule and its tick history in a
+`RealTimeLoop` (`realtime`, vinom.rooms.realtime); a turn-based room holds none.
+The game's idle rule is an `IdleRule` (vinom.rooms.idle), its bot seats are
+`RoomBots` (vinom.rooms.bots), and `GameFaults` (vinom.rooms.faults) counts and
+logs what the game's code raises; a room holds the first two only when the
+game has them.
 
 Version rule: the version grows by exactly one for every applied action,
 every phase change, and every hook (join, leave, reconnect, tick, time up)
