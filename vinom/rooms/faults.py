@@ -3,7 +3,8 @@
 A game's bug must not take its room (nor the host) down, and a client must not
 flood the log by sending what the game chokes on: `GameFaults` counts every
 failure (`Room.game_errors`) and logs only the first `LOGGED_FAULTS` of a
-room, with their traceback, or in one line for `check_join`.
+room, with their traceback, or in one line for `check_join`, on the room's
+logger (whose namespace an operator's log filter knows).
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ import traceback
 from attrs import define
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-
-log = Logger()
 
 #: How many of a room's game failures are logged; the rest are only counted.
 LOGGED_FAULTS = 3
@@ -26,6 +25,8 @@ class GameFaults:
 
     game: str
     match_id: str
+    # Where the failures are logged: the room's logger.
+    log: Logger
     # How many times the game's code raised (other than `IllegalAction`).
     count: int = 0
 
@@ -34,7 +35,7 @@ class GameFaults:
         from the `except` block, so that the traceback is the game's."""
         self.count += 1
         if self.count <= LOGGED_FAULTS:
-            log.failure(
+            self.log.failure(
                 "Game {game} failed in {where} (room {match_id})",
                 game=self.game,
                 where=where,
@@ -49,7 +50,7 @@ class GameFaults:
         if self.count <= LOGGED_FAULTS:
             frames = traceback.extract_tb(error.__traceback__)
             where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
-            log.error(
+            self.log.error(
                 "Game {game}'s check_join raised {what}{where} (room {match_id}): player"
                 " {player_id} was refused. check_join(state, seat) returns None to let"
                 " the player in, or a reason to refuse.",
@@ -64,7 +65,7 @@ class GameFaults:
     def shared_view_differs(self, error: Exception, first: str, other: str, version: int) -> None:
         """The debug check of `shared_view` found that `first` and `other` see
         different views at `version`: logged always (`error` says so), not counted."""
-        log.failure(
+        self.log.failure(
             "Game {game} says shared_view = True, but view(state, player) differs "
             "between {first!r} and {other!r} (room {match_id}, version {version}); "
             "each player gets their own view in this room from now on. Fix the "

@@ -47,6 +47,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from attrs import define, field
+from twisted.logger import Logger
 
 from vinom.games.interfaces import GameEvent, IGame, IllegalAction, Outcome, Seat
 from vinom.games.registry import check_game_once
@@ -66,6 +67,8 @@ from vinom.rooms.realtime import INPUT_NOTICE_INTERVAL, MAX_CATCH_UP_TICKS, NO_H
 from vinom.rooms.record import MatchRecorder
 from vinom.rooms.timers import TimerQueue
 from vinom.rooms.views import RoomViews
+
+log = Logger()
 
 _PLAYING = Phase.PLAYING
 _INF = math.inf
@@ -157,7 +160,7 @@ class Room:
         self.realtime = RealTimeLoop.of(rules, quantisation, checksums)
         if rules.idle_timeout:
             self._idle = IdleRule(rules.idle_timeout)
-        self._faults = GameFaults(self.game.name, self.match.match_id)
+        self._faults = GameFaults(self.game.name, self.match.match_id, log)
         self._apply_action_at = getattr(self.game, "apply_action_at", None)
         seats = tuple(
             Seat(player_id=t.player_id, name=t.name, index=i)
