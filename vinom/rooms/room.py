@@ -724,20 +724,30 @@ class Room:
         if self._bots is not None and self.phase is _PLAYING:
             self._wake_bots(self._bots, now)
         loop = self.realtime
+        tick = 0
         if loop is not None:
             loop.changed = False
+            tick = loop.tick_number
         if self._state_due != _INF:
             # The periodic state is for when none goes out: it waits a whole
             # interval from this one (`handle_timer` picks up the later time).
             self._state_due = now + self.config.state_interval
-        version, state = self.version, self.state
+        ends = self._phase_ends
+        remaining = None
+        if ends is not None:
+            remaining = ends - now
+            if remaining < 0.0:
+                remaining = 0.0
+        version, phase, state, views = self.version, self.phase, self.state, self._views
+        server_time = views.server_time(now)
         try:
-            if self._views.check:
+            if views.check:
                 self._check_shared_view(state, version)
-            self._views.send(
-                self._order, version, self.phase, self._phase_ends, state, self.tick_number, now,
-                snaps=loop is not None and self.phase is _PLAYING,
-            )  # fmt: skip
+            if phase is _PLAYING and loop is not None:
+                # Delta-encoded snaps (docs/protocol.md §14, §16).
+                views.send_snaps(self._order, version, remaining, state, tick, server_time)
+            else:
+                views.send_states(self._order, version, phase, remaining, state, tick, server_time)
         except Exception:
             self._game_error("view")
 

@@ -4,7 +4,6 @@ A `Room` decides when states go out (vinom.rooms.room: after a change, at a
 tick's snapshot, periodically); `RoomViews` builds and sends them, one
 unreliable message per connected player through the room's `Outbox`:
 
-- `send` sends every member one or the other:
 - `send_states`: a `state` (a game without a tick, or any game outside play).
   With a shared view (`GameRules.shared_view`) the view is built and encoded
   once for everyone, and each player's message is those bytes plus their own
@@ -127,31 +126,6 @@ class RoomViews:
             self.outbox.send_message(
                 member.session_id, RELIABLE, encode_error(code, message, action_id)
             )
-
-    def send(
-        self,
-        members: Sequence[Member],
-        version: int,
-        phase: Phase,
-        ends: float | None,
-        state: Any,
-        tick: int,
-        now: float,
-        snaps: bool,
-    ) -> None:
-        """Every member's state at `now`, the phase ending at `ends` (None: no end):
-        a `snap` each when `snaps` (a ticking room while playing), else a `state`."""
-        remaining = None
-        if ends is not None:
-            remaining = ends - now
-            if remaining < 0.0:
-                remaining = 0.0
-        server_time = self.server_time(now)
-        if snaps:
-            # Delta-encoded snaps (docs/protocol.md §14, §16).
-            self.send_snaps(members, version, remaining, state, tick, server_time)
-        else:
-            self.send_states(members, version, phase, remaining, state, tick, server_time)
 
     def send_states(
         self,
