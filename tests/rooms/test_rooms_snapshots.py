@@ -7,7 +7,11 @@ timer queue as a game host core's timer does.
 
 from __future__ import annotations
 
+import gc
 import random
+import types
+from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 from twisted.internet.testing import Clock
@@ -191,7 +195,52 @@ class RealTimeTests(SnapshotTestCase):
         self.assertEqual(final["p"], "finished")
 
 
+# What a ticking room holds for its real-time loop (vinom.rooms.realtime): the loop,
+# its tick history, and each seat's input buffer and snapshot history.
+REAL_TIME_TYPES = frozenset({"RealTimeLoop", "TickHistory", "InputBuffer", "SnapshotHistory"})
+_NOT_FOLLOWED = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)
+
+
+def reachable(root: object) -> Iterator[object]:
+    """Every object `root` holds, directly or not (the garbage collector's view),
+    short of classes, modules and functions (shared by every room)."""
+    seen = {id(root)}
+    stack = [root]
+    while stack:
+        obj = stack.pop()
+        yield obj
+        for ref in gc.get_referents(obj):
+            if id(ref) not in seen and not isinstance(ref, _NOT_FOLLOWED):
+                seen.add(id(ref))
+                stack.append(ref)
+
+
+def real_time_parts(room: Room) -> Counter[str]:
+    """How many objects of each real-time type the room holds."""
+    return Counter(
+        type(obj).__name__ for obj in reachable(room) if type(obj).__name__ in REAL_TIME_TYPES
+    )
+
+
 class TurnBasedTests(SnapshotTestCase):
+    def test_a_turn_based_room_allocates_nothing_of_the_real_time_loop(self) -> None:
+        ticking = self.playing(SnapshotGame(tick_rate=20), state_interval=0)
+        ticking.handle_inputs(A, None, ((1, {"seq": 1}),), self.now)
+        self.host.advance(0.05)
+        # What a ticking room holds, found the way the next assertion looks.
+        self.assertEqual(
+            real_time_parts(ticking),
+            {"RealTimeLoop": 1, "TickHistory": 1, "InputBuffer": 1, "SnapshotHistory": 2},
+        )
+        self.assertIsNotNone(ticking.realtime)
+        room = self.playing(SeqGame(), state_interval=0)
+        for n in range(1, 4):
+            self.assertTrue(self.act(A, n, n))
+        self.host.advance(2.0)
+        self.assertEqual(real_time_parts(room), {})
+        self.assertIsNone(room.realtime)
+        self.assertEqual((room.tick_rate, room.snapshot_rate, room.tick_number), (0.0, 0.0, 0))
+
     def test_a_state_after_every_action(self) -> None:
         room = self.playing(SeqGame(), state_interval=0)
         self.assertEqual(room.snapshot_rate, 0.0)

@@ -2,6 +2,8 @@
 
 - `vinom.rooms.messages`: the application messages on the UDP channels.
 - `vinom.rooms.room`: `Room`, one match's lifecycle around the game's state.
+- `vinom.rooms.realtime`: `RealTimeLoop`, a ticking room's fixed step, inputs,
+  snapshot schedule and tick history (a turn-based room holds none).
 - `vinom.rooms.registry`: `RoomRegistry`, a game host's rooms by match id.
 - `vinom.rooms.router`: `SeatRouter`, admission, binding sessions to seats
   and per-player rate limits.

@@ -1,7 +1,9 @@
 """A room's seat and what the room knows of the player's connection to it.
 
 One `Member` per seat, made by the `Room` and read by the parts it sends with
-(`vinom.rooms.views`): a plain mutable record, changed only by its room.
+(`vinom.rooms.views`): a plain mutable record, changed only by its room and
+the parts the room holds (`vinom.rooms.realtime`, `vinom.rooms.idle`,
+`vinom.rooms.bots`).
 """
 
 from __future__ import annotations
@@ -32,9 +34,10 @@ class Member:
     # The game's bot playing this seat (a bot ticket), and when it next acts.
     bot: IBot | None = None
     bot_due: float = math.inf
-    # A ticking room: the player's real-time inputs waiting for their tick, the
-    # snapshots sent to their current session (its delta baselines), and when
-    # they last heard that an input was rejected.
+    # A ticking room (made by its `RealTimeLoop`, None in a turn-based room): the
+    # player's real-time inputs waiting for their tick, the snapshots sent to their
+    # current session (its delta baselines), and when they last heard that an
+    # input was rejected.
     inputs: InputBuffer | None = None
     snapshots: SnapshotHistory | None = None
     input_noticed_at: float = -math.inf

@@ -24,17 +24,14 @@ number and its time (milliseconds since `start`), for clients that interpolate.
 The room decides when states go; `vinom.rooms.views` builds and sends them, and
 `vinom.rooms.member` holds what it knows of each seat.
 
-Fixed step: a game with a tick advances in whole steps of `1 / tick_rate`
-seconds (its `tick` always gets exactly that `dt`), on a grid that starts when
-play starts: tick `k` is due at that moment plus `k / tick_rate`, so the tick
-number `k` is a clock, a replay of the same inputs is exact, and a client can
-predict with the same step. After a stall (a slow tick, a busy host) the room
-catches up by whole steps, at most `MAX_CATCH_UP_TICKS` per wake-up; beyond
-that it drops the rest of the lag (the grid moves on, `dropped_ticks` counts
-the steps never run) rather than spiral further behind. One snapshot follows
-the steps of a wake-up. The state after each tick is kept for the game's last
-`GameRules.history_ticks` ticks, for lag compensation (`TickHistory`,
-`IGame.apply_action_at`).
+The room keeps the phases, the seats, the actions and the calls into the game;
+the rest is in the parts it holds. A game with a tick has its fixed step, its
+players' real-time inputs, its snapshot schedule and its tick history in a
+`RealTimeLoop` (`realtime`, vinom.rooms.realtime); a turn-based room holds none.
+The game's idle rule is an `IdleRule` (vinom.rooms.idle), its bot seats are
+`RoomBots` (vinom.rooms.bots), and `GameFaults` (vinom.rooms.faults) counts and
+logs what the game's code raises; a room holds the first two only when the
+game has them.
 
 Version rule: the version grows by exactly one for every applied action,
 every phase change, and every hook (join, leave, reconnect, tick, time up)
@@ -43,46 +40,30 @@ that returned a new state object. A rejected action changes nothing.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import random
-import traceback
-import weakref
 from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from attrs import define, field, frozen
+from attrs import define, field
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
-from vinom.games.history import TickHistory
-from vinom.games.interfaces import (
-    GameEvent,
-    IGame,
-    IllegalAction,
-    Outcome,
-    Seat,
-)
-from vinom.games.registry import check_game
+from vinom.games.interfaces import GameEvent, IGame, IllegalAction, Outcome, Seat
+from vinom.games.registry import check_game_once
 from vinom.games.rules import rules_of
 from vinom.match import Match
 from vinom.protocol.events import RELIABLE
 from vinom.protocol.interfaces import Admission
-from vinom.rooms.delta import Quantisation, SnapshotHistory, quantisation_of
-from vinom.rooms.inputs import CAPPED, TOO_LATE, InputBuffer
+from vinom.rooms.bots import RoomBots
+from vinom.rooms.config import CHECK_VIEWS_ENV, RoomConfig, check_views_from_env
+from vinom.rooms.delta import quantisation_of
+from vinom.rooms.faults import GameFaults
+from vinom.rooms.idle import IdleRule
 from vinom.rooms.member import Member
-from vinom.rooms.messages import (
-    Phase,
-    encode_error,
-    encode_event,
-    encode_phase,
-    encode_presence,
-    encode_state,
-    encode_welcome,
-)
+from vinom.rooms.messages import Phase, encode_event, encode_phase, encode_presence, encode_welcome
 from vinom.rooms.outbox import Outbox
+from vinom.rooms.realtime import INPUT_NOTICE_INTERVAL, MAX_CATCH_UP_TICKS, NO_HISTORY, RealTimeLoop
 from vinom.rooms.record import MatchRecorder
 from vinom.rooms.timers import TimerQueue
 from vinom.rooms.views import RoomViews
@@ -92,41 +73,12 @@ log = Logger()
 _PLAYING = Phase.PLAYING
 _INF = math.inf
 
-#: The most ticks a room runs in one wake-up to catch up after a stall (a
-#: quarter of a second at 20 Hz). Running every missed step could take longer
-#: than the steps cover, and the room would never catch up (the "spiral of
-#: death"); the lag beyond this is dropped and counted (`Room.dropped_ticks`).
-MAX_CATCH_UP_TICKS = 5
-# A time within this fraction of a tick before a grid time is on it (`_tick`).
-_ON_GRID = 1e-6
+# Also importable from here, as they were before their modules were split off.
+__all__ = ["CHECK_VIEWS_ENV", "INPUT_NOTICE_INTERVAL", "MAX_CATCH_UP_TICKS", "Room"]
+__all__ += ["RoomConfig", "SharedViewMismatch", "check_views_from_env"]
+
 # The room's deadlines, as `Room._earliest` names the one that comes first.
 _PHASE_ENDS, _TICK_DUE, _STATE_DUE, _GRACE_ENDS, _IDLE_DUE, _BOT_DUE = range(6)
-
-# Games that passed `check_game` (by id, while they live): checking costs about
-# 0.1 ms, and a game object serves many rooms.
-_checked_games: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
-
-
-def _check_game_once(game: IGame) -> None:
-    if _checked_games.get(id(game)) is game:
-        return
-    check_game(game)
-    # A game that cannot be weakly referenced is checked for every room.
-    with contextlib.suppress(TypeError):
-        _checked_games[id(game)] = game
-
-
-#: Seconds between two `error`s answering a player's rejected real-time inputs.
-INPUT_NOTICE_INTERVAL = 1.0
-
-#: The environment variable that turns on the check of games' `shared_view`
-#: (`RoomConfig.check_views`): "1", "true", "yes" or "on".
-CHECK_VIEWS_ENV = "VINOM_CHECK_VIEWS"
-
-
-def check_views_from_env() -> bool:
-    """Whether `VINOM_CHECK_VIEWS` asks rooms to check games' `shared_view`."""
-    return os.environ.get(CHECK_VIEWS_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 class SharedViewMismatch(Exception):
@@ -135,29 +87,6 @@ class SharedViewMismatch(Exception):
     Found by the debug check (`RoomConfig.check_views`); the room logs it and
     gives every player their own view from then on.
     """
-
-
-@frozen
-class RoomConfig:
-    """Timing of a room's lifecycle, in seconds."""
-
-    # Every player must connect within this time of the room's creation.
-    connect_deadline: float = 30.0
-    # A player whose session closes keeps the seat this long.
-    reconnect_grace: float = 30.0
-    # A state is also sent when none was sent for this long (0: only on change).
-    state_interval: float = 1.0
-    # Passed to the game's `create`.
-    options: Mapping[str, Any] = field(factory=dict)
-    # Seconds a bot seat waits after a change before it acts (as a person would).
-    bot_think_time: float = 0.5
-    # Debug: for a game that says `shared_view = True`, build every seat's view
-    # on each change and compare them (a game that hides something must not
-    # say it shares its view). Default: the VINOM_CHECK_VIEWS environment variable.
-    check_views: bool = field(factory=check_views_from_env)
-    # Each `snap` carries the CRC-32 of the view (docs/protocol.md §16.4), so that
-    # a client proves the view it rebuilt is the server's (tests; costs host CPU).
-    snapshot_checksums: bool = False
 
 
 @define(eq=False, repr=False)
@@ -182,7 +111,6 @@ class Room:
     # Told every call into the game, before it is made (vinom.rooms.record).
     recorder: MatchRecorder | None = None
 
-    seats: tuple[Seat, ...] = field(init=False)
     state: Any = field(init=False)
     version: int = field(init=False, default=0)
     phase: Phase = field(init=False, default=Phase.WAITING)
@@ -191,25 +119,11 @@ class Room:
     abort_reason: str | None = field(init=False, default=None)
     # When the room finished or was aborted.
     ended_at: float | None = field(init=False, default=None)
-    # Game ticks run so far (every state carries it, with the room's time):
-    # tick k ran at the start of play plus (k + dropped_ticks) / tick_rate.
-    tick_number: int = field(init=False, default=0)
-    # Fixed steps never run: the lag beyond `MAX_CATCH_UP_TICKS` a wake-up dropped.
-    dropped_ticks: int = field(init=False, default=0)
-    # The state after each of the game's last ticks (lag compensation; empty
-    # for a game without a tick).
-    history: TickHistory = field(init=False)
-    # States per second per player while playing (0: after every change; see
-    # the module docstring), from the game's `snapshot_rate`.
-    snapshot_rate: float = field(init=False, default=0.0)
     # The earliest of the deadlines below (inf: none); see `TimerQueue`.
     wake: float = field(init=False, default=_INF)
-    # The game's quantisation of its views (its `quantisation` attribute), for snaps.
-    quantisation: Quantisation = field(init=False)
-    # What became of the players' real-time inputs: held, late, early,
-    # duplicate, too_late, capped (`vinom.rooms.inputs`), applied, rejected,
-    # not_playing, and acks naming a tick not yet run (bad_ack).
-    input_counts: Counter[str] = field(init=False, factory=Counter)
+    # A game with a tick: its fixed step, inputs, snapshots and tick history
+    # (vinom.rooms.realtime). None for a game without a tick.
+    realtime: RealTimeLoop | None = field(init=False, default=None)
 
     _members: dict[str, Member] = field(init=False, factory=dict)
     _order: tuple[Member, ...] = field(init=False, default=())
@@ -217,74 +131,47 @@ class Room:
     # also the deadline that moves the room on.
     _phase_ends: float | None = field(init=False, default=None)
     _state_due: float = field(init=False, default=_INF)
-    _tick_due: float = field(init=False, default=_INF)
-    # When play started: the origin of the fixed-step grid.
-    _tick_start: float = field(init=False, default=0.0)
     # The game's `apply_action_at` (lag compensation), if it has one.
     _apply_action_at: Callable[..., Outcome] | None = field(init=False, default=None)
-    # When `start` opened the room: a state's time counts from it.
-    _started_at: float = field(init=False, default=0.0)
-    # A game with a tick, while playing: the state changed since the last
-    # snapshot, and when the next snapshot may go (at a tick from then on).
-    _state_changed: bool = field(init=False, default=False)
-    _snapshot_due: float = field(init=False, default=_INF)
-    _game_errors: int = field(init=False, default=0)
-    # The member whose session is being set up: left out of unreliable state
-    # broadcasts until its welcome and its first state (both reliable) are queued,
-    # since a body carries its unreliable messages before its reliable ones.
-    _joining: Member | None = field(init=False, default=None)
-    # The game's idle rule: its timeout (0: none), the players it counts now, and
-    # when the first of them times out.
-    _idle_timeout: float = field(init=False, default=0.0)
-    _idle_counted: frozenset[str] = field(init=False, default=frozenset())
-    _idle_due: float = field(init=False, default=_INF)
-    # Read from the game once: actions per second per player (0: unlimited),
-    # and whether every player gets the same view.
-    action_rate: float = field(init=False, default=0.0)
-    _check_views: bool = field(init=False, default=False)
+    # Counts and logs the game's failures (vinom.rooms.faults).
+    _faults: GameFaults = field(init=False)
+    # The game's idle rule (vinom.rooms.idle); None for a game without one.
+    _idle: IdleRule | None = field(init=False, default=None)
     # Builds and sends the players' states (vinom.rooms.views), shared view or not.
     _views: RoomViews = field(init=False)
-    # The game's display name, sent in every welcome.
-    _title: str = field(init=False, default="")
-    # The game's ticks per second (0: none), sent in every welcome.
-    _tick_rate: float = field(init=False, default=0.0)
-    # The seats the game's bot plays, if any.
-    _bots: tuple[Member, ...] = field(init=False, default=())
+    # The seats the game's bots play (vinom.rooms.bots); None when there are none.
+    _bots: RoomBots | None = field(init=False, default=None)
 
     def __attrs_post_init__(self) -> None:
         # Games from the registry were checked as plugins; one passed directly
         # (to a SeatRouter or here) is checked now, before it runs.
-        _check_game_once(self.game)
+        check_game_once(self.game)
         rules = rules_of(self.game)
-        self.action_rate = rules.action_rate
-        self.snapshot_rate = rules.snapshot_rate
-        self._check_views = rules.shared_view and self.config.check_views
-        self._title = rules.title
-        self._tick_rate = rules.tick_rate
-        self.quantisation = quantisation_of(self.game)
+        quantisation = quantisation_of(self.game)
+        checksums = self.config.snapshot_checksums
         self._views = RoomViews(
             self.game,
             self.outbox,
-            self.quantisation,
+            quantisation,
             shared=rules.shared_view,
-            checksums=self.config.snapshot_checksums,
+            checksums=checksums,
+            check=rules.shared_view and self.config.check_views,
         )
-        self._idle_timeout = rules.idle_timeout
-        self.history = TickHistory(rules.history_ticks)
+        self.realtime = RealTimeLoop.of(rules, quantisation, checksums)
+        if rules.idle_timeout:
+            self._idle = IdleRule(rules.idle_timeout)
+        self._faults = GameFaults(self.game.name, self.match.match_id, log)
         self._apply_action_at = getattr(self.game, "apply_action_at", None)
-        self.seats = tuple(
+        seats = tuple(
             Seat(player_id=t.player_id, name=t.name, index=i)
             for i, t in enumerate(self.match.players)
         )
-        self._order = tuple(Member(seat) for seat in self.seats)
+        self._order = tuple(Member(seat) for seat in seats)
         self._members = {m.seat.player_id: m for m in self._order}
-        self.state = self.game.create(self.seats, self.config.options, self.rng)
-        for member, ticket in zip(self._order, self.match.players, strict=True):
-            if ticket.bot:
-                member.bot = self.game.make_bot(
-                    ticket.player_id, random.Random(self.rng.getrandbits(64))
-                )
-        self._bots = tuple(m for m in self._order if m.bot is not None)
+        self.state = self.game.create(seats, self.config.options, self.rng)
+        self._bots = RoomBots.seat(
+            self.game, self._order, self.match.players, self.rng, self.config.bot_think_time
+        )
 
     def __repr__(self) -> str:
         return (
@@ -299,9 +186,46 @@ class Room:
         return self.match.match_id
 
     @property
+    def seats(self) -> tuple[Seat, ...]:
+        """The seats, in match order."""
+        return tuple(m.seat for m in self._order)
+
+    @property
+    def action_rate(self) -> float:
+        """The game's actions per second per player (0: unlimited)."""
+        return rules_of(self.game).action_rate
+
+    @property
     def tick_rate(self) -> float:
         """The game's ticks per second (0: a game without a tick)."""
-        return self._tick_rate
+        loop = self.realtime
+        return 0.0 if loop is None else loop.rate
+
+    @property
+    def snapshot_rate(self) -> float:
+        """States per second per player while playing (0: after every change; see
+        the module docstring), from the game's `snapshot_rate`."""
+        loop = self.realtime
+        return 0.0 if loop is None else loop.snapshot_rate
+
+    @property
+    def tick_number(self) -> int:
+        """Game ticks run so far (every state carries it, with the room's time)."""
+        loop = self.realtime
+        return 0 if loop is None else loop.tick_number
+
+    @property
+    def dropped_ticks(self) -> int:
+        """Fixed steps never run: the lag beyond `MAX_CATCH_UP_TICKS` a wake-up dropped."""
+        loop = self.realtime
+        return 0 if loop is None else loop.dropped_ticks
+
+    @property
+    def input_counts(self) -> Counter[str]:
+        """What became of the players' real-time inputs (`RealTimeLoop.input_counts`;
+        a new empty count for a game without a tick, which takes no inputs)."""
+        loop = self.realtime
+        return Counter() if loop is None else loop.input_counts
 
     @property
     def ended(self) -> bool:
@@ -368,7 +292,7 @@ class Room:
             try:
                 reason = self.game.check_join(self.state, member.seat)
             except Exception as e:
-                return Admission.FULL, self._check_join_failed(e, player_id)
+                return Admission.FULL, self._faults.check_join_failed(e, player_id)
             if reason is not None:
                 return Admission.FULL, str(reason)
         return Admission.ACCEPT, None
@@ -377,16 +301,16 @@ class Room:
 
     def start(self, now: float) -> None:
         """Open the room: the connect deadline and the periodic state start at `now`."""
-        self._started_at = now
+        self._views.started_at = now
         self._phase_ends = now + self.config.connect_deadline
         if self.config.state_interval > 0:
             self._state_due = now + self.config.state_interval
         # Bots sit down at once; the match starts when the people have come.
-        for member in self._bots:
-            outcome = self._hook("join", self.game.join, self.state, member.seat)
-            if outcome is not None:
-                self._apply(outcome)
-        if self._bots:
+        if self._bots is not None:
+            for member in self._bots.members:
+                outcome = self._hook("join", self.game.join, self.state, member.seat)
+                if outcome is not None:
+                    self._apply(outcome)
             self._maybe_start(now)  # every seat a bot's
         self._rewake()
 
@@ -416,7 +340,8 @@ class Room:
                 member.grace_ends = None
                 self._leave(member, now)
             elif which == _IDLE_DUE:
-                self._idle_expired(now)
+                assert self._idle is not None
+                self._idle_expired(self._idle, now)
             else:
                 assert member is not None
                 self._bot_acts(member, now)
@@ -433,19 +358,22 @@ class Room:
         due = _INF if ends is None else ends
         which = _PHASE_ENDS
         whose = None
-        if self._tick_due < due:
-            due, which = self._tick_due, _TICK_DUE
+        loop = self.realtime
+        if loop is not None and loop.tick_due < due:
+            due, which = loop.tick_due, _TICK_DUE
         if self._state_due < due:
             due, which = self._state_due, _STATE_DUE
         for member in self._order:
             grace_ends = member.grace_ends
             if grace_ends is not None and grace_ends < due:
                 due, which, whose = grace_ends, _GRACE_ENDS, member
-        if self._idle_due < due:
-            due, which = self._idle_due, _IDLE_DUE
-        for member in self._bots:
-            if member.bot_due < due:
-                due, which, whose = member.bot_due, _BOT_DUE, member
+        idle = self._idle
+        if idle is not None and idle.due < due:
+            due, which = idle.due, _IDLE_DUE
+        if self._bots is not None:
+            bot_due, bot = self._bots.earliest()
+            if bot_due < due:
+                due, which, whose = bot_due, _BOT_DUE, bot
         return due, which, whose
 
     def _phase_deadline(self, now: float) -> None:
@@ -478,41 +406,27 @@ class Room:
         limit = self.game.time_limit
         has_limit = bool(limit and limit > 0)
         self._enter(Phase.PLAYING, limit if has_limit else None, now)
-        rate = self.game.tick_rate
-        if rate and rate > 0:
-            self._tick_start = now
-            self._tick_due = now + (1.0 - _ON_GRID / 2) / rate
-            # Tick 0: the state play starts from (the first states' `k`).
-            self.history.record(0, self.state)
+        loop = self.realtime
+        if loop is not None:
+            loop.start(now, self.state)
             if self.recorder is not None:
                 self.recorder.play(self.state, self.version)
-            self._snapshot_due = now + 1.0 / self.snapshot_rate
         self._track_idle(None, now)
         self._send_states(now)
 
     def _tick(self, now: float) -> None:
-        """Run the fixed steps due by `now` (at most `MAX_CATCH_UP_TICKS`), then
-        send the snapshot if one is due."""
-        rate = float(self.game.tick_rate)
-        interval = 1.0 / rate
-        # The steps due by now on the grid. A clock summing float intervals
-        # reads a hair before a grid time (0.1 ten times is 0.9999999999999999):
-        # within a millionth of a tick counts as on it, and the next tick is
-        # due half that early, so the timer wakes the room in time to count it.
-        due_steps = math.floor((now - self._tick_start) * rate + _ON_GRID) - self.dropped_ticks
-        behind = due_steps - self.tick_number
-        if behind > MAX_CATCH_UP_TICKS:
-            # Too far behind to catch up: run the bound and drop the rest.
-            self.dropped_ticks += behind - MAX_CATCH_UP_TICKS
-            behind = MAX_CATCH_UP_TICKS
-        game, history = self.game, self.history
-        for _ in range(behind):
-            self.tick_number += 1
-            self._apply_inputs(self.tick_number, now)
+        """Run the fixed steps due by `now` (`RealTimeLoop.catch_up`), then send the
+        snapshot if one is due."""
+        loop = self.realtime
+        assert loop is not None
+        game, history, interval = self.game, loop.history, loop.interval
+        for _ in range(loop.catch_up(now)):
+            tick = loop.tick_number = loop.tick_number + 1
+            self._apply_inputs(loop, tick, now)
             if self.phase is not _PLAYING:
                 return  # an input ended the game
             if self.recorder is not None:
-                self.recorder.tick(self.tick_number)
+                self.recorder.tick(tick)
             try:
                 outcome = game.tick(self.state, interval, self.rng)
             except Exception:
@@ -522,28 +436,12 @@ class Room:
                     self._after_change(now)
             if self.phase is not _PLAYING:
                 return  # the tick ended the game (`_end` stopped the ticks)
-            history.record(self.tick_number, self.state)
+            history.record(tick, self.state)
             if self.recorder is not None:
-                self.recorder.ticked(self.tick_number, self.state, self.version)
-        # Computed from the origin, not by adding `interval`: no drift over a long match.
-        next_step = self.tick_number + self.dropped_ticks + 1
-        self._tick_due = self._tick_start + (next_step - _ON_GRID / 2) * interval
-        if self._state_changed:
-            self._snapshot(now, interval)
-
-    def _snapshot(self, now: float, tick_interval: float) -> None:
-        """After a tick: send the changed state if a snapshot is due at the game's
-        `snapshot_rate` (due times are matched to the nearest tick)."""
-        due = self._snapshot_due
-        half_tick = tick_interval / 2
-        if now + half_tick < due:
-            return
-        interval = 1.0 / self.snapshot_rate
-        due += interval
-        if due + half_tick <= now:
-            due = now + interval  # fell behind (missed ticks): start again from now
-        self._snapshot_due = due
-        self._send_states(now)
+                self.recorder.ticked(tick, self.state, self.version)
+        loop.schedule_next()
+        if loop.snapshot_now(now):
+            self._send_states(now)
 
     def _finish(self, now: float) -> None:
         try:
@@ -568,7 +466,11 @@ class Room:
         self.version += 1
         self.ended_at = now
         self._phase_ends = None
-        self._state_due = self._tick_due = self._idle_due = self._snapshot_due = _INF
+        self._state_due = _INF
+        if self.realtime is not None:
+            self.realtime.stop()
+        if self._idle is not None:
+            self._idle.due = _INF
         for member in self._order:
             member.grace_ends = None
             member.bot_due = _INF
@@ -611,26 +513,23 @@ class Room:
                 member.seat.index,
                 self.seats,
                 reconnected,
-                self._title,
-                self._tick_rate,
+                rules_of(self.game).title,
+                self.tick_rate,
                 self.snapshot_rate,
-                self.quantisation.rules,
+                self._views.quantisation.rules,
             ),
         )
-        if self.snapshot_rate:
-            # A new session holds none of the views the last one was sent.
-            member.snapshots = SnapshotHistory(
-                self.quantisation, checksum=self.config.snapshot_checksums
-            )
+        if self.realtime is not None:
+            self.realtime.connected(member)
         member.joined = True
-        self._joining = member
+        self._views.joining = member
         try:
             if reconnected:
                 outcome = self._hook("reconnect", self.game.reconnect, self.state, member.seat)
             else:
                 outcome = self._hook("join", self.game.join, self.state, member.seat)
             changed = outcome is not None and self._apply(outcome)
-            self._send_others(member, encode_presence(player_id, "connected"))
+            self._send_all(encode_presence(player_id, "connected"), but=member)
             if self.phase is Phase.WAITING:
                 self._maybe_start(now)
                 if changed and self.phase is Phase.WAITING:
@@ -638,7 +537,7 @@ class Room:
             elif changed:
                 self._after_change(now)
         finally:
-            self._joining = None
+            self._views.joining = None
         # Its first state, after the welcome and whatever the join changed, is current
         # (an ended room sent every member its final state reliably already).
         if not self.ended:
@@ -653,7 +552,7 @@ class Room:
         member.session_id = None
         if self.ended:
             return
-        self._send_others(member, encode_presence(player_id, "disconnected"))
+        self._send_all(encode_presence(player_id, "disconnected"), but=member)
         member.grace_ends = now + self.config.reconnect_grace
         self._rewake()
 
@@ -680,7 +579,7 @@ class Room:
             outcome = self._hook("leave", self.game.leave, self.state, member.seat)
         changed = outcome is not None and self._apply(outcome)
         if not idle:
-            self._send_others(member, encode_presence(player_id, "left"))
+            self._send_all(encode_presence(player_id, "left"), but=member)
         if self.ended:
             return
         if self.phase is Phase.WAITING:
@@ -732,7 +631,9 @@ class Room:
         apply_at = self._apply_action_at
         if apply_at is None:
             return self.game.apply_action(self.state, member.seat, action, self.rng)
-        return apply_at(self.state, member.seat, action, self.rng, self.history)
+        loop = self.realtime
+        history = NO_HISTORY if loop is None else loop.history
+        return apply_at(self.state, member.seat, action, self.rng, history)
 
     def _acted(self, member: Member, outcome: Outcome, now: float) -> None:
         """Adopt an applied action's or input's outcome: a new version, its events,
@@ -744,7 +645,7 @@ class Room:
         if self.game.is_finished(state):
             self._finish(now)
         else:
-            if self._idle_timeout:
+            if self._idle is not None:
                 self._track_idle(member, now)
             self._broadcast_state(now)
 
@@ -778,7 +679,7 @@ class Room:
         if self.phase is not Phase.WAITING and self.game.is_finished(self.state):
             self._finish(now)
         else:
-            if self._idle_timeout and self.phase is _PLAYING:
+            if self._idle is not None and self.phase is _PLAYING:
                 self._track_idle(None, now)
             self._broadcast_state(now)
 
@@ -786,42 +687,23 @@ class Room:
 
     def _track_idle(self, actor: Member | None, now: float) -> None:
         """After a change: `actor` just acted; players the game newly awaits start
-        counting now. Sets when the first counted player times out."""
-        timeout = self._idle_timeout
-        if not timeout or self.phase is not _PLAYING:
+        counting now (`IdleRule.track`)."""
+        idle = self._idle
+        if idle is None or self.phase is not _PLAYING:
             return
-        if actor is not None:
-            actor.idle_since = now
         try:
-            counted = frozenset(self.game.idle_players(self.state))  # type: ignore[attr-defined]
+            awaited = frozenset(self.game.idle_players(self.state))  # type: ignore[attr-defined]
         except Exception:
-            self._game_error("idle_players")
-            counted = frozenset()
-        before = self._idle_counted
-        due = _INF
-        for member in self._order:
-            player_id = member.seat.player_id
-            if player_id not in counted or member.left:
-                continue
-            if player_id not in before:
-                member.idle_since = now
-            if member.idle_since + timeout < due:
-                due = member.idle_since + timeout
-        self._idle_counted = counted
-        self._idle_due = due
-        if due < self.wake:
+            self._faults.failed("idle_players")
+            awaited = frozenset()
+        if idle.track(self._order, awaited, actor, now) < self.wake:
             self._rewake()
 
-    def _idle_expired(self, now: float) -> None:
-        timeout = self._idle_timeout
+    def _idle_expired(self, idle: IdleRule, now: float) -> None:
         for member in self._order:
             if self.ended:
                 return
-            if (
-                member.seat.player_id in self._idle_counted
-                and not member.left
-                and member.idle_since + timeout <= now
-            ):
+            if idle.timed_out(member, now):
                 self._leave(member, now, idle=True)
         if not self.ended:
             self._track_idle(None, now)
@@ -829,18 +711,23 @@ class Room:
     def _broadcast_state(self, now: float) -> None:
         """The state changed: send it to every player now or, for a game with a
         tick while playing, with the next snapshot (`_tick`)."""
-        if self.snapshot_rate and self.phase is _PLAYING:
-            self._state_changed = True
-            if self._bots:
-                self._wake_bots(now)
+        loop = self.realtime
+        if loop is not None and self.phase is _PLAYING:
+            loop.changed = True
+            if self._bots is not None:
+                self._wake_bots(self._bots, now)
             return
         self._send_states(now)
 
     def _send_states(self, now: float) -> None:
         """Send the current state to every connected player (unreliably)."""
-        if self._bots and self.phase is _PLAYING:
-            self._wake_bots(now)
-        self._state_changed = False
+        if self._bots is not None and self.phase is _PLAYING:
+            self._wake_bots(self._bots, now)
+        loop = self.realtime
+        tick = 0
+        if loop is not None:
+            loop.changed = False
+            tick = loop.tick_number
         if self._state_due != _INF:
             # The periodic state is for when none goes out: it waits a whole
             # interval from this one (`handle_timer` picks up the later time).
@@ -851,21 +738,16 @@ class Room:
             remaining = ends - now
             if remaining < 0.0:
                 remaining = 0.0
-        version, phase, state = self.version, self.phase, self.state
-        tick, server_time = self.tick_number, self._server_time(now)
+        version, phase, state, views = self.version, self.phase, self.state, self._views
+        server_time = views.server_time(now)
         try:
-            if self._check_views:
+            if views.check:
                 self._check_shared_view(state, version)
-            if phase is _PLAYING and self.snapshot_rate:
+            if phase is _PLAYING and loop is not None:
                 # Delta-encoded snaps (docs/protocol.md §14, §16).
-                self._views.send_snaps(
-                    self._order, self._joining, version, remaining, state, tick, server_time
-                )
+                views.send_snaps(self._order, version, remaining, state, tick, server_time)
             else:
-                self._views.send_states(
-                    self._order, self._joining, version, phase, remaining, state, tick,
-                    server_time,
-                )  # fmt: skip
+                views.send_states(self._order, version, phase, remaining, state, tick, server_time)
         except Exception:
             self._game_error("view")
 
@@ -880,47 +762,26 @@ class Room:
     ) -> None:
         """An ``input`` message of this seated player: `ack` is the newest snapshot
         tick they applied (their delta baseline), `inputs` the (tick, input) pairs
-        it carries, each held for its tick (`vinom.rooms.inputs`)."""
+        it carries, each held for its tick (`RealTimeLoop.offer`). A room without a
+        tick takes none (the seat router drops them before they come here)."""
         member = self._members[player_id]
-        counts = self.input_counts
-        history = member.snapshots
-        if ack is not None and history is not None:
-            if ack <= self.tick_number:
-                history.acknowledge(ack)
-            else:
-                counts["bad_ack"] += 1  # a tick not run yet: never a baseline
-        if not inputs:
-            return
-        if self.phase is not _PLAYING or member.left or not self._tick_rate:
-            counts["not_playing"] += len(inputs)
-            return
-        buffer = member.inputs
-        if buffer is None:
-            buffer = member.inputs = InputBuffer()
-        current = self.tick_number
-        for tick, value in inputs:
-            counts[buffer.offer(tick, value, current)] += 1
+        loop = self.realtime
+        if loop is not None:
+            loop.offer(member, ack, inputs, self.phase is _PLAYING and not member.left)
 
-    def _apply_inputs(self, tick: int, now: float) -> None:
+    def _apply_inputs(self, loop: RealTimeLoop, tick: int, now: float) -> None:
         """Before the game runs `tick`: each player's inputs for it (and any late
-        ones), in seat order, each player's in tick order, at most
-        `MAX_INPUTS_PER_TICK` of each (`vinom.rooms.inputs`)."""
+        ones), in seat order, each player's in tick order (`RealTimeLoop.take`)."""
         for member in self._order:
-            buffer = member.inputs
-            if buffer is None or not buffer.held or buffer.held[0][0] > tick:
-                continue
-            due, too_late, capped = buffer.take(tick)
-            if too_late or capped:
-                counts = self.input_counts
-                counts[TOO_LATE] += too_late
-                counts[CAPPED] += capped
-            for _, value in due:
-                self._apply_input(member, value, now)
+            for _, value in loop.take(member, tick):
+                self._apply_input(loop, member, value, now)
                 if self.phase is not _PLAYING:
                     return
 
-    def _apply_input(self, member: Member, value: Mapping[str, Any], now: float) -> None:
-        counts = self.input_counts
+    def _apply_input(
+        self, loop: RealTimeLoop, member: Member, value: Mapping[str, Any], now: float
+    ) -> None:
+        counts = loop.input_counts
         if member.left:
             counts["not_playing"] += 1
             return
@@ -940,13 +801,9 @@ class Room:
         counts["applied"] += 1
         self._acted(member, outcome, now)
 
-    def _server_time(self, now: float) -> int:
-        """A state's ``ts``: whole milliseconds since `start`."""
-        return round((now - self._started_at) * 1000.0)
-
     def server_time(self, now: float) -> int:
         """The room's time at `now` as a state's ``ts`` says it (the spectators' too)."""
-        return self._server_time(now)
+        return self._views.server_time(now)
 
     def _check_shared_view(self, state: Any, version: int) -> None:
         """The debug check of `shared_view`: every seat's view must be the same.
@@ -958,36 +815,24 @@ class Room:
         difference = self._views.shared_view_difference(state, self._order)
         if difference is None:
             return
-        first, player_id = difference
-        self._views.shared = self._check_views = False
-        log.failure(
-            "Game {game} says shared_view = True, but view(state, player) differs "
-            "between {first!r} and {other!r} (room {match_id}, version {version}); "
-            "each player gets their own view in this room from now on. Fix the "
-            "game's view, or leave shared_view out (it defaults to False).",
-            Failure(
-                SharedViewMismatch(
-                    f"game {self.game.name!r}: view(state, {first!r}) != "
-                    f"view(state, {player_id!r}) at version {version}"
-                )
+        first, other = difference
+        self._views.shared = self._views.check = False
+        self._faults.shared_view_differs(
+            SharedViewMismatch(
+                f"game {self.game.name!r}: view(state, {first!r}) != "
+                f"view(state, {other!r}) at version {version}"
             ),
-            game=self.game.name,
-            first=first,
-            other=player_id,
-            match_id=self.match.match_id,
-            version=version,
+            first,
+            other,
+            version,
         )
 
     # -- bot seats ------------------------------------------------------------
 
-    def _wake_bots(self, now: float) -> None:
+    def _wake_bots(self, bots: RoomBots, now: float) -> None:
         """The state changed: each bot still in the game looks at it after its think time."""
-        due = now + self.config.bot_think_time
-        for member in self._bots:
-            if not member.left and member.bot_due == _INF:
-                member.bot_due = due
-                if due < self.wake:
-                    self._rewake()
+        if bots.wake(now) < self.wake:
+            self._rewake()
 
     def _bot_acts(self, member: Member, now: float) -> None:
         member.bot_due = _INF
@@ -1001,24 +846,17 @@ class Room:
             return
         if action is not None and not self.handle_action(member.seat.player_id, action, None, now):
             # Refused (the game moved on, or a bot bug): it looks again after a while.
-            member.bot_due = now + max(self.config.bot_think_time, 0.1)
+            assert self._bots is not None
+            member.bot_due = self._bots.retry_at(now)
 
     def _send_state_reliably(self, member: Member, now: float) -> None:
-        assert member.session_id is not None
+        state, tick = self.state, self.tick_number
         try:
-            data = encode_state(
-                self.version,
-                self.phase,
-                self.remaining(now),
-                self.game.view(self.state, member.seat.player_id),
-                member.last_action_id,
-                self.tick_number,
-                self._server_time(now),
+            self._views.send_state(
+                member, self.version, self.phase, self.remaining(now), state, tick, now
             )
         except Exception:
             self._game_error("view")
-            return
-        self.outbox.send_message(member.session_id, RELIABLE, data)
 
     def _send_event(self, event: GameEvent) -> None:
         try:
@@ -1026,28 +864,13 @@ class Room:
         except Exception:
             self._game_error("event")
             return
-        to = event.to
-        send = self.outbox.send_message
-        for member in self._order:
-            session_id = member.session_id
-            if session_id is not None and (to is None or member.seat.player_id in to):
-                send(session_id, RELIABLE, data)
+        self._views.send_reliably(self._order, data, to=event.to)
 
     def _send_error(self, member: Member, code: str, message: str, action_id: int | None) -> None:
-        if member.session_id is not None:
-            self.outbox.send_message(
-                member.session_id, RELIABLE, encode_error(code, message, action_id)
-            )
+        self._views.send_error(member, code, message, action_id)
 
-    def _send_all(self, data: bytes) -> None:
-        for member in self._order:
-            if member.session_id is not None:
-                self.outbox.send_message(member.session_id, RELIABLE, data)
-
-    def _send_others(self, sender: Member, data: bytes) -> None:
-        for member in self._order:
-            if member is not sender and member.session_id is not None:
-                self.outbox.send_message(member.session_id, RELIABLE, data)
+    def _send_all(self, data: bytes, but: Member | None = None) -> None:
+        self._views.send_reliably(self._order, data, but=but)
 
     def _hook(self, name: str, hook: Callable[..., Outcome], *args: Any) -> Outcome | None:
         if self.recorder is not None:
@@ -1059,42 +882,14 @@ class Room:
             self._game_error(name)
             return None
 
-    def _check_join_failed(self, error: Exception, player_id: str) -> str:
-        """The game's `check_join` raised: a bug in the game, not in the host, told in
-        one line (where it raised, and what), the first few times; the reason."""
-        self._game_errors += 1
-        what = f"{type(error).__name__}: {error}"
-        if self._game_errors <= 3:
-            frames = traceback.extract_tb(error.__traceback__)
-            where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
-            log.error(
-                "Game {game}'s check_join raised {what}{where} (room {match_id}): player"
-                " {player_id} was refused. check_join(state, seat) returns None to let"
-                " the player in, or a reason to refuse.",
-                game=self.game.name,
-                what=what,
-                where=where,
-                match_id=self.match.match_id,
-                player_id=player_id,
-            )
-        return f"check_join failed: {what}"
-
     def _game_error(self, where: str) -> None:
-        # Log the first failures with a traceback, then only count them, so a
-        # client cannot flood the log by sending what the game chokes on.
-        self._game_errors += 1
-        if self._game_errors <= 3:
-            log.failure(
-                "Game {game} failed in {where} (room {match_id})",
-                game=self.game.name,
-                where=where,
-                match_id=self.match.match_id,
-            )
+        # Call from an `except` block: the log shows the game's traceback.
+        self._faults.failed(where)
 
     @property
     def game_errors(self) -> int:
         """How many times the game's code raised (other than `IllegalAction`)."""
-        return self._game_errors
+        return self._faults.count
 
     def _rewake(self) -> None:
         """Recompute `wake`; a new value goes to the timer queue (the old entry goes stale)."""

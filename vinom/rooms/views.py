@@ -1,4 +1,4 @@
-"""What a room sends its players of its state: each one's view, encoded (sans-I/O).
+"""What a room sends its players: each one's view, encoded, and its notices (sans-I/O).
 
 A `Room` decides when states go out (vinom.rooms.room: after a change, at a
 tick's snapshot, periodically); `RoomViews` builds and sends them, one
@@ -13,8 +13,13 @@ unreliable message per connected player through the room's `Outbox`:
   view is built and quantised once, and a body encoded once per (baseline, view)
   pair, so that players who acknowledged the same tick get the same bytes.
 - `shared_view_difference`: the debug check that a game which says it shares
-  its view gives every seat the same one (`RoomConfig.check_views`); the room
-  logs what it finds and turns `shared` off.
+  its view gives every seat the same one (`RoomConfig.check_views`, on while
+  `check`); the room logs what it finds and turns `shared` and `check` off.
+
+Neither sends to the `joining` member (see the attribute), and every state's
+``ts`` counts from `started_at` (`server_time`). The reliable messages go out
+here too: a player's own `state` (`send_state`), the room's notices to every
+connected player or some of them (`send_reliably`), and `error`s (`send_error`).
 
 Both run per recipient per state, the busiest code of a room. An error raised by
 the game's `view` propagates: the room counts and logs it.
@@ -22,17 +27,18 @@ the game's `view` propagates: the room counts and logs it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from attrs import define
 
 from vinom.games.interfaces import IGame
-from vinom.protocol.events import UNRELIABLE
+from vinom.protocol.events import RELIABLE, UNRELIABLE
 from vinom.rooms.delta import Prepared, Quantisation
 from vinom.rooms.member import Member
 from vinom.rooms.messages import (
     Phase,
+    encode_error,
     encode_shared_state,
     encode_snap_for,
     encode_snap_header,
@@ -58,11 +64,72 @@ class RoomViews:
     shared: bool
     # Each `snap` carries the CRC-32 of its view (RoomConfig.snapshot_checksums).
     checksums: bool
+    # The debug check of `shared` is on (RoomConfig.check_views).
+    check: bool = False
+    # When the room opened: a state's time (its ``ts``) counts from it.
+    started_at: float = 0.0
+    # The member whose session is being set up: left out of unreliable state
+    # broadcasts until its welcome and its first state (both reliable) are queued,
+    # since a body carries its unreliable messages before its reliable ones.
+    joining: Member | None = None
+
+    def server_time(self, now: float) -> int:
+        """A state's ``ts`` at `now`: whole milliseconds since `started_at`."""
+        return round((now - self.started_at) * 1000.0)
+
+    def send_state(
+        self,
+        member: Member,
+        version: int,
+        phase: Phase,
+        remaining: float | None,
+        state: Any,
+        tick: int,
+        now: float,
+    ) -> None:
+        """This member's `state` on the reliable channel (joining, `sync`, the end).
+        The member has a session; an error of the game's view propagates, unsent."""
+        assert member.session_id is not None
+        data = encode_state(
+            version,
+            phase,
+            remaining,
+            self.game.view(state, member.seat.player_id),
+            member.last_action_id,
+            tick,
+            self.server_time(now),
+        )
+        self.outbox.send_message(member.session_id, RELIABLE, data)
+
+    def send_reliably(
+        self,
+        members: Sequence[Member],
+        data: bytes,
+        to: Collection[str] | None = None,
+        but: Member | None = None,
+    ) -> None:
+        """`data` on the reliable channel to every member with a session (of the
+        players `to`, if given), but `but`."""
+        send = self.outbox.send_message
+        for member in members:
+            session_id = member.session_id
+            if (
+                session_id is not None
+                and member is not but
+                and (to is None or member.seat.player_id in to)
+            ):
+                send(session_id, RELIABLE, data)
+
+    def send_error(self, member: Member, code: str, message: str, action_id: int | None) -> None:
+        """An `error` to this member, if it has a session."""
+        if member.session_id is not None:
+            self.outbox.send_message(
+                member.session_id, RELIABLE, encode_error(code, message, action_id)
+            )
 
     def send_states(
         self,
         members: Sequence[Member],
-        joining: Member | None,
         version: int,
         phase: Phase,
         remaining: float | None,
@@ -72,6 +139,7 @@ class RoomViews:
     ) -> None:
         """A `state` to every member with a session but `joining` (unreliably)."""
         send = self.outbox.send_message
+        joining = self.joining
         if self.shared:
             shared = b""
             data = b""
@@ -106,7 +174,6 @@ class RoomViews:
     def send_snaps(
         self,
         members: Sequence[Member],
-        joining: Member | None,
         version: int,
         remaining: float | None,
         state: Any,
@@ -119,7 +186,7 @@ class RoomViews:
         header = encode_snap_header(version, server_time, remaining)
         quantisation, checksum = self.quantisation, self.checksums
         view_for = self.game.view
-        shared = self.shared
+        shared, joining = self.shared, self.joining
         common: Prepared | None = None
         cache: dict[tuple[Prepared, Prepared], bytes] = {}
         for member in members:
