@@ -104,9 +104,5 @@ class DocsTargets(SynchronousTestCase):
     def test_docs_at_most_550_kb(self) -> None:
         self.assertLessEqual(docs_bytes(), DOCS_MAX_BYTES)
 
-    test_docs_at_most_550_kb.skip = (  # type: ignore[attr-defined]
-        "switched on once docs/*.md are cut to 550 KB (delete this line)"
-    )
-
     def test_the_user_pages_at_most_28000_words(self) -> None:
         self.assertLessEqual(user_pages_words(), USER_PAGES_MAX_WORDS)
