@@ -43,6 +43,7 @@ from benchmarks.websocket_load import (
     client_context,
     frame,
     open_socket,
+    read_available,
 )
 from benchmarks.webtransport_load import QuicPlayer, WebTransportPlay, open_sessions
 from benchmarks.worker import emit
@@ -85,21 +86,12 @@ class WebSocketArena:
         sock = link.sock
         player: ArenaPlayer = link.player
         before = sock.bytes_in
-        data = []
-        try:
-            while True:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    self._closed(index, "eof")
-                    return
-                data.append(chunk)
-        except (ssl.SSLWantReadError, BlockingIOError):
-            pass
-        except OSError:
-            self._closed(index, "error")
+        data, ended = read_available(sock)
+        if ended is not None:
+            self._closed(index, ended)
             return
         player.bytes += sock.bytes_in - before
-        link.buffer += b"".join(data)
+        link.buffer += data
         receive = self.bots.receive
         for opcode, payload in link.frames():
             if opcode == BINARY:

@@ -53,6 +53,22 @@ def frame(opcode: int, payload: bytes) -> bytes:
     return header + _ZERO_MASK + payload
 
 
+def read_available(sock: Any) -> tuple[bytes, str | None]:
+    """What a non-blocking (TLS) socket holds now, and why it ended if it did: "eof"
+    or "error" (then what was read with it is of no use)."""
+    data = []
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return b"".join(data), "eof"
+            data.append(chunk)
+    except (ssl.SSLWantReadError, BlockingIOError):
+        return b"".join(data), None
+    except OSError:
+        return b"".join(data), "error"
+
+
 class SocketPlayer:
     """One player's TLS socket and the bytes of frames not yet whole."""
 
@@ -240,21 +256,11 @@ class WebSocketPlay:
 
     def readable(self, index: int, now: float) -> None:
         link = self.players[index]
-        sock = link.sock
-        data = []
-        try:
-            while True:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    self._closed(index, "eof")
-                    return
-                data.append(chunk)
-        except (ssl.SSLWantReadError, BlockingIOError):
-            pass
-        except OSError:
-            self._closed(index, "error")
+        data, ended = read_available(link.sock)
+        if ended is not None:
+            self._closed(index, ended)
             return
-        link.buffer += b"".join(data)
+        link.buffer += data
         player = link.player
         moved = False
         for opcode, payload in link.frames():
