@@ -99,8 +99,10 @@ class StatusTests(TestCase):
         queued = await status_until(server, lambda d: queue_of(d, "tictactoe") == 1)
         self.assertEqual(queued["running"], [])
         bo = start_bot(server, "bo", 2)
+        # Both sessions up and round trips measured (a session's RTT is 0 until its
+        # first acknowledged packet: seen once on a loaded machine).
         running = await status_until(
-            server, lambda d: d["running"] and d["rtt"]["sessions"] == 2
+            server, lambda d: d["running"] and d["rtt"]["sessions"] == 2 and d["rtt"]["median"] > 0
         )
         self.assertEqual(queue_of(running, "tictactoe"), 0)
         [match] = running["running"]
