@@ -39,6 +39,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
 from twisted.internet.defer import Deferred
@@ -170,10 +171,21 @@ class Browser:
     async def wait_until(
         self, condition: Callable[[webdriver.Chrome], _T], timeout: float = 10.0
     ) -> _T:
-        """Poll `condition(driver)` (in the thread) until it returns something true."""
-        return await self.run(
-            lambda driver: WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition)
-        )
+        """Poll `condition(driver)` (in the thread) until it returns something true.
+
+        On a timeout the failure says what the page shows (its screen, its text)
+        and what went wrong in it, so that a failure seen once can be read."""
+        try:
+            return await self.run(
+                lambda driver: WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition)
+            )
+        except TimeoutException:
+            shown = await self.run(lambda driver: driver.execute_script(_SHOWN_SCRIPT))
+            problems = await self.collect()
+            raise AssertionError(
+                f"waited {timeout:g} s in vain; the page shows {shown!r}; "
+                f"problems: {problems or 'none'}"
+            ) from None
 
     async def text_of(self, css: str) -> str | None:
         """The rendered text of the first element `css` selects now (None: there is none)."""
@@ -182,6 +194,13 @@ class Browser:
     async def wait_for_text(self, css: str, expected: str, timeout: float = 10.0) -> None:
         """Wait until the first element `css` selects reads `expected`."""
         await self.wait_until(lambda driver: _read_text(driver, css) == expected, timeout)
+
+
+# What a page shows, for a failure's message: its screen and the start of its text.
+_SHOWN_SCRIPT = """
+return {screen: document.body.dataset.screen || null,
+        text: document.body.innerText.slice(0, 600)};
+"""
 
 
 # Read in one script call: a page that redraws every second may replace an
