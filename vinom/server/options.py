@@ -5,12 +5,16 @@ The options are grouped by concern, each group a small mixin of `optParameters`
 `LobbyOptions`, `HostingOptions`, ...); each role composes the groups it takes:
 `twistd vinom` alone runs lobby and game hosts in one process (`Options`), and
 its subcommands run one role each (`twistd vinom lobby`, `host`, `gateway`,
-`relay`: `SUBCOMMANDS`), with only that role's options. Each option's own check
-is its coerce column (vinom.server.checks); `RoleOptions.postOptions` checks
-what depends on more than one option and adds what is derived from them
-(`udp-port-range`, `token-key`, `redis-settings`, `game-registry`, `game-url`,
-...). The spellings of the release before (`--role ROLE`, `--game-host`,
-`--host-workers 0`) are read as the new ones with a one-line hint
+`relay`: `SUBCOMMANDS`), with only that role's options. A group's limits and
+timings (`optLimits`: rates, bursts, sizes, timeouts) are not options of their
+own but NAMEs of one repeatable `--limit NAME=VALUE` (`RoleOptions.opt_limit`),
+so that each role's `--help` stays short; each value is still found under its
+NAME. Each option's (and each limit's) own check is its coerce column
+(vinom.server.checks); `RoleOptions.postOptions` checks what depends on more
+than one option and adds what is derived from them (`udp-port-range`,
+`token-key`, `redis-settings`, `game-registry`, `game-url`, ...). The spellings
+of the release before (`--role ROLE`, `--game-host`, `--host-workers 0`,
+`--NAME VALUE` for a limit) are read as the new ones with a one-line hint
 (`modern_argv`). Nothing here listens or starts: the roles (vinom.server.roles) do.
 """
 
@@ -85,9 +89,10 @@ _log = Logger()
 
 
 class OptionGroup:
-    """A group of options (`optParameters`, `optFlags`, `opt_` methods), mixed into the
-    usage.Options of each role that takes them: its `opt_` methods read and write the
-    values there."""
+    """A group of options (`optParameters`, `optFlags`, `opt_` methods) and limits
+    (`optLimits`, rows as `optParameters`' given as `--limit NAME=VALUE`), mixed into
+    the usage.Options of each role that takes them: its `opt_` methods read and write
+    the values there."""
 
     if TYPE_CHECKING:
 
