@@ -725,9 +725,6 @@ class AgonesOptions(OptionGroup):
         ],
     ]
 
-    optParameters = [
-    ]
-
     optLimits = [
         limit(
             "agones-health-interval",
