@@ -186,8 +186,8 @@ class LimitTests(SynchronousTestCase):
             (("--limit", "max-connections= many"),
              "--limit max-connections must be a whole number, not 'many'"),
             (("--limit", "frame-rate"),
-             "--limit must look like frame-rate=30 (NAME=VALUE), not 'frame-rate'"),
-            (("--limit", "=3"), "--limit must look like frame-rate=30 (NAME=VALUE), not '=3'"),
+             "--limit must look like NAME=VALUE (drain-timeout=600), not 'frame-rate'"),
+            (("--limit", "=3"), "--limit must look like NAME=VALUE (drain-timeout=600), not '=3'"),
         ]  # fmt: skip
         for argv, line in cases:
             with self.subTest(argv=argv):

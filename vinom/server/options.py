@@ -961,18 +961,18 @@ class RoleOptions(PluginOptions):
         return modern_argv(argv, limits=self.limits)
 
     def opt_limit(self, value: str) -> None:
-        """One of this role's limits and timings, NAME=VALUE (repeatable; e.g.
-        frame-rate=30); `--limit help` lists each NAME, its default and its meaning
-        (docs/operations.md, Limits and timings)."""
+        """One of this role's limits and timings, NAME=VALUE (repeatable); `--limit
+        help` lists each NAME, its default and its meaning (docs/operations.md,
+        Limits and timings)."""
         if value.strip() == "help":
             print(self.limits_help())
             raise SystemExit(0)
         name, sep, text = value.partition("=")
         name = name.strip()
         if not sep or not name:
-            raise usage.UsageError(
-                f"--limit must look like frame-rate=30 (NAME=VALUE), not {value!r}"
-            )
+            example, first = next(iter(self.limits.items()))
+            raise usage.UsageError(f"--limit must look like NAME=VALUE "
+                                   f"({example}={_shown(first[2])}), not {value!r}")  # fmt: skip
         row = self.limits.get(name)
         if row is None:
             raise usage.UsageError(
