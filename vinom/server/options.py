@@ -1263,14 +1263,13 @@ class Options(RoleOptions, ServerOptions, RedisOptions, CertificateOptions, Game
     given: list[str] = []
 
     def read_argv(self, argv: list[str]) -> list[str]:
-        # The old spellings of the limits of the role the arguments run: after a
-        # subcommand, its own options read them.
-        command: type = Options
-        if argv and argv[0] in ROLE_SUBCOMMANDS:
-            command = RelayCommand
-        elif (role := _old_role(argv)) in ROLE_SUBCOMMANDS:
-            command = _command(role)
-        self.given = modern_argv(argv, roles=True, limits=limits_of(command))
+        # The old spellings of the limits of the role the arguments run (after a
+        # subcommand, its own options read them).
+        limits: Collection[str] = ()
+        if not (argv and argv[0] in ROLE_SUBCOMMANDS):
+            role = _old_role(argv)
+            limits = limits_of(Options if role not in ROLE_SUBCOMMANDS else _command(role))
+        self.given = modern_argv(argv, roles=True, limits=limits)
         return self.given
 
     def postOptions(self) -> None:
