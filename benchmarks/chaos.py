@@ -19,7 +19,7 @@ Faults (`FAULTS`): `lobby-kill` (SIGKILL to lobby 0, where the waiters
 queue), `host-kill` (SIGKILL to the process group of the host running most
 of the players' matches), `host-pause` (SIGSTOP to that host's process
 group, SIGCONT `--pause` seconds later), `lobby-drain` (SIGTERM to lobby 0 while its players'
-matches run; both lobbies run with `--drain-timeout 30`) and
+matches run; both lobbies run with `--limit drain-timeout=30`) and
 `redis-failover` (SIGKILL to the Redis master: the cluster then runs on
 `benchmarks.chaos_sentinel`'s master, replica and three sentinels, through
 `--redis redis+sentinel://`; `failover_s` is the time until the sentinels
@@ -123,7 +123,7 @@ class Cluster:
             _, port = start_redis(self.harness, redis_dir, None)
             self.redis_url = f"redis://127.0.0.1:{port}/0"
         shared = ["--redis", self.redis_url, "--token-key-file", key_file,
-                  "--websocket", "none", "--drain-timeout", f"{DRAIN_TIMEOUT:g}"]  # fmt: skip
+                  "--websocket", "none", "--limit", f"drain-timeout={DRAIN_TIMEOUT:g}"]  # fmt: skip
         for i in range(2):
             low, high = free_udp_range("127.0.0.1", UDP_PORTS_PER_HOST)
             self.host_ports.append((low, high))
@@ -467,7 +467,8 @@ def run_fault(fault: Fault, options: Options, progress: Any) -> dict[str, Any]:
                     if cluster.host_ports[host][0] <= p <= cluster.host_ports[host][1]
                 )
             if fault.name == "lobby-drain":
-                # A drain may outlast the watch: wait for the exit (--drain-timeout bounds it).
+                # A drain may outlast the watch: wait for the exit (--limit drain-timeout
+                # bounds it).
                 limit = time.time() + DRAIN_TIMEOUT + 5
                 while "lobby0" not in cluster.exited and time.time() < limit:
                     time.sleep(0.1)

@@ -64,7 +64,7 @@ class Options(ScenarioOptions):
         ["matches", None, "100", "Matches running when the server gets SIGTERM."],
         ["game", None, "tictactoe", "The (two-player) game the bots play."],
         ["think", None, "1", "Seconds a bot waits before each move (the matches' length)."],
-        ["drain-timeout", None, "60", "The server's --drain-timeout."],
+        ["drain-timeout", None, "60", "The server's --limit drain-timeout."],
         ["host-workers", None, None, "The server's --host-workers (default: its own default)."],
     ]
 
@@ -137,7 +137,7 @@ def run(options: Options) -> int:
                 [sys.executable, "-c", twistd_main(), "-n", "--pidfile=", "--logfile", log_path,
                  "vinom", *server_args(lobby_port, udp, data_dir, options["game"],
                                        extra=hosting), *hosting,
-                 "--drain-timeout", f"{options['drain-timeout']:g}"],
+                 "--limit", f"drain-timeout={options['drain-timeout']:g}"],
                 server_cpu,
             )  # fmt: skip
             _wait_listening(log_path, server.popen, 60)

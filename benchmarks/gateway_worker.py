@@ -111,7 +111,7 @@ def main() -> None:
     options = tap.Options()
     options.parseOptions([
         "gateway", "--gateway", f"tcp:{port}:interface=127.0.0.1:backlog=1024",
-        "--gateway-rules", path, "--ops-port", "none", "--drain-timeout", "0",
+        "--gateway-rules", path, "--ops-port", "none", "--limit", "drain-timeout=0",
         "--data-dir", settings["data_dir"],
     ])  # fmt: skip
     root = tap.makeService(options, reactor)

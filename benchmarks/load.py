@@ -11,7 +11,7 @@ moves, errors, latency percentiles of moves) to standard output, with
 
 A server's per-IP limit on lobby connections applies to all the bots
 together (they come from one address): keep `--lobby-slots` at or below the
-server's `--max-connections-per-ip` (32 by default).
+server's `--limit max-connections-per-ip` (32 by default).
 
 Entry points: `main(argv)` and `run(options)`.
 """

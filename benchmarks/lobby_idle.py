@@ -47,7 +47,8 @@ def _measure(harness: Harness, kind: str, data_dir: str, n: int, cpus: Any) -> d
     server_cpu, load_cpus = cpus
     settings: dict[str, Any] = {"data_dir": data_dir, "udp_ports": 8}
     if kind == "server":
-        settings["extra_args"] = ["--lobby-hello-timeout", "600", "--lobby-idle-timeout", "600"]
+        settings["extra_args"] = ["--limit", "lobby-hello-timeout=600",
+                                  "--limit", "lobby-idle-timeout=600"]  # fmt: skip
     server = harness.spawn(f"{kind}", "benchmarks.server_worker", [kind, json.dumps(settings)],
                            server_cpu)
     ready = harness.wait_for(server, "ready", 60)

@@ -407,12 +407,12 @@ def server_args(
         args += [
             "--lobby", f"{scheme}:{lobby_port}:interface={interface}{lobby_extra}",
             # One address for every bench client: lift the per-IP abuse limits.
-            "--max-pending-per-ip", "1000000",
-            "--max-matches-per-ip", "1000000",
-            "--queue-rate", "1000000",
-            "--queue-burst", "1000000",
-            "--frame-rate", "1000",
-            "--frame-burst", "1000",
+            "--limit", "max-pending-per-ip=1000000",
+            "--limit", "max-matches-per-ip=1000000",
+            "--limit", "queue-rate=1000000",
+            "--limit", "queue-burst=1000000",
+            "--limit", "frame-rate=1000",
+            "--limit", "frame-burst=1000",
         ]  # fmt: skip
     if role != "lobby" or not subcommands:
         args += ["--udp-ports", f"{low}-{high}", "--udp-interface", interface]
@@ -423,7 +423,7 @@ def server_args(
         "--public-host", interface,
         "--data-dir", data_dir,
         "--games", game_names,
-        "--max-connections-per-ip", "1000000",
+        "--limit", "max-connections-per-ip=1000000",
         # Several bench servers may run at once: no fixed operations or web port.
         "--ops-port", "none",
         "--websocket", "none",
@@ -483,7 +483,7 @@ def start_server(reactor: Any, settings: dict[str, Any]) -> Started:
     options = tap.Options()
     # A bench server stops when its harness is done or gone: running matches are
     # aborted at once rather than played out (the harness may have been killed).
-    options.parseOptions([*args, "--drain-timeout", "0", *extra])
+    options.parseOptions([*args, "--limit", "drain-timeout=0", *extra])
     role = settings.get("role") or "all"
     root = tap.makeService(options, reactor)
     processes = _host_processes(root)

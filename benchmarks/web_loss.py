@@ -214,7 +214,7 @@ def play(webtransport: bool, loss: float, rtt: float, seconds: float) -> dict[st
         "--websocket", f"ssl:{WEB}:interface={SERVER_IP}", "--udp-ports", f"{GAMES}-{GAMES}",
         "--udp-interface", SERVER_IP, "--public-host", SERVER_IP, "--data-dir", work,
         "--ops-port", "none", "--games", "arena", "--match-size", "arena=2",
-        "--matches", "here", "--drain-timeout", "0",
+        "--matches", "here", "--limit", "drain-timeout=0",
         *(("--webtransport", str(WEBTRANSPORT)) if webtransport else ()),
     ]  # fmt: skip
     # The plugin caches made first (docs/operations.md, "Running"): a twistd that

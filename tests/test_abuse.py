@@ -1,5 +1,5 @@
 """One address tries to take every game port of a real server (#12): it gets at most
-`--max-matches-per-ip`, and an honest pair from another address is placed at once.
+`--limit max-matches-per-ip`, and an honest pair from another address is placed at once.
 
 The whole server of `twistd vinom` runs in this process on real sockets. The
 attacker's players connect from 127.0.0.1, the honest pair from 127.0.0.2

@@ -2,7 +2,7 @@
 (vinom.client.lobby, TLS on 127.0.0.1) against a whole server of `twistd vinom`
 running in this process: `spectate` by `code` is counted with `party_join`, one
 count of every guess (docs/lobby.md, Limits), so that neither request, nor both
-in turn, guesses faster than `--queue-rate` after a burst of `--queue-burst`.
+in turn, guesses faster than `--limit queue-rate` after a burst of `--limit queue-burst`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ BURST = 8
 
 class CodeGuessingTests(TestCase):
     async def guesser(self) -> LobbyClient:
-        server = await start_server(self, "--queue-burst", str(BURST), "--queue-rate", "0.01")
+        server = await start_server(self, "--limit", f"queue-burst={BURST}",
+                                    "--limit", "queue-rate=0.01")  # fmt: skip
         where = server.lobby
         lobby = await connect_lobby(reactor, where.host, where.port, trust=where.trust)
         self.addCleanup(lobby.close)

@@ -417,20 +417,28 @@ def pod_templates(document: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def role_and_options(args: list[str]) -> tuple[str, dict[str, str]]:
-    """A vinom container's role (its subcommand; "all": none) and its options."""
+    """A vinom container's role (its subcommand; "all": none) and its options, each
+    `--limit=NAME=VALUE` as `limit NAME`."""
     role = "all" if not args or args[0].startswith("-") else args[0]
-    options = args[1:] if role != "all" else args
-    return role, dict(arg.removeprefix("--").partition("=")[::2] for arg in options)
+    options: dict[str, str] = {}
+    for arg in args[1:] if role != "all" else args:
+        name, _, value = arg.removeprefix("--").partition("=")
+        if name == "limit":
+            limit, _, value = value.partition("=")
+            name = f"limit {limit}"
+        options[name] = value
+    return role, options
 
 
 def option_names(role: str) -> set[str]:
-    """The long options `twistd vinom ROLE` takes."""
+    """The long options `twistd vinom ROLE` takes, and its limits as `limit NAME`."""
     from vinom.server.options import Options
 
     command = Options()
     if role != "all":
         command = next(row[2] for row in Options.subCommands if row[0] == role)()
-    return {name.rstrip("=") for name in command.longOpt}
+    limits = {f"limit {name}" for name in getattr(command, "limits", ())}
+    return {name.rstrip("=") for name in command.longOpt} | limits
 
 
 class ManifestTests(SynchronousTestCase):
@@ -520,7 +528,7 @@ class ManifestTests(SynchronousTestCase):
         role, args = role_and_options(container["args"])
         self.assertLessEqual(set(args), option_names(role))
         self.assertGreaterEqual(pod["terminationGracePeriodSeconds"],
-                                float(args["drain-timeout"]))  # fmt: skip
+                                float(args["limit drain-timeout"]))  # fmt: skip
         self.assertEqual(container["readinessProbe"]["httpGet"]["path"], "/ready")
         self.assertEqual(container["livenessProbe"]["httpGet"]["path"], "/health")
         # Every listener on the pod's own address (docs/kubernetes.md, "Pod addresses").

@@ -177,7 +177,7 @@ class RenderedManifestsTestCase(TestCase):
                          f"{reports}\n{self.logs('gateway', 'lobby', 'host')}")
 
     async def check_two_addresses_are_two_for_the_lobbies(self) -> None:
-        """The lobbies' per-address limit (--max-connections-per-ip, 32 on each lobby)
+        """The lobbies' per-address limit (--limit max-connections-per-ip, 32 on each lobby)
         counts the players' own addresses through the gateway: 127.0.0.2 fills it (32 to
         64 connections, as the gateway spreads them) and is refused; 127.0.0.3 still
         enters; every refusal names 127.0.0.2, never a gateway's address."""

@@ -116,7 +116,7 @@ class Reconnection(TestCase):
     timeout = 60
 
     async def test_socket_closed_mid_game_reconnects_and_finishes(self) -> None:
-        server = await start_server(self, "--session-timeout", "1", ports=2)
+        server = await start_server(self, "--limit", "session-timeout=1", ports=2)
         game = REGISTRY.get("tictactoe")
         other = Deferred.fromCoroutine(
             play_bot(reactor, server.lobby, game, "steady", rng=random.Random(1))
@@ -174,7 +174,7 @@ class GhostTickets(TestCase):
     timeout = 60
 
     async def test_players_missing_puts_the_connected_player_back_at_the_head(self) -> None:
-        server = await start_server(self, "--connect-deadline", "1", ports=2)
+        server = await start_server(self, "--limit", "connect-deadline=1", ports=2)
         lobby_address = ("127.0.0.1", server.lobby.port)
         trust = server.lobby.trust
         honest = await connect_lobby(reactor, *lobby_address, trust=trust)
@@ -212,7 +212,7 @@ class GhostTickets(TestCase):
         open, it answers nothing). The lobby finds it within ping interval + timeout,
         and the honest players who queue next are matched with each other."""
         server = await start_server(
-            self, "--lobby-ping-interval", "0.5", "--lobby-ping-timeout", "0.5", ports=2
+            self, "--limit", "lobby-ping-interval=0.5", "--limit", "lobby-ping-timeout=0.5", ports=2
         )
         ghost = _QueuedClient()
         script = (

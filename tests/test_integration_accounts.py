@@ -84,8 +84,8 @@ class DeviceSignInTests(TestCase):
     async def test_a_device_signs_in_as_one_account_guessing_is_limited_and_bans_hold(
         self,
     ) -> None:
-        server = await start_twistd(self, {}, "--auth", "device", "--auth-failure-burst", "3",
-                                    "--auth-failure-rate", "0.01")  # fmt: skip
+        server = await start_twistd(self, {}, "--auth", "device", "--limit", "auth-failure-burst=3",
+                                    "--limit", "auth-failure-rate=0.01")  # fmt: skip
         await until(lambda: b"players sign in with a device id and secret" in server.output,
                     lambda: server.output)  # fmt: skip
         lobby = server.lobby
@@ -296,7 +296,8 @@ class OwnReplayTests(TestCase):
         port = free_tcp_port()
         server = await start_server(
             self, "--auth", "device", "--websocket", f"ssl:{port}:interface=127.0.0.1",
-            "--web-replays", "--connect-deadline", "2", "--record-flush", "0.1", ports=2,
+            "--web-replays", "--limit", "connect-deadline=2", "--limit", "record-flush=0.1",
+            ports=2,
         )  # fmt: skip
         ann, eve = device(), device()
         owner = await connect_raw(self, server.lobby)

@@ -65,7 +65,7 @@ class JwtSignInTests(TestCase):
         return str(answer["reason"])
 
     async def test_a_jwt_signs_the_player_in_and_its_sub_is_the_player(self) -> None:
-        lobby = await self.start("--auth-refresh-interval", "0.01")
+        lobby = await self.start("--limit", "auth-refresh-interval=0.01")
         ids = []
         for _ in range(2):
             player = await connect_raw(self, lobby)
@@ -108,7 +108,7 @@ class JwtSignInTests(TestCase):
         self.assertEqual(welcome["player_id"], await account_of(server, "jwt", "web-user"))
 
     async def test_each_refusal_has_its_exact_reason(self) -> None:
-        lobby = await self.start("--auth-failure-burst", "100")
+        lobby = await self.start("--limit", "auth-failure-burst=100")
         idp = self.idp
         now = int(reactor.seconds())
         idp.add_key("stranger", publish=False)
@@ -146,7 +146,8 @@ class JwtSignInTests(TestCase):
         self.assertEqual(welcome["type"], "welcome")
 
     async def test_refusals_are_limited_per_address(self) -> None:
-        lobby = await self.start("--auth-failure-burst", "3", "--auth-failure-rate", "0.01")
+        lobby = await self.start("--limit", "auth-failure-burst=3",
+                                 "--limit", "auth-failure-rate=0.01")  # fmt: skip
         idp = self.idp
         bad = idp.token("a", aud="another-game")
         for _ in range(3):
@@ -163,7 +164,7 @@ class JwtSignInTests(TestCase):
         self.assertGreaterEqual(self.idp.requests, 1)
 
     async def test_a_slow_provider_makes_only_that_hello_wait(self) -> None:
-        lobby = await self.start("--auth-timeout", "1", mode="slow")
+        lobby = await self.start("--limit", "auth-timeout=1", mode="slow")
         waiting = await connect_raw(self, lobby)
         answer = Deferred.fromCoroutine(
             self.hello(waiting, {"kind": "jwt", "token": self.idp.token("a")})

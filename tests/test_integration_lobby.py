@@ -277,7 +277,7 @@ class RealServiceIntegrationTests(TestCase):
         await until(lambda: lobby.connection_count == 0, "every connection forgotten")
 
     async def test_a_tcp_connection_that_never_starts_tls_is_dropped(self) -> None:
-        server = await start_server(self, "--lobby-hello-timeout", "0.2", ports=1)
+        server = await start_server(self, "--limit", "lobby-hello-timeout=0.2", ports=1)
         silent = SilentClient()
         await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", server.lobby.port), silent)
         self.addCleanup(silent.abort)

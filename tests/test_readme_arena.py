@@ -66,7 +66,7 @@ class ReadmeArenaTests(TestCase):
             "--websocket", f"ssl:{web}:interface=127.0.0.1",
             "--udp-ports", f"{base}-{base + 1}", "--udp-interface", "127.0.0.1",
             "--webtransport", str(webtransport), "--public-host", "127.0.0.1",
-            "--ops-port", "none", "--drain-timeout", "0", "--data-dir", str(clone / "data"),
+            "--ops-port", "none", "--limit", "drain-timeout=0", "--data-dir", str(clone / "data"),
         ]  # fmt: skip
         bin_dir = clone / "bin"
         bin_dir.mkdir()

@@ -390,7 +390,7 @@ class RecordedMatchTests(TestCase):
     async def test_a_game_drawing_from_the_global_generator_is_caught_at_its_tick(self) -> None:
         server = await start_twistd(
             self, {"twisted/plugins/rt_drift.py": DRIFT_PLUGIN},
-            "--games", "rt-drift", "--record-hash-every", "1",
+            "--games", "rt-drift", "--limit", "record-hash-every=1",
         )  # fmt: skip
         game = _IdleGame()
         await gatherResults(
@@ -414,7 +414,7 @@ class RecordedMatchTests(TestCase):
             self, {"twisted/plugins/rt_test_game.py": INPUT_PLUGIN.replace(
                 "time_limit = 3.0", "time_limit = 60.0")},
             # The game host in the server's process: killing it kills the host.
-            "--games", "rt-inputs", "--record-flush", "0.2", "--matches", "here",
+            "--games", "rt-inputs", "--limit", "record-flush=0.2", "--matches", "here",
         )  # fmt: skip
         players = await gatherResults(
             [Deferred.fromCoroutine(_lossy_player(server.lobby, f"p{n}", n)) for n in range(2)]

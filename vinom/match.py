@@ -179,7 +179,7 @@ def watch_refusal(
 
     `spectators` is the match's own policy (`Match.spectators`, or its record's
     header); `ended`: whether the match is over, for a replay only once its
-    spectators have had its end too (`--spectator-delay` after it). A match is
+    spectators have had its end too (`--limit spectator-delay` after it). A match is
     either live or replayable, never both: a replay of a running match would show
     its play without the spectators' delay. `player`: the viewer is known to be
     one of the match's players (their player id, which is their account's where

@@ -661,7 +661,7 @@ class InProcessAppTests(TestCase):
     timeout = 60
 
     async def test_queue_play_lose_the_socket_reconnect_and_finish(self) -> None:
-        server = await start_server(self, "--session-timeout", "1", ports=2)
+        server = await start_server(self, "--limit", "session-timeout=1", ports=2)
         game = GameRegistry.from_plugins().get("tictactoe")
         screen = FakeScreen()
         app = tui.TerminalApp(reactor, server.lobby, game, "ada", screen, reconnect_delay=0.3)

@@ -11,7 +11,7 @@ take its own pause for its workers' silence: no worker is killed, the host
 registers again (how soon is printed), and every match plays on to `finished`.
 
 How the test players tolerate the silence: their connect tokens carry a
-session timeout (the lobby's `--session-timeout`) longer than the pause, so
+session timeout (the lobby's `--limit session-timeout`) longer than the pause, so
 neither end of a UDP session times it out while the host is stopped; the
 players act only once it goes on. (With the default 5 s the sessions would
 time out and players come back through `reconnect`: `test_a_paused_hosts_players_
@@ -62,7 +62,7 @@ MATCHES = 3
 # Longer than the pause: the players' sessions outlive it (module docstring).
 SESSION_TIMEOUT = "30"
 # The players' session timeout in the reconnect test (the lobby's default
-# --session-timeout): shorter than the pause, so that their sessions end.
+# --limit session-timeout): shorter than the pause, so that their sessions end.
 SHORT_SESSION = 5.0
 # How long the matches may take to play to their end once the host goes on: moves
 # take milliseconds, so this is only the bound for a wedged run (`until`'s timeout),
@@ -85,8 +85,8 @@ class HostPauseTests(ClusterTestCase):
         grace = f"{DEFAULT_PLACEMENT.stall_grace:g}"
         session = f"{Options().defaults['session-timeout']:g}"
         for said in (f"`stall_grace`: the lobbies take it for departed at {grace} s",
-                     f"their game sessions time out (`--session-timeout`, {session} s)",
-                     f"session timeout (`--session-timeout`, {session} s)",
+                     f"their game sessions time out (`--limit session-timeout`, {session} s)",
+                     f"session timeout (`--limit session-timeout`, {session} s)",
                      "**A host whose main process alone is paused**"):  # fmt: skip
             self.assertTrue(said in doc, f"docs/scaling.md does not say {said!r}")
 
@@ -102,9 +102,11 @@ class HostPauseTests(ClusterTestCase):
         await self.pause_and_play("--matches", "per-match")
 
     async def pause_and_play(self, *hosting: str) -> None:
-        host = await self.start("host", *hosting, "--session-timeout", SESSION_TIMEOUT,
+        host = await self.start("host", *hosting, "--limit", f"session-timeout={SESSION_TIMEOUT}",
                                 ports=2 * MATCHES)  # fmt: skip
-        lobby = self.lobby_address(await self.start("lobby", "--session-timeout", SESSION_TIMEOUT))
+        lobby = self.lobby_address(
+            await self.start("lobby", "--limit", f"session-timeout={SESSION_TIMEOUT}")
+        )
         host_key = f"vinom:host:{self.host_id(host)}"
 
         async def player(i: int) -> tuple[str, GameSession]:
@@ -170,9 +172,11 @@ class HostPauseTests(ClusterTestCase):
         # keeps its matches (its presence connection stays open), answers the players'
         # `reconnect` with their seats, and the matches play on once it goes on.
         host = await self.start("host", "--host-workers", "1",
-                                "--session-timeout", str(int(SHORT_SESSION)),
+                                "--limit", f"session-timeout={int(SHORT_SESSION)}",
                                 ports=2 * MATCHES)  # fmt: skip
-        lobby_process = await self.start("lobby", "--session-timeout", str(int(SHORT_SESSION)))
+        lobby_process = await self.start(
+            "lobby", "--limit", f"session-timeout={int(SHORT_SESSION)}"
+        )
         lobby = self.lobby_address(lobby_process)
         host_id = self.host_id(host)
 
@@ -199,7 +203,7 @@ class HostPauseTests(ClusterTestCase):
         paused = time.monotonic()
         try:
             # The players' sessions time out (after SHORT_SESSION, not SESSION_TIMEOUT:
-            # their tokens carry the lobby's --session-timeout) and the host's
+            # their tokens carry the lobby's --limit session-timeout) and the host's
             # registration lapses, both while it is stopped (it goes on only below).
             await until(lambda: not any(session.connected for _, _, session in players),
                         "the sessions to time out", timeout=SHORT_SESSION + 15)  # fmt: skip

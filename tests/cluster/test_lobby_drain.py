@@ -8,7 +8,7 @@ queued player gets `server_draining` and the connection closes; `ping`,
 once it ends (heard through the placement channel) the lobby exits 0
 without a critical line or a traceback, and Redis keeps nothing of it: no
 lease, no ticket, no record of a player of its without a running match.
-With a short `--drain-timeout` it exits when that runs out, its players'
+With a short `--limit drain-timeout` it exits when that runs out, its players'
 match playing on on the host.
 """
 
@@ -48,7 +48,7 @@ class LobbyDrainTests(ClusterTestCase):
         later), one queued and one idle player, sent SIGTERM once they are all there;
         what the test looks at."""
         await self.start("host", ports=2)
-        lobby = await self.start("lobby", "--drain-timeout", f"{drain_timeout:g}")
+        lobby = await self.start("lobby", "--limit", f"drain-timeout={drain_timeout:g}")
         address = self.lobby_address(lobby)
         await self.output_has(lobby, "matchmaker: lobby l-")
         lease = f"vinom:mm:lobby:{lobby_id(lobby)}"

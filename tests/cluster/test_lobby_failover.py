@@ -156,7 +156,7 @@ class LobbyFailoverTests(BotsCommandCase):
     ) -> None:
         ops = free_tcp_port()
         host = await self.start(
-            "host", "--session-timeout", "1", "--ops-port", f"tcp:{ops}:interface=127.0.0.1",
+            "host", "--limit", "session-timeout=1", "--ops-port", f"tcp:{ops}:interface=127.0.0.1",
             ports=4,
         )  # fmt: skip
         doomed_process = await self.start("lobby")

@@ -1,7 +1,7 @@
 """A Redis that restarts without persistence (empty) while a match runs, with
 `twistd vinom` processes on it (tests/cluster/test_scaling.py's `ClusterTestCase`):
 the lobby does not count the match as running once it has ended, so a SIGTERM drain
-stops at once rather than at its `--drain-timeout` (docs/scaling.md, "When something
+stops at once rather than at its `--limit drain-timeout` (docs/scaling.md, "When something
 fails").
 
 The host puts the matches it runs back as it registers again (vinom.cluster.hosts);
@@ -62,7 +62,7 @@ class RedisDataLossTests(ClusterTestCase):
     ) -> None:
         host = await self.start("host", ports=2)
         host_id = self.host_id(host)
-        lobby = await self.start("lobby", "--drain-timeout", "45")
+        lobby = await self.start("lobby", "--limit", "drain-timeout=45")
         players = await self.matched(self.lobby_address(lobby))
 
         await self.redis.stop()

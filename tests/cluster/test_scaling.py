@@ -217,7 +217,7 @@ class ScalingTests(ClusterTestCase):
               f"{elapsed:.1f} s", file=sys.stderr)  # fmt: skip
 
     async def test_reconnect_through_the_other_lobby_resumes_the_match(self) -> None:
-        await self.start("host", "--session-timeout", "1", ports=2)
+        await self.start("host", "--limit", "session-timeout=1", ports=2)
         first, second = [self.lobby_address(await self.start("lobby")) for _ in "ab"]
         steady = Deferred.fromCoroutine(
             play_bot(reactor, second, GAME, "steady", rng=random.Random(1))

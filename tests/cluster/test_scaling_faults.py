@@ -539,7 +539,7 @@ class HostDeathTests(ClusterTestCase):
         doomed_id = self.host_id(doomed)
         # The players' own lobby lets their address have two matches (with its queued
         # players): a match of a dead host that still counted would keep them out.
-        own = self.lobby_address(await self.start("lobby", "--max-matches-per-ip", "2"))
+        own = self.lobby_address(await self.start("lobby", "--limit", "max-matches-per-ip=2"))
         other = self.lobby_address(await self.start("lobby"))
 
         async def lobby_client(address: LobbyAddress) -> Any:

@@ -632,7 +632,7 @@ class EndsThroughFailoverTests(ClusterTestCase):
         host = await self.start("host", ports=8)
         ops = free_tcp_port()
         lobby_process = await self.start("lobby", "--ops-port", f"tcp:{ops}:interface=127.0.0.1",
-                                         "--drain-timeout", "120")  # fmt: skip
+                                         "--limit", "drain-timeout=120")  # fmt: skip
         lobby = self.lobby_address(lobby_process)
 
         async def running() -> float:

@@ -279,7 +279,7 @@ class GatewayTests(GatewayTestCase):
         await until(all_closed, "every connection closed")
 
     async def test_two_client_addresses_are_two_for_the_lobby(self) -> None:
-        lobby = await self.lobby("--max-connections-per-ip", "1")
+        lobby = await self.lobby("--limit", "max-connections-per-ip=1")
         _gateway, port, _ops = await self.gateway(rules=rules({"a": lobby}))
         first = await self.tls(port, "127.0.0.2")
         second = await self.tls(port, "127.0.0.3")
@@ -368,7 +368,7 @@ class GatewayTests(GatewayTestCase):
         self.assertEqual((await self.status(ops))["backends"]["b"]["routed"], routed + 1)
 
     async def test_players_of_a_killed_lobby_reconnect_through_the_gateway(self) -> None:
-        await self.start("host", "--session-timeout", "2", ports=2)
+        await self.start("host", "--limit", "session-timeout=2", ports=2)
         lobbies = {"a": await self.lobby(), "b": await self.lobby()}
         _gateway, port, ops = await self.gateway(rules=rules(lobbies, interval=0.5))
         address = LobbyAddress("127.0.0.1", port, self.cert)
@@ -405,7 +405,7 @@ class GatewayTests(GatewayTestCase):
     async def test_a_draining_lobby_gets_no_new_player_through_the_gateway(self) -> None:
         # The rules name no health_path: the default check (docs/gateway.md, "Health").
         await self.start("host", ports=4)
-        lobbies = {"a": await self.lobby("--drain-timeout", "60"), "b": await self.lobby()}
+        lobbies = {"a": await self.lobby("--limit", "drain-timeout=60"), "b": await self.lobby()}
         _gateway, port, ops = await self.gateway(rules=rules(lobbies, interval=0.5))
         draining = lobbies["a"]
         # Two players of lobby a in a match that runs on (they do not act): it keeps
@@ -455,7 +455,8 @@ class GatewayTests(GatewayTestCase):
 
     async def test_sigterm_drains_established_connections_then_exits_0(self) -> None:
         lobby = await self.lobby(tls=False)
-        gateway, port, _ = await self.gateway("--drain-timeout", "30", rules=rules({"a": lobby}))
+        gateway, port, _ = await self.gateway("--limit", "drain-timeout=30",
+                                              rules=rules({"a": lobby}))  # fmt: skip
         client = await self.plain(port)
         await client.hello("Stays")
         gateway.transport.signalProcess("TERM")

@@ -92,7 +92,7 @@ class GatewayRelayTests(GatewayTestCase):
         relay_port = free_udp_range(1)
         lobby = await self.lobby(tls=False)
         gateway, _port, _ops = await self.gateway(
-            *gateway_relay_options(relay_port, self.key_file), "--drain-timeout", "60",
+            *gateway_relay_options(relay_port, self.key_file), "--limit", "drain-timeout=60",
             rules=rules({"a": lobby}),
         )  # fmt: skip
         relay = ("127.0.0.1", relay_port)

@@ -61,7 +61,7 @@ class AgonesHostTests(ClusterTestCase):
         os.environ["AGONES_SDK_HTTP_PORT"] = str(sdk_port)
         try:
             return await self.start(
-                "host", "--agones", "--agones-health-interval", str(HEALTH_EVERY),
+                "host", "--agones", "--limit", f"agones-health-interval={HEALTH_EVERY}",
                 "--ops-port", f"tcp:{ops}:interface=127.0.0.1", *extra, ports=2,
             )  # fmt: skip
         finally:
@@ -397,8 +397,8 @@ class OptionTests(SynchronousTestCase):
              "$AGONES_SDK_HTTP_PORT must be a port number, not 'http'"),
             (("--agones", "--realm", "eu west"), {},
              "--realm must be a Kubernetes label value"),
-            (("--agones", "--agones-health-interval", "0"), {},
-             "--agones-health-interval must be a number greater than 0"),
+            (("--agones", "--limit", "agones-health-interval=0"), {},
+             "--limit agones-health-interval must be a number greater than 0"),
         ]  # fmt: skip
         for argv, environ, says in cases:
             with self.subTest(argv=argv):

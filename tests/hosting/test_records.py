@@ -269,12 +269,13 @@ class RecordOptionsTests(SynchronousTestCase):
                            max_bytes=1024 * 1024 * 1024, file_bytes=64 * 1024 * 1024,
                            file_age=3600.0),
         )  # fmt: skip
-        chosen = parse("--record-file-mb", "8", "--record-file-minutes", "5")["recording"]
+        chosen = parse("--limit", "record-file-mb=8",
+                       "--limit", "record-file-minutes=5")["recording"]  # fmt: skip
         self.assertEqual((chosen.file_bytes, chosen.file_age), (8 * 1024 * 1024, 300.0))
 
     def test_a_worker_gets_the_settings_whole(self) -> None:
         # A game-host worker process is configured by JSON (vinom.hosting.workers).
-        settings = parse("--record-file-mb", "8", "--record-file-minutes", "5",
+        settings = parse("--limit", "record-file-mb=8", "--limit", "record-file-minutes=5",
                          "--no-record-game", "tictactoe")["recording"]  # fmt: skip
         self.assertEqual(RecordSettings.from_json(settings.to_json()), settings)
 
@@ -298,8 +299,9 @@ class RecordOptionsTests(SynchronousTestCase):
     def test_bad_values_are_one_clear_line(self) -> None:
         for args, says in (
             (("--no-record-game", "chess"), "--no-record-game 'chess' is not a game this server"),
-            (("--record-flush", "0"), "--record-flush"),
-            (("--record-hash-every", "x"), "--record-hash-every must be a whole number"),
+            (("--limit", "record-flush=0"), "--limit record-flush"),
+            (("--limit", "record-hash-every=x"),
+             "--limit record-hash-every must be a whole number"),
         ):
             with self.subTest(args=args):
                 e = self.assertRaises(usage.UsageError, parse, *args)

@@ -98,7 +98,7 @@ class SpectatorServerTests(GameSocketTestCase):
         await self.metric_shows(r"(?m)^vinom_spectators 0\.0$")
 
     async def test_unknown_matches_hello_first_and_the_per_match_limit(self) -> None:
-        await self.start("--max-spectators", "1")
+        await self.start("--limit", "max-spectators=1")
         _token, found, _web, _welcome = await self.match()
         frame, _ = await self.spectator("no-such-match")
         self.assertEqual((frame["type"], frame["code"]), ("error", "no_active_match"))

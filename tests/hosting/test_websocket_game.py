@@ -184,7 +184,7 @@ class GameSocketLimitTests(GameSocketTestCase):
         self.assertEqual((refusals["text_message"], refusals["too_fast"]), (1, 1))
 
     async def test_no_token_in_time(self) -> None:
-        await self.start("--lobby-hello-timeout", "0.5")
+        await self.start("--limit", "lobby-hello-timeout=0.5")
         late = await self.game_socket(None)
         closed = await late.closed
         self.assertEqual((closed.code, closed.reason), (CLOSE_TOKEN_TIMEOUT, "no token in time"))
@@ -228,7 +228,7 @@ class GameSocketLimitTests(GameSocketTestCase):
     async def test_open_sockets_per_address_are_capped_with_429(self) -> None:
         # The lobby's per-address cap applies to game sockets too: sockets that send
         # no token are held until the token timeout, so they must be counted.
-        await self.start("--max-connections-per-ip", "2")
+        await self.start("--limit", "max-connections-per-ip=2")
         first = await self.game_socket(None)
         await self.game_socket(None)
         with self.assertRaises(HandshakeRefused) as caught:
@@ -243,7 +243,7 @@ class GameSocketLimitTests(GameSocketTestCase):
         self.assertEqual(await self.refusals(), {"too_many_sockets": 1 + retries})
 
     async def test_behind_a_trusted_proxy_the_forwarded_address_is_capped(self) -> None:
-        await self.start("--max-connections-per-ip", "1", "--websocket-proxies", "1")
+        await self.start("--limit", "max-connections-per-ip=1", "--websocket-proxies", "1")
         await self.game_socket(None, headers={"X-Forwarded-For": "203.0.113.7"})
         # Another client behind the same proxy has its own share.
         await self.game_socket(None, headers={"X-Forwarded-For": "203.0.113.8"})
@@ -302,7 +302,7 @@ class DocumentedFrameTests(GameSocketTestCase):
 
 
 class WebGameRateTests(GameSocketTestCase):
-    """`--web-game-rate`: the messages per second a /game socket may send."""
+    """`--limit web-game-rate`: the messages per second a /game socket may send."""
 
     async def send_for(self, socket: GameSocketPlayer, rate: float, seconds: float) -> None:
         """Send syncs at `rate` per second for `seconds`, or until the socket closes (or
@@ -319,7 +319,7 @@ class WebGameRateTests(GameSocketTestCase):
     async def test_a_socket_below_the_configured_rate_stays_open_and_above_it_closes(self) -> None:
         # 45 messages a second for 3 s is over the default (20/s, a burst of 40)
         # and under a configured 60/s (a burst of 120): a real-time game's pace.
-        await self.start("--web-game-rate", "60", ports=3)
+        await self.start("--limit", "web-game-rate=60", ports=3)
         token, _found, _web, _welcome = await self.match()
         socket = await self.game_socket(token)
         await self.send_for(socket, 45, 3.0)
@@ -338,11 +338,11 @@ class WebGameRateTests(GameSocketTestCase):
     def test_a_rate_that_is_not_a_positive_number_is_refused_in_one_line(self) -> None:
         for bad in ("0", "-5", "fast", "inf"):
             with self.assertRaises(usage.UsageError) as caught:
-                Options().parseOptions(["--web-game-rate", bad])
+                Options().parseOptions(["--limit", f"web-game-rate={bad}"])
             self.assertRegex(
                 str(caught.exception),
-                rf"^--web-game-rate must be a number( greater than 0)?, not '{bad}'$",
+                rf"^--limit web-game-rate must be a number( greater than 0)?, not '{bad}'$",
             )
         options = Options()
-        options.parseOptions(["--web-game-rate", "60"])
+        options.parseOptions(["--limit", "web-game-rate=60"])
         self.assertEqual(options["web-game-rate"], 60.0)

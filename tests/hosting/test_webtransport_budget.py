@@ -58,7 +58,7 @@ class WindowChaseTests(TestCase):
         # No session in 3 s (the token timeout) closes a connection.
         server = await start_twistd(self, {}, "--webtransport", str(udp),
                                     "--ops-port", f"tcp:{ops}:interface=127.0.0.1",
-                                    "--lobby-hello-timeout", "3", web=True)  # fmt: skip
+                                    "--limit", "lobby-hello-timeout=3", web=True)  # fmt: skip
         pid = server.process.transport.pid
         config = WebTransportConfig()
         peer = await connect_quic(self, udp)

@@ -266,7 +266,7 @@ class WebTransportAbuseTests(WebTransportTestCase):
         await until(lambda: len(first.messages) > before, "an answer to the sync")
 
     async def test_connections_per_address_are_capped(self) -> None:
-        port = await self.start_webtransport("--max-connections-per-ip", "2")
+        port = await self.start_webtransport("--limit", "max-connections-per-ip=2")
         players = [await self.player(port) for _ in range(2)]
         server = self.server.service("webtransport").server
         third = await connect_webtransport(self, port, origin=PAGE)
@@ -282,15 +282,15 @@ class WebTransportAbuseTests(WebTransportTestCase):
         del players
 
     async def test_no_token_in_time_closes_the_session(self) -> None:
-        port = await self.start_webtransport("--lobby-hello-timeout", "0.5")
+        port = await self.start_webtransport("--limit", "lobby-hello-timeout=0.5")
         silent = await self.player(port)
         self.assertEqual(await within(silent.closed), (CLOSE_TOKEN_TIMEOUT, "no token in time"))
 
     async def test_a_connection_without_a_session_in_time_is_closed_and_counted(self) -> None:
         # Connections that complete the handshake and then only ping hold every slot of
         # their address; a session must open within the token timeout (1 s here).
-        port = await self.start_webtransport("--lobby-hello-timeout", "1",
-                                             "--max-connections-per-ip", "2")  # fmt: skip
+        port = await self.start_webtransport("--limit", "lobby-hello-timeout=1",
+                                             "--limit", "max-connections-per-ip=2")  # fmt: skip
         server = self.server.service("webtransport").server
         token, _found, _web, _welcome = await self.match()
         idle = [await connect_quic(self, port) for _ in range(2)]

@@ -108,7 +108,7 @@ class WorkerPools(TestCase):
         self.assertGreater(processes(server).totals()["datagrams_received"], 0)
 
     async def test_a_killed_worker_is_reaped_and_replaced(self) -> None:
-        server = await start_server(self, "--host-workers", "2", "--session-timeout", "1",
+        server = await start_server(self, "--host-workers", "2", "--limit", "session-timeout=1",
                                     ports=4)
         await live_workers(server, 2)
         game = GAMES.get("tictactoe")
@@ -178,7 +178,7 @@ class WorkerPools(TestCase):
         self.assertEqual([r.outcome for r in reports], ["finished", "finished"])
 
     async def test_a_stopped_worker_is_found_by_its_heartbeat_and_replaced(self) -> None:
-        server = await start_server(self, "--host-workers", "1", "--heartbeat-timeout", "1.5",
+        server = await start_server(self, "--host-workers", "1", "--limit", "heartbeat-timeout=1.5",
                                     ports=2)
         (worker,) = await live_workers(server, 1)
         assert worker.pid is not None

@@ -350,12 +350,12 @@ class LingeringCloseTests(TestCase):
 class OptionTests(SynchronousTestCase):
     def test_lobby_max_output_defaults_to_the_configs_and_is_at_least_4096(self) -> None:
         options = Options()
-        options.parseOptions(["--lobby-max-output", "65536"])
+        options.parseOptions(["--limit", "lobby-max-output=65536"])
         self.assertEqual(options["lobby-max-output"], 65536)
         defaults = Options()
         defaults.parseOptions([])
         self.assertEqual(defaults["lobby-max-output"], LobbyConfig().max_output_bytes)
         for bad in ("4095", "0", "lots"):
             with self.assertRaises(UsageError) as caught:
-                Options().parseOptions(["--lobby-max-output", bad])
-            self.assertIn("--lobby-max-output", str(caught.exception))
+                Options().parseOptions(["--limit", f"lobby-max-output={bad}"])
+            self.assertIn("--limit lobby-max-output", str(caught.exception))

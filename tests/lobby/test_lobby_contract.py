@@ -66,7 +66,7 @@ class LobbyContractTests(TestCase):
 
     async def test_every_frame_that_needs_hello_is_answered_hello_required(self) -> None:
         # Room of 20 errors: each hello_required counts as a protocol error.
-        server = await self.start("--max-protocol-errors", "20")
+        server = await self.start("--limit", "max-protocol-errors=20")
         player = await connect_raw(self, server.lobby)
         for frame in NEEDS_HELLO:
             reply = await player.request(frame)
@@ -204,7 +204,8 @@ class LobbyContractTests(TestCase):
     async def test_a_silent_queued_player_is_told_timeout_and_its_ticket_withdrawn(
         self,
     ) -> None:
-        server = await self.start("--lobby-ping-interval", "0.3", "--lobby-ping-timeout", "0.3")
+        server = await self.start("--limit", "lobby-ping-interval=0.3",
+                                  "--limit", "lobby-ping-timeout=0.3")  # fmt: skip
         silent = await connect_player(self, server.lobby, "Sil")
         self.assertEqual((await silent.request({"type": "queue", "game": "tictactoe"}))["type"],
                          "queued")  # fmt: skip
@@ -220,7 +221,7 @@ class LobbyContractTests(TestCase):
         self.assertEqual((queued["type"], queued["position"]), ("queued", 1))
 
     async def test_a_frame_begun_at_the_hello_timeout_is_answered_timeout(self) -> None:
-        server = await self.start("--lobby-hello-timeout", "0.3")
+        server = await self.start("--limit", "lobby-hello-timeout=0.3")
         begun = await connect_raw(self, server.lobby)
         assert begun.transport is not None
         begun.transport.write(b'{"type": "hel')
@@ -257,7 +258,7 @@ class LobbyContractTests(TestCase):
     async def test_party_join_guesses_from_one_address_are_rate_limited(self) -> None:
         # One token per 1,000 s: none comes back while the test runs, however slow the
         # machine (the refill is tested on a clock: tests.lobby.test_lobby_limits.QueueRateTests).
-        server = await self.start("--queue-burst", "5", "--queue-rate", "0.001")
+        server = await self.start("--limit", "queue-burst=5", "--limit", "queue-rate=0.001")
         ann = await connect_player(self, server.lobby, "Ann")
         code = (await ann.request({"type": "party_create"}))["party"]["code"]
         guesser = await connect_player(self, server.lobby, "Eve")
@@ -285,7 +286,7 @@ class SharedPartyJoinLimitTests(TestCase):
         with open(key_file, "wb") as f:
             f.write(os.urandom(32))
         shared = ("--redis", redis.url, "--token-key-file", key_file, "--games", "maze")
-        limits = ("--queue-burst", "4", "--queue-rate", "0.2")
+        limits = ("--limit", "queue-burst=4", "--limit", "queue-rate=0.2")
         first, second = [await start_server(self, *shared, *limits, ports=1) for _ in range(2)]
         ann = await connect_player(self, first.lobby, "Ann")
         code = (await ann.request({"type": "party_create"}))["party"]["code"]

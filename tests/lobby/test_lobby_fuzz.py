@@ -185,7 +185,7 @@ class RedisLobbyFuzzTests(TestCase):
         server = await start_server(
             self, "--redis", redis.url, "--token-key-file", key_file,
             # More errors than the default 10 before the connection is closed.
-            "--max-protocol-errors", "100", ports=1,
+            "--limit", "max-protocol-errors=100", ports=1,
         )  # fmt: skip
         logged: list[dict[str, Any]] = []
         globalLogPublisher.addObserver(logged.append)

@@ -203,7 +203,7 @@ class WebSocketLobbyTests(TestCase):
         self.assertEqual(error_code(refused), errors.BAD_SECRET)
 
     async def test_bad_messages_get_the_tcp_lobbys_errors_and_count(self) -> None:
-        await self.start("--max-protocol-errors", "5")
+        await self.start("--limit", "max-protocol-errors=5")
         player = await self.player()
         player.sendMessage(b'{"type": "hello", "name":', isBinary=False)
         player.sendMessage(b'{"type":"ping"}\n', isBinary=False)
@@ -242,7 +242,7 @@ class WebSocketLobbyTests(TestCase):
         self.assertEqual(pong["id"], 1)
 
     async def test_too_fast_messages_are_rate_limited(self) -> None:
-        await self.start("--frame-rate", "1", "--frame-burst", "3")
+        await self.start("--limit", "frame-rate=1", "--limit", "frame-burst=3")
         player = await self.player()
         for n in range(5):
             player.send({"type": "ping", "id": n})
@@ -271,7 +271,7 @@ class WebSocketLobbyTests(TestCase):
         self.assertEqual(samples(text, "vinom_websocket_origins_refused_total"), {(): 3.0})
 
     async def test_the_connection_caps_count_websocket_and_tcp_connections(self) -> None:
-        await self.start("--max-connections-per-ip", "2")
+        await self.start("--limit", "max-connections-per-ip=2")
         first = await self.player()
         await first.request({"type": "ping", "id": 1})
         tcp = await connect_lobby(
@@ -285,7 +285,7 @@ class WebSocketLobbyTests(TestCase):
         await tcp.close()
 
     async def test_behind_a_trusted_proxy_the_forwarded_address_counts(self) -> None:
-        await self.start("--websocket-proxies", "1", "--max-connections-per-ip", "1")
+        await self.start("--websocket-proxies", "1", "--limit", "max-connections-per-ip=1")
         lobby = self.server.service("lobby")
         first = await self.player(headers={"X-Forwarded-For": "198.51.100.7"})
         await first.request({"type": "ping", "id": 1})
@@ -305,7 +305,7 @@ class WebSocketLobbyTests(TestCase):
         self.assertEqual(lobby.connections_from("127.0.0.1"), 1)
 
     async def test_a_silent_websocket_is_dropped_after_the_hello_timeout(self) -> None:
-        await self.start("--lobby-hello-timeout", "0.3")
+        await self.start("--limit", "lobby-hello-timeout=0.3")
         silent = await self.player()
         closed = await silent.closed
         # Dropped without a word (as on TCP): no frame, no close handshake.
@@ -315,7 +315,7 @@ class WebSocketLobbyTests(TestCase):
         await until(lambda: lobby.connection_count == 0, "every connection forgotten")
 
     async def test_a_queued_websocket_player_is_pinged_and_told_of_the_drain(self) -> None:
-        await self.start("--lobby-ping-interval", "0.2")
+        await self.start("--limit", "lobby-ping-interval=0.2")
         player, _ = await self.welcomed("ann")
         await player.request({"type": "queue", "game": "tictactoe", "id": 1})
         await player.when(lambda f: f == {"type": "ping"})

@@ -725,3 +725,20 @@ class RegistryTests(SynchronousTestCase):
         self.assertIsNone(self.time.next_timer())
         # Every deadline that moved left at most one stale entry behind.
         self.assertLessEqual(len(self.time.timers), 1)
+
+
+class RoomSizeTests(SynchronousTestCase):
+    """`Room` stays a size a reader can hold: its module at most 600 lines, at most 25
+    attributes; its seats, actions and sending are modules of their own."""
+
+    def test_the_room_module_and_its_attributes_stay_small(self) -> None:
+        import attrs
+
+        from vinom.rooms import room
+
+        with open(room.__file__, encoding="utf-8") as f:
+            self.assertLessEqual(len(f.read().splitlines()), 600)
+        self.assertLessEqual(len(attrs.fields(Room)), 25)
+        # The parts hold no state of their own: every attribute is the room's, and
+        # a room has no __dict__ (its attributes are slots).
+        self.assertEqual(Room.__dictoffset__, 0)

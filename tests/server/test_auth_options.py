@@ -78,8 +78,8 @@ class AuthOptionTests(TestCase):
             (("--auth", "jwt", "--auth-key-file", "/nonexistent"), "no such file"),
             (("--auth", "signed"), "--auth signed needs --auth-secret-file"),
             (("--auth", "signed", "--auth-secret-file", self.pem + "x"), "no such file"),
-            (("--auth-timeout", "0"), "--auth-timeout must be a number greater than 0"),
-            (("--auth-failure-burst", "0"), "--auth-failure-burst must be at least 1"),
+            (("--limit", "auth-timeout=0"), "--limit auth-timeout must be a number greater than 0"),
+            (("--limit", "auth-failure-burst=0"), "--limit auth-failure-burst must be at least 1"),
             (("--auth-option", "nokey"), "--auth-option must look like key=value"),
         ]  # fmt: skip
         for argv, said in cases:

@@ -10,6 +10,8 @@ read as today's with a one-line hint."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
@@ -26,7 +28,10 @@ from tests.server.test_twistd import ROOT, RUN_TWISTD, Collect
 from tests.support.http import capture_log
 from tests.support.ports import free_tcp_port, free_udp_range
 from tests.support.redis_server import RedisServer
+from tests.support.servers import RunningTwistd, start_twistd
 from tests.support.waiting import until
+from tests.test_integration_parties import connect_player, connect_raw
+from vinom.client.lobby import PROTOCOL
 from vinom.server.options import (
     GROUPS,
     GatewayCommand,
@@ -34,6 +39,7 @@ from vinom.server.options import (
     LobbyCommand,
     Options,
     RelayCommand,
+    limits_of,
     role_options,
 )
 
@@ -51,6 +57,11 @@ def group_names(group: type) -> set[str]:
     rows = [*getattr(group, "optParameters", ()), *getattr(group, "optFlags", ())]
     methods = [m[4:].replace("_", "-") for m in vars(group) if m.startswith("opt_")]
     return {row[0] for row in rows} | set(methods)
+
+
+def limit_names(group: type) -> set[str]:
+    """The limits (`--limit NAME=VALUE`) a group of vinom.server.options defines."""
+    return {row[0] for row in getattr(group, "optLimits", ())}
 
 
 def parse(*argv: str) -> usage.Options:
@@ -79,20 +90,23 @@ def rules_file(case: SynchronousTestCase, address: str, health: str | None) -> s
 
 # An option's line in a --help text (not a wrapped line of another's text).
 HELP_LINE = re.compile(r"^(?:  -\w, |      )--([a-z0-9-]+)", re.MULTILINE)
+# The most options a role's --help may list (its --help and --version lines included).
+MOST_OPTIONS = 40
 
 
 class RoleOptionsTests(SynchronousTestCase):
     """Which options each command takes, from the groups that define them."""
 
     def test_each_option_is_defined_in_one_group(self) -> None:
-        counts = Counter(name for group in GROUPS for name in group_names(group))
+        counts = Counter(name for group in GROUPS
+                         for name in [*group_names(group), *limit_names(group)])  # fmt: skip
         self.assertEqual([name for name, n in counts.items() if n > 1], [])
 
     def test_each_role_takes_its_own_options_only(self) -> None:
         lobby, host = names_of(LobbyCommand()), names_of(HostCommand())
         gateway, relay, whole = names_of(GatewayCommand()), names_of(RelayCommand()), names_of(
             Options())
-        for name in ("lobby", "redis", "auth", "frame-rate", "relay", "websocket", "ops-port"):
+        for name in ("lobby", "redis", "auth", "limit", "relay", "websocket", "ops-port"):
             self.assertIn(name, lobby)
         for name in ("udp-ports", "matches", "host-workers", "no-record", "agones", "gateway",
                      "relay-ports", "webtransport"):  # fmt: skip
@@ -112,20 +126,30 @@ class RoleOptionsTests(SynchronousTestCase):
         # nor a host under Agones (whose lobbies run apart).
         self.assertEqual(whole - {"help", "version"},
                          (lobby | host) - {"help", "version", "agones", "agones-health-interval"})
-        for name in ("gateway", "relay-ports", "sniff-limit", "agones"):
+        for name in ("gateway", "relay-ports", "agones"):
             self.assertNotIn(name, whole)
+        # Each role's limits are its groups': `--limit NAME=VALUE` takes those alone.
+        limits = {command: set(limits_of(command))
+                  for command in (LobbyCommand, HostCommand, GatewayCommand, Options)}  # fmt: skip
+        self.assertLessEqual({"frame-rate", "queue-burst", "auth-timeout", "drain-timeout",
+                              "max-connections-per-ip"}, limits[LobbyCommand])  # fmt: skip
+        self.assertLessEqual({"reconnect-grace", "record-max-mb", "agones-health-interval",
+                              "max-connections-per-ip"}, limits[HostCommand])  # fmt: skip
+        self.assertEqual(limits[GatewayCommand], {"drain-timeout", "sniff-limit", "sniff-timeout"})
+        self.assertEqual(limits[LobbyCommand] & {"reconnect-grace", "record-max-mb"}, set())
+        self.assertEqual(limits[HostCommand] & {"frame-rate", "auth-timeout"}, set())
+        self.assertEqual(limits[Options], (limits[LobbyCommand] | limits[HostCommand])
+                         - {"agones-health-interval"})  # fmt: skip
 
     def test_each_roles_help_lists_its_options_once(self) -> None:
         for command in (LobbyCommand, HostCommand, GatewayCommand, RelayCommand, Options):
             with self.subTest(command=command.__name__):
                 text = str(command())
                 self.assertEqual(Counter(HELP_LINE.findall(text)), Counter(names_of(command())))
-        # The gateway and the relay list fewer than 40; the lobby and the game host all
-        # theirs, far fewer than the whole server's.
-        self.assertLessEqual(len(names_of(GatewayCommand())), 40)
-        self.assertLessEqual(len(names_of(RelayCommand())), 40)
-        for command in (LobbyCommand, HostCommand):
-            self.assertLess(len(names_of(command())), len(names_of(Options())) - 25)
+        # Each role's --help lists at most MOST_OPTIONS lines of options.
+        for command in (LobbyCommand, HostCommand, GatewayCommand, RelayCommand):
+            with self.subTest(command=command.__name__):
+                self.assertLessEqual(len(HELP_LINE.findall(str(command()))), MOST_OPTIONS)
 
     def test_the_role_comes_first(self) -> None:
         e = self.assertRaises(usage.UsageError, parse, "--data-dir", "x", "lobby")
@@ -134,10 +158,62 @@ class RoleOptionsTests(SynchronousTestCase):
 
     def test_an_option_of_another_role_is_refused(self) -> None:
         for argv in (("lobby", "--udp-ports", "7400-7401"), ("host", "--auth", "jwt"),
-                     ("gateway", "--lobby", "7350"), ("relay", "--redis", "redis://r")):
+                     ("gateway", "--lobby", "7350"), ("relay", "--redis", "redis://r"),
+                     ("lobby", "--reconnect-grace", "4")):
             with self.subTest(argv=argv):
                 e = self.assertRaises(usage.UsageError, parse, *argv)
                 self.assertEqual(str(e), f"option {argv[1]} not recognized")
+
+
+class LimitTests(SynchronousTestCase):
+    """`--limit NAME=VALUE`: each of a role's limits and timings by name, each NAME checked
+    as its own option was; a mistake is one line."""
+
+    def test_a_limit_sets_its_value_and_the_others_keep_their_defaults(self) -> None:
+        options = parse("--limit", "frame-rate=30", "--limit", "reconnect-grace=4",
+                        "--limit", "frame-rate=45.5")  # fmt: skip
+        self.assertEqual((options["frame-rate"], options["reconnect-grace"]), (45.5, 4.0))
+        self.assertEqual((options["frame-burst"], options["max-connections-per-ip"]), (40, 32))
+        self.assertEqual(options["recording"].max_age, 7 * 86400.0)
+
+    def test_each_mistake_is_one_line(self) -> None:
+        redis = ("--redis", "redis://127.0.0.1:1/0", "--token-key-file", key_file(self))
+        cases = [
+            (("--limit", "frame-rate=0"),
+             "--limit frame-rate must be a number greater than 0, not '0'"),
+            (("--limit", "lobby-max-output=100"),
+             "--limit lobby-max-output must be at least 4096, not 100"),
+            (("--limit", "max-connections= many"),
+             "--limit max-connections must be a whole number, not 'many'"),
+            (("--limit", "frame-rate"),
+             "--limit must look like NAME=VALUE (drain-timeout=600), not 'frame-rate'"),
+            (("--limit", "=3"), "--limit must look like NAME=VALUE (drain-timeout=600), not '=3'"),
+        ]  # fmt: skip
+        for argv, line in cases:
+            with self.subTest(argv=argv):
+                self.assertEqual(str(self.assertRaises(usage.UsageError, parse, *argv)), line)
+        # A NAME the role does not take: its line names the role's limits.
+        for argv, command, role in ((("--limit", "sniff-limit=1"), "twistd vinom", Options),
+                                    (("host", *redis, "--limit", "frame-rate=30"),
+                                     "twistd vinom host", HostCommand)):  # fmt: skip
+            with self.subTest(argv=argv):
+                e = self.assertRaises(usage.UsageError, parse, *argv)
+                name = argv[-1].partition("=")[0]
+                self.assertEqual(str(e), f"--limit {name!r} is not a limit of {command}; its "
+                                         f"limits: {', '.join(limits_of(role))}")  # fmt: skip
+
+    def test_limit_help_lists_each_name_its_default_and_meaning(self) -> None:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            e = self.assertRaises(SystemExit, parse, "gateway", "--limit", "help")
+        self.assertEqual(e.code, 0)
+        self.assertEqual(out.getvalue().splitlines()[:3], [
+            "twistd vinom gateway --limit NAME=VALUE (repeatable); each NAME:",
+            "  drain-timeout=600",
+            "      Seconds running matches may play on after SIGTERM before they are",
+        ])  # fmt: skip
+        for name in limits_of(GatewayCommand):
+            self.assertEqual(out.getvalue().count(f"\n  {name}="), 1)
 
 
 class OldSpellingTests(SynchronousTestCase):
@@ -168,6 +244,21 @@ class OldSpellingTests(SynchronousTestCase):
              f"vinom: --host-workers 0 is now --matches here; {HINT}"),
             (("host", "--host-workers=0", *redis), {"role": "host", "matches": "here"},
              f"vinom: --host-workers 0 is now --matches here; {HINT}"),
+            # Each limit and timing: `--limit NAME=VALUE`.
+            (("--frame-rate", "30"), {"frame-rate": 30.0},
+             f"vinom: --frame-rate 30 is now --limit frame-rate=30; {HINT}"),
+            (("lobby", "--max-connections-per-ip=5", *redis), {"max-connections-per-ip": 5},
+             f"vinom: --max-connections-per-ip 5 is now --limit max-connections-per-ip=5; "
+             f"{HINT}"),
+            (("host", "--record-keep-days", "2", *redis), {"record-keep-days": 2.0},
+             f"vinom: --record-keep-days 2 is now --limit record-keep-days=2; {HINT}"),
+            # With --role, another role's are ignored, as they were.
+            (("--role", "lobby", "--frame-rate", "30", "--reconnect-grace", "4", *redis),
+             {"role": "lobby", "frame-rate": 30.0},
+             (f"vinom: --role lobby is now twistd vinom lobby [options]; {HINT}",
+              f"vinom: --frame-rate 30 is now --limit frame-rate=30; {HINT}",
+              f"vinom: --role lobby ignores --reconnect-grace (not its options; twistd vinom "
+              f"lobby refuses them); {HINT}")),
         ]  # fmt: skip
         for argv, expected, hint in cases:
             with self.subTest(argv=argv):
@@ -215,6 +306,28 @@ class DocumentedOnceTests(SynchronousTestCase):
             with self.subTest(group=group.__name__):
                 self.assertIn(frozenset(group_names(group)), by_names)
         self.assertEqual(len(sections), len(GROUPS))
+
+    def test_each_limit_is_documented_once_with_its_default_and_commands(self) -> None:
+        text = (DOCS / "operations.md").read_text(encoding="utf-8")
+        section = text[text.index("### Limits and timings\n"):]
+        section = section[:section.index("\n#")]
+        commands = {"`vinom`": Options, "`lobby`": LobbyCommand, "`host`": HostCommand,
+                    "`gateway`": GatewayCommand}  # fmt: skip
+        rows: Counter[str] = Counter()
+        for line in section.splitlines():
+            if not line.startswith("| `"):
+                continue
+            cells = [cell.strip() for cell in line.split("|")[1:-1]]
+            name = cells[0].strip("`")
+            rows[name] += 1
+            with self.subTest(limit=name):
+                row = next(row for group in GROUPS for row in getattr(group, "optLimits", ())
+                           if row[0] == name)  # fmt: skip
+                default = f"{row[2]:g}" if isinstance(row[2], float) else str(row[2])
+                self.assertEqual(cells[1], f"`{default}`")
+                self.assertEqual(cells[2], ", ".join(
+                    label for label, command in commands.items() if name in limits_of(command)))
+        self.assertEqual(rows, Counter(name for group in GROUPS for name in limit_names(group)))
 
     def test_the_relay_is_documented_with_the_gateway(self) -> None:
         # `twistd vinom relay`'s own table: docs/gateway.md, "UDP relay".
@@ -330,9 +443,50 @@ class RoleProcessTests(TestCase):
                 self.assertEqual(await process.ended, (0, None))
                 text = process.output.decode()
                 self.assertEqual(Counter(HELP_LINE.findall(text)), Counter(names_of(command())))
+                if role in ("lobby", "host"):
+                    self.assertLessEqual(len(HELP_LINE.findall(text)), MOST_OPTIONS)
         process = await self.twistd("lobby", "--help")
         self.assertNotIn(b"--udp-ports", process.output)
         self.assertIn(b"--redis-user", process.output)
+
+    async def refused_past_one_connection(self, server: RunningTwistd) -> None:
+        """That a second lobby connection from this address is refused, as one more past
+        --limit max-connections-per-ip=1 is."""
+        await connect_player(self, server.lobby, "ada")
+        again = await connect_raw(self, server.lobby)
+        again.sendLine(json.dumps({"type": "hello", "name": "bo", "protocol": PROTOCOL}).encode())
+        refused = await again.when(lambda frame: True)
+        self.assertEqual(refused.get("code"), "too_many_connections", refused)
+        await again.closed
+
+    async def test_a_limit_changes_what_a_real_lobby_allows(self) -> None:
+        server = await start_twistd(self, {}, "--limit", "max-connections-per-ip=1")
+        await self.refused_past_one_connection(server)
+        self.assertNotIn(HINT.encode(), server.output)
+
+    async def test_the_old_spelling_of_a_limit_still_works_with_a_hint(self) -> None:
+        server = await start_twistd(self, {}, "--max-connections-per-ip", "1")
+        await self.refused_past_one_connection(server)
+        self.assertIn(f"vinom: --max-connections-per-ip 1 is now --limit "
+                      f"max-connections-per-ip=1; {HINT}".encode(), server.output)  # fmt: skip
+
+    async def test_a_bad_limit_is_one_line(self) -> None:
+        cases = [
+            (("lobby", "--limit", "frame-rate=0"),
+             "vinom: --limit frame-rate must be a number greater than 0, not '0' (twistd vinom "
+             "lobby --help lists the options)"),
+            (("host", "--limit", "frame-rate=30"),
+             f"vinom: --limit 'frame-rate' is not a limit of twistd vinom host; its limits: "
+             f"{', '.join(limits_of(HostCommand))} (twistd vinom host --help lists the "
+             f"options)"),
+        ]  # fmt: skip
+        for argv, line in cases:
+            with self.subTest(argv=argv):
+                process = await self.twistd(*argv)
+                self.assertEqual(await process.ended, (1, None))
+                lines = process.output.decode().strip().splitlines()
+                self.assertEqual(lines[-1], line)
+                self.assertEqual([x for x in lines if "--limit" in x], [line])
 
     async def test_an_option_of_another_role_is_one_line(self) -> None:
         process = await self.twistd("lobby", "--udp-ports", "7400-7401")

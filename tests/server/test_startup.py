@@ -130,7 +130,8 @@ class StartupErrorTests(TestCase):
     async def test_a_bad_option_value_is_one_line_without_the_help(self) -> None:
         udp = free_udp_range(2)
         for argv, text in (
-            (("--frame-rate", "fast"), "vinom: --frame-rate must be a number, not 'fast'"),
+            (("--limit", "frame-rate=fast"),
+             "vinom: --limit frame-rate must be a number, not 'fast'"),
             (("--ops-port", "bogus:1"), "vinom: --ops-port must be a port"),
             (("--bad",), "vinom: option --bad not recognized"),
             (("--udp-ports", f"{udp}-{udp + 1}", "--websocket", "tcp:0:interface=127.0.0.1",
@@ -361,7 +362,7 @@ class WorkerLogTests(TestCase):
             f.write(LEAKY_GAME)
         twistd = Twistd(
             self, "--host-workers", "1", "--games", "leaky", "--udp-interface", "127.0.0.1",
-            "--drain-timeout", "0",
+            "--limit", "drain-timeout=0",
             env={"PYTHONPATH": os.pathsep.join([ROOT, path, os.environ.get("PYTHONPATH", "")]),
                  "VINOM_CHECK_VIEWS": "1"},
         )  # fmt: skip

@@ -78,7 +78,7 @@ class OptionsTests(TestCase):
             (("--matches", "thread"), "--matches"),
             (("--game-host", "thread"), "--game-host"),
             (("--process-pool", "-2"), "--process-pool"),
-            (("--heartbeat-timeout", "0"), "--heartbeat-timeout"),
+            (("--limit", "heartbeat-timeout=0"), "--limit heartbeat-timeout"),
         ):
             with self.subTest(argv=argv):
                 e = self.assertRaises(usage.UsageError, parse, *argv)
@@ -149,25 +149,25 @@ class OptionsTests(TestCase):
 
     def test_rate_limits_must_be_positive(self) -> None:
         for args in (
-            ("--frame-rate", "0"),
-            ("--frame-rate", "fast"),
-            ("--frame-burst", "0"),
-            ("--max-connections-per-ip", "-1"),
-            ("--max-protocol-errors", "x"),
-            ("--session-timeout", "0"),
-            ("--reconnect-grace", "-1"),
-            ("--connect-deadline", "soon"),
-            ("--token-lifetime", "0"),
+            ("--limit", "frame-rate=0"),
+            ("--limit", "frame-rate=fast"),
+            ("--limit", "frame-burst=0"),
+            ("--limit", "max-connections-per-ip=-1"),
+            ("--limit", "max-protocol-errors=x"),
+            ("--limit", "session-timeout=0"),
+            ("--limit", "reconnect-grace=-1"),
+            ("--limit", "connect-deadline=soon"),
+            ("--limit", "token-lifetime=0"),
             ("--redis-start-wait", "0"),
-            ("--frame-rate", "inf"),
-            ("--session-timeout", "nan"),
-            ("--session-timeout", "5000000"),
-            ("--max-connections", "0"),
-            ("--max-pending-per-ip", "none"),
-            ("--queue-rate", "0"),
-            ("--queue-burst", "-2"),
-            ("--lobby-hello-timeout", "0"),
-            ("--lobby-idle-timeout", "inf"),
+            ("--limit", "frame-rate=inf"),
+            ("--limit", "session-timeout=nan"),
+            ("--limit", "session-timeout=5000000"),
+            ("--limit", "max-connections=0"),
+            ("--limit", "max-pending-per-ip=none"),
+            ("--limit", "queue-rate=0"),
+            ("--limit", "queue-burst=-2"),
+            ("--limit", "lobby-hello-timeout=0"),
+            ("--limit", "lobby-idle-timeout=inf"),
         ):
             with self.subTest(args=args):
                 self.assertRaises(usage.UsageError, parse, *args)
@@ -269,11 +269,12 @@ class OptionsTests(TestCase):
         self.assertIsNone(parse("--ops-port", "none")["ops-port"])
         # A bare port, as --websocket takes one: on loopback, as the default is.
         self.assertEqual(parse("--ops-port", "7391")["ops-port"], "tcp:7391:interface=127.0.0.1")
-        self.assertEqual(parse("--drain-timeout", "0")["drain-timeout"], 0.0)
+        self.assertEqual(parse("--limit", "drain-timeout=0")["drain-timeout"], 0.0)
         for argv, why in (
             (("--ops-port", "nonsense:1"), "--ops-port must be a port, a strports description"),
-            (("--drain-timeout", "-1"), "--drain-timeout must be a number of at least 0"),
-            (("--drain-timeout", "soon"), "--drain-timeout must be a number"),
+            (("--limit", "drain-timeout=-1"),
+             "--limit drain-timeout must be a number of at least 0"),
+            (("--limit", "drain-timeout=soon"), "--limit drain-timeout must be a number"),
         ):
             with self.subTest(argv=argv):
                 e = self.assertRaises(usage.UsageError, parse, *argv)
@@ -448,15 +449,15 @@ class MakeServiceTests(TestCase):
 
     def test_lobby_limits_reach_the_lobby(self) -> None:
         root, _ = self.make(
-            "--max-connections", "500",
-            "--max-pending-per-ip", "7",
-            "--queue-rate", "2.5",
-            "--queue-burst", "9",
-            "--lobby-hello-timeout", "4",
-            "--lobby-idle-timeout", "90",
-            "--max-matches-per-ip", "3",
-            "--lobby-ping-interval", "2",
-            "--lobby-ping-timeout", "1.5",
+            "--limit", "max-connections=500",
+            "--limit", "max-pending-per-ip=7",
+            "--limit", "queue-rate=2.5",
+            "--limit", "queue-burst=9",
+            "--limit", "lobby-hello-timeout=4",
+            "--limit", "lobby-idle-timeout=90",
+            "--limit", "max-matches-per-ip=3",
+            "--limit", "lobby-ping-interval=2",
+            "--limit", "lobby-ping-timeout=1.5",
         )  # fmt: skip
         assert isinstance(root, MultiService)
         config = root.getServiceNamed("lobby").config

@@ -191,7 +191,7 @@ class TwistdTests(TestCase):
         return players
 
     async def test_sigterm_drains_running_matches_then_exits_0(self) -> None:
-        transport, process, port, cert = await self.start_twistd("--drain-timeout", "60")
+        transport, process, port, cert = await self.start_twistd("--limit", "drain-timeout=60")
         players = await self.two_players(port, cert, think_time=0.3)
         transport.signalProcess("TERM")
         await self.output_has(process, b"waiting up to 60 s for 1 match(es) to end")
@@ -231,7 +231,7 @@ class TwistdTests(TestCase):
 
     async def test_drain_through_workers_ends_what_outlasts_the_timeout(self) -> None:
         transport, process, port, cert = await self.start_twistd(
-            "--host-workers", "2", "--drain-timeout", "2"
+            "--host-workers", "2", "--limit", "drain-timeout=2"
         )
         worker_pids = await self.ready_workers(process, 2)
         players = await self.two_players(port, cert, think_time=60.0)

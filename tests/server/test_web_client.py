@@ -775,7 +775,7 @@ class WebClientInChromiumTests(TestCase):
         # page's /game socket with 4008, and the page says so.
         port = free_tcp_port()
         await start_server(self, "--websocket", f"ssl:{port}:interface=127.0.0.1",
-                           "--web-game-rate", "2", ports=2)  # fmt: skip
+                           "--limit", "web-game-rate=2", ports=2)  # fmt: skip
         browser = await open_browser(self)
         await open_room_with_bots(browser, f"https://127.0.0.1:{port}/", "maze")
         await browser.wait_for_text("#game-phase", "Playing", 60)

@@ -315,7 +315,7 @@ class ReplaysResourceTests(TestCase):
         self,
     ) -> None:
         """A record still growing (its match plays on) is no replay: it would show the
-        play ahead of `--spectator-delay`. Once it ends, it is served `delay` seconds
+        play ahead of `--limit spectator-delay`. Once it ends, it is served `delay` seconds
         after this server first found it ended, the whole match."""
         from tests.rooms.test_rooms_record import REGISTRY, bot_match, recorded_room
         from vinom.hosting.records import RecordFiles, RecordSettings

@@ -46,7 +46,7 @@ async def photograph(reactor: Any, output: Path) -> None:
         "--ops-port", "tcp:0:interface=127.0.0.1",
         "--websocket", "none",
         "--host-workers", "2",
-        "--drain-timeout", "0",
+        "--limit", "drain-timeout=0",
     ])
     root = makeService(options, reactor)
     root.startService()

@@ -49,7 +49,7 @@ async def start_server(case: TestCase, *args: str, ports: int = 8) -> RunningSer
             "--udp-interface", "127.0.0.1",
             "--data-dir", data_dir,
             # Stopped at cleanup: no drain wait (tests/server/test_twistd.py drains for real).
-            "--drain-timeout", "0",
+            "--limit", "drain-timeout=0",
             "--ops-port", "none",
             # In this process unless the test asks for worker processes.
             *(() if {"--host-workers", "--matches"} & set(args) else ("--matches", "here")),
@@ -161,7 +161,7 @@ async def start_twistd(
             "--lobby", f"ssl:{lobby_port}:interface=127.0.0.1",
             "--websocket", f"ssl:{web_port}:interface=127.0.0.1" if web else "none",
             "--udp-ports", f"{udp}-{udp + 1}", "--udp-interface", "127.0.0.1",
-            "--public-host", "127.0.0.1", "--drain-timeout", "0",
+            "--public-host", "127.0.0.1", "--limit", "drain-timeout=0",
         )  # fmt: skip
     process = Collect()
     transport = reactor.spawnProcess(

@@ -202,7 +202,7 @@ async def photograph(reactor: Any, output: Path) -> None:
         "--ops-port", "none",
         "--websocket", f"ssl:{port}:interface=127.0.0.1",
         "--matches", "here",
-        "--drain-timeout", "0",
+        "--limit", "drain-timeout=0",
     ])
     root = makeService(options, reactor)
     root.startService()

@@ -6,7 +6,7 @@ end is on disk before the end is reported), `RedisRecords.upload` copies its
 record, found in the host's record files (`RecordIndex`, which reads each file
 once as it grows), to `<prefix>record:<match_id>`, a string holding the
 record's bytes (one match's gzip stream, docs/protocol.md §18), with a time to live of
-`--record-redis-hours` (24 by default): any lobby, tool or operator reads it
+`--limit record-redis-hours` (24 by default): any lobby, tool or operator reads it
 with `GET` from any machine (docs/operations.md, "Match records"). A record
 larger than `MAX_RECORD_BYTES` stays on disk only (logged), as does one whose
 upload fails (Redis away): the match is not affected either way.

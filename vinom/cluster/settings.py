@@ -208,7 +208,7 @@ class PlacementSettings:
     silent_after: float = field(default=1.0, validator=positive)
     # A host whose registration lapsed but whose presence connection is still open (a
     # paused process: SIGSTOP, a VM pause, a long collection) is departed only once it
-    # has been silent this long: as long as the players' --reconnect-grace, which holds
+    # has been silent this long: as long as the players' --limit reconnect-grace, which holds
     # their seats for as long. A killed host's connections close at once: no wait.
     stall_grace: float = field(default=30.0, validator=positive)
     # Lifetime of the outcome, requested-marker and request-stream keys.

@@ -5,7 +5,7 @@ one (vinom.lobby.open_rooms). Members are told of every change with a
 `room_update` frame; when the last seat is taken the room becomes a match,
 handed to the match placer exactly as a match the matchmaker formed, and its
 people get `match_found`. Taking a seat counts against the player's address
-like queueing does (`--max-pending-per-ip`, `--max-matches-per-ip`, the
+like queueing does (`--limit max-pending-per-ip`, `--limit max-matches-per-ip`, the
 queue rate). A room member who disconnects gives up the seat. A party's
 members do not take seats (`already_in_party`): a party plays together, queued
 by its leader.

@@ -1,7 +1,9 @@
 """Rooms and the seat router: matches played on a game host, sans-I/O.
 
 - `vinom.rooms.messages`: the application messages on the UDP channels.
-- `vinom.rooms.room`: `Room`, one match's lifecycle around the game's state.
+- `vinom.rooms.room`: `Room`, one match's lifecycle around the game's state;
+  its seats and sessions in `vinom.rooms.seating`, its actions and inputs in
+  `vinom.rooms.acting`, what it sends in `vinom.rooms.sending`.
 - `vinom.rooms.realtime`: `RealTimeLoop`, a ticking room's fixed step, inputs,
   snapshot schedule and tick history (a turn-based room holds none).
 - `vinom.rooms.registry`: `RoomRegistry`, a game host's rooms by match id.

@@ -24,14 +24,17 @@ number and its time (milliseconds since `start`), for clients that interpolate.
 The room decides when states go; `vinom.rooms.views` builds and sends them, and
 `vinom.rooms.member` holds what it knows of each seat.
 
-The room keeps the phases, the seats, the actions and the calls into the game;
-the rest is in the parts it holds. A game with a tick has its fixed step, its
-players' real-time inputs, its snapshot schedule and its tick history in a
-`RealTimeLoop` (`realtime`, vinom.rooms.realtime); a turn-based room holds none.
-The game's idle rule is an `IdleRule` (vinom.rooms.idle), its bot seats are
-`RoomBots` (vinom.rooms.bots), and `GameFaults` (vinom.rooms.faults) counts and
-logs what the game's code raises; a room holds the first two only when the
-game has them.
+The room keeps the phases, its deadlines and the calls into the game. Its seats
+and sessions (`RoomSeating`, vinom.rooms.seating), its actions, inputs and bots'
+turns (`RoomActions`, vinom.rooms.acting) and what it sends (`RoomSending`,
+vinom.rooms.sending) are written apart, in classes `Room` inherits (a call
+stays one method call); the rest is in the parts it holds. A game with a
+tick has its fixed step, its players' real-time inputs, its snapshot schedule
+and its tick history in a `RealTimeLoop` (`realtime`, vinom.rooms.realtime);
+a turn-based room holds none. The game's idle rule is an `IdleRule`
+(vinom.rooms.idle), its bot seats are `RoomBots` (vinom.rooms.bots), and
+`GameFaults` (vinom.rooms.faults) counts and logs what the game's code raises;
+a room holds the first two only when the game has them.
 
 Version rule: the version grows by exactly one for every applied action,
 every phase change, and every hook (join, leave, reconnect, tick, time up)
@@ -49,22 +52,23 @@ from typing import Any
 from attrs import define, field
 from twisted.logger import Logger
 
-from vinom.games.interfaces import GameEvent, IGame, IllegalAction, Outcome, Seat
+from vinom.games.interfaces import IGame, Outcome, Seat
 from vinom.games.registry import check_game_once
 from vinom.games.rules import rules_of
 from vinom.match import Match
-from vinom.protocol.events import RELIABLE
-from vinom.protocol.interfaces import Admission
+from vinom.rooms.acting import RoomActions
 from vinom.rooms.bots import RoomBots
 from vinom.rooms.config import CHECK_VIEWS_ENV, RoomConfig, check_views_from_env
 from vinom.rooms.delta import quantisation_of
 from vinom.rooms.faults import GameFaults
 from vinom.rooms.idle import IdleRule
 from vinom.rooms.member import Member
-from vinom.rooms.messages import Phase, encode_event, encode_phase, encode_presence, encode_welcome
+from vinom.rooms.messages import Phase, encode_phase
 from vinom.rooms.outbox import Outbox
-from vinom.rooms.realtime import INPUT_NOTICE_INTERVAL, MAX_CATCH_UP_TICKS, NO_HISTORY, RealTimeLoop
+from vinom.rooms.realtime import INPUT_NOTICE_INTERVAL, MAX_CATCH_UP_TICKS, RealTimeLoop
 from vinom.rooms.record import MatchRecorder
+from vinom.rooms.seating import RoomSeating
+from vinom.rooms.sending import RoomSending
 from vinom.rooms.timers import TimerQueue
 from vinom.rooms.views import RoomViews
 
@@ -90,7 +94,7 @@ class SharedViewMismatch(Exception):
 
 
 @define(eq=False, repr=False)
-class Room:
+class Room(RoomSeating, RoomActions, RoomSending):
     """One match: seats from the `Match`, the game's immutable state and its version.
 
     Call `start(now)` once; then the seat router reports connections
@@ -243,59 +247,6 @@ class Room:
         """When the room next needs `handle_timer`, or None (an ended room: never)."""
         wake = self.wake
         return None if wake == _INF else wake
-
-    def session_ids(self) -> list[int]:
-        """The sessions currently attached to seats."""
-        return [m.session_id for m in self._order if m.session_id is not None]
-
-    def seat_of(self, player_id: str) -> Seat | None:
-        member = self._members.get(player_id)
-        return None if member is None else member.seat
-
-    def session_of(self, player_id: str) -> int | None:
-        member = self._members.get(player_id)
-        return None if member is None else member.session_id
-
-    def in_grace(self, player_id: str) -> bool:
-        """True while the player's seat is held for their reconnection."""
-        member = self._members.get(player_id)
-        return member is not None and member.grace_ends is not None
-
-    def joined_players(self) -> tuple[str, ...]:
-        """The players who connected to their seats at least once, in seat order."""
-        return tuple(m.seat.player_id for m in self._order if m.joined)
-
-    def has_left(self, player_id: str) -> bool:
-        member = self._members.get(player_id)
-        return member is not None and member.left
-
-    def admission(self, player_id: str) -> Admission:
-        """May this player connect now? (A seat that is free or held for them.)"""
-        return self.check_admission(player_id)[0]
-
-    def check_admission(self, player_id: str) -> tuple[Admission, str | None]:
-        """`admission`, with the reason when the game's `check_join` refused the seat.
-
-        The reason is the game's text (or "check_join failed: " and the
-        exception when the game raised); it is for the host's log and counters,
-        not for the client, which only learns that it was denied.
-        """
-        member = self._members.get(player_id)
-        if member is None or member.bot is not None:
-            return Admission.REFUSE, None
-        if member.left or self.ended:
-            return Admission.FULL, None
-        if member.session_id is not None:
-            # Already connected: a second session for one seat is refused.
-            return Admission.REFUSE, None
-        if not member.joined:
-            try:
-                reason = self.game.check_join(self.state, member.seat)
-            except Exception as e:
-                return Admission.FULL, self._faults.check_join_failed(e, player_id)
-            if reason is not None:
-                return Admission.FULL, str(reason)
-        return Admission.ACCEPT, None
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -491,178 +442,6 @@ class Room:
         """The owner removes the room: it ends as aborted if still running."""
         self.abort("closed", now)
 
-    # -- sessions -----------------------------------------------------------
-
-    def player_connected(self, player_id: str, session_id: int, now: float) -> bool:
-        """A session for this player was established; False if the seat cannot take it."""
-        if self.admission(player_id) is not Admission.ACCEPT:
-            return False
-        member = self._members[player_id]
-        member.session_id = session_id
-        reconnected = member.joined
-        if member.grace_ends is not None:
-            member.grace_ends = None
-            self._rewake()
-        # The welcome is the session's first message: before any event.
-        self.outbox.send_message(
-            session_id,
-            RELIABLE,
-            encode_welcome(
-                self.match.match_id,
-                self.game.name,
-                member.seat.index,
-                self.seats,
-                reconnected,
-                rules_of(self.game).title,
-                self.tick_rate,
-                self.snapshot_rate,
-                self._views.quantisation.rules,
-            ),
-        )
-        if self.realtime is not None:
-            self.realtime.connected(member)
-        member.joined = True
-        self._views.joining = member
-        try:
-            if reconnected:
-                outcome = self._hook("reconnect", self.game.reconnect, self.state, member.seat)
-            else:
-                outcome = self._hook("join", self.game.join, self.state, member.seat)
-            changed = outcome is not None and self._apply(outcome)
-            self._send_all(encode_presence(player_id, "connected"), but=member)
-            if self.phase is Phase.WAITING:
-                self._maybe_start(now)
-                if changed and self.phase is Phase.WAITING:
-                    self._broadcast_state(now)
-            elif changed:
-                self._after_change(now)
-        finally:
-            self._views.joining = None
-        # Its first state, after the welcome and whatever the join changed, is current
-        # (an ended room sent every member its final state reliably already).
-        if not self.ended:
-            self._send_state_reliably(member, now)
-        return True
-
-    def player_disconnected(self, player_id: str, session_id: int, now: float) -> None:
-        """The player's session closed: hold the seat for the reconnection window."""
-        member = self._members.get(player_id)
-        if member is None or member.session_id != session_id:
-            return
-        member.session_id = None
-        if self.ended:
-            return
-        self._send_all(encode_presence(player_id, "disconnected"), but=member)
-        member.grace_ends = now + self.config.reconnect_grace
-        self._rewake()
-
-    def player_left(self, player_id: str, now: float) -> None:
-        """The player left for good (a `leave` message): no reconnection window."""
-        member = self._members.get(player_id)
-        if member is None or member.left:
-            return
-        member.session_id = None
-        if not self.ended:
-            self._leave(member, now)
-
-    def _leave(self, member: Member, now: float, idle: bool = False) -> None:
-        member.left = True
-        if member.grace_ends is not None:
-            member.grace_ends = None
-            self._rewake()
-        player_id = member.seat.player_id
-        if idle:
-            # Everyone hears it, the idle player included: they are out of the game.
-            self._send_all(encode_presence(player_id, "idle"))
-            outcome = self._hook("idle", self.game.idle, self.state, member.seat)  # type: ignore[attr-defined]
-        else:
-            outcome = self._hook("leave", self.game.leave, self.state, member.seat)
-        changed = outcome is not None and self._apply(outcome)
-        if not idle:
-            self._send_all(encode_presence(player_id, "left"), but=member)
-        if self.ended:
-            return
-        if self.phase is Phase.WAITING:
-            self.abort("player_left", now)
-        elif self.game.is_finished(self.state):
-            self._finish(now)
-        elif not any(m.session_id is not None or m.grace_ends is not None for m in self._order):
-            self.abort("abandoned", now)
-        elif changed:
-            self._broadcast_state(now)
-
-    # -- actions ------------------------------------------------------------
-
-    def handle_action(
-        self, player_id: str, action: Mapping[str, Any], action_id: int | None, now: float
-    ) -> bool:
-        """Apply one action of this seated player; True if applied.
-
-        A rejected action (wrong phase, stale, illegal) changes nothing and is
-        answered with an `error` to its sender only.
-        """
-        member = self._members[player_id]
-        if self.phase is not _PLAYING:
-            self._send_error(member, "not_playing", f"the game is {self.phase}", action_id)
-            return False
-        if member.left:
-            self._send_error(member, "not_seated", "you are out of this game", action_id)
-            return False
-        try:
-            outcome = self._game_action(member, action)
-        except IllegalAction as e:
-            self._send_error(member, e.code, e.message, action_id)
-            return False
-        except Exception:
-            # A game bug or an input the game did not expect: the state is
-            # immutable, so nothing changed; only the sender hears of it.
-            self._game_error("apply_action")
-            self._send_error(member, "internal_error", "the game failed on this action", action_id)
-            return False
-        member.last_action_id = action_id
-        self._acted(member, outcome, now)
-        return True
-
-    def _game_action(self, member: Member, action: Mapping[str, Any]) -> Outcome:
-        """The game's outcome of this player's action or input (raises what it raises):
-        through `apply_action_at` with the tick history when the game has one."""
-        if self.recorder is not None:
-            self.recorder.act(member.seat, action, self.state, self.tick_number, self.version)
-        apply_at = self._apply_action_at
-        if apply_at is None:
-            return self.game.apply_action(self.state, member.seat, action, self.rng)
-        loop = self.realtime
-        history = NO_HISTORY if loop is None else loop.history
-        return apply_at(self.state, member.seat, action, self.rng, history)
-
-    def _acted(self, member: Member, outcome: Outcome, now: float) -> None:
-        """Adopt an applied action's or input's outcome: a new version, its events,
-        then the end of the game or the states (and the player's idle clock)."""
-        self.state = state = outcome.state
-        self.version += 1
-        for event in outcome.events:
-            self._send_event(event)
-        if self.game.is_finished(state):
-            self._finish(now)
-        else:
-            if self._idle is not None:
-                self._track_idle(member, now)
-            self._broadcast_state(now)
-
-    def send_error(
-        self, player_id: str, code: str, message: str, action_id: int | None = None
-    ) -> None:
-        """Send an ``error`` to this player's session, if connected (see `handle_action`)."""
-        member = self._members.get(player_id)
-        if member is not None:
-            self._send_error(member, code, message, action_id)
-
-    def send_state(self, player_id: str, now: float) -> None:
-        """Send the current state to this player on the reliable channel (`sync`)."""
-        member = self._members.get(player_id)
-        if member is not None and member.session_id is not None:
-            self._send_state_reliably(member, now)
-
     # -- internals ----------------------------------------------------------
 
     def _apply(self, outcome: Outcome) -> bool:
@@ -708,103 +487,6 @@ class Room:
         if not self.ended:
             self._track_idle(None, now)
 
-    def _broadcast_state(self, now: float) -> None:
-        """The state changed: send it to every player now or, for a game with a
-        tick while playing, with the next snapshot (`_tick`)."""
-        loop = self.realtime
-        if loop is not None and self.phase is _PLAYING:
-            loop.changed = True
-            if self._bots is not None:
-                self._wake_bots(self._bots, now)
-            return
-        self._send_states(now)
-
-    def _send_states(self, now: float) -> None:
-        """Send the current state to every connected player (unreliably)."""
-        if self._bots is not None and self.phase is _PLAYING:
-            self._wake_bots(self._bots, now)
-        loop = self.realtime
-        tick = 0
-        if loop is not None:
-            loop.changed = False
-            tick = loop.tick_number
-        if self._state_due != _INF:
-            # The periodic state is for when none goes out: it waits a whole
-            # interval from this one (`handle_timer` picks up the later time).
-            self._state_due = now + self.config.state_interval
-        ends = self._phase_ends
-        remaining = None
-        if ends is not None:
-            remaining = ends - now
-            if remaining < 0.0:
-                remaining = 0.0
-        version, phase, state, views = self.version, self.phase, self.state, self._views
-        server_time = views.server_time(now)
-        try:
-            if views.check:
-                self._check_shared_view(state, version)
-            if phase is _PLAYING and loop is not None:
-                # Delta-encoded snaps (docs/protocol.md §14, §16).
-                views.send_snaps(self._order, version, remaining, state, tick, server_time)
-            else:
-                views.send_states(self._order, version, phase, remaining, state, tick, server_time)
-        except Exception:
-            self._game_error("view")
-
-    # -- real-time inputs -------------------------------------------------------
-
-    def handle_inputs(
-        self,
-        player_id: str,
-        ack: int | None,
-        inputs: tuple[tuple[int, Mapping[str, Any]], ...],
-        now: float,
-    ) -> None:
-        """An ``input`` message of this seated player: `ack` is the newest snapshot
-        tick they applied (their delta baseline), `inputs` the (tick, input) pairs
-        it carries, each held for its tick (`RealTimeLoop.offer`). A room without a
-        tick takes none (the seat router drops them before they come here)."""
-        member = self._members[player_id]
-        loop = self.realtime
-        if loop is not None:
-            loop.offer(member, ack, inputs, self.phase is _PLAYING and not member.left)
-
-    def _apply_inputs(self, loop: RealTimeLoop, tick: int, now: float) -> None:
-        """Before the game runs `tick`: each player's inputs for it (and any late
-        ones), in seat order, each player's in tick order (`RealTimeLoop.take`)."""
-        for member in self._order:
-            for _, value in loop.take(member, tick):
-                self._apply_input(loop, member, value, now)
-                if self.phase is not _PLAYING:
-                    return
-
-    def _apply_input(
-        self, loop: RealTimeLoop, member: Member, value: Mapping[str, Any], now: float
-    ) -> None:
-        counts = loop.input_counts
-        if member.left:
-            counts["not_playing"] += 1
-            return
-        try:
-            outcome = self._game_action(member, value)
-        except IllegalAction as e:
-            counts["rejected"] += 1
-            # Inputs come many a second: one error a second tells enough.
-            if now - member.input_noticed_at >= INPUT_NOTICE_INTERVAL:
-                member.input_noticed_at = now
-                self._send_error(member, e.code, e.message, None)
-            return
-        except Exception:
-            counts["rejected"] += 1
-            self._game_error("apply_action")
-            return
-        counts["applied"] += 1
-        self._acted(member, outcome, now)
-
-    def server_time(self, now: float) -> int:
-        """The room's time at `now` as a state's ``ts`` says it (the spectators' too)."""
-        return self._views.server_time(now)
-
     def _check_shared_view(self, state: Any, version: int) -> None:
         """The debug check of `shared_view`: every seat's view must be the same.
 
@@ -826,51 +508,6 @@ class Room:
             other,
             version,
         )
-
-    # -- bot seats ------------------------------------------------------------
-
-    def _wake_bots(self, bots: RoomBots, now: float) -> None:
-        """The state changed: each bot still in the game looks at it after its think time."""
-        if bots.wake(now) < self.wake:
-            self._rewake()
-
-    def _bot_acts(self, member: Member, now: float) -> None:
-        member.bot_due = _INF
-        if member.left or self.phase is not _PLAYING:
-            return
-        assert member.bot is not None
-        try:
-            action = member.bot.choose_action(self.game.view(self.state, member.seat.player_id))
-        except Exception:
-            self._game_error("bot")
-            return
-        if action is not None and not self.handle_action(member.seat.player_id, action, None, now):
-            # Refused (the game moved on, or a bot bug): it looks again after a while.
-            assert self._bots is not None
-            member.bot_due = self._bots.retry_at(now)
-
-    def _send_state_reliably(self, member: Member, now: float) -> None:
-        state, tick = self.state, self.tick_number
-        try:
-            self._views.send_state(
-                member, self.version, self.phase, self.remaining(now), state, tick, now
-            )
-        except Exception:
-            self._game_error("view")
-
-    def _send_event(self, event: GameEvent) -> None:
-        try:
-            data = encode_event(self.version, event.name, event.data)
-        except Exception:
-            self._game_error("event")
-            return
-        self._views.send_reliably(self._order, data, to=event.to)
-
-    def _send_error(self, member: Member, code: str, message: str, action_id: int | None) -> None:
-        self._views.send_error(member, code, message, action_id)
-
-    def _send_all(self, data: bytes, but: Member | None = None) -> None:
-        self._views.send_reliably(self._order, data, but=but)
 
     def _hook(self, name: str, hook: Callable[..., Outcome], *args: Any) -> Outcome | None:
         if self.recorder is not None:

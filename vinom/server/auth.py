@@ -23,6 +23,7 @@ from vinom.accounts.plugins import (
 )
 from vinom.server.checks import (
     existing_file,
+    limit,
     non_negative_float,
     param,
     positive_float,
@@ -102,42 +103,41 @@ AUTH_PARAMS = (
         "line).",
         existing_file,
     ),
-    param(
+)
+
+# The authenticator's limits and timings: `--limit NAME=VALUE` (vinom.server.options).
+AUTH_LIMITS = (
+    limit(
         "auth-leeway",
-        None,
         30.0,
         "Seconds of clock difference allowed on a token's exp, nbf and iat.",
         non_negative_float,
     ),
-    param(
+    limit(
         "auth-timeout",
-        None,
         5.0,
         "Seconds a sign-in may take (the provider's keys fetched, the account found); past "
         "it the player is told auth_failed, reason unavailable.",
         positive_float,
     ),
-    param(
+    limit(
         "auth-refresh-interval",
-        None,
         5.0,
         "--auth jwt: seconds between two fetches of the JWKS on an unknown key id, at least.",
         positive_float,
     ),
-    param(
+    limit(
         "auth-failure-rate",
-        None,
         0.2,
         "Refused sign-ins per second per client address after a burst of "
-        "--auth-failure-burst; past it every sign-in from that address is refused "
+        "auth-failure-burst; past it every sign-in from that address is refused "
         "(auth_failed, reason rate_limited) unchecked.",
         positive_float,
     ),
-    param(
+    limit(
         "auth-failure-burst",
-        None,
         10,
-        "Refused sign-ins per client address before --auth-failure-rate applies.",
+        "Refused sign-ins per client address before auth-failure-rate applies.",
         positive_int,
     ),
 )

@@ -3,8 +3,9 @@ checks of values that need more than the option's text (certificates,
 games, the public URL).
 
 A coercer takes the option's name and its text and returns its value, or raises
-usage.UsageError saying what is wrong in one line ("--frame-rate must be a
-number greater than 0, not '0'"); `param` binds the name into an option's row.
+usage.UsageError saying what is wrong in one line ("--limit frame-rate must be a
+number greater than 0, not '0'"); `param` binds the name into an option's row,
+`limit` into a row of `--limit NAME=VALUE`.
 """
 
 from __future__ import annotations
@@ -112,6 +113,12 @@ def param(
     return row if coerce is None else [*row, partial(coerce, name)]
 
 
+def limit(name: str, default: Any, doc: str, coerce: Coercer) -> list[Any]:
+    """One row of a group's `optLimits`: a value given as `--limit NAME=VALUE`, whose
+    coerce column says what is wrong as `--limit NAME ...` in one line."""
+    return [name, None, default, doc, partial(coerce, f"limit {name}")]
+
+
 def positive_int(name: str, value: str) -> int:
     number = _whole(name, value)
     if number < 1:
@@ -181,10 +188,10 @@ def session_timeout(name: str, value: str) -> float:
 
 
 def output_limit(name: str, value: str) -> int:
-    limit = positive_int(name, value)
-    if limit < 4096:
-        raise usage.UsageError(f"--{name} must be at least 4096, not {limit}")
-    return limit
+    size = positive_int(name, value)
+    if size < 4096:
+        raise usage.UsageError(f"--{name} must be at least 4096, not {size}")
+    return size
 
 
 def existing_file(name: str, value: str) -> str:

@@ -8,9 +8,9 @@ listener (--gateway), the operations endpoint (--ops-port: /health, /ready,
 its counters on the same /metrics) and the announcement. The rule source
 (vinom.gateway.sources.IRuleSource) is Redis's with --redis; without it the
 rules come from --gateway-rules. SIGHUP reads the source again. SIGTERM
-drains: the listener stops, open connections may run on for up to --drain-timeout, then
+drains: the listener stops, open connections may run on for up to --limit drain-timeout, then
 are closed; the relay forwards on while a route is open, within the same
---drain-timeout, then closes; and the process exits 0.
+--limit drain-timeout, then closes; and the process exits 0.
 """
 
 from __future__ import annotations

@@ -122,7 +122,7 @@ class ServerCollector(Collector):
         )
         yield CounterMetricFamily(
             "vinom_lobby_slow_readers_dropped",
-            "Lobby connections dropped for holding more than --lobby-max-output bytes.",
+            "Lobby connections dropped for holding more than --limit lobby-max-output bytes.",
             value=figures.lobby_slow_readers_dropped,
         )
         queues = GaugeMetricFamily(
@@ -175,8 +175,8 @@ class ServerCollector(Collector):
         if figures.record_files is not None:
             yield GaugeMetricFamily(
                 "vinom_record_files",
-                "Match record files in --record-dir now (pruned by --record-keep-days and "
-                "--record-max-mb).", value=figures.record_files,
+                "Match record files in --record-dir now (pruned by --limit record-keep-days and "
+                "--limit record-max-mb).", value=figures.record_files,
             )  # fmt: skip
             yield GaugeMetricFamily(
                 "vinom_record_bytes", "Bytes of the match record files in --record-dir now.",

@@ -5,17 +5,23 @@ The options are grouped by concern, each group a small mixin of `optParameters`
 `LobbyOptions`, `HostingOptions`, ...); each role composes the groups it takes:
 `twistd vinom` alone runs lobby and game hosts in one process (`Options`), and
 its subcommands run one role each (`twistd vinom lobby`, `host`, `gateway`,
-`relay`: `SUBCOMMANDS`), with only that role's options. Each option's own check
-is its coerce column (vinom.server.checks); `RoleOptions.postOptions` checks
-what depends on more than one option and adds what is derived from them
-(`udp-port-range`, `token-key`, `redis-settings`, `game-registry`, `game-url`,
-...). The spellings of the release before (`--role ROLE`, `--game-host`,
-`--host-workers 0`) are read as the new ones with a one-line hint
+`relay`: `SUBCOMMANDS`), with only that role's options. A group's limits and
+timings (`optLimits`: rates, bursts, sizes, timeouts) are not options of their
+own but NAMEs of one repeatable `--limit NAME=VALUE` (`RoleOptions.opt_limit`),
+so that each role's `--help` stays short; each value is still found under its
+NAME. Each option's (and each limit's) own check is its coerce column
+(vinom.server.checks); `RoleOptions.postOptions` checks what depends on more
+than one option and adds what is derived from them (`udp-port-range`,
+`token-key`, `redis-settings`, `game-registry`, `game-url`, ...). The spellings
+of the release before (`--role ROLE`, `--game-host`, `--host-workers 0`,
+`--NAME VALUE` for a limit) are read as the new ones with a one-line hint
 (`modern_argv`). Nothing here listens or starts: the roles (vinom.server.roles) do.
 """
 
 
 import os
+import textwrap
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.abstract import isIPAddress, isIPv6Address
@@ -30,7 +36,7 @@ from vinom.hosting.spectators import SpectatorSettings
 from vinom.matchmaking.windows import RatingWindow
 from vinom.net.origins import OriginPolicy, page_origins
 from vinom.server.accounts import database_option, database_url
-from vinom.server.auth import AUTH_PARAMS, auth_option, auth_settings
+from vinom.server.auth import AUTH_LIMITS, AUTH_PARAMS, auth_option, auth_settings
 from vinom.server.checks import (
     bind_address,
     check_certificate,
@@ -39,6 +45,7 @@ from vinom.server.checks import (
     existing_file,
     game_url,
     label_value,
+    limit,
     match_size_overrides,
     non_negative_float,
     non_negative_int,
@@ -82,9 +89,10 @@ _log = Logger()
 
 
 class OptionGroup:
-    """A group of options (`optParameters`, `optFlags`, `opt_` methods), mixed into the
-    usage.Options of each role that takes them: its `opt_` methods read and write the
-    values there."""
+    """A group of options (`optParameters`, `optFlags`, `opt_` methods) and limits
+    (`optLimits`, rows as `optParameters`' given as `--limit NAME=VALUE`), mixed into
+    the usage.Options of each role that takes them: its `opt_` methods read and write
+    the values there."""
 
     if TYPE_CHECKING:
 
@@ -143,9 +151,11 @@ class ServerOptions(OptionGroup):
             "File holding a bearer token (one line) that /metrics, /status and the dashboard "
             "ask for; /health and /ready stay open. Default: no token.",
         ),
-        param(
+    ]
+
+    optLimits = [
+        limit(
             "drain-timeout",
-            None,
             600.0,
             "Seconds running matches may play on after SIGTERM before they are aborted "
             "(a second SIGTERM stops at once).",
@@ -239,13 +249,6 @@ class GameOptions(OptionGroup):
             "Default: a fresh random key each start (fine when one process runs both).",
         ),
         param(
-            "session-timeout",
-            None,
-            5.0,
-            "Seconds without a valid packet after which a UDP session ends.",
-            session_timeout,
-        ),
-        param(
             "realm",
             None,
             "default",
@@ -254,6 +257,15 @@ class GameOptions(OptionGroup):
             "agones.dev/sdk-realm); a lobby matches its players with its realm's and "
             "places their matches only on its realm's hosts.",
             label_value,
+        ),
+    ]
+
+    optLimits = [
+        limit(
+            "session-timeout",
+            5.0,
+            "Seconds without a valid packet after which a UDP session ends.",
+            session_timeout,
         ),
     ]
 
@@ -306,19 +318,20 @@ class WebOptions(OptionGroup):
             "from any other address is refused. Default: none.",
             trusted_proxies,
         ),
-        param(
+    ]
+
+    optLimits = [
+        limit(
             "max-connections-per-ip",
-            None,
             32,
             "Concurrent lobby connections per client IP.",
             positive_int,
         ),
-        param(
-            "max-connections", None, 10_000, "Concurrent lobby connections in all.", positive_int
+        limit(
+            "max-connections", 10_000, "Concurrent lobby connections in all.", positive_int
         ),
-        param(
+        limit(
             "lobby-hello-timeout",
-            None,
             10.0,
             "Seconds a new lobby connection has for the TLS handshake and its first frame.",
             positive_float,
@@ -340,95 +353,6 @@ class LobbyOptions(OptionGroup):
             "privateKey= it gets --certificate/--private-key, or the dev certificate.",
         ),
         param(
-            "frame-rate",
-            None,
-            20.0,
-            "Lobby frames per second per connection (token bucket).",
-            positive_float,
-        ),
-        param(
-            "frame-burst",
-            None,
-            40,
-            "Lobby frame burst per connection (token bucket size).",
-            positive_int,
-        ),
-        param(
-            "max-protocol-errors",
-            None,
-            10,
-            "Protocol errors before a lobby connection closes.",
-            positive_int,
-        ),
-        param(
-            "max-pending-per-ip",
-            None,
-            32,
-            "Players from one client IP (IPv6: one /64) queued or in a match that has not ended.",
-            positive_int,
-        ),
-        param(
-            "max-matches-per-ip",
-            None,
-            16,
-            "Matches not ended with players from one client IP (IPv6: one /64), counting its "
-            "queued players as the matches they may make: the game ports one address can hold.",
-            positive_int,
-        ),
-        param(
-            "queue-rate",
-            None,
-            1.0,
-            "Lobby queue and room requests per second per client IP (token bucket); "
-            "party_join requests too, counted apart (across lobbies with --redis).",
-            positive_float,
-        ),
-        param(
-            "queue-burst",
-            None,
-            32,
-            "Lobby queue and room request burst per client IP (token bucket size); the same "
-            "for party_join, counted apart.",
-            positive_int,
-        ),
-        param(
-            "lobby-idle-timeout",
-            None,
-            60.0,
-            "Seconds a lobby connection that is not queued may stay silent (a ping keeps it).",
-            positive_float,
-        ),
-        param(
-            "lobby-ping-interval",
-            None,
-            5.0,
-            "Seconds a queued player's connection may be silent before the lobby pings it.",
-            positive_float,
-        ),
-        param(
-            "lobby-ping-timeout",
-            None,
-            5.0,
-            "Seconds a pinged queued player has to answer before its connection is closed "
-            "and its ticket withdrawn.",
-            positive_float,
-        ),
-        param(
-            "lobby-max-output",
-            None,
-            262_144,
-            "Bytes of frames a lobby connection (TLS or WebSocket) may hold back while its "
-            "peer does not read; past it the connection is dropped (at least 4096).",
-            output_limit,
-        ),
-        param(
-            "token-lifetime",
-            None,
-            60.0,
-            "Seconds a connect token stays valid after it is issued.",
-            positive_float,
-        ),
-        param(
             "relay",
             None,
             None,
@@ -436,6 +360,86 @@ class LobbyOptions(OptionGroup):
             "HOST:FIRST-LAST (its public ports). match_found then sends players there with a "
             "route token; needs --relay-key-file (docs/gateway.md, UDP relay).",
             relay_address,
+        ),
+    ]
+
+    optLimits = [
+        limit(
+            "frame-rate",
+            20.0,
+            "Lobby frames per second per connection (token bucket).",
+            positive_float,
+        ),
+        limit(
+            "frame-burst",
+            40,
+            "Lobby frame burst per connection (token bucket size).",
+            positive_int,
+        ),
+        limit(
+            "max-protocol-errors",
+            10,
+            "Protocol errors before a lobby connection closes.",
+            positive_int,
+        ),
+        limit(
+            "max-pending-per-ip",
+            32,
+            "Players from one client IP (IPv6: one /64) queued or in a match that has not ended.",
+            positive_int,
+        ),
+        limit(
+            "max-matches-per-ip",
+            16,
+            "Matches not ended with players from one client IP (IPv6: one /64), counting its "
+            "queued players as the matches they may make: the game ports one address can hold.",
+            positive_int,
+        ),
+        limit(
+            "queue-rate",
+            1.0,
+            "Lobby queue and room requests per second per client IP (token bucket); "
+            "party_join requests too, counted apart (across lobbies with --redis).",
+            positive_float,
+        ),
+        limit(
+            "queue-burst",
+            32,
+            "Lobby queue and room request burst per client IP (token bucket size); the same "
+            "for party_join, counted apart.",
+            positive_int,
+        ),
+        limit(
+            "lobby-idle-timeout",
+            60.0,
+            "Seconds a lobby connection that is not queued may stay silent (a ping keeps it).",
+            positive_float,
+        ),
+        limit(
+            "lobby-ping-interval",
+            5.0,
+            "Seconds a queued player's connection may be silent before the lobby pings it.",
+            positive_float,
+        ),
+        limit(
+            "lobby-ping-timeout",
+            5.0,
+            "Seconds a pinged queued player has to answer before its connection is closed "
+            "and its ticket withdrawn.",
+            positive_float,
+        ),
+        limit(
+            "lobby-max-output",
+            262_144,
+            "Bytes of frames a lobby connection (TLS or WebSocket) may hold back while its "
+            "peer does not read; past it the connection is dropped (at least 4096).",
+            output_limit,
+        ),
+        limit(
+            "token-lifetime",
+            60.0,
+            "Seconds a connect token stays valid after it is issued.",
+            positive_float,
         ),
     ]
 
@@ -498,6 +502,8 @@ class AuthOptions(OptionGroup):
         ),
     ]
 
+    optLimits = list(AUTH_LIMITS)
+
     def opt_auth_option(self, value: str) -> None:
         """An option of the --auth plugin, KEY=VALUE (repeatable; a studio's own
         authenticator reads them)."""
@@ -559,51 +565,6 @@ class HostingOptions(OptionGroup):
             non_negative_int,
         ),
         param(
-            "heartbeat-timeout",
-            None,
-            3.0,
-            "Seconds a game-host process may leave its heartbeats (sent every second) "
-            "unanswered before it is killed and counted as crashed.",
-            positive_float,
-        ),
-        param(
-            "reconnect-grace",
-            None,
-            30.0,
-            "Seconds a player whose session ended keeps the seat, to reconnect through the lobby.",
-            positive_float,
-        ),
-        param(
-            "connect-deadline",
-            None,
-            30.0,
-            "Seconds every player of a new match has to connect before the match is aborted.",
-            positive_float,
-        ),
-        param(
-            "spectator-delay",
-            None,
-            0.0,
-            "Seconds spectators lag behind a match (a competitive server: enough that "
-            "what they see no longer helps a player).",
-            non_negative_float,
-        ),
-        param(
-            "max-spectators",
-            None,
-            100,
-            "Spectators one match may have at once (0: no spectators).",
-            non_negative_int,
-        ),
-        param(
-            "web-game-rate",
-            None,
-            20.0,
-            "Messages per second a browser's /game socket may send (burst: twice as many); "
-            "above it the socket is closed (4008). Raise it for a game that acts faster.",
-            positive_float,
-        ),
-        param(
             "webtransport",
             None,
             None,
@@ -621,6 +582,48 @@ class HostingOptions(OptionGroup):
             "least loaded: matches spread over the hosts) or pack (the most loaded: hosts "
             "fill one after another, so idle ones can go, as Agones's autoscaling wants).",
             choice(PLACEMENTS),
+        ),
+    ]
+
+    optLimits = [
+        limit(
+            "heartbeat-timeout",
+            3.0,
+            "Seconds a game-host process may leave its heartbeats (sent every second) "
+            "unanswered before it is killed and counted as crashed.",
+            positive_float,
+        ),
+        limit(
+            "reconnect-grace",
+            30.0,
+            "Seconds a player whose session ended keeps the seat, to reconnect through the lobby.",
+            positive_float,
+        ),
+        limit(
+            "connect-deadline",
+            30.0,
+            "Seconds every player of a new match has to connect before the match is aborted.",
+            positive_float,
+        ),
+        limit(
+            "spectator-delay",
+            0.0,
+            "Seconds spectators lag behind a match (a competitive server: enough that "
+            "what they see no longer helps a player).",
+            non_negative_float,
+        ),
+        limit(
+            "max-spectators",
+            100,
+            "Spectators one match may have at once (0: no spectators).",
+            non_negative_int,
+        ),
+        limit(
+            "web-game-rate",
+            20.0,
+            "Messages per second a browser's /game socket may send (burst: twice as many); "
+            "above it the socket is closed (4008). Raise it for a game that acts faster.",
+            positive_float,
         ),
     ]
 
@@ -650,54 +653,50 @@ class RecordOptions(OptionGroup):
             None,
             "Directory of the match records (default: DATA_DIR/records).",
         ),
-        param(
+    ]
+
+    optLimits = [
+        limit(
             "record-keep-days",
-            None,
             7.0,
             "Days a match record is kept; older ones are deleted.",
             positive_float,
         ),
-        param(
+        limit(
             "record-max-mb",
-            None,
             1024.0,
             "Megabytes of match records kept in all; the oldest beyond it are deleted.",
             positive_float,
         ),
-        param(
+        limit(
             "record-file-mb",
-            None,
             64.0,
             "Megabytes a record file grows to before a game-host process starts the next "
             "(the unit in which records are deleted).",
             positive_float,
         ),
-        param(
+        limit(
             "record-file-minutes",
-            None,
             60.0,
             "Minutes after which a game-host process starts its next record file.",
             positive_float,
         ),
-        param(
+        limit(
             "record-flush",
-            None,
             1.0,
             "Seconds between two writes of the records of running matches (what a "
             "host crash can lose).",
             positive_float,
         ),
-        param(
+        limit(
             "record-redis-hours",
-            None,
             24.0,
             "With --redis: hours a finished match's record is kept in Redis "
             "(<prefix>record:<match id>).",
             positive_float,
         ),
-        param(
+        limit(
             "record-hash-every",
-            None,
             20,
             "A state hash in the record every this many ticks (a turn-based game: calls into "
             "the game, its moves, joins and leaves), and one at the end; a replay checks each.",
@@ -726,10 +725,9 @@ class AgonesOptions(OptionGroup):
         ],
     ]
 
-    optParameters = [
-        param(
+    optLimits = [
+        limit(
             "agones-health-interval",
-            None,
             2.0,
             "With --agones: seconds between two Health calls (Agones's health check "
             "period is 5 s by default: keep this below it).",
@@ -767,23 +765,24 @@ class GatewayOptions(OptionGroup):
             "sees.",
             bind_address,
         ),
-        param(
+        *relay_params(None),
+    ]
+
+    optLimits = [
+        limit(
             "sniff-limit",
-            None,
             8192,
             "Bytes a client may send before the gateway knows where to "
             "route it; past it the connection is closed (counted: too_large).",
             positive_int,
         ),
-        param(
+        limit(
             "sniff-timeout",
-            None,
             5.0,
             "Seconds a client has to send its first message; past it the "
             "connection is closed (counted: timeout).",
             positive_float,
         ),
-        *relay_params(None),
     ]
 
 
@@ -796,23 +795,33 @@ GROUPS: tuple[type, ...] = (
 REPEATABLE = ("match-size", "rating-window", "no-record-game", "auth-option")
 
 
+def limits_of(command: type) -> dict[str, list[Any]]:
+    """The limits and timings a command takes as `--limit NAME=VALUE`: the `optLimits`
+    rows of its groups, by name, in the order of the options reference."""
+    return {row[0]: row for group in GROUPS if issubclass(command, group)
+            for row in getattr(group, "optLimits", ())}  # fmt: skip
+
+
 def _defaults() -> dict[str, Any]:
     """Every option's default: a role's options it does not take hold these, so that the
     checks and the role builders (vinom.server.roles) read one dict for every role."""
     values: dict[str, Any] = {}
     for group in GROUPS:
-        for row in getattr(group, "optParameters", ()):
+        for row in [*getattr(group, "optParameters", ()), *getattr(group, "optLimits", ())]:
             values[row[0]] = row[2]
         for row in getattr(group, "optFlags", ()):
             values[row[0]] = 0
     return values
 
 
-def modern_argv(argv: list[str], roles: bool = False) -> list[str]:
+def modern_argv(
+    argv: list[str], roles: bool = False, limits: Collection[str] = ()
+) -> list[str]:
     """`argv` with the previous release's spellings read as today's, each said in one
     hint line: `--game-host workers|process` (`--matches workers|per-match`),
-    `--host-workers 0` (`--matches here`) and, with `roles` (`twistd vinom`'s own
-    arguments, before any subcommand), `--role ROLE` (the subcommand `ROLE`)."""
+    `--host-workers 0` (`--matches here`), `--NAME VALUE` for each of `limits`
+    (`--limit NAME=VALUE`) and, with `roles` (`twistd vinom`'s own arguments, before
+    any subcommand), `--role ROLE` (the subcommand `ROLE`)."""
     roles = roles and not (argv and argv[0] in ROLE_SUBCOMMANDS)
     out: list[str] = []
     role = None
@@ -823,7 +832,9 @@ def modern_argv(argv: list[str], roles: bool = False) -> list[str]:
             out.extend(argv[i:])
             break
         name, eq, value = arg.partition("=")
-        if name not in ("--game-host", "--host-workers") and not (roles and name == "--role"):
+        old_limit = name[2:] if name.startswith("--") and name[2:] in limits else None
+        if (old_limit is None and name not in ("--game-host", "--host-workers")
+                and not (roles and name == "--role")):  # fmt: skip
             out.append(arg)
             i += 1
             continue
@@ -834,7 +845,9 @@ def modern_argv(argv: list[str], roles: bool = False) -> list[str]:
             value = argv[i + 1]
             i += 1
         i += 1
-        if name == "--host-workers":
+        if old_limit is not None:
+            new = ["--limit", f"{old_limit}={value}"]
+        elif name == "--host-workers":
             if value.strip() != "0":
                 out += [name, value]
                 continue
@@ -853,6 +866,7 @@ def modern_argv(argv: list[str], roles: bool = False) -> list[str]:
             role, new = value, []
         now = (f"twistd vinom {value} [options]" if name == "--role" and value != "all"
                else "twistd vinom [options], with no role" if name == "--role"
+               else f"--limit {old_limit}={value}" if old_limit is not None
                else " ".join(new))  # fmt: skip
         _log.warn("vinom: {old} {value} is now {now}; the old spelling goes in the next release",
                   old=name, value=value, now=now)  # fmt: skip
@@ -862,16 +876,40 @@ def modern_argv(argv: list[str], roles: bool = False) -> list[str]:
     return out
 
 
+def _shown(value: Any) -> str:
+    """A default as the options reference shows it: 600, not 600.0."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _command(role: str) -> type:
+    """The options class of the subcommand `role`."""
+    command: type = next(row[2] for row in SUBCOMMANDS if row[0] == role)
+    return command
+
+
+def _old_role(argv: list[str]) -> str | None:
+    """The ROLE of the previous release's `--role ROLE` in `argv`, if given."""
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        if arg.startswith("--role="):
+            return arg.partition("=")[2]
+        if arg == "--role" and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
+
+
 def _without_others(argv: list[str], role: str) -> list[str]:
     """`argv` without the options of other roles, which `--role ROLE` took and ignored
     (said in one hint line): `twistd vinom ROLE` refuses them."""
-    command = next(row[2] for row in SUBCOMMANDS if row[0] == role)
+    command = _command(role)
     takes = {name.rstrip("=") for name in command().longOpt}
     # Every option the whole server or a role takes, and whether it takes a value.
     values: dict[str, bool] = {}
     shorts: dict[str, str] = {}
     for group in GROUPS:
         for rows, value in ((getattr(group, "optParameters", ()), True),
+                            (getattr(group, "optLimits", ()), True),
                             (getattr(group, "optFlags", ()), False)):  # fmt: skip
             for row in rows:
                 values[row[0]] = value
@@ -914,9 +952,47 @@ class RoleOptions(PluginOptions):
         super().__init__()
         for name in REPEATABLE:
             self[name] = []
+        # Each limit holds its default until `--limit NAME=VALUE` sets it.
+        self.limits = limits_of(type(self))
+        for name, row in self.limits.items():
+            self[name] = self.defaults[name] = row[2]
 
     def read_argv(self, argv: list[str]) -> list[str]:
-        return modern_argv(argv)
+        return modern_argv(argv, limits=self.limits)
+
+    def opt_limit(self, value: str) -> None:
+        """One of this role's limits and timings, NAME=VALUE (repeatable); `--limit
+        help` lists each NAME, its default and its meaning (docs/operations.md,
+        Limits and timings)."""
+        if value.strip() == "help":
+            print(self.limits_help())
+            raise SystemExit(0)
+        name, sep, text = value.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            example, first = next(iter(self.limits.items()))
+            raise usage.UsageError(f"--limit must look like NAME=VALUE "
+                                   f"({example}={_shown(first[2])}), not {value!r}")  # fmt: skip
+        row = self.limits.get(name)
+        if row is None:
+            raise usage.UsageError(
+                f"--limit {name!r} is not a limit of {self.command_name()}; its limits: "
+                f"{', '.join(self.limits)}"
+            )
+        self[name] = row[4](text.strip())
+
+    def limits_help(self) -> str:
+        """`--limit help`: each of this role's limits, its default and its meaning."""
+        lines = [f"{self.command_name()} --limit NAME=VALUE (repeatable); each NAME:"]
+        for name, row in self.limits.items():
+            lines.append(f"  {name}={_shown(row[2])}")
+            lines += textwrap.wrap(row[3], 76, initial_indent="      ",
+                                   subsequent_indent="      ")  # fmt: skip
+        return "\n".join(lines)
+
+    def command_name(self) -> str:
+        """This role's command: `twistd vinom` or `twistd vinom ROLE`."""
+        return "twistd vinom" + ("" if self.role == "all" else f" {self.role}")
 
     compData = usage.Completions(
         optActions={
@@ -1187,7 +1263,13 @@ class Options(RoleOptions, ServerOptions, RedisOptions, CertificateOptions, Game
     given: list[str] = []
 
     def read_argv(self, argv: list[str]) -> list[str]:
-        self.given = modern_argv(argv, roles=True)
+        # The old spellings of the limits of the role the arguments run (after a
+        # subcommand, its own options read them).
+        limits: Collection[str] = ()
+        if not (argv and argv[0] in ROLE_SUBCOMMANDS):
+            role = _old_role(argv)
+            limits = limits_of(Options if role not in ROLE_SUBCOMMANDS else _command(role))
+        self.given = modern_argv(argv, roles=True, limits=limits)
         return self.given
 
     def postOptions(self) -> None:

@@ -1,7 +1,7 @@
 """Reading a match record out of a deployment's Redis: `vinom replay --redis URL MATCH_ID`.
 
 With `--redis`, a game host copies each finished match's record to
-`<prefix>record:<match id>` for `--record-redis-hours` (vinom.cluster.records);
+`<prefix>record:<match id>` for `--limit record-redis-hours` (vinom.cluster.records);
 `fetch_record` reads it back with one `GET`, through the same client (and the
 same URL, password and CA options: vinom.server.startup.redis_settings) as a server, so that a
 tool on any machine of the deployment replays a match without reaching the
@@ -39,7 +39,7 @@ async def fetch_record(reactor: Any, settings: RedisSettings, match_id: str) -> 
     if data is None:
         raise RecordNotFound(
             f"no record of match {match_id!r} in Redis at {settings.url} (key {key!r}): a "
-            "record is there once its match has ended, for --record-redis-hours (24 by "
+            "record is there once its match has ended, for --limit record-redis-hours (24 by "
             "default), if its server runs with --redis and records the game"
         )
     if isinstance(data, str):

@@ -15,7 +15,7 @@ on its own clock (docs/web.md, "Replays"):
 
 Only a finished match is served, under the rule `spectate` follows
 (vinom.match.watch_refusal): its record ends, its spectators have had its end
-(`--spectator-delay` after this server first found it ended), and its room let
+(`--limit spectator-delay` after this server first found it ended), and its room let
 anyone watch (a record whose header says `"spectators": false` is never served).
 
 `frames` holds the public view, `view(state, None)`, each time it changed: a
@@ -78,7 +78,7 @@ from vinom.rooms.replay import Record, RecordError, Replay, ReplayMismatch, read
 FRAMES_PER_SECOND = 10
 MOVE_MS = 500
 CACHE_SIZE = 8
-#: Matches whose end this server remembers having seen (for `--spectator-delay`).
+#: Matches whose end this server remembers having seen (for `--limit spectator-delay`).
 ENDS_REMEMBERED = 10_000
 #: The answer for a match that is not to be replayed (no record, a private room's
 #: that lets nobody watch, one still playing): one answer for all, nothing to probe.

@@ -69,7 +69,7 @@ class ServerFigures:
     # Error frames the lobby sent, by code (invalid_field, rate_limited, ...).
     lobby_errors: Mapping[str, int] = field(factory=dict)
     # Bytes lobby connections hold back now for peers that do not read, and the
-    # connections dropped for holding more than --lobby-max-output.
+    # connections dropped for holding more than --limit lobby-max-output.
     lobby_output_held: int = 0
     lobby_slow_readers_dropped: int = 0
     # With --webtransport (else None and empty): game sessions over WebTransport opened,
