@@ -172,10 +172,12 @@ class RealTimeLoop:
         ack: int | None,
         inputs: Sequence[tuple[int, Mapping[str, Any]]],
         playing: bool,
+        drawn: Mapping[int, float] | None = None,
     ) -> None:
         """An ``input`` message of this seat: `ack` is the newest snapshot tick they
         applied (their delta baseline), `inputs` the (tick, input) pairs it carries,
-        each held for its tick unless the seat is not `playing`."""
+        each held for its tick unless the seat is not `playing`; `drawn`, by tick,
+        the moment the player saw when giving each input that says so."""
         counts = self.input_counts
         history = member.snapshots
         if ack is not None and history is not None:
@@ -192,6 +194,10 @@ class RealTimeLoop:
         if buffer is None:
             buffer = member.inputs = InputBuffer()
         current = self.tick_number
+        if drawn:
+            for tick, value in inputs:
+                counts[buffer.offer(tick, value, current, drawn.get(tick))] += 1
+            return
         for tick, value in inputs:
             counts[buffer.offer(tick, value, current)] += 1
 

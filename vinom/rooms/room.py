@@ -131,8 +131,9 @@ class Room:
     # also the deadline that moves the room on.
     _phase_ends: float | None = field(init=False, default=None)
     _state_due: float = field(init=False, default=_INF)
-    # The game's `apply_action_at` (lag compensation), if it has one.
+    # The game's `apply_action_at` and `tick_at` (lag compensation), if it has them.
     _apply_action_at: Callable[..., Outcome] | None = field(init=False, default=None)
+    _tick_at: Callable[..., Outcome] | None = field(init=False, default=None)
     # Counts and logs the game's failures (vinom.rooms.faults).
     _faults: GameFaults = field(init=False)
     # The game's idle rule (vinom.rooms.idle); None for a game without one.
@@ -162,6 +163,7 @@ class Room:
             self._idle = IdleRule(rules.idle_timeout)
         self._faults = GameFaults(self.game.name, self.match.match_id, log)
         self._apply_action_at = getattr(self.game, "apply_action_at", None)
+        self._tick_at = getattr(self.game, "tick_at", None)
         seats = tuple(
             Seat(player_id=t.player_id, name=t.name, index=i)
             for i, t in enumerate(self.match.players)
@@ -419,7 +421,7 @@ class Room:
         snapshot if one is due."""
         loop = self.realtime
         assert loop is not None
-        game, history, interval = self.game, loop.history, loop.interval
+        game, history, interval, tick_at = self.game, loop.history, loop.interval, self._tick_at
         for _ in range(loop.catch_up(now)):
             tick = loop.tick_number = loop.tick_number + 1
             self._apply_inputs(loop, tick, now)
@@ -428,7 +430,10 @@ class Room:
             if self.recorder is not None:
                 self.recorder.tick(tick)
             try:
-                outcome = game.tick(self.state, interval, self.rng)
+                if tick_at is None:
+                    outcome = game.tick(self.state, interval, self.rng)
+                else:
+                    outcome = tick_at(self.state, interval, self.rng, history)
             except Exception:
                 self._game_error("tick")
             else:
@@ -623,17 +628,28 @@ class Room:
         self._acted(member, outcome, now)
         return True
 
-    def _game_action(self, member: Member, action: Mapping[str, Any]) -> Outcome:
+    def _game_action(
+        self, member: Member, action: Mapping[str, Any], seen: float | None = None
+    ) -> Outcome:
         """The game's outcome of this player's action or input (raises what it raises):
-        through `apply_action_at` with the tick history when the game has one."""
+        through `apply_action_at` with the tick history when the game has one, its
+        `seen` the moment the player saw when giving this input, if it says."""
         if self.recorder is not None:
-            self.recorder.act(member.seat, action, self.state, self.tick_number, self.version)
+            self.recorder.act(
+                member.seat, action, self.state, self.tick_number, self.version, seen
+            )
         apply_at = self._apply_action_at
         if apply_at is None:
             return self.game.apply_action(self.state, member.seat, action, self.rng)
         loop = self.realtime
-        history = NO_HISTORY if loop is None else loop.history
-        return apply_at(self.state, member.seat, action, self.rng, history)
+        if loop is None:
+            return apply_at(self.state, member.seat, action, self.rng, NO_HISTORY)
+        history = loop.history
+        history.seen = seen
+        try:
+            return apply_at(self.state, member.seat, action, self.rng, history)
+        finally:
+            history.seen = None
 
     def _acted(self, member: Member, outcome: Outcome, now: float) -> None:
         """Adopt an applied action's or input's outcome: a new version, its events,
@@ -759,34 +775,44 @@ class Room:
         ack: int | None,
         inputs: tuple[tuple[int, Mapping[str, Any]], ...],
         now: float,
+        drawn: Mapping[int, float] | None = None,
     ) -> None:
         """An ``input`` message of this seated player: `ack` is the newest snapshot
         tick they applied (their delta baseline), `inputs` the (tick, input) pairs
-        it carries, each held for its tick (`RealTimeLoop.offer`). A room without a
-        tick takes none (the seat router drops them before they come here)."""
+        it carries, each held for its tick (`RealTimeLoop.offer`); `drawn`, by tick,
+        the moment the player saw when giving each input that says so. A room
+        without a tick takes none (the seat router drops them before they come here)."""
         member = self._members[player_id]
         loop = self.realtime
         if loop is not None:
-            loop.offer(member, ack, inputs, self.phase is _PLAYING and not member.left)
+            playing = self.phase is _PLAYING and not member.left
+            loop.offer(member, ack, inputs, playing, drawn)
 
     def _apply_inputs(self, loop: RealTimeLoop, tick: int, now: float) -> None:
         """Before the game runs `tick`: each player's inputs for it (and any late
         ones), in seat order, each player's in tick order (`RealTimeLoop.take`)."""
         for member in self._order:
-            for _, value in loop.take(member, tick):
-                self._apply_input(loop, member, value, now)
+            for k, value in loop.take(member, tick):
+                buffer = member.inputs
+                seen = None if buffer is None else buffer.drawn_of(k)
+                self._apply_input(loop, member, value, now, seen)
                 if self.phase is not _PLAYING:
                     return
 
     def _apply_input(
-        self, loop: RealTimeLoop, member: Member, value: Mapping[str, Any], now: float
+        self,
+        loop: RealTimeLoop,
+        member: Member,
+        value: Mapping[str, Any],
+        now: float,
+        seen: float | None = None,
     ) -> None:
         counts = loop.input_counts
         if member.left:
             counts["not_playing"] += 1
             return
         try:
-            outcome = self._game_action(member, value)
+            outcome = self._game_action(member, value, seen)
         except IllegalAction as e:
             counts["rejected"] += 1
             # Inputs come many a second: one error a second tells enough.

@@ -303,7 +303,7 @@ class SeatRouter:
         if message is None:
             return
         try:
-            kind, action, action_id, _, _ = message
+            kind, action, action_id, _, _, _ = message
             if kind is _INPUT:
                 # Over UDP inputs travel unreliable (channel 0); a stream session
                 # has one ordered channel, whose messages come as `STREAM`.
@@ -372,7 +372,8 @@ class SeatRouter:
         try:
             inputs = message.inputs
             assert inputs is not None
-            entry.room.handle_inputs(entry.player_id, message.snap_ack, inputs, now)
+            entry.room.handle_inputs(entry.player_id, message.snap_ack, inputs, now,
+                                     message.drawn)  # fmt: skip
         except Exception:
             self._internal_error("input")
 
