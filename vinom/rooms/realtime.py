@@ -38,7 +38,8 @@ from typing import Any
 from attrs import define, field
 
 from vinom.games.history import TickHistory
-from vinom.games.rules import GameRules
+from vinom.games.rules import GameRules, SnapshotBudget
+from vinom.rooms.budget import PriorityQueue
 from vinom.rooms.delta import Quantisation, SnapshotHistory
 from vinom.rooms.inputs import CAPPED, TOO_LATE, InputBuffer
 from vinom.rooms.member import Member
@@ -89,6 +90,8 @@ class RealTimeLoop:
     # duplicate, too_late, capped (`vinom.rooms.inputs`), applied, rejected,
     # not_playing, and acks naming a tick not yet run (bad_ack).
     input_counts: Counter[str] = field(factory=Counter)
+    # The game's byte budget per snapshot and client, if it sets one.
+    budget: SnapshotBudget | None = None
     # When play started: the origin of the fixed-step grid.
     _origin: float = 0.0
 
@@ -105,6 +108,7 @@ class RealTimeLoop:
             TickHistory(rules.history_ticks),
             quantisation,
             checksums,
+            budget=rules.snapshot_budget,
         )
 
     @property
@@ -165,6 +169,8 @@ class RealTimeLoop:
     def connected(self, member: Member) -> None:
         """A new session for this seat: it holds none of the views the last one was sent."""
         member.snapshots = SnapshotHistory(self.quantisation, checksum=self.checksums)
+        budget = self.budget
+        member.priorities = None if budget is None else PriorityQueue(budget)
 
     def offer(
         self,

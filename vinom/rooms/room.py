@@ -827,6 +827,12 @@ class Room:
         counts["applied"] += 1
         self._acted(member, outcome, now)
 
+    @property
+    def entity_counts(self) -> Mapping[str, int]:
+        """A game with a snapshot budget: the changed entities its snaps carried
+        (``sent``) and those that waited for a later one (``deferred``)."""
+        return self._views.entity_counts
+
     def server_time(self, now: float) -> int:
         """The room's time at `now` as a state's ``ts`` says it (the spectators' too)."""
         return self._views.server_time(now)
