@@ -634,11 +634,11 @@ class Room:
         """The game's outcome of this player's action or input (raises what it raises):
         through `apply_action_at` with the tick history when the game has one, its
         `seen` the moment the player saw when giving this input, if it says."""
-        if self.recorder is not None:
-            self.recorder.act(
-                member.seat, action, self.state, self.tick_number, self.version, seen
-            )
         apply_at = self._apply_action_at
+        if self.recorder is not None:
+            # Only `apply_action_at` reads `seen`: a game without it replays without.
+            self.recorder.act(member.seat, action, self.state, self.tick_number,
+                              self.version, None if apply_at is None else seen)  # fmt: skip
         if apply_at is None:
             return self.game.apply_action(self.state, member.seat, action, self.rng)
         loop = self.realtime
