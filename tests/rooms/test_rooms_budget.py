@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from attrs import frozen
@@ -166,6 +167,8 @@ class PriorityQueueTests(SynchronousTestCase):
         for bad in (63, 100.0, True, "400"):
             self.assertRaises(ValueError, SnapshotBudget, bad)  # type: ignore[arg-type]
         self.assertEqual(SnapshotBudget(64).entities, "entities")
+        doc = (Path(__file__).resolve().parents[2] / "docs" / "games.md").read_text("utf-8")
+        self.assertIn('`SnapshotBudget(bytes, entities="entities", priority)`', doc)
 
     def test_a_view_without_the_entity_map_is_sent_as_it_is(self) -> None:
         queue = PriorityQueue(SnapshotBudget(64, "players"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -15,7 +16,9 @@ from tests.support.vectors import unhex, vectors
 from vinom.games.interfaces import Seat
 from vinom.rooms.delta import Quantisation, encode_snapshot
 from vinom.rooms.messages import (
+    DRAWN_STEPS,
     MAX_CLIENT_MESSAGE,
+    MAX_DRAWN_BACK,
     ClientMessage,
     ClientMessageKind,
     Phase,
@@ -356,6 +359,9 @@ class RealTimeMessageTests(SynchronousTestCase):
         self.assertEqual(drawn_fields(300, 45.5), (255, 128))
         for tick, seen in ((9, 10.0), (300, 44.9), (9, None), (9, math.nan), (9, math.inf)):
             self.assertIsNone(drawn_fields(tick, seen), (tick, seen))
+        doc = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text("utf-8")
+        self.assertIn(f"(`b` 0 to min(k, {MAX_DRAWN_BACK}), `f` 0 to {DRAWN_STEPS - 1}; "
+                      "`drawn_fields`)", doc)  # fmt: skip
         # An input without one goes as a pair of 2, as before.
         data = encode_input(None, [(9, {}), (10, {})], {10: 8.5})
         self.assertEqual(msgpack.unpackb(data)["x"], [[9, {}], [10, {}, 2, 128]])
