@@ -4,7 +4,8 @@ played by two `GameSession`s over UDP through proxies that delay each datagram
 75 ms each way. The game's 64 walkers circle the plane; each player is one of
 them, and its view holds all 64. Every snap a client receives carries a
 snapshot within the budget, and the walkers near the player are, in every view
-it rebuilds, where the game has them at that tick.
+it rebuilds, where the game has them at that tick; the host counts the
+entities sent and deferred on its /metrics.
 """
 
 # slow: starts twistd vinom (tests/support/servers.py)
@@ -19,6 +20,8 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.trial.unittest import TestCase
 
+from tests.support.metrics import fetch_metrics, samples
+from tests.support.ports import free_tcp_port
 from tests.support.servers import start_twistd
 from tests.support.waiting import until
 from tests.test_netcode_play import DelayLink
@@ -146,8 +149,10 @@ class SnapshotBudgetOnRealSocketsTests(TestCase):
     timeout = 120
 
     async def test_each_snap_within_the_budget_the_nearest_walkers_current(self) -> None:
+        ops = free_tcp_port()
         server = await start_twistd(self, {"twisted/plugins/walkers_games.py": PLUGIN},
-                                    "--games", "walkers")  # fmt: skip
+                                    "--games", "walkers",
+                                    "--ops-port", f"tcp:{ops}:interface=127.0.0.1")  # fmt: skip
         players = await gatherResults(
             [Deferred.fromCoroutine(join(server.lobby, f"p{n}", n)) for n in range(2)]
         )
@@ -173,3 +178,7 @@ class SnapshotBudgetOnRealSocketsTests(TestCase):
                         waited += 1
             self.assertGreater(near, len(player.views))  # itself, and its neighbours
             self.assertGreater(waited, 0)  # the others took turns
+        # Counted for the operator.
+        counted = samples(await fetch_metrics(ops), "vinom_snapshot_entities_total", "outcome")
+        self.assertGreater(counted.get("sent", 0), 0, counted)
+        self.assertGreater(counted.get("deferred", 0), 0, counted)
