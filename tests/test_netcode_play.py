@@ -48,11 +48,16 @@ RATE = 20.0
 
 
 class DelayLink(DatagramProtocol):
-    """A UDP proxy between one client and the host: each datagram waits DELAY ±
-    JITTER, LOSS of them are dropped (its own seeded generator)."""
+    """A UDP proxy between one client and the host: each datagram waits `delay` ±
+    `jitter` (DELAY ± JITTER), a share `loss` (LOSS) of them are dropped (its own
+    seeded generator)."""
 
-    def __init__(self, host: tuple[str, int], seed: int) -> None:
+    def __init__(
+        self, host: tuple[str, int], seed: int,
+        delay: float = DELAY, jitter: float = JITTER, loss: float = LOSS,
+    ) -> None:  # fmt: skip
         self.host = host
+        self.delay, self.jitter, self.loss = delay, jitter, loss
         self.rng = random.Random(seed)
         self.client: Any = None
         self.dropped = 0
@@ -67,10 +72,10 @@ class DelayLink(DatagramProtocol):
             self.client = addr
         if to is None:
             return
-        if self.rng.random() < LOSS:
+        if self.rng.random() < self.loss:
             self.dropped += 1
             return
-        delay = DELAY + self.rng.uniform(-JITTER, JITTER)
+        delay = self.delay + self.rng.uniform(-self.jitter, self.jitter)
         came = reactor.seconds()
         call = reactor.callLater(delay, lambda: self.write(data, to, came, call))
         self.pending.add(call)

@@ -23,7 +23,7 @@ from vinom.games.interfaces import IGame
 from vinom.games.maze import MazeGame
 from vinom.games.owedrahn import OweDrahnGame
 from vinom.games.registry import GameRegistry, check_game, format_games
-from vinom.games.rules import DEFAULT_ACTION_RATE, GameRules, RatingWindow
+from vinom.games.rules import DEFAULT_ACTION_RATE, GameRules, RatingWindow, SnapshotBudget
 from vinom.match import Ticket
 from vinom.matchmaking.memory import MemoryMatchmaker
 
@@ -191,6 +191,23 @@ class RegistryTests(TestCase):
             with self.subTest(team_size=bad):
                 e = self.assertRaises(ValueError, check_game, game)
                 self.assertIn("team_size", str(e))
+
+    def test_a_snapshot_budget_is_for_a_game_with_a_tick(self) -> None:
+        class Ticking(DuelGame):
+            name = "ticking"
+            tick_rate = 20
+
+        budget = SnapshotBudget(400, "players")
+        for tick_rate, value in ((0, budget), (20, 400), (20, {"bytes": 400})):
+            game = Ticking()
+            game.tick_rate, game.snapshot_budget = tick_rate, value  # type: ignore[attr-defined]
+            with self.subTest(tick_rate=tick_rate, budget=value):
+                e = self.assertRaises(ValueError, check_game, game)
+                self.assertIn("snapshot_budget", str(e))
+        game = Ticking()
+        game.snapshot_budget = budget  # type: ignore[attr-defined]
+        self.assertIs(GameRegistry([game]).rules()["ticking"].snapshot_budget, budget)
+        self.assertIsNone(GameRules.of(MazeGame()).snapshot_budget)
 
     def test_games_without_the_optional_attributes_still_work(self) -> None:
         class Plain:

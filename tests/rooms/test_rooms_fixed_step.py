@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from attrs import evolve, frozen
+from twisted.trial.unittest import SynchronousTestCase
 
 from tests.rooms.test_rooms_fixtures import RecordingOutbox, SeqGame, SeqState, make_match
 from tests.rooms.test_rooms_snapshots import SA, SB, A, B, ClockHost, SnapshotTestCase
@@ -22,6 +23,8 @@ from vinom.games import Game, IllegalAction, Outcome, Seat, TickHistory
 from vinom.games.rules import DEFAULT_HISTORY_SECONDS, GameRules
 from vinom.protocol.events import RELIABLE
 from vinom.rooms.messages import Phase
+from vinom.rooms.record import MatchRecorder, record_header, state_hash
+from vinom.rooms.replay import Replay, read_record
 from vinom.rooms.room import MAX_CATCH_UP_TICKS, Room, RoomConfig
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -278,3 +281,149 @@ class HistoryDefaultsTests(SnapshotTestCase):
         room = self.playing(SeqGame(tick_rate=20), state_interval=0)
         self.assertTrue(self.act(A, 1, 1))
         self.assertEqual(room.state.seqs[0], 1)
+
+
+@frozen
+class Range:
+    """SubTickRange's state: the target's x (3 a tick), shots in flight, hits (and
+    the fields `Game`'s default hooks read)."""
+
+    players: tuple[str, ...]
+    left: tuple[bool, ...]
+    target: float = 0.0
+    # (shooter, aimed x, the tick they saw, ticks flown)
+    flying: tuple[tuple[str, float, float, int], ...] = ()
+    hits: tuple[str, ...] = ()
+    finished: bool = False
+    reason: str | None = None
+    winners: tuple[str, ...] = ()
+
+    @property
+    def scores(self) -> tuple[int, ...]:
+        return tuple(self.hits.count(p) for p in self.players)
+
+
+class SubTickRange(Game[Range]):
+    """Shoot the walking target with real-time inputs `{"at": x}`: a shot flies
+    `FLIGHT` ticks and hits if the target was at `x` as far from when its shooter
+    saw it; judged between ticks (`history.around`), in `tick_at`."""
+
+    name = "range"
+    tick_rate = 20
+    offered_by_default = False
+    FLIGHT = 2
+
+    def create(self, seats: Sequence[Seat], options: Mapping[str, Any], rng: Any) -> Range:
+        return Range(tuple(s.player_id for s in seats), (False,) * len(seats))
+
+    def apply_action_at(
+        self, state: Range, seat: Seat, action: Mapping[str, Any], rng: Any, history: TickHistory
+    ) -> Outcome:
+        if history.seen is None:
+            raise IllegalAction("bad_action", "say when you saw it")
+        shot = (seat.player_id, float(action["at"]), history.seen, 0)
+        return Outcome(evolve(state, flying=(*state.flying, shot)))
+
+    def tick_at(self, state: Range, dt: float, rng: Any, history: TickHistory) -> Outcome:
+        flying, hits = [], list(state.hits)
+        for shooter, at, seen, flown in state.flying:
+            if flown + 1 < self.FLIGHT:
+                flying.append((shooter, at, seen, flown + 1))
+                continue
+            around = history.around(seen + self.FLIGHT)
+            if around is not None:
+                before, after, f = around
+                if abs(before.target + (after.target - before.target) * f - at) < 0.1:
+                    hits.append(shooter)
+        return Outcome(
+            evolve(state, target=state.target + 3.0, flying=tuple(flying), hits=tuple(hits))
+        )
+
+    def tick(self, state: Range, dt: float, rng: Any) -> Outcome:
+        raise AssertionError("a game with tick_at is ticked through it")
+
+    def view(self, state: Range, player_id: str | None) -> Mapping[str, Any]:
+        return {"target": state.target, "hits": list(state.hits)}
+
+
+class SubTickTests(SnapshotTestCase):
+    """An input that says the moment its player saw (docs/protocol.md §14, `input`)
+    is judged there, between ticks, by `apply_action_at` and `tick_at`."""
+
+    def setUp(self) -> None:
+        self.playing(SubTickRange(), state_interval=0)  # type: ignore[arg-type]
+        self.host.advance(0.5)
+
+    def fire(self, player: str, at: float, seen: float | None) -> None:
+        k = self.room.tick_number + 1
+        self.room.handle_inputs(player, None, ((k, {"at": at}),), self.now,
+                                None if seen is None else {k: seen})  # fmt: skip
+        self.host.advance(0.05 * (SubTickRange.FLIGHT + 1))
+
+    def hits(self) -> list[str]:
+        return list(self.states(SA)[-1]["s"]["hits"])
+
+    def test_a_shot_is_judged_between_the_ticks_its_shooter_saw(self) -> None:
+        # Seen 40% of the way from tick 4 to 5, the target then at 13.2; where it
+        # is two ticks on, as far between tick 6 and 7: 19.2.
+        seen = 4 + 0.4
+        self.fire(A, 3.0 * (seen + SubTickRange.FLIGHT), seen)
+        self.assertEqual(self.hits(), [A])
+        # Judged at whole ticks the same aim misses by more than a unit.
+        self.fire(B, 3.0 * (seen + SubTickRange.FLIGHT), 4.0)
+        self.assertEqual(self.hits(), [A])
+
+    def test_an_input_that_says_nothing_has_no_seen(self) -> None:
+        self.fire(A, 0.0, None)
+        self.assertEqual(self.room.realtime.input_counts["rejected"], 1)  # type: ignore[union-attr]
+
+    def test_a_moment_older_than_the_history_misses(self) -> None:
+        self.host.advance(1.5)
+        self.fire(A, 3.0 * 2.4, 0.4)
+        self.assertEqual(self.hits(), [])
+
+
+class SubTickReplayTests(SnapshotTestCase):
+    def test_a_match_of_drawn_inputs_replays_exactly(self) -> None:
+        """The moment each input says goes into the match record, so the replay
+        judges its shots as the room did."""
+        game = SubTickRange()
+        seats = [Seat(t.player_id, t.name, i) for i, t in enumerate(make_match().players)]
+        recorder = MatchRecorder(
+            record_header(
+                match_id="m-1", game=game.name, game_version=game.version, options={},
+                seats=seats, bots=[False, False], seed=1, tick_rate=20.0, hash_every=5,
+                started=0.0, vinom_version="test",
+            ),
+            hash_every=5,
+        )  # fmt: skip
+        room = self.playing(game, recorder, state_interval=0)  # type: ignore[arg-type]
+        data = recorder.take()
+        self.host.advance(0.5)
+        for n in range(10):
+            self.host.advance(0.05)
+            k = room.tick_number + 1
+            seen = k - 5.5 - n / 10
+            room.handle_inputs(A, None, ((k, {"at": 3.0 * (seen + 2)}),), self.now,
+                               {k: seen})  # fmt: skip
+        self.host.advance(0.5)
+        self.assertEqual(room.state.hits, (A,) * 10)
+        room.abort("test_over", self.now)
+        replay = Replay(read_record(data + recorder.take()), SubTickRange())
+        replay.run()  # raises ReplayMismatch at the first hash that differs
+        self.assertEqual(state_hash(replay.state), state_hash(room.state))
+        self.assertEqual(replay.state.hits, room.state.hits)
+
+
+class TickHistoryAroundTests(SynchronousTestCase):
+    def test_around(self) -> None:
+        history = TickHistory(3)
+        for k in range(5):
+            history.record(k, f"s{k}")
+        self.assertEqual(history.around(3.25), ("s3", "s4", 0.25))
+        self.assertEqual(history.around(2), ("s2", "s3", 0))
+        # Past the newest tick, the newest state on both sides.
+        self.assertEqual(history.around(4.5), ("s4", "s4", 0.5))
+        for bad in (1.9, 5.0, math.nan, math.inf, "3", None, True):
+            self.assertIsNone(history.around(bad), bad)  # type: ignore[arg-type]
+        self.assertIsNone(history.seen)

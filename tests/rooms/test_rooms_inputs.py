@@ -248,6 +248,21 @@ class InputBufferTests(SynchronousTestCase):
         self.assertEqual(taken, list(range(1, 9)))
         self.assertEqual(buffer.newest, 8)
 
+    def test_a_drawn_moment_is_kept_only_while_its_input_is(self) -> None:
+        """What a player saw when giving an input goes with it: asked once when it is
+        handed out; dropped with it (too late, a duplicate, early)."""
+        buffer = InputBuffer()
+        self.assertEqual(buffer.offer(5, {}, 4, 2.5), HELD)
+        self.assertEqual(buffer.offer(5, {}, 4, 9.0), DUPLICATE)
+        self.assertEqual(buffer.offer(40, {}, 4, 30.0), EARLY)
+        self.assertEqual(buffer.offer(6, {}, 4, 3.5), HELD)
+        self.assertEqual(buffer.offer(7, {}, 4), HELD)
+        due, _, _ = buffer.take(5)
+        self.assertEqual([buffer.drawn_of(k) for k, _ in due], [2.5])
+        self.assertIsNone(buffer.drawn_of(5))
+        _, too_late, _ = buffer.take(7 + LATE_TICKS)
+        self.assertEqual((too_late, buffer.drawn), (1, {}))
+
 
 class InputLimitDocTests(SynchronousTestCase):
     """docs/protocol.md §14 states the input limits the code applies."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -14,12 +16,15 @@ from tests.support.vectors import unhex, vectors
 from vinom.games.interfaces import Seat
 from vinom.rooms.delta import Quantisation, encode_snapshot
 from vinom.rooms.messages import (
+    DRAWN_STEPS,
     MAX_CLIENT_MESSAGE,
+    MAX_DRAWN_BACK,
     ClientMessage,
     ClientMessageKind,
     Phase,
     decode_client_message,
     decode_server_message,
+    drawn_fields,
     encode_action,
     encode_error,
     encode_event,
@@ -330,16 +335,36 @@ class RealTimeMessageTests(SynchronousTestCase):
         self.assertIsNone(decode_server_message(msgpack.packb(good[:5])))
         self.assertIsNone(decode_server_message(msgpack.packb([*good, None])))
 
-    def test_input_vector_and_decoding(self) -> None:
-        v = vectors("messages")["input"]
-        message = v["message"]
-        inputs = [(k, x) for k, x in message["x"]]
-        self.assertEqual(encode_input(message["a"], inputs).hex(), v["hex"])
-        decoded = decode_client_message(unhex(v["hex"]))
-        assert decoded is not None
-        self.assertEqual(decoded.kind, ClientMessageKind.INPUT)
-        self.assertEqual((decoded.snap_ack, decoded.inputs, decoded.action_id),
-                         (message["a"], tuple(inputs), None))  # fmt: skip
+    def test_input_vectors_and_decoding(self) -> None:
+        found = [v for v in vectors("messages").values() if v["kind"] == "input"]
+        self.assertEqual([v["name"] for v in found], ["input", "input_drawn"])
+        for v in found:
+            message = v["message"]
+            inputs = [(pair[0], pair[1]) for pair in message["x"]]
+            seen = {int(k): t for k, t in v.get("seen", {}).items()}
+            self.assertEqual(encode_input(message["a"], inputs, seen).hex(), v["hex"])
+            decoded = decode_client_message(unhex(v["hex"]))
+            assert decoded is not None
+            self.assertEqual(decoded.kind, ClientMessageKind.INPUT)
+            self.assertEqual((decoded.snap_ack, decoded.inputs, decoded.action_id),
+                             (message["a"], tuple(inputs), None))  # fmt: skip
+            self.assertEqual(decoded.drawn, seen or None, v["name"])
+
+    def test_drawn_fields(self) -> None:
+        """An input's drawn moment as b and f: 256ths of a tick rounded down, never
+        in a tick after the input's nor more than 255 ticks before it, nor before tick 0."""
+        self.assertEqual(drawn_fields(9, 5.375), (4, 96))
+        self.assertEqual(drawn_fields(9, 9.0), (0, 0))
+        self.assertEqual(drawn_fields(9, 4.999999), (5, 255))
+        self.assertEqual(drawn_fields(300, 45.5), (255, 128))
+        for tick, seen in ((9, 10.0), (300, 44.9), (9, None), (9, math.nan), (9, math.inf)):
+            self.assertIsNone(drawn_fields(tick, seen), (tick, seen))
+        doc = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text("utf-8")
+        self.assertIn(f"(`b` 0 to min(k, {MAX_DRAWN_BACK}), `f` 0 to {DRAWN_STEPS - 1}; "
+                      "`drawn_fields`)", doc)  # fmt: skip
+        # An input without one goes as a pair of 2, as before.
+        data = encode_input(None, [(9, {}), (10, {})], {10: 8.5})
+        self.assertEqual(msgpack.unpackb(data)["x"], [[9, {}], [10, {}, 2, 128]])
 
     def test_malformed_inputs_are_counted_drops(self) -> None:
         for x in (
@@ -348,6 +373,14 @@ class RealTimeMessageTests(SynchronousTestCase):
             [[-1, {}]],
             [[1, [1]]],  # a non-map input
             [[1]],
+            [[1, {}, 0]],  # 3 or 5 elements
+            [[1, {}, 0, 0, 0]],
+            [[5, {}, 6, 0]],  # drawn before tick 0
+            [[300, {}, 256, 0]],  # more than 255 ticks back
+            [[5, {}, -1, 0]],  # after the input's tick
+            [[5, {}, 1, 256]],  # a fraction of 256/256
+            [[5, {}, 1, 0.5]],
+            [[5, {}, None, 1]],
             "x",
         ):
             drops: dict[str, int] = {}

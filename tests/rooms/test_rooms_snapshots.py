@@ -22,6 +22,7 @@ from tests.rooms.test_rooms_fixtures import RecordingOutbox, SeqGame, make_match
 from vinom.protocol.events import RELIABLE, UNRELIABLE
 from vinom.protocol.reliability import Reliability
 from vinom.rooms.messages import Phase, decode_server_message
+from vinom.rooms.record import MatchRecorder
 from vinom.rooms.room import Room, RoomConfig
 from vinom.rooms.timers import TimerQueue
 
@@ -72,7 +73,7 @@ class ClockHost:
 
 
 class SnapshotTestCase(SynchronousTestCase):
-    def playing(self, game: SeqGame, **config: Any) -> Room:
+    def playing(self, game: SeqGame, recorder: MatchRecorder | None = None, **config: Any) -> Room:
         self.host = ClockHost()
         self.sender = RecordingOutbox()
         room = Room(
@@ -82,6 +83,7 @@ class SnapshotTestCase(SynchronousTestCase):
             timers=self.host.timers,
             config=RoomConfig(**config),
             rng=random.Random(1),
+            recorder=recorder,
         )
         self.started_at = self.now
         room.start(self.now)

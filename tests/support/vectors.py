@@ -127,6 +127,8 @@ def _messages(g: dict[str, Any]) -> list[str]:
                 text += f"; `r` {s['r']} ms, read as {s['r'] / 1000} s"
         else:
             text = f"`{v['kind']}` `{_value(v['message'])}`"
+            for k, seen in v.get("seen", {}).items():
+                text += f", the input of tick {k} given while tick {seen} was drawn"
         lines += [f"<!-- vector:{v['name']} -->", text + ":", "", "```text",
                   _spaced(unhex(v["hex"])), "```", ""]  # fmt: skip
     return lines

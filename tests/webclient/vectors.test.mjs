@@ -13,7 +13,7 @@ import { test } from "node:test";
 
 import { decode, encode } from "../../vinom/webclient/codec.js";
 import { Quantisation, decodeSnapshot } from "../../vinom/webclient/delta.js";
-import { GameSocket, requestPacket } from "../../vinom/webclient/game.js";
+import { GameSocket, drawnFields, requestPacket } from "../../vinom/webclient/game.js";
 import { FILE, bytes, hex, vectors } from "./vectors.mjs";
 
 // A GameSocket on a stand-in connection: what it sends, and the states it hands on.
@@ -71,6 +71,24 @@ test("the input vector is the message GameSocket sends for an input after a snap
   assert.deepEqual(Object.keys(message), Object.keys(input.message));
   assert.deepEqual(message, { ...input.message, a: snap.d_tick, x: [[k, pressed]] });
   assert.equal(input.message.a, snap.d_tick);
+});
+
+test("the drawn input vector: an input given while the others were drawn says when", () => {
+  const { input_drawn: drawn, snap_full: snap } = vectors("messages");
+  assert.equal(hex(encode(drawn.message)), drawn.hex);
+  const [[k, pressed, b, f]] = drawn.message.x;
+  assert.deepEqual(drawnFields(k, drawn.seen[k]), [b, f]);
+  assert.equal(k - b + f / 256, drawn.seen[k]);
+  assert.deepEqual([drawnFields(9, 10), drawnFields(300, 44.9), drawnFields(9, NaN)], [null, null, null]);
+  // A GameSocket that rendered sends the moment it last drew with each input.
+  const { socket, deliver, sent } = playing();
+  deliver(encode({ t: "welcome", tick_rate: 20, snapshot_rate: 20 }));
+  socket.interpolate();
+  deliver(bytes(snap.hex));
+  assert.notEqual(socket.rendered(), null);
+  const seen = socket.snapshotBuffer.renderedAt * 20;
+  const tick = socket.input(pressed);
+  assert.deepEqual(decode(sent.at(-1)).x, [[tick, pressed, ...drawnFields(tick, seen)]]);
 });
 
 test("every delta snapshot decodes to its view, against its baseline, checksums verified", () => {

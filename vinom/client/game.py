@@ -264,7 +264,8 @@ class GameSession:
         the tick it should reach the host by; returns that tick.
 
         Unreliable, repeated in every input message until the host has it (at
-        most 8 waiting; the oldest go first). Only in a game with a tick, once
+        most 8 waiting; the oldest go first). After `rendered()`, it says the
+        moment last drawn, for the game's lag compensation. Only in a game with a tick, once
         its welcome came (ValueError otherwise)."""
         ticks = self.ticks
         if ticks is None:
@@ -277,7 +278,11 @@ class GameSession:
             at = ticks.input_tick(self._clock(), self._rtt())
         else:
             at = math.floor(ahead) + 1
-        tick = self.inputs.add(at, value)
+        # What the player saw: the others as last rendered (lag compensation).
+        buffer, seen = self.snapshot_buffer, None
+        if buffer is not None and buffer.rendered_at is not None:
+            seen = buffer.rendered_at * ticks.tick_rate
+        tick = self.inputs.add(at, value, seen)
         if self.prediction is not None:
             self.prediction.add(tick, value)
         self._send_inputs()
@@ -296,7 +301,8 @@ class GameSession:
         snapshots = self.snapshots
         ack = None if snapshots is None else snapshots.newest
         self._input_sent_at = self._clock()
-        self.protocol.send(UNRELIABLE, encode_input(ack, self.inputs.pending))
+        inputs = self.inputs
+        self.protocol.send(UNRELIABLE, encode_input(ack, inputs.pending, inputs.drawn))
 
     def _rtt(self) -> float:
         rtt = None if self.protocol is None else self.protocol.round_trip_time

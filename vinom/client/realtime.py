@@ -19,7 +19,9 @@ and the benchmarks' lean client.
 `InputQueue` keeps the inputs the host has not acknowledged yet (at most
 `MAX_UNACKED`, the oldest dropped first), so that every ``input`` message
 repeats them all: a lost datagram loses no input. The host acknowledges
-with each snap's ``ik``, the newest input tick it received.
+with each snap's ``ik``, the newest input tick it received. An input given
+while the player saw the others interpolated keeps that moment (`drawn`, the
+fractional tick drawn), sent with it for lag compensation.
 """
 
 from __future__ import annotations
@@ -77,19 +79,27 @@ class InputQueue:
     last_tick: int = -1
     # Inputs dropped unacknowledged because more than MAX_UNACKED were waiting.
     overflowed: int = 0
+    # By tick, the moment (fractional tick) the player saw when giving each
+    # pending input that has one.
+    drawn: dict[int, float] = field(factory=dict)
 
-    def add(self, tick: int, value: Mapping[str, Any]) -> int:
+    def add(self, tick: int, value: Mapping[str, Any], seen: float | None = None) -> int:
         """Queue an input for `tick` (moved to the tick after the last one if not
-        later); returns the tick it was stamped with."""
+        later), given while the player saw fractional tick `seen` (None: not
+        said); returns the tick it was stamped with."""
         tick = max(tick, self.last_tick + 1)
         self.last_tick = tick
-        if len(self.pending) == MAX_UNACKED:
+        pending = self.pending
+        if len(pending) == MAX_UNACKED:
             self.overflowed += 1
-        self.pending.append((tick, value))
+            self.drawn.pop(pending[0][0], None)
+        pending.append((tick, value))
+        if seen is not None:
+            self.drawn[tick] = seen
         return tick
 
     def acknowledge(self, tick: int) -> None:
         """The host received every input up to `tick` it will ever apply: forget them."""
-        pending = self.pending
+        pending, drawn = self.pending, self.drawn
         while pending and pending[0][0] <= tick:
-            pending.popleft()
+            drawn.pop(pending.popleft()[0], None)

@@ -9,6 +9,7 @@ from vinom.games.base import Game
 from vinom.games.common import option_int
 from vinom.games.history import TickHistory
 from vinom.games.interfaces import GameEvent, IBot, IGame, IllegalAction, Outcome, Seat
+from vinom.games.rules import SnapshotBudget
 
 __all__ = [
     "Game",
@@ -18,6 +19,7 @@ __all__ = [
     "IllegalAction",
     "Outcome",
     "Seat",
+    "SnapshotBudget",
     "TickHistory",
     "option_int",
 ]

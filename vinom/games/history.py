@@ -8,7 +8,14 @@ room keeps, for a game with a tick, the state right after each of its last
 ticks (the state the snapshot of that tick was built from), and hands the game
 a read-only `TickHistory` in `apply_action_at` (see `IGame`): the game looks up
 `state_at(k)` for the tick the client says it saw and judges the hit there,
-as Valve's Source engine does.
+as Valve's Source engine does. A game that defines `tick_at` gets it in each
+tick too, so a projectile in flight is judged in its shooter's past.
+
+Between ticks: a client draws the others interpolated between two snapshots,
+so what it saw lies between two ticks. Its real-time inputs say when
+(docs/protocol.md §14, `input`): while the room applies such an input, `seen`
+is that moment in ticks (41.37: 37% of the way from tick 41 to 42), and
+`around(seen)` gives the two states and the fraction to blend them by.
 
 States are immutable, so keeping one is keeping a reference: the history
 costs a slot per tick, no copy. It is bounded (`GameRules.history_ticks`): a tick
@@ -18,6 +25,7 @@ back a client can claim to have aimed.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import Any
 
@@ -27,16 +35,20 @@ class TickHistory:
 
     The room records each tick's state (`record`); a game only reads:
     `tick` (the newest tick recorded), `oldest` (the oldest still kept) and
-    `state_at(tick)`.
+    `state_at(tick)`, `around(t)`, and `seen` (the moment the input being
+    applied was given at, in ticks, as its client drew it; None otherwise).
     """
 
-    __slots__ = ("_newest", "_states", "size")
+    __slots__ = ("_newest", "_states", "seen", "size")
 
     def __init__(self, size: int) -> None:
         #: How many ticks are kept at most.
         self.size = size
         self._states: deque[Any] = deque(maxlen=max(1, size))
         self._newest = -1
+        #: While the room applies a real-time input that says when its player gave
+        #: it: the moment they saw, in fractional ticks; None otherwise.
+        self.seen: float | None = None
 
     def record(self, tick: int, state: Any) -> None:
         """The room's call: `state` is the state right after tick `tick`.
@@ -73,6 +85,20 @@ class TickHistory:
         if back < 0 or back >= len(self._states):
             return None
         return self._states[-1 - back]
+
+    def around(self, t: float) -> tuple[Any, Any, float] | None:
+        """The states after tick ``floor(t)`` and the tick after it, and how far `t`
+        lies between them (0 to 1), to blend what a player saw at fractional tick
+        `t`; the later state is the newest one when that tick has not run yet.
+        None when ``floor(t)`` is not in the history (or `t` is not a number)."""
+        if type(t) not in (int, float) or not math.isfinite(t):
+            return None
+        whole = math.floor(t)
+        before = self.state_at(whole)
+        if before is None:
+            return None
+        after = self.state_at(whole + 1)
+        return before, before if after is None else after, t - whole
 
     def __len__(self) -> int:
         return len(self._states)

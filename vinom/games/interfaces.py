@@ -97,7 +97,18 @@ class IGame(Interface):
       `history.state_at(k)` is the state right after tick `k` (the state the
       snapshot numbered `k` showed), None once older than `history_ticks`, so
       the game can judge a shot against the world the shooter saw (lag
-      compensation; docs/games.md).
+      compensation; docs/games.md). While a real-time input that says when
+      its player drew is applied, `history.seen` is that moment in
+      fractional ticks (else None), and `history.around(t)` the two states
+      and the fraction between them.
+    - `tick_at(state, dt, rng, history) -> Outcome`: if the game defines it,
+      the room calls it for every tick instead of `tick`, with the same
+      history (its newest tick the one before this), so a projectile in
+      flight can be judged in its shooter's past.
+    - `snapshot_budget` (`vinom.games.rules.SnapshotBudget` or None): for a
+      game with a tick, the most bytes of a snapshot per client, the map of
+      the view whose entities may wait when they do not all fit, and their
+      priority (docs/games.md, "A byte budget"). Default None: no budget.
     - `record_matches` (bool): False for a game whose matches the game hosts
       do not record (docs/operations.md, "Match records"), e.g. one that
       cannot replay exactly. Default True (`GameRules.records_matches`).

@@ -24,7 +24,7 @@ from zope.interface.verify import verifyObject
 
 from vinom.errors import UnknownGame
 from vinom.games.interfaces import IGame
-from vinom.games.rules import GameCatalogue, GameRules
+from vinom.games.rules import GameCatalogue, GameRules, SnapshotBudget
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _log = Logger()
@@ -79,6 +79,12 @@ def check_game(game: object) -> None:
                 f"per second above 0 and at most tick_rate ({game.tick_rate:g}), "
                 f"not {snapshot_rate!r}"
             )
+    budget = getattr(game, "snapshot_budget", None)
+    if budget is not None and (not game.tick_rate or not isinstance(budget, SnapshotBudget)):
+        raise ValueError(
+            f"game {name!r}: snapshot_budget must be None or a "
+            f"vinom.games.rules.SnapshotBudget, for a game with a tick_rate; not {budget!r}"
+        )
     if not isinstance(getattr(game, "shared_view", False), bool):
         raise ValueError(f"game {name!r}: shared_view must be true or false")
     shown = getattr(game, "display_name", None)

@@ -60,6 +60,32 @@ class RatingWindow:
         return width if self.max is None else min(width, self.max)
 
 
+def _positive_bytes(instance: object, attribute: object, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 64:
+        raise ValueError(f"a snapshot budget is whole bytes, at least 64, not {value!r}")
+
+
+def _every_entity_alike(view: Any, key: str) -> float:
+    return 1.0
+
+
+@frozen
+class SnapshotBudget:
+    """The most bytes a real-time game's snapshot (a snap's ``d``) takes per client,
+    and how its entities share them (docs/games.md, "A byte budget").
+
+    `entities` names the map of the view, keyed by id, whose entities may wait:
+    when the changed ones do not all fit, those of the highest priority go and the
+    others wait, their priority added up each snapshot they wait (Fiedler's
+    priority accumulators), so none waits for ever. `priority(view, key)` rates the
+    entity `key` of a player's view (nearer, more relevant: higher); `math.inf`
+    never waits, even past the budget. Default: all alike."""
+
+    bytes: int = field(validator=_positive_bytes)
+    entities: str = "entities"
+    priority: Any = _every_entity_alike
+
+
 def default_display_name(name: str) -> str:
     """The display name of a game that declares none: its registry name in words,
     capitalised ("dice" -> "Dice", "tic_tac-toe" -> "Tic tac toe")."""
@@ -103,7 +129,8 @@ class GameRules:
     - `time_limit`, `countdown`: seconds of play, and between everyone
       connected and play (0 in rules built by hand for a matchmaker or lobby).
     - `action_rate` (0: unlimited), `shared_view`, `idle_timeout` (0: no idle
-      rule), `records_matches`, `offered_by_default`: as `IGame` says.
+      rule), `records_matches`, `offered_by_default`, `snapshot_budget` (None:
+      none; always None without a tick): as `IGame` says.
     """
 
     name: str
@@ -125,6 +152,7 @@ class GameRules:
     idle_timeout: float = 0.0
     records_matches: bool = True
     offered_by_default: bool = True
+    snapshot_budget: SnapshotBudget | None = None
     description: str = ""
     version: str = ""
 
@@ -174,6 +202,7 @@ class GameRules:
             idle_timeout=float(getattr(game, "idle_timeout", 0.0)),
             records_matches=bool(getattr(game, "record_matches", True)),
             offered_by_default=bool(getattr(game, "offered_by_default", True)),
+            snapshot_budget=getattr(game, "snapshot_budget", None) if tick_rate > 0 else None,
         )  # fmt: skip
 
 

@@ -228,6 +228,8 @@ class InlineGameHost:
             counts[f"message_drop:{reason}"] += n
         for outcome, n in self.core.router.input_counts().items():
             counts[f"input:{outcome}"] += n
+        for outcome, n in self.core.router.entity_counts().items():
+            counts[f"entities:{outcome}"] += n
         return counts
 
     def outcome(self, match_id: str) -> MatchEnded | None:

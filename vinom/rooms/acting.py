@@ -58,17 +58,28 @@ class RoomActions(RoomBase):
         self._acted(member, outcome, now)
         return True
 
-    def _game_action(self, member: Member, action: Mapping[str, Any]) -> Outcome:
+    def _game_action(
+        self, member: Member, action: Mapping[str, Any], seen: float | None = None
+    ) -> Outcome:
         """The game's outcome of this player's action or input (raises what it raises):
-        through `apply_action_at` with the tick history when the game has one."""
-        if self.recorder is not None:
-            self.recorder.act(member.seat, action, self.state, self.tick_number, self.version)
+        through `apply_action_at` with the tick history when the game has one, its
+        `seen` the moment the player saw when giving this input, if it says."""
         apply_at = self._apply_action_at
+        if self.recorder is not None:
+            # Only `apply_action_at` reads `seen`: a game without it replays without.
+            self.recorder.act(member.seat, action, self.state, self.tick_number,
+                              self.version, None if apply_at is None else seen)  # fmt: skip
         if apply_at is None:
             return self.game.apply_action(self.state, member.seat, action, self.rng)
         loop = self.realtime
-        history = NO_HISTORY if loop is None else loop.history
-        return apply_at(self.state, member.seat, action, self.rng, history)
+        if loop is None:
+            return apply_at(self.state, member.seat, action, self.rng, NO_HISTORY)
+        history = loop.history
+        history.seen = seen
+        try:
+            return apply_at(self.state, member.seat, action, self.rng, history)
+        finally:
+            history.seen = None
 
     def _acted(self, member: Member, outcome: Outcome, now: float) -> None:
         """Adopt an applied action's or input's outcome: a new version, its events,
@@ -90,34 +101,44 @@ class RoomActions(RoomBase):
         ack: int | None,
         inputs: tuple[tuple[int, Mapping[str, Any]], ...],
         now: float,
+        drawn: Mapping[int, float] | None = None,
     ) -> None:
         """An ``input`` message of this seated player: `ack` is the newest snapshot
         tick they applied (their delta baseline), `inputs` the (tick, input) pairs
-        it carries, each held for its tick (`RealTimeLoop.offer`). A room without a
-        tick takes none (the seat router drops them before they come here)."""
+        it carries, each held for its tick (`RealTimeLoop.offer`); `drawn`, by tick,
+        the moment the player saw when giving each input that says so. A room
+        without a tick takes none (the seat router drops them before they come here)."""
         member = self._members[player_id]
         loop = self.realtime
         if loop is not None:
-            loop.offer(member, ack, inputs, self.phase is _PLAYING and not member.left)
+            playing = self.phase is _PLAYING and not member.left
+            loop.offer(member, ack, inputs, playing, drawn)
 
     def _apply_inputs(self, loop: RealTimeLoop, tick: int, now: float) -> None:
         """Before the game runs `tick`: each player's inputs for it (and any late
         ones), in seat order, each player's in tick order (`RealTimeLoop.take`)."""
         for member in self._order:
-            for _, value in loop.take(member, tick):
-                self._apply_input(loop, member, value, now)
+            for k, value in loop.take(member, tick):
+                buffer = member.inputs
+                seen = None if buffer is None else buffer.drawn_of(k)
+                self._apply_input(loop, member, value, now, seen)
                 if self.phase is not _PLAYING:
                     return
 
     def _apply_input(
-        self, loop: RealTimeLoop, member: Member, value: Mapping[str, Any], now: float
+        self,
+        loop: RealTimeLoop,
+        member: Member,
+        value: Mapping[str, Any],
+        now: float,
+        seen: float | None = None,
     ) -> None:
         counts = loop.input_counts
         if member.left:
             counts["not_playing"] += 1
             return
         try:
-            outcome = self._game_action(member, value)
+            outcome = self._game_action(member, value, seen)
         except IllegalAction as e:
             counts["rejected"] += 1
             # Inputs come many a second: one error a second tells enough.

@@ -754,6 +754,7 @@ class SnapshotHistory:
         view: Any,
         client_ack_tick: int | None = None,
         cache: dict[tuple[Prepared, Prepared], bytes] | None = None,
+        weigh: bool = False,
     ) -> bytes:
         """The snapshot of `tick` for this client, recorded as sent.
 
@@ -761,7 +762,9 @@ class SnapshotHistory:
         shared when several recipients see the same view); `client_ack_tick`
         the client's newest acknowledgement, if one came since the last call.
         `cache`, kept by the caller for one tick, shares bodies between
-        recipients with the same baseline and view."""
+        recipients with the same baseline and view. `weigh`: try the patch even
+        after one that weighed as much as its view (a view cut to a byte budget
+        counts on it)."""
         if client_ack_tick is not None:
             self.acknowledge(client_ack_tick)
         prepared = (
@@ -771,7 +774,7 @@ class SnapshotHistory:
         )
         found = self.baseline(tick)
         data = b""
-        if found is not None and self.patch_pause:
+        if found is not None and self.patch_pause and not weigh:
             self.patch_pause -= 1
         elif found is not None:
             base_tick, base = found

@@ -28,6 +28,10 @@ holds their inputs back (a lag switch) can make one tick apply:
 ``sv_maxusrcmdprocessticks``: late inputs catch up at one extra a tick, they
 never land all at once); the rest wait for the next tick, each counted
 ``capped`` once. The room calls it just before running that tick.
+
+An input that says when its player gave it (the fractional tick they saw,
+docs/protocol.md §14) keeps that in `drawn` while it is held; the room pops it
+(`drawn_of`) as it applies the input.
 """
 
 from __future__ import annotations
@@ -84,9 +88,15 @@ class InputBuffer:
     _floor: int = 0
     # The ticks of the held inputs the cap has held back already (counted once).
     _capped: set[int] = field(factory=set)
+    # The moment (fractional tick) the player saw, by tick, of the held inputs
+    # that say one, and of those just handed out until the room pops it.
+    drawn: dict[int, float] = field(factory=dict)
 
-    def offer(self, tick: int, value: Mapping[str, Any], current: int) -> str:
-        """Take one received pair, the room having run `current` ticks; says what
+    def offer(
+        self, tick: int, value: Mapping[str, Any], current: int, drawn: float | None = None
+    ) -> str:
+        """Take one received pair, the room having run `current` ticks (`drawn`: the
+        moment its player saw, if it says); says what
         became of it: `HELD`, `LATE` (held for the next tick), `EARLY`, `DUPLICATE`
         or `TOO_LATE` (not held: the next tick is more than `LATE_TICKS` after it)."""
         if tick > current + JITTER_TICKS:
@@ -105,6 +115,8 @@ class InputBuffer:
                 self._floor = floor = newest - SEEN_TICKS
                 self._seen = {k for k in seen if k >= floor}
         bisect.insort(self.held, (tick, value), key=_tick_of)
+        if drawn is not None:
+            self.drawn[tick] = drawn
         return LATE if tick <= current else HELD
 
     def take(self, tick: int) -> Due:
@@ -119,6 +131,10 @@ class InputBuffer:
         low = bisect.bisect_left(held, tick - LATE_TICKS, hi=cut, key=_tick_of)
         end = min(cut, low + MAX_INPUTS_PER_TICK)
         due = held[low:end]
+        drawn = self.drawn
+        if drawn:
+            for k, _ in held[:low]:
+                drawn.pop(k, None)
         capped = self._capped
         newly_capped = 0
         if capped:
@@ -130,6 +146,12 @@ class InputBuffer:
                 newly_capped += 1
         del held[:end]
         return Due(due, low, newly_capped)
+
+    def drawn_of(self, tick: int) -> float | None:
+        """The moment the player saw when giving the input of `tick` just handed
+        out, if it said (forgotten once asked)."""
+        drawn = self.drawn
+        return drawn.pop(tick, None) if drawn else None
 
 
 def _tick_of(pair: tuple[int, Mapping[str, Any]]) -> int:

@@ -13,6 +13,7 @@ import math
 from attrs import define
 
 from vinom.games.interfaces import IBot, Seat
+from vinom.rooms.budget import PriorityQueue
 from vinom.rooms.delta import SnapshotHistory
 from vinom.rooms.inputs import InputBuffer
 
@@ -41,3 +42,5 @@ class Member:
     inputs: InputBuffer | None = None
     snapshots: SnapshotHistory | None = None
     input_noticed_at: float = -math.inf
+    # A game with a snapshot budget: this session's entities waiting to be sent.
+    priorities: PriorityQueue | None = None

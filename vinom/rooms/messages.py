@@ -32,6 +32,8 @@ message       keys
               first: the inputs the host has not acknowledged (``ik``). The room
               applies each once, at its tick (`vinom.rooms.inputs`: held up to 8
               ticks early, late ones at the next tick, duplicates dropped).
+              A pair may be ``[k, input, b, f]``: the player gave it while
+              seeing tick ``k - b`` and ``f / 256`` of the next (`drawn_fields`).
 ``leave``     ``{"t": "leave"}``: I leave for good (no reconnection window); the
               game's leave hook runs and the server closes the session.
 ============  =====================================================================
@@ -139,6 +141,7 @@ whole message, for other senders.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any, NamedTuple
 
@@ -170,6 +173,10 @@ class ClientMessageKind(enum.Enum):
 
 #: The most (tick, input) pairs one ``input`` message may carry (its redundancy).
 MAX_INPUTS_PER_MESSAGE = 8
+#: The most whole ticks an input's drawn moment may lie before its own tick (its
+#: ``b``), and the steps of a tick its fraction is counted in (``f`` below this).
+MAX_DRAWN_BACK = 255
+DRAWN_STEPS = 256
 
 
 class ClientMessage(NamedTuple):
@@ -177,13 +184,15 @@ class ClientMessage(NamedTuple):
 
     For an ``action``: `action` and its `action_id` (``i``). For an ``input``:
     `snap_ack`, its ``a`` (the newest snapshot tick the client applied, or None),
-    and `inputs`, its ``x`` pairs, oldest first."""
+    and `inputs`, its ``x`` pairs, oldest first; `drawn`, by tick, the moment
+    (fractional tick) each pair that says one was given at, as its player saw it."""
 
     kind: ClientMessageKind
     action: Mapping[str, Any] | None = None
     action_id: int | None = None
     inputs: tuple[tuple[int, Mapping[str, Any]], ...] | None = None
     snap_ack: int | None = None
+    drawn: Mapping[int, float] | None = None
 
 
 _SYNC = ClientMessage(ClientMessageKind.SYNC)
@@ -233,7 +242,7 @@ def decode_client_message(
         if type(action) is not dict or not (action_id is None or type(action_id) is int):
             _count(drops, "bad_action")
             return None
-        return _new_tuple(ClientMessage, (_ACTION, action, action_id, None, None))
+        return _new_tuple(ClientMessage, (_ACTION, action, action_id, None, None, None))
     if kind == "input":
         return _decode_input(obj, drops)
     if kind == "sync":
@@ -258,22 +267,60 @@ def _decode_input(
         _count(drops, "bad_input")
         return None
     inputs = []
+    drawn: dict[int, float] | None = None
     for pair in pairs:
-        if type(pair) is not list or len(pair) != 2:
+        if type(pair) is not list or len(pair) not in (2, 4):
             _count(drops, "bad_input")
             return None
-        tick, value = pair
+        tick, value = pair[0], pair[1]
         if type(tick) is not int or tick < 0 or type(value) is not dict:
             _count(drops, "bad_input")
             return None
+        if len(pair) == 4:
+            back, steps = pair[2], pair[3]
+            if (type(back) is not int or type(steps) is not int
+                    or not 0 <= back <= min(tick, MAX_DRAWN_BACK)
+                    or not 0 <= steps < DRAWN_STEPS):  # fmt: skip
+                _count(drops, "bad_input")
+                return None
+            if drawn is None:
+                drawn = {}
+            drawn[tick] = tick - back + steps / DRAWN_STEPS
         inputs.append((tick, value))
-    return _new_tuple(ClientMessage, (_INPUT, None, None, tuple(inputs), ack))
+    return _new_tuple(ClientMessage, (_INPUT, None, None, tuple(inputs), ack, drawn))
 
 
-def encode_input(ack: int | None, inputs: Sequence[tuple[int, Mapping[str, Any]]]) -> bytes:
+def drawn_fields(tick: int, seen: float | None) -> tuple[int, int] | None:
+    """An input's ``b`` and ``f`` (docs/protocol.md §14) for an input of `tick` given
+    while its player saw the fractional tick `seen`: the whole ticks back from
+    `tick` to ``floor(seen)``, and the fraction of the next in 256ths (rounded
+    down). None when there is nothing to say: no `seen`, or one after `tick` or
+    more than `MAX_DRAWN_BACK` ticks before it."""
+    if seen is None or not math.isfinite(seen):
+        return None
+    whole = math.floor(seen)
+    back = tick - whole
+    if not 0 <= back <= min(tick, MAX_DRAWN_BACK):
+        return None
+    return back, min(DRAWN_STEPS - 1, int((seen - whole) * DRAWN_STEPS))
+
+
+def encode_input(
+    ack: int | None,
+    inputs: Sequence[tuple[int, Mapping[str, Any]]],
+    drawn: Mapping[int, float] | None = None,
+) -> bytes:
     """Client side: an ``input`` message (channel 0): the newest snapshot tick applied
-    (`ack`) and the unacknowledged (tick, input) pairs, oldest first."""
-    return _pack({"t": "input", "a": ack, "x": [[k, value] for k, value in inputs]})
+    (`ack`) and the unacknowledged (tick, input) pairs, oldest first; `drawn`, by
+    tick, the fractional tick the player saw when giving each input that says so
+    (`drawn_fields`)."""
+    if not drawn:
+        return _pack({"t": "input", "a": ack, "x": [[k, value] for k, value in inputs]})
+    pairs: list[list[Any]] = []
+    for k, value in inputs:
+        fields = drawn_fields(k, drawn.get(k))
+        pairs.append([k, value] if fields is None else [k, value, *fields])
+    return _pack({"t": "input", "a": ack, "x": pairs})
 
 
 def encode_action(action: Mapping[str, Any], action_id: int | None = None) -> bytes:

@@ -32,13 +32,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from attrs import define, field
 
 from vinom.games.history import TickHistory
-from vinom.games.rules import GameRules
+from vinom.games.rules import GameRules, SnapshotBudget
+from vinom.rooms.budget import PriorityQueue
 from vinom.rooms.delta import Quantisation, SnapshotHistory
 from vinom.rooms.inputs import CAPPED, TOO_LATE, InputBuffer
 from vinom.rooms.member import Member
@@ -89,12 +90,20 @@ class RealTimeLoop:
     # duplicate, too_late, capped (`vinom.rooms.inputs`), applied, rejected,
     # not_playing, and acks naming a tick not yet run (bad_ack).
     input_counts: Counter[str] = field(factory=Counter)
+    # The game's byte budget per snapshot and client, if it sets one.
+    budget: SnapshotBudget | None = None
+    # The game's `tick_at` (lag compensation inside the step), if it has one.
+    tick_at: Callable[..., Any] | None = None
     # When play started: the origin of the fixed-step grid.
     _origin: float = 0.0
 
     @classmethod
     def of(
-        cls, rules: GameRules, quantisation: Quantisation, checksums: bool
+        cls,
+        rules: GameRules,
+        quantisation: Quantisation,
+        checksums: bool,
+        tick_at: Callable[..., Any] | None = None,
     ) -> RealTimeLoop | None:
         """The loop of a room of a game with these rules; None for a game without a tick."""
         if rules.tick_rate <= 0:
@@ -105,6 +114,8 @@ class RealTimeLoop:
             TickHistory(rules.history_ticks),
             quantisation,
             checksums,
+            budget=rules.snapshot_budget,
+            tick_at=tick_at,
         )
 
     @property
@@ -165,6 +176,8 @@ class RealTimeLoop:
     def connected(self, member: Member) -> None:
         """A new session for this seat: it holds none of the views the last one was sent."""
         member.snapshots = SnapshotHistory(self.quantisation, checksum=self.checksums)
+        budget = self.budget
+        member.priorities = None if budget is None else PriorityQueue(budget)
 
     def offer(
         self,
@@ -172,10 +185,12 @@ class RealTimeLoop:
         ack: int | None,
         inputs: Sequence[tuple[int, Mapping[str, Any]]],
         playing: bool,
+        drawn: Mapping[int, float] | None = None,
     ) -> None:
         """An ``input`` message of this seat: `ack` is the newest snapshot tick they
         applied (their delta baseline), `inputs` the (tick, input) pairs it carries,
-        each held for its tick unless the seat is not `playing`."""
+        each held for its tick unless the seat is not `playing`; `drawn`, by tick,
+        the moment the player saw when giving each input that says so."""
         counts = self.input_counts
         history = member.snapshots
         if ack is not None and history is not None:
@@ -192,6 +207,10 @@ class RealTimeLoop:
         if buffer is None:
             buffer = member.inputs = InputBuffer()
         current = self.tick_number
+        if drawn:
+            for tick, value in inputs:
+                counts[buffer.offer(tick, value, current, drawn.get(tick))] += 1
+            return
         for tick, value in inputs:
             counts[buffer.offer(tick, value, current)] += 1
 

@@ -67,7 +67,7 @@ DEFAULT_HASH_EVERY = 20
 
 # Entry kinds: the first element of each entry array (docs/protocol.md).
 HOOK = 0  # [0, name, seat index or -1]
-ACT = 1  # [1, seat index, action]: an action or real-time input
+ACT = 1  # [1, seat index, action(, seen)]: an action or real-time input
 TICK = 2  # [2, tick number]
 PLAY = 3  # [3]: play started (tick 0 of the tick history)
 HASH = 4  # [4, tick number, version, hash]: the state as it is here
@@ -379,9 +379,16 @@ class MatchRecorder:
         self._add((HOOK, name, -1 if seat is None else seat.index))
 
     def act(
-        self, seat: Seat, action: Mapping[str, Any], state: Any, tick: int, version: int
+        self,
+        seat: Seat,
+        action: Mapping[str, Any],
+        state: Any,
+        tick: int,
+        version: int,
+        seen: float | None = None,
     ) -> None:
-        """Before the game applies this player's action or real-time input."""
+        """Before the game applies this player's action or real-time input (`seen`:
+        the moment the player saw when giving it, if the input says)."""
         # The room's hottest call (every move), kept to the least: the hash countdown
         # and the packing inline; no test of `ended` or `broken` (`_entry` packs
         # nothing once either is set); no count of entries (`take` counts them).
@@ -390,7 +397,8 @@ class MatchRecorder:
             if self._calls % self.hash_every == 0:
                 self._add_hash(tick, version, state)
         try:
-            self._entry((ACT, seat.index, action))
+            self._entry((ACT, seat.index, action) if seen is None
+                        else (ACT, seat.index, action, seen))  # fmt: skip
         except Exception:
             self._break()
 

@@ -279,6 +279,7 @@ class Replay:
                 self.rng.getrandbits(64)
         self.history = TickHistory(GameRules.of(game).history_ticks)
         self._apply_at = getattr(game, "apply_action_at", None)
+        self._tick_at = getattr(game, "tick_at", None)
         self.position = 0
         self.tick = 0
         # The room's version at the last hash checked (the record's, not rebuilt).
@@ -305,14 +306,24 @@ class Replay:
             elif kind == ACT:
                 seat = self.seats[int(entry[1])]
                 if self._apply_at is not None:
-                    error = self._call(
-                        self._apply_at, self.state, seat, entry[2], self.rng, self.history
-                    )
+                    history = self.history
+                    history.seen = float(entry[3]) if len(entry) > 3 else None
+                    try:
+                        error = self._call(
+                            self._apply_at, self.state, seat, entry[2], self.rng, history
+                        )
+                    finally:
+                        history.seen = None
                 else:
                     error = self._call(self.game.apply_action, self.state, seat, entry[2], self.rng)
             elif kind == TICK:
                 self.tick = int(entry[1])
-                error = self._call(self.game.tick, self.state, self.interval, self.rng)
+                if self._tick_at is not None:
+                    error = self._call(
+                        self._tick_at, self.state, self.interval, self.rng, self.history
+                    )
+                else:
+                    error = self._call(self.game.tick, self.state, self.interval, self.rng)
                 if not self.game.is_finished(self.state):
                     self.history.record(self.tick, self.state)
             elif kind == PLAY:

@@ -135,7 +135,8 @@ class Room(RoomSeating, RoomActions, RoomSending):
     # also the deadline that moves the room on.
     _phase_ends: float | None = field(init=False, default=None)
     _state_due: float = field(init=False, default=_INF)
-    # The game's `apply_action_at` (lag compensation), if it has one.
+    # The game's `apply_action_at` (lag compensation), if it has one; its
+    # `tick_at` is the real-time loop's.
     _apply_action_at: Callable[..., Outcome] | None = field(init=False, default=None)
     # Counts and logs the game's failures (vinom.rooms.faults).
     _faults: GameFaults = field(init=False)
@@ -161,7 +162,9 @@ class Room(RoomSeating, RoomActions, RoomSending):
             checksums=checksums,
             check=rules.shared_view and self.config.check_views,
         )
-        self.realtime = RealTimeLoop.of(rules, quantisation, checksums)
+        self.realtime = RealTimeLoop.of(
+            rules, quantisation, checksums, getattr(self.game, "tick_at", None)
+        )
         if rules.idle_timeout:
             self._idle = IdleRule(rules.idle_timeout)
         self._faults = GameFaults(self.game.name, self.match.match_id, log)
@@ -370,7 +373,7 @@ class Room(RoomSeating, RoomActions, RoomSending):
         snapshot if one is due."""
         loop = self.realtime
         assert loop is not None
-        game, history, interval = self.game, loop.history, loop.interval
+        game, history, interval, tick_at = self.game, loop.history, loop.interval, loop.tick_at
         for _ in range(loop.catch_up(now)):
             tick = loop.tick_number = loop.tick_number + 1
             self._apply_inputs(loop, tick, now)
@@ -379,7 +382,10 @@ class Room(RoomSeating, RoomActions, RoomSending):
             if self.recorder is not None:
                 self.recorder.tick(tick)
             try:
-                outcome = game.tick(self.state, interval, self.rng)
+                if tick_at is None:
+                    outcome = game.tick(self.state, interval, self.rng)
+                else:
+                    outcome = tick_at(self.state, interval, self.rng, history)
             except Exception:
                 self._game_error("tick")
             else:

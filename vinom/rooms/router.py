@@ -183,6 +183,8 @@ class SeatRouter:
     _limits: dict[tuple[str, str], _PlayerLimits] = field(init=False, factory=dict, repr=False)
     # The input counts of the rooms removed so far (`input_counts`).
     _retired_inputs: Counter[str] = field(init=False, factory=Counter, repr=False)
+    # The snapshot entity counts of the rooms removed so far (`entity_counts`).
+    _retired_entities: Counter[str] = field(init=False, factory=Counter, repr=False)
     _refusals_logged_at: float = field(init=False, default=-math.inf, repr=False)
     _refusals_unlogged: int = field(init=False, default=0, repr=False)
 
@@ -285,6 +287,14 @@ class SeatRouter:
             total.update(room.input_counts)
         return total
 
+    def entity_counts(self) -> Counter[str]:
+        """The entities of every room hosted here so far whose game sets a snapshot
+        budget: changed ones sent, and their waits (`Room.entity_counts`)."""
+        total = Counter(self._retired_entities)
+        for room in self.registry:
+            total.update(room.entity_counts)
+        return total
+
     def message_received(self, session_id: int, channel: int, data: bytes, now: float) -> None:
         entry = self._bindings.get(session_id)
         if entry is None:
@@ -303,7 +313,7 @@ class SeatRouter:
         if message is None:
             return
         try:
-            kind, action, action_id, _, _ = message
+            kind, action, action_id, _, _, _ = message
             if kind is _INPUT:
                 # Over UDP inputs travel unreliable (channel 0); a stream session
                 # has one ordered channel, whose messages come as `STREAM`.
@@ -372,7 +382,8 @@ class SeatRouter:
         try:
             inputs = message.inputs
             assert inputs is not None
-            entry.room.handle_inputs(entry.player_id, message.snap_ack, inputs, now)
+            entry.room.handle_inputs(entry.player_id, message.snap_ack, inputs, now,
+                                     message.drawn)  # fmt: skip
         except Exception:
             self._internal_error("input")
 
@@ -509,6 +520,7 @@ class SeatRouter:
 
     def _room_removed(self, room: Room) -> None:
         self._retired_inputs.update(room.input_counts)
+        self._retired_entities.update(room.entity_counts)
         for session_id in room.session_ids():
             entry = self._bindings.get(session_id)
             if entry is not None and entry.room is room:

@@ -10,6 +10,7 @@ checks a shared view (`Room._check_shared_view`).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from vinom.games.interfaces import GameEvent
@@ -83,6 +84,12 @@ class RoomSending(RoomBase):
                 views.send_states(self._order, version, phase, remaining, state, tick, server_time)
         except Exception:
             self._game_error("view")
+
+    @property
+    def entity_counts(self) -> Mapping[str, int]:
+        """A game with a snapshot budget: the changed entities its snaps carried
+        (``sent``) and those that waited for a later one (``deferred``)."""
+        return self._views.entity_counts
 
     def server_time(self, now: float) -> int:
         """The room's time at `now` as a state's ``ts`` says it (the spectators' too)."""

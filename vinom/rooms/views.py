@@ -27,13 +27,15 @@ the game's `view` propagates: the room counts and logs it.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from attrs import define
+from attrs import define, field
 
 from vinom.games.interfaces import IGame
 from vinom.protocol.events import RELIABLE, UNRELIABLE
+from vinom.rooms.budget import snapshot_header_bytes
 from vinom.rooms.delta import Prepared, Quantisation
 from vinom.rooms.member import Member
 from vinom.rooms.messages import (
@@ -68,6 +70,8 @@ class RoomViews:
     check: bool = False
     # When the room opened: a state's time (its ``ts``) counts from it.
     started_at: float = 0.0
+    # A game with a snapshot budget: the changed entities sent, and their waits.
+    entity_counts: Counter[str] = field(factory=Counter)
     # The member whose session is being set up: left out of unreliable state
     # broadcasts until its welcome and its first state (both reliable) are queued,
     # since a body carries its unreliable messages before its reliable ones.
@@ -188,6 +192,7 @@ class RoomViews:
         view_for = self.game.view
         shared, joining = self.shared, self.joining
         common: Prepared | None = None
+        common_view: Any = None
         cache: dict[tuple[Prepared, Prepared], bytes] = {}
         for member in members:
             session_id = member.session_id
@@ -196,14 +201,23 @@ class RoomViews:
                 continue
             if shared:
                 if common is None:
-                    common = quantisation.prepare(
-                        view_for(state, member.seat.player_id), checksum=checksum
-                    )
-                prepared = common
+                    common_view = view_for(state, member.seat.player_id)
+                    common = quantisation.prepare(common_view, checksum=checksum)
+                prepared, view = common, common_view
             else:
-                prepared = quantisation.prepare(
-                    view_for(state, member.seat.player_id), checksum=checksum
-                )
+                view = view_for(state, member.seat.player_id)
+                prepared = quantisation.prepare(view, checksum=checksum)
+            queue = member.priorities
+            if queue is not None:
+                # Cut to the game's byte budget (vinom.rooms.budget).
+                found = history.baseline(tick)
+                base_tick, base = (None, None) if found is None else found
+                before_body = snapshot_header_bytes(tick, base_tick, checksum)
+                sent, deferred = queue.sent, queue.deferred
+                prepared = queue.fit(view, prepared, base, before_body, quantisation, checksum)
+                counts = self.entity_counts
+                counts["sent"] += queue.sent - sent
+                counts["deferred"] += queue.deferred - deferred
             inputs = member.inputs
             send(
                 session_id,
@@ -212,7 +226,7 @@ class RoomViews:
                     header,
                     member.last_action_id,
                     None if inputs is None else inputs.newest,
-                    history.encode_for(tick, prepared, None, cache),
+                    history.encode_for(tick, prepared, None, cache, queue is not None),
                 ),
             )
 

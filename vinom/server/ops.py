@@ -236,6 +236,16 @@ class ServerCollector(Collector):
             if key.startswith("input:"):
                 inputs.add_metric([key[6:]], count)
         yield inputs
+        entities = CounterMetricFamily(
+            "vinom_snapshot_entities",
+            "Changed entities of games with a snapshot budget: sent, or deferred to a "
+            "later snapshot (docs/games.md).",
+            labels=["outcome"],
+        )
+        for key, count in sorted(totals.items()):
+            if key.startswith("entities:"):
+                entities.add_metric([key[9:]], count)
+        yield entities
         yield CounterMetricFamily(
             "vinom_handshakes_completed", "UDP handshakes the game hosts completed (welcomes).",
             value=totals.get("welcomes_sent", 0),

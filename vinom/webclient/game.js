@@ -93,6 +93,18 @@ export function gameUrl(found, location) {
 // nil; docs/protocol.md §14): the one server message that is not a map. Read
 // as the map the rest of the client takes, with r in seconds as in a state;
 // null when it is not one.
+// An input's [b, f] (docs/protocol.md §14, `input`) for an input of tick k given
+// while its player saw fractional tick `seen`: the whole ticks back from k to
+// floor(seen) (0 to min(k, 255)), and the fraction of the next in 256ths,
+// rounded down; null when there is nothing to say.
+export function drawnFields(k, seen) {
+  if (!Number.isFinite(seen)) return null;
+  const whole = Math.floor(seen);
+  const back = k - whole;
+  if (back < 0 || back > Math.min(k, 255)) return null;
+  return [back, Math.min(255, Math.floor((seen - whole) * 256))];
+}
+
 export function snapOfArray(fields) {
   if (fields.length !== 6) return null;
   const [v, ts, r, i, ik, d] = fields;
@@ -324,11 +336,15 @@ export class GameSocket {
 
   // Sends a real-time input (a map, what the game's action handler takes),
   // stamped with the tick it is meant for, with every input not yet
-  // acknowledged (at most 8, oldest first); returns its tick.
+  // acknowledged (at most 8, oldest first); returns its tick. After rendered(),
+  // it says the moment last drawn (docs/protocol.md §14, `input`).
   input(input) {
     const k = this.inputTick();
     this.lastTick = k;
-    this.pending.push([k, input]);
+    // What the player saw: the others as last rendered (the game's lag compensation).
+    const renderedAt = this.snapshotBuffer?.renderedAt ?? null;
+    const drawn = renderedAt === null ? null : drawnFields(k, renderedAt * this.tickRate);
+    this.pending.push(drawn === null ? [k, input] : [k, input, ...drawn]);
     this.sentAt.set(k, performance.now());
     while (this.sentAt.size > MAX_PENDING_INPUTS) this.sentAt.delete(this.sentAt.keys().next().value);
     this.prediction?.add(k, input);

@@ -411,6 +411,8 @@ export declare function requestPacket(token: PublicToken): Uint8Array;
 /** Where to play a match: `match_found`'s game_url, or /game on the page's host. */
 export declare function gameUrl(found: { game_url?: string }, location: { protocol: string; host: string }): string;
 
+/** An input's [b, f] (docs/protocol.md 14, `input`): given while fractional tick `seen` was drawn; null: nothing to say. */
+export declare function drawnFields(k: number, seen: number): [number, number] | null;
 /** A `snap` as it travels (an array of 6), read as a map; null when it is not one. */
 export declare function snapOfArray(fields: unknown[]): {
   t: "snap"; v: number; ts: number; r: number | null; i: number | null; ik: number | null; d: Uint8Array;

@@ -1,0 +1,184 @@
+"""A snapshot byte budget from where a player stands: a game with a
+`SnapshotBudget`, installed as a plugin on a real `twistd -n vinom` process,
+played by two `GameSession`s over UDP through proxies that delay each datagram
+75 ms each way. The game's 64 walkers circle the plane; each player is one of
+them, and its view holds all 64. Every snap a client receives carries a
+snapshot within the budget, and the walkers near the player are, in every view
+it rebuilds, where the game has them at that tick; the host counts the
+entities sent and deferred on its /metrics.
+"""
+
+# slow: starts twistd vinom (tests/support/servers.py)
+
+from __future__ import annotations
+
+import math
+import textwrap
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.trial.unittest import TestCase
+
+from tests.support.metrics import fetch_metrics, samples
+from tests.support.ports import free_tcp_port
+from tests.support.servers import start_twistd
+from tests.support.waiting import until
+from tests.test_netcode_play import DelayLink
+from vinom.client.failover import LobbyPlayer
+from vinom.client.game import GameSession
+from vinom.client.lobby import LobbyAddress
+from vinom.client.udp import GameClientProtocol
+from vinom.protocol.tokens import PublicToken
+from vinom.rooms.messages import decode_server_message
+
+BUDGET, NEAR, RATE, WALKERS = 400, 150.0, 20, 64
+PLUGIN = textwrap.dedent(
+    f'''
+    """64 walkers circling; each player is one of them and sees them all."""
+
+    import math
+    import random
+
+    from attrs import evolve, frozen
+
+    from vinom.games import Game, Outcome, SnapshotBudget
+
+
+    def place(orbit, tick):
+        cx, cy, r, w, phase = orbit
+        angle = phase + w * tick / {RATE}
+        return [round(cx + r * math.cos(angle), 2), round(cy + r * math.sin(angle), 2)]
+
+
+    def nearest_first(view, key):
+        d = math.dist(view["walkers"][view["me"]], view["walkers"][key])
+        return math.inf if d <= {NEAR} else 1 / (1 + d)
+
+
+    @frozen
+    class Plane:
+        players: tuple
+        ticks: int = 0
+        over: bool = False
+
+
+    ORBITS = {{f"w{{n:02d}}": (rng.uniform(0, 1000), rng.uniform(0, 1000), rng.uniform(20, 80),
+               rng.choice((-1, 1)) * rng.uniform(0.5, 1.5), rng.uniform(0, 6.3))
+              for rng in [random.Random(3)] for n in range({WALKERS})}}
+
+
+    class Walkers(Game):
+        name = "walkers"
+        min_players = max_players = match_size = 2
+        tick_rate = {RATE}
+        time_limit = 60.0
+        idle_timeout = 0.0
+        offered_by_default = False
+        quantisation = {{"walkers.*.*": 0.01}}
+        snapshot_budget = SnapshotBudget({BUDGET}, "walkers", nearest_first)
+
+        def create(self, seats, options, rng):
+            return Plane(tuple(s.player_id for s in seats))
+
+        def tick(self, state, dt, rng):
+            return Outcome(evolve(state, ticks=state.ticks + 1))
+
+        def time_up(self, state):
+            return Outcome(evolve(state, over=True))
+
+        def is_finished(self, state):
+            return state.over
+
+        def result(self, state):
+            return {{"winners": [], "reason": "time"}}
+
+        def view(self, state, player_id):
+            me = f"w{{state.players.index(player_id):02d}}"
+            return {{"me": me, "walkers": {{k: place(o, state.ticks) for k, o in ORBITS.items()}}}}
+
+
+    walkers = Walkers()
+    '''
+)
+
+
+class Player:
+    def __init__(self) -> None:
+        self.session = GameSession()
+        self.sizes: list[int] = []
+        # (tick, the walkers as rebuilt) of every snap applied.
+        self.views: list[tuple[int, dict[str, Any]]] = []
+
+
+async def join(lobby: LobbyAddress, name: str, seed: int) -> Player:
+    found = await LobbyPlayer(reactor, lobby, name).find_match("walkers")
+    host = found.token["hosts"][0]
+    link = DelayLink((host["host"], host["port"]), seed, 0.075, 0.005, 0.0)
+    proxy = reactor.listenUDP(0, link, interface="127.0.0.1")
+    player = Player()
+    session = player.session
+
+    def on_message(channel: int, data: bytes) -> None:
+        held = session.tick
+        session.message_received(channel, data)
+        message = decode_server_message(data)
+        if message is not None and message["t"] == "snap":
+            player.sizes.append(len(message["d"]))
+            if session.tick != held and session.view is not None:
+                player.views.append((session.tick, session.view))  # type: ignore[arg-type]
+
+    protocol = GameClientProtocol(
+        reactor, PublicToken.from_json(found.token),
+        addresses=[("127.0.0.1", proxy.getHost().port)], on_message=on_message,
+    )  # fmt: skip
+    reactor.listenUDP(0, protocol, interface="127.0.0.1")
+    session.protocol = await protocol.connected
+
+    async def stop() -> None:
+        await protocol.disconnect()
+        for call in link.pending:
+            call.cancel()
+        await proxy.stopListening()
+
+    player.stop = stop  # type: ignore[attr-defined]
+    return player
+
+
+class SnapshotBudgetOnRealSocketsTests(TestCase):
+    timeout = 120
+
+    async def test_each_snap_within_the_budget_the_nearest_walkers_current(self) -> None:
+        ops = free_tcp_port()
+        server = await start_twistd(self, {"twisted/plugins/walkers_games.py": PLUGIN},
+                                    "--games", "walkers",
+                                    "--ops-port", f"tcp:{ops}:interface=127.0.0.1")  # fmt: skip
+        players = await gatherResults(
+            [Deferred.fromCoroutine(join(server.lobby, f"p{n}", n)) for n in range(2)]
+        )
+        for player in players:
+            self.addCleanup(lambda p=player: Deferred.fromCoroutine(p.stop()))
+        await until(lambda: all(len(p.views) >= 3 * RATE for p in players),
+                    lambda: f"3 s of snaps: {[len(p.views) for p in players]}",
+                    timeout=60)  # fmt: skip
+        namespace: dict[str, Any] = {}
+        exec(PLUGIN, namespace)
+        orbits, place = namespace["ORBITS"], namespace["place"]
+        for player in players:
+            self.assertLessEqual(max(player.sizes), BUDGET)
+            me = f"w{player.session.welcome['seat']:02d}"  # type: ignore[index]
+            near = waited = 0
+            for tick, view in player.views:
+                truth = {k: place(o, tick) for k, o in orbits.items()}
+                for key, where in truth.items():
+                    if math.dist(truth[me], where) <= NEAR:
+                        self.assertEqual(view["walkers"][key], where, (key, tick))
+                        near += 1
+                    elif view["walkers"].get(key) != where:
+                        waited += 1
+            self.assertGreater(near, len(player.views))  # itself, and its neighbours
+            self.assertGreater(waited, 0)  # the others took turns
+        # Counted for the operator.
+        counted = samples(await fetch_metrics(ops), "vinom_snapshot_entities_total", "outcome")
+        self.assertGreater(counted.get("sent", 0), 0, counted)
+        self.assertGreater(counted.get("deferred", 0), 0, counted)
