@@ -157,7 +157,10 @@ class LobbyAuth:
         if not self.required or self.authenticator is None:
             return None  # a guest who said so
         d: Deferred[Any] = maybeDeferred(self.authenticator.authenticate, auth, peer_host)
-        d.addTimeout(self._timeout, self._clock)
+        if not d.called:
+            # Only an answer still to come needs a timer (a token verified in memory, a
+            # device remembered, have answered already).
+            d.addTimeout(self._timeout, self._clock)
         d.addCallback(self._account_of, name)
         d.addErrback(self._failed, client, peer_host)
         return cast(Deferred[SignedIn], d)
