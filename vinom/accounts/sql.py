@@ -200,10 +200,16 @@ class SqlAccountStore:
             self.close()
             return failure
 
+        def migrated(version: int) -> int:
+            # The files as the migration left them: what the first sign-ins compare with.
+            if self._files:
+                self._seen_files = _file_state(self._files)
+            return version
+
         d: Deferred[int] = self._pool.runInteraction(
             schema.migrate, self._dialect, self._migrations
         )
-        d.addErrback(failed)
+        d.addCallbacks(migrated, failed)
         return d
 
     def close(self) -> None:
@@ -885,9 +891,13 @@ def store_from_url(
     data_dir: str,
     reactor: Any = None,
     migrations: Sequence[Sequence[str]] = schema.MIGRATIONS,
+    *,
+    clock: IReactorTime | None = None,
 ) -> SqlAccountStore:
     """The account store `--database` names (database_url), not started: its
-    `start()` opens it and migrates the schema (to the last of `migrations`)."""
+    `start()` opens it and migrates the schema (to the last of `migrations`).
+    `clock` (`reactor` by default) times the start of sign-ins' transactions on
+    SQLite; without either they start as soon as none is in flight."""
     where = database_url(url, data_dir)
     extra: dict[str, Any] = {} if reactor is None else {"cp_reactor": reactor}
     if is_postgresql(where):
@@ -913,7 +923,8 @@ def store_from_url(
         cp_openfun=_sqlite_connected, **extra,
     )  # fmt: skip
     return SqlAccountStore(pool, schema.SQLITE, path, migrations, batch_sign_ins=True,
-                           files=(path, path + "-wal"), clock=reactor)  # fmt: skip
+                           files=(path, path + "-wal"),
+                           clock=reactor if clock is None else clock)  # fmt: skip
 
 
 async def open_store(
