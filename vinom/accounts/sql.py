@@ -46,8 +46,9 @@ changes an account (`link`, `unlink`, `rename`, `set_metadata`, `ban`,
 `unban`) forgets what it remembers, when it is asked and when it is done, and a
 read that began before is not remembered. On SQLite the store also forgets
 when the database's files change under it: each transaction notes the files'
-state (inode, size and modification time of the file and its WAL) as it
-leaves them, and a sign-in answers from memory only while the files are still
+state (inode, size and modification time of its WAL, which every commit
+writes: a database in WAL mode stays in it while the server holds it open) as
+it leaves them, and a sign-in answers from memory only while the files are still
 so, which makes a ban by another process (the `vinom accounts` command) seen at
 the next sign-in. On PostgreSQL another process's write (another lobby's, the
 command's) is seen within `RECENT_SIGN_IN_TTL`. A sign-in whose `last_seen` is
@@ -923,7 +924,7 @@ def store_from_url(
         cp_openfun=_sqlite_connected, **extra,
     )  # fmt: skip
     return SqlAccountStore(pool, schema.SQLITE, path, migrations, batch_sign_ins=True,
-                           files=(path, path + "-wal"),
+                           files=(path + "-wal",),
                            clock=reactor if clock is None else clock)  # fmt: skip
 
 
