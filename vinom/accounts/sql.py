@@ -130,7 +130,7 @@ SQLITE_BUSY_TIMEOUT = 10.0
 # PostgreSQL, another lobby's) goes unseen by a sign-in.
 RECENT_SIGN_IN_TTL = 5.0
 # At most this many identities' accounts, and as many devices, are remembered.
-RECENT_SIGN_INS = 10_000
+RECENT_SIGN_INS = 4096
 # What a write transaction on SQLite asks of the disk: sign-ins' commits are synced
 # by the next durable write (module docstring).
 _SYNCHRONOUS = {True: "PRAGMA synchronous = FULL", False: "PRAGMA synchronous = NORMAL"}
