@@ -40,7 +40,7 @@ _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 # What a segment's last character may be, by the segment's length modulo 4: the bits
 # it carries past the data are zero (one token, one spelling).
 _LAST = {0: frozenset(_ALPHABET), 2: frozenset(_ALPHABET[::16]), 3: frozenset(_ALPHABET[::4])}
-_STANDARD = str.maketrans("-_", "+/")
+_STANDARD = bytes.maketrans(b"-_", b"+/")
 # PyJWT's verifiers by algorithm name: stateless, shared.
 _ALGORITHMS: Mapping[str, Algorithm] = get_default_algorithms()
 
@@ -66,7 +66,8 @@ def _segment(text: str, name: str) -> bytes:
             or (stripped and stripped[-1] not in _LAST[tail])):  # fmt: skip
         raise AuthFailed("malformed", f"the token's {name} is not base64url")
     try:
-        return binascii.a2b_base64(stripped.translate(_STANDARD) + "=" * (-tail % 4))
+        data = (stripped + "=" * (-tail % 4)).encode("ascii")
+        return binascii.a2b_base64(data.translate(_STANDARD))
     except binascii.Error:
         raise AuthFailed("malformed", f"the token's {name} is not base64url") from None
 
