@@ -167,7 +167,8 @@ class LobbyAuth:
 
     def _account_of(self, identity: Identity, name: str) -> Deferred[SignedIn] | SignedIn:
         # A name the provider vouches for, if it is a valid name; the hello's otherwise.
-        shown = normalize_name(identity.display_name or "") or name
+        vouched = identity.display_name
+        shown = (normalize_name(vouched) if vouched else None) or name
         if self.accounts is None:
             return SignedIn(derived_player_id(identity), shown, identity)
         d = self.accounts.account_for(identity, shown, self._clock.seconds())
