@@ -31,7 +31,12 @@ from vinom.accounts.records import (
     UnknownAccount,
 )
 from vinom.accounts.schema import LATEST, MIGRATIONS
-from vinom.accounts.sql import LAST_SEEN_INTERVAL, SqlAccountStore, store_from_url
+from vinom.accounts.sql import (
+    LAST_SEEN_INTERVAL,
+    RECENT_SIGN_IN_TTL,
+    SqlAccountStore,
+    store_from_url,
+)
 
 SECRET = "s" * 43
 # When the leaderboards are read (after every match of these tests).
@@ -195,6 +200,64 @@ class AccountStoreContract:
                 await self.store.ban(account.account_id, reason, None)
         with self.assertRaises(UnknownAccount):
             await self.store.ban("a-0000000000000000", "nobody", None)
+
+    # -- what a sign-in remembers ---------------------------------------------
+
+    async def test_a_write_through_the_store_is_seen_at_the_next_sign_in(self: Any) -> None:
+        """A returning player's sign-in may be answered from memory (RECENT_SIGN_IN_TTL);
+        a ban, unban, rename, link or unlink made through the store is seen by the very
+        next sign-in, at the same instant."""
+        ann = Identity("jwt", "regular")
+        made = await self.store.account_for(ann, "Ann", 10.0)
+        self.assertEqual(await self.store.account_for(ann, "Ann", 10.0), made)
+        banned = await self.store.ban(made.account_id, "aimbot", None)
+        self.assertEqual((await self.store.account_for(ann, "Ann", 10.0)).ban, banned.ban)
+        await self.store.unban(made.account_id)
+        self.assertIsNone((await self.store.account_for(ann, "Ann", 10.0)).ban)
+        await self.store.rename(made.account_id, "Anna")
+        self.assertEqual((await self.store.account_for(ann, "x", 10.0)).display_name, "Anna")
+        phone = Identity("device", "phone-00009")
+        linked = await self.store.link(made.account_id, phone, 10.0)
+        self.assertEqual((await self.store.account_for(ann, "Ann", 10.0)).identities,
+                         linked.identities)  # fmt: skip
+        await self.store.unlink(made.account_id, ann)
+        # Unlinked, the identity is a new player; the account signs in by its phone.
+        self.assertNotEqual((await self.store.account_for(ann, "Ann", 10.0)).account_id,
+                            made.account_id)  # fmt: skip
+        self.assertEqual((await self.store.account_for(phone, "Ann", 10.0)).account_id,
+                         made.account_id)  # fmt: skip
+
+    async def test_a_ban_made_while_a_sign_in_reads_is_seen_at_the_next(self: Any) -> None:
+        ann = Identity("jwt", "racer")
+        made = await self.store.account_for(ann, "Ann", 10.0)
+        # A sign-in whose last_seen is due reads the account while the ban is written.
+        reading = self.store.account_for(ann, "Ann", 10.0 + LAST_SEEN_INTERVAL)
+        banning = self.store.ban(made.account_id, "smurfing", None)
+        await gatherResults([reading, banning])
+        after = await self.store.account_for(ann, "Ann", 11.0 + LAST_SEEN_INTERVAL)
+        self.assertEqual(after.ban, (await banning).ban)
+
+    async def test_another_lobbys_ban_is_seen_within_the_recent_sign_in_ttl(
+        self: Any,
+    ) -> None:
+        """A write this store does not make (another lobby's, the `vinom accounts`
+        command's) is seen by a sign-in RECENT_SIGN_IN_TTL seconds after the last read at
+        the latest (at once on SQLite: test_store_sqlite.py)."""
+        clock = Clock()
+        clock.advance(500.0)
+        other_lobby = await self.open()
+        ann = Identity("jwt", "roamer")
+        made = await self.store.account_for(ann, "Ann", clock.seconds())
+        await self.store.account_for(ann, "Ann", clock.seconds())
+        await other_lobby.ban(made.account_id, "win trading", None)
+        clock.advance(RECENT_SIGN_IN_TTL)
+        later = await self.store.account_for(ann, "Ann", clock.seconds())
+        assert later.ban is not None
+        self.assertEqual(later.ban.reason, "win trading")
+        # The same for a device another lobby has seen first.
+        await other_lobby.authenticate_device("phone-00077", SECRET, clock.seconds())
+        with self.assertRaises(AuthFailed):
+            await self.store.authenticate_device("phone-00077", "w" * 43, clock.seconds())
 
     async def test_metadata_is_a_small_json_object(self: Any) -> None:
         account = await self.store.account_for(Identity("jwt", "m"), "Meta", 1.0)

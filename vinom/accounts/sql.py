@@ -25,11 +25,34 @@ file a sync (a few hundred microseconds of CPU, more than the sign-in's own
 statements), so the calls of `account_for` and `authenticate_device` that
 arrive while a sign-in transaction runs wait for it and then run together in
 the next one, at most `MAX_BATCH` of them: one thread hop and one commit for
-all, each answered with its own result or refusal. A lone sign-in starts at
-once, so batching adds no wait on an idle server. On PostgreSQL each call
+all, each answered with its own result or refusal. With a clock (the
+server's store has the reactor), these transactions start at most every
+`BATCH_INTERVAL` seconds: a sign-in arriving sooner after the last one's
+start waits for the interval's end, with the others arriving meanwhile. A lone
+sign-in on an idle server starts at once. On PostgreSQL each call
 keeps its own transaction: its pool has several connections, and lobbies'
 transactions would otherwise lock rows in orders that could wait on each
-other.
+other. A sign-in's commit on SQLite is not synced to the disk on its own
+(`synchronous = NORMAL` for its transaction; every other write is synced, and
+syncs the sign-ins' writes before it with its own): a crash of the process
+loses nothing, a power cut may lose the accounts made since the last synced
+write, none of which had a rated match yet.
+
+A returning player's sign-in is answered from memory, in the reactor's thread
+with no transaction, when this store read their account (or their device's
+secret hash) less than `RECENT_SIGN_IN_TTL` seconds ago and nothing has
+changed it since (`vinom.accounts.recent`): every write through the store that
+changes an account (`link`, `unlink`, `rename`, `set_metadata`, `ban`,
+`unban`) forgets what it remembers, when it is asked and when it is done, and a
+read that began before is not remembered. On SQLite the store also forgets
+when the database's files change under it: each transaction notes the files'
+state (inode, size and modification time of its WAL, which every commit
+writes: a database in WAL mode stays in it while the server holds it open) as
+it leaves them, and a sign-in answers from memory only while the files are still
+so, which makes a ban by another process (the `vinom accounts` command) seen at
+the next sign-in. On PostgreSQL another process's write (another lobby's, the
+command's) is seen within `RECENT_SIGN_IN_TTL`. A sign-in whose `last_seen` is
+due to be written goes to the database.
 """
 
 from __future__ import annotations
@@ -46,12 +69,14 @@ from urllib.parse import urlsplit
 import psycopg
 from attrs import evolve, frozen
 from twisted.enterprise import adbapi
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from vinom.accounts import ratings, schema
 from vinom.accounts.interfaces import Account, AuthFailed, Ban, IAccountStore, Identity
+from vinom.accounts.recent import Recent
 from vinom.accounts.records import (
     HistoryEntry,
     IdentityTaken,
@@ -91,11 +116,24 @@ POSTGRES_POOL = 4
 # At most this many sign-ins share one SQLite transaction (each one holds the file's
 # write lock that long).
 MAX_BATCH = 64
+# Sign-ins' SQLite transactions start at most this often (seconds; with a clock):
+# sign-ins arriving meanwhile share the next, each thread hop and commit serving several.
+BATCH_INTERVAL = 0.01
 # A sign-in writes an account's `last_seen` only when the stored one is at least this
 # many seconds old: a returning player's sign-ins within it are reads only.
 LAST_SEEN_INTERVAL = 60.0
 # Seconds a SQLite write waits for another process's lock on the file.
 SQLITE_BUSY_TIMEOUT = 10.0
+# A sign-in is answered from memory when the store read the account (or the device)
+# less than this many seconds ago and has seen no change to it since (module
+# docstring): the longest a write by another process that the store cannot see (on
+# PostgreSQL, another lobby's) goes unseen by a sign-in.
+RECENT_SIGN_IN_TTL = 5.0
+# At most this many identities' accounts, and as many devices, are remembered.
+RECENT_SIGN_INS = 4096
+# What a write transaction on SQLite asks of the disk: sign-ins' commits are synced
+# by the next durable write (module docstring).
+_SYNCHRONOUS = {True: "PRAGMA synchronous = FULL", False: "PRAGMA synchronous = NORMAL"}
 
 _ACCOUNT_COLUMNS = "account_id, display_name, created, last_seen, ban_reason, ban_until, metadata"
 
@@ -123,6 +161,8 @@ class SqlAccountStore:
         migrations: Sequence[Sequence[str]] = schema.MIGRATIONS,
         *,
         batch_sign_ins: bool = False,
+        files: Sequence[str] = (),
+        clock: IReactorTime | None = None,
     ) -> None:
         self._pool = pool
         self._dialect = dialect
@@ -132,6 +172,21 @@ class SqlAccountStore:
         # when none is in flight.
         self._batch_sign_ins = batch_sign_ins
         self._waiting: list[_Call[Any]] | None = None
+        # With a clock, when the last sign-in transaction started, and the timer that
+        # starts the next (module docstring).
+        self._clock = clock
+        self._batch_started = float("-inf")
+        self._batch_timer: IDelayedCall | None = None
+        # Accounts by identity and devices' secret hashes, lately read (module docstring).
+        self._recent_accounts: Recent[tuple[str, str], Account] = Recent(
+            RECENT_SIGN_IN_TTL, RECENT_SIGN_INS)  # fmt: skip
+        self._recent_devices: Recent[str, str] = Recent(RECENT_SIGN_IN_TTL, RECENT_SIGN_INS)
+        # One more each time they are forgotten: a read begun before is not remembered.
+        self._generation = 0
+        # SQLite: the database's files, and their state as this store's last
+        # transaction left them (None: not known yet).
+        self._files = tuple(files)
+        self._seen_files: _FileState | None = None
         # The database as an operator would name it (a path, or a URL without its password).
         self.where = where
 
@@ -146,17 +201,27 @@ class SqlAccountStore:
             self.close()
             return failure
 
+        def migrated(version: int) -> int:
+            # The files as the migration left them: what the first sign-ins compare with.
+            if self._files:
+                self._seen_files = _file_state(self._files)
+            return version
+
         d: Deferred[int] = self._pool.runInteraction(
             schema.migrate, self._dialect, self._migrations
         )
-        d.addErrback(failed)
+        d.addCallbacks(migrated, failed)
         return d
 
     def close(self) -> None:
         """Stop the pool's threads and close its connections; later calls fail with
         BackendUnavailable."""
         self._closed = True
+        self._forget()
         waiting, self._waiting = self._waiting or [], None
+        if self._batch_timer is not None and self._batch_timer.active():
+            self._batch_timer.cancel()
+        self._batch_timer = None
         for call in waiting:
             call.done.errback(BackendUnavailable(f"the account database {self.where}: closed"))
         if self._pool.running:
@@ -164,15 +229,52 @@ class SqlAccountStore:
 
     # -- plumbing -----------------------------------------------------------
 
-    def _run(self, work: Callable[..., T], *args: Any, write: bool = True) -> Deferred[T]:
+    def _run(
+        self, work: Callable[..., T], *args: Any, write: bool = True, durable: bool = True
+    ) -> Deferred[T]:
         """`work(cursor, *args)` in one transaction in the pool's thread; a database that
-        is down or does not answer fails the call with BackendUnavailable."""
+        is down or does not answer fails the call with BackendUnavailable. A write that
+        is not `durable` (sign-ins') is not synced to the disk on its own (SQLite)."""
         if self._closed:
             # adbapi would queue the call for good on its stopped thread pool.
             return _failed(BackendUnavailable(f"the account database {self.where}: closed"))
-        d: Deferred[T] = self._pool.runInteraction(self._transaction, work, write, *args)
+        d: Deferred[Any] = self._pool.runInteraction(
+            self._transaction, work, write, durable, *args
+        )
+        if self._files:
+            d.addCallback(self._settled, write)
         d.addErrback(self._unavailable)
         return d
+
+    def _settled(self, settled: _Settled, write: bool) -> Any:
+        # Another process wrote to the files since this store's last transaction (or,
+        # for a read, while it ran): what is remembered may be out of date.
+        if settled.before != self._seen_files or (not write and settled.after != settled.before):
+            self._forget()
+        self._seen_files = settled.after
+        return settled.result
+
+    def _forget(self) -> None:
+        """Forget every account and device remembered, and any read in flight."""
+        self._generation += 1
+        self._recent_accounts.clear()
+        self._recent_devices.clear()
+
+    def _forgetting(self, result: T) -> T:
+        self._forget()
+        return result
+
+    def _recall(self) -> bool:
+        """Whether what is remembered may answer now: on SQLite, only while the files are
+        as this store's last transaction left them (otherwise the next transaction, the
+        sign-in's own, finds out whose change it was)."""
+        return not self._files or _file_state(self._files) == self._seen_files
+
+    def _changing(self, d: Deferred[T]) -> Deferred[T]:
+        """`d`, a write that changes an account: remembered accounts are forgotten now and
+        when it is done (a sign-in read while it ran may have read the account before)."""
+        self._forget()
+        return d.addBoth(self._forgetting)
 
     def _sign_in(self, work: Callable[..., T], *args: Any) -> Deferred[T]:
         """`_run(work, *args)`, sharing a transaction with other sign-ins on SQLite."""
@@ -182,12 +284,12 @@ class SqlAccountStore:
         if self._waiting is not None:
             self._waiting.append(call)
         else:
-            self._waiting = []
-            self._run_batch([call])
+            self._waiting = [call]
+            self._next_batch()
         return call.done
 
     def _run_batch(self, calls: list[_Call[Any]]) -> None:
-        d = self._run(_batch, [(c.work, c.args) for c in calls])
+        d = self._run(_batch, [(c.work, c.args) for c in calls], durable=False)
 
         def answered(outcomes: Any) -> None:
             if isinstance(outcomes, Failure):
@@ -204,10 +306,20 @@ class SqlAccountStore:
         d.addBoth(answered)
 
     def _next_batch(self) -> None:
+        """Start the waiting sign-ins' transaction: now, or at the end of BATCH_INTERVAL
+        from the last one's start. Called when none is in flight (or due)."""
+        self._batch_timer = None
         waiting = self._waiting or []
         if not waiting:
             self._waiting = None
             return
+        if self._clock is not None:
+            now = self._clock.seconds()
+            wait = self._batch_started + BATCH_INTERVAL - now
+            if wait > 0:
+                self._batch_timer = self._clock.callLater(wait, self._next_batch)
+                return
+            self._batch_started = now
         self._waiting = waiting[MAX_BATCH:]
         self._run_batch(waiting[:MAX_BATCH])
 
@@ -223,10 +335,24 @@ class SqlAccountStore:
         reason = text.splitlines()[0] if text else type(failure.value).__name__
         raise BackendUnavailable(f"the account database {self.where}: {reason}")
 
-    def _transaction(self, cursor: Any, work: Callable[..., T], write: bool, *args: Any) -> T:
-        if self._dialect.begin:
-            cursor.execute(self._dialect.begin if write else "BEGIN")
-        return work(_Sql(cursor, self._dialect), *args)
+    def _transaction(
+        self, cursor: Any, work: Callable[..., T], write: bool, durable: bool, *args: Any
+    ) -> T | _Settled:
+        if not self._files:
+            if self._dialect.begin:
+                cursor.execute(self._dialect.begin if write else "BEGIN")
+            return work(_Sql(cursor, self._dialect), *args)
+        # SQLite. The files' state is read with the write lock held (BEGIN IMMEDIATE),
+        # so no other process's commit falls between it and this one's.
+        if write:
+            cursor.execute(_SYNCHRONOUS[durable])
+        cursor.execute(self._dialect.begin if write else "BEGIN")
+        before = _file_state(self._files)
+        result = work(_Sql(cursor, self._dialect), *args)
+        # Committed here rather than by the pool, so that the files are read as this
+        # transaction left them.
+        cursor.execute("COMMIT")
+        return _Settled(result, before, _file_state(self._files))
 
     # -- accounts -----------------------------------------------------------
 
@@ -240,7 +366,23 @@ class SqlAccountStore:
                     display = checked_name(identity.display_name)
         except InvalidValue as e:
             return _failed(e)
-        return self._sign_in(_account_for, provider, subject, display, now)
+        key = (provider, subject)
+        account = self._recent_accounts.get(key, now)
+        # Answered from memory unless its last_seen is due to be written.
+        if account is not None and account.last_seen > now - LAST_SEEN_INTERVAL and (
+            self._recall()
+        ):
+            return succeed(account)
+        generation = self._generation
+        d = self._sign_in(_account_for, provider, subject, display, now)
+        return d.addCallback(self._remember_account, key, now, generation)
+
+    def _remember_account(
+        self, account: Account, key: tuple[str, str], now: float, generation: int
+    ) -> Account:
+        if generation == self._generation:
+            self._recent_accounts.put(key, account, now)
+        return account
 
     def get(self, account_id: str) -> Deferred[Account | None]:
         return self._run(_load, account_id, write=False)
@@ -274,7 +416,7 @@ class SqlAccountStore:
                 raise IdentityTaken(f"{provider}:{subject} is linked to another account")
             return _must_load(sql, account_id)
 
-        return self._run(link)
+        return self._changing(self._run(link))
 
     def unlink(self, account_id: str, identity: Identity) -> Deferred[Account]:
         """Unlink an identity; NotLinked if this account does not have it, LastIdentity
@@ -295,7 +437,7 @@ class SqlAccountStore:
                     identity.provider, identity.subject)  # fmt: skip
             return _must_load(sql, account_id)
 
-        return self._run(unlink)
+        return self._changing(self._run(unlink))
 
     def rename(self, account_id: str, name: str) -> Deferred[Account]:
         """Change the display name (checked as a `hello` name is)."""
@@ -332,7 +474,7 @@ class SqlAccountStore:
                 raise UnknownAccount(account_id)
             return _must_load(sql, account_id)
 
-        return self._run(update)
+        return self._changing(self._run(update))
 
     # -- devices ------------------------------------------------------------
 
@@ -355,7 +497,22 @@ class SqlAccountStore:
                     raise AuthFailed("bad_secret")
             return Identity("device", device_id)
 
-        return self._sign_in(device)
+        known = self._recent_devices.get(device_id, now)
+        if known is not None and self._recall():
+            # A device's secret is kept once and never changed: its hash answers.
+            if verify_secret(secret, known):
+                return succeed(Identity("device", device_id))
+            return _failed(AuthFailed("bad_secret"))
+        generation = self._generation
+        d = self._sign_in(device)
+        return d.addCallback(self._remember_device, device_id, secret, now, generation)
+
+    def _remember_device(
+        self, identity: Identity, device_id: str, secret: str, now: float, generation: int
+    ) -> Identity:
+        if generation == self._generation:
+            self._recent_devices.put(device_id, hash_secret(secret), now)
+        return identity
 
     # -- ratings ------------------------------------------------------------
 
@@ -423,6 +580,32 @@ def _failed(error: Exception) -> Deferred[Any]:
     d: Deferred[Any] = Deferred()
     d.errback(error)
     return d
+
+
+# A file's (inode, size, modification time), or None when it is missing.
+_FileState = tuple[tuple[int, int, int] | None, ...]
+
+
+def _file_state(paths: Sequence[str]) -> _FileState:
+    """The state of the database's files: any commit changes it (module docstring)."""
+    state: list[tuple[int, int, int] | None] = []
+    for path in paths:
+        try:
+            found = os.stat(path)
+        except OSError:
+            state.append(None)
+        else:
+            state.append((found.st_ino, found.st_size, found.st_mtime_ns))
+    return tuple(state)
+
+
+@frozen
+class _Settled:
+    """A SQLite transaction's result, and the files' state as it found and left them."""
+
+    result: Any
+    before: _FileState
+    after: _FileState
 
 
 @frozen
@@ -709,9 +892,13 @@ def store_from_url(
     data_dir: str,
     reactor: Any = None,
     migrations: Sequence[Sequence[str]] = schema.MIGRATIONS,
+    *,
+    clock: IReactorTime | None = None,
 ) -> SqlAccountStore:
     """The account store `--database` names (database_url), not started: its
-    `start()` opens it and migrates the schema (to the last of `migrations`)."""
+    `start()` opens it and migrates the schema (to the last of `migrations`).
+    `clock` (`reactor` by default) times the start of sign-ins' transactions on
+    SQLite; without either they start as soon as none is in flight."""
     where = database_url(url, data_dir)
     extra: dict[str, Any] = {} if reactor is None else {"cp_reactor": reactor}
     if is_postgresql(where):
@@ -736,7 +923,9 @@ def store_from_url(
         timeout=SQLITE_BUSY_TIMEOUT, cp_min=1, cp_max=1, cp_noisy=False,
         cp_openfun=_sqlite_connected, **extra,
     )  # fmt: skip
-    return SqlAccountStore(pool, schema.SQLITE, path, migrations, batch_sign_ins=True)
+    return SqlAccountStore(pool, schema.SQLITE, path, migrations, batch_sign_ins=True,
+                           files=(path + "-wal",),
+                           clock=reactor if clock is None else clock)  # fmt: skip
 
 
 async def open_store(

@@ -157,14 +157,18 @@ class LobbyAuth:
         if not self.required or self.authenticator is None:
             return None  # a guest who said so
         d: Deferred[Any] = maybeDeferred(self.authenticator.authenticate, auth, peer_host)
-        d.addTimeout(self._timeout, self._clock)
+        if not d.called:
+            # Only an answer still to come needs a timer (a token verified in memory, a
+            # device remembered, have answered already).
+            d.addTimeout(self._timeout, self._clock)
         d.addCallback(self._account_of, name)
         d.addErrback(self._failed, client, peer_host)
         return cast(Deferred[SignedIn], d)
 
     def _account_of(self, identity: Identity, name: str) -> Deferred[SignedIn] | SignedIn:
         # A name the provider vouches for, if it is a valid name; the hello's otherwise.
-        shown = normalize_name(identity.display_name or "") or name
+        vouched = identity.display_name
+        shown = (normalize_name(vouched) if vouched else None) or name
         if self.accounts is None:
             return SignedIn(derived_player_id(identity), shown, identity)
         d = self.accounts.account_for(identity, shown, self._clock.seconds())
