@@ -462,6 +462,15 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertGreater(result["server_cpu_us_per_move"], 0)
         self.assertGreaterEqual(result["p99_ms"], result["p50_ms"])
 
+    def test_a_tls_proxy_fronts_only_the_plain_game_socket(self) -> None:
+        for transport in ("udp", "websocket"):
+            code, result, stderr = run_bench(
+                "play", "--transport", transport, "--tls-proxy", "haproxy"
+            )
+            self.assertEqual(code, 2, stderr)
+            self.assertIn("--tls-proxy terminates TLS in front of vinom's plain /game", stderr)
+            self.assertEqual(result, {})
+
     def test_webtransport_is_neither_bare_nor_relayed(self) -> None:
         for extra in ("--bare", "--relay"):
             code, result, stderr = run_bench("play", "--transport", "webtransport", extra)
