@@ -48,8 +48,9 @@ followed by a `sync` (counted in `resends`: a state datagram lost, or
 late behind a saturated server).
 `--tls-proxy haproxy` (with `ws`) puts Debian's haproxy in front of that
 plain port, terminating TLS (benchmarks.tls_proxy: `mode tcp`, one thread,
-pinned to the server's core), and the players connect to it over TLS: `wss://`
-served with no TLS in the Python process. Its CPU counts in `server_cpu_*`
+pinned to the server's core, a PROXY v2 header first on each connection,
+read as `--trusted-proxy` reads it), and the players connect to it over TLS:
+`wss://` served with no TLS in the Python process. Its CPU counts in `server_cpu_*`
 (`proxy_cpu_us_per_move` is its part).
 `--bare` (with `websocket` or `ws`) serves `/game` with the bare autobahn
 server of benchmarks.bare_game_socket instead of vinom: the same sockets,
@@ -316,6 +317,8 @@ def run(options: Options) -> int:
                     "tls": tls,
                     "record": not options["no-record"],
                     "webtransport": webtransport,
+                    # Behind --tls-proxy: a PROXY header first, as --trusted-proxy reads it.
+                    "proxied": options["tls-proxy"] is not None,
                 })],
                 server_cpu,
             )  # fmt: skip

@@ -3,7 +3,8 @@
 The production shape docs/web.md names for `wss://` without TLS in the
 Python process: haproxy (`mode tcp`, one thread, a development certificate)
 listens with TLS and passes each connection's plaintext to the bench server's
-plain `ws://` port; the players connect to haproxy over TLS. Its process is
+plain `ws://` port behind a PROXY v2 header (the server reads it as
+`--trusted-proxy 127.0.0.1` does); the players connect to haproxy over TLS. Its process is
 pinned to the server's core, so that the machine serving the game pays for
 both, and its CPU is counted with the server's.
 """
@@ -34,7 +35,7 @@ frontend players
     bind 127.0.0.1:{port} ssl crt {pem}
     default_backend game
 backend game
-    server vinom 127.0.0.1:{backend}
+    server vinom 127.0.0.1:{backend} send-proxy-v2
 """
 
 
