@@ -78,8 +78,14 @@ class Options(ScenarioOptions):
         ],
     ]
 
-    # Seating 2,000 players through Colyseus's matchmaker takes a while.
+    # Seating the players through Colyseus's matchmaker (an HTTP request and a
+    # WebSocket each) takes a while: more on a busy machine (`hard_limit`).
     slack = 120.0
+
+    def hard_limit(self) -> float:
+        if self["timeout"] is not None:
+            return float(self["timeout"])
+        return self.planned_seconds() + self.slack + 0.3 * self["rooms"]
 
     def postOptions(self) -> None:
         self["rooms"] = positive_int(self, "rooms")

@@ -91,9 +91,12 @@ class Player {
 }
 
 async function seat(client, room) {
+  // Each player listens as soon as it is in the room: the room's periodic state may
+  // come before the second player is seated.
   const first = await client.create("duel", { player: playerId(room, 0) });
+  const one = new Player(playerId(room, 0), first);
   const second = await client.joinById(first.roomId, { player: playerId(room, 1) });
-  return [new Player(playerId(room, 0), first), new Player(playerId(room, 1), second)];
+  return [one, new Player(playerId(room, 1), second)];
 }
 
 async function seatAll() {
