@@ -29,6 +29,7 @@ SCENARIOS = {
     "udp-echo": "benchmarks.udp_echo",
     "handshake": "benchmarks.handshake",
     "play": "benchmarks.play",
+    "colyseus-play": "benchmarks.colyseus_play",
     "sessions": "benchmarks.sessions",
     "match": "benchmarks.match",
     "soak": "benchmarks.soak",

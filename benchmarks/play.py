@@ -46,6 +46,12 @@ moves on the session's stream and receiving its states as datagrams
 (benchmarks.webtransport_load); a move no state has shown within 0.25 s is
 followed by a `sync` (counted in `resends`: a state datagram lost, or
 late behind a saturated server).
+`--tls-proxy haproxy` (with `ws`) puts Debian's haproxy in front of that
+plain port, terminating TLS (benchmarks.tls_proxy: `mode tcp`, one thread,
+pinned to the server's core, a PROXY v2 header first on each connection,
+read as `--trusted-proxy` reads it), and the players connect to it over TLS:
+`wss://` served with no TLS in the Python process. Its CPU counts in `server_cpu_*`
+(`proxy_cpu_us_per_move` is its part).
 `--bare` (with `websocket` or `ws`) serves `/game` with the bare autobahn
 server of benchmarks.bare_game_socket instead of vinom: the same sockets,
 TLS, framing and messages with none of vinom's work between them, the floor
@@ -178,6 +184,13 @@ class Options(ScenarioOptions):
             "as behind a TLS-terminating proxy), or webtransport (HTTP/3 "
             "over QUIC, as --webtransport serves browsers).",
         ],
+        [
+            "tls-proxy",
+            None,
+            None,
+            "With --transport ws: haproxy terminating TLS in front of /game "
+            "(benchmarks.tls_proxy); the players connect to it over TLS.",
+        ],
     ]
 
     optFlags = [
@@ -224,6 +237,16 @@ class Options(ScenarioOptions):
             raise usage.UsageError("--host-workers cannot exceed --rooms")
         if self["transport"] not in ("udp", "websocket", "ws", "webtransport"):
             raise usage.UsageError("--transport is udp, websocket, ws or webtransport")
+        if self["tls-proxy"] is not None:
+            from benchmarks.tls_proxy import PROXIES
+
+            if self["tls-proxy"] not in PROXIES:
+                raise usage.UsageError("--tls-proxy is " + " or ".join(PROXIES))
+            if self["transport"] != "ws" or self["game"] != "duel" or self["bare"]:
+                raise usage.UsageError(
+                    "--tls-proxy terminates TLS in front of vinom's plain /game: "
+                    "--transport ws, the duel"
+                )
         if self["relay"] and self["transport"] != "udp":
             raise usage.UsageError("--relay relays UDP: the browsers' transports are not relayed")
         if self["bare"] and self["transport"] not in ("websocket", "ws"):
@@ -294,6 +317,8 @@ def run(options: Options) -> int:
                     "tls": tls,
                     "record": not options["no-record"],
                     "webtransport": webtransport,
+                    # Behind --tls-proxy: a PROXY header first, as --trusted-proxy reads it.
+                    "proxied": options["tls-proxy"] is not None,
                 })],
                 server_cpu,
             )  # fmt: skip
@@ -304,6 +329,14 @@ def run(options: Options) -> int:
                                       server_cpu)  # fmt: skip
                 relay_settings = {"port": harness.wait_for(relay, "ready", 30)["port"],
                                   "key": key.hex()}  # fmt: skip
+            proxy = None
+            websocket_port = ready.get("websocket_port")
+            if options["tls-proxy"] is not None:
+                from benchmarks.tls_proxy import start_proxy
+
+                proxy, websocket_port = start_proxy(
+                    harness, options["tls-proxy"], int(ready["websocket_port"]), server_cpu
+                )
             loads = spawn_room_loads(
                 harness,
                 "play-webtransport" if webtransport else
@@ -314,12 +347,13 @@ def run(options: Options) -> int:
                 options,
                 load_cpus,
                 ports=ready["ports"],
-                websocket_port=ready.get("websocket_port"),
+                websocket_port=websocket_port,
                 webtransport_port=ready.get("webtransport_port"),
-                tls=tls,
+                tls=tls or proxy is not None,
                 relay=relay_settings,
             )
-            measured = MeasuredRun(harness, server, loads, options, "play", options["duration"])
+            measured = MeasuredRun(harness, server, loads, options, "play", options["duration"],
+                                   more_servers=[proxy] if proxy else ())  # fmt: skip
             results = measured.run(mark_server=True, mark=[relay] if relay else ())
     except BenchError as e:
         progress.finish()
@@ -374,6 +408,13 @@ def run(options: Options) -> int:
         **figures,
         "bottleneck": bottleneck(server_cpu_s, measured.load_cpu_s, window, load_cores),
     })  # fmt: skip
+    if proxy is not None:
+        proxy_cpu_s = measured.server_cpu_by_process[proxy.name]
+        summary.update({
+            "tls_proxy": options["tls-proxy"],
+            "proxy_cpu_s": round(proxy_cpu_s, 3),
+            "proxy_cpu_us_per_move": round(proxy_cpu_s * 1e6 / max(moves, 1), 2),
+        })  # fmt: skip
     if relay is not None:
         start, end = measured.marks[relay.name]
         forwarded = end["counters"]["forwarded"] - start["counters"]["forwarded"]
@@ -409,7 +450,9 @@ def run(options: Options) -> int:
     if webtransport:
         where += ", players on WebTransport"
     elif websocket:
-        where += ", players on the game WebSocket" + ("" if tls else " (plain, no TLS)")
+        where += ", players on the game WebSocket" + (
+            "" if tls else f" (TLS in {options['tls-proxy']})" if proxy else " (plain, no TLS)"
+        )
         if options["bare"]:
             where += ", bare autobahn server"
     if options["relay"]:

@@ -198,7 +198,7 @@ def start_rooms(reactor: Any, settings: dict[str, Any]) -> Started:
     if settings.get("websocket"):
         ready.update(listen_game_socket(
             reactor, host, factory.protocol_config, interface, settings.get("tls", True),
-            bool(settings.get("webtransport")),
+            bool(settings.get("webtransport")), bool(settings.get("proxied")),
         ))  # fmt: skip
     return ready, counters
 
@@ -215,12 +215,16 @@ def game_resource(game: Any) -> Any:
     return GameSocketResource(game)
 
 
-def listen_game_socket(reactor: Any, host: Any, protocol: Any, interface: str, tls: bool,
-                       webtransport: bool = False) -> dict[str, int]:  # fmt: skip
+def listen_game_socket(
+    reactor: Any, host: Any, protocol: Any, interface: str, tls: bool,
+    webtransport: bool = False, proxied: bool = False,
+) -> dict[str, int]:  # fmt: skip
     """`/game` (vinom.hosting.websocket) for `host`'s matches, over TLS as `twistd vinom` serves it
     (a fresh self-signed certificate), or plain as behind a TLS-terminating proxy; its port
     (`websocket_port`), and with `webtransport` the WebTransport listener's
-    (`webtransport_port`), whose sessions that socket's factory admits."""
+    (`webtransport_port`), whose sessions that socket's factory admits. With `proxied`
+    (plain only) each connection from 127.0.0.1 begins with a PROXY header, as
+    `--trusted-proxy 127.0.0.1` reads it behind a proxy that sends one."""
     from twisted.internet.ssl import PrivateCertificate
     from twisted.web.resource import Resource
     from twisted.web.server import Site
@@ -248,6 +252,19 @@ def listen_game_socket(reactor: Any, host: Any, protocol: Any, interface: str, t
     ports = {}
     if webtransport:
         ports["webtransport_port"] = listen_webtransport(reactor, game, interface)
+    if not tls and proxied:
+        from ipaddress import ip_network
+
+        from twisted.internet.endpoints import TCP4ServerEndpoint
+
+        from vinom.server.proxied import ProxiedEndpoint
+
+        listening: list[Any] = []
+        endpoint = ProxiedEndpoint(TCP4ServerEndpoint(reactor, 0, interface=interface),
+                                   (ip_network("127.0.0.1/32"),))  # fmt: skip
+        endpoint.listen(site).addCallback(listening.append)
+        ports["websocket_port"] = int(listening[0].getHost().port)
+        return ports
     if not tls:
         ports["websocket_port"] = int(reactor.listenTCP(0, site, interface=interface)
                                       .getHost().port)  # fmt: skip

@@ -442,6 +442,35 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertGreater(result["server_cpu_us_per_move"], 0)
         self.assertGreaterEqual(result["p99_ms"], result["p50_ms"])
 
+    def test_colyseus_play(self) -> None:
+        # The peer's duel: a real Colyseus server and @colyseus/sdk players (Node.js),
+        # installed from the peer's lockfile by the scenario on its first run (npm ci).
+        code, result, stderr = run_bench(
+            "colyseus-play", "--rooms", "3", "--warmup", "0.3", "--duration", "0.7",
+            timeout=150.0,
+        )  # fmt: skip
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual((result["scenario"], result["transport"]), ("colyseus-play", "ws"))
+        with open(os.path.join(ROOT, "benchmarks/peers/colyseus/package-lock.json")) as f:
+            locked = json.load(f)["packages"]["node_modules/@colyseus/core"]["version"]
+        self.assertEqual(result["colyseus"], locked)
+        self.assertEqual(result["players"], 6)
+        self.assertRate(result, "moves_per_s")
+        # Every applied move reaches both players of its room.
+        self.assertGreater(result["msgs_delivered_per_s"], result["moves_per_s"])
+        self.assertEqual(result["errors"], 0)
+        self.assertGreater(result["server_cpu_us_per_move"], 0)
+        self.assertGreaterEqual(result["p99_ms"], result["p50_ms"])
+
+    def test_a_tls_proxy_fronts_only_the_plain_game_socket(self) -> None:
+        for transport in ("udp", "websocket"):
+            code, result, stderr = run_bench(
+                "play", "--transport", transport, "--tls-proxy", "haproxy"
+            )
+            self.assertEqual(code, 2, stderr)
+            self.assertIn("--tls-proxy terminates TLS in front of vinom's plain /game", stderr)
+            self.assertEqual(result, {})
+
     def test_webtransport_is_neither_bare_nor_relayed(self) -> None:
         for extra in ("--bare", "--relay"):
             code, result, stderr = run_bench("play", "--transport", "webtransport", extra)
