@@ -27,7 +27,7 @@ from vinom.server.endpoints import (
     listen_interface,
     listening_description,
 )
-from vinom.server.relay import Options as RelayOptions
+from vinom.fleet.relay import Options as RelayOptions
 from vinom.server.tls import TICKET_LIFETIME
 
 

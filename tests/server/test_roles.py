@@ -27,15 +27,8 @@ from tests.support.http import capture_log
 from tests.support.ports import free_tcp_port, free_udp_range
 from tests.support.redis_server import RedisServer
 from tests.support.waiting import until
-from vinom.server.options import (
-    GROUPS,
-    GatewayCommand,
-    HostCommand,
-    LobbyCommand,
-    Options,
-    RelayCommand,
-    role_options,
-)
+from vinom.fleet.options import GatewayCommand, RelayCommand
+from vinom.server.options import HostCommand, LobbyCommand, Options, groups, role_options
 
 DOCS = Path(ROOT) / "docs"
 HINT = "the old spelling goes in the next release"
@@ -85,7 +78,7 @@ class RoleOptionsTests(SynchronousTestCase):
     """Which options each command takes, from the groups that define them."""
 
     def test_each_option_is_defined_in_one_group(self) -> None:
-        counts = Counter(name for group in GROUPS for name in group_names(group))
+        counts = Counter(name for group in groups() for name in group_names(group))
         self.assertEqual([name for name, n in counts.items() if n > 1], [])
 
     def test_each_role_takes_its_own_options_only(self) -> None:
@@ -211,10 +204,10 @@ class DocumentedOnceTests(SynchronousTestCase):
         self.assertEqual([name for name, n in documented.items() if n > 1], [])
         by_names = {frozenset(n for row in rows for n in row): title
                     for title, rows in sections.items()}  # fmt: skip
-        for group in GROUPS:
+        for group in groups():
             with self.subTest(group=group.__name__):
                 self.assertIn(frozenset(group_names(group)), by_names)
-        self.assertEqual(len(sections), len(GROUPS))
+        self.assertEqual(len(sections), len(groups()))
 
     def test_the_relay_is_documented_with_the_gateway(self) -> None:
         # `twistd vinom relay`'s own table: docs/gateway.md, "UDP relay".

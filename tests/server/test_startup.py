@@ -49,7 +49,8 @@ from vinom.cluster.client import parse_redis_url
 from vinom.server.build import build_info
 from vinom.server.certs import make_self_signed
 from vinom.server.endpoints import listen_interface
-from vinom.server.startup import Listener, StartupError, check_redis, is_loopback
+from vinom.fleet.redis import check_redis
+from vinom.server.startup import Listener, StartupError, is_loopback
 
 TIMESTAMP = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
 
