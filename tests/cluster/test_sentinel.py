@@ -51,8 +51,8 @@ from vinom.cluster.client import (
 )
 from vinom.cluster.settings import DEFAULT_PLACEMENT, RedisSettings
 from vinom.errors import BackendUnavailable
-from vinom.lobby.players import log_failure
 from vinom.fleet.redis import check_redis
+from vinom.lobby.players import log_failure
 from vinom.server.startup import StartupError
 from vinom.server.tap import Options
 

@@ -46,10 +46,10 @@ from vinom.client.game import connect_game
 from vinom.client.lobby import connect_lobby
 from vinom.cluster.blocking import ask
 from vinom.cluster.client import parse_redis_url
+from vinom.fleet.redis import check_redis
 from vinom.server.build import build_info
 from vinom.server.certs import make_self_signed
 from vinom.server.endpoints import listen_interface
-from vinom.fleet.redis import check_redis
 from vinom.server.startup import Listener, StartupError, is_loopback
 
 TIMESTAMP = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")

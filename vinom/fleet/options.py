@@ -19,6 +19,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from vinom.cluster.settings import PLACEMENTS, RedisSettings
+from vinom.fleet.redis import REDIS_START_WAIT, redis_settings
 from vinom.gateway.relay_core import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_ROUTES
 from vinom.server.checks import (
     bind_address,
@@ -41,9 +42,6 @@ from vinom.server.options import (
 from vinom.server.startup import PluginOptions
 
 DEFAULT_GATEWAY = "tcp:7300"
-# How long a starting server waits for its Redis to answer before it gives up:
-# long enough for a Redis started alongside it, short enough to say so soon.
-REDIS_START_WAIT = 5.0
 _log = Logger()
 
 
@@ -322,8 +320,6 @@ def _check_gateway(options: usage.Options) -> None:
 
 def _redis_settings(options: usage.Options) -> RedisSettings:
     """--redis and the files that go with it (password, sentinel password, CA)."""
-    from vinom.fleet.redis import redis_settings
-
     return redis_settings(
         options["redis"], options["redis-password-file"], options["redis-sentinel-password-file"],
         options["redis-ca-file"], user=options["redis-user"],

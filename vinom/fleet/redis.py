@@ -23,11 +23,13 @@ from twisted.python import usage
 from vinom.cluster.blocking import ReplyError, ask, error_code
 from vinom.cluster.client import parse_redis_url
 from vinom.cluster.settings import RedisSettings
-from vinom.fleet.options import REDIS_START_WAIT
 from vinom.server.startup import StartupError, read_secret
 
 _log = Logger()
 
+# How long a starting server waits for its Redis to answer before it gives up:
+# long enough for a Redis started alongside it, short enough to say so soon.
+REDIS_START_WAIT = 5.0
 REDIS_PASSWORD_ENV = "VINOM_REDIS_PASSWORD"
 REDIS_SENTINEL_PASSWORD_ENV = "VINOM_REDIS_SENTINEL_PASSWORD"
 # Error replies of a Redis that will answer soon: loading its data set at start,

@@ -774,6 +774,14 @@ def _without_others(argv: list[str], role: str) -> list[str]:
     return kept
 
 
+class _Subcommands:
+    """`Options.subCommands`, on the class or an instance: the installed fleet's, read when
+    asked (`subcommands()`)."""
+
+    def __get__(self, instance: object, owner: type | None = None) -> list[list[Any]]:
+        return subcommands()
+
+
 _composed: dict[tuple[type, type], type] = {}
 
 
@@ -782,7 +790,8 @@ def with_fleet(cls: type) -> type:
     fleet = find_fleet()
     if fleet is None or cls.__dict__.get("_with_fleet"):
         return cls
-    extra = tuple(g for g in fleet.option_groups(cls.role) if not issubclass(cls, g))
+    role: str = getattr(cls, "role")  # noqa: B009 (a RoleOptions subclass, defined below)
+    extra = tuple(g for g in fleet.option_groups(role) if not issubclass(cls, g))
     if not extra:
         return cls
     key = (cls, type(fleet))
@@ -998,10 +1007,7 @@ class Options(RoleOptions, ServerOptions, CertificateOptions, GameOptions,
         "data directory on first start and reused afterwards. A subcommand runs one "
         "role of a cluster instead (docs/scaling.md), with that role's options after it."
     )
-
-    @property
-    def subCommands(self) -> list[list[Any]]:  # type: ignore[override]
-        return subcommands()
+    subCommands = _Subcommands()
 
     # The arguments as read (`modern_argv`): a subcommand's role checks it comes first.
     given: list[str] = []

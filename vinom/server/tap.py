@@ -39,11 +39,12 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
 
         reactor = global_reactor
     fleet = find_fleet()
-    if options.subCommand is not None and fleet is not None:
-        alone = fleet.make_service(options.subOptions, reactor, under_twistd)
+    options = role_options(options)
+    if fleet is not None:
+        # A role the fleet runs alone (a gateway, a relay) is its own service.
+        alone = fleet.make_service(options, reactor, under_twistd)
         if alone is not None:
             return alone
-    options = role_options(options)
     root = roles.root_service(options)
     protocol = roles.protocol_config(options)
     certificate = roles.certificate_of(options)
