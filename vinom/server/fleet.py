@@ -23,7 +23,7 @@ environment variable names the one to use.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from attrs import frozen
@@ -145,14 +145,16 @@ def find_fleet(environ: Any = None) -> IFleet | None:
     """The installed fleet (`$VINOM_FLEET` picks one by name; `none`: no fleet), or None."""
     wanted = (os.environ if environ is None else environ).get(FLEET_VARIABLE, "")
     if wanted not in _found:
-        _found[wanted] = _pick(wanted)
+        _found[wanted] = None if wanted == "none" else choose_fleet(wanted, getPlugins(IFleet))
     return _found[wanted]
 
 
-def _pick(wanted: str) -> IFleet | None:
+def choose_fleet(wanted: str, installed: Iterable[IFleet]) -> IFleet | None:
+    """The fleet `wanted` names among those `installed` (`""`: the only one, if any;
+    `none`: none); `FleetNotFound` when there is no such one, or `""` and several."""
     if wanted == "none":
         return None
-    fleets = {fleet.name: fleet for fleet in getPlugins(IFleet)}
+    fleets = {fleet.name: fleet for fleet in installed}
     if wanted:
         if wanted not in fleets:
             raise FleetNotFound(f"${FLEET_VARIABLE} names the fleet {wanted!r}, which is not "

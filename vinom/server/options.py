@@ -944,7 +944,8 @@ class RoleOptions(PluginOptions):
     def _check_listeners(self) -> None:
         """Each listener's description, its short forms read (vinom.server.endpoints)."""
         for option in LISTENER_OPTIONS:
-            self[option] = description_of(option, self[option])
+            if option in self:  # the gateway's is the fleet's
+                self[option] = description_of(option, self[option])
         for option in ("lobby", "websocket"):
             wraps = (self[option] or "").partition(":")[0].lower() == PROXIED_KIND
             if wraps and self["trusted-proxy"]:
