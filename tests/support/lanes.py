@@ -91,7 +91,7 @@ LANE_VARIABLE = "VINOM_TEST_LANE"
 # Redis or run pods, and the programs they use.
 FLEET_PACKAGES = ("vinom.cluster", "vinom.gateway", "vinom.fleet")
 FLEET_HELPERS = ("tests.support.redis_server", "tests.support.sentinel",
-                 "tests.support.kubelet", "tests.cluster", "tests.gateway")  # fmt: skip
+                 "tests.support.kubelet", "tests.cluster", "tests.gateway", "tests.fleet")  # fmt: skip
 FLEET_PROGRAMS = ("redis-server", "redis-sentinel", "kubectl")
 # A module that says these needs the fleet or kubectl even where it imports neither:
 # it passes `--redis` to a server, or runs kubectl.
