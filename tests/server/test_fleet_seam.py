@@ -52,12 +52,17 @@ class NoFleetTests(SynchronousTestCase):
         for name in ("redis", "redis-start-wait", "placement", "agones", "gateway",
                      "relay-ports"):  # fmt: skip
             self.assertNotIn(name, names)
-        self.assertEqual(options.subCommands, [])
+        self.assertFalse(hasattr(options, "subCommands"))
+        self.assertEqual(options.synopsis, "[options]")
+        self.assertNotIn("Commands:", str(options))
         for name in ("redis", "placement", "agones-health-interval"):
             e = self.assertRaises(usage.UsageError, parse, f"--{name}", "1")
             self.assertEqual(str(e), f"option --{name} not recognized")
         e = self.assertRaises(usage.UsageError, parse, "lobby")
         self.assertIn("Wrong number of arguments", str(e))
+        e = self.assertRaises(usage.UsageError, parse, "--role", "lobby")
+        self.assertEqual(str(e), "--role lobby: no fleet is installed that runs it "
+                                 "(vinom.server.fleet), only the whole server")
 
     def test_the_whole_server_runs_in_memory_with_nothing_of_the_fleet(self) -> None:
         options = parse("--data-dir", self.mktemp(), "--matches", "here")

@@ -7,8 +7,8 @@ subcommands `twistd vinom lobby|host|gateway|relay`; it builds the shared state
 on Redis (vinom.fleet.shared), the gateway (vinom.fleet.gateway) and the relay
 (vinom.fleet.relay), and reads a record kept in Redis for `vinom replay`
 (vinom.fleet.record_fetch). Its option groups are read when `twistd vinom`'s
-options are made; the Redis wing and the gateway are imported only when
-they are used, so a server in memory runs none of their code.
+options are made; its builders are imported when a role asks for them, so a
+server in memory builds nothing of the fleet.
 """
 
 from __future__ import annotations

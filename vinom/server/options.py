@@ -736,7 +736,10 @@ def modern_argv(argv: list[str], roles: bool = False) -> list[str]:
 def _without_others(argv: list[str], role: str) -> list[str]:
     """`argv` without the options of other roles, which `--role ROLE` took and ignored
     (said in one hint line): `twistd vinom ROLE` refuses them."""
-    command = next(row[2] for row in subcommands() if row[0] == role)
+    command = next((row[2] for row in subcommands() if row[0] == role), None)
+    if command is None:
+        raise usage.UsageError(f"--role {role}: no fleet is installed that runs it "
+                               "(vinom.server.fleet), only the whole server")
     takes = {name.rstrip("=") for name in command().longOpt}
     # Every option the whole server or a role takes, and whether it takes a value.
     values: dict[str, bool] = {}
@@ -776,10 +779,21 @@ def _without_others(argv: list[str], role: str) -> list[str]:
 
 class _Subcommands:
     """`Options.subCommands`, on the class or an instance: the installed fleet's, read when
-    asked (`subcommands()`)."""
+    asked (`subcommands()`); none (no attribute, for usage.Options) without a fleet."""
 
     def __get__(self, instance: object, owner: type | None = None) -> list[list[Any]]:
-        return subcommands()
+        found = subcommands()
+        if not found:
+            raise AttributeError("subCommands")
+        return found
+
+
+class _Synopsis:
+    """`Options.synopsis`: the subcommands there are named in it."""
+
+    def __get__(self, instance: object, owner: type | None = None) -> str:
+        names = "|".join(row[0] for row in subcommands())
+        return f"[options] | {names} [options]" if names else "[options]"
 
 
 _composed: dict[tuple[type, type], type] = {}
@@ -1000,7 +1014,7 @@ class Options(RoleOptions, ServerOptions, CertificateOptions, GameOptions,
     one role of a cluster with that role's options alone; every value is checked before
     anything listens."""
 
-    synopsis = "[options] | lobby|host|gateway|relay [options]"
+    synopsis = _Synopsis()
     longdesc = (
         "Runs a vinom game server: a TLS lobby where players say hello and queue, "
         "a matchmaker, and game hosts on a bounded range of UDP ports. With no "
