@@ -90,8 +90,8 @@ LANE_VARIABLE = "VINOM_TEST_LANE"
 # What the core lane runs without: the fleet's packages, the helpers that start
 # Redis or run pods, and the programs they use.
 FLEET_PACKAGES = ("vinom.cluster", "vinom.gateway", "vinom.fleet")
-FLEET_HELPERS = ("tests.support.redis_server", "tests.support.sentinel",
-                 "tests.support.kubelet", "tests.cluster", "tests.gateway", "tests.fleet")  # fmt: skip
+FLEET_HELPERS = ("tests.support.redis_server", "tests.support.sentinel", "tests.support.kubelet",
+                 "tests.cluster", "tests.gateway", "tests.fleet")  # fmt: skip
 FLEET_PROGRAMS = ("redis-server", "redis-sentinel", "kubectl")
 # A module that says these needs the fleet or kubectl even where it imports neither:
 # it passes `--redis` to a server, or runs kubectl.
