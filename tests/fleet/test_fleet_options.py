@@ -14,9 +14,10 @@ from twisted.application.service import MultiService
 from twisted.internet.testing import MemoryReactor
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface.verify import verifyObject
 
 from vinom.cli import main
-from vinom.server.fleet import find_fleet
+from vinom.server.fleet import IFleet, find_fleet
 from vinom.server.options import role_options
 from vinom.server.tap import Options, makeService
 
@@ -41,6 +42,7 @@ class FleetFoundTests(SynchronousTestCase):
     def test_vinoms_fleet_is_found_and_adds_its_options(self) -> None:
         fleet = find_fleet()
         assert fleet is not None
+        self.assertTrue(verifyObject(IFleet, fleet))
         self.assertEqual(fleet.name, "redis")
         self.assertEqual([row[0] for row in Options().subCommands],
                          ["lobby", "host", "gateway", "relay"])  # fmt: skip
