@@ -60,7 +60,8 @@ class SharedState:
     match_hosting: IMatchHosting | None
     services: tuple[tuple[str, service.Service], ...]
     handle: Any = None
-    # In a fleet, every ranked match's end for the lobby to rate (an IRankedResults service).
+    # In a fleet, every ranked match's end for the lobby to rate: an IRankedResults that
+    # also reports its backlog (vinom.server.status.ResultsBacklog).
     results: Any = None
 
     @property
