@@ -1,6 +1,7 @@
 """twistd plugins: `twistd vinom` runs a vinom game server (vinom.server.tap), whole or one
-role of a cluster (`twistd vinom lobby|host|gateway|relay`); `twistd vinom-relay` is the
-previous spelling of `twistd vinom relay` (vinom.fleet.relay)."""
+role of a cluster (`twistd vinom lobby|host|gateway|relay`, the fleet's subcommands:
+vinom_fleet.py); `twistd vinom-relay` is the previous spelling of `twistd vinom relay`
+(vinom.fleet.relay, named here and imported only when it runs)."""
 
 from twisted.application.service import ServiceMaker
 
