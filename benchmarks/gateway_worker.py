@@ -127,7 +127,7 @@ def main() -> None:
 
     control = start_control(reactor, {"mark": mark})
 
-    # Made by the gateway at its start (vinom.server.gateway.gateway_tls), no --certificate given.
+    # Made by the gateway at its start (vinom.fleet.gateway.gateway_tls), no --certificate given.
     trust = os.path.join(settings["data_dir"], CERT_FILE) if settings.get("terminate") else None
 
     def listening(listening_port: Any) -> None:

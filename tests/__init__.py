@@ -32,3 +32,10 @@ if os.environ.get("VINOM_TEST_LANE") == "fast":
     from tests.support.lanes import forbid_child_processes
 
     forbid_child_processes()
+
+# In the core lane (tox -e core, tests/support/lanes.py) the fleet, Redis and kubectl
+# are out of reach, here in each trial worker as in the process that runs them.
+if os.environ.get("VINOM_TEST_LANE") == "core":
+    from tests.support.lanes import block_fleet
+
+    block_fleet()

@@ -29,11 +29,11 @@ from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, readBody
 from twisted.web.http_headers import Headers
 
+from tests.support.lobby_players import Player, connect_raw
 from tests.support.ports import free_tcp_port
 from tests.support.servers import ROOT, RunningServer, start_server, start_twistd
 from tests.support.waiting import until
 from tests.support.websocket_client import connect_websocket
-from tests.test_integration_parties import Player, connect_raw
 from vinom.client.bots import BotDriver
 from vinom.client.failover import LobbyPlayer
 from vinom.client.game import connect_game

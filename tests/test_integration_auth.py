@@ -19,9 +19,9 @@ from twisted.trial.unittest import TestCase
 from tests.client.test_cli import bots_options
 from tests.support.doc_examples import getting_started_issuer, python_example
 from tests.support.identity_provider import AUDIENCE, ISSUER, IdentityProvider
+from tests.support.lobby_players import Player, connect_raw
 from tests.support.servers import start_server
 from tests.support.websocket_client import connect_websocket
-from tests.test_integration_parties import Player, connect_raw
 from vinom import cli
 from vinom.client.lobby import PROTOCOL, LobbyAddress, connect_lobby, jwt_auth
 from vinom.errors import LobbyError

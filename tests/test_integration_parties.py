@@ -17,13 +17,10 @@ member on another lobby when the leader disconnects.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from typing import Any
 
 import txredisapi
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import (
     SSL4ClientEndpoint,
     SSL4ServerEndpoint,
@@ -32,15 +29,13 @@ from twisted.internet.endpoints import (
 )
 from twisted.internet.error import ConnectionDone
 from twisted.internet.ssl import Certificate, PrivateCertificate, optionsForClientTLS
-from twisted.protocols.basic import LineOnlyReceiver
-from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from tests.store.test_store import redis_client
 from tests.support.doubles import PlaceholderGameHostFactory, PlaceholderTokenIssuer
+from tests.support.lobby_players import Player, abort_player
 from tests.support.ports import free_udp_ports
 from tests.support.redis_server import start_redis
-from vinom.client.bots import LobbyAddress
 from vinom.client.lobby import PROTOCOL
 from vinom.cluster.matchmaker import RedisMatchmaker, RedisMatchmakerSettings
 from vinom.cluster.parties import RedisPartyStore
@@ -54,56 +49,7 @@ from vinom.matchmaking.memory import MemoryMatchmaker
 from vinom.server.certs import ensure_dev_certificate
 from vinom.store.memory import MemoryPlayerStore
 
-Frame = dict[str, Any]
 GAMES = GameCatalogue.sized({"maze": 4})
-
-
-class Player(LineOnlyReceiver):
-    """A lobby client that sends what it is told and keeps every frame it receives."""
-
-    delimiter = b"\n"
-    MAX_LENGTH = 65536
-
-    def __init__(self) -> None:
-        self.frames: list[Frame] = []
-        self.closed: Deferred[BaseException] = Deferred()
-        self._waiters: list[tuple[Callable[[Frame], bool], Deferred[Frame]]] = []
-        self._next_id = 0
-        # The id the lobby welcomed this player with.
-        self.player_id = ""
-
-    def request(self, frame: Frame) -> Deferred[Frame]:
-        """Send a frame with a fresh id; fires with the reply to it."""
-        self._next_id += 1
-        request_id = self._next_id
-        self.sendLine(json.dumps({**frame, "id": request_id}).encode())
-        return self.when(lambda f: f.get("id") == request_id)
-
-    def lineReceived(self, line: bytes) -> None:
-        frame = json.loads(line)
-        self.frames.append(frame)
-        for waiter in list(self._waiters):
-            predicate, d = waiter
-            if predicate(frame):
-                self._waiters.remove(waiter)
-                d.callback(frame)
-
-    def when(self, predicate: Callable[[Frame], bool], after: int = 0) -> Deferred[Frame]:
-        """Fires with the first frame matching `predicate`, among those received from the
-        `after`th on (already received or later)."""
-        d: Deferred[Frame] = Deferred()
-        for frame in self.frames[after:]:
-            if predicate(frame):
-                d.callback(frame)
-                return d
-        self._waiters.append((predicate, d))
-        return d
-
-    def of_type(self, kind: str) -> Deferred[Frame]:
-        return self.when(lambda f: f["type"] == kind)
-
-    def connectionLost(self, reason: Failure = ConnectionDone()) -> None:  # noqa: B008
-        self.closed.callback(reason.value)
 
 
 class PartyIntegrationTests(TestCase):
@@ -145,7 +91,7 @@ class PartyIntegrationTests(TestCase):
         options = optionsForClientTLS("localhost", trustRoot=Certificate.loadPEM(self.cert_pem))
         player = Player()
         await connectProtocol(SSL4ClientEndpoint(reactor, "127.0.0.1", port, options), player)
-        self.addCleanup(_abort, player)
+        self.addCleanup(abort_player, player)
         welcome = await player.request({"type": "hello", "name": name, "protocol": PROTOCOL})
         self.assertEqual(welcome["type"], "welcome")
         player.player_id = welcome["player_id"]
@@ -266,35 +212,3 @@ class PartyIntegrationTests(TestCase):
         self.assertEqual((await bob.request({"type": "party_leave"}))["type"], "party_left")
         gone = await cat.request({"type": "party_join", "code": code})
         self.assertEqual(gone["code"], "unknown_party")
-
-
-async def connect_raw(case: TestCase, lobby: LobbyAddress) -> Player:
-    """A `Player` connected to `lobby` over TLS (trusting its certificate file) that
-    has said nothing yet."""
-    with open(lobby.trust or "", "rb") as f:
-        trust = Certificate.loadPEM(f.read())
-    player = Player()
-    endpoint = SSL4ClientEndpoint(
-        reactor, lobby.host, lobby.port, optionsForClientTLS("localhost", trustRoot=trust)
-    )
-    await connectProtocol(endpoint, player)
-    case.addCleanup(_abort, player)
-    return player
-
-
-async def connect_player(case: TestCase, lobby: LobbyAddress, name: str) -> Player:
-    """A `Player` connected to `lobby` (trusting its certificate file) and welcomed."""
-    player = await connect_raw(case, lobby)
-    welcome = await player.request({"type": "hello", "name": name, "protocol": PROTOCOL})
-    case.assertEqual(welcome["type"], "welcome")
-    player.player_id = welcome["player_id"]
-    return player
-
-
-def _abort(player: Player) -> Deferred[BaseException] | None:
-    # Only if a failed test left the connection open: trial must see a clean reactor.
-    if player.closed.called:
-        return None
-    assert player.transport is not None
-    player.transport.abortConnection()  # type: ignore[attr-defined]
-    return player.closed

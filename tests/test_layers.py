@@ -10,6 +10,11 @@ function (a deferred import is still a dependency), and a string constant
 naming a vinom module as `importlib` (or a "module:attribute" setting) would
 load it. A new top-level module has no rank until it is listed here, and fails
 the test until then.
+
+The fleet (`FLEET`: the Redis wing, the gateway and the relay, and `fleet/`, the
+wiring that offers them to the server as a plugin, with Agones) stands beside the
+core: no module of the core imports one of its modules, at all; the server finds
+it as a Twisted plugin (vinom.server.fleet).
 """
 
 from __future__ import annotations
@@ -53,7 +58,14 @@ RANKS: Mapping[str, int] = {
     "client": 10,
     "cli": 10,
     "scaffold": 10,
+    # 10: the fleet's plugin: the Redis wing, the gateway, the relay and Agones offered to
+    # the server through vinom.server.fleet.IFleet.
+    "fleet": 10,
 }
+
+# The fleet's units: what spreads the server over processes. The core (every other unit)
+# never imports them; the server finds the fleet as a plugin.
+FLEET = frozenset({"gateway", "cluster", "fleet"})
 
 # Floor 0: every unit above it may import these (they import nothing of vinom).
 FLOOR_0 = frozenset({"vinom", "match", "codes", "identity", "errors", "net"})
@@ -81,15 +93,19 @@ MAY_IMPORT: Mapping[str, frozenset[str]] = {
     # The Redis wing implements the interfaces of floors 4 and 5 and stores the gateway's
     # rules; the lobby uses it only through those interfaces.
     "cluster": _STACK | {"matchmaking", "parties", "store", "accounts", "hosting", "gateway"},
-    # The server wiring builds everything below it; it alone imports the Redis wing.
-    "server": _STACK
-    | {"matchmaking", "parties", "store", "accounts", "hosting", "lobby", "gateway", "cluster"},
+    # The server wiring builds everything of the core; a fleet it finds as a plugin.
+    "server": _STACK | {"matchmaking", "parties", "store", "accounts", "hosting", "lobby"},
+    # The fleet's plugin: the server's seam (vinom.server.fleet) filled with the Redis
+    # wing, the gateway, the relay and Agones.
+    "fleet": _STACK
+    | {"matchmaking", "parties", "store", "accounts", "hosting", "lobby", "gateway", "cluster",
+       "server"},
     # A player's program speaks the wire (protocol/, the lobby's frames it writes itself)
     # and replays records (rooms/): it shares no code with the lobby or a host.
     "client": _STACK | {"accounts"},
     "scaffold": FLOOR_0,
-    # The `vinom` command: the client's programs, the scaffold, the server's Redis
-    # settings and record fetcher, and the account store's records (`vinom accounts`).
+    # The `vinom` command: the client's programs, the scaffold, the server's fleet seam
+    # (`vinom replay --redis` through it) and the account store's records (`vinom accounts`).
     "cli": _STACK | {"accounts", "client", "scaffold", "server"},
 }
 
@@ -168,6 +184,17 @@ def forbidden_imports(
         for name, imported in sorted(graph.items())
         for other in sorted(imported)
         if unit_of(other) != unit_of(name) and unit_of(other) not in allowed[unit_of(name)]
+    ]
+
+
+def fleet_imports(graph: Mapping[str, Iterable[str]], fleet: Iterable[str] = FLEET) -> list[str]:
+    """Each import of a fleet module by a core module, as "importer -> imported"."""
+    units = frozenset(fleet)
+    return [
+        f"{name} -> {other}"
+        for name, imported in sorted(graph.items())
+        for other in sorted(imported)
+        if unit_of(name) not in units and unit_of(other) in units
     ]
 
 
@@ -270,11 +297,18 @@ class LayerTests(SynchronousTestCase):
         self.assertEqual(up, [])
         self.assertIsNone(find_circle(MAY_IMPORT))
 
-    def test_only_the_server_wiring_imports_the_redis_wing(self) -> None:
-        """Below the wiring nothing knows whether its state is shared; programs above it
-        have no business with Redis."""
+    def test_only_the_fleet_imports_the_redis_wing(self) -> None:
+        """Below the fleet's plugin nothing knows whether its state is shared, nor what
+        shares it; the server finds the fleet as a plugin."""
         importers = sorted(u for u, may in MAY_IMPORT.items() if "cluster" in may)
-        self.assertEqual(importers, ["server"])
+        self.assertEqual(importers, ["fleet"])
+
+    def test_no_core_module_imports_the_fleet(self) -> None:
+        """No module outside the fleet's units imports one of theirs (at module level,
+        in a function or by name): the core runs, and its tests pass, without them."""
+        self.assertEqual(fleet_imports(import_graph()), [])
+        core = sorted(u for u in MAY_IMPORT if u not in FLEET and MAY_IMPORT[u] & FLEET)
+        self.assertEqual(core, [])
 
     def test_no_import_circles(self) -> None:
         graph = {
@@ -329,9 +363,27 @@ class CheckerTests(SynchronousTestCase):
         graph = self.graph_of({
             "cluster/__init__.py": "", "cluster/client.py": "",
             "client/views.py": "from vinom.cluster.client import RedisClient\n",
-            "server/__init__.py": "", "server/tap.py": "from vinom.cluster import client\n",
+            "fleet/__init__.py": "", "fleet/shared.py": "from vinom.cluster import client\n",
         })  # fmt: skip
         self.assertEqual(forbidden_imports(graph), ["vinom.client.views -> vinom.cluster.client"])
+
+    def test_a_core_module_importing_the_fleet_is_caught(self) -> None:
+        """However it is imported: at module level, inside a function, or by name."""
+        graph = self.graph_of({
+            "fleet/__init__.py": "", "fleet/shared.py": "", "gateway/__init__.py": "",
+            "gateway/relay.py": "", "cluster/__init__.py": "", "cluster/client.py": "",
+            "server/__init__.py": "",
+            "server/roles.py": "def build():\n    from vinom.cluster.client import RedisClient\n",
+            "server/tap.py": "from vinom.gateway import relay\n",
+            "server/ops.py": 'shared = "vinom.fleet.shared:build_shared"\n',
+            "fleet/plugin.py": "from vinom.cluster import client\nfrom vinom.server import tap\n",
+        })  # fmt: skip
+        self.assertEqual(fleet_imports(graph), [
+            "vinom.server.ops -> vinom.fleet.shared",
+            "vinom.server.roles -> vinom.cluster.client",
+            "vinom.server.tap -> vinom.gateway",
+            "vinom.server.tap -> vinom.gateway.relay",
+        ])  # fmt: skip
 
     def test_a_downward_import_off_the_documented_graph_is_caught(self) -> None:
         """Below in rank is not enough: the client and the gateway never import the lobby,

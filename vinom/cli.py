@@ -365,12 +365,7 @@ class ReplayOptions(CommandOptions):
                 if self[name] is not None:
                     raise usage.UsageError(f"--{name} is for --redis, which is not given")
             return
-        from vinom.server.startup import redis_settings
-
-        self["redis-settings"] = redis_settings(
-            self["redis"], self["redis-password-file"], self["redis-sentinel-password-file"],
-            self["redis-ca-file"], user=self["redis-user"],
-        )
+        self["redis-settings"] = record_fleet().record_settings(self)
 
 
 class AccountCommandOptions(CommandOptions):
@@ -553,12 +548,23 @@ def replay_check_command(
     return check_record(path, games.get, out, err, match_id)
 
 
+def record_fleet() -> Any:
+    """The installed fleet, which keeps the records `vinom replay --redis` reads
+    (vinom.server.fleet); a usage error without one."""
+    from vinom.server.fleet import find_fleet
+
+    fleet = find_fleet()
+    if fleet is None:
+        raise usage.UsageError("--redis needs vinom's fleet, which is not installed "
+                               "($VINOM_FLEET is none)")
+    return fleet
+
+
 def fetch_from_redis(reactor: Any, options: ReplayOptions, err: TextIO) -> Deferred[bytes]:
     """The record of `vinom replay --redis URL MATCH_ID`, written to --save's file too."""
-    from vinom.server.record_fetch import fetch_record
-
     async def fetch() -> bytes:
-        data = await fetch_record(reactor, options["redis-settings"], options["path"])
+        data = await record_fleet().fetch_record(reactor, options["redis-settings"],
+                                                 options["path"])
         if options["save"] is not None:
             try:
                 Path(options["save"]).write_bytes(data)

@@ -164,11 +164,6 @@ class CheckCommandTests(SynchronousTestCase):
         self.assertEqual(replay_check_command(path, out, err, REGISTRY, match_id="m-9"), 1)
         self.assertEqual(err.getvalue(), f"vinom: {path} holds no match 'm-9' (it holds 2: "
                                          f"m-1, m-2; 'vinom replay {path}' lists them)\n")
-        # --match names a file's match; with --redis the argument is the match.
-        stderr = io.StringIO()
-        self.patch(sys, "stderr", stderr)
-        self.assertEqual(main(["replay", "--redis", "redis://127.0.0.1:1", "-m", "x", "m-1"]), 2)
-        self.assertIn("--match is for a record file", stderr.getvalue())
 
     def test_a_missing_file_and_a_missing_argument(self) -> None:
         out, err = io.StringIO(), io.StringIO()
@@ -177,22 +172,6 @@ class CheckCommandTests(SynchronousTestCase):
             err.getvalue(), "vinom: cannot read /nonexistent.vrec.gz: No such file or directory\n"
         )
         self.assertEqual(main(["replay"]), 2)
-
-    def test_redis_options_are_checked_before_anything_runs(self) -> None:
-        for argv, says in (
-            (["replay", "--save", "x.vrec.gz", "f.vrec.gz"], "--save is for --redis"),
-            (["replay", "--redis", "redis://127.0.0.1:1"], "name the match"),
-            (["replay", "--redis", "http://x", "m-1"], "--redis: "),
-            (["replay", "--redis", "redis://127.0.0.1:1", "--redis-ca-file", "ca.pem", "m-1"],
-             "--redis-ca-file is for a rediss:// (TLS) --redis"),
-        ):
-            with self.subTest(argv=argv):
-                err = io.StringIO()
-                self.patch(sys, "stderr", err)
-                self.assertEqual(main(argv), 2)
-                self.assertIn(says, err.getvalue())
-                self.assertEqual(err.getvalue().count("\n"), 1, err.getvalue())
-
 
 class HostileFileTests(SynchronousTestCase):
     """Record files from elsewhere (a bug report's attachment): `vinom replay` stays

@@ -26,8 +26,8 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import deferLater
 
 from tests.cluster.test_scaling import GAME, ClusterTestCase, Process
+from tests.support.lobby_players import Player, connect_player
 from tests.support.waiting import until
-from tests.test_integration_parties import Player, connect_player
 from vinom.client.bots import BotDriver
 from vinom.client.game import GameSession, connect_game
 from vinom.client.lobby import connect_lobby

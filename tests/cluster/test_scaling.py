@@ -310,7 +310,7 @@ class ScalingTests(ClusterTestCase):
     ) -> None:
         # Parties in Redis: Ann leads on one lobby, Bob joins through the other;
         # a solo player on each. The maze seats four here.
-        from tests.test_integration_parties import Player, connect_player
+        from tests.support.lobby_players import Player, connect_player
 
         await self.start("host", ports=2)
         lobbies = [self.lobby_address(await self.start("lobby", "--match-size", "maze=4"))

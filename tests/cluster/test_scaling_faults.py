@@ -31,9 +31,9 @@ from twisted.internet.task import deferLater
 
 from tests.cluster.test_scaling import GAME, ClusterTestCase, Process
 from tests.server.test_ops import http_get, metric_value
+from tests.support.lobby_players import Player, connect_player
 from tests.support.ports import free_tcp_port
 from tests.support.waiting import until
-from tests.test_integration_parties import Player, connect_player
 from vinom.client.bots import BotDriver, BotReport, LobbyAddress, play_bot, run_bots
 from vinom.client.game import connect_game
 from vinom.client.lobby import (

@@ -51,8 +51,9 @@ from vinom.cluster.client import (
 )
 from vinom.cluster.settings import DEFAULT_PLACEMENT, RedisSettings
 from vinom.errors import BackendUnavailable
+from vinom.fleet.redis import check_redis
 from vinom.lobby.players import log_failure
-from vinom.server.startup import StartupError, check_redis
+from vinom.server.startup import StartupError
 from vinom.server.tap import Options
 
 # What a busy machine may add to a failover's documented bound (docs/scaling.md,

@@ -31,10 +31,11 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.lobby import hello
 from tests.support.doubles import PlaceholderGameHostFactory, PlaceholderTokenIssuer
+from tests.support.lobby_players import Player
+from tests.support.lobby_players import abort_player as _abort
 from tests.support.ports import free_udp_ports
 from tests.support.waiting import until
 from tests.support.websocket_client import connect_websocket
-from tests.test_integration_parties import Player, _abort
 from vinom.games.rules import GameCatalogue, GameRules
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService

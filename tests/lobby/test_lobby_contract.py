@@ -23,10 +23,10 @@ from twisted.internet.error import ConnectionDone
 from twisted.trial.unittest import TestCase
 
 from tests.lobby import said
+from tests.support.lobby_players import Player, connect_player, connect_raw
 from tests.support.redis_server import start_redis
 from tests.support.servers import RunningServer, start_server
 from tests.support.waiting import until
-from tests.test_integration_parties import Player, connect_player, connect_raw
 from vinom.client.lobby import PROTOCOL
 from vinom.lobby.codec import GAME_PROTOCOL
 

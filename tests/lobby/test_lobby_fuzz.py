@@ -27,10 +27,10 @@ from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.store.test_store import raw_connection
+from tests.support.lobby_players import connect_player, connect_raw
 from tests.support.redis_server import start_redis
 from tests.support.servers import start_server
 from tests.support.waiting import until
-from tests.test_integration_parties import connect_player, connect_raw
 from vinom.lobby import errors
 from vinom.lobby.codec import (
     MAX_RATING,

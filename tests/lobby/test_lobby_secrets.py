@@ -30,9 +30,9 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.lobby import said
 from tests.lobby.test_lobby_contract import connect_raw, leave_before_the_end, redis_command
+from tests.support.lobby_players import connect_player
 from tests.support.redis_server import start_redis
 from tests.support.servers import start_server
-from tests.test_integration_parties import connect_player
 from vinom.client.lobby import Welcome
 from vinom.identity import UNKNOWN_PLAYER_HASH, hash_secret, new_secret, verify_secret
 from vinom.lobby.codec import Reconnect

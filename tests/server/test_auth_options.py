@@ -59,11 +59,6 @@ class AuthOptionTests(TestCase):
     def test_each_mistake_is_one_line_naming_the_option(self) -> None:
         cases = [
             (("--auth", "steam"), "--auth must be one of device, guest, jwt, signed"),
-            # Device sign-in keeps its accounts: a cluster gives them a shared database.
-            (("--auth", "device", "--redis", "redis://127.0.0.1:6379", "--token-key-file",
-              self.token_key),
-             "--auth device keeps its players' accounts in the account database: with "
-             "--redis give --database postgresql://"),
             (("--auth-issuer", ISSUER), "--auth-issuer is for an authenticator"),
             (("--auth", "jwt", "--auth-issuer", ISSUER, "--auth-audience", AUDIENCE),
              "--auth jwt needs the provider's keys"),

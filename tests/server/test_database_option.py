@@ -42,20 +42,6 @@ class DatabaseOptionTests(TestCase):
         url = "postgresql://vinom@db.example.com/vinom"
         self.assertEqual(parse("--database", url)["database-url"], url)
 
-    def test_a_cluster_takes_only_postgresql(self) -> None:
-        redis = ("lobby", "--redis", "redis://127.0.0.1:1/0",
-                 "--token-key-file", self.key_file())  # fmt: skip
-        self.assertIsNone(parse(*redis)["database-url"])
-        url = "postgres://vinom@db/vinom"
-        self.assertEqual(parse(*redis, "--database", url)["database-url"], url)
-        with self.assertRaises(usage.UsageError) as raised:
-            parse(*redis, "--database", "accounts.sqlite3")
-        self.assertEqual(
-            str(raised.exception),
-            "--database with --redis must be a postgresql:// URL that every lobby shares, "
-            "not a SQLite file (one process's)",
-        )
-
     def test_other_urls_are_refused_without_their_password(self) -> None:
         with self.assertRaises(usage.UsageError) as raised:
             parse("--database", "mysql://root:hunter2@db/vinom")

@@ -17,6 +17,7 @@ from twisted.internet.threads import deferToThread
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from vinom.fleet.relay import Options as RelayOptions
 from vinom.gateway.proxy import proxy_v2_header
 from vinom.server.certs import make_self_signed
 from vinom.server.endpoints import (
@@ -27,7 +28,6 @@ from vinom.server.endpoints import (
     listen_interface,
     listening_description,
 )
-from vinom.server.relay import Options as RelayOptions
 from vinom.server.tls import TICKET_LIFETIME
 
 

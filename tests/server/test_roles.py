@@ -26,21 +26,21 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from tests.server.test_ops import http_get
 from tests.server.test_twistd import ROOT, RUN_TWISTD, Collect
 from tests.support.http import capture_log
+from tests.support.lobby_players import connect_player, connect_raw
 from tests.support.ports import free_tcp_port, free_udp_range
 from tests.support.redis_server import RedisServer
 from tests.support.servers import RunningTwistd, start_twistd
 from tests.support.waiting import until
-from tests.test_integration_parties import connect_player, connect_raw
 from vinom.client.lobby import PROTOCOL
+from vinom.fleet.options import GatewayCommand, RelayCommand
 from vinom.server.options import (
-    GROUPS,
-    GatewayCommand,
     HostCommand,
     LobbyCommand,
     Options,
-    RelayCommand,
+    groups,
     limits_of,
     role_options,
+    with_fleet,
 )
 
 DOCS = Path(ROOT) / "docs"
@@ -98,14 +98,17 @@ class RoleOptionsTests(SynchronousTestCase):
     """Which options each command takes, from the groups that define them."""
 
     def test_each_option_is_defined_in_one_group(self) -> None:
-        counts = Counter(name for group in GROUPS
+        counts = Counter(name for group in groups()
                          for name in [*group_names(group), *limit_names(group)])  # fmt: skip
         self.assertEqual([name for name, n in counts.items() if n > 1], [])
 
     def test_each_role_takes_its_own_options_only(self) -> None:
         lobby, host = names_of(LobbyCommand()), names_of(HostCommand())
-        gateway, relay, whole = names_of(GatewayCommand()), names_of(RelayCommand()), names_of(
-            Options())
+        gateway, relay, whole = (
+            names_of(GatewayCommand()),
+            names_of(RelayCommand()),
+            names_of(Options()),
+        )
         for name in ("lobby", "redis", "auth", "limit", "relay", "websocket", "ops-port"):
             self.assertIn(name, lobby)
         for name in ("udp-ports", "matches", "host-workers", "no-record", "agones", "gateway",
@@ -124,12 +127,14 @@ class RoleOptionsTests(SynchronousTestCase):
                                  "ops-port", "help", "version"})  # fmt: skip
         # The whole server is a lobby and a game host, on Redis or not; not a gateway,
         # nor a host under Agones (whose lobbies run apart).
-        self.assertEqual(whole - {"help", "version"},
-                         (lobby | host) - {"help", "version", "agones", "agones-health-interval"})
+        self.assertEqual(
+            whole - {"help", "version"},
+            (lobby | host) - {"help", "version", "agones", "agones-health-interval"},
+        )
         for name in ("gateway", "relay-ports", "agones"):
             self.assertNotIn(name, whole)
         # Each role's limits are its groups': `--limit NAME=VALUE` takes those alone.
-        limits = {command: set(limits_of(command))
+        limits = {command: set(limits_of(with_fleet(command)))
                   for command in (LobbyCommand, HostCommand, GatewayCommand, Options)}  # fmt: skip
         self.assertLessEqual({"frame-rate", "queue-burst", "auth-timeout", "drain-timeout",
                               "max-connections-per-ip"}, limits[LobbyCommand])  # fmt: skip
@@ -153,13 +158,20 @@ class RoleOptionsTests(SynchronousTestCase):
 
     def test_the_role_comes_first(self) -> None:
         e = self.assertRaises(usage.UsageError, parse, "--data-dir", "x", "lobby")
-        self.assertEqual(str(e), "the role comes first and its options after it: twistd vinom "
-                                 "lobby [options] (twistd vinom lobby --help lists them)")
+        self.assertEqual(
+            str(e),
+            "the role comes first and its options after it: twistd vinom "
+            "lobby [options] (twistd vinom lobby --help lists them)",
+        )
 
     def test_an_option_of_another_role_is_refused(self) -> None:
-        for argv in (("lobby", "--udp-ports", "7400-7401"), ("host", "--auth", "jwt"),
-                     ("gateway", "--lobby", "7350"), ("relay", "--redis", "redis://r"),
-                     ("lobby", "--reconnect-grace", "4")):
+        for argv in (
+            ("lobby", "--udp-ports", "7400-7401"),
+            ("host", "--auth", "jwt"),
+            ("gateway", "--lobby", "7350"),
+            ("relay", "--redis", "redis://r"),
+            ("lobby", "--reconnect-grace", "4"),
+        ):
             with self.subTest(argv=argv):
                 e = self.assertRaises(usage.UsageError, parse, *argv)
                 self.assertEqual(str(e), f"option {argv[1]} not recognized")
@@ -199,8 +211,9 @@ class LimitTests(SynchronousTestCase):
             with self.subTest(argv=argv):
                 e = self.assertRaises(usage.UsageError, parse, *argv)
                 name = argv[-1].partition("=")[0]
+                names = ", ".join(limits_of(with_fleet(role)))
                 self.assertEqual(str(e), f"--limit {name!r} is not a limit of {command}; its "
-                                         f"limits: {', '.join(limits_of(role))}")  # fmt: skip
+                                         f"limits: {names}")  # fmt: skip
 
     def test_limit_help_lists_each_name_its_default_and_meaning(self) -> None:
         out = io.StringIO()
@@ -212,7 +225,7 @@ class LimitTests(SynchronousTestCase):
             "  drain-timeout=600",
             "      Seconds running matches may play on after SIGTERM before they are",
         ])  # fmt: skip
-        for name in limits_of(GatewayCommand):
+        for name in limits_of(with_fleet(GatewayCommand)):
             self.assertEqual(out.getvalue().count(f"\n  {name}="), 1)
 
 
@@ -276,9 +289,12 @@ class OldSpellingTests(SynchronousTestCase):
 
     def test_a_wrong_old_spelling_names_the_new_one(self) -> None:
         e = self.assertRaises(usage.UsageError, parse, "--role", "proxy")
-        self.assertEqual(str(e), "--role must be one of all, lobby, host, gateway, not 'proxy' "
-                                 "(a role is now a subcommand: twistd vinom "
-                                 "lobby|host|gateway|relay [options])")
+        self.assertEqual(
+            str(e),
+            "--role must be one of all, lobby, host, gateway, not 'proxy' "
+            "(a role is now a subcommand: twistd vinom "
+            "lobby|host|gateway|relay [options])",
+        )
         e = self.assertRaises(usage.UsageError, parse, "--game-host", "thread")
         self.assertIn("(it is now --matches workers|here|per-match)", str(e))
 
@@ -302,15 +318,15 @@ class DocumentedOnceTests(SynchronousTestCase):
         self.assertEqual([name for name, n in documented.items() if n > 1], [])
         by_names = {frozenset(n for row in rows for n in row): title
                     for title, rows in sections.items()}  # fmt: skip
-        for group in GROUPS:
+        for group in groups():
             with self.subTest(group=group.__name__):
                 self.assertIn(frozenset(group_names(group)), by_names)
-        self.assertEqual(len(sections), len(GROUPS))
+        self.assertEqual(len(sections), len(groups()))
 
     def test_each_limit_is_documented_once_with_its_default_and_commands(self) -> None:
         text = (DOCS / "operations.md").read_text(encoding="utf-8")
-        section = text[text.index("### Limits and timings\n"):]
-        section = section[:section.index("\n#")]
+        section = text[text.index("### Limits and timings\n") :]
+        section = section[: section.index("\n#")]
         commands = {"`vinom`": Options, "`lobby`": LobbyCommand, "`host`": HostCommand,
                     "`gateway`": GatewayCommand}  # fmt: skip
         rows: Counter[str] = Counter()
@@ -321,19 +337,25 @@ class DocumentedOnceTests(SynchronousTestCase):
             name = cells[0].strip("`")
             rows[name] += 1
             with self.subTest(limit=name):
-                row = next(row for group in GROUPS for row in getattr(group, "optLimits", ())
+                row = next(row for group in groups() for row in getattr(group, "optLimits", ())
                            if row[0] == name)  # fmt: skip
                 default = f"{row[2]:g}" if isinstance(row[2], float) else str(row[2])
                 self.assertEqual(cells[1], f"`{default}`")
-                self.assertEqual(cells[2], ", ".join(
-                    label for label, command in commands.items() if name in limits_of(command)))
-        self.assertEqual(rows, Counter(name for group in GROUPS for name in limit_names(group)))
+                self.assertEqual(
+                    cells[2],
+                    ", ".join(
+                        label
+                        for label, command in commands.items()
+                        if name in limits_of(with_fleet(command))
+                    ),
+                )
+        self.assertEqual(rows, Counter(name for group in groups() for name in limit_names(group)))
 
     def test_the_relay_is_documented_with_the_gateway(self) -> None:
         # `twistd vinom relay`'s own table: docs/gateway.md, "UDP relay".
         guide = (DOCS / "gateway.md").read_text(encoding="utf-8")
-        table = guide[guide.index("| option (relay) |"):]
-        table = table[:table.index("\n\n")]
+        table = guide[guide.index("| option (relay) |") :]
+        table = table[: table.index("\n\n")]
         for name in names_of(RelayCommand()) - {"help", "version"}:
             self.assertIn(f"| `--{name}` |", table)
 
@@ -350,8 +372,10 @@ class RoleProcessTests(TestCase):
         else once it ended."""
         where = os.path.abspath(self.mktemp())
         os.makedirs(where)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH",
-                                                                                   "")])}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
+        }
         process = Collect()
         transport = reactor.spawnProcess(
             process, sys.executable,
@@ -436,8 +460,12 @@ class RoleProcessTests(TestCase):
             self.assertNotIn(b"Traceback", process.output)
 
     async def test_each_roles_help_lists_its_options(self) -> None:
-        for role, command in (("lobby", LobbyCommand), ("host", HostCommand),
-                              ("gateway", GatewayCommand), ("relay", RelayCommand)):
+        for role, command in (
+            ("lobby", LobbyCommand),
+            ("host", HostCommand),
+            ("gateway", GatewayCommand),
+            ("relay", RelayCommand),
+        ):
             with self.subTest(role=role):
                 process = await self.twistd(role, "--help")
                 self.assertEqual(await process.ended, (0, None))
@@ -477,7 +505,7 @@ class RoleProcessTests(TestCase):
              "lobby --help lists the options)"),
             (("host", "--limit", "frame-rate=30"),
              f"vinom: --limit 'frame-rate' is not a limit of twistd vinom host; its limits: "
-             f"{', '.join(limits_of(HostCommand))} (twistd vinom host --help lists the "
+             f"{', '.join(limits_of(with_fleet(HostCommand)))} (twistd vinom host --help lists the "
              f"options)"),
         ]  # fmt: skip
         for argv, line in cases:

@@ -105,7 +105,6 @@ class OptionsTests(TestCase):
         self.assertEqual(options["queue-burst"], 32)
         self.assertEqual(options["lobby-hello-timeout"], 10.0)
         self.assertEqual(options["lobby-idle-timeout"], 60.0)
-        self.assertEqual(options["redis-start-wait"], 5.0)
 
     def test_the_realm(self) -> None:
         self.assertEqual(parse()["realm"], "default")
@@ -158,7 +157,6 @@ class OptionsTests(TestCase):
             ("--limit", "reconnect-grace=-1"),
             ("--limit", "connect-deadline=soon"),
             ("--limit", "token-lifetime=0"),
-            ("--redis-start-wait", "0"),
             ("--limit", "frame-rate=inf"),
             ("--limit", "session-timeout=nan"),
             ("--limit", "session-timeout=5000000"),
@@ -518,97 +516,6 @@ class MakeServiceTests(TestCase):
         self.assertIsNone(application.getComponent(ILogObserver, None))
 
 
-class RoleOptionsTests(TestCase):
-    """The roles and --redis: checked in postOptions, before anything connects."""
-
-    def key_file(self) -> str:
-        path = self.mktemp()
-        with open(path, "wb") as f:
-            f.write(os.urandom(32))
-        return path
-
-    def test_default_is_all_without_redis(self) -> None:
-        options = parse()
-        self.assertEqual(options["role"], "all")
-        self.assertIsNone(options["redis-settings"])
-
-    def test_unknown_role(self) -> None:
-        e = self.assertRaises(usage.UsageError, parse, "--role", "proxy")
-        self.assertIn("--role must be one of all, lobby, host", str(e))
-
-    def test_lobby_and_host_need_redis(self) -> None:
-        for role in ("lobby", "host"):
-            e = self.assertRaises(usage.UsageError, parse, role)
-            self.assertIn(f"twistd vinom {role} needs --redis", str(e))
-
-    def test_redis_needs_a_shared_token_key(self) -> None:
-        e = self.assertRaises(usage.UsageError, parse, "--redis", "redis://127.0.0.1:6379/0")
-        self.assertIn("--redis needs --token-key-file", str(e))
-
-    def test_bad_redis_url(self) -> None:
-        key = self.key_file()
-        for url, words in (
-            ("http://127.0.0.1", "starts with redis://"),
-            ("redis://127.0.0.1:6379/x", "database must be a number"),
-            ("redis://user:pw@127.0.0.1", "names a user"),
-        ):
-            e = self.assertRaises(
-                usage.UsageError, parse, "--redis", url, "--token-key-file", key
-            )
-            self.assertIn("--redis:", str(e))
-            self.assertIn(words, str(e))
-
-    def test_redis_settings(self) -> None:
-        options = parse("host", "--redis", "redis://:s3cret@10.0.0.5:6380/2",
-                        "--token-key-file", self.key_file())  # fmt: skip
-        settings = options["redis-settings"]
-        self.assertEqual((settings.host, settings.port, settings.db), ("10.0.0.5", 6380, 2))
-        self.assertEqual(settings.password, "s3cret")
-
-    def test_the_redis_password_file_then_the_environment_then_the_url(self) -> None:
-        key = self.key_file()
-        secret = self.mktemp()
-        with open(secret, "w") as f:
-            f.write("from-the-file\n")
-        os.chmod(secret, 0o600)
-        url = "redis://:from-the-url@10.0.0.5/0"
-        self.patch(os, "environ", {"VINOM_REDIS_PASSWORD": "from-the-environment"})
-        for argv, password in (
-            (("--redis-password-file", secret), "from-the-file"),
-            ((), "from-the-environment"),
-        ):
-            with self.subTest(argv=argv):
-                options = parse("--redis", url, "--token-key-file", key, *argv)
-                self.assertEqual(options["redis-settings"].password, password)
-        self.patch(os, "environ", {})
-        self.assertEqual(parse("--redis", url, "--token-key-file", key)["redis-settings"]
-                         .password, "from-the-url")  # fmt: skip
-
-    def test_redis_secret_and_tls_options_are_checked(self) -> None:
-        key = self.key_file()
-        empty = self.mktemp()
-        open(empty, "w").close()
-        not_pem = self.mktemp()
-        with open(not_pem, "w") as f:
-            f.write("not a certificate\n")
-        tls = ("--redis", "rediss://redis.example/0", "--token-key-file", key)
-        for argv, words in (
-            (("--redis-password-file", "/no/such/file"), "--redis-password-file is for --redis"),
-            ((*tls, "--redis-password-file", "/no/such/file"), "No such file"),
-            ((*tls, "--redis-password-file", empty), "must hold one non-empty line"),
-            (("--redis", "redis://redis.example/0", "--token-key-file", key,
-              "--redis-ca-file", not_pem), "--redis-ca-file is for a rediss://"),
-            ((*tls, "--redis-ca-file", not_pem), "holds no PEM certificate"),
-            ((*tls, "--redis-ca-file", "/no/such/file"), "No such file"),
-            (("--ops-token-file", empty), "--ops-token-file"),
-        ):  # fmt: skip
-            with self.subTest(argv=argv):
-                e = self.assertRaises(usage.UsageError, parse, *argv)
-                self.assertIn(words, str(e))
-        settings = parse(*tls)["redis-settings"]
-        self.assertEqual((settings.tls, settings.url), (True, "rediss://redis.example:6379/0"))
-
-
 class GameUrlTests(TestCase):
     """match_found's game_url: the /game of this process's web server as browsers reach it."""
 
@@ -647,50 +554,3 @@ class GameUrlTests(TestCase):
         self.assertIn("needs the web server", str(e))
 
 
-class RoleServiceTests(TestCase):
-    """The service tree of each role (on a MemoryReactor: nothing listens; the Redis pool
-    is lazy and closed again)."""
-
-    def make(self, *argv: str, role: str | None = None) -> MultiService:
-        key = self.mktemp()
-        with open(key, "wb") as f:
-            f.write(os.urandom(32))
-        hosting = ("--matches", "here") if role in (None, "host") else ()
-        options = parse(*(() if role is None else (role,)), "--data-dir", self.mktemp(),
-                        *hosting, "--redis", "redis://127.0.0.1:1/0", "--token-key-file", key,
-                        *argv)  # fmt: skip
-        root = makeService(options, MemoryReactor())
-        assert isinstance(root, MultiService)
-        self.addCleanup(root.getServiceNamed("redis").redis.disconnect)
-        return root
-
-    def test_lobby_role_has_no_game_hosting(self) -> None:
-        root = self.make(role="lobby")
-        self.assertEqual(
-            [s.name for s in root],
-            ["redis", "matchmaker", "placement", "parties", "ranked-results", "lobby",
-             "lobby-listener", "web", "ops", "announcement"],
-        )  # fmt: skip
-
-    def test_host_role_has_no_lobby(self) -> None:
-        # Its web server serves /game only: browsers play its matches there.
-        root = self.make(role="host")
-        self.assertEqual(
-            [s.name for s in root], ["redis", "hosting", "host-agent", "web", "ops", "announcement"]
-        )
-        self.assertEqual(
-            root.getServiceNamed("hosting").game_url, "wss://127.0.0.1:7380/game"
-        )
-        without = self.make("--websocket", "none", role="host")
-        self.assertEqual(
-            [s.name for s in without], ["redis", "hosting", "host-agent", "ops", "announcement"]
-        )
-        self.assertIsNone(without.getServiceNamed("hosting").game_url)
-
-    def test_all_with_redis_runs_both(self) -> None:
-        root = self.make()
-        self.assertEqual(
-            [s.name for s in root],
-            ["redis", "hosting", "host-agent", "matchmaker", "placement", "parties",
-             "ranked-results", "lobby", "lobby-listener", "web", "ops", "announcement"],
-        )  # fmt: skip

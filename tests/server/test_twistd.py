@@ -19,10 +19,10 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from tests.support.identity_provider import AUDIENCE, ISSUER, IdentityProvider
+from tests.support.lobby_players import connect_raw
 from tests.support.ports import free_tcp_port, free_udp_range
 from tests.support.waiting import until
 from tests.support.websocket_client import connect_websocket
-from tests.test_integration_parties import connect_raw
 from vinom.client.bots import BotDriver
 from vinom.client.game import GameSession, connect_game
 from vinom.client.lobby import PROTOCOL, LobbyAddress, LobbyError, connect_lobby, jwt_auth

@@ -60,9 +60,6 @@ class OptionTests(TestCase):
             (("--webtransport", "70000"), "--webtransport must be a port from 1 to 65535"),
             (("--webtransport", "udp"), "--webtransport must be a whole number, not 'udp'"),
             (("--webtransport", "7381", "--websocket", "none"), "--webtransport needs --websocket"),
-            (("lobby", "--webtransport", "7381", "--redis", "redis://127.0.0.1:1/0",
-              "--token-key-file", key),
-             "option --webtransport not recognized"),
             (("--webtransport", "7401", "--udp-ports", "7400-7401"),
              "--webtransport 7401 is inside --udp-ports 7400-7401, whose ports the game hosts "
              "give to matches: choose a port outside the range"),

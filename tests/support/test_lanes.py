@@ -13,7 +13,14 @@ from twisted.internet.posixbase import PosixReactorBase
 from twisted.internet.protocol import ProcessProtocol
 from twisted.trial.unittest import TestCase
 
-from tests.support.lanes import ChildProcessInFastLane, fast, forbid_child_processes, test_modules
+from tests.support.lanes import (
+    ChildProcessInFastLane,
+    core,
+    fast,
+    fleet_needs,
+    forbid_child_processes,
+    test_modules,
+)
 from tests.support.lanes import without as every_module_without
 
 
@@ -72,6 +79,51 @@ class WithoutTests(TestCase):
             every_module_without(["tests.cluster", "tests.test_deploy"], tests),
             ["tests.clusters.test_other", "tests.lobby.test_lobby", "tests.test_top"],
         )
+
+
+class CoreLaneTests(TestCase):
+    """Which modules the core lane leaves out: those that need the fleet, Redis or pods."""
+
+    def test_a_module_that_reaches_the_fleet_as_it_is_imported_is_left_out(self) -> None:
+        tests = checkout(self, {
+            "tests/test_plain.py": "from vinom.server.tap import Options\n",
+            "tests/test_wing.py": "from vinom.cluster.client import RedisClient\n",
+            "tests/test_redis.py": "from tests.support.redis_server import start_redis\n",
+            "tests/test_later.py": "def f():\n    from tests.support.redis_server import x\n",
+            # (Each word split here: this module itself needs neither.)
+            "tests/test_says.py": 'ARGV = ["--re' 'dis", "x"]\n',
+            "tests/test_pods.py": 'PROGRAM = "kube' 'ctl"\n',
+            "tests/support/__init__.py": "",
+            "tests/support/helper.py": 'from vinom.gateway import relay\nA = 1\n',
+            "tests/support/words.py": 'ARGV = ["--re' 'dis", "x"]\n',
+            "tests/test_helped.py": "from tests.support.helper import A\n",
+            "tests/test_worded.py": "from tests.support.words import ARGV\n",
+            "tests/cluster/__init__.py": "",
+            "tests/cluster/test_faults.py": "",
+        })  # fmt: skip
+        needs = fleet_needs(tests)
+        self.assertEqual(needs["tests.test_wing"], "imports vinom.cluster.client")
+        self.assertEqual(needs["tests.test_redis"], "imports tests.support.redis_server")
+        self.assertEqual(needs["tests.test_says"], "says --re" "dis")
+        self.assertEqual(needs["tests.test_pods"], "says kube" "ctl")
+        self.assertEqual(needs["tests.test_helped"],
+                         "imports tests.support.helper, which needs it")  # fmt: skip
+        self.assertEqual(needs["tests.cluster.test_faults"], "a test of the fleet")
+        # A function's import waits for a call (the lane's guard sees it); a helper's
+        # words are not a test's.
+        self.assertEqual(core(tests),
+                         ["tests.test_later", "tests.test_plain", "tests.test_worded"])
+        self.assertEqual(core(tests, under=["tests.test_plain"]), ["tests.test_plain"])
+
+    def test_the_suites_core_lane(self) -> None:
+        lane = core()
+        for module in ("tests.server.test_tap", "tests.server.test_fleet_seam",
+                       "tests.test_layers", "tests.test_core_alone", "tests.rooms.test_rooms"):
+            self.assertIn(module, lane)
+        for module in ("tests.cluster.test_redis", "tests.gateway.test_sniff",
+                       "tests.fleet.test_fleet_options", "tests.test_deploy",
+                       "tests.store.test_store"):  # fmt: skip
+            self.assertNotIn(module, lane)
 
 
 class GuardTests(TestCase):

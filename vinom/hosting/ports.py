@@ -67,7 +67,7 @@ class PortAllocator:
 
     def add_observer(self, observer: Callable[[], object]) -> None:
         """Call `observer()` each time the ports in use change (a game's port taken or
-        given back): a game host's Agones Counter follows them (vinom.hosting.agones)."""
+        given back): a game host's Agones Counter follows them (vinom.fleet.agones)."""
         self._observers.append(observer)
 
     def _changed(self) -> None:

@@ -62,7 +62,7 @@ def database_url(options: usage.Options) -> str | None:
     """The account database of these options (postOptions' `database-url`); a
     UsageError for SQLite with --redis."""
     given = options["database"]
-    if options["redis"] is not None:
+    if options["shared"] is not None:
         if given is not None and not is_postgresql(given):
             raise usage.UsageError(
                 "--database with --redis must be a postgresql:// URL that every lobby shares, "

@@ -449,7 +449,7 @@ def ops_site(
 ) -> tuple[Site, CollectorRegistry]:
     """The game server's operations endpoint (module docstring): its figures from
     `status`; `readiness`: more reasons not to be ready (an Agones SDK server that
-    does not answer: vinom.hosting.agones)."""
+    does not answer: vinom.fleet.agones)."""
 
     def draining() -> str | None:
         return "draining" if status.drain.draining else None

@@ -1,21 +1,23 @@
 """`twistd vinom`'s command line: every option, its default and its check.
 
 The options are grouped by concern, each group a small mixin of `optParameters`
-(and `optFlags`, `opt_` methods) defined once (`ServerOptions`, `RedisOptions`,
-`LobbyOptions`, `HostingOptions`, ...); each role composes the groups it takes:
-`twistd vinom` alone runs lobby and game hosts in one process (`Options`), and
-its subcommands run one role each (`twistd vinom lobby`, `host`, `gateway`,
-`relay`: `SUBCOMMANDS`), with only that role's options. A group's limits and
-timings (`optLimits`: rates, bursts, sizes, timeouts) are not options of their
-own but NAMEs of one repeatable `--limit NAME=VALUE` (`RoleOptions.opt_limit`),
-so that each role's `--help` stays short; each value is still found under its
-NAME. Each option's (and each limit's) own check is its coerce column
+(and `optFlags`, `opt_` methods) defined once (`ServerOptions`, `LobbyOptions`,
+`HostingOptions`, ...); each role composes the groups it takes, and the
+installed fleet (vinom.server.fleet) adds its own (`--redis`, ...) when the
+role's options are made: `twistd vinom` alone runs lobby and game hosts in one
+process (`Options`), and the fleet's subcommands run one role each (`twistd
+vinom lobby`, `host`, `gateway`, `relay`: `subcommands()`), with only that
+role's options. Each option's own check is its coerce column
 (vinom.server.checks); `RoleOptions.postOptions` checks what depends on more
 than one option and adds what is derived from them (`udp-port-range`,
-`token-key`, `redis-settings`, `game-registry`, `game-url`, ...). The spellings
-of the release before (`--role ROLE`, `--game-host`, `--host-workers 0`,
-`--NAME VALUE` for a limit) are read as the new ones with a one-line hint
-(`modern_argv`). Nothing here listens or starts: the roles (vinom.server.roles) do.
+`token-key`, `shared`, `game-registry`, `game-url`, ...). The spellings of
+the release before (`--role ROLE`, `--game-host`, `--host-workers 0`, `--NAME
+VALUE` for a limit) are read as the new ones with a one-line hint
+(`modern_argv`). A group's limits and timings (`optLimits`: rates, bursts,
+sizes, timeouts) are not options of their own but NAMEs of one repeatable
+`--limit NAME=VALUE` (`RoleOptions.opt_limit`), so that each role's `--help`
+stays short; each value is still found under its NAME. Nothing here listens or
+starts: the roles (vinom.server.roles) do.
 """
 
 
@@ -28,9 +30,6 @@ from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.logger import Logger
 from twisted.python import usage
 
-from vinom.cluster.client import RedisSettings
-from vinom.cluster.settings import PLACEMENTS
-from vinom.hosting.agones import sdk_port
 from vinom.hosting.records import RecordSettings
 from vinom.hosting.spectators import SpectatorSettings
 from vinom.matchmaking.windows import RatingWindow
@@ -64,26 +63,20 @@ from vinom.server.checks import (
     udp_port,
 )
 from vinom.server.endpoints import LISTENER_OPTIONS, PROXIED_KIND, description_of, endpoint_port
+from vinom.server.fleet import find_fleet
 from vinom.server.logs import LOG_FORMATS
-from vinom.server.relay import Options as RelayOptions
-from vinom.server.relay import check_relay_ports, relay_params
-from vinom.server.startup import (
-    REDIS_START_WAIT,
-    PluginOptions,
-    read_secret,
-    redis_settings,
-    warn_if_readable,
-)
+from vinom.server.startup import PluginOptions, read_secret, warn_if_readable
 
 DEFAULT_LOBBY = "ssl:7350"
 DEFAULT_OPS = "tcp:7390:interface=127.0.0.1"
 DEFAULT_WEBSOCKET = "7380"
 DEFAULT_UDP_PORTS = "7400-7499"
-DEFAULT_GATEWAY = "tcp:7300"
 MATCHES = ("workers", "here", "per-match")
 # The previous release's spellings, read as today's with a one-line hint (`modern_argv`).
 OLD_GAME_HOST = {"workers": "workers", "process": "per-match"}
 ROLE_SUBCOMMANDS = ("lobby", "host", "gateway", "relay")
+# The roles a fleet adds option groups to (`IFleet.option_groups`).
+FLEET_ROLES = ("all", "lobby", "host", "gateway")
 
 _log = Logger()
 
@@ -160,61 +153,6 @@ class ServerOptions(OptionGroup):
             "Seconds running matches may play on after SIGTERM before they are aborted "
             "(a second SIGTERM stops at once).",
             non_negative_float,
-        ),
-    ]
-
-
-class RedisOptions(OptionGroup):
-    """The Redis that the processes of one deployment share (docs/scaling.md)."""
-
-    optParameters = [
-        param(
-            "redis",
-            None,
-            None,
-            "Redis URL, redis://[:password@]host[:port][/db] (rediss:// for TLS), or "
-            "redis+sentinel://[:password@]host[:port][,host[:port]...]/master-name[/db] for "
-            "Redis Sentinel (port 26379 by default), shared by every lobby and game host of "
-            "one deployment (players, queues, live hosts, placements). Without it everything "
-            "stays in this process's memory. Needs --token-key-file. Keep the password out of "
-            "it (`ps` shows the command line): --redis-password-file or $VINOM_REDIS_PASSWORD.",
-        ),
-        param(
-            "redis-password-file",
-            None,
-            None,
-            "File holding the Redis password (one line). Default: $VINOM_REDIS_PASSWORD, "
-            "else the password in --redis, else none.",
-        ),
-        param(
-            "redis-user",
-            None,
-            None,
-            "With --redis: the Redis ACL user (AUTH user password) whose password "
-            "--redis-password-file holds, as each role's own user (docs/scaling.md, \"Redis "
-            "users\"). Default: Redis's `default` user.",
-        ),
-        param(
-            "redis-sentinel-password-file",
-            None,
-            None,
-            "With a redis+sentinel:// --redis: file holding the sentinels' own password "
-            "(their requirepass; one line). Default: $VINOM_REDIS_SENTINEL_PASSWORD, else none.",
-        ),
-        param(
-            "redis-ca-file",
-            None,
-            None,
-            "CA certificate(s) (PEM) that issued the certificate of a rediss:// Redis. "
-            "Default: the system's trusted roots.",
-        ),
-        param(
-            "redis-start-wait",
-            None,
-            REDIS_START_WAIT,
-            "With --redis: seconds a starting server waits for Redis to answer before it "
-            "gives up in one line (a Redis started alongside it, or still loading).",
-            positive_float,
         ),
     ]
 
@@ -573,16 +511,6 @@ class HostingOptions(OptionGroup):
             "(where the page learns of it). Default: none.",
             udp_port,
         ),
-        param(
-            "placement",
-            None,
-            "spread",
-            "With --redis, which game host with a free slot takes a match first (a game "
-            "host's option: hosts take matches from their realm's queue): spread (the "
-            "least loaded: matches spread over the hosts) or pack (the most loaded: hosts "
-            "fill one after another, so idle ones can go, as Agones's autoscaling wants).",
-            choice(PLACEMENTS),
-        ),
     ]
 
     optLimits = [
@@ -711,86 +639,29 @@ class RecordOptions(OptionGroup):
         self["no-record-game"].append(value.strip())
 
 
-class AgonesOptions(OptionGroup):
-    """A game host under Agones (docs/kubernetes.md)."""
-
-    optFlags = [
-        [
-            "agones",
-            None,
-            "Game hosts under Agones (docs/kubernetes.md): tell the Agones SDK server at "
-            "localhost:$AGONES_SDK_HTTP_PORT (default 9358) Ready, Health, the free match "
-            "capacity (Counter 'matches') and Shutdown after a drain; take no new matches "
-            "once Agones marks the game server Shutdown.",
-        ],
-    ]
-
-    optLimits = [
-        limit(
-            "agones-health-interval",
-            2.0,
-            "With --agones: seconds between two Health calls (Agones's health check "
-            "period is 5 s by default: keep this below it).",
-            positive_float,
-        ),
-    ]
-
-
-class GatewayOptions(OptionGroup):
-    """The gateway: one public port in front of the lobbies, and the UDP relay in its process
-    (docs/gateway.md)."""
-
-    optParameters = [
-        param(
-            "gateway",
-            None,
-            DEFAULT_GATEWAY,
-            "Its public listener, a port or a strports description "
-            "(plain TCP: TLS passes through to the backends).",
-        ),
-        param(
-            "gateway-rules",
-            None,
-            None,
-            "Without --redis: the rule set's JSON file (docs/gateway.md), "
-            "read again on SIGHUP.",
-            existing_file,
-        ),
-        param(
-            "backend-interface",
-            None,
-            "",
-            "The local address its connections to the backends are made "
-            "from ('' = the system's choice); the address the backends' --trusted-proxy "
-            "sees.",
-            bind_address,
-        ),
-        *relay_params(None),
-    ]
-
-    optLimits = [
-        limit(
-            "sniff-limit",
-            8192,
-            "Bytes a client may send before the gateway knows where to "
-            "route it; past it the connection is closed (counted: too_large).",
-            positive_int,
-        ),
-        limit(
-            "sniff-timeout",
-            5.0,
-            "Seconds a client has to send its first message; past it the "
-            "connection is closed (counted: timeout).",
-            positive_float,
-        ),
-    ]
-
-
-# Every group, in the order of the options reference (docs/operations.md, "Options").
+# The core's groups, in the order of the options reference (docs/operations.md, "Options");
+# `groups()` adds the fleet's.
 GROUPS: tuple[type, ...] = (
-    ServerOptions, RedisOptions, CertificateOptions, GameOptions, WebOptions, LobbyOptions,
-    RelayKeyOptions, AuthOptions, HostingOptions, RecordOptions, AgonesOptions, GatewayOptions,
+    ServerOptions, CertificateOptions, GameOptions, WebOptions, LobbyOptions,
+    RelayKeyOptions, AuthOptions, HostingOptions, RecordOptions,
 )  # fmt: skip
+
+
+def groups() -> tuple[type, ...]:
+    """Every group: the core's, then those the installed fleet adds (to any role)."""
+    fleet = find_fleet()
+    if fleet is None:
+        return GROUPS
+    added: list[type] = []
+    for role in FLEET_ROLES:
+        added += [g for g in fleet.option_groups(role) if g not in added]
+    return (*GROUPS, *added)
+
+
+def subcommands() -> list[list[Any]]:
+    """`twistd vinom`'s subcommands: the installed fleet's roles (none without one)."""
+    fleet = find_fleet()
+    return [] if fleet is None else fleet.subcommands()
 # Options given more than once, each a list of its values.
 REPEATABLE = ("match-size", "rating-window", "no-record-game", "auth-option")
 
@@ -798,7 +669,7 @@ REPEATABLE = ("match-size", "rating-window", "no-record-game", "auth-option")
 def limits_of(command: type) -> dict[str, list[Any]]:
     """The limits and timings a command takes as `--limit NAME=VALUE`: the `optLimits`
     rows of its groups, by name, in the order of the options reference."""
-    return {row[0]: row for group in GROUPS if issubclass(command, group)
+    return {row[0]: row for group in groups() if issubclass(command, group)
             for row in getattr(group, "optLimits", ())}  # fmt: skip
 
 
@@ -806,7 +677,7 @@ def _defaults() -> dict[str, Any]:
     """Every option's default: a role's options it does not take hold these, so that the
     checks and the role builders (vinom.server.roles) read one dict for every role."""
     values: dict[str, Any] = {}
-    for group in GROUPS:
+    for group in groups():
         for row in [*getattr(group, "optParameters", ()), *getattr(group, "optLimits", ())]:
             values[row[0]] = row[2]
         for row in getattr(group, "optFlags", ()):
@@ -883,8 +754,11 @@ def _shown(value: Any) -> str:
 
 def _command(role: str) -> type:
     """The options class of the subcommand `role`."""
-    command: type = next(row[2] for row in SUBCOMMANDS if row[0] == role)
-    return command
+    command: type | None = next((row[2] for row in subcommands() if row[0] == role), None)
+    if command is None:
+        raise usage.UsageError(f"--role {role}: no fleet is installed that runs it "
+                               "(vinom.server.fleet), only the whole server")
+    return with_fleet(command)
 
 
 def _old_role(argv: list[str]) -> str | None:
@@ -907,7 +781,7 @@ def _without_others(argv: list[str], role: str) -> list[str]:
     # Every option the whole server or a role takes, and whether it takes a value.
     values: dict[str, bool] = {}
     shorts: dict[str, str] = {}
-    for group in GROUPS:
+    for group in groups():
         for rows, value in ((getattr(group, "optParameters", ()), True),
                             (getattr(group, "optLimits", ()), True),
                             (getattr(group, "optFlags", ()), False)):  # fmt: skip
@@ -941,12 +815,58 @@ def _without_others(argv: list[str], role: str) -> list[str]:
     return kept
 
 
+class _Subcommands:
+    """`Options.subCommands`, on the class or an instance: the installed fleet's, read when
+    asked (`subcommands()`); none (no attribute, for usage.Options) without a fleet."""
+
+    def __get__(self, instance: object, owner: type | None = None) -> list[list[Any]]:
+        found = subcommands()
+        if not found:
+            raise AttributeError("subCommands")
+        return found
+
+
+class _Synopsis:
+    """`Options.synopsis`: the subcommands there are named in it."""
+
+    def __get__(self, instance: object, owner: type | None = None) -> str:
+        names = "|".join(row[0] for row in subcommands())
+        return f"[options] | {names} [options]" if names else "[options]"
+
+
+_composed: dict[tuple[type, type], type] = {}
+
+
+def with_fleet(cls: type) -> type:
+    """`cls` (a role's options) with the option groups the installed fleet adds to its role."""
+    fleet = find_fleet()
+    if fleet is None or cls.__dict__.get("_with_fleet"):
+        return cls
+    role: str = getattr(cls, "role")  # noqa: B009 (a RoleOptions subclass, defined below)
+    extra = tuple(g for g in fleet.option_groups(role) if not issubclass(cls, g))
+    if not extra:
+        return cls
+    key = (cls, type(fleet))
+    if key not in _composed:
+        _composed[key] = type(cls.__name__, (cls, *extra), {
+            "_with_fleet": True, "__module__": cls.__module__, "__doc__": cls.__doc__,
+            "__qualname__": cls.__qualname__})  # fmt: skip
+    return _composed[key]
+
+
 class RoleOptions(PluginOptions):
     """The checks every role's options go through: what the coerce column cannot check
     alone. A role's own class composes the groups of options it takes."""
 
     # What `options["role"]` says to the role builders (vinom.server.roles).
     role = "all"
+    # Set on the class `with_fleet` makes: it has the fleet's groups already.
+    _with_fleet = False
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "RoleOptions":
+        # The role's class with the installed fleet's groups mixed in: the groups usage.Options
+        # reads from the class, found when the options are made (no fleet: the class itself).
+        return super().__new__(with_fleet(cls))
 
     def __init__(self) -> None:
         super().__init__()
@@ -1030,7 +950,7 @@ class RoleOptions(PluginOptions):
             None if self["token-key-file"] is None else read_token_key(self["token-key-file"])
         )
         self._check_relay()
-        self._check_role()
+        self._check_shared()
         self["database-url"] = database_url(self)
         if self["host-workers"] is None:
             self["host-workers"] = max(1, (os.cpu_count() or 1) - 1)
@@ -1054,7 +974,6 @@ class RoleOptions(PluginOptions):
                 f"--webtransport {self['webtransport']} is inside --udp-ports {low}-{high}, "
                 "whose ports the game hosts give to matches: choose a port outside the range"
             )
-        self._check_agones()
         self["auth-plugin"], self["auth-settings"] = auth_settings(self)
         unknown = [g for g in self["no-record-game"] if g not in self["game-registry"].names()]
         if unknown:
@@ -1089,16 +1008,7 @@ class RoleOptions(PluginOptions):
                                     self["public-host"])  # fmt: skip
 
     def _check_relay(self) -> None:
-        if self["role"] == "gateway":
-            # The relay runs in the gateway's process: --relay-ports and its key.
-            if self["relay-ports"] is None:
-                if self["relay-key-file"] is not None:
-                    raise usage.UsageError("--relay-key-file of twistd vinom gateway is the "
-                                           "relay's: give --relay-ports too")  # fmt: skip
-                self["relay-key"] = None
-                return
-            check_relay_ports(self)
-            return
+        """A lobby's --relay: the UDP relay it sends its players through, and its key."""
         if (self["relay"] is None) != (self["relay-key-file"] is None):
             raise usage.UsageError("--relay and --relay-key-file go together: give both")
         self["relay-key"] = (
@@ -1113,61 +1023,19 @@ class RoleOptions(PluginOptions):
                 f"--public-host {self['public-host']!r}: the route token carries an address"
             )
 
-    def _check_role(self) -> None:
-        if self["role"] == "gateway":
-            self._check_gateway()
-            return
-        if self["redis"] is None:
-            self["redis-settings"] = None
-            if self["role"] != "all":
-                raise usage.UsageError(
-                    f"twistd vinom {self['role']} needs --redis: lobbies and game hosts in "
-                    "separate processes find each other in Redis"
-                )
-            for name in ("redis-password-file", "redis-user", "redis-sentinel-password-file",
-                         "redis-ca-file"):  # fmt: skip
-                if self[name] is not None:
-                    raise usage.UsageError(f"--{name} is for --redis, which is not given")
-            return
-        self["redis-settings"] = self._redis_settings()
-        if self["token-key"] is None:
-            raise usage.UsageError(
-                "--redis needs --token-key-file: the lobbies and game hosts on one Redis must "
-                "share the connect-token key (a file of 32 random bytes the operator makes, "
-                "e.g. `head -c 32 /dev/urandom > vinom-token.key`)"
-            )
-
-    def _check_agones(self) -> None:
-        self["agones-sdk-port"] = None
-        if not self["agones"]:
-            return
-        try:
-            self["agones-sdk-port"] = sdk_port(os.environ)
-        except ValueError as e:
-            raise usage.UsageError(f"--agones: {e}") from None
-
-    def _check_gateway(self) -> None:
-        if self["redis"] is None:
-            self["redis-settings"] = None
-            if self["gateway-rules"] is None:
-                raise usage.UsageError(
-                    "twistd vinom gateway needs its rules: --gateway-rules FILE, or --redis "
-                    "(docs/gateway.md)"
-                )
-            return
-        self["redis-settings"] = self._redis_settings()
-
-    def _redis_settings(self) -> RedisSettings:
-        """--redis and the files that go with it (password, sentinel password, CA)."""
-        return redis_settings(
-            self["redis"], self["redis-password-file"], self["redis-sentinel-password-file"],
-            self["redis-ca-file"], user=self["redis-user"],
-        )
+    def _check_shared(self) -> None:
+        """What the processes share (`shared`: None, this process runs whole), and the
+        rest of the installed fleet's options: its checks (vinom.server.fleet)."""
+        self["shared"] = None
+        fleet = find_fleet()
+        if fleet is not None:
+            fleet.check(self)
 
     def _check_listeners(self) -> None:
         """Each listener's description, its short forms read (vinom.server.endpoints)."""
         for option in LISTENER_OPTIONS:
-            self[option] = description_of(option, self[option])
+            if option in self:  # the gateway's is the fleet's
+                self[option] = description_of(option, self[option])
         for option in ("lobby", "websocket"):
             wraps = (self[option] or "").partition(":")[0].lower() == PROXIED_KIND
             if wraps and self["trusted-proxy"]:
@@ -1191,9 +1059,9 @@ class RoleOptions(PluginOptions):
             raise usage.UsageError(f"--websocket-origins: {e}") from None
 
 
-class LobbyCommand(RoleOptions, ServerOptions, RedisOptions, CertificateOptions, GameOptions,
+class LobbyCommand(RoleOptions, ServerOptions, CertificateOptions, GameOptions,
                    WebOptions, LobbyOptions, RelayKeyOptions, AuthOptions):  # fmt: skip
-    """`twistd vinom lobby`: a lobby of a cluster (docs/scaling.md)."""
+    """`twistd vinom lobby`: a lobby of a cluster (docs/scaling.md), a fleet's subcommand."""
 
     role = "lobby"
     synopsis = "[options]"
@@ -1203,9 +1071,9 @@ class LobbyCommand(RoleOptions, ServerOptions, RedisOptions, CertificateOptions,
     )
 
 
-class HostCommand(RoleOptions, ServerOptions, RedisOptions, CertificateOptions, GameOptions,
-                  WebOptions, HostingOptions, RecordOptions, AgonesOptions):  # fmt: skip
-    """`twistd vinom host`: a game host of a cluster (docs/scaling.md)."""
+class HostCommand(RoleOptions, ServerOptions, CertificateOptions, GameOptions,
+                  WebOptions, HostingOptions, RecordOptions):  # fmt: skip
+    """`twistd vinom host`: a game host of a cluster (docs/scaling.md), a fleet's subcommand."""
 
     role = "host"
     synopsis = "[options]"
@@ -1215,41 +1083,14 @@ class HostCommand(RoleOptions, ServerOptions, RedisOptions, CertificateOptions, 
     )
 
 
-class GatewayCommand(RoleOptions, ServerOptions, RedisOptions, CertificateOptions,
-                     GatewayOptions, RelayKeyOptions):  # fmt: skip
-    """`twistd vinom gateway`: one public port in front of the lobbies (docs/gateway.md)."""
-
-    role = "gateway"
-    synopsis = "[options]"
-    longdesc = (
-        "Runs the gateway: one public port in front of the lobbies and game hosts, with its "
-        "rules from Redis (--redis) or a file (--gateway-rules), and with --relay-ports the "
-        "UDP relay (docs/gateway.md)."
-    )
-
-
-class RelayCommand(RelayOptions):
-    """`twistd vinom relay`: the UDP relay alone (vinom.server.relay)."""
-
-    command = "vinom relay"
-
-
-SUBCOMMANDS: list[list[Any]] = [
-    ["lobby", None, LobbyCommand, "A lobby of a cluster: players, matchmaking, placement."],
-    ["host", None, HostCommand, "A game host of a cluster: runs the matches lobbies place."],
-    ["gateway", None, GatewayCommand, "One public port in front of the lobbies."],
-    ["relay", None, RelayCommand, "The UDP relay alone: players' datagrams by route token."],
-]
-
-
-class Options(RoleOptions, ServerOptions, RedisOptions, CertificateOptions, GameOptions,
+class Options(RoleOptions, ServerOptions, CertificateOptions, GameOptions,
               WebOptions, LobbyOptions, RelayKeyOptions, AuthOptions, HostingOptions,
               RecordOptions):  # fmt: skip
     """Options of `twistd vinom`: the whole server in one process, or with a subcommand
     one role of a cluster with that role's options alone; every value is checked before
     anything listens."""
 
-    synopsis = "[options] | lobby|host|gateway|relay [options]"
+    synopsis = _Synopsis()
     longdesc = (
         "Runs a vinom game server: a TLS lobby where players say hello and queue, "
         "a matchmaker, and game hosts on a bounded range of UDP ports. With no "
@@ -1257,7 +1098,7 @@ class Options(RoleOptions, ServerOptions, RedisOptions, CertificateOptions, Game
         "data directory on first start and reused afterwards. A subcommand runs one "
         "role of a cluster instead (docs/scaling.md), with that role's options after it."
     )
-    subCommands = SUBCOMMANDS
+    subCommands = _Subcommands()
 
     # The arguments as read (`modern_argv`): a subcommand's role checks it comes first.
     given: list[str] = []
@@ -1268,7 +1109,8 @@ class Options(RoleOptions, ServerOptions, RedisOptions, CertificateOptions, Game
         limits: Collection[str] = ()
         if not (argv and argv[0] in ROLE_SUBCOMMANDS):
             role = _old_role(argv)
-            limits = limits_of(Options if role not in ROLE_SUBCOMMANDS else _command(role))
+            limits = limits_of(with_fleet(Options) if role not in ROLE_SUBCOMMANDS
+                               else _command(role))
         self.given = modern_argv(argv, roles=True, limits=limits)
         return self.given
 

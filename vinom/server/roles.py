@@ -2,12 +2,13 @@
 
 `makeService` (vinom.server.tap) calls them in order, and the order is the
 start order (the root stops its children in reverse): the shared state
-first (its Redis pool closes last), then the game hosts, the lobby and its
+first (a fleet's store closes last), then the game hosts, the lobby and its
 listener, the web server, the operations endpoint, and last the
 announcement of where to go. `build_shared` returns one `SharedState`, in
-this process's memory or in Redis (its pool joins the root first, its
-services just before the lobby); the lobby is given its parts, and what
-differs between them is theirs to say (each `IMatchHosting` saves its placements).
+this process's memory or in the installed fleet's store (vinom.server.fleet:
+its pool joins the root first, its services just before the lobby); the lobby
+is given its parts, and what differs between them is theirs to say (each
+`IMatchHosting` saves its placements).
 """
 
 from __future__ import annotations
@@ -17,34 +18,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from attrs import frozen
+from attrs import field, frozen
 from twisted.application import service
 from twisted.logger import Logger
 from twisted.python import usage
 
 from vinom.accounts.interfaces import IAccountStore
-from vinom.cluster.address_limits import RedisAddressLimiter
-from vinom.cluster.agent import HostAgent
-from vinom.cluster.client import RedisClient
-from vinom.cluster.hosts import DEFAULT_REALM, RedisHostRegistry
-from vinom.cluster.inflight import InFlightCalls
-from vinom.cluster.matchmaker import RedisMatchmaker, RedisMatchmakerSettings
-from vinom.cluster.parties import RedisPartySettings, RedisPartyStore
-from vinom.cluster.placement import RemoteMatchHosting
-from vinom.cluster.players import RedisPlayerStore
-from vinom.cluster.ranked import RankedResultsReader
-from vinom.cluster.records import RedisRecords
-from vinom.cluster.services import (
-    MatchmakerService,
-    PartyStoreService,
-    RedisClientService,
-)
-from vinom.cluster.watch import watch_key
 from vinom.games.registry import GameRegistry
 from vinom.games.rules import GameCatalogue
-from vinom.hosting.agones import AgonesLifecycle, AgonesSDK
 from vinom.hosting.inline import InlineGameHostFactory
-from vinom.hosting.interfaces import IMatchHosting
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
 from vinom.hosting.websocket import GameSocketConfig, GameSocketFactory
@@ -58,8 +40,6 @@ from vinom.lobby.delivery import RelayRouting
 from vinom.lobby.server import LobbyFactory
 from vinom.lobby.websocket import WebSocketLobbyFactory
 from vinom.matchmaking.memory import MemoryMatchmaker
-from vinom.net.limits import IAddressLimiter
-from vinom.parties.interfaces import IPartyStore
 from vinom.protocol.config import IssuerConfig, ProtocolConfig, generate_token_key
 from vinom.protocol.route_token import RouteTokenIssuer, relayable
 from vinom.protocol.tokens import TokenIssuer
@@ -69,6 +49,7 @@ from vinom.server.build import build_info
 from vinom.server.certs import RenewingCertificate, dev_certificate_in
 from vinom.server.drain import Drain, PlayersMatches
 from vinom.server.endpoints import is_tls, listen_interface, listening_description
+from vinom.server.fleet import HostParts, SharedState, find_fleet
 from vinom.server.logs import ServerRoot
 from vinom.server.ops import ops_site
 from vinom.server.replays import replays_of
@@ -77,7 +58,6 @@ from vinom.server.startup import (
     Announcement,
     Listener,
     check_record_dir,
-    check_redis,
     is_loopback,
 )
 from vinom.server.status import StatusReader
@@ -87,7 +67,6 @@ from vinom.server.webtransport import (
     WebTransportListener,
     WebTransportOffer,
 )
-from vinom.store.interfaces import IPlayerStore
 from vinom.store.memory import MemoryPlayerStore
 
 _log = Logger()
@@ -122,93 +101,20 @@ def game_rules_of(options: usage.Options) -> GameCatalogue:
     )
 
 
-@frozen
-class SharedState:
-    """What lobbies (and hosts) share: in this process's memory, or in one Redis.
-
-    `services` start the shared parts (the matchmaker, the placement channel,
-    parties) and go in before the lobby; `redis` is None in memory.
-    """
-
-    store: IPlayerStore | None
-    # An IMatchmaker that also reports its queue lengths (vinom.server.status).
-    matchmaker: Any
-    parties: IPartyStore | None
-    party_joins: IAddressLimiter | None
-    # Where the lobby places matches: across processes with Redis (None: this process's hosts).
-    match_hosting: IMatchHosting | None
-    services: tuple[tuple[str, service.Service], ...]
-    redis: RedisClient | None
-    # With Redis, every ranked match's end for the lobby to rate (vinom.cluster.ranked).
-    results: RankedResultsReader | None = None
-
-
 def build_shared(
     options: usage.Options, reactor: Any, root: service.MultiService, check: bool
 ) -> SharedState:
-    """The player store, matchmaker and parties; with --redis the process's Redis pool
-    joins the root first, so that it closes after everything that uses it."""
+    """The player store, matchmaker and parties: in this process's memory, or the fleet's
+    (`options["shared"]`: vinom.server.fleet), whose parts join the root first, so that
+    they close after everything that uses them."""
     games = game_rules_of(options)
-    settings = options["redis-settings"]
-    if settings is None:
-        in_memory = MemoryMatchmaker(games, reactor)
-        return SharedState(MemoryPlayerStore(), in_memory, None, None, None, (), None)
-    if check:
-        # Under twistd: a Redis that does not answer is one line and a non-zero exit.
-        check_redis(settings, options["redis-start-wait"])
-    redis = RedisClient.open(settings, reactor)
-    # The pool closes last, once the lobby's calls in flight are answered.
-    calls = InFlightCalls(reactor)
-    _add(root, "redis", RedisClientService(redis, reactor, calls))
-    if not runs_lobby(options):
-        return SharedState(None, None, None, None, None, (), redis)
-    def endpoint() -> Any:
-        # With Sentinel, each channel asks the sentinels where the master is at each connection.
-        return redis.endpoint(reactor)
-
-    # Each realm is a matchmaking pool of its own: its lobbies' queues, tickets and leases
-    # (docs/scaling.md); the default realm keeps the keys it always had.
-    mm_prefix = matchmaker_prefix(settings.key_prefix, options["realm"])
-    matchmaker = RedisMatchmaker(
-        redis.handler, endpoint(), games, reactor,
-        settings=RedisMatchmakerSettings(prefix=mm_prefix,
-                                         party_prefix=settings.key_prefix + "party",
-                                         watch_key=watch_key(settings.key_prefix),
-                                         placement_prefix=settings.key_prefix),
-        password=settings.password,
-        username=settings.username,
-        # Its heartbeat reads Redis's clock for every call's deadline.
-        redis_clock=redis.redis_clock,
-    )  # fmt: skip
-    # After a Sentinel failover the promoted replica may lack the last tickets enqueued.
-    redis.on_master_moved(matchmaker.restore_tickets)
-    placement = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis), clock=reactor,
-                                   lobby_id=matchmaker.lobby_id, realm=options["realm"],
-                                   refuses=relay_refuses(options),
-                                   lobbies_of=matchmaker.lobbies_of)  # fmt: skip
-    parties = RedisPartyStore(
-        redis, endpoint(), reactor, max_size=games.largest_match or 8,
-        settings=RedisPartySettings(prefix=settings.key_prefix + "party",
-                                    watch_key=watch_key(settings.key_prefix)),
-        password=settings.password,
-        username=settings.username,
-        # A member whose lobby's lease lapses is taken out of their party.
-        lobby_id=matchmaker.lobby_id, lease_prefix=mm_prefix,
-    )  # fmt: skip
-    # party_join attempts per address are counted in Redis, by every lobby.
-    party_joins = RedisAddressLimiter(redis, "party-join", options["queue-rate"],
-                                      options["queue-burst"])  # fmt: skip
-    # Read only if the lobby rates matches (it subscribes: an account database).
-    results = RankedResultsReader(redis=redis, clock=reactor, consumer=matchmaker.lobby_id)
-    services = (
-        ("matchmaker", MatchmakerService(matchmaker, reactor)),
-        ("placement", placement),
-        ("parties", PartyStoreService(parties)),
-        ("ranked-results", results),
-    )
-    return SharedState(calls.track(RedisPlayerStore(redis)), calls.track(matchmaker),
-                       calls.track(parties), party_joins, placement, services,
-                       redis, results)  # fmt: skip
+    fleet = find_fleet()
+    if options["shared"] is not None and fleet is not None:
+        shared = fleet.build_shared(options, reactor, root, games, check)
+        if shared is not None:
+            return shared
+    return SharedState(MemoryPlayerStore(), MemoryMatchmaker(games, reactor), None, None,
+                       None, ())  # fmt: skip
 
 
 @frozen
@@ -217,9 +123,8 @@ class HostingRole:
 
     hosting: GameHostingService | None = None
     host_factory: Any = None
-    agent: HostAgent | None = None
-    # With --agones: the game server's lifecycle (joins the root last: add_agones).
-    agones: AgonesLifecycle | None = None
+    # What the fleet adds to this host (its agent, an Agones lifecycle: vinom.server.fleet).
+    fleet: HostParts = field(factory=HostParts)
 
 
 def build_hosting(
@@ -243,51 +148,31 @@ def build_hosting(
         _add(root, "game-host-processes", host_factory)
     game_url = options["game-url"] if options["websocket"] is not None else None
     # In one process the hosting saves each placement in the lobby's store, in memory; a
-    # cluster's host records them on Redis through its agent.
-    store = shared.store if shared.redis is None else None
+    # fleet's host records them in the fleet through its parts (vinom.server.fleet).
+    store = shared.store if shared.in_memory else None
     hosting = _add(root, "hosting", GameHostingService(allocator, host_factory, game_url=game_url,
                                                        store=store, clock=reactor))
-    agent = None
-    if shared.redis is not None:
-        # Stops with the hosting service; leaves the registry once the games have stopped
-        # and their ends are announced (HostAgent.stopService).
-        agent = HostAgent(redis=shared.redis, registry=RedisHostRegistry(shared.redis),
-                          hosting=hosting, public_host=options["public-host"],
-                          ports=(low, low + options["max-games"] - 1), clock=reactor,
-                          presence_endpoint=shared.redis.endpoint(reactor),
-                          realm=options["realm"], placement=options["placement"],
-                          records=redis_records(options, shared.redis))  # fmt: skip
-        _add(root, "host-agent", agent)
-    agones = None
-    if options["agones"]:
-        # Once Agones marks the game server Shutdown, lobbies place nothing more here.
-        agones = AgonesLifecycle(
-            AgonesSDK(reactor, options["agones-sdk-port"]), reactor, allocator,
-            labels={"realm": options["realm"]},
-            health_every=options["agones-health-interval"],
-            on_shutdown=agent.drain if agent is not None else lambda: None,
-        )  # fmt: skip
-    return HostingRole(hosting, host_factory, agent, agones)
+    fleet = find_fleet()
+    parts = HostParts()
+    if not shared.in_memory and fleet is not None:
+        parts = fleet.build_host(options, reactor, shared, hosting, allocator)
+    for name, part in parts.services:
+        _add(root, name, part)
+    return HostingRole(hosting, host_factory, parts)
 
 
-def redis_records(options: usage.Options, redis: Any) -> RedisRecords | None:
-    """With --redis: the finished records copied to Redis (none when not recording)."""
-    recording = options.get("recording")
-    if recording is None or not recording.enabled:
-        return None
-    return RedisRecords(redis, recording, options["record-redis-hours"] * 3600.0)
-
-
-def add_agones(root: service.MultiService, hosted: HostingRole) -> None:
-    """The Agones lifecycle joins the root after every listener: it says Ready once the
-    process listens, and, stopping first, Shutdown once the drain is over."""
-    if hosted.agones is not None:
-        _add(root, "agones", hosted.agones)
+def add_last(root: service.MultiService, hosted: HostingRole) -> None:
+    """A fleet's host parts that join the root after every listener (an Agones lifecycle:
+    it says Ready once the process listens, and, stopping first, Shutdown once the
+    drain is over)."""
+    for name, part in hosted.fleet.last:
+        _add(root, name, part)
 
 
 @frozen
 class _Drains:
-    """What a drain tells to take no new work: the host agent and the Agones lifecycle."""
+    """What a drain tells to take no new work: a fleet's host parts (its host agent, its
+    Agones lifecycle)."""
 
     parts: tuple[Any, ...]
 
@@ -440,10 +325,10 @@ def build_drain(
     matches: GameHostingService | PlayersMatches | None = hosted.hosting
     if matches is None and lobby is not None:
         matches = PlayersMatches(lobby)
-    parts = tuple(p for p in (hosted.agent, hosted.agones) if p is not None)
+    parts = hosted.fleet.drains
     drain = Drain(lobby, matches, reactor, options["drain-timeout"],
                   host=_Drains(parts) if parts else None,
-                  close_players=options["redis-settings"] is not None)  # fmt: skip
+                  close_players=options["shared"] is not None)  # fmt: skip
     root.before_stop = drain.run
     if install:
         reactor.callWhenRunning(drain.install_signal_handlers)
@@ -550,11 +435,10 @@ def build_ops(
                           hosted.host_factory, drain, reactor, web.lobby_sockets,
                           web.game_sockets, web.webtransport, record_dir,
                           shared.results if rates else None)  # fmt: skip
-    readiness: tuple[Callable[[], str | None], ...] = ()
-    if hosted.agones is not None:
+    for watch in hosted.fleet.health_watchers:
         # Health is said only while the game hosts answer, as /health says.
-        hosted.agones.healthy = lambda: reader.trouble() is None
-        readiness = (hosted.agones.problem,)
+        watch(lambda: reader.trouble() is None)
+    readiness = hosted.fleet.readiness
     site, _registry = ops_site(reader, token=options["ops-token"], readiness=readiness,
                                access_log=bool(options["access-log"]))  # fmt: skip
     ops = _add(root, "ops", Listener(options["ops-port"], site, reactor, "ops-port"))
@@ -602,11 +486,10 @@ def announce(
                 port=options["webtransport"],
                 cert="the --certificate" if options["certificate"] is not None
                 else "a 13-day development certificate, offered by its hash")  # fmt: skip
-    if options["redis-settings"] is not None:
-        agent = hosted.agent
-        say("vinom: role {role} on Redis {url}{host}", role=options["role"],
-            url=options["redis-settings"].url,
-            host="" if agent is None else f", game host id {agent.host_id}")  # fmt: skip
+    fleet = find_fleet()
+    if options["shared"] is not None and fleet is not None:
+        for text, fields in fleet.announce(options, hosted.fleet):
+            say(text, **fields)
     _add(root, "announcement", Announcement(list(addresses), options["public-host"], lines))
 
 
@@ -631,9 +514,3 @@ def _add(root: service.MultiService, name: str, child: _S) -> _S:
     child.setName(name)
     child.setServiceParent(root)
     return child
-
-
-def matchmaker_prefix(key_prefix: str, realm: str) -> str:
-    """The matchmaker's keys of a realm: `<prefix>mm` for the default realm, else
-    `<prefix>mm:realm:<realm>` (no key of the default realm's has a `realm` part)."""
-    return key_prefix + ("mm" if realm == DEFAULT_REALM else f"mm:realm:{realm}")

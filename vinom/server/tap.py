@@ -2,9 +2,10 @@
 
 `makeService` builds a `MultiService` from the role builders of
 vinom.server.roles, in start order, for the role the command line names (its
-subcommand: `twistd vinom lobby`, `host`, `gateway`, `relay`; none: the whole
-server in one process); the options are vinom.server.options. A reactor can be
-injected for tests.
+subcommand, the installed fleet's: `twistd vinom lobby`, `host`, `gateway`,
+`relay`; none: the whole server in one process); the options are
+vinom.server.options. A role the fleet runs alone (a gateway, a relay) is the
+fleet's service (vinom.server.fleet). A reactor can be injected for tests.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from typing import Any
 from twisted.application import service
 from twisted.python import usage
 
-from vinom.server import relay, roles
+from vinom.server import roles
 from vinom.server.accounts import build_accounts
-from vinom.server.gateway import build_gateway
+from vinom.server.fleet import find_fleet
 from vinom.server.options import Options, role_options
 from vinom.server.startup import settle_garbage_collection
 
@@ -37,13 +38,14 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
         from twisted.internet import reactor as global_reactor
 
         reactor = global_reactor
-    if options.subCommand == "relay":
-        return relay.makeService(options.subOptions, reactor)
+    fleet = find_fleet()
     options = role_options(options)
+    if fleet is not None:
+        # A role the fleet runs alone (a gateway, a relay) is its own service.
+        alone = fleet.make_service(options, reactor, under_twistd)
+        if alone is not None:
+            return alone
     root = roles.root_service(options)
-    if options["role"] == "gateway":
-        build_gateway(options, reactor, root, install=under_twistd)
-        return root
     protocol = roles.protocol_config(options)
     certificate = roles.certificate_of(options)
     shared = roles.build_shared(options, reactor, root, check=under_twistd)
@@ -57,7 +59,7 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
     drain = roles.build_drain(options, reactor, root, lobbies, hosted, install=under_twistd)
     web = roles.build_web(options, reactor, root, lobbies, hosted, protocol, certificate)
     ops = roles.build_ops(options, reactor, root, shared, lobbies, hosted, web, drain)
-    roles.add_agones(root, hosted)
+    roles.add_last(root, hosted)
     roles.announce(options, root, hosted, lobbies, web,
                    (*lobbies.addresses, *web.addresses, *ops))  # fmt: skip
     if under_twistd:

@@ -4,7 +4,7 @@
 the rule reader (with --redis), the gateway (health checks), the discovery of
 backends named in DNS (vinom.gateway.discovery), its public
 listener (--gateway), the operations endpoint (--ops-port: /health, /ready,
-/metrics, /status), the UDP relay (--relay-ports: vinom.server.relay's builder,
+/metrics, /status), the UDP relay (--relay-ports: vinom.fleet.relay's builder,
 its counters on the same /metrics) and the announcement. The rule source
 (vinom.gateway.sources.IRuleSource) is Redis's with --redis; without it the
 rules come from --gateway-rules. SIGHUP reads the source again. SIGTERM
@@ -27,6 +27,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python import usage
 
+from vinom.fleet.relay import build_relay
 from vinom.gateway.discovery import BackendDiscovery
 from vinom.gateway.relay import RelayCollector, RelayService
 from vinom.gateway.rules import RuleError, RuleSet
@@ -36,7 +37,6 @@ from vinom.server.certs import dev_certificate_in
 from vinom.server.endpoints import listening_description
 from vinom.server.logs import ServerRoot, Site
 from vinom.server.ops import operations_site
-from vinom.server.relay import build_relay
 from vinom.server.startup import Address, Announcement, Listener, StartupError
 from vinom.server.tls import resumable_options
 

@@ -3,11 +3,10 @@
 With `--redis`, a game host copies each finished match's record to
 `<prefix>record:<match id>` for `--limit record-redis-hours` (vinom.cluster.records);
 `fetch_record` reads it back with one `GET`, through the same client (and the
-same URL, password and CA options: vinom.server.startup.redis_settings) as a server, so that a
+same URL, password and CA options: vinom.fleet.redis.redis_settings) as a server, so that a
 tool on any machine of the deployment replays a match without reaching the
-disk of the host that ran it. It lives with the server wiring because only
-the server wiring may know Redis (tests/test_layers.py): the `vinom` command
-imports it when asked to, as it imports a game.
+disk of the host that ran it. The `vinom` command reaches it through the
+installed fleet (vinom.server.fleet: `IFleet.fetch_record`), never importing it.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from tests.support.http import capture_log, listen_site
 from tests.support.ports import free_tcp_port
 from tests.support.waiting import until
 from vinom.client.bots import play_bot
-from vinom.hosting.agones import AgonesLifecycle, AgonesSDK
+from vinom.fleet.agones import AgonesLifecycle, AgonesSDK
 from vinom.hosting.ports import PortAllocator
 from vinom.server.options import HostCommand
 

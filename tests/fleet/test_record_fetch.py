@@ -13,7 +13,7 @@ from twisted.trial.unittest import TestCase
 from tests.support.redis_server import start_redis
 from tests.test_replay import redis_set
 from vinom.cluster.client import RedisClient, parse_redis_url
-from vinom.server.record_fetch import RecordNotFound, fetch_record
+from vinom.fleet.record_fetch import RecordNotFound, fetch_record
 
 
 class FetchRecordTests(TestCase):
