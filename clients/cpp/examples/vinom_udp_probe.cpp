@@ -163,8 +163,9 @@ int main(int argc, char** argv) {
             static_cast<std::uint64_t>(std::time(nullptr)) >= token.expires_at) {
             fail("token_expired", "the connect token expired before the welcome");
         }
-        if (client.state() == vinom::Client::State::connected && client.pending() == 0 &&
-            ((now - connected_at >= seconds) || final_seen)) {
+        // `welcomed`: the welcome event was read (connected_at is its time).
+        if (welcomed && client.state() == vinom::Client::State::connected &&
+            client.pending() == 0 && ((now - connected_at >= seconds) || final_seen)) {
             client.close();
             flush();
             emit(Value{{"event", "disconnected"}, {"reason", "closed"}});
