@@ -4,7 +4,9 @@ once per test run; then its GoogleTest suite and its C ABI test run, and the
 suite is shown to read vectors/protocol.json: a copy with one byte of one
 vector changed fails it. The example client (examples/vinom_udp_probe.cpp)
 then plays a seat of tictactoe against a real `twistd vinom` child process
-over UDP, and a tampered token gets its refusal line. CMake, g++ and the
+over UDP, and a tampered token gets its refusal line; the C example of the
+frame loop a Godot GDExtension runs (examples/frame_loop.c) reads the room's
+first messages, or reports the refusal. CMake, g++ and the
 libraries are Debian's packages (scripts/test installs them); a missing one
 fails with the command that installs it, never skips."""
 
@@ -33,7 +35,10 @@ PATH = "/usr/bin:/bin"
 #: Debian's packages the build needs (as scripts/test installs them).
 PACKAGES = "cmake g++ libssl-dev libmsgpack-cxx-dev nlohmann-json3-dev libgtest-dev"
 
-_built: dict[str, Path | str] = {}
+#: The suite's build: AddressSanitizer and UndefinedBehaviorSanitizer on.
+SANITIZED = ("-DVINOM_SANITIZE=ON",)
+
+_built: dict[tuple[str, ...], Path | str] = {}
 
 
 async def _run(program: str, args: list[str], env: dict[str, str] | None = None) -> tuple[str, int]:
@@ -43,30 +48,51 @@ async def _run(program: str, args: list[str], env: dict[str, str] | None = None)
     return (out + err).decode(errors="replace"), code
 
 
-async def build() -> Path:
-    """The build directory, built on the first call of the run (a failure is kept
-    and repeated, so one broken build fails every test with its own output)."""
-    if "dir" in _built:
-        return Path(_built["dir"])
-    if "error" in _built:
-        raise AssertionError(_built["error"])
+async def build(options: tuple[str, ...] = SANITIZED, target: str | None = None) -> Path:
+    """The build directory of clients/cpp configured with `options` (and only
+    `target` built, when given), built on the first call of the run with them (a
+    failure is kept and repeated, so one broken build fails every test with its
+    own output)."""
+    key = (*options, target or "")
+    cached = _built.get(key)
+    if isinstance(cached, Path):
+        return cached
+    if cached is not None:
+        raise AssertionError(cached)
     cmake = shutil.which("cmake", path=PATH)
     if cmake is None or shutil.which("g++", path=PATH) is None:
-        _built["error"] = (f"this test needs cmake and g++: run scripts/test, or "
-                           f"`apt-get install -y {PACKAGES}`")  # fmt: skip
-        raise AssertionError(_built["error"])
+        _built[key] = (f"this test needs cmake and g++: run scripts/test, or "
+                       f"`apt-get install -y {PACKAGES}`")  # fmt: skip
+        raise AssertionError(_built[key])
     where = Path(tempfile.mkdtemp(prefix="vinom-native-"))
     atexit.register(shutil.rmtree, where, ignore_errors=True)
-    for args in (["-S", str(SOURCE), "-B", str(where), "-DVINOM_SANITIZE=ON",
-                  f"-DVINOM_VECTORS={VECTORS}"],
-                 ["--build", str(where), "-j", "2"]):  # fmt: skip
+    only = ["--target", target] if target else []
+    steps = [["-S", str(SOURCE), "-B", str(where), *options, f"-DVINOM_VECTORS={VECTORS}"],
+             ["--build", str(where), "-j", "2", *only]]  # fmt: skip
+    for args in steps:
         report, code = await _run(cmake, args)
         if code != 0:
-            _built["error"] = (f"cmake {' '.join(args)} failed (the packages: "
-                               f"{PACKAGES}):\n{report}")  # fmt: skip
-            raise AssertionError(_built["error"])
-    _built["dir"] = where
+            _built[key] = (f"cmake {' '.join(args)} failed (the packages: "
+                           f"{PACKAGES}):\n{report}")  # fmt: skip
+            raise AssertionError(_built[key])
+    _built[key] = where
     return where
+
+
+async def tictactoe_seat(case: TestCase) -> tuple[dict[str, object], list[str]]:
+    """A `match_found` token for a seat of tictactoe on a fresh `twistd vinom` (the
+    test is the lobby client: a room with the game's bot in the other seat), and
+    the host's UDP address as the clients' HOST PORT arguments."""
+    server = await start_twistd(case, {})
+    lobby = await connect_lobby(reactor, "127.0.0.1", server.lobby.port, trust=server.lobby.trust)
+    case.addCleanup(lobby.close)
+    await lobby.hello("Native")
+    await lobby.create_room("tictactoe")
+    await lobby.add_bot()
+    found = await lobby.room_match()
+    token = dict(found.token)
+    host = token["hosts"][0]
+    return token, [host["host"], str(host["port"])]
 
 
 class NativeClientTests(TestCase):
@@ -91,6 +117,10 @@ class NativeClientTests(TestCase):
             "Messages.EveryVectorBothWays",
             "RouteTokens.EveryVectorBothWays",
             "Malformed.EveryFlippedBitIsRefused",
+            "ClientTest.HandshakeResendsAt10HzThenWelcome",
+            "ClientTest.MessagesBothWaysWithAcks",
+            "ClientTest.NoWelcomeWithinTheAttemptTimeoutFails",
+            "MessageJson.BothWaysAndRefusals",
         ):
             self.assertIn(f"[       OK ] {name}", report, report)
 
@@ -141,18 +171,7 @@ class NativeClientAgainstTwistd(TestCase):
         """A `match_found` token for a seat of tictactoe on a fresh twistd, and the
         host address the probe is given. The build comes first: a token expires."""
         await build()
-        server = await start_twistd(self, {})
-        lobby = await connect_lobby(
-            reactor, "127.0.0.1", server.lobby.port, trust=server.lobby.trust
-        )
-        self.addCleanup(lobby.close)
-        await lobby.hello("Native")
-        await lobby.create_room("tictactoe")
-        await lobby.add_bot()
-        found = await lobby.room_match()
-        token = dict(found.token)
-        host = token["hosts"][0]
-        return token, [host["host"], str(host["port"])]
+        return await tictactoe_seat(self)
 
     async def probe(
         self, token: dict[str, object], address: list[str], *options: str
@@ -217,3 +236,42 @@ class NativeClientAgainstTwistd(TestCase):
         self.assertEqual(lines[0]["event"], "welcome", err)
         self.assertEqual(lines[1]["message"]["t"], "welcome", err)
         self.assertEqual(lines[-1], {"event": "disconnected", "reason": "closed"})
+
+    async def test_the_frame_loop_example_in_c_reads_the_rooms_first_messages(self) -> None:
+        """examples/frame_loop.c, the call pattern of a Godot GDExtension's node in
+        C (create; receive, update, send and poll each frame; destroy), against the
+        real host: welcomed, then the room's welcome, phase and state as JSON."""
+        token, address = await self.seat()
+        where = await build()
+        path = Path(self.mktemp()).resolve()
+        path.write_text(json.dumps(token), encoding="utf-8")
+        out, err, code = await utils.getProcessOutputAndValue(
+            str(where / "vinom_frame_loop"), [str(path), *address, "3"], env={"PATH": PATH}
+        )
+        lines = out.decode().splitlines()
+        said = f"{lines}\n{err.decode(errors='replace')}"
+        self.assertEqual(code, 0, said)
+        self.assertEqual(len(lines), 4, said)
+        self.assertRegex(lines[0], r"^welcome [0-9]+$", said)
+        fields = [line.split(" ", 2) for line in lines[1:]]
+        self.assertEqual([f[0] for f in fields], ["message"] * 3, said)
+        self.assertEqual(fields[0][1], "1", said)  # the room's welcome: reliable
+        messages = [json.loads(f[2]) for f in fields]
+        self.assertEqual([m["t"] for m in messages], ["welcome", "phase", "state"], said)
+        self.assertEqual(messages[0]["game"], "tictactoe", said)
+        self.assertEqual(messages[1]["p"], "playing", said)
+
+    async def test_the_frame_loop_example_reports_a_refused_token(self) -> None:
+        """The host does not answer a tampered token: after the attempt timeout (the
+        token's 5 s + 1) the client's failed event, and exit 1."""
+        token, address = await self.seat()
+        where = await build()
+        sealed = bytearray(base64.b64decode(str(token["token"])))
+        sealed[100] ^= 1
+        path = Path(self.mktemp()).resolve()
+        tampered = {**token, "token": base64.b64encode(bytes(sealed)).decode()}
+        path.write_text(json.dumps(tampered), encoding="utf-8")
+        out, err, code = await utils.getProcessOutputAndValue(
+            str(where / "vinom_frame_loop"), [str(path), *address], env={"PATH": PATH}
+        )
+        self.assertEqual((out.decode(), code), ("failed timeout\n", 1), err)

@@ -9,8 +9,8 @@
  * VINOM_BUFFER_TOO_SMALL, the length needed). No function blocks, starts a
  * thread or keeps a global state; a handle is used from one thread at a time.
  *
- * The layouts are docs/protocol.md's; this ABI is its packet layer so far
- * (docs/clients.md says what it covers). */
+ * The layouts are docs/protocol.md's: the packet layer, a client session with
+ * its timers, and messages as JSON (docs/clients.md says what it covers). */
 #ifndef VINOM_H
 #define VINOM_H
 
@@ -106,6 +106,61 @@ VINOM_API vinom_status vinom_session_seal(vinom_session* session, int packet_typ
                                           uint8_t* out, size_t cap, size_t* len);
 VINOM_API uint64_t vinom_session_id(const vinom_session* session);
 VINOM_API double vinom_session_server_time(const vinom_session* session);
+
+/* One session with section 8's timers and a minimal reliability endpoint
+ * (docs/clients.md): what a game's frame loop calls. The game owns the socket
+ * and the clock (`now`: seconds on any monotonic clock): each frame it hands
+ * every datagram received to vinom_client_receive, calls vinom_client_update,
+ * sends each datagram of vinom_client_datagram (until *len is 0) to the
+ * token's host, and reads the events of vinom_client_poll (until
+ * VINOM_CLIENT_NONE). `attempt_timeout`: seconds to wait for the welcome
+ * (<= 0: the token's timeout + 1 s, at least 5 s). The token is copied. */
+typedef struct vinom_client vinom_client;
+
+typedef enum vinom_client_event {
+    VINOM_CLIENT_NONE = 0,
+    VINOM_CLIENT_WELCOME = 1,      /* connected: vinom_client_session_id */
+    VINOM_CLIENT_MESSAGE = 2,      /* out: one msgpack message, *channel 0 or 1 */
+    VINOM_CLIENT_DISCONNECTED = 3, /* the host closed the session */
+    VINOM_CLIENT_FAILED = 4        /* vinom_client_failure: "timeout" or "denied" */
+} vinom_client_event;
+
+VINOM_API vinom_status vinom_client_new(const vinom_token* token, uint64_t first_sequence,
+                                        double now, double attempt_timeout,
+                                        vinom_client** out);
+VINOM_API void vinom_client_free(vinom_client* client);
+VINOM_API vinom_state vinom_client_state(const vinom_client* client);
+/* A forged, replayed or unexpected datagram gets its status and is dropped. */
+VINOM_API vinom_status vinom_client_receive(vinom_client* client, const uint8_t* datagram,
+                                            size_t len, double now);
+VINOM_API vinom_status vinom_client_update(vinom_client* client, double now);
+/* The next datagram to send; *len is 0 when none is due. */
+VINOM_API vinom_status vinom_client_datagram(vinom_client* client, uint8_t* out, size_t cap,
+                                             size_t* len);
+/* The next event. A message larger than `cap` gets VINOM_BUFFER_TOO_SMALL
+ * with *len the size needed and stays first in line. */
+VINOM_API vinom_status vinom_client_poll(vinom_client* client, vinom_client_event* event,
+                                         int* channel, uint8_t* out, size_t cap, size_t* len);
+/* One msgpack message on the reliable channel, 1 to VINOM_MAX_MESSAGE bytes;
+ * only while connected (VINOM_UNEXPECTED otherwise). */
+#define VINOM_MAX_MESSAGE 1162
+VINOM_API vinom_status vinom_client_send(vinom_client* client, const uint8_t* message,
+                                         size_t len);
+/* Ends the session: the next datagrams are the redundant disconnects. */
+VINOM_API vinom_status vinom_client_close(vinom_client* client);
+VINOM_API size_t vinom_client_pending(const vinom_client* client); /* unacked reliable */
+VINOM_API uint64_t vinom_client_session_id(const vinom_client* client);
+VINOM_API double vinom_client_server_time(const vinom_client* client);
+VINOM_API const char* vinom_client_failure(const vinom_client* client); /* "" before */
+
+/* Messages as JSON text, for callers without a msgpack library: msgpack to
+ * JSON (bin as {"bytes": [...], "subtype": null}; strings not UTF-8 get
+ * U+FFFD) and JSON to msgpack as the host writes it (docs/protocol.md 14).
+ * The JSON is not NUL-terminated; *len is its length. */
+VINOM_API vinom_status vinom_message_to_json(const uint8_t* message, size_t len, char* out,
+                                             size_t cap, size_t* out_len);
+VINOM_API vinom_status vinom_message_from_json(const char* json, size_t len, uint8_t* out,
+                                               size_t cap, size_t* out_len);
 
 #ifdef __cplusplus
 }

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <new>
 
+#include "vinom/client.hpp"
+#include "vinom/messages.hpp"
 #include "vinom/session.hpp"
 
 struct vinom_token {
@@ -15,11 +17,17 @@ struct vinom_session {
     vinom::ClientSession session;
 };
 
+struct vinom_client {
+    vinom::Client client;
+};
+
 // The ABI's numbers are the core's enums'.
 static_assert(static_cast<int>(vinom::Error::no_memory) == VINOM_NO_MEMORY);
 static_assert(static_cast<int>(vinom::ClientSession::Kind::disconnect) == VINOM_EVENT_DISCONNECT);
 static_assert(static_cast<int>(vinom::ClientSession::State::failed) == VINOM_STATE_FAILED);
 static_assert(vinom::MAX_DATAGRAM == VINOM_MAX_DATAGRAM);
+static_assert(vinom::Endpoint::MAX_UNFRAGMENTED == VINOM_MAX_MESSAGE);
+static_assert(static_cast<int>(vinom::Client::Event::Kind::failed) == VINOM_CLIENT_FAILED);
 
 namespace {
 
@@ -162,6 +170,151 @@ uint64_t vinom_session_id(const vinom_session* session) {
 
 double vinom_session_server_time(const vinom_session* session) {
     return session ? session->session.server_time() : 0.0;
+}
+
+vinom_status vinom_client_new(const vinom_token* token, uint64_t first_sequence, double now,
+                              double attempt_timeout, vinom_client** out) {
+    if (!token || !out) return VINOM_INVALID_ARGUMENT;
+    *out = nullptr;
+    try {
+        *out = new vinom_client{vinom::Client(token->token, first_sequence, now, attempt_timeout)};
+        return VINOM_OK;
+    } catch (...) {
+        return VINOM_NO_MEMORY;
+    }
+}
+
+void vinom_client_free(vinom_client* client) { delete client; }
+
+vinom_state vinom_client_state(const vinom_client* client) {
+    if (!client) return VINOM_STATE_FAILED;
+    return static_cast<vinom_state>(client->client.state());
+}
+
+vinom_status vinom_client_receive(vinom_client* client, const uint8_t* datagram, size_t len,
+                                  double now) {
+    if (!client || (!datagram && len)) return VINOM_INVALID_ARGUMENT;
+    try {
+        return status(client->client.receive(vinom::View(datagram, len), now));
+    } catch (...) {
+        return VINOM_NO_MEMORY;
+    }
+}
+
+vinom_status vinom_client_update(vinom_client* client, double now) {
+    if (!client) return VINOM_INVALID_ARGUMENT;
+    try {
+        client->client.update(now);
+        return VINOM_OK;
+    } catch (...) {
+        return VINOM_NO_MEMORY;
+    }
+}
+
+vinom_status vinom_client_datagram(vinom_client* client, uint8_t* out, size_t cap, size_t* len) {
+    if (!client || !len) return VINOM_INVALID_ARGUMENT;
+    *len = 0;
+    if (cap < VINOM_MAX_DATAGRAM) {
+        *len = VINOM_MAX_DATAGRAM;  // checked first: a datagram taken is never lost
+        return VINOM_BUFFER_TOO_SMALL;
+    }
+    vinom::Bytes bytes;
+    if (!client->client.next_datagram(bytes)) return VINOM_OK;
+    return copy_out(bytes, out, cap, len);
+}
+
+vinom_status vinom_client_poll(vinom_client* client, vinom_client_event* event, int* channel,
+                               uint8_t* out, size_t cap, size_t* len) {
+    if (!client || !event || !channel || !len) return VINOM_INVALID_ARGUMENT;
+    *event = VINOM_CLIENT_NONE;
+    *channel = 0;
+    *len = 0;
+    const vinom::Client::Event* next = client->client.peek_event();
+    if (!next) return VINOM_OK;
+    if (next->data.size() > cap) {
+        *len = next->data.size();  // stays first in line for a larger buffer
+        return VINOM_BUFFER_TOO_SMALL;
+    }
+    if (!next->data.empty() && !out) return VINOM_INVALID_ARGUMENT;
+    try {
+        vinom::Client::Event e;
+        client->client.next_event(e);
+        *event = static_cast<vinom_client_event>(e.kind);
+        *channel = e.channel;
+        return copy_out(e.data, out, cap, len);
+    } catch (...) {
+        return VINOM_NO_MEMORY;
+    }
+}
+
+vinom_status vinom_client_send(vinom_client* client, const uint8_t* message, size_t len) {
+    if (!client || (!message && len)) return VINOM_INVALID_ARGUMENT;
+    try {
+        return status(client->client.send(vinom::View(message, len).bytes()));
+    } catch (...) {
+        return VINOM_NO_MEMORY;
+    }
+}
+
+vinom_status vinom_client_close(vinom_client* client) {
+    if (!client) return VINOM_INVALID_ARGUMENT;
+    try {
+        client->client.close();
+        return VINOM_OK;
+    } catch (...) {
+        return VINOM_NO_MEMORY;
+    }
+}
+
+size_t vinom_client_pending(const vinom_client* client) {
+    return client ? client->client.pending() : 0;
+}
+
+uint64_t vinom_client_session_id(const vinom_client* client) {
+    return client ? client->client.session_id() : 0;
+}
+
+double vinom_client_server_time(const vinom_client* client) {
+    return client ? client->client.server_time() : 0.0;
+}
+
+const char* vinom_client_failure(const vinom_client* client) {
+    return client ? client->client.failure().c_str() : "";
+}
+
+vinom_status vinom_message_to_json(const uint8_t* message, size_t len, char* out, size_t cap,
+                                   size_t* out_len) {
+    if ((!message && len) || !out_len) return VINOM_INVALID_ARGUMENT;
+    *out_len = 0;
+    try {
+        vinom::Value value;
+        vinom::Error e = vinom::decode_message(vinom::View(message, len), value);
+        if (e != vinom::Error::ok) return status(e);
+        std::string text = value.dump(-1, ' ', false, vinom::Value::error_handler_t::replace);
+        *out_len = text.size();
+        if (text.size() > cap) return VINOM_BUFFER_TOO_SMALL;
+        if (!out) return VINOM_INVALID_ARGUMENT;
+        std::memcpy(out, text.data(), text.size());
+        return VINOM_OK;
+    } catch (...) {
+        return VINOM_NO_MEMORY;
+    }
+}
+
+vinom_status vinom_message_from_json(const char* json, size_t len, uint8_t* out, size_t cap,
+                                     size_t* out_len) {
+    if ((!json && len) || !out_len) return VINOM_INVALID_ARGUMENT;
+    *out_len = 0;
+    try {
+        vinom::Value value = vinom::Value::parse(json, json + len, nullptr, false);
+        if (value.is_discarded()) return VINOM_BAD_JSON;
+        vinom::Bytes bytes;
+        vinom::Error e = vinom::encode_message(value, bytes);
+        if (e != vinom::Error::ok) return status(e);
+        return copy_out(bytes, out, cap, out_len);
+    } catch (...) {
+        return VINOM_NO_MEMORY;
+    }
 }
 
 }  // extern "C"

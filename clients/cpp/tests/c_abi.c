@@ -1,4 +1,4 @@
-/* The C ABI compiles and links as C99: versions, ownership, errors. */
+/* The C ABI compiles and links as C99: versions, ownership, errors, messages. */
 #include <stdio.h>
 #include <string.h>
 
@@ -18,8 +18,11 @@ int main(void) {
     vinom_token* token = NULL;
     vinom_session* session = NULL;
     const char* bad = "{\"version\": 3}";
+    vinom_client* client = NULL;
+    const char* ping = "{\"t\":\"ping\"}";
     uint8_t out[VINOM_MAX_DATAGRAM];
-    size_t len = 0;
+    char text[64];
+    size_t len = 0, text_len = 0;
 
     CHECK(vinom_abi_version() == VINOM_ABI_VERSION);
     CHECK(vinom_protocol_version() == 3);
@@ -31,8 +34,19 @@ int main(void) {
     CHECK(vinom_token_host_count(NULL) == 0);
     CHECK(vinom_session_new(NULL, 0, &session) == VINOM_INVALID_ARGUMENT);
     CHECK(vinom_session_request(NULL, out, sizeof out, &len) == VINOM_INVALID_ARGUMENT);
+    /* The client and the message calls. */
+    CHECK(vinom_client_new(NULL, 0, 0.0, 0.0, &client) == VINOM_INVALID_ARGUMENT);
+    CHECK(client == NULL);
+    CHECK(vinom_client_update(NULL, 0.0) == VINOM_INVALID_ARGUMENT);
+    CHECK(vinom_client_state(NULL) == VINOM_STATE_FAILED);
+    CHECK(strcmp(vinom_client_failure(NULL), "") == 0);
+    CHECK(vinom_message_from_json(ping, strlen(ping), out, sizeof out, &len) == VINOM_OK);
+    CHECK(len == 8 && out[0] == 0x81); /* 81 a1 74 a4 70 69 6e 67 */
+    CHECK(vinom_message_to_json(out, len, text, sizeof text, &text_len) == VINOM_OK);
+    CHECK(text_len == strlen(ping) && memcmp(text, ping, text_len) == 0);
     vinom_token_free(NULL);
     vinom_session_free(NULL);
+    vinom_client_free(NULL);
     if (failures == 0) printf("c_abi: ok\n");
     return failures ? 1 : 0;
 }

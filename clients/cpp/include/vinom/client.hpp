@@ -1,0 +1,83 @@
+// One UDP session of a game client in the engine's shape (docs/clients.md):
+// the packet layer (ClientSession), the reliability endpoint (Endpoint) and
+// the timers of docs/protocol.md section 8 (the request and response resent
+// at 10 Hz, the attempt timeout, keepalives, the session timeout) behind one
+// object. Sans-I/O and thread-free: the game owns the socket and the clock,
+// hands it each datagram it receives and calls update(now) every frame, then
+// sends the datagrams it returns and reads its events.
+#pragma once
+
+#include <deque>
+#include <string>
+
+#include "vinom/endpoint.hpp"
+#include "vinom/session.hpp"
+
+namespace vinom {
+
+class Client {
+public:
+    using State = ClientSession::State;
+
+    struct Event {
+        enum class Kind { none, welcome, message, disconnected, failed };
+        Kind kind = Kind::none;
+        int channel = 0;     // message: 0 unreliable, 1 reliable ordered
+        Bytes data;          // message: one msgpack value (section 14)
+        std::string reason;  // failed: "timeout" or "denied"
+    };
+
+    // `now`: seconds on the caller's monotonic clock; `attempt_timeout`: how
+    // long to wait for the welcome (<= 0: the token's timeout + 1 s, at least
+    // 5 s, as the Python client).
+    Client(const PublicToken& token, std::uint64_t first_sequence, double now,
+           double attempt_timeout = 0.0);
+
+    State state() const { return failed_ ? State::failed : session_.state(); }
+    std::uint64_t session_id() const { return session_.session_id(); }
+    double server_time() const { return session_.server_time(); }
+
+    // A datagram from the host. Forged, replayed or unexpected ones are dropped
+    // (the returned Error says why) and change nothing.
+    Error receive(View datagram, double now);
+    // The timers: resends, keepalives, timeouts, due reliable messages.
+    void update(double now);
+    // Queues one message (msgpack bytes) on the reliable channel; only while
+    // connected (unexpected otherwise), 1 to Endpoint::MAX_UNFRAGMENTED bytes
+    // (bad_size otherwise).
+    Error send(Bytes message);
+    // Ends the session: queues section 8's redundant disconnects.
+    void close();
+
+    // The next datagram to send, or false when none is due.
+    bool next_datagram(Bytes& out);
+    // The next event, or false when none is waiting (without taking it: peek).
+    const Event* peek_event() const { return events_.empty() ? nullptr : &events_.front(); }
+    bool next_event(Event& out);
+    // Reliable messages sent and not acked yet.
+    std::size_t pending() const { return endpoint_.pending(); }
+    const std::string& failure() const { return failure_; }
+
+    static constexpr double HANDSHAKE_INTERVAL = 0.1;
+    static constexpr int DISCONNECT_REDUNDANCY = 5;
+
+private:
+    void fail(const std::string& reason);
+    void seal(std::uint8_t type, View body, double now);
+
+    ClientSession session_;
+    Endpoint endpoint_;
+    double started_;
+    double attempt_timeout_;
+    double timeout_;
+    double keepalive_;
+    double last_handshake_ = -1.0;
+    double last_sent_ = 0.0;
+    double last_heard_ = 0.0;
+    bool failed_ = false;
+    std::string failure_;
+    std::deque<Bytes> datagrams_;
+    std::deque<Event> events_;
+};
+
+}  // namespace vinom

@@ -1,0 +1,71 @@
+// A minimal reliability endpoint of docs/protocol.md section 13, on the
+// client's side: acks both ways, in-order delivery and reassembly of the
+// reliable channel (1), the newest unfragmented message of the unreliable
+// channel (0), and resends of unacked reliable messages every 200 ms.
+// Sans-I/O: bodies and `now` (seconds, any monotonic origin) in, bodies and
+// messages out. Not yet section 13's full endpoint: no congestion window, no
+// channel-0 fragments, a fixed resend interval.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <utility>
+#include <vector>
+
+#include "vinom/codec.hpp"
+
+namespace vinom {
+
+class Endpoint {
+public:
+    // How far ahead of the next expected id a reliable message is buffered;
+    // further ones are dropped (the host resends them).
+    static constexpr std::int64_t RECEIVE_WINDOW = 256;
+    static constexpr double RESEND_INTERVAL = 0.2;
+    static constexpr std::size_t MESSAGES_PER_BODY = 8;
+    // The largest message send_reliable takes: one body, unfragmented (its
+    // header and the message's 4 bytes of header besides).
+    static constexpr std::size_t MAX_UNFRAGMENTED = MAX_BODY - BODY_HEADER_SIZE - 4;  // 1162
+
+    // A body from the host: the messages it completes, (channel, data), in
+    // delivery order. A malformed or duplicate body completes none.
+    std::vector<std::pair<int, Bytes>> receive(View body, double now);
+
+    // Queues one reliable message of at most MAX_UNFRAGMENTED bytes (sent by
+    // the next build()).
+    void send_reliable(Bytes data);
+
+    // The bodies to send now: due reliable messages, or an owed ack.
+    std::vector<Bytes> build(double now);
+
+    // Reliable messages sent and not acked yet.
+    std::size_t pending() const { return queue_.size(); }
+
+private:
+    struct Pending {
+        Bytes data;
+        double sent_at;
+    };
+
+    void acked(std::int64_t sequence);
+    void deliver(std::vector<std::pair<int, Bytes>>& done);
+
+    bool received_any_ = false;
+    std::int64_t newest_ = 0;
+    std::uint64_t received_bits_ = 0;
+    double newest_at_ = 0;
+    bool owe_ack_ = false;
+    std::int64_t next_reliable_ = 0;
+    std::map<std::int64_t, Message> buffered_;
+    bool assembling_ = false;
+    std::uint8_t expected_index_ = 0;
+    Bytes partial_;
+    bool have_snapshot_ = false;
+    std::int64_t last_snapshot_ = 0;
+    std::int64_t next_sequence_ = 0;
+    std::int64_t next_id_ = 0;
+    std::map<std::int64_t, Pending> queue_;
+    std::map<std::int64_t, std::vector<std::int64_t>> carried_;
+};
+
+}  // namespace vinom

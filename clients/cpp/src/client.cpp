@@ -1,0 +1,124 @@
+// One client session with section 8's timers (include/vinom/client.hpp).
+#include "vinom/client.hpp"
+
+#include <algorithm>
+
+namespace vinom {
+
+Client::Client(const PublicToken& token, std::uint64_t first_sequence, double now,
+               double attempt_timeout)
+    : session_(token, first_sequence), started_(now) {
+    timeout_ = token.timeout_ms / 1000.0;
+    attempt_timeout_ = attempt_timeout > 0 ? attempt_timeout : std::max(timeout_ + 1.0, 5.0);
+    keepalive_ = std::min(2.0, timeout_ / 3.0);
+}
+
+void Client::fail(const std::string& reason) {
+    if (failed_) return;
+    failed_ = true;
+    failure_ = reason;
+    Event e;
+    e.kind = Event::Kind::failed;
+    e.reason = reason;
+    events_.push_back(std::move(e));
+}
+
+void Client::seal(std::uint8_t type, View body, double now) {
+    Bytes packet;
+    if (session_.seal(type, body, packet) == Error::ok) datagrams_.push_back(std::move(packet));
+    last_sent_ = now;
+}
+
+Error Client::receive(View datagram, double now) {
+    if (failed_) return Error::unexpected;
+    ClientSession::Kind kind;
+    Bytes out;
+    Error e = session_.receive(datagram, kind, out);
+    if (e != Error::ok) return e;
+    last_heard_ = now;
+    switch (kind) {
+        case ClientSession::Kind::challenge:
+            datagrams_.push_back(std::move(out));
+            last_handshake_ = now;
+            break;
+        case ClientSession::Kind::denied:
+            fail("denied");
+            break;
+        case ClientSession::Kind::welcome: {
+            last_sent_ = now;
+            Event w;
+            w.kind = Event::Kind::welcome;
+            events_.push_back(std::move(w));
+            break;
+        }
+        case ClientSession::Kind::disconnect: {
+            Event d;
+            d.kind = Event::Kind::disconnected;
+            events_.push_back(std::move(d));
+            break;
+        }
+        case ClientSession::Kind::payload:
+            for (auto& [channel, data] : endpoint_.receive(View(out), now)) {
+                Event m;
+                m.kind = Event::Kind::message;
+                m.channel = channel;
+                m.data = std::move(data);
+                events_.push_back(std::move(m));
+            }
+            break;
+        default:
+            break;
+    }
+    return Error::ok;
+}
+
+void Client::update(double now) {
+    if (failed_) return;
+    State state = session_.state();
+    if (state == State::requesting || state == State::responding) {
+        if (now - started_ > attempt_timeout_) {
+            fail("timeout");
+            return;
+        }
+        if (last_handshake_ < 0 || now - last_handshake_ >= HANDSHAKE_INTERVAL) {
+            datagrams_.push_back(state == State::requesting ? session_.request()
+                                                            : session_.response());
+            last_handshake_ = now;
+        }
+    } else if (state == State::connected) {
+        if (now - last_heard_ > timeout_) {
+            fail("timeout");
+            return;
+        }
+        for (const Bytes& body : endpoint_.build(now)) seal(PAYLOAD, View(body), now);
+        if (now - last_sent_ >= keepalive_) seal(KEEPALIVE, View(), now);
+    }
+}
+
+Error Client::send(Bytes message) {
+    if (session_.state() != State::connected || failed_) return Error::unexpected;
+    if (message.empty() || message.size() > Endpoint::MAX_UNFRAGMENTED) return Error::bad_size;
+    endpoint_.send_reliable(std::move(message));
+    return Error::ok;
+}
+
+void Client::close() {
+    if (session_.state() != State::connected) return;
+    for (int i = 0; i < DISCONNECT_REDUNDANCY; ++i) seal(DISCONNECT, View(), last_sent_);
+}
+
+bool Client::next_datagram(Bytes& out) {
+    if (datagrams_.empty()) return false;
+    out = std::move(datagrams_.front());
+    datagrams_.pop_front();
+    return true;
+}
+
+bool Client::next_event(Event& out) {
+    if (events_.empty()) return false;
+    out = std::move(events_.front());
+    events_.pop_front();
+    return true;
+}
+
+}  // namespace vinom

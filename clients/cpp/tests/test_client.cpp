@@ -1,0 +1,291 @@
+// The client of the C ABI (vinom_client_*) against a host scripted from the
+// codec and the session vectors' keys: section 8's timers on a clock the test
+// turns, the handshake, messages both ways with their acks, failures, and the
+// message <-> JSON calls.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "support.hpp"
+#include "vinom.h"
+#include "vinom/codec.hpp"
+#include "vinom/messages.hpp"
+
+using vinom::Bytes;
+using vinom::Error;
+using vt::hex;
+using vt::unhex;
+
+namespace {
+
+const nlohmann::ordered_json& session() { return vt::vectors().at("session"); }
+const nlohmann::ordered_json& derived() { return session().at("derived"); }
+Bytes packet(const std::string& name) { return unhex(vt::vector("session", name).at("hex")); }
+vinom::Key c2s() { return vt::key(derived().at("client_to_server_key")); }
+vinom::Key s2c() { return vt::key(derived().at("server_to_client_key")); }
+std::uint64_t client_first() { return derived().at("client_first_sequence"); }
+
+struct Polled {
+    vinom_client_event event = VINOM_CLIENT_NONE;
+    int channel = -1;
+    Bytes data;
+};
+
+// A client of the vector's token, and the host's side of its datagrams.
+class ClientTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        std::string json = session().at("token").dump();
+        vinom_token* token = nullptr;
+        ASSERT_EQ(vinom_token_parse(json.data(), json.size(), &token), VINOM_OK);
+        ASSERT_EQ(vinom_client_new(token, client_first(), 100.0, 0.0, &client), VINOM_OK);
+        vinom_token_free(token);  // the client keeps its own copy
+    }
+    void TearDown() override { vinom_client_free(client); }
+
+    std::vector<Bytes> sent() {
+        std::vector<Bytes> out;
+        std::uint8_t buffer[VINOM_MAX_DATAGRAM];
+        std::size_t len = 0;
+        while (vinom_client_datagram(client, buffer, sizeof buffer, &len) == VINOM_OK && len)
+            out.emplace_back(buffer, buffer + len);
+        return out;
+    }
+
+    Polled poll() {
+        Polled p;
+        std::uint8_t buffer[4096];
+        std::size_t len = 0;
+        EXPECT_EQ(vinom_client_poll(client, &p.event, &p.channel, buffer, sizeof buffer, &len),
+                  VINOM_OK);
+        p.data.assign(buffer, buffer + len);
+        return p;
+    }
+
+    vinom_status feed(const Bytes& datagram, double now) {
+        return vinom_client_receive(client, datagram.data(), datagram.size(), now);
+    }
+
+    // Through the vectors' challenge and welcome (at 100.0 s).
+    void connect() {
+        vinom_client_update(client, 100.0);
+        ASSERT_EQ(sent(), std::vector<Bytes>{packet("request")});
+        ASSERT_EQ(feed(packet("challenge"), 100.02), VINOM_OK);
+        ASSERT_EQ(sent(), std::vector<Bytes>{packet("response")});
+        ASSERT_EQ(feed(packet("welcome"), 100.04), VINOM_OK);
+        ASSERT_EQ(poll().event, VINOM_CLIENT_WELCOME);
+        ASSERT_EQ(vinom_client_state(client), VINOM_STATE_CONNECTED);
+    }
+
+    // A payload from the host carrying `messages`, its body sequence `body`.
+    Bytes host_payload(std::uint16_t body, const std::vector<vinom::Message>& messages,
+                       std::uint16_t ack = 0xffff, std::uint32_t ack_bits = 0) {
+        vinom::BodyHeader h;
+        h.sequence = body;
+        h.ack = ack;
+        h.ack_bits = ack_bits;
+        Bytes plain, out;
+        EXPECT_EQ(vinom::encode_body(h, messages, vinom::MAX_BODY, plain), Error::ok);
+        EXPECT_EQ(vinom::seal_packet(vinom::PAYLOAD, s2c(), host_sequence++, plain, out),
+                  Error::ok);
+        return out;
+    }
+
+    // The body of a payload the client sent, opened with the host's key.
+    vinom::BodyHeader opened(const Bytes& datagram, std::vector<vinom::Message>& messages) {
+        std::uint8_t type = 0;
+        std::uint64_t sequence = 0;
+        Bytes plain;
+        EXPECT_EQ(vinom::open_packet(c2s(), datagram, type, sequence, plain), Error::ok);
+        EXPECT_EQ(type, vinom::PAYLOAD);
+        vinom::BodyHeader h;
+        EXPECT_EQ(vinom::decode_body(plain, vinom::MAX_BODY, h, messages), Error::ok);
+        return h;
+    }
+
+    vinom_client* client = nullptr;
+    // The host's payloads follow its welcome's sequence.
+    std::uint64_t host_sequence =
+        derived().at("first_session_sequence").get<std::uint64_t>() + 10;
+};
+
+Bytes message(const vinom::Value& v) {
+    Bytes out;
+    EXPECT_EQ(vinom::encode_message(v, out), Error::ok);
+    return out;
+}
+
+vinom::Message reliable(std::uint16_t id, Bytes data) {
+    vinom::Message m;
+    m.channel = 1;
+    m.id = id;
+    m.data = std::move(data);
+    return m;
+}
+
+}  // namespace
+
+TEST_F(ClientTest, HandshakeResendsAt10HzThenWelcome) {
+    EXPECT_EQ(vinom_client_state(client), VINOM_STATE_REQUESTING);
+    vinom_client_update(client, 100.0);
+    EXPECT_EQ(sent(), std::vector<Bytes>{packet("request")});
+    vinom_client_update(client, 100.05);
+    EXPECT_TRUE(sent().empty());
+    vinom_client_update(client, 100.11);
+    EXPECT_EQ(sent(), std::vector<Bytes>{packet("request")});
+    ASSERT_EQ(feed(packet("challenge"), 100.12), VINOM_OK);
+    EXPECT_EQ(sent(), std::vector<Bytes>{packet("response")});
+    EXPECT_EQ(vinom_client_state(client), VINOM_STATE_RESPONDING);
+    vinom_client_update(client, 100.2);
+    EXPECT_TRUE(sent().empty());
+    vinom_client_update(client, 100.23);
+    EXPECT_EQ(sent(), std::vector<Bytes>{packet("response")});
+    ASSERT_EQ(feed(packet("welcome"), 100.25), VINOM_OK);
+    Polled p = poll();
+    EXPECT_EQ(p.event, VINOM_CLIENT_WELCOME);
+    EXPECT_EQ(vinom_client_session_id(client), vt::vector("session", "welcome").at("session_id"));
+    EXPECT_EQ(poll().event, VINOM_CLIENT_NONE);
+    // A replayed welcome does not fit the state and changes nothing.
+    EXPECT_EQ(feed(packet("welcome"), 100.3), VINOM_UNEXPECTED);
+    EXPECT_EQ(poll().event, VINOM_CLIENT_NONE);
+}
+
+TEST_F(ClientTest, NoWelcomeWithinTheAttemptTimeoutFails) {
+    // The token's timeout is 5 s: the attempt timeout is 6 s.
+    vinom_client_update(client, 100.0);
+    vinom_client_update(client, 106.0);
+    EXPECT_EQ(poll().event, VINOM_CLIENT_NONE);
+    vinom_client_update(client, 106.01);
+    EXPECT_EQ(poll().event, VINOM_CLIENT_FAILED);
+    EXPECT_STREQ(vinom_client_failure(client), "timeout");
+    EXPECT_EQ(vinom_client_state(client), VINOM_STATE_FAILED);
+    sent();
+    vinom_client_update(client, 107.0);  // nothing more once failed
+    EXPECT_TRUE(sent().empty());
+}
+
+TEST_F(ClientTest, DeniedFails) {
+    vinom_client_update(client, 100.0);
+    ASSERT_EQ(feed(packet("denied"), 100.01), VINOM_OK);
+    EXPECT_EQ(poll().event, VINOM_CLIENT_FAILED);
+    EXPECT_STREQ(vinom_client_failure(client), "denied");
+}
+
+TEST_F(ClientTest, MessagesBothWaysWithAcks) {
+    connect();
+    // Before the welcome nothing can be sent; now one reliable message can.
+    Bytes action = message({{"t", "action"}, {"a", {{"cell", 4}}}});
+    ASSERT_EQ(vinom_client_send(client, action.data(), action.size()), VINOM_OK);
+    EXPECT_EQ(vinom_client_pending(client), 1u);
+    vinom_client_update(client, 100.05);
+    std::vector<Bytes> out = sent();
+    ASSERT_EQ(out.size(), 1u);
+    std::vector<vinom::Message> ms;
+    vinom::BodyHeader h = opened(out[0], ms);
+    ASSERT_EQ(ms.size(), 1u);
+    EXPECT_EQ(ms[0].channel, 1);
+    EXPECT_EQ(hex(ms[0].data), hex(action));
+    // Not acked: resent after 200 ms, not before.
+    vinom_client_update(client, 100.2);
+    EXPECT_TRUE(sent().empty());
+    vinom_client_update(client, 100.26);
+    EXPECT_EQ(sent().size(), 1u);
+
+    // The host's reliable messages, the second arriving first: delivered in order.
+    Bytes first = message({{"t", "welcome"}}), second = message({{"t", "phase"}, {"p", "playing"}});
+    ASSERT_EQ(feed(host_payload(1, {reliable(1, second)}, h.sequence), 100.3), VINOM_OK);
+    EXPECT_EQ(vinom_client_pending(client), 0u);  // the ack of the body that carried it
+    EXPECT_EQ(poll().event, VINOM_CLIENT_NONE);
+    ASSERT_EQ(feed(host_payload(0, {reliable(0, first)}), 100.31), VINOM_OK);
+    Polled a = poll(), b = poll();
+    EXPECT_EQ(a.event, VINOM_CLIENT_MESSAGE);
+    EXPECT_EQ(a.channel, 1);
+    EXPECT_EQ(hex(a.data), hex(first));
+    EXPECT_EQ(hex(b.data), hex(second));
+    // Both bodies are acked by the client's next one.
+    vinom_client_update(client, 100.32);
+    out = sent();
+    ASSERT_EQ(out.size(), 1u);
+    ms.clear();
+    vinom::BodyHeader ack = opened(out[0], ms);
+    EXPECT_TRUE(ms.empty());
+    EXPECT_EQ(ack.ack, 1);
+    EXPECT_EQ(ack.ack_bits, 1u);
+}
+
+TEST_F(ClientTest, ALargeMessageWaitsForALargerBuffer) {
+    connect();
+    Bytes big = message(std::string(900, 'x'));
+    ASSERT_EQ(feed(host_payload(0, {reliable(0, big)}), 100.1), VINOM_OK);
+    vinom_client_event event = VINOM_CLIENT_NONE;
+    int channel = 0;
+    std::uint8_t small[16];
+    std::size_t len = 0;
+    EXPECT_EQ(vinom_client_poll(client, &event, &channel, small, sizeof small, &len),
+              VINOM_BUFFER_TOO_SMALL);
+    EXPECT_EQ(len, big.size());
+    Polled p = poll();  // still first in line
+    EXPECT_EQ(p.event, VINOM_CLIENT_MESSAGE);
+    EXPECT_EQ(hex(p.data), hex(big));
+}
+
+TEST_F(ClientTest, SilenceOnceConnectedTimesOutAndKeepalivesGoOut) {
+    connect();
+    vinom_client_update(client, 101.0);
+    EXPECT_TRUE(sent().empty());
+    vinom_client_update(client, 101.71);  // keepalive: min(2 s, timeout / 3)
+    std::vector<Bytes> out = sent();
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0][0], vinom::KEEPALIVE);
+    vinom_client_update(client, 105.0);  // the welcome was the last heard, at 100.04
+    EXPECT_EQ(poll().event, VINOM_CLIENT_NONE);
+    vinom_client_update(client, 105.1);
+    EXPECT_EQ(poll().event, VINOM_CLIENT_FAILED);
+    EXPECT_STREQ(vinom_client_failure(client), "timeout");
+}
+
+TEST_F(ClientTest, CloseSendsFiveDisconnects) {
+    Bytes action = message({{"t", "action"}});
+    EXPECT_EQ(vinom_client_send(client, action.data(), action.size()), VINOM_UNEXPECTED);
+    connect();
+    std::uint8_t too_big[VINOM_MAX_MESSAGE + 1] = {0};
+    EXPECT_EQ(vinom_client_send(client, too_big, sizeof too_big), VINOM_BAD_SIZE);
+    ASSERT_EQ(vinom_client_close(client), VINOM_OK);
+    std::vector<Bytes> out = sent();
+    ASSERT_EQ(out.size(), 5u);
+    for (const Bytes& d : out) EXPECT_EQ(d[0], vinom::DISCONNECT);
+    EXPECT_EQ(vinom_client_state(client), VINOM_STATE_CLOSED);
+    vinom_client_update(client, 200.0);  // closed: no timers
+    EXPECT_TRUE(sent().empty());
+    EXPECT_EQ(poll().event, VINOM_CLIENT_NONE);
+}
+
+TEST(MessageJson, BothWaysAndRefusals) {
+    const std::string text = "{\"t\":\"action\",\"a\":{\"cell\":0},\"x\":[1.5,null,true,-2]}";
+    std::uint8_t packed[256];
+    std::size_t len = 0;
+    ASSERT_EQ(vinom_message_from_json(text.data(), text.size(), packed, sizeof packed, &len),
+              VINOM_OK);
+    Bytes expected = message(vinom::Value::parse(text));
+    EXPECT_EQ(hex(Bytes(packed, packed + len)), hex(expected));
+    char json[256];
+    std::size_t json_len = 0;
+    ASSERT_EQ(vinom_message_to_json(packed, len, json, sizeof json, &json_len), VINOM_OK);
+    EXPECT_EQ(std::string(json, json_len), text);
+    // Too small a buffer says how much is needed.
+    EXPECT_EQ(vinom_message_to_json(packed, len, json, 4, &json_len), VINOM_BUFFER_TOO_SMALL);
+    EXPECT_EQ(json_len, text.size());
+    // Not JSON; bytes after a message; invalid UTF-8 in a string is replaced.
+    EXPECT_EQ(vinom_message_from_json("{\"t\":", 5, packed, sizeof packed, &len), VINOM_BAD_JSON);
+    std::uint8_t trailing[] = {0x01, 0x02};
+    EXPECT_EQ(vinom_message_to_json(trailing, 2, json, sizeof json, &json_len), VINOM_BAD_SIZE);
+    std::uint8_t bad_utf8[] = {0xa2, 0xff, 0x41};
+    ASSERT_EQ(vinom_message_to_json(bad_utf8, 3, json, sizeof json, &json_len), VINOM_OK);
+    EXPECT_EQ(std::string(json, json_len), "\"\xef\xbf\xbd" "A\"");
+    // Deeper than a message may be: refused, not a crash.
+    std::string deep(10000, '[');
+    deep += std::string(10000, ']');
+    EXPECT_EQ(vinom_message_from_json(deep.data(), deep.size(), packed, sizeof packed, &len),
+              VINOM_BAD_FIELD);
+}

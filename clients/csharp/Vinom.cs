@@ -1,0 +1,457 @@
+// Vinom.cs: the C# binding of vinom's native client core, by P/Invoke over
+// its C ABI (clients/cpp/include/vinom.h, the shared library libvinom.so /
+// vinom.dll / libvinom.dylib). One file, no dependency beyond the base class
+// library, so a Unity package can take it as it is (docs/clients.md).
+//
+// The game owns the socket and the clock; the Client owns the protocol:
+//
+//   using (var token = ConnectToken.Parse(matchFoundTokenJson))
+//   using (var client = new Client(token, now)) {
+//       // each frame:
+//       client.Receive(datagram, length, now);  // for each datagram that arrived
+//       client.Update(now);
+//       byte[] outgoing;
+//       while (client.TryTakeDatagram(out outgoing)) socket.Send(outgoing);
+//       ClientEvent e;
+//       while (client.TryPoll(out e)) { ... e.Kind, e.Channel, e.Message, e.Json ... }
+//   }
+//
+// Errors of a call come back as a VinomException with the library's status;
+// nothing a host or the network sends throws (a bad datagram is dropped).
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Vinom
+{
+    /// <summary>The library's statuses (vinom.h's vinom_status).</summary>
+    public enum Status
+    {
+        Ok = 0, Truncated = 1, BadSize = 2, BadType = 3, BadField = 4, AuthFailed = 5,
+        Replayed = 6, BadJson = 7, Crypto = 8, Unexpected = 9, BufferTooSmall = 10,
+        InvalidArgument = 11, NoMemory = 12,
+    }
+
+    public enum SessionState { Requesting = 0, Responding = 1, Connected = 2, Closed = 3, Failed = 4 }
+
+    public enum EventKind { None = 0, Welcome = 1, Message = 2, Disconnected = 3, Failed = 4 }
+
+    public sealed class VinomException : Exception
+    {
+        public readonly Status Status;
+
+        public VinomException(Status status, string what)
+            : base(what + ": " + Library.StatusName(status))
+        {
+            Status = status;
+        }
+    }
+
+    /// <summary>What Client.TryPoll read.</summary>
+    public struct ClientEvent
+    {
+        public EventKind Kind;
+        /// <summary>Message: 0 unreliable, 1 reliable ordered.</summary>
+        public int Channel;
+        /// <summary>Message: one msgpack value (docs/protocol.md section 14).</summary>
+        public byte[] Message;
+        /// <summary>Failed: "timeout" or "denied".</summary>
+        public string Reason;
+
+        /// <summary>The message as JSON text.</summary>
+        public string Json { get { return Messages.ToJson(Message); } }
+    }
+
+    public sealed class Host
+    {
+        public readonly string Address;
+        public readonly int Port;
+
+        public Host(string address, int port)
+        {
+            Address = address;
+            Port = port;
+        }
+    }
+
+    /// <summary>The library's versions.</summary>
+    public static class Library
+    {
+        /// <summary>The ABI this binding was written against (VINOM_ABI_VERSION).</summary>
+        public const uint BindingAbiVersion = 1;
+
+        public static uint AbiVersion { get { return Native.vinom_abi_version(); } }
+        public static uint ProtocolVersion { get { return Native.vinom_protocol_version(); } }
+        public static string Version { get { return Marshal.PtrToStringAnsi(Native.vinom_version_string()); } }
+
+        public static string StatusName(Status status)
+        {
+            return Marshal.PtrToStringAnsi(Native.vinom_status_name((int)status));
+        }
+
+        internal static void Check(int status, string what)
+        {
+            if (status != 0) throw new VinomException((Status)status, what);
+        }
+    }
+
+    /// <summary>A connect token: the "token" object of the lobby's match_found.</summary>
+    public sealed class ConnectToken : IDisposable
+    {
+        internal readonly TokenHandle Handle;
+
+        private ConnectToken(TokenHandle handle) { Handle = handle; }
+
+        public static ConnectToken Parse(string json)
+        {
+            if (Library.AbiVersion != Library.BindingAbiVersion)
+                throw new InvalidOperationException(
+                    "libvinom speaks ABI " + Library.AbiVersion + ", this binding " +
+                    Library.BindingAbiVersion);
+            byte[] bytes = Encoding.UTF8.GetBytes(json);
+            TokenHandle handle;
+            Library.Check(Native.vinom_token_parse(bytes, (UIntPtr)bytes.Length, out handle),
+                          "not a connect token");
+            return new ConnectToken(handle);
+        }
+
+        public IList<Host> Hosts
+        {
+            get
+            {
+                var hosts = new List<Host>();
+                ulong count = Native.vinom_token_host_count(Handle).ToUInt64();
+                for (ulong i = 0; i < count; ++i)
+                {
+                    IntPtr address;
+                    ushort port;
+                    Library.Check(Native.vinom_token_host(Handle, (UIntPtr)i, out address, out port),
+                                  "vinom_token_host");
+                    hosts.Add(new Host(Marshal.PtrToStringAnsi(address), port));
+                }
+                return hosts;
+            }
+        }
+
+        public uint TimeoutMs { get { return Native.vinom_token_timeout_ms(Handle); } }
+
+        public void Dispose() { Handle.Dispose(); }
+    }
+
+    /// <summary>One UDP session: the packet layer, section 8's timers and a
+    /// minimal reliability endpoint (docs/clients.md). `now` is seconds on
+    /// any monotonic clock, the same for every call.</summary>
+    public sealed class Client : IDisposable
+    {
+        private readonly ClientHandle handle;
+        private readonly byte[] datagram = new byte[MaxDatagram];
+        private byte[] message = new byte[MaxDatagram];
+
+        public const int MaxDatagram = 1200;   // VINOM_MAX_DATAGRAM
+        public const int MaxMessage = 1162;    // VINOM_MAX_MESSAGE
+
+        /// <param name="attemptTimeout">Seconds to wait for the welcome (0: the
+        /// token's timeout + 1 s, at least 5 s).</param>
+        public Client(ConnectToken token, double now, double attemptTimeout = 0)
+        {
+            // The client's first sequence: random below 2^48 (docs/protocol.md 8).
+            var random = new byte[8];
+            using (var rng = RandomNumberGenerator.Create()) rng.GetBytes(random);
+            ulong first = BitConverter.ToUInt64(random, 0) & ((1UL << 48) - 1);
+            Library.Check(Native.vinom_client_new(token.Handle, first, now, attemptTimeout, out handle),
+                          "vinom_client_new");
+        }
+
+        public SessionState State { get { return (SessionState)Native.vinom_client_state(handle); } }
+        public ulong SessionId { get { return Native.vinom_client_session_id(handle); } }
+        public double ServerTime { get { return Native.vinom_client_server_time(handle); } }
+        /// <summary>Reliable messages sent and not acked yet.</summary>
+        public int Pending { get { return (int)Native.vinom_client_pending(handle).ToUInt64(); } }
+        public string Failure { get { return Marshal.PtrToStringAnsi(Native.vinom_client_failure(handle)); } }
+
+        /// <summary>A datagram from the host; false when it was dropped (forged,
+        /// replayed, or not fitting the session's state).</summary>
+        public bool Receive(byte[] data, int length, double now)
+        {
+            if (length < 0 || length > data.Length) throw new ArgumentOutOfRangeException("length");
+            return Native.vinom_client_receive(handle, data, (UIntPtr)length, now) == 0;
+        }
+
+        public void Update(double now)
+        {
+            Library.Check(Native.vinom_client_update(handle, now), "vinom_client_update");
+        }
+
+        /// <summary>The next datagram to send to the token's host, if one is due.</summary>
+        public bool TryTakeDatagram(out byte[] outgoing)
+        {
+            UIntPtr length;
+            Library.Check(Native.vinom_client_datagram(handle, datagram, (UIntPtr)datagram.Length, out length),
+                          "vinom_client_datagram");
+            int n = (int)length.ToUInt64();
+            outgoing = null;
+            if (n == 0) return false;
+            outgoing = new byte[n];
+            Buffer.BlockCopy(datagram, 0, outgoing, 0, n);
+            return true;
+        }
+
+        /// <summary>The next event, if any.</summary>
+        public bool TryPoll(out ClientEvent e)
+        {
+            e = new ClientEvent();
+            while (true)
+            {
+                int kind, channel;
+                UIntPtr length;
+                int status = Native.vinom_client_poll(handle, out kind, out channel, message,
+                                                      (UIntPtr)message.Length, out length);
+                if (status == (int)Status.BufferTooSmall)
+                {
+                    message = new byte[(int)length.ToUInt64()];  // a large message: poll it again
+                    continue;
+                }
+                Library.Check(status, "vinom_client_poll");
+                e.Kind = (EventKind)kind;
+                if (e.Kind == EventKind.None) return false;
+                e.Channel = channel;
+                if (e.Kind == EventKind.Message)
+                {
+                    e.Message = new byte[(int)length.ToUInt64()];
+                    Buffer.BlockCopy(message, 0, e.Message, 0, e.Message.Length);
+                }
+                if (e.Kind == EventKind.Failed) e.Reason = Failure;
+                return true;
+            }
+        }
+
+        /// <summary>One msgpack message on the reliable channel (connected only).</summary>
+        public void Send(byte[] msgpack)
+        {
+            Library.Check(Native.vinom_client_send(handle, msgpack, (UIntPtr)msgpack.Length),
+                          "vinom_client_send");
+        }
+
+        /// <summary>One message, given as JSON text, on the reliable channel.</summary>
+        public void SendJson(string json) { Send(Messages.FromJson(json)); }
+
+        /// <summary>Ends the session: the next datagrams are its disconnects.</summary>
+        public void Close() { Library.Check(Native.vinom_client_close(handle), "vinom_client_close"); }
+
+        public void Dispose() { handle.Dispose(); }
+    }
+
+    /// <summary>Messages between msgpack bytes and JSON text, by the library.</summary>
+    public static class Messages
+    {
+        public static string ToJson(byte[] msgpack)
+        {
+            if (msgpack == null) return null;
+            var text = new byte[4 * msgpack.Length + 64];
+            while (true)
+            {
+                UIntPtr length;
+                int status = Native.vinom_message_to_json(msgpack, (UIntPtr)msgpack.Length, text,
+                                                          (UIntPtr)text.Length, out length);
+                if (status == (int)Status.BufferTooSmall)
+                {
+                    text = new byte[(int)length.ToUInt64()];
+                    continue;
+                }
+                Library.Check(status, "not a message");
+                return Encoding.UTF8.GetString(text, 0, (int)length.ToUInt64());
+            }
+        }
+
+        public static byte[] FromJson(string json)
+        {
+            byte[] text = Encoding.UTF8.GetBytes(json);
+            var packed = new byte[text.Length + 64];
+            while (true)
+            {
+                UIntPtr length;
+                int status = Native.vinom_message_from_json(text, (UIntPtr)text.Length, packed,
+                                                            (UIntPtr)packed.Length, out length);
+                if (status == (int)Status.BufferTooSmall)
+                {
+                    packed = new byte[(int)length.ToUInt64()];
+                    continue;
+                }
+                Library.Check(status, "not a message's JSON");
+                var result = new byte[(int)length.ToUInt64()];
+                Buffer.BlockCopy(packed, 0, result, 0, result.Length);
+                return result;
+            }
+        }
+    }
+
+    /// <summary>A small JSON reader for messages: objects become
+    /// Dictionary&lt;string, object&gt;, arrays List&lt;object&gt;, numbers long
+    /// or double, and strings, booleans and null themselves.</summary>
+    public static class Json
+    {
+        public static object Parse(string text)
+        {
+            int at = 0;
+            object value = Value(text, ref at);
+            Space(text, ref at);
+            if (at != text.Length) throw new FormatException("bytes after the JSON value at " + at);
+            return value;
+        }
+
+        private static void Space(string s, ref int at)
+        {
+            while (at < s.Length && (s[at] == ' ' || s[at] == '\t' || s[at] == '\n' || s[at] == '\r')) ++at;
+        }
+
+        private static object Value(string s, ref int at)
+        {
+            Space(s, ref at);
+            if (at >= s.Length) throw new FormatException("truncated JSON");
+            char c = s[at];
+            if (c == '{')
+            {
+                var map = new Dictionary<string, object>();
+                ++at;
+                Space(s, ref at);
+                if (at < s.Length && s[at] == '}') { ++at; return map; }
+                while (true)
+                {
+                    Space(s, ref at);
+                    string key = String(s, ref at);
+                    Space(s, ref at);
+                    Expect(s, ref at, ':');
+                    map[key] = Value(s, ref at);
+                    Space(s, ref at);
+                    if (at < s.Length && s[at] == ',') { ++at; continue; }
+                    Expect(s, ref at, '}');
+                    return map;
+                }
+            }
+            if (c == '[')
+            {
+                var list = new List<object>();
+                ++at;
+                Space(s, ref at);
+                if (at < s.Length && s[at] == ']') { ++at; return list; }
+                while (true)
+                {
+                    list.Add(Value(s, ref at));
+                    Space(s, ref at);
+                    if (at < s.Length && s[at] == ',') { ++at; continue; }
+                    Expect(s, ref at, ']');
+                    return list;
+                }
+            }
+            if (c == '"') return String(s, ref at);
+            if (Word(s, ref at, "true")) return true;
+            if (Word(s, ref at, "false")) return false;
+            if (Word(s, ref at, "null")) return null;
+            int start = at;
+            while (at < s.Length && "+-0123456789.eE".IndexOf(s[at]) >= 0) ++at;
+            string number = s.Substring(start, at - start);
+            long whole;
+            if (long.TryParse(number, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out whole))
+                return whole;
+            double real;
+            if (double.TryParse(number, NumberStyles.Float, CultureInfo.InvariantCulture, out real))
+                return real;
+            throw new FormatException("not JSON at " + start);
+        }
+
+        private static bool Word(string s, ref int at, string word)
+        {
+            if (string.CompareOrdinal(s, at, word, 0, word.Length) != 0) return false;
+            at += word.Length;
+            return true;
+        }
+
+        private static void Expect(string s, ref int at, char c)
+        {
+            if (at >= s.Length || s[at] != c) throw new FormatException("expected '" + c + "' at " + at);
+            ++at;
+        }
+
+        private static string String(string s, ref int at)
+        {
+            Expect(s, ref at, '"');
+            var b = new StringBuilder();
+            while (true)
+            {
+                if (at >= s.Length) throw new FormatException("truncated string");
+                char c = s[at++];
+                if (c == '"') return b.ToString();
+                if (c != '\\') { b.Append(c); continue; }
+                if (at >= s.Length) throw new FormatException("truncated string");
+                char e = s[at++];
+                switch (e)
+                {
+                    case 'b': b.Append('\b'); break;
+                    case 'f': b.Append('\f'); break;
+                    case 'n': b.Append('\n'); break;
+                    case 'r': b.Append('\r'); break;
+                    case 't': b.Append('\t'); break;
+                    case 'u':
+                        if (at + 4 > s.Length) throw new FormatException("truncated \\u escape");
+                        b.Append((char)int.Parse(s.Substring(at, 4), NumberStyles.HexNumber,
+                                                 CultureInfo.InvariantCulture));
+                        at += 4;
+                        break;
+                    default: b.Append(e); break;
+                }
+            }
+        }
+    }
+
+    internal sealed class TokenHandle : SafeHandle
+    {
+        public TokenHandle() : base(IntPtr.Zero, true) { }
+        public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
+        protected override bool ReleaseHandle() { Native.vinom_token_free(handle); return true; }
+    }
+
+    internal sealed class ClientHandle : SafeHandle
+    {
+        public ClientHandle() : base(IntPtr.Zero, true) { }
+        public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
+        protected override bool ReleaseHandle() { Native.vinom_client_free(handle); return true; }
+    }
+
+    // vinom.h, one to one. "vinom" resolves to libvinom.so (Linux; Unity:
+    // Plugins/x86_64), vinom.dll or libvinom.dylib.
+    internal static class Native
+    {
+        private const string Lib = "vinom";
+
+        [DllImport(Lib)] internal static extern uint vinom_abi_version();
+        [DllImport(Lib)] internal static extern uint vinom_protocol_version();
+        [DllImport(Lib)] internal static extern IntPtr vinom_version_string();
+        [DllImport(Lib)] internal static extern IntPtr vinom_status_name(int status);
+
+        [DllImport(Lib)] internal static extern int vinom_token_parse(byte[] json, UIntPtr len, out TokenHandle token);
+        [DllImport(Lib)] internal static extern void vinom_token_free(IntPtr token);
+        [DllImport(Lib)] internal static extern UIntPtr vinom_token_host_count(TokenHandle token);
+        [DllImport(Lib)] internal static extern int vinom_token_host(TokenHandle token, UIntPtr index, out IntPtr host, out ushort port);
+        [DllImport(Lib)] internal static extern uint vinom_token_timeout_ms(TokenHandle token);
+
+        [DllImport(Lib)] internal static extern int vinom_client_new(TokenHandle token, ulong firstSequence, double now, double attemptTimeout, out ClientHandle client);
+        [DllImport(Lib)] internal static extern void vinom_client_free(IntPtr client);
+        [DllImport(Lib)] internal static extern int vinom_client_state(ClientHandle client);
+        [DllImport(Lib)] internal static extern int vinom_client_receive(ClientHandle client, byte[] datagram, UIntPtr len, double now);
+        [DllImport(Lib)] internal static extern int vinom_client_update(ClientHandle client, double now);
+        [DllImport(Lib)] internal static extern int vinom_client_datagram(ClientHandle client, byte[] output, UIntPtr cap, out UIntPtr len);
+        [DllImport(Lib)] internal static extern int vinom_client_poll(ClientHandle client, out int kind, out int channel, byte[] output, UIntPtr cap, out UIntPtr len);
+        [DllImport(Lib)] internal static extern int vinom_client_send(ClientHandle client, byte[] message, UIntPtr len);
+        [DllImport(Lib)] internal static extern int vinom_client_close(ClientHandle client);
+        [DllImport(Lib)] internal static extern UIntPtr vinom_client_pending(ClientHandle client);
+        [DllImport(Lib)] internal static extern ulong vinom_client_session_id(ClientHandle client);
+        [DllImport(Lib)] internal static extern double vinom_client_server_time(ClientHandle client);
+        [DllImport(Lib)] internal static extern IntPtr vinom_client_failure(ClientHandle client);
+
+        [DllImport(Lib)] internal static extern int vinom_message_to_json(byte[] message, UIntPtr len, byte[] output, UIntPtr cap, out UIntPtr outLen);
+        [DllImport(Lib)] internal static extern int vinom_message_from_json(byte[] json, UIntPtr len, byte[] output, UIntPtr cap, out UIntPtr outLen);
+    }
+}

@@ -1,0 +1,163 @@
+"""The C# binding of the native core (clients/csharp/Vinom.cs, by P/Invoke over
+libvinom.so) under Mono, the Unity path: libvinom.so is built with CMake without
+sanitizers (the library a game loads) and shown to export the C ABI of vinom.h
+and nothing else; the bot (clients/csharp/TictactoeBot.cs) is compiled with
+Debian's `mcs`, then, a real `mono` process on a real UDP socket, plays its seat
+of tictactoe against a real `twistd vinom` child process to a result, and gets
+a clear refusal line and exit 1 for a tampered token. Mono is Debian's
+`mono-mcs` and `mono-runtime` (scripts/test installs them); missing, the tests
+fail with the command that installs them, never skip."""
+
+# slow: builds libvinom.so with CMake and the C# bot with mcs, starts twistd vinom
+
+from __future__ import annotations
+
+import atexit
+import base64
+import json
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from twisted.internet import utils
+from twisted.trial.unittest import TestCase
+
+from tests.test_native import PATH, ROOT, SOURCE, _run, build, tictactoe_seat
+
+CSHARP = ROOT / "clients" / "csharp"
+MONO_PACKAGES = "mono-mcs mono-runtime"
+
+#: The library a game loads: optimized, no sanitizer, only the shared target.
+RELEASE = ("-DCMAKE_BUILD_TYPE=Release", "-DVINOM_TESTS=OFF", "-DVINOM_EXAMPLES=OFF")
+
+_bot: dict[str, Path | str] = {}
+
+
+async def library() -> Path:
+    """The directory of the release build's libvinom.so."""
+    return await build(RELEASE, target="vinom_shared")
+
+
+async def bot() -> Path:
+    """TictactoeBot.exe, compiled with mcs on the first call of the run (a failure
+    is kept and repeated)."""
+    cached = _bot.get("exe")
+    if isinstance(cached, Path):
+        return cached
+    if cached is not None:
+        raise AssertionError(cached)
+    mcs = shutil.which("mcs", path=PATH)
+    if mcs is None or shutil.which("mono", path=PATH) is None:
+        _bot["exe"] = (f"this test needs Mono's mcs and mono: run scripts/test, or "
+                       f"`apt-get install -y --no-install-recommends {MONO_PACKAGES}`")  # fmt: skip
+        raise AssertionError(_bot["exe"])
+    where = Path(tempfile.mkdtemp(prefix="vinom-csharp-"))
+    atexit.register(shutil.rmtree, where, ignore_errors=True)
+    exe = where / "TictactoeBot.exe"
+    sources = [str(CSHARP / "Vinom.cs"), str(CSHARP / "TictactoeBot.cs")]
+    report, code = await _run(mcs, ["-nologo", "-warnaserror+", f"-out:{exe}", *sources])
+    if code != 0:
+        _bot["exe"] = f"mcs failed:\n{report}"
+        raise AssertionError(_bot["exe"])
+    _bot["exe"] = exe
+    return exe
+
+
+def declared() -> set[str]:
+    """The functions include/vinom.h declares."""
+    header = (SOURCE / "include" / "vinom.h").read_text("utf-8")
+    return set(re.findall(r"VINOM_API[^;(]*?\b(vinom_\w+)\s*\(", header))
+
+
+class SharedLibrary(TestCase):
+    timeout = 900
+
+    async def test_it_exports_the_c_abi_and_nothing_else(self) -> None:
+        where = await library()
+        so = where / "libvinom.so"
+        report, code = await _run("/usr/bin/nm", ["-D", "--defined-only", str(so)])
+        self.assertEqual(code, 0, report)
+        exported = {line.split()[-1] for line in report.splitlines() if line.strip()}
+        self.assertIn("vinom_client_new", declared())
+        self.assertEqual(exported, declared())
+        # Nothing left for the loader to find elsewhere but its libraries'.
+        report, code = await _run("/usr/bin/ldd", ["-r", str(so)])
+        self.assertEqual(code, 0, report)
+        self.assertNotIn("undefined symbol", report)
+
+
+class CSharpBotAgainstTwistd(TestCase):
+    """The test is the lobby client (tests.test_native.tictactoe_seat) and hands the
+    seat's connect token to the bot, a `mono` process."""
+
+    timeout = 900
+
+    async def seat(self) -> tuple[dict[str, object], list[str]]:
+        # The builds come first: a token expires.
+        await library()
+        await bot()
+        return await tictactoe_seat(self)
+
+    async def play(
+        self, token: dict[str, object] | str, address: list[str], *options: str
+    ) -> tuple[list[dict[str, object]], str, int]:
+        where = await library()
+        exe = await bot()
+        path = Path(self.mktemp()).resolve()
+        path.write_text(token if isinstance(token, str) else json.dumps(token), encoding="utf-8")
+        home = Path(self.mktemp()).resolve()
+        home.mkdir()
+        out, err, code = await utils.getProcessOutputAndValue(
+            shutil.which("mono", path=PATH) or "mono",
+            [str(exe), str(path), *address, *options],
+            path=str(ROOT),
+            env={"PATH": PATH, "HOME": str(home), "LD_LIBRARY_PATH": str(where)},
+        )
+        lines = [json.loads(line) for line in out.decode().splitlines() if line]
+        return lines, err.decode(errors="replace"), code
+
+    async def test_the_bot_plays_a_seat_of_tictactoe_to_a_result(self) -> None:
+        token, address = await self.seat()
+        lines, err, code = await self.play(token, address)
+        said = f"{lines}\n{err}"
+        self.assertEqual(code, 0, said)
+        # The binding loaded the library it was written for.
+        self.assertEqual(lines[0]["event"], "started", said)
+        self.assertRegex(str(lines[0]["library"]), r"^vinom-native 1\.", said)
+        self.assertEqual(lines[1]["event"], "welcome", said)
+        self.assertEqual(lines[-1], {"event": "disconnected", "reason": "closed"}, said)
+        messages = [line["message"] for line in lines if line["event"] == "message"]
+        welcome = messages[0]
+        self.assertEqual((welcome["t"], welcome["game"]), ("welcome", "tictactoe"), said)
+        self.assertEqual([p["name"] for p in welcome["players"]], ["Native", "Bot"], said)
+        self.assertEqual([m["t"] for m in messages[1:3]], ["phase", "state"], said)
+        # It played over the reliable channel, and the match reached a result with
+        # its mark on the board.
+        sent = [line["message"] for line in lines if line["event"] == "sent"]
+        self.assertIn({"t": "action", "a": {"cell": 0}}, sent, said)
+        phases = [m for m in messages if m["t"] == "phase"]
+        self.assertEqual(phases[-1]["p"], "finished", said)
+        self.assertIn("result", phases[-1], said)
+        final = [m for m in messages if m["t"] == "state"][-1]
+        mark = next(p["mark"] for p in final["s"]["players"] if p["id"] == token["player_id"])
+        self.assertIn(mark, final["s"]["board"], said)
+
+    async def test_a_tampered_token_is_refused_with_a_clear_line(self) -> None:
+        token, address = await self.seat()
+        sealed = bytearray(base64.b64decode(str(token["token"])))
+        sealed[100] ^= 1
+        tampered = {**token, "token": base64.b64encode(bytes(sealed)).decode()}
+        lines, err, code = await self.play(tampered, address, "--attempt-timeout", "1")
+        self.assertEqual(code, 1, f"{lines}\n{err}")
+        self.assertEqual(lines[-1], {"event": "failed", "reason": "timeout"})
+        self.assertIn(
+            f"vinom_csharp_bot: session failed: timeout: no welcome from "
+            f"{address[0]}:{address[1]} within 1 s",
+            err,
+        )
+
+    async def test_a_file_that_is_not_a_token_is_a_usage_error(self) -> None:
+        lines, err, code = await self.play('{"version": 3}', ["127.0.0.1", "9"])
+        self.assertEqual((lines, code), ([], 2), err)
+        self.assertIn("vinom_csharp_bot: not a connect token: bad_json", err)
