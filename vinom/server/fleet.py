@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
 from twisted.application import service
@@ -32,12 +32,15 @@ from twisted.plugin import getPlugins
 from twisted.python import usage
 from zope.interface import Attribute, Interface
 
-from vinom.hosting.interfaces import IMatchHosting
-from vinom.hosting.ports import PortAllocator
-from vinom.hosting.service import GameHostingService
-from vinom.net.limits import IAddressLimiter
-from vinom.parties.interfaces import IPartyStore
-from vinom.store.interfaces import IPlayerStore
+if TYPE_CHECKING:
+    # For the annotations only: plugin discovery imports this module in every process
+    # that looks for games (a game-host worker too), which needs none of them.
+    from vinom.hosting.interfaces import IMatchHosting
+    from vinom.hosting.ports import PortAllocator
+    from vinom.hosting.service import GameHostingService
+    from vinom.net.limits import IAddressLimiter
+    from vinom.parties.interfaces import IPartyStore
+    from vinom.store.interfaces import IPlayerStore
 
 # Names the fleet plugin to use (`none`: the core alone).
 FLEET_VARIABLE = "VINOM_FLEET"
