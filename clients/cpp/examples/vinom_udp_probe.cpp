@@ -4,7 +4,7 @@
 // 10 Hz, the attempt timeout, keepalives, the session timeout).
 //
 //   vinom_udp_probe TOKEN_FILE HOST PORT [--seconds S] [--attempt-timeout S]
-//                   [--play-tictactoe]
+//                   [--play-tictactoe] [--reconnect] [--drop-after-moves N]
 //
 // TOKEN_FILE holds the connect token of the lobby's match_found (its "token"
 // object, docs/protocol.md 4.3; "-" reads stdin); HOST and PORT are the game
@@ -15,6 +15,14 @@
 // seat of tictactoe (the first empty cell; no rematch). A refused, denied or
 // unanswered session prints one line starting "vinom_udp_probe: session
 // failed:" on stderr and exits 1; a bad command line or token exits 2.
+//
+// With --reconnect, TOKEN_FILE holds one token per line: a session lost once
+// connected (timed out, or closed by the host before the match ended) prints
+// "lost" and goes on with the next line's token, which the lobby's `reconnect`
+// gives the seat (docs/lobby.md), in a new session from a new socket, as the
+// Python client does. --drop-after-moves N simulates the network going once:
+// after its N-th move is acknowledged the first session sends and reads nothing
+// more ("dropped"), until its session timeout.
 //
 // The reliability endpoint here is the example's own and minimal (docs/
 // protocol.md 13: acks, in-order delivery with reassembly, resends at a fixed
@@ -29,6 +37,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <fstream>
@@ -65,7 +74,8 @@ void emit(const Value& line) { std::cout << line.dump() << std::endl; }
 [[noreturn]] void usage(const std::string& why) {
     std::cerr << "vinom_udp_probe: " << why
               << "\nusage: vinom_udp_probe TOKEN_FILE HOST PORT [--seconds S] "
-                 "[--attempt-timeout S] [--play-tictactoe]"
+                 "[--attempt-timeout S] [--play-tictactoe] [--reconnect] "
+                 "[--drop-after-moves N]"
               << std::endl;
     std::exit(2);
 }
@@ -252,61 +262,58 @@ std::optional<Value> tictactoe_move(const Value& view, const std::string& me) {
     return std::nullopt;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-    if (argc < 4) usage("expected TOKEN_FILE HOST PORT");
-    std::string token_file = argv[1], host = argv[2], port = argv[3];
+struct Options {
+    std::string token_file, host, port;
     double seconds = 5.0, attempt_timeout = -1.0;
     bool play = false;
-    for (int i = 4; i < argc; ++i) {
-        std::string a = argv[i];
-        if ((a == "--seconds" || a == "--attempt-timeout") && i + 1 < argc) {
-            char* end = nullptr;
-            double v = std::strtod(argv[++i], &end);
-            if (*end != '\0' || !(v > 0)) usage(a + " takes a positive number of seconds");
-            (a == "--seconds" ? seconds : attempt_timeout) = v;
-        } else if (a == "--play-tictactoe") {
-            play = true;
-        } else {
-            usage("unknown option " + a);
-        }
-    }
+    bool reconnect = false;     // a lost session waits for the next token
+    long drop_after_moves = 0;  // > 0: the first session goes silent after that many moves
+};
 
-    std::string text;
-    if (token_file == "-") {
-        text.assign(std::istreambuf_iterator<char>(std::cin), {});
-    } else {
-        std::ifstream in(token_file, std::ios::binary);
-        if (!in) usage("cannot read " + token_file);
-        text.assign(std::istreambuf_iterator<char>(in), {});
-    }
-    vinom::PublicToken token;
-    Error e = vinom::parse_public_token(text, token);
-    if (e != Error::ok) usage(std::string("not a connect token: ") + vinom::error_name(e));
-
+// A non-blocking UDP socket connected to the host: the kernel drops datagrams
+// from any other source (wrong_source).
+int open_socket(const Options& o) {
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_DGRAM;
     addrinfo* found = nullptr;
-    if (getaddrinfo(host.c_str(), port.c_str(), &hints, &found) != 0 || found == nullptr) {
-        usage("cannot resolve " + host + " " + port);
+    if (getaddrinfo(o.host.c_str(), o.port.c_str(), &hints, &found) != 0 || found == nullptr) {
+        usage("cannot resolve " + o.host + " " + o.port);
     }
     int fd = socket(found->ai_family, SOCK_DGRAM, 0);
-    // connect(): the kernel drops datagrams from any other source (wrong_source).
     if (fd < 0 || connect(fd, found->ai_addr, found->ai_addrlen) != 0 ||
         fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) {
         std::perror("vinom_udp_probe: socket");
-        return 2;
+        std::exit(2);
     }
     freeaddrinfo(found);
-    const std::string where = host + ":" + port;
+    return fd;
+}
+
+// What outlives one session: the moves made, and whether the simulated drop happened.
+struct Play {
+    long moves = 0;
+    bool dropped = false;
+};
+
+// A session lost mid-match (timed out, or closed by the host before the match ended).
+struct Lost {
+    std::string reason, detail;
+};
+
+// One session with `token` on a socket of its own: 0 when it closed as it should
+// (by the probe, or by the host after the match ended); a failed handshake ends
+// the program (fail); a session lost once connected fills `lost` and returns 1.
+int run_session(const Options& o, const vinom::PublicToken& token, Play& played, Lost& lost) {
+    int fd = open_socket(o);
+    const std::string where = o.host + ":" + o.port;
 
     std::random_device random;
     std::uint64_t first = ((std::uint64_t{random()} << 32) | random()) & ((1ull << 48) - 1);
     vinom::ClientSession session(token, first);
     Endpoint endpoint;
     const double timeout = token.timeout_ms / 1000.0;
+    double attempt_timeout = o.attempt_timeout;
     if (attempt_timeout < 0) attempt_timeout = std::max(timeout + 1.0, 5.0);
     const double keepalive = std::min(2.0, timeout / 3.0);
 
@@ -319,12 +326,19 @@ int main(int argc, char** argv) {
         if (session.seal(type, vinom::View(body), packet) == Error::ok) send(packet);
         last_sent = now;
     };
+    auto lose = [&](const std::string& reason, const std::string& detail) {
+        close(fd);
+        lost = Lost{reason, detail};
+        return 1;
+    };
 
     const double started = monotonic();
     double last_handshake = -1.0, last_sent = 0.0, last_heard = 0.0, connected_at = 0.0;
-    std::string me = token.player_id;
+    const std::string me = token.player_id;
     bool final_seen = false;
-    std::int64_t acted_version = -1;  // a move per state version, once
+    bool silent = false;              // the simulated drop: nothing sent, nothing read
+    std::int64_t acted_version = -1;  // a move per state version, once (per session: a
+                                      // move in flight may have been lost with the last)
     std::uint8_t buffer[2048];
 
     while (true) {
@@ -349,17 +363,27 @@ int main(int argc, char** argv) {
             }
         } else if (state == vinom::ClientSession::State::connected) {
             if (now - last_heard > timeout) {
-                fail("timeout", "no packet from " + where + " for the session timeout");
+                return lose("timeout", "no packet from " + where + " for the session timeout");
             }
-            if ((now - connected_at >= seconds && (!play || endpoint.idle())) ||
-                (final_seen && endpoint.idle())) {
-                Bytes none;
-                for (int i = 0; i < 5; ++i) seal(vinom::DISCONNECT, none, now, last_sent);
-                emit(Value{{"event", "disconnected"}, {"reason", "closed"}});
-                return 0;
+            if (!silent && o.drop_after_moves > 0 && !played.dropped &&
+                played.moves >= o.drop_after_moves && endpoint.idle()) {
+                // As if the network went: the host hears nothing more of this session.
+                silent = played.dropped = true;
+                emit(Value{{"event", "dropped"}});
             }
-            for (const Bytes& body : endpoint.build(now)) seal(vinom::PAYLOAD, body, now, last_sent);
-            if (now - last_sent >= keepalive) seal(vinom::KEEPALIVE, Bytes(), now, last_sent);
+            if (!silent) {
+                if ((now - connected_at >= o.seconds && (!o.play || endpoint.idle())) ||
+                    (final_seen && endpoint.idle())) {
+                    Bytes none;
+                    for (int i = 0; i < 5; ++i) seal(vinom::DISCONNECT, none, now, last_sent);
+                    emit(Value{{"event", "disconnected"}, {"reason", "closed"}});
+                    close(fd);
+                    return 0;
+                }
+                for (const Bytes& body : endpoint.build(now))
+                    seal(vinom::PAYLOAD, body, now, last_sent);
+                if (now - last_sent >= keepalive) seal(vinom::KEEPALIVE, Bytes(), now, last_sent);
+            }
         }
 
         pollfd p{fd, POLLIN, 0};
@@ -367,10 +391,11 @@ int main(int argc, char** argv) {
         while (true) {
             ssize_t n = recv(fd, buffer, sizeof buffer, 0);
             if (n < 0) break;  // EAGAIN, or an ICMP error: the timers decide
+            if (silent) continue;
             now = monotonic();
             vinom::ClientSession::Kind kind;
             Bytes out;
-            e = session.receive(vinom::View(buffer, static_cast<std::size_t>(n)), kind, out);
+            Error e = session.receive(vinom::View(buffer, static_cast<std::size_t>(n)), kind, out);
             if (e != Error::ok) continue;  // forged, replayed or unexpected: dropped
             last_heard = now;
             switch (kind) {
@@ -387,10 +412,11 @@ int main(int argc, char** argv) {
                     break;
                 case vinom::ClientSession::Kind::disconnect:
                     emit(Value{{"event", "disconnected"}, {"reason", "disconnect"}});
-                    if (final_seen) return 0;
-                    std::cerr << "vinom_udp_probe: session failed: disconnect: " << where
-                              << " closed the session" << std::endl;
-                    return 1;
+                    if (final_seen) {
+                        close(fd);
+                        return 0;
+                    }
+                    return lose("disconnect", where + " closed the session");
                 case vinom::ClientSession::Kind::payload:
                     for (auto& [channel, data] : endpoint.receive(out, now)) {
                         Value message;
@@ -411,7 +437,7 @@ int main(int argc, char** argv) {
                             std::string phase = message.value("p", "");
                             final_seen = final_seen || phase == "finished" || phase == "aborted";
                         }
-                        if (play && t == "state" && message.contains("s") &&
+                        if (o.play && t == "state" && message.contains("s") &&
                             message.value("v", std::int64_t{-1}) > acted_version) {
                             acted_version = message.value("v", std::int64_t{-1});
                             if (auto move = tictactoe_move(message["s"], me)) {
@@ -420,6 +446,7 @@ int main(int argc, char** argv) {
                                 if (vinom::encode_message(a, action) == Error::ok) {
                                     emit(Value{{"event", "sent"}, {"message", a}});
                                     endpoint.send_reliable(std::move(action));
+                                    ++played.moves;
                                 }
                             }
                         }
@@ -429,5 +456,74 @@ int main(int argc, char** argv) {
                     break;
             }
         }
+    }
+}
+
+// The next connect token: the whole file (or stdin), or with --reconnect its
+// next line. False at the end of the input.
+bool next_token(const Options& o, std::istream& in, vinom::PublicToken& token) {
+    std::string text;
+    if (o.reconnect) {
+        while (text.empty()) {
+            if (!std::getline(in, text)) return false;
+        }
+    } else {
+        text.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    Error e = vinom::parse_public_token(text, token);
+    if (e != Error::ok) usage(std::string("not a connect token: ") + vinom::error_name(e));
+    return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 4) usage("expected TOKEN_FILE HOST PORT");
+    Options o;
+    o.token_file = argv[1];
+    o.host = argv[2];
+    o.port = argv[3];
+    for (int i = 4; i < argc; ++i) {
+        std::string a = argv[i];
+        if ((a == "--seconds" || a == "--attempt-timeout") && i + 1 < argc) {
+            char* end = nullptr;
+            double v = std::strtod(argv[++i], &end);
+            if (*end != '\0' || !(v > 0)) usage(a + " takes a positive number of seconds");
+            (a == "--seconds" ? o.seconds : o.attempt_timeout) = v;
+        } else if (a == "--drop-after-moves" && i + 1 < argc) {
+            char* end = nullptr;
+            o.drop_after_moves = std::strtol(argv[++i], &end, 10);
+            if (*end != '\0' || o.drop_after_moves < 1) usage(a + " takes a positive number");
+        } else if (a == "--play-tictactoe") {
+            o.play = true;
+        } else if (a == "--reconnect") {
+            o.reconnect = true;
+        } else {
+            usage("unknown option " + a);
+        }
+    }
+
+    std::ifstream file;
+    if (o.token_file != "-") {
+        file.open(o.token_file, std::ios::binary);
+        if (!file) usage("cannot read " + o.token_file);
+    }
+    std::istream& in = o.token_file == "-" ? std::cin : file;
+    vinom::PublicToken token;
+    if (!next_token(o, in, token)) usage("no connect token in " + o.token_file);
+
+    Play played;
+    while (true) {
+        Lost lost;
+        if (run_session(o, token, played, lost) == 0) return 0;
+        if (!o.reconnect && lost.reason == "disconnect") {
+            std::cerr << "vinom_udp_probe: session failed: disconnect: " << lost.detail
+                      << std::endl;
+            return 1;
+        }
+        if (!o.reconnect) fail(lost.reason, lost.detail);
+        // The lobby's `reconnect` gives the seat a fresh token (docs/lobby.md).
+        emit(Value{{"event", "lost"}, {"reason", lost.reason}});
+        if (!next_token(o, in, token)) fail(lost.reason, lost.detail + "; no token to reconnect");
     }
 }
