@@ -6,11 +6,13 @@ vector changed fails it. The example client (examples/vinom_udp_probe.cpp)
 then plays a seat of tictactoe against a real `twistd vinom` child process
 over UDP, and a tampered token gets its refusal line; the C example of the
 frame loop a Godot GDExtension runs (examples/frame_loop.c) reads the room's
-first messages, or reports the refusal. CMake, g++ and the
-libraries are Debian's packages (scripts/test installs them); a missing one
-fails with the command that installs it, never skips."""
+first messages, or reports the refusal. A second build, with clang, makes the
+libFuzzer target (clients/cpp/fuzz), which runs its kept corpus and a bounded
+number of mutations with no finding. CMake, g++, clang and the libraries are
+Debian's packages (scripts/test installs them); a missing one fails with the
+command that installs it, never skips."""
 
-# slow: builds the native client with CMake, starts twistd vinom
+# slow: builds the native client with CMake (g++ and clang), starts twistd vinom
 
 from __future__ import annotations
 
@@ -22,10 +24,16 @@ import tempfile
 from pathlib import Path
 
 from twisted.internet import reactor, utils
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ProcessDone
+from twisted.internet.protocol import ProcessProtocol
+from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
+from tests.support.fuzz_corpus import CORPUS, seeds
 from tests.support.servers import start_twistd
 from tests.support.vectors import VECTORS, load
+from tests.support.waiting import until
 from vinom.client.lobby import connect_lobby
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,10 +41,19 @@ SOURCE = ROOT / "clients" / "cpp"
 PATH = "/usr/bin:/bin"
 
 #: Debian's packages the build needs (as scripts/test installs them).
-PACKAGES = "cmake g++ libssl-dev libmsgpack-cxx-dev nlohmann-json3-dev libgtest-dev"
+PACKAGES = (
+    "cmake g++ libssl-dev libmsgpack-cxx-dev nlohmann-json3-dev libgtest-dev clang libclang-rt-dev"
+)
+
+#: Mutations the fuzz test runs after the corpus: a few seconds on an idle machine.
+FUZZ_RUNS = 10000
 
 #: The suite's build: AddressSanitizer and UndefinedBehaviorSanitizer on.
 SANITIZED = ("-DVINOM_SANITIZE=ON",)
+
+#: The fuzz build: clang, the instrumented library and vinom_fuzz only.
+FUZZ = ("-DCMAKE_C_COMPILER=clang", "-DCMAKE_CXX_COMPILER=clang++", "-DVINOM_FUZZ=ON",
+        "-DVINOM_TESTS=OFF", "-DVINOM_EXAMPLES=OFF", "-DVINOM_SHARED=OFF")  # fmt: skip
 
 _built: dict[tuple[str, ...], Path | str] = {}
 
@@ -48,26 +65,26 @@ async def _run(program: str, args: list[str], env: dict[str, str] | None = None)
     return (out + err).decode(errors="replace"), code
 
 
-async def build(options: tuple[str, ...] = SANITIZED, target: str | None = None) -> Path:
-    """The build directory of clients/cpp configured with `options` (and only
+async def _cmake(configure: tuple[str, ...], target: str | None, needs: str) -> Path:
+    """The build directory of clients/cpp configured with `configure` (and only
     `target` built, when given), built on the first call of the run with them (a
     failure is kept and repeated, so one broken build fails every test with its
-    own output)."""
-    key = (*options, target or "")
+    own output). `needs`: the compiler whose absence is reported."""
+    key = (*configure, target or "")
     cached = _built.get(key)
     if isinstance(cached, Path):
         return cached
     if cached is not None:
         raise AssertionError(cached)
     cmake = shutil.which("cmake", path=PATH)
-    if cmake is None or shutil.which("g++", path=PATH) is None:
-        _built[key] = (f"this test needs cmake and g++: run scripts/test, or "
+    if cmake is None or shutil.which(needs, path=PATH) is None:
+        _built[key] = (f"this test needs cmake and {needs}: run scripts/test, or "
                        f"`apt-get install -y {PACKAGES}`")  # fmt: skip
         raise AssertionError(_built[key])
     where = Path(tempfile.mkdtemp(prefix="vinom-native-"))
     atexit.register(shutil.rmtree, where, ignore_errors=True)
     only = ["--target", target] if target else []
-    steps = [["-S", str(SOURCE), "-B", str(where), *options, f"-DVINOM_VECTORS={VECTORS}"],
+    steps = [["-S", str(SOURCE), "-B", str(where), *configure, f"-DVINOM_VECTORS={VECTORS}"],
              ["--build", str(where), "-j", "2", *only]]  # fmt: skip
     for args in steps:
         report, code = await _run(cmake, args)
@@ -77,6 +94,17 @@ async def build(options: tuple[str, ...] = SANITIZED, target: str | None = None)
             raise AssertionError(_built[key])
     _built[key] = where
     return where
+
+
+async def build(options: tuple[str, ...] = SANITIZED, target: str | None = None) -> Path:
+    """A g++ build configured with `options` (by default the suite's: the library,
+    its tests and the examples, sanitized), only `target` built when given."""
+    return await _cmake(options, target, "g++")
+
+
+async def build_fuzz() -> Path:
+    """The fuzz build (clang): the instrumented library and vinom_fuzz only."""
+    return await _cmake(FUZZ, "vinom_fuzz", "clang++")
 
 
 async def tictactoe_seat(case: TestCase) -> tuple[dict[str, object], list[str]]:
@@ -93,6 +121,35 @@ async def tictactoe_seat(case: TestCase) -> tuple[dict[str, object], list[str]]:
     token = dict(found.token)
     host = token["hosts"][0]
     return token, [host["host"], str(host["port"])]
+
+
+class ProbeProcess(ProcessProtocol):
+    """vinom_udp_probe as a child with its stdin open: the tokens it is given one per
+    line (--reconnect), the JSON lines it printed so far, and its exit code."""
+
+    def __init__(self) -> None:
+        self.lines: list[dict[str, object]] = []
+        self.err = b""
+        self._partial = b""
+        self.ended: Deferred[int] = Deferred()
+
+    def give(self, token: dict[str, object]) -> None:
+        assert self.transport is not None
+        self.transport.write(json.dumps(token).encode() + b"\n")
+
+    def outReceived(self, data: bytes) -> None:
+        *complete, self._partial = (self._partial + data).split(b"\n")
+        self.lines.extend(json.loads(line) for line in complete if line)
+
+    def errReceived(self, data: bytes) -> None:
+        self.err += data
+
+    def processEnded(self, reason: Failure) -> None:
+        code = 0 if reason.check(ProcessDone) else getattr(reason.value, "exitCode", None)
+        self.ended.callback(-1 if code is None else code)
+
+    def said(self) -> str:
+        return f"{self.lines}\n{self.err.decode(errors='replace')}"
 
 
 class NativeClientTests(TestCase):
@@ -116,6 +173,8 @@ class NativeClientTests(TestCase):
             "Reliability.BodiesBothWays",
             "Messages.EveryVectorBothWays",
             "RouteTokens.EveryVectorBothWays",
+            "Delta.EveryVectorBothWays",
+            "Delta.SnapMessagesCarryTheirView",
             "Malformed.EveryFlippedBitIsRefused",
             "ClientTest.HandshakeResendsAt10HzThenWelcome",
             "ClientTest.MessagesBothWaysWithAcks",
@@ -139,16 +198,18 @@ class NativeClientTests(TestCase):
             ("reliability", "first_body", "bodies", "Reliability.BodiesBothWays"),
             ("messages", "input", "hex", "Messages.EveryVectorBothWays"),
             ("route_tokens", "route_token_ipv6", "hex", "RouteTokens.EveryVectorBothWays"),
+            ("delta", "delta_quantised", "hex", "Delta.EveryVectorBothWays"),
+            ("delta", "full", "body", "Delta.EveryVectorBothWays"),
         ]
         for group, name, key, failing in cases:
             data = load()
             vector = next(v for v in data[group]["vectors"] if v["name"] == name)
-            text = vector[key] if key == "hex" else vector[key][0]
+            text = vector[key] if isinstance(vector[key], str) else vector[key][0]
             middle = len(text) // 2 & ~1
             flipped = (
                 text[:middle] + f"{int(text[middle : middle + 2], 16) ^ 1:02x}" + text[middle + 2 :]
             )
-            if key == "hex":
+            if isinstance(vector[key], str):
                 vector[key] = flipped
             else:
                 vector[key][0] = flipped
@@ -157,6 +218,37 @@ class NativeClientTests(TestCase):
             report, code = await self.suite(copy)
             self.assertNotEqual(code, 0, f"{group}.{name}:\n{report}")
             self.assertIn(f"[  FAILED  ] {failing}", report, report)
+
+
+class NativeClientFuzzing(TestCase):
+    """The libFuzzer target (clients/cpp/fuzz/fuzz_client.cpp), built with clang,
+    ASan and UBSan, over everything the client reads from the network: it runs
+    its kept corpus (the vectors' seeds, clients/cpp/fuzz/corpus) and a bounded
+    number of mutations of it with no finding."""
+
+    timeout = 900
+
+    def test_the_kept_corpus_is_seeded_from_the_vectors(self) -> None:
+        wanted = seeds()
+        self.assertEqual(sorted(p.name for p in CORPUS.iterdir()), sorted(wanted))
+        for name, content in wanted.items():
+            self.assertEqual((CORPUS / name).read_bytes(), content, name)
+
+    async def test_the_fuzz_target_runs_the_corpus_and_mutations_with_no_finding(self) -> None:
+        where = await build_fuzz()
+        found = Path(self.mktemp()).resolve()  # new inputs go here: the kept corpus stays as it is
+        found.mkdir()
+        report, code = await _run(
+            str(where / "vinom_fuzz"),
+            [f"-runs={FUZZ_RUNS}", "-max_total_time=300", "-max_len=4096", "-seed=1",
+             "-timeout=10", "-rss_limit_mb=1024", f"-artifact_prefix={found}/",
+             str(found), str(CORPUS)],
+        )  # fmt: skip
+        self.assertEqual(code, 0, report)
+        self.assertIn(f"INFO: seed corpus: files: {len(list(CORPUS.iterdir()))} ", report, report)
+        self.assertIn(f"Done {FUZZ_RUNS} runs", report, report)
+        self.assertNotIn("ERROR:", report, report)
+        self.assertEqual(list(found.glob("crash-*")) + list(found.glob("leak-*")), [], report)
 
 
 class NativeClientAgainstTwistd(TestCase):
@@ -275,3 +367,66 @@ class NativeClientAgainstTwistd(TestCase):
             str(where / "vinom_frame_loop"), [str(path), *address], env={"PATH": PATH}
         )
         self.assertEqual((out.decode(), code), ("failed timeout\n", 1), err)
+
+    async def test_the_probe_reconnects_after_a_dropped_session_and_finishes(self) -> None:
+        """As the Python client does (tests/test_e2e.py's Reconnection): the network
+        goes mid-match, the session times out on both sides, the lobby's `reconnect`
+        gives the seat a fresh token (the test is the lobby client here), and a new
+        session resumes the match to its result."""
+        where = await build()
+        server = await start_twistd(self, {}, "--session-timeout", "1")
+        lobby = await connect_lobby(
+            reactor, "127.0.0.1", server.lobby.port, trust=server.lobby.trust
+        )
+        self.addCleanup(lobby.close)
+        welcome = await lobby.hello("Native")
+        await lobby.create_room("tictactoe")
+        await lobby.add_bot()
+        found = await lobby.room_match()
+        host = found.token["hosts"][0]
+
+        probe = ProbeProcess()
+        program = str(where / "vinom_udp_probe")
+        args = [program, "-", host["host"], str(host["port"]), "--play-tictactoe", "--seconds",
+                "60", "--reconnect", "--drop-after-moves", "1"]  # fmt: skip
+        process = reactor.spawnProcess(probe, program, args, env={"PATH": PATH}, path=str(ROOT))
+
+        def stop() -> Deferred[int]:
+            if not probe.ended.called:
+                process.signalProcess("KILL")
+            return probe.ended
+
+        self.addCleanup(stop)
+        probe.give(dict(found.token))
+        await until(lambda: {"event": "lost", "reason": "timeout"} in probe.lines,
+                    probe.said, timeout=60)  # fmt: skip
+
+        again = await connect_lobby(
+            reactor, "127.0.0.1", server.lobby.port, trust=server.lobby.trust
+        )
+        self.addCleanup(again.close)
+        refound = await again.reconnect(welcome.player_id, welcome.secret)
+        self.assertEqual(refound.game_id, found.game_id)
+        self.assertNotEqual(refound.token["token"], found.token["token"])
+        probe.give(dict(refound.token))
+        code = await probe.ended
+        said = probe.said()
+        self.assertEqual(code, 0, said)
+        events = [line["event"] for line in probe.lines]
+        # One move, the drop, the loss, then a second session to the end.
+        self.assertEqual(events.count("welcome"), 2, said)
+        first, second = (line for line in probe.lines if line["event"] == "welcome")
+        self.assertNotEqual(first["session_id"], second["session_id"], said)
+        self.assertLess(events.index("sent"), events.index("dropped"), said)
+        self.assertLess(events.index("dropped"), events.index("lost"), said)
+        self.assertLess(events.index("lost"), events.index("welcome", events.index("lost")), said)
+        self.assertEqual(probe.lines[-1], {"event": "disconnected", "reason": "closed"}, said)
+        after = probe.lines[events.index("lost") :]
+        messages = [line["message"] for line in after if line["event"] == "message"]
+        rooms = [m for m in messages if m.get("t") == "welcome"]
+        self.assertEqual([m["reconnected"] for m in rooms], [True], said)
+        # It played on in the new session, and the match reached a result.
+        self.assertIn("sent", [line["event"] for line in after], said)
+        phases = [m for m in messages if m["t"] == "phase"]
+        self.assertEqual(phases[-1]["p"], "finished", said)
+        self.assertIn("result", phases[-1], said)

@@ -5,7 +5,7 @@
 // timeout, keepalives, the session timeout).
 //
 //   vinom_udp_probe TOKEN_FILE HOST PORT [--seconds S] [--attempt-timeout S]
-//                   [--play-tictactoe]
+//                   [--play-tictactoe] [--reconnect] [--drop-after-moves N]
 //
 // TOKEN_FILE holds the connect token of the lobby's match_found (its "token"
 // object, docs/protocol.md 4.3; "-" reads stdin); HOST and PORT are the game
@@ -16,6 +16,14 @@
 // seat of tictactoe (the first empty cell; no rematch). A refused, denied or
 // unanswered session prints one line starting "vinom_udp_probe: session
 // failed:" on stderr and exits 1; a bad command line or token exits 2.
+//
+// With --reconnect, TOKEN_FILE holds one token per line: a session lost once
+// connected (timed out, or closed by the host before the match ended) prints
+// "lost" and goes on with the next line's token, which the lobby's `reconnect`
+// gives the seat (docs/lobby.md), in a new session from a new socket, as the
+// Python client does. --drop-after-moves N simulates the network going once:
+// after its N-th move is acknowledged the first session sends and reads nothing
+// more ("dropped"), until its session timeout.
 //
 // The session, its timers and the reliability endpoint are the core's
 // vinom::Client (include/vinom/client.hpp); the probe owns the socket, the
@@ -30,6 +38,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <fstream>
@@ -66,7 +75,8 @@ void emit(const Value& line) { std::cout << line.dump() << std::endl; }
 [[noreturn]] void usage(const std::string& why) {
     std::cerr << "vinom_udp_probe: " << why
               << "\nusage: vinom_udp_probe TOKEN_FILE HOST PORT [--seconds S] "
-                 "[--attempt-timeout S] [--play-tictactoe]"
+                 "[--attempt-timeout S] [--play-tictactoe] [--reconnect] "
+                 "[--drop-after-moves N]"
               << std::endl;
     std::exit(2);
 }
@@ -90,71 +100,78 @@ std::optional<Value> tictactoe_move(const Value& view, const std::string& me) {
     return std::nullopt;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-    if (argc < 4) usage("expected TOKEN_FILE HOST PORT");
-    std::string token_file = argv[1], host = argv[2], port = argv[3];
+struct Options {
+    std::string token_file, host, port;
     double seconds = 5.0, attempt_timeout = -1.0;
     bool play = false;
-    for (int i = 4; i < argc; ++i) {
-        std::string a = argv[i];
-        if ((a == "--seconds" || a == "--attempt-timeout") && i + 1 < argc) {
-            char* end = nullptr;
-            double v = std::strtod(argv[++i], &end);
-            if (*end != '\0' || !(v > 0)) usage(a + " takes a positive number of seconds");
-            (a == "--seconds" ? seconds : attempt_timeout) = v;
-        } else if (a == "--play-tictactoe") {
-            play = true;
-        } else {
-            usage("unknown option " + a);
-        }
-    }
+    bool reconnect = false;     // a lost session waits for the next token
+    long drop_after_moves = 0;  // > 0: the first session goes silent after that many moves
+};
 
-    std::string text;
-    if (token_file == "-") {
-        text.assign(std::istreambuf_iterator<char>(std::cin), {});
-    } else {
-        std::ifstream in(token_file, std::ios::binary);
-        if (!in) usage("cannot read " + token_file);
-        text.assign(std::istreambuf_iterator<char>(in), {});
-    }
-    vinom::PublicToken token;
-    Error e = vinom::parse_public_token(text, token);
-    if (e != Error::ok) usage(std::string("not a connect token: ") + vinom::error_name(e));
-
+// A non-blocking UDP socket connected to the host: the kernel drops datagrams
+// from any other source (wrong_source).
+int open_socket(const Options& o) {
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_DGRAM;
     addrinfo* found = nullptr;
-    if (getaddrinfo(host.c_str(), port.c_str(), &hints, &found) != 0 || found == nullptr) {
-        usage("cannot resolve " + host + " " + port);
+    if (getaddrinfo(o.host.c_str(), o.port.c_str(), &hints, &found) != 0 || found == nullptr) {
+        usage("cannot resolve " + o.host + " " + o.port);
     }
     int fd = socket(found->ai_family, SOCK_DGRAM, 0);
-    // connect(): the kernel drops datagrams from any other source (wrong_source).
     if (fd < 0 || connect(fd, found->ai_addr, found->ai_addrlen) != 0 ||
         fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) {
         std::perror("vinom_udp_probe: socket");
-        return 2;
+        std::exit(2);
     }
     freeaddrinfo(found);
-    const std::string where = host + ":" + port;
+    return fd;
+}
+
+// What outlives one session: the moves made, and whether the simulated drop happened.
+struct Play {
+    long moves = 0;
+    bool dropped = false;
+};
+
+// A session lost mid-match (timed out, or closed by the host before the match ended).
+struct Lost {
+    std::string reason, detail;
+};
+
+// One session with `token` on a socket of its own: 0 when it closed as it should
+// (by the probe, or by the host after the match ended); a failed handshake ends
+// the program (fail); a session lost once connected fills `lost` and returns 1.
+int run_session(const Options& o, const vinom::PublicToken& token, Play& played, Lost& lost) {
+    int fd = open_socket(o);
+    const std::string where = o.host + ":" + o.port;
 
     std::random_device random;
     std::uint64_t first = ((std::uint64_t{random()} << 32) | random()) & ((1ull << 48) - 1);
+    double attempt_timeout = o.attempt_timeout;
     if (attempt_timeout < 0) attempt_timeout = std::max(token.timeout_ms / 1000.0 + 1.0, 5.0);
     vinom::Client client(token, first, monotonic(), attempt_timeout);
 
+    bool silent = false;  // the simulated drop: nothing sent, nothing read
     auto flush = [&]() {
         Bytes packet;
-        // A full socket buffer loses the datagram, as the network may.
-        while (client.next_datagram(packet)) (void)::send(fd, packet.data(), packet.size(), 0);
+        // A full socket buffer loses the datagram, as the network may; a silent
+        // session loses them all.
+        while (client.next_datagram(packet)) {
+            if (!silent) (void)::send(fd, packet.data(), packet.size(), 0);
+        }
+    };
+    auto lose = [&](const std::string& reason, const std::string& detail) {
+        close(fd);
+        lost = Lost{reason, detail};
+        return 1;
     };
 
     double connected_at = 0.0;
     bool welcomed = false, final_seen = false;
     const std::string me = token.player_id;
-    std::int64_t acted_version = -1;  // a move per state version, once
+    std::int64_t acted_version = -1;  // a move per state version, once (per session: a
+                                      // move in flight may have been lost with the last)
     std::uint8_t buffer[2048];
 
     while (true) {
@@ -164,12 +181,19 @@ int main(int argc, char** argv) {
             fail("token_expired", "the connect token expired before the welcome");
         }
         // `welcomed`: the welcome event was read (connected_at is its time).
-        if (welcomed && client.state() == vinom::Client::State::connected &&
-            client.pending() == 0 && ((now - connected_at >= seconds) || final_seen)) {
-            client.close();
-            flush();
-            emit(Value{{"event", "disconnected"}, {"reason", "closed"}});
-            return 0;
+        if (welcomed && !silent && client.state() == vinom::Client::State::connected &&
+            client.pending() == 0) {
+            if (o.drop_after_moves > 0 && !played.dropped && played.moves >= o.drop_after_moves) {
+                // As if the network went: the host hears nothing more of this session.
+                silent = played.dropped = true;
+                emit(Value{{"event", "dropped"}});
+            } else if ((now - connected_at >= o.seconds) || final_seen) {
+                client.close();
+                flush();
+                emit(Value{{"event", "disconnected"}, {"reason", "closed"}});
+                close(fd);
+                return 0;
+            }
         }
         client.update(now);
         flush();
@@ -181,7 +205,8 @@ int main(int argc, char** argv) {
                     if (event.reason == "denied") {
                         fail("denied", where + " refused the seat (the token is spent)");
                     } else if (welcomed) {
-                        fail("timeout", "no packet from " + where + " for the session timeout");
+                        return lose("timeout",
+                                    "no packet from " + where + " for the session timeout");
                     } else {
                         std::ostringstream d;
                         d << "no welcome from " << where << " within " << attempt_timeout
@@ -196,10 +221,11 @@ int main(int argc, char** argv) {
                     break;
                 case vinom::Client::Event::Kind::disconnected:
                     emit(Value{{"event", "disconnected"}, {"reason", "disconnect"}});
-                    if (final_seen) return 0;
-                    std::cerr << "vinom_udp_probe: session failed: disconnect: " << where
-                              << " closed the session" << std::endl;
-                    return 1;
+                    if (final_seen) {
+                        close(fd);
+                        return 0;
+                    }
+                    return lose("disconnect", where + " closed the session");
                 case vinom::Client::Event::Kind::message: {
                     Value message;
                     if (vinom::decode_message(vinom::View(event.data), message) != Error::ok) {
@@ -219,7 +245,7 @@ int main(int argc, char** argv) {
                         std::string phase = message.value("p", "");
                         final_seen = final_seen || phase == "finished" || phase == "aborted";
                     }
-                    if (play && t == "state" && message.contains("s") &&
+                    if (o.play && t == "state" && message.contains("s") &&
                         message.value("v", std::int64_t{-1}) > acted_version) {
                         acted_version = message.value("v", std::int64_t{-1});
                         if (auto move = tictactoe_move(message["s"], me)) {
@@ -227,6 +253,7 @@ int main(int argc, char** argv) {
                             Value a{{"t", "action"}, {"a", *move}};
                             if (vinom::encode_message(a, action) == Error::ok &&
                                 client.send(std::move(action)) == Error::ok) {
+                                ++played.moves;
                                 emit(Value{{"event", "sent"}, {"message", a}});
                             }
                         }
@@ -243,8 +270,78 @@ int main(int argc, char** argv) {
         while (true) {
             ssize_t n = recv(fd, buffer, sizeof buffer, 0);
             if (n < 0) break;  // EAGAIN, or an ICMP error: the timers decide
+            if (silent) continue;
             // Forged, replayed or unexpected datagrams are dropped by the client.
             (void)client.receive(vinom::View(buffer, static_cast<std::size_t>(n)), monotonic());
         }
+    }
+}
+
+// The next connect token: the whole file (or stdin), or with --reconnect its
+// next line. False at the end of the input.
+bool next_token(const Options& o, std::istream& in, vinom::PublicToken& token) {
+    std::string text;
+    if (o.reconnect) {
+        while (text.empty()) {
+            if (!std::getline(in, text)) return false;
+        }
+    } else {
+        text.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    Error e = vinom::parse_public_token(text, token);
+    if (e != Error::ok) usage(std::string("not a connect token: ") + vinom::error_name(e));
+    return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 4) usage("expected TOKEN_FILE HOST PORT");
+    Options o;
+    o.token_file = argv[1];
+    o.host = argv[2];
+    o.port = argv[3];
+    for (int i = 4; i < argc; ++i) {
+        std::string a = argv[i];
+        if ((a == "--seconds" || a == "--attempt-timeout") && i + 1 < argc) {
+            char* end = nullptr;
+            double v = std::strtod(argv[++i], &end);
+            if (*end != '\0' || !(v > 0)) usage(a + " takes a positive number of seconds");
+            (a == "--seconds" ? o.seconds : o.attempt_timeout) = v;
+        } else if (a == "--drop-after-moves" && i + 1 < argc) {
+            char* end = nullptr;
+            o.drop_after_moves = std::strtol(argv[++i], &end, 10);
+            if (*end != '\0' || o.drop_after_moves < 1) usage(a + " takes a positive number");
+        } else if (a == "--play-tictactoe") {
+            o.play = true;
+        } else if (a == "--reconnect") {
+            o.reconnect = true;
+        } else {
+            usage("unknown option " + a);
+        }
+    }
+
+    std::ifstream file;
+    if (o.token_file != "-") {
+        file.open(o.token_file, std::ios::binary);
+        if (!file) usage("cannot read " + o.token_file);
+    }
+    std::istream& in = o.token_file == "-" ? std::cin : file;
+    vinom::PublicToken token;
+    if (!next_token(o, in, token)) usage("no connect token in " + o.token_file);
+
+    Play played;
+    while (true) {
+        Lost lost;
+        if (run_session(o, token, played, lost) == 0) return 0;
+        if (!o.reconnect && lost.reason == "disconnect") {
+            std::cerr << "vinom_udp_probe: session failed: disconnect: " << lost.detail
+                      << std::endl;
+            return 1;
+        }
+        if (!o.reconnect) fail(lost.reason, lost.detail);
+        // The lobby's `reconnect` gives the seat a fresh token (docs/lobby.md).
+        emit(Value{{"event", "lost"}, {"reason", lost.reason}});
+        if (!next_token(o, in, token)) fail(lost.reason, lost.detail + "; no token to reconnect");
     }
 }

@@ -24,6 +24,9 @@ const char* error_name(Error e) {
         case Error::buffer_too_small: return "buffer_too_small";
         case Error::invalid_argument: return "invalid_argument";
         case Error::no_memory: return "no_memory";
+        case Error::unknown_baseline: return "unknown_baseline";
+        case Error::checksum_mismatch: return "checksum_mismatch";
+        case Error::stale: return "stale";
     }
     return "unknown";
 }

@@ -2,14 +2,21 @@
 // the inputs gives the vector's bytes, decoding the bytes gives its fields.
 // Groups: session (docs/protocol.md 12), reliability (13.14, the body codec;
 // the endpoint that decides what goes into a body is not here) and
-// route_tokens (15.1); messages (14.1) are in test_messages.cpp.
+// route_tokens (15.1); messages (14.1) are in test_messages.cpp, delta (16.7)
+// in test_delta.cpp. The rest is not a native client's (as for the web
+// client, tests/webclient/vectors.test.mjs): webtransport (17) is the browsers'
+// transport, and a native client speaks UDP; records and state_hashes (18)
+// are the host's files and hashes, which no client reads (a replay reaches a
+// client as views).
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "support.hpp"
 #include "vinom.h"
@@ -51,6 +58,26 @@ TEST(Vectors, FileShape) {
     EXPECT_EQ(vt::vectors().at("format"), "vinom-protocol-vectors");
     EXPECT_EQ(vt::vectors().at("version"), 1);
     EXPECT_EQ(inputs().at("protocol_version"), vinom::PROTOCOL_VERSION);
+}
+
+// Each group of the file is checked here or said not to be a client's (above):
+// a new group fails this until it is one or the other.
+TEST(Vectors, EveryGroupIsAccountedFor) {
+    const std::vector<std::string> checked = {"session", "reliability", "messages",
+                                              "route_tokens", "delta"};
+    const std::vector<std::string> not_a_clients = {"webtransport", "records", "state_hashes"};
+    for (const auto& item : vt::vectors().items()) {
+        const std::string& group = item.key();
+        if (group == "format" || group == "version" || group == "about") continue;
+        bool known = std::count(checked.begin(), checked.end(), group) +
+                         std::count(not_a_clients.begin(), not_a_clients.end(), group) ==
+                     1;
+        EXPECT_TRUE(known) << "the group " << group << " is neither checked nor excluded";
+    }
+    for (const auto& group : checked) {
+        ASSERT_TRUE(vt::vectors().contains(group)) << group;
+        EXPECT_FALSE(vt::vectors().at(group).at("vectors").empty()) << group;
+    }
 }
 
 TEST(Session, PublicTokenJson) {

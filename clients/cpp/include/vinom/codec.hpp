@@ -46,6 +46,9 @@ enum class Error {
     buffer_too_small,  // (C ABI) the caller's output buffer is too small
     invalid_argument,  // (C ABI) a null handle or pointer
     no_memory,         // (C ABI) an allocation failed
+    unknown_baseline,   // (16.1) a delta snapshot against a view not held
+    checksum_mismatch,  // (16.4) the rebuilt view is not the host's
+    stale,              // (16.1) a snapshot not newer than the newest applied
 };
 
 const char* error_name(Error e);

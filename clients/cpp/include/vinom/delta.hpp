@@ -1,0 +1,112 @@
+// Delta snapshots (docs/protocol.md section 16): the client's decoder of the
+// `d` of a `snap` message, the same rules as vinom/rooms/delta.py and the web
+// client's delta.js.
+//
+// A snapshot is [tick, distance, checksum, body]: the view of `tick`, in full
+// (distance nil) or as a patch against the view of tick - distance, which the
+// client rebuilt before. Quantised numbers (the welcome's `q`) are rebuilt with
+// the host's IEEE operations (an integer n at a path of step s is n / (1 / s)),
+// so the view is the host's exactly, and the optional checksum (CRC-32 of the
+// view's canonical msgpack encoding, 16.4) proves it.
+//
+//   vinom::Quantisation q;
+//   vinom::Quantisation::from_rules(welcome["q"], q);
+//   vinom::SnapshotReceiver receiver(q);
+//   vinom::Snapshot s;
+//   if (receiver.receive(snap.d, s) == vinom::Error::ok) show(s.tick, s.view);
+//
+// Sans-I/O, and total: any bytes give a Snapshot or an Error, never a crash.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+
+#include "vinom/messages.hpp"
+
+namespace vinom {
+
+// Deepest nesting of a view (as the host's).
+constexpr std::size_t MAX_VIEW_DEPTH = 64;
+// The views a receiver keeps by tick (the host keeps the last 32 it sent).
+constexpr std::size_t RECEIVER_HISTORY = 64;
+
+// A game's quantisation rules (16.3), as the welcome's `q` carries them.
+class Quantisation {
+public:
+    struct Node;  // one step of the compiled patterns (src/delta.cpp)
+
+    Quantisation() = default;  // no rules
+    // `rules`: an array of [pattern, step or "f32"] pairs, or an object pattern
+    // -> rule, or null. bad_field for a rule that is not a positive step or
+    // "f32", an empty segment, or more than MAX_RULES rules.
+    static Error from_rules(const Value& rules, Quantisation& out);
+    static constexpr std::size_t MAX_RULES = 1024;
+
+    const Node* root() const { return root_.get(); }
+
+private:
+    std::shared_ptr<Node> root_;
+};
+
+// One decoded snapshot.
+struct Snapshot {
+    std::uint64_t tick = 0;
+    std::optional<std::uint64_t> baseline_tick;  // none: sent in full
+    std::optional<std::uint32_t> checksum;       // as sent
+    Value view;
+};
+
+// The views a client rebuilt, by tick.
+using Baselines = std::map<std::uint64_t, Value>;
+
+// Decodes a snapshot against `baselines`. Errors: bad_field (corrupt: not a
+// snapshot, a patch that does not fit its baseline, a value no view holds),
+// unknown_baseline (its baseline is not held), checksum_mismatch (when `verify`
+// and the snapshot carries a checksum the rebuilt view does not have).
+Error decode_snapshot(View data, const Baselines& baselines, const Quantisation& q,
+                      Snapshot& out, bool verify = true);
+
+// CRC-32 of bytes: zlib's (polynomial 0xEDB88320 reflected, initial and final
+// xor 0xFFFFFFFF).
+std::uint32_t crc32(View data);
+// The canonical msgpack encoding of a view (16.4): keys sorted by code point,
+// integral floats of at most 2^53 - 1 (and -0.0) as integers, others float 64.
+// bad_field for a view deeper than MAX_VIEW_DEPTH.
+Error canonical_encoding(const Value& view, Bytes& out);
+// The checksum of a view: CRC-32 of its canonical encoding.
+Error view_checksum(const Value& view, std::uint32_t& out);
+
+// The client's side: the views it rebuilt by tick (the last `capacity`), the
+// newest applied tick (the one its inputs acknowledge), and what it dropped.
+class SnapshotReceiver {
+public:
+    struct Drops {
+        std::uint64_t corrupt = 0;
+        std::uint64_t unknown_baseline = 0;
+        std::uint64_t checksum = 0;
+        std::uint64_t stale = 0;  // not newer than the newest applied
+    };
+
+    explicit SnapshotReceiver(Quantisation q = {}, std::size_t capacity = RECEIVER_HISTORY);
+
+    // Applies a snapshot newer than the newest applied one: ok and `out`; any
+    // other gives its Error (stale for one not newer), is dropped and counted.
+    Error receive(View data, Snapshot& out);
+
+    std::optional<std::uint64_t> newest() const { return newest_; }
+    const Value* view(std::uint64_t tick) const;
+    const Drops& drops() const { return drops_; }
+    std::uint64_t applied() const { return applied_; }
+
+private:
+    Quantisation q_;
+    std::size_t capacity_;
+    Baselines views_;
+    std::optional<std::uint64_t> newest_;
+    Drops drops_;
+    std::uint64_t applied_ = 0;
+};
+
+}  // namespace vinom
