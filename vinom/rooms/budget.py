@@ -27,7 +27,7 @@ from typing import Any, Final
 from attrs import define, field
 
 from vinom.games.rules import SnapshotBudget
-from vinom.rooms.delta import _SAME, Prepared, Quantisation, _crc, _diff, _pack
+from vinom.rooms.delta import SAME, Prepared, Quantisation, diff_wire, pack_wire, view_crc
 
 #: Bytes kept back for map headers that grow with the entries (a map of more
 #: than 15 entries takes 3 bytes, not 1; the view's and the entities' map).
@@ -39,7 +39,8 @@ _MISSING: Final = object()
 def snapshot_header_bytes(tick: int, baseline_tick: int | None, checksum: bool) -> int:
     """The bytes of a snapshot before its body (docs/protocol.md §16.1)."""
     distance = None if baseline_tick is None else tick - baseline_tick
-    return 1 + len(_pack(tick, False)) + len(_pack(distance, False)) + (5 if checksum else 1)
+    fields = len(pack_wire(tick, False)) + len(pack_wire(distance, False))
+    return 1 + fields + (5 if checksum else 1)
 
 
 @define(eq=False)
@@ -81,25 +82,25 @@ class PriorityQueue:
         rest[name] = held
         wide = prepared.wide
         if base_wire is None:
-            fixed = len(_pack(rest, wide))
+            fixed = len(pack_wire(rest, wide))
         else:
-            patch = _diff(base_wire, rest)
-            fixed = 0 if patch is _SAME else len(_pack(patch, wide))
-        room = budget.bytes - header - fixed - len(_pack(name, wide)) - SLACK
+            patch = diff_wire(base_wire, rest)
+            fixed = 0 if patch is SAME else len(pack_wire(patch, wide))
+        room = budget.bytes - header - fixed - len(pack_wire(name, wide)) - SLACK
         rate = budget.priority
         waiting = self.waiting
         candidates: list[tuple[float, str, int]] = []
         for key, value in entities.items():
             old = held.get(key, _MISSING)
             if old is _MISSING:
-                cost = len(_pack(value, wide))
+                cost = len(pack_wire(value, wide))
             else:
-                change = _diff(old, value)
-                if change is _SAME:
+                change = diff_wire(old, value)
+                if change is SAME:
                     continue
-                cost = len(_pack(change, wide))
+                cost = len(pack_wire(change, wide))
             total = waiting.get(key, 0.0) + float(rate(view, key))
-            candidates.append((total, key, cost + len(_pack(key, wide))))
+            candidates.append((total, key, cost + len(pack_wire(key, wide))))
         if not candidates:
             self.waiting = {}
             return prepared
@@ -119,5 +120,5 @@ class PriorityQueue:
             return prepared
         rest[name] = {k: v if k in chosen else held[k] for k, v in entities.items()
                       if k in chosen or k in held}  # fmt: skip
-        crc = _crc(rest, quantisation.compiled) if checksum else None
+        crc = view_crc(rest, quantisation.compiled) if checksum else None
         return Prepared(rest, wide, crc)

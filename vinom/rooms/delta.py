@@ -248,7 +248,7 @@ class Quantisation:
         Raises TypeError for what a view cannot hold (a non-str map key, a set...)."""
         walk = _ToWire()
         wire = walk.value(view, self.compiled, 0)
-        crc = _crc(wire, self.compiled) if checksum else None
+        crc = view_crc(wire, self.compiled) if checksum else None
         return Prepared(wire, walk.wide, crc)
 
     def quantise(self, view: Any) -> Any:
@@ -257,11 +257,11 @@ class Quantisation:
 
     def checksum(self, view: Any) -> int:
         """The checksum of `quantise(view)` (module docstring)."""
-        return _crc(_ToWire().value(view, self.compiled, 0), self.compiled)
+        return view_crc(_ToWire().value(view, self.compiled, 0), self.compiled)
 
     def checksum_of_decoded(self, view: Any) -> int:
         """The checksum of a view already quantised (one `decode` returned)."""
-        return _crc(view, None, decoded=True)
+        return view_crc(view, None, decoded=True)
 
 
 NO_QUANTISATION: Final = Quantisation()
@@ -293,7 +293,7 @@ class Prepared:
     # The view packed whole (a full snapshot's body): packed once, as each
     # recipient's patch is weighed against it (`SnapshotHistory.encode_for`).
     full_body: bytes = field(
-        init=False, default=Factory(lambda self: _pack(self.wire, self.wide), takes_self=True)
+        init=False, default=Factory(lambda self: pack_wire(self.wire, self.wide), takes_self=True)
     )
 
 
@@ -454,7 +454,8 @@ def _canonical(value: Any, node: _Node | None, decoded: bool) -> Any:
     return value
 
 
-def _crc(value: Any, root: _Node | None, *, decoded: bool = False) -> int:
+def view_crc(value: Any, root: _Node | None, *, decoded: bool = False) -> int:
+    """The CRC-32 of a view's canonical form (a `snap`'s checksum, section 16)."""
     return zlib.crc32(_packer64.pack(_canonical(value, root, decoded)))
 
 
@@ -462,11 +463,11 @@ def _crc(value: Any, root: _Node | None, *, decoded: bool = False) -> int:
 
 _packer64 = msgpack.Packer()
 _packer32 = msgpack.Packer(use_single_float=True)
-_SAME: Final = object()  # "unchanged": nothing to send for this subtree
+SAME: Final = object()  # "unchanged": nothing to send for this subtree
 
 
-def _diff(base: Any, new: Any) -> Any:
-    """The patch turning wire value `base` into wire value `new`, or _SAME.
+def diff_wire(base: Any, new: Any) -> Any:
+    """The patch turning wire value `base` into wire value `new`, or SAME.
 
     Scalars are compared inline in the loops (a call per value is most of the
     cost), by type and value: 1, 1.0 and True differ."""
@@ -477,8 +478,8 @@ def _diff(base: Any, new: Any) -> Any:
         patch: dict[str, Any] = {}
         kept = 0
         for key, item in new.items():
-            old = base.get(key, _SAME)
-            if old is _SAME:
+            old = base.get(key, SAME)
+            if old is SAME:
                 patch[key] = item
                 continue
             kept += 1
@@ -486,8 +487,8 @@ def _diff(base: Any, new: Any) -> Any:
             if type(old) is not kind:
                 patch[key] = item
             elif kind is dict or kind is list:
-                sub = _diff(old, item)
-                if sub is not _SAME:
+                sub = diff_wire(old, item)
+                if sub is not SAME:
                     patch[key] = sub
             elif old != item:
                 patch[key] = item
@@ -495,7 +496,7 @@ def _diff(base: Any, new: Any) -> Any:
             for key in base:
                 if key not in new:
                     patch[key] = _DELETE
-        return patch if patch else _SAME
+        return patch if patch else SAME
     if kind is list:
         length = len(new)
         out: list[Any] = [length]
@@ -506,8 +507,8 @@ def _diff(base: Any, new: Any) -> Any:
                 append(i)
                 append(item)
             elif kind is dict or kind is list:
-                sub = _diff(old, item)
-                if sub is not _SAME:
+                sub = diff_wire(old, item)
+                if sub is not SAME:
                     append(i)
                     append(sub)
             elif old != item:
@@ -516,8 +517,8 @@ def _diff(base: Any, new: Any) -> Any:
         for i in range(len(base), length):
             append(i)
             append(new[i])
-        return out if len(out) > 1 or length != len(base) else _SAME
-    return _SAME if base == new else new
+        return out if len(out) > 1 or length != len(base) else SAME
+    return SAME if base == new else new
 
 
 def encode_body(baseline: Prepared | None, view: Prepared) -> bytes:
@@ -528,14 +529,15 @@ def encode_body(baseline: Prepared | None, view: Prepared) -> bytes:
     if baseline is None:
         return view.full_body
     else:
-        body = _diff(baseline.wire, view.wire)
-        if body is _SAME:
+        body = diff_wire(baseline.wire, view.wire)
+        if body is SAME:
             kind = type(view.wire)
             body = {} if kind is dict else [len(view.wire)] if kind is list else view.wire
-    return _pack(body, view.wide)
+    return pack_wire(body, view.wide)
 
 
-def _pack(value: Any, wide: bool) -> bytes:
+def pack_wire(value: Any, wide: bool) -> bytes:
+    """A wire value in msgpack, its floats 64-bit when `wide`, else 32-bit."""
     return (_packer64 if wide else _packer32).pack(value)
 
 
@@ -634,7 +636,7 @@ def _apply(base: Any, patch: Any, node: _Node | None, depth: int) -> Any:
             raise _bad("a list patch's length does not fit")
         items: list[Any] = base[:length]
         if length > old:
-            items.extend([_SAME] * (length - old))
+            items.extend([SAME] * (length - old))
         for at in range(1, len(patch), 2):
             i = patch[at]
             if type(i) is not int or not 0 <= i < length:
@@ -644,7 +646,7 @@ def _apply(base: Any, patch: Any, node: _Node | None, depth: int) -> Any:
             items[i] = (
                 _apply(base[i], sub, child, depth + 1) if i < old else _full(sub, child, depth + 1)
             )
-        if length > old and any(item is _SAME for item in items[old:]):
+        if length > old and any(item is SAME for item in items[old:]):
             raise _bad("a list patch leaves an added element out")
         return items
     if type(patch) is msgpack.ExtType:
@@ -687,7 +689,7 @@ def _rebuild(
             view = _apply(baselines[baseline_tick], body, root, 0)
     except RecursionError:  # pragma: no cover - MAX_DEPTH stops well before
         raise _bad("nested too deep") from None
-    if verify and checksum is not None and checksum != _crc(view, None, decoded=True):
+    if verify and checksum is not None and checksum != view_crc(view, None, decoded=True):
         raise ChecksumMismatch(f"tick {tick}: the rebuilt view is not the server's")
     return Snapshot(tick, baseline_tick, checksum, view)
 
