@@ -44,6 +44,12 @@ class FleetFoundTests(SynchronousTestCase):
         assert fleet is not None
         self.assertTrue(verifyObject(IFleet, fleet))
         self.assertEqual(fleet.name, "redis")
+        # The plugin file names the fleet and its module (imported on first use): the
+        # module's fleet is the one named.
+        from vinom.fleet.plugin import fleet as named
+
+        self.assertEqual(named.name, fleet.name)
+        self.assertTrue(verifyObject(IFleet, named))
         self.assertEqual([row[0] for row in Options().subCommands],
                          ["lobby", "host", "gateway", "relay"])  # fmt: skip
         self.assertEqual(parse()["redis-start-wait"], 5.0)

@@ -20,6 +20,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutput
+from twisted.python.filepath import FilePath
 from twisted.trial.unittest import TestCase
 
 from tests.support.servers import RunningServer, start_server
@@ -211,16 +212,40 @@ print(" ".join(sorted(sys.modules)))
 """
 
 
+async def worker_modules(*path: str) -> set[str]:
+    """The modules a worker process has imported once configured, `path` first on its path."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([*path, SOURCE_ROOT, *sys.path]))
+    output = await getProcessOutput(sys.executable, ["-c", WORKER_IMPORTS], env=env)
+    return set(output.decode().split())
+
+
 class WorkerProgram(TestCase):
     async def test_a_worker_imports_what_hosting_needs_and_not_the_lobby(self) -> None:
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([SOURCE_ROOT, *sys.path]))
-        output = await getProcessOutput(sys.executable, ["-c", WORKER_IMPORTS], env=env)
-        modules = set(output.decode().split())
+        modules = await worker_modules()
         self.assertIn("vinom.hosting.core", modules)
         self.assertIn("vinom.games.tictactoe", modules)
         for unwanted in ("vinom.lobby", "vinom.server.tap", "vinom.store", "vinom.client",
                          "vinom.server.ops", "vinom.matchmaking.memory", "prometheus_client",
                          "twisted.web"):
+            self.assertFalse(
+                [m for m in modules if m == unwanted or m.startswith(unwanted + ".")], unwanted
+            )
+
+    async def test_finding_the_games_imports_nothing_of_the_fleet(self) -> None:
+        # The plugin files as a fresh or read-only install has them, no plugin cache
+        # written: finding the games imports every plugin module, the fleet's too, which
+        # names its module and imports it only when it is used.
+        fresh = FilePath(self.mktemp())
+        plugins = fresh.descendant(["twisted", "plugins"])
+        plugins.makedirs()
+        for source in FilePath(SOURCE_ROOT).descendant(["twisted", "plugins"]).globChildren(
+            "*.py"
+        ):
+            source.copyTo(plugins.child(source.basename()))
+        modules = await worker_modules(fresh.path)
+        self.assertIn("twisted.plugins.vinom_fleet", modules)
+        self.assertIn("vinom.games.tictactoe", modules)
+        for unwanted in ("vinom.fleet", "vinom.server.options", "vinom.cluster"):
             self.assertFalse(
                 [m for m in modules if m == unwanted or m.startswith(unwanted + ".")], unwanted
             )

@@ -1,5 +1,5 @@
-"""vinom's fleet as the server finds it: `RedisFleet`, the `IFleet` of
-twisted/plugins/vinom_fleet.py (vinom.server.fleet).
+"""vinom's fleet as the server finds it: `RedisFleet`, the `IFleet` that
+twisted/plugins/vinom_fleet.py names (vinom.server.fleet's `FleetPlugin`).
 
 It adds `--redis` (and its files) to every role and the whole server,
 `--placement` to game hosts, `--agones` to a cluster's game hosts, and the
@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.application import service
-from twisted.plugin import IPlugin
 from twisted.python import usage
 from zope.interface import implementer
 
@@ -44,7 +43,7 @@ GROUPS: dict[str, tuple[type, ...]] = {
 }
 
 
-@implementer(IPlugin, IFleet)
+@implementer(IFleet)
 class RedisFleet:
     """Lobbies and game hosts on one Redis, the gateway and the UDP relay, Agones."""
 

@@ -17,20 +17,24 @@ imports one: it finds it as it finds games, as a Twisted plugin in
 
 With no fleet installed, or `$VINOM_FLEET` set to `none`, `twistd vinom` is the
 whole server in one process, with no fleet option; with more than one, the
-environment variable names the one to use.
+environment variable names the one to use. A plugin file names its fleet's module
+(`FleetPlugin`, as Twisted's `ServiceMaker` names a tap's), so that finding plugins,
+which every process that looks for games does (a game-host worker too), imports
+nothing of a fleet.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
 from twisted.application import service
-from twisted.plugin import getPlugins
+from twisted.plugin import IPlugin, getPlugins
 from twisted.python import usage
-from zope.interface import Attribute, Interface
+from zope.interface import Attribute, Interface, implementer
 
 if TYPE_CHECKING:
     # For the annotations only: plugin discovery imports this module in every process
@@ -136,6 +140,58 @@ class IFleet(Interface):
 
     def record_settings(options: usage.Options) -> Any:
         """`vinom replay`'s options (`--redis` and its files) as `fetch_record` takes them."""
+
+
+@implementer(IPlugin, IFleet)
+@frozen
+class FleetPlugin:
+    """A fleet as its plugin file names it: its name, and the module whose `fleet`
+    provides `IFleet`, imported on the first call of a method."""
+
+    name: str
+    module: str
+
+    def load(self) -> IFleet:
+        """The fleet itself (its module imported once, by Python's module cache)."""
+        fleet: IFleet = importlib.import_module(self.module).fleet
+        return fleet
+
+    def option_groups(self, role: str) -> tuple[type, ...]:
+        return self.load().option_groups(role)
+
+    def subcommands(self) -> list[list[Any]]:
+        return self.load().subcommands()
+
+    def check(self, options: usage.Options) -> None:
+        self.load().check(options)
+
+    def make_service(
+        self, options: usage.Options, reactor: Any, under_twistd: bool
+    ) -> service.MultiService | None:
+        return self.load().make_service(options, reactor, under_twistd)
+
+    def build_shared(
+        self, options: usage.Options, reactor: Any, root: service.MultiService, games: Any,
+        check: bool,
+    ) -> SharedState | None:  # fmt: skip
+        return self.load().build_shared(options, reactor, root, games, check)
+
+    def build_host(
+        self, options: usage.Options, reactor: Any, shared: SharedState,
+        hosting: GameHostingService, allocator: PortAllocator,
+    ) -> HostParts:  # fmt: skip
+        return self.load().build_host(options, reactor, shared, hosting, allocator)
+
+    def announce(
+        self, options: usage.Options, host: HostParts
+    ) -> list[tuple[str, dict[str, object]]]:
+        return self.load().announce(options, host)
+
+    def fetch_record(self, reactor: Any, settings: Any, match_id: str) -> Any:
+        return self.load().fetch_record(reactor, settings, match_id)
+
+    def record_settings(self, options: usage.Options) -> Any:
+        return self.load().record_settings(options)
 
 
 class FleetNotFound(usage.UsageError):
