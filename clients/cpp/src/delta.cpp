@@ -5,6 +5,8 @@
 
 #include <msgpack.hpp>
 
+#include "pack_value.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -284,67 +286,6 @@ Error rebuild(const Frame& f, const Baselines& baselines, const Quantisation& q,
     return Error::ok;
 }
 
-// -- the canonical encoding (16.4) --
-
-using Packer = msgpack::packer<msgpack::sbuffer>;
-
-constexpr double MAX_SAFE = 9007199254740991.0;  // 2^53 - 1
-
-bool canonical(Packer& p, const Value& v, std::size_t depth) {
-    switch (v.type()) {
-        case Value::value_t::null: p.pack_nil(); return true;
-        case Value::value_t::boolean: v.get<bool>() ? p.pack_true() : p.pack_false(); return true;
-        case Value::value_t::number_unsigned: p.pack_uint64(v.get<std::uint64_t>()); return true;
-        case Value::value_t::number_integer: p.pack_int64(v.get<std::int64_t>()); return true;
-        case Value::value_t::number_float: {
-            double d = v.get<double>();
-            // An integral float (-0.0 too) is written as the integer: JavaScript
-            // cannot tell them apart.
-            if (std::isfinite(d) && std::trunc(d) == d && std::fabs(d) <= MAX_SAFE)
-                p.pack_int64(static_cast<std::int64_t>(d));
-            else
-                p.pack_double(d);
-            return true;
-        }
-        case Value::value_t::string: {
-            const auto& s = v.get_ref<const std::string&>();
-            p.pack_str(static_cast<std::uint32_t>(s.size()));
-            p.pack_str_body(s.data(), static_cast<std::uint32_t>(s.size()));
-            return true;
-        }
-        case Value::value_t::binary: {
-            const auto& b = v.get_binary();
-            p.pack_bin(static_cast<std::uint32_t>(b.size()));
-            p.pack_bin_body(reinterpret_cast<const char*>(b.data()),
-                            static_cast<std::uint32_t>(b.size()));
-            return true;
-        }
-        case Value::value_t::array:
-            if (depth >= MAX_VIEW_DEPTH) return false;
-            p.pack_array(static_cast<std::uint32_t>(v.size()));
-            for (const auto& x : v)
-                if (!canonical(p, x, depth + 1)) return false;
-            return true;
-        case Value::value_t::object: {
-            if (depth >= MAX_VIEW_DEPTH) return false;
-            // Keys by code point: UTF-8's byte order, which std::string's is.
-            std::vector<const std::pair<const std::string, Value>*> items;
-            items.reserve(v.size());
-            for (const auto& item : v.get_ref<const Value::object_t&>()) items.push_back(&item);
-            std::sort(items.begin(), items.end(),
-                      [](const auto* a, const auto* b) { return a->first < b->first; });
-            p.pack_map(static_cast<std::uint32_t>(items.size()));
-            for (const auto* item : items) {
-                p.pack_str(static_cast<std::uint32_t>(item->first.size()));
-                p.pack_str_body(item->first.data(), static_cast<std::uint32_t>(item->first.size()));
-                if (!canonical(p, item->second, depth + 1)) return false;
-            }
-            return true;
-        }
-        default: return false;
-    }
-}
-
 }  // namespace
 
 Error Quantisation::from_rules(const Value& rules, Quantisation& out) {
@@ -397,8 +338,8 @@ std::uint32_t crc32(View data) {
 
 Error canonical_encoding(const Value& view, Bytes& out) {
     msgpack::sbuffer buffer;
-    Packer p(buffer);
-    if (!canonical(p, view, 0)) return Error::bad_field;
+    detail::Packer p(buffer);
+    if (!detail::pack_value(p, view, MAX_VIEW_DEPTH, true)) return Error::bad_field;
     const auto* data = reinterpret_cast<const std::uint8_t*>(buffer.data());
     out.assign(data, data + buffer.size());
     return Error::ok;

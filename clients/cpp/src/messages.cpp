@@ -3,50 +3,11 @@
 
 #include <msgpack.hpp>
 
+#include "pack_value.hpp"
+
 namespace vinom {
 
 namespace {
-
-using Packer = msgpack::packer<msgpack::sbuffer>;
-
-bool pack(Packer& p, const Value& v, std::size_t depth) {
-    if (depth > MAX_MESSAGE_DEPTH) return false;
-    switch (v.type()) {
-        case Value::value_t::null: p.pack_nil(); return true;
-        case Value::value_t::boolean: v.get<bool>() ? p.pack_true() : p.pack_false(); return true;
-        case Value::value_t::number_unsigned: p.pack_uint64(v.get<std::uint64_t>()); return true;
-        case Value::value_t::number_integer: p.pack_int64(v.get<std::int64_t>()); return true;
-        case Value::value_t::number_float: p.pack_double(v.get<double>()); return true;
-        case Value::value_t::string: {
-            const auto& s = v.get_ref<const std::string&>();
-            p.pack_str(static_cast<std::uint32_t>(s.size()));
-            p.pack_str_body(s.data(), static_cast<std::uint32_t>(s.size()));
-            return true;
-        }
-        case Value::value_t::binary: {
-            const auto& b = v.get_binary();
-            p.pack_bin(static_cast<std::uint32_t>(b.size()));
-            p.pack_bin_body(reinterpret_cast<const char*>(b.data()),
-                            static_cast<std::uint32_t>(b.size()));
-            return true;
-        }
-        case Value::value_t::array:
-            p.pack_array(static_cast<std::uint32_t>(v.size()));
-            for (const auto& x : v)
-                if (!pack(p, x, depth + 1)) return false;
-            return true;
-        case Value::value_t::object:
-            p.pack_map(static_cast<std::uint32_t>(v.size()));
-            for (const auto& item : v.items()) {
-                const std::string& k = item.key();
-                p.pack_str(static_cast<std::uint32_t>(k.size()));
-                p.pack_str_body(k.data(), static_cast<std::uint32_t>(k.size()));
-                if (!pack(p, item.value(), depth + 1)) return false;
-            }
-            return true;
-        default: return false;
-    }
-}
 
 bool to_value(const msgpack::object& o, Value& out) {
     switch (o.type) {
@@ -88,8 +49,8 @@ bool to_value(const msgpack::object& o, Value& out) {
 
 Error encode_message(const Value& message, Bytes& out) {
     msgpack::sbuffer buffer;
-    Packer p(buffer);
-    if (!pack(p, message, 0)) return Error::bad_field;
+    detail::Packer p(buffer);
+    if (!detail::pack_value(p, message, MAX_MESSAGE_DEPTH, false)) return Error::bad_field;
     const auto* data = reinterpret_cast<const std::uint8_t*>(buffer.data());
     out.assign(data, data + buffer.size());
     return Error::ok;

@@ -78,3 +78,23 @@ TEST(Messages, MalformedIsRefused) {
     deep.push_back(0xc0);
     EXPECT_EQ(vinom::decode_message(deep, v), Error::bad_field);
 }
+
+TEST(Messages, EncodeAndDecodeShareTheDepthLimit) {
+    // MAX_MESSAGE_DEPTH arrays one in another are a message both ways; one more
+    // (the innermost empty) is refused both ways.
+    for (std::size_t depth : {vinom::MAX_MESSAGE_DEPTH, vinom::MAX_MESSAGE_DEPTH + 1}) {
+        vinom::Value nested = vinom::Value::array();
+        for (std::size_t i = 1; i < depth; ++i) nested = vinom::Value::array({nested});
+        Bytes packed(depth - 1, 0x91);
+        packed.push_back(0x90);
+        Bytes out;
+        vinom::Value v;
+        Error want = depth == vinom::MAX_MESSAGE_DEPTH ? Error::ok : Error::bad_field;
+        EXPECT_EQ(vinom::encode_message(nested, out), want) << depth;
+        EXPECT_EQ(vinom::decode_message(packed, v), want) << depth;
+        if (want == Error::ok) {
+            EXPECT_EQ(out, packed);
+            EXPECT_EQ(v, nested);
+        }
+    }
+}
