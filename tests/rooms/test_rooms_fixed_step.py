@@ -162,12 +162,12 @@ class WelcomeTests(SnapshotTestCase):
 
 @frozen
 class World:
-    """A target walking one step a tick along a line; who hit it, in order (and
-    the fields `Game`'s default hooks read)."""
+    """A target walking along a line (Shooter's one step a tick); who hit it, in
+    order (and the fields `Game`'s default hooks read)."""
 
     players: tuple[str, ...]
     left: tuple[bool, ...]
-    target: int = 0
+    target: float = 0
     hits: tuple[str, ...] = ()
     finished: bool = False
     reason: str | None = None
@@ -284,23 +284,12 @@ class HistoryDefaultsTests(SnapshotTestCase):
 
 
 @frozen
-class Range:
-    """SubTickRange's state: the target's x (3 a tick), shots in flight, hits (and
-    the fields `Game`'s default hooks read)."""
+class Range(World):
+    """SubTickRange's state: Shooter's, its target walking 3 a tick, and shots in
+    flight."""
 
-    players: tuple[str, ...]
-    left: tuple[bool, ...]
-    target: float = 0.0
     # (shooter, aimed x, the tick they saw, ticks flown)
     flying: tuple[tuple[str, float, float, int], ...] = ()
-    hits: tuple[str, ...] = ()
-    finished: bool = False
-    reason: str | None = None
-    winners: tuple[str, ...] = ()
-
-    @property
-    def scores(self) -> tuple[int, ...]:
-        return tuple(self.hits.count(p) for p in self.players)
 
 
 class SubTickRange(Game[Range]):
