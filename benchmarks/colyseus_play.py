@@ -46,15 +46,14 @@ from benchmarks.common import (
     MeasuredRun,
     ScenarioOptions,
     cpu_plan,
-    cpu_row,
-    latency_ms,
     non_negative_floats,
     positive_int,
     progress_for,
     report_failure,
     slices,
 )
-from benchmarks.harness import BenchError, Harness, bottleneck, new_histogram, report
+from benchmarks.harness import BenchError, Harness, new_histogram, report
+from benchmarks.play import move_figures, move_rows
 
 PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers", "colyseus")
 # What a run needs of the peer's directory (node_modules is installed from the lockfile).
@@ -205,7 +204,6 @@ def run(options: Options) -> int:
         progress.finish()
         return report_failure("colyseus-play", e, options)
     progress.finish()
-    window = measured.window_s or 1e-9
     before, after = (m["counters"] for m in measured.server_marks)
     moves = after["actions_applied"] - before["actions_applied"]
     errors = sum(int(r["errors"]) for r in results)
@@ -227,27 +225,13 @@ def run(options: Options) -> int:
         "node": subprocess.run(
             [node, "--version"], capture_output=True, text=True, check=False
         ).stdout.strip(),
-        "moves_per_s": round(moves / window, 1),
-        "msgs_delivered_per_s": round(sum(int(r["messages"]) for r in results) / window, 1),
-        **latency_ms(latency_histogram(results)),
-        "errors": errors,
-        **measured.cpu_figures(),
-        "server_cpu_us_per_move": round(server_cpu_s * 1e6 / max(moves, 1), 2),
-        "load_cpu_us_per_move": round(measured.load_cpu_s * 1e6 / max(moves, 1), 2),
+        **move_figures(measured, results, latency_histogram(results), moves, errors,
+                       server_cpu_s, load_cores),
         "server_rss_bytes": int(measured.server_marks[-1].get("rss_bytes", 0)),
-        "bottleneck": bottleneck(server_cpu_s, measured.load_cpu_s, window, load_cores),
-    }
+    }  # fmt: skip
     if error_codes:
         summary["error_codes"] = error_codes
-    rows: list[tuple[str, Any]] = [
-        ("moves applied / s", summary["moves_per_s"]),
-        ("messages delivered / s", summary["msgs_delivered_per_s"]),
-        ("move latency p50 / p99 ms", f"{summary['p50_ms']} / {summary['p99_ms']}"),
-        ("server CPU us / move", summary["server_cpu_us_per_move"]),
-        ("load CPU us / move", summary["load_cpu_us_per_move"]),
-        ("errors", errors),
-        cpu_row(server_cpu_s, measured.load_cpu_s, window, summary["bottleneck"]),
-    ]
+    rows = move_rows(summary, measured, server_cpu_s, [])
     report(
         f"colyseus-play: {options['rooms']} duel rooms x 2 players on Colyseus "
         f"{summary['colyseus']} ({summary['node']}, plain WebSocket), {options['loads']} "

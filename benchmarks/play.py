@@ -394,19 +394,13 @@ def run(options: Options) -> int:
         errors += after["actions_rejected"] - before["actions_rejected"]
         server_cpu_s = measured.server_cpu_s
         figures, worker_rows = {}, []
+    summary.update(move_figures(measured, results, histogram, moves, errors, server_cpu_s,
+                                load_cores))  # fmt: skip
     summary.update({
-        "moves_per_s": round(moves / window, 1),
-        "msgs_delivered_per_s": round(sum(int(r["messages"]) for r in results) / window, 1),
-        **latency_ms(histogram),
-        "errors": errors,
         # Moves sent again after RESEND_S without a state showing them (lost datagrams).
         "resends": sum(int(r.get("resends", 0)) for r in results),
-        **measured.cpu_figures(),
         "server_cpu_s": round(server_cpu_s, 3),
-        "server_cpu_us_per_move": round(server_cpu_s * 1e6 / max(moves, 1), 2),
-        "load_cpu_us_per_move": round(measured.load_cpu_s * 1e6 / max(moves, 1), 2),
         **figures,
-        "bottleneck": bottleneck(server_cpu_s, measured.load_cpu_s, window, load_cores),
     })  # fmt: skip
     if proxy is not None:
         proxy_cpu_s = measured.server_cpu_by_process[proxy.name]
@@ -428,16 +422,7 @@ def run(options: Options) -> int:
         })  # fmt: skip
     if error_codes:
         summary["error_codes"] = error_codes
-    rows += [
-        ("moves applied / s", summary["moves_per_s"]),
-        ("messages delivered / s", summary["msgs_delivered_per_s"]),
-        ("move latency p50 / p99 ms", f"{summary['p50_ms']} / {summary['p99_ms']}"),
-        ("server CPU us / move", summary["server_cpu_us_per_move"]),
-        *worker_rows,
-        ("load CPU us / move", summary["load_cpu_us_per_move"]),
-        ("errors", errors),
-        cpu_row(server_cpu_s, measured.load_cpu_s, window, summary["bottleneck"]),
-    ]
+    rows += move_rows(summary, measured, server_cpu_s, worker_rows)
     if relay is not None:
         rows.append(("relay CPU us / datagram (/ move)",
                      f"{summary['relay_cpu_us_per_datagram']} "
@@ -466,6 +451,44 @@ def run(options: Options) -> int:
         table=options.show_table,
     )
     return 0 if errors == 0 else 1
+
+
+def move_figures(
+    measured: MeasuredRun, results: list[dict[str, Any]], histogram: Any, moves: int,
+    errors: int, server_cpu_s: float, load_cores: int,
+) -> dict[str, Any]:  # fmt: skip
+    """The figures of a duel's measured window, as play and colyseus-play report them:
+    moves and messages a second, a move's latency, errors, CPU a move and the
+    bottleneck (`server_cpu_s`: the server's share of the window)."""
+    window = measured.window_s or 1e-9
+    return {
+        "moves_per_s": round(moves / window, 1),
+        "msgs_delivered_per_s": round(sum(int(r["messages"]) for r in results) / window, 1),
+        **latency_ms(histogram),
+        "errors": errors,
+        **measured.cpu_figures(),
+        "server_cpu_us_per_move": round(server_cpu_s * 1e6 / max(moves, 1), 2),
+        "load_cpu_us_per_move": round(measured.load_cpu_s * 1e6 / max(moves, 1), 2),
+        "bottleneck": bottleneck(server_cpu_s, measured.load_cpu_s, window, load_cores),
+    }
+
+
+def move_rows(
+    summary: dict[str, Any], measured: MeasuredRun, server_cpu_s: float,
+    server_rows: list[tuple[str, Any]],
+) -> list[tuple[str, Any]]:  # fmt: skip
+    """The table's rows of `move_figures` (`server_rows` after the server's CPU)."""
+    return [
+        ("moves applied / s", summary["moves_per_s"]),
+        ("messages delivered / s", summary["msgs_delivered_per_s"]),
+        ("move latency p50 / p99 ms", f"{summary['p50_ms']} / {summary['p99_ms']}"),
+        ("server CPU us / move", summary["server_cpu_us_per_move"]),
+        *server_rows,
+        ("load CPU us / move", summary["load_cpu_us_per_move"]),
+        ("errors", summary["errors"]),
+        cpu_row(server_cpu_s, measured.load_cpu_s, measured.window_s or 1e-9,
+                summary["bottleneck"]),
+    ]  # fmt: skip
 
 
 def worker_figures(
