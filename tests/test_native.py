@@ -21,7 +21,9 @@ import base64
 import json
 import shutil
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from twisted.internet import reactor, utils
 from twisted.internet.defer import Deferred
@@ -121,6 +123,41 @@ async def tictactoe_seat(case: TestCase) -> tuple[dict[str, object], list[str]]:
     token = dict(found.token)
     host = token["hosts"][0]
     return token, [host["host"], str(host["port"])]
+
+
+#: A native program started on a connect token and the host's address, with options:
+#: its JSON lines, its stderr and its exit code.
+NativeRun = Callable[..., Awaitable[tuple[list[dict[str, Any]], str, int]]]
+
+
+async def refuse_a_tampered_token(
+    case: TestCase, run: NativeRun, token: dict[str, object], address: list[str], program: str
+) -> list[dict[str, Any]]:
+    """`program` (started by `run`) given the seat's token with one bit of its sealed
+    part flipped: no welcome, a failure in one line, exit 1. Its lines are returned."""
+    sealed = bytearray(base64.b64decode(str(token["token"])))
+    sealed[100] ^= 1
+    tampered = {**token, "token": base64.b64encode(bytes(sealed)).decode()}
+    lines, err, code = await run(tampered, address, "--attempt-timeout", "1")
+    case.assertEqual(code, 1, f"{lines}\n{err}")
+    case.assertEqual(lines[-1], {"event": "failed", "reason": "timeout"})
+    case.assertIn(f"{program}: session failed: timeout: no welcome from "
+                  f"{address[0]}:{address[1]} within 1 s", err)  # fmt: skip
+    return lines
+
+
+def check_a_result(
+    case: TestCase, messages: list[dict[str, Any]], token: dict[str, object], said: str
+) -> None:
+    """The room's messages to a seat that played on: the match reached a result (the
+    last phase), with the seat's mark on the final state's board."""
+    phases = [m for m in messages if m["t"] == "phase"]
+    case.assertEqual(phases[-1]["p"], "finished", said)
+    case.assertIn("result", phases[-1], said)
+    final = [m for m in messages if m["t"] == "state"][-1]
+    mark = next(p["mark"] for p in final["s"]["players"] if p["id"] == token["player_id"])
+    case.assertIn(mark, final["s"]["board"], said)
+    case.assertEqual(final["p"], "finished", said)
 
 
 class ProbeProcess(ProcessProtocol):
@@ -301,27 +338,12 @@ class NativeClientAgainstTwistd(TestCase):
         sent = [line for line in lines if line["event"] == "sent"]
         self.assertTrue(sent, said)
         self.assertIn({"cell": 0}, [line["message"]["a"] for line in sent], said)
-        phases = [m for m in messages if m["t"] == "phase"]
-        self.assertEqual(phases[-1]["p"], "finished", said)
-        self.assertIn("result", phases[-1], said)
-        final = [m for m in messages if m["t"] == "state"][-1]
-        mark = next(p["mark"] for p in final["s"]["players"] if p["id"] == token["player_id"])
-        self.assertIn(mark, final["s"]["board"], said)
-        self.assertEqual(final["p"], "finished", said)
+        check_a_result(self, messages, token, said)
 
     async def test_a_tampered_token_is_refused_and_the_host_keeps_serving(self) -> None:
         token, address = await self.seat()
-        sealed = bytearray(base64.b64decode(str(token["token"])))
-        sealed[100] ^= 1
-        tampered = {**token, "token": base64.b64encode(bytes(sealed)).decode()}
-        lines, err, code = await self.probe(tampered, address, "--attempt-timeout", "1")
-        self.assertEqual(code, 1, f"{lines}\n{err}")
+        lines = await refuse_a_tampered_token(self, self.probe, token, address, "vinom_udp_probe")
         self.assertEqual(lines, [{"event": "failed", "reason": "timeout"}])
-        self.assertIn(
-            f"vinom_udp_probe: session failed: timeout: no welcome from "
-            f"{address[0]}:{address[1]} within 1 s",
-            err,
-        )
         # The host still serves the seat: the real token is welcomed.
         lines, err, code = await self.probe(token, address, "--seconds", "0.5")
         self.assertEqual(code, 0, f"{lines}\n{err}")

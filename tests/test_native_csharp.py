@@ -13,7 +13,6 @@ fail with the command that installs them, never skip."""
 from __future__ import annotations
 
 import atexit
-import base64
 import json
 import re
 import shutil
@@ -23,7 +22,16 @@ from pathlib import Path
 from twisted.internet import utils
 from twisted.trial.unittest import TestCase
 
-from tests.test_native import PATH, ROOT, SOURCE, _run, build, tictactoe_seat
+from tests.test_native import (
+    PATH,
+    ROOT,
+    SOURCE,
+    _run,
+    build,
+    check_a_result,
+    refuse_a_tampered_token,
+    tictactoe_seat,
+)
 
 CSHARP = ROOT / "clients" / "csharp"
 MONO_PACKAGES = "mono-mcs mono-runtime"
@@ -136,26 +144,11 @@ class CSharpBotAgainstTwistd(TestCase):
         # its mark on the board.
         sent = [line["message"] for line in lines if line["event"] == "sent"]
         self.assertIn({"t": "action", "a": {"cell": 0}}, sent, said)
-        phases = [m for m in messages if m["t"] == "phase"]
-        self.assertEqual(phases[-1]["p"], "finished", said)
-        self.assertIn("result", phases[-1], said)
-        final = [m for m in messages if m["t"] == "state"][-1]
-        mark = next(p["mark"] for p in final["s"]["players"] if p["id"] == token["player_id"])
-        self.assertIn(mark, final["s"]["board"], said)
+        check_a_result(self, messages, token, said)
 
     async def test_a_tampered_token_is_refused_with_a_clear_line(self) -> None:
         token, address = await self.seat()
-        sealed = bytearray(base64.b64decode(str(token["token"])))
-        sealed[100] ^= 1
-        tampered = {**token, "token": base64.b64encode(bytes(sealed)).decode()}
-        lines, err, code = await self.play(tampered, address, "--attempt-timeout", "1")
-        self.assertEqual(code, 1, f"{lines}\n{err}")
-        self.assertEqual(lines[-1], {"event": "failed", "reason": "timeout"})
-        self.assertIn(
-            f"vinom_csharp_bot: session failed: timeout: no welcome from "
-            f"{address[0]}:{address[1]} within 1 s",
-            err,
-        )
+        await refuse_a_tampered_token(self, self.play, token, address, "vinom_csharp_bot")
 
     async def test_a_file_that_is_not_a_token_is_a_usage_error(self) -> None:
         lines, err, code = await self.play('{"version": 3}', ["127.0.0.1", "9"])
