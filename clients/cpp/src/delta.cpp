@@ -337,12 +337,7 @@ std::uint32_t crc32(View data) {
 }
 
 Error canonical_encoding(const Value& view, Bytes& out) {
-    msgpack::sbuffer buffer;
-    detail::Packer p(buffer);
-    if (!detail::pack_value(p, view, MAX_VIEW_DEPTH, true)) return Error::bad_field;
-    const auto* data = reinterpret_cast<const std::uint8_t*>(buffer.data());
-    out.assign(data, data + buffer.size());
-    return Error::ok;
+    return detail::pack_bytes(view, MAX_VIEW_DEPTH, true, out);
 }
 
 Error view_checksum(const Value& view, std::uint32_t& out) {

@@ -48,12 +48,7 @@ bool to_value(const msgpack::object& o, Value& out) {
 }  // namespace
 
 Error encode_message(const Value& message, Bytes& out) {
-    msgpack::sbuffer buffer;
-    detail::Packer p(buffer);
-    if (!detail::pack_value(p, message, MAX_MESSAGE_DEPTH, false)) return Error::bad_field;
-    const auto* data = reinterpret_cast<const std::uint8_t*>(buffer.data());
-    out.assign(data, data + buffer.size());
-    return Error::ok;
+    return detail::pack_bytes(message, MAX_MESSAGE_DEPTH, false, out);
 }
 
 Error decode_message(View data, Value& out) {

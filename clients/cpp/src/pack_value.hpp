@@ -79,4 +79,14 @@ inline bool pack_value(Packer& p, const Value& v, std::size_t max_depth, bool ca
     }
 }
 
+// `v` packed into `out` (as pack_value); bad_field, `out` unchanged, when it cannot be.
+inline Error pack_bytes(const Value& v, std::size_t max_depth, bool canonical, Bytes& out) {
+    msgpack::sbuffer buffer;
+    Packer p(buffer);
+    if (!pack_value(p, v, max_depth, canonical)) return Error::bad_field;
+    const auto* data = reinterpret_cast<const std::uint8_t*>(buffer.data());
+    out.assign(data, data + buffer.size());
+    return Error::ok;
+}
+
 }  // namespace vinom::detail
