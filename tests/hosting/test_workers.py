@@ -219,17 +219,24 @@ async def worker_modules(*path: str) -> set[str]:
     return set(output.decode().split())
 
 
+# What a game-host worker never needs: the lobby's side, the web server, the operations
+# endpoint, the authenticators and the TLS listeners.
+NOT_IN_A_WORKER = ("vinom.lobby", "vinom.server.tap", "vinom.store", "vinom.client",
+                   "vinom.server.ops", "vinom.matchmaking.memory", "prometheus_client",
+                   "twisted.web", "vinom.accounts.oidc", "vinom.accounts.device",
+                   "vinom.server.endpoints", "vinom.server.tls")  # fmt: skip
+
+
 class WorkerProgram(TestCase):
+    def assertNoneImported(self, modules: set[str], unwanted: tuple[str, ...]) -> None:
+        for name in unwanted:
+            self.assertFalse([m for m in modules if m == name or m.startswith(name + ".")], name)
+
     async def test_a_worker_imports_what_hosting_needs_and_not_the_lobby(self) -> None:
         modules = await worker_modules()
         self.assertIn("vinom.hosting.core", modules)
         self.assertIn("vinom.games.tictactoe", modules)
-        for unwanted in ("vinom.lobby", "vinom.server.tap", "vinom.store", "vinom.client",
-                         "vinom.server.ops", "vinom.matchmaking.memory", "prometheus_client",
-                         "twisted.web"):
-            self.assertFalse(
-                [m for m in modules if m == unwanted or m.startswith(unwanted + ".")], unwanted
-            )
+        self.assertNoneImported(modules, NOT_IN_A_WORKER)
 
     async def test_finding_the_games_imports_nothing_of_the_fleet(self) -> None:
         # The plugin files as a fresh or read-only install has them, no plugin cache
@@ -244,11 +251,11 @@ class WorkerProgram(TestCase):
             source.copyTo(plugins.child(source.basename()))
         modules = await worker_modules(fresh.path)
         self.assertIn("twisted.plugins.vinom_fleet", modules)
+        self.assertIn("twisted.plugins.vinom_auth", modules)
         self.assertIn("vinom.games.tictactoe", modules)
-        for unwanted in ("vinom.fleet", "vinom.server.options", "vinom.cluster"):
-            self.assertFalse(
-                [m for m in modules if m == unwanted or m.startswith(unwanted + ".")], unwanted
-            )
+        self.assertNoneImported(
+            modules, ("vinom.fleet", "vinom.server.options", "vinom.cluster", *NOT_IN_A_WORKER)
+        )
 
 
 class ChildPerMatch(TestCase):

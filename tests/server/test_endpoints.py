@@ -15,6 +15,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactor
 from twisted.internet.threads import deferToThread
 from twisted.python import usage
+from twisted.python.reflect import namedAny
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from vinom.fleet.relay import Options as RelayOptions
@@ -61,6 +62,13 @@ class TLSParserTests(SynchronousTestCase):
         [(port, _factory, backlog, interface)] = memory.tcpServers
         self.assertEqual((port, backlog, interface), (7350, 7, "127.0.0.1"))
         self.assertEqual(endpoint.options.getContext().get_timeout(), TICKET_LIFETIME)
+
+    def test_each_plugin_names_the_parser_of_its_prefix(self) -> None:
+        # The plugin file names its parsers (imported when a description is parsed).
+        from twisted.plugins import vinom_endpoints
+
+        for plugin in (vinom_endpoints.vinom_ssl, vinom_endpoints.vinom_proxied):
+            self.assertEqual(plugin.prefix, namedAny(plugin.parser).prefix)
 
     def test_a_bad_field_is_one_line(self) -> None:
         cert, key = certificate_files(self)

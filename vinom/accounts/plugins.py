@@ -23,6 +23,7 @@ from typing import Any
 from attrs import field, frozen
 from twisted.plugin import IPlugin, getPlugins
 from twisted.python.failure import Failure
+from twisted.python.reflect import namedAny
 from zope.interface import Attribute, Interface, implementer
 
 from vinom.accounts.interfaces import AuthFailed, IAccountStore, IAuthenticator
@@ -80,21 +81,29 @@ def _no_check(settings: AuthSettings) -> None:
 @implementer(IPlugin, IAuthenticatorPlugin)
 @frozen
 class AuthenticatorPlugin:
-    """An authenticator plugin: its name, its line, how to check and to make it."""
+    """An authenticator plugin: its name, its line, how to check and to make it.
+
+    `factory` and `checker` are callables or, as Twisted's `ServiceMaker` names its
+    module, their dotted names ("vinom.accounts.oidc.make_jwt"), imported on first use:
+    plugin discovery imports every plugin file in every process that looks for games
+    (a game-host worker too), which then imports no authenticator's own modules."""
 
     name: str
     summary: str
-    factory: Callable[[AuthSettings, Any, IAccountStore | None], IAuthenticator]
-    checker: Callable[[AuthSettings], None] = _no_check
+    factory: Callable[[AuthSettings, Any, IAccountStore | None], IAuthenticator] | str
+    checker: Callable[[AuthSettings], None] | str = _no_check
     needs_store: bool = False
 
     def check(self, settings: AuthSettings) -> None:
-        self.checker(settings)
+        checker = namedAny(self.checker) if isinstance(self.checker, str) else self.checker
+        checker(settings)
 
     def make(
         self, settings: AuthSettings, reactor: Any, store: IAccountStore | None
     ) -> IAuthenticator:
-        return self.factory(settings, reactor, store)
+        factory = namedAny(self.factory) if isinstance(self.factory, str) else self.factory
+        made: IAuthenticator = factory(settings, reactor, store)
+        return made
 
 
 def authenticator_plugins(package: Any = None) -> dict[str, IAuthenticatorPlugin]:
