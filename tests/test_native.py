@@ -6,11 +6,13 @@ vector changed fails it. The example client (examples/vinom_udp_probe.cpp)
 then plays a seat of tictactoe against a real `twistd vinom` child process
 over UDP, and a tampered token gets its refusal line; the C example of the
 frame loop a Godot GDExtension runs (examples/frame_loop.c) reads the room's
-first messages, or reports the refusal. A second build, with clang, makes the
-libFuzzer target (clients/cpp/fuzz), which runs its kept corpus and a bounded
-number of mutations with no finding. CMake, g++, clang and the libraries are
-Debian's packages (scripts/test installs them); a missing one fails with the
-command that installs it, never skips."""
+first messages, or reports the refusal; and the probe gets its seat from the
+lobby over TLS with the core's own lobby client (a wrong certificate refused).
+A second build, with clang, makes the libFuzzer target (clients/cpp/fuzz),
+which runs its kept corpus and a bounded number of mutations with no finding.
+CMake, g++, clang and the libraries are Debian's packages (scripts/test
+installs them); a missing one fails with the command that installs it, never
+skips."""
 
 # slow: builds the native client with CMake (g++ and clang), starts twistd vinom
 
@@ -433,6 +435,32 @@ class NativeClientAgainstTwistd(TestCase):
         self.assertIn("result", phases[-1], said)
 
 
+class NativeLobbyFrames(TestCase):
+    """The lobby client's GoogleTest cases in the sanitized build: frames split
+    anywhere, malformed, oversized and deeply nested frames as error events, the
+    frames it sends, and its failures against local sockets (not TLS, hanging up,
+    refused, silent)."""
+
+    timeout = 900
+
+    async def test_the_lobby_cases_pass_under_the_sanitizers(self) -> None:
+        where = await build()
+        report, code = await _run(str(where / "vinom_tests"), ["--gtest_filter=Lobby*"])
+        self.assertEqual(code, 0, report)
+        for name in (
+            "LobbyFrames.SplitAnywhereBlankLinesAndCrlf",
+            "LobbyFrames.MalformedFramesAreErrorEventsAndTheNextIsRead",
+            "LobbyFrames.AnOversizedFrameIsOneErrorAndItsBytesAreNotKept",
+            "LobbyFrames.DeepNestingIsAnEventNotACrash",
+            "LobbyFrames.EachFramesEvent",
+            "LobbyFrames.TheFramesTheClientSends",
+            "LobbyConnection.AnUnreadableTrustFileFailsAtOnce",
+            "LobbyConnection.APeerThatIsNotTlsOrHangsUpFailsTheHandshake",
+            "LobbyConnection.ARefusedPortAndATimeoutThroughTheCAbi",
+        ):
+            self.assertIn(f"[       OK ] {name}", report, report)
+
+
 class NativeLobbyAgainstTwistd(TestCase):
     """The native core's lobby client (clients/cpp/src/lobby.cpp) against a real
     `twistd vinom`: vinom_udp_probe --lobby says hello over TLS, verified against
@@ -497,13 +525,13 @@ class NativeLobbyAgainstTwistd(TestCase):
             ["vinom_udp_probe: lobby failed: tls: certificate verify failed: "
              "self-signed certificate"],
         )  # fmt: skip
-        # The lobby goes on: the right certificate gets a room.
+        # The lobby goes on: with the right certificate, a welcome and a room.
         lines, err, code = await self.from_lobby(
             server.lobby.port, server.lobby.trust, "--create-room", "tictactoe", "--add-bot",
             "--seconds", "0.5",
         )  # fmt: skip
-        self.assertEqual(code, 0, f"{lines}\n{err}")
-        self.assertEqual(lines[3]["event"], "match_found", err)
+        self.assertEqual([line["event"] for line in lines[:2]], ["lobby_welcome", "room"], err)
+        self.assertNotIn("lobby failed", err)
 
     async def test_the_probe_reconnects_through_the_lobby_and_finishes(self) -> None:
         await build()

@@ -318,8 +318,15 @@ void Lobby::start_tls() {
     }
     BIO_set_mem_eof_return(rbio_, -1);  // empty: "retry", until the peer's EOF
     SSL_set_bio(ssl_, rbio_, wbio_);
-    SSL_set_tlsext_host_name(ssl_, server_name_.c_str());
-    SSL_set1_host(ssl_, server_name_.c_str());
+    in6_addr address{};
+    if (inet_pton(AF_INET, server_name_.c_str(), &address) == 1 ||
+        inet_pton(AF_INET6, server_name_.c_str(), &address) == 1) {
+        // An address is checked against the certificate's IP names (and sent no SNI).
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), server_name_.c_str());
+    } else {
+        SSL_set_tlsext_host_name(ssl_, server_name_.c_str());
+        SSL_set1_host(ssl_, server_name_.c_str());
+    }
     SSL_set_connect_state(ssl_);
     state_ = State::handshaking;
 }
