@@ -90,7 +90,7 @@ public:
     enum class State { connecting, handshaking, open, closed, failed };
 
     struct Options {
-        std::string host;         // a numeric address or a name (resolved when made)
+        std::string host;         // an address, or a name (resolved, blocking, when made)
         std::uint16_t port = 0;
         std::string trust;        // PEM file of the CA or the lobby's own certificate;
                                   // empty: the system's CAs
