@@ -6,11 +6,13 @@ vector changed fails it. The example client (examples/vinom_udp_probe.cpp)
 then plays a seat of tictactoe against a real `twistd vinom` child process
 over UDP, and a tampered token gets its refusal line; the C example of the
 frame loop a Godot GDExtension runs (examples/frame_loop.c) reads the room's
-first messages, or reports the refusal. A second build, with clang, makes the
-libFuzzer target (clients/cpp/fuzz), which runs its kept corpus and a bounded
-number of mutations with no finding. CMake, g++, clang and the libraries are
-Debian's packages (scripts/test installs them); a missing one fails with the
-command that installs it, never skips."""
+first messages, or reports the refusal; and the probe gets its seat from the
+lobby over TLS with the core's own lobby client (a wrong certificate refused).
+A second build, with clang, makes the libFuzzer target (clients/cpp/fuzz),
+which runs its kept corpus and a bounded number of mutations with no finding.
+CMake, g++, clang and the libraries are Debian's packages (scripts/test
+installs them); a missing one fails with the command that installs it, never
+skips."""
 
 # slow: builds the native client with CMake (g++ and clang), starts twistd vinom
 
@@ -37,6 +39,7 @@ from tests.support.servers import start_twistd
 from tests.support.vectors import VECTORS, load
 from tests.support.waiting import until
 from vinom.client.lobby import connect_lobby
+from vinom.server.certs import make_self_signed
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "clients" / "cpp"
@@ -452,3 +455,126 @@ class NativeClientAgainstTwistd(TestCase):
         phases = [m for m in messages if m["t"] == "phase"]
         self.assertEqual(phases[-1]["p"], "finished", said)
         self.assertIn("result", phases[-1], said)
+
+
+class NativeLobbyFrames(TestCase):
+    """The lobby client's GoogleTest cases in the sanitized build: frames split
+    anywhere, malformed, oversized and deeply nested frames as error events, the
+    frames it sends, and its failures against local sockets (not TLS, hanging up,
+    refused, silent)."""
+
+    timeout = 900
+
+    async def test_the_lobby_cases_pass_under_the_sanitizers(self) -> None:
+        where = await build()
+        report, code = await _run(str(where / "vinom_tests"), ["--gtest_filter=Lobby*"])
+        self.assertEqual(code, 0, report)
+        for name in (
+            "LobbyFrames.SplitAnywhereBlankLinesAndCrlf",
+            "LobbyFrames.MalformedFramesAreErrorEventsAndTheNextIsRead",
+            "LobbyFrames.AnOversizedFrameIsOneErrorAndItsBytesAreNotKept",
+            "LobbyFrames.DeepNestingIsAnEventNotACrash",
+            "LobbyFrames.EachFramesEvent",
+            "LobbyFrames.TheFramesTheClientSends",
+            "LobbyConnection.AnUnreadableTrustFileFailsAtOnce",
+            "LobbyConnection.APeerThatIsNotTlsOrHangsUpFailsTheHandshake",
+            "LobbyConnection.ARefusedPortAndATimeoutThroughTheCAbi",
+        ):
+            self.assertIn(f"[       OK ] {name}", report, report)
+
+
+class NativeLobbyAgainstTwistd(TestCase):
+    """The native core's lobby client (clients/cpp/src/lobby.cpp) against a real
+    `twistd vinom`: vinom_udp_probe --lobby says hello over TLS, verified against
+    the server's certificate, makes a room of tictactoe, adds the game's bot, and
+    plays the seat of the room's match_found to a result, no Python lobby client
+    involved; with --reconnect a dropped session gets its fresh token from the
+    lobby's `reconnect`. A certificate the lobby does not have is refused with one
+    clear line, and the server goes on serving."""
+
+    timeout = 900
+
+    async def from_lobby(
+        self, port: int, trust: str, *options: str
+    ) -> tuple[list[dict[str, object]], str, int]:
+        where = await build()
+        out, err, code = await utils.getProcessOutputAndValue(
+            str(where / "vinom_udp_probe"),
+            ["--lobby", "127.0.0.1", str(port), "--trust", trust, *options],
+            path=str(ROOT),
+            env={"PATH": PATH},
+        )
+        lines = [json.loads(line) for line in out.decode().splitlines() if line]
+        return lines, err.decode(errors="replace"), code
+
+    async def test_the_probe_plays_from_the_lobby_to_a_result(self) -> None:
+        await build()
+        server = await start_twistd(self, {})
+        lines, err, code = await self.from_lobby(
+            server.lobby.port, server.lobby.trust, "--name", "Native", "--create-room",
+            "tictactoe", "--add-bot", "--play-tictactoe", "--seconds", "60",
+        )  # fmt: skip
+        said = f"{lines}\n{err}"
+        self.assertEqual(code, 0, said)
+        events = [line["event"] for line in lines]
+        self.assertEqual(events[:4], ["lobby_welcome", "room", "room", "match_found"], said)
+        player_id = lines[0]["player_id"]
+        self.assertEqual([p["name"] for p in lines[2]["room"]["players"]], ["Native", "Bot"], said)
+        self.assertEqual(events[4], "welcome", said)
+        messages = [line["message"] for line in lines if line["event"] == "message"]
+        self.assertEqual((messages[0]["t"], messages[0]["game"]), ("welcome", "tictactoe"), said)
+        self.assertEqual([p["name"] for p in messages[0]["players"]], ["Native", "Bot"], said)
+        phases = [m for m in messages if m["t"] == "phase"]
+        self.assertEqual(phases[-1]["p"], "finished", said)
+        self.assertIn("result", phases[-1], said)
+        final = [m for m in messages if m["t"] == "state"][-1]
+        mark = next(p["mark"] for p in final["s"]["players"] if p["id"] == player_id)
+        self.assertIn(mark, final["s"]["board"], said)
+        self.assertEqual(lines[-1], {"event": "disconnected", "reason": "closed"}, said)
+
+    async def test_a_wrong_trust_certificate_is_refused_with_one_line(self) -> None:
+        await build()
+        server = await start_twistd(self, {})
+        other = Path(self.mktemp()).resolve()
+        other.write_bytes(make_self_signed("localhost")[0])  # also localhost's, not the lobby's
+        lines, err, code = await self.from_lobby(
+            server.lobby.port, str(other), "--create-room", "tictactoe", "--add-bot"
+        )
+        self.assertEqual(code, 1, f"{lines}\n{err}")
+        self.assertEqual(lines, [{"event": "failed", "reason": "lobby"}])
+        self.assertEqual(
+            err.splitlines(),
+            ["vinom_udp_probe: lobby failed: tls: certificate verify failed: "
+             "self-signed certificate"],
+        )  # fmt: skip
+        # The lobby goes on: with the right certificate, a welcome and a room.
+        lines, err, code = await self.from_lobby(
+            server.lobby.port, server.lobby.trust, "--create-room", "tictactoe", "--add-bot",
+            "--seconds", "0.5",
+        )  # fmt: skip
+        self.assertEqual([line["event"] for line in lines[:2]], ["lobby_welcome", "room"], err)
+        self.assertNotIn("lobby failed", err)
+
+    async def test_the_probe_reconnects_through_the_lobby_and_finishes(self) -> None:
+        await build()
+        server = await start_twistd(self, {}, "--session-timeout", "1")
+        lines, err, code = await self.from_lobby(
+            server.lobby.port, server.lobby.trust, "--create-room", "tictactoe", "--add-bot",
+            "--play-tictactoe", "--seconds", "60", "--reconnect", "--drop-after-moves", "1",
+        )  # fmt: skip
+        said = f"{lines}\n{err}"
+        self.assertEqual(code, 0, said)
+        events = [line["event"] for line in lines]
+        # The room's seat, one move, the drop, the loss, the lobby's reconnect.
+        self.assertEqual(events.count("match_found"), 2, said)
+        self.assertEqual(events.count("lobby_welcome"), 1, said)
+        found = [line for line in lines if line["event"] == "match_found"]
+        self.assertEqual(found[0]["game_id"], found[1]["game_id"], said)
+        lost = events.index("lost")
+        self.assertLess(events.index("dropped"), lost, said)
+        self.assertEqual(events[lost + 1], "match_found", said)
+        messages = [line["message"] for line in lines[lost:] if line["event"] == "message"]
+        self.assertEqual([m["reconnected"] for m in messages if m["t"] == "welcome"], [True])
+        phases = [m for m in messages if m["t"] == "phase"]
+        self.assertEqual(phases[-1]["p"], "finished", said)
+        self.assertEqual(lines[-1], {"event": "disconnected", "reason": "closed"}, said)

@@ -25,6 +25,20 @@
 // after its N-th move is acknowledged the first session sends and reads nothing
 // more ("dropped"), until its session timeout.
 //
+// From the lobby instead of a token file, with the core's lobby client
+// (include/vinom/lobby.hpp: TLS verified against CERT, in the same loop):
+//
+//   vinom_udp_probe --lobby HOST PORT --trust CERT [--name N]
+//                   (--create-room GAME [--add-bot] | --join-room CODE | --queue GAME)
+//                   [the options above]
+//
+// says hello, gets a seat and plays it at the host of match_found's token
+// (printing "lobby_welcome", "room" and "match_found" lines first); with
+// --reconnect a lost session gets its fresh token from the lobby's
+// `reconnect`. A lobby that cannot be reached or verified prints one line
+// starting "vinom_udp_probe: lobby failed:", an `error` frame one starting
+// "vinom_udp_probe: lobby error:", and exits 1.
+//
 // The session, its timers and the reliability endpoint are the core's
 // vinom::Client (include/vinom/client.hpp); the probe owns the socket, the
 // clock and the game.
@@ -51,6 +65,7 @@
 #include <string>
 
 #include "vinom/client.hpp"
+#include "vinom/lobby.hpp"
 #include "vinom/messages.hpp"
 
 namespace {
@@ -76,7 +91,9 @@ void emit(const Value& line) { std::cout << line.dump() << std::endl; }
     std::cerr << "vinom_udp_probe: " << why
               << "\nusage: vinom_udp_probe TOKEN_FILE HOST PORT [--seconds S] "
                  "[--attempt-timeout S] [--play-tictactoe] [--reconnect] "
-                 "[--drop-after-moves N]"
+                 "[--drop-after-moves N]\n"
+                 "       vinom_udp_probe --lobby HOST PORT --trust CERT [--name N] "
+                 "(--create-room GAME [--add-bot] | --join-room CODE | --queue GAME) [...]"
               << std::endl;
     std::exit(2);
 }
@@ -102,6 +119,10 @@ std::optional<Value> tictactoe_move(const Value& view, const std::string& me) {
 
 struct Options {
     std::string token_file, host, port;
+    // --lobby: where the seat comes from instead of TOKEN_FILE.
+    std::string lobby_host, lobby_port, trust, name = "Native", create_room, join_room,
+        queue_game;
+    bool add_bot = false;
     double seconds = 5.0, attempt_timeout = -1.0;
     bool play = false;
     bool reconnect = false;     // a lost session waits for the next token
@@ -293,17 +314,111 @@ bool next_token(const Options& o, std::istream& in, vinom::PublicToken& token) {
     return true;
 }
 
+// The player's seat at the lobby: kept from the welcome for `reconnect`.
+struct Seat {
+    std::string player_id, secret;
+};
+
+[[noreturn]] void lobby_failed(const std::string& why) {
+    emit(Value{{"event", "failed"}, {"reason", "lobby"}});
+    std::cerr << "vinom_udp_probe: lobby failed: " << why << std::endl;
+    std::exit(1);
+}
+
+// A connect token from the lobby: hello and the seat the options ask for (or,
+// `seat` already known, `reconnect`), driven by update() every 10 ms as a
+// game's frame loop would; the token's JSON of match_found.
+std::string lobby_token(const Options& o, Seat& seat) {
+    vinom::Lobby::Options options;
+    options.host = o.lobby_host;
+    options.port = static_cast<std::uint16_t>(std::strtoul(o.lobby_port.c_str(), nullptr, 10));
+    options.trust = o.trust;
+    vinom::Lobby lobby(options, monotonic());
+    const bool again = !seat.player_id.empty();
+    if (again) {
+        lobby.reconnect(seat.player_id, seat.secret);
+    } else {
+        lobby.hello(o.name);
+    }
+    std::int64_t room_request = 0;
+    bool bot_asked = false;
+    const double deadline = monotonic() + 60.0;
+    while (monotonic() < deadline) {
+        lobby.update(monotonic());
+        vinom::LobbyEvent event;
+        while (lobby.next_event(event)) {
+            using Kind = vinom::LobbyEvent::Kind;
+            switch (event.kind) {
+                case Kind::failed:
+                    lobby_failed(event.reason);
+                case Kind::closed:
+                    lobby_failed("the lobby closed the connection before match_found");
+                case Kind::error:
+                    emit(Value{{"event", "failed"}, {"reason", "lobby"}, {"code", event.code}});
+                    std::cerr << "vinom_udp_probe: lobby error: " << event.code << ": "
+                              << event.message << std::endl;
+                    std::exit(1);
+                case Kind::welcome:
+                    seat = Seat{event.player_id, event.secret};
+                    emit(Value{{"event", "lobby_welcome"}, {"player_id", event.player_id}});
+                    if (!o.create_room.empty()) {
+                        room_request = lobby.create_room(o.create_room);
+                    } else if (!o.join_room.empty()) {
+                        room_request = lobby.join_room(o.join_room);
+                    } else {
+                        lobby.queue(o.queue_game);
+                    }
+                    break;
+                case Kind::room: {
+                    Value frame = Value::parse(event.frame, nullptr, false);
+                    emit(Value{{"event", "room"}, {"room", frame.value("room", Value())}});
+                    if (o.add_bot && !bot_asked && event.id == room_request) {
+                        bot_asked = true;
+                        lobby.add_bot();
+                    }
+                    break;
+                }
+                case Kind::match_found:
+                    emit(Value{{"event", "match_found"}, {"game_id", event.game_id}});
+                    lobby.close();
+                    return event.token;
+                default:
+                    break;
+            }
+        }
+        ::usleep(10000);
+    }
+    lobby_failed("no match_found within 60 s");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     if (argc < 4) usage("expected TOKEN_FILE HOST PORT");
     Options o;
-    o.token_file = argv[1];
-    o.host = argv[2];
-    o.port = argv[3];
+    const bool from_lobby = std::string(argv[1]) == "--lobby";
+    if (from_lobby) {
+        o.lobby_host = argv[2];
+        o.lobby_port = argv[3];
+    } else {
+        o.token_file = argv[1];
+        o.host = argv[2];
+        o.port = argv[3];
+    }
     for (int i = 4; i < argc; ++i) {
         std::string a = argv[i];
-        if ((a == "--seconds" || a == "--attempt-timeout") && i + 1 < argc) {
+        if (from_lobby && i + 1 < argc &&
+            (a == "--trust" || a == "--name" || a == "--create-room" || a == "--join-room" ||
+             a == "--queue")) {
+            std::string v = argv[++i];
+            (a == "--trust"         ? o.trust
+             : a == "--name"        ? o.name
+             : a == "--create-room" ? o.create_room
+             : a == "--join-room"   ? o.join_room
+                                    : o.queue_game) = v;
+        } else if (from_lobby && a == "--add-bot") {
+            o.add_bot = true;
+        } else if ((a == "--seconds" || a == "--attempt-timeout") && i + 1 < argc) {
             char* end = nullptr;
             double v = std::strtod(argv[++i], &end);
             if (*end != '\0' || !(v > 0)) usage(a + " takes a positive number of seconds");
@@ -318,6 +433,30 @@ int main(int argc, char** argv) {
             o.reconnect = true;
         } else {
             usage("unknown option " + a);
+        }
+    }
+
+    if (from_lobby) {
+        if (o.create_room.empty() + o.join_room.empty() + o.queue_game.empty() != 2) {
+            usage("--lobby takes one of --create-room, --join-room and --queue");
+        }
+        Seat seat;
+        Play played;
+        std::string text = lobby_token(o, seat);
+        while (true) {
+            vinom::PublicToken token;
+            Error e = vinom::parse_public_token(text, token);
+            if (e != Error::ok || token.hosts.empty()) {
+                lobby_failed(std::string("match_found's token: ") + vinom::error_name(e));
+            }
+            // The game host of the token (the probe's HOST PORT in the token file's form).
+            o.host = token.hosts[0].host;
+            o.port = std::to_string(token.hosts[0].port);
+            Lost lost;
+            if (run_session(o, token, played, lost) == 0) return 0;
+            if (!o.reconnect) fail(lost.reason, lost.detail);
+            emit(Value{{"event", "lost"}, {"reason", lost.reason}});
+            text = lobby_token(o, seat);  // `reconnect`: a fresh token for the seat
         }
     }
 

@@ -162,6 +162,76 @@ VINOM_API vinom_status vinom_message_to_json(const uint8_t* message, size_t len,
 VINOM_API vinom_status vinom_message_from_json(const char* json, size_t len, uint8_t* out,
                                                size_t cap, size_t* out_len);
 
+/* The lobby over TLS (docs/lobby.md), in the same shape: the game calls
+ * vinom_lobby_update each frame (it connects, verifies the lobby's certificate,
+ * reads and writes what the socket allows; it never blocks) and reads the
+ * events of vinom_lobby_poll until VINOM_LOBBY_NONE. `trust`: a PEM file of the
+ * CA or of the lobby's own certificate (NULL or "": the system's CAs);
+ * `server_name`: the name the certificate must carry (NULL: "localhost" for a
+ * loopback address, else `host`); `timeout`: seconds to be connected and
+ * verified (<= 0: 10). A request made before the connection is up waits for
+ * it; each gives its frame's `id` in *id (may be NULL). A malformed or
+ * oversized frame from the lobby is a VINOM_LOBBY_ERROR ("bad_frame",
+ * "frame_too_large"), never more. */
+typedef struct vinom_lobby vinom_lobby;
+
+typedef enum vinom_lobby_event {
+    VINOM_LOBBY_NONE = 0,
+    VINOM_LOBBY_CONNECTED = 1,   /* the lobby's certificate was verified */
+    VINOM_LOBBY_WELCOME = 2,     /* vinom_lobby_player_id, vinom_lobby_secret */
+    VINOM_LOBBY_QUEUED = 3,
+    VINOM_LOBBY_ROOM = 4,        /* a `room` reply or a `room_update` */
+    VINOM_LOBBY_MATCH_FOUND = 5, /* vinom_lobby_token: for vinom_token_parse */
+    VINOM_LOBBY_REPLY = 6,       /* any other frame (cancelled, pong, ...) */
+    VINOM_LOBBY_ERROR = 7,       /* vinom_lobby_error_code; the request goes on */
+    VINOM_LOBBY_CLOSED = 8,      /* the lobby closed (it does after match_found) */
+    VINOM_LOBBY_FAILED = 9       /* vinom_lobby_failure: connect, tls or timeout */
+} vinom_lobby_event;
+
+typedef enum vinom_lobby_phase {
+    VINOM_LOBBY_STATE_CONNECTING = 0,
+    VINOM_LOBBY_STATE_HANDSHAKING = 1,
+    VINOM_LOBBY_STATE_OPEN = 2,
+    VINOM_LOBBY_STATE_CLOSED = 3,
+    VINOM_LOBBY_STATE_FAILED = 4
+} vinom_lobby_phase;
+
+/* A bad trust file or address still gives a handle, failed at once (its
+ * first event says why); only NULL arguments and memory get a status. */
+VINOM_API vinom_status vinom_lobby_new(const char* host, uint16_t port, const char* trust,
+                                       const char* server_name, double now, double timeout,
+                                       vinom_lobby** out);
+VINOM_API void vinom_lobby_free(vinom_lobby* lobby);
+VINOM_API vinom_lobby_phase vinom_lobby_state(const vinom_lobby* lobby);
+VINOM_API vinom_status vinom_lobby_update(vinom_lobby* lobby, double now);
+/* The next event, its request's id (0: none) and the frame as JSON (empty for
+ * CONNECTED, CLOSED and FAILED). A frame larger than `cap` gets
+ * VINOM_BUFFER_TOO_SMALL with *len the size needed and stays first in line. */
+VINOM_API vinom_status vinom_lobby_poll(vinom_lobby* lobby, vinom_lobby_event* event,
+                                        int64_t* id, char* out, size_t cap, size_t* len);
+/* Requests: VINOM_UNEXPECTED once closed or failed, or while 64 KiB wait to be
+ * sent. `auth`: the credentials object as JSON text (NULL: none, a guest);
+ * `queue`: NULL for "normal". match_found comes as an event of its own. */
+VINOM_API vinom_status vinom_lobby_hello(vinom_lobby* lobby, const char* name, const char* auth,
+                                         int64_t* id);
+VINOM_API vinom_status vinom_lobby_queue(vinom_lobby* lobby, const char* game, const char* queue,
+                                         int64_t* id);
+VINOM_API vinom_status vinom_lobby_cancel(vinom_lobby* lobby, int64_t* id);
+VINOM_API vinom_status vinom_lobby_create_room(vinom_lobby* lobby, const char* game,
+                                               int is_private, int64_t* id);
+VINOM_API vinom_status vinom_lobby_join_room(vinom_lobby* lobby, const char* code, int64_t* id);
+VINOM_API vinom_status vinom_lobby_add_bot(vinom_lobby* lobby, int64_t* id);
+VINOM_API vinom_status vinom_lobby_reconnect(vinom_lobby* lobby, const char* player_id,
+                                             const char* secret, const char* auth, int64_t* id);
+VINOM_API vinom_status vinom_lobby_close(vinom_lobby* lobby);
+/* Borrowed strings, "" before: the last welcome's, the last match_found's
+ * token JSON, the last error event's code, the failure's reason. */
+VINOM_API const char* vinom_lobby_player_id(const vinom_lobby* lobby);
+VINOM_API const char* vinom_lobby_secret(const vinom_lobby* lobby);
+VINOM_API const char* vinom_lobby_token(const vinom_lobby* lobby);
+VINOM_API const char* vinom_lobby_error_code(const vinom_lobby* lobby);
+VINOM_API const char* vinom_lobby_failure(const vinom_lobby* lobby);
+
 #ifdef __cplusplus
 }
 #endif

@@ -23,6 +23,9 @@ int main(void) {
     uint8_t out[VINOM_MAX_DATAGRAM];
     char text[64];
     size_t len = 0, text_len = 0;
+    vinom_lobby* lobby = NULL;
+    vinom_lobby_event lobby_event = VINOM_LOBBY_NONE;
+    int64_t id = -1;
 
     CHECK(vinom_abi_version() == VINOM_ABI_VERSION);
     CHECK(vinom_protocol_version() == 3);
@@ -44,6 +47,29 @@ int main(void) {
     CHECK(len == 8 && out[0] == 0x81); /* 81 a1 74 a4 70 69 6e 67 */
     CHECK(vinom_message_to_json(out, len, text, sizeof text, &text_len) == VINOM_OK);
     CHECK(text_len == strlen(ping) && memcmp(text, ping, text_len) == 0);
+    /* The lobby: NULL arguments, and a trust file that cannot be read fails the
+     * handle at once, with its reason and one failed event. */
+    CHECK(vinom_lobby_new(NULL, 7350, NULL, NULL, 0.0, 0.0, &lobby) == VINOM_INVALID_ARGUMENT);
+    CHECK(vinom_lobby_update(NULL, 0.0) == VINOM_INVALID_ARGUMENT);
+    CHECK(vinom_lobby_state(NULL) == VINOM_LOBBY_STATE_FAILED);
+    CHECK(strcmp(vinom_lobby_failure(NULL), "") == 0);
+    CHECK(vinom_lobby_new("127.0.0.1", 7350, "/nonexistent.pem", NULL, 0.0, 0.0, &lobby) ==
+          VINOM_OK);
+    CHECK(lobby != NULL);
+    CHECK(vinom_lobby_state(lobby) == VINOM_LOBBY_STATE_FAILED);
+    CHECK(strcmp(vinom_lobby_failure(lobby),
+                 "trust: cannot read a PEM certificate from /nonexistent.pem") == 0);
+    CHECK(vinom_lobby_hello(lobby, "Ann", NULL, &id) == VINOM_UNEXPECTED);
+    CHECK(id == 0);
+    CHECK(vinom_lobby_hello(lobby, NULL, NULL, &id) == VINOM_INVALID_ARGUMENT);
+    CHECK(vinom_lobby_update(lobby, 1.0) == VINOM_OK);
+    CHECK(vinom_lobby_poll(lobby, &lobby_event, &id, text, sizeof text, &len) == VINOM_OK);
+    CHECK(lobby_event == VINOM_LOBBY_FAILED && len == 0);
+    CHECK(vinom_lobby_poll(lobby, &lobby_event, &id, text, sizeof text, &len) == VINOM_OK);
+    CHECK(lobby_event == VINOM_LOBBY_NONE);
+    CHECK(strcmp(vinom_lobby_token(lobby), "") == 0);
+    vinom_lobby_free(lobby);
+    vinom_lobby_free(NULL);
     vinom_token_free(NULL);
     vinom_session_free(NULL);
     vinom_client_free(NULL);

@@ -1,0 +1,525 @@
+// The lobby client (include/vinom/lobby.hpp): the framer, the frames' events,
+// and a non-blocking TCP socket with OpenSSL on memory BIOs, so the socket's
+// reads and writes are the client's own (MSG_NOSIGNAL: a peer gone mid-write
+// is an event, not a SIGPIPE).
+#include "vinom/lobby.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "vinom/codec.hpp"  // PROTOCOL_VERSION
+
+namespace vinom {
+
+using Json = nlohmann::json;
+
+// -- framing ---------------------------------------------------------------
+
+namespace {
+
+// The deepest nesting of arrays and objects in `text` (strings skipped): the
+// JSON library's writer and comparisons recurse, so a frame nested deeper
+// than MAX_DEPTH is refused before it is parsed.
+std::size_t nesting(std::string_view text) {
+    std::size_t depth = 0, deepest = 0;
+    bool in_string = false, escaped = false;
+    for (char c : text) {
+        if (in_string) {
+            if (escaped) {
+                escaped = false;
+            } else if (c == '\\') {
+                escaped = true;
+            } else if (c == '"') {
+                in_string = false;
+            }
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            deepest = std::max(deepest, ++depth);
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            --depth;
+        }
+    }
+    return deepest;
+}
+
+}  // namespace
+
+void LobbyFramer::finish(std::deque<Item>& out) {
+    if (!line_.empty() && line_.back() == '\r') line_.pop_back();
+    if (line_.empty()) return;  // blank lines carry nothing
+    Item item;
+    if (nesting(line_) > MAX_DEPTH) {
+        line_.clear();
+        item.code = "bad_frame";
+        item.message = "nested deeper than " + std::to_string(MAX_DEPTH);
+        out.push_back(std::move(item));
+        return;
+    }
+    Json parsed = Json::parse(line_, nullptr, false);
+    line_.clear();
+    if (parsed.is_discarded()) {
+        item.code = "bad_frame";
+        item.message = "not JSON";
+    } else if (!parsed.is_object()) {
+        item.code = "bad_frame";
+        item.message = "not a JSON object";
+    } else {
+        item.ok = true;
+        item.frame = std::move(parsed);
+    }
+    out.push_back(std::move(item));
+}
+
+void LobbyFramer::feed(std::string_view data, std::deque<Item>& out) {
+    while (!data.empty()) {
+        std::size_t nl = data.find('\n');
+        std::string_view part = data.substr(0, nl);
+        if (!skipping_) {
+            if (line_.size() + part.size() > MAX_FRAME) {
+                Item item;
+                item.code = "frame_too_large";
+                item.message = "a lobby frame over " + std::to_string(MAX_FRAME) + " bytes";
+                out.push_back(std::move(item));
+                line_.clear();
+                line_.shrink_to_fit();
+                skipping_ = true;
+            } else {
+                line_.append(part);
+            }
+        }
+        if (nl == std::string_view::npos) return;
+        if (skipping_) {
+            skipping_ = false;
+        } else {
+            finish(out);
+        }
+        data.remove_prefix(nl + 1);
+    }
+}
+
+namespace {
+
+std::string text_of(const Json& frame, const char* key) {
+    auto it = frame.find(key);
+    return it != frame.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+LobbyEvent bad_frame(LobbyEvent event, const std::string& why) {
+    event.kind = LobbyEvent::Kind::error;
+    event.code = "bad_frame";
+    event.message = why;
+    return event;
+}
+
+}  // namespace
+
+LobbyEvent lobby_event(const LobbyFramer::Item& item) {
+    LobbyEvent event;
+    if (!item.ok) {
+        event.kind = LobbyEvent::Kind::error;
+        event.code = item.code;
+        event.message = item.message;
+        return event;
+    }
+    const Json& frame = item.frame;
+    event.frame = frame.dump(-1, ' ', false, Json::error_handler_t::replace);
+    auto id = frame.find("id");
+    if (id != frame.end() && id->is_number_integer()) event.id = id->get<std::int64_t>();
+    auto type = frame.find("type");
+    if (type == frame.end() || !type->is_string()) return bad_frame(event, "no \"type\"");
+    event.type = type->get<std::string>();
+    if (event.type == "welcome") {
+        event.player_id = text_of(frame, "player_id");
+        event.secret = text_of(frame, "secret");
+        if (event.player_id.empty() || event.secret.empty()) {
+            return bad_frame(event, "a welcome without player_id or secret");
+        }
+        event.kind = LobbyEvent::Kind::welcome;
+    } else if (event.type == "match_found") {
+        auto token = frame.find("token");
+        if (token == frame.end() || !token->is_object()) {
+            return bad_frame(event, "a match_found without its token");
+        }
+        event.token = token->dump(-1, ' ', false, Json::error_handler_t::replace);
+        event.game_id = text_of(frame, "game_id");
+        event.kind = LobbyEvent::Kind::match_found;
+    } else if (event.type == "error") {
+        event.kind = LobbyEvent::Kind::error;
+        event.code = text_of(frame, "code");
+        event.message = text_of(frame, "message");
+        if (event.code.empty()) event.code = "unknown";
+    } else if (event.type == "queued") {
+        event.kind = LobbyEvent::Kind::queued;
+    } else if (event.type == "room" || event.type == "room_update") {
+        auto room = frame.find("room");
+        if (room == frame.end() || !room->is_object()) return bad_frame(event, "no room object");
+        event.kind = LobbyEvent::Kind::room;
+    } else {
+        event.kind = LobbyEvent::Kind::reply;
+    }
+    return event;
+}
+
+namespace {
+
+std::string line_of(Json frame) {
+    return frame.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+// The auth object, if given as JSON text of an object (else left out: the
+// server answers a guest, or refuses with auth_failed).
+void add_auth(Json& frame, std::string_view auth) {
+    if (auth.empty()) return;
+    Json parsed = Json::parse(auth, nullptr, false);
+    if (!parsed.is_discarded() && parsed.is_object()) frame["auth"] = std::move(parsed);
+}
+
+}  // namespace
+
+std::string hello_frame(std::int64_t id, std::string_view name, std::string_view auth) {
+    Json frame = {{"type", "hello"}, {"name", std::string(name)},
+                  {"protocol", PROTOCOL_VERSION}};
+    add_auth(frame, auth);
+    frame["id"] = id;
+    return line_of(std::move(frame));
+}
+
+std::string reconnect_frame(std::int64_t id, std::string_view player_id, std::string_view secret,
+                            std::string_view auth) {
+    Json frame = {{"type", "reconnect"}, {"player_id", std::string(player_id)},
+                  {"secret", std::string(secret)}, {"protocol", PROTOCOL_VERSION}};
+    add_auth(frame, auth);
+    frame["id"] = id;
+    return line_of(std::move(frame));
+}
+
+// -- the connection --------------------------------------------------------
+
+namespace {
+
+std::string tls_error(SSL* ssl) {
+    long verify = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+    if (verify != X509_V_OK) {
+        return std::string("certificate verify failed: ") +
+               X509_verify_cert_error_string(verify);
+    }
+    unsigned long e = ERR_get_error();
+    ERR_clear_error();
+    if (e == 0) return "the TLS handshake failed";
+    char text[256];
+    ERR_error_string_n(e, text, sizeof text);
+    return text;
+}
+
+bool loopback(const std::string& host) {
+    return host == "127.0.0.1" || host == "::1" || host == "localhost";
+}
+
+}  // namespace
+
+Lobby::Lobby(const Options& options, double now) : deadline_(now + options.timeout) {
+    server_name_ = options.server_name.empty()
+                       ? (loopback(options.host) ? std::string("localhost") : options.host)
+                       : options.server_name;
+    ctx_ = SSL_CTX_new(TLS_client_method());
+    if (!ctx_) {
+        fail("tls: cannot make a TLS context");
+        return;
+    }
+    SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
+    if (options.trust.empty()) {
+        SSL_CTX_set_default_verify_paths(ctx_);
+    } else if (SSL_CTX_load_verify_locations(ctx_, options.trust.c_str(), nullptr) != 1) {
+        ERR_clear_error();
+        fail("trust: cannot read a PEM certificate from " + options.trust);
+        return;
+    }
+
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    std::string port = std::to_string(options.port);
+    if (options.port == 0 || getaddrinfo(options.host.c_str(), port.c_str(), &hints, &found) != 0 ||
+        found == nullptr) {
+        fail("connect: cannot resolve " + options.host + " " + port);
+        return;
+    }
+    fd_ = ::socket(found->ai_family, SOCK_STREAM, 0);
+    int e = 0;
+    if (fd_ < 0 || fcntl(fd_, F_SETFL, fcntl(fd_, F_GETFL) | O_NONBLOCK) != 0) {
+        e = errno;
+    } else {
+        int one = 1;
+        (void)setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (::connect(fd_, found->ai_addr, found->ai_addrlen) != 0 && errno != EINPROGRESS) {
+            e = errno;
+        }
+    }
+    freeaddrinfo(found);
+    if (e != 0) fail(std::string("connect: ") + std::strerror(e));
+}
+
+Lobby::~Lobby() {
+    if (ssl_) SSL_free(ssl_);  // frees both BIOs
+    if (ctx_) SSL_CTX_free(ctx_);
+    if (fd_ >= 0) ::close(fd_);
+}
+
+void Lobby::push(LobbyEvent event) { events_.push_back(std::move(event)); }
+
+void Lobby::fail(const std::string& reason) {
+    if (state_ == State::failed || state_ == State::closed) return;
+    state_ = State::failed;
+    failure_ = reason;
+    LobbyEvent event;
+    event.kind = LobbyEvent::Kind::failed;
+    event.reason = reason;
+    push(std::move(event));
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+}
+
+void Lobby::finish_closed(const std::string& reason) {
+    if (state_ == State::failed || state_ == State::closed) return;
+    state_ = State::closed;
+    LobbyEvent event;
+    event.kind = LobbyEvent::Kind::closed;
+    event.reason = reason;
+    push(std::move(event));
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+}
+
+void Lobby::start_tls() {
+    ssl_ = SSL_new(ctx_);
+    rbio_ = BIO_new(BIO_s_mem());
+    wbio_ = BIO_new(BIO_s_mem());
+    if (!ssl_ || !rbio_ || !wbio_) {
+        if (rbio_ && !ssl_) BIO_free(rbio_);
+        if (wbio_ && !ssl_) BIO_free(wbio_);
+        return fail("tls: out of memory");
+    }
+    BIO_set_mem_eof_return(rbio_, -1);  // empty: "retry", until the peer's EOF
+    SSL_set_bio(ssl_, rbio_, wbio_);
+    in6_addr address{};
+    if (inet_pton(AF_INET, server_name_.c_str(), &address) == 1 ||
+        inet_pton(AF_INET6, server_name_.c_str(), &address) == 1) {
+        // An address is checked against the certificate's IP names (and sent no SNI).
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), server_name_.c_str());
+    } else {
+        SSL_set_tlsext_host_name(ssl_, server_name_.c_str());
+        SSL_set1_host(ssl_, server_name_.c_str());
+    }
+    SSL_set_connect_state(ssl_);
+    state_ = State::handshaking;
+}
+
+void Lobby::read_socket() {
+    char buffer[16384];
+    // At most MAX_FRAME TLS bytes wait in the BIO: the socket's buffer holds the rest.
+    while (fd_ >= 0 && !peer_eof_ && BIO_ctrl_pending(rbio_) < LobbyFramer::MAX_FRAME) {
+        ssize_t n = ::recv(fd_, buffer, sizeof buffer, MSG_DONTWAIT);
+        if (n > 0) {
+            BIO_write(rbio_, buffer, static_cast<int>(n));
+        } else if (n == 0) {
+            peer_eof_ = true;
+            BIO_set_mem_eof_return(rbio_, 0);
+        } else if (errno == EINTR) {
+            continue;
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            return;
+        } else {
+            return fail(std::string("connection: ") + std::strerror(errno));
+        }
+    }
+}
+
+void Lobby::flush_socket() {
+    if (!wbio_) return;
+    char buffer[16384];
+    while (wire_.size() < MAX_OUTGOING && BIO_ctrl_pending(wbio_) > 0) {
+        int n = BIO_read(wbio_, buffer, sizeof buffer);
+        if (n <= 0) break;
+        wire_.append(buffer, static_cast<std::size_t>(n));
+    }
+    while (fd_ >= 0 && !wire_.empty()) {
+        ssize_t n = ::send(fd_, wire_.data(), wire_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            wire_.erase(0, static_cast<std::size_t>(n));
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return;
+        } else {
+            return fail(std::string("connection: ") + std::strerror(errno));
+        }
+    }
+}
+
+void Lobby::handshake() {
+    ERR_clear_error();
+    int r = SSL_do_handshake(ssl_);
+    if (r == 1) {
+        state_ = State::open;
+        LobbyEvent event;
+        event.kind = LobbyEvent::Kind::connected;
+        push(std::move(event));
+        return;
+    }
+    int e = SSL_get_error(ssl_, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        if (peer_eof_ && BIO_ctrl_pending(rbio_) == 0) {
+            fail("tls: the lobby closed the connection during the handshake");
+        }
+        return;
+    }
+    std::string why = tls_error(ssl_);
+    flush_socket();  // the alert that says why, to the server
+    fail("tls: " + why);
+}
+
+void Lobby::read_frames() {
+    char buffer[16384];
+    std::deque<LobbyFramer::Item> items;
+    while (state_ == State::open && events_.size() < MAX_EVENTS) {
+        ERR_clear_error();
+        int n = SSL_read(ssl_, buffer, sizeof buffer);
+        if (n <= 0) {
+            int e = SSL_get_error(ssl_, n);
+            bool drained = peer_eof_ && BIO_ctrl_pending(rbio_) == 0;
+            if ((e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) && !drained) return;
+            ERR_clear_error();
+            return finish_closed(e == SSL_ERROR_ZERO_RETURN ? "closed" : "connection lost");
+        }
+        framer_.feed(std::string_view(buffer, static_cast<std::size_t>(n)), items);
+        for (const auto& item : items) {
+            LobbyEvent event = lobby_event(item);
+            // The lobby checks that a waiting player is alive: any frame answers.
+            if (event.kind == LobbyEvent::Kind::reply && event.type == "ping" &&
+                item.frame.find("id") == item.frame.end()) {
+                enqueue("{\"type\":\"ping\"}\n");
+                continue;
+            }
+            push(std::move(event));
+        }
+        items.clear();
+    }
+}
+
+void Lobby::write_frames() {
+    while (state_ == State::open && !outgoing_.empty()) {
+        ERR_clear_error();
+        int n = SSL_write(ssl_, outgoing_.data(), static_cast<int>(outgoing_.size()));
+        if (n <= 0) {
+            int e = SSL_get_error(ssl_, n);
+            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return;
+            return fail("tls: " + tls_error(nullptr));
+        }
+        outgoing_.erase(0, static_cast<std::size_t>(n));
+    }
+}
+
+void Lobby::update(double now) {
+    if (state_ == State::failed || state_ == State::closed) return;
+    if (state_ == State::connecting) {
+        pollfd p{fd_, POLLOUT, 0};
+        if (::poll(&p, 1, 0) > 0) {
+            int err = 0;
+            socklen_t len = sizeof err;
+            if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+            if (err != 0) return fail(std::string("connect: ") + std::strerror(err));
+            start_tls();
+        }
+    }
+    if (state_ == State::handshaking || state_ == State::open) {
+        read_socket();
+        if (state_ == State::handshaking) handshake();
+        if (state_ == State::open) read_frames();
+        if (state_ == State::open) write_frames();
+        flush_socket();
+    }
+    if ((state_ == State::connecting || state_ == State::handshaking) && now >= deadline_) {
+        fail("timeout: not connected to the lobby within the timeout");
+    }
+}
+
+bool Lobby::next_event(LobbyEvent& out) {
+    if (events_.empty()) return false;
+    out = std::move(events_.front());
+    events_.pop_front();
+    return true;
+}
+
+bool Lobby::enqueue(std::string line) {
+    if (state_ == State::failed || state_ == State::closed) return false;
+    if (outgoing_.size() + line.size() > MAX_OUTGOING) return false;
+    outgoing_ += line;
+    return true;
+}
+
+std::int64_t Lobby::request(const Json& frame) {
+    if (!frame.is_object()) return 0;
+    Json copy = frame;
+    std::int64_t id = next_id_;
+    copy["id"] = id;
+    if (!enqueue(line_of(std::move(copy)))) return 0;
+    return next_id_++;
+}
+
+std::int64_t Lobby::hello(std::string_view name, std::string_view auth) {
+    if (!enqueue(hello_frame(next_id_, name, auth))) return 0;
+    return next_id_++;
+}
+
+std::int64_t Lobby::queue(std::string_view game, std::string_view queue) {
+    Json frame = {{"type", "queue"}, {"game", std::string(game)}};
+    if (!queue.empty() && queue != "normal") frame["queue"] = std::string(queue);
+    return request(frame);
+}
+
+std::int64_t Lobby::cancel() { return request(Json{{"type", "cancel"}}); }
+
+std::int64_t Lobby::create_room(std::string_view game, bool is_private) {
+    return request(Json{{"type", "create_room"}, {"game", std::string(game)},
+                        {"private", is_private}});
+}
+
+std::int64_t Lobby::join_room(std::string_view code) {
+    return request(Json{{"type", "join_room"}, {"code", std::string(code)}});
+}
+
+std::int64_t Lobby::add_bot() { return request(Json{{"type", "add_bot"}}); }
+
+std::int64_t Lobby::reconnect(std::string_view player_id, std::string_view secret,
+                              std::string_view auth) {
+    if (!enqueue(reconnect_frame(next_id_, player_id, secret, auth))) return 0;
+    return next_id_++;
+}
+
+void Lobby::close() {
+    if (state_ == State::open && ssl_) {
+        write_frames();
+        SSL_shutdown(ssl_);
+        flush_socket();
+    }
+    finish_closed("closed by the client");
+}
+
+}  // namespace vinom
