@@ -82,9 +82,9 @@ routing, timers nor counts (`gateway_floor` in the JSON).
 `--auth KIND` (`guest`, the default, `jwt`, `signed` or `device`) runs the
 server with that authenticator and its account database (SQLite in the run's
 directory) and has every client sign in with its `hello` (benchmarks.auth:
-tokens made by the load, an RS256 JWT checked against a key file, a device
-made on first use), so that `compare --baseline-args "--auth guest" match
---auth jwt` measures what signing in costs the server per client (`auth` in
+tokens made by the load before its window, an RS256 JWT checked against a key
+file, a device made on first use), so that `compare --baseline-args "--auth
+guest" match --auth jwt` measures what signing in costs the server per client (`auth` in
 the JSON; `accounts`, the accounts its database holds afterwards: one per
 player). The lean clients in one server process only (not `--redis`, whose
 lobbies would need a shared PostgreSQL).

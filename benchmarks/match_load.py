@@ -650,7 +650,8 @@ def run_match(settings: dict[str, Any]) -> dict[str, Any]:
         watch_stdin=True,
         returning=in_flight if settings.get("returning") else 0,
         tls=bool(settings.get("tls", True)),
-        auth=credentials(settings.get("auth")),
+        # Every player's credentials made before the window (benchmarks.auth).
+        auth=credentials(settings.get("auth"), in_flight if settings.get("returning") else clients),
     )
     emit("measuring")
     started = time.perf_counter()

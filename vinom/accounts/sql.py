@@ -40,11 +40,12 @@ write, none of which had a rated match yet.
 
 A returning player's sign-in is answered from memory, in the reactor's thread
 with no transaction, when this store read their account (or their device's
-secret hash) less than `RECENT_SIGN_IN_TTL` seconds ago and nothing has
-changed it since (`vinom.accounts.recent`): every write through the store that
-changes an account (`link`, `unlink`, `rename`, `set_metadata`, `ban`,
-`unban`) forgets what it remembers, when it is asked and when it is done, and a
-read that began before is not remembered. On SQLite the store also forgets
+secret hash; a known device's check reads its account too) less than
+`RECENT_SIGN_IN_TTL` seconds ago and nothing has changed it since
+(`vinom.accounts.recent`): every write through the store that changes an
+account (`link`, `unlink`, `rename`, `set_metadata`, `ban`, `unban`) forgets
+what it remembers, when it is asked and when it is done, and a read that began
+before is not remembered. On SQLite the store also forgets
 when the database's files change under it: each transaction notes the files'
 state (inode, size and modification time of its WAL, which every commit
 writes: a database in WAL mode stays in it while the server holds it open) as
@@ -117,8 +118,9 @@ POSTGRES_POOL = 4
 # write lock that long).
 MAX_BATCH = 64
 # Sign-ins' SQLite transactions start at most this often (seconds; with a clock):
-# sign-ins arriving meanwhile share the next, each thread hop and commit serving several.
-BATCH_INTERVAL = 0.01
+# sign-ins arriving meanwhile share the next, each thread hop and commit serving several
+# (a thread hop costs the reactor's thread more than the transaction's statements).
+BATCH_INTERVAL = 0.05
 # A sign-in writes an account's `last_seen` only when the stored one is at least this
 # many seconds old: a returning player's sign-ins within it are reads only.
 LAST_SEEN_INTERVAL = 60.0
@@ -186,6 +188,9 @@ class SqlAccountStore:
         # SQLite: the database's files, and their state as this store's last
         # transaction left them (None: not known yet).
         self._files = tuple(files)
+        # SQLite: the connection whose `synchronous` this store last set, and to what
+        # (durable or not): set again only when a write asks for the other.
+        self._synchronous: tuple[Any, bool] | None = None
         self._seen_files: _FileState | None = None
         # The database as an operator would name it (a path, or a URL without its password).
         self.where = where
@@ -218,6 +223,7 @@ class SqlAccountStore:
         BackendUnavailable."""
         self._closed = True
         self._forget()
+        self._synchronous = None
         waiting, self._waiting = self._waiting or [], None
         if self._batch_timer is not None and self._batch_timer.active():
             self._batch_timer.cancel()
@@ -345,7 +351,10 @@ class SqlAccountStore:
         # SQLite. The files' state is read with the write lock held (BEGIN IMMEDIATE),
         # so no other process's commit falls between it and this one's.
         if write:
-            cursor.execute(_SYNCHRONOUS[durable])
+            connection = cursor.connection
+            if self._synchronous is None or self._synchronous != (connection, durable):
+                cursor.execute(_SYNCHRONOUS[durable])
+                self._synchronous = (connection, durable)
         cursor.execute(self._dialect.begin if write else "BEGIN")
         before = _file_state(self._files)
         result = work(_Sql(cursor, self._dialect), *args)
@@ -487,7 +496,7 @@ class SqlAccountStore:
         if not _printable_ascii(secret, *DEVICE_SECRET_LENGTH):
             return _failed(AuthFailed("malformed", "a device secret is 22 to 128 characters"))
 
-        def device(sql: _Sql) -> Identity:
+        def device(sql: _Sql) -> tuple[Identity, Account | None]:
             made = sql.run("INSERT INTO devices (device_id, secret_hash, created) VALUES (?, ?, ?) "
                            "ON CONFLICT (device_id) DO NOTHING",
                            device_id, hash_secret(secret), now)  # fmt: skip
@@ -495,7 +504,10 @@ class SqlAccountStore:
                 row = sql.one("SELECT secret_hash FROM devices WHERE device_id = ?", device_id)
                 if not verify_secret(secret, None if row is None else row[0]):
                     raise AuthFailed("bad_secret")
-            return Identity("device", device_id)
+            # A known device's account, read in the same transaction, so that the
+            # sign-in's next call (`account_for`) is answered from memory, not by another.
+            account = None if made else _signed_in(sql, "device", device_id)
+            return Identity("device", device_id), account
 
         known = self._recent_devices.get(device_id, now)
         if known is not None and self._recall():
@@ -508,10 +520,14 @@ class SqlAccountStore:
         return d.addCallback(self._remember_device, device_id, secret, now, generation)
 
     def _remember_device(
-        self, identity: Identity, device_id: str, secret: str, now: float, generation: int
-    ) -> Identity:
+        self, found: tuple[Identity, Account | None], device_id: str, secret: str, now: float,
+        generation: int,
+    ) -> Identity:  # fmt: skip
+        identity, account = found
         if generation == self._generation:
             self._recent_devices.put(device_id, hash_secret(secret), now)
+            if account is not None:
+                self._recent_accounts.put((identity.provider, identity.subject), account, now)
         return identity
 
     # -- ratings ------------------------------------------------------------
