@@ -84,20 +84,39 @@ struct Options {
     double session_seconds = 60.0, attempt_timeout = 0.0;
 };
 
+// A member of a message, or the fallback when it is missing or of another type
+// (null, say): what a server sends never throws here.
+std::string text(const Value& v, const char* key) {
+    auto at = v.find(key);
+    return at != v.end() && at->is_string() ? at->get<std::string>() : std::string();
+}
+bool flag(const Value& v, const char* key) {
+    auto at = v.find(key);
+    return at != v.end() && at->is_boolean() && at->get<bool>();
+}
+std::int64_t number(const Value& v, const char* key) {
+    auto at = v.find(key);
+    return at != v.end() && at->is_number_integer() ? at->get<std::int64_t>() : -1;
+}
+Value array(const Value& v, const char* key) {
+    auto at = v.find(key);
+    return at != v.end() && at->is_array() ? *at : Value::array();
+}
+
 // What --play tictactoe sends for a state's view, if anything: the first empty
 // cell at its turn, no rematch.
 std::optional<Value> tictactoe_move(const Value& view, const std::string& me) {
-    if (!view.is_object() || view.value("finished", false)) return std::nullopt;
-    if (view.value("round_over", false)) {
-        for (const Value& p : view.value("players", Value::array())) {
-            if (p.is_object() && p.value("id", "") == me && !p.value("rematch", false)) {
+    if (!view.is_object() || flag(view, "finished")) return std::nullopt;
+    if (flag(view, "round_over")) {
+        for (const Value& p : array(view, "players")) {
+            if (p.is_object() && text(p, "id") == me && !flag(p, "rematch")) {
                 return Value{{"rematch", false}};
             }
         }
         return std::nullopt;
     }
-    if (view.value("turn", "") != me) return std::nullopt;
-    const Value board = view.value("board", Value::array());
+    if (text(view, "turn") != me) return std::nullopt;
+    const Value board = array(view, "board");
     for (std::size_t i = 0; i < board.size(); ++i) {
         if (board[i] == "") return Value{{"cell", i}};
     }
@@ -265,8 +284,8 @@ private:
                     !m.is_object()) {
                     continue;  // not msgpack, or a snap: not this client's games
                 }
-                std::string t = m.value("t", "");
-                std::string phase = m.value("p", "");
+                std::string t = text(m, "t");
+                std::string phase = text(m, "p");
                 bool over = phase == "finished" || phase == "aborted";
                 if (!o_.tictactoe) {
                     if ((t == "state" || t == "phase") && (phase == "countdown" || phase == "playing")) {
@@ -282,8 +301,8 @@ private:
                     s.final_seen = true;
                     ended = "";
                 } else if (t == "state" && m.contains("s") &&
-                           m.value("v", std::int64_t{-1}) > s.acted_version) {
-                    s.acted_version = m.value("v", std::int64_t{-1});
+                           number(m, "v") > s.acted_version) {
+                    s.acted_version = number(m, "v");
                     if (auto move = tictactoe_move(m["s"], s.player_id)) {
                         send(s, Value{{"t", "action"}, {"a", *move}});
                     }
