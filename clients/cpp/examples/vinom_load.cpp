@@ -11,8 +11,9 @@
 // non-blocking UDP socket of its own connected to the token's first host; all
 // sockets wait in one epoll set. Each session's vinom::Client (the core's
 // sessions, reliability layer and timers) is updated after every datagram it
-// receives and by a 10 Hz sweep (the handshake's resend interval: keepalives
-// and resends are due no more often).
+// receives and by a sweep: at 10 Hz while it shakes hands or has reliable
+// messages unacknowledged (the resend interval), at 2 Hz when idle (its
+// keepalive is due every third of the session timeout).
 //
 // --play full-room (the default) plays as the match benchmark's Python bots
 // do: the session ends well once its room is full (its first state, or the
@@ -63,6 +64,7 @@ using vinom::Error;
 using vinom::Value;
 
 constexpr double SWEEP = vinom::Client::HANDSHAKE_INTERVAL;
+constexpr double IDLE = 0.5;
 constexpr std::uint32_t INPUT = 0xffffffffu;  // the epoll tag of the token input
 
 double monotonic() {
@@ -129,6 +131,7 @@ struct Session {
     std::string player_id, match_id;
     std::unique_ptr<vinom::Client> client;
     double started = 0.0, welcomed = -1.0, deadline = 0.0;
+    double due = 0.0;  // when the sweep next updates it
     long moves = 0;
     std::int64_t acted_version = -1;
     bool final_seen = false;
@@ -195,7 +198,7 @@ public:
 
     void sweep(double now) {
         for (std::uint32_t slot = 0; slot < sessions_.size(); ++slot) {
-            if (sessions_[slot]) step(slot, now);
+            if (sessions_[slot] && sessions_[slot]->due <= now) step(slot, now);
         }
     }
 
@@ -310,7 +313,14 @@ private:
             }
         }
         if (!ended && now >= s.deadline) ended = "too_slow";
-        if (!ended) return;
+        if (!ended) {
+            // The handshake resends and reliable resends are due at 10 Hz; an idle
+            // connected session only has its keepalive (a third of the session
+            // timeout) and its timeout: a sweep in IDLE is soon enough.
+            bool busy = client.state() != vinom::Client::State::connected || client.pending() > 0;
+            s.due = now + (busy ? SWEEP : IDLE);
+            return;
+        }
         // Whatever is queued (the leave), then section 8's redundant disconnects.
         client.update(now);
         client.close();
