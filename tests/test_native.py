@@ -152,27 +152,38 @@ async def _cmake(configure: tuple[str, ...], target: str | None, needs: str) -> 
     where = BUILDS / _key(configure, target)
     done, failed = where / "vinom-build-done", where.with_suffix(".failed")
     fd = os.open(where.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o644)
-    await until(lambda: _try_lock(fd, fcntl.LOCK_EX), f"the lock of the build {where}",
-                timeout=1800, every=0.2)  # fmt: skip
-    try:
-        os.utime(where.with_suffix(".lock"))  # last used: now
-        if failed.exists() and failed.stat().st_mtime >= _STARTED:
-            _built[key] = failed.read_text("utf-8")  # this run's failure, by another worker
-        elif not done.exists():
-            _prune()
-            shutil.rmtree(where, ignore_errors=True)  # what an interrupted build left
-            _built[key] = await _build(cmake, where, configure, target)
-            if isinstance(_built[key], str):
-                failed.write_text(str(_built[key]), "utf-8")
-            else:
-                done.touch()
-                failed.unlink(missing_ok=True)
-        else:
+
+    def known() -> bool:
+        """Whether the build is done, or failed in this run (another worker's)."""
+        if done.exists():
             _built[key] = where
-    finally:
-        # Keep a shared lock while this process may use the build: no prune removes it.
-        fcntl.flock(fd, fcntl.LOCK_SH)
-        _held.append(fd)
+        elif failed.exists() and failed.stat().st_mtime >= _STARTED:
+            _built[key] = failed.read_text("utf-8")
+        return key in _built
+
+    # A shared lock waits out a build under way; the users of a done build hold one.
+    await until(lambda: _try_lock(fd, fcntl.LOCK_SH), f"the lock of the build {where}",
+                timeout=1800, every=0.2)  # fmt: skip
+    if not known():
+        # None is built yet: the first to take the exclusive lock builds.
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        await until(lambda: _try_lock(fd, fcntl.LOCK_EX), f"the lock of the build {where}",
+                    timeout=1800, every=0.2)  # fmt: skip
+        try:
+            if not known():
+                _prune()
+                shutil.rmtree(where, ignore_errors=True)  # what an interrupted build left
+                _built[key] = await _build(cmake, where, configure, target)
+                if isinstance(_built[key], str):
+                    failed.write_text(str(_built[key]), "utf-8")
+                else:
+                    done.touch()
+                    failed.unlink(missing_ok=True)
+        finally:
+            # Keep a shared lock while this process may use the build: no prune removes it.
+            fcntl.flock(fd, fcntl.LOCK_SH)
+    _held.append(fd)
+    os.utime(where.with_suffix(".lock"))  # last used: now
     if isinstance(_built[key], str):
         raise AssertionError(_built[key])
     return where
