@@ -24,7 +24,11 @@ same conversation with the server as the vinom client library's (TLS
 handshake, frames, datagrams), for less of the load's CPU; `tls` in the
 JSON names the protocol, cipher and key exchange they negotiated.
 `--client twisted` runs the client library itself on the reactor
-(`benchmarks.lobby_load.match_client`), for comparison.
+(`benchmarks.lobby_load.match_client`), for comparison. `--client native`
+keeps the lean clients' lobby half and hands each token to one process of
+the native core's load client (`benchmarks.native_load`, vinom_load), which
+plays every UDP session from one thread: `native_cpu_us_per_session` in the
+JSON, and `load_cpu_*` counts both processes.
 
 `--lobby-tls off` runs the lobby on plain TCP (`--lobby
 tcp:PORT:interface=127.0.0.1`), as behind a load balancer that terminates
@@ -97,12 +101,14 @@ import itertools
 import json
 import os
 import shutil
+import sys
 import tempfile
 from typing import Any
 
 import msgpack
 from twisted.python import usage
 
+from benchmarks import native_load
 from benchmarks.auth import KINDS as AUTH_KINDS
 from benchmarks.auth import prepare as prepare_auth
 from benchmarks.common import (
@@ -127,7 +133,7 @@ from benchmarks.harness import (
 from benchmarks.redis_process import start_redis
 
 # --client -> the load worker's kind.
-CLIENT_KINDS = {"lean": "match", "twisted": "match-twisted"}
+CLIENT_KINDS = {"lean": "match", "twisted": "match-twisted", "native": "match"}
 # --gateway-tls: what the gateway does with the clients' TLS.
 GATEWAY_TLS = ("passthrough", "terminate")
 # --lobby-tls: whether the clients speak TLS to the lobby.
@@ -143,8 +149,11 @@ class Options(ScenarioOptions):
         ["udp-ports", None, "256", "Size of the server's UDP port pool (concurrent games)."],
         ["backlog", None, None, "The lobby's listen backlog (default: the server's own, "
                                 "Twisted's 50)."],
-        ["client", None, "lean", "The load's clients: 'lean' (plain poll loop) or 'twisted' "
-                                 "(the vinom client library on the reactor)."],
+        ["client", None, "lean", "The load's clients: 'lean' (plain poll loop), 'twisted' "
+                                 "(the vinom client library on the reactor) or 'native' "
+                                 "(lean lobby clients, the UDP sessions in vinom_load)."],
+        ["native-load", None, None, "With --client native: the vinom_load program (default: "
+                                    "built from clients/cpp with CMake)."],
         ["host-workers", None, "0", "Game-host worker processes (0: games in the server "
                                     "process)."],
         ["lobbies", None, "1", "Lobby processes (twistd vinom lobby) on one Redis (needs --redis "
@@ -183,13 +192,15 @@ class Options(ScenarioOptions):
                 "--lobbies more than 1 needs --redis: separate lobby processes share the "
                 "queue and the game hosts through Redis"
             )
-        if self["returning"] and self["client"] != "lean":
+        if self["returning"] and self["client"] == "twisted":
             raise usage.UsageError("--returning runs the lean clients only")
-        if self["redis"] and self["client"] != "lean":
+        if self["redis"] and self["client"] == "twisted":
             raise usage.UsageError("--redis runs the lean clients only (not --client twisted)")
         if self["backlog"] is not None:
             self["backlog"] = positive_int(self, "backlog")
         self["host-workers"] = non_negative_int(self, "host-workers")
+        if self["native-load"] is not None and self["client"] != "native":
+            raise usage.UsageError("--native-load goes with --client native")
         if self["client"] not in CLIENT_KINDS:
             raise usage.UsageError(f"--client must be one of {', '.join(CLIENT_KINDS)}")
         if self["clients"] % 2:
@@ -212,7 +223,7 @@ class Options(ScenarioOptions):
             if self["redis"]:
                 raise usage.UsageError(f"--auth {self['auth']} runs one server process (not "
                                        "--redis: its lobbies would need a shared PostgreSQL)")
-            if self["client"] != "lean":
+            if self["client"] == "twisted":
                 raise usage.UsageError(f"--auth {self['auth']} runs the lean clients only")
         if not self["lobby-tls"]:
             for flag, why in (("gateway", "--gateway-tls terminate is the plain lobby "
@@ -221,7 +232,7 @@ class Options(ScenarioOptions):
                 if self[flag]:
                     raise usage.UsageError(f"--lobby-tls off and --{flag} do not go "
                                            f"together: {why}")
-            if self["client"] != "lean":
+            if self["client"] == "twisted":
                 raise usage.UsageError("--lobby-tls off runs the lean clients only")
 
     @property
@@ -389,6 +400,14 @@ def run(options: Options) -> int:
             options.planned_seconds() * done / options["clients"],
         )
 
+    native = None
+    if options["client"] == "native":
+        try:
+            native = native_load.program(options["native-load"])
+        except native_load.NativeBuildError as e:
+            progress.finish()
+            print(f"match: {e}", file=sys.stderr)
+            return 1
     data_dir = tempfile.mkdtemp(prefix="vinom-bench-match-")
     # With a gateway: the load on the first core after the server's, the gateway on the next.
     server_cpu, load_cpus = cpu_plan(2 if options["gateway"] else 1, options.pin)
@@ -428,6 +447,7 @@ def run(options: Options) -> int:
                 # Through a terminating gateway the clients still speak TLS (to it).
                 "tls": bool(options["lobby-tls"]),
                 "auth": auth_settings,
+                "native": native,
             }
             load = harness.spawn(
                 "load", "benchmarks.lobby_worker",
@@ -454,6 +474,14 @@ def run(options: Options) -> int:
 
     def per_client(seconds: float) -> float:
         return round(seconds * 1e3 / max(clients, 1), 3)
+
+    # --client native: the load is the lobby clients' process and vinom_load.
+    lobby_load_cpu_s = measured.load_cpu_s
+    native_result = result.get("native") or {}
+    native_cpu_s = float(native_result.get("cpu_user_s", 0)) + float(
+        native_result.get("cpu_system_s", 0)
+    )
+    load_cpu_s = lobby_load_cpu_s + native_cpu_s
 
     worker_cpu_s: float | None = None
     worker_marks = measured.marks.get("host" if options["redis"] else "server")
@@ -488,11 +516,18 @@ def run(options: Options) -> int:
         **latency_ms(histogram),
         "errors": int(result["errors"]),
         "server_cpu_s": round(server_cpu_s, 3),
-        "load_cpu_s": round(measured.load_cpu_s, 3),
+        "load_cpu_s": round(load_cpu_s, 3),
         "server_cpu_ms_per_client": per_client(server_cpu_s),
-        "load_cpu_ms_per_client": per_client(measured.load_cpu_s),
-        "bottleneck": bottleneck(server_cpu_s, measured.load_cpu_s, wall),
+        "load_cpu_ms_per_client": per_client(load_cpu_s),
+        "bottleneck": bottleneck(server_cpu_s, load_cpu_s, wall),
     }
+    if native is not None:
+        summary["lobby_load_cpu_ms_per_client"] = per_client(lobby_load_cpu_s)
+        summary["native_cpu_s"] = round(native_cpu_s, 3)
+        summary["native_cpu_us_per_session"] = round(
+            native_cpu_s * 1e6 / max(int(native_result.get("sessions", 0)), 1), 1
+        )
+        summary["native_sessions"] = int(native_result.get("sessions", 0))
     if options["gateway"]:
         summary["gateway_tls"] = options["gateway-tls"]
         summary["gateway_floor"] = bool(options["gateway-floor"])

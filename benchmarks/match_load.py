@@ -606,6 +606,9 @@ class MatchLoad:
                     if not os.read(key.fd, 4096):
                         raise Aborted()
                     continue
+                if callable(client):  # a pipe of the native load (benchmarks.native_load)
+                    client()
+                    continue
                 if client.phase == DONE:
                     continue
                 if client.phase == GAME:
@@ -642,7 +645,12 @@ def run_match(settings: dict[str, Any]) -> dict[str, Any]:
     in_flight = int(settings["in_flight"])
     # A TCP and a UDP socket per client in flight, and a margin.
     raise_fd_limit(2 * in_flight + 64)
-    load = MatchLoad(
+    native: dict[str, Any] = {}
+    if settings.get("native"):
+        from benchmarks.native_load import NativeMatchLoad
+
+        native["program"] = settings["native"]
+    load = (NativeMatchLoad if native else MatchLoad)(
         settings["host"], int(settings["port"]), settings.get("trust"),
         more_lobbies=[(settings["host"], int(port)) for port in settings.get("more_ports", ())],
         game=settings.get("game", "duel"),
@@ -652,6 +660,7 @@ def run_match(settings: dict[str, Any]) -> dict[str, Any]:
         tls=bool(settings.get("tls", True)),
         # Every player's credentials made before the window (benchmarks.auth).
         auth=credentials(settings.get("auth"), in_flight if settings.get("returning") else clients),
+        **native,
     )
     emit("measuring")
     started = time.perf_counter()
@@ -663,6 +672,8 @@ def run_match(settings: dict[str, Any]) -> dict[str, Any]:
                 "progress", count=done, elapsed=time.perf_counter() - started
             ),
         )
+        if native:
+            native = load.finish_native()  # type: ignore[attr-defined]
     finally:
         load.close()
     wall = time.perf_counter() - started
@@ -682,4 +693,6 @@ def run_match(settings: dict[str, Any]) -> dict[str, Any]:
         "histogram": load.latencies.encoded(),
         "send_errors": load.send_errors,
         "resumed": load.resumed,
+        # `match --client native`: vinom_load's summary (its own CPU time).
+        **({"native": native} if native else {}),
     }

@@ -1,40 +1,57 @@
 """The native client core (clients/cpp): configured and built with CMake, with
-AddressSanitizer and UndefinedBehaviorSanitizer on, into a temporary directory
-once per test run; then its GoogleTest suite and its C ABI test run, and the
-suite is shown to read vectors/protocol.json: a copy with one byte of one
-vector changed fails it. The example client (examples/vinom_udp_probe.cpp)
-then plays a seat of tictactoe against a real `twistd vinom` child process
-over UDP, and a tampered token gets its refusal line; the C example of the
-frame loop a Godot GDExtension runs (examples/frame_loop.c) reads the room's
-first messages, or reports the refusal; and the probe gets its seat from the
-lobby over TLS with the core's own lobby client (a wrong certificate refused).
-A second build, with clang, makes the libFuzzer target (clients/cpp/fuzz),
-which runs its kept corpus and a bounded number of mutations with no finding.
-CMake, g++, clang and the libraries are Debian's packages (scripts/test
-installs them); a missing one fails with the command that installs it, never
-skips."""
+AddressSanitizer and UndefinedBehaviorSanitizer on; then its GoogleTest suite
+and its C ABI test run, and the suite is shown to read vectors/protocol.json:
+a copy with one byte of one vector changed fails it. The example client
+(examples/vinom_udp_probe.cpp) then plays a seat of tictactoe against a real
+`twistd vinom` child process over UDP, and a tampered token gets its refusal
+line; the C example of the frame loop a Godot GDExtension runs
+(examples/frame_loop.c) reads the room's first messages, or reports the
+refusal; and the probe gets its seat from the lobby over TLS with the core's own
+lobby client (a wrong certificate refused). A second build, with clang, makes the libFuzzer target
+(clients/cpp/fuzz), which runs its kept corpus and a bounded number of
+mutations with no finding. CMake, g++, clang and the libraries are Debian's
+packages (scripts/test installs them); a missing one fails with the command
+that installs it, never skips.
+
+Each configuration is built once, into a directory named by a hash of its
+configure options and of its sources (every file of clients/cpp and the
+vectors file) under the temporary directory's `vinom-native-builds/`, shared
+by trial's worker processes (`-j2` hands test cases to both) and by
+tests.test_native_csharp: the first process to take the build's file lock
+(fcntl.flock) builds while the others wait, then each uses it under a shared
+lock. The builds are kept by content hash rather than removed at exit: a
+worker cannot know when the other is done with a build, a second worktree
+with the same sources reuses it, and so does the next run of unchanged
+sources (a run that changes no C++ builds nothing). A run that builds
+removes the kept builds nobody has used for KEEP_SECONDS and nobody holds.
+A failed build is not kept: its report fails every test of the run that
+needs it, and the next run builds again."""
 
 # slow: builds the native client with CMake (g++ and clang), starts twistd vinom
 
 from __future__ import annotations
 
-import atexit
 import base64
+import fcntl
+import hashlib
 import json
+import os
 import shutil
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from twisted.internet import reactor, utils
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
 from twisted.internet.error import ProcessDone
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from tests.support.fuzz_corpus import CORPUS, seeds
+from tests.support.ports import free_udp_range
 from tests.support.servers import start_twistd
 from tests.support.vectors import VECTORS, load
 from tests.support.waiting import until
@@ -53,14 +70,26 @@ PACKAGES = (
 #: Mutations the fuzz test runs after the corpus: a few seconds on an idle machine.
 FUZZ_RUNS = 10000
 
-#: The suite's build: AddressSanitizer and UndefinedBehaviorSanitizer on.
-SANITIZED = ("-DVINOM_SANITIZE=ON",)
+#: The suite's build: AddressSanitizer and UndefinedBehaviorSanitizer on (no libvinom.so:
+#: the C# tests load a release one).
+SANITIZED = ("-DVINOM_SANITIZE=ON", "-DVINOM_SHARED=OFF")
 
 #: The fuzz build: clang, the instrumented library and vinom_fuzz only.
 FUZZ = ("-DCMAKE_C_COMPILER=clang", "-DCMAKE_CXX_COMPILER=clang++", "-DVINOM_FUZZ=ON",
         "-DVINOM_TESTS=OFF", "-DVINOM_EXAMPLES=OFF", "-DVINOM_SHARED=OFF")  # fmt: skip
 
+#: Where the builds live, by content: shared by trial's worker processes and by
+#: later runs of the same sources (see the module docstring).
+BUILDS = Path(tempfile.gettempdir()) / "vinom-native-builds"
+
+#: A kept build nobody has used for this long is removed by the next run that builds.
+KEEP_SECONDS = 6 * 3600
+
+#: When this process started: a build failure recorded before it is not reused.
+_STARTED = time.time()
+
 _built: dict[tuple[str, ...], Path | str] = {}
+_held: list[int] = []  # the shared locks this process holds on the builds it uses
 
 
 async def _run(program: str, args: list[str], env: dict[str, str] | None = None) -> tuple[str, int]:
@@ -70,11 +99,48 @@ async def _run(program: str, args: list[str], env: dict[str, str] | None = None)
     return (out + err).decode(errors="replace"), code
 
 
+def _key(configure: tuple[str, ...], target: str | None) -> str:
+    """The content hash naming a build: its configure options and target, every
+    file of clients/cpp and the vectors file."""
+    digest = hashlib.sha256(repr((configure, target)).encode())
+    files = (p for p in SOURCE.rglob("*") if p.is_file())
+    # An in-source build directory (clients/cpp/build*) is no input.
+    for path in sorted(p for p in files if not p.relative_to(SOURCE).parts[0].startswith("build")):
+        digest.update(str(path.relative_to(SOURCE)).encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    digest.update(hashlib.sha256(VECTORS.read_bytes()).digest())
+    return digest.hexdigest()[:24]
+
+
+def _try_lock(fd: int, mode: int) -> bool:
+    try:
+        fcntl.flock(fd, mode | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _prune() -> None:
+    """Remove the kept builds unused for KEEP_SECONDS that no process is using
+    (each user holds a shared lock on its build's lock file)."""
+    for lock in BUILDS.glob("*.lock"):
+        where = lock.with_suffix("")
+        fd = os.open(lock, os.O_RDWR)
+        try:
+            if _try_lock(fd, fcntl.LOCK_EX) and time.time() - lock.stat().st_mtime > KEEP_SECONDS:
+                shutil.rmtree(where, ignore_errors=True)
+                lock.unlink()
+        finally:
+            os.close(fd)
+
+
 async def _cmake(configure: tuple[str, ...], target: str | None, needs: str) -> Path:
     """The build directory of clients/cpp configured with `configure` (and only
-    `target` built, when given), built on the first call of the run with them (a
-    failure is kept and repeated, so one broken build fails every test with its
-    own output). `needs`: the compiler whose absence is reported."""
+    `target` built, when given). Trial's workers share it: the first to take the
+    build's lock builds it while the others wait, then all use it under a shared
+    lock. A failure is kept and repeated, so one broken build fails every test
+    with its own output (in every worker of this run; a later run builds again).
+    `needs`: the compiler whose absence is reported."""
     key = (*configure, target or "")
     cached = _built.get(key)
     if isinstance(cached, Path):
@@ -86,18 +152,57 @@ async def _cmake(configure: tuple[str, ...], target: str | None, needs: str) -> 
         _built[key] = (f"this test needs cmake and {needs}: run scripts/test, or "
                        f"`apt-get install -y {PACKAGES}`")  # fmt: skip
         raise AssertionError(_built[key])
-    where = Path(tempfile.mkdtemp(prefix="vinom-native-"))
-    atexit.register(shutil.rmtree, where, ignore_errors=True)
+    BUILDS.mkdir(exist_ok=True)
+    where = BUILDS / _key(configure, target)
+    done, failed = where / "vinom-build-done", where.with_suffix(".failed")
+    fd = os.open(where.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+
+    def known() -> bool:
+        """Whether the build is done, or failed in this run (another worker's)."""
+        if done.exists():
+            _built[key] = where
+        elif failed.exists() and failed.stat().st_mtime >= _STARTED:
+            _built[key] = failed.read_text("utf-8")
+        return key in _built
+
+    # A shared lock waits out a build under way; the users of a done build hold one.
+    await until(lambda: _try_lock(fd, fcntl.LOCK_SH), f"the lock of the build {where}",
+                timeout=1800, every=0.2)  # fmt: skip
+    if not known():
+        # None is built yet: the first to take the exclusive lock builds.
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        await until(lambda: _try_lock(fd, fcntl.LOCK_EX), f"the lock of the build {where}",
+                    timeout=1800, every=0.2)  # fmt: skip
+        try:
+            if not known():
+                _prune()
+                shutil.rmtree(where, ignore_errors=True)  # what an interrupted build left
+                _built[key] = await _build(cmake, where, configure, target)
+                if isinstance(_built[key], str):
+                    failed.write_text(str(_built[key]), "utf-8")
+                else:
+                    done.touch()
+                    failed.unlink(missing_ok=True)
+        finally:
+            # Keep a shared lock while this process may use the build: no prune removes it.
+            fcntl.flock(fd, fcntl.LOCK_SH)
+    _held.append(fd)
+    os.utime(where.with_suffix(".lock"))  # last used: now
+    if isinstance(_built[key], str):
+        raise AssertionError(_built[key])
+    return where
+
+
+async def _build(cmake: str, where: Path, configure: tuple[str, ...],
+                 target: str | None) -> Path | str:  # fmt: skip
+    """Configure and build into `where`: the directory, or the failure's report."""
     only = ["--target", target] if target else []
     steps = [["-S", str(SOURCE), "-B", str(where), *configure, f"-DVINOM_VECTORS={VECTORS}"],
              ["--build", str(where), "-j", "2", *only]]  # fmt: skip
     for args in steps:
         report, code = await _run(cmake, args)
         if code != 0:
-            _built[key] = (f"cmake {' '.join(args)} failed (the packages: "
-                           f"{PACKAGES}):\n{report}")  # fmt: skip
-            raise AssertionError(_built[key])
-    _built[key] = where
+            return f"cmake {' '.join(args)} failed (the packages: {PACKAGES}):\n{report}"
     return where
 
 
@@ -578,3 +683,61 @@ class NativeLobbyAgainstTwistd(TestCase):
         phases = [m for m in messages if m["t"] == "phase"]
         self.assertEqual(phases[-1]["p"], "finished", said)
         self.assertEqual(lines[-1], {"event": "disconnected", "reason": "closed"}, said)
+
+
+class NativeLoadClient(TestCase):
+    """vinom_load (examples/vinom_load.cpp), the load client of `python -m benchmarks
+    match --client native`, against a real `twistd vinom`: the test is twenty lobby
+    clients queued for tictactoe, and hands their tokens, as the lobby gives them out,
+    to one vinom_load process on its stdin; it plays all twenty sessions (ten
+    matches, each seat against another of its own) from one thread, each to the
+    match's result, and reports each session and its own CPU time."""
+
+    timeout = 900
+
+    async def test_twenty_sessions_from_one_process_play_their_matches_to_a_result(self) -> None:
+        where = await build()
+        ports = free_udp_range(10)  # a port per match
+        server = await start_twistd(self, {}, "--udp-ports", f"{ports}-{ports + 9}")
+        load = ProbeProcess()
+        program = str(where / "vinom_load")
+        args = [program, "-", "--play", "tictactoe", "--session-seconds", "120"]
+        process = reactor.spawnProcess(load, program, args, env={"PATH": PATH}, path=str(ROOT))
+
+        def stop() -> Deferred[int]:
+            if not load.ended.called:
+                process.signalProcess("KILL")
+            return load.ended
+
+        self.addCleanup(stop)
+
+        async def player(i: int) -> str:
+            lobby = await connect_lobby(
+                reactor, "127.0.0.1", server.lobby.port, trust=server.lobby.trust
+            )
+            self.addCleanup(lobby.close)
+            await lobby.hello(f"Load{i}")
+            found = await lobby.queue("tictactoe")
+            load.give(dict(found.token))
+            return str(found.token["player_id"])
+
+        players = await gatherResults([ensureDeferred(player(i)) for i in range(20)])
+        assert load.transport is not None
+        load.transport.closeStdin()  # no more tokens: it ends once the sessions have
+        code = await load.ended
+        said = load.said()
+        self.assertEqual(code, 0, said)
+        sessions = [line for line in load.lines if line["event"] == "session"]
+        self.assertEqual(sorted(str(s["player_id"]) for s in sessions), sorted(players), said)
+        self.assertEqual({s["result"] for s in sessions}, {"ok"}, said)
+        # Every match's two seats were played by this one process, and both moved.
+        matches = [str(s["match_id"]) for s in sessions]
+        self.assertEqual({matches.count(m) for m in matches}, {2}, said)
+        self.assertTrue(all(int(str(s["moves"])) >= 2 for s in sessions), said)
+        self.assertTrue(all(0 < float(str(s["welcome_ms"])) < float(str(s["ms"]))
+                            for s in sessions), said)  # fmt: skip
+        summary = load.lines[-1]
+        self.assertEqual(summary["event"], "summary", said)
+        self.assertEqual((summary["sessions"], summary["ok"], summary["failed"]), (20, 20, 0))
+        self.assertGreater(float(str(summary["cpu_us_per_session"])), 0, said)
+        self.assertGreaterEqual(int(str(summary["most_open"])), 2, said)
