@@ -169,12 +169,22 @@ async def _cmake(configure: tuple[str, ...], target: str | None, needs: str) -> 
     await until(lambda: _try_lock(fd, fcntl.LOCK_SH), f"the lock of the build {where}",
                 timeout=1800, every=0.2)  # fmt: skip
     if not known():
-        # None is built yet: the first to take the exclusive lock builds.
+        # None is built yet: the first to take the exclusive lock builds; the others
+        # wait until the build is known (its builder keeps a shared lock after it, so
+        # their exclusive lock would never come).
         fcntl.flock(fd, fcntl.LOCK_UN)
-        await until(lambda: _try_lock(fd, fcntl.LOCK_EX), f"the lock of the build {where}",
-                    timeout=1800, every=0.2)  # fmt: skip
+        exclusive = False
+
+        def mine_or_known() -> bool:
+            nonlocal exclusive
+            if known():
+                return True
+            exclusive = _try_lock(fd, fcntl.LOCK_EX)
+            return exclusive
+
+        await until(mine_or_known, f"the build {where} or its lock", timeout=1800, every=0.2)
         try:
-            if not known():
+            if exclusive and not known():
                 _prune()
                 shutil.rmtree(where, ignore_errors=True)  # what an interrupted build left
                 _built[key] = await _build(cmake, where, configure, target)
