@@ -20,7 +20,6 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutput
-from twisted.python.filepath import FilePath
 from twisted.trial.unittest import TestCase
 
 from tests.support.servers import RunningServer, start_server
@@ -212,10 +211,27 @@ print(" ".join(sorted(sys.modules)))
 """
 
 
-async def worker_modules(*path: str) -> set[str]:
-    """The modules a worker process has imported once configured, `path` first on its path."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([*path, SOURCE_ROOT, *sys.path]))
-    output = await getProcessOutput(sys.executable, ["-c", WORKER_IMPORTS], env=env)
+# Before a worker's imports: plugin discovery as on a fresh or read-only install, with
+# no plugin cache to read or write, so that it imports every plugin module.
+NO_PLUGIN_CACHE = """
+import errno, twisted.plugin
+class NoCache:
+    @staticmethod
+    def load(f):
+        raise EOFError("no plugin cache")
+    @staticmethod
+    def dumps(obj):
+        raise OSError(errno.EROFS, "a read-only install")
+twisted.plugin.pickle = NoCache
+"""
+
+
+async def worker_modules(*, cold: bool = False) -> set[str]:
+    """The modules a worker process has imported once configured (`cold`: with no
+    plugin cache)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([SOURCE_ROOT, *sys.path]))
+    program = (NO_PLUGIN_CACHE if cold else "") + WORKER_IMPORTS
+    output = await getProcessOutput(sys.executable, ["-c", program], env=env)
     return set(output.decode().split())
 
 
@@ -239,17 +255,10 @@ class WorkerProgram(TestCase):
         self.assertNoneImported(modules, NOT_IN_A_WORKER)
 
     async def test_finding_the_games_imports_nothing_of_the_fleet(self) -> None:
-        # The plugin files as a fresh or read-only install has them, no plugin cache
-        # written: finding the games imports every plugin module, the fleet's too, which
-        # names its module and imports it only when it is used.
-        fresh = FilePath(self.mktemp())
-        plugins = fresh.descendant(["twisted", "plugins"])
-        plugins.makedirs()
-        for source in FilePath(SOURCE_ROOT).descendant(["twisted", "plugins"]).globChildren(
-            "*.py"
-        ):
-            source.copyTo(plugins.child(source.basename()))
-        modules = await worker_modules(fresh.path)
+        # With no plugin cache (a fresh or read-only install), finding the games imports
+        # every plugin module, the fleet's too, which names its module and imports it
+        # only when it is used.
+        modules = await worker_modules(cold=True)
         self.assertIn("twisted.plugins.vinom_fleet", modules)
         self.assertIn("twisted.plugins.vinom_auth", modules)
         self.assertIn("vinom.games.tictactoe", modules)
