@@ -99,6 +99,15 @@ async def _run(program: str, args: list[str], env: dict[str, str] | None = None)
     return (out + err).decode(errors="replace"), code
 
 
+async def json_lines(program: Path, args: list[str]) -> tuple[list[dict[str, Any]], str, int]:
+    """`program` run to its end with `args`: its JSON lines, its stderr and its exit code."""
+    out, err, code = await utils.getProcessOutputAndValue(
+        str(program), args, path=str(ROOT), env={"PATH": PATH}
+    )
+    lines = [json.loads(line) for line in out.decode().splitlines() if line]
+    return lines, err.decode(errors="replace"), code
+
+
 def _key(configure: tuple[str, ...], target: str | None) -> str:
     """The content hash naming a build: its configure options and target, every
     file of clients/cpp and the vectors file."""
@@ -307,6 +316,22 @@ class ProbeProcess(ProcessProtocol):
         return f"{self.lines}\n{self.err.decode(errors='replace')}"
 
 
+def spawn_fed(case: TestCase, program: Path, *args: str) -> ProbeProcess:
+    """`program` started with `args` (its tokens given on stdin: `ProbeProcess.give`),
+    killed at the test's cleanup if it has not ended by then."""
+    child = ProbeProcess()
+    process = reactor.spawnProcess(child, str(program), [str(program), *args],
+                                   env={"PATH": PATH}, path=str(ROOT))  # fmt: skip
+
+    def stop() -> Deferred[int]:
+        if not child.ended.called:
+            process.signalProcess("KILL")
+        return child.ended
+
+    case.addCleanup(stop)
+    return child
+
+
 class NativeClientTests(TestCase):
     # The first test builds: a minute of CPU, more on a busy machine.
     timeout = 900
@@ -426,14 +451,7 @@ class NativeClientAgainstTwistd(TestCase):
         where = await build()
         path = Path(self.mktemp()).resolve()
         path.write_text(json.dumps(token), encoding="utf-8")
-        out, err, code = await utils.getProcessOutputAndValue(
-            str(where / "vinom_udp_probe"),
-            [str(path), *address, *options],
-            path=str(ROOT),
-            env={"PATH": PATH},
-        )
-        lines = [json.loads(line) for line in out.decode().splitlines() if line]
-        return lines, err.decode(errors="replace"), code
+        return await json_lines(where / "vinom_udp_probe", [str(path), *address, *options])
 
     async def test_the_probe_plays_a_seat_of_tictactoe_to_a_result(self) -> None:
         token, address = await self.seat()
@@ -525,18 +543,9 @@ class NativeClientAgainstTwistd(TestCase):
         found = await lobby.room_match()
         host = found.token["hosts"][0]
 
-        probe = ProbeProcess()
-        program = str(where / "vinom_udp_probe")
-        args = [program, "-", host["host"], str(host["port"]), "--play-tictactoe", "--seconds",
-                "60", "--reconnect", "--drop-after-moves", "1"]  # fmt: skip
-        process = reactor.spawnProcess(probe, program, args, env={"PATH": PATH}, path=str(ROOT))
-
-        def stop() -> Deferred[int]:
-            if not probe.ended.called:
-                process.signalProcess("KILL")
-            return probe.ended
-
-        self.addCleanup(stop)
+        probe = spawn_fed(self, where / "vinom_udp_probe", "-", host["host"], str(host["port"]),
+                          "--play-tictactoe", "--seconds", "60", "--reconnect",
+                          "--drop-after-moves", "1")  # fmt: skip
         probe.give(dict(found.token))
         await until(lambda: {"event": "lost", "reason": "timeout"} in probe.lines,
                     probe.said, timeout=60)  # fmt: skip
@@ -613,14 +622,10 @@ class NativeLobbyAgainstTwistd(TestCase):
         self, port: int, trust: str, *options: str
     ) -> tuple[list[dict[str, object]], str, int]:
         where = await build()
-        out, err, code = await utils.getProcessOutputAndValue(
-            str(where / "vinom_udp_probe"),
-            ["--lobby", "127.0.0.1", str(port), "--trust", trust, *options],
-            path=str(ROOT),
-            env={"PATH": PATH},
-        )
-        lines = [json.loads(line) for line in out.decode().splitlines() if line]
-        return lines, err.decode(errors="replace"), code
+        return await json_lines(
+            where / "vinom_udp_probe", ["--lobby", "127.0.0.1", str(port), "--trust", trust,
+                                        *options]
+        )  # fmt: skip
 
     async def test_the_probe_plays_from_the_lobby_to_a_result(self) -> None:
         await build()
@@ -639,12 +644,7 @@ class NativeLobbyAgainstTwistd(TestCase):
         messages = [line["message"] for line in lines if line["event"] == "message"]
         self.assertEqual((messages[0]["t"], messages[0]["game"]), ("welcome", "tictactoe"), said)
         self.assertEqual([p["name"] for p in messages[0]["players"]], ["Native", "Bot"], said)
-        phases = [m for m in messages if m["t"] == "phase"]
-        self.assertEqual(phases[-1]["p"], "finished", said)
-        self.assertIn("result", phases[-1], said)
-        final = [m for m in messages if m["t"] == "state"][-1]
-        mark = next(p["mark"] for p in final["s"]["players"] if p["id"] == player_id)
-        self.assertIn(mark, final["s"]["board"], said)
+        check_a_result(self, messages, {"player_id": player_id}, said)
         self.assertEqual(lines[-1], {"event": "disconnected", "reason": "closed"}, said)
 
     async def test_a_wrong_trust_certificate_is_refused_with_one_line(self) -> None:
@@ -709,17 +709,8 @@ class NativeLoadClient(TestCase):
         where = await build()
         ports = free_udp_range(10)  # a port per match
         server = await start_twistd(self, {}, "--udp-ports", f"{ports}-{ports + 9}")
-        load = ProbeProcess()
-        program = str(where / "vinom_load")
-        args = [program, "-", "--play", "tictactoe", "--session-seconds", "120"]
-        process = reactor.spawnProcess(load, program, args, env={"PATH": PATH}, path=str(ROOT))
-
-        def stop() -> Deferred[int]:
-            if not load.ended.called:
-                process.signalProcess("KILL")
-            return load.ended
-
-        self.addCleanup(stop)
+        load = spawn_fed(self, where / "vinom_load", "-", "--play", "tictactoe",
+                         "--session-seconds", "120")  # fmt: skip
 
         async def player(i: int) -> str:
             lobby = await connect_lobby(

@@ -352,7 +352,7 @@ class SqlAccountStore:
         # so no other process's commit falls between it and this one's.
         if write:
             connection = cursor.connection
-            if self._synchronous is None or self._synchronous != (connection, durable):
+            if self._synchronous != (connection, durable):
                 cursor.execute(_SYNCHRONOUS[durable])
                 self._synchronous = (connection, durable)
         cursor.execute(self._dialect.begin if write else "BEGIN")
