@@ -13,6 +13,7 @@ the master's pool.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 import pkgutil
@@ -25,6 +26,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.protocol import Factory, Protocol
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
@@ -43,6 +45,8 @@ PINNED_BY = {
     "script_sent_whole_once": "test_redis.ScriptTests",
     "subscriber_on_our_service": "SubscriberTests; test_redis.RedisSubscriptionTests",
     "blocking_read_off_the_turn": "BlockingReadTests",
+    "handshake_lost_keeps_trying": "HandshakeLostTests; test_redis.RedisClientTests (wrong "
+    "passwords)",
 }
 
 
@@ -183,6 +187,43 @@ class PoolTests(TestCase):
             self.assertEqual(await pool.get("k"), value)
         self.assertIsNone(await pool.brpop("q", timeout=1))
         self.assertEqual(redis.command("GET", "k"), b"$1")
+
+
+class _HangsUpOnAuth(Protocol):
+    """A server that closes each connection when it hears its first command: a Redis
+    that dies (restarted, failed over) while the connection sends AUTH."""
+
+    def dataReceived(self, data: bytes) -> None:
+        self.transport.loseConnection()
+
+
+class HandshakeLostTests(TestCase):
+    """Workaround 7: a connection lost during its AUTH (or SELECT) is made again; the pool
+    stops only when Redis refuses them (tests/cluster/test_redis.py: wrong passwords)."""
+
+    timeout = 30
+
+    async def _lost_then_made(self, make_pool: Any) -> None:
+        redis = await start_redis(self, password="pw")
+        listener = reactor.listenTCP(0, Factory.forProtocol(_HangsUpOnAuth),
+                                     interface="127.0.0.1")  # fmt: skip
+        self.addCleanup(listener.stopListening)
+        endpoint = _CountingEndpoint(listener.getHost().port, redis.port)
+        pool = make_pool(endpoint, db=2, size=1, password="pw", timeout=5.0)
+        self.addCleanup(pool.disconnect)
+        # The first connection is lost at its AUTH; the second, to Redis, answers.
+        await pool.set("k", "v")
+        self.assertEqual(endpoint.made, [listener.getHost().port, redis.port])
+        self.assertEqual(await pool.get("k"), "v")
+
+    async def test_a_pools_connection_lost_during_its_auth_is_made_again(self) -> None:
+        await self._lost_then_made(functools.partial(txredisapi_adapter.pool, name="test"))
+
+    async def test_a_master_pools_connection_lost_during_its_auth_is_made_again(
+        self,
+    ) -> None:
+        await self._lost_then_made(
+            functools.partial(txredisapi_adapter.master_pool, name="mymaster"))
 
 
 class BlockingReadTests(TestCase):

@@ -26,9 +26,9 @@ real Redis, so that an upgrade that breaks one fails there.
    `reconnect = True`, started with `startConnecting(endpoint)` (1.6.0 calls it
    "the only supported way of connecting a factory"), and its `handler`. A lazy
    factory still makes a Deferred of its first connection (`deferred`) that
-   nobody holds: one lost during its AUTH or SELECT fails it, and it would be
+   nobody holds: one refused at its AUTH or SELECT fails it, and it would be
    reported as an unhandled error when collected; it is given an errback here
-   (txredisapi logs "could not auth" itself, and the pool reconnects).
+   (the refusal is logged: workaround 7).
 3. **The Sentinel master's pool** (`master_pool_checks_role`). txredisapi's
    `SentinelConnectionFactory` checks with `ROLE` that the server reached is a
    master (the sentinels' news can be a moment old) and closes the connection
@@ -70,6 +70,16 @@ real Redis, so that an upgrade that breaks one fails there.
    answered; the factory of each pool made here is kept beside it, the
    handler holding it only privately), so the placement streams' waiting
    reads hold one connection of the pool and no other call.
+7. **A handshake lost is not refused** (`handshake_lost_keeps_trying`). 1.6.0's
+   `connectionMade` stops the whole pool for good (`factory.stopTrying()`) on
+   any failure of its AUTH or SELECT (and the Sentinel protocol's ROLE): a
+   connection lost or timed out there, as when Redis restarts or a failover
+   kills the master meanwhile, left the pool with no connection and calls
+   waiting for ever. The pools made here use `_handshake_protocol()`, which
+   runs the same steps and stops the pool only when Redis refused one (an
+   error reply: a wrong password, a database out of range); any other
+   failure closes the connection, and the pool makes it again with its
+   backoff.
 
 Whatever endpoint it is given, txredisapi runs its own timers on the global
 reactor (`replyTimeout`, the backoff). vinom bounds every call itself, on the
@@ -89,6 +99,7 @@ from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.protocol import Factory
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 # The txredisapi release the workarounds above were written for and tested with.
@@ -109,6 +120,8 @@ WORKAROUNDS: dict[str, str] = {
     "factory's isLazy/stopTrying/connectionError; connectionMade's Deferred fires after AUTH",
     "blocking_read_off_the_turn": "the factory's getConnection(peek=False) and "
     "connectionQueue.put, as txredisapi's blocking commands take a connection",
+    "handshake_lost_keeps_trying": "connectionMade's AUTH/ROLE/SELECT rewritten: stopTrying "
+    "only on a ResponseError; the protocol's connected, _ready and _waiting_for_connect",
 }
 
 # Seconds at most between two attempts of the Sentinel master's pool to reconnect.
@@ -116,6 +129,8 @@ MASTER_MAX_DELAY = 2.0
 
 # A txredisapi ConnectionHandler: a pool, on which Redis commands are methods.
 Pool = Any
+
+_log = Logger()
 
 # The factory of each pool made here, by its handler (`_start`).
 _FACTORIES: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
@@ -152,6 +167,7 @@ def pool(
         # Strings stay strings: an id such as "42" must not come back as a number.
         convertNumbers=False,
     )
+    factory.protocol = _handshake_protocol(master=False)
     return _start(factory, endpoint)
 
 
@@ -167,6 +183,7 @@ def master_factory(*, name: str, db: int, size: int, password: str | None,
         password=password, replyTimeout=timeout, convertNumbers=False, username=username,
     )  # fmt: skip
     factory.maxDelay = MASTER_MAX_DELAY
+    factory.protocol = _handshake_protocol(master=True)
     return factory
 
 
@@ -191,6 +208,65 @@ def _start(factory: Any, endpoint: Any) -> Pool:
     # The pool's factory, for `blocking_command` (the handler keeps it only privately).
     _FACTORIES[handler] = factory
     return handler
+
+
+@functools.cache
+def _handshake_protocol(*, master: bool) -> type:
+    """txredisapi's protocol of a pool (of the Sentinel master's with `master`) whose
+    failed handshake stops the pool only when Redis refused it (workaround 7)."""
+    import txredisapi
+
+    base = txredisapi.SentinelRedisProtocol if master else txredisapi.RedisProtocol
+
+    class _Protocol(base):  # type: ignore[misc, valid-type]
+        # txredisapi's: who waits for the connection to be usable.
+        _waiting_for_connect: list[Deferred[Any]]
+
+        def connectionMade(self) -> Deferred[None]:
+            return Deferred.fromCoroutine(self._handshake())
+
+        async def _handshake(self) -> None:
+            step = "auth"
+            try:
+                if self.password is not None:
+                    _refused(await self.auth(self.password, self.username))
+                step = "check the role"
+                if master and (await self.role())[0] != "master":
+                    # The sentinels' news was a moment old: made again at once.
+                    self.transport.loseConnection()
+                    return
+                step = f"set dbid={self.dbid}"
+                if self.dbid is not None:
+                    _refused(await self.select(self.dbid))
+            except txredisapi.ResponseError as refusal:
+                # As txredisapi: the pool stops, its callers hear why, and it is logged.
+                self.factory.stopTrying()
+                self.transport.loseConnection()
+                why = f"Redis error: could not {step}: {refusal}"
+                self.factory.connectionError(why)
+                if self.factory.isLazy:
+                    _log.info("{why}", why=why)
+                return
+            except Exception:
+                # Lost or timed out: not Redis's answer, so the pool makes it again.
+                self.transport.loseConnection()
+                return
+            self.connected = 1
+            self._ready = True
+            waiting: list[Deferred[Any]] = self._waiting_for_connect
+            self._waiting_for_connect = []
+            for d in waiting:
+                d.callback(self)
+
+    return _Protocol
+
+
+def _refused(reply: object) -> None:
+    """Raise the error Redis replied (txredisapi hands some back as the result)."""
+    import txredisapi
+
+    if isinstance(reply, txredisapi.ResponseError):
+        raise reply
 
 
 def master_is_up(state: object) -> bool:
