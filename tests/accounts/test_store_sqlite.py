@@ -78,8 +78,23 @@ class SharedTransactionTests(TestCase):
         writes = [s for s in statements if s == "BEGIN IMMEDIATE"]
         # The first alone, then the rest MAX_BATCH at a time.
         self.assertEqual(len(writes), 1 + -(-(players - 1) // MAX_BATCH))
+        # Each transaction reads its sign-ins' accounts in one query.
+        self.assertEqual(len([s for s in statements if s.startswith("SELECT")]), len(writes))
         again = await gatherResults([store.get(a.account_id) for a in made])
         self.assertEqual(again, made)
+
+    async def test_one_new_identity_signing_in_twice_in_one_transaction_gets_one_account(
+        self,
+    ) -> None:
+        store, statements = await self.open()
+        first = store.account_for(Identity("jwt", "first"), "First", 5.0)
+        twice = [store.account_for(Identity("jwt", "twin"), name, 5.0) for name in "AB"]
+        await first
+        made = await gatherResults(twice)
+        self.assertEqual(statements.count("BEGIN IMMEDIATE"), 2)
+        self.assertEqual(made[0], made[1])
+        self.assertEqual(made[0].display_name, "A")
+        self.assertEqual(await store.find("jwt", "twin"), made[0])
 
     async def test_sign_ins_waiting_when_the_store_closes_are_unavailable(self) -> None:
         store, _ = await self.open()

@@ -25,7 +25,8 @@ file a sync (a few hundred microseconds of CPU, more than the sign-in's own
 statements), so the calls of `account_for` and `authenticate_device` that
 arrive while a sign-in transaction runs wait for it and then run together in
 the next one, at most `MAX_BATCH` of them: one thread hop and one commit for
-all, each answered with its own result or refusal. With a clock (the
+all, each answered with its own result or refusal; their `account_for`s read
+their accounts in one query and make the new ones in one insert per table. With a clock (the
 server's store has the reactor), these transactions start at most every
 `BATCH_INTERVAL` seconds: a sign-in arriving sooner after the last one's
 start waits for the interval's end, with the others arriving meanwhile. A lone
@@ -506,7 +507,8 @@ class SqlAccountStore:
                     raise AuthFailed("bad_secret")
             # A known device's account, read in the same transaction, so that the
             # sign-in's next call (`account_for`) is answered from memory, not by another.
-            account = None if made else _signed_in(sql, "device", device_id)
+            account = None if made else _signed_in(sql, [("device", device_id)]).get(
+                ("device", device_id))
             return Identity("device", device_id), account
 
         known = self._recent_devices.get(device_id, now)
@@ -636,11 +638,18 @@ class _Call(Generic[T]):
 def _batch(sql: _Sql, calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...]]]) -> list[Any]:
     """Each call's result, or its refusal as a Failure, in one transaction. A database
     error fails the whole transaction (and so every call), as it would one call: a
-    call refused (a wrong device secret) refuses before it writes anything."""
+    call refused (a wrong device secret) refuses before it writes anything. The
+    `_account_for` calls are answered together (`_accounts_for`: one read, one write
+    of each table for all); no call of a batch waits on another's result."""
+    requests = [args for work, args in calls if work is _account_for]
+    accounts = _accounts_for(sql, requests) if requests else {}
     outcomes: list[Any] = []
     for work, args in calls:
         try:
-            outcomes.append(work(sql, *args))
+            if work is _account_for:
+                outcomes.append(_answer(accounts, args[0], args[1]))
+            else:
+                outcomes.append(work(sql, *args))
         except (AuthFailed, InvalidValue, UnknownAccount):
             failure = Failure()
             failure.cleanFailure()  # no frames kept: it crosses to the reactor's thread
@@ -715,44 +724,94 @@ def _lock(sql: _Sql, account_ids: Iterable[str]) -> None:
         raise UnknownAccount(", ".join(sorted(missing)))
 
 
-def _signed_in(sql: _Sql, provider: str, subject: str) -> Account | None:
-    """The account linked to (provider, subject) with all its identities: one query."""
+def _signed_in(sql: _Sql, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Account]:
+    """The account linked to each (provider, subject) of `keys` that has one, with all
+    its identities: one query."""
+    wanted = sorted(set(keys))
     rows = sql.all(
-        f"SELECT {', '.join('a.' + c for c in _ACCOUNT_COLUMNS.split(', '))}, o.provider, "
-        "o.subject FROM identities i JOIN accounts a ON a.account_id = i.account_id "
+        f"SELECT {', '.join('a.' + c for c in _ACCOUNT_COLUMNS.split(', '))}, i.provider, "
+        "i.subject, o.provider, o.subject FROM identities i "
+        "JOIN accounts a ON a.account_id = i.account_id "
         "JOIN identities o ON o.account_id = a.account_id "
-        "WHERE i.provider = ? AND i.subject = ? ORDER BY o.linked, o.provider, o.subject",
-        provider, subject,
+        # One index search per identity: SQLite scans the whole table for a row-value IN.
+        f"WHERE {' OR '.join(['(i.provider = ? AND i.subject = ?)'] * len(wanted))} "
+        "ORDER BY i.provider, i.subject, o.linked, o.provider, o.subject",
+        *(value for key in wanted for value in key),
     )  # fmt: skip
-    if not rows:
-        return None
-    return _account(rows[0][:7], [row[7:] for row in rows])
+    found: dict[tuple[str, str], Account] = {}
+    start = 0
+    for end in range(1, len(rows) + 1):
+        if end == len(rows) or rows[end][7:9] != rows[start][7:9]:
+            found[rows[start][7], rows[start][8]] = _account(
+                rows[start][:7], [row[9:] for row in rows[start:end]])  # fmt: skip
+            start = end
+    return found
 
 
 def _account_for(sql: _Sql, provider: str, subject: str, name: str, now: float) -> Account:
-    account = _signed_in(sql, provider, subject)
+    """The account of (provider, subject), made for it (named `name`) if it has none; its
+    `last_seen` written if due."""
+    return _answer(_accounts_for(sql, [(provider, subject, name, now)]), provider, subject)
+
+
+def _answer(accounts: dict[tuple[str, str], Account], provider: str, subject: str) -> Account:
+    account = accounts.get((provider, subject))
     if account is None:
-        account_id = new_account_id()
-        sql.run(f"INSERT INTO accounts ({_ACCOUNT_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, NULL, NULL, '{}')", account_id, name, now, now)  # fmt: skip
-        linked = sql.run("INSERT INTO identities (provider, subject, account_id, linked) "
-                         "VALUES (?, ?, ?, ?) ON CONFLICT (provider, subject) DO NOTHING",
-                         provider, subject, account_id, now)  # fmt: skip
-        if linked:
-            # What was just written, as _load would read it back.
-            return Account(account_id, name, float(now), float(now), (Identity(provider, subject),))
-        # Another lobby made this identity's account meanwhile: theirs is the one.
-        sql.run("DELETE FROM accounts WHERE account_id = ?", account_id)
-        account = _signed_in(sql, provider, subject)
-        if account is None:
-            raise UnknownAccount(f"{provider}:{subject}")
-    if account.last_seen <= now - LAST_SEEN_INTERVAL:
-        # Written at most once an interval: a returning player's sign-in within it
-        # writes nothing.
-        sql.run("UPDATE accounts SET last_seen = ? WHERE account_id = ? AND last_seen < ?",
-                now, account.account_id, now)  # fmt: skip
-        account = evolve(account, last_seen=float(now))
+        # Its account, made by another lobby meanwhile, was removed as this one read it.
+        raise UnknownAccount(f"{provider}:{subject}")
     return account
+
+
+def _accounts_for(
+    sql: _Sql, requests: Sequence[Sequence[Any]]
+) -> dict[tuple[str, str], Account]:
+    """`_account_for` for each (provider, subject, name, now) of `requests` at once, the
+    account of each identity by (provider, subject): one read, and one write of each
+    table for the accounts made and the `last_seen`s due (an identity asked for twice
+    gets one account, named as its first request says)."""
+    accounts = _signed_in(sql, ((provider, subject) for provider, subject, *_ in requests))
+    made: dict[tuple[str, str], Account] = {}
+    due: set[str] = set()
+    latest = max(float(now) for *_, now in requests)
+    for provider, subject, name, now in requests:
+        key = (provider, subject)
+        account = accounts.get(key)
+        if account is None:
+            if key not in made:
+                made[key] = Account(new_account_id(), name, float(now), float(now),
+                                    (Identity(provider, subject),))  # fmt: skip
+        elif account.last_seen <= now - LAST_SEEN_INTERVAL:
+            # Written at most once an interval: a returning player's sign-in within it
+            # writes nothing.
+            due.add(account.account_id)
+            accounts[key] = evolve(account, last_seen=latest)
+    if due:
+        ids = sorted(due)
+        sql.run(f"UPDATE accounts SET last_seen = ? WHERE account_id IN ({_markers(ids)}) "
+                "AND last_seen < ?", latest, *ids, latest)  # fmt: skip
+    if made:
+        # One statement for each table, whatever the number of rows: SQLite's module lets
+        # go of the GIL around each row of an executemany, which the reactor's thread
+        # pays for.
+        sql.run(f"INSERT INTO accounts ({_ACCOUNT_COLUMNS}) VALUES "
+                + ", ".join(["(?, ?, ?, ?, NULL, NULL, '{}')"] * len(made)),
+                *(v for a in made.values()
+                  for v in (a.account_id, a.display_name, a.created, a.created)))  # fmt: skip
+        linked = sql.run("INSERT INTO identities (provider, subject, account_id, linked) VALUES "
+                         + ", ".join(["(?, ?, ?, ?)"] * len(made))
+                         + " ON CONFLICT (provider, subject) DO NOTHING",
+                         *(v for key, a in made.items()
+                           for v in (*key, a.account_id, a.created)))  # fmt: skip
+        if linked < len(made):
+            # Another lobby made some of these identities' accounts meanwhile: theirs are
+            # the ones, and those made here for them are removed.
+            theirs = _signed_in(sql, made)
+            unused = [a.account_id for key, a in made.items()
+                      if key not in theirs or theirs[key].account_id != a.account_id]  # fmt: skip
+            sql.run(f"DELETE FROM accounts WHERE account_id IN ({_markers(unused)})", *unused)
+            made = theirs
+        accounts.update(made)
+    return accounts
 
 
 def _ratings(
