@@ -4,7 +4,9 @@ sanitizers (the library a game loads) and shown to export the C ABI of vinom.h
 and nothing else; the bot (clients/csharp/TictactoeBot.cs) is compiled with
 Debian's `mcs`, then, a real `mono` process on a real UDP socket, plays its seat
 of tictactoe against a real `twistd vinom` child process to a result, and gets
-a clear refusal line and exit 1 for a tampered token. Mono is Debian's
+a clear refusal line and exit 1 for a tampered token; with `--lobby` it gets its
+seat itself through the binding's `Lobby` (TLS verified against the server's
+certificate), no Python lobby client involved. Mono is Debian's
 `mono-mcs` and `mono-runtime` (scripts/test installs them); missing, the tests
 fail with the command that installs them, never skip."""
 
@@ -22,6 +24,7 @@ from pathlib import Path
 from twisted.internet import utils
 from twisted.trial.unittest import TestCase
 
+from tests.support.servers import start_twistd
 from tests.test_native import (
     PATH,
     ROOT,
@@ -32,6 +35,7 @@ from tests.test_native import (
     refuse_a_tampered_token,
     tictactoe_seat,
 )
+from vinom.server.certs import make_self_signed
 
 CSHARP = ROOT / "clients" / "csharp"
 MONO_PACKAGES = "mono-mcs mono-runtime"
@@ -93,6 +97,59 @@ class SharedLibrary(TestCase):
         report, code = await _run("/usr/bin/ldd", ["-r", str(so)])
         self.assertEqual(code, 0, report)
         self.assertNotIn("undefined symbol", report)
+
+
+class CSharpLobbyAgainstTwistd(TestCase):
+    """The bot with `--lobby`: hello over TLS through the binding's `Lobby`
+    (vinom_lobby_* by P/Invoke), a room of tictactoe with the game's bot, and the
+    seat of its match_found played to a result; a certificate the lobby does not
+    have is refused with one line."""
+
+    timeout = 900
+
+    async def from_lobby(self, port: int, trust: str) -> tuple[list[dict[str, object]], str, int]:
+        where = await library()
+        exe = await bot()
+        home = Path(self.mktemp()).resolve()
+        home.mkdir()
+        out, err, code = await utils.getProcessOutputAndValue(
+            shutil.which("mono", path=PATH) or "mono",
+            [str(exe), "--lobby", "127.0.0.1", str(port), "--trust", trust, "--seconds", "60"],
+            path=str(ROOT),
+            env={"PATH": PATH, "HOME": str(home), "LD_LIBRARY_PATH": str(where)},
+        )
+        lines = [json.loads(line) for line in out.decode().splitlines() if line]
+        return lines, err.decode(errors="replace"), code
+
+    async def test_the_bot_plays_from_the_lobby_to_a_result(self) -> None:
+        await library()
+        await bot()
+        server = await start_twistd(self, {})
+        lines, err, code = await self.from_lobby(server.lobby.port, server.lobby.trust)
+        said = f"{lines}\n{err}"
+        self.assertEqual(code, 0, said)
+        events = [line["event"] for line in lines]
+        self.assertEqual(events[:6], ["lobby_welcome", "room", "room", "match_found", "started",
+                                      "welcome"], said)  # fmt: skip
+        player_id = lines[0]["player_id"]
+        room = lines[2]["frame"]
+        self.assertEqual([p["name"] for p in room["room"]["players"]], ["Native", "Bot"], said)
+        messages = [line["message"] for line in lines if line["event"] == "message"]
+        self.assertEqual([p["name"] for p in messages[0]["players"]], ["Native", "Bot"], said)
+        check_a_result(self, messages, {"player_id": player_id}, said)
+        self.assertEqual(lines[-1], {"event": "disconnected", "reason": "closed"}, said)
+
+    async def test_a_wrong_trust_certificate_is_refused_with_one_line(self) -> None:
+        await library()
+        await bot()
+        server = await start_twistd(self, {})
+        other = Path(self.mktemp()).resolve()
+        other.write_bytes(make_self_signed("localhost")[0])  # also localhost's, not the lobby's
+        lines, err, code = await self.from_lobby(server.lobby.port, str(other))
+        self.assertEqual((lines, code), ([{"event": "failed", "reason": "lobby"}], 1), err)
+        self.assertEqual(err.splitlines(), [
+            "vinom_csharp_bot: lobby failed: tls: certificate verify failed: "
+            "self-signed certificate"])  # fmt: skip
 
 
 class CSharpBotAgainstTwistd(TestCase):

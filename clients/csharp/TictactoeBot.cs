@@ -4,9 +4,18 @@
 // what arrived, updates it, sends what it returns and reads its events.
 //
 //   mono TictactoeBot.exe TOKEN_FILE HOST PORT [--seconds S] [--attempt-timeout S]
+//   mono TictactoeBot.exe --lobby HOST PORT [--trust CERT] [--name N] [--seconds S] ...
 //
 // TOKEN_FILE holds the "token" object of the lobby's match_found; HOST PORT is
-// the game host's UDP address (the token's hosts[0]). It plays the first
+// the game host's UDP address (the token's hosts[0]). With --lobby the bot
+// gets its seat itself, through the binding's Lobby (TLS verified against
+// CERT, a PEM file; without it the system's CAs): it says hello as N
+// ("Native"), makes a room of tictactoe, adds the game's bot and plays the
+// seat of the room's match_found on the token's first host, printing
+// "lobby_welcome", "room" (the frame) and "match_found" lines first. A lobby
+// that cannot be reached or verified prints "vinom_csharp_bot: lobby failed:
+// ..." on stderr, an error frame "vinom_csharp_bot: lobby error: CODE: ...",
+// and exits 1. It plays the first
 // empty cell on its turn and declines the rematch, and prints one JSON line
 // per event on stdout, as vinom_udp_probe does: "welcome", each room
 // "message" (channel and value), each action "sent", and "disconnected" when
@@ -21,6 +30,7 @@ using System.Globalization;
 using System.IO;
 using System.Net;
 using System.Net.Sockets;
+using System.Threading;
 using Vinom;
 
 public static class TictactoeBot
@@ -29,7 +39,68 @@ public static class TictactoeBot
     {
         Console.Error.WriteLine("vinom_csharp_bot: " + why);
         Console.Error.WriteLine("usage: TictactoeBot.exe TOKEN_FILE HOST PORT [--seconds S] [--attempt-timeout S]");
+        Console.Error.WriteLine("       TictactoeBot.exe --lobby HOST PORT [--trust CERT] [--name N] [--seconds S] [--attempt-timeout S]");
         return 2;
+    }
+
+    private static int LobbyFailed(string why)
+    {
+        Console.WriteLine("{\"event\": \"failed\", \"reason\": \"lobby\"}");
+        Console.Error.WriteLine("vinom_csharp_bot: lobby failed: " + why);
+        return 1;
+    }
+
+    // The seat's connect token from the lobby: hello, a room of tictactoe with the game's
+    // bot, and the room's match_found (0), or the exit code of a failure.
+    private static int FromLobby(string host, int port, string trust, string name, out string token)
+    {
+        token = null;
+        using (var lobby = new Lobby(host, port, trust, null, Now()))
+        {
+            lobby.Hello(name);
+            long roomRequest = -1;
+            bool botAsked = false;
+            double deadline = Now() + 60;
+            while (Now() < deadline)
+            {
+                lobby.Update(Now());
+                LobbyEvent e;
+                while (lobby.TryPoll(out e))
+                {
+                    switch (e.Kind)
+                    {
+                        case LobbyEventKind.Failed:
+                            return LobbyFailed(lobby.Failure);
+                        case LobbyEventKind.Closed:
+                            return LobbyFailed("the lobby closed the connection before match_found");
+                        case LobbyEventKind.Error:
+                            Console.WriteLine("{\"event\": \"failed\", \"reason\": \"lobby\", \"code\": \"" +
+                                              lobby.ErrorCode + "\"}");
+                            Console.Error.WriteLine("vinom_csharp_bot: lobby error: " + lobby.ErrorCode + ": " + e.Json);
+                            return 1;
+                        case LobbyEventKind.Welcome:
+                            Console.WriteLine("{\"event\": \"lobby_welcome\", \"player_id\": \"" + lobby.PlayerId + "\"}");
+                            roomRequest = lobby.CreateRoom("tictactoe");
+                            break;
+                        case LobbyEventKind.Room:
+                            Console.WriteLine("{\"event\": \"room\", \"frame\": " + e.Json + "}");
+                            if (!botAsked && e.Id == roomRequest)
+                            {
+                                botAsked = true;
+                                lobby.AddBot();
+                            }
+                            break;
+                        case LobbyEventKind.MatchFound:
+                            Console.WriteLine("{\"event\": \"match_found\"}");
+                            token = lobby.Token;
+                            lobby.Close();
+                            return 0;
+                    }
+                }
+                Thread.Sleep(10);
+            }
+            return LobbyFailed("no match_found within 60 s");
+        }
     }
 
     private static int Fail(string reason, string detail)
@@ -71,12 +142,19 @@ public static class TictactoeBot
 
     public static int Main(string[] args)
     {
-        if (args.Length < 3) return Usage("expected TOKEN_FILE HOST PORT");
+        bool fromLobby = args.Length > 0 && args[0] == "--lobby";
+        if (args.Length < 3) return Usage(fromLobby ? "expected --lobby HOST PORT" : "expected TOKEN_FILE HOST PORT");
         double seconds = 60, attemptTimeout = 0;
+        string trust = null, name = "Native";
         for (int i = 3; i < args.Length; ++i)
         {
             double v;
-            if ((args[i] == "--seconds" || args[i] == "--attempt-timeout") && i + 1 < args.Length &&
+            if (fromLobby && (args[i] == "--trust" || args[i] == "--name") && i + 1 < args.Length)
+            {
+                if (args[i] == "--trust") trust = args[i + 1]; else name = args[i + 1];
+                ++i;
+            }
+            else if ((args[i] == "--seconds" || args[i] == "--attempt-timeout") && i + 1 < args.Length &&
                 double.TryParse(args[i + 1], NumberStyles.Float, CultureInfo.InvariantCulture, out v) && v > 0)
             {
                 if (args[i] == "--seconds") seconds = v; else attemptTimeout = v;
@@ -90,9 +168,29 @@ public static class TictactoeBot
         int port;
         if (!int.TryParse(args[2], out port) || port < 1 || port > 65535) return Usage("bad port " + args[2]);
 
-        string text;
-        try { text = File.ReadAllText(args[0]); }
-        catch (Exception e) { return Usage("cannot read " + args[0] + ": " + e.Message); }
+        string text, hostName;
+        if (fromLobby)
+        {
+            try
+            {
+                int failed = FromLobby(args[1], port, trust, name, out text);
+                if (failed != 0) return failed;
+                using (var seat = ConnectToken.Parse(text))
+                {
+                    Host first = seat.Hosts[0];
+                    hostName = first.Address;
+                    port = first.Port;
+                }
+            }
+            catch (DllNotFoundException e) { return Usage("cannot load libvinom: " + e.Message); }
+            catch (InvalidOperationException e) { return Usage(e.Message); }  // another ABI
+        }
+        else
+        {
+            hostName = args[1];
+            try { text = File.ReadAllText(args[0]); }
+            catch (Exception e) { return Usage("cannot read " + args[0] + ": " + e.Message); }
+        }
         ConnectToken token;
         string me;
         try
@@ -105,10 +203,10 @@ public static class TictactoeBot
         catch (InvalidOperationException e) { return Usage(e.Message); }  // another ABI
         catch (Exception e) { return Usage("not a connect token: " + e.Message); }
         if (attemptTimeout <= 0) attemptTimeout = Math.Max(token.TimeoutMs / 1000.0 + 1.0, 5.0);
-        string where = args[1] + ":" + args[2];
+        string where = hostName + ":" + port.ToString(CultureInfo.InvariantCulture);
 
         IPAddress address;
-        if (!IPAddress.TryParse(args[1], out address)) address = Dns.GetHostAddresses(args[1])[0];
+        if (!IPAddress.TryParse(hostName, out address)) address = Dns.GetHostAddresses(hostName)[0];
         using (token)
         using (var socket = new Socket(address.AddressFamily, SocketType.Dgram, ProtocolType.Udp))
         using (var client = new Client(token, Now(), attemptTimeout))

@@ -16,8 +16,23 @@
 //       while (client.TryPoll(out e)) { ... e.Kind, e.Channel, e.Message, e.Json ... }
 //   }
 //
+// The lobby over TLS is the same shape: the game calls Update(now) each frame
+// and reads events; the connect token of its match_found starts the Client:
+//
+//   using (var lobby = new Lobby("play.example.com", 7350, null, null, now)) {
+//       lobby.Hello("Ada");                      // waits for the connection
+//       // each frame:
+//       lobby.Update(now);
+//       LobbyEvent e;
+//       while (lobby.TryPoll(out e)) {
+//           if (e.Kind == LobbyEventKind.Welcome) lobby.Queue("tictactoe");
+//           if (e.Kind == LobbyEventKind.MatchFound) token = ConnectToken.Parse(lobby.Token);
+//       }
+//   }
+//
 // Errors of a call come back as a VinomException with the library's status;
-// nothing a host or the network sends throws (a bad datagram is dropped).
+// nothing a host, a lobby or the network sends throws (a bad datagram is
+// dropped, a bad lobby frame is an Error event).
 using System;
 using System.Collections.Generic;
 using System.Globalization;
@@ -244,6 +259,173 @@ namespace Vinom
         public void Dispose() { handle.Dispose(); }
     }
 
+    public enum LobbyEventKind
+    {
+        None = 0, Connected = 1, Welcome = 2, Queued = 3, Room = 4, MatchFound = 5, Reply = 6,
+        Error = 7, Closed = 8, Failed = 9,
+    }
+
+    public enum LobbyState { Connecting = 0, Handshaking = 1, Open = 2, Closed = 3, Failed = 4 }
+
+    /// <summary>What Lobby.TryPoll read.</summary>
+    public struct LobbyEvent
+    {
+        public LobbyEventKind Kind;
+        /// <summary>The id of the request it answers (0: none).</summary>
+        public long Id;
+        /// <summary>The lobby's frame as JSON ("" for Connected, Closed and Failed).</summary>
+        public string Json;
+    }
+
+    /// <summary>The lobby over TLS (docs/lobby.md): non-blocking, no thread; the
+    /// certificate is verified against `trust` (a PEM file of the CA or of the
+    /// lobby's certificate; null: the system's CAs). Requests made before the
+    /// connection is up wait for it, and return their frame's id.</summary>
+    public sealed class Lobby : IDisposable
+    {
+        private readonly LobbyHandle handle;
+        private byte[] frame = new byte[4096];
+
+        /// <param name="serverName">The name the certificate must carry (null:
+        /// "localhost" for a loopback address, else `host`).</param>
+        /// <param name="timeout">Seconds to be connected and verified (0: 10).</param>
+        public Lobby(string host, int port, string trust, string serverName, double now,
+                     double timeout = 0)
+        {
+            if (port < 1 || port > 65535) throw new ArgumentOutOfRangeException("port");
+            Library.Check(Native.vinom_lobby_new(Text.Z(host), (ushort)port, Text.Z(trust),
+                                                 Text.Z(serverName), now, timeout, out handle),
+                          "vinom_lobby_new");
+        }
+
+        public LobbyState State { get { return (LobbyState)Native.vinom_lobby_state(handle); } }
+        /// <summary>The last welcome's player id and reconnection secret.</summary>
+        public string PlayerId { get { return Text.Of(Native.vinom_lobby_player_id(handle)); } }
+        public string Secret { get { return Text.Of(Native.vinom_lobby_secret(handle)); } }
+        /// <summary>The last match_found's connect token, as JSON (for ConnectToken.Parse).</summary>
+        public string Token { get { return Text.Of(Native.vinom_lobby_token(handle)); } }
+        /// <summary>The last Error event's code ("queue_full", "bad_frame", ...).</summary>
+        public string ErrorCode { get { return Text.Of(Native.vinom_lobby_error_code(handle)); } }
+        /// <summary>Why the lobby Failed ("connect: ...", "tls: ...", "timeout").</summary>
+        public string Failure { get { return Text.Of(Native.vinom_lobby_failure(handle)); } }
+
+        public void Update(double now)
+        {
+            Library.Check(Native.vinom_lobby_update(handle, now), "vinom_lobby_update");
+        }
+
+        /// <summary>The next event, if any.</summary>
+        public bool TryPoll(out LobbyEvent e)
+        {
+            e = new LobbyEvent();
+            while (true)
+            {
+                int kind;
+                long id;
+                UIntPtr length;
+                int status = Native.vinom_lobby_poll(handle, out kind, out id, frame,
+                                                     (UIntPtr)frame.Length, out length);
+                if (status == (int)Status.BufferTooSmall)
+                {
+                    frame = new byte[(int)length.ToUInt64()];  // a large frame: poll it again
+                    continue;
+                }
+                Library.Check(status, "vinom_lobby_poll");
+                e.Kind = (LobbyEventKind)kind;
+                if (e.Kind == LobbyEventKind.None) return false;
+                e.Id = id;
+                e.Json = Encoding.UTF8.GetString(frame, 0, (int)length.ToUInt64());
+                return true;
+            }
+        }
+
+        /// <param name="authJson">The credentials object as JSON (null: a guest).</param>
+        public long Hello(string name, string authJson = null)
+        {
+            long id;
+            Library.Check(Native.vinom_lobby_hello(handle, Text.Z(name), Text.Z(authJson), out id),
+                          "vinom_lobby_hello");
+            return id;
+        }
+
+        /// <param name="queue">"normal" (null) or "ranked".</param>
+        public long Queue(string game, string queue = null)
+        {
+            long id;
+            Library.Check(Native.vinom_lobby_queue(handle, Text.Z(game), Text.Z(queue), out id),
+                          "vinom_lobby_queue");
+            return id;
+        }
+
+        public long Cancel()
+        {
+            long id;
+            Library.Check(Native.vinom_lobby_cancel(handle, out id), "vinom_lobby_cancel");
+            return id;
+        }
+
+        public long CreateRoom(string game, bool isPrivate = false)
+        {
+            long id;
+            Library.Check(Native.vinom_lobby_create_room(handle, Text.Z(game), isPrivate ? 1 : 0, out id),
+                          "vinom_lobby_create_room");
+            return id;
+        }
+
+        public long JoinRoom(string code)
+        {
+            long id;
+            Library.Check(Native.vinom_lobby_join_room(handle, Text.Z(code), out id),
+                          "vinom_lobby_join_room");
+            return id;
+        }
+
+        /// <summary>Fills the room's next seat with the game's bot.</summary>
+        public long AddBot()
+        {
+            long id;
+            Library.Check(Native.vinom_lobby_add_bot(handle, out id), "vinom_lobby_add_bot");
+            return id;
+        }
+
+        /// <summary>A fresh connect token for the player's seat in their match.</summary>
+        public long Reconnect(string playerId, string secret, string authJson = null)
+        {
+            long id;
+            Library.Check(Native.vinom_lobby_reconnect(handle, Text.Z(playerId), Text.Z(secret),
+                                                       Text.Z(authJson), out id),
+                          "vinom_lobby_reconnect");
+            return id;
+        }
+
+        public void Close() { Library.Check(Native.vinom_lobby_close(handle), "vinom_lobby_close"); }
+
+        public void Dispose() { handle.Dispose(); }
+    }
+
+    // Strings to and from the C ABI: NUL-terminated UTF-8 both ways.
+    internal static class Text
+    {
+        internal static byte[] Z(string text)
+        {
+            if (text == null) return null;
+            byte[] bytes = Encoding.UTF8.GetBytes(text);
+            var z = new byte[bytes.Length + 1];
+            Buffer.BlockCopy(bytes, 0, z, 0, bytes.Length);
+            return z;
+        }
+
+        internal static string Of(IntPtr text)
+        {
+            if (text == IntPtr.Zero) return "";
+            int n = 0;
+            while (Marshal.ReadByte(text, n) != 0) ++n;
+            var bytes = new byte[n];
+            Marshal.Copy(text, bytes, 0, n);
+            return Encoding.UTF8.GetString(bytes);
+        }
+    }
+
     /// <summary>Messages between msgpack bytes and JSON text, by the library.</summary>
     public static class Messages
     {
@@ -420,6 +602,13 @@ namespace Vinom
         protected override bool ReleaseHandle() { Native.vinom_client_free(handle); return true; }
     }
 
+    internal sealed class LobbyHandle : SafeHandle
+    {
+        public LobbyHandle() : base(IntPtr.Zero, true) { }
+        public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
+        protected override bool ReleaseHandle() { Native.vinom_lobby_free(handle); return true; }
+    }
+
     // vinom.h, one to one. "vinom" resolves to libvinom.so (Linux; Unity:
     // Plugins/x86_64), vinom.dll or libvinom.dylib.
     internal static class Native
@@ -450,6 +639,25 @@ namespace Vinom
         [DllImport(Lib)] internal static extern ulong vinom_client_session_id(ClientHandle client);
         [DllImport(Lib)] internal static extern double vinom_client_server_time(ClientHandle client);
         [DllImport(Lib)] internal static extern IntPtr vinom_client_failure(ClientHandle client);
+
+        [DllImport(Lib)] internal static extern int vinom_lobby_new(byte[] host, ushort port, byte[] trust, byte[] serverName, double now, double timeout, out LobbyHandle lobby);
+        [DllImport(Lib)] internal static extern void vinom_lobby_free(IntPtr lobby);
+        [DllImport(Lib)] internal static extern int vinom_lobby_state(LobbyHandle lobby);
+        [DllImport(Lib)] internal static extern int vinom_lobby_update(LobbyHandle lobby, double now);
+        [DllImport(Lib)] internal static extern int vinom_lobby_poll(LobbyHandle lobby, out int kind, out long id, byte[] output, UIntPtr cap, out UIntPtr len);
+        [DllImport(Lib)] internal static extern int vinom_lobby_hello(LobbyHandle lobby, byte[] name, byte[] auth, out long id);
+        [DllImport(Lib)] internal static extern int vinom_lobby_queue(LobbyHandle lobby, byte[] game, byte[] queue, out long id);
+        [DllImport(Lib)] internal static extern int vinom_lobby_cancel(LobbyHandle lobby, out long id);
+        [DllImport(Lib)] internal static extern int vinom_lobby_create_room(LobbyHandle lobby, byte[] game, int isPrivate, out long id);
+        [DllImport(Lib)] internal static extern int vinom_lobby_join_room(LobbyHandle lobby, byte[] code, out long id);
+        [DllImport(Lib)] internal static extern int vinom_lobby_add_bot(LobbyHandle lobby, out long id);
+        [DllImport(Lib)] internal static extern int vinom_lobby_reconnect(LobbyHandle lobby, byte[] playerId, byte[] secret, byte[] auth, out long id);
+        [DllImport(Lib)] internal static extern int vinom_lobby_close(LobbyHandle lobby);
+        [DllImport(Lib)] internal static extern IntPtr vinom_lobby_player_id(LobbyHandle lobby);
+        [DllImport(Lib)] internal static extern IntPtr vinom_lobby_secret(LobbyHandle lobby);
+        [DllImport(Lib)] internal static extern IntPtr vinom_lobby_token(LobbyHandle lobby);
+        [DllImport(Lib)] internal static extern IntPtr vinom_lobby_error_code(LobbyHandle lobby);
+        [DllImport(Lib)] internal static extern IntPtr vinom_lobby_failure(LobbyHandle lobby);
 
         [DllImport(Lib)] internal static extern int vinom_message_to_json(byte[] message, UIntPtr len, byte[] output, UIntPtr cap, out UIntPtr outLen);
         [DllImport(Lib)] internal static extern int vinom_message_from_json(byte[] json, UIntPtr len, byte[] output, UIntPtr cap, out UIntPtr outLen);
