@@ -47,11 +47,13 @@ from twisted.internet import reactor, utils
 from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
 from twisted.internet.error import ProcessDone
 from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from tests.support.fuzz_corpus import CORPUS, seeds
-from tests.support.ports import free_udp_range
+from tests.support.metrics import fetch_metrics, samples
+from tests.support.ports import free_tcp_port, free_udp_range
 from tests.support.servers import start_twistd
 from tests.support.vectors import VECTORS, load
 from tests.support.waiting import until
@@ -605,6 +607,67 @@ class NativeLobbyFrames(TestCase):
             "LobbyConnection.ARefusedPortAndATimeoutThroughTheCAbi",
         ):
             self.assertIn(f"[       OK ] {name}", report, report)
+
+
+#: The arena of two players (benchmarks/arena.py), a twistd plugin file.
+ARENA_PLUGIN = "from benchmarks.arena import ArenaGame\n\narena = ArenaGame(2)\n"
+
+
+class NativeArenaUnderLoss(TestCase):
+    """Two vinom_udp_probe --play-arena players queue for the arena on a real `twistd
+    vinom` with snapshot checksums on and play it for 6 s through a network losing
+    10% of the datagrams each way: every snapshot is the host's (0 checksum
+    mismatches, none corrupt) and no input is lost: the host applied every input
+    given but those still unacknowledged when the player closed, and dropped none as
+    too late or too early."""
+
+    timeout = 900
+
+    async def test_two_native_players_lose_no_input_and_no_snapshot_at_10_percent_loss(
+        self,
+    ) -> None:
+        where = await build()
+        ops = free_tcp_port()
+        server = await start_twistd(
+            self, {"twisted/plugins/arena_games.py": ARENA_PLUGIN}, "--games", "arena",
+            "--snapshot-checksums", "--ops-port", f"tcp:{ops}:interface=127.0.0.1",
+        )  # fmt: skip
+        runs = await gatherResults([
+            ensureDeferred(json_lines(where / "vinom_udp_probe", [
+                "--lobby", "127.0.0.1", str(server.lobby.port), "--trust", server.lobby.trust,
+                "--name", name, "--queue", "arena", "--play-arena", "--loss", "0.1",
+                "--seed", str(seed), "--seconds", "6"]))
+            for seed, name in enumerate(["Ann", "Bob"])
+        ])  # fmt: skip
+        reports = []
+        for lines, err, code in runs:
+            said = f"{lines[-3:]}\n{err}"
+            self.assertEqual(code, 0, said)
+            self.assertEqual(lines[-1], {"event": "disconnected", "reason": "closed"}, said)
+            report = lines[-2]
+            self.assertEqual(report["event"], "arena", said)
+            # The network lost datagrams both ways...
+            self.assertGreater(report["dropped_out"], 3, report)
+            self.assertGreater(report["dropped_in"], 3, report)
+            # ...yet every snapshot applied was the host's view (its checksum), and
+            # they kept coming: 20 a second for 6 s, less what was lost.
+            self.assertEqual((report["drops"]["checksum"], report["drops"]["corrupt"]),
+                             (0, 0), report)  # fmt: skip
+            self.assertGreater(report["snapshots"], 60, report)
+            self.assertEqual(report["overflowed"], 0, report)
+            reports.append(report)
+        # The host's count of inputs by outcome, as a Prometheus scraper reads it.
+        await deferLater(reactor, 1.0, lambda: None)
+        inputs = samples(await fetch_metrics(ops), "vinom_inputs_total", "outcome")
+        given = sum(r["inputs"] for r in reports)
+        in_flight = sum(r["unacknowledged"] for r in reports)
+        # Every input the players gave was applied once, but those the players still
+        # repeated when they closed (in flight, or lost with their last datagrams).
+        self.assertGreater(given, 120, reports)
+        self.assertLessEqual(given - in_flight, inputs.get("applied", 0), (inputs, reports))
+        self.assertLessEqual(inputs.get("applied", 0), given, (inputs, reports))
+        for dropped in ("too_late", "early", "rejected"):
+            self.assertEqual(inputs.get(dropped, 0), 0, inputs)
 
 
 class NativeLobbyAgainstTwistd(TestCase):

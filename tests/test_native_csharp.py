@@ -190,6 +190,8 @@ class CSharpBotAgainstTwistd(TestCase):
         # The binding loaded the library it was written for.
         self.assertEqual(lines[0]["event"], "started", said)
         self.assertRegex(str(lines[0]["library"]), r"^vinom-native 1\.", said)
+        # The version docs/clients.md gives for this release.
+        self.assertIn(f"`{lines[0]['library']}`", (ROOT / "docs" / "clients.md").read_text())
         self.assertEqual(lines[1]["event"], "welcome", said)
         self.assertEqual(lines[-1], {"event": "disconnected", "reason": "closed"}, said)
         messages = [line["message"] for line in lines if line["event"] == "message"]

@@ -39,6 +39,18 @@
 // starting "vinom_udp_probe: lobby failed:", an `error` frame one starting
 // "vinom_udp_probe: lobby error:", and exits 1.
 //
+// With --play-arena it plays a real-time game of the arena's shape (a
+// `{"move": [vx, vy], "n": k}` input each tick of the game's rate, by its own
+// clock, as a game samples its controls each frame; `n` counts them): each
+// `snap` goes through the core's SnapshotReceiver (delta decoding, the
+// checksum when the host sends it), and each input is stamped by the core's
+// TickClock and repeated by its InputQueue until a snap's `ik` acknowledges
+// it, on the unreliable channel (include/vinom/realtime.hpp). Before
+// "disconnected" it prints an "arena" line: inputs given, those still
+// unacknowledged, snapshots applied and dropped by reason. --loss P (with
+// --seed N) drops that share of the datagrams each way, as a lossy network
+// would (counted in "arena": dropped_out, dropped_in).
+//
 // The session, its timers and the reliability endpoint are the core's
 // vinom::Client (include/vinom/client.hpp); the probe owns the socket, the
 // clock and the game.
@@ -65,8 +77,10 @@
 #include <string>
 
 #include "vinom/client.hpp"
+#include "vinom/delta.hpp"
 #include "vinom/lobby.hpp"
 #include "vinom/messages.hpp"
+#include "vinom/realtime.hpp"
 
 namespace {
 
@@ -91,7 +105,7 @@ void emit(const Value& line) { std::cout << line.dump() << std::endl; }
     std::cerr << "vinom_udp_probe: " << why
               << "\nusage: vinom_udp_probe TOKEN_FILE HOST PORT [--seconds S] "
                  "[--attempt-timeout S] [--play-tictactoe] [--reconnect] "
-                 "[--drop-after-moves N]\n"
+                 "[--drop-after-moves N] [--play-arena] [--loss P] [--seed N]\n"
                  "       vinom_udp_probe --lobby HOST PORT --trust CERT [--name N] "
                  "(--create-room GAME [--add-bot] | --join-room CODE | --queue GAME) [...]"
               << std::endl;
@@ -125,6 +139,9 @@ struct Options {
     bool add_bot = false;
     double seconds = 5.0, attempt_timeout = -1.0;
     bool play = false;
+    bool arena = false;         // --play-arena
+    double loss = 0.0;          // --loss: the share of datagrams dropped each way
+    std::uint64_t seed = 1;
     bool reconnect = false;     // a lost session waits for the next token
     long drop_after_moves = 0;  // > 0: the first session goes silent after that many moves
 };
@@ -155,10 +172,63 @@ struct Play {
     bool dropped = false;
 };
 
+// --play-arena's side of one session (see the top of the file).
+struct Arena {
+    std::optional<vinom::SnapshotReceiver> receiver;  // from the welcome's `q`
+    std::optional<vinom::TickClock> clock;            // from its `tick_rate`
+    vinom::InputQueue inputs;
+    std::int64_t given = 0;  // inputs given, numbered from 1 (`n`)
+    double next_input_at = 0.0;
+
+    Value report(std::uint64_t dropped_out, std::uint64_t dropped_in) const {
+        vinom::SnapshotReceiver::Drops d = receiver ? receiver->drops() : vinom::SnapshotReceiver::Drops{};
+        return Value{{"event", "arena"},
+                     {"inputs", given},
+                     {"unacknowledged", inputs.pending()},
+                     {"overflowed", inputs.overflowed()},
+                     {"snapshots", receiver ? receiver->applied() : 0},
+                     {"drops", Value{{"corrupt", d.corrupt},
+                                     {"unknown_baseline", d.unknown_baseline},
+                                     {"checksum", d.checksum},
+                                     {"stale", d.stale}}},
+                     {"dropped_out", dropped_out},
+                     {"dropped_in", dropped_in}};
+    }
+};
+
 // A session lost mid-match (timed out, or closed by the host before the match ended).
 struct Lost {
     std::string reason, detail;
 };
+
+// A snap for --play-arena: its snapshot applied (or dropped and counted), the
+// inputs it acknowledges forgotten.
+void arena_snap(Arena& arena, const vinom::Snap& snap, double now) {
+    if (snap.ik && *snap.ik >= 0) arena.inputs.acknowledge(static_cast<std::uint64_t>(*snap.ik));
+    vinom::Snapshot applied;
+    if (arena.receiver->receive(vinom::View(snap.d), applied) == Error::ok) {
+        arena.clock->observe(applied.tick, now);
+    }
+}
+
+// --play-arena's next input, once a tick of the game's rate (from the first
+// snapshot on): given and sent with every one not yet acknowledged. Not one per
+// snap: the snaps queued behind the session's opening arrive together.
+void arena_input(Arena& arena, vinom::Client& client, std::mt19937_64& player,
+                 std::uniform_real_distribution<double>& speed, double now, double tick_rate) {
+    if (!arena.receiver || !arena.receiver->newest() || tick_rate <= 0 ||
+        now < arena.next_input_at) {
+        return;
+    }
+    arena.next_input_at = std::max(arena.next_input_at + 1.0 / tick_rate, now);
+    Value input{{"move", Value::array({speed(player), speed(player)})}, {"n", ++arena.given}};
+    arena.inputs.add(arena.clock->input_tick(now, 0.0), std::move(input));
+    Bytes message;
+    if (vinom::encode_message(arena.inputs.message(arena.receiver->newest()), message) ==
+        Error::ok) {
+        (void)client.send_unreliable(std::move(message));
+    }
+}
 
 // One session with `token` on a socket of its own: 0 when it closed as it should
 // (by the probe, or by the host after the match ended); a failed handshake ends
@@ -174,14 +244,29 @@ int run_session(const Options& o, const vinom::PublicToken& token, Play& played,
     vinom::Client client(token, first, monotonic(), attempt_timeout);
 
     bool silent = false;  // the simulated drop: nothing sent, nothing read
+    // --loss: the simulated network's own generator, seeded.
+    std::mt19937_64 network(o.seed);
+    std::uniform_real_distribution<double> share(0.0, 1.0);
+    std::uint64_t dropped_out = 0, dropped_in = 0;
+    auto lost_on_the_way = [&](std::uint64_t& count) {
+        if (o.loss <= 0 || share(network) >= o.loss) return false;
+        ++count;
+        return true;
+    };
     auto flush = [&]() {
         Bytes packet;
         // A full socket buffer loses the datagram, as the network may; a silent
         // session loses them all.
         while (client.next_datagram(packet)) {
-            if (!silent) (void)::send(fd, packet.data(), packet.size(), 0);
+            if (!silent && !lost_on_the_way(dropped_out)) {
+                (void)::send(fd, packet.data(), packet.size(), 0);
+            }
         }
     };
+    Arena arena;
+    double tick_rate = 0.0;              // the welcome's
+    std::mt19937_64 player(o.seed + 1);  // the arena player's velocities
+    std::uniform_real_distribution<double> speed(-100.0, 100.0);
     auto lose = [&](const std::string& reason, const std::string& detail) {
         close(fd);
         lost = Lost{reason, detail};
@@ -211,11 +296,13 @@ int run_session(const Options& o, const vinom::PublicToken& token, Play& played,
             } else if ((now - connected_at >= o.seconds) || final_seen) {
                 client.close();
                 flush();
+                if (o.arena) emit(arena.report(dropped_out, dropped_in));
                 emit(Value{{"event", "disconnected"}, {"reason", "closed"}});
                 close(fd);
                 return 0;
             }
         }
+        if (o.arena && welcomed && !silent) arena_input(arena, client, player, speed, now, tick_rate);
         client.update(now);
         flush();
 
@@ -256,12 +343,23 @@ int run_session(const Options& o, const vinom::PublicToken& token, Play& played,
                         vinom::Snap snap;
                         if (vinom::decode_snap(vinom::View(event.data), snap) == Error::ok) {
                             message = Value{{"t", "snap"}, {"v", snap.v}, {"ts", snap.ts}};
+                            if (o.arena && arena.receiver) arena_snap(arena, snap, now);
                         }
                     }
                     emit(Value{{"event", "message"}, {"channel", event.channel},
                                {"message", message}});
                     if (!message.is_object()) break;
                     std::string t = message.value("t", "");
+                    if (t == "welcome" && o.arena) {
+                        vinom::Quantisation q;
+                        if (vinom::Quantisation::from_rules(message.value("q", Value()), q) !=
+                            Error::ok) {
+                            fail("bad_welcome", "the welcome's q cannot be read");
+                        }
+                        arena.receiver.emplace(q);
+                        tick_rate = message.value("tick_rate", 0.0);
+                        arena.clock.emplace(tick_rate);
+                    }
                     if (t == "phase") {
                         std::string phase = message.value("p", "");
                         final_seen = final_seen || phase == "finished" || phase == "aborted";
@@ -291,7 +389,7 @@ int run_session(const Options& o, const vinom::PublicToken& token, Play& played,
         while (true) {
             ssize_t n = recv(fd, buffer, sizeof buffer, 0);
             if (n < 0) break;  // EAGAIN, or an ICMP error: the timers decide
-            if (silent) continue;
+            if (silent || lost_on_the_way(dropped_in)) continue;
             // Forged, replayed or unexpected datagrams are dropped by the client.
             (void)client.receive(vinom::View(buffer, static_cast<std::size_t>(n)), monotonic());
         }
@@ -429,6 +527,20 @@ int main(int argc, char** argv) {
             if (*end != '\0' || o.drop_after_moves < 1) usage(a + " takes a positive number");
         } else if (a == "--play-tictactoe") {
             o.play = true;
+        } else if (a == "--play-arena") {
+            o.arena = true;
+        } else if ((a == "--loss" || a == "--seed") && i + 1 < argc) {
+            char* end = nullptr;
+            double v = std::strtod(argv[++i], &end);
+            if (*end != '\0' || !(v >= 0) || (a == "--loss" && !(v < 1))) {
+                usage(a == "--loss" ? "--loss takes a share from 0 to below 1"
+                                    : "--seed takes a number");
+            }
+            if (a == "--loss") {
+                o.loss = v;
+            } else {
+                o.seed = static_cast<std::uint64_t>(v);
+            }
         } else if (a == "--reconnect") {
             o.reconnect = true;
         } else {

@@ -102,6 +102,13 @@ Error Client::send(Bytes message) {
     return Error::ok;
 }
 
+Error Client::send_unreliable(Bytes message) {
+    if (session_.state() != State::connected || failed_) return Error::unexpected;
+    if (message.empty() || message.size() > Endpoint::MAX_UNFRAGMENTED) return Error::bad_size;
+    endpoint_.send_unreliable(std::move(message));
+    return Error::ok;
+}
+
 void Client::close() {
     if (session_.state() != State::connected) return;
     for (int i = 0; i < DISCONNECT_REDUNDANCY; ++i) seal(DISCONNECT, View(), last_sent_);

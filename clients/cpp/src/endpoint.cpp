@@ -74,11 +74,25 @@ void Endpoint::send_reliable(Bytes data) {
     queue_.emplace(next_id_++, Pending{std::move(data), -1.0});
 }
 
+void Endpoint::send_unreliable(Bytes data) { unreliable_.push_back(std::move(data)); }
+
 std::vector<Bytes> Endpoint::build(double now) {
     std::vector<Bytes> out;
     std::vector<Message> messages;
     std::vector<std::int64_t> ids;
     std::size_t size = BODY_HEADER_SIZE;
+    // Channel 0 first (what a tick waits for), each message once: one that does not
+    // fit goes in the next body.
+    while (!unreliable_.empty() && messages.size() < MESSAGES_PER_BODY &&
+           size + 4 + unreliable_.front().size() <= MAX_BODY) {
+        size += 4 + unreliable_.front().size();
+        Message m;
+        m.channel = 0;
+        m.id = static_cast<std::uint16_t>(next_unreliable_++);
+        m.data = std::move(unreliable_.front());
+        unreliable_.pop_front();
+        messages.push_back(std::move(m));
+    }
     for (auto& [id, p] : queue_) {
         if (p.sent_at >= 0 && now - p.sent_at < RESEND_INTERVAL) continue;
         if (messages.size() == MESSAGES_PER_BODY || size + 4 + p.data.size() > MAX_BODY) break;

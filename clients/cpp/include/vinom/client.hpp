@@ -46,6 +46,9 @@ public:
     // connected (unexpected otherwise), 1 to Endpoint::MAX_UNFRAGMENTED bytes
     // (bad_size otherwise).
     Error send(Bytes message);
+    // Queues one message on the unreliable channel (0: a real-time game's
+    // `input`), sent once by the next update(); the same rules as send().
+    Error send_unreliable(Bytes message);
     // Ends the session: queues section 8's redundant disconnects.
     void close();
 

@@ -1,13 +1,14 @@
 // A minimal reliability endpoint of docs/protocol.md section 13, on the
 // client's side: acks both ways, in-order delivery and reassembly of the
 // reliable channel (1), the newest unfragmented message of the unreliable
-// channel (0), and resends of unacked reliable messages every 200 ms.
+// channel (0) both ways, and resends of unacked reliable messages every 200 ms.
 // Sans-I/O: bodies and `now` (seconds, any monotonic origin) in, bodies and
 // messages out. Not yet section 13's full endpoint: no congestion window, no
 // channel-0 fragments, a fixed resend interval.
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <utility>
 #include <vector>
@@ -35,7 +36,12 @@ public:
     // the next build()).
     void send_reliable(Bytes data);
 
-    // The bodies to send now: due reliable messages, or an owed ack.
+    // Queues one unreliable message (channel 0: a real-time game's `input`) of at
+    // most MAX_UNFRAGMENTED bytes, sent once by the next build(), first in its
+    // body, never resent.
+    void send_unreliable(Bytes data);
+
+    // The bodies to send now: unreliable messages, due reliable ones, or an owed ack.
     std::vector<Bytes> build(double now);
 
     // Reliable messages sent and not acked yet.
@@ -64,6 +70,8 @@ private:
     std::int64_t last_snapshot_ = 0;
     std::int64_t next_sequence_ = 0;
     std::int64_t next_id_ = 0;
+    std::deque<Bytes> unreliable_;
+    std::int64_t next_unreliable_ = 0;
     std::map<std::int64_t, Pending> queue_;
     std::map<std::int64_t, std::vector<std::int64_t>> carried_;
 };
