@@ -47,7 +47,10 @@ typedef enum vinom_status {
     VINOM_UNEXPECTED = 9,       /* a valid packet that does not fit the state */
     VINOM_BUFFER_TOO_SMALL = 10,
     VINOM_INVALID_ARGUMENT = 11, /* a NULL handle or pointer */
-    VINOM_NO_MEMORY = 12
+    VINOM_NO_MEMORY = 12,
+    VINOM_UNKNOWN_BASELINE = 13, /* a delta snapshot against a view not held */
+    VINOM_CHECKSUM_MISMATCH = 14, /* the rebuilt view is not the host's */
+    VINOM_STALE = 15             /* a snapshot not newer than the newest applied */
 } vinom_status;
 
 /* The packet types of docs/protocol.md section 5 a client seals. */
@@ -146,12 +149,64 @@ VINOM_API vinom_status vinom_client_poll(vinom_client* client, vinom_client_even
 #define VINOM_MAX_MESSAGE 1162
 VINOM_API vinom_status vinom_client_send(vinom_client* client, const uint8_t* message,
                                          size_t len);
+/* One msgpack message on the unreliable channel (0: a real-time game's
+ * `input`, vinom_inputs_message), sent once by the next vinom_client_update. */
+VINOM_API vinom_status vinom_client_send_unreliable(vinom_client* client,
+                                                    const uint8_t* message, size_t len);
 /* Ends the session: the next datagrams are the redundant disconnects. */
 VINOM_API vinom_status vinom_client_close(vinom_client* client);
 VINOM_API size_t vinom_client_pending(const vinom_client* client); /* unacked reliable */
 VINOM_API uint64_t vinom_client_session_id(const vinom_client* client);
 VINOM_API double vinom_client_server_time(const vinom_client* client);
 VINOM_API const char* vinom_client_failure(const vinom_client* client); /* "" before */
+
+/* Real-time games (docs/protocol.md 14 and 16; docs/clients.md): the views of
+ * a player's `snap`s rebuilt (delta decoding, the checksum when the host sends
+ * it), and the player's inputs stamped and repeated until the host has them.
+ * Each frame: every snap polled goes to vinom_snapshots_receive, its *tick to
+ * vinom_inputs_observe with its *input_ack; once a tick of the game,
+ * vinom_inputs_add then vinom_inputs_message(vinom_snapshots_newest) to
+ * vinom_client_send_unreliable. */
+typedef struct vinom_snapshots vinom_snapshots;
+/* `rules`: the welcome's "q" as JSON (NULL or len 0: none); VINOM_BAD_FIELD
+ * for rules it cannot read. */
+VINOM_API vinom_status vinom_snapshots_new(const char* rules, size_t len, vinom_snapshots** out);
+VINOM_API void vinom_snapshots_free(vinom_snapshots* snapshots);
+/* A `snap` message as vinom_client_poll gave it: VINOM_OK and *tick when its
+ * snapshot was applied; else it is dropped and counted: VINOM_STALE,
+ * VINOM_UNKNOWN_BASELINE (the next ack brings one it can apply),
+ * VINOM_CHECKSUM_MISMATCH, VINOM_BAD_FIELD (corrupt); bytes that are not a
+ * snap get their decoding's status and *input_ack -1. *input_ack: the snap's
+ * `ik` whatever its snapshot's fate (-1: none). */
+VINOM_API vinom_status vinom_snapshots_receive(vinom_snapshots* snapshots, const uint8_t* snap,
+                                               size_t len, uint64_t* tick, int64_t* input_ack);
+/* The view rebuilt for `tick` (one of the last 64 applied) as JSON;
+ * VINOM_UNEXPECTED for a tick not held. */
+VINOM_API vinom_status vinom_snapshots_view(const vinom_snapshots* snapshots, uint64_t tick,
+                                            char* out, size_t cap, size_t* len);
+/* The newest tick applied (what an input acknowledges), -1 before any. */
+VINOM_API int64_t vinom_snapshots_newest(const vinom_snapshots* snapshots);
+
+typedef struct vinom_inputs vinom_inputs;
+/* `tick_rate`: the welcome's (ticks a second, > 0). */
+VINOM_API vinom_status vinom_inputs_new(double tick_rate, vinom_inputs** out);
+VINOM_API void vinom_inputs_free(vinom_inputs* inputs);
+/* A snapshot of `tick` applied at `now` (vinom_snapshots_receive's; pass
+ * UINT64_MAX for none) and the snap's `input_ack` (-1: none): the host has the
+ * inputs up to it, which are forgotten. */
+VINOM_API void vinom_inputs_observe(vinom_inputs* inputs, uint64_t tick, int64_t input_ack,
+                                    double now);
+/* Queues one input (`json`: the map the game's action handler takes) for the
+ * first tick the host runs after it arrives, over a round trip of `rtt` s;
+ * *tick gets it. At most 8 wait; the oldest goes first (counted). */
+VINOM_API vinom_status vinom_inputs_add(vinom_inputs* inputs, const char* json, size_t len,
+                                        double now, double rtt, uint64_t* tick);
+/* The `input` message (msgpack) repeating every input not acknowledged, with
+ * `ack` the newest snapshot applied (-1: none). */
+VINOM_API vinom_status vinom_inputs_message(const vinom_inputs* inputs, int64_t ack, uint8_t* out,
+                                            size_t cap, size_t* len);
+VINOM_API size_t vinom_inputs_pending(const vinom_inputs* inputs);
+VINOM_API uint64_t vinom_inputs_overflowed(const vinom_inputs* inputs);
 
 /* Messages as JSON text, for callers without a msgpack library: msgpack to
  * JSON (bin as {"bytes": [...], "subtype": null}; strings not UTF-8 get

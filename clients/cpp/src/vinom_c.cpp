@@ -23,6 +23,7 @@ struct vinom_client {
 
 // The ABI's numbers are the core's enums'.
 static_assert(static_cast<int>(vinom::Error::no_memory) == VINOM_NO_MEMORY);
+static_assert(static_cast<int>(vinom::Error::stale) == VINOM_STALE);
 static_assert(static_cast<int>(vinom::ClientSession::Kind::disconnect) == VINOM_EVENT_DISCONNECT);
 static_assert(static_cast<int>(vinom::ClientSession::State::failed) == VINOM_STATE_FAILED);
 static_assert(vinom::MAX_DATAGRAM == VINOM_MAX_DATAGRAM);
@@ -251,6 +252,16 @@ vinom_status vinom_client_send(vinom_client* client, const uint8_t* message, siz
     if (!client || (!message && len)) return VINOM_INVALID_ARGUMENT;
     try {
         return status(client->client.send(vinom::View(message, len).bytes()));
+    } catch (...) {
+        return VINOM_NO_MEMORY;
+    }
+}
+
+vinom_status vinom_client_send_unreliable(vinom_client* client, const uint8_t* message,
+                                          size_t len) {
+    if (!client || (!message && len)) return VINOM_INVALID_ARGUMENT;
+    try {
+        return status(client->client.send_unreliable(vinom::View(message, len).bytes()));
     } catch (...) {
         return VINOM_NO_MEMORY;
     }

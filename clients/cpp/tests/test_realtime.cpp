@@ -2,6 +2,11 @@
 // as vinom/client/realtime.py and the host's rules (docs/protocol.md 14) have them.
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <string>
+
+#include "support.hpp"
+#include "vinom.h"
 #include "vinom/codec.hpp"
 #include "vinom/endpoint.hpp"
 #include "vinom/realtime.hpp"
@@ -69,4 +74,72 @@ TEST(EndpointChannel0, AnUnreliableMessageGoesOnceFirstInItsBody) {
               vinom::Error::ok);
     ASSERT_EQ(messages.size(), 1u);
     EXPECT_EQ(messages[0].channel, 1);
+}
+
+// The same through the C ABI (vinom.h), with the snap messages of the vectors (14.1).
+TEST(RealtimeCAbi, SnapshotsRebuildEachSnapsViewAndGiveItsInputAck) {
+    int seen = 0;
+    for (const auto& v : vt::vectors().at("messages").at("vectors")) {
+        if (v.at("kind") != "snap") continue;
+        SCOPED_TRACE(v.at("name").get<std::string>());
+        ++seen;
+        vinom_snapshots* snapshots = nullptr;
+        ASSERT_EQ(vinom_snapshots_new(nullptr, 0, &snapshots), VINOM_OK);
+        EXPECT_EQ(vinom_snapshots_newest(snapshots), -1);
+        Bytes snap = vt::unhex(v.at("hex"));
+        vinom::Snap decoded;
+        ASSERT_EQ(vinom::decode_snap(vinom::View(snap), decoded), vinom::Error::ok);
+        uint64_t tick = 0;
+        int64_t ack = -2;
+        ASSERT_EQ(vinom_snapshots_receive(snapshots, snap.data(), snap.size(), &tick, &ack),
+                  VINOM_OK);
+        EXPECT_EQ(tick, v.at("d_tick").get<uint64_t>());
+        EXPECT_EQ(ack, decoded.ik ? *decoded.ik : -1);
+        EXPECT_EQ(vinom_snapshots_newest(snapshots), static_cast<int64_t>(tick));
+        char text[4096];
+        size_t len = 0;
+        ASSERT_EQ(vinom_snapshots_view(snapshots, tick, text, sizeof text, &len), VINOM_OK);
+        EXPECT_EQ(Value::parse(std::string(text, len)).dump(), v.at("d_view").dump());
+        ASSERT_EQ(vinom_snapshots_view(snapshots, tick, text, len - 1, &len),
+                  VINOM_BUFFER_TOO_SMALL);
+        EXPECT_EQ(vinom_snapshots_view(snapshots, tick + 1, text, sizeof text, &len),
+                  VINOM_UNEXPECTED);
+        // The same snapshot again is stale; bytes that are not a snap change nothing.
+        EXPECT_EQ(vinom_snapshots_receive(snapshots, snap.data(), snap.size(), &tick, &ack),
+                  VINOM_STALE);
+        EXPECT_STREQ(vinom_status_name(VINOM_STALE), "stale");
+        const uint8_t junk[] = {0x93, 0x01, 0x02, 0x03};
+        EXPECT_NE(vinom_snapshots_receive(snapshots, junk, sizeof junk, &tick, &ack), VINOM_OK);
+        EXPECT_EQ(ack, -1);
+        vinom_snapshots_free(snapshots);
+    }
+    EXPECT_GT(seen, 0);
+    vinom_snapshots* bad = nullptr;
+    EXPECT_EQ(vinom_snapshots_new("[[\"x\", -1]]", 11, &bad), VINOM_BAD_FIELD);
+    EXPECT_EQ(bad, nullptr);
+}
+
+TEST(RealtimeCAbi, InputsAreStampedRepeatedAndForgottenOnceAcknowledged) {
+    vinom_inputs* inputs = nullptr;
+    EXPECT_EQ(vinom_inputs_new(0.0, &inputs), VINOM_INVALID_ARGUMENT);
+    ASSERT_EQ(vinom_inputs_new(20.0, &inputs), VINOM_OK);
+    vinom_inputs_observe(inputs, 100, -1, 10.0);
+    uint64_t tick = 0;
+    const std::string move = R"({"move": [1, 2]})";
+    ASSERT_EQ(vinom_inputs_add(inputs, move.data(), move.size(), 10.05, 0.1, &tick), VINOM_OK);
+    EXPECT_EQ(tick, 104u);
+    EXPECT_EQ(vinom_inputs_add(inputs, "[1]", 3, 10.05, 0.1, &tick), VINOM_BAD_JSON);
+    uint8_t out[256];
+    size_t len = 0;
+    ASSERT_EQ(vinom_inputs_message(inputs, 100, out, sizeof out, &len), VINOM_OK);
+    Value message;
+    ASSERT_EQ(vinom::decode_message(vinom::View(out, len), message), vinom::Error::ok);
+    EXPECT_EQ(message.dump(), R"({"t":"input","a":100,"x":[[104,{"move":[1,2]}]]})");
+    EXPECT_EQ(vinom_inputs_message(inputs, -1, out, 3, &len), VINOM_BUFFER_TOO_SMALL);
+    EXPECT_EQ(vinom_inputs_pending(inputs), 1u);
+    vinom_inputs_observe(inputs, UINT64_MAX, 104, 10.1);  // a snap whose ik is 104
+    EXPECT_EQ(vinom_inputs_pending(inputs), 0u);
+    EXPECT_EQ(vinom_inputs_overflowed(inputs), 0u);
+    vinom_inputs_free(inputs);
+    EXPECT_EQ(vinom_client_send_unreliable(nullptr, out, 1), VINOM_INVALID_ARGUMENT);
 }

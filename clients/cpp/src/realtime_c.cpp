@@ -1,0 +1,153 @@
+// The real-time part of the C ABI (include/vinom.h): a player's snapshots
+// (vinom::SnapshotReceiver) and inputs (vinom::TickClock, vinom::InputQueue).
+// Nothing throws across the boundary: every entry point catches allocation
+// failures.
+#include <cstring>
+#include <limits>
+#include <new>
+#include <optional>
+#include <string>
+
+#include "vinom.h"
+#include "vinom/delta.hpp"
+#include "vinom/realtime.hpp"
+
+struct vinom_snapshots {
+    vinom::SnapshotReceiver receiver;
+
+    explicit vinom_snapshots(vinom::Quantisation q) : receiver(std::move(q)) {}
+};
+
+struct vinom_inputs {
+    vinom::TickClock clock;
+    vinom::InputQueue queue;
+
+    explicit vinom_inputs(double tick_rate) : clock(tick_rate) {}
+};
+
+namespace {
+
+vinom_status status(vinom::Error e) { return static_cast<vinom_status>(e); }
+
+template <typename F>
+vinom_status guarded(F f) {
+    try {
+        return f();
+    } catch (...) {
+        return VINOM_NO_MEMORY;  // only allocation can throw here
+    }
+}
+
+vinom_status json_out(const vinom::Value& value, char* out, size_t cap, size_t* len) {
+    std::string text = value.dump(-1, ' ', false, vinom::Value::error_handler_t::replace);
+    *len = text.size();
+    if (text.size() > cap) return VINOM_BUFFER_TOO_SMALL;
+    if (!text.empty()) std::memcpy(out, text.data(), text.size());
+    return VINOM_OK;
+}
+
+}  // namespace
+
+extern "C" {
+
+vinom_status vinom_snapshots_new(const char* rules, size_t len, vinom_snapshots** out) {
+    if (!out || (!rules && len)) return VINOM_INVALID_ARGUMENT;
+    *out = nullptr;
+    return guarded([&] {
+        vinom::Value parsed;  // null: no rules
+        if (len) {
+            parsed = vinom::Value::parse(rules, rules + len, nullptr, false);
+            if (parsed.is_discarded()) return VINOM_BAD_JSON;
+        }
+        vinom::Quantisation q;
+        vinom::Error e = vinom::Quantisation::from_rules(parsed, q);
+        if (e != vinom::Error::ok) return status(e);
+        *out = new vinom_snapshots(std::move(q));
+        return VINOM_OK;
+    });
+}
+
+void vinom_snapshots_free(vinom_snapshots* snapshots) { delete snapshots; }
+
+vinom_status vinom_snapshots_receive(vinom_snapshots* snapshots, const uint8_t* snap, size_t len,
+                                     uint64_t* tick, int64_t* input_ack) {
+    if (!snapshots || (!snap && len) || !tick || !input_ack) return VINOM_INVALID_ARGUMENT;
+    *input_ack = -1;
+    return guarded([&] {
+        vinom::Snap message;
+        vinom::Error e = vinom::decode_snap(vinom::View(snap, len), message);
+        if (e != vinom::Error::ok) return status(e);
+        if (message.ik && *message.ik >= 0) *input_ack = *message.ik;
+        vinom::Snapshot applied;
+        e = snapshots->receiver.receive(vinom::View(message.d), applied);
+        if (e == vinom::Error::ok) *tick = applied.tick;
+        return status(e);
+    });
+}
+
+vinom_status vinom_snapshots_view(const vinom_snapshots* snapshots, uint64_t tick, char* out,
+                                  size_t cap, size_t* len) {
+    if (!snapshots || (!out && cap) || !len) return VINOM_INVALID_ARGUMENT;
+    const vinom::Value* view = snapshots->receiver.view(tick);
+    if (!view) return VINOM_UNEXPECTED;
+    return guarded([&] { return json_out(*view, out, cap, len); });
+}
+
+int64_t vinom_snapshots_newest(const vinom_snapshots* snapshots) {
+    if (!snapshots || !snapshots->receiver.newest()) return -1;
+    return static_cast<int64_t>(*snapshots->receiver.newest());
+}
+
+vinom_status vinom_inputs_new(double tick_rate, vinom_inputs** out) {
+    if (!out || !(tick_rate > 0)) return VINOM_INVALID_ARGUMENT;
+    *out = nullptr;
+    return guarded([&] {
+        *out = new vinom_inputs(tick_rate);
+        return VINOM_OK;
+    });
+}
+
+void vinom_inputs_free(vinom_inputs* inputs) { delete inputs; }
+
+void vinom_inputs_observe(vinom_inputs* inputs, uint64_t tick, int64_t input_ack, double now) {
+    if (!inputs) return;
+    if (tick != std::numeric_limits<uint64_t>::max()) inputs->clock.observe(tick, now);
+    if (input_ack >= 0) inputs->queue.acknowledge(static_cast<std::uint64_t>(input_ack));
+}
+
+vinom_status vinom_inputs_add(vinom_inputs* inputs, const char* json, size_t len, double now,
+                              double rtt, uint64_t* tick) {
+    if (!inputs || (!json && len) || !tick) return VINOM_INVALID_ARGUMENT;
+    return guarded([&] {
+        vinom::Value input = vinom::Value::parse(json, json + len, nullptr, false);
+        if (input.is_discarded() || !input.is_object()) return VINOM_BAD_JSON;
+        *tick = inputs->queue.add(inputs->clock.input_tick(now, rtt), std::move(input));
+        return VINOM_OK;
+    });
+}
+
+vinom_status vinom_inputs_message(const vinom_inputs* inputs, int64_t ack, uint8_t* out,
+                                  size_t cap, size_t* len) {
+    if (!inputs || (!out && cap) || !len) return VINOM_INVALID_ARGUMENT;
+    return guarded([&] {
+        std::optional<std::uint64_t> acked;
+        if (ack >= 0) acked = static_cast<std::uint64_t>(ack);
+        vinom::Bytes message;
+        vinom::Error e = vinom::encode_message(inputs->queue.message(acked), message);
+        if (e != vinom::Error::ok) return status(e);
+        *len = message.size();
+        if (message.size() > cap) return VINOM_BUFFER_TOO_SMALL;
+        std::memcpy(out, message.data(), message.size());
+        return VINOM_OK;
+    });
+}
+
+size_t vinom_inputs_pending(const vinom_inputs* inputs) {
+    return inputs ? inputs->queue.pending() : 0;
+}
+
+uint64_t vinom_inputs_overflowed(const vinom_inputs* inputs) {
+    return inputs ? inputs->queue.overflowed() : 0;
+}
+
+}  // extern "C"
