@@ -6,7 +6,8 @@ Debian's `mcs`, then, a real `mono` process on a real UDP socket, plays its seat
 of tictactoe against a real `twistd vinom` child process to a result, and gets
 a clear refusal line and exit 1 for a tampered token; with `--lobby` it gets its
 seat itself through the binding's `Lobby` (TLS verified against the server's
-certificate), no Python lobby client involved. Mono is Debian's
+certificate), no Python lobby client involved; ArenaBot plays the arena through
+10% loss with the binding's real-time calls. Mono is Debian's
 `mono-mcs` and `mono-runtime` (scripts/test installs them); missing, the tests
 fail with the command that installs them, never skip."""
 
@@ -21,20 +22,26 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from twisted.internet import utils
+from twisted.internet import reactor, utils
+from twisted.internet.defer import ensureDeferred, gatherResults
 from twisted.trial.unittest import TestCase
 
+from tests.support.ports import free_tcp_port
 from tests.support.servers import start_twistd
 from tests.test_native import (
+    ARENA_PLUGIN,
     PATH,
     ROOT,
     SOURCE,
     _run,
     build,
     check_a_result,
+    check_arena_play,
+    json_lines,
     refuse_a_tampered_token,
     tictactoe_seat,
 )
+from vinom.client.failover import LobbyPlayer
 from vinom.server.certs import make_self_signed
 
 CSHARP = ROOT / "clients" / "csharp"
@@ -51,28 +58,28 @@ async def library() -> Path:
     return await build(RELEASE, target="vinom_shared")
 
 
-async def bot() -> Path:
-    """TictactoeBot.exe, compiled with mcs on the first call of the run (a failure
-    is kept and repeated)."""
-    cached = _bot.get("exe")
+async def bot(program: str = "TictactoeBot") -> Path:
+    """`program`.exe (clients/csharp/`program`.cs with the binding), compiled with mcs
+    on the first call of the run (a failure is kept and repeated)."""
+    cached = _bot.get(program)
     if isinstance(cached, Path):
         return cached
     if cached is not None:
         raise AssertionError(cached)
     mcs = shutil.which("mcs", path=PATH)
     if mcs is None or shutil.which("mono", path=PATH) is None:
-        _bot["exe"] = (f"this test needs Mono's mcs and mono: run scripts/test, or "
-                       f"`apt-get install -y --no-install-recommends {MONO_PACKAGES}`")  # fmt: skip
-        raise AssertionError(_bot["exe"])
+        _bot[program] = ("this test needs Mono's mcs and mono: run scripts/test, or `apt-get "
+                         f"install -y --no-install-recommends {MONO_PACKAGES}`")  # fmt: skip
+        raise AssertionError(_bot[program])
     where = Path(tempfile.mkdtemp(prefix="vinom-csharp-"))
     atexit.register(shutil.rmtree, where, ignore_errors=True)
-    exe = where / "TictactoeBot.exe"
-    sources = [str(CSHARP / "Vinom.cs"), str(CSHARP / "TictactoeBot.cs")]
+    exe = where / f"{program}.exe"
+    sources = [str(CSHARP / "Vinom.cs"), str(CSHARP / f"{program}.cs")]
     report, code = await _run(mcs, ["-nologo", "-warnaserror+", f"-out:{exe}", *sources])
     if code != 0:
-        _bot["exe"] = f"mcs failed:\n{report}"
-        raise AssertionError(_bot["exe"])
-    _bot["exe"] = exe
+        _bot[program] = f"mcs failed:\n{report}"
+        raise AssertionError(_bot[program])
+    _bot[program] = exe
     return exe
 
 
@@ -97,6 +104,56 @@ class SharedLibrary(TestCase):
         report, code = await _run("/usr/bin/ldd", ["-r", str(so)])
         self.assertEqual(code, 0, report)
         self.assertNotIn("undefined symbol", report)
+
+
+class CSharpArenaUnderLoss(TestCase):
+    """The Unity path of a real-time game: ArenaBot (the binding's Snapshots and
+    Inputs over libvinom.so, under `mono`) and a native vinom_udp_probe play the
+    arena on a real `twistd vinom` with snapshot checksums on, each through a
+    network losing 10% of the datagrams each way: 0 checksum mismatches, none
+    corrupt, no input lost (tests.test_native.check_arena_play)."""
+
+    timeout = 900
+
+    async def test_a_csharp_player_loses_no_input_and_no_snapshot_at_10_percent_loss(
+        self,
+    ) -> None:
+        where, probe = await library(), await build()
+        exe = await bot("ArenaBot")
+        ops = free_tcp_port()
+        server = await start_twistd(
+            self, {"twisted/plugins/arena_games.py": ARENA_PLUGIN}, "--games", "arena",
+            "--snapshot-checksums", "--ops-port", f"tcp:{ops}:interface=127.0.0.1",
+        )  # fmt: skip
+        found = await gatherResults([
+            LobbyPlayer(reactor, server.lobby, name).find_match("arena") for name in "AB"
+        ])  # fmt: skip
+        paths = []
+        for match in found:
+            path = Path(self.mktemp()).resolve()
+            path.write_text(json.dumps(match.token), encoding="utf-8")
+            paths.append(str(path))
+        host = found[0].token["hosts"][0]
+        address = [host["host"], str(host["port"])]
+        home = Path(self.mktemp()).resolve()
+        home.mkdir()
+        played = await gatherResults([
+            utils.getProcessOutputAndValue(
+                shutil.which("mono", path=PATH) or "mono",
+                [str(exe), paths[0], *address, "--loss", "0.1", "--seed", "3", "--seconds", "6"],
+                path=str(ROOT),
+                env={"PATH": PATH, "HOME": str(home), "LD_LIBRARY_PATH": str(where)},
+            ),
+            ensureDeferred(json_lines(probe / "vinom_udp_probe", [
+                paths[1], *address, "--play-arena", "--loss", "0.1", "--seed", "4",
+                "--seconds", "6"])),
+        ])  # fmt: skip
+        out, err, code = played[0]
+        self.assertEqual(code, 0, err.decode(errors="replace"))
+        csharp = json.loads(out.decode().splitlines()[-1])
+        lines, err_probe, code_probe = played[1]
+        self.assertEqual(code_probe, 0, f"{lines[-3:]}\n{err_probe}")
+        await check_arena_play(self, [csharp, lines[-2]], ops)
 
 
 class CSharpLobbyAgainstTwistd(TestCase):

@@ -47,7 +47,8 @@ namespace Vinom
     {
         Ok = 0, Truncated = 1, BadSize = 2, BadType = 3, BadField = 4, AuthFailed = 5,
         Replayed = 6, BadJson = 7, Crypto = 8, Unexpected = 9, BufferTooSmall = 10,
-        InvalidArgument = 11, NoMemory = 12,
+        InvalidArgument = 11, NoMemory = 12, UnknownBaseline = 13, ChecksumMismatch = 14,
+        Stale = 15,
     }
 
     public enum SessionState { Requesting = 0, Responding = 1, Connected = 2, Closed = 3, Failed = 4 }
@@ -253,6 +254,14 @@ namespace Vinom
         /// <summary>One message, given as JSON text, on the reliable channel.</summary>
         public void SendJson(string json) { Send(Messages.FromJson(json)); }
 
+        /// <summary>One msgpack message on the unreliable channel (a real-time
+        /// game's input: Inputs.Message), sent once by the next Update.</summary>
+        public void SendUnreliable(byte[] msgpack)
+        {
+            Library.Check(Native.vinom_client_send_unreliable(handle, msgpack, (UIntPtr)msgpack.Length),
+                          "vinom_client_send_unreliable");
+        }
+
         /// <summary>Ends the session: the next datagrams are its disconnects.</summary>
         public void Close() { Library.Check(Native.vinom_client_close(handle), "vinom_client_close"); }
 
@@ -426,6 +435,106 @@ namespace Vinom
         }
     }
 
+    /// <summary>A real-time player's snaps rebuilt (docs/protocol.md 16): delta
+    /// decoding against the views held, the checksum when the host sends it.</summary>
+    public sealed class Snapshots : IDisposable
+    {
+        private readonly SnapshotsHandle handle;
+        private byte[] text = new byte[4096];
+
+        /// <param name="rulesJson">The welcome's "q" as JSON (null: none).</param>
+        public Snapshots(string rulesJson)
+        {
+            byte[] rules = rulesJson == null ? null : Encoding.UTF8.GetBytes(rulesJson);
+            Library.Check(Native.vinom_snapshots_new(rules, (UIntPtr)(rules == null ? 0 : rules.Length),
+                                                     out handle),
+                          "vinom_snapshots_new");
+        }
+
+        /// <summary>A snap message (as Client.TryPoll gave it): Status.Ok and the
+        /// tick when its snapshot was applied; Stale, UnknownBaseline,
+        /// ChecksumMismatch or BadField when it was dropped (counted); inputAck
+        /// the snap's ik whatever its fate (-1: none).</summary>
+        public Status Receive(byte[] snap, out ulong tick, out long inputAck)
+        {
+            int status = Native.vinom_snapshots_receive(handle, snap, (UIntPtr)snap.Length,
+                                                        out tick, out inputAck);
+            if (status == (int)Status.InvalidArgument || status == (int)Status.NoMemory)
+                Library.Check(status, "vinom_snapshots_receive");
+            return (Status)status;
+        }
+
+        /// <summary>The view rebuilt for `tick` as JSON, or null if not held.</summary>
+        public string View(ulong tick)
+        {
+            while (true)
+            {
+                UIntPtr length;
+                int status = Native.vinom_snapshots_view(handle, tick, text, (UIntPtr)text.Length, out length);
+                if (status == (int)Status.BufferTooSmall)
+                {
+                    text = new byte[(int)length.ToUInt64()];
+                    continue;
+                }
+                if (status == (int)Status.Unexpected) return null;
+                Library.Check(status, "vinom_snapshots_view");
+                return Encoding.UTF8.GetString(text, 0, (int)length.ToUInt64());
+            }
+        }
+
+        /// <summary>The newest tick applied (what an input acknowledges), -1 before any.</summary>
+        public long Newest { get { return Native.vinom_snapshots_newest(handle); } }
+
+        public void Dispose() { handle.Dispose(); }
+    }
+
+    /// <summary>A real-time player's inputs (docs/protocol.md 14, "Inputs"):
+    /// stamped for the first tick the host runs after they arrive, and repeated
+    /// until a snap's ik acknowledges them.</summary>
+    public sealed class Inputs : IDisposable
+    {
+        private readonly InputsHandle handle;
+        private byte[] message = new byte[Client.MaxMessage];
+
+        public Inputs(double tickRate)
+        {
+            Library.Check(Native.vinom_inputs_new(tickRate, out handle), "vinom_inputs_new");
+        }
+
+        /// <summary>A snapshot applied at `now` (its tick; null: none) and a snap's ik.</summary>
+        public void Observe(ulong? tick, long inputAck, double now)
+        {
+            Native.vinom_inputs_observe(handle, tick ?? ulong.MaxValue, inputAck, now);
+        }
+
+        /// <summary>Queues one input (the JSON map the game takes); its tick.</summary>
+        public ulong Add(string json, double now, double rtt)
+        {
+            byte[] bytes = Encoding.UTF8.GetBytes(json);
+            ulong tick;
+            Library.Check(Native.vinom_inputs_add(handle, bytes, (UIntPtr)bytes.Length, now, rtt, out tick),
+                          "vinom_inputs_add");
+            return tick;
+        }
+
+        /// <summary>The input message (msgpack, for Client.SendUnreliable), with
+        /// `ack` the newest snapshot applied (Snapshots.Newest).</summary>
+        public byte[] Message(long ack)
+        {
+            UIntPtr length;
+            Library.Check(Native.vinom_inputs_message(handle, ack, message, (UIntPtr)message.Length, out length),
+                          "vinom_inputs_message");
+            var result = new byte[(int)length.ToUInt64()];
+            Buffer.BlockCopy(message, 0, result, 0, result.Length);
+            return result;
+        }
+
+        public int Pending { get { return (int)Native.vinom_inputs_pending(handle).ToUInt64(); } }
+        public ulong Overflowed { get { return Native.vinom_inputs_overflowed(handle); } }
+
+        public void Dispose() { handle.Dispose(); }
+    }
+
     /// <summary>Messages between msgpack bytes and JSON text, by the library.</summary>
     public static class Messages
     {
@@ -482,6 +591,60 @@ namespace Vinom
             Space(text, ref at);
             if (at != text.Length) throw new FormatException("bytes after the JSON value at " + at);
             return value;
+        }
+
+        /// <summary>A value Parse gives back as JSON text (a map's keys in its order).</summary>
+        public static string Write(object value)
+        {
+            var b = new StringBuilder();
+            Write(value, b);
+            return b.ToString();
+        }
+
+        private static void Write(object value, StringBuilder b)
+        {
+            if (value == null) { b.Append("null"); return; }
+            if (value is bool) { b.Append((bool)value ? "true" : "false"); return; }
+            if (value is long) { b.Append(((long)value).ToString(CultureInfo.InvariantCulture)); return; }
+            if (value is double) { b.Append(((double)value).ToString("R", CultureInfo.InvariantCulture)); return; }
+            var text = value as string;
+            if (text != null)
+            {
+                b.Append('"');
+                foreach (char c in text)
+                {
+                    if (c == '"' || c == '\\') b.Append('\\').Append(c);
+                    else if (c < ' ') b.Append("\\u").Append(((int)c).ToString("x4", CultureInfo.InvariantCulture));
+                    else b.Append(c);
+                }
+                b.Append('"');
+                return;
+            }
+            var map = value as Dictionary<string, object>;
+            if (map != null)
+            {
+                b.Append('{');
+                bool first = true;
+                foreach (var item in map)
+                {
+                    if (!first) b.Append(',');
+                    first = false;
+                    Write(item.Key, b);
+                    b.Append(':');
+                    Write(item.Value, b);
+                }
+                b.Append('}');
+                return;
+            }
+            var list = value as List<object>;
+            if (list == null) throw new ArgumentException("not a value Json.Parse gives");
+            b.Append('[');
+            for (int i = 0; i < list.Count; ++i)
+            {
+                if (i > 0) b.Append(',');
+                Write(list[i], b);
+            }
+            b.Append(']');
         }
 
         private static void Space(string s, ref int at)
@@ -602,6 +765,20 @@ namespace Vinom
         protected override bool ReleaseHandle() { Native.vinom_client_free(handle); return true; }
     }
 
+    internal sealed class SnapshotsHandle : SafeHandle
+    {
+        public SnapshotsHandle() : base(IntPtr.Zero, true) { }
+        public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
+        protected override bool ReleaseHandle() { Native.vinom_snapshots_free(handle); return true; }
+    }
+
+    internal sealed class InputsHandle : SafeHandle
+    {
+        public InputsHandle() : base(IntPtr.Zero, true) { }
+        public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
+        protected override bool ReleaseHandle() { Native.vinom_inputs_free(handle); return true; }
+    }
+
     internal sealed class LobbyHandle : SafeHandle
     {
         public LobbyHandle() : base(IntPtr.Zero, true) { }
@@ -639,6 +816,21 @@ namespace Vinom
         [DllImport(Lib)] internal static extern ulong vinom_client_session_id(ClientHandle client);
         [DllImport(Lib)] internal static extern double vinom_client_server_time(ClientHandle client);
         [DllImport(Lib)] internal static extern IntPtr vinom_client_failure(ClientHandle client);
+
+        [DllImport(Lib)] internal static extern int vinom_client_send_unreliable(ClientHandle client, byte[] message, UIntPtr len);
+
+        [DllImport(Lib)] internal static extern int vinom_snapshots_new(byte[] rules, UIntPtr len, out SnapshotsHandle snapshots);
+        [DllImport(Lib)] internal static extern void vinom_snapshots_free(IntPtr snapshots);
+        [DllImport(Lib)] internal static extern int vinom_snapshots_receive(SnapshotsHandle snapshots, byte[] snap, UIntPtr len, out ulong tick, out long inputAck);
+        [DllImport(Lib)] internal static extern int vinom_snapshots_view(SnapshotsHandle snapshots, ulong tick, byte[] output, UIntPtr cap, out UIntPtr len);
+        [DllImport(Lib)] internal static extern long vinom_snapshots_newest(SnapshotsHandle snapshots);
+        [DllImport(Lib)] internal static extern int vinom_inputs_new(double tickRate, out InputsHandle inputs);
+        [DllImport(Lib)] internal static extern void vinom_inputs_free(IntPtr inputs);
+        [DllImport(Lib)] internal static extern void vinom_inputs_observe(InputsHandle inputs, ulong tick, long inputAck, double now);
+        [DllImport(Lib)] internal static extern int vinom_inputs_add(InputsHandle inputs, byte[] json, UIntPtr len, double now, double rtt, out ulong tick);
+        [DllImport(Lib)] internal static extern int vinom_inputs_message(InputsHandle inputs, long ack, byte[] output, UIntPtr cap, out UIntPtr len);
+        [DllImport(Lib)] internal static extern UIntPtr vinom_inputs_pending(InputsHandle inputs);
+        [DllImport(Lib)] internal static extern ulong vinom_inputs_overflowed(InputsHandle inputs);
 
         [DllImport(Lib)] internal static extern int vinom_lobby_new(byte[] host, ushort port, byte[] trust, byte[] serverName, double now, double timeout, out LobbyHandle lobby);
         [DllImport(Lib)] internal static extern void vinom_lobby_free(IntPtr lobby);
