@@ -1,0 +1,141 @@
+// The server's clock and snapshot interpolation (include/vinom/netcode.hpp),
+// with the cases of tests/client/test_netcode.py for the Python ones.
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "vinom/netcode.hpp"
+
+using vinom::Value;
+
+namespace {
+
+constexpr double RATE = 20.0;
+
+const vinom::Interpolation ARENA{
+    {"players.*.1", "players.*.2"},
+    {{"players", "0"}},
+    {{"players.*.1", 600.0}, {"players.*.2", 600.0}},
+};
+
+Value view(std::vector<Value> players) {
+    Value v;
+    v["me"] = 0;
+    v["players"] = Value(players);
+    return v;
+}
+
+Value player(int id, double x, double y) { return Value::array({id, x, y}); }
+
+}  // namespace
+
+TEST(ServerClock, TheFastestTripWinsNotTheNewest) {
+    vinom::ServerClock clock(RATE);
+    clock.observe(10, 500.0, 0.55);  // 50 ms on the way
+    clock.observe(11, 550.0, 0.70);  // 150 ms: a slow one
+    EXPECT_NEAR(*clock.tick(0.70), 13.0, 1e-9);
+    EXPECT_NEAR(*clock.time(0.70), 0.65, 1e-9);
+    // Half the round trip is added: the server ran on while the snapshot came.
+    EXPECT_NEAR(*clock.tick(0.70, 0.1), 14.0, 1e-9);
+}
+
+TEST(ServerClock, AStalledServerIsFollowedWithinTheWindow) {
+    vinom::ServerClock clock(RATE);
+    for (int k = 0; k < 40; ++k) clock.observe(k, std::nullopt, k / RATE);
+    for (int k = 50; k < 100; ++k) clock.observe(k, std::nullopt, (k - 10) / RATE);
+    EXPECT_NEAR(*clock.tick(89 / RATE), 99.0, 1e-9);
+    EXPECT_FALSE(clock.time(1.0));  // no ts was given
+}
+
+TEST(ServerClock, AnEstimateThatMustComeDownSlewsNeverStepsBack) {
+    vinom::ServerClock clock(RATE);
+    clock.observe(0, std::nullopt, 0.0);  // a trip of 0 (the fastest)...
+    std::vector<double> readings;
+    for (int k = 1; k < 80; ++k) {  // ...then every one 20 ms longer
+        clock.observe(k, std::nullopt, k / RATE + 0.02);
+        readings.push_back(*clock.tick(k / RATE + 0.02));
+    }
+    EXPECT_NEAR(readings[38], 39.4, 1e-9);
+    bool slewed = false;
+    for (std::size_t i = 1; i < readings.size(); ++i) {
+        double step = readings[i] - readings[i - 1];
+        EXPECT_GT(step, 0.95 - 1e-9) << i;
+        slewed = slewed || std::abs(step - 0.95) < 1e-9;
+    }
+    EXPECT_TRUE(slewed);
+    EXPECT_NEAR(readings.back(), 79.0, 1e-9);
+}
+
+TEST(ServerClock, NothingBeforeTheFirstSnapshot) {
+    vinom::ServerClock clock(RATE);
+    EXPECT_FALSE(clock.synced());
+    EXPECT_FALSE(clock.tick(1.0));
+    EXPECT_FALSE(clock.time(1.0));
+}
+
+TEST(Interpolation, NamedFieldsMoveTheRestSnaps) {
+    Value a{{"x", 0.0}, {"hp", 10}, {"name", "a"}};
+    Value b{{"x", 10.0}, {"hp", 7}, {"name", "b"}};
+    vinom::Interpolation x{{"x"}, {}, {}};
+    EXPECT_EQ(vinom::blend(a, b, 0.25, x).dump(), R"({"x":2.5,"hp":7,"name":"b"})");
+}
+
+TEST(Interpolation, ListItemsAreMatchedByTheirKey) {
+    Value a = view({player(0, 100, 100), player(3, 200, 200)});
+    Value b = view({player(3, 210, 200), player(5, 50, 50), player(0, 110, 100)});
+    EXPECT_EQ(vinom::blend(a, b, 0.5, ARENA)["players"].dump(),
+              "[[3,205.0,200.0],[5,50.0,50.0],[0,105.0,100.0]]");
+}
+
+TEST(Interpolation, AWrappingFieldGoesTheShorterWayRound) {
+    Value a = view({player(0, 595, 10)}), b = view({player(0, 5, 10)});
+    EXPECT_NEAR(vinom::blend(a, b, 0.25, ARENA)["players"][0][1].get<double>(), 597.5, 1e-9);
+    EXPECT_NEAR(vinom::blend(a, b, 0.75, ARENA)["players"][0][1].get<double>(), 2.5, 1e-9);
+}
+
+TEST(SnapshotBuffer, RenderedAtServerTimeMinusTwoSnapshotIntervals) {
+    vinom::SnapshotBuffer buffer(20.0, ARENA);
+    EXPECT_NEAR(buffer.delay(), 0.1, 1e-12);
+    EXPECT_TRUE(vinom::SnapshotBuffer(20.0).render(1.0).is_null());
+    for (int k = 0; k < 10; ++k) buffer.push(k / 20.0, view({player(0, 10.0 * k, 0)}));
+    EXPECT_NEAR(buffer.render(0.4)["players"][0][1].get<double>(), 60.0, 1e-9);
+    EXPECT_NEAR(buffer.render(0.4125)["players"][0][1].get<double>(), 62.5, 1e-9);
+    // The estimate stepping back holds the render where it was.
+    EXPECT_NEAR(buffer.render(0.41)["players"][0][1].get<double>(), 62.5, 1e-9);
+    EXPECT_NEAR(*buffer.rendered_at(), 0.3125, 1e-12);
+}
+
+TEST(SnapshotBuffer, ALostSnapshotIsBridged) {
+    vinom::SnapshotBuffer buffer(20.0, ARENA);
+    for (int k : {0, 1, 3, 4}) buffer.push(k / 20.0, view({player(0, 10.0 * k, 0)}));
+    EXPECT_NEAR(buffer.sample(0.1)["players"][0][1].get<double>(), 20.0, 1e-9);
+}
+
+TEST(SnapshotBuffer, ExtrapolationIsBounded) {
+    vinom::SnapshotBuffer buffer(20.0, ARENA);
+    for (int k = 0; k < 3; ++k) buffer.push(k / 20.0, view({player(0, 10.0 * k, 0)}));
+    EXPECT_NEAR(buffer.sample(0.125)["players"][0][1].get<double>(), 25.0, 1e-9);
+    EXPECT_EQ(buffer.extrapolated, 1u);
+    EXPECT_NEAR(buffer.sample(0.5)["players"][0][1].get<double>(), 30.0, 1e-9);
+    EXPECT_EQ(buffer.held, 1u);
+    // A late snapshot fills in: placed by its time, not its arrival.
+    buffer.push(0.075, view({player(0, 15.0, 0)}));
+    EXPECT_NEAR(buffer.sample(0.0625)["players"][0][1].get<double>(), 12.5, 1e-9);
+}
+
+TEST(SnapshotBuffer, TheLast32ViewsAreKept) {
+    vinom::SnapshotBuffer buffer(20.0, ARENA);
+    for (std::size_t k = 0; k <= vinom::BUFFER_SIZE; ++k) {
+        buffer.push(k / 20.0, view({player(0, static_cast<double>(k), 0)}));
+    }
+    EXPECT_EQ(buffer.size(), 32u);
+    EXPECT_EQ(buffer.sample(0.0)["players"][0][1].get<double>(), 1.0);
+    EXPECT_EQ(buffer.early, 1u);
+}
+
+TEST(SnapshotBuffer, TheDelayIsAdjustable) {
+    vinom::SnapshotBuffer buffer(10.0, {}, 0.05, 0.0);
+    EXPECT_EQ(buffer.delay(), 0.05);
+    EXPECT_EQ(buffer.max_extrapolation(), 0.0);
+    EXPECT_NEAR(vinom::SnapshotBuffer(10.0).delay(), 0.2, 1e-12);
+}
