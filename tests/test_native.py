@@ -627,11 +627,7 @@ class NativeArenaUnderLoss(TestCase):
         self,
     ) -> None:
         where = await build()
-        ops = free_tcp_port()
-        server = await start_twistd(
-            self, {"twisted/plugins/arena_games.py": ARENA_PLUGIN}, "--games", "arena",
-            "--snapshot-checksums", "--ops-port", f"tcp:{ops}:interface=127.0.0.1",
-        )  # fmt: skip
+        server, ops = await start_arena_server(self)
         runs = await gatherResults([
             ensureDeferred(json_lines(where / "vinom_udp_probe", [
                 "--lobby", "127.0.0.1", str(server.lobby.port), "--trust", server.lobby.trust,
@@ -646,6 +642,17 @@ class NativeArenaUnderLoss(TestCase):
             self.assertEqual(lines[-1], {"event": "disconnected", "reason": "closed"}, said)
             reports.append(lines[-2])
         await check_arena_play(self, reports, ops)
+
+
+async def start_arena_server(case: TestCase) -> tuple[Any, int]:
+    """A real `twistd vinom` serving the arena of two with snapshot checksums on, and
+    its operations port."""
+    ops = free_tcp_port()
+    server = await start_twistd(
+        case, {"twisted/plugins/arena_games.py": ARENA_PLUGIN}, "--games", "arena",
+        "--snapshot-checksums", "--ops-port", f"tcp:{ops}:interface=127.0.0.1",
+    )  # fmt: skip
+    return server, ops
 
 
 async def check_arena_play(case: TestCase, reports: list[dict[str, Any]], ops: int) -> None:

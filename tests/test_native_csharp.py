@@ -26,10 +26,8 @@ from twisted.internet import reactor, utils
 from twisted.internet.defer import ensureDeferred, gatherResults
 from twisted.trial.unittest import TestCase
 
-from tests.support.ports import free_tcp_port
 from tests.support.servers import start_twistd
 from tests.test_native import (
-    ARENA_PLUGIN,
     PATH,
     ROOT,
     SOURCE,
@@ -39,6 +37,7 @@ from tests.test_native import (
     check_arena_play,
     json_lines,
     refuse_a_tampered_token,
+    start_arena_server,
     tictactoe_seat,
 )
 from vinom.client.failover import LobbyPlayer
@@ -120,11 +119,7 @@ class CSharpArenaUnderLoss(TestCase):
     ) -> None:
         where, probe = await library(), await build()
         exe = await bot("ArenaBot")
-        ops = free_tcp_port()
-        server = await start_twistd(
-            self, {"twisted/plugins/arena_games.py": ARENA_PLUGIN}, "--games", "arena",
-            "--snapshot-checksums", "--ops-port", f"tcp:{ops}:interface=127.0.0.1",
-        )  # fmt: skip
+        server, ops = await start_arena_server(self)
         found = await gatherResults([
             LobbyPlayer(reactor, server.lobby, name).find_match("arena") for name in "AB"
         ])  # fmt: skip

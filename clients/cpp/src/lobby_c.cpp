@@ -4,6 +4,7 @@
 #include <new>
 #include <string>
 
+#include "c_abi.hpp"
 #include "vinom.h"
 #include "vinom/lobby.hpp"
 
@@ -24,14 +25,7 @@ vinom_status requested(std::int64_t got, int64_t* id) {
     return got > 0 ? VINOM_OK : VINOM_UNEXPECTED;
 }
 
-template <typename F>
-vinom_status guarded(F f) {
-    try {
-        return f();
-    } catch (...) {
-        return VINOM_NO_MEMORY;  // only allocation can throw here
-    }
-}
+using vinom_abi::guarded;
 
 }  // namespace
 

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "c_abi.hpp"
 #include "vinom.h"
 #include "vinom/delta.hpp"
 #include "vinom/realtime.hpp"
@@ -27,16 +28,8 @@ struct vinom_inputs {
 
 namespace {
 
-vinom_status status(vinom::Error e) { return static_cast<vinom_status>(e); }
-
-template <typename F>
-vinom_status guarded(F f) {
-    try {
-        return f();
-    } catch (...) {
-        return VINOM_NO_MEMORY;  // only allocation can throw here
-    }
-}
+using vinom_abi::guarded;
+using vinom_abi::status;
 
 vinom_status json_out(const vinom::Value& value, char* out, size_t cap, size_t* len) {
     std::string text = value.dump(-1, ' ', false, vinom::Value::error_handler_t::replace);

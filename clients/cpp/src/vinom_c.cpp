@@ -2,6 +2,8 @@
 // the boundary: every entry point catches what the core might (allocation).
 #include "vinom.h"
 
+#include "c_abi.hpp"
+
 #include <cstring>
 #include <new>
 
@@ -32,7 +34,7 @@ static_assert(static_cast<int>(vinom::Client::Event::Kind::failed) == VINOM_CLIE
 
 namespace {
 
-vinom_status status(vinom::Error e) { return static_cast<vinom_status>(e); }
+using vinom_abi::status;
 
 vinom_status copy_out(const vinom::Bytes& bytes, uint8_t* out, size_t cap, size_t* len) {
     if (!len) return VINOM_INVALID_ARGUMENT;
