@@ -790,7 +790,9 @@ class LatePlacementTests(TestCase):
     timeout = 30
 
     async def test_the_end_of_a_copy_placed_too_late_is_told_to_nobody(self) -> None:
-        redis = await open_redis(self)
+        server = await start_redis(self)
+        redis = RedisClient.open(parse_redis_url(server.url), reactor)
+        self.addCleanup(redis.disconnect)
         heard = await hear_placements(self, redis, "l-test")
         keys = PlacementKeys("vinom:")
         players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
@@ -808,11 +810,15 @@ class LatePlacementTests(TestCase):
                   "address": {"host": there.host, "port": there.port}}  # fmt: skip
         self.assertTrue(await decide(redis, keys, DEFAULT_PLACEMENT, placed,
                                      MatchPlacement(match, there, 1.0)))  # fmt: skip
+        # Redis stalls as the host records its placement: the copy ends (at its connect
+        # deadline: nobody joined it) before the host learns it is a copy.
+        server.pause()
         held.release()
-        await until(lambda: all_taken(redis), "the request taken")
         await until(lambda: hosting.matches == 1, "the copy hosted")
-        # The copy ends (at its connect deadline: nobody joined it).
         self.assertTrue(factory.end_match("m-1"))
+        await deferLater(reactor, 0.2, lambda: None)
+        server.resume()
+        await until(lambda: all_taken(redis), "the request taken")
         # A match placed here after it ends too: its end is heard, and m-1's before it.
         others = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2, 4))
         await redis.handler.sadd("vinom:lobbies:m-2", "l-test")

@@ -164,6 +164,9 @@ class HostAgent(Service):
         # Matches hosted here whose `placed` came too late (another outcome was recorded
         # first): copies nobody joins, whose end is not the match's (`_ended`).
         self._copies: set[str] = set()
+        # The matches whose placement is being recorded (`_host`), each with its end if
+        # it ended meanwhile: whether it is the match's or a copy's is known after.
+        self._deciding: dict[str, tuple[MatchEnded | None] | None] = {}
         # Claims a request another host read and left (its reader dead), or one this
         # host read itself, after `claim_after` (vinom.cluster.channel, `CLAIM_SOURCE`).
         self._claim = guarded(CLAIM_SOURCE, settings.host_ttl + settings.heartbeat_every)
@@ -486,8 +489,13 @@ class HostAgent(Service):
         if match.match_id in self._running_here:
             # What a promoted replica may lack (`_restore_ends`, or the request again).
             self._placements[match.match_id] = (placed, record)
-        recorded = await decide(self._redis, self._keys, self._settings, placed, record,
-                                ack=request)  # fmt: skip
+        self._deciding[match.match_id] = None
+        try:
+            recorded = await decide(self._redis, self._keys, self._settings, placed, record,
+                                    ack=request)  # fmt: skip
+        except Exception:
+            self._end_decided(match)
+            raise
         if not recorded:
             self._placements.pop(match.match_id, None)
             # Given up, or placed on another host first (this host paused past
@@ -496,9 +504,17 @@ class HostAgent(Service):
             if match.match_id in self._running_here:
                 self._copies.add(match.match_id)
             self.log.warn("match {match_id} was placed too late", match_id=match.match_id)
-            return True
-        self.placed += 1
+        else:
+            self.placed += 1
+        self._end_decided(match)
         return True
+
+    def _end_decided(self, match: Match) -> None:
+        """The end of a match that ended while its placement was being recorded, now
+        that whether it was a copy is known."""
+        ended = self._deciding.pop(match.match_id, None)
+        if ended is not None:
+            self._ended(match, ended[0])
 
     def _over(self, outcome: MatchEnded) -> None:
         """A match here ended, its room lingering a little longer (for its players, and its
@@ -515,6 +531,11 @@ class HostAgent(Service):
 
     def _ended(self, match: Match, outcome: MatchEnded | None) -> None:
         match_id = match.match_id
+        if match_id in self._deciding:
+            # Ended before its placement was recorded (a Redis slow to answer): a copy's
+            # end must not reach the match's lobbies (`_end_decided`).
+            self._deciding[match_id] = (outcome,)
+            return
         data = None if outcome is None else outcome_to_json(outcome)
         message = {"event": "ended", "match_id": match_id, "outcome": data}
         self._running_here.discard(match_id)
