@@ -613,6 +613,22 @@ class NativeLobbyFrames(TestCase):
 ARENA_PLUGIN = "from benchmarks.arena import ArenaGame\n\narena = ArenaGame(2)\n"
 
 
+#: The same arena with a view larger than one datagram: 600 numbers that change each
+#: tick (about 1.8 KB a snap), so every snapshot travels in fragments (§13.4).
+WIDE_ARENA_PLUGIN = """from benchmarks.arena import ArenaGame
+
+
+class WideArena(ArenaGame):
+    def view(self, state, player_id):
+        view = dict(super().view(state, player_id))
+        view["wide"] = [(state.ticks * 7919 + i * 104729) % 65521 for i in range(600)]
+        return view
+
+
+arena = WideArena(2)
+"""
+
+
 class NativeArenaUnderLoss(TestCase):
     """Two vinom_udp_probe --play-arena players queue for the arena on a real `twistd
     vinom` with snapshot checksums on and play it for 6 s through a network losing
@@ -626,8 +642,17 @@ class NativeArenaUnderLoss(TestCase):
     async def test_two_native_players_lose_no_input_and_no_snapshot_at_10_percent_loss(
         self,
     ) -> None:
+        await self.play(ARENA_PLUGIN)
+
+    async def test_snapshots_larger_than_a_datagram_are_reassembled_from_their_fragments(
+        self,
+    ) -> None:
+        # Every snap is cut in two fragments: without reassembly none is applied.
+        await self.play(WIDE_ARENA_PLUGIN)
+
+    async def play(self, plugin: str) -> None:
         where = await build()
-        server, ops = await start_arena_server(self)
+        server, ops = await start_arena_server(self, plugin)
         runs = await gatherResults([
             ensureDeferred(json_lines(where / "vinom_udp_probe", [
                 "--lobby", "127.0.0.1", str(server.lobby.port), "--trust", server.lobby.trust,
@@ -644,12 +669,12 @@ class NativeArenaUnderLoss(TestCase):
         await check_arena_play(self, reports, ops)
 
 
-async def start_arena_server(case: TestCase) -> tuple[Any, int]:
-    """A real `twistd vinom` serving the arena of two with snapshot checksums on, and
-    its operations port."""
+async def start_arena_server(case: TestCase, plugin: str = ARENA_PLUGIN) -> tuple[Any, int]:
+    """A real `twistd vinom` serving the arena of two (`plugin`, a plugin file's text)
+    with snapshot checksums on, and its operations port."""
     ops = free_tcp_port()
     server = await start_twistd(
-        case, {"twisted/plugins/arena_games.py": ARENA_PLUGIN}, "--games", "arena",
+        case, {"twisted/plugins/arena_games.py": plugin}, "--games", "arena",
         "--snapshot-checksums", "--ops-port", f"tcp:{ops}:interface=127.0.0.1",
     )  # fmt: skip
     return server, ops

@@ -58,16 +58,67 @@ std::vector<std::pair<int, Bytes>> Endpoint::receive(View body, double now) {
             }
             deliver(done);
         } else if (!m.fragment) {
-            std::int64_t snap = have_snapshot_ ? nearest(m.id, last_snapshot_) : m.id;
-            if (!have_snapshot_ || snap > last_snapshot_) {
-                have_snapshot_ = true;
-                last_snapshot_ = snap;
-                done.emplace_back(0, std::move(m.data));
-            }
+            snapshot(m, done);
+        } else {
+            snapshot_fragment(m, now, done);
         }
-        // Channel-0 fragments (large snapshots) are not reassembled here.
     }
     return done;
+}
+
+// A whole channel-0 message: delivered if newer than the last one delivered.
+void Endpoint::snapshot(Message& m, std::vector<std::pair<int, Bytes>>& done) {
+    std::int64_t snap = have_snapshot_ ? nearest(m.id, last_snapshot_) : m.id;
+    if (have_snapshot_ && snap <= last_snapshot_) return;
+    have_snapshot_ = true;
+    last_snapshot_ = snap;
+    done.emplace_back(0, std::move(m.data));
+}
+
+// One fragment of a snapshot (13.4, 13.7): kept until the snapshot is whole, then
+// delivered, unless a newer one was delivered or is being assembled. Malformed
+// fragments (last >= 16, index > last) never get here: decode_body refused them.
+void Endpoint::snapshot_fragment(Message& m, double now,
+                                 std::vector<std::pair<int, Bytes>>& done) {
+    PartialSnapshot& p = partial_snapshot_;
+    if (have_partial_ && now - p.since >= PARTIAL_TIMEOUT) have_partial_ = false;
+    std::int64_t snap = have_snapshot_ ? nearest(m.id, last_snapshot_)
+                        : have_partial_ ? nearest(m.id, p.sequence)
+                                        : m.id;
+    if (have_snapshot_ && snap <= last_snapshot_) return;  // not newer than delivered
+    std::size_t count = static_cast<std::size_t>(m.last) + 1;
+    if (!have_partial_ || p.sequence != snap) {
+        if (have_partial_ && snap < p.sequence) return;  // older than the one in assembly
+        have_partial_ = true;
+        p.sequence = snap;
+        p.parts.assign(count, Bytes{});
+        p.got.assign(count, false);
+        p.have = p.size = 0;
+        p.since = now;
+    } else if (p.parts.size() != count) {
+        return;  // a protocol error: a fragment of another count under this sequence
+    }
+    if (p.got[m.index]) return;  // a duplicate
+    if (p.size + m.data.size() > MAX_SNAPSHOT) {
+        // Too large to take: the snapshot is passed over, its other fragments too.
+        have_partial_ = false;
+        have_snapshot_ = true;
+        last_snapshot_ = snap;
+        return;
+    }
+    p.size += m.data.size();
+    p.got[m.index] = true;
+    p.parts[m.index] = std::move(m.data);
+    if (++p.have < count) return;
+    Bytes whole;
+    whole.reserve(p.size);
+    for (Bytes& part : p.parts) whole.insert(whole.end(), part.begin(), part.end());
+    have_partial_ = false;
+    p.parts.clear();
+    p.got.clear();
+    have_snapshot_ = true;
+    last_snapshot_ = snap;
+    done.emplace_back(0, std::move(whole));
 }
 
 void Endpoint::send_reliable(Bytes data) {

@@ -76,6 +76,108 @@ TEST(EndpointChannel0, AnUnreliableMessageGoesOnceFirstInItsBody) {
     EXPECT_EQ(messages[0].channel, 1);
 }
 
+// Host bodies carrying channel-0 fragments (13.4): snapshot `id`, fragment `index`
+// of `last + 1`, `size` bytes each, the bytes counting from `first`.
+namespace {
+
+struct HostBodies {
+    std::uint16_t sequence = 0;
+
+    Bytes fragment(std::uint16_t id, std::uint8_t index, std::uint8_t last, std::size_t size,
+                   std::uint8_t first) {
+        vinom::BodyHeader h;
+        h.sequence = sequence++;
+        vinom::Message m;
+        m.channel = 0;
+        m.id = id;
+        m.fragment = true;
+        m.index = index;
+        m.last = last;
+        for (std::size_t i = 0; i < size; ++i) m.data.push_back(static_cast<std::uint8_t>(first + i));
+        Bytes body;
+        EXPECT_EQ(vinom::encode_body(h, {m}, vinom::MAX_BODY, body), vinom::Error::ok);
+        return body;
+    }
+};
+
+Bytes counting(std::size_t size, std::uint8_t first = 0) {
+    Bytes b;
+    for (std::size_t i = 0; i < size; ++i) b.push_back(static_cast<std::uint8_t>(first + i));
+    return b;
+}
+
+}  // namespace
+
+TEST(EndpointChannel0, ASnapshotLargerThanABodyIsReassembledInAnyOrder) {
+    vinom::Endpoint endpoint;
+    HostBodies host;
+    // Snapshot 7 in three fragments of 1160, 1160 and 100 bytes, the last first and
+    // the middle one twice.
+    auto third = host.fragment(7, 2, 2, 100, 2320 % 256);
+    auto first = host.fragment(7, 0, 2, 1160, 0);
+    auto second = host.fragment(7, 1, 2, 1160, 1160 % 256);
+    EXPECT_TRUE(endpoint.receive(vinom::View(third), 1.0).empty());
+    EXPECT_TRUE(endpoint.receive(vinom::View(second), 1.01).empty());
+    EXPECT_TRUE(endpoint.receive(vinom::View(host.fragment(7, 1, 2, 1160, 1160 % 256)), 1.02)
+                    .empty());
+    auto done = endpoint.receive(vinom::View(first), 1.03);
+    ASSERT_EQ(done.size(), 1u);
+    EXPECT_EQ(done[0].first, 0);
+    EXPECT_EQ(done[0].second, counting(2420));
+    // Its fragments again, and an older snapshot's, deliver nothing more.
+    EXPECT_TRUE(endpoint.receive(vinom::View(host.fragment(7, 0, 2, 1160, 0)), 1.04).empty());
+    EXPECT_TRUE(endpoint.receive(vinom::View(host.fragment(6, 0, 1, 10, 0)), 1.05).empty());
+    EXPECT_TRUE(endpoint.receive(vinom::View(host.fragment(6, 1, 1, 10, 10)), 1.06).empty());
+}
+
+TEST(EndpointChannel0, ANewerSnapshotReplacesOneInAssemblyAndOlderFragmentsAreDropped) {
+    vinom::Endpoint endpoint;
+    HostBodies host;
+    EXPECT_TRUE(endpoint.receive(vinom::View(host.fragment(3, 0, 1, 50, 0)), 1.0).empty());
+    EXPECT_TRUE(endpoint.receive(vinom::View(host.fragment(4, 1, 1, 20, 50)), 1.01).empty());
+    // Snapshot 3's second fragment comes after 4's assembly began: 3 is gone.
+    EXPECT_TRUE(endpoint.receive(vinom::View(host.fragment(3, 1, 1, 20, 50)), 1.02).empty());
+    auto done = endpoint.receive(vinom::View(host.fragment(4, 0, 1, 50, 0)), 1.03);
+    ASSERT_EQ(done.size(), 1u);
+    EXPECT_EQ(done[0].second, counting(70));
+    // Sequences wrap: 65535 then 0 is newer.
+    vinom::Endpoint wrapping;
+    HostBodies again;
+    EXPECT_EQ(wrapping.receive(vinom::View(again.fragment(65535, 0, 1, 5, 0)), 2.0).size(), 0u);
+    EXPECT_EQ(wrapping.receive(vinom::View(again.fragment(65535, 1, 1, 5, 5)), 2.0).size(), 1u);
+    EXPECT_EQ(wrapping.receive(vinom::View(again.fragment(0, 0, 1, 5, 0)), 2.0).size(), 0u);
+    EXPECT_EQ(wrapping.receive(vinom::View(again.fragment(0, 1, 1, 5, 5)), 2.0).size(), 1u);
+}
+
+TEST(EndpointChannel0, AnIncompleteSnapshotExpiresAfterASecond) {
+    vinom::Endpoint endpoint;
+    HostBodies host;
+    EXPECT_TRUE(endpoint.receive(vinom::View(host.fragment(1, 0, 1, 40, 0)), 10.0).empty());
+    // Its other half 1 s later: the first half is gone, so nothing is whole.
+    EXPECT_TRUE(endpoint.receive(vinom::View(host.fragment(1, 1, 1, 40, 40)), 11.0).empty());
+    // Both halves again within the second: delivered.
+    EXPECT_EQ(endpoint.receive(vinom::View(host.fragment(1, 0, 1, 40, 0)), 11.5).size(), 1u);
+}
+
+TEST(EndpointChannel0, ASnapshotOverTheLimitIsPassedOverAndAMismatchedCountDropped) {
+    vinom::Endpoint endpoint;
+    HostBodies host;
+    // 15 fragments of 1160 bytes: 17,400 > 16 KiB. Nothing is delivered, nor when
+    // the rest of that snapshot comes.
+    std::size_t delivered = 0;
+    for (std::uint8_t i = 0; i <= 14; ++i) {
+        delivered += endpoint.receive(vinom::View(host.fragment(2, i, 14, 1160, 0)), 1.0).size();
+    }
+    EXPECT_EQ(delivered, 0u);
+    EXPECT_EQ(endpoint.receive(vinom::View(host.fragment(2, 0, 1, 10, 0)), 1.0).size(), 0u);
+    // A fragment naming another count under the snapshot in assembly is dropped.
+    EXPECT_TRUE(endpoint.receive(vinom::View(host.fragment(5, 0, 1, 10, 0)), 1.1).empty());
+    EXPECT_TRUE(endpoint.receive(vinom::View(host.fragment(5, 1, 2, 10, 10)), 1.1).empty());
+    auto done = endpoint.receive(vinom::View(host.fragment(5, 1, 1, 10, 10)), 1.1);
+    ASSERT_EQ(done.size(), 1u);
+    EXPECT_EQ(done[0].second, counting(20));
+}
+
 // The same through the C ABI (vinom.h), with the snap messages of the vectors (14.1).
 TEST(RealtimeCAbi, SnapshotsRebuildEachSnapsViewAndGiveItsInputAck) {
     int seen = 0;

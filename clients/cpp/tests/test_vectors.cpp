@@ -20,6 +20,7 @@
 
 #include "support.hpp"
 #include "vinom.h"
+#include "vinom/endpoint.hpp"
 #include "vinom/session.hpp"
 
 using vinom::Bytes;
@@ -423,6 +424,16 @@ TEST(Reliability, BodiesBothWays) {
         // ... and a fresh endpoint delivers them in body order.
         if (v.contains("delivered")) {
             EXPECT_EQ(joined(bodies), listed(v.at("delivered")));
+            // The client's endpoint, given the bodies, delivers the same.
+            vinom::Endpoint endpoint;
+            std::vector<std::pair<int, std::string>> got;
+            for (const auto& b : v.at("bodies")) {
+                Bytes bytes = unhex(b.get<std::string>());
+                for (auto& [channel, data] : endpoint.receive(vinom::View(bytes), 0.0)) {
+                    got.emplace_back(channel, hex(data));
+                }
+            }
+            EXPECT_EQ(got, listed(v.at("delivered")));
         }
     }
 }

@@ -1,10 +1,11 @@
 // A minimal reliability endpoint of docs/protocol.md section 13, on the
 // client's side: acks both ways, in-order delivery and reassembly of the
-// reliable channel (1), the newest unfragmented message of the unreliable
-// channel (0) both ways, and resends of unacked reliable messages every 200 ms.
-// Sans-I/O: bodies and `now` (seconds, any monotonic origin) in, bodies and
-// messages out. Not yet section 13's full endpoint: no congestion window, no
-// channel-0 fragments, a fixed resend interval.
+// reliable channel (1), the newest message of the unreliable channel (0)
+// (a snapshot larger than one body reassembled from its fragments, in any
+// order, as 13.7 says), an unfragmented one sent, and resends of unacked
+// reliable messages every 200 ms. Sans-I/O: bodies and `now` (seconds, any
+// monotonic origin) in, bodies and messages out. Not yet section 13's full
+// endpoint: no congestion window, no fragments sent, a fixed resend interval.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +28,11 @@ public:
     // The largest message send_reliable takes: one body, unfragmented (its
     // header and the message's 4 bytes of header besides).
     static constexpr std::size_t MAX_UNFRAGMENTED = MAX_BODY - BODY_HEADER_SIZE - 4;  // 1162
+    // The largest snapshot taken whole (the server's max_unreliable_message); a
+    // larger one's fragments are dropped, and so is the snapshot. A snapshot's
+    // fragments wait this long (seconds) for the rest (13.9).
+    static constexpr std::size_t MAX_SNAPSHOT = 16 * 1024;
+    static constexpr double PARTIAL_TIMEOUT = 1.0;
 
     // A body from the host: the messages it completes, (channel, data), in
     // delivery order. A malformed or duplicate body completes none.
@@ -53,8 +59,20 @@ private:
         double sent_at;
     };
 
+    // The fragments of one snapshot received so far (there is one at most).
+    struct PartialSnapshot {
+        std::int64_t sequence = 0;
+        std::vector<Bytes> parts;
+        std::vector<bool> got;
+        std::size_t have = 0;
+        std::size_t size = 0;
+        double since = 0;
+    };
+
     void acked(std::int64_t sequence);
     void deliver(std::vector<std::pair<int, Bytes>>& done);
+    void snapshot(Message& m, std::vector<std::pair<int, Bytes>>& done);
+    void snapshot_fragment(Message& m, double now, std::vector<std::pair<int, Bytes>>& done);
 
     bool received_any_ = false;
     std::int64_t newest_ = 0;
@@ -68,6 +86,8 @@ private:
     Bytes partial_;
     bool have_snapshot_ = false;
     std::int64_t last_snapshot_ = 0;
+    bool have_partial_ = false;
+    PartialSnapshot partial_snapshot_;
     std::int64_t next_sequence_ = 0;
     std::int64_t next_id_ = 0;
     std::deque<Bytes> unreliable_;
