@@ -110,7 +110,9 @@ class CSharpArenaUnderLoss(TestCase):
     Inputs over libvinom.so, under `mono`) and a native vinom_udp_probe play the
     arena on a real `twistd vinom` with snapshot checksums on, each through a
     network losing 10% of the datagrams each way: 0 checksum mismatches, none
-    corrupt, no input lost (tests.test_native.check_arena_play)."""
+    corrupt, no input lost (tests.test_native.check_arena_play); and it draws the
+    other player each frame between snapshots by the binding's ServerClock and
+    SnapshotBuffer."""
 
     timeout = 900
 
@@ -149,6 +151,12 @@ class CSharpArenaUnderLoss(TestCase):
         lines, err_probe, code_probe = played[1]
         self.assertEqual(code_probe, 0, f"{lines[-3:]}\n{err_probe}")
         await check_arena_play(self, [csharp, lines[-2]], ops)
+        # A frame every 5 ms for 6 s, nearly all between two views (a clock in the
+        # wrong units would hold or start early every one), the last with both players.
+        drawn = csharp["drawn"]
+        self.assertGreater(drawn["frames"], 300, csharp)
+        self.assertLess(drawn["held"] + drawn["early"], drawn["frames"] / 4, csharp)
+        self.assertEqual(drawn["players"], 2, csharp)
 
 
 class CSharpLobbyAgainstTwistd(TestCase):

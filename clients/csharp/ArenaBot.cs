@@ -5,6 +5,8 @@
 // the host sends it); once a tick of the game it gives an input
 // (`{"move": [vx, vy], "n": k}`, k counting them), stamped and repeated by the
 // binding's Inputs until a snap acknowledges it, on the unreliable channel.
+// Each frame it draws the others as a game would: the binding's ServerClock
+// and SnapshotBuffer render the view between the last two snapshots.
 //
 //   mono ArenaBot.exe TOKEN_FILE HOST PORT [--seconds S] [--loss P] [--seed N]
 //
@@ -13,7 +15,8 @@
 // way (seeded by --seed), as a lossy network would. After S seconds (6 by
 // default) of play it closes the session and prints one JSON line, "arena":
 // inputs given, those still unacknowledged, snapshots applied and dropped by
-// status, datagrams dropped each way. A session that fails prints
+// status, datagrams dropped each way, frames drawn and the buffer's counts
+// (extrapolated, held, early), and the players of the last frame drawn. A session that fails prints
 // "vinom_csharp_arena: session failed: REASON" on stderr and exits 1; a bad
 // command line or token exits 2.
 using System;
@@ -27,6 +30,20 @@ using Vinom;
 
 public static class ArenaBot
 {
+    // The "drawn" object of the report.
+    private static string Drawn(SnapshotBuffer drawn, long frames, string lastFrame)
+    {
+        ulong extrapolated = 0, held = 0, early = 0;
+        if (drawn != null) drawn.Counts(out extrapolated, out held, out early);
+        var last = Json.Parse(lastFrame) as Dictionary<string, object>;
+        object players = null;
+        if (last != null) last.TryGetValue("players", out players);
+        var seen = players as List<object>;
+        return "{\"frames\": " + frames + ", \"extrapolated\": " + extrapolated +
+               ", \"held\": " + held + ", \"early\": " + early +
+               ", \"players\": " + (seen == null ? -1 : seen.Count) + "}";
+    }
+
     private static int Usage(string why)
     {
         Console.Error.WriteLine("vinom_csharp_arena: " + why);
@@ -77,6 +94,10 @@ public static class ArenaBot
         long applied = 0, given = 0;
         Snapshots snapshots = null;
         Inputs inputs = null;
+        ServerClock clock = null;
+        SnapshotBuffer drawn = null;
+        long frames = 0;
+        string lastFrame = "null";
         double tickRate = 0, nextInput = 0, connectedAt = 0;
         bool welcomed = false;
 
@@ -104,9 +125,12 @@ public static class ArenaBot
                                       ", \"unknown_baseline\": " + drops["unknown_baseline"] +
                                       ", \"checksum\": " + drops["checksum_mismatch"] +
                                       ", \"stale\": " + drops["stale"] + "}" +
-                                      ", \"dropped_out\": " + droppedOut + ", \"dropped_in\": " + droppedIn + "}");
+                                      ", \"dropped_out\": " + droppedOut + ", \"dropped_in\": " + droppedIn +
+                                      ", \"drawn\": " + Drawn(drawn, frames, lastFrame) + "}");
                     if (snapshots != null) snapshots.Dispose();
                     if (inputs != null) inputs.Dispose();
+                    if (clock != null) clock.Dispose();
+                    if (drawn != null) drawn.Dispose();
                     return 0;
                 }
                 // Once a tick of the game, from the first snapshot applied on.
@@ -162,6 +186,11 @@ public static class ArenaBot
                         else if (status == Status.Stale) ++drops["stale"];
                         else ++drops["corrupt"];
                         inputs.Observe(status == Status.Ok ? (ulong?)tick : null, ack, Now());
+                        if (status == Status.Ok)
+                        {
+                            clock.Observe(tick, null, Now());
+                            drawn.Push(tick / tickRate, snapshots.View(tick));
+                        }
                         continue;
                     }
                     var message = Json.Parse(e.Json) as Dictionary<string, object>;
@@ -173,7 +202,19 @@ public static class ArenaBot
                         snapshots = new Snapshots(q == null ? null : Json.Write(q));
                         tickRate = message.TryGetValue("tick_rate", out rate) ? Convert.ToDouble(rate) : 20.0;
                         inputs = new Inputs(tickRate);
+                        clock = new ServerClock(tickRate);
+                        // A seen player is [index, x, y, vx, vy]: matched by index.
+                        drawn = new SnapshotBuffer(tickRate,
+                            "{\"fields\": [\"players.*.1\", \"players.*.2\"], \"keys\": {\"players\": \"0\"}}");
                     }
+                }
+
+                // The frame drawn: the others where the server was a delay ago.
+                double? serverTick = clock == null ? null : clock.Tick(now, 0.0);
+                if (serverTick.HasValue)
+                {
+                    lastFrame = drawn.Render(serverTick.Value / tickRate);
+                    ++frames;
                 }
 
                 socket.Poll(5000, SelectMode.SelectRead);

@@ -167,7 +167,8 @@ namespace Vinom
         private byte[] message = new byte[MaxDatagram];
 
         public const int MaxDatagram = 1200;   // VINOM_MAX_DATAGRAM
-        public const int MaxMessage = 1162;    // VINOM_MAX_MESSAGE
+        public const int MaxMessage = 1162;    // VINOM_MAX_MESSAGE: unfragmented, unreliable
+        public const int MaxReliableMessage = 2048;  // VINOM_MAX_RELIABLE_MESSAGE
 
         /// <param name="attemptTimeout">Seconds to wait for the welcome (0: the
         /// token's timeout + 1 s, at least 5 s).</param>
@@ -244,7 +245,8 @@ namespace Vinom
             }
         }
 
-        /// <summary>One msgpack message on the reliable channel (connected only).</summary>
+        /// <summary>One msgpack message on the reliable channel (connected only), 1
+        /// to MaxReliableMessage bytes; one over MaxMessage goes in fragments.</summary>
         public void Send(byte[] msgpack)
         {
             Library.Check(Native.vinom_client_send(handle, msgpack, (UIntPtr)msgpack.Length),
@@ -535,6 +537,97 @@ namespace Vinom
         public void Dispose() { handle.Dispose(); }
     }
 
+    /// <summary>The server's clock estimated from the snapshots' ticks (the
+    /// fastest trip of the last 2 s; one that must come down slews, never steps
+    /// back): what to render the others at.</summary>
+    public sealed class ServerClock : IDisposable
+    {
+        private readonly ClockHandle handle;
+
+        public ServerClock(double tickRate)
+        {
+            Library.Check(Native.vinom_clock_new(tickRate, out handle), "vinom_clock_new");
+        }
+
+        /// <summary>A snapshot of `tick` (built at `serverMs` of the room's time,
+        /// a state's ts; null: none) arrived at `now`.</summary>
+        public void Observe(ulong tick, double? serverMs, double now)
+        {
+            Native.vinom_clock_observe(handle, tick, serverMs ?? double.NaN, now);
+        }
+
+        /// <summary>The server's tick at `now`, fractional, over a round trip of
+        /// `rtt` s; null before any snapshot.</summary>
+        public double? Tick(double now, double rtt)
+        {
+            double tick;
+            return Native.vinom_clock_tick(handle, now, rtt, out tick) == (int)Status.Ok
+                ? tick : (double?)null;
+        }
+
+        public void Dispose() { handle.Dispose(); }
+    }
+
+    /// <summary>The views to draw between snapshots: each pushed at the server
+    /// time it was built, rendered at the clock's time less a delay (two
+    /// snapshot intervals), the fields named moved between the two views around
+    /// it, list items matched by a key, the shorter way round on a wrapping
+    /// world; past the newest view extrapolated for one interval, then held.</summary>
+    public sealed class SnapshotBuffer : IDisposable
+    {
+        private readonly BufferHandle handle;
+        private byte[] text = new byte[4096];
+
+        /// <param name="interpolationJson">{"fields": [path...], "keys": {path:
+        /// key}, "wrap": {path: period}} (null: nothing moves); delay and
+        /// maxExtrapolation in s (null: the defaults).</param>
+        public SnapshotBuffer(double snapshotRate, string interpolationJson,
+                              double? delay = null, double? maxExtrapolation = null)
+        {
+            byte[] rules = interpolationJson == null ? null : Encoding.UTF8.GetBytes(interpolationJson);
+            Library.Check(Native.vinom_buffer_new(snapshotRate, rules,
+                                                  (UIntPtr)(rules == null ? 0 : rules.Length),
+                                                  delay ?? double.NaN, maxExtrapolation ?? double.NaN,
+                                                  out handle),
+                          "vinom_buffer_new");
+        }
+
+        /// <summary>A view (JSON) the server built at `serverTime` s.</summary>
+        public void Push(double serverTime, string viewJson)
+        {
+            byte[] bytes = Encoding.UTF8.GetBytes(viewJson);
+            Library.Check(Native.vinom_buffer_push(handle, serverTime, bytes, (UIntPtr)bytes.Length),
+                          "vinom_buffer_push");
+        }
+
+        /// <summary>The view to draw now (JSON; "null" before any), `serverNow`
+        /// the clock's time in s.</summary>
+        public string Render(double serverNow)
+        {
+            while (true)
+            {
+                UIntPtr length;
+                int status = Native.vinom_buffer_render(handle, serverNow, text, (UIntPtr)text.Length, out length);
+                if (status == (int)Status.BufferTooSmall)
+                {
+                    text = new byte[(int)length.ToUInt64()];
+                    continue;
+                }
+                Library.Check(status, "vinom_buffer_render");
+                return Encoding.UTF8.GetString(text, 0, (int)length.ToUInt64());
+            }
+        }
+
+        /// <summary>Renders past the newest view (extrapolated), beyond the
+        /// bound (held) and before the oldest (early).</summary>
+        public void Counts(out ulong extrapolated, out ulong held, out ulong early)
+        {
+            Native.vinom_buffer_counts(handle, out extrapolated, out held, out early);
+        }
+
+        public void Dispose() { handle.Dispose(); }
+    }
+
     /// <summary>Messages between msgpack bytes and JSON text, by the library.</summary>
     public static class Messages
     {
@@ -779,6 +872,20 @@ namespace Vinom
         protected override bool ReleaseHandle() { Native.vinom_inputs_free(handle); return true; }
     }
 
+    internal sealed class ClockHandle : SafeHandle
+    {
+        public ClockHandle() : base(IntPtr.Zero, true) { }
+        public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
+        protected override bool ReleaseHandle() { Native.vinom_clock_free(handle); return true; }
+    }
+
+    internal sealed class BufferHandle : SafeHandle
+    {
+        public BufferHandle() : base(IntPtr.Zero, true) { }
+        public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
+        protected override bool ReleaseHandle() { Native.vinom_buffer_free(handle); return true; }
+    }
+
     internal sealed class LobbyHandle : SafeHandle
     {
         public LobbyHandle() : base(IntPtr.Zero, true) { }
@@ -831,6 +938,16 @@ namespace Vinom
         [DllImport(Lib)] internal static extern int vinom_inputs_message(InputsHandle inputs, long ack, byte[] output, UIntPtr cap, out UIntPtr len);
         [DllImport(Lib)] internal static extern UIntPtr vinom_inputs_pending(InputsHandle inputs);
         [DllImport(Lib)] internal static extern ulong vinom_inputs_overflowed(InputsHandle inputs);
+
+        [DllImport(Lib)] internal static extern int vinom_clock_new(double tickRate, out ClockHandle clock);
+        [DllImport(Lib)] internal static extern void vinom_clock_free(IntPtr clock);
+        [DllImport(Lib)] internal static extern void vinom_clock_observe(ClockHandle clock, ulong tick, double serverMs, double now);
+        [DllImport(Lib)] internal static extern int vinom_clock_tick(ClockHandle clock, double now, double rtt, out double tick);
+        [DllImport(Lib)] internal static extern int vinom_buffer_new(double snapshotRate, byte[] interpolation, UIntPtr len, double delay, double maxExtrapolation, out BufferHandle buffer);
+        [DllImport(Lib)] internal static extern void vinom_buffer_free(IntPtr buffer);
+        [DllImport(Lib)] internal static extern int vinom_buffer_push(BufferHandle buffer, double serverTime, byte[] view, UIntPtr len);
+        [DllImport(Lib)] internal static extern int vinom_buffer_render(BufferHandle buffer, double serverNow, byte[] output, UIntPtr cap, out UIntPtr len);
+        [DllImport(Lib)] internal static extern void vinom_buffer_counts(BufferHandle buffer, out ulong extrapolated, out ulong held, out ulong early);
 
         [DllImport(Lib)] internal static extern int vinom_lobby_new(byte[] host, ushort port, byte[] trust, byte[] serverName, double now, double timeout, out LobbyHandle lobby);
         [DllImport(Lib)] internal static extern void vinom_lobby_free(IntPtr lobby);

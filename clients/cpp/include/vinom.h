@@ -144,13 +144,16 @@ VINOM_API vinom_status vinom_client_datagram(vinom_client* client, uint8_t* out,
  * with *len the size needed and stays first in line. */
 VINOM_API vinom_status vinom_client_poll(vinom_client* client, vinom_client_event* event,
                                          int* channel, uint8_t* out, size_t cap, size_t* len);
-/* One msgpack message on the reliable channel, 1 to VINOM_MAX_MESSAGE bytes;
+/* One msgpack message on the reliable channel, 1 to VINOM_MAX_RELIABLE_MESSAGE
+ * bytes (what a game host takes; over VINOM_MAX_MESSAGE it goes in fragments);
  * only while connected (VINOM_UNEXPECTED otherwise). */
 #define VINOM_MAX_MESSAGE 1162
+#define VINOM_MAX_RELIABLE_MESSAGE 2048
 VINOM_API vinom_status vinom_client_send(vinom_client* client, const uint8_t* message,
                                          size_t len);
 /* One msgpack message on the unreliable channel (0: a real-time game's
- * `input`, vinom_inputs_message), sent once by the next vinom_client_update. */
+ * `input`, vinom_inputs_message), 1 to VINOM_MAX_MESSAGE bytes, sent once by
+ * the next vinom_client_update. */
 VINOM_API vinom_status vinom_client_send_unreliable(vinom_client* client,
                                                     const uint8_t* message, size_t len);
 /* Ends the session: the next datagrams are the redundant disconnects. */
@@ -207,6 +210,51 @@ VINOM_API vinom_status vinom_inputs_message(const vinom_inputs* inputs, int64_t 
                                             size_t cap, size_t* len);
 VINOM_API size_t vinom_inputs_pending(const vinom_inputs* inputs);
 VINOM_API uint64_t vinom_inputs_overflowed(const vinom_inputs* inputs);
+
+/* Drawing between snapshots (vinom/netcode.hpp; docs/client.md, "Clock,
+ * interpolation and prediction"): the server's clock from the snapshots'
+ * ticks, and the views drawn at server time - delay, moved between the two
+ * around it. Each frame: vinom_clock_observe for every snapshot applied and
+ * vinom_buffer_push of its view at tick / tick_rate; then
+ * vinom_buffer_render(vinom_clock_tick(now, rtt) / tick_rate). */
+typedef struct vinom_clock vinom_clock;
+/* `tick_rate`: the welcome's (> 0). */
+VINOM_API vinom_status vinom_clock_new(double tick_rate, vinom_clock** out);
+VINOM_API void vinom_clock_free(vinom_clock* clock);
+/* A snapshot of `tick` built at `server_ms` ms of the room's time (a state's
+ * `ts`; NaN: none) arrived at `now` (s, any monotonic origin). */
+VINOM_API void vinom_clock_observe(vinom_clock* clock, uint64_t tick, double server_ms,
+                                   double now);
+/* The server's tick at `now`, fractional, over a round trip of `rtt` s, and
+ * the room's time in s (VINOM_UNEXPECTED before a snapshot, with `ts` for
+ * the time). */
+VINOM_API vinom_status vinom_clock_tick(const vinom_clock* clock, double now, double rtt,
+                                        double* tick);
+VINOM_API vinom_status vinom_clock_time(const vinom_clock* clock, double now, double rtt,
+                                        double* time);
+
+typedef struct vinom_buffer vinom_buffer;
+/* `interpolation`: JSON {"fields": [path...], "keys": {path: key}, "wrap":
+ * {path: period}} (paths as a game's quantisation writes them; NULL or len 0:
+ * nothing moves); `delay`, `max_extrapolation` in s (NaN: two snapshot
+ * intervals, one). VINOM_BAD_JSON for interpolation it cannot read. */
+VINOM_API vinom_status vinom_buffer_new(double snapshot_rate, const char* interpolation,
+                                        size_t len, double delay, double max_extrapolation,
+                                        vinom_buffer** out);
+VINOM_API void vinom_buffer_free(vinom_buffer* buffer);
+/* A view (JSON) the server built at `server_time` s; one at a time held is
+ * ignored, the oldest beyond 32 goes. */
+VINOM_API vinom_status vinom_buffer_push(vinom_buffer* buffer, double server_time,
+                                         const char* view, size_t len);
+/* The view to draw now as JSON (null before any), `server_now` the clock's
+ * time: at server_now - delay, never before the last render. Too small a
+ * buffer: VINOM_BUFFER_TOO_SMALL, *len the size; call again (the same view). */
+VINOM_API vinom_status vinom_buffer_render(vinom_buffer* buffer, double server_now, char* out,
+                                           size_t cap, size_t* len);
+/* Renders past the newest view (extrapolated), beyond the bound (held), and
+ * before the oldest (early). */
+VINOM_API void vinom_buffer_counts(const vinom_buffer* buffer, uint64_t* extrapolated,
+                                   uint64_t* held, uint64_t* early);
 
 /* Messages as JSON text, for callers without a msgpack library: msgpack to
  * JSON (bin as {"bytes": [...], "subtype": null}; strings not UTF-8 get

@@ -2,6 +2,8 @@
 // Error of the same number, and no exception crosses the boundary.
 #pragma once
 
+#include <cstring>
+
 #include "vinom.h"
 #include "vinom/codec.hpp"
 
@@ -17,6 +19,20 @@ vinom_status guarded(F f) {
     } catch (...) {
         return VINOM_NO_MEMORY;
     }
+}
+
+// `data` (bytes or text) into the caller's buffer `out` of `cap` bytes: *len its
+// size, VINOM_BUFFER_TOO_SMALL when it does not fit (nothing copied).
+template <typename Data, typename Out>
+vinom_status copy_out(const Data& data, Out* out, size_t cap, size_t* len) {
+    if (!len) return VINOM_INVALID_ARGUMENT;
+    *len = data.size();
+    if (data.size() > cap) return VINOM_BUFFER_TOO_SMALL;
+    if (!data.empty()) {
+        if (!out) return VINOM_INVALID_ARGUMENT;
+        std::memcpy(out, data.data(), data.size());
+    }
+    return VINOM_OK;
 }
 
 }  // namespace vinom_abi

@@ -28,15 +28,13 @@ struct vinom_inputs {
 
 namespace {
 
+using vinom_abi::copy_out;
 using vinom_abi::guarded;
 using vinom_abi::status;
 
 vinom_status json_out(const vinom::Value& value, char* out, size_t cap, size_t* len) {
-    std::string text = value.dump(-1, ' ', false, vinom::Value::error_handler_t::replace);
-    *len = text.size();
-    if (text.size() > cap) return VINOM_BUFFER_TOO_SMALL;
-    if (!text.empty()) std::memcpy(out, text.data(), text.size());
-    return VINOM_OK;
+    return copy_out(value.dump(-1, ' ', false, vinom::Value::error_handler_t::replace), out,
+                    cap, len);
 }
 
 }  // namespace
@@ -128,10 +126,7 @@ vinom_status vinom_inputs_message(const vinom_inputs* inputs, int64_t ack, uint8
         vinom::Bytes message;
         vinom::Error e = vinom::encode_message(inputs->queue.message(acked), message);
         if (e != vinom::Error::ok) return status(e);
-        *len = message.size();
-        if (message.size() > cap) return VINOM_BUFFER_TOO_SMALL;
-        std::memcpy(out, message.data(), message.size());
-        return VINOM_OK;
+        return copy_out(message, out, cap, len);
     });
 }
 

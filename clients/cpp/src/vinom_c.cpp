@@ -30,22 +30,13 @@ static_assert(static_cast<int>(vinom::ClientSession::Kind::disconnect) == VINOM_
 static_assert(static_cast<int>(vinom::ClientSession::State::failed) == VINOM_STATE_FAILED);
 static_assert(vinom::MAX_DATAGRAM == VINOM_MAX_DATAGRAM);
 static_assert(vinom::Endpoint::MAX_UNFRAGMENTED == VINOM_MAX_MESSAGE);
+static_assert(vinom::Client::MAX_MESSAGE == VINOM_MAX_RELIABLE_MESSAGE);
 static_assert(static_cast<int>(vinom::Client::Event::Kind::failed) == VINOM_CLIENT_FAILED);
 
 namespace {
 
+using vinom_abi::copy_out;
 using vinom_abi::status;
-
-vinom_status copy_out(const vinom::Bytes& bytes, uint8_t* out, size_t cap, size_t* len) {
-    if (!len) return VINOM_INVALID_ARGUMENT;
-    *len = bytes.size();
-    if (bytes.size() > cap) return VINOM_BUFFER_TOO_SMALL;
-    if (!bytes.empty()) {
-        if (!out) return VINOM_INVALID_ARGUMENT;
-        std::memcpy(out, bytes.data(), bytes.size());
-    }
-    return VINOM_OK;
-}
 
 }  // namespace
 
@@ -304,11 +295,7 @@ vinom_status vinom_message_to_json(const uint8_t* message, size_t len, char* out
         vinom::Error e = vinom::decode_message(vinom::View(message, len), value);
         if (e != vinom::Error::ok) return status(e);
         std::string text = value.dump(-1, ' ', false, vinom::Value::error_handler_t::replace);
-        *out_len = text.size();
-        if (text.size() > cap) return VINOM_BUFFER_TOO_SMALL;
-        if (!out) return VINOM_INVALID_ARGUMENT;
-        std::memcpy(out, text.data(), text.size());
-        return VINOM_OK;
+        return copy_out(text, out, cap, out_len);
     } catch (...) {
         return VINOM_NO_MEMORY;
     }

@@ -2,8 +2,11 @@
 // with the cases of tests/client/test_netcode.py for the Python ones.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <string>
 #include <vector>
 
+#include "vinom.h"
 #include "vinom/netcode.hpp"
 
 using vinom::Value;
@@ -138,4 +141,56 @@ TEST(SnapshotBuffer, TheDelayIsAdjustable) {
     EXPECT_EQ(buffer.delay(), 0.05);
     EXPECT_EQ(buffer.max_extrapolation(), 0.0);
     EXPECT_NEAR(vinom::SnapshotBuffer(10.0).delay(), 0.2, 1e-12);
+}
+
+// The same through the C ABI (vinom.h), views as JSON text.
+TEST(NetcodeCAbi, TheClockAndTheBufferDrawTheArenaBetweenSnapshots) {
+    vinom_clock* clock = nullptr;
+    ASSERT_EQ(vinom_clock_new(0.0, &clock), VINOM_INVALID_ARGUMENT);
+    ASSERT_EQ(vinom_clock_new(RATE, &clock), VINOM_OK);
+    double tick = 0, time = 0;
+    EXPECT_EQ(vinom_clock_tick(clock, 0.5, 0.0, &tick), VINOM_UNEXPECTED);
+    vinom_clock_observe(clock, 10, 500.0, 0.55);
+    vinom_clock_observe(clock, 11, NAN, 0.70);
+    ASSERT_EQ(vinom_clock_tick(clock, 0.70, 0.1, &tick), VINOM_OK);
+    EXPECT_NEAR(tick, 14.0, 1e-9);
+    ASSERT_EQ(vinom_clock_time(clock, 0.70, 0.0, &time), VINOM_OK);
+    EXPECT_NEAR(time, 0.65, 1e-9);
+    vinom_clock_free(clock);
+
+    const std::string arena =
+        R"({"fields": ["players.*.1", "players.*.2"], "keys": {"players": "0"},)"
+        R"( "wrap": {"players.*.1": 600, "players.*.2": 600}})";
+    vinom_buffer* buffer = nullptr;
+    for (const std::string bad : {"[1]", R"({"fields": [1]})", R"({"wrap": {"x": -1}})",
+                                  R"({"other": []})", "{"}) {
+        EXPECT_EQ(vinom_buffer_new(20.0, bad.data(), bad.size(), NAN, NAN, &buffer),
+                  VINOM_BAD_JSON) << bad;
+        EXPECT_EQ(buffer, nullptr);
+    }
+    ASSERT_EQ(vinom_buffer_new(20.0, arena.data(), arena.size(), NAN, NAN, &buffer), VINOM_OK);
+    char text[256];
+    size_t len = 0;
+    ASSERT_EQ(vinom_buffer_render(buffer, 0.0, text, sizeof text, &len), VINOM_OK);
+    EXPECT_EQ(std::string(text, len), "null");
+    for (int k = 0; k < 3; ++k) {
+        std::string v = R"({"me":0,"players":[[0,)" + std::to_string(10 * k) + ",0]]}";
+        ASSERT_EQ(vinom_buffer_push(buffer, k / 20.0, v.data(), v.size()), VINOM_OK);
+    }
+    EXPECT_EQ(vinom_buffer_push(buffer, 0.2, "{", 1), VINOM_BAD_JSON);
+    // Rendered at 0.1625 - 0.1: between the views of 0.05 and 0.1, a quarter way.
+    ASSERT_EQ(vinom_buffer_render(buffer, 0.1625, text, 4, &len), VINOM_BUFFER_TOO_SMALL);
+    ASSERT_EQ(vinom_buffer_render(buffer, 0.1625, text, sizeof text, &len), VINOM_OK);
+    EXPECT_EQ(std::string(text, len), R"({"me":0,"players":[[0,12.5,0.0]]})");
+    // Past the newest view: extrapolated once (the retry above counted nothing),
+    // then held at the bound.
+    ASSERT_EQ(vinom_buffer_render(buffer, 0.225, text, sizeof text, &len), VINOM_OK);
+    EXPECT_EQ(std::string(text, len), R"({"me":0,"players":[[0,25.0,0.0]]})");
+    ASSERT_EQ(vinom_buffer_render(buffer, 0.6, text, sizeof text, &len), VINOM_OK);
+    uint64_t extrapolated = 0, held = 0, early = 0;
+    vinom_buffer_counts(buffer, &extrapolated, &held, &early);
+    EXPECT_EQ(extrapolated, 1u);
+    EXPECT_EQ(held, 1u);
+    EXPECT_EQ(early, 0u);
+    vinom_buffer_free(buffer);
 }
