@@ -47,7 +47,6 @@ from twisted.internet import reactor, utils
 from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
 from twisted.internet.error import ProcessDone
 from twisted.internet.protocol import ProcessProtocol
-from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
@@ -697,10 +696,14 @@ async def check_arena_play(case: TestCase, reports: list[dict[str, Any]], ops: i
         case.assertEqual(report["overflowed"], 0, report)
     # The host's count of inputs by outcome, as a Prometheus scraper reads it (once
     # the last ticks have run).
-    await deferLater(reactor, 1.0, lambda: None)
-    inputs = samples(await fetch_metrics(ops), "vinom_inputs_total", "outcome")
     given = sum(r["inputs"] for r in reports)
     in_flight = sum(r["unacknowledged"] for r in reports)
+
+    async def counted() -> dict[str, float] | None:
+        inputs = samples(await fetch_metrics(ops), "vinom_inputs_total", "outcome")
+        return inputs if inputs.get("applied", 0) >= given - in_flight else None
+
+    inputs: Any = await until(counted, "the host to apply the inputs given", every=0.2)
     # Every input the players gave was applied once, but those the players still
     # repeated when they closed (in flight, or lost with their last datagrams).
     case.assertGreater(given, 120, reports)
@@ -749,6 +752,23 @@ class NativeLobbyAgainstTwistd(TestCase):
         self.assertEqual([p["name"] for p in messages[0]["players"]], ["Native", "Bot"], said)
         check_a_result(self, messages, {"player_id": player_id}, said)
         self.assertEqual(lines[-1], {"event": "disconnected", "reason": "closed"}, said)
+
+    async def test_actions_larger_than_a_datagram_go_in_fragments(self) -> None:
+        # Each action carries 1,500 characters of padding (tictactoe reads only its
+        # cell): every one is cut in two fragments, and the match still ends.
+        await build()
+        server = await start_twistd(self, {})
+        lines, err, code = await self.from_lobby(
+            server.lobby.port, server.lobby.trust, "--create-room", "tictactoe", "--add-bot",
+            "--play-tictactoe", "--pad", "1500", "--seconds", "60",
+        )  # fmt: skip
+        said = f"{lines[-3:]}\n{err}"
+        self.assertEqual(code, 0, said)
+        sent = [line["message"] for line in lines if line["event"] == "sent"]
+        self.assertGreaterEqual(len(sent), 3, said)
+        self.assertTrue(all(len(m["a"]["pad"]) == 1500 for m in sent), said)
+        messages = [line["message"] for line in lines if line["event"] == "message"]
+        check_a_result(self, messages, {"player_id": lines[0]["player_id"]}, said)
 
     async def test_a_wrong_trust_certificate_is_refused_with_one_line(self) -> None:
         await build()

@@ -13,7 +13,8 @@
 // each room "message" (its channel and the msgpack value, as JSON), and
 // "disconnected" when the probe closes the session (after S seconds, 5 by
 // default, or when the match ends). With --play-tictactoe it also plays its
-// seat of tictactoe (the first empty cell; no rematch). A refused, denied or
+// seat of tictactoe (the first empty cell; no rematch); --pad N adds a "pad"
+// of N characters to each action, so that it travels in fragments. A refused, denied or
 // unanswered session prints one line starting "vinom_udp_probe: session
 // failed:" on stderr and exits 1; a bad command line or token exits 2.
 //
@@ -105,7 +106,7 @@ void emit(const Value& line) { std::cout << line.dump() << std::endl; }
     std::cerr << "vinom_udp_probe: " << why
               << "\nusage: vinom_udp_probe TOKEN_FILE HOST PORT [--seconds S] "
                  "[--attempt-timeout S] [--play-tictactoe] [--reconnect] "
-                 "[--drop-after-moves N] [--play-arena] [--loss P] [--seed N]\n"
+                 "[--drop-after-moves N] [--pad N] [--play-arena] [--loss P] [--seed N]\n"
                  "       vinom_udp_probe --lobby HOST PORT --trust CERT [--name N] "
                  "(--create-room GAME [--add-bot] | --join-room CODE | --queue GAME) [...]"
               << std::endl;
@@ -144,6 +145,7 @@ struct Options {
     std::uint64_t seed = 1;
     bool reconnect = false;     // a lost session waits for the next token
     long drop_after_moves = 0;  // > 0: the first session goes silent after that many moves
+    long pad = 0;               // --pad: characters of padding in each action (a large message)
 };
 
 // A non-blocking UDP socket connected to the host: the kernel drops datagrams
@@ -369,6 +371,7 @@ int run_session(const Options& o, const vinom::PublicToken& token, Play& played,
                         acted_version = message.value("v", std::int64_t{-1});
                         if (auto move = tictactoe_move(message["s"], me)) {
                             Bytes action;
+                            if (o.pad > 0) (*move)["pad"] = std::string(static_cast<std::size_t>(o.pad), 'x');
                             Value a{{"t", "action"}, {"a", *move}};
                             if (vinom::encode_message(a, action) == Error::ok &&
                                 client.send(std::move(action)) == Error::ok) {
@@ -525,6 +528,10 @@ int main(int argc, char** argv) {
             char* end = nullptr;
             o.drop_after_moves = std::strtol(argv[++i], &end, 10);
             if (*end != '\0' || o.drop_after_moves < 1) usage(a + " takes a positive number");
+        } else if (a == "--pad" && i + 1 < argc) {
+            char* end = nullptr;
+            o.pad = std::strtol(argv[++i], &end, 10);
+            if (*end != '\0' || o.pad < 1 || o.pad > 2000) usage("--pad takes 1 to 2000 characters");
         } else if (a == "--play-tictactoe") {
             o.play = true;
         } else if (a == "--play-arena") {

@@ -97,7 +97,7 @@ void Client::update(double now) {
 
 Error Client::send(Bytes message) {
     if (session_.state() != State::connected || failed_) return Error::unexpected;
-    if (message.empty() || message.size() > Endpoint::MAX_UNFRAGMENTED) return Error::bad_size;
+    if (message.empty() || message.size() > MAX_MESSAGE) return Error::bad_size;
     endpoint_.send_reliable(std::move(message));
     return Error::ok;
 }

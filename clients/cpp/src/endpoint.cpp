@@ -1,6 +1,8 @@
 // The client's minimal reliability endpoint (include/vinom/endpoint.hpp).
 #include "vinom/endpoint.hpp"
 
+#include <algorithm>
+
 namespace vinom {
 
 namespace {
@@ -44,6 +46,7 @@ std::vector<std::pair<int, Bytes>> Endpoint::receive(View body, double now) {
     // The host's acks of our bodies.
     if (h.ack != 0xffff || h.ack_bits != 0) {
         std::int64_t ack = nearest(h.ack, next_sequence_ - 1);
+        if (ack < next_sequence_) newest_acked_ = std::max(newest_acked_, ack);
         acked(ack);
         for (int i = 0; i < 32; ++i) {
             if ((h.ack_bits >> i) & 1) acked(ack - 1 - i);
@@ -121,60 +124,102 @@ void Endpoint::snapshot_fragment(Message& m, double now,
     done.emplace_back(0, std::move(whole));
 }
 
-void Endpoint::send_reliable(Bytes data) {
-    queue_.emplace(next_id_++, Pending{std::move(data), -1.0});
+bool Endpoint::send_reliable(Bytes data) {
+    if (data.empty() || data.size() > MAX_RELIABLE) return false;
+    if (data.size() <= MAX_UNFRAGMENTED) {
+        queue_.emplace(next_id_++, Pending{std::move(data), -1.0, false, 0, 0});
+        return true;
+    }
+    // Each fragment its own consecutive id (13.4).
+    std::size_t count = (data.size() + FRAGMENT_SIZE - 1) / FRAGMENT_SIZE;
+    for (std::size_t i = 0; i < count; ++i) {
+        std::size_t start = i * FRAGMENT_SIZE;
+        std::size_t end = std::min(data.size(), start + FRAGMENT_SIZE);
+        queue_.emplace(next_id_++,
+                       Pending{Bytes(data.begin() + static_cast<std::ptrdiff_t>(start),
+                                     data.begin() + static_cast<std::ptrdiff_t>(end)),
+                               -1.0, true, static_cast<std::uint8_t>(i),
+                               static_cast<std::uint8_t>(count - 1)});
+    }
+    return true;
 }
 
 void Endpoint::send_unreliable(Bytes data) { unreliable_.push_back(std::move(data)); }
 
 std::vector<Bytes> Endpoint::build(double now) {
     std::vector<Bytes> out;
-    std::vector<Message> messages;
-    std::vector<std::int64_t> ids;
-    std::size_t size = BODY_HEADER_SIZE;
-    // Channel 0 first (what a tick waits for), each message once: one that does not
-    // fit goes in the next body.
-    while (!unreliable_.empty() && messages.size() < MESSAGES_PER_BODY &&
-           size + 4 + unreliable_.front().size() <= MAX_BODY) {
-        size += 4 + unreliable_.front().size();
-        Message m;
-        m.channel = 0;
-        m.id = static_cast<std::uint16_t>(next_unreliable_++);
-        m.data = std::move(unreliable_.front());
-        unreliable_.pop_front();
-        messages.push_back(std::move(m));
+    while (out.size() < MAX_BODIES_PER_BUILD) {
+        std::vector<Message> messages;
+        std::vector<std::int64_t> ids;
+        std::size_t size = BODY_HEADER_SIZE;
+        // Channel 0 (what a tick waits for), each message once: one that does not
+        // fit goes in the next body.
+        while (!unreliable_.empty() && messages.size() < MESSAGES_PER_BODY &&
+               size + 4 + unreliable_.front().size() <= MAX_BODY) {
+            size += 4 + unreliable_.front().size();
+            Message m;
+            m.channel = 0;
+            m.id = static_cast<std::uint16_t>(next_unreliable_++);
+            m.data = std::move(unreliable_.front());
+            unreliable_.pop_front();
+            messages.push_back(std::move(m));
+        }
+        // Reliable messages in id order: due resends always, new ones while the
+        // receiver's window (256 ids past the oldest unacked) and the ack window let
+        // them go (13.5).
+        bool open = ack_window_open();
+        std::int64_t window_end = queue_.empty() ? 0 : queue_.begin()->first + RECEIVE_WINDOW;
+        for (auto& [id, p] : queue_) {
+            bool fresh = p.sent_at < 0;
+            if (!fresh && now - p.sent_at < RESEND_INTERVAL) continue;
+            if (fresh && (!open || id >= window_end)) break;
+            std::size_t cost = (p.fragment ? 6 : 4) + p.data.size();
+            if (messages.size() == MESSAGES_PER_BODY || size + cost > MAX_BODY) break;
+            size += cost;
+            Message m;
+            m.channel = 1;
+            m.id = static_cast<std::uint16_t>(id);
+            m.fragment = p.fragment;
+            m.index = p.index;
+            m.last = p.last;
+            m.data = p.data;
+            messages.push_back(std::move(m));
+            ids.push_back(id);
+            p.sent_at = now;
+        }
+        if (messages.empty() && !owe_ack_) break;
+        BodyHeader h;
+        h.sequence = static_cast<std::uint16_t>(next_sequence_);
+        if (received_any_) {
+            h.ack = static_cast<std::uint16_t>(newest_);
+            h.ack_bits = static_cast<std::uint32_t>(received_bits_);
+            double ms = (now - newest_at_) * 1000.0 + 0.5;
+            h.ack_delay = static_cast<std::uint8_t>(ms > 255 ? 255 : ms);
+        }
+        Bytes body;
+        if (encode_body(h, messages, MAX_BODY, body) != Error::ok) break;
+        // An ack names the newest body and the 32 before it: an older one that
+        // carried reliable messages is past acking (they are resent anyway).
+        if (!ids.empty()) carried_[next_sequence_] = std::move(ids);
+        carried_.erase(carried_.begin(), carried_.lower_bound(next_sequence_ - 64));
+        ++next_sequence_;
+        owe_ack_ = false;
+        out.push_back(std::move(body));
     }
-    for (auto& [id, p] : queue_) {
-        if (p.sent_at >= 0 && now - p.sent_at < RESEND_INTERVAL) continue;
-        if (messages.size() == MESSAGES_PER_BODY || size + 4 + p.data.size() > MAX_BODY) break;
-        size += 4 + p.data.size();
-        Message m;
-        m.channel = 1;
-        m.id = static_cast<std::uint16_t>(id);
-        m.data = p.data;
-        messages.push_back(std::move(m));
-        ids.push_back(id);
-        p.sent_at = now;
-    }
-    if (messages.empty() && !owe_ack_) return out;
-    BodyHeader h;
-    h.sequence = static_cast<std::uint16_t>(next_sequence_);
-    if (received_any_) {
-        h.ack = static_cast<std::uint16_t>(newest_);
-        h.ack_bits = static_cast<std::uint32_t>(received_bits_);
-        double ms = (now - newest_at_) * 1000.0 + 0.5;
-        h.ack_delay = static_cast<std::uint8_t>(ms > 255 ? 255 : ms);
-    }
-    Bytes body;
-    if (encode_body(h, messages, MAX_BODY, body) != Error::ok) return out;
-    // An ack names the newest body and the 32 before it: an older one that
-    // carried reliable messages is past acking (they are resent anyway).
-    if (!ids.empty()) carried_[next_sequence_] = std::move(ids);
-    carried_.erase(carried_.begin(), carried_.lower_bound(next_sequence_ - 64));
-    ++next_sequence_;
-    owe_ack_ = false;
-    out.push_back(std::move(body));
     return out;
+}
+
+// Whether a body with new reliable messages may start: the oldest packet still
+// carrying an unacked one (and not yet lost: within 32 of the newest acked) is at
+// most ACK_WINDOW behind it, so every such packet stays in the peer's bitfield.
+bool Endpoint::ack_window_open() const {
+    for (const auto& [sequence, ids] : carried_) {
+        if (newest_acked_ >= 0 && sequence < newest_acked_ - ACK_WINDOW) continue;
+        for (std::int64_t id : ids) {
+            if (queue_.count(id)) return next_sequence_ - sequence <= ACK_WINDOW;
+        }
+    }
+    return true;
 }
 
 void Endpoint::acked(std::int64_t sequence) {

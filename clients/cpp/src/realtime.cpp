@@ -8,6 +8,7 @@
 namespace vinom {
 
 void TickClock::observe(std::uint64_t tick, double now) {
+    clock_.observe(tick, std::nullopt, now);
     if (!tick_ || tick > *tick_) {
         tick_ = tick;
         seen_at_ = now;
@@ -16,7 +17,7 @@ void TickClock::observe(std::uint64_t tick, double now) {
 
 std::optional<double> TickClock::estimate(double now) const {
     if (!tick_) return std::nullopt;
-    return static_cast<double>(*tick_) + std::max(0.0, now - seen_at_) * tick_rate_;
+    return clock_.tick(std::max(now, seen_at_));
 }
 
 std::uint64_t TickClock::input_tick(double now, double rtt) const {

@@ -249,8 +249,10 @@ TEST_F(ClientTest, CloseSendsFiveDisconnects) {
     Bytes action = message({{"t", "action"}});
     EXPECT_EQ(vinom_client_send(client, action.data(), action.size()), VINOM_UNEXPECTED);
     connect();
-    std::uint8_t too_big[VINOM_MAX_MESSAGE + 1] = {0};
+    std::uint8_t too_big[VINOM_MAX_RELIABLE_MESSAGE + 1] = {0};
     EXPECT_EQ(vinom_client_send(client, too_big, sizeof too_big), VINOM_BAD_SIZE);
+    EXPECT_EQ(vinom_client_send_unreliable(client, too_big, VINOM_MAX_MESSAGE + 1),
+              VINOM_BAD_SIZE);
     ASSERT_EQ(vinom_client_close(client), VINOM_OK);
     std::vector<Bytes> out = sent();
     ASSERT_EQ(out.size(), 5u);

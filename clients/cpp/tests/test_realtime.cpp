@@ -27,6 +27,16 @@ TEST(TickClock, StampsTheFirstTickTheHostRunsAfterTheInputArrives) {
     EXPECT_EQ(clock.input_tick(9.0, -1.0), 101u);  // no time goes backwards
 }
 
+TEST(TickClock, ASnapshotHeldUpOnTheWayDoesNotPullTheEstimateBack) {
+    vinom::TickClock clock(20.0);
+    clock.observe(100, 10.0);
+    // Tick 101 came 300 ms late (resent behind a lost datagram): the estimate
+    // stays with the fastest trip, 6 ticks on by then, not 101.
+    clock.observe(101, 10.3);
+    EXPECT_DOUBLE_EQ(*clock.estimate(10.3), 106.0);
+    EXPECT_EQ(clock.input_tick(10.3, 0.0), 107u);
+}
+
 TEST(InputQueue, RepeatsWhatIsNotAcknowledgedAndForgetsTheRest) {
     vinom::InputQueue inputs;
     EXPECT_EQ(inputs.add(5, Value{{"n", 1}}), 5u);
@@ -176,6 +186,94 @@ TEST(EndpointChannel0, ASnapshotOverTheLimitIsPassedOverAndAMismatchedCountDropp
     auto done = endpoint.receive(vinom::View(host.fragment(5, 1, 1, 10, 10)), 1.1);
     ASSERT_EQ(done.size(), 1u);
     EXPECT_EQ(done[0].second, counting(20));
+}
+
+// What the client's endpoint sends, read back (13.3, 13.4).
+namespace {
+
+std::vector<vinom::Message> carried(const Bytes& body, vinom::BodyHeader& h) {
+    std::vector<vinom::Message> messages;
+    EXPECT_EQ(vinom::decode_body(vinom::View(body), vinom::MAX_BODY, h, messages),
+              vinom::Error::ok);
+    return messages;
+}
+
+// A host body acking the client's packet `ack` and the 32 before it.
+Bytes host_ack(std::uint16_t sequence, std::uint16_t ack, std::uint32_t bits) {
+    vinom::BodyHeader h;
+    h.sequence = sequence;
+    h.ack = ack;
+    h.ack_bits = bits;
+    Bytes body;
+    EXPECT_EQ(vinom::encode_body(h, {}, vinom::MAX_BODY, body), vinom::Error::ok);
+    return body;
+}
+
+}  // namespace
+
+TEST(EndpointChannel1, AMessageLargerThanABodyGoesInFragmentsWithTheirOwnIds) {
+    vinom::Endpoint client;
+    EXPECT_FALSE(client.send_reliable(Bytes{}));
+    EXPECT_FALSE(client.send_reliable(Bytes(vinom::Endpoint::MAX_RELIABLE + 1, 0)));
+    ASSERT_TRUE(client.send_reliable(counting(3000)));
+    ASSERT_TRUE(client.send_reliable(Bytes{0x91, 0x07}));
+    auto bodies = client.build(1.0);
+    ASSERT_EQ(bodies.size(), 3u);
+    std::vector<std::pair<int, int>> fragments;  // (index, last) by id
+    for (std::size_t i = 0; i < bodies.size(); ++i) {
+        vinom::BodyHeader h;
+        for (const auto& m : carried(bodies[i], h)) {
+            EXPECT_EQ(m.channel, 1);
+            if (!m.fragment) {
+                EXPECT_EQ(m.id, 3);  // the small message after the three fragments
+                continue;
+            }
+            EXPECT_EQ(m.id, fragments.size());
+            fragments.emplace_back(m.index, m.last);
+            EXPECT_EQ(m.data.size(), m.index < 2 ? vinom::Endpoint::FRAGMENT_SIZE : 680u);
+        }
+    }
+    EXPECT_EQ(fragments, (std::vector<std::pair<int, int>>{{0, 2}, {1, 2}, {2, 2}}));
+    // A receiving endpoint given them in any order delivers the message once, whole.
+    vinom::Endpoint peer;
+    EXPECT_TRUE(peer.receive(vinom::View(bodies[2]), 1.0).empty());
+    EXPECT_TRUE(peer.receive(vinom::View(bodies[1]), 1.0).empty());
+    auto done = peer.receive(vinom::View(bodies[0]), 1.0);
+    ASSERT_EQ(done.size(), 2u);
+    EXPECT_EQ(done[0], (std::pair<int, Bytes>{1, counting(3000)}));
+    EXPECT_EQ(done[1], (std::pair<int, Bytes>{1, Bytes{0x91, 0x07}}));
+    // Unacked, all of it is resent 200 ms on; nothing before.
+    EXPECT_TRUE(client.build(1.1).empty());
+    EXPECT_EQ(client.build(1.001 + vinom::Endpoint::RESEND_INTERVAL).size(), 3u);
+}
+
+TEST(EndpointChannel1, NewMessagesWaitForTheMessageWindow) {
+    vinom::Endpoint client;
+    for (int i = 0; i < 300; ++i) client.send_reliable(Bytes{0x91, 0x01});
+    auto bodies = client.build(1.0);
+    // 8 a body: ids 0-255 in packets 0-31, then the receiver's window is full.
+    ASSERT_EQ(bodies.size(), 32u);
+    vinom::BodyHeader h;
+    EXPECT_EQ(carried(bodies.back(), h).back().id, 255);
+    EXPECT_TRUE(client.build(1.01).empty());
+    // The host acks packets 0-31: the rest goes.
+    client.receive(vinom::View(host_ack(0, 31, 0xffffffffu)), 1.02);
+    bodies = client.build(1.03);
+    ASSERT_EQ(bodies.size(), 6u);
+    EXPECT_EQ(carried(bodies.back(), h).back().id, 299);
+    EXPECT_EQ(client.pending(), 44u);
+}
+
+TEST(EndpointChannel1, NewMessagesWaitForTheAckWindow) {
+    vinom::Endpoint client;
+    for (int i = 0; i < 40; ++i) client.send_reliable(Bytes(1000, 0x01));
+    // One a body: packets 0-32, the last 32 past the oldest unacked one.
+    EXPECT_EQ(client.build(1.0).size(), 33u);
+    EXPECT_TRUE(client.build(1.01).empty());
+    // Packet 0 acked: one more.
+    client.receive(vinom::View(host_ack(0, 0, 0)), 1.02);
+    EXPECT_EQ(client.build(1.03).size(), 1u);
+    EXPECT_TRUE(client.build(1.04).empty());
 }
 
 // The same through the C ABI (vinom.h), with the snap messages of the vectors (14.1).

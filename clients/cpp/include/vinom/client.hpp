@@ -42,12 +42,17 @@ public:
     Error receive(View datagram, double now);
     // The timers: resends, keepalives, timeouts, due reliable messages.
     void update(double now);
+    // The largest message a game host takes from a client (the rooms' limit,
+    // docs/protocol.md 14); one over MAX_UNFRAGMENTED goes in fragments.
+    static constexpr std::size_t MAX_MESSAGE = 2048;
+
     // Queues one message (msgpack bytes) on the reliable channel; only while
-    // connected (unexpected otherwise), 1 to Endpoint::MAX_UNFRAGMENTED bytes
-    // (bad_size otherwise).
+    // connected (unexpected otherwise), 1 to MAX_MESSAGE bytes (bad_size
+    // otherwise).
     Error send(Bytes message);
     // Queues one message on the unreliable channel (0: a real-time game's
-    // `input`), sent once by the next update(); the same rules as send().
+    // `input`), sent once by the next update(): 1 to Endpoint::MAX_UNFRAGMENTED
+    // bytes, otherwise as send().
     Error send_unreliable(Bytes message);
     // Ends the session: queues section 8's redundant disconnects.
     void close();

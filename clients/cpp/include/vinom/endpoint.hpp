@@ -1,11 +1,12 @@
-// A minimal reliability endpoint of docs/protocol.md section 13, on the
-// client's side: acks both ways, in-order delivery and reassembly of the
-// reliable channel (1), the newest message of the unreliable channel (0)
-// (a snapshot larger than one body reassembled from its fragments, in any
-// order, as 13.7 says), an unfragmented one sent, and resends of unacked
-// reliable messages every 200 ms. Sans-I/O: bodies and `now` (seconds, any
-// monotonic origin) in, bodies and messages out. Not yet section 13's full
-// endpoint: no congestion window, no fragments sent, a fixed resend interval.
+// The reliability endpoint of docs/protocol.md section 13, on the client's
+// side: acks both ways; the reliable channel (1) delivered in order and
+// reassembled, its messages sent in fragments when larger than a body, within
+// the message window (256 ids) and the ack window (32 packets), resent every
+// 200 ms until acked; the newest message of the unreliable channel (0) (a
+// snapshot larger than one body reassembled from its fragments, in any
+// order, as 13.7 says), an unfragmented one sent. Sans-I/O: bodies and `now`
+// (seconds, any monotonic origin) in, bodies and messages out. Unlike the
+// host's: a fixed resend interval, no send queue bound beyond the caller's.
 #pragma once
 
 #include <cstdint>
@@ -25,9 +26,16 @@ public:
     static constexpr std::int64_t RECEIVE_WINDOW = 256;
     static constexpr double RESEND_INTERVAL = 0.2;
     static constexpr std::size_t MESSAGES_PER_BODY = 8;
-    // The largest message send_reliable takes: one body, unfragmented (its
-    // header and the message's 4 bytes of header besides).
+    // The largest message sent in one body, unfragmented (its header and the
+    // message's 4 bytes of header besides); a larger one goes in fragments of
+    // FRAGMENT_SIZE (a fragment's header is 6 bytes), at most 256.
     static constexpr std::size_t MAX_UNFRAGMENTED = MAX_BODY - BODY_HEADER_SIZE - 4;  // 1162
+    static constexpr std::size_t FRAGMENT_SIZE = MAX_BODY - BODY_HEADER_SIZE - 6;     // 1160
+    static constexpr std::size_t MAX_RELIABLE = 256 * FRAGMENT_SIZE;
+    // A body with new reliable messages starts only this many packets past the
+    // oldest one still carrying an unacked message (the peer's ack bitfield).
+    static constexpr std::int64_t ACK_WINDOW = 32;
+    static constexpr std::size_t MAX_BODIES_PER_BUILD = 64;
     // The largest snapshot taken whole (the server's max_unreliable_message); a
     // larger one's fragments are dropped, and so is the snapshot. A snapshot's
     // fragments wait this long (seconds) for the rest (13.9).
@@ -38,16 +46,18 @@ public:
     // delivery order. A malformed or duplicate body completes none.
     std::vector<std::pair<int, Bytes>> receive(View body, double now);
 
-    // Queues one reliable message of at most MAX_UNFRAGMENTED bytes (sent by
-    // the next build()).
-    void send_reliable(Bytes data);
+    // Queues one reliable message of 1 to MAX_RELIABLE bytes (sent by the next
+    // build(), in fragments if it is larger than MAX_UNFRAGMENTED); false for
+    // another size.
+    bool send_reliable(Bytes data);
 
     // Queues one unreliable message (channel 0: a real-time game's `input`) of at
     // most MAX_UNFRAGMENTED bytes, sent once by the next build(), first in its
     // body, never resent.
     void send_unreliable(Bytes data);
 
-    // The bodies to send now: unreliable messages, due reliable ones, or an owed ack.
+    // The bodies to send now: due resends, unreliable messages, new reliable
+    // ones the windows let go, or an owed ack (at most MAX_BODIES_PER_BUILD).
     std::vector<Bytes> build(double now);
 
     // Reliable messages sent and not acked yet.
@@ -57,6 +67,8 @@ private:
     struct Pending {
         Bytes data;
         double sent_at;
+        bool fragment;
+        std::uint8_t index, last;
     };
 
     // The fragments of one snapshot received so far (there is one at most).
@@ -70,6 +82,7 @@ private:
     };
 
     void acked(std::int64_t sequence);
+    bool ack_window_open() const;
     void deliver(std::vector<std::pair<int, Bytes>>& done);
     void snapshot(Message& m, std::vector<std::pair<int, Bytes>>& done);
     void snapshot_fragment(Message& m, double now, std::vector<std::pair<int, Bytes>>& done);
@@ -89,6 +102,7 @@ private:
     bool have_partial_ = false;
     PartialSnapshot partial_snapshot_;
     std::int64_t next_sequence_ = 0;
+    std::int64_t newest_acked_ = -1;
     std::int64_t next_id_ = 0;
     std::deque<Bytes> unreliable_;
     std::int64_t next_unreliable_ = 0;

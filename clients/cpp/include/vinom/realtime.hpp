@@ -2,7 +2,8 @@
 // "Inputs"; docs/client.md, "Real-time inputs"): which tick to stamp an input
 // with, and what to repeat so that a lost datagram loses no input. The same
 // rules as the Python client's vinom/client/realtime.py. Sans-I/O: times and
-// ticks in, ticks and the `input` message out.
+// ticks in, ticks and the `input` message out. The clock is the one the
+// Python client's GameSession stamps by: the fastest trip's (ServerClock).
 //
 //   vinom::TickClock clock(welcome["tick_rate"]);
 //   vinom::InputQueue inputs;
@@ -19,18 +20,22 @@
 #include <utility>
 
 #include "vinom/messages.hpp"
+#include "vinom/netcode.hpp"
 
 namespace vinom {
 
-// The server's tick as the newest snapshot tells it: the tick it was built at,
-// plus the time since at the game's tick rate.
+// The server's tick as the snapshots tell it: the tick of the fastest trip of
+// the last 2 s (ServerClock), plus the time since at the game's tick rate. A
+// snapshot held up on the way (a resend, a stalled reader) does not pull the
+// estimate back, which would stamp inputs for ticks already run.
 class TickClock {
 public:
-    explicit TickClock(double tick_rate) : tick_rate_(tick_rate) {}
+    explicit TickClock(double tick_rate) : tick_rate_(tick_rate), clock_(tick_rate) {}
 
-    // A snapshot of `tick` arrived at `now` (an older one changes nothing).
+    // A snapshot of `tick` arrived at `now`.
     void observe(std::uint64_t tick, double now);
-    // The server's tick at `now` (none before any snapshot).
+    // The server's tick at `now`, never before the newest tick seen (none before
+    // any snapshot).
     std::optional<double> estimate(double now) const;
     // The tick an input sent at `now` is for, over a round trip of `rtt` s: the
     // first the host runs after it arrives, floor(estimate + rtt * rate) + 1
@@ -40,6 +45,7 @@ public:
 
 private:
     double tick_rate_;
+    ServerClock clock_;
     std::optional<std::uint64_t> tick_;
     double seen_at_ = 0.0;
 };
