@@ -1,5 +1,5 @@
-// The server's clock and snapshot interpolation (include/vinom/netcode.hpp),
-// as vinom/client/netcode.py has them.
+// The server's clock, snapshot interpolation and prediction
+// (include/vinom/netcode.hpp), as vinom/client/netcode.py has them.
 #include "vinom/netcode.hpp"
 
 #include <algorithm>
@@ -226,6 +226,130 @@ Value SnapshotBuffer::render(double server_now) {
     if (last_render_) at = std::max(at, *last_render_);
     last_render_ = at;
     return sample(at);
+}
+
+Predictor::Predictor(Step step, double tick_rate, Options options)
+    : step_(std::move(step)), tick_rate_(tick_rate), options_(std::move(options)) {}
+
+std::optional<double> Predictor::period(const std::string& field) const {
+    for (const auto& [name, p] : options_.wrap) {
+        if (name == field) return p;
+    }
+    return std::nullopt;
+}
+
+void Predictor::reset() {
+    offset_.clear();
+    shown_.reset();
+    base_ = Value();
+    base_tick_ = -1;
+    inputs_.clear();
+}
+
+void Predictor::reset(std::int64_t tick, Value state) {
+    offset_.clear();
+    shown_.reset();
+    base_ = std::move(state);
+    base_tick_ = tick;
+    inputs_.erase(inputs_.begin(), inputs_.upper_bound(tick));
+}
+
+void Predictor::add(std::int64_t tick, Value input) {
+    if (tick > base_tick_) inputs_[tick].push_back(std::move(input));
+}
+
+std::size_t Predictor::inputs_held() const {
+    std::size_t n = 0;
+    for (const auto& [tick, held] : inputs_) n += held.size();
+    return n;
+}
+
+Value Predictor::state_at(std::int64_t tick) const {
+    if (base_.is_null()) return Value();
+    Value state = base_;
+    double dt = 1.0 / tick_rate_;
+    static const std::vector<Value> none;
+    std::int64_t end = std::min(tick, base_tick_ + MAX_PREDICTED_TICKS);
+    for (std::int64_t k = base_tick_ + 1; k <= end; ++k) {
+        auto it = inputs_.find(k);
+        state = step_(state, it == inputs_.end() ? none : it->second, dt);
+    }
+    return state;
+}
+
+Value Predictor::at(double tick) const {
+    double whole = std::floor(tick);
+    Value a = state_at(static_cast<std::int64_t>(whole));
+    Value b = state_at(static_cast<std::int64_t>(whole) + 1);
+    if (a.is_null() || b.is_null()) return Value();
+    double f = tick - whole;
+    for (const std::string& name : options_.smooth) {
+        auto x = a.find(name), y = b.find(name);
+        if (x != a.end() && y != b.end() && x->is_number() && y->is_number()) {
+            b[name] = lerp(x->get<double>(), y->get<double>(), f, period(name));
+        }
+    }
+    return b;
+}
+
+double Predictor::reconcile(std::int64_t tick, Value state, double now) {
+    if (tick <= base_tick_) return 0.0;  // older than the one held: nothing new
+    double shown_at = shown_ ? std::max(*shown_, static_cast<double>(tick))
+                             : static_cast<double>(tick);
+    Value before = at(shown_at);
+    base_ = std::move(state);
+    base_tick_ = tick;
+    inputs_.erase(inputs_.begin(), inputs_.upper_bound(tick));
+    Value after = at(shown_at);
+    if (before.is_null() || after.is_null()) return 0.0;
+    std::map<std::string, double> kept = offset(now);
+    double error = 0.0;
+    for (const std::string& name : options_.smooth) {
+        auto a = before.find(name), b = after.find(name);
+        if (a == before.end() || b == after.end() || !a->is_number() || !b->is_number()) continue;
+        double d = a->get<double>() - b->get<double>();
+        if (auto p = period(name)) d = modulo(d + *p / 2, *p) - *p / 2;
+        error = std::max(error, std::abs(d));
+        kept[name] += d;
+    }
+    offset_at_ = now;
+    if (error > options_.teleport) {
+        // A jump in the game: shown where it is, nothing slides there.
+        offset_.clear();
+        ++teleports;
+        return error;
+    }
+    offset_ = std::move(kept);
+    if (error <= std::max(options_.tolerance, CORRECTION_EPSILON)) return 0.0;
+    ++corrections;
+    error_total += error;
+    last_error = error;
+    return error;
+}
+
+std::map<std::string, double> Predictor::offset(double now) const {
+    std::map<std::string, double> out;
+    if (offset_.empty()) return out;
+    double elapsed = std::max(0.0, now - offset_at_);
+    double fade = options_.smoothing > 0 ? std::exp(-elapsed / options_.smoothing) : 0.0;
+    for (const auto& [name, v] : offset_) {
+        if (std::abs(v * fade) > CORRECTION_EPSILON) out[name] = v * fade;
+    }
+    return out;
+}
+
+Value Predictor::render(double tick, double now) {
+    Value shown = at(tick);
+    if (shown.is_null()) return shown;
+    shown_ = tick;
+    for (const auto& [name, d] : offset(now)) {
+        auto it = shown.find(name);
+        if (it == shown.end() || !it->is_number()) continue;
+        double value = it->get<double>() + d;
+        auto p = period(name);
+        shown[name] = p ? modulo(value, *p) : value;
+    }
+    return shown;
 }
 
 }  // namespace vinom

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <deque>
+#include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -193,4 +196,169 @@ TEST(NetcodeCAbi, TheClockAndTheBufferDrawTheArenaBetweenSnapshots) {
     EXPECT_EQ(held, 1u);
     EXPECT_EQ(early, 0u);
     vinom_buffer_free(buffer);
+}
+
+// -- prediction, with the arena's rule for the own player (benchmarks/arena.py's
+// ArenaGame(2).step: a move sets the velocity, then x, y move on, wrapping).
+
+namespace {
+
+constexpr double SIZE = 300.0;
+
+double wrapped(double v) {
+    double m = std::fmod(v, SIZE);
+    return m < 0 ? m + SIZE : m;
+}
+
+Value arena_step(const Value& own, const std::vector<Value>& inputs, double dt) {
+    double vx = own["vx"].get<double>(), vy = own["vy"].get<double>();
+    for (const Value& input : inputs) {
+        auto move = input.find("move");
+        if (move != input.end() && move->is_array() && move->size() == 2) {
+            vx = (*move)[0].get<double>();
+            vy = (*move)[1].get<double>();
+        }
+    }
+    return Value{{"x", wrapped(own["x"].get<double>() + vx * dt)},
+                 {"y", wrapped(own["y"].get<double>() + vy * dt)}, {"vx", vx}, {"vy", vy}};
+}
+
+Value own(double x, double y, double vx, double vy) {
+    return Value{{"x", x}, {"y", y}, {"vx", vx}, {"vy", vy}};
+}
+
+vinom::Predictor arena_predictor(std::vector<std::string> smooth = {"x"}) {
+    vinom::Predictor::Options options;
+    options.smooth = std::move(smooth);
+    return vinom::Predictor(arena_step, RATE, std::move(options));
+}
+
+vinom::Predictor arena_predictor(vinom::Predictor::Options options) {
+    return vinom::Predictor(arena_step, RATE, std::move(options));
+}
+
+double x_of(const Value& v) { return v.at("x").get<double>(); }
+
+}  // namespace
+
+TEST(Predictor, ThePredictionEqualsTheServerOnceAcknowledged) {
+    // Player 0's inputs are stamped `lag` ticks ahead and predicted; its views
+    // (rounded as the arena's: 0.01, velocities 0.1) arrive `lag` ticks late,
+    // `loss` of them lost, and reconcile the prediction: the tick predicted is the
+    // server's, to the rounding.
+    for (auto [seed, loss] : {std::pair<unsigned, double>{1, 0.0}, {2, 0.1}, {3, 0.3}}) {
+        std::mt19937 rng(seed);
+        std::uniform_real_distribution<double> unit(0.0, 1.0);
+        const int lag = 3;
+        vinom::Predictor::Options options;
+        options.smooth = {"x", "y"};
+        options.wrap = {{"x", SIZE}, {"y", SIZE}};
+        vinom::Predictor predictor = arena_predictor(options);
+        Value state = own(150.0, 150.0, 0.0, 0.0);
+        std::map<int, Value> inputs;
+        std::map<int, Value> truth;
+        std::deque<std::pair<int, Value>> in_flight;
+        int checked = 0;
+        for (int k = 1; k <= 200; ++k) {
+            if (unit(rng) < 0.3) {
+                Value move = {std::round((unit(rng) * 160 - 80) * 10) / 10,
+                              std::round((unit(rng) * 160 - 80) * 10) / 10};
+                inputs[k + lag] = Value{{"move", move}};
+                predictor.add(k + lag, inputs[k + lag]);
+            }
+            std::vector<Value> now;
+            if (inputs.count(k)) now.push_back(inputs[k]);
+            state = arena_step(state, now, 1 / RATE);
+            truth[k] = state;
+            if (unit(rng) >= loss) {
+                Value seen = state;
+                for (const char* f : {"x", "y"}) seen[f] = std::round(seen[f].get<double>() * 100) / 100;
+                in_flight.emplace_back(k, seen);
+            }
+            while (!in_flight.empty() && in_flight.front().first <= k - lag) {
+                predictor.reconcile(in_flight.front().first, in_flight.front().second, k / RATE);
+                in_flight.pop_front();
+            }
+            if (k > lag) {
+                Value predicted = predictor.state_at(k);
+                ASSERT_FALSE(predicted.is_null());
+                for (const char* f : {"x", "y"}) {
+                    double d = std::abs(predicted[f].get<double>() - truth[k][f].get<double>());
+                    EXPECT_LT(std::min(d, SIZE - d), 0.011) << seed << " " << k;
+                }
+                ++checked;
+            }
+        }
+        EXPECT_GT(checked, 150);
+        EXPECT_LT(predictor.last_error, 0.011);
+    }
+}
+
+TEST(Predictor, ALateInputIsCorrectedSmoothlyAndCounted) {
+    vinom::Predictor predictor = arena_predictor(std::vector<std::string>{"x", "y"});
+    Value still = own(100.0, 100.0, 0.0, 0.0);
+    predictor.reconcile(10, still, 0.0);
+    predictor.add(12, Value{{"move", {100.0, 0.0}}});
+    EXPECT_DOUBLE_EQ(x_of(predictor.state_at(14)), 115.0);
+    EXPECT_DOUBLE_EQ(x_of(predictor.render(14.0, 0.0)), 115.0);
+    // At tick 12 the player still stood (the input came late): 115 drops to 100.
+    EXPECT_DOUBLE_EQ(predictor.reconcile(12, still, 1.0), 15.0);
+    EXPECT_EQ(predictor.corrections, 1u);
+    EXPECT_DOUBLE_EQ(predictor.last_error, 15.0);
+    // Not snapped: what was shown stays shown, then fades (time constant 0.1 s).
+    EXPECT_NEAR(x_of(predictor.render(14.0, 1.0)), 115.0, 1e-9);
+    EXPECT_NEAR(x_of(predictor.render(14.0, 1.1)), 100.0 + 15.0 * std::exp(-1.0), 1e-9);
+    EXPECT_NEAR(x_of(predictor.render(14.0, 2.0)), 100.0, 1e-2);
+    predictor.reconcile(13, own(105.0, 100.0, 100.0, 0.0), 2.0);
+    EXPECT_DOUBLE_EQ(x_of(predictor.state_at(14)), 110.0);
+}
+
+TEST(Predictor, AtMost64TicksArePredictedPastTheSnapshot) {
+    vinom::Predictor predictor = arena_predictor();
+    predictor.reconcile(0, own(0.0, 0.0, 10.0, 0.0), 0.0);
+    EXPECT_EQ(vinom::MAX_PREDICTED_TICKS, 64);
+    EXPECT_NEAR(x_of(predictor.state_at(64)), 32.0, 1e-9);
+    EXPECT_NEAR(x_of(predictor.state_at(100)), 32.0, 1e-9);
+}
+
+TEST(Predictor, ACorrectionBeyondTeleportIsShownAtOnce) {
+    vinom::Predictor::Options options;
+    options.smooth = {"x", "y"};
+    options.teleport = 50.0;
+    vinom::Predictor predictor = arena_predictor(options);
+    Value here = own(100.0, 100.0, 0.0, 0.0);
+    predictor.reconcile(10, here, 0.0);
+    EXPECT_DOUBLE_EQ(x_of(predictor.render(12.0, 0.0)), 100.0);
+    predictor.reconcile(11, own(110.0, 100.0, 0.0, 0.0), 1.0);  // 10 off: smoothed
+    EXPECT_NEAR(x_of(predictor.render(12.0, 1.0)), 100.0, 1e-9);
+    EXPECT_EQ(predictor.corrections, 1u);
+    EXPECT_EQ(predictor.teleports, 0u);
+    predictor.reconcile(12, own(250.0, 100.0, 0.0, 0.0), 2.0);  // respawned: shown there
+    EXPECT_DOUBLE_EQ(x_of(predictor.render(12.0, 2.0)), 250.0);
+    EXPECT_EQ(predictor.corrections, 1u);
+    EXPECT_EQ(predictor.teleports, 1u);
+}
+
+TEST(Predictor, ResetForgetsOrStartsOverFromAState) {
+    vinom::Predictor predictor = arena_predictor();
+    predictor.reconcile(10, own(0.0, 0.0, 10.0, 0.0), 0.0);
+    predictor.add(12, Value{{"move", {20.0, 0.0}}});
+    predictor.reset();
+    EXPECT_TRUE(predictor.state_at(20).is_null());
+    EXPECT_TRUE(predictor.render(20.0, 0.0).is_null());
+    EXPECT_EQ(predictor.inputs_held(), 0u);
+    predictor.add(12, Value{{"move", {20.0, 0.0}}});
+    predictor.add(14, Value{{"move", {40.0, 0.0}}});
+    predictor.reset(12, own(200.0, 0.0, 0.0, 0.0));
+    EXPECT_EQ(predictor.inputs_held(), 1u);
+    EXPECT_NEAR(x_of(predictor.render(14.0, 0.0)), 202.0, 1e-9);
+    EXPECT_EQ(predictor.corrections, 0u);
+}
+
+TEST(Predictor, AnOlderSnapshotChangesNothing) {
+    vinom::Predictor predictor = arena_predictor();
+    EXPECT_TRUE(predictor.state_at(3).is_null());
+    predictor.reconcile(10, own(1.0, 0.0, 0.0, 0.0), 0.0);
+    EXPECT_EQ(predictor.reconcile(9, own(5.0, 0.0, 0.0, 0.0), 0.0), 0.0);
+    EXPECT_DOUBLE_EQ(x_of(predictor.state_at(11)), 1.0);
 }

@@ -16,10 +16,19 @@
 // fields the Interpolation names move (the shorter way round on a wrapping
 // world), list items matched by a key; past the newest view they go on at
 // their velocity for at most one interval, then hold.
+//
+// Predictor: the own player's state run ahead of the snapshots by the game's
+// own step over the inputs given since (client-side prediction); each snapshot
+// rewinds it to the server's state and replays the later inputs
+// (reconciliation), and what that moves in the state shown fades out over
+// SMOOTHING seconds instead of jumping (beyond `teleport`: shown at once).
 #pragma once
 
 #include <cstdint>
 #include <deque>
+#include <functional>
+#include <limits>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -34,6 +43,9 @@ constexpr double CLOCK_SLEW = 0.05;
 constexpr double DELAY_INTERVALS = 2.0;
 constexpr double EXTRAPOLATION_INTERVALS = 1.0;
 constexpr std::size_t BUFFER_SIZE = 32;
+constexpr double SMOOTHING = 0.1;
+constexpr double CORRECTION_EPSILON = 1e-6;
+constexpr std::int64_t MAX_PREDICTED_TICKS = 64;
 
 class ServerClock {
 public:
@@ -108,6 +120,66 @@ private:
     double delay_, max_extrapolation_;
     std::vector<std::pair<double, Value>> views_;
     std::optional<double> last_render_;
+};
+
+class Predictor {
+public:
+    // The game's rule for one tick: the inputs the host applies at that tick
+    // (usually none or one), then the tick's own step of `dt` = 1 / tick_rate.
+    using Step = std::function<Value(const Value& state, const std::vector<Value>& inputs,
+                                     double dt)>;
+
+    // `smooth`: the state's numeric fields whose corrections fade (`wrap`: their
+    // period on a wrapping world); a correction up to `tolerance` fades but is
+    // not counted, one beyond `teleport` is shown at once (a respawn).
+    struct Options {
+        std::vector<std::string> smooth;
+        std::vector<std::pair<std::string, double>> wrap;
+        double smoothing = SMOOTHING;
+        double tolerance = CORRECTION_EPSILON;
+        double teleport = std::numeric_limits<double>::infinity();
+    };
+
+    Predictor(Step step, double tick_rate, Options options);
+    Predictor(Step step, double tick_rate) : Predictor(std::move(step), tick_rate, Options()) {}
+
+    // Start over: nothing predicted, the inputs forgotten (the own entity is gone).
+    void reset();
+    // Predict from `state`, the own state right after `tick`, at once (a teleport
+    // the game knows of); the inputs stamped after `tick` are kept.
+    void reset(std::int64_t tick, Value state);
+    // The player gave `input` for `tick` (the tick its InputQueue stamped).
+    void add(std::int64_t tick, Value input);
+    // The predicted state right after `tick` (null before the first snapshot):
+    // the snapshot's, replayed one step a tick, at most MAX_PREDICTED_TICKS on.
+    Value state_at(std::int64_t tick) const;
+    // A snapshot says the own state right after `tick` was `state`: rewind,
+    // replay, and keep the change in what is shown as a fading offset. The
+    // correction's size (the largest smooth field's; 0 when the prediction held).
+    double reconcile(std::int64_t tick, Value state, double now);
+    // The own state to draw at fractional `tick` (where an input given now reaches
+    // the host), the smooth fields blended between ticks, plus the fading
+    // correction (null before the first snapshot).
+    Value render(double tick, double now);
+
+    std::size_t inputs_held() const;
+    std::uint64_t corrections = 0, teleports = 0;
+    double error_total = 0.0, last_error = 0.0;
+
+private:
+    std::optional<double> period(const std::string& field) const;
+    Value at(double tick) const;
+    std::map<std::string, double> offset(double now) const;
+
+    Step step_;
+    double tick_rate_;
+    Options options_;
+    Value base_;
+    std::int64_t base_tick_ = -1;
+    std::map<std::int64_t, std::vector<Value>> inputs_;
+    std::map<std::string, double> offset_;
+    double offset_at_ = 0.0;
+    std::optional<double> shown_;
 };
 
 }  // namespace vinom
