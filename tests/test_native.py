@@ -733,21 +733,29 @@ class NativeLobbyAgainstTwistd(TestCase):
                                         *options]
         )  # fmt: skip
 
-    async def test_the_probe_plays_from_the_lobby_to_a_result(self) -> None:
+    async def play_with_a_bot(
+        self, *options: str
+    ) -> tuple[list[dict[str, Any]], str, list[dict[str, Any]]]:
+        """The probe makes a tictactoe room with a bot on a real `twistd vinom` and plays
+        its seat (`options` besides) until the match ends: its lines, what to say if a
+        check fails, and the room's messages."""
         await build()
         server = await start_twistd(self, {})
         lines, err, code = await self.from_lobby(
-            server.lobby.port, server.lobby.trust, "--name", "Native", "--create-room",
-            "tictactoe", "--add-bot", "--play-tictactoe", "--seconds", "60",
+            server.lobby.port, server.lobby.trust, "--create-room", "tictactoe", "--add-bot",
+            "--play-tictactoe", "--seconds", "60", *options,
         )  # fmt: skip
         said = f"{lines}\n{err}"
         self.assertEqual(code, 0, said)
+        return lines, said, [line["message"] for line in lines if line["event"] == "message"]
+
+    async def test_the_probe_plays_from_the_lobby_to_a_result(self) -> None:
+        lines, said, messages = await self.play_with_a_bot("--name", "Native")
         events = [line["event"] for line in lines]
         self.assertEqual(events[:4], ["lobby_welcome", "room", "room", "match_found"], said)
         player_id = lines[0]["player_id"]
         self.assertEqual([p["name"] for p in lines[2]["room"]["players"]], ["Native", "Bot"], said)
         self.assertEqual(events[4], "welcome", said)
-        messages = [line["message"] for line in lines if line["event"] == "message"]
         self.assertEqual((messages[0]["t"], messages[0]["game"]), ("welcome", "tictactoe"), said)
         self.assertEqual([p["name"] for p in messages[0]["players"]], ["Native", "Bot"], said)
         check_a_result(self, messages, {"player_id": player_id}, said)
@@ -756,18 +764,10 @@ class NativeLobbyAgainstTwistd(TestCase):
     async def test_actions_larger_than_a_datagram_go_in_fragments(self) -> None:
         # Each action carries 1,500 characters of padding (tictactoe reads only its
         # cell): every one is cut in two fragments, and the match still ends.
-        await build()
-        server = await start_twistd(self, {})
-        lines, err, code = await self.from_lobby(
-            server.lobby.port, server.lobby.trust, "--create-room", "tictactoe", "--add-bot",
-            "--play-tictactoe", "--pad", "1500", "--seconds", "60",
-        )  # fmt: skip
-        said = f"{lines[-3:]}\n{err}"
-        self.assertEqual(code, 0, said)
+        lines, said, messages = await self.play_with_a_bot("--pad", "1500")
         sent = [line["message"] for line in lines if line["event"] == "sent"]
         self.assertGreaterEqual(len(sent), 3, said)
         self.assertTrue(all(len(m["a"]["pad"]) == 1500 for m in sent), said)
-        messages = [line["message"] for line in lines if line["event"] == "message"]
         check_a_result(self, messages, {"player_id": lines[0]["player_id"]}, said)
 
     async def test_a_wrong_trust_certificate_is_refused_with_one_line(self) -> None:
