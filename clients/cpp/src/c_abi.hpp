@@ -3,9 +3,11 @@
 #pragma once
 
 #include <cstring>
+#include <string>
 
 #include "vinom.h"
 #include "vinom/codec.hpp"
+#include "vinom/messages.hpp"
 
 namespace vinom_abi {
 
@@ -33,6 +35,11 @@ vinom_status copy_out(const Data& data, Out* out, size_t cap, size_t* len) {
         std::memcpy(out, data.data(), data.size());
     }
     return VINOM_OK;
+}
+
+// A value as the C ABI gives JSON out: compact, strings not UTF-8 with U+FFFD.
+inline std::string json_text(const vinom::Value& value) {
+    return value.dump(-1, ' ', false, vinom::Value::error_handler_t::replace);
 }
 
 }  // namespace vinom_abi

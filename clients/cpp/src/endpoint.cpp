@@ -83,42 +83,37 @@ void Endpoint::snapshot(Message& m, std::vector<std::pair<int, Bytes>>& done) {
 // fragments (last >= 16, index > last) never get here: decode_body refused them.
 void Endpoint::snapshot_fragment(Message& m, double now,
                                  std::vector<std::pair<int, Bytes>>& done) {
-    PartialSnapshot& p = partial_snapshot_;
-    if (have_partial_ && now - p.since >= PARTIAL_TIMEOUT) have_partial_ = false;
+    std::optional<PartialSnapshot>& p = partial_snapshot_;
+    if (p && now - p->since >= PARTIAL_TIMEOUT) p.reset();
     std::int64_t snap = have_snapshot_ ? nearest(m.id, last_snapshot_)
-                        : have_partial_ ? nearest(m.id, p.sequence)
+                        : p             ? nearest(m.id, p->sequence)
                                         : m.id;
     if (have_snapshot_ && snap <= last_snapshot_) return;  // not newer than delivered
     std::size_t count = static_cast<std::size_t>(m.last) + 1;
-    if (!have_partial_ || p.sequence != snap) {
-        if (have_partial_ && snap < p.sequence) return;  // older than the one in assembly
-        have_partial_ = true;
-        p.sequence = snap;
-        p.parts.assign(count, Bytes{});
-        p.got.assign(count, false);
-        p.have = p.size = 0;
-        p.since = now;
-    } else if (p.parts.size() != count) {
+    if (!p || p->sequence != snap) {
+        if (p && snap < p->sequence) return;  // older than the one in assembly
+        p.emplace();
+        p->sequence = snap;
+        p->parts.resize(count);
+        p->since = now;
+    } else if (p->parts.size() != count) {
         return;  // a protocol error: a fragment of another count under this sequence
     }
-    if (p.got[m.index]) return;  // a duplicate
-    if (p.size + m.data.size() > MAX_SNAPSHOT) {
+    if (!p->parts[m.index].empty()) return;  // a duplicate
+    if (p->size + m.data.size() > MAX_SNAPSHOT) {
         // Too large to take: the snapshot is passed over, its other fragments too.
-        have_partial_ = false;
+        p.reset();
         have_snapshot_ = true;
         last_snapshot_ = snap;
         return;
     }
-    p.size += m.data.size();
-    p.got[m.index] = true;
-    p.parts[m.index] = std::move(m.data);
-    if (++p.have < count) return;
+    p->size += m.data.size();
+    p->parts[m.index] = std::move(m.data);
+    if (++p->have < count) return;
     Bytes whole;
-    whole.reserve(p.size);
-    for (Bytes& part : p.parts) whole.insert(whole.end(), part.begin(), part.end());
-    have_partial_ = false;
-    p.parts.clear();
-    p.got.clear();
+    whole.reserve(p->size);
+    for (Bytes& part : p->parts) whole.insert(whole.end(), part.begin(), part.end());
+    p.reset();
     have_snapshot_ = true;
     last_snapshot_ = snap;
     done.emplace_back(0, std::move(whole));
@@ -126,20 +121,26 @@ void Endpoint::snapshot_fragment(Message& m, double now,
 
 bool Endpoint::send_reliable(Bytes data) {
     if (data.empty() || data.size() > MAX_RELIABLE) return false;
-    if (data.size() <= MAX_UNFRAGMENTED) {
-        queue_.emplace(next_id_++, Pending{std::move(data), -1.0, false, 0, 0});
-        return true;
-    }
-    // Each fragment its own consecutive id (13.4).
-    std::size_t count = (data.size() + FRAGMENT_SIZE - 1) / FRAGMENT_SIZE;
+    // Larger than a body: each fragment its own consecutive id (13.4).
+    std::size_t count = data.size() <= MAX_UNFRAGMENTED
+                            ? 1
+                            : (data.size() + FRAGMENT_SIZE - 1) / FRAGMENT_SIZE;
     for (std::size_t i = 0; i < count; ++i) {
-        std::size_t start = i * FRAGMENT_SIZE;
-        std::size_t end = std::min(data.size(), start + FRAGMENT_SIZE);
-        queue_.emplace(next_id_++,
-                       Pending{Bytes(data.begin() + static_cast<std::ptrdiff_t>(start),
-                                     data.begin() + static_cast<std::ptrdiff_t>(end)),
-                               -1.0, true, static_cast<std::uint8_t>(i),
-                               static_cast<std::uint8_t>(count - 1)});
+        Message m;
+        m.channel = 1;
+        m.id = static_cast<std::uint16_t>(next_id_);
+        if (count == 1) {
+            m.data = std::move(data);
+        } else {
+            m.fragment = true;
+            m.index = static_cast<std::uint8_t>(i);
+            m.last = static_cast<std::uint8_t>(count - 1);
+            std::size_t start = i * FRAGMENT_SIZE;
+            std::size_t end = std::min(data.size(), start + FRAGMENT_SIZE);
+            m.data.assign(data.begin() + static_cast<std::ptrdiff_t>(start),
+                          data.begin() + static_cast<std::ptrdiff_t>(end));
+        }
+        queue_.emplace(next_id_++, Pending{std::move(m), -1.0});
     }
     return true;
 }
@@ -173,17 +174,10 @@ std::vector<Bytes> Endpoint::build(double now) {
             bool fresh = p.sent_at < 0;
             if (!fresh && now - p.sent_at < RESEND_INTERVAL) continue;
             if (fresh && (!open || id >= window_end)) break;
-            std::size_t cost = (p.fragment ? 6 : 4) + p.data.size();
+            std::size_t cost = (p.message.fragment ? 6 : 4) + p.message.data.size();
             if (messages.size() == MESSAGES_PER_BODY || size + cost > MAX_BODY) break;
             size += cost;
-            Message m;
-            m.channel = 1;
-            m.id = static_cast<std::uint16_t>(id);
-            m.fragment = p.fragment;
-            m.index = p.index;
-            m.last = p.last;
-            m.data = p.data;
-            messages.push_back(std::move(m));
+            messages.push_back(p.message);
             ids.push_back(id);
             p.sent_at = now;
         }

@@ -267,22 +267,27 @@ std::size_t Predictor::inputs_held() const {
 Value Predictor::state_at(std::int64_t tick) const {
     if (base_.is_null()) return Value();
     Value state = base_;
-    double dt = 1.0 / tick_rate_;
-    static const std::vector<Value> none;
     std::int64_t end = std::min(tick, base_tick_ + MAX_PREDICTED_TICKS);
-    for (std::int64_t k = base_tick_ + 1; k <= end; ++k) {
-        auto it = inputs_.find(k);
-        state = step_(state, it == inputs_.end() ? none : it->second, dt);
-    }
+    for (std::int64_t k = base_tick_ + 1; k <= end; ++k) state = stepped(state, k);
     return state;
 }
 
+// `state` (the prediction after tick k - 1) after tick k: the game's step over
+// the inputs stamped for k.
+Value Predictor::stepped(const Value& state, std::int64_t k) const {
+    static const std::vector<Value> none;
+    auto it = inputs_.find(k);
+    return step_(state, it == inputs_.end() ? none : it->second, 1.0 / tick_rate_);
+}
+
 Value Predictor::at(double tick) const {
-    double whole = std::floor(tick);
-    Value a = state_at(static_cast<std::int64_t>(whole));
-    Value b = state_at(static_cast<std::int64_t>(whole) + 1);
-    if (a.is_null() || b.is_null()) return Value();
-    double f = tick - whole;
+    auto whole = static_cast<std::int64_t>(std::floor(tick));
+    Value a = state_at(whole);
+    if (a.is_null()) return Value();
+    // The tick after: one step more, where state_at would step (else the same).
+    bool steps = whole + 1 > base_tick_ && whole + 1 <= base_tick_ + MAX_PREDICTED_TICKS;
+    Value b = steps ? stepped(a, whole + 1) : a;
+    double f = tick - static_cast<double>(whole);
     for (const std::string& name : options_.smooth) {
         auto x = a.find(name), y = b.find(name);
         if (x != a.end() && y != b.end() && x->is_number() && y->is_number()) {

@@ -32,6 +32,7 @@ namespace {
 
 using vinom_abi::copy_out;
 using vinom_abi::guarded;
+using vinom_abi::json_text;
 
 std::optional<double> given(double seconds) {
     if (std::isnan(seconds)) return std::nullopt;
@@ -151,8 +152,7 @@ vinom_status vinom_buffer_render(vinom_buffer* buffer, double server_now, char* 
     }
     return guarded([&] {
         if (buffer->rendered_for != server_now) {
-            buffer->rendered = buffer->buffer.render(server_now).dump(
-                -1, ' ', false, vinom::Value::error_handler_t::replace);
+            buffer->rendered = json_text(buffer->buffer.render(server_now));
             buffer->rendered_for = server_now;
         }
         return copy_out(buffer->rendered, out, cap, len);

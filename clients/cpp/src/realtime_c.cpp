@@ -2,7 +2,6 @@
 // (vinom::SnapshotReceiver) and inputs (vinom::TickClock, vinom::InputQueue).
 // Nothing throws across the boundary: every entry point catches allocation
 // failures.
-#include <cstring>
 #include <limits>
 #include <new>
 #include <optional>
@@ -30,12 +29,8 @@ namespace {
 
 using vinom_abi::copy_out;
 using vinom_abi::guarded;
+using vinom_abi::json_text;
 using vinom_abi::status;
-
-vinom_status json_out(const vinom::Value& value, char* out, size_t cap, size_t* len) {
-    return copy_out(value.dump(-1, ' ', false, vinom::Value::error_handler_t::replace), out,
-                    cap, len);
-}
 
 }  // namespace
 
@@ -81,7 +76,7 @@ vinom_status vinom_snapshots_view(const vinom_snapshots* snapshots, uint64_t tic
     if (!snapshots || (!out && cap) || !len) return VINOM_INVALID_ARGUMENT;
     const vinom::Value* view = snapshots->receiver.view(tick);
     if (!view) return VINOM_UNEXPECTED;
-    return guarded([&] { return json_out(*view, out, cap, len); });
+    return guarded([&] { return copy_out(json_text(*view), out, cap, len); });
 }
 
 int64_t vinom_snapshots_newest(const vinom_snapshots* snapshots) {

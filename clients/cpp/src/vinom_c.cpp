@@ -4,7 +4,6 @@
 
 #include "c_abi.hpp"
 
-#include <cstring>
 #include <new>
 
 #include "vinom/client.hpp"
@@ -294,8 +293,7 @@ vinom_status vinom_message_to_json(const uint8_t* message, size_t len, char* out
         vinom::Value value;
         vinom::Error e = vinom::decode_message(vinom::View(message, len), value);
         if (e != vinom::Error::ok) return status(e);
-        std::string text = value.dump(-1, ' ', false, vinom::Value::error_handler_t::replace);
-        return copy_out(text, out, cap, out_len);
+        return copy_out(vinom_abi::json_text(value), out, cap, out_len);
     } catch (...) {
         return VINOM_NO_MEMORY;
     }

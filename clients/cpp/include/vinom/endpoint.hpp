@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -64,18 +65,18 @@ public:
     std::size_t pending() const { return queue_.size(); }
 
 private:
+    // A reliable message (or fragment) as it goes in a body, and when it last did
+    // (< 0: not yet).
     struct Pending {
-        Bytes data;
+        Message message;
         double sent_at;
-        bool fragment;
-        std::uint8_t index, last;
     };
 
-    // The fragments of one snapshot received so far (there is one at most).
+    // The fragments of one snapshot received so far, by index (a fragment has
+    // data, so an empty part is one still to come).
     struct PartialSnapshot {
         std::int64_t sequence = 0;
         std::vector<Bytes> parts;
-        std::vector<bool> got;
         std::size_t have = 0;
         std::size_t size = 0;
         double since = 0;
@@ -99,8 +100,7 @@ private:
     Bytes partial_;
     bool have_snapshot_ = false;
     std::int64_t last_snapshot_ = 0;
-    bool have_partial_ = false;
-    PartialSnapshot partial_snapshot_;
+    std::optional<PartialSnapshot> partial_snapshot_;
     std::int64_t next_sequence_ = 0;
     std::int64_t newest_acked_ = -1;
     std::int64_t next_id_ = 0;
