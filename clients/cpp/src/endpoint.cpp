@@ -92,10 +92,7 @@ void Endpoint::snapshot_fragment(Message& m, double now,
     std::size_t count = static_cast<std::size_t>(m.last) + 1;
     if (!p || p->sequence != snap) {
         if (p && snap < p->sequence) return;  // older than the one in assembly
-        p.emplace();
-        p->sequence = snap;
-        p->parts.resize(count);
-        p->since = now;
+        p.emplace(PartialSnapshot{snap, std::vector<Bytes>(count), 0, 0, now});
     } else if (p->parts.size() != count) {
         return;  // a protocol error: a fragment of another count under this sequence
     }

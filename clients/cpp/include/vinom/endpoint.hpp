@@ -74,12 +74,14 @@ private:
 
     // The fragments of one snapshot received so far, by index (a fragment has
     // data, so an empty part is one still to come).
+    // (No default member initializers: clang then finds it not constructible for
+    // the optional while Endpoint is incomplete.)
     struct PartialSnapshot {
-        std::int64_t sequence = 0;
+        std::int64_t sequence;
         std::vector<Bytes> parts;
-        std::size_t have = 0;
-        std::size_t size = 0;
-        double since = 0;
+        std::size_t have;
+        std::size_t size;
+        double since;
     };
 
     void acked(std::int64_t sequence);
