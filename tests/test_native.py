@@ -232,6 +232,14 @@ async def build(options: tuple[str, ...] = SANITIZED, target: str | None = None)
     return await _cmake(options, target, "g++")
 
 
+async def googletest(args: list[str], vectors: Path = VECTORS) -> tuple[str, int]:
+    """The suite's vinom_tests run with `args`: its output and exit code. The vectors
+    file is always named: the build may be another checkout's (kept by content),
+    whose compiled-in path is that checkout's file, which may be gone."""
+    where = await build()
+    return await _run(str(where / "vinom_tests"), args, {"VINOM_VECTORS": str(vectors)})
+
+
 async def build_fuzz() -> Path:
     """The fuzz build (clang): the instrumented library and vinom_fuzz only."""
     return await _cmake(FUZZ, "vinom_fuzz", "clang++")
@@ -337,10 +345,8 @@ class NativeClientTests(TestCase):
     # The first test builds: a minute of CPU, more on a busy machine.
     timeout = 900
 
-    async def suite(self, vectors: Path | None = None) -> tuple[str, int]:
-        where = await build()
-        env = {} if vectors is None else {"VINOM_VECTORS": str(vectors)}
-        return await _run(str(where / "vinom_tests"), [], env)
+    async def suite(self, vectors: Path = VECTORS) -> tuple[str, int]:
+        return await googletest([], vectors)
 
     async def test_the_googletest_suite_passes_every_vector(self) -> None:
         report, code = await self.suite()
@@ -424,6 +430,7 @@ class NativeClientFuzzing(TestCase):
             [f"-runs={FUZZ_RUNS}", "-max_total_time=300", "-max_len=4096", "-seed=1",
              "-timeout=10", "-rss_limit_mb=1024", f"-artifact_prefix={found}/",
              str(found), str(CORPUS)],
+            {"VINOM_VECTORS": str(VECTORS)},  # as googletest: the build may be another checkout's
         )  # fmt: skip
         self.assertEqual(code, 0, report)
         self.assertIn(f"INFO: seed corpus: files: {len(list(CORPUS.iterdir()))} ", report, report)
@@ -591,8 +598,7 @@ class NativeLobbyFrames(TestCase):
     timeout = 900
 
     async def test_the_lobby_cases_pass_under_the_sanitizers(self) -> None:
-        where = await build()
-        report, code = await _run(str(where / "vinom_tests"), ["--gtest_filter=Lobby*"])
+        report, code = await googletest(["--gtest_filter=Lobby*"])
         self.assertEqual(code, 0, report)
         for name in (
             "LobbyFrames.SplitAnywhereBlankLinesAndCrlf",
