@@ -48,7 +48,7 @@ namespace Vinom
         Ok = 0, Truncated = 1, BadSize = 2, BadType = 3, BadField = 4, AuthFailed = 5,
         Replayed = 6, BadJson = 7, Crypto = 8, Unexpected = 9, BufferTooSmall = 10,
         InvalidArgument = 11, NoMemory = 12, UnknownBaseline = 13, ChecksumMismatch = 14,
-        Stale = 15,
+        Stale = 15, QueueFull = 16,
     }
 
     public enum SessionState { Requesting = 0, Responding = 1, Connected = 2, Closed = 3, Failed = 4 }
@@ -246,7 +246,8 @@ namespace Vinom
         }
 
         /// <summary>One msgpack message on the reliable channel (connected only), 1
-        /// to MaxReliableMessage bytes; one over MaxMessage goes in fragments.</summary>
+        /// to MaxReliableMessage bytes; one over MaxMessage goes in fragments.
+        /// VinomException QueueFull, nothing queued, while 1 MiB awaits the host's acks.</summary>
         public void Send(byte[] msgpack)
         {
             Library.Check(Native.vinom_client_send(handle, msgpack, (UIntPtr)msgpack.Length),

@@ -50,7 +50,8 @@ typedef enum vinom_status {
     VINOM_NO_MEMORY = 12,
     VINOM_UNKNOWN_BASELINE = 13, /* a delta snapshot against a view not held */
     VINOM_CHECKSUM_MISMATCH = 14, /* the rebuilt view is not the host's */
-    VINOM_STALE = 15             /* a snapshot not newer than the newest applied */
+    VINOM_STALE = 15,            /* a snapshot not newer than the newest applied */
+    VINOM_QUEUE_FULL = 16        /* a reliable message past the 1 MiB that may wait for acks */
 } vinom_status;
 
 /* The packet types of docs/protocol.md section 5 a client seals. */
@@ -146,7 +147,8 @@ VINOM_API vinom_status vinom_client_poll(vinom_client* client, vinom_client_even
                                          int* channel, uint8_t* out, size_t cap, size_t* len);
 /* One msgpack message on the reliable channel, 1 to VINOM_MAX_RELIABLE_MESSAGE
  * bytes (what a game host takes; over VINOM_MAX_MESSAGE it goes in fragments);
- * only while connected (VINOM_UNEXPECTED otherwise). */
+ * only while connected (VINOM_UNEXPECTED otherwise). VINOM_QUEUE_FULL, nothing
+ * queued, while 1 MiB of them waits for the host's acks. */
 #define VINOM_MAX_MESSAGE 1162
 #define VINOM_MAX_RELIABLE_MESSAGE 2048
 VINOM_API vinom_status vinom_client_send(vinom_client* client, const uint8_t* message,

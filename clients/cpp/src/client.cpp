@@ -98,8 +98,7 @@ void Client::update(double now) {
 Error Client::send(Bytes message) {
     if (session_.state() != State::connected || failed_) return Error::unexpected;
     if (message.empty() || message.size() > MAX_MESSAGE) return Error::bad_size;
-    endpoint_.send_reliable(std::move(message));
-    return Error::ok;
+    return endpoint_.send_reliable(std::move(message)) ? Error::ok : Error::queue_full;
 }
 
 Error Client::send_unreliable(Bytes message) {

@@ -27,6 +27,7 @@ const char* error_name(Error e) {
         case Error::unknown_baseline: return "unknown_baseline";
         case Error::checksum_mismatch: return "checksum_mismatch";
         case Error::stale: return "stale";
+        case Error::queue_full: return "queue_full";
     }
     return "unknown";
 }

@@ -118,6 +118,8 @@ void Endpoint::snapshot_fragment(Message& m, double now,
 
 bool Endpoint::send_reliable(Bytes data) {
     if (data.empty() || data.size() > MAX_RELIABLE) return false;
+    if (data.size() > MAX_PENDING_BYTES - pending_bytes_) return false;
+    pending_bytes_ += data.size();
     // Larger than a body: each fragment its own consecutive id (13.4).
     std::size_t count = data.size() <= MAX_UNFRAGMENTED
                             ? 1
@@ -216,7 +218,12 @@ bool Endpoint::ack_window_open() const {
 void Endpoint::acked(std::int64_t sequence) {
     auto it = carried_.find(sequence);
     if (it == carried_.end()) return;
-    for (std::int64_t id : it->second) queue_.erase(id);
+    for (std::int64_t id : it->second) {
+        auto pending = queue_.find(id);  // gone already if a resend's packet was acked first
+        if (pending == queue_.end()) continue;
+        pending_bytes_ -= pending->second.message.data.size();
+        queue_.erase(pending);
+    }
     carried_.erase(it);
 }
 

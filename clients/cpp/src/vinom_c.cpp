@@ -25,6 +25,7 @@ struct vinom_client {
 // The ABI's numbers are the core's enums'.
 static_assert(static_cast<int>(vinom::Error::no_memory) == VINOM_NO_MEMORY);
 static_assert(static_cast<int>(vinom::Error::stale) == VINOM_STALE);
+static_assert(static_cast<int>(vinom::Error::queue_full) == VINOM_QUEUE_FULL);
 static_assert(static_cast<int>(vinom::ClientSession::Kind::disconnect) == VINOM_EVENT_DISCONNECT);
 static_assert(static_cast<int>(vinom::ClientSession::State::failed) == VINOM_STATE_FAILED);
 static_assert(vinom::MAX_DATAGRAM == VINOM_MAX_DATAGRAM);

@@ -245,6 +245,28 @@ TEST_F(ClientTest, SilenceOnceConnectedTimesOutAndKeepalivesGoOut) {
     EXPECT_STREQ(vinom_client_failure(client), "timeout");
 }
 
+TEST_F(ClientTest, AHostThatStopsAckingGetsAtMostAMebibyteQueued) {
+    connect();
+    Bytes action = message(std::string(2045, 'x'));
+    ASSERT_EQ(action.size(), VINOM_MAX_RELIABLE_MESSAGE);
+    for (int i = 0; i < 512; ++i)  // 1 MiB
+        ASSERT_EQ(vinom_client_send(client, action.data(), action.size()), VINOM_OK) << i;
+    EXPECT_EQ(vinom_client_send(client, action.data(), action.size()), VINOM_QUEUE_FULL);
+    EXPECT_STREQ(vinom_status_name(VINOM_QUEUE_FULL), "queue_full");
+    // Nothing was queued and the session goes on: a host that catches up frees room.
+    EXPECT_EQ(vinom_client_pending(client), 1024u);  // two fragments each
+    EXPECT_EQ(vinom_client_state(client), VINOM_STATE_CONNECTED);
+    vinom_client_update(client, 100.05);
+    std::vector<Bytes> out = sent();
+    ASSERT_GE(out.size(), 2u);
+    std::vector<vinom::Message> ms;
+    vinom::BodyHeader h = opened(out[1], ms);  // the first message's second fragment
+    ASSERT_EQ(feed(host_payload(0, {}, h.sequence, 1), 100.06), VINOM_OK);  // and its first
+    EXPECT_EQ(vinom_client_pending(client), 1022u);
+    EXPECT_EQ(vinom_client_send(client, action.data(), action.size()), VINOM_OK);
+    EXPECT_EQ(vinom_client_send(client, action.data(), action.size()), VINOM_QUEUE_FULL);
+}
+
 TEST_F(ClientTest, CloseSendsFiveDisconnects) {
     Bytes action = message({{"t", "action"}});
     EXPECT_EQ(vinom_client_send(client, action.data(), action.size()), VINOM_UNEXPECTED);

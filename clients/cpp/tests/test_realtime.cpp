@@ -276,6 +276,27 @@ TEST(EndpointChannel1, NewMessagesWaitForTheAckWindow) {
     EXPECT_TRUE(client.build(1.04).empty());
 }
 
+TEST(EndpointChannel1, AtMostAMebibyteWaitsForAcks) {
+    vinom::Endpoint client;
+    const std::size_t size = 1000;
+    const std::size_t fit = vinom::Endpoint::MAX_PENDING_BYTES / size;  // 1048
+    for (std::size_t i = 0; i < fit; ++i) ASSERT_TRUE(client.send_reliable(Bytes(size, 0x01)));
+    EXPECT_FALSE(client.send_reliable(Bytes(size, 0x01)));  // past the bound: not queued
+    EXPECT_EQ(client.pending(), fit);
+    EXPECT_EQ(client.pending_bytes(), fit * size);
+    // What is sent and then acked makes room again, once however many of the
+    // packets that carried it are acked.
+    EXPECT_EQ(client.build(1.0).size(), 33u);  // packets 0-32: one a body, the ack window's
+    EXPECT_EQ(client.build(1.001 + vinom::Endpoint::RESEND_INTERVAL).size(), 33u);  // 33-65
+    client.receive(vinom::View(host_ack(0, 33, 0xffffffffu)), 1.3);  // 1-33: ids 0-32
+    EXPECT_EQ(client.pending(), fit - 33);
+    EXPECT_EQ(client.pending_bytes(), (fit - 33) * size);
+    client.receive(vinom::View(host_ack(1, 65, 0xffffffffu)), 1.31);  // 33-65: the same ids
+    EXPECT_EQ(client.pending_bytes(), (fit - 33) * size);
+    EXPECT_TRUE(client.send_reliable(Bytes(size, 0x01)));
+    EXPECT_EQ(client.pending(), fit - 32);
+}
+
 // The same through the C ABI (vinom.h), with the snap messages of the vectors (14.1).
 TEST(RealtimeCAbi, SnapshotsRebuildEachSnapsViewAndGiveItsInputAck) {
     int seen = 0;

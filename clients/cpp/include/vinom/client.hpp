@@ -48,7 +48,8 @@ public:
 
     // Queues one message (msgpack bytes) on the reliable channel; only while
     // connected (unexpected otherwise), 1 to MAX_MESSAGE bytes (bad_size
-    // otherwise).
+    // otherwise); queue_full, nothing queued, while Endpoint::MAX_PENDING_BYTES
+    // wait for the host's acks (the session goes on: the host may catch up).
     Error send(Bytes message);
     // Queues one message on the unreliable channel (0: a real-time game's
     // `input`), sent once by the next update(): 1 to Endpoint::MAX_UNFRAGMENTED

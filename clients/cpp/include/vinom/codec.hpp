@@ -49,6 +49,7 @@ enum class Error {
     unknown_baseline,   // (16.1) a delta snapshot against a view not held
     checksum_mismatch,  // (16.4) the rebuilt view is not the host's
     stale,              // (16.1) a snapshot not newer than the newest applied
+    queue_full,         // (13) a reliable message past the bytes that may wait for acks
 };
 
 const char* error_name(Error e);

@@ -6,7 +6,8 @@
 // snapshot larger than one body reassembled from its fragments, in any
 // order, as 13.7 says), an unfragmented one sent. Sans-I/O: bodies and `now`
 // (seconds, any monotonic origin) in, bodies and messages out. Unlike the
-// host's: a fixed resend interval, no send queue bound beyond the caller's.
+// host's: a fixed resend interval. As the host's: at most MAX_PENDING_BYTES of
+// reliable messages wait for acks (13: `max_pending_bytes`).
 #pragma once
 
 #include <cstdint>
@@ -33,6 +34,8 @@ public:
     static constexpr std::size_t MAX_UNFRAGMENTED = MAX_BODY - BODY_HEADER_SIZE - 4;  // 1162
     static constexpr std::size_t FRAGMENT_SIZE = MAX_BODY - BODY_HEADER_SIZE - 6;     // 1160
     static constexpr std::size_t MAX_RELIABLE = 256 * FRAGMENT_SIZE;
+    // Reliable bytes queued or sent and not acked, at most (the host's bound).
+    static constexpr std::size_t MAX_PENDING_BYTES = 1024 * 1024;
     // A body with new reliable messages starts only this many packets past the
     // oldest one still carrying an unacked message (the peer's ack bitfield).
     static constexpr std::int64_t ACK_WINDOW = 32;
@@ -49,7 +52,8 @@ public:
 
     // Queues one reliable message of 1 to MAX_RELIABLE bytes (sent by the next
     // build(), in fragments if it is larger than MAX_UNFRAGMENTED); false for
-    // another size.
+    // another size, or when it would take the reliable bytes waiting for acks
+    // past MAX_PENDING_BYTES (a host that stopped acking: nothing is queued).
     bool send_reliable(Bytes data);
 
     // Queues one unreliable message (channel 0: a real-time game's `input`) of at
@@ -63,6 +67,8 @@ public:
 
     // Reliable messages sent and not acked yet.
     std::size_t pending() const { return queue_.size(); }
+    // Their bytes.
+    std::size_t pending_bytes() const { return pending_bytes_; }
 
 private:
     // A reliable message (or fragment) as it goes in a body, and when it last did
@@ -109,6 +115,7 @@ private:
     std::deque<Bytes> unreliable_;
     std::int64_t next_unreliable_ = 0;
     std::map<std::int64_t, Pending> queue_;
+    std::size_t pending_bytes_ = 0;
     std::map<std::int64_t, std::vector<std::int64_t>> carried_;
 };
 
