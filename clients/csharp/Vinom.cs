@@ -112,6 +112,24 @@ namespace Vinom
         {
             if (status != 0) throw new VinomException((Status)status, what);
         }
+
+        /// <summary>A call that writes into `output` and says how many bytes it
+        /// wrote, or needs (BufferTooSmall).</summary>
+        internal delegate int Fill(byte[] output, out UIntPtr length);
+
+        /// <summary>`fill`'s status, `buffer` grown and the call made again while it
+        /// is BufferTooSmall; `length`: the bytes written (or needed).</summary>
+        internal static int Filled(ref byte[] buffer, Fill fill, out int length)
+        {
+            while (true)
+            {
+                UIntPtr n;
+                int status = fill(buffer, out n);
+                length = (int)n.ToUInt64();
+                if (status != (int)Status.BufferTooSmall) return status;
+                buffer = new byte[length];
+            }
+        }
     }
 
     /// <summary>A connect token: the "token" object of the lobby's match_found.</summary>
@@ -220,29 +238,21 @@ namespace Vinom
         public bool TryPoll(out ClientEvent e)
         {
             e = new ClientEvent();
-            while (true)
+            int kind = 0, channel = 0, length;
+            // A large message is polled again into a larger buffer: it stays first in line.
+            Library.Check(Library.Filled(ref message, (byte[] output, out UIntPtr n) =>
+                Native.vinom_client_poll(handle, out kind, out channel, output, (UIntPtr)output.Length,
+                                         out n), out length), "vinom_client_poll");
+            e.Kind = (EventKind)kind;
+            if (e.Kind == EventKind.None) return false;
+            e.Channel = channel;
+            if (e.Kind == EventKind.Message)
             {
-                int kind, channel;
-                UIntPtr length;
-                int status = Native.vinom_client_poll(handle, out kind, out channel, message,
-                                                      (UIntPtr)message.Length, out length);
-                if (status == (int)Status.BufferTooSmall)
-                {
-                    message = new byte[(int)length.ToUInt64()];  // a large message: poll it again
-                    continue;
-                }
-                Library.Check(status, "vinom_client_poll");
-                e.Kind = (EventKind)kind;
-                if (e.Kind == EventKind.None) return false;
-                e.Channel = channel;
-                if (e.Kind == EventKind.Message)
-                {
-                    e.Message = new byte[(int)length.ToUInt64()];
-                    Buffer.BlockCopy(message, 0, e.Message, 0, e.Message.Length);
-                }
-                if (e.Kind == EventKind.Failed) e.Reason = Failure;
-                return true;
+                e.Message = new byte[length];
+                Buffer.BlockCopy(message, 0, e.Message, 0, length);
             }
+            if (e.Kind == EventKind.Failed) e.Reason = Failure;
+            return true;
         }
 
         /// <summary>One msgpack message on the reliable channel (connected only), 1
@@ -330,25 +340,16 @@ namespace Vinom
         public bool TryPoll(out LobbyEvent e)
         {
             e = new LobbyEvent();
-            while (true)
-            {
-                int kind;
-                long id;
-                UIntPtr length;
-                int status = Native.vinom_lobby_poll(handle, out kind, out id, frame,
-                                                     (UIntPtr)frame.Length, out length);
-                if (status == (int)Status.BufferTooSmall)
-                {
-                    frame = new byte[(int)length.ToUInt64()];  // a large frame: poll it again
-                    continue;
-                }
-                Library.Check(status, "vinom_lobby_poll");
-                e.Kind = (LobbyEventKind)kind;
-                if (e.Kind == LobbyEventKind.None) return false;
-                e.Id = id;
-                e.Json = Encoding.UTF8.GetString(frame, 0, (int)length.ToUInt64());
-                return true;
-            }
+            int kind = 0, length;
+            long id = 0;
+            Library.Check(Library.Filled(ref frame, (byte[] output, out UIntPtr n) =>
+                Native.vinom_lobby_poll(handle, out kind, out id, output, (UIntPtr)output.Length,
+                                        out n), out length), "vinom_lobby_poll");
+            e.Kind = (LobbyEventKind)kind;
+            if (e.Kind == LobbyEventKind.None) return false;
+            e.Id = id;
+            e.Json = Encoding.UTF8.GetString(frame, 0, length);
+            return true;
         }
 
         /// <param name="authJson">The credentials object as JSON (null: a guest).</param>
@@ -470,19 +471,12 @@ namespace Vinom
         /// <summary>The view rebuilt for `tick` as JSON, or null if not held.</summary>
         public string View(ulong tick)
         {
-            while (true)
-            {
-                UIntPtr length;
-                int status = Native.vinom_snapshots_view(handle, tick, text, (UIntPtr)text.Length, out length);
-                if (status == (int)Status.BufferTooSmall)
-                {
-                    text = new byte[(int)length.ToUInt64()];
-                    continue;
-                }
-                if (status == (int)Status.Unexpected) return null;
-                Library.Check(status, "vinom_snapshots_view");
-                return Encoding.UTF8.GetString(text, 0, (int)length.ToUInt64());
-            }
+            int length;
+            int status = Library.Filled(ref text, (byte[] output, out UIntPtr n) =>
+                Native.vinom_snapshots_view(handle, tick, output, (UIntPtr)output.Length, out n), out length);
+            if (status == (int)Status.Unexpected) return null;
+            Library.Check(status, "vinom_snapshots_view");
+            return Encoding.UTF8.GetString(text, 0, length);
         }
 
         /// <summary>The newest tick applied (what an input acknowledges), -1 before any.</summary>
@@ -605,18 +599,11 @@ namespace Vinom
         /// the clock's time in s.</summary>
         public string Render(double serverNow)
         {
-            while (true)
-            {
-                UIntPtr length;
-                int status = Native.vinom_buffer_render(handle, serverNow, text, (UIntPtr)text.Length, out length);
-                if (status == (int)Status.BufferTooSmall)
-                {
-                    text = new byte[(int)length.ToUInt64()];
-                    continue;
-                }
-                Library.Check(status, "vinom_buffer_render");
-                return Encoding.UTF8.GetString(text, 0, (int)length.ToUInt64());
-            }
+            int length;
+            Library.Check(Library.Filled(ref text, (byte[] output, out UIntPtr n) =>
+                Native.vinom_buffer_render(handle, serverNow, output, (UIntPtr)output.Length, out n),
+                out length), "vinom_buffer_render");
+            return Encoding.UTF8.GetString(text, 0, length);
         }
 
         /// <summary>Renders past the newest view (extrapolated), beyond the
@@ -636,40 +623,25 @@ namespace Vinom
         {
             if (msgpack == null) return null;
             var text = new byte[4 * msgpack.Length + 64];
-            while (true)
-            {
-                UIntPtr length;
-                int status = Native.vinom_message_to_json(msgpack, (UIntPtr)msgpack.Length, text,
-                                                          (UIntPtr)text.Length, out length);
-                if (status == (int)Status.BufferTooSmall)
-                {
-                    text = new byte[(int)length.ToUInt64()];
-                    continue;
-                }
-                Library.Check(status, "not a message");
-                return Encoding.UTF8.GetString(text, 0, (int)length.ToUInt64());
-            }
+            int length;
+            Library.Check(Library.Filled(ref text, (byte[] output, out UIntPtr n) =>
+                Native.vinom_message_to_json(msgpack, (UIntPtr)msgpack.Length, output,
+                                             (UIntPtr)output.Length, out n), out length), "not a message");
+            return Encoding.UTF8.GetString(text, 0, length);
         }
 
         public static byte[] FromJson(string json)
         {
             byte[] text = Encoding.UTF8.GetBytes(json);
             var packed = new byte[text.Length + 64];
-            while (true)
-            {
-                UIntPtr length;
-                int status = Native.vinom_message_from_json(text, (UIntPtr)text.Length, packed,
-                                                            (UIntPtr)packed.Length, out length);
-                if (status == (int)Status.BufferTooSmall)
-                {
-                    packed = new byte[(int)length.ToUInt64()];
-                    continue;
-                }
-                Library.Check(status, "not a message's JSON");
-                var result = new byte[(int)length.ToUInt64()];
-                Buffer.BlockCopy(packed, 0, result, 0, result.Length);
-                return result;
-            }
+            int length;
+            Library.Check(Library.Filled(ref packed, (byte[] output, out UIntPtr n) =>
+                Native.vinom_message_from_json(text, (UIntPtr)text.Length, output,
+                                               (UIntPtr)output.Length, out n), out length),
+                          "not a message's JSON");
+            var result = new byte[length];
+            Buffer.BlockCopy(packed, 0, result, 0, length);
+            return result;
         }
     }
 
