@@ -94,8 +94,11 @@ _held: list[int] = []  # the shared locks this process holds on the builds it us
 
 
 async def _run(program: str, args: list[str], env: dict[str, str] | None = None) -> tuple[str, int]:
+    # The vectors file is always named (`env` may name another): a build is kept by
+    # content and may be another checkout's, whose compiled-in path may be gone.
+    base = {"PATH": PATH, "VINOM_VECTORS": str(VECTORS)}
     out, err, code = await utils.getProcessOutputAndValue(
-        program, args, path=str(ROOT), env={"PATH": PATH, **(env or {})}
+        program, args, path=str(ROOT), env={**base, **(env or {})}
     )
     return (out + err).decode(errors="replace"), code
 
@@ -233,9 +236,8 @@ async def build(options: tuple[str, ...] = SANITIZED, target: str | None = None)
 
 
 async def googletest(args: list[str], vectors: Path = VECTORS) -> tuple[str, int]:
-    """The suite's vinom_tests run with `args`: its output and exit code. The vectors
-    file is always named: the build may be another checkout's (kept by content),
-    whose compiled-in path is that checkout's file, which may be gone."""
+    """The suite's vinom_tests run with `args` on the `vectors` file: its output and
+    exit code."""
     where = await build()
     return await _run(str(where / "vinom_tests"), args, {"VINOM_VECTORS": str(vectors)})
 
@@ -430,7 +432,6 @@ class NativeClientFuzzing(TestCase):
             [f"-runs={FUZZ_RUNS}", "-max_total_time=300", "-max_len=4096", "-seed=1",
              "-timeout=10", "-rss_limit_mb=1024", f"-artifact_prefix={found}/",
              str(found), str(CORPUS)],
-            {"VINOM_VECTORS": str(VECTORS)},  # as googletest: the build may be another checkout's
         )  # fmt: skip
         self.assertEqual(code, 0, report)
         self.assertIn(f"INFO: seed corpus: files: {len(list(CORPUS.iterdir()))} ", report, report)
