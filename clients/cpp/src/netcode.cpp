@@ -267,9 +267,15 @@ std::size_t Predictor::inputs_held() const {
 Value Predictor::state_at(std::int64_t tick) const {
     if (base_.is_null()) return Value();
     Value state = base_;
-    std::int64_t end = std::min(tick, base_tick_ + MAX_PREDICTED_TICKS);
-    for (std::int64_t k = base_tick_ + 1; k <= end; ++k) state = stepped(state, k);
+    for (std::int64_t k = base_tick_ + 1; k <= tick && predicted(k); ++k)
+        state = stepped(state, k);
     return state;
+}
+
+// Whether tick k is one the prediction steps: past the snapshot's, at most
+// MAX_PREDICTED_TICKS on.
+bool Predictor::predicted(std::int64_t k) const {
+    return k > base_tick_ && k <= base_tick_ + MAX_PREDICTED_TICKS;
 }
 
 // `state` (the prediction after tick k - 1) after tick k: the game's step over
@@ -285,8 +291,7 @@ Value Predictor::at(double tick) const {
     Value a = state_at(whole);
     if (a.is_null()) return Value();
     // The tick after: one step more, where state_at would step (else the same).
-    bool steps = whole + 1 > base_tick_ && whole + 1 <= base_tick_ + MAX_PREDICTED_TICKS;
-    Value b = steps ? stepped(a, whole + 1) : a;
+    Value b = predicted(whole + 1) ? stepped(a, whole + 1) : a;
     double f = tick - static_cast<double>(whole);
     for (const std::string& name : options_.smooth) {
         auto x = a.find(name), y = b.find(name);

@@ -168,6 +168,7 @@ public:
 
 private:
     std::optional<double> period(const std::string& field) const;
+    bool predicted(std::int64_t k) const;
     Value stepped(const Value& state, std::int64_t k) const;
     Value at(double tick) const;
     std::map<std::string, double> offset(double now) const;
