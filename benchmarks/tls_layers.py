@@ -2,18 +2,19 @@
 
     python -m benchmarks.tls_layers [--rooms 100] [--moves 100000] [--rounds 5]
 
-`play --transport websocket` serves `/game` over Twisted's TLS layer
-(`twisted.protocols.tls.TLSMemoryBIOProtocol`, pyOpenSSL's memory BIOs); the
-standard library has its own memory-BIO TLS (`ssl.SSLObject`). This measures
-both on the same work, the TLS part of a duel move: one move frame in
-(the client's masked WebSocket frame of `{"seq": n}`, as
-benchmarks/websocket_load.py sends it), decrypted and handed to the protocol
-above, which writes a state frame (a duel `state` of about 90 bytes, as
-vinom's room sends it) to both players of the room, each encrypted on its own
-connection. `none` runs the same protocol with no TLS (the harness's own
-cost, subtracted from the others). TLS 1.3 with each side's default cipher
-(AES-256-GCM), `--rooms` rooms of two connections each, moves round robin
-over the rooms; the clients are `ssl.SSLObject`s whose work is not timed.
+`play --transport websocket` serves `/game` over vinom's TLS layer
+(`vinom.net.tls.TLSLayer`, the standard library's `ssl.SSLObject` on memory
+BIOs), which replaced Twisted's (`twisted.protocols.tls.TLSMemoryBIOProtocol`,
+pyOpenSSL's memory BIOs; the gateway keeps it). This measures both on the same
+work, the TLS part of a duel move: one move frame in (the client's masked
+WebSocket frame of `{"seq": n}`, as benchmarks/websocket_load.py sends it),
+decrypted and handed to the protocol above, which writes a state frame (a duel
+`state` of about 90 bytes, as vinom's room sends it) to both players of the
+room, each encrypted on its own connection. `none` runs the same protocol with
+no TLS (the harness's own cost, subtracted from the others). TLS 1.3 with each
+side's default cipher (AES-256-GCM), `--rooms` rooms of two connections each,
+moves round robin over the rooms; the clients are `ssl.SSLObject`s whose work is
+not timed.
 
 No sockets: each figure is the TLS layer's CPU per move alone, without the
 reads and writes, which are the same with TLS or without (what a
@@ -43,7 +44,7 @@ from benchmarks.common import positive_int
 from benchmarks.websocket_load import BINARY, frame
 from vinom.rooms.messages import encode_action, encode_state
 
-LAYERS = ("none", "twisted", "stdlib")
+LAYERS = ("none", "twisted", "vinom")
 
 
 class Options(usage.Options):
@@ -115,50 +116,6 @@ class Sink:
         self.disconnecting = True
 
 
-class StdlibTLS:
-    """A server TLS layer on `ssl.SSLObject` memory BIOs, shaped as Twisted's: bytes from
-    the network in (`dataReceived`), plaintext to the protocol above, and the protocol's
-    writes encrypted onto the transport below."""
-
-    def __init__(self, context: ssl.SSLContext, wrapped: Protocol, transport: Sink) -> None:
-        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_side=True)
-        self.transport = transport
-        self.wrapped = wrapped
-        self.handshaken = False
-        wrapped.makeConnection(self)  # type: ignore[arg-type]
-
-    def dataReceived(self, data: bytes) -> None:
-        self.incoming.write(data)
-        if not self.handshaken:
-            try:
-                self.tls.do_handshake()
-                self.handshaken = True
-            except ssl.SSLWantReadError:
-                pass
-            self._flush()
-            if not self.handshaken:
-                return
-        while True:
-            try:
-                plain = self.tls.read(65536)
-            except ssl.SSLWantReadError:
-                break
-            if not plain:
-                break
-            self.wrapped.dataReceived(plain)
-        self._flush()
-
-    def write(self, data: bytes) -> None:
-        self.tls.write(data)
-        self._flush()
-
-    def _flush(self) -> None:
-        out = self.outgoing.read()
-        if out:
-            self.transport.write(out)
-
-
 class Plain:
     """No TLS: the same protocol on the bare transport."""
 
@@ -208,9 +165,13 @@ class Connection:
             self.server = factory.buildProtocol(None)
             self.server.makeConnection(self.sink)
         else:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(*paths)
-            self.server = StdlibTLS(context, seat, self.sink)
+            from vinom.net.tls import TLSFiles, TLSLayerFactory
+
+            context = TLSFiles(paths[1], paths[0]).context()
+            self.server = TLSLayerFactory(context, Factory.forProtocol(lambda: seat)).buildProtocol(
+                None
+            )
+            self.server.makeConnection(self.sink)
         client_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         client_context.check_hostname = False
         client_context.verify_mode = ssl.CERT_NONE
@@ -291,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             layer: [round(min(v), 2), round(max(v), 2)] for layer, v in runs.items()
         },
         "tls_us_per_move": {layer: round(net[layer], 2) for layer in LAYERS[1:]},
-        "stdlib_over_twisted": round(net["stdlib"] / net["twisted"], 3) if net["twisted"] else None,
+        "vinom_over_twisted": round(net["vinom"] / net["twisted"], 3) if net["twisted"] else None,
     }
     for layer in LAYERS:
         low, high = result["us_per_move_range"][layer]

@@ -20,7 +20,7 @@ class TlsLayersTests(SynchronousTestCase):
 
     def test_the_client_reads_the_states_the_layers_send(self) -> None:
         paths = tls_layers.credentials()
-        for layer in ("twisted", "stdlib"):
+        for layer in ("twisted", "vinom"):
             a, b = tls_layers.Seat(), tls_layers.Seat()
             a.other, b.other = b, a
             clock = Clock()

@@ -19,10 +19,8 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import ITransport
-from twisted.internet.ssl import PrivateCertificate
 from twisted.internet.task import deferLater
 from twisted.logger import globalLogPublisher
-from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.trial.unittest import TestCase
 from twisted.web.resource import Resource
 from twisted.web.server import Site
@@ -36,6 +34,7 @@ from vinom.hosting.inline import InlineGameHostFactory
 from vinom.hosting.interfaces import IGameHost, StreamOpened
 from vinom.hosting.websocket import GameSocketConfig, GameSocketFactory, GameSocketResource
 from vinom.net.origins import OriginPolicy
+from vinom.net.tls import TLSFiles, TLSLayer, TLSLayerFactory
 from vinom.protocol.address import HostAddress
 from vinom.protocol.config import ProtocolConfig
 from vinom.protocol.events import RELIABLE
@@ -53,7 +52,7 @@ from vinom.server.certs import ensure_dev_certificate
 STATE_INTERVAL = 0.002
 
 
-class _SlowLinkTLS(TLSMemoryBIOProtocol):
+class _SlowLinkTLS(TLSLayer):
     """The server's end of a connection with small buffers: a 4 KB kernel send
     buffer and an 8 KB transport buffer before the transport pauses its producer."""
 
@@ -133,10 +132,8 @@ class SlowReaderTests(TestCase):
         site.noisy = False
         paths = ensure_dev_certificate(self.mktemp())
         self.trust = str(paths.certificate)
-        certificate = PrivateCertificate.loadPEM(
-            paths.certificate.read_text() + paths.private_key.read_text()
-        )
-        tls = TLSMemoryBIOFactory(certificate.options(), False, site)
+        context = TLSFiles(str(paths.private_key), str(paths.certificate)).context()
+        tls = TLSLayerFactory(context, site)
         tls.protocol = _SlowLinkTLS
         listening = reactor.listenTCP(0, tls, interface="127.0.0.1")
         self.addCleanup(listening.stopListening)
@@ -292,14 +289,10 @@ class LongMessageTests(TestCase):
         root = Resource()
         root.putChild(b"game", GameSocketResource(game))
         paths = ensure_dev_certificate(self.mktemp())
-        certificate = PrivateCertificate.loadPEM(
-            paths.certificate.read_text() + paths.private_key.read_text()
-        )
+        context = TLSFiles(str(paths.private_key), str(paths.certificate)).context()
         site = Site(root)
         site.noisy = False
-        listening = reactor.listenTCP(
-            0, TLSMemoryBIOFactory(certificate.options(), False, site), interface="127.0.0.1"
-        )
+        listening = reactor.listenTCP(0, TLSLayerFactory(context, site), interface="127.0.0.1")
         self.addCleanup(listening.stopListening)
         token = TokenIssuer(IssuerConfig(protocol)).issue_token(
             player_id="p-a", match_id="m-1", hosts=(HostAddress("127.0.0.1", 1),),

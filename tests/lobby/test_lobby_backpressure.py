@@ -1,6 +1,6 @@
 """Peers that ask and never read: the lobby bounds what waits for them, over real TLS.
 
-A TLS lobby on 127.0.0.1 (`LobbyFactory` behind a `TLSMemoryBIOFactory`)
+A TLS lobby on 127.0.0.1 (`LobbyFactory` behind the server's `TLSLayerFactory`)
 with 55 public rooms open, so a `room_list` reply is a few kilobytes. The
 server's side of each TCP connection has small buffers (a 4 KB kernel send
 buffer, an 8 KB transport buffer: a slow link), so its transport fills
@@ -23,9 +23,8 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import SSL4ClientEndpoint, connectProtocol
 from twisted.internet.interfaces import ITransport
-from twisted.internet.ssl import Certificate, PrivateCertificate, optionsForClientTLS
+from twisted.internet.ssl import Certificate, optionsForClientTLS
 from twisted.logger import globalLogPublisher
-from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -45,6 +44,7 @@ from vinom.lobby.server import LobbyFactory
 from vinom.lobby.websocket import WebSocketLobbyFactory
 from vinom.matchmaking.memory import MemoryMatchmaker
 from vinom.net.origins import OriginPolicy
+from vinom.net.tls import TLSFiles, TLSLayer, TLSLayerFactory
 from vinom.server.certs import ensure_dev_certificate
 from vinom.server.tap import Options
 from vinom.server.web import web_site
@@ -56,7 +56,7 @@ MAZE = GameCatalogue([GameRules("maze", 4, min_players=2)])
 ROOMS = 55
 
 
-class _SlowLinkTLS(TLSMemoryBIOProtocol):
+class _SlowLinkTLS(TLSLayer):
     """The server's end of a connection with small buffers (as in
     tests/hosting/test_websocket_game_backpressure.py)."""
 
@@ -72,7 +72,7 @@ class SlowReaderTests(TestCase):
     async def asyncSetUp(self) -> None:
         paths = ensure_dev_certificate(self.mktemp())
         self.cert_pem = paths.certificate.read_bytes()
-        certificate = PrivateCertificate.loadPEM(self.cert_pem + paths.private_key.read_bytes())
+        context = TLSFiles(str(paths.private_key), str(paths.certificate)).context()
         hosting = GameHostingService(
             PortAllocator(free_udp_ports(2)),
             PlaceholderGameHostFactory(reactor, "127.0.0.1", "127.0.0.1"),
@@ -99,7 +99,7 @@ class SlowReaderTests(TestCase):
         )
         self.lobby.startService()
         self.addCleanup(self.lobby.stopService)
-        tls = TLSMemoryBIOFactory(certificate.options(), False, self.lobby)
+        tls = TLSLayerFactory(context, self.lobby)
         tls.protocol = _SlowLinkTLS
         listening = reactor.listenTCP(0, tls, interface="127.0.0.1")
         self.addCleanup(listening.stopListening)
@@ -109,7 +109,7 @@ class SlowReaderTests(TestCase):
         site = web_site(
             WebSocketLobbyFactory(self.lobby, OriginPolicy(("*",)), reactor=reactor), timeout=60
         )
-        web_tls = TLSMemoryBIOFactory(certificate.options(), False, site)
+        web_tls = TLSLayerFactory(context, site)
         web_tls.protocol = _SlowLinkTLS
         web = reactor.listenTCP(0, web_tls, interface="127.0.0.1")
         self.addCleanup(web.stopListening)
@@ -268,7 +268,7 @@ class LingeringCloseTests(TestCase):
     async def asyncSetUp(self) -> None:
         paths = ensure_dev_certificate(self.mktemp())
         self.cert_pem = paths.certificate.read_bytes()
-        certificate = PrivateCertificate.loadPEM(self.cert_pem + paths.private_key.read_bytes())
+        context = TLSFiles(str(paths.private_key), str(paths.certificate)).context()
         hosting = GameHostingService(
             PortAllocator(free_udp_ports(2)),
             PlaceholderGameHostFactory(reactor, "127.0.0.1", "127.0.0.1"),
@@ -294,7 +294,7 @@ class LingeringCloseTests(TestCase):
         )
         self.lobby.startService()
         self.addCleanup(self.lobby.stopService)
-        tls = TLSMemoryBIOFactory(certificate.options(), False, self.lobby)
+        tls = TLSLayerFactory(context, self.lobby)
         tls.protocol = _SlowLinkTLS
         listening = reactor.listenTCP(0, tls, interface="127.0.0.1")
         self.addCleanup(listening.stopListening)

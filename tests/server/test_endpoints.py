@@ -18,6 +18,7 @@ from twisted.python import usage
 from twisted.python.reflect import namedAny
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from tests.support.tls import MemoryClient
 from vinom.fleet.relay import Options as RelayOptions
 from vinom.gateway.proxy import proxy_v2_header
 from vinom.server.certs import make_self_signed
@@ -29,7 +30,6 @@ from vinom.server.endpoints import (
     listen_interface,
     listening_description,
 )
-from vinom.server.tls import TICKET_LIFETIME
 
 
 def certificate_files(case: SynchronousTestCase, name: str = "cert.pem") -> tuple[str, str]:
@@ -58,10 +58,24 @@ class TLSParserTests(SynchronousTestCase):
             memory, f"vinom-ssl:7350:interface=127.0.0.1:backlog=7:privateKey={escaped(key)}"
             f":certKey={escaped(cert)}",
         )  # fmt: skip
-        endpoint.listen(Factory())
-        [(port, _factory, backlog, interface)] = memory.tcpServers
+        endpoint.listen(Factory.forProtocol(Protocol))
+        [(port, factory, backlog, interface)] = memory.tcpServers
         self.assertEqual((port, backlog, interface), (7350, 7, "127.0.0.1"))
-        self.assertEqual(endpoint.options.getContext().get_timeout(), TICKET_LIFETIME)
+        client = MemoryClient(factory)
+        client.handshake()
+        served = client.tls.getpeercert(binary_form=True)
+        with open(cert, "rb") as f:
+            self.assertEqual(served, ssl.PEM_cert_to_DER_cert(f.read().decode()))
+        # sslmethod=TLSv1_2_METHOD: TLS 1.2 only.
+        memory = MemoryReactor()
+        serverFromString(
+            memory,
+            f"vinom-ssl:7350:privateKey={escaped(key)}"
+            f":certKey={escaped(cert)}:sslmethod=TLSv1_2_METHOD",
+        ).listen(Factory.forProtocol(Protocol))
+        client = MemoryClient(memory.tcpServers[0][1])
+        client.handshake()
+        self.assertEqual(client.tls.version(), "TLSv1.2")
 
     def test_each_plugin_names_the_parser_of_its_prefix(self) -> None:
         # The plugin file names its parsers (imported when a description is parsed).
@@ -76,7 +90,8 @@ class TLSParserTests(SynchronousTestCase):
             ("vinom-ssl:", "vinom-ssl needs a port"),
             ("vinom-ssl:http", "vinom-ssl needs a port"),
             ("vinom-ssl:7350:backlog=many", "backlog must be a number"),
-            ("vinom-ssl:7350:sslmethod=TLS_BEST", "sslmethod 'TLS_BEST' is not one of OpenSSL's"),
+            ("vinom-ssl:7350:sslmethod=TLS_BEST", "sslmethod 'TLS_BEST' is not one it serves"),
+            ("vinom-ssl:7350:sslmethod=TLSv1_METHOD", "sslmethod 'TLSv1_METHOD' is not one"),
             ("vinom-ssl:7350:colour=red", "vinom-ssl has no field 'colour'"),
             ("vinom-ssl:7350:privateKey=/nonexistent.pem", "'/nonexistent.pem': no such file"),
             (f"vinom-ssl:7350:privateKey={key}:certKey={key}", "OpenSSL refuses"),

@@ -8,19 +8,22 @@ import io
 import json
 import os
 
+from OpenSSL.crypto import FILETYPE_ASN1
 from twisted.application.service import Application, MultiService
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.ssl import Certificate
 from twisted.internet.testing import MemoryReactor
 from twisted.logger import ILogObserver
-from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python import usage
 from twisted.trial.unittest import TestCase
 from twisted.web.server import Site
 
 from tests.games.test_games_registry import WindowedGame
+from tests.support.tls import MemoryClient
 from vinom.games.duel import DuelGame
 from vinom.games.registry import GameRegistry
 from vinom.matchmaking.windows import RatingWindow
+from vinom.net.tls import TLSLayerFactory
 from vinom.server.certs import ensure_dev_certificate
 from vinom.server.checks import (
     match_size_overrides,
@@ -414,7 +417,7 @@ class MakeServiceTests(TestCase):
         root.startService()
         self.addCleanup(root.stopService)
         # TLS run over TCP connections, as Twisted's listenSSL does (vinom.server.tls).
-        tls = [s for s in reactor.tcpServers if isinstance(s[1], TLSMemoryBIOFactory)]
+        tls = [s for s in reactor.tcpServers if isinstance(s[1], TLSLayerFactory)]
         self.assertEqual(len(tls), 2)
         port, _factory, backlog, interface = tls[0]
         self.assertEqual((port, backlog, interface), (7399, 1024, "127.0.0.1"))
@@ -486,7 +489,7 @@ class MakeServiceTests(TestCase):
 
     def test_given_certificate_is_used(self) -> None:
         paths = ensure_dev_certificate(self.mktemp())
-        root, _reactor = self.make(
+        root, reactor = self.make(
             "--certificate", str(paths.certificate), "--private-key", str(paths.private_key)
         )
         assert isinstance(root, MultiService)
@@ -494,8 +497,13 @@ class MakeServiceTests(TestCase):
         self.addCleanup(root.stopService)
         given = Certificate.loadPEM(paths.certificate.read_bytes())
         # The TLS lobby and the web server both present it.
-        for name in ("lobby-listener", "web"):
-            served = Certificate(root.getServiceNamed(name).endpoint.options.certificate)
+        listening = [s for s in reactor.tcpServers if isinstance(s[1], TLSLayerFactory)]
+        self.assertEqual(len(listening), 2)
+        for _port, factory, _backlog, _interface in listening:
+            # The listener's TLS before a protocol of its own (whose clock is not here).
+            client = MemoryClient(TLSLayerFactory(factory.context, Factory.forProtocol(Protocol)))
+            client.handshake()
+            served = Certificate.load(client.tls.getpeercert(binary_form=True), FILETYPE_ASN1)
             self.assertEqual(served.digest(), given.digest())
 
     def test_json_log_format_installs_an_observer(self) -> None:

@@ -16,6 +16,7 @@ are closed; the relay forwards on while a route is open, within the same
 from __future__ import annotations
 
 import signal
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +34,12 @@ from vinom.gateway.relay import RelayCollector, RelayService
 from vinom.gateway.rules import RuleError, RuleSet
 from vinom.gateway.service import Gateway, load_rules
 from vinom.gateway.sources import FileRuleSource, IRuleSource
+from vinom.net.tls import TLSFiles
 from vinom.server.certs import dev_certificate_in
 from vinom.server.endpoints import listening_description
 from vinom.server.logs import ServerRoot, Site
 from vinom.server.ops import operations_site
 from vinom.server.startup import Address, Announcement, Listener, StartupError
-from vinom.server.tls import resumable_options
 
 _log = Logger()
 
@@ -49,7 +50,7 @@ def build_gateway(options: usage.Options, reactor: Any, root: ServerRoot, instal
     gateway = Gateway(rules, reactor, sniff_limit=options["sniff-limit"],
                       sniff_timeout=options["sniff-timeout"],
                       drain_timeout=options["drain-timeout"],
-                      tls_options=gateway_tls(options),
+                      tls_context=gateway_tls(options),
                       source=options["backend-interface"] or None)  # fmt: skip
     settings = options["redis-settings"]
     if settings is not None:
@@ -187,16 +188,16 @@ def install_signal_handlers(drain: GatewayDrain, reactor: Any) -> None:
         signal.signal(number, signalled)
 
 
-def gateway_tls(options: usage.Options) -> Any:
-    """The TLS options of the routes that terminate TLS here: --certificate/--private-key,
-    else the dev certificate in --data-dir (made on first start), with session tickets
-    on as at a lobby (vinom.server.tls; docs/gateway.md says what resumes)."""
+def gateway_tls(options: usage.Options) -> ssl.SSLContext:
+    """The TLS of the routes that terminate TLS here: --certificate/--private-key, else
+    the dev certificate in --data-dir (made on first start), served as at a lobby
+    (vinom.net.tls; docs/gateway.md says what resumes)."""
     if options["certificate"] is not None:
         certificate, key = options["certificate"], options["private-key"]
     else:
         paths = dev_certificate_in(options["data-dir"])
         certificate, key = str(paths.certificate), str(paths.private_key)
-    return resumable_options(key, certificate)
+    return TLSFiles(key, certificate).context()
 
 
 def initial_rules(options: usage.Options) -> RuleSet:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import socket
+import ssl
 import struct
 from collections import Counter
 from typing import Any
@@ -29,11 +30,11 @@ from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP
 from twisted.internet.interfaces import IAddress, IDelayedCall
 from twisted.internet.protocol import ClientFactory, Protocol, ServerFactory, connectionDone
 from twisted.logger import Logger
-from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 
 from vinom.gateway.router import BackendState, Router
 from vinom.gateway.sniff import DEFAULT_LIMIT, DEFAULT_TIMEOUT, PROXY_V2_SIGNATURE, Refused, sniff
+from vinom.net.tls import TLSLayer, TLSLayerFactory
 
 CONNECT_TIMEOUT = 5.0
 
@@ -120,7 +121,7 @@ class GatewayConnection(Protocol):
         self._refused = False
         # With TLS terminated here: the TLS layer this connection's bytes go through, and
         # whether this is the plaintext connection inside it.
-        self._tls: TLSMemoryBIOProtocol | None = None
+        self._tls: TLSLayer | None = None
         self.terminated = False
 
     def connectionMade(self) -> None:
@@ -176,7 +177,7 @@ class GatewayConnection(Protocol):
         self.factory.terminated += 1
         inner = self.factory.buildProtocol(None)
         inner.terminated = True
-        self._tls = TLSMemoryBIOProtocol(tls_factory, inner)
+        self._tls = TLSLayer(tls_factory, inner)
         # The inner connection stands for this one from now on (drain, counts).
         self._tls.makeConnection(self.transport)
         self.factory.connections.discard(self)
@@ -294,7 +295,7 @@ class GatewayFactory(ServerFactory):
         *,
         sniff_limit: int = DEFAULT_LIMIT,
         sniff_timeout: float = DEFAULT_TIMEOUT,
-        tls_options: Any = None,
+        tls_context: ssl.SSLContext | None = None,
         source: str | None = None,
     ) -> None:
         self.router = router
@@ -303,8 +304,8 @@ class GatewayFactory(ServerFactory):
         self.sniff_timeout = sniff_timeout
         self.connections: set[GatewayConnection] = set()
         # With a certificate: TLS is terminated for the routes that say so.
-        self.tls_factory: TLSMemoryBIOFactory | None = (
-            None if tls_options is None else TLSMemoryBIOFactory(tls_options, False, self)
+        self.tls_factory: TLSLayerFactory | None = (
+            None if tls_context is None else TLSLayerFactory(tls_context, self)
         )
         self.terminated = 0
         self.refused: Counter[str] = Counter()

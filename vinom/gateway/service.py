@@ -20,6 +20,7 @@ open run for up to `drain_timeout` seconds, then closes them.
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -51,7 +52,7 @@ class Gateway(service.Service):
     log = Logger()
 
     def __init__(self, rules: RuleSet, reactor: Any, *, sniff_limit: int, sniff_timeout: float,
-                 drain_timeout: float, tls_options: Any = None,
+                 drain_timeout: float, tls_context: ssl.SSLContext | None = None,
                  source: str | None = None) -> None:  # fmt: skip
         self.reactor = reactor
         # The rule set as offered (discovered backends unexpanded), and the addresses found.
@@ -60,7 +61,7 @@ class Gateway(service.Service):
         self.router = Router(expand(rules, self.found))
         self.factory = GatewayFactory(self.router, reactor, sniff_limit=sniff_limit,
                                       sniff_timeout=sniff_timeout,
-                                      tls_options=tls_options, source=source)  # fmt: skip
+                                      tls_context=tls_context, source=source)  # fmt: skip
         self.health = HealthChecker(self.router, reactor)
         self.drain_timeout = drain_timeout
         self.rules_loaded = 1

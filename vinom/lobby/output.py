@@ -2,9 +2,9 @@
 
 A transport calls its registered streaming producer's `pauseProducing` when
 its write buffer passes its high-water mark (64 KiB for TCP) and
-`resumeProducing` once it has drained; the TLS wrapper does the same for its
-own buffer (`TLSMemoryBIOProtocol.registerProducer` wraps the producer and
-pauses it while OpenSSL cannot take more). `OutputGate` is that producer for
+`resumeProducing` once it has drained; the TLS layer (vinom.server.tls) holds
+nothing of its own after the handshake: it encrypts each write onto the TCP
+transport at once, whose buffer does the pausing. `OutputGate` is that producer for
 one lobby connection (TCP or WebSocket): while the transport is paused,
 frames wait in the gate, counted in bytes, and the connection serves no
 request (`LobbyConnection.output_paused`), so a peer that asks and never

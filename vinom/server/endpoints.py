@@ -10,8 +10,8 @@ installed plugins. Two are vinom's, Twisted parser plugins
 
 - `vinom-ssl:PORT[:interface=ADDR][:backlog=N]:privateKey=KEY[:certKey=CERT]
   [:extraCertChain=CHAIN][:dhParameters=DH][:sslmethod=METHOD]`: the fields of
-  Twisted's `ssl:`, with TLS session tickets and a server's ALPN answer
-  (vinom.server.tls);
+  Twisted's `ssl:` on the standard library's TLS, with TLS session tickets and a
+  server's ALPN answer (vinom.server.tls);
 - `vinom-proxied:trusted=NET[,NET...]:DESCRIPTION`: the endpoint of DESCRIPTION,
   reading a PROXY protocol header first on the connections from the trusted
   addresses or CIDR networks (vinom.server.proxied). Over `vinom-ssl:` the header
