@@ -220,12 +220,11 @@ def listen_game_socket(
     webtransport: bool = False, proxied: bool = False,
 ) -> dict[str, int]:  # fmt: skip
     """`/game` (vinom.hosting.websocket) for `host`'s matches, over TLS as `twistd vinom` serves it
-    (a fresh self-signed certificate), or plain as behind a TLS-terminating proxy; its port
-    (`websocket_port`), and with `webtransport` the WebTransport listener's
-    (`webtransport_port`), whose sessions that socket's factory admits. With `proxied`
-    (plain only) each connection from 127.0.0.1 begins with a PROXY header, as
+    (its `vinom-ssl:` listener, a fresh self-signed certificate), or plain as behind a
+    TLS-terminating proxy; its port (`websocket_port`), and with `webtransport` the WebTransport
+    listener's (`webtransport_port`), whose sessions that socket's factory admits. With
+    `proxied` (plain only) each connection from 127.0.0.1 begins with a PROXY header, as
     `--trusted-proxy 127.0.0.1` reads it behind a proxy that sends one."""
-    from twisted.internet.ssl import PrivateCertificate
     from twisted.web.resource import Resource
     from twisted.web.server import Site
 
@@ -269,10 +268,19 @@ def listen_game_socket(
         ports["websocket_port"] = int(reactor.listenTCP(0, site, interface=interface)
                                       .getHost().port)  # fmt: skip
         return ports
-    cert, key = make_self_signed("localhost")
-    options = PrivateCertificate.loadPEM(cert + key).options()
-    ports["websocket_port"] = int(reactor.listenSSL(0, site, options, interface=interface)
-                                  .getHost().port)  # fmt: skip
+    # The build's own `vinom-ssl:` listener (vinom.server.tls), as `--websocket` listens.
+    from vinom.server.tls import tls_server_endpoint
+
+    directory = tempfile.mkdtemp(prefix="vinom-bench-tls-")
+    paths = {"certKey": os.path.join(directory, "cert.pem"),
+             "privateKey": os.path.join(directory, "key.pem")}  # fmt: skip
+    for name, pem in zip(("certKey", "privateKey"), make_self_signed("localhost"), strict=True):
+        with open(paths[name], "wb") as f:
+            f.write(pem)
+    endpoint = tls_server_endpoint(reactor, ("0",), {"interface": interface, **paths})
+    listening: list[Any] = []
+    endpoint.listen(site).addCallback(listening.append)
+    ports["websocket_port"] = int(listening[0].getHost().port)
     return ports
 
 

@@ -91,6 +91,17 @@ class TLSLayerTests(SynchronousTestCase):
         self.assertEqual(client.receive(), b"greeting")
         client.send(b"hello")
         self.assertEqual(recorder.received, b"hello")
+        # Two records in one read, and one record in two reads.
+        client.tls.write(b" two")
+        client.tls.write(b" records")
+        client.send_raw(client.outgoing.read())
+        self.assertEqual(recorder.received, b"hello two records")
+        client.tls.write(b" split")
+        record = client.outgoing.read()
+        client.send_raw(record[:7])
+        self.assertEqual(recorder.received, b"hello two records")
+        client.send_raw(record[7:])
+        self.assertEqual(recorder.received, b"hello two records split")
         recorder.transport.write(b"a" * 40000)  # type: ignore[union-attr]
         recorder.transport.writeSequence([b"b", b"c"])  # type: ignore[union-attr]
         self.assertEqual(client.receive(), b"a" * 40000 + b"bc")

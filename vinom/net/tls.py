@@ -94,7 +94,7 @@ class TLSLayer(ProtocolWrapper):
             if self.disconnecting and self._producer is None:  # closed while it waited
                 self._close_tls()
                 return
-        tls = self._tls
+        tls, incoming = self._tls, self._incoming
         while not self._ended:
             try:
                 plain = tls.read(READ_SIZE)
@@ -107,7 +107,12 @@ class TLSLayer(ProtocolWrapper):
                 self._close_tls()
                 break
             self.wrappedProtocol.dataReceived(plain)
-        self._send()
+            # OpenSSL takes a record at a time from the BIO: with nothing left there or
+            # decrypted, a further read could only fail (an exception a packet, saved).
+            if not incoming.pending and not tls.pending():
+                break
+        if self._outgoing.pending:
+            self._send()
 
     def write(self, data: bytes) -> None:
         if self._ended or (self.disconnecting and self._producer is None):
