@@ -8,13 +8,16 @@ interpolated (`rendered()`) and fires where it is drawn, led by its walk while
 the bullet flies. The host judges each bullet in `tick_at`, in the shooter's past
 at the moment its input says was drawn, between ticks: every shot lands within a
 hair of the walker as the shooter saw it, where the present walker, seven or
-more units on, would have been missed.
+more units on, would have been missed. Each shot is drawn at the key press
+(predicted events) and confirmed by a snap; one the host refuses (fired while
+the last flies) is retracted.
 """
 
 # slow: starts twistd vinom (tests/support/servers.py)
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from twisted.internet import reactor
@@ -28,7 +31,7 @@ from tests.test_netcode_play import DelayLink
 from vinom.client.failover import LobbyPlayer
 from vinom.client.game import GameSession
 from vinom.client.lobby import LobbyAddress
-from vinom.client.netcode import Interpolation
+from vinom.client.netcode import EventsSettled, Interpolation
 from vinom.client.udp import GameClientProtocol
 from vinom.protocol.tokens import PublicToken
 
@@ -100,13 +103,35 @@ class ShooterOverA150msRoundTripTests(TestCase):
             mine[:] = [shot for shot in view.get("shots", ()) if shot[0] == seat]
             return len(mine) >= count
 
+        # Each shot drawn at the key press, before the host's word (predicted events).
+        shots = shooter.predict_events(
+            lambda view: [b[0] for b in view["bullets"]] + [s[3] for s in view["shots"]]
+        )
+        settled: list[EventsSettled] = []
+        shooter.on_events = settled.append
         for n in range(1, 7):
             drawn = shooter.rendered()["xs"][target]  # the frame the key is pressed on
-            shooter.send_input({"fire": drawn + SPEED * LANE / BULLET})
+            tick = shooter.send_input({"fire": drawn + SPEED * LANE / BULLET, "id": n})
+            shots.predict(n, tick, drawn)
+            self.assertIn((n, drawn), shots.shown())  # on that frame
             await until(lambda n=n: landed(n), lambda n=n: f"shot {n} judged: {mine}",
                         timeout=10)  # fmt: skip
         self.assertEqual(len(mine), 6)
-        for _, seen, present in mine:
+        self.assertEqual([s[3] for s in mine], [1, 2, 3, 4, 5, 6])
+        self.assertEqual((shots.confirmed, shots.retracted, shots.shown()), (6, 0, []))
+        # A shot fired while the last one flies is refused (`reloading`): drawn at once,
+        # then retracted, its input's tick 8 ticks gone with no snap naming it.
+        first = shooter.send_input({"fire": 0.0, "id": 7})
+        shots.predict(7, first, 0.0)
+        await until(lambda: math.floor(shooter.prediction_tick or 0) + 1 > first,
+                    "the next tick")  # fmt: skip
+        refused = shooter.send_input({"fire": 0.0, "id": 8})
+        shots.predict(8, refused, 0.0)
+        self.assertEqual([i for i, _ in shots.shown()], [7, 8])
+        await until(lambda: not shots.pending, lambda: f"shots settled: {shots.pending}")
+        self.assertIn((7, 0.0), [e for s in settled for e in s.confirmed])
+        self.assertEqual([e for s in settled for e in s.retracted], [(8, 0.0)])
+        for _, seen, present, _ in mine:
             # Where the shooter saw the walker: a hit, judged between ticks (a whole
             # tick is SPEED / 20 = 3 units of walk).
             self.assertLess(seen, HIT, mine)

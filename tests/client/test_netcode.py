@@ -17,8 +17,11 @@ from benchmarks.arena import ArenaGame
 from vinom.client.game import GameSession
 from vinom.client.netcode import (
     BUFFER_SIZE,
+    EVENT_WAIT_TICKS,
     MAX_PREDICTED_TICKS,
+    EventsSettled,
     Interpolation,
+    PredictedEvents,
     Predictor,
     ServerClock,
     SnapshotBuffer,
@@ -331,6 +334,31 @@ class PredictionTests(SynchronousTestCase):
 
 
 # -- GameSession: the helpers fed from its snaps ------------------------------
+
+
+class PredictedEventsTests(SynchronousTestCase):
+    """Events shown before the host's word, settled by the snapshots' views."""
+
+    def test_confirmed_refused_and_waited_out(self) -> None:
+        events = PredictedEvents(lambda view: view["seen"], lambda view: view["refused"])
+        for n, tick in ((1, 10), (2, 11), (3, 12)):
+            events.predict(n, tick, f"shot {n}")
+        self.assertEqual(events.shown(), [(1, "shot 1"), (2, "shot 2"), (3, "shot 3")])
+        # A view naming shot 2 confirms it, one refusing shot 3 retracts it at once.
+        settled = events.settle(12, {"seen": [2], "refused": [3]})
+        self.assertEqual(settled, EventsSettled(((2, "shot 2"),), ((3, "shot 3"),)))
+        # Shot 1 waits for its input's tick plus EVENT_WAIT_TICKS, then goes.
+        self.assertEqual(events.settle(10 + EVENT_WAIT_TICKS, {"seen": [], "refused": []}),
+                         EventsSettled())  # fmt: skip
+        settled = events.settle(11 + EVENT_WAIT_TICKS, {"seen": [], "refused": []})
+        self.assertEqual(settled.retracted, ((1, "shot 1"),))
+        self.assertEqual((events.confirmed, events.retracted, events.shown()), (1, 2, []))
+
+    def test_no_pending_event_asks_nothing_of_the_view(self) -> None:
+        def confirms(view: Any) -> list[Any]:
+            raise AssertionError("asked")
+
+        self.assertEqual(PredictedEvents(confirms).settle(5, None), EventsSettled())
 
 
 class Wire:

@@ -6,8 +6,8 @@ of snapshots and asked for the server's tick and time; an interpolation buffer
 (list items matched by key, a wrapping field, a snapped one) sampled between,
 before and past its views; a predictor with a one-dimensional mover's rules,
 inputs added and snapshots reconciled (some disagreeing), rendered with its
-fading correction. Every number the page gives equals Python's (to 1e-9), and
-no console error.
+fading correction; predicted events confirmed, refused and waited out. Every
+number the page gives equals Python's (to 1e-9), and no console error.
 """
 
 # slow: drives Chromium (tests/support/browser.py)
@@ -23,13 +23,20 @@ from twisted.trial.unittest import TestCase
 from tests.server.test_web_client import start_web_server, wait_for_screen
 from tests.support.browser import open_browser
 from vinom.client import netcode
-from vinom.client.netcode import Interpolation, Predictor, ServerClock, SnapshotBuffer
+from vinom.client.netcode import (
+    Interpolation,
+    PredictedEvents,
+    Predictor,
+    ServerClock,
+    SnapshotBuffer,
+)
 from vinom.rooms.delta import SnapshotHistory
 
 RATE = 20.0
 SIZE = 100.0
 DEFAULTS = ("CLOCK_WINDOW", "CLOCK_SLEW", "DELAY_INTERVALS", "EXTRAPOLATION_INTERVALS",
-            "BUFFER_SIZE", "SMOOTHING", "CORRECTION_EPSILON", "MAX_PREDICTED_TICKS")
+            "BUFFER_SIZE", "SMOOTHING", "CORRECTION_EPSILON", "MAX_PREDICTED_TICKS",
+            "EVENT_WAIT_TICKS")
 RULES = {
     "fields": ["p.*.1", "p.*.2"],
     "keys": {"p": "0"},
@@ -62,6 +69,17 @@ def scenario(seed: int) -> list[list[Any]]:
         ops.append(["render", k + 2.5, k / RATE])
         if rng.random() < 0.6:
             ops.append(["reconcile", k, {"x": rng.uniform(0, 40), "v": 5.0}, k / RATE])
+    # Predicted events: some confirmed by a later view, some refused, some waited out.
+    predicted: list[str] = []
+    for k in range(40):
+        if rng.random() < 0.5:
+            predicted.append(f"e{k}")
+            ops.append(["event", f"e{k}", k + 2, {"x": rng.uniform(0, SIZE)}])
+        view = {"shots": [e for e in predicted if rng.random() < 0.2],
+                "no": [e for e in predicted if rng.random() < 0.05]}  # fmt: skip
+        ops.append(["settle", k, view])
+        if rng.random() < 0.3:
+            ops.append(["shown"])
     return ops
 
 
@@ -77,6 +95,7 @@ def run_python(ops: list[list[Any]]) -> list[Any]:
     interpolation = Interpolation(("p.*.1", "p.*.2"), {"p": "0"}, {"p.*.1": SIZE})
     buffer = SnapshotBuffer(RATE, interpolation)
     predictor: Predictor[Any] = Predictor(mover, RATE, ("x",))
+    events = PredictedEvents(lambda view: view["shots"], lambda view: view["no"])
     out: list[Any] = []
     for op, *args in ops:
         if op == "observe":
@@ -93,7 +112,15 @@ def run_python(ops: list[list[Any]]) -> list[Any]:
             predictor.add(*args)
         elif op == "render":
             out.append(predictor.render(*args))
-    out.append([buffer.extrapolated, buffer.held, buffer.early, predictor.corrections])
+        elif op == "event":
+            events.predict(*args)
+        elif op == "settle":
+            settled = events.settle(*args)
+            out.append([settled.confirmed, settled.retracted])
+        elif op == "shown":
+            out.append(events.shown())
+    out.append([buffer.extrapolated, buffer.held, buffer.early, predictor.corrections,
+                events.confirmed, events.retracted])  # fmt: skip
     # The defaults, one set for both languages.
     out.append({name: getattr(netcode, name) for name in DEFAULTS})
     return out
@@ -111,6 +138,7 @@ import('./netcode.js').then((n) => {
     return { x: state.x + v * dt, v };
   };
   const predictor = new n.Predictor(mover, rate, { smooth: ['x'] });
+  const events = new n.PredictedEvents((view) => view.shots, { refuses: (view) => view.no });
   const out = [];
   for (const [op, ...args] of ops) {
     if (op === 'observe') clock.observe(...args);
@@ -120,11 +148,17 @@ import('./netcode.js').then((n) => {
     else if (op === 'reconcile') out.push(predictor.reconcile(...args));
     else if (op === 'add') predictor.add(...args);
     else if (op === 'render') out.push(predictor.render(...args));
+    else if (op === 'event') events.predict(...args);
+    else if (op === 'settle') {
+      const settled = events.settle(...args);
+      out.push([settled.confirmed, settled.retracted]);
+    } else if (op === 'shown') out.push(events.shown());
   }
-  out.push([buffer.extrapolated, buffer.held, buffer.early, predictor.corrections]);
+  out.push([buffer.extrapolated, buffer.held, buffer.early, predictor.corrections,
+    events.confirmed, events.retracted]);
   out.push(Object.fromEntries(['CLOCK_WINDOW', 'CLOCK_SLEW', 'DELAY_INTERVALS',
     'EXTRAPOLATION_INTERVALS', 'BUFFER_SIZE', 'SMOOTHING', 'CORRECTION_EPSILON',
-    'MAX_PREDICTED_TICKS'].map((name) => [name, n[name]])));
+    'MAX_PREDICTED_TICKS', 'EVENT_WAIT_TICKS'].map((name) => [name, n[name]])));
   done(out);
 }, (e) => done({ error: String(e) }));
 """
@@ -196,7 +230,12 @@ Promise.all([import('./game.js'), import('./codec.js')]).then(([g, m]) => {
     out.tick = socket.serverTick();
     out.rttBefore = socket.rtt;
     now = 10010;
-    out.stamped = socket.input({ move: 100 });
+    out.stamped = socket.input({ move: 100, shot: 9 });
+    const settled = [];
+    const events = socket.predictEvents((view) => view.shots ?? [], {}, (s) => settled.push(s));
+    events.predict(9, out.stamped, 'shot 9');  // the shot this input fires
+    events.predict(8, out.stamped - 11, 'shot 8');  // one whose input went long ago
+    out.shownAtKey = events.shown();
     now = 10030;
     out.predicted = socket.predicted().x;    // moved at once
     now = 10150;
@@ -205,6 +244,8 @@ Promise.all([import('./game.js'), import('./codec.js')]).then(([g, m]) => {
     out.tickAfter = socket.serverTick();
     out.rendered = socket.rendered().other;
     out.corrections = socket.prediction.corrections;
+    out.settled = settled;
+    out.shownAfter = events.shown();
     deliver(welcome);                         // a new session: a new clock
     out.afterWelcome = socket.serverTick();
   } finally {
@@ -223,7 +264,7 @@ class GameSocketNetcodeTests(TestCase):
     async def test_clock_round_trip_prediction_and_interpolation(self) -> None:
         history = SnapshotHistory()
         views = {40: {"me": {"x": 10.0, "vx": 0.0}, "other": 0.0},
-                 43: {"me": {"x": 25.0, "vx": 100.0}, "other": 30.0}}  # fmt: skip
+                 43: {"me": {"x": 25.0, "vx": 100.0}, "other": 30.0, "shots": [9]}}  # fmt: skip
         iks = {40: None, 43: 41}
         # A snap as the host sends it: [v, ts, r, i, ik, d] (docs/protocol.md §14).
         snaps = [
@@ -258,5 +299,11 @@ class GameSocketNetcodeTests(TestCase):
         self.assertAlmostEqual(out["rendered"], 10.0)
         # The server moved the input's three ticks (41 to 43) as predicted.
         self.assertEqual(out["corrections"], 0)
+        # The shot was drawn at the key; tick 43's view names it (confirmed), and the
+        # one whose input was for tick 30 was named by none 8 ticks on (retracted).
+        self.assertEqual(out["shownAtKey"], [[9, "shot 9"], [8, "shot 8"]])
+        self.assertEqual(out["settled"], [{"confirmed": [[9, "shot 9"]],
+                                           "retracted": [[8, "shot 8"]]}])  # fmt: skip
+        self.assertEqual(out["shownAfter"], [])
         self.assertIsNone(out["afterWelcome"])
         await browser.check()

@@ -29,14 +29,15 @@ docs/client.md "Clock, interpolation and prediction"): `server_clock`
 estimates the server's tick and time (`server_tick_now`,
 `server_time_now`); `interpolate(...)` keeps a `SnapshotBuffer` of the views
 for `rendered()`; `predict(step, own)` runs the player's inputs through the
-game's rules at once (`predicted()`), reconciled with every snap.
+game's rules at once (`predicted()`), reconciled with every snap; the events it
+causes are shown before the host's word (`predict_events`), settled by every snap.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from itertools import count
 from typing import Any
 
@@ -46,8 +47,11 @@ from twisted.internet.interfaces import IReactorUDP
 from vinom.client.lobby import MatchFound
 from vinom.client.netcode import (
     CORRECTION_EPSILON,
+    EVENT_WAIT_TICKS,
     SMOOTHING,
+    EventsSettled,
     Interpolation,
+    PredictedEvents,
     Predictor,
     ServerClock,
     SnapshotBuffer,
@@ -114,6 +118,10 @@ class GameSession:
         self.snapshot_buffer: SnapshotBuffer | None = None
         self.prediction: Predictor[Any] | None = None
         self._own: Callable[[Mapping[str, Any]], Mapping[str, Any] | None] | None = None
+        # The events this player causes, shown before the host's word, when asked for;
+        # what each snap settled of them goes to `on_events`.
+        self.events: PredictedEvents | None = None
+        self.on_events: Callable[[EventsSettled], object] | None = None
 
     @property
     def player_id(self) -> str | None:
@@ -234,6 +242,25 @@ class GameSession:
             step, rate, smooth, dict(wrap or {}), smoothing, tolerance, teleport
         )
         return self.prediction
+
+    def predict_events(
+        self,
+        confirms: Callable[[Any], Iterable[Any]],
+        *,
+        refuses: Callable[[Any], Iterable[Any]] | None = None,
+        wait_ticks: int = EVENT_WAIT_TICKS,
+    ) -> PredictedEvents:
+        """Show the events this player causes (a shot) before the host's word:
+        `confirms(view)` gives the event ids a snap's view names as happened,
+        `refuses(view)` those the host refused (`PredictedEvents`). The game calls
+        `events.predict(id, tick, event)` with the tick `send_input` returned for the
+        input carrying `id`; each applied snap settles them and calls `on_events`
+        with what it settled, when it settled any. After the welcome of a game with
+        a tick."""
+        if not self.tick_rate or self.server_clock is None:
+            raise ValueError("predict_events is for a game with a tick, after its welcome")
+        self.events = PredictedEvents(confirms, refuses, wait_ticks)
+        return self.events
 
     @property
     def prediction_tick(self) -> float | None:
@@ -453,6 +480,10 @@ class GameSession:
             elif self.prediction.base is not None:
                 # The own entity is gone (dead): drive nothing on until it is back.
                 self.prediction.reset()
+        if self.events is not None:
+            settled = self.events.settle(tick, view)
+            if (settled.confirmed or settled.retracted) and self.on_events is not None:
+                self.on_events(settled)
 
 
 def _number(message: Mapping[str, Any] | None, key: str) -> float | None:

@@ -47,6 +47,17 @@ than `teleport` (a respawn, a teleport) is shown at once instead, counted in
 prediction when the own entity is gone (dead: `GameSession` calls it when a
 snapshot's view has no own state, so that nothing dead is driven on), and
 `reset(tick, state)` starts it over from a state, shown where it is.
+
+`PredictedEvents` shows an event the player caused (a shot, a spawn) at the
+key press, before the host's word, and lets the snapshots settle it, as
+Colyseus 0.18's predicted events and Source's predicted weapon effects do. The
+input that causes it carries an id the client chose; the host's game names the
+ids of the events that happened in its view (a shot's id on its projectile, or
+a list of the recent ones) and, if it likes, those it refused. A snapshot that
+names an event confirms it: the view's own copy is drawn from then on. One
+that refuses it, or any snapshot more than `EVENT_WAIT_TICKS` after its input's
+tick (the host has applied or dropped every input by then,
+vinom.rooms.inputs.LATE_TICKS), retracts it: the game takes back what it showed.
 """
 
 from __future__ import annotations
@@ -54,7 +65,7 @@ from __future__ import annotations
 import math
 from bisect import insort
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import pairwise
 from typing import Any, Generic, TypeVar
 
@@ -77,6 +88,9 @@ SMOOTHING = 0.1
 CORRECTION_EPSILON = 1e-6
 #: The most ticks a Predictor replays ahead of its snapshot (more: it waits).
 MAX_PREDICTED_TICKS = 64
+#: The ticks after its input's tick a predicted event waits to be confirmed: by
+#: then the host has applied that input or dropped it (vinom.rooms.inputs.LATE_TICKS).
+EVENT_WAIT_TICKS = 8
 
 Path = tuple[str, ...]
 S = TypeVar("S", bound=Mapping[str, Any])
@@ -507,3 +521,60 @@ class Predictor(Generic[S]):
                 value = value + d
                 shown[name] = value % period if period is not None else value
         return shown
+
+
+@frozen
+class EventsSettled:
+    """What one snapshot settled of the predicted events: those it confirmed and
+    those it retracted, each ``(id, event)``, in the order they were predicted."""
+
+    confirmed: tuple[tuple[Any, Any], ...] = ()
+    retracted: tuple[tuple[Any, Any], ...] = ()
+
+
+@define
+class PredictedEvents:
+    """The events the player caused, shown before the host's word (module docstring).
+
+    `confirms(view)` gives the event ids a snapshot's view names as having
+    happened; `refuses(view)`, if given, those the host refused (retracted at
+    once). An event neither confirmed nor refused is retracted by the first
+    snapshot more than `wait_ticks` after its input's tick."""
+
+    confirms: Callable[[Any], Iterable[Any]]
+    refuses: Callable[[Any], Iterable[Any]] | None = None
+    wait_ticks: int = EVENT_WAIT_TICKS
+    # Events not settled yet: id -> (the tick of the input that causes it, the event).
+    pending: dict[Any, tuple[int, Any]] = field(factory=dict)
+    confirmed: int = 0
+    retracted: int = 0
+
+    def predict(self, event_id: Any, tick: int, event: Any) -> None:
+        """The player caused `event`, named `event_id`, with the input for `tick` (the
+        tick `send_input` returned), which carries the id for the host's game."""
+        self.pending[event_id] = (tick, event)
+
+    def shown(self) -> list[tuple[Any, Any]]:
+        """The events to draw as predicted, ``(id, event)``, oldest first."""
+        return [(event_id, event) for event_id, (_, event) in self.pending.items()]
+
+    def settle(self, tick: int, view: Any) -> EventsSettled:
+        """A snapshot of `tick` whose view is `view`: the pending events it names are
+        confirmed, those it refuses or that waited past `wait_ticks` retracted."""
+        if not self.pending:
+            return EventsSettled()
+        named = set(self.confirms(view))
+        refused = set() if self.refuses is None else set(self.refuses(view))
+        confirmed: list[tuple[Any, Any]] = []
+        retracted: list[tuple[Any, Any]] = []
+        for event_id, (k, event) in list(self.pending.items()):
+            if event_id in named:
+                confirmed.append((event_id, event))
+            elif event_id in refused or tick > k + self.wait_ticks:
+                retracted.append((event_id, event))
+            else:
+                continue
+            del self.pending[event_id]
+        self.confirmed += len(confirmed)
+        self.retracted += len(retracted)
+        return EventsSettled(tuple(confirmed), tuple(retracted))

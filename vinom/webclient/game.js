@@ -13,12 +13,13 @@
 // Each applied snap also feeds the client-side netcode (netcode.js, docs/web.md
 // "Clock, interpolation and prediction"): `serverTick()` / `serverTime()` from
 // the clock sync, `interpolate(...)` then `rendered()` for the others,
-// `predict(step, own)` then `predicted()` for the player's own state. The round
+// `predict(step, own)` then `predicted()` for the player's own state,
+// `predictEvents(confirms)` for the events it causes. The round
 // trip is measured from the inputs' acknowledgements (`rtt`).
 
 import { SnapshotReceiver } from "./delta.js";
 import { decode, encode } from "./codec.js";
-import { Predictor, ServerClock, SnapshotBuffer } from "./netcode.js";
+import { PredictedEvents, Predictor, ServerClock, SnapshotBuffer } from "./netcode.js";
 import { GameConnection } from "./transport.js";
 
 // The unacknowledged inputs an `input` message repeats, at most.
@@ -146,6 +147,8 @@ export class GameSocket {
     this.snapshotBuffer = null; // a SnapshotBuffer, once a board asked for it
     this.prediction = null; // a Predictor, once a board asked for it
     this.own = null; // view -> the own state the prediction starts from
+    this.events = null; // PredictedEvents, once a board asked for them
+    this.onEvents = null; // what a snap settled of them: ({ confirmed, retracted }) => ...
     this.socket = open(url);
     this.socket.binaryType = "arraybuffer";
     this.socket.onopen = () => this.socket.send(requestPacket(token));
@@ -248,6 +251,19 @@ export class GameSocket {
     return this.prediction;
   }
 
+  // Show the events this player causes (a shot) before the host's word:
+  // confirms(view) gives the event ids a view names as happened; `options`
+  // { refuses, waitTicks } (netcode.js PredictedEvents). The board calls
+  // events.predict(id, tick, event) with the tick input() returned for the input
+  // carrying `id`; each applied snap settles them and calls onEvents({ confirmed,
+  // retracted }) when it settled any.
+  predictEvents(confirms, options = {}, onEvents = null) {
+    if (this.serverClock === null) throw new Error("predictEvents is for a game with a tick, after its welcome");
+    this.events = new PredictedEvents(confirms, options);
+    this.onEvents = onEvents;
+    return this.events;
+  }
+
   // The own state to draw now (null before predict() and a snap).
   predicted(now = performance.now() / 1000) {
     const tick = this.predictionTick(now);
@@ -265,6 +281,10 @@ export class GameSocket {
       if (own !== null && own !== undefined) this.prediction.reconcile(tick, own, now);
       // The own entity is gone (dead): drive nothing on until it is back.
       else if (this.prediction.base !== null) this.prediction.reset();
+    }
+    if (this.events !== null) {
+      const settled = this.events.settle(tick, view);
+      if (settled.confirmed.length > 0 || settled.retracted.length > 0) this.onEvents?.(settled);
     }
   }
 

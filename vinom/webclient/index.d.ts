@@ -500,6 +500,15 @@ export declare class GameSocket<View = unknown, Own = Record<string, unknown>, I
   ): Predictor<Own, Input>;
   /** The own state to draw now; null before `predict` and a snap. */
   predicted(now?: number): Own | null;
+  /** Show the events this player causes before the host's word: `confirms(view)` the
+   * ids a view names as happened; each applied snap settles them, told to `onEvents`. */
+  predictEvents<E = unknown>(
+    confirms: (view: View) => Iterable<unknown>,
+    options?: { refuses?: ((view: View) => Iterable<unknown>) | null; waitTicks?: number },
+    onEvents?: ((settled: EventsSettled<E>) => void) | null,
+  ): PredictedEvents<View, E>;
+  /** The predicted events, once `predictEvents` was called; null before. */
+  events: PredictedEvents<View> | null;
   /** Sends a game action; its id (echoed in an error and in my state's `i`). */
   act(action: Record<string, unknown>): number;
   /** Sends a real-time input stamped with its tick, repeated until acknowledged; the tick. */
@@ -520,6 +529,8 @@ export declare const BUFFER_SIZE: number;
 export declare const SMOOTHING: number;
 export declare const CORRECTION_EPSILON: number;
 export declare const MAX_PREDICTED_TICKS: number;
+/** The ticks after its input's tick a predicted event waits to be confirmed. */
+export declare const EVENT_WAIT_TICKS: number;
 
 /** Which numeric fields of a view are interpolated (paths such as "players.*.1"),
  * the key that matches a list's items, and the worlds that wrap (field: its size). */
@@ -589,6 +600,28 @@ export declare class Predictor<S = Record<string, unknown>, I = Record<string, u
   reconcile(tick: number, state: S, now: number): number;
   offset(now: number): Record<string, number>;
   render(tick: number, now: number): S | null;
+}
+
+/** What one snapshot settled of the predicted events, each [id, event]. */
+export interface EventsSettled<E = unknown> {
+  confirmed: [unknown, E][];
+  retracted: [unknown, E][];
+}
+
+/** Events the player caused, shown before the host's word, settled by the snapshots. */
+export declare class PredictedEvents<V = unknown, E = unknown> {
+  constructor(confirms: (view: V) => Iterable<unknown>, options?: {
+    refuses?: ((view: V) => Iterable<unknown>) | null;
+    waitTicks?: number;
+  });
+  confirmed: number;
+  retracted: number;
+  /** The player caused `event`, named `id`, with its input for `tick`. */
+  predict(id: unknown, tick: number, event: E): void;
+  /** The events to draw as predicted, oldest first. */
+  shown(): [unknown, E][];
+  /** A snapshot of `tick` whose view is `view`: what it confirmed and retracted. */
+  settle(tick: number, view: V): EventsSettled<E>;
 }
 
 // ---- delta.js: delta snapshots (docs/protocol.md, section 16) ----

@@ -22,6 +22,10 @@
 // a change beyond `teleport` (a respawn) is shown at once, counted in
 // `teleports`. reset() forgets it while the own entity is gone (GameSocket calls
 // it for a view with no own state); reset(tick, state) starts over from a state.
+//
+// PredictedEvents: an event the player caused (a shot), shown at the key press;
+// a snapshot whose view names its id confirms it, one that refuses it or comes
+// more than EVENT_WAIT_TICKS after its input's tick retracts it.
 
 export const CLOCK_WINDOW = 2.0;
 export const CLOCK_SLEW = 0.05; // s/s: how fast the estimate comes down, never a step back
@@ -31,6 +35,7 @@ export const BUFFER_SIZE = 32;
 export const SMOOTHING = 0.1;
 export const CORRECTION_EPSILON = 1e-6;
 export const MAX_PREDICTED_TICKS = 64;
+export const EVENT_WAIT_TICKS = 8; // the host applies or drops an input by then
 
 // A decoded view's numbers are plain numbers (delta.js unwraps its floats).
 const isNumber = (v) => typeof v === "number";
@@ -357,5 +362,48 @@ export class Predictor {
       shown[name] = period === null ? value : ((value % period) + period) % period;
     }
     return shown;
+  }
+}
+
+export class PredictedEvents {
+  // confirms(view) -> the event ids the view names as happened; refuses(view) ->
+  // those the host refused (retracted at once), if given.
+  constructor(confirms, { refuses = null, waitTicks = EVENT_WAIT_TICKS } = {}) {
+    this.confirms = confirms;
+    this.refuses = refuses;
+    this.waitTicks = waitTicks;
+    this.pending = new Map(); // id -> [the tick of the input that causes it, the event]
+    this.confirmed = 0;
+    this.retracted = 0;
+  }
+
+  // The player caused `event`, named `id`, with the input for `tick` (the tick
+  // GameSocket.input returned), which carries the id for the host's game.
+  predict(id, tick, event) {
+    this.pending.set(id, [tick, event]);
+  }
+
+  // The events to draw as predicted, [id, event], oldest first.
+  shown() {
+    return [...this.pending].map(([id, [, event]]) => [id, event]);
+  }
+
+  // A snapshot of `tick` whose view is `view`: {confirmed, retracted}, each a
+  // list of [id, event] in the order they were predicted.
+  settle(tick, view) {
+    const confirmed = [];
+    const retracted = [];
+    if (this.pending.size === 0) return { confirmed, retracted };
+    const named = new Set(this.confirms(view));
+    const refused = new Set(this.refuses === null ? [] : this.refuses(view));
+    for (const [id, [k, event]] of [...this.pending]) {
+      if (named.has(id)) confirmed.push([id, event]);
+      else if (refused.has(id) || tick > k + this.waitTicks) retracted.push([id, event]);
+      else continue;
+      this.pending.delete(id);
+    }
+    this.confirmed += confirmed.length;
+    this.retracted += retracted.length;
+    return { confirmed, retracted };
   }
 }
