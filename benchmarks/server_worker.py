@@ -272,6 +272,7 @@ def listen_game_socket(
     from vinom.server.tls import tls_server_endpoint
 
     directory = tempfile.mkdtemp(prefix="vinom-bench-tls-")
+    reactor.addSystemEventTrigger("after", "shutdown", shutil.rmtree, directory, True)
     paths = {"certKey": os.path.join(directory, "cert.pem"),
              "privateKey": os.path.join(directory, "key.pem")}  # fmt: skip
     for name, pem in zip(("certKey", "privateKey"), make_self_signed("localhost"), strict=True):

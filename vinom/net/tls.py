@@ -121,9 +121,7 @@ class TLSLayer(ProtocolWrapper):
             self._early.append(data)
             return
         self._tls.write(data)
-        out = self._outgoing.read()
-        if out:
-            self.transport.write(out)  # type: ignore[union-attr]
+        self._send()
 
     def writeSequence(self, data: Any) -> None:
         self.write(b"".join(data))
@@ -199,10 +197,6 @@ class TLSLayer(ProtocolWrapper):
     def negotiatedProtocol(self) -> bytes | None:
         chosen = self._tls.selected_alpn_protocol()
         return None if chosen is None else chosen.encode("ascii")
-
-    def session_reused(self) -> bool:
-        """Whether the client resumed a session (a ticket) rather than a full handshake."""
-        return self._tls.session_reused
 
 
 class TLSLayerFactory(WrappingFactory[TLSLayer]):
