@@ -6,8 +6,8 @@ from pathlib import Path
 from setuptools import Distribution, Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
 
-# The game host's per-packet path, compiled to C with mypyc from these very
-# sources where it can be (docs/architecture.md, "Choices"): the same code,
+# The game host's per-packet and per-snapshot path, compiled to C with mypyc from these
+# very sources where it can be (docs/architecture.md, "Choices"): the same code,
 # checked by the same tests (tox runs the suite on both builds).
 COMPILED = [
     "vinom/protocol/replay.py",
@@ -24,6 +24,8 @@ COMPILED = [
     "vinom/protocol/spent_tokens.py",
     "vinom/hosting/udp.py",
     "vinom/hosting/datagrams.py",
+    "vinom/rooms/delta_wire.py",
+    "vinom/games/interest.py",
 ]
 
 

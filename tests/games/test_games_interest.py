@@ -110,6 +110,16 @@ class GridTests(SynchronousTestCase):
             Grid.build([1.0, 2.0], [3.0, 4.0], 1.0), Grid.build((1.0, 2.0), (3.0, 4.0), 1.0)
         )
         self.assertNotEqual(Grid.build([1.0], [3.0], 1.0), Grid.build([1.5], [3.0], 1.0))
+        self.assertNotEqual(Grid.build([1.0], [3.0], 1.0), (1.0, 3.0))
+        grid = Grid.build([1.0, 2.0], [3.0, 4.0], 1.0, wrap=10.0)
+        self.assertEqual(hash(grid), hash(Grid.build([1.0, 2.0], [3.0, 4.0], 1.0, wrap=10.0)))
+        self.assertEqual(
+            repr(grid), "Grid(xs=(1.0, 2.0), ys=(3.0, 4.0), cell=1.0, wrap=10.0, count=10)"
+        )
+        # Immutable, as a state holding it is.
+        with self.assertRaises(AttributeError):
+            grid.xs = (5.0, 6.0)  # type: ignore[misc]
+        self.assertEqual(grid.near(1.0, 3.0, 0.5), [0])
 
 
 def arena_view_before(game: ArenaGame, state: ArenaState, player_id: str | None) -> dict[str, Any]:

@@ -10,7 +10,10 @@ cryptography's `AESGCM`: there is no AEAD code of vinom's own.
 
 from __future__ import annotations
 
+import ast
+import importlib
 import os
+import re
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -54,3 +57,32 @@ class BuildTests(SynchronousTestCase):
         self.assertIn(Path("cluster/checked.lua"), data)
         missing = [str(path) for path in data if not (installed / path).is_file()]
         self.assertEqual(missing, [])
+
+    def test_every_module_setup_py_compiles_is_compiled_and_documented(self) -> None:
+        """setup.py's COMPILED: each module compiled in the compiled build (and
+        none in the pure one), and each named in docs/operations.md's "Building"."""
+        root = Path(__file__).resolve().parents[2]
+        tree = ast.parse((root / "setup.py").read_text())
+        (listed,) = [
+            ast.literal_eval(node.value)
+            for node in tree.body
+            if isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "COMPILED" for t in node.targets)
+        ]
+        self.assertIn("vinom/rooms/delta_wire.py", listed)
+        compiled = build_info()["code"] == "compiled"
+        for path in listed:
+            module = importlib.import_module(path[: -len(".py")].replace("/", "."))
+            self.assertEqual(not str(module.__file__).endswith(".py"), compiled, path)
+        building = (root / "docs" / "operations.md").read_text().split("## Building", 1)[1]
+        named = " ".join(building.split("\n\n", 2)[1].split())
+        # Named by path, by file, or by a family's pattern (`reliability*.py`).
+        families = [f for f in re.findall(r"`([\w*]+\.py)`", named) if "*" in f]
+        for path in listed:
+            name = path.rsplit("/", 1)[1]
+            self.assertTrue(
+                f"`{name}`" in named
+                or f"`{path}`" in named
+                or any(re.fullmatch(f.replace("*", r"\w*"), name) for f in families),
+                (path, named),
+            )

@@ -16,14 +16,17 @@ With `wrap`, the world is a torus of that period on both axes (an entity
 leaving at the right comes back at the left): positions are taken modulo the
 period and distances are measured the shorter way round, `d = abs(a - b)`
 then `min(d, wrap - d)` on each axis.
+
+`near` runs once per player per tick, so this module is compiled with mypyc
+with the packet path (setup.py): `Grid` is a plain typed class for that reason
+(a compiled class cannot hold attrs' fields), a value all the same: equal and
+hashed by what it was built from, its fields read-only.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-
-from attrs import field, frozen
 
 __all__ = ["Grid"]
 
@@ -33,20 +36,70 @@ __all__ = ["Grid"]
 _SLACK = 1e-9
 
 
-@frozen
 class Grid:
     """Entities bucketed by cell: build with `Grid.build`, ask with `near`."""
 
-    xs: tuple[float, ...]
-    ys: tuple[float, ...]
-    #: The side of a cell (with `wrap`, stretched so that whole cells fill the period).
-    cell: float
-    #: The torus' period, or 0.0 for an unbounded plane.
-    wrap: float
-    #: Cells per side on a torus (0 on a plane).
-    count: int
-    # (column, row) -> the indices of the entities in that cell, in ascending order.
-    cells: dict[tuple[int, int], list[int]] = field(eq=False, repr=False)
+    def __init__(
+        self,
+        xs: tuple[float, ...],
+        ys: tuple[float, ...],
+        cell: float,
+        wrap: float,
+        count: int,
+        cells: dict[tuple[int, int], list[int]],
+    ) -> None:
+        self._xs = xs
+        self._ys = ys
+        self._cell = cell
+        self._wrap = wrap
+        self._count = count
+        self._cells = cells
+
+    @property
+    def xs(self) -> tuple[float, ...]:
+        return self._xs
+
+    @property
+    def ys(self) -> tuple[float, ...]:
+        return self._ys
+
+    @property
+    def cell(self) -> float:
+        """The side of a cell (with `wrap`, stretched so that whole cells fill the period)."""
+        return self._cell
+
+    @property
+    def wrap(self) -> float:
+        """The torus' period, or 0.0 for an unbounded plane."""
+        return self._wrap
+
+    @property
+    def count(self) -> int:
+        """Cells per side on a torus (0 on a plane)."""
+        return self._count
+
+    @property
+    def cells(self) -> dict[tuple[int, int], list[int]]:
+        """(column, row) -> the indices of the entities in that cell, ascending."""
+        return self._cells
+
+    def _key(self) -> tuple[tuple[float, ...], tuple[float, ...], float, float, int]:
+        # What a grid is built from: the cells follow from it.
+        return (self._xs, self._ys, self._cell, self._wrap, self._count)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Grid):
+            return False
+        return self._key() == (other.xs, other.ys, other.cell, other.wrap, other.count)
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (
+            f"Grid(xs={self._xs!r}, ys={self._ys!r}, cell={self._cell!r}, "
+            f"wrap={self._wrap!r}, count={self._count!r})"
+        )
 
     @staticmethod
     def build(xs: Sequence[float], ys: Sequence[float], cell: float, wrap: float = 0.0) -> Grid:
@@ -93,7 +146,7 @@ class Grid:
         `dx * dx + dy * dy <= radius * radius`."""
         if not radius >= 0:
             raise ValueError(f"radius must be 0 or more, not {radius!r}")
-        xs, ys, wrap = self.xs, self.ys, self.wrap
+        xs, ys, wrap = self._xs, self._ys, self._wrap
         limit = radius * radius
         kept: list[int] = []
         if wrap:
@@ -123,7 +176,7 @@ class Grid:
 
     def _buckets(self, x: float, y: float, radius: float) -> list[list[int]]:
         """The buckets of every cell the circle may touch, each once."""
-        cell, count, cells = self.cell, self.count, self.cells
+        cell, count, cells = self._cell, self._count, self._cells
         reach = radius + (abs(x) + abs(y) + radius + cell) * _SLACK
         floor = math.floor
         low_x, high_x = floor((x - reach) / cell), floor((x + reach) / cell)
