@@ -743,9 +743,16 @@ class WebClientInChromiumTests(TestCase):
         await browser.wait_until(lambda d: d.execute_script(
             "const roll = document.querySelector('.vb-roll');"
             "return roll !== null && !roll.disabled;"), 60)
+        # The caption says "You rolled" only until the next player rolls, which a bot
+        # may do before a loaded machine's next look: every caption it shows counts.
+        await browser.run(lambda d: d.execute_script(
+            "const caption = document.querySelector('.vb-caption');"
+            "window.captionsShown = [];"
+            "new MutationObserver(() => window.captionsShown.push(caption.textContent))"
+            "  .observe(caption, {childList: true, characterData: true, subtree: true});"))
         await click(browser, ".vb-roll")
-        await browser.wait_until(lambda d: "You rolled" in (d.execute_script(
-            "return document.querySelector('.vb-caption').textContent;") or ""), WAIT)
+        await browser.wait_until(lambda d: any("You rolled" in shown for shown in d.execute_script(
+            "return window.captionsShown;")), WAIT)
         await assert_drawn(self, browser, "owedrahn")
         await click(browser, "#game-leave")
         await browser.wait_for_text("#result-text", "You left the match.", WAIT)
