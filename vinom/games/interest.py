@@ -83,17 +83,11 @@ class Grid:
         """(column, row) -> the indices of the entities in that cell, ascending."""
         return self._cells
 
-    def _key(self) -> tuple[tuple[float, ...], tuple[float, ...], float, float, int]:
-        # What a grid is built from: the cells follow from it.
-        return (self._xs, self._ys, self._cell, self._wrap, self._count)
-
     def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Grid):
-            return False
-        return self._key() == (other.xs, other.ys, other.cell, other.wrap, other.count)
+        return isinstance(other, Grid) and _built_from(self) == _built_from(other)
 
     def __hash__(self) -> int:
-        return hash(self._key())
+        return hash(_built_from(self))
 
     def __repr__(self) -> str:
         return (
@@ -204,3 +198,8 @@ class Grid:
             for row in rows
             if (bucket := get((column, row))) is not None
         ]
+
+
+def _built_from(grid: Grid) -> tuple[tuple[float, ...], tuple[float, ...], float, float, int]:
+    """What a grid is built from, which makes it the value it is (its cells follow)."""
+    return (grid.xs, grid.ys, grid.cell, grid.wrap, grid.count)

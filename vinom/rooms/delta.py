@@ -57,7 +57,6 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any, Final
 
-import msgpack
 from attrs import Factory, define, field, frozen
 
 # The walks over wire values, compiled (their module says why); their names are
@@ -109,9 +108,6 @@ DROP_UNKNOWN_BASELINE = "unknown_baseline"  # encoded against a view this client
 DROP_CHECKSUM = "checksum"  # rebuilt, but not the server's view: a bug, never the network
 DROP_STALE = "stale"  # not newer than the newest applied (late, reordered or duplicated)
 DROP_REASONS = (DROP_CORRUPT, DROP_UNKNOWN_BASELINE, DROP_CHECKSUM, DROP_STALE)
-
-# The header of every snapshot: [tick, distance, checksum] (floats never in it).
-_header_packer = msgpack.Packer()
 
 
 def _rules(
@@ -232,7 +228,7 @@ def encode_snapshot(
         body = encode_body(baseline, view)
     distance = None if baseline_tick is None else tick - baseline_tick
     # The header packs as a 3-array; one more element (the body, already packed) makes 4.
-    header = _header_packer.pack([tick, distance, view.checksum])
+    header = pack_wire([tick, distance, view.checksum], True)
     return b"\x94" + header[1:] + body
 
 

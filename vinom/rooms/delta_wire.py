@@ -25,12 +25,11 @@ FLOAT32: Final = "f32"
 #: Deepest nesting the decoder accepts (the web client's codec.js: 256); views are shallow.
 MAX_DEPTH: Final = 64
 
-# Beyond this an integer is no longer exact in JavaScript (2^53 - 1).
-_MAX_SAFE: Final = 9007199254740991
-# The same bound as a float (exact: 2^53 - 1 is one), for comparing floats: typed
-# as floats, the compiled loops below do their arithmetic on C doubles. An int
-# times or over a float is the float of the int times or over it in Python too.
-_MAX_SAFE_FLOAT: Final = 9007199254740991.0
+# Beyond this an integer is no longer exact in JavaScript (2^53 - 1), as a float
+# (exactly: floats are what it bounds). The compiled loops below take an int's
+# float before scaling it (in Python an int times or over a float is that too),
+# so that they do their arithmetic on C doubles.
+_MAX_SAFE: Final = 9007199254740991.0
 _FLOAT32_MAX: Final = 3.4028234663852886e38
 _f32 = struct.Struct("<f")
 
@@ -206,7 +205,7 @@ class ToWire:
                     continue
             elif child.scale and (kind is float or kind is int):
                 scaled = float(item) * child.scale
-                if -_MAX_SAFE_FLOAT <= scaled <= _MAX_SAFE_FLOAT:
+                if -_MAX_SAFE <= scaled <= _MAX_SAFE:
                     out[key] = round(scaled)
                     continue
             out[key] = self.value(item, child, deeper)
@@ -233,7 +232,7 @@ class ToWire:
                     continue
             elif child.scale and (kind is float or kind is int):
                 scaled = float(item) * child.scale
-                if -_MAX_SAFE_FLOAT <= scaled <= _MAX_SAFE_FLOAT:
+                if -_MAX_SAFE <= scaled <= _MAX_SAFE:
                     append(round(scaled))
                     continue
             append(self.value(item, child, deeper))
@@ -300,7 +299,7 @@ def _canonical(value: Any, node: Node | None, decoded: bool) -> Any:
                     append(item)
                     continue
                 number = float(item) / child.scale
-                if number.is_integer() and -_MAX_SAFE_FLOAT <= number <= _MAX_SAFE_FLOAT:
+                if number.is_integer() and -_MAX_SAFE <= number <= _MAX_SAFE:
                     append(int(number))
                 else:
                     append(number)
