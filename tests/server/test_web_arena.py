@@ -19,8 +19,9 @@ measured:
   where the buffer held at its extrapolation bound, after two snaps lost in a
   row or a starved page, is the one excuse);
 - the clock sync's estimate of the server's tick in each page is within one
-  two ticks of the tick the server is at (its schedule, read from the snaps'
-  ticks and when they came over loopback) at every snap;
+  tick of the tick the server is at (its schedule, read from the snaps' ticks
+  and when they came over loopback) at every snap, from a second after the
+  page first knew the round trip;
 - no console error, nothing refused by the page's policy (tests/support/browser.py).
 """
 
@@ -267,16 +268,17 @@ class ArenaBoardTests(TestCase):
                 self.assertGreater(data["dropped"], 0)
                 self.assertEqual(data["drops"]["checksum"], 0, data["drops"])
                 self.assertEqual(data["drops"]["corrupt"], 0, data["drops"])
-                # The clock: the estimate of the server's tick as each snap is applied
-                # (once the round trip is known: the board's first input), against the
-                # server's schedule (tests/support/clock_truth.py): within two ticks at
-                # every snap. The link here is the page's own timers, which a loaded
-                # machine runs late in bursts, and the round trips measured through
-                # them can read long for the rest of a run (CI twice saw the page's
-                # estimate step 1.2-1.3 ticks ahead while loaded).
-                # tests/test_netcode_play.py holds the Python client, over a real UDP
-                # proxy, to every snap within one tick: the issue's target.
-                signed, stalled = schedule_errors(data["clock"], 20.0, second=1000.0)
+                # The clock: the estimate of the server's tick as each snap is applied,
+                # from a second after the round trip is first known (the board's first
+                # input; every input message measures one after it), against the
+                # server's schedule (tests/support/clock_truth.py): within one tick at
+                # every snap, as tests/test_netcode_play.py holds the Python client.
+                # The link here is the page's own timers, which a loaded machine runs
+                # late in bursts: a round trip read long at the start is outrun by
+                # the next second's shortest.
+                clock = data["clock"]
+                settled = [c for c in clock if c[0] >= clock[0][0] + 1000.0]
+                signed, stalled = schedule_errors(settled, 20.0, second=1000.0)
                 self.assertGreater(len(signed), 20, (stalled, signed))
-                self.assertLess(max(map(abs, signed)), 2.0, signed)
+                self.assertLess(max(map(abs, signed)), 1.0, signed)
                 await page.check()

@@ -307,3 +307,70 @@ class GameSocketNetcodeTests(TestCase):
         self.assertEqual(out["shownAfter"], [])
         self.assertIsNone(out["afterWelcome"])
         await browser.check()
+
+
+# A GameSocket fed snaps at the times given ([ms, hex]), no input given: what it
+# sends, and its round trip after each snap.
+ACK_SCRIPT = """
+const [welcome, snaps, done] = arguments;
+Promise.all([import('./game.js'), import('./codec.js')]).then(([g, m]) => {
+  const bytes = (h) => Uint8Array.from(h.match(/../g) ?? [], (x) => parseInt(x, 16));
+  let now = 10000;
+  const realNow = performance.now.bind(performance);
+  performance.now = () => now;
+  const out = { sent: [], rtt: [] };
+  try {
+    const fake = { readyState: 1, close() {},
+                   send(data) { out.sent.push([now, m.decode(new Uint8Array(data))]); } };
+    const socket = new g.GameSocket('wss://unused.invalid/game', {}, { open: () => fake });
+    const deliver = (h) => fake.onmessage({ data: bytes(h).buffer });
+    deliver(welcome);
+    for (const [at, snap] of snaps) {
+      now = at;
+      deliver(snap);
+      out.rtt.push(socket.rtt);
+    }
+  } finally {
+    performance.now = realNow;
+  }
+  done(out);
+}, (e) => done({ error: String(e) + (e.stack ?? '') }));
+"""
+
+
+class GameSocketAckRoundTripTests(TestCase):
+    """A player who gives no input still measures the round trip: each input message's
+    `a` comes back as the baseline of the host's next snaps."""
+
+    timeout = 120
+
+    async def test_the_round_trip_from_a_snap_against_the_baseline_acknowledged(self) -> None:
+        history = SnapshotHistory()
+        view = {"me": {"x": 1.0}}
+        # tick: (arrives at, the ack the host read before encoding it)
+        plan = {40: (10000, None), 41: (10050, None), 42: (10120, 40), 43: (10130, 40),
+                44: (10400, 42)}  # fmt: skip
+        snaps = [[at, msgpack.packb([tick, tick * 50, None, None, None,
+                                     history.encode_for(tick, view, ack)]).hex()]
+                 for tick, (at, ack) in plan.items()]  # fmt: skip
+        welcome = msgpack.packb({"t": "welcome", "match": "m", "game": "arena", "seat": 0,
+                                 "players": [], "tick_rate": 20, "snapshot_rate": 20}).hex()
+        _server, url = await start_web_server(self, ports=1)
+        browser = await open_browser(self)
+        await browser.get(url)
+        await wait_for_screen(browser, "name")
+        out = await browser.run(lambda d: d.execute_async_script(ACK_SCRIPT, welcome, snaps))
+        self.assertNotIn("error", out, out.get("error"))
+        # An ack-only input message after a snap, at most every 100 ms: `a` the
+        # newest snap applied, no inputs.
+        self.assertEqual([(at, m["t"], m["a"], m["x"]) for at, m in out["sent"]],
+                         [(10000, "input", 40, []), (10120, "input", 42, []),
+                          (10400, "input", 44, [])])  # fmt: skip
+        # Full snaps acknowledge nothing; tick 42, against 40, came 120 ms after the
+        # message acknowledging 40 left: a round trip less half a snapshot interval
+        # (the host's wait for its next snap). Tick 43, against 40 again, is not a
+        # second trip of that message; tick 44, against 42, is 280 ms after its
+        # message, longer than the least of the last 2 s, which stays.
+        rtts = [None if r is None else round(r, 6) for r in out["rtt"]]
+        self.assertEqual(rtts, [None, None, 0.095, 0.095, 0.095])
+        await browser.check()

@@ -15,7 +15,7 @@
 // the clock sync, `interpolate(...)` then `rendered()` for the others,
 // `predict(step, own)` then `predicted()` for the player's own state,
 // `predictEvents(confirms)` for the events it causes. The round
-// trip is measured from the inputs' acknowledgements (`rtt`).
+// trip (`rtt`) is measured from the acknowledgements of inputs and of snaps.
 
 import { SnapshotReceiver } from "./delta.js";
 import { decode, encode } from "./codec.js";
@@ -140,9 +140,11 @@ export class GameSocket {
     this.pending = []; // [[k, input], ...]: inputs not yet acknowledged by a snap's `ik`
     this.lastTick = null; // the tick of the newest input stamped
     this.lastInputSent = null; // performance.now() of the last input message
-    this.rtt = null; // seconds: measured from the inputs' acknowledgements (acknowledged())
-    this.rttSamples = []; // [at, seconds]: an input's send to the snap acknowledging it
+    this.rtt = null; // seconds: measured from acknowledgements both ways (roundTrip())
+    this.rttSamples = []; // [at, seconds]: a send to the snap acknowledging it
     this.sentAt = new Map(); // input tick -> performance.now() of its first send
+    this.ackSentAt = new Map(); // an input message's `a` -> performance.now() of its first send
+    this.newestAck = null; // the newest `a` sent (ackSentAt records each once, in order)
     this.serverClock = null; // a ServerClock from the welcome of a game with a tick
     this.snapshotBuffer = null; // a SnapshotBuffer, once a board asked for it
     this.prediction = null; // a Predictor, once a board asked for it
@@ -202,6 +204,8 @@ export class GameSocket {
     this.pending = [];
     this.lastTick = null;
     this.sentAt.clear();
+    this.ackSentAt.clear();
+    this.newestAck = null;
     this.serverClock = this.tickRate > 0 ? new ServerClock(this.tickRate) : null;
   }
 
@@ -289,19 +293,37 @@ export class GameSocket {
   }
 
   // A snap's `ik` acknowledged the inputs up to it: each one's first send to now is
-  // a round trip plus the wait for the host's next snap (half a snapshot interval
-  // on average, taken off); the least of the last 2 seconds' is the estimate
-  // (rtt), as the clock keeps its fastest sample.
+  // a round trip.
   acknowledged(ik) {
-    const now = performance.now();
-    const wait = 0.5 / (this.snapshotRate || this.tickRate || 20);
     for (const [k, at] of this.sentAt) {
       if (k > ik) continue;
       this.sentAt.delete(k);
-      this.rttSamples.push([now, Math.max(0, (now - at) / 1000 - wait)]);
+      this.roundTrip(at);
     }
+  }
+
+  // A snap against baseline `tick`: the host read the first input message whose
+  // `a` acknowledged it, so that message's send to now is a round trip too. Every
+  // input message, ack-only ones included, measures one, so the estimate follows
+  // the link while the player gives no input.
+  baselineHeard(tick) {
+    for (const [a, at] of this.ackSentAt) {
+      if (a > tick) continue;
+      this.ackSentAt.delete(a);
+      if (a === tick) this.roundTrip(at);
+    }
+  }
+
+  // A send at `at` (performance.now()) acknowledged now: a round trip plus the wait
+  // for the host's next snap (half a snapshot interval on average, taken off); the
+  // least of the last 2 seconds' is the estimate (rtt), as the clock keeps its
+  // fastest sample.
+  roundTrip(at) {
+    const now = performance.now();
+    const wait = 0.5 / (this.snapshotRate || this.tickRate || 20);
+    this.rttSamples.push([now, Math.max(0, (now - at) / 1000 - wait)]);
     while (this.rttSamples.length > 1 && this.rttSamples[0][0] < now - 2000) this.rttSamples.shift();
-    if (this.rttSamples.length > 0) this.rtt = Math.min(...this.rttSamples.map(([, s]) => s));
+    this.rtt = Math.min(...this.rttSamples.map(([, s]) => s));
   }
 
   heard(k) {
@@ -319,6 +341,7 @@ export class GameSocket {
     // A `d` that is not bin is corrupt too: the receiver counts it so.
     const snapshot = this.snapshots.receive(message.d);
     if (snapshot !== null) {
+      if (snapshot.baselineTick !== null) this.baselineHeard(snapshot.baselineTick);
       this.snapTick = snapshot.tick;
       this.heard(snapshot.tick);
       this.netcode(snapshot.tick, message.ts, snapshot.view);
@@ -377,6 +400,13 @@ export class GameSocket {
   // the connection has them.
   sendInputs() {
     this.lastInputSent = performance.now();
+    const a = this.snapTick;
+    // Each `a` at its first send: the host encodes against it from when it reads that one.
+    if (a !== null && (this.newestAck === null || a > this.newestAck)) {
+      this.newestAck = a;
+      this.ackSentAt.set(a, this.lastInputSent);
+      if (this.ackSentAt.size > MAX_PENDING_INPUTS) this.ackSentAt.delete(this.ackSentAt.keys().next().value);
+    }
     this.send({ t: "input", a: this.snapTick, x: this.pending.slice() }, true);
   }
 

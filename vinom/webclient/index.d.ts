@@ -476,7 +476,7 @@ export declare class GameSocket<View = unknown, Own = Record<string, unknown>, I
   /** The welcome's ticks per second (0: no tick) and states per second. */
   tickRate: number;
   snapshotRate: number;
-  /** Seconds, from the inputs' acknowledgements; null before any. */
+  /** Seconds, from the acknowledgements of inputs and of snaps; null before any. */
   rtt: number | null;
   /** The clock sync of a game with a tick, from its welcome on; null before. */
   serverClock: ServerClock | null;
