@@ -1,4 +1,5 @@
-"""The colyseus-play scenario: play's duel on the peer framework, Colyseus, for side-by-side runs.
+"""The colyseus-play scenario: play's duel (or its arena) on the peer framework, Colyseus,
+for side-by-side runs.
 
 The same work as `play` (benchmarks/play.py): R rooms x 2 duel players, one
 move in flight per player. Each player sends move `{seq: n}`; the room applies
@@ -21,6 +22,19 @@ latency of a move runs from sending it to the first state showing it. Run it
 alternately with `play --transport ws` (the same plain WebSocket), `websocket`
 and `webtransport` in one session for ratios: figures of different sessions do
 not compare.
+
+With `--game arena` the rooms are play's arena (benchmarks/arena.py) as a
+Colyseus game writes it (server.mjs, `ArenaRoom`): `--players` players a room,
+a schema state whose players each client sees through its `StateView` (those
+within the arena's radius of its own), ticked and patched 20 times a second;
+each player sends an input `{move: [vx, vy], n}` `--input-rate` times a second.
+The figures are `play --game arena`'s where they mean the same:
+`server_cpu_ms_per_player_s`, `states_per_s_per_client` (WebSocket messages),
+`kbytes_per_s_per_client` (the WebSocket frames: payload and frame header, as
+vinom's WebSocket figure counts the TCP payload; `payload_kbytes_per_s_per_client`
+without the headers), `ticks_per_s` (the state's `ticks` as the clients saw
+it) and `input_to_state` p50 / p99 (an input to the first patch whose own
+`ack` reached it).
 
 The first run installs the peer with `npm ci` (the lockfile's exact versions)
 into `--install-dir` (default: `$XDG_CACHE_HOME/vinom-bench/`, a directory
@@ -46,13 +60,21 @@ from benchmarks.common import (
     MeasuredRun,
     ScenarioOptions,
     cpu_plan,
+    cpu_row,
     non_negative_floats,
     positive_int,
     progress_for,
     report_failure,
     slices,
 )
-from benchmarks.harness import BenchError, Harness, new_histogram, report
+from benchmarks.harness import (
+    BenchError,
+    Harness,
+    bottleneck,
+    new_histogram,
+    percentile_ms,
+    report,
+)
 from benchmarks.play import move_figures, move_rows
 
 PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers", "colyseus")
@@ -64,7 +86,10 @@ class Options(ScenarioOptions):
     synopsis = "[options]"
     longdesc = __doc__
     optParameters = [
-        ["rooms", None, "100", "Duel rooms of two players."],
+        ["game", None, "duel", "duel, or arena: play --game arena's rooms."],
+        ["rooms", None, None, "Rooms (default: 100 duels, 1 arena)."],
+        ["players", None, "8", "Players in each arena room."],
+        ["input-rate", None, "20", "Inputs per second per arena player."],
         ["loads", None, "1", "Load processes sharing the players (all on the load core)."],
         ["warmup", None, "2", "Seconds of warm-up after every player is seated."],
         ["duration", None, "10", "Seconds measured."],
@@ -84,14 +109,24 @@ class Options(ScenarioOptions):
     def hard_limit(self) -> float:
         if self["timeout"] is not None:
             return float(self["timeout"])
-        return self.planned_seconds() + self.slack + 0.3 * self["rooms"]
+        return self.planned_seconds() + self.slack + 0.15 * self.players()
+
+    def players(self) -> int:
+        return int(self["rooms"]) * (int(self["players"]) if self["game"] == "arena" else 2)
 
     def postOptions(self) -> None:
+        if self["game"] not in ("duel", "arena"):
+            raise usage.UsageError("--game is duel or arena")
+        if self["rooms"] is None:
+            self["rooms"] = "1" if self["game"] == "arena" else "100"
         self["rooms"] = positive_int(self, "rooms")
+        self["players"] = positive_int(self, "players")
+        if self["game"] == "arena" and self["players"] < 2:
+            raise usage.UsageError("--players must be at least 2")
         self["loads"] = positive_int(self, "loads")
         if self["loads"] > self["rooms"]:
             raise usage.UsageError("--loads cannot exceed --rooms")
-        non_negative_floats(self, "warmup", "duration", "state-interval")
+        non_negative_floats(self, "warmup", "duration", "state-interval", "input-rate")
         if self["profile"] is not None:
             raise usage.UsageError("--profile samples Python with py-spy: the peer is Node.js")
 
@@ -169,8 +204,11 @@ def run(options: Options) -> int:
         return report_failure("colyseus-play", e, options)
     progress = progress_for(options, "colyseus-play", options.planned_seconds())
 
+    arena = options["game"] == "arena"
+
     def on_progress(worker: Any, message: dict[str, Any]) -> None:
-        progress.update(f"{message.get('count', 0):,} moves", message.get("elapsed"))
+        what = "inputs" if arena else "moves"
+        progress.update(f"{message.get('count', 0):,} {what}", message.get("elapsed"))
 
     server_cpu, load_cpus = cpu_plan(options["loads"], options.pin)
     node = shutil.which("node") or "node"
@@ -189,7 +227,8 @@ def run(options: Options) -> int:
                 settings = {
                     "host": "127.0.0.1", "port": ready["port"], "first_room": first,
                     "last_room": last, "warmup": options["warmup"],
-                    "duration": options["duration"],
+                    "duration": options["duration"], "game": options["game"],
+                    "players": options["players"], "input_rate": options["input-rate"],
                 }  # fmt: skip
                 loads.append(harness.spawn_command(
                     f"load{index}",
@@ -204,6 +243,11 @@ def run(options: Options) -> int:
         progress.finish()
         return report_failure("colyseus-play", e, options)
     progress.finish()
+    node_version = subprocess.run(
+        [node, "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    if arena:
+        return arena_report(options, measured, results, ready, node_version, load_cpus)
     before, after = (m["counters"] for m in measured.server_marks)
     moves = after["actions_applied"] - before["actions_applied"]
     errors = sum(int(r["errors"]) for r in results)
@@ -222,9 +266,7 @@ def run(options: Options) -> int:
         "transport": "ws",
         "server": "colyseus",
         "colyseus": ready.get("colyseus", "unknown"),
-        "node": subprocess.run(
-            [node, "--version"], capture_output=True, text=True, check=False
-        ).stdout.strip(),
+        "node": node_version,
         **move_figures(measured, results, latency_histogram(results), moves, errors,
                        server_cpu_s, load_cores),
         "server_rss_bytes": int(measured.server_marks[-1].get("rss_bytes", 0)),
@@ -236,6 +278,89 @@ def run(options: Options) -> int:
         f"colyseus-play: {options['rooms']} duel rooms x 2 players on Colyseus "
         f"{summary['colyseus']} ({summary['node']}, plain WebSocket), {options['loads']} "
         f"load process(es), {options['duration']:g} s measured",
+        rows,
+        summary,
+        table=options.show_table,
+    )
+    return 0 if errors == 0 else 1
+
+
+def arena_report(
+    options: Options,
+    measured: MeasuredRun,
+    results: list[dict[str, Any]],
+    ready: Mapping[str, Any],
+    node_version: str,
+    load_cpus: list[int | None],
+) -> int:
+    """`--game arena`'s figures, as `play --game arena` names them (module docstring)."""
+    window = measured.window_s or 1e-9
+    before, after = (m["counters"] for m in measured.server_marks)
+    players = options.players()
+    states = [n / window for r in results for n in r["states"]]
+    kbytes = [n / window / 1000 for r in results for n in r["bytes"]]
+    payload = [n / window / 1000 for r in results for n in r["payload_bytes"]]
+    ticks = [rate for r in results for rate in r["tick_rates"]]
+    effect = latency_histogram(results)
+    errors = sum(int(r["errors"]) for r in results)
+    errors += after["actions_rejected"] - before["actions_rejected"]
+    error_codes: dict[str, int] = {}
+    for r in results:
+        for code, n in r["error_codes"].items():
+            error_codes[code] = error_codes.get(code, 0) + int(n)
+    server_cpu_s = measured.server_cpu_s
+    load_cores = len(set(load_cpus)) if load_cpus[0] is not None else 1
+
+    def mean(values: list[float]) -> float:
+        return sum(values) / max(len(values), 1)
+
+    summary: dict[str, Any] = {
+        "scenario": "colyseus-play",
+        "game": "arena",
+        "transport": "ws",
+        "server": "colyseus",
+        "colyseus": ready.get("colyseus", "unknown"),
+        "node": node_version,
+        "rooms": options["rooms"],
+        "players": players,
+        "loads": options["loads"],
+        "input_rate": options["input-rate"],
+        "inputs_per_s": round((after["inputs"] - before["inputs"]) / window, 1),
+        "states_per_s_per_client": round(mean(states), 1),
+        "states_per_s_per_client_max": round(max(states, default=0.0), 1),
+        "ticks_per_s": round(mean(ticks), 1),
+        "kbytes_per_s_per_client": round(mean(kbytes), 2),
+        "kbytes_per_s_per_client_max": round(max(kbytes, default=0.0), 2),
+        "payload_kbytes_per_s_per_client": round(mean(payload), 2),
+        "input_to_state_p50_ms": percentile_ms(effect, 50),
+        "input_to_state_p99_ms": percentile_ms(effect, 99),
+        "errors": errors,
+        **measured.cpu_figures(),
+        "server_cpu_ms_per_player_s": round(server_cpu_s * 1000 / window / players, 3),
+        "server_cpu_share": round(server_cpu_s / window, 4),
+        "bottleneck": bottleneck(server_cpu_s, measured.load_cpu_s, window, load_cores),
+        "server_rss_bytes": int(measured.server_marks[-1].get("rss_bytes", 0)),
+    }
+    if error_codes:
+        summary["error_codes"] = error_codes
+    rows = [
+        ("inputs applied / s", summary["inputs_per_s"]),
+        ("states / s per client (mean, max)",
+         f"{summary['states_per_s_per_client']} / {summary['states_per_s_per_client_max']}"),
+        ("room ticks / s (the state's ticks)", summary["ticks_per_s"]),
+        ("KB / s per client, frames (mean, max); payload",
+         f"{summary['kbytes_per_s_per_client']} / {summary['kbytes_per_s_per_client_max']}; "
+         f"{summary['payload_kbytes_per_s_per_client']}"),
+        ("server CPU ms / s per player", summary["server_cpu_ms_per_player_s"]),
+        ("input-to-state p50 / p99 ms",
+         f"{summary['input_to_state_p50_ms']} / {summary['input_to_state_p99_ms']}"),
+        ("errors", errors),
+        cpu_row(server_cpu_s, measured.load_cpu_s, window, summary["bottleneck"]),
+    ]  # fmt: skip
+    report(
+        f"colyseus-play --game arena: {options['rooms']} room(s) x {options['players']} players "
+        f"on Colyseus {summary['colyseus']} ({node_version}, plain WebSocket), inputs at "
+        f"{options['input-rate']:g} Hz, {options['duration']:g} s measured",
         rows,
         summary,
         table=options.show_table,

@@ -462,6 +462,33 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertGreater(result["server_cpu_us_per_move"], 0)
         self.assertGreaterEqual(result["p99_ms"], result["p50_ms"])
 
+    def test_colyseus_play_arena(self) -> None:
+        # The peer's arena: a schema state seen through each client's StateView, ticked
+        # and patched 20 times a second, inputs from @colyseus/sdk players.
+        code, result, stderr = run_bench(
+            "colyseus-play", "--game", "arena", "--players", "4", "--warmup", "0.5",
+            "--duration", "1.5", timeout=150.0,
+        )  # fmt: skip
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual((result["scenario"], result["game"]), ("colyseus-play", "arena"))
+        self.assertEqual((result["rooms"], result["players"]), (1, 4))
+        self.assertGreater(result["inputs_per_s"], 0)
+        # Every client got patches and saw the room tick; the frames carry a header
+        # beyond their payload.
+        self.assertGreater(result["states_per_s_per_client"], 0)
+        self.assertGreater(result["ticks_per_s"], 0)
+        self.assertGreater(result["kbytes_per_s_per_client"],
+                           result["payload_kbytes_per_s_per_client"])  # fmt: skip
+        self.assertGreater(result["payload_kbytes_per_s_per_client"], 0)
+        # Inputs were seen applied (the owner's `ack`) in the window.
+        self.assertGreaterEqual(result["input_to_state_p99_ms"], result["input_to_state_p50_ms"])
+        self.assertGreater(result["input_to_state_p50_ms"], 0)
+        self.assertEqual(result["errors"], 0)
+        self.assertGreater(result["server_cpu_ms_per_player_s"], 0)
+        code, _, stderr = run_bench("colyseus-play", "--game", "chess")
+        self.assertEqual(code, 2, stderr)
+        self.assertIn("--game is duel or arena", stderr)
+
     def test_a_tls_proxy_fronts_only_the_plain_game_socket(self) -> None:
         for transport in ("udp", "websocket"):
             code, result, stderr = run_bench(

@@ -178,6 +178,9 @@ async def start_twistd(
         if not process.ended.called:
             transport.signalProcess("KILL")
         await process.ended
+        # Kept beside its data for a failure's post-mortem (trial keeps _trial_temp).
+        with open(os.path.join(data_dir, "twistd.log"), "wb") as log:
+            log.write(process.output)
 
     case.addCleanup(lambda: Deferred.fromCoroutine(stop()))
     if ready is None:

@@ -1,5 +1,5 @@
-// The load side of `python -m benchmarks colyseus-play`: the duel players of a slice
-// of rooms, each a Colyseus client (@colyseus/sdk, as a game's Node or browser client
+// The load side of `python -m benchmarks colyseus-play`: the duel (or arena) players
+// of a slice of rooms, each a Colyseus client (@colyseus/sdk, as a game's Node or browser client
 // is), playing exactly as vinom's play loads do (benchmarks/websocket_load.py).
 //
 // `node load.mjs '{"host": ..., "port": ..., "first_room": 0, "last_room": 100,
@@ -11,6 +11,14 @@
 // window, `window_end` at its end, then `result` with the window's tallies, its own
 // CPU seconds and the latencies as {microseconds: count}; it exits when its
 // standard input closes.
+//
+// With "game": "arena" and "players": P, seat 0 of room r creates an `arena` room of P
+// and the others join it by id; each player then sends an input {move: [vx, vy], n}
+// `input_rate` times a second (a bot's heading turning a little each time, as
+// benchmarks/arena.py's bots turn), and counts, per player, the messages and bytes
+// its WebSocket received in the window (the payload, and with each frame's header:
+// 2 bytes under 126, 4 under 65,536, else 10), the room's ticks as its state shows
+// them, and each input's time to the first patch whose own `ack` reached it.
 
 import { Client } from "@colyseus/sdk";
 import readline from "node:readline";
@@ -21,6 +29,9 @@ const endpoint = `ws://${settings.host}:${settings.port}`;
 const firstRoom = Number(settings.first_room);
 const lastRoom = Number(settings.last_room);
 const warmupMs = 1000 * Number(settings.warmup);
+const game = settings.game ?? "duel";
+const seats = Number(settings.players ?? 2);
+const inputRate = Number(settings.input_rate ?? 20);
 const durationMs = 1000 * Number(settings.duration);
 // Rooms joined at once while seating the players.
 const JOIN_BATCH = 50;
@@ -90,7 +101,80 @@ class Player {
   }
 }
 
+// The arena's bot: mostly straight on, sometimes a turn (benchmarks/arena.py, velocity).
+class ArenaPlayer {
+  constructor(room) {
+    this.room = room;
+    this.heading = Math.random() * 2 * Math.PI;
+    this.n = 0;
+    this.sentAt = new Map(); // input n -> performance.now() of its send
+    this.messages = 0;
+    this.bytes = 0;
+    this.payload = 0;
+    this.ticksAt = null; // [state.ticks, performance.now()] at the window's start
+    this.tickRate = 0;
+    room.onMessage("error", (error) => countError(String(error?.code)));
+    room.onLeave(() => {
+      tallies.closed += 1;
+      if (!this.leaving) countError("closed");
+    });
+    room.connection.transport.ws.addEventListener("message", (event) => {
+      if (!measuring) return;
+      const length = event.data.byteLength ?? event.data.length;
+      this.messages += 1;
+      this.payload += length;
+      this.bytes += length + (length < 126 ? 2 : length < 65536 ? 4 : 10);
+    });
+    room.onStateChange(() => this.onPatch());
+  }
+
+  onPatch() {
+    const own = this.room.state.players?.get(this.room.sessionId);
+    if (own === undefined) return;
+    const now = performance.now();
+    for (const [n, at] of this.sentAt) {
+      if (n > own.ack) break;
+      this.sentAt.delete(n);
+      if (measuring) {
+        tallies.moves += 1;
+        const us = bucket((now - at) * 1000);
+        latencies.set(us, (latencies.get(us) || 0) + 1);
+      }
+    }
+  }
+
+  input(now) {
+    this.heading += (Math.random() - 0.5) * 1.2;
+    const speed = 120 * 0.8;
+    const move = [Math.round(10 * speed * Math.cos(this.heading)) / 10,
+                  Math.round(10 * speed * Math.sin(this.heading)) / 10];
+    this.n += 1;
+    this.sentAt.set(this.n, now);
+    this.room.send("input", { move, n: this.n });
+  }
+
+  windowStarts(now) {
+    this.messages = this.bytes = this.payload = 0;
+    this.ticksAt = [this.room.state.ticks ?? 0, now];
+  }
+
+  windowEnds(now) {
+    const [ticks, at] = this.ticksAt;
+    this.tickRate = ((this.room.state.ticks ?? 0) - ticks) / ((now - at) / 1000);
+  }
+}
+
+async function seatArena(client, room) {
+  const first = await client.create("arena", { players: seats });
+  const joined = [first];
+  const rest = [];
+  for (let s = 1; s < seats; s++) rest.push(client.joinById(first.roomId, {}));
+  joined.push(...(await Promise.all(rest)));
+  return joined.map((r) => new ArenaPlayer(r));
+}
+
 async function seat(client, room) {
+  if (game === "arena") return seatArena(client, room);
   // Each player listens as soon as it is in the room: the room's periodic state may
   // come before the second player is seated.
   const first = await client.create("duel", { player: playerId(room, 0) });
@@ -101,9 +185,10 @@ async function seat(client, room) {
 
 async function seatAll() {
   const client = new Client(endpoint);
-  for (let room = firstRoom; room < lastRoom; room += JOIN_BATCH) {
+  const step = game === "arena" ? Math.max(1, Math.floor(JOIN_BATCH / seats)) : JOIN_BATCH;
+  for (let room = firstRoom; room < lastRoom; room += step) {
     const batch = [];
-    for (let r = room; r < Math.min(room + JOIN_BATCH, lastRoom); r++) batch.push(seat(client, r));
+    for (let r = room; r < Math.min(room + step, lastRoom); r++) batch.push(seat(client, r));
     for (const pair of await Promise.all(batch)) players.push(...pair);
     emit("progress", { phase: "connect", count: players.length, elapsed: 0.0 });
   }
@@ -149,6 +234,66 @@ function run() {
   }, 100);
 }
 
+function runArena() {
+  const started = performance.now();
+  let windowStart = 0;
+  let cpuAtStart = 0;
+  let sent = 0;
+  let sentBefore = 0;
+  const period = 1000 / inputRate;
+  for (const player of players) {
+    setTimeout(() => {
+      player.timer = setInterval(() => {
+        player.input(performance.now());
+        sent += 1;
+      }, period);
+    }, Math.random() * period);
+  }
+  const timer = setInterval(() => {
+    const now = performance.now();
+    if (!measuring && windowStart === 0 && now - started >= warmupMs) {
+      tallies.moves = tallies.errors = 0;
+      tallies.errorCodes = {};
+      latencies = new Map();
+      for (const player of players) player.windowStarts(now);
+      sentBefore = sent;
+      measuring = true;
+      windowStart = now;
+      cpuAtStart = cpuSeconds();
+      emit("measuring");
+    } else if (measuring && now - windowStart >= durationMs) {
+      measuring = false;
+      const cpu = cpuSeconds() - cpuAtStart;
+      const windowS = (now - windowStart) / 1000;
+      clearInterval(timer);
+      for (const player of players) {
+        clearInterval(player.timer);
+        player.windowEnds(now);
+      }
+      emit("window_end", { elapsed: windowS });
+      emit("result", {
+        inputs_acked: tallies.moves,
+        inputs_sent: sent - sentBefore,
+        states: players.map((p) => p.messages),
+        bytes: players.map((p) => p.bytes),
+        payload_bytes: players.map((p) => p.payload),
+        tick_rates: players.map((p) => p.tickRate),
+        errors: tallies.errors,
+        error_codes: tallies.errorCodes,
+        window_s: windowS,
+        load_cpu_s: cpu,
+        latencies_us: Object.fromEntries(latencies),
+      });
+      for (const player of players) {
+        player.leaving = true;
+        player.room.leave();
+      }
+      return;
+    }
+    emit("progress", { elapsed: (now - started) / 1000, count: sent });
+  }, 100);
+}
+
 readline.createInterface({ input: process.stdin }).on("close", () => process.exit(0));
 try {
   await seatAll();
@@ -156,4 +301,5 @@ try {
   emit("error", { message: `seating the players failed: ${e?.message ?? e}` });
   process.exit(1);
 }
-run();
+if (game === "arena") runArena();
+else run();
