@@ -50,6 +50,8 @@ LOSS = 0.05
 # The farthest a dot may travel in one snapshot interval (20 a second): the arena's
 # top speed, 120 a second.
 INTERVAL_TRAVEL = 120.0 / 20
+# The most the page's clock is allowed to step its timeline ahead in one frame (ms).
+CLOCK_STEP_MS = 5.0
 
 # Installed before the page queues: the simulated link under GameSocket, and
 # the page's sockets kept for reading.
@@ -252,7 +254,11 @@ class ArenaBoardTests(TestCase):
             if held:
                 continue
             self.assertGreater(d, 0.0, ("a frame where Ann's dot stood still", t))
-            self.assertLessEqual(d, INTERVAL_TRAVEL * max(1.0, (t - since) / 50), (d, ms, t))
+            # The rendered timeline runs on the page's clock, which takes a faster trip
+            # than any in its window at once (docs/client.md, `ServerClock`): a
+            # loaded loopback's few milliseconds (CI: 0.5 ms past a 53.7 ms frame).
+            bound = INTERVAL_TRAVEL * max(1.0, (t - since + CLOCK_STEP_MS) / 50)
+            self.assertLessEqual(d, bound, (d, ms, t))
             since = t
         # Her whole way, as the server moved her (her own dot, at rest before the
         # key and after), drawn in full.
