@@ -102,6 +102,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import logging
 import os
 import socket
 import struct
@@ -119,7 +120,12 @@ from aioquic.h3.events import (
     WebTransportStreamDataReceived,
 )
 from aioquic.quic.configuration import SMALLEST_MAX_DATAGRAM_SIZE, QuicConfiguration
-from aioquic.quic.connection import QuicConnection, QuicConnectionError, QuicReceiveContext
+from aioquic.quic.connection import (
+    QuicConnection,
+    QuicConnectionAdapter,
+    QuicConnectionError,
+    QuicReceiveContext,
+)
 from aioquic.quic.events import (
     ConnectionIdIssued,
     ConnectionIdRetired,
@@ -417,6 +423,16 @@ RECEIVE_BUDGET = "receive_budget"
 NO_SESSION = "no_session"
 
 
+# aioquic logs each connection it closes for a peer's protocol error at WARNING on the
+# standard library's "quic" logger; with no handler configured Python prints that to
+# stderr, which twistd logs as an error: a line per connection, as often as a peer
+# likes. vinom counts those closes (`vinom_webtransport_connections_closed_total`), so
+# its connections log to `vinom.quic` instead, which writes nothing unless the
+# operator's logging configuration gives it (or the root logger) a handler.
+QUIC_LOG = logging.getLogger("vinom.quic")
+QUIC_LOG.addHandler(logging.NullHandler())
+
+
 class BoundedQuicConnection(QuicConnection):
     """aioquic's server connection, holding no more of what its peer sent than vinom's
     budget (module docstring, "Receive budget").
@@ -443,6 +459,7 @@ class BoundedQuicConnection(QuicConnection):
 
     def __init__(self, *, stream_budget: int, budget: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self._logger = QuicConnectionAdapter(QUIC_LOG, self._logger.extra)
         self.stream_budget = stream_budget
         self.budget = budget
         # Why the connection was closed for holding too much, once it was.
