@@ -196,6 +196,19 @@ def latency_histogram(results: Iterable[Mapping[str, Any]]) -> Any:
     return histogram
 
 
+def window_errors(
+    results: Iterable[Mapping[str, Any]], before: Mapping[str, Any], after: Mapping[str, Any]
+) -> tuple[int, dict[str, int]]:
+    """The window's errors (the loads' and the rooms' rejections) and the loads' by code."""
+    errors = after["actions_rejected"] - before["actions_rejected"]
+    codes: dict[str, int] = {}
+    for r in results:
+        errors += int(r["errors"])
+        for code, n in r["error_codes"].items():
+            codes[code] = codes.get(code, 0) + int(n)
+    return errors, codes
+
+
 def run(options: Options) -> int:
     try:
         directory = install_dir(options)
@@ -250,12 +263,7 @@ def run(options: Options) -> int:
         return arena_report(options, measured, results, ready, node_version, load_cpus)
     before, after = (m["counters"] for m in measured.server_marks)
     moves = after["actions_applied"] - before["actions_applied"]
-    errors = sum(int(r["errors"]) for r in results)
-    errors += after["actions_rejected"] - before["actions_rejected"]
-    error_codes: dict[str, int] = {}
-    for r in results:
-        for code, n in r["error_codes"].items():
-            error_codes[code] = error_codes.get(code, 0) + int(n)
+    errors, error_codes = window_errors(results, before, after)
     server_cpu_s = measured.server_cpu_s
     load_cores = len(set(load_cpus)) if load_cpus[0] is not None else 1
     summary: dict[str, Any] = {
@@ -302,12 +310,7 @@ def arena_report(
     payload = [n / window / 1000 for r in results for n in r["payload_bytes"]]
     ticks = [rate for r in results for rate in r["tick_rates"]]
     effect = latency_histogram(results)
-    errors = sum(int(r["errors"]) for r in results)
-    errors += after["actions_rejected"] - before["actions_rejected"]
-    error_codes: dict[str, int] = {}
-    for r in results:
-        for code, n in r["error_codes"].items():
-            error_codes[code] = error_codes.get(code, 0) + int(n)
+    errors, error_codes = window_errors(results, before, after)
     server_cpu_s = measured.server_cpu_s
     load_cores = len(set(load_cpus)) if load_cpus[0] is not None else 1
 

@@ -21,7 +21,7 @@ import msgpack
 from twisted.trial.unittest import TestCase
 
 from tests.server.test_web_client import start_web_server, wait_for_screen
-from tests.support.browser import open_browser
+from tests.support.browser import Browser, open_browser
 from vinom.client import netcode
 from vinom.client.netcode import (
     Interpolation,
@@ -201,15 +201,46 @@ class NetcodeTwinTests(TestCase):
         await browser.check()
 
 
-# A GameSocket on a stand-in WebSocket, the page's clock (performance.now) in the
-# script's hands: the welcome and snaps given (hex msgpack) arrive at the times given.
-SESSION_SCRIPT = """
+# How a script driving a GameSocket starts and ends: the welcome and snaps given (hex
+# msgpack) and `done`; the page's clock (performance.now, from 10 s) in the script's
+# hands until `out` is handed back.
+SCRIPT_START = """
 const [welcome, snaps, done] = arguments;
 Promise.all([import('./game.js'), import('./codec.js')]).then(([g, m]) => {
   const bytes = (h) => Uint8Array.from(h.match(/../g) ?? [], (x) => parseInt(x, 16));
   let now = 10000;
   const realNow = performance.now.bind(performance);
   performance.now = () => now;
+"""
+SCRIPT_END = """
+  } finally {
+    performance.now = realNow;
+  }
+  done(out);
+}, (e) => done({ error: String(e) + (e.stack ?? '') }));
+"""
+
+
+
+async def run_in_page(case: TestCase, script: str, snaps: Any) -> tuple[Browser, Any]:
+    """The page (a real web server's) and what `script` (SCRIPT_START ... SCRIPT_END)
+    handed back, given the welcome of a 20 Hz game and `snaps`."""
+    welcome = msgpack.packb(
+        {"t": "welcome", "match": "m", "game": "arena", "seat": 0, "players": [],
+         "tick_rate": 20, "snapshot_rate": 20}
+    ).hex()  # fmt: skip
+    _server, url = await start_web_server(case, ports=1)
+    browser = await open_browser(case)
+    await browser.get(url)
+    await wait_for_screen(browser, "name")
+    out = await browser.run(lambda d: d.execute_async_script(script, welcome, snaps))
+    case.assertNotIn("error", out, out.get("error"))
+    return browser, out
+
+
+# A GameSocket on a stand-in WebSocket: its clock, prediction, interpolation and
+# predicted events over a welcome and two snaps, an input between them.
+SESSION_SCRIPT = SCRIPT_START + """
   const out = {};
   try {
     const fake = { readyState: 1, send() {}, close() {} };
@@ -248,12 +279,7 @@ Promise.all([import('./game.js'), import('./codec.js')]).then(([g, m]) => {
     out.shownAfter = events.shown();
     deliver(welcome);                         // a new session: a new clock
     out.afterWelcome = socket.serverTick();
-  } finally {
-    performance.now = realNow;
-  }
-  done(out);
-}, (e) => done({ error: String(e) + (e.stack ?? '') }));
-"""
+""" + SCRIPT_END
 
 
 class GameSocketNetcodeTests(TestCase):
@@ -272,16 +298,7 @@ class GameSocketNetcodeTests(TestCase):
                            history.encode_for(tick, view)]).hex()
             for tick, view in views.items()
         ]  # fmt: skip
-        welcome = msgpack.packb({"t": "welcome", "match": "m", "game": "arena", "seat": 0,
-                                 "players": [], "tick_rate": 20, "snapshot_rate": 20}).hex()
-        _server, url = await start_web_server(self, ports=1)
-        browser = await open_browser(self)
-        await browser.get(url)
-        await wait_for_screen(browser, "name")
-        out = await browser.run(
-            lambda d: d.execute_async_script(SESSION_SCRIPT, welcome, snaps)
-        )
-        self.assertNotIn("error", out, out.get("error"))
+        browser, out = await run_in_page(self, SESSION_SCRIPT, snaps)
         self.assertEqual((out["before"], out["interpolateBefore"]), (None, "refused"))
         # Tick 40 just came; no round trip known yet (no input acknowledged).
         self.assertEqual((out["tick"], out["rttBefore"]), (40, None))
@@ -311,13 +328,7 @@ class GameSocketNetcodeTests(TestCase):
 
 # A GameSocket fed snaps at the times given ([ms, hex]), no input given: what it
 # sends, and its round trip after each snap.
-ACK_SCRIPT = """
-const [welcome, snaps, done] = arguments;
-Promise.all([import('./game.js'), import('./codec.js')]).then(([g, m]) => {
-  const bytes = (h) => Uint8Array.from(h.match(/../g) ?? [], (x) => parseInt(x, 16));
-  let now = 10000;
-  const realNow = performance.now.bind(performance);
-  performance.now = () => now;
+ACK_SCRIPT = SCRIPT_START + """
   const out = { sent: [], rtt: [] };
   try {
     const fake = { readyState: 1, close() {},
@@ -330,12 +341,7 @@ Promise.all([import('./game.js'), import('./codec.js')]).then(([g, m]) => {
       deliver(snap);
       out.rtt.push(socket.rtt);
     }
-  } finally {
-    performance.now = realNow;
-  }
-  done(out);
-}, (e) => done({ error: String(e) + (e.stack ?? '') }));
-"""
+""" + SCRIPT_END
 
 
 class GameSocketAckRoundTripTests(TestCase):
@@ -353,14 +359,7 @@ class GameSocketAckRoundTripTests(TestCase):
         snaps = [[at, msgpack.packb([tick, tick * 50, None, None, None,
                                      history.encode_for(tick, view, ack)]).hex()]
                  for tick, (at, ack) in plan.items()]  # fmt: skip
-        welcome = msgpack.packb({"t": "welcome", "match": "m", "game": "arena", "seat": 0,
-                                 "players": [], "tick_rate": 20, "snapshot_rate": 20}).hex()
-        _server, url = await start_web_server(self, ports=1)
-        browser = await open_browser(self)
-        await browser.get(url)
-        await wait_for_screen(browser, "name")
-        out = await browser.run(lambda d: d.execute_async_script(ACK_SCRIPT, welcome, snaps))
-        self.assertNotIn("error", out, out.get("error"))
+        browser, out = await run_in_page(self, ACK_SCRIPT, snaps)
         # An ack-only input message after a snap, at most every 100 ms: `a` the
         # newest snap applied, no inputs.
         self.assertEqual([(at, m["t"], m["a"], m["x"]) for at, m in out["sent"]],

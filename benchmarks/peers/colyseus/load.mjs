@@ -194,19 +194,20 @@ async function seatAll() {
   }
 }
 
-function run() {
+// The warm-up, then the measured window: `begin(now)` as it opens (the tallies are
+// zeroed), `end(now)` as it closes, then the `result` of `fields(windowS, cpuS)`;
+// `count()` is what the progress lines show.
+function measure({ begin, end, fields, count }) {
   const started = performance.now();
   let windowStart = 0;
   let cpuAtStart = 0;
-  const kickoff = performance.now();
-  for (const player of players) player.move(1, kickoff);
   const timer = setInterval(() => {
     const now = performance.now();
     if (!measuring && windowStart === 0 && now - started >= warmupMs) {
-      for (const player of players) player.sentBefore = player.sent;
       tallies.moves = tallies.messages = tallies.errors = 0;
       tallies.errorCodes = {};
       latencies = new Map();
+      begin(now);
       measuring = true;
       windowStart = now;
       cpuAtStart = cpuSeconds();
@@ -216,68 +217,10 @@ function run() {
       const cpu = cpuSeconds() - cpuAtStart;
       const windowS = (now - windowStart) / 1000;
       clearInterval(timer);
+      end(now);
       emit("window_end", { elapsed: windowS });
       emit("result", {
-        moves: tallies.moves,
-        moves_sent: players.reduce((n, p) => n + p.sent - p.sentBefore, 0),
-        messages: tallies.messages,
-        errors: tallies.errors,
-        error_codes: tallies.errorCodes,
-        window_s: windowS,
-        load_cpu_s: cpu,
-        latencies_us: Object.fromEntries(latencies),
-      });
-      for (const player of players) player.room.leave();
-      return;
-    }
-    emit("progress", { elapsed: (now - started) / 1000, count: tallies.moves });
-  }, 100);
-}
-
-function runArena() {
-  const started = performance.now();
-  let windowStart = 0;
-  let cpuAtStart = 0;
-  let sent = 0;
-  let sentBefore = 0;
-  const period = 1000 / inputRate;
-  for (const player of players) {
-    setTimeout(() => {
-      player.timer = setInterval(() => {
-        player.input(performance.now());
-        sent += 1;
-      }, period);
-    }, Math.random() * period);
-  }
-  const timer = setInterval(() => {
-    const now = performance.now();
-    if (!measuring && windowStart === 0 && now - started >= warmupMs) {
-      tallies.moves = tallies.errors = 0;
-      tallies.errorCodes = {};
-      latencies = new Map();
-      for (const player of players) player.windowStarts(now);
-      sentBefore = sent;
-      measuring = true;
-      windowStart = now;
-      cpuAtStart = cpuSeconds();
-      emit("measuring");
-    } else if (measuring && now - windowStart >= durationMs) {
-      measuring = false;
-      const cpu = cpuSeconds() - cpuAtStart;
-      const windowS = (now - windowStart) / 1000;
-      clearInterval(timer);
-      for (const player of players) {
-        clearInterval(player.timer);
-        player.windowEnds(now);
-      }
-      emit("window_end", { elapsed: windowS });
-      emit("result", {
-        inputs_acked: tallies.moves,
-        inputs_sent: sent - sentBefore,
-        states: players.map((p) => p.messages),
-        bytes: players.map((p) => p.bytes),
-        payload_bytes: players.map((p) => p.payload),
-        tick_rates: players.map((p) => p.tickRate),
+        ...fields(),
         errors: tallies.errors,
         error_codes: tallies.errorCodes,
         window_s: windowS,
@@ -290,8 +233,60 @@ function runArena() {
       }
       return;
     }
-    emit("progress", { elapsed: (now - started) / 1000, count: sent });
+    emit("progress", { elapsed: (now - started) / 1000, count: count() });
   }, 100);
+}
+
+function run() {
+  const kickoff = performance.now();
+  for (const player of players) player.move(1, kickoff);
+  measure({
+    begin() {
+      for (const player of players) player.sentBefore = player.sent;
+    },
+    end() {},
+    fields: () => ({
+      moves: tallies.moves,
+      moves_sent: players.reduce((n, p) => n + p.sent - p.sentBefore, 0),
+      messages: tallies.messages,
+    }),
+    count: () => tallies.moves,
+  });
+}
+
+function runArena() {
+  let sent = 0;
+  let sentBefore = 0;
+  const period = 1000 / inputRate;
+  for (const player of players) {
+    setTimeout(() => {
+      player.timer = setInterval(() => {
+        player.input(performance.now());
+        sent += 1;
+      }, period);
+    }, Math.random() * period);
+  }
+  measure({
+    begin(now) {
+      for (const player of players) player.windowStarts(now);
+      sentBefore = sent;
+    },
+    end(now) {
+      for (const player of players) {
+        clearInterval(player.timer);
+        player.windowEnds(now);
+      }
+    },
+    fields: () => ({
+      inputs_acked: tallies.moves,
+      inputs_sent: sent - sentBefore,
+      states: players.map((p) => p.messages),
+      bytes: players.map((p) => p.bytes),
+      payload_bytes: players.map((p) => p.payload),
+      tick_rates: players.map((p) => p.tickRate),
+    }),
+    count: () => sent,
+  });
 }
 
 readline.createInterface({ input: process.stdin }).on("close", () => process.exit(0));
