@@ -15,9 +15,10 @@ measured:
   put her once she lets go (reconciliation);
 - Bob sees Ann's dot, interpolated: while she moves its drawn position changes
   every animation frame, and never jumps further than a snapshot interval's
-  travel at the arena's top speed (a frame drawn late covers its time; a frame
-  where the buffer held at its extrapolation bound, after two snaps lost in a
-  row or a starved page, is the one excuse);
+  travel at the arena's top speed (a frame drawn late covers its time, as does
+  one whose rendered time the clock stepped ahead; a frame where the buffer
+  held at its extrapolation bound, after two snaps lost in a row or a starved
+  page, is the one excuse);
 - the clock sync's estimate of the server's tick in each page is within one
   tick of the tick the server is at (its schedule, read from the snaps' ticks
   and when they came over loopback) at every snap, from a second after the
