@@ -172,9 +172,15 @@ def ensure_installed(directory: str) -> None:
                 + done.stderr.decode("utf-8", "replace")[-4000:]
             )
         if os.path.isdir(directory):
-            # Given as --install-dir but empty of packages: fill it.
+            # Given as --install-dir but empty of packages, or another run's install
+            # landed meanwhile: fill it. Renamed, not moved: a node_modules already
+            # there stays whole (shutil.move would nest this one inside it).
             for name in os.listdir(building):
-                shutil.move(os.path.join(building, name), os.path.join(directory, name))
+                try:
+                    os.replace(os.path.join(building, name), os.path.join(directory, name))
+                except OSError:
+                    if not os.path.isdir(os.path.join(directory, "node_modules")):
+                        raise
         else:
             try:
                 os.rename(building, directory)
@@ -256,25 +262,28 @@ def run(options: Options) -> int:
         progress.finish()
         return report_failure("colyseus-play", e, options)
     progress.finish()
-    node_version = subprocess.run(
-        [node, "--version"], capture_output=True, text=True, check=False
-    ).stdout.strip()
+    # What both games report of the peer.
+    peer = {
+        "scenario": "colyseus-play",
+        "transport": "ws",
+        "server": "colyseus",
+        "colyseus": ready.get("colyseus", "unknown"),
+        "node": subprocess.run(
+            [node, "--version"], capture_output=True, text=True, check=False
+        ).stdout.strip(),
+    }
+    load_cores = len(set(load_cpus)) if load_cpus[0] is not None else 1
     if arena:
-        return arena_report(options, measured, results, ready, node_version, load_cpus)
+        return arena_report(options, measured, results, peer, load_cores)
     before, after = (m["counters"] for m in measured.server_marks)
     moves = after["actions_applied"] - before["actions_applied"]
     errors, error_codes = window_errors(results, before, after)
     server_cpu_s = measured.server_cpu_s
-    load_cores = len(set(load_cpus)) if load_cpus[0] is not None else 1
     summary: dict[str, Any] = {
-        "scenario": "colyseus-play",
+        **peer,
         "rooms": options["rooms"],
         "players": 2 * options["rooms"],
         "loads": options["loads"],
-        "transport": "ws",
-        "server": "colyseus",
-        "colyseus": ready.get("colyseus", "unknown"),
-        "node": node_version,
         **move_figures(measured, results, latency_histogram(results), moves, errors,
                        server_cpu_s, load_cores),
         "server_rss_bytes": int(measured.server_marks[-1].get("rss_bytes", 0)),
@@ -297,9 +306,8 @@ def arena_report(
     options: Options,
     measured: MeasuredRun,
     results: list[dict[str, Any]],
-    ready: Mapping[str, Any],
-    node_version: str,
-    load_cpus: list[int | None],
+    peer: Mapping[str, Any],
+    load_cores: int,
 ) -> int:
     """`--game arena`'s figures, as `play --game arena` names them (module docstring)."""
     window = measured.window_s or 1e-9
@@ -312,18 +320,13 @@ def arena_report(
     effect = latency_histogram(results)
     errors, error_codes = window_errors(results, before, after)
     server_cpu_s = measured.server_cpu_s
-    load_cores = len(set(load_cpus)) if load_cpus[0] is not None else 1
 
     def mean(values: list[float]) -> float:
         return sum(values) / max(len(values), 1)
 
     summary: dict[str, Any] = {
-        "scenario": "colyseus-play",
+        **peer,
         "game": "arena",
-        "transport": "ws",
-        "server": "colyseus",
-        "colyseus": ready.get("colyseus", "unknown"),
-        "node": node_version,
         "rooms": options["rooms"],
         "players": players,
         "loads": options["loads"],
@@ -362,7 +365,7 @@ def arena_report(
     ]  # fmt: skip
     report(
         f"colyseus-play --game arena: {options['rooms']} room(s) x {options['players']} players "
-        f"on Colyseus {summary['colyseus']} ({node_version}, plain WebSocket), inputs at "
+        f"on Colyseus {summary['colyseus']} ({summary['node']}, plain WebSocket), inputs at "
         f"{options['input-rate']:g} Hz, {options['duration']:g} s measured",
         rows,
         summary,

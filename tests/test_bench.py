@@ -171,6 +171,46 @@ class HarnessPieceTests(unittest.TestCase):
         self.assertEqual(bottleneck(5.0, 5.0, 10.0), "neither (latency-bound)")
 
 
+class PeerInstallTests(unittest.TestCase):
+    """colyseus-play's install of the peer, by two runs at once (two test processes
+    on a fresh machine), with a stand-in `npm` that takes its time."""
+
+    def test_two_installs_at_once_leave_one_whole_node_modules(self) -> None:
+        import threading
+
+        from benchmarks.colyseus_play import ensure_installed
+
+        root = os.path.abspath(self.mktemp())
+        tools = os.path.join(root, "bin")
+        os.makedirs(tools)
+        npm = os.path.join(tools, "npm")
+        with open(npm, "w") as f:
+            f.write("#!/bin/sh\nsleep 0.3\nmkdir -p node_modules/pkg\n"
+                    "echo $$ > node_modules/pkg/index.js\n")  # fmt: skip
+        os.chmod(npm, 0o755)
+        os.symlink(npm, os.path.join(tools, "node"))  # only looked for
+        directory = os.path.join(root, "peer")
+        path = os.environ["PATH"]
+        os.environ["PATH"] = tools + os.pathsep + path
+        self.addCleanup(os.environ.__setitem__, "PATH", path)
+        errors: list[BaseException] = []
+
+        def install() -> None:
+            try:
+                ensure_installed(directory)
+            except BaseException as e:  # reported by the test
+                errors.append(e)
+
+        threads = [threading.Thread(target=install) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        self.assertEqual(errors, [])
+        self.assertEqual(sorted(os.listdir(os.path.join(directory, "node_modules"))), ["pkg"])
+        self.assertTrue(os.path.isfile(os.path.join(directory, "load.mjs")))
+
+
 class ScenarioSmokeTests(unittest.TestCase):
     """Each scenario end to end at a tiny size."""
 
