@@ -18,11 +18,16 @@ import signal
 
 import psutil
 from selenium.webdriver.common.by import By
-from twisted.internet import reactor
-from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from tests.server.test_web_client import WAIT, click, enter, start_web_server, wait_for_game
+from tests.server.test_web_client import (
+    WAIT,
+    click,
+    enter,
+    pause,
+    start_web_server,
+    wait_for_game,
+)
 from tests.support.browser import Browser, open_browser
 
 QUEUE = '[data-action="queue"][data-game="tictactoe"]'
@@ -51,7 +56,7 @@ class StalledBrowserMatchTests(TestCase):
         try:
             await click(bob, QUEUE)
             await wait_for_game(bob, "tictactoe")
-            await deferLater(reactor, STALL, lambda: None)
+            await pause(STALL)
         finally:
             for process in stalled:
                 process.send_signal(signal.SIGCONT)

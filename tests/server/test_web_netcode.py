@@ -221,7 +221,6 @@ SCRIPT_END = """
 """
 
 
-
 async def run_in_page(case: TestCase, script: str, snaps: Any) -> tuple[Browser, Any]:
     """The page (a real web server's) and what `script` (SCRIPT_START ... SCRIPT_END)
     handed back, given the welcome of a 20 Hz game and `snaps`."""

@@ -195,8 +195,8 @@ async function seatAll() {
 }
 
 // The warm-up, then the measured window: `begin(now)` as it opens (the tallies are
-// zeroed), `end(now)` as it closes, then the `result` of `fields(windowS, cpuS)`;
-// `count()` is what the progress lines show.
+// zeroed), `end(now)` as it closes, then the `result`: `fields()` with the window's
+// errors, length, CPU and latencies; `count()` is what the progress lines show.
 function measure({ begin, end, fields, count }) {
   const started = performance.now();
   let windowStart = 0;
