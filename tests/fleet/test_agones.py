@@ -370,6 +370,36 @@ class CallsOutOfOrderTests(SynchronousTestCase):
             d.callback({})
 
 
+class DrainWhileUpdatingTests(SynchronousTestCase):
+    """SIGTERM comes while an update is still out (the Ready after a match, not yet
+    answered): the drain's Counter still goes out, before Shutdown."""
+
+    def test_the_drain_counter_goes_out_after_the_update_before_shutdown(self) -> None:
+        clock = Clock()
+        sdk = _SDKHeld()
+        allocator = PortAllocator(range(7400, 7402))
+        lifecycle = AgonesLifecycle(sdk, clock, allocator, labels={},  # type: ignore[arg-type]
+                                    health_every=1.0)  # fmt: skip
+        lifecycle.startService()
+        sdk.take("counter 0/2").callback({})
+        sdk.take("ready").callback({})
+        port = self.successResultOf(allocator.acquire())
+        sdk.take("counter 1/2").callback({})
+        sdk.take("allocate").callback({})
+        allocator.release(port)
+        sdk.take("counter 0/2").callback({})
+        ready = sdk.take("ready")
+        # SIGTERM: the drain, then the stop, both before Ready is answered.
+        lifecycle.drain()
+        stopped = lifecycle.stopService()
+        ready.callback({})
+        sdk.take("counter 0/0").callback({})
+        self.assertNoResult(stopped)
+        sdk.take("shutdown").callback({})
+        self.successResultOf(stopped)
+        self.assertEqual([name for name, _ in sdk.out if name not in ("health", "watch")], [])
+
+
 class OptionTests(SynchronousTestCase):
     """`--agones` and its options: an operator's mistake is one line before anything starts."""
 
@@ -428,7 +458,9 @@ class InProcessTests(TestCase):
         # The watch stream is closed by the host (trial fails a test that leaves a
         # connection or a timer behind).
         await until(lambda: not sdk.watching, "the watch stream closed")
-        self.assertEqual(sdk.counters["matches"], [0, 3])
+        # A stop is a drain: no free capacity is left before Shutdown.
+        self.assertEqual(sdk.counters["matches"], [0, 0])
+        self.assertEqual(sdk.paths()[-2], "PATCH /v1beta1/counters/matches")
 
     async def test_calls_write_no_log_line(self) -> None:
         sdk = AgonesSDKStandIn({"matches": (0, 0)})

@@ -314,6 +314,12 @@ class AgonesLifecycle(Service):
     async def _shut_down(self, updating: list[Deferred[Any]]) -> None:
         await self._sdk.stop_watching()
         await DeferredList(updating)
+        # A drain that came while an update was out only asked that update's loop to go
+        # round again, which stops with the service: its Counter is sent here, once.
+        if self._counter_sent is not None and not self._counter_refused \
+                and self._counter() != self._counter_sent:  # fmt: skip
+            with suppress(Exception):
+                await self._send_counter()
         deadline = self._clock.seconds() + SHUTDOWN_WAIT
         pause = RETRY_FIRST
         while True:
