@@ -15,6 +15,7 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.internet.defer import gatherResults
 from twisted.internet.ssl import Certificate
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, readBody
 
@@ -144,6 +145,35 @@ class WebSocketLobbyTests(TestCase):
         )
         self.assertEqual(PublicToken.from_json(web_found["token"]).player_id,
                          welcome["player_id"])  # fmt: skip
+
+    async def test_a_player_slow_to_answer_the_close_still_gets_its_match_and_a_clean_close(
+        self,
+    ) -> None:
+        # The server closes after match_found. A peer that takes 2 s to answer the
+        # close (a busy phone, a stalled tab) is well within the lobby's close timeout
+        # (10 s): it must get both, not a dropped connection. (autobahn's own close
+        # timer, 1 s rounded down to the second, dropped such a peer at random.)
+        await self.start()
+        web, _ = await self.welcomed("web")
+        await web.request({"type": "queue", "game": "tictactoe", "id": 1})
+        assert web.transport is not None
+        web.transport.pauseProducing()
+        tcp = await connect_lobby(
+            reactor, "127.0.0.1", self.server.lobby.port, trust=self.server.lobby.trust
+        )
+        await tcp.hello("tcp")
+        found = await tcp.queue("tictactoe")
+        lobby = self.server.service("lobby")
+        await until(lambda: lobby.connection_count == 1, "the TCP player's connection closed")
+        # The server waits for the close to be answered, its buffer flushed.
+        await deferLater(reactor, 2.0)
+        self.assertEqual(lobby.connection_count, 1)
+        web.transport.resumeProducing()
+        web_found = await web.when(is_type("match_found"))
+        self.assertEqual(web_found["game_id"], found.game_id)
+        closed = await web.closed
+        self.assertEqual((closed.was_clean, closed.code), (True, 1000), closed)
+        await until(lambda: lobby.connection_count == 0, "every connection forgotten")
 
     async def test_a_websocket_player_queues_ranked_and_meets_a_tcp_player(self) -> None:
         await self.start("--rating-window", "tictactoe=10,100")

@@ -1,10 +1,9 @@
 """A browser stalled when its match is found still plays it.
 
-The lobby ends a WebSocket after `match_found` with a close frame and waits a
-second for the answer (autobahn's close-handshake timeout), then resets the
-connection; the lobby's own `close_timeout` bounds the rest. A browser that
-is not scheduled for longer (a loaded machine, a sleeping laptop) answers late:
-what was sent before the reset must still reach its page. Here every process
+The lobby ends a WebSocket after `match_found` with a close frame and waits
+for the answer up to its `close_timeout` (10 s), then resets the connection.
+A browser that is not scheduled for seconds (a loaded machine, a sleeping
+laptop) answers late: what was sent must still reach its page. Here every process
 of one page's Chromium is stopped (SIGSTOP) for 2.5 s across the moment its
 match forms, in real headless Chromium on a real server; both pages must then
 show the board, with no console error.

@@ -255,6 +255,13 @@ class WebSocketLobbyFactory(WebSocketServerFactory):
             "webStatus": False,
             # The lobby pings its queued players itself.
             "autoPingInterval": 0,
+            # A close the peer does not answer is aborted by the lobby after its
+            # close_timeout (LobbyConnection.close). autobahn's own timer (1 s) falls on
+            # a whole second of the clock (txaio's batched timer rounds the deadline
+            # down), so it fired anywhere from 0 to 1 s after the close frame, sometimes
+            # before match_found and the close frame had left the server's buffer: the
+            # peer got a reset and no match.
+            "closeHandshakeTimeout": 0,
             # The Origin is checked in onConnect, where a refusal can be a 403 and counted.
             "allowedOrigins": ["*"],
             "allowNullOrigin": True,
