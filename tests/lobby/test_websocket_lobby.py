@@ -271,6 +271,24 @@ class WebSocketLobbyTests(TestCase):
         pong = await other.when(is_type("pong"))
         self.assertEqual(pong["id"], 1)
 
+    async def test_a_peer_that_never_answers_a_1009_close_is_dropped_after_the_close_timeout(
+        self,
+    ) -> None:
+        await self.start()
+        lobby = self.server.service("lobby")
+        player, _ = await self.welcomed("big")
+        player.send({"type": "ping", "pad": "x" * 4096})
+        # It reads no more, so never answers the close autobahn began: the lobby's
+        # close timeout (10 s, docs/lobby.md "Limits") bounds it, not its idle timeout.
+        assert player.transport is not None
+        player.transport.pauseProducing()
+        await deferLater(reactor, 2.0)
+        self.assertEqual(lobby.connection_count, 1)
+        await until(lambda: lobby.connection_count == 0, "the connection dropped", 12)
+        player.transport.resumeProducing()
+        closed = await player.closed
+        self.assertEqual(closed.code, 1009, closed)
+
     async def test_too_fast_messages_are_rate_limited(self) -> None:
         await self.start("--limit", "frame-rate=1", "--limit", "frame-burst=3")
         player = await self.player()

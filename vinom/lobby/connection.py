@@ -547,7 +547,7 @@ class LobbyConnection:
             if error.final:
                 self.close()
             return
-        if failure.check(BackendUnavailable, BackendUnavailable):
+        if failure.check(BackendUnavailable):
             # Redis is away (restarting, unreachable): no bug here, and the
             # player may try again; the pools reconnect by themselves.
             self.log.warn("serving {request!r}: {error}", request=request, error=failure.value)

@@ -151,6 +151,15 @@ class WebSocketLobbyProtocol(WebSocketServerProtocol):
             self.connection.connection_lost()
         self._timer.set(None)
 
+    def sendCloseFrame(
+        self, code: int | None = None, reasonUtf8: bytes | None = None, isReply: bool = False  # noqa: N803
+    ) -> None:
+        super().sendCloseFrame(code, reasonUtf8, isReply)
+        # A close autobahn begins itself (1009, a message over the limit) is the
+        # lobby's close too: bounded by its close_timeout, as the lobby's own are.
+        if not isReply and self.connection is not None:
+            self.connection.close()
+
     def _timed_out(self) -> None:
         if self.connection is not None:
             self.connection.timer_expired()
