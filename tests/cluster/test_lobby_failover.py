@@ -207,15 +207,24 @@ class HostCrashTests(BotsCommandCase):
         lobby_process = await self.start("lobby")
         lobby = self.lobby_address(lobby_process)
         # A slow pace keeps the match running until the host is killed.
-        command, _ = self.vinom_bots([lobby], "--count", "2", "--seed", "5", "--think", "0.5")
+        command, transport = self.vinom_bots(
+            [lobby], "--count", "2", "--seed", "5", "--think", "0.5"
+        )
 
         async def hosted() -> bool:
             return bool(self.hosted_matches(doomed))
 
         await self.bots_until("the first match to start", hosted, command)
         (first,) = self.hosted_matches(doomed)
-        survivor = await self.start("host", ports=4)
-        await self.kill(doomed)
+        # The bots pause (SIGSTOP) while the second host starts and the first is
+        # killed: their match is still running when its host dies, however long a
+        # loaded machine takes to start a process (a won match lasts about 2.5 s).
+        os.kill(transport.pid, signal.SIGSTOP)
+        try:
+            survivor = await self.start("host", ports=4)
+            await self.kill(doomed)
+        finally:
+            os.kill(transport.pid, signal.SIGCONT)
         summary = await self.finished(command)
         for bot in summary["reports"]:
             self.assertEqual(bot["outcome"], "finished", bot)

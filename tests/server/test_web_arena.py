@@ -37,6 +37,7 @@ from typing import Any
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
 from tests.server.test_web_client import WAIT, click, pause, wait_for_screen
@@ -185,9 +186,19 @@ class ArenaBoardTests(TestCase):
             await page.wait_until(
                 lambda d: d.execute_script("return window.__arena.frames.length") > 15, WAIT
             )
+        drawn = "return window.__arena.frames.length"
+        bob_before = await bob.run(lambda d: d.execute_script(drawn))
         keys = ActionChains(ann.driver)
         await ann.run(lambda d: keys.key_down(Keys.ARROW_RIGHT).perform())
         await pause(1.5)
+        # ...and longer on a busy machine, which draws fewer frames a second: until Bob
+        # has drawn 45 since the key, but at most 2.4 s in all (at top speed, less than
+        # once round the arena).
+        held_until = reactor.seconds() + 0.9
+        while reactor.seconds() < held_until:
+            if await bob.run(lambda d: d.execute_script(drawn)) >= bob_before + 45:
+                break
+            await pause(0.05)
         await ann.run(lambda d: ActionChains(d).key_up(Keys.ARROW_RIGHT).perform())
         # The snapshots caught up: every dot at rest on both pages, 30 frames running.
         for page in pages.values():
@@ -272,7 +283,7 @@ class ArenaBoardTests(TestCase):
         # Her whole way, as the server moved her (her own dot, at rest before the
         # key and after), drawn in full.
         travelled = sum(d for d, _, _, _ in during)
-        self.assertGreater(travelled, 100.0)  # the key was held 1.5 s, at 100 a second
+        self.assertGreater(travelled, 100.0)  # the key was held 1.5 s and more, at 100 a second
         rightwards = (frames[-1][1][0] - before[-1][1][0]) % SIZE  # less than once round
         self.assertLess(abs(travelled - rightwards), INTERVAL_TRAVEL, (travelled, rightwards))
 
