@@ -24,6 +24,8 @@ tests/__init__.py call `forbid_child_processes` in every process of the run).
     python -m tests.support.lanes --without tests.cluster  # trial on every other module
     python -m tests.support.lanes --core -j2  # the core lane: no fleet, no Redis, no kubectl
     python -m tests.support.lanes --core tests.server -j2  # the core modules under tests.server
+    python -m tests.support.lanes --compiled -j2  # trial on every module but LATE
+    python -m tests.support.lanes --late -j1      # trial on LATE's modules
 
 `--without` is how the pure-Python run of `scripts/test` (tox's `tests-pure`)
 leaves out the modules that run once, on the compiled build (tox.ini says
@@ -81,6 +83,15 @@ def without(names: list[str], tests: Path = TESTS) -> list[str]:
         for module in test_modules(tests)
         if not any(module == name or module.startswith(name + ".") for name in names)
     ]
+
+
+# The compiled run's long modules that measure or deploy the installed build rather
+# than test its code paths (the benchmarks' smoke tests, the rendered manifests'
+# pods). scripts/test runs them on the same compiled wheel in its side lane (tox's
+# `tests-late`, after the pure run), and the compiled run (`tests`) on every other
+# module, so that the two lanes end together (docs/contributing.md, "How long the
+# suite takes").
+LATE = ("tests.test_bench", "tests.test_bench_compare", "tests.test_deploy_run")
 
 
 # Set by `--run` for itself and the trial workers it starts; tests/__init__.py
@@ -286,10 +297,21 @@ def main(argv: list[str]) -> None:
         options = [a for a in argv[1:] if a.startswith("-")]
         sys.argv = ["trial", *options, *without(names)]
         run()
+    elif argv[:1] in (["--compiled"], ["--late"]):
+        from twisted.scripts.trial import run
+
+        # Modules named: those alone (`tox -e tests -- tests.rooms`).
+        names = [a for a in argv[1:] if not a.startswith("-")]
+        options = [a for a in argv[1:] if a.startswith("-")]
+        if not names:
+            names = list(LATE) if argv[0] == "--late" else without(list(LATE))
+        sys.argv = ["trial", *options, *names]
+        run()
     elif argv:
         raise SystemExit("usage: python -m tests.support.lanes [--why | --run [trial options]"
                          " | --without MODULE... [trial options]"
-                         " | --core [MODULE...] [trial options]]")
+                         " | --core [MODULE...] [trial options]"
+                         " | --compiled | --late [MODULE...] [trial options]]")
     else:
         print("\n".join(fast()))
 
