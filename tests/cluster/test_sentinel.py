@@ -493,9 +493,17 @@ class SentinelClusterTests(ClusterTestCase):
         codes: dict[str, collections.Counter[str]] = {"q": collections.Counter(),
                                                       "a": collections.Counter()}  # fmt: skip
         for name, error in told.items():
+            if (reports[name].outcome, error) == ("aborted", "players_missing"):
+                # A match formed as the master died, whose log entry the promoted
+                # replica never had: the lobby that had not heard of it put its player
+                # back, and the match was aborted at its connect deadline (docs/scaling.md,
+                # "Writes a failover loses"). Its players keep a place in the queue.
+                codes[name[0]]["players_missing"] += 1
+                continue
             # An `error` frame with a code (`unavailable`, or `match_failed` for a match
             # whose placement the outage cut short), never an internal error.
-            self.assertTrue(str(error).startswith("LobbyError: "), (name, error))
+            self.assertTrue(str(error).startswith("LobbyError: "),
+                            (name, reports[name].outcome, error))  # fmt: skip
             self.assertNotIn("internal_error", str(error), name)
             codes[name[0]][str(error).split(": ")[1]] += 1
         # No double match: every player in one match, every match hosted once.
