@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -176,8 +177,6 @@ class PeerInstallTests(unittest.TestCase):
     on a fresh machine), with a stand-in `npm` that takes its time."""
 
     def test_two_installs_at_once_leave_one_whole_node_modules(self) -> None:
-        import threading
-
         from benchmarks.colyseus_play import ensure_installed
 
         root = os.path.abspath(self.mktemp())

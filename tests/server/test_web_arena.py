@@ -30,6 +30,7 @@ measured:
 
 from __future__ import annotations
 
+import contextlib
 import math
 from itertools import pairwise
 from typing import Any
@@ -37,13 +38,13 @@ from typing import Any
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
 from tests.server.test_web_client import WAIT, click, pause, wait_for_screen
 from tests.support.browser import Browser, open_browser
 from tests.support.clock_truth import schedule_errors
 from tests.support.servers import start_twistd
+from tests.support.waiting import until
 
 PLUGIN = "from benchmarks.arena import ArenaGame\n\narena = ArenaGame(2)\n"
 SIZE = 600.0 * math.sqrt(2 / 8)  # ArenaGame(2)'s side
@@ -194,11 +195,9 @@ class ArenaBoardTests(TestCase):
         # ...and longer on a busy machine, which draws fewer frames a second: until Bob
         # has drawn 45 since the key, but at most 2.4 s in all (at top speed, less than
         # once round the arena).
-        held_until = reactor.seconds() + 0.9
-        while reactor.seconds() < held_until:
-            if await bob.run(lambda d: d.execute_script(drawn)) >= bob_before + 45:
-                break
-            await pause(0.05)
+        with contextlib.suppress(AssertionError):  # held 2.4 s: enough frames or not, let go
+            await until(lambda: bob.run(lambda d: d.execute_script(drawn) >= bob_before + 45),
+                        "Bob's 45 frames", timeout=0.9)  # fmt: skip
         await ann.run(lambda d: ActionChains(d).key_up(Keys.ARROW_RIGHT).perform())
         # The snapshots caught up: every dot at rest on both pages, 30 frames running.
         for page in pages.values():

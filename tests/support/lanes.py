@@ -263,6 +263,11 @@ def forbid_child_processes() -> None:
     subprocess.Popen._execute_child = guarded_execute  # type: ignore[attr-defined]
 
 
+def _names_and_options(args: list[str]) -> tuple[list[str], list[str]]:
+    """The module names and the trial options (those that start with `-`) of `args`."""
+    return [a for a in args if not a.startswith("-")], [a for a in args if a.startswith("-")]
+
+
 def main(argv: list[str]) -> None:
     if argv[:1] == ["--why"]:
         for module, why in test_modules().items():
@@ -281,8 +286,7 @@ def main(argv: list[str]) -> None:
 
         import twisted.plugins
 
-        names = [a for a in argv[1:] if not a.startswith("-")]
-        options = [a for a in argv[1:] if a.startswith("-")]
+        names, options = _names_and_options(argv[1:])
         sys.argv = ["trial", *options, *core(under=names)]
         # The plugin cache is brought up to date first, while the fleet's plugin imports:
         # in the lane, Twisted reads the fleet's entry from it and never loads it.
@@ -293,16 +297,14 @@ def main(argv: list[str]) -> None:
     elif argv[:1] == ["--without"]:
         from twisted.scripts.trial import run
 
-        names = [a for a in argv[1:] if not a.startswith("-")]
-        options = [a for a in argv[1:] if a.startswith("-")]
+        names, options = _names_and_options(argv[1:])
         sys.argv = ["trial", *options, *without(names)]
         run()
     elif argv[:1] in (["--compiled"], ["--late"]):
         from twisted.scripts.trial import run
 
         # Modules named: those alone (`tox -e tests -- tests.rooms`).
-        names = [a for a in argv[1:] if not a.startswith("-")]
-        options = [a for a in argv[1:] if a.startswith("-")]
+        names, options = _names_and_options(argv[1:])
         if not names:
             names = list(LATE) if argv[0] == "--late" else without(list(LATE))
         sys.argv = ["trial", *options, *names]

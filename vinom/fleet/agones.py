@@ -316,8 +316,7 @@ class AgonesLifecycle(Service):
         await DeferredList(updating)
         # A drain that came while an update was out only asked that update's loop to go
         # round again, which stops with the service: its Counter is sent here, once.
-        if self._counter_sent is not None and not self._counter_refused \
-                and self._counter() != self._counter_sent:  # fmt: skip
+        if self._counter_sent is not None and self._counter_unsaid():
             with suppress(Exception):
                 await self._send_counter()
         deadline = self._clock.seconds() + SHUTDOWN_WAIT
@@ -464,6 +463,11 @@ class AgonesLifecycle(Service):
         count = self._allocator.in_use
         return count, count if self.draining else self._allocator.size
 
+    def _counter_unsaid(self) -> bool:
+        """Whether the Counter differs from what the SDK server was last told (and it
+        has the Counter at all)."""
+        return not self._counter_refused and self._counter() != self._counter_sent
+
     def _send_counter(self) -> Deferred[Any]:
         count, capacity = self._counter()
 
@@ -481,7 +485,7 @@ class AgonesLifecycle(Service):
             self._sync_again = True
             while self._sync_again and self.running:
                 self._sync_again = False
-                if self._counter() != self._counter_sent and not self._counter_refused:
+                if self._counter_unsaid():
                     try:
                         # A retry sends the Counter as it is then, not as it was.
                         await self._until_done(self._send_counter, refusal_ends=True)
