@@ -5,21 +5,28 @@ every client socket of the load (a browser driver's, a Redis client's,
 anything else on the machine) takes an ephemeral port, and one may take a
 port found free there before its server binds it ("address already in
 use"). Outside that range the kernel hands out nothing, so only another
-server picking the same port at random could take it. This process hands
-out no port twice (of the last few thousand): a test that names the ports of
-several servers before any of them binds would otherwise give two the same.
+server picking the same port could take it. No port is handed out twice
+within `HELD_FOR` seconds, by this process or any other of this user's:
+a test names the ports of several servers before any binds them, and the
+suite runs several test processes at once. Each port handed out is a file in
+`REGISTRY`, read and written under one `flock`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import random
 import socket
-from collections import OrderedDict
+import tempfile
+import time
+from collections.abc import Iterator
 
 _LOWEST = 10_000
-# The ports handed out lately (their servers may not have bound them yet).
-_HANDED_OUT: OrderedDict[int, None] = OrderedDict()
-_REMEMBERED = 4096
+REGISTRY = os.path.join(tempfile.gettempdir(), f"vinom-ports-{os.getuid()}")
+# Long enough for any test or benchmark to start the server it named a port for.
+HELD_FOR = 900.0
 
 
 def ephemeral_ports() -> tuple[int, int]:
@@ -41,28 +48,66 @@ def _free(interface: str, port: int, kind: int) -> bool:
     return True
 
 
+_pruned = False
+
+
+@contextlib.contextmanager
+def _registry() -> Iterator[str]:
+    global _pruned
+    os.makedirs(REGISTRY, mode=0o700, exist_ok=True)
+    with open(os.path.join(REGISTRY, "lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not _pruned:
+                _pruned = True
+                now = time.time()
+                for name in os.listdir(REGISTRY):
+                    if name.isdigit() and not _held(REGISTRY, int(name), now):
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(os.path.join(REGISTRY, name))
+            yield REGISTRY
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _held(registry: str, port: int, now: float) -> bool:
+    try:
+        return now - os.stat(os.path.join(registry, str(port))).st_mtime < HELD_FOR
+    except FileNotFoundError:
+        return False
+
+
+def _hold(registry: str, port: int, now: float) -> None:
+    path = os.path.join(registry, str(port))
+    with open(path, "w"):
+        pass
+    os.utime(path, (now, now))
+
+
 def free_port_range(interface: str, size: int, kind: int = socket.SOCK_DGRAM,
                     attempts: int = 500) -> tuple[int, int]:  # fmt: skip
-    """`size` consecutive ports of socket `kind`, all free now and outside the
-    ephemeral range: (first, last)."""
+    """`size` consecutive ports of socket `kind`, all free now, outside the
+    ephemeral range and not handed out lately: (first, last)."""
     rng = random.Random()
     low_ephemeral, high_ephemeral = ephemeral_ports()
     spans = [(_LOWEST, low_ephemeral - size), (high_ephemeral + 1, 65535 - size)]
     spans = [(a, b) for a, b in spans if b > a]
     if not spans:
         raise RuntimeError(f"no room for {size} ports outside the ephemeral range")
-    for _ in range(attempts):
-        first, last = rng.choice(spans)
-        low = rng.randrange(first, last)
-        ports = range(low, low + size)
-        if any(port in _HANDED_OUT for port in ports):
-            continue
-        if all(_free(interface, port, kind) for port in ports):
-            for port in ports:
-                _HANDED_OUT[port] = None
-            while len(_HANDED_OUT) > _REMEMBERED:
-                _HANDED_OUT.popitem(last=False)
-            return low, low + size - 1
+    # Every first port equally likely, whichever span it is in.
+    weights = [b - a for a, b in spans]
+    with _registry() as registry:
+        now = time.time()
+        for _ in range(attempts):
+            first, last = rng.choices(spans, weights)[0]
+            low = rng.randrange(first, last)
+            ports = range(low, low + size)
+            if any(_held(registry, port, now) for port in ports):
+                continue
+            if all(_free(interface, port, kind) for port in ports):
+                for port in ports:
+                    _hold(registry, port, now)
+                return low, low + size - 1
     raise RuntimeError(f"no {size} consecutive free ports found")
 
 

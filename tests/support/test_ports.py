@@ -2,18 +2,40 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 from twisted.trial.unittest import SynchronousTestCase
 
 from benchmarks.ports import ephemeral_ports
 from tests.support.ports import free_tcp_port, free_udp_range
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PICK = (
+    "from tests.support.ports import free_tcp_port\nprint(*(free_tcp_port() for _ in range(800)))"
+)
+
 
 class FreePortTests(SynchronousTestCase):
     def test_no_port_is_handed_out_twice_before_its_server_binds_it(self) -> None:
         # A test names several servers' ports before any binds: two must never get
-        # the same one (2,000 random picks of ~30,000 ports would collide).
-        picked = [free_tcp_port() for _ in range(2000)]
+        # the same one (1,000 random picks of ~27,000 ports would collide).
+        picked = [free_tcp_port() for _ in range(1000)]
         self.assertEqual(len(set(picked)), len(picked))
+
+    def test_another_process_is_never_handed_a_port_this_one_was(self) -> None:
+        # The suite's test processes run at once, each naming ports for its servers
+        # (two independent sets of 800 random picks would share about 20).
+        env = {**os.environ, "PYTHONPATH": ROOT}
+        other = subprocess.Popen([sys.executable, "-c", PICK], env=env, cwd=ROOT,
+                                 stdout=subprocess.PIPE, text=True)  # fmt: skip
+        mine = {free_tcp_port() for _ in range(800)}
+        out, _ = other.communicate(timeout=60)
+        self.assertEqual(other.returncode, 0)
+        theirs = {int(port) for port in out.split()}
+        self.assertEqual(len(theirs), 800)
+        self.assertEqual(mine & theirs, set())
 
     def test_ports_are_outside_the_ephemeral_range(self) -> None:
         low, high = ephemeral_ports()
