@@ -145,7 +145,10 @@ class ClusterTestCase(TestCase):
 
     async def output_has(self, process: Process, text: str, limit: float = 30.0) -> None:
         def said() -> bool:
-            self.assertFalse(process.output.ended.called, process.text)
+            if process.output.ended.called:
+                last = process.text.strip().splitlines()[-1:] or ["nothing"]
+                self.fail(f"the process ended before it said {text!r}; its last line: "
+                          f"{last[0]}\nall it said:\n{process.text}")  # fmt: skip
             return text in process.text
 
         await until(said, lambda: f"{text!r} in:\n{process.text}", limit, every=0.05)
