@@ -156,12 +156,14 @@ class HarnessPieceTests(unittest.TestCase):
     def test_a_silent_worker_is_reported_busy_or_idle(self) -> None:
         # A server stuck in a loop (the CPU its wait used) is told apart from one
         # waiting for something that never comes.
-        for argv, state in (([sys.executable, "-c", "while True: pass"], "busy"),
-                            (["sleep", "300"], "idle")):  # fmt: skip
+        # The loop's wait is long enough for it to get a fifth of a core while the
+        # suite's other lanes load the machine (run 57: 0.1 CPU s of a 1 s wait).
+        for argv, state, wait in (([sys.executable, "-c", "while True: pass"], "busy", 3.0),
+                                  (["sleep", "300"], "idle", 1.0)):  # fmt: skip
             with Harness(60) as harness:
                 worker = harness.spawn_command("server", argv, None, ignores_stdin=True)
                 with self.assertRaises(BenchError) as raised:
-                    harness.wait_for(worker, "mark", 1.0)
+                    harness.wait_for(worker, "mark", wait)
             message = str(raised.exception).splitlines()[0]
             self.assertIn("server did not send 'mark' in time (server used ", message)
             self.assertIn(f" waited, {state}", message)
