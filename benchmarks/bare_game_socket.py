@@ -1,17 +1,18 @@
-"""The floor under `play --transport websocket`: the same moves on bare autobahn sockets.
+"""The floor under `play --transport ws|websocket`: the same moves on bare Twisted sockets.
 
 `python -m benchmarks play --transport websocket --bare` runs this server in
-place of vinom's `/game` (vinom.hosting.websocket): the same twisted.web site with an
-autobahn `WebSocketResource` at `/game`, over Twisted's TLS with a fresh
-self-signed certificate (plain TCP for `--transport ws`), the same autobahn
-protocol options as vinom's game socket, and the same messages, so the same
-load (benchmarks.websocket_load) plays it unchanged. What it leaves out is
-everything of vinom's between the socket and the game: the token is read
-but not checked, and a move is one dictionary update and one msgpack state
-sent to both players of the room, with no game host, seat router, room, rate
-limit or output holding. Its CPU per move is what Twisted's TLS and
-autobahn's framing cost on their own for this traffic: the lowest a game
-socket built on them can reach.
+place of vinom's `/game` (vinom.hosting.websocket): the same twisted.web site,
+whose `/game` answers the WebSocket upgrade and hands the connection over to a
+bare Twisted protocol framing with vinom's own codec (vinom.net.websocket,
+what vinom's game socket frames with), over Twisted's TLS with a fresh
+self-signed certificate (plain TCP for `--transport ws`), and the same
+messages, so the same load (benchmarks.websocket_load) plays it unchanged.
+What it leaves out is everything of vinom's between the framing and the game:
+the token is read but not checked, and a move is one dictionary update and
+one msgpack state sent to both players of the room, with no game host, seat
+router, room, rate limit, liveness ping or output holding. Its CPU per move
+is what Twisted's TCP (and TLS), the framing and msgpack cost on their own
+for this traffic: the lowest a game socket on Twisted can reach.
 """
 
 from __future__ import annotations
@@ -19,19 +20,22 @@ from __future__ import annotations
 from typing import Any
 
 import msgpack
-from autobahn.twisted.resource import WebSocketResource
-from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from twisted.internet.protocol import Protocol
 from twisted.internet.ssl import PrivateCertificate
+from twisted.protocols.policies import ProtocolWrapper
 from twisted.web.resource import Resource
-from twisted.web.server import Site
+from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from benchmarks.server_worker import Ready
+from vinom.net.websocket import CloseReceived, Ping, ServerFrames, accept_key
 from vinom.protocol.config import ProtocolConfig
 from vinom.protocol.crypto import new_aead
 from vinom.protocol.tokens import peek_request_token
 
 _packb = msgpack.packb
 _unpackb = msgpack.unpackb
+# vinom.hosting.websocket's message limit for what a player sends.
+MAX_MESSAGE = 2048
 
 
 class BareRoom:
@@ -51,17 +55,32 @@ class BareRoom:
              "i": applied}
         )  # fmt: skip
         for socket in self.sockets:
-            socket.sendMessage(state, isBinary=True)
+            socket.send(state)
 
 
-class BareGameSocket(WebSocketServerProtocol):
+class BareGameSocket(Protocol):
     """The token, then moves: each one applied if it is the next of its player."""
 
-    room: BareRoom | None = None
-    me = ""
+    def __init__(self, factory: BareGameSocketFactory) -> None:
+        self.factory = factory
+        self.frames = ServerFrames(MAX_MESSAGE)
+        self.room: BareRoom | None = None
+        self.me = ""
 
-    def onMessage(self, payload: bytes, isBinary: bool) -> None:  # noqa: N803 (autobahn)
-        factory: BareGameSocketFactory = self.factory
+    def send(self, payload: bytes) -> None:
+        self.transport.write(self.frames.binary(payload))  # type: ignore[union-attr]
+
+    def dataReceived(self, data: bytes) -> None:
+        for event in self.frames.receive(data):
+            if type(event) is bytes:
+                self.message(event)
+            elif isinstance(event, Ping | CloseReceived):
+                self.transport.write(event.reply)  # type: ignore[union-attr]
+                if isinstance(event, CloseReceived):
+                    self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def message(self, payload: bytes) -> None:
+        factory = self.factory
         room = self.room
         if room is None:
             self._seat(factory, payload)
@@ -78,7 +97,8 @@ class BareGameSocket(WebSocketServerProtocol):
     def _seat(self, factory: BareGameSocketFactory, token: bytes) -> None:
         peeked = peek_request_token(token, factory.protocol_config, 0.0, factory.aead)
         if isinstance(peeked, str):
-            self.sendClose(4001, peeked)
+            self.transport.write(self.frames.close(4001, peeked))  # type: ignore[union-attr]
+            self.transport.loseConnection()  # type: ignore[union-attr]
             return
         room = factory.rooms.setdefault(peeked.match_id, BareRoom())
         self.room = room
@@ -88,22 +108,44 @@ class BareGameSocket(WebSocketServerProtocol):
         room.broadcast("playing" if len(room.sockets) == 2 else "waiting")
 
 
-class BareGameSocketFactory(WebSocketServerFactory):
-    protocol = BareGameSocket
-
-    def __init__(self, key: bytes, reactor: Any) -> None:
-        super().__init__(server="vinom-bare", reactor=reactor)
+class BareGameSocketFactory:
+    def __init__(self, key: bytes) -> None:
         self.protocol_config = ProtocolConfig(token_key=key)
         self.aead = new_aead(key)
         self.rooms: dict[str, BareRoom] = {}
         self.applied = 0
         self.rejected = 0
-        # vinom.hosting.websocket's options, so that only vinom's own work differs.
-        self.setProtocolOptions(
-            maxMessagePayloadSize=2048, maxFramePayloadSize=2048, failByDrop=False,
-            openHandshakeTimeout=10.0, webStatus=False, autoPingInterval=5.0,
-            autoPingTimeout=10.0, allowedOrigins=["*"], allowNullOrigin=True,
+
+
+class BareUpgrade(Resource):
+    """`/game`: any upgrade request answered with 101, its connection handed to a
+    `BareGameSocket` (vinom's `GameSocketResource` does so after its checks)."""
+
+    isLeaf = True
+
+    def __init__(self, factory: BareGameSocketFactory) -> None:
+        super().__init__()
+        self.factory = factory
+
+    def render_GET(self, request: Request) -> int:
+        key = request.getHeader("sec-websocket-key") or ""
+        channel = request.channel
+        transport = channel.transport
+        channel.setTimeout(None)
+        channel.transport = None
+        protocol = BareGameSocket(self.factory)
+        if isinstance(transport, ProtocolWrapper):
+            transport.wrappedProtocol = protocol
+        else:
+            transport.protocol = protocol
+        transport.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+            + accept_key(key).encode("ascii") + b"\r\n\r\n"
         )  # fmt: skip
+        protocol.makeConnection(transport)
+        transport.resumeProducing()
+        return NOT_DONE_YET
 
 
 def start_bare_game_socket(reactor: Any, settings: dict[str, Any]) -> Ready:
@@ -111,9 +153,9 @@ def start_bare_game_socket(reactor: Any, settings: dict[str, Any]) -> Ready:
     from vinom.server.certs import make_self_signed
 
     interface = settings.get("interface", "127.0.0.1")
-    factory = BareGameSocketFactory(bytes.fromhex(settings["key"]), reactor)
+    factory = BareGameSocketFactory(bytes.fromhex(settings["key"]))
     root = Resource()
-    root.putChild(b"game", WebSocketResource(factory))
+    root.putChild(b"game", BareUpgrade(factory))
     site = Site(root)
     site.noisy = False
     if settings.get("tls", True):

@@ -52,10 +52,10 @@ pinned to the server's core, a PROXY v2 header first on each connection,
 read as `--trusted-proxy` reads it), and the players connect to it over TLS:
 `wss://` served with no TLS in the Python process. Its CPU counts in `server_cpu_*`
 (`proxy_cpu_us_per_move` is its part).
-`--bare` (with `websocket` or `ws`) serves `/game` with the bare autobahn
+`--bare` (with `websocket` or `ws`) serves `/game` with the bare Twisted
 server of benchmarks.bare_game_socket instead of vinom: the same sockets,
-TLS, framing and messages with none of vinom's work between them, the floor
-that Twisted's TLS and autobahn set under vinom's game socket.
+TLS, framing (vinom.net.websocket) and messages with none of vinom's work
+between them, the floor that Twisted sets under vinom's game socket.
 
 `--game arena` plays the real-time arena instead (benchmarks.arena_play):
 `--rooms` arena rooms (default 1) of `--players` players (default 8; 64
@@ -198,7 +198,7 @@ class Options(ScenarioOptions):
         [
             "bare",
             None,
-            "With --transport websocket or ws: a bare autobahn /game server "
+            "With --transport websocket or ws: a bare Twisted /game server "
             "(benchmarks.bare_game_socket), the floor under vinom's.",
         ],
         [
@@ -378,7 +378,7 @@ def run(options: Options) -> int:
         "loads": options["loads"],
         "host_workers": options["host-workers"],
         "transport": options["transport"],
-        "server": "bare autobahn" if options["bare"] else "vinom",
+        "server": "bare twisted" if options["bare"] else "vinom",
         # Whether the host recorded its matches (false with --no-record, or on a build
         # from before match records).
         "recording": bool(ready.get("recording")),
@@ -439,7 +439,7 @@ def run(options: Options) -> int:
             "" if tls else f" (TLS in {options['tls-proxy']})" if proxy else " (plain, no TLS)"
         )
         if options["bare"]:
-            where += ", bare autobahn server"
+            where += ", bare Twisted server"
     if options["relay"]:
         where += ", through the UDP relay"
     where += ", recording" if summary["recording"] else ", not recording"

@@ -444,7 +444,7 @@ class ScenarioSmokeTests(unittest.TestCase):
             "--duration", "0.7",
         )  # fmt: skip
         self.assertEqual(code, 0, stderr)
-        self.assertEqual((result["transport"], result["server"]), ("websocket", "bare autobahn"))
+        self.assertEqual((result["transport"], result["server"]), ("websocket", "bare twisted"))
         self.assertRate(result, "moves_per_s")
         self.assertGreater(result["msgs_delivered_per_s"], result["moves_per_s"])
         self.assertEqual(result["errors"], 0)
