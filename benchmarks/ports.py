@@ -9,7 +9,10 @@ server picking the same port could take it. No port is handed out twice
 within `HELD_FOR` seconds, by this process or any other of this user's:
 a test names the ports of several servers before any binds them, and the
 suite runs several test processes at once. Each port handed out is a file in
-`REGISTRY`, read and written under one `flock`.
+`REGISTRY` (`$VINOM_PORT_REGISTRY` when set), read and written under one
+`flock`. Held ports are scattered, and a range must find that many free in a
+row: a port is held for two minutes, long enough for its server to start
+(or to start again, a test restarting one on the same port), not for ever.
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ import time
 from collections.abc import Iterator
 
 _LOWEST = 10_000
-REGISTRY = os.path.join(tempfile.gettempdir(), f"vinom-ports-{os.getuid()}")
-# Long enough for any test or benchmark to start the server it named a port for.
-HELD_FOR = 900.0
+REGISTRY = os.environ.get("VINOM_PORT_REGISTRY") or os.path.join(
+    tempfile.gettempdir(), f"vinom-ports-{os.getuid()}"
+)
+HELD_FOR = 120.0
 
 
 def ephemeral_ports() -> tuple[int, int]:
@@ -54,18 +58,19 @@ _pruned = False
 @contextlib.contextmanager
 def _registry() -> Iterator[str]:
     global _pruned
-    os.makedirs(REGISTRY, mode=0o700, exist_ok=True)
-    with open(os.path.join(REGISTRY, "lock"), "a") as lock:
+    registry = REGISTRY
+    os.makedirs(registry, mode=0o700, exist_ok=True)
+    with open(os.path.join(registry, "lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             if not _pruned:
                 _pruned = True
                 now = time.time()
-                for name in os.listdir(REGISTRY):
-                    if name.isdigit() and not _held(REGISTRY, int(name), now):
+                for name in os.listdir(registry):
+                    if name.isdigit() and not _held(registry, int(name), now):
                         with contextlib.suppress(FileNotFoundError):
-                            os.unlink(os.path.join(REGISTRY, name))
-            yield REGISTRY
+                            os.unlink(os.path.join(registry, name))
+            yield registry
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
