@@ -28,6 +28,7 @@ from tests.support.doubles import FakeUDPReactor, PlaceholderGameHostFactory
 from tests.support.placement_events import hear_placements
 from tests.support.redis_server import start_redis
 from tests.support.waiting import until
+from vinom.cluster import agent as agent_module
 from vinom.cluster.agent import HostAgent, read_delay
 from vinom.cluster.channel import PlacementKeys, announce_end, decide, stream_lost
 from vinom.cluster.client import (
@@ -671,6 +672,35 @@ class EndAnnouncementTests(TestCase):
         await redis.handler.execute_command("CONFIG", "SET", "min-replicas-to-write", "0")
         await until(lambda: [m for m in heard if m["event"] == "ended"], "the end announced")
         self.assertEqual(await redis.handler.sismember("vinom:host-matches:h-test", "m-1"), 0)
+
+
+class SubscribedWhileRecordingTests(TestCase):
+    """On a real Redis: the host's presence channel subscribes (its first time, or again
+    after Redis came back) while a match's placement is being recorded. The placement
+    is not taken for one Redis lost (its recording is under way), so the match is this
+    host's, and its end reaches its lobby (run 60: recorded twice, the second call
+    found the first's outcome, took the match for a copy and never announced its end)."""
+
+    timeout = 30
+
+    async def test_the_match_is_the_hosts_and_its_end_is_announced(self) -> None:
+        redis = await open_redis(self)
+        heard = await hear_placements(self, redis, "l-test")
+        factory, _, agent = start_host_agent(self, redis, "h-test")
+        recording = decide
+
+        async def subscribed_meanwhile(*args: Any, **kwargs: Any) -> bool:
+            if args[3]["event"] == "placed" and "ack" in kwargs:
+                await agent._restore_ends()  # what each subscription runs first
+            return await recording(*args, **kwargs)
+
+        self.patch(agent_module, "decide", subscribed_meanwhile)
+        await redis.handler.sadd("vinom:lobbies:m-1", "l-test")
+        await offer(redis, duel_request())
+        await until(lambda: [m for m in heard if m["event"] == "placed"], "the placement")
+        self.assertTrue(factory.end_match("m-1"))
+        await until(lambda: [m for m in heard if m["event"] == "ended"], "the end announced")
+        self.assertEqual([m["event"] for m in heard], ["placed", "ended"])
 
 
 class LostEndTests(TestCase):

@@ -433,8 +433,9 @@ class HostAgent(Service):
             # request and the placement. The match runs here already: its `placed` is
             # said again (the first outcome recorded still wins).
             placed = self._placements.get(match_id)
-            if placed is not None and await decide(self._redis, self._keys, self._settings,
-                                                   *placed):  # fmt: skip
+            # (Not while its placement is being recorded: that call records it.)
+            if placed is not None and match_id not in self._deciding and await decide(
+                    self._redis, self._keys, self._settings, *placed):  # fmt: skip
                 self.log.info("game host {host_id}: recorded again the placement of "
                               "{match_id}, which Redis had lost", host_id=self.host_id,
                               match_id=match_id)  # fmt: skip
@@ -624,8 +625,11 @@ class HostAgent(Service):
             held = {m.decode() if isinstance(m, bytes) else str(m) for m in members or ()}
             recent = self._clock.seconds() - self._settings.key_ttl
             for match_id, (placed, record) in sorted(self._placements.items()):
+                # A placement being recorded (`_host`) is not lost: recorded again here
+                # first, that call would find an outcome and take the match for a copy.
                 if (match_id in held or record.placed_at <= recent
-                        or match_id not in self._placements):  # (ended meanwhile)
+                        or match_id not in self._placements  # (ended meanwhile)
+                        or match_id in self._deciding):  # fmt: skip
                     continue
                 if await decide(self._redis, self._keys, self._settings, placed, record):
                     self.log.info("game host {host_id}: recorded again the placement of "
