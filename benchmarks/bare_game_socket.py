@@ -4,8 +4,8 @@
 place of vinom's `/game` (vinom.hosting.websocket): the same twisted.web site,
 whose `/game` answers the WebSocket upgrade and hands the connection over to a
 bare Twisted protocol framing with vinom's own codec (vinom.net.websocket,
-what vinom's game socket frames with), over Twisted's TLS with a fresh
-self-signed certificate (plain TCP for `--transport ws`), and the same
+what vinom's game socket frames with), over the TLS listener vinom's
+`/game` has in the benchmark (plain TCP for `--transport ws`), and the same
 messages, so the same load (benchmarks.websocket_load) plays it unchanged.
 What it leaves out is everything of vinom's between the framing and the game:
 the token is read but not checked, and a move is one dictionary update and
@@ -20,14 +20,14 @@ from __future__ import annotations
 from typing import Any
 
 import msgpack
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol
-from twisted.internet.ssl import PrivateCertificate
 from twisted.protocols.policies import ProtocolWrapper
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
-from benchmarks.server_worker import Ready
-from vinom.net.websocket import CloseReceived, Ping, ServerFrames, accept_key
+from benchmarks.server_worker import Ready, listen_site
+from vinom.net.websocket import OPEN, CloseReceived, Ping, ProtocolFailure, ServerFrames, accept_key
 from vinom.protocol.config import ProtocolConfig
 from vinom.protocol.crypto import new_aead
 from vinom.protocol.tokens import peek_request_token
@@ -71,12 +71,14 @@ class BareGameSocket(Protocol):
         self.transport.write(self.frames.binary(payload))  # type: ignore[union-attr]
 
     def dataReceived(self, data: bytes) -> None:
-        for event in self.frames.receive(data):
+        frames = self.frames
+        for event in frames.receive(data):
             if type(event) is bytes:
-                self.message(event)
-            elif isinstance(event, Ping | CloseReceived):
+                if frames.state is OPEN:
+                    self.message(event)
+            elif isinstance(event, Ping | CloseReceived | ProtocolFailure):
                 self.transport.write(event.reply)  # type: ignore[union-attr]
-                if isinstance(event, CloseReceived):
+                if not isinstance(event, Ping):
                     self.transport.loseConnection()  # type: ignore[union-attr]
 
     def message(self, payload: bytes) -> None:
@@ -131,39 +133,37 @@ class BareUpgrade(Resource):
         key = request.getHeader("sec-websocket-key") or ""
         channel = request.channel
         transport = channel.transport
+        if transport is None:
+            return NOT_DONE_YET  # the connection went while the request was read
         channel.setTimeout(None)
         channel.transport = None
         protocol = BareGameSocket(self.factory)
         if isinstance(transport, ProtocolWrapper):
             transport.wrappedProtocol = protocol
         else:
-            transport.protocol = protocol
+            transport.protocol = protocol  # type: ignore[attr-defined]
         transport.write(
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
             b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
             + accept_key(key).encode("ascii") + b"\r\n\r\n"
         )  # fmt: skip
         protocol.makeConnection(transport)
-        transport.resumeProducing()
+        # The channel may have paused the transport's reading while it handled the request.
+        reading = IPushProducer(transport, None)
+        if reading is not None:
+            reading.resumeProducing()
         return NOT_DONE_YET
 
 
 def start_bare_game_socket(reactor: Any, settings: dict[str, Any]) -> Ready:
     """`/game` served by `BareGameSocketFactory`; ready fields as the `rooms` kind's."""
-    from vinom.server.certs import make_self_signed
-
     interface = settings.get("interface", "127.0.0.1")
     factory = BareGameSocketFactory(bytes.fromhex(settings["key"]))
     root = Resource()
     root.putChild(b"game", BareUpgrade(factory))
     site = Site(root)
     site.noisy = False
-    if settings.get("tls", True):
-        cert, key = make_self_signed("localhost")
-        options = PrivateCertificate.loadPEM(cert + key).options()
-        port = reactor.listenSSL(0, site, options, interface=interface).getHost().port
-    else:
-        port = reactor.listenTCP(0, site, interface=interface).getHost().port
+    port = listen_site(reactor, site, interface, settings.get("tls", True))
 
     def counters() -> dict[str, Any]:
         return {"actions_applied": factory.applied, "actions_rejected": factory.rejected}

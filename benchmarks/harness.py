@@ -332,8 +332,8 @@ class Harness:
                 )
             now = time.monotonic()
             if now >= limit:
-                spent = _cpu_while_waiting(
-                    worker, max(0.0, worker.cpu_seconds() - cpu_at_start), now - started
+                spent = how_it_waited(
+                    worker.name, max(0.0, worker.cpu_seconds() - cpu_at_start), now - started
                 )
                 if limit >= self.deadline:
                     raise Deadline(
@@ -398,13 +398,13 @@ class Harness:
         self._selector.close()
 
 
-def _cpu_while_waiting(worker: Worker, cpu_s: float, waited_s: float) -> str:
+def how_it_waited(name: str, cpu_s: float, waited_s: float) -> str:
     """How a worker spent a wait that timed out: a worker that stays silent while
     busy is stuck in a loop (its stack shows where: py-spy dump), an idle one waits
     for something that never comes."""
     # A loop gets less than a whole core on a shared machine; a wait uses next to nothing.
     busy = "busy: a loop, not a wait" if cpu_s >= 0.2 * waited_s else "idle"
-    return f"{worker.name} used {cpu_s:.1f} CPU s in the {waited_s:.1f} s waited, {busy}"
+    return f"{name} used {cpu_s:.1f} CPU s in the {waited_s:.1f} s waited, {busy}"
 
 
 # prctl(PR_SET_PDEATHSIG) exists on Linux only.

@@ -5,14 +5,17 @@ every client socket of the load (a browser driver's, a Redis client's,
 anything else on the machine) takes an ephemeral port, and one may take a
 port found free there before its server binds it ("address already in
 use"). Outside that range the kernel hands out nothing, so only another
-server picking the same port could take it. No port is handed out twice
-within `HELD_FOR` seconds, by this process or any other of this user's:
-a test names the ports of several servers before any binds them, and the
-suite runs several test processes at once. Each port handed out is a file in
-`REGISTRY` (`$VINOM_PORT_REGISTRY` when set), read and written under one
-`flock`. Held ports are scattered, and a range must find that many free in a
-row: a port is held for two minutes, long enough for its server to start
-(or to start again, a test restarting one on the same port), not for ever.
+server picking the same port could take it. A port handed out is held, by
+this process or any other of this user's, so that it is not handed out
+again: a test names the ports of several servers before any binds them, and
+the suite runs several test processes at once. Each held port is a file in
+`REGISTRY` (`$VINOM_PORT_REGISTRY` when set, a directory of this user's
+only), its modification time when the hold ends, read and written under one
+`flock`. A single port is held for `HELD_FOR` (long enough for its server to
+start, or to start again on it after a kill), not longer: held single ports
+are scattered, and a range must find that many free in a row. A range is
+held for `RANGE_HELD_FOR`, as its server binds its ports one at a time
+while it runs (a game host's, one a match).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ REGISTRY = os.environ.get("VINOM_PORT_REGISTRY") or os.path.join(
     tempfile.gettempdir(), f"vinom-ports-{os.getuid()}"
 )
 HELD_FOR = 120.0
+RANGE_HELD_FOR = 900.0
 
 
 def ephemeral_ports() -> tuple[int, int]:
@@ -60,6 +64,9 @@ def _registry() -> Iterator[str]:
     global _pruned
     registry = REGISTRY
     os.makedirs(registry, mode=0o700, exist_ok=True)
+    if os.stat(registry).st_uid != os.getuid():
+        raise RuntimeError(f"the port registry {registry} is another user's: "
+                           "set VINOM_PORT_REGISTRY to a directory of your own")  # fmt: skip
     with open(os.path.join(registry, "lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
@@ -77,16 +84,16 @@ def _registry() -> Iterator[str]:
 
 def _held(registry: str, port: int, now: float) -> bool:
     try:
-        return now - os.stat(os.path.join(registry, str(port))).st_mtime < HELD_FOR
+        return os.stat(os.path.join(registry, str(port))).st_mtime > now
     except FileNotFoundError:
         return False
 
 
-def _hold(registry: str, port: int, now: float) -> None:
+def _hold(registry: str, port: int, until: float) -> None:
     path = os.path.join(registry, str(port))
     with open(path, "w"):
         pass
-    os.utime(path, (now, now))
+    os.utime(path, (until, until))
 
 
 def free_port_range(interface: str, size: int, kind: int = socket.SOCK_DGRAM,
@@ -110,8 +117,9 @@ def free_port_range(interface: str, size: int, kind: int = socket.SOCK_DGRAM,
             if any(_held(registry, port, now) for port in ports):
                 continue
             if all(_free(interface, port, kind) for port in ports):
+                until = now + (HELD_FOR if size == 1 else RANGE_HELD_FOR)
                 for port in ports:
-                    _hold(registry, port, now)
+                    _hold(registry, port, until)
                 return low, low + size - 1
     raise RuntimeError(f"no {size} consecutive free ports found")
 

@@ -230,7 +230,6 @@ def listen_game_socket(
 
     from vinom.hosting.websocket import GameSocketConfig, GameSocketFactory
     from vinom.net.origins import OriginPolicy
-    from vinom.server.certs import make_self_signed
 
     class OneHost:
         def host_of(self, match_id: str) -> Any:
@@ -264,11 +263,16 @@ def listen_game_socket(
         endpoint.listen(site).addCallback(listening.append)
         ports["websocket_port"] = int(listening[0].getHost().port)
         return ports
+    ports["websocket_port"] = listen_site(reactor, site, interface, tls)
+    return ports
+
+
+def listen_site(reactor: Any, site: Any, interface: str, tls: bool) -> int:
+    """`site` on a fresh port of `interface`, plain or over TLS as `--websocket` listens
+    (the build's own `vinom-ssl:` listener, a fresh self-signed certificate); the port."""
     if not tls:
-        ports["websocket_port"] = int(reactor.listenTCP(0, site, interface=interface)
-                                      .getHost().port)  # fmt: skip
-        return ports
-    # The build's own `vinom-ssl:` listener (vinom.server.tls), as `--websocket` listens.
+        return int(reactor.listenTCP(0, site, interface=interface).getHost().port)
+    from vinom.server.certs import make_self_signed
     from vinom.server.tls import tls_server_endpoint
 
     directory = tempfile.mkdtemp(prefix="vinom-bench-tls-")
@@ -281,8 +285,7 @@ def listen_game_socket(
     endpoint = tls_server_endpoint(reactor, ("0",), {"interface": interface, **paths})
     listening: list[Any] = []
     endpoint.listen(site).addCallback(listening.append)
-    ports["websocket_port"] = int(listening[0].getHost().port)
-    return ports
+    return int(listening[0].getHost().port)
 
 
 def listen_webtransport(reactor: Any, game: Any, interface: str) -> int:

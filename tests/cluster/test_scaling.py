@@ -145,11 +145,13 @@ class ClusterTestCase(TestCase):
 
     async def output_has(self, process: Process, text: str, limit: float = 30.0) -> None:
         def said() -> bool:
+            if text in process.text:
+                return True
             if process.output.ended.called:
                 last = process.text.strip().splitlines()[-1:] or ["nothing"]
                 self.fail(f"the process ended before it said {text!r}; its last line: "
                           f"{last[0]}\nall it said:\n{process.text}")  # fmt: skip
-            return text in process.text
+            return False
 
         await until(said, lambda: f"{text!r} in:\n{process.text}", limit, every=0.05)
 

@@ -39,6 +39,7 @@ class FreePortTests(SynchronousTestCase):
         env = {**os.environ, "PYTHONPATH": ROOT, "VINOM_PORT_REGISTRY": self.registry}
         other = subprocess.Popen([sys.executable, "-c", PICK], env=env, cwd=ROOT,
                                  stdout=subprocess.PIPE, text=True)  # fmt: skip
+        self.addCleanup(other.kill)  # a no-op once it has ended
         mine = {free_tcp_port() for _ in range(400)}
         out, _ = other.communicate(timeout=60)
         self.assertEqual(other.returncode, 0)
