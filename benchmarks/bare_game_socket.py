@@ -20,14 +20,13 @@ from __future__ import annotations
 from typing import Any
 
 import msgpack
-from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol
-from twisted.protocols.policies import ProtocolWrapper
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from benchmarks.server_worker import Ready, listen_site
-from vinom.net.websocket import OPEN, CloseReceived, Ping, ProtocolFailure, ServerFrames, accept_key
+from vinom.hosting.websocket import hand_over
+from vinom.net.websocket import OPEN, CloseReceived, Ping, ProtocolFailure, ServerFrames
 from vinom.protocol.config import ProtocolConfig
 from vinom.protocol.crypto import new_aead
 from vinom.protocol.tokens import peek_request_token
@@ -130,28 +129,9 @@ class BareUpgrade(Resource):
         self.factory = factory
 
     def render_GET(self, request: Request) -> int:
-        key = request.getHeader("sec-websocket-key") or ""
-        channel = request.channel
-        transport = channel.transport
-        if transport is None:
-            return NOT_DONE_YET  # the connection went while the request was read
-        channel.setTimeout(None)
-        channel.transport = None
-        protocol = BareGameSocket(self.factory)
-        if isinstance(transport, ProtocolWrapper):
-            transport.wrappedProtocol = protocol
-        else:
-            transport.protocol = protocol  # type: ignore[attr-defined]
-        transport.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
-            + accept_key(key).encode("ascii") + b"\r\n\r\n"
-        )  # fmt: skip
-        protocol.makeConnection(transport)
-        # The channel may have paused the transport's reading while it handled the request.
-        reading = IPushProducer(transport, None)
-        if reading is not None:
-            reading.resumeProducing()
+        if request.channel.transport is not None:  # (None: the connection went meanwhile)
+            key = request.getHeader("sec-websocket-key") or ""
+            hand_over(request, BareGameSocket(self.factory), key)
         return NOT_DONE_YET
 
 

@@ -430,27 +430,36 @@ class GameSocketResource(Resource):
         if refusal is not None:
             owner.refused(refusal)
             return _refuse(request, ADMISSION_STATUS[refusal], _REFUSAL_TEXT[refusal])
-        # The hand-over: the HTTP channel lets go of the transport, whose protocol
-        # becomes the socket's (inside a TLS wrapper, the wrapped protocol).
-        channel.setTimeout(None)
-        channel.transport = None
-        protocol = owner.build_socket(client)
-        if isinstance(transport, ProtocolWrapper):
-            transport.wrappedProtocol = protocol
-        else:
-            transport.protocol = protocol  # type: ignore[attr-defined]
-        transport.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
-            + accept_key(key).encode("ascii")
-            + b"\r\n\r\n"
-        )
-        protocol.makeConnection(transport)
-        # The channel may have paused the transport's reading while it handled the request.
-        reading = IPushProducer(transport, None)
-        if reading is not None:
-            reading.resumeProducing()
+        hand_over(request, owner.build_socket(client), key)
         return NOT_DONE_YET
+
+
+def hand_over(request: Request, protocol: Protocol, key: str) -> None:
+    """The WebSocket upgrade `request` asked for (its Sec-WebSocket-Key `key`) answered with
+    101 and its connection handed to `protocol` (the hand-over autobahn's resource does):
+    the HTTP channel lets go of the transport, whose protocol becomes `protocol` (inside a
+    TLS wrapper, the wrapped protocol). The connection must still be open."""
+    channel = request.channel
+    transport: ITransport | None = channel.transport
+    if transport is None:
+        raise ValueError("the connection of the upgrade request went")
+    channel.setTimeout(None)
+    channel.transport = None
+    if isinstance(transport, ProtocolWrapper):
+        transport.wrappedProtocol = protocol
+    else:
+        transport.protocol = protocol  # type: ignore[attr-defined]
+    transport.write(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+        + accept_key(key).encode("ascii")
+        + b"\r\n\r\n"
+    )
+    protocol.makeConnection(transport)
+    # The channel may have paused the transport's reading while it handled the request.
+    reading = IPushProducer(transport, None)
+    if reading is not None:
+        reading.resumeProducing()
 
 
 def _forwarded(request: Request) -> dict[str, str]:
