@@ -25,7 +25,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from benchmarks.server_worker import Ready, listen_site
-from vinom.hosting.websocket import hand_over
+from vinom.hosting.websocket import accept_upgrade
 from vinom.net.websocket import OPEN, CloseReceived, Ping, ProtocolFailure, ServerFrames
 from vinom.protocol.config import ProtocolConfig
 from vinom.protocol.crypto import new_aead
@@ -131,7 +131,7 @@ class BareUpgrade(Resource):
     def render_GET(self, request: Request) -> int:
         if request.channel.transport is not None:  # (None: the connection went meanwhile)
             key = request.getHeader("sec-websocket-key") or ""
-            hand_over(request, BareGameSocket(self.factory), key)
+            accept_upgrade(request, BareGameSocket(self.factory), key)
         return NOT_DONE_YET
 
 

@@ -430,11 +430,11 @@ class GameSocketResource(Resource):
         if refusal is not None:
             owner.refused(refusal)
             return _refuse(request, ADMISSION_STATUS[refusal], _REFUSAL_TEXT[refusal])
-        hand_over(request, owner.build_socket(client), key)
+        accept_upgrade(request, owner.build_socket(client), key)
         return NOT_DONE_YET
 
 
-def hand_over(request: Request, protocol: Protocol, key: str) -> None:
+def accept_upgrade(request: Request, protocol: Protocol, key: str) -> None:
     """The WebSocket upgrade `request` asked for (its Sec-WebSocket-Key `key`) answered with
     101 and its connection handed to `protocol` (the hand-over autobahn's resource does):
     the HTTP channel lets go of the transport, whose protocol becomes `protocol` (inside a
