@@ -117,6 +117,23 @@ class ReceiveBudgetTests(WebTransportTestCase):
         self.assertEqual(await within(peer.terminated), OVER)
         self.assertEqual(server.closes, {"receive_budget": 1})
 
+    async def test_saying_it_is_blocked_gives_a_peer_no_more_window(self) -> None:
+        # DATA_BLOCKED and STREAM_DATA_BLOCKED are hints (RFC 9000 4.1): a stack that
+        # answers them with credit (qh3 1.x doubles the window) would let the chase's
+        # gap grow without anything sent past a window. Here the windows stay what was
+        # read plus the budget.
+        port = await self.start_webtransport()
+        server = self.server.service("webtransport").server
+        config = server.config
+        peer = await connect_quic(self, port)
+        peer.send_at(0, config.stream_receive_budget - 10, b"0123456789")
+        for _ in range(4):
+            await within(peer.say_blocked(0))
+        self.assertEqual(peer.window(0), config.stream_receive_budget)
+        self.assertEqual(peer.connection_window(), config.receive_budget)
+        self.assertFalse(peer.terminated.called)
+        self.assertEqual(server.closes, {})
+
     async def test_a_window_slides_with_what_was_read(self) -> None:
         # A peer that sends in order has its window raised as the server reads: it
         # may send any amount, a window's worth at a time.

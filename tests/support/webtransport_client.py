@@ -17,7 +17,7 @@ import struct
 from typing import Any
 
 import msgpack
-from aioquic.buffer import Buffer
+from aioquic.buffer import Buffer, encode_uint_var
 from aioquic.h3.connection import H3_ALPN, H3Connection
 from aioquic.h3.events import (
     DatagramReceived,
@@ -227,6 +227,22 @@ async def connect_webtransport(case: TestCase, port: int, *, origin: str | None 
     return player
 
 
+class _FrameInjector(QuicConnection):
+    """aioquic's client connection, which also sends frames it would not (`injected`),
+    in the packet of its next PING."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.injected: list[tuple[int, bytes]] = []
+
+    def _write_ping_frame(self, builder: Any, uids: list[int] | None = None,
+                          comment: str = "") -> None:  # fmt: skip
+        for frame_type, body in self.injected:
+            builder.start_frame(frame_type, capacity=len(body) + 8).push_bytes(body)
+        self.injected = []
+        super()._write_ping_frame(builder, uids or [], comment)
+
+
 class QuicPeer(QuicPump):
     """A bare QUIC client of the `--webtransport` port, as an attacker writes one:
     aioquic's client with HTTP/3's ALPN, which completes the handshake (`handshake`
@@ -237,7 +253,7 @@ class QuicPeer(QuicPump):
         configuration = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN,
                                           server_name="localhost")  # fmt: skip
         configuration.verify_mode = 0  # ssl.CERT_NONE: the test trusts its own server
-        self.quic = QuicConnection(configuration=configuration)
+        self.quic = _FrameInjector(configuration=configuration)
         self.server = ("127.0.0.1", port)
         self.handshake: Deferred[None] = Deferred()
         self.terminated: Deferred[tuple[int, str]] = Deferred()
@@ -272,6 +288,18 @@ class QuicPeer(QuicPump):
         self.quic.send_ping(uid)
         self.transmit()
         return self._pings[uid]
+
+    def say_blocked(self, stream_id: int) -> Deferred[None]:
+        """STREAM_DATA_BLOCKED at `stream_id`'s window and DATA_BLOCKED at the
+        connection's (RFC 9000 19.12-19.13: "I would send more"), then a round trip."""
+        quic: Any = self.quic
+        stream_body = encode_uint_var(stream_id) + encode_uint_var(self.window(stream_id))
+        quic.injected += [(0x15, stream_body), (0x14, encode_uint_var(quic._remote_max_data))]
+        return self.round_trip()
+
+    def connection_window(self) -> int:
+        """The bytes the server lets this client send on all its streams (MAX_DATA)."""
+        return int(self.quic._remote_max_data)  # type: ignore[attr-defined]
 
     def window(self, stream_id: int) -> int:
         """The highest offset the server lets this client send on `stream_id` (its
