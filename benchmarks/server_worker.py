@@ -297,12 +297,9 @@ def listen_webtransport(reactor: Any, game: Any, interface: str) -> int:
         listen_webtransport,
     )
     from vinom.server.certs import RenewingCertificate
+    from vinom.server.webtransport import WebTransportCredentials
 
-    certificate = RenewingCertificate(time.time)
-
-    def credentials() -> Any:
-        current = certificate.current()
-        return (current.certificate, [], current.private_key)
+    credentials = WebTransportCredentials(None, None, RenewingCertificate(time.time))
 
     # Every player comes from 127.0.0.1: the per-address connection cap is lifted
     # (the /game factory's caps, which count these sessions too, already are).

@@ -35,7 +35,7 @@ from vinom.games.registry import GameRegistry
 from vinom.hosting.inline import InlineGameHostFactory
 from vinom.hosting.interfaces import IGameHost
 from vinom.hosting.websocket import GameSocketConfig, GameSocketFactory
-from vinom.hosting.webtransport import Credentials, WebTransportServer, listen_webtransport
+from vinom.hosting.webtransport import WebTransportServer, listen_webtransport
 from vinom.net.origins import OriginPolicy
 from vinom.protocol.address import HostAddress
 from vinom.protocol.config import ProtocolConfig
@@ -43,6 +43,7 @@ from vinom.protocol.tokens import IssuerConfig, TokenIssuer
 from vinom.rooms.messages import encode_sync
 from vinom.rooms.room import RoomConfig
 from vinom.server.certs import RenewingCertificate
+from vinom.server.webtransport import WebTransportCredentials
 
 # States every 2 ms: about 50 KB/s of states for each player.
 STATE_INTERVAL = 0.002
@@ -94,11 +95,7 @@ class ServedMatch(TestCase):
         gate = GameSocketFactory(_OneMatch(host), protocol, OriginPolicy(("*",)),
                                  reactor=reactor,
                                  config=GameSocketConfig(held_limit=HELD_LIMIT))  # fmt: skip
-        certificate = RenewingCertificate(time.time)
-
-        def credentials() -> Credentials:
-            current = certificate.current()
-            return (current.certificate, [], current.private_key)
+        credentials = WebTransportCredentials(None, None, RenewingCertificate(time.time))
 
         self.server = WebTransportServer(gate, credentials, clock=reactor)
         listening = listen_webtransport(reactor, 0, self.server, "127.0.0.1")

@@ -10,6 +10,7 @@ import os
 import re
 from pathlib import Path
 
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from twisted.internet import reactor
@@ -155,7 +156,9 @@ class OfferTests(TestCase):
         renewing = RenewingCertificate(lambda: 1_790_000_000.0)
         credentials = WebTransportCredentials(cert, key, renewing)
         presented, chain, _key = credentials()
-        self.assertEqual(presented.public_bytes(serialization.Encoding.PEM), cert_pem)
+        # qh3's certificate object, whose bytes are the operator's certificate in DER.
+        der = x509.load_pem_x509_certificate(cert_pem).public_bytes(serialization.Encoding.DER)
+        self.assertEqual(presented.public_bytes(), der)
         self.assertEqual(chain, [])
         _request, body = self.render(WebTransportOffer(lambda: 7381, credentials))
         self.assertEqual(body, {"port": 7381, "certificate_hashes": []})

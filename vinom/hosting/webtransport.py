@@ -1,11 +1,12 @@
-"""The game session over WebTransport, for browsers: a thin Twisted adapter over aioquic.
+"""The game session over WebTransport, for browsers: a thin Twisted adapter over qh3.
 
 A browser with WebTransport plays its match over HTTP/3 rather than a
 WebSocket (docs/web.md, "The game session over WebTransport"): states and
 real-time inputs travel as QUIC datagrams, so a lost packet delays nothing
-but itself. This module is the only one of vinom that imports aioquic.
+but itself. This module is the only one of vinom that imports qh3.
 
-aioquic is a sans-I/O QUIC and HTTP/3 implementation: its `QuicConnection`
+qh3 (1.x, a maintained fork of aioquic whose packet protection, TLS, buffers
+and QPACK are compiled) is a sans-I/O QUIC and HTTP/3 implementation: its `QuicConnection`
 takes datagrams and `now` and returns datagrams and a timer, as vinom's own
 game-host core does. `WebTransportServer` drives it from a Twisted
 `DatagramProtocol` exactly as vinom.hosting.udp drives the game host: it
@@ -14,7 +15,7 @@ a client's first Initial packet), transmits what the connection then has to
 send, and keeps one reactor timer per connection at its `get_timer()`. There
 is no asyncio loop.
 
-Its cost per move is mostly aioquic's per packet (docs/performance.md, "play
+Its cost per move is mostly qh3's per packet (docs/performance.md, "play
 --transport webtransport"), so the adapter makes as few packets as it can,
 as the game host does: the datagrams waiting on the socket are read and
 handled as one batch (vinom.hosting.datagrams; `listen_webtransport` serves
@@ -22,7 +23,7 @@ the port as a `GameHostPort`, one `recvmmsg` per batch), and only then does
 each connection that owes anything transmit, once: the states a room sent a
 browser for every move in the batch leave together, in one packet where they
 fit. Packets go out with the socket's `sendto` (Port.write checks every
-address). aioquic's timer moves on almost every packet; the reactor's call
+address). qh3's timer moves on almost every packet; the reactor's call
 is moved only when the timer comes earlier, and one that fires before the
 timer finds nothing due and is armed again.
 
@@ -55,31 +56,33 @@ codes); what is WebTransport's is its framing and its datagrams. In the session:
   capsule once the browser has ended its side (it read to the end), or after
   `close_wait` seconds if it does not.
 - A browser that reads slower than the match runs (or not at all) leaves what
-  is sent to it in aioquic, which holds it without a limit (QUIC's flow and
-  congestion control stop it leaving). aioquic does not say how much it holds,
+  is sent to it in qh3, which holds it without a limit (QUIC's flow and
+  congestion control stop it leaving). qh3 does not say how much it holds,
   so each connection keeps `backlog`: the bytes of messages handed to it less
   the bytes of the packets it has written since, never below 0. Every byte
   handed leaves in a packet that carries it and more (headers, acknowledgements,
-  resends), so aioquic holds at least `backlog` bytes unsent: past the
+  resends), so qh3 holds at least `backlog` bytes unsent: past the
   WebSocket's `held_limit` the session is dropped as a slow WebSocket is
   (counted `too_slow`, logged, the seat's grace) and its connection closed at
   once (CONNECTION_CLOSE with H3_EXCESSIVE_LOAD, reason `too_slow`, which no
   congestion window holds back), with everything it held.
 
-Receive budget: aioquic holds a stream's data from the first byte not yet read
+Receive budget: qh3 holds a stream's data from the first byte not yet read
 up to the highest offset received (zero-filling any gap) and doubles the
-windows each time that offset passes half of one, so a peer sending a few bytes
-just below the window each round trip doubles what the server holds each time.
-`BoundedQuicConnection` slides the windows instead (what was read plus
-`stream_receive_budget` on a stream, plus `receive_budget` on the connection)
-and checks each STREAM and CRYPTO frame before aioquic takes it: one past its
+windows each time that offset passes half of one, or the peer says it is
+blocked at one, so a peer sending a few bytes just below the window each round
+trip doubles what the server holds each time. `BoundedQuicConnection` slides
+the windows instead (what was read plus `stream_receive_budget` on a stream,
+plus `receive_budget` on the connection), takes DATA_BLOCKED and
+STREAM_DATA_BLOCKED as the hints they are, and checks each STREAM and CRYPTO
+frame before qh3 takes it: one past its
 windows or its budget closes the connection (FLOW_CONTROL_ERROR, RFC 9000
 section 21.6), counted in `closes` (`receive_budget`), and so does an HTTP/3
 layer holding more than a stream's budget of frames not yet whole.
 
 Nothing raises out of `datagramReceived`: a datagram that is not QUIC, names
 no connection, or would start one past the caps is dropped and counted in
-`drops` by reason; what aioquic refuses inside a connection closes that
+`drops` by reason; what qh3 refuses inside a connection closes that
 connection (its own errors), and a failure in vinom's handling is logged (at
 most `_MAX_LOGGED` times) and counted in `errors`.
 
@@ -110,39 +113,38 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from aioquic.buffer import Buffer, BufferReadError, encode_uint_var
-from aioquic.h3.connection import H3_ALPN, ErrorCode, H3Connection
-from aioquic.h3.events import (
+from attrs import frozen
+from qh3._hazmat import Buffer, BufferReadError, encode_uint_var
+from qh3.h3.connection import H3_ALPN, ErrorCode, H3Connection
+from qh3.h3.events import (
     DatagramReceived,
     DataReceived,
     H3Event,
     HeadersReceived,
     WebTransportStreamDataReceived,
 )
-from aioquic.quic.configuration import SMALLEST_MAX_DATAGRAM_SIZE, QuicConfiguration
-from aioquic.quic.connection import (
+from qh3.quic.configuration import QuicConfiguration
+from qh3.quic.connection import (
     QuicConnection,
     QuicConnectionAdapter,
     QuicConnectionError,
     QuicReceiveContext,
 )
-from aioquic.quic.events import (
+from qh3.quic.events import (
     ConnectionIdIssued,
     ConnectionIdRetired,
     ConnectionTerminated,
     HandshakeCompleted,
     QuicEvent,
 )
-from aioquic.quic.packet import (
+from qh3.quic.packet import (
     QuicErrorCode,
     QuicPacketType,
     encode_quic_retry,
     encode_quic_version_negotiation,
     pull_quic_header,
 )
-from attrs import frozen
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
+from qh3.tls import load_pem_private_key, load_pem_x509_certificates
 from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorFDSet, IReactorTime
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
@@ -173,15 +175,18 @@ __all__ = [
     "close_capsule",
     "frame",
     "listen_webtransport",
+    "load_credentials",
 ]
 
 _log = Logger()
 _MAX_LOGGED = 10
 # The largest datagram read (QUIC's are at most 1500 on the paths browsers take).
 READ_SIZE = 4096
-# A reactor call this close before aioquic's timer handles it (timers fire a hair early).
+# A reactor call this close before qh3's timer handles it (timers fire a hair early).
 _EARLY = 0.0005
 
+# The smallest datagram that may carry a client's first Initial (RFC 9000 14.1).
+_SMALLEST_INITIAL = 1200
 # The path of the session, as the WebSocket's.
 GAME_PATH = b"/game"
 # A message larger than the session's limit (the WebSocket's 1009).
@@ -189,7 +194,7 @@ CLOSE_TOO_LARGE = 1009
 # The largest room message sent as one datagram: a 1200-byte QUIC packet less its
 # header (up to 1 + 20 + 4 bytes), AEAD tag (16), the DATAGRAM frame's type and
 # length (3) and the session's quarter stream ID (up to 4), with room for an ACK
-# frame beside it. A larger state goes on the stream (aioquic would otherwise hold
+# frame beside it. A larger state goes on the stream (qh3 would otherwise hold
 # a datagram that fits no packet for ever).
 MAX_DATAGRAM_PAYLOAD = 1100
 # The CLOSE_WEBTRANSPORT_SESSION capsule (draft-ietf-webtrans-http3, 5.6).
@@ -198,8 +203,14 @@ _LENGTH = struct.Struct(">I")
 # A session's close reason is at most this long (the capsule allows 1024 bytes).
 _MAX_REASON = 1024
 
-# (the certificate, its chain, its private key) as aioquic takes them.
-Credentials = tuple[x509.Certificate, list[x509.Certificate], EllipticCurvePrivateKey | Any]
+# (the certificate, its chain, its private key) as qh3 takes them (`load_credentials`).
+Credentials = tuple[Any, list[Any], Any]
+
+
+def load_credentials(chain: bytes, private_key: bytes) -> Credentials:
+    """The credentials in a PEM certificate chain (the leaf first) and a PEM private key."""
+    certificates = load_pem_x509_certificates(chain)
+    return certificates[0], certificates[1:], load_pem_private_key(private_key)
 
 
 def frame(message: bytes) -> bytes:
@@ -394,7 +405,7 @@ class GameTransportSession:
 
     def _drop_slow_reader(self) -> None:
         """The browser reads slower than the match runs: drop the session (its seat's
-        grace) and close the connection, with all aioquic holds for it."""
+        grace) and close the connection, with all qh3 holds for it."""
         held = self._connection.backlog
         self._runner.run(self._stream.drop("too_slow"))
         self._server.gate.slow_reader_dropped(held)
@@ -423,7 +434,7 @@ RECEIVE_BUDGET = "receive_budget"
 NO_SESSION = "no_session"
 
 
-# aioquic logs each connection it closes for a peer's protocol error at WARNING on the
+# qh3 logs each connection it closes for a peer's protocol error at WARNING on the
 # standard library's "quic" logger; with no handler configured Python prints that to
 # stderr, which twistd logs as an error: a line per connection, as often as a peer
 # likes. vinom counts those closes (`vinom_webtransport_connections_closed_total`), so
@@ -434,28 +445,28 @@ QUIC_LOG.addHandler(logging.NullHandler())
 
 
 class BoundedQuicConnection(QuicConnection):
-    """aioquic's server connection, holding no more of what its peer sent than vinom's
+    """qh3's server connection, holding no more of what its peer sent than vinom's
     budget (module docstring, "Receive budget").
 
-    aioquic keeps a stream's data from the first byte not yet read up to the highest
+    qh3 keeps a stream's data from the first byte not yet read up to the highest
     offset received, zero-filling any gap, and doubles a stream's and the
-    connection's window each time that highest offset passes half of it: a peer
-    sending a few bytes just below the window each round trip makes it hold twice as
-    much each time. Here the windows slide instead: a stream's is what was read of
-    it plus `stream_budget`, the connection's what was read of all of them plus
-    `budget`, each raised (by aioquic's own MAX_STREAM_DATA and MAX_DATA frames) once
-    it can grow by half a budget, never otherwise. And every STREAM and CRYPTO frame
-    is checked before aioquic takes it: one beyond its windows, or that would leave
-    more than `stream_budget` bytes unread on its stream or `budget` on all of them,
-    closes the connection with FLOW_CONTROL_ERROR (CRYPTO_BUFFER_EXCEEDED for a
-    CRYPTO frame) and sets `over_budget`, and aioquic never holds it.
+    connection's window each time that highest offset passes half of it, or the
+    peer says it is blocked at it: a peer sending a few bytes just below the window
+    each round trip makes it hold twice as much each time. Here the windows slide
+    instead: a stream's is what was read of it plus `stream_budget`, the
+    connection's what was read of all of them plus `budget`, each raised (by qh3's
+    own MAX_STREAM_DATA and MAX_DATA frames) once it can grow by half a budget,
+    never otherwise. And every STREAM and CRYPTO frame is checked before qh3 takes
+    it: one beyond its windows, or that would leave more than `stream_budget` bytes
+    unread on its stream or `budget` on all of them, closes the connection with
+    FLOW_CONTROL_ERROR (CRYPTO_BUFFER_EXCEEDED for a CRYPTO frame) and sets
+    `over_budget`, and qh3 never holds it.
 
-    The frames' layout is RFC 9000's (19.6, 19.8), read before aioquic reads it;
-    what aioquic keeps is read through its streams' `receiver.starting_offset()` and
-    `receiver.highest_offset` and its `_local_max_data`, and its window writers are
-    called with its doubling rule's input (the highest offset, the data used) hidden,
-    as aioquic 1.3 and later have them (the handlers' presence is checked when this
-    module loads)."""
+    The frames' layout is RFC 9000's (19.6, 19.8, 19.12, 19.13), read before qh3
+    reads it; what qh3 keeps is read through its streams' `receiver.starting_offset()`
+    and `receiver.highest_offset` and its `_local_max_data`; its packet writer is
+    called with its doubling rule's input (the highest offsets, the data used) hidden,
+    as qh3's 1.x line has them (their presence is checked when this module loads)."""
 
     def __init__(self, *, stream_budget: int, budget: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -475,7 +486,7 @@ class BoundedQuicConnection(QuicConnection):
         configuration.max_data = budget
 
     def held(self) -> int:
-        """The bytes received and not read on all the connection's streams (aioquic keeps
+        """The bytes received and not read on all the connection's streams (qh3 keeps
         each stream's from its first unread byte to its highest offset)."""
         return sum(stream.receiver.highest_offset - stream.receiver.starting_offset()
                    for stream in self._streams.values())  # fmt: skip
@@ -488,7 +499,7 @@ class BoundedQuicConnection(QuicConnection):
             offset = buf.pull_uint_var() if frame_type & 4 else 0
             length = buf.pull_uint_var() if frame_type & 2 else buf.capacity - buf.tell()
         except BufferReadError:
-            stream_id = None  # malformed: aioquic's own reading refuses it
+            stream_id = None  # malformed: qh3's own reading refuses it
         buf.seek(start)
         if stream_id is not None:
             self._check_stream(frame_type, stream_id, offset + length)
@@ -529,33 +540,51 @@ class BoundedQuicConnection(QuicConnection):
         raise QuicConnectionError(error_code=error_code, frame_type=frame_type,
                                   reason_phrase="over the receive budget")  # fmt: skip
 
-    def _write_stream_limits(self, builder: Any, space: Any, stream: Any) -> None:
-        receiver = stream.receiver
-        if stream.max_stream_data_local:  # 0: a stream only this end sends on
-            wanted = receiver.starting_offset() + self.stream_budget
-            if wanted - stream.max_stream_data_local >= self.stream_budget // 2:
-                stream.max_stream_data_local = wanted
-        # aioquic writes the frame where the window moved; its doubling is not asked.
-        highest, receiver.highest_offset = receiver.highest_offset, 0
-        try:
-            super()._write_stream_limits(builder, space, stream)
-        finally:
-            receiver.highest_offset = highest
+    def _handle_data_blocked_frame(self, context: QuicReceiveContext, frame_type: int,
+                                   buf: Buffer) -> None:  # fmt: skip
+        # qh3 doubles the connection's window when a peer says it is blocked; the
+        # window slides with what was read here, and the hint changes nothing.
+        buf.pull_uint_var()
 
-    def _write_connection_limits(self, builder: Any, space: Any) -> None:
+    def _handle_stream_data_blocked_frame(self, context: QuicReceiveContext, frame_type: int,
+                                          buf: Buffer) -> None:  # fmt: skip
+        # As DATA_BLOCKED, for a stream's window (qh3 would double it).
+        buf.pull_uint_var()
+        buf.pull_uint_var()
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
+        """qh3's packets, the windows they raise slid to what was read plus the budget.
+
+        qh3 writes MAX_DATA and MAX_STREAM_DATA where a window moved, doubling one
+        whose highest offset (a stream's) or data used (the connection's) has passed
+        half of it: here the windows are moved first, and those inputs hidden while it
+        writes (nothing is received meanwhile)."""
         limit = self._local_max_data
-        wanted = limit.used - self.held() + self.budget
-        if wanted - limit.value >= self.budget // 2:
-            limit.value = wanted
+        # Counting what is held walks every stream: only where the window may move.
+        if limit.used + self.budget - limit.value >= self.budget // 2:
+            wanted = limit.used - self.held() + self.budget
+            if wanted - limit.value >= self.budget // 2:
+                limit.value = wanted
+        hidden = []
+        for stream in self._streams_dirty_limits:
+            receiver = stream.receiver
+            if stream.max_stream_data_local:  # 0: a stream only this end sends on
+                wanted = receiver.starting_offset() + self.stream_budget
+                if wanted - stream.max_stream_data_local >= self.stream_budget // 2:
+                    stream.max_stream_data_local = wanted
+            hidden.append((receiver, receiver.highest_offset))
+            receiver.highest_offset = 0
         used, limit.used = limit.used, 0
         try:
-            super()._write_connection_limits(builder, space)
+            return super().datagrams_to_send(now)
         finally:
             limit.used = used
+            for receiver, highest in hidden:
+                receiver.highest_offset = highest
 
 
 class _Connection:
-    """One QUIC connection: aioquic's connection and HTTP/3 layer, its timer, its sessions."""
+    """One QUIC connection: qh3's connection and HTTP/3 layer, its timer, its sessions."""
 
     def __init__(self, server: WebTransportServer, quic: BoundedQuicConnection, addr: Any,
                  client: str) -> None:  # fmt: skip
@@ -585,12 +614,12 @@ class _Connection:
         # that only keeps itself alive (pings) would hold a slot for ever.
         self._session_deadline: IDelayedCall | None = server.clock.callLater(
             server.gate.config.token_timeout, self._no_session)  # fmt: skip
-        # Bytes of messages handed to aioquic less the bytes of packets written since,
-        # floored at 0: a lower bound on what aioquic holds unsent (module docstring).
+        # Bytes of messages handed to qh3 less the bytes of packets written since,
+        # floored at 0: a lower bound on what qh3 holds unsent (module docstring).
         self.backlog = 0
 
     def receive(self, data: bytes, addr: Any, now: float) -> None:
-        """A datagram of this connection: fed to aioquic, its events handled; what it
+        """A datagram of this connection: fed to qh3, its events handled; what it
         owes is sent when the batch it came in has been handled (`flush`)."""
         self.addr = addr
         self.last_heard = now
@@ -603,7 +632,7 @@ class _Connection:
         self.flush()
 
     def _check_held(self) -> None:
-        """Close the connection, counted, if it holds more than its budget: aioquic
+        """Close the connection, counted, if it holds more than its budget: qh3
         refused a frame (`BoundedQuicConnection`), or HTTP/3 holds more of frames not
         yet whole than a stream may (it keeps them until they are)."""
         quic = self.quic
@@ -648,8 +677,8 @@ class _Connection:
         self._process_events()
 
     def _arm(self, timer_at: float | None, now: float) -> None:
-        """Keep the reactor's call at or before aioquic's timer. A call due earlier than
-        the timer is kept (it finds nothing due and arms again: aioquic's timer moves
+        """Keep the reactor's call at or before qh3's timer. A call due earlier than
+        the timer is kept (it finds nothing due and arms again: qh3's timer moves
         on nearly every packet, a rescheduled call costs more than an early one); one
         due later is moved forward; none is needed without a timer, but an armed
         one is left to fire."""
@@ -669,7 +698,7 @@ class _Connection:
         timer_at = self._timer_at
         now = self.server.clock.seconds()
         if timer_at is None or timer_at > now + _EARLY:
-            # Fired before aioquic's timer (moved on since it was armed): arm again.
+            # Fired before qh3's timer (moved on since it was armed): arm again.
             self._arm(timer_at, now)
             return
         try:
@@ -682,7 +711,7 @@ class _Connection:
 
     def send_datagram(self, session_id: int, data: bytes) -> None:
         self.backlog += len(data)
-        self.h3.send_datagram(session_id, data)
+        self.h3.send_datagram(session_id // 4, data)  # RFC 9297 2.1
 
     def send_stream(self, stream_id: int, data: bytes) -> None:
         self.backlog += len(data)
@@ -802,9 +831,11 @@ class _Connection:
 
     def _h3_event(self, event: H3Event) -> None:
         if isinstance(event, DatagramReceived):
-            session = self.sessions.get(event.stream_id)
+            # Its context is the session's quarter stream ID (RFC 9297 2.1).
+            session_id = event.flow_id * 4
+            session = self.sessions.get(session_id)
             if session is None:
-                closing = event.stream_id in self.closing
+                closing = session_id in self.closing
                 self.server.dropped("session_closing" if closing else "datagram_without_session")
             else:
                 session.datagram(event.data)
@@ -1065,7 +1096,7 @@ class WebTransportServer(DatagramProtocol):
             return
         if header.version is not None and header.version not in _SUPPORTED_VERSIONS:
             self.dropped("unknown_version")
-            if len(data) >= SMALLEST_MAX_DATAGRAM_SIZE and self.transport is not None:
+            if len(data) >= _SMALLEST_INITIAL and self.transport is not None:
                 # Only to a full-size Initial: no amplification of a small spoofed packet.
                 self.transport.write(encode_quic_version_negotiation(
                     source_cid=header.destination_cid,
@@ -1073,7 +1104,7 @@ class WebTransportServer(DatagramProtocol):
                     supported_versions=list(_SUPPORTED_VERSIONS),
                 ), addr)  # fmt: skip
             return
-        if header.packet_type != QuicPacketType.INITIAL or len(data) < SMALLEST_MAX_DATAGRAM_SIZE:
+        if header.packet_type != QuicPacketType.INITIAL or len(data) < _SMALLEST_INITIAL:
             self.dropped("unknown_connection")
             return
         original_cid, retry_cid = header.destination_cid, None
@@ -1169,12 +1200,13 @@ def listen_webtransport(reactor: Any, port: int, server: WebTransportServer,
 
 
 _SUPPORTED_VERSIONS = tuple(QuicConfiguration(is_client=False).supported_versions)
-# aioquic's connection IDs are 8 bytes (QuicConfiguration.connection_id_length).
+# qh3's connection IDs are 8 bytes (QuicConfiguration.connection_id_length).
 assert QuicConfiguration(is_client=False).connection_id_length == 8
-# The receive budget is kept in aioquic's STREAM and CRYPTO frame handlers and its
-# window writers, which BoundedQuicConnection extends (1.3 and later have them): a
-# release without them would leave it unchecked, so the listener does not load on one.
-for _handler in ("_handle_stream_frame", "_handle_crypto_frame", "_write_stream_limits",
-                 "_write_connection_limits"):  # fmt: skip
-    if not callable(getattr(QuicConnection, _handler, None)):
-        raise ImportError(f"vinom needs aioquic>=1.3 (its QuicConnection has no {_handler})")
+# The receive budget is kept in qh3's STREAM, CRYPTO and *_BLOCKED frame handlers and
+# its packet writer, which BoundedQuicConnection extends (the 1.x line has them: 2.x
+# moved the connection into native code): a release without them would leave it
+# unchecked, so the listener does not load on one.
+for _handler in ("_handle_stream_frame", "_handle_crypto_frame", "_handle_data_blocked_frame",
+                 "_handle_stream_data_blocked_frame", "_streams_dirty_limits"):  # fmt: skip
+    if not hasattr(QuicConnection, _handler):
+        raise ImportError(f"vinom needs qh3 1.x (its QuicConnection has no {_handler})")

@@ -139,7 +139,7 @@ RENEW_WEBTRANSPORT_BEFORE = datetime.timedelta(days=3)
 @frozen
 class ShortLivedCertificate:
     """A WebTransport development certificate: the certificate and key (cryptography's
-    objects, what aioquic takes), its DER encoding's SHA-256, and when it lapses."""
+    objects, given to qh3 as PEM), its DER encoding's SHA-256, and when it lapses."""
 
     certificate: x509.Certificate
     private_key: ec.EllipticCurvePrivateKey

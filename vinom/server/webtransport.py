@@ -24,7 +24,6 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from twisted.application import service
 from twisted.internet.error import CannotListenError
@@ -32,7 +31,12 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from vinom.hosting.webtransport import Credentials, WebTransportServer, listen_webtransport
+from vinom.hosting.webtransport import (
+    Credentials,
+    WebTransportServer,
+    listen_webtransport,
+    load_credentials,
+)
 from vinom.server.certs import RenewingCertificate
 from vinom.server.startup import StartupError
 
@@ -46,15 +50,22 @@ class WebTransportCredentials:
         self._fixed: Credentials | None = None
         if certificate is not None and private_key is not None:
             with open(certificate, "rb") as cert_file, open(private_key, "rb") as key_file:
-                chain = x509.load_pem_x509_certificates(cert_file.read())
-                key = serialization.load_pem_private_key(key_file.read(), password=None)
-            self._fixed = (chain[0], chain[1:], key)
+                self._fixed = load_credentials(cert_file.read(), key_file.read())
+        # The development certificate as qh3 takes it, and the SHA-256 it was made from.
+        self._loaded: tuple[bytes, Credentials] | None = None
 
     def __call__(self) -> Credentials:
         if self._fixed is not None:
             return self._fixed
         current = self._development.current()
-        return (current.certificate, [], current.private_key)
+        if self._loaded is None or self._loaded[0] != current.sha256:
+            pem = current.certificate.public_bytes(serialization.Encoding.PEM)
+            key = current.private_key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )  # fmt: skip
+            self._loaded = (current.sha256, load_credentials(pem, key))
+        return self._loaded[1]
 
     def hashes(self) -> list[bytes]:
         """The SHA-256 of the certificate browsers should accept without a CA (none for
