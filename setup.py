@@ -133,7 +133,7 @@ setup(
         "autobahn>=24.4",
         # Game sessions over WebTransport (HTTP/3, QUIC datagrams) for browsers: a
         # sans-I/O QUIC and HTTP/3 stack, driven from the reactor (vinom.hosting.webtransport).
-        # qh3 is aioquic with its packet protection, TLS and buffers compiled (0.66x
+        # qh3 is aioquic with its packet protection, TLS and buffers compiled (0.52-0.60x
         # aioquic's CPU per move at 100 rooms); vinom extends its 1.x connection for the
         # receive budget, which 2.x moved into native code (and 2.1 refuses Chromium's
         # handshake: docs/performance.md).

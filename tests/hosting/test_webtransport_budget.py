@@ -152,6 +152,56 @@ class ReceiveBudgetTests(WebTransportTestCase):
         self.assertEqual(server.closes, {})
         self.assertGreater(server.drops["stream_without_session"], 0)
 
+    async def test_a_window_moves_when_a_gap_is_filled(self) -> None:
+        # The end of the stream's window first, then what comes before it: nothing
+        # new past the highest offset, but all of it read, so the window moves.
+        port = await self.start_webtransport()
+        server = self.server.service("webtransport").server
+        budget = server.config.stream_receive_budget
+        peer = await connect_quic(self, port)
+        stream_id = 4 * 7
+        header = bytes([0x40, 0x41, 0x00])  # a session never opened: dropped
+        peer.send_at(stream_id, budget // 2, bytes(budget // 2))
+        await within(peer.round_trip())
+        self.assertEqual(peer.window(stream_id), budget)
+        peer.send_at(stream_id, 0, header + bytes(budget // 2 - len(header)))
+        await until(lambda: peer.window(stream_id) > budget, "the window moved")
+        self.assertEqual(server.closes, {})
+
+    async def test_the_streams_a_peer_may_open_stay_as_many(self) -> None:
+        # qh3 alone doubles them once half were ever opened, closed or not.
+        port = await self.start_webtransport()
+        server = self.server.service("webtransport").server
+        peer = await connect_quic(self, port)
+        allowed = peer.streams_allowed()
+        for n in range(allowed // 2 + 10):
+            peer.quic.send_stream_data(4 * n + 4, bytes([0x40, 0x41, 0x00]))
+        peer.transmit()
+        for _ in range(3):
+            await within(peer.round_trip())
+        self.assertEqual(peer.streams_allowed(), allowed)
+        self.assertFalse(peer.terminated.called)
+        self.assertEqual(server.closes, {})
+
+    async def test_handshake_data_past_a_streams_budget_closes(self) -> None:
+        # In order, so little is unread at any time; but qh3's TLS keeps all of a
+        # message until it is whole, and this one says it is 16 MiB long.
+        port = await self.start_webtransport()
+        server = self.server.service("webtransport").server
+        budget = server.config.stream_receive_budget
+        peer = await connect_quic(self, port)
+        chunk = 1000
+        message = bytes([0x04, 0xFF, 0xFF, 0xFF]) + bytes(chunk - 4)
+        offset = 0
+        while offset <= budget and not peer.terminated.called:
+            sent = peer.send_crypto(offset, message if offset == 0 else bytes(chunk))
+            await until(lambda sent=sent: sent.called or peer.terminated.called,
+                        "the round trip, or the close")  # fmt: skip
+            offset += chunk
+        self.assertEqual(await within(peer.terminated),
+                         (QuicErrorCode.CRYPTO_BUFFER_EXCEEDED, "over the receive budget"))
+        self.assertEqual(server.closes, {"receive_budget": 1})
+
     async def test_an_http3_frame_never_whole_is_bounded(self) -> None:
         port = await self.start_webtransport()
         server = self.server.service("webtransport").server

@@ -297,6 +297,18 @@ class QuicPeer(QuicPump):
         quic.injected += [(0x15, stream_body), (0x14, encode_uint_var(quic._remote_max_data))]
         return self.round_trip()
 
+    def send_crypto(self, offset: int, data: bytes) -> Deferred[None]:
+        """A CRYPTO frame of `data` at `offset` (in the 1-RTT packets of an open
+        connection: handshake data after the handshake), then a round trip."""
+        quic: Any = self.quic
+        body = encode_uint_var(offset) + encode_uint_var(len(data)) + data
+        quic.injected.append((0x06, body))
+        return self.round_trip()
+
+    def streams_allowed(self) -> int:
+        """The bidirectional streams the server lets this client open (MAX_STREAMS)."""
+        return int(self.quic._remote_max_streams_bidi)  # type: ignore[attr-defined]
+
     def connection_window(self) -> int:
         """The bytes the server lets this client send on all its streams (MAX_DATA)."""
         return int(self.quic._remote_max_data)  # type: ignore[attr-defined]

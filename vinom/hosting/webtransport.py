@@ -105,7 +105,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-import logging
 import os
 import socket
 import struct
@@ -126,7 +125,6 @@ from qh3.h3.events import (
 from qh3.quic.configuration import QuicConfiguration
 from qh3.quic.connection import (
     QuicConnection,
-    QuicConnectionAdapter,
     QuicConnectionError,
     QuicReceiveContext,
 )
@@ -434,16 +432,6 @@ RECEIVE_BUDGET = "receive_budget"
 NO_SESSION = "no_session"
 
 
-# qh3 logs each connection it closes for a peer's protocol error at WARNING on the
-# standard library's "quic" logger; with no handler configured Python prints that to
-# stderr, which twistd logs as an error: a line per connection, as often as a peer
-# likes. vinom counts those closes (`vinom_webtransport_connections_closed_total`), so
-# its connections log to `vinom.quic` instead, which writes nothing unless the
-# operator's logging configuration gives it (or the root logger) a handler.
-QUIC_LOG = logging.getLogger("vinom.quic")
-QUIC_LOG.addHandler(logging.NullHandler())
-
-
 class BoundedQuicConnection(QuicConnection):
     """qh3's server connection, holding no more of what its peer sent than vinom's
     budget (module docstring, "Receive budget").
@@ -456,21 +444,23 @@ class BoundedQuicConnection(QuicConnection):
     instead: a stream's is what was read of it plus `stream_budget`, the
     connection's what was read of all of them plus `budget`, each raised (by qh3's
     own MAX_STREAM_DATA and MAX_DATA frames) once it can grow by half a budget,
-    never otherwise. And every STREAM and CRYPTO frame is checked before qh3 takes
-    it: one beyond its windows, or that would leave more than `stream_budget` bytes
-    unread on its stream or `budget` on all of them, closes the connection with
+    never otherwise; the limits on streams opened stay where they start (qh3
+    doubles them too). And every STREAM and CRYPTO frame is checked before qh3
+    takes it: one beyond its windows, or that would leave more than `stream_budget`
+    bytes unread on its stream or `budget` on all of them, or carry an epoch's
+    handshake data past `stream_budget`, closes the connection with
     FLOW_CONTROL_ERROR (CRYPTO_BUFFER_EXCEEDED for a CRYPTO frame) and sets
     `over_budget`, and qh3 never holds it.
 
     The frames' layout is RFC 9000's (19.6, 19.8, 19.12, 19.13), read before qh3
     reads it; what qh3 keeps is read through its streams' `receiver.starting_offset()`
-    and `receiver.highest_offset` and its `_local_max_data`; its packet writer is
-    called with its doubling rule's input (the highest offsets, the data used) hidden,
-    as qh3's 1.x line has them (their presence is checked when this module loads)."""
+    and `receiver.highest_offset` and its `_local_max_*` limits; its packet writer is
+    called with its doubling rule's input (the highest offsets, the data and streams
+    used) hidden, as qh3's 1.x line has them (their presence is checked when this
+    module loads)."""
 
     def __init__(self, *, stream_budget: int, budget: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._logger = QuicConnectionAdapter(QUIC_LOG, self._logger.extra)
         self.stream_budget = stream_budget
         self.budget = budget
         # Why the connection was closed for holding too much, once it was.
@@ -505,8 +495,14 @@ class BoundedQuicConnection(QuicConnection):
             self._check_stream(frame_type, stream_id, offset + length)
         self.stream_data = True
         super()._handle_stream_frame(context, frame_type, buf)
+        if stream_id is not None and (stream := self._streams.get(stream_id)) is not None:
+            # qh3 looks at a stream's window again only when its highest offset
+            # grows; a frame filling a gap moves what was read, and so the window.
+            self._streams_dirty_limits.add(stream)
 
     def _check_stream(self, frame_type: int, stream_id: int, end: int) -> None:
+        if stream_id in self._streams_finished:
+            return  # a late resend on a stream qh3 has done with: it ignores it
         stream = self._streams.get(stream_id)
         read = highest = 0
         window = self.stream_budget  # a new stream's (`configure`)
@@ -530,8 +526,9 @@ class BoundedQuicConnection(QuicConnection):
         except BufferReadError:
             end = 0
         buf.seek(start)
-        stream = self._crypto_streams.get(context.epoch)
-        if stream is not None and end - stream.receiver.starting_offset() > self.stream_budget:
+        # All of an epoch's handshake data, not only what is unread: qh3's TLS keeps
+        # what it was given until a whole message (up to 16 MiB, as it claims) came.
+        if end > self.stream_budget:
             self._refuse(frame_type, QuicErrorCode.CRYPTO_BUFFER_EXCEEDED)
         super()._handle_crypto_frame(context, frame_type, buf)
 
@@ -548,9 +545,14 @@ class BoundedQuicConnection(QuicConnection):
 
     def _handle_stream_data_blocked_frame(self, context: QuicReceiveContext, frame_type: int,
                                           buf: Buffer) -> None:  # fmt: skip
-        # As DATA_BLOCKED, for a stream's window (qh3 would double it).
+        # As DATA_BLOCKED, for a stream's window (qh3 would double it); a stream
+        # this end only sends on is an error (RFC 9000 19.13).
+        stream_id = buf.pull_uint_var()
         buf.pull_uint_var()
-        buf.pull_uint_var()
+        self._assert_stream_can_receive(frame_type, stream_id)
+        stream = self._streams.get(stream_id)
+        if stream is not None:
+            self._streams_dirty_limits.add(stream)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
         """qh3's packets, the windows they raise slid to what was read plus the budget.
@@ -574,11 +576,18 @@ class BoundedQuicConnection(QuicConnection):
                     stream.max_stream_data_local = wanted
             hidden.append((receiver, receiver.highest_offset))
             receiver.highest_offset = 0
-        used, limit.used = limit.used, 0
+        # And the limits on streams opened stay qh3's first (100 bidirectional, 103
+        # unidirectional, for the connection's life): qh3 doubles them on the
+        # number ever opened, however many are closed, and a game session needs two.
+        limits = (limit, self._local_max_streams_bidi, self._local_max_streams_uni)
+        used = [each.used for each in limits]
+        for each in limits:
+            each.used = 0
         try:
             return super().datagrams_to_send(now)
         finally:
-            limit.used = used
+            for each, value in zip(limits, used, strict=True):
+                each.used = value
             for receiver, highest in hidden:
                 receiver.highest_offset = highest
 
@@ -1207,6 +1216,8 @@ assert QuicConfiguration(is_client=False).connection_id_length == 8
 # moved the connection into native code): a release without them would leave it
 # unchecked, so the listener does not load on one.
 for _handler in ("_handle_stream_frame", "_handle_crypto_frame", "_handle_data_blocked_frame",
-                 "_handle_stream_data_blocked_frame", "_streams_dirty_limits"):  # fmt: skip
+                 "_handle_stream_data_blocked_frame", "_assert_stream_can_receive",
+                 "_streams_dirty_limits", "_streams_finished", "_local_max_streams_bidi",
+                 "_local_max_streams_uni"):  # fmt: skip
     if not hasattr(QuicConnection, _handler):
         raise ImportError(f"vinom needs qh3 1.x (its QuicConnection has no {_handler})")

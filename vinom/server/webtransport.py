@@ -24,6 +24,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from twisted.application import service
 from twisted.internet.error import CannotListenError
@@ -49,8 +50,12 @@ class WebTransportCredentials:
         self._development = development
         self._fixed: Credentials | None = None
         if certificate is not None and private_key is not None:
+            # Read by cryptography, as the TLS listeners' are (its errors are theirs),
+            # then given to qh3 in the one PEM form it reads.
             with open(certificate, "rb") as cert_file, open(private_key, "rb") as key_file:
-                self._fixed = load_credentials(cert_file.read(), key_file.read())
+                chain = x509.load_pem_x509_certificates(cert_file.read())
+                key = serialization.load_pem_private_key(key_file.read(), password=None)
+            self._fixed = _for_qh3(chain, key)
         # The development certificate as qh3 takes it, and the SHA-256 it was made from.
         self._loaded: tuple[bytes, Credentials] | None = None
 
@@ -59,12 +64,7 @@ class WebTransportCredentials:
             return self._fixed
         current = self._development.current()
         if self._loaded is None or self._loaded[0] != current.sha256:
-            pem = current.certificate.public_bytes(serialization.Encoding.PEM)
-            key = current.private_key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )  # fmt: skip
-            self._loaded = (current.sha256, load_credentials(pem, key))
+            self._loaded = (current.sha256, _for_qh3([current.certificate], current.private_key))
         return self._loaded[1]
 
     def hashes(self) -> list[bytes]:
@@ -73,6 +73,14 @@ class WebTransportCredentials:
         if self._fixed is not None:
             return []
         return [self._development.current().sha256]
+
+
+def _for_qh3(chain: list[x509.Certificate], key: Any) -> Credentials:
+    """cryptography's certificate chain and key as qh3 takes them."""
+    pem = b"".join(certificate.public_bytes(serialization.Encoding.PEM) for certificate in chain)
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())  # fmt: skip
+    return load_credentials(pem, key_pem)
 
 
 class WebTransportOffer(Resource):
