@@ -12,8 +12,9 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from attrs import frozen
 from cryptography import x509
@@ -66,13 +67,19 @@ def make_self_signed(
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    return as_pem([cert], key)
+
+
+def as_pem(chain: Sequence[x509.Certificate], key: Any) -> tuple[bytes, bytes]:
+    """A certificate chain (the leaf first) and its private key as PEM: the chain's
+    certificates one after another, the key as unencrypted PKCS #8."""
+    chain_pem = b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in chain)
     key_pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    return cert_pem, key_pem
+    return chain_pem, key_pem
 
 
 def _builder(

@@ -38,7 +38,7 @@ from vinom.hosting.webtransport import (
     listen_webtransport,
     load_credentials,
 )
-from vinom.server.certs import RenewingCertificate
+from vinom.server.certs import RenewingCertificate, as_pem
 from vinom.server.startup import StartupError
 
 
@@ -77,10 +77,7 @@ class WebTransportCredentials:
 
 def _for_qh3(chain: list[x509.Certificate], key: Any) -> Credentials:
     """cryptography's certificate chain and key as qh3 takes them."""
-    pem = b"".join(certificate.public_bytes(serialization.Encoding.PEM) for certificate in chain)
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())  # fmt: skip
-    return load_credentials(pem, key_pem)
+    return load_credentials(*as_pem(chain, key))
 
 
 class WebTransportOffer(Resource):
