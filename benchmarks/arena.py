@@ -114,6 +114,16 @@ class ArenaGame(Game[ArenaState]):
         # The same density of players whatever their number: a player sees about
         # as many others (~6 of 8 at 8 players) in a room of 64 as in one of 8.
         self.size = SIZE * math.sqrt(players / PLAYERS)
+        # The view field by field (docs/games.md, "View schema"): snaps to a client
+        # that reads schema snapshots are bit-packed against its baseline.
+        position = ["fixed", 0, self.size, 0.01]
+        speed = ["fixed", -MAX_SPEED, MAX_SPEED, 0.1]
+        self.view_schema = [
+            ["me", ["int", -1, players - 1]],
+            ["ack", ["int", 0, 2**32 - 1]],
+            ["ticks", ["int", 0, 2**32 - 1]],
+            ["players", ["rows", [["int", 0, players - 1], position, position, speed, speed]]],
+        ]
 
     def grid(self, x: tuple[float, ...], y: tuple[float, ...]) -> Grid | None:
         # Cells about the view's radius: a view then looks into about nine cells.

@@ -64,6 +64,10 @@ try:  # a build with real-time inputs and delta snaps (issue #35): the load spea
     from vinom.rooms.messages import encode_input, ticking_ack_delays
 except ImportError:  # an older build (compare's baseline): reliable actions and full states
     SnapshotReceiver = None  # type: ignore[assignment,misc]
+try:  # a build with schema snapshots (docs/protocol.md §16.8): asked for unless told not to
+    from vinom.rooms.schema import ViewSchema
+except ImportError:
+    ViewSchema = None  # type: ignore[assignment,misc]
 
 _unpackb = msgpack.unpackb
 MAX_SPEED = 120.0
@@ -131,10 +135,15 @@ class SnapWire(StateWire):
 
     __slots__ = ("conn", "inputs", "receiver", "ticks")
 
-    def __init__(self, welcome: Mapping[str, Any], conn: Any) -> None:
+    def __init__(self, welcome: Mapping[str, Any], conn: Any, schema: bool = True) -> None:
         tick_rate, snapshot_rate = float(welcome["tick_rate"]), float(welcome["snapshot_rate"])
         self.conn = conn
-        self.receiver = SnapshotReceiver(Quantisation(welcome.get("q") or ()))
+        quantisation = Quantisation(welcome.get("q") or ())
+        declared = welcome.get("vs") if schema and ViewSchema is not None else None
+        self.receiver = (
+            SnapshotReceiver(quantisation, schema=ViewSchema(declared)) if declared
+            else SnapshotReceiver(quantisation)
+        )  # fmt: skip
         self.ticks = TickClock(tick_rate)
         self.inputs = InputQueue()
         if conn is not None:
@@ -148,7 +157,10 @@ class SnapWire(StateWire):
             else DEFAULT_RTT_S
         )  # fmt: skip
         self.inputs.add(self.ticks.input_tick(now, rtt), {"move": move, "n": number})
-        return UNRELIABLE, encode_input(self.receiver.newest, self.inputs.pending)
+        receiver = self.receiver
+        if getattr(receiver, "schema", None) is not None and not receiver.wires:
+            return UNRELIABLE, encode_input(receiver.newest, self.inputs.pending, schema=True)
+        return UNRELIABLE, encode_input(receiver.newest, self.inputs.pending)
 
     def update(self, message: Mapping[str, Any], now: float) -> Update | None:
         if message["t"] != "snap":
@@ -167,11 +179,12 @@ class SnapWire(StateWire):
         return {"snap_" + reason: n for reason, n in self.receiver.drops.items()}
 
 
-def wire_for(welcome: Mapping[str, Any], conn: Any) -> StateWire:
+def wire_for(welcome: Mapping[str, Any], conn: Any, schema: bool = True) -> StateWire:
     """The wire a player speaks in the room `welcome` greets it to: `SnapWire` in a
-    ticking room of a build that has it, else `StateWire`."""
+    ticking room of a build that has it (asking for schema snapshots when the welcome
+    offers them, unless `schema` is False), else `StateWire`."""
     if SnapshotReceiver is not None and welcome.get("tick_rate") and welcome.get("snapshot_rate"):
-        return SnapWire(welcome, conn)
+        return SnapWire(welcome, conn, schema)
     return StateWire()
 
 
@@ -245,6 +258,8 @@ class ArenaBots:
     def __init__(self, settings: dict[str, Any]) -> None:
         self.interval = 1.0 / float(settings.get("input_rate", 20.0))
         self.rng = random.Random(int(settings.get("first_room", 0)))
+        # Ask for schema snapshots where the room offers them (play --msgpack-snaps: not).
+        self.schema = bool(settings.get("schema_snaps", True))
         self.input_to_state = Latencies()
         self.echo = Latencies()
         self.measuring = False
@@ -279,7 +294,7 @@ class ArenaBots:
                 self._seen(player.pending, update.applied, now, True)
                 self._seen(player.echo_pending, update.echoed, now, False)
             elif message["t"] == "welcome":
-                player.wire = wire_for(message, conn)
+                player.wire = wire_for(message, conn, self.schema)
             elif message["t"] == "error":
                 self.errors += 1
                 code = str(message.get("code"))

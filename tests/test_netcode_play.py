@@ -167,7 +167,7 @@ class NetcodeOverALossyLinkTests(TestCase):
 
     async def test_clock_prediction_and_interpolation(self) -> None:
         server = await start_twistd(self, {"twisted/plugins/arena_games.py": PLUGIN},
-                                    "--games", "arena")  # fmt: skip
+                                    "--games", "arena", "--snapshot-checksums")  # fmt: skip
         players = await gatherResults(
             [Deferred.fromCoroutine(play(server.lobby, f"p{n}", n)) for n in range(2)]
         )
@@ -193,6 +193,13 @@ class NetcodeOverALossyLinkTests(TestCase):
             with self.subTest(player=n):
                 session = player.session
                 self.assertGreater(player.link.dropped, 0)
+                # The arena declares its view (benchmarks/arena.py): the session asked
+                # for schema snapshots, and read every one it applied.
+                self.assertEqual(session.snapshot_format, "schema")
+                self.assertEqual(
+                    {k: n for k, n in session.snap_drops.items() if k in ("corrupt", "checksum")},
+                    {},
+                )
                 # The clock: within one tick of the server's schedule at every snap
                 # after 2 s (tests/client/test_netcode.py holds the clock to the same
                 # on a simulated link).

@@ -24,6 +24,7 @@ from vinom.match import Match, Ticket
 from vinom.protocol.events import UNRELIABLE
 from vinom.rooms.delta import Quantisation, SnapshotReceiver
 from vinom.rooms.messages import decode_server_message, state_of_snap
+from vinom.rooms.schema import ViewSchema
 from vinom.rooms.timers import TimerQueue
 
 
@@ -200,7 +201,10 @@ class RecordingOutbox:
         assert message is not None, f"the server sent an invalid message: {data!r}"
         kind = message["t"]
         if kind == "welcome":
-            self.receivers[session_id] = SnapshotReceiver(Quantisation(message.get("q", ())))
+            schema = None if "vs" not in message else ViewSchema(message["vs"])
+            self.receivers[session_id] = SnapshotReceiver(
+                Quantisation(message.get("q", ())), schema=schema
+            )
         elif kind == "snap":
             assert channel == UNRELIABLE, "a snap travels unreliable"
             self.snaps.append((session_id, message))

@@ -28,8 +28,8 @@ VECTORS = ROOT / "vectors" / "protocol.json"
 DOC = ROOT / "docs" / "protocol.md"
 
 #: The groups of the file, in the document's order.
-GROUPS = ("session", "reliability", "messages", "route_tokens", "delta", "webtransport",
-          "records", "state_hashes")  # fmt: skip
+GROUPS = ("session", "reliability", "messages", "route_tokens", "delta", "schema",
+          "webtransport", "records", "state_hashes")  # fmt: skip
 
 _REGION = re.compile(
     r"(<!-- vectors:(\w+) begin[^>]*-->\n)(.*?)(<!-- vectors:\2 end -->)", re.S
@@ -171,6 +171,16 @@ def _delta(g: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _schema(g: dict[str, Any]) -> list[str]:
+    lines = [f"Declaration: `{_value(g['schema'])}`", ""]
+    for n, v in enumerate(g["vectors"], 1):
+        text = [f"{n}. {v['title']}: `{_value(v['view'])}`", f"({v['note']})"]
+        if v["decoded"] != v["view"]:
+            text.append(f"(decoded `{_value(v['decoded'])}`)")
+        lines += [f"<!-- vector:{v['name']} -->", *text, "", "```text", v["hex"], "```", ""]
+    return lines
+
+
 def _webtransport(g: dict[str, Any]) -> list[str]:
     lines = ["| what | bytes |", "|---|---|"]
     for v in g["vectors"]:
@@ -207,6 +217,7 @@ _RENDER: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "messages": _messages,
     "route_tokens": _route_tokens,
     "delta": _delta,
+    "schema": _schema,
     "webtransport": _webtransport,
     "records": _records,
     "state_hashes": _state_hashes,

@@ -70,6 +70,7 @@ from vinom.rooms.messages import (
     state_of_snap,
     ticking_ack_delays,
 )
+from vinom.rooms.schema import ViewSchema
 
 MessageHandler = Callable[[dict[str, Any]], object]
 # The shortest quiet before an ack-only input (docs/protocol.md section 14, `input`).
@@ -322,6 +323,16 @@ class GameSession:
         lost; the next ack brings a full one), ``corrupt``, ``checksum`` (bugs)."""
         return {} if self.snapshots is None else dict(self.snapshots.drops)
 
+    @property
+    def snapshot_format(self) -> str | None:
+        """How this session's snaps come: ``"schema"`` once one came bit-packed by the
+        game's view schema (docs/protocol.md §16.8), ``"msgpack"`` before that or in a
+        game without one; None outside a ticking room."""
+        snapshots = self.snapshots
+        if snapshots is None:
+            return None
+        return "schema" if snapshots.wires else "msgpack"
+
     def _send_inputs(self) -> None:
         if self.protocol is None:
             raise ValueError("not connected")
@@ -329,7 +340,9 @@ class GameSession:
         ack = None if snapshots is None else snapshots.newest
         self._input_sent_at = self._clock()
         inputs = self.inputs
-        self.protocol.send(UNRELIABLE, encode_input(ack, inputs.pending, inputs.drawn))
+        # Schema snapshots asked for until one comes (docs/protocol.md §16.8).
+        schema = snapshots is not None and snapshots.schema is not None and not snapshots.wires
+        self.protocol.send(UNRELIABLE, encode_input(ack, inputs.pending, inputs.drawn, schema))
 
     def _rtt(self) -> float:
         rtt = None if self.protocol is None else self.protocol.round_trip_time
@@ -427,7 +440,12 @@ class GameSession:
         except (TypeError, ValueError):
             self.undecodable += 1  # rules this client cannot read: every snap would fail
             quantisation = Quantisation()
-        self.snapshots = SnapshotReceiver(quantisation)
+        try:
+            schema = None if welcome.get("vs") is None else ViewSchema(welcome["vs"])
+        except (TypeError, ValueError):
+            self.undecodable += 1  # a schema it cannot read: snaps stay schema-less
+            schema = None
+        self.snapshots = SnapshotReceiver(quantisation, schema=schema)
         self.ticks = TickClock(tick_rate)
         # A new session's snaps start afresh; a reconnection's clock starts over too.
         self.server_clock = ServerClock(tick_rate)

@@ -80,6 +80,12 @@ from vinom.rooms.delta_wire import (
     parse_frame,
     view_crc,
 )
+from vinom.rooms.schema import SCHEMA_FORMAT, ViewSchema
+from vinom.rooms.schema import decode_frame as decode_schema_frame
+from vinom.rooms.schema import parse_frame as parse_schema_frame
+
+# The first byte of a schema snapshot (vinom.rooms.schema).
+SCHEMA_FRAME: Final = bytes((SCHEMA_FORMAT,))
 
 __all__ = [
     "DEFAULT_HISTORY", "DEFAULT_RECEIVER_HISTORY", "DROP_CHECKSUM", "DROP_CORRUPT",
@@ -395,9 +401,15 @@ class SnapshotReceiver:
     newest: int | None = None
     drops: Counter[str] = field(factory=Counter)
     applied: int = 0
+    # The game's view schema (the welcome's ``vs``): with it, schema snapshots
+    # (vinom.rooms.schema) are read too, their wire views kept by tick in `wires`.
+    schema: ViewSchema | None = None
+    wires: dict[int, tuple[Any, ...]] = field(factory=dict)
 
     def receive(self, data: bytes) -> Snapshot | None:
         try:
+            if self.schema is not None and data[:1] == SCHEMA_FRAME:
+                return self._receive_schema(self.schema, data)
             frame = parse_frame(data)
             if self.newest is not None and frame[0] <= self.newest:
                 self.drops[DROP_STALE] += 1
@@ -412,6 +424,9 @@ class SnapshotReceiver:
         except DeltaError:
             self.drops[DROP_CORRUPT] += 1
             return None
+        return self._applied(snapshot)
+
+    def _applied(self, snapshot: Snapshot) -> Snapshot:
         self.newest = snapshot.tick
         self.applied += 1
         views = self.views
@@ -419,3 +434,26 @@ class SnapshotReceiver:
         while len(views) > self.capacity:
             del views[next(iter(views))]
         return snapshot
+
+    def _receive_schema(self, schema: ViewSchema, data: bytes) -> Snapshot | None:
+        try:
+            tick = parse_schema_frame(data)[0]
+            if self.newest is not None and tick <= self.newest:
+                self.drops[DROP_STALE] += 1
+                return None
+            tick, baseline_tick, checksum, wire = decode_schema_frame(schema, data, self.wires)
+            view = schema.rebuild(wire)
+            if checksum is not None and checksum != view_crc(view, None, decoded=True):
+                self.drops[DROP_CHECKSUM] += 1
+                return None
+        except UnknownBaseline:
+            self.drops[DROP_UNKNOWN_BASELINE] += 1
+            return None
+        except DeltaError:
+            self.drops[DROP_CORRUPT] += 1
+            return None
+        wires = self.wires
+        wires[tick] = wire
+        while len(wires) > self.capacity:
+            del wires[next(iter(wires))]
+        return self._applied(Snapshot(tick, baseline_tick, checksum, view))

@@ -16,6 +16,7 @@ from vinom.games.interfaces import IBot, Seat
 from vinom.rooms.budget import PriorityQueue
 from vinom.rooms.delta import SnapshotHistory
 from vinom.rooms.inputs import InputBuffer
+from vinom.rooms.schema import SchemaHistory
 
 
 @define(eq=False)
@@ -40,7 +41,7 @@ class Member:
     # current session (its delta baselines), and when they last heard that an
     # input was rejected.
     inputs: InputBuffer | None = None
-    snapshots: SnapshotHistory | None = None
+    snapshots: SnapshotHistory | SchemaHistory | None = None
     input_noticed_at: float = -math.inf
     # A game with a snapshot budget: this session's entities waiting to be sent.
     priorities: PriorityQueue | None = None

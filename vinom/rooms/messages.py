@@ -185,7 +185,8 @@ class ClientMessage(NamedTuple):
     For an ``action``: `action` and its `action_id` (``i``). For an ``input``:
     `snap_ack`, its ``a`` (the newest snapshot tick the client applied, or None),
     and `inputs`, its ``x`` pairs, oldest first; `drawn`, by tick, the moment
-    (fractional tick) each pair that says one was given at, as its player saw it."""
+    (fractional tick) each pair that says one was given at, as its player saw it;
+    `schema`, its ``vs``: the client reads schema snapshots (docs/protocol.md §16.8)."""
 
     kind: ClientMessageKind
     action: Mapping[str, Any] | None = None
@@ -193,6 +194,7 @@ class ClientMessage(NamedTuple):
     inputs: tuple[tuple[int, Mapping[str, Any]], ...] | None = None
     snap_ack: int | None = None
     drawn: Mapping[int, float] | None = None
+    schema: bool = False
 
 
 _SYNC = ClientMessage(ClientMessageKind.SYNC)
@@ -242,7 +244,7 @@ def decode_client_message(
         if type(action) is not dict or not (action_id is None or type(action_id) is int):
             _count(drops, "bad_action")
             return None
-        return _new_tuple(ClientMessage, (_ACTION, action, action_id, None, None, None))
+        return _new_tuple(ClientMessage, (_ACTION, action, action_id, None, None, None, False))
     if kind == "input":
         return _decode_input(obj, drops)
     if kind == "sync":
@@ -287,7 +289,8 @@ def _decode_input(
                 drawn = {}
             drawn[tick] = tick - back + steps / DRAWN_STEPS
         inputs.append((tick, value))
-    return _new_tuple(ClientMessage, (_INPUT, None, None, tuple(inputs), ack, drawn))
+    return _new_tuple(ClientMessage, (_INPUT, None, None, tuple(inputs), ack, drawn,
+                                      obj.get("vs") == 1))  # fmt: skip
 
 
 def drawn_fields(tick: int, seen: float | None) -> tuple[int, int] | None:
@@ -309,17 +312,21 @@ def encode_input(
     ack: int | None,
     inputs: Sequence[tuple[int, Mapping[str, Any]]],
     drawn: Mapping[int, float] | None = None,
+    schema: bool = False,
 ) -> bytes:
     """Client side: an ``input`` message (channel 0): the newest snapshot tick applied
     (`ack`) and the unacknowledged (tick, input) pairs, oldest first; `drawn`, by
     tick, the fractional tick the player saw when giving each input that says so
-    (`drawn_fields`)."""
+    (`drawn_fields`); `schema`: ask for schema snapshots (``"vs": 1``)."""
     if not drawn:
-        return _pack({"t": "input", "a": ack, "x": [[k, value] for k, value in inputs]})
-    pairs: list[list[Any]] = []
-    for k, value in inputs:
-        fields = drawn_fields(k, drawn.get(k))
-        pairs.append([k, value] if fields is None else [k, value, *fields])
+        pairs: list[list[Any]] = [[k, value] for k, value in inputs]
+    else:
+        pairs = []
+        for k, value in inputs:
+            fields = drawn_fields(k, drawn.get(k))
+            pairs.append([k, value] if fields is None else [k, value, *fields])
+    if schema:
+        return _pack({"t": "input", "a": ack, "x": pairs, "vs": 1})
     return _pack({"t": "input", "a": ack, "x": pairs})
 
 
@@ -455,10 +462,12 @@ def encode_welcome(
     tick_rate: float | None = None,
     snapshot_rate: float | None = None,
     quantisation: Sequence[tuple[str, float | str]] = (),
+    schema: Sequence[Any] = (),
 ) -> bytes:
     """The ``welcome`` message opening a session; `title` is the game's display name,
     `tick_rate` and `snapshot_rate` its ticks and states per second (0: no tick),
-    `quantisation` the game's rules (``q``, sent only when there are some)."""
+    `quantisation` the game's rules (``q``, sent only when there are some), `schema`
+    its view schema's declaration (``vs``, only when snaps may use it)."""
     message: dict[str, Any] = {
         "t": "welcome",
         "match": match_id,
@@ -475,6 +484,8 @@ def encode_welcome(
         message["snapshot_rate"] = snapshot_rate
     if quantisation:
         message["q"] = [[pattern, rule] for pattern, rule in quantisation]
+    if schema:
+        message["vs"] = list(schema)
     return _pack(message)
 
 

@@ -43,6 +43,7 @@ from vinom.rooms.budget import PriorityQueue
 from vinom.rooms.delta import Quantisation, SnapshotHistory
 from vinom.rooms.inputs import CAPPED, TOO_LATE, InputBuffer
 from vinom.rooms.member import Member
+from vinom.rooms.schema import SchemaHistory, ViewSchema
 
 _INF = math.inf
 
@@ -94,6 +95,9 @@ class RealTimeLoop:
     budget: SnapshotBudget | None = None
     # The game's `tick_at` (lag compensation inside the step), if it has one.
     tick_at: Callable[..., Any] | None = None
+    # The game's view schema, offered to the sessions that ask (not with a budget,
+    # which weighs views in msgpack: vinom.rooms.budget).
+    schema: ViewSchema | None = None
     # When play started: the origin of the fixed-step grid.
     _origin: float = 0.0
 
@@ -104,6 +108,7 @@ class RealTimeLoop:
         quantisation: Quantisation,
         checksums: bool,
         tick_at: Callable[..., Any] | None = None,
+        schema: ViewSchema | None = None,
     ) -> RealTimeLoop | None:
         """The loop of a room of a game with these rules; None for a game without a tick."""
         if rules.tick_rate <= 0:
@@ -116,6 +121,7 @@ class RealTimeLoop:
             checksums,
             budget=rules.snapshot_budget,
             tick_at=tick_at,
+            schema=None if rules.snapshot_budget else schema,
         )
 
     @property
@@ -186,13 +192,18 @@ class RealTimeLoop:
         inputs: Sequence[tuple[int, Mapping[str, Any]]],
         playing: bool,
         drawn: Mapping[int, float] | None = None,
+        schema: bool = False,
     ) -> None:
         """An ``input`` message of this seat: `ack` is the newest snapshot tick they
         applied (their delta baseline), `inputs` the (tick, input) pairs it carries,
         each held for its tick unless the seat is not `playing`; `drawn`, by tick,
-        the moment the player saw when giving each input that says so."""
+        the moment the player saw when giving each input that says so; `schema`: the
+        session asks for schema snapshots, which it gets from the next one on (full,
+        then against the schema snapshots it acknowledges) if the game has a schema."""
         counts = self.input_counts
         history = member.snapshots
+        if schema and self.schema is not None and not isinstance(history, SchemaHistory):
+            history = member.snapshots = SchemaHistory(self.schema, checksum=self.checksums)
         if ack is not None and history is not None:
             if ack <= self.tick_number:
                 history.acknowledge(ack)

@@ -67,6 +67,7 @@ from vinom.rooms.messages import Phase, encode_phase
 from vinom.rooms.outbox import Outbox
 from vinom.rooms.realtime import INPUT_NOTICE_INTERVAL, MAX_CATCH_UP_TICKS, RealTimeLoop
 from vinom.rooms.record import MatchRecorder
+from vinom.rooms.schema import schema_of
 from vinom.rooms.seating import RoomSeating
 from vinom.rooms.sending import RoomSending
 from vinom.rooms.timers import TimerQueue
@@ -153,6 +154,7 @@ class Room(RoomSeating, RoomActions, RoomSending):
         check_game_once(self.game)
         rules = rules_of(self.game)
         quantisation = quantisation_of(self.game)
+        schema = schema_of(self.game)
         checksums = self.config.snapshot_checksums
         self._views = RoomViews(
             self.game,
@@ -163,7 +165,7 @@ class Room(RoomSeating, RoomActions, RoomSending):
             check=rules.shared_view and self.config.check_views,
         )
         self.realtime = RealTimeLoop.of(
-            rules, quantisation, checksums, getattr(self.game, "tick_at", None)
+            rules, quantisation, checksums, getattr(self.game, "tick_at", None), schema
         )
         if rules.idle_timeout:
             self._idle = IdleRule(rules.idle_timeout)

@@ -101,6 +101,8 @@ class RoomSeating(RoomBase):
                 self.tick_rate,
                 self.snapshot_rate,
                 self._views.quantisation.rules,
+                () if self.realtime is None or self.realtime.schema is None
+                else self.realtime.schema.describe(),
             ),
         )
         if self.realtime is not None:

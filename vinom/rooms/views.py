@@ -48,6 +48,7 @@ from vinom.rooms.messages import (
     pack_action_id,
 )
 from vinom.rooms.outbox import Outbox
+from vinom.rooms.schema import SchemaHistory
 
 # No action id at all (a broadcast's recipients' ids are int or None).
 _NO_ACTION_ID = object()
@@ -194,14 +195,37 @@ class RoomViews:
         common: Prepared | None = None
         common_view: Any = None
         cache: dict[tuple[Prepared, Prepared], bytes] = {}
+        schema_cache: dict[tuple[int, int], tuple[Any, Any, bytes]] = {}
+        common_wire: tuple[Any, ...] | None = None
+        common_crc: int | None = None
         for member in members:
             session_id = member.session_id
             history = member.snapshots
             if session_id is None or member is joining or history is None:
                 continue
+            inputs = member.inputs
+            if isinstance(history, SchemaHistory):
+                # A session that reads schema snapshots (vinom.rooms.schema).
+                schema = history.schema
+                if shared and common_wire is not None:
+                    wire, crc = common_wire, common_crc
+                else:
+                    if shared and common_view is not None:
+                        view = common_view
+                    else:
+                        view = view_for(state, member.seat.player_id)
+                    wire = schema.wire(view)
+                    crc = schema.checksum(wire) if checksum else None
+                    if shared:
+                        common_view, common_wire, common_crc = view, wire, crc
+                send(session_id, UNRELIABLE, encode_snap_for(
+                    header, member.last_action_id, None if inputs is None else inputs.newest,
+                    history.encode_for(tick, wire, crc, schema_cache)))  # fmt: skip
+                continue
             if shared:
                 if common is None:
-                    common_view = view_for(state, member.seat.player_id)
+                    if common_view is None:
+                        common_view = view_for(state, member.seat.player_id)
                     common = quantisation.prepare(common_view, checksum=checksum)
                 prepared, view = common, common_view
             else:
@@ -218,7 +242,6 @@ class RoomViews:
                 counts = self.entity_counts
                 counts["sent"] += queue.sent - sent
                 counts["deferred"] += queue.deferred - deferred
-            inputs = member.inputs
             send(
                 session_id,
                 UNRELIABLE,

@@ -1,0 +1,616 @@
+"""Schema snapshots: a view a game declared field by field, bit-packed against a baseline.
+
+Sans-I/O: values in, bytes out. The wire format is docs/protocol.md §16.8, byte
+for byte; this module is its reference. A game that declares a `view_schema`
+(docs/games.md, "View schema") has its snaps sent this way to every client that
+says it reads them (the `input`'s ``"vs"``); a client that does not, and a game
+that declares nothing, keep the schema-less msgpack delta (vinom.rooms.delta).
+
+The model is Quake 3's and Glenn Fiedler's snapshot compression, and Colyseus's
+schema: a view is a map of named fields, each a bounded integer, a quantised
+number, a boolean, any msgpack value, or rows (a list of entities, each a list
+whose first column is its unique integer id). Against the client's acknowledged
+baseline, a field costs one bit when unchanged; a changed number costs its
+difference in 8 bits when small, else its full width; rows are matched by id, so
+entities coming and going cost only themselves. Numbers outside their declared
+range are clamped, as a bounded quantisation does; the client rebuilds exactly
+what `SchemaCodec.rebuild` gives on the host.
+
+The declaration is plain data, the same in Python, in the welcome (``"vs"``)
+and in every client: ``[[name, kind], ...]`` where a kind is
+``["int", lo, hi]``, ``["fixed", lo, hi, step]``, ``["bool"]``, ``["any"]`` or
+``["rows", [kind, ...]]`` (the first column an ``int``, no rows inside rows).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final
+
+import msgpack
+
+from vinom.rooms.delta_wire import CorruptSnapshot, UnknownBaseline, view_crc
+
+#: The first byte of a schema snapshot (a §16.1 snapshot starts with 0x94).
+SCHEMA_FORMAT: Final = 0x01
+#: The widest integer field (bits); rows at most this many, columns at most 32.
+MAX_BITS: Final = 53
+MAX_ROWS: Final = 65535
+MAX_COLUMNS: Final = 32
+MAX_FIELDS: Final = 64
+#: A changed number whose zig-zag difference is below 2^SMALL_BITS costs 1 + SMALL_BITS
+#: bits, one below 2^MEDIUM_BITS 2 + MEDIUM_BITS (in a field wider than MEDIUM_BITS),
+#: else its whole width and the flag bits (a field no wider than SMALL_BITS: its width).
+SMALL_BITS: Final = 7
+MEDIUM_BITS: Final = 12
+
+# Field kinds, as the declaration names them.
+INT, FIXED, BOOL, ANY, ROWS = "int", "fixed", "bool", "any", "rows"
+
+
+class Field:
+    """One declared field: how its value travels (`put`, `take`) and how the client
+    sees it (`rebuild`). Wire values: int for int and fixed, bool, bytes for any."""
+
+    kind: str = ""
+    bits: int = 0
+    # The range of an int or fixed field's wire integers.
+    lo: int = 0
+    hi: int = 0
+
+    def wire(self, value: Any) -> Any:
+        raise NotImplementedError
+
+    def rebuild(self, wire: Any) -> Any:
+        return wire
+
+    def describe(self) -> list[Any]:
+        raise NotImplementedError
+
+
+class IntField(Field):
+    kind = INT
+
+    def __init__(self, lo: int, hi: int) -> None:
+        if type(lo) is not int or type(hi) is not int or lo > hi:
+            raise ValueError(f"an int field is [\"int\", lo, hi] with integers lo <= hi, "
+                             f"not {[INT, lo, hi]!r}")  # fmt: skip
+        self.lo, self.hi = lo, hi
+        self.bits = (hi - lo).bit_length()
+        if self.bits > MAX_BITS:
+            raise ValueError(f"an int field spans at most 2^{MAX_BITS} values: {[INT, lo, hi]!r}")
+
+    def wire(self, value: Any) -> int:
+        if type(value) is bool or not isinstance(value, int | float) or value != value:  # NaN
+            raise TypeError(f"an int field holds a number, not {value!r}")
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                return self.hi if value > 0 else self.lo
+            value = round(value)
+        return self.lo if value < self.lo else self.hi if value > self.hi else value
+
+    def describe(self) -> list[Any]:
+        return [INT, self.lo, self.hi]
+
+
+class FixedField(Field):
+    """A number sent as an integer count of `step`s: the client reads `n / (1 / step)`,
+    one IEEE division, the same double in every language (as §16.3)."""
+
+    kind = FIXED
+
+    def __init__(self, lo: float, hi: float, step: float) -> None:
+        if not all(type(v) in (int, float) and math.isfinite(v) for v in (lo, hi, step)) or (
+            step <= 0 or lo > hi
+        ):
+            raise ValueError(f"a fixed field is [\"fixed\", lo, hi, step] with lo <= hi and "
+                             f"step > 0, not {[FIXED, lo, hi, step]!r}")  # fmt: skip
+        self.lo_value, self.hi_value, self.step = lo, hi, step
+        self.scale = 1 / step
+        self.lo = math.ceil(lo * self.scale)
+        self.hi = math.floor(hi * self.scale)
+        self.bits = (self.hi - self.lo).bit_length()
+        if self.hi < self.lo or self.bits > MAX_BITS:
+            raise ValueError(f"a fixed field spans 1 to 2^{MAX_BITS} steps: "
+                             f"{[FIXED, lo, hi, step]!r}")  # fmt: skip
+
+    def wire(self, value: Any) -> int:
+        if type(value) is bool or not isinstance(value, int | float):
+            raise TypeError(f"a fixed field holds a number, not {value!r}")
+        scaled = value * self.scale
+        if not scaled < self.hi:  # (NaN and +inf too)
+            return self.hi if scaled == scaled else self.lo
+        n = round(scaled)
+        return self.lo if n < self.lo else n
+
+    def rebuild(self, wire: Any) -> float:
+        return wire / self.scale
+
+    def describe(self) -> list[Any]:
+        return [FIXED, self.lo_value, self.hi_value, self.step]
+
+
+class BoolField(Field):
+    kind = BOOL
+    bits = 1
+
+    def wire(self, value: Any) -> bool:
+        if type(value) is not bool:
+            raise TypeError(f"a bool field holds True or False, not {value!r}")
+        return value
+
+    def describe(self) -> list[Any]:
+        return [BOOL]
+
+
+class AnyField(Field):
+    """Any msgpack value, sent whole when its encoding changed."""
+
+    kind = ANY
+
+    def wire(self, value: Any) -> bytes:
+        try:
+            return msgpack.packb(value, use_bin_type=True)
+        except (OverflowError, TypeError, ValueError) as error:
+            raise TypeError(f"an any field holds a msgpack value, not {value!r}: {error}") from None
+
+    def rebuild(self, wire: Any) -> Any:
+        return msgpack.unpackb(wire, raw=False, strict_map_key=True)
+
+    def describe(self) -> list[Any]:
+        return [ANY]
+
+
+class RowsField(Field):
+    """Entities: a list of rows, each ``[id, column, ...]``, ids unique; the client
+    rebuilds them in ascending id order."""
+
+    kind = ROWS
+
+    def __init__(self, columns: Sequence[Field]) -> None:
+        if not columns or not isinstance(columns[0], IntField):
+            raise ValueError('rows are ["rows", [kind, ...]], the first column an int (the id)')
+        if len(columns) > MAX_COLUMNS or any(isinstance(c, RowsField) for c in columns):
+            raise ValueError(f"rows have 1 to {MAX_COLUMNS} columns, none of them rows")
+        self.key = columns[0]
+        self.columns = tuple(columns[1:])
+
+    def wire(self, value: Any) -> dict[int, tuple[Any, ...]]:
+        if not isinstance(value, list | tuple) or len(value) > MAX_ROWS:
+            raise TypeError(f"rows are a list of at most {MAX_ROWS} rows, not {value!r}")
+        width = len(self.columns) + 1
+        rows: dict[int, tuple[Any, ...]] = {}
+        for row in value:
+            if not isinstance(row, list | tuple) or len(row) != width:
+                raise TypeError(f"a row is a list of {width} values, not {row!r}")
+            key = self.key.wire(row[0])
+            if key in rows:
+                raise ValueError(f"two rows have the id {key}")
+            rows[key] = tuple(c.wire(v) for c, v in zip(self.columns, row[1:], strict=True))
+        return dict(sorted(rows.items()))
+
+    def rebuild(self, wire: Any) -> list[list[Any]]:
+        columns = self.columns
+        return [[key, *(c.rebuild(v) for c, v in zip(columns, row, strict=True))]
+                for key, row in wire.items()]  # fmt: skip
+
+    def describe(self) -> list[Any]:
+        return [ROWS, [self.key.describe(), *(c.describe() for c in self.columns)]]
+
+
+def _field(kind: Any) -> Field:
+    if not isinstance(kind, list | tuple) or not kind or not isinstance(kind[0], str):
+        raise ValueError(f"a field's kind is a list such as [\"int\", 0, 9], not {kind!r}")
+    name, args = kind[0], list(kind[1:])
+    if name == INT and len(args) == 2:
+        return IntField(args[0], args[1])
+    if name == FIXED and len(args) == 3:
+        return FixedField(args[0], args[1], args[2])
+    if name == BOOL and not args:
+        return BoolField()
+    if name == ANY and not args:
+        return AnyField()
+    if name == ROWS and len(args) == 1 and isinstance(args[0], list | tuple):
+        return RowsField([_field(column) for column in args[0]])
+    raise ValueError(f"not a field kind: {kind!r}")
+
+
+# -- bits ---------------------------------------------------------------------------
+
+
+class BitWriter:
+    """Bits written most significant first, each byte filled from its high bit."""
+
+    def __init__(self) -> None:
+        self.out = bytearray()
+        self.acc = 0
+        self.count = 0
+
+    def put(self, value: int, bits: int) -> None:
+        if bits:
+            self.acc = (self.acc << bits) | value
+            self.count += bits
+            while self.count >= 8:
+                self.count -= 8
+                self.out.append((self.acc >> self.count) & 0xFF)
+            self.acc &= (1 << self.count) - 1
+
+    def uvar(self, value: int) -> None:
+        """An unsigned integer in groups of 8 bits, low 7 bits first, the high bit set
+        on every group but the last (LEB128, in the bit stream)."""
+        while value > 0x7F:
+            self.put(0x80 | (value & 0x7F), 8)
+            value >>= 7
+        self.put(value, 8)
+
+    def finish(self) -> bytes:
+        if self.count:
+            self.out.append((self.acc << (8 - self.count)) & 0xFF)
+            self.acc = self.count = 0
+        return bytes(self.out)
+
+
+class BitReader:
+    def __init__(self, data: bytes) -> None:
+        self.value = int.from_bytes(data, "big")
+        self.left = len(data) * 8
+
+    def take(self, bits: int) -> int:
+        if bits > self.left:
+            raise CorruptSnapshot("the bits run past the end of the snapshot")
+        self.left -= bits
+        return (self.value >> self.left) & ((1 << bits) - 1)
+
+    def uvar(self) -> int:
+        value = shift = 0
+        while True:
+            group = self.take(8)
+            value |= (group & 0x7F) << shift
+            if group < 0x80:
+                return value
+            shift += 7
+            if shift > 63:
+                raise CorruptSnapshot("a variable-length integer is longer than 9 groups")
+
+    def done(self) -> None:
+        # Only the zero padding of the last byte may be left.
+        if self.left >= 8 or self.value & ((1 << self.left) - 1):
+            raise CorruptSnapshot("bytes or bits after the snapshot's body")
+
+
+def _zigzag(d: int) -> int:
+    return d << 1 if d >= 0 else ((-d) << 1) - 1
+
+
+def _unzigzag(z: int) -> int:
+    return z >> 1 if not z & 1 else -((z + 1) >> 1)
+
+
+# -- values -------------------------------------------------------------------------
+
+
+def _put_whole(out: BitWriter, kind: Field, value: Any) -> None:
+    if isinstance(kind, BoolField):
+        out.put(1 if value else 0, 1)
+    elif isinstance(kind, AnyField):
+        out.uvar(len(value))
+        for byte in value:
+            out.put(byte, 8)
+    elif isinstance(kind, RowsField):
+        out.uvar(len(value))
+        for key, row in value.items():
+            _put_row(out, kind, key, row)
+    else:
+        out.put(value - kind.lo, kind.bits)
+
+
+def _put_row(out: BitWriter, kind: RowsField, key: int, row: tuple[Any, ...]) -> None:
+    _put_whole(out, kind.key, key)
+    for column, value in zip(kind.columns, row, strict=True):
+        _put_whole(out, column, value)
+
+
+def _put_changed(out: BitWriter, kind: Field, base: Any, value: Any) -> None:
+    """`value` against a different `base`: a small difference or the whole value."""
+    if isinstance(kind, RowsField):
+        _put_rows(out, kind, base, value)
+    elif isinstance(kind, IntField | FixedField) and kind.bits > SMALL_BITS:
+        z = _zigzag(value - base)
+        if z < 1 << SMALL_BITS:
+            out.put(z, 1 + SMALL_BITS)  # flag 0, then the difference
+        elif kind.bits <= MEDIUM_BITS:
+            out.put(1, 1)
+            out.put(value - kind.lo, kind.bits)
+        elif z < 1 << MEDIUM_BITS:
+            out.put(0b10, 2)
+            out.put(z, MEDIUM_BITS)
+        else:
+            out.put(0b11, 2)
+            out.put(value - kind.lo, kind.bits)
+    else:
+        _put_whole(out, kind, value)
+
+
+def _put_rows(out: BitWriter, kind: RowsField, base: dict[int, tuple[Any, ...]],
+              rows: dict[int, tuple[Any, ...]]) -> None:  # fmt: skip
+    columns = kind.columns
+    for key, old in base.items():
+        new = rows.get(key)
+        if new is None:
+            out.put(0, 1)
+        elif new == old:
+            out.put(0b10, 2)
+        else:
+            out.put(0b11, 2)
+            for column, was, now in zip(columns, old, new, strict=True):
+                if was == now:
+                    out.put(0, 1)
+                else:
+                    out.put(1, 1)
+                    _put_changed(out, column, was, now)
+    added = [key for key in rows if key not in base]
+    out.uvar(len(added))
+    for key in added:
+        _put_row(out, kind, key, rows[key])
+
+
+def _take_whole(bits: BitReader, kind: Field) -> Any:
+    if isinstance(kind, BoolField):
+        return bits.take(1) == 1
+    if isinstance(kind, AnyField):
+        size = bits.uvar()
+        if size * 8 > bits.left:
+            raise CorruptSnapshot("a value runs past the end of the snapshot")
+        data = bytes(bits.take(8) for _ in range(size))
+        try:
+            kind.rebuild(data)
+        except Exception:
+            raise CorruptSnapshot("a value that is not one msgpack value") from None
+        return data
+    if isinstance(kind, RowsField):
+        return _take_added(bits, kind, {}, {})
+    n = bits.take(kind.bits) + kind.lo
+    if n > kind.hi:
+        raise CorruptSnapshot("a number beyond its field's range")
+    return n
+
+
+def _take_added(bits: BitReader, kind: RowsField, base: Mapping[int, Any],
+                rows: dict[int, tuple[Any, ...]]) -> dict[int, tuple[Any, ...]]:  # fmt: skip
+    count = bits.uvar()
+    if count + len(rows) > MAX_ROWS:
+        raise CorruptSnapshot("more rows than a snapshot holds")
+    previous = -1 << 64
+    for _ in range(count):
+        key = _take_whole(bits, kind.key)
+        if key <= previous or key in base:
+            raise CorruptSnapshot("added rows out of id order, or an id already there")
+        previous = key
+        rows[key] = tuple(_take_whole(bits, column) for column in kind.columns)
+    return dict(sorted(rows.items())) if base else rows
+
+
+def _take_changed(bits: BitReader, kind: Field, base: Any) -> Any:
+    if isinstance(kind, RowsField):
+        rows: dict[int, tuple[Any, ...]] = {}
+        for key, old in base.items():
+            if not bits.take(1):
+                continue
+            if not bits.take(1):
+                rows[key] = old
+                continue
+            rows[key] = tuple(_take_changed(bits, column, was) if bits.take(1) else was
+                              for column, was in zip(kind.columns, old, strict=True))  # fmt: skip
+        return _take_added(bits, kind, base, rows)
+    if isinstance(kind, IntField | FixedField) and kind.bits > SMALL_BITS:
+        if not bits.take(1):
+            difference = bits.take(SMALL_BITS)
+        elif kind.bits > MEDIUM_BITS and not bits.take(1):
+            difference = bits.take(MEDIUM_BITS)
+        else:
+            return _take_whole(bits, kind)
+        n = base + _unzigzag(difference)
+        if not kind.lo <= n <= kind.hi:
+            raise CorruptSnapshot("a number beyond its field's range")
+        return n
+    return _take_whole(bits, kind)
+
+
+# -- the schema ---------------------------------------------------------------------
+
+
+class ViewSchema:
+    """A game's declared view (module docstring), ready to encode and decode.
+
+    Raises ValueError for a declaration that is not one."""
+
+    def __init__(self, declaration: Iterable[Any] | Mapping[str, Any]) -> None:
+        items = declaration.items() if isinstance(declaration, Mapping) else declaration
+        fields: list[tuple[str, Field]] = []
+        for item in items:
+            if not isinstance(item, list | tuple) or len(item) != 2 or not isinstance(item[0], str):
+                raise ValueError(f"a view schema is [[name, kind], ...], not {item!r}")
+            fields.append((item[0], _field(item[1])))
+        if not fields or len(fields) > MAX_FIELDS or len({n for n, _ in fields}) != len(fields):
+            raise ValueError(f"a view schema names 1 to {MAX_FIELDS} distinct fields")
+        self.fields = tuple(fields)
+
+    def describe(self) -> list[list[Any]]:
+        """The declaration as the welcome carries it (``"vs"``)."""
+        return [[name, kind.describe()] for name, kind in self.fields]
+
+    def wire(self, view: Any) -> tuple[Any, ...]:
+        """The view as it travels (clamped, quantised, rows by id). Raises TypeError or
+        ValueError for a view that does not fit the schema: a game's bug."""
+        if not isinstance(view, Mapping) or len(view) != len(self.fields):
+            raise TypeError(f"a view of this schema is a map of exactly "
+                            f"{[n for n, _ in self.fields]}")  # fmt: skip
+        try:
+            return tuple(kind.wire(view[name]) for name, kind in self.fields)
+        except KeyError as missing:
+            raise TypeError(f"the view lacks its field {missing}") from None
+
+    def rebuild(self, wire: tuple[Any, ...]) -> dict[str, Any]:
+        """The view a client rebuilds from wire values."""
+        return {name: kind.rebuild(value) for (name, kind), value in zip(self.fields, wire,
+                                                                          strict=True)}  # fmt: skip
+
+    def encode_body(self, base: tuple[Any, ...] | None, wire: tuple[Any, ...]) -> bytes:
+        out = BitWriter()
+        if base is None:
+            for (_, kind), value in zip(self.fields, wire, strict=True):
+                _put_whole(out, kind, value)
+        else:
+            for (_, kind), was, now in zip(self.fields, base, wire, strict=True):
+                if was == now:
+                    out.put(0, 1)
+                else:
+                    out.put(1, 1)
+                    _put_changed(out, kind, was, now)
+        return out.finish()
+
+    def decode_body(self, base: tuple[Any, ...] | None, data: bytes) -> tuple[Any, ...]:
+        bits = BitReader(data)
+        if base is None:
+            wire = tuple(_take_whole(bits, kind) for _, kind in self.fields)
+        else:
+            wire = tuple(_take_changed(bits, kind, was) if bits.take(1) else was
+                         for (_, kind), was in zip(self.fields, base, strict=True))  # fmt: skip
+        bits.done()
+        return wire
+
+    def checksum(self, wire: tuple[Any, ...]) -> int:
+        """§16.4's CRC-32 of the view a client rebuilds from `wire`."""
+        return view_crc(self.rebuild(wire), None, decoded=True)
+
+
+def schema_of(game: object) -> ViewSchema | None:
+    """A game's `view_schema` attribute compiled, or None when it declares none.
+
+    Raises ValueError for a declaration that is not one."""
+    declared = getattr(game, "view_schema", None)
+    return None if not declared else ViewSchema(declared)
+
+
+# -- frames -------------------------------------------------------------------------
+
+
+def encode_frame(tick: int, distance: int, checksum: int | None, body: bytes) -> bytes:
+    """A schema snapshot: format byte, tick and distance (0: full) as LEB128, a flags
+    byte (bit 0: a CRC-32 follows, little-endian), then the body."""
+    out = bytearray((SCHEMA_FORMAT,))
+    for value in (tick, distance):
+        while value > 0x7F:
+            out.append(0x80 | (value & 0x7F))
+            value >>= 7
+        out.append(value)
+    if checksum is None:
+        out.append(0)
+    else:
+        out.append(1)
+        out += checksum.to_bytes(4, "little")
+    return bytes(out) + body
+
+
+def parse_frame(data: bytes) -> tuple[int, int, int | None, bytes]:
+    """(tick, distance, checksum, body) of a schema snapshot; CorruptSnapshot if not one."""
+    if not data or data[0] != SCHEMA_FORMAT:
+        raise CorruptSnapshot("not a schema snapshot")
+    at, numbers = 1, []
+    for _ in range(2):
+        value = shift = 0
+        while True:
+            if at >= len(data) or shift > 56:
+                raise CorruptSnapshot("a schema snapshot's header is cut short")
+            byte = data[at]
+            at += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        numbers.append(value)
+    tick, distance = numbers
+    if at >= len(data) or data[at] > 1 or distance > tick:
+        raise CorruptSnapshot("a schema snapshot's header is malformed")
+    checksum = None
+    if data[at]:
+        if at + 5 > len(data):
+            raise CorruptSnapshot("a schema snapshot's checksum is cut short")
+        checksum = int.from_bytes(data[at + 1 : at + 5], "little")
+        at += 4
+    return tick, distance, checksum, data[at + 1 :]
+
+
+# -- the host's ring ----------------------------------------------------------------
+
+
+class SchemaHistory:
+    """The host's side for a client that reads schema snapshots: the wire views it
+    sent by tick (the last `capacity`) and the newest tick the client acknowledged;
+    each snapshot is encoded against that one while it is held, else in full."""
+
+    def __init__(self, schema: ViewSchema, capacity: int = 32, checksum: bool = False) -> None:
+        self.schema = schema
+        self.capacity = capacity
+        self.checksum = checksum
+        self.acked: int | None = None
+        self.sent: dict[int, tuple[Any, ...]] = {}
+        self.full_sent = 0
+        self.deltas_sent = 0
+
+    def acknowledge(self, tick: int) -> None:
+        if self.acked is None or tick > self.acked:
+            self.acked = tick
+
+    def encode_for(self, tick: int, wire: tuple[Any, ...], crc: int | None = None,
+                   cache: dict[tuple[int, int], tuple[Any, Any, bytes]] | None = None,
+                   ) -> bytes:  # fmt: skip
+        """The snapshot of `tick` for this client, recorded as sent. `wire` is
+        `schema.wire(view)`, `crc` its checksum when this history sends them; `cache`,
+        kept by the caller for one tick, shares bodies between recipients of the same
+        wire view with the same baseline (keyed by the two views' ids; the entry holds
+        both, so neither id is reused while it lives)."""
+        acked = self.acked
+        base = None if acked is None or acked >= tick else self.sent.get(acked)
+        key = (id(base), id(wire))
+        hit = None if cache is None else cache.get(key)
+        if hit is not None and hit[0] is base and hit[1] is wire:
+            body = hit[2]
+        else:
+            body = self.schema.encode_body(base, wire)
+            if cache is not None:
+                cache[key] = (base, wire, body)
+        if base is None:
+            self.full_sent += 1
+            distance = 0
+        else:
+            self.deltas_sent += 1
+            distance = tick - acked  # type: ignore[operator]
+        sent = self.sent
+        sent.pop(tick, None)
+        sent[tick] = wire
+        while len(sent) > self.capacity:
+            del sent[next(iter(sent))]
+        return encode_frame(tick, distance, crc if self.checksum else None, body)
+
+
+def decode_frame(schema: ViewSchema, data: bytes,
+                 baselines: Mapping[int, tuple[Any, ...]]) -> tuple[int, int | None, int | None,
+                                                                    tuple[Any, ...]]:  # fmt: skip
+    """(tick, baseline tick or None, checksum, wire view) of a schema snapshot.
+
+    Raises `UnknownBaseline` or `CorruptSnapshot` (never anything else)."""
+    tick, distance, checksum, body = parse_frame(data)
+    base = None
+    if distance:
+        base = baselines.get(tick - distance)
+        if base is None:
+            raise UnknownBaseline(tick - distance)
+    try:
+        wire = schema.decode_body(base, body)
+    except CorruptSnapshot:
+        raise
+    except (ValueError, TypeError, RecursionError):
+        raise CorruptSnapshot("not a snapshot of this schema") from None
+    return tick, tick - distance if distance else None, checksum, wire
