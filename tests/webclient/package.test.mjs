@@ -10,7 +10,7 @@ import { test } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 const dir = new URL("../../vinom/webclient/", import.meta.url);
-const MODULES = ["lobby.js", "transport.js", "game.js", "netcode.js", "delta.js", "codec.js"];
+const MODULES = ["lobby.js", "transport.js", "game.js", "netcode.js", "delta.js", "schema.js", "codec.js"];
 
 async function manifest() {
   return JSON.parse(await readFile(new URL("package.json", dir), "utf8"));

@@ -1,7 +1,8 @@
 // The test vectors of vectors/protocol.json (docs/protocol.md) that the web client
 // implements, under Node's test runner: the request packet it makes of the lobby's
 // token (§12), the snap and input messages through GameSocket (§14.1), the delta
-// snapshots through delta.js (§16.7); the stream framing of §17 is checked by
+// snapshots through delta.js (§16.7), the schema snapshots through schema.js
+// (§16.8; their refusals in schema.test.mjs); the stream framing of §17 is checked by
 // transport.test.mjs. The rest is not the web client's: it has no UDP session
 // (the sealed packets of §12, the reliability bodies of §13.14), opens no route
 // token (§15.1: the relay's), sends no close capsule (§17: the server's; the
@@ -12,8 +13,9 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { decode, encode } from "../../vinom/webclient/codec.js";
-import { Quantisation, decodeSnapshot } from "../../vinom/webclient/delta.js";
+import { Quantisation, SnapshotReceiver, checksum, decodeSnapshot } from "../../vinom/webclient/delta.js";
 import { GameSocket, drawnFields, requestPacket } from "../../vinom/webclient/game.js";
+import { ViewSchema, decodeSchemaFrame } from "../../vinom/webclient/schema.js";
 import { FILE, bytes, hex, vectors } from "./vectors.mjs";
 
 // A GameSocket on a stand-in connection: what it sends, and the states it hands on.
@@ -108,4 +110,39 @@ test("every delta snapshot decodes to its view, against its baseline, checksums 
     assert.deepEqual(decode(encode(got.view)), v.decoded, v.name);
     assert.ok(hex(bytes(v.hex)).endsWith(v.body), v.name);
   }
+});
+
+test("every schema snapshot decodes to its view, against its baseline, checksums verified", () => {
+  const found = vectors("schema"); // by name within the group (a baseline names one of it)
+  assert.equal(Object.keys(found).length, FILE.schema.vectors.length);
+  assert.equal(FILE.schema.vectors.length, 4);
+  const schema = new ViewSchema(FILE.schema.schema);
+  // A vector's baseline is the wire view its `baseline` vector decodes to (against its own).
+  const wireOf = (name) => {
+    const v = found[name];
+    const baselines = new Map();
+    if (v.baseline !== null) baselines.set(found[v.baseline].tick, wireOf(v.baseline));
+    return decodeSchemaFrame(schema, bytes(v.hex), baselines).wire;
+  };
+  for (const v of Object.values(found)) {
+    const baselines = new Map();
+    if (v.baseline !== null) baselines.set(found[v.baseline].tick, wireOf(v.baseline));
+    const got = decodeSchemaFrame(schema, bytes(v.hex), baselines);
+    assert.equal(got.tick, v.tick, v.name);
+    assert.equal(got.baselineTick, v.baseline === null ? null : found[v.baseline].tick, v.name);
+    assert.equal(got.checksum !== null, v.checksum, v.name);
+    const view = schema.rebuild(got.wire);
+    assert.deepEqual(view, v.decoded, v.name);
+    if (got.checksum !== null) assert.equal(got.checksum, checksum(view), v.name);
+    assert.equal(schema.checksum(got.wire), checksum(v.decoded), v.name);
+  }
+  // In order through a receiver given the schema: every one applied, none dropped.
+  const receiver = new SnapshotReceiver({ schema });
+  for (const v of Object.values(found)) {
+    const snapshot = receiver.receive(bytes(v.hex));
+    assert.notEqual(snapshot, null, v.name);
+    assert.deepEqual(snapshot.view, v.decoded, v.name);
+  }
+  assert.equal(receiver.applied, 4);
+  assert.deepEqual(Object.values(receiver.drops), [0, 0, 0, 0]);
 });

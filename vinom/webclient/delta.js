@@ -15,6 +15,11 @@
 // decodeSnapshot(bytes, baselines, quantisation) throws only DeltaError
 // (CorruptSnapshot, UnknownBaseline, ChecksumMismatch); SnapshotReceiver never
 // throws on bytes.
+//
+// A game that declares its view field by field (the welcome's `vs`) may send
+// schema snapshots instead (16.8, schema.js): a receiver given that schema
+// (`new SnapshotReceiver({ rules, schema: new ViewSchema(welcome.vs) })`) reads
+// both formats, told apart by their first byte.
 
 import { DecodeError, Ext, Float32, Float64, decode, encode } from "./codec.js";
 
@@ -334,16 +339,24 @@ export function decodeSnapshot(data, baselines, quantisation = NO_QUANTISATION, 
   return rebuild(parse(asBytes(data)), baselines, quantisation, verify);
 }
 
+// The first byte of a schema snapshot (schema.js's SCHEMA_FORMAT; a snapshot of
+// 16.1 starts with 0x94, a msgpack array of 4).
+const SCHEMA_FRAME = 0x01;
+
 // The client's side: the views it rebuilt by tick, the newest applied tick (the
 // one to acknowledge), and what it dropped, by reason (Python's SnapshotReceiver).
+// With `schema` (a ViewSchema of schema.js, from the welcome's `vs`), schema
+// snapshots are read too, their wire views kept by tick in `wires`.
 export class SnapshotReceiver {
-  constructor({ rules = null, quantisation = null, capacity = RECEIVER_HISTORY } = {}) {
+  constructor({ rules = null, quantisation = null, capacity = RECEIVER_HISTORY, schema = null } = {}) {
     this.quantisation = quantisation ?? new Quantisation(rules);
     this.capacity = capacity;
     this.views = new Map(); // tick -> view, oldest first
     this.newest = null;
     this.drops = Object.fromEntries(DROP_REASONS.map((reason) => [reason, 0]));
     this.applied = 0;
+    this.schema = schema;
+    this.wires = new Map(); // tick -> wire view of a schema snapshot, oldest first
   }
 
   // Applies a snapshot newer than the newest applied one and returns it
@@ -352,19 +365,55 @@ export class SnapshotReceiver {
   receive(data) {
     let snapshot;
     try {
-      const frame = parse(asBytes(data));
+      const bytes = asBytes(data);
+      if (this.schema !== null && bytes[0] === SCHEMA_FRAME) return this.receiveSchema(bytes);
+      const frame = parse(bytes);
       if (this.newest !== null && frame.tick <= this.newest) {
         this.drops.stale += 1;
         return null;
       }
       snapshot = rebuild(frame, this.views, this.quantisation, true);
     } catch (error) {
-      if (error instanceof UnknownBaseline) this.drops.unknown_baseline += 1;
-      else if (error instanceof ChecksumMismatch) this.drops.checksum += 1;
-      else if (error instanceof DeltaError) this.drops.corrupt += 1;
-      else throw error;
-      return null;
+      return this.dropped(error);
     }
+    return this.applies(snapshot);
+  }
+
+  // A schema snapshot (16.8), against the wire views of the schema snapshots applied.
+  receiveSchema(bytes) {
+    let snapshot;
+    let wire;
+    try {
+      const schema = this.schema;
+      if (this.newest !== null && schema.parseFrame(bytes).tick <= this.newest) {
+        this.drops.stale += 1;
+        return null;
+      }
+      const frame = schema.decodeFrame(bytes, this.wires);
+      wire = frame.wire;
+      const view = schema.rebuild(wire);
+      if (frame.checksum !== null && frame.checksum !== checksum(view)) {
+        throw new ChecksumMismatch(`tick ${frame.tick}: the rebuilt view is not the server's`);
+      }
+      snapshot = { tick: frame.tick, baselineTick: frame.baselineTick, checksum: frame.checksum, view };
+    } catch (error) {
+      return this.dropped(error);
+    }
+    this.wires.set(snapshot.tick, wire);
+    while (this.wires.size > this.capacity) this.wires.delete(this.wires.keys().next().value);
+    return this.applies(snapshot);
+  }
+
+  // Counts a snapshot dropped for `error` (a DeltaError; anything else is a bug, thrown).
+  dropped(error) {
+    if (error instanceof UnknownBaseline) this.drops.unknown_baseline += 1;
+    else if (error instanceof ChecksumMismatch) this.drops.checksum += 1;
+    else if (error instanceof DeltaError) this.drops.corrupt += 1;
+    else throw error;
+    return null;
+  }
+
+  applies(snapshot) {
     this.newest = snapshot.tick;
     this.applied += 1;
     this.views.set(snapshot.tick, snapshot.view);

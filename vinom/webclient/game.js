@@ -5,7 +5,8 @@
 // section 14). Inputs go as datagrams where the connection has them.
 //
 // In a room whose game has a tick, while playing, the host sends `snap`s (delta
-// snapshots, docs/protocol.md section 16, decoded by delta.js): GameSocket
+// snapshots, docs/protocol.md section 16, decoded by delta.js; schema snapshots,
+// section 16.8 and schema.js, for a game that declares its view): GameSocket
 // rebuilds each view and hands it on as the `state` a board takes, and
 // `input(input)` sends tick-stamped real-time inputs, each repeated until a
 // snap's `ik` acknowledges it (docs/web.md, "Snapshots and inputs").
@@ -20,6 +21,7 @@
 import { SnapshotReceiver } from "./delta.js";
 import { decode, encode } from "./codec.js";
 import { PredictedEvents, Predictor, ServerClock, SnapshotBuffer } from "./netcode.js";
+import { ViewSchema } from "./schema.js";
 import { GameConnection } from "./transport.js";
 
 // The unacknowledged inputs an `input` message repeats, at most.
@@ -193,11 +195,22 @@ export class GameSocket {
   welcome(message) {
     this.tickRate = typeof message.tick_rate === "number" ? message.tick_rate : 0;
     this.snapshotRate = typeof message.snapshot_rate === "number" ? message.snapshot_rate : 0;
+    // A game that declares its view (`vs`) sends schema snapshots once asked
+    // (docs/protocol.md §16.8); a declaration this client cannot read is not asked
+    // for, and the snaps stay section 16.1's.
+    let schema = null;
+    if (message.vs !== undefined && message.vs !== null) {
+      try {
+        schema = new ViewSchema(message.vs);
+      } catch (error) {
+        this.onWarning("a welcome whose view schema cannot be read", error);
+      }
+    }
     try {
-      this.snapshots = new SnapshotReceiver({ rules: message.q ?? null });
+      this.snapshots = new SnapshotReceiver({ rules: message.q ?? null, schema });
     } catch (error) {
       this.onWarning("a welcome whose quantisation rules cannot be read", error);
-      this.snapshots = new SnapshotReceiver();
+      this.snapshots = new SnapshotReceiver({ schema });
     }
     // A new session's host holds none of this one's snapshots or inputs.
     this.snapTick = null;
@@ -407,7 +420,12 @@ export class GameSocket {
       this.ackSentAt.set(a, this.lastInputSent);
       if (this.ackSentAt.size > MAX_PENDING_INPUTS) this.ackSentAt.delete(this.ackSentAt.keys().next().value);
     }
-    this.send({ t: "input", a: this.snapTick, x: this.pending.slice() }, true);
+    const message = { t: "input", a: this.snapTick, x: this.pending.slice() };
+    // Schema snapshots asked for until one is applied (docs/protocol.md §16.8): the
+    // host sends them from the next snap on, and a lost input only delays that.
+    const snapshots = this.snapshots;
+    if (snapshots.schema !== null && snapshots.wires.size === 0) message.vs = 1;
+    this.send(message, true);
   }
 
   send(message, unreliable = false) {

@@ -675,15 +675,80 @@ export declare function decodeSnapshot<V = unknown>(
 
 /** The client's side: the views rebuilt by tick, the newest applied, the drops by reason. */
 export declare class SnapshotReceiver<V = unknown> {
-  constructor(options?: { rules?: QuantisationRules | null; quantisation?: Quantisation | null; capacity?: number });
+  constructor(options?: {
+    rules?: QuantisationRules | null;
+    quantisation?: Quantisation | null;
+    capacity?: number;
+    /** The welcome's `vs`, compiled: schema snapshots (16.8) are read too. */
+    schema?: ViewSchema | null;
+  });
   quantisation: Quantisation;
   capacity: number;
   newest: number | null;
   applied: number;
   drops: Record<DropReason, number>;
+  schema: ViewSchema | null;
+  /** The wire views of the schema snapshots applied, by tick. */
+  wires: Map<number, SchemaWire>;
   /** Applies a snapshot newer than the newest applied one; null when dropped (never throws on bytes). */
   receive(data: unknown): Snapshot<V> | null;
 }
+
+// ---- schema.js: schema snapshots (docs/protocol.md, section 16.8) ----
+
+/** The first byte of a schema snapshot. */
+export declare const SCHEMA_FORMAT: number;
+
+/** A field's kind as a game declares it: ["int", lo, hi], ["fixed", lo, hi, step], ["bool"], ["any"], ["rows", [kind, ...]]. */
+export type SchemaKind =
+  | ["int", number, number]
+  | ["fixed", number, number, number]
+  | ["bool"]
+  | ["any"]
+  | ["rows", SchemaKind[]];
+/** A game's view schema, as the welcome's `vs` carries it. */
+export type SchemaDeclaration = [string, SchemaKind][] | Record<string, SchemaKind>;
+/** A view as it travels, one value per field: integers, booleans, msgpack bytes, rows by id. */
+export type SchemaWire = unknown[];
+
+/** A schema snapshot's header. */
+export interface SchemaFrame {
+  tick: number;
+  /** 0: a full body; else the baseline is tick - distance. */
+  distance: number;
+  checksum: number | null;
+  body: Uint8Array;
+}
+
+/** A decoded schema snapshot: the wire view of `tick`, decoded against `baselineTick` (null: full). */
+export interface SchemaSnapshot {
+  tick: number;
+  baselineTick: number | null;
+  checksum: number | null;
+  wire: SchemaWire;
+}
+
+/** A game's declared view; throws a TypeError for a declaration this client cannot read. */
+export declare class ViewSchema<V = Record<string, unknown>> {
+  constructor(declaration: SchemaDeclaration);
+  /** The wire view of a body against the baseline's (null: full); throws CorruptSnapshot. */
+  decodeBody(base: SchemaWire | null, body: Uint8Array): SchemaWire;
+  /** The view rebuilt from a wire view (rows in ascending id order). */
+  rebuild(wire: SchemaWire): V;
+  /** CRC-32 of the rebuilt view's canonical encoding (16.4). */
+  checksum(wire: SchemaWire): number;
+  parseFrame(data: Uint8Array | ArrayBuffer): SchemaFrame;
+  decodeFrame(data: Uint8Array | ArrayBuffer, baselines: Map<number, SchemaWire> | Record<number, SchemaWire>): SchemaSnapshot;
+}
+
+/** A schema snapshot's header; throws CorruptSnapshot. */
+export declare function parseSchemaFrame(data: Uint8Array | ArrayBuffer): SchemaFrame;
+/** Decodes a schema snapshot against the wire views held by tick; throws only UnknownBaseline or CorruptSnapshot. */
+export declare function decodeSchemaFrame(
+  schema: ViewSchema<unknown>,
+  data: Uint8Array | ArrayBuffer,
+  baselines: Map<number, SchemaWire> | Record<number, SchemaWire>,
+): SchemaSnapshot;
 
 // ---- codec.js: MessagePack for vinom's messages (docs/web.md, "The MessagePack library") ----
 

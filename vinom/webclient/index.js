@@ -6,4 +6,5 @@ export * from "./game.js";
 export * from "./transport.js";
 export * from "./netcode.js";
 export * from "./delta.js";
+export * from "./schema.js";
 export * from "./codec.js";
