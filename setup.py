@@ -25,6 +25,7 @@ COMPILED = [
     "vinom/hosting/udp.py",
     "vinom/hosting/datagrams.py",
     "vinom/rooms/delta_wire.py",
+    "vinom/rooms/schema.py",
     "vinom/games/interest.py",
 ]
 

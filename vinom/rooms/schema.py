@@ -47,17 +47,24 @@ MEDIUM_BITS: Final = 12
 
 # Field kinds, as the declaration names them.
 INT, FIXED, BOOL, ANY, ROWS = "int", "fixed", "bool", "any", "rows"
+# How a field's value is written (`Field.code`): the encoder's loops dispatch on it.
+_NUMBER, _BOOL, _ANY, _ROWS = 0, 1, 2, 3
 
 
 class Field:
-    """One declared field: how its value travels (`put`, `take`) and how the client
-    sees it (`rebuild`). Wire values: int for int and fixed, bool, bytes for any."""
+    """One declared field: its value as it travels (`wire`), as the client sees it
+    (`rebuild`). Wire values: int for int and fixed, bool, bytes for any, and
+    {id: columns} in id order for rows. (Plain classes, no attrs: the module is
+    compiled with mypyc with the packet path, setup.py.)"""
 
-    kind: str = ""
-    bits: int = 0
-    # The range of an int or fixed field's wire integers.
-    lo: int = 0
-    hi: int = 0
+    def __init__(self, code: int, bits: int = 0, lo: int = 0, hi: int = 0) -> None:
+        self.code = code
+        # The width of a whole value, and the range of an int or fixed field's integers.
+        self.bits = bits
+        self.lo = lo
+        self.hi = hi
+        # A number whose changes may be sent as differences (wider than SMALL_BITS).
+        self.wide = code == _NUMBER and bits > SMALL_BITS
 
     def wire(self, value: Any) -> Any:
         raise NotImplementedError
@@ -70,19 +77,20 @@ class Field:
 
 
 class IntField(Field):
-    kind = INT
-
-    def __init__(self, lo: int, hi: int) -> None:
+    # (The declaration's values are checked here, so typed Any: compiled, a typed
+    # parameter would refuse a wrong type with a TypeError of its own.)
+    def __init__(self, lo: Any, hi: Any) -> None:
         if type(lo) is not int or type(hi) is not int or lo > hi:
             raise ValueError(f"an int field is [\"int\", lo, hi] with integers lo <= hi, "
                              f"not {[INT, lo, hi]!r}")  # fmt: skip
-        self.lo, self.hi = lo, hi
-        self.bits = (hi - lo).bit_length()
+        super().__init__(_NUMBER, (hi - lo).bit_length(), lo, hi)
         if self.bits > MAX_BITS:
             raise ValueError(f"an int field spans at most 2^{MAX_BITS} values: {[INT, lo, hi]!r}")
 
     def wire(self, value: Any) -> int:
-        if type(value) is bool or not isinstance(value, int | float) or value != value:  # NaN
+        if type(value) is int:
+            return self.lo if value < self.lo else self.hi if value > self.hi else value
+        if type(value) is bool or not isinstance(value, (int, float)) or value != value:  # NaN
             raise TypeError(f"an int field holds a number, not {value!r}")
         if isinstance(value, float):
             if not math.isfinite(value):
@@ -98,9 +106,7 @@ class FixedField(Field):
     """A number sent as an integer count of `step`s: the client reads `n / (1 / step)`,
     one IEEE division, the same double in every language (as §16.3)."""
 
-    kind = FIXED
-
-    def __init__(self, lo: float, hi: float, step: float) -> None:
+    def __init__(self, lo: Any, hi: Any, step: Any) -> None:
         if not all(type(v) in (int, float) and math.isfinite(v) for v in (lo, hi, step)) or (
             step <= 0 or lo > hi
         ):
@@ -108,17 +114,19 @@ class FixedField(Field):
                              f"step > 0, not {[FIXED, lo, hi, step]!r}")  # fmt: skip
         self.lo_value, self.hi_value, self.step = lo, hi, step
         self.scale = 1 / step
-        self.lo = math.ceil(lo * self.scale)
-        self.hi = math.floor(hi * self.scale)
-        self.bits = (self.hi - self.lo).bit_length()
+        wire_lo, wire_hi = math.ceil(lo * self.scale), math.floor(hi * self.scale)
+        super().__init__(_NUMBER, (wire_hi - wire_lo).bit_length(), wire_lo, wire_hi)
         if self.hi < self.lo or self.bits > MAX_BITS:
             raise ValueError(f"a fixed field spans 1 to 2^{MAX_BITS} steps: "
                              f"{[FIXED, lo, hi, step]!r}")  # fmt: skip
 
     def wire(self, value: Any) -> int:
-        if type(value) is bool or not isinstance(value, int | float):
+        cls = type(value)
+        if cls is not float and cls is not int and (
+            cls is bool or not isinstance(value, (int, float))
+        ):
             raise TypeError(f"a fixed field holds a number, not {value!r}")
-        scaled = value * self.scale
+        scaled = float(value) * self.scale
         if not scaled < self.hi:  # (NaN and +inf too)
             return self.hi if scaled == scaled else self.lo
         n = round(scaled)
@@ -132,8 +140,8 @@ class FixedField(Field):
 
 
 class BoolField(Field):
-    kind = BOOL
-    bits = 1
+    def __init__(self) -> None:
+        super().__init__(_BOOL, 1)
 
     def wire(self, value: Any) -> bool:
         if type(value) is not bool:
@@ -147,7 +155,8 @@ class BoolField(Field):
 class AnyField(Field):
     """Any msgpack value, sent whole when its encoding changed."""
 
-    kind = ANY
+    def __init__(self) -> None:
+        super().__init__(_ANY)
 
     def wire(self, value: Any) -> bytes:
         try:
@@ -166,9 +175,8 @@ class RowsField(Field):
     """Entities: a list of rows, each ``[id, column, ...]``, ids unique; the client
     rebuilds them in ascending id order."""
 
-    kind = ROWS
-
     def __init__(self, columns: Sequence[Field]) -> None:
+        super().__init__(_ROWS)
         if not columns or not isinstance(columns[0], IntField):
             raise ValueError('rows are ["rows", [kind, ...]], the first column an int (the id)')
         if len(columns) > MAX_COLUMNS or any(isinstance(c, RowsField) for c in columns):
@@ -177,18 +185,25 @@ class RowsField(Field):
         self.columns = tuple(columns[1:])
 
     def wire(self, value: Any) -> dict[int, tuple[Any, ...]]:
-        if not isinstance(value, list | tuple) or len(value) > MAX_ROWS:
+        if not isinstance(value, (list, tuple)) or len(value) > MAX_ROWS:
             raise TypeError(f"rows are a list of at most {MAX_ROWS} rows, not {value!r}")
-        width = len(self.columns) + 1
+        columns = self.columns
+        width = len(columns) + 1
+        key_field = self.key
         rows: dict[int, tuple[Any, ...]] = {}
+        ordered = True
+        previous = -1 << 60
         for row in value:
-            if not isinstance(row, list | tuple) or len(row) != width:
+            if not isinstance(row, (list, tuple)) or len(row) != width:
                 raise TypeError(f"a row is a list of {width} values, not {row!r}")
-            key = self.key.wire(row[0])
+            key = key_field.wire(row[0])
             if key in rows:
                 raise ValueError(f"two rows have the id {key}")
-            rows[key] = tuple(c.wire(v) for c, v in zip(self.columns, row[1:], strict=True))
-        return dict(sorted(rows.items()))
+            if key < previous:
+                ordered = False
+            previous = key
+            rows[key] = tuple([columns[i].wire(row[i + 1]) for i in range(width - 1)])
+        return rows if ordered else dict(sorted(rows.items()))
 
     def rebuild(self, wire: Any) -> list[list[Any]]:
         columns = self.columns
@@ -291,64 +306,92 @@ def _unzigzag(z: int) -> int:
 
 
 def _put_whole(out: BitWriter, kind: Field, value: Any) -> None:
-    if isinstance(kind, BoolField):
+    code = kind.code
+    if code == _NUMBER:
+        out.put(value - kind.lo, kind.bits)
+    elif code == _BOOL:
         out.put(1 if value else 0, 1)
-    elif isinstance(kind, AnyField):
+    elif code == _ANY:
         out.uvar(len(value))
         for byte in value:
             out.put(byte, 8)
-    elif isinstance(kind, RowsField):
+    else:
+        assert isinstance(kind, RowsField)
         out.uvar(len(value))
         for key, row in value.items():
             _put_row(out, kind, key, row)
-    else:
-        out.put(value - kind.lo, kind.bits)
 
 
 def _put_row(out: BitWriter, kind: RowsField, key: int, row: tuple[Any, ...]) -> None:
     _put_whole(out, kind.key, key)
-    for column, value in zip(kind.columns, row, strict=True):
-        _put_whole(out, column, value)
+    columns = kind.columns
+    for i in range(len(columns)):
+        _put_whole(out, columns[i], row[i])
+
+
+def _number_change(kind: Field, base: int, value: int) -> tuple[int, int]:
+    """The bits of a number's change (after its field's change bit), and their width:
+    a small difference, a medium one, or the whole value behind its flag bits."""
+    if not kind.wide:
+        return value - kind.lo, kind.bits
+    z = _zigzag(value - base)
+    if z < 1 << SMALL_BITS:
+        return z, 1 + SMALL_BITS  # flag 0, then the difference
+    bits = kind.bits
+    if bits <= MEDIUM_BITS:
+        return (1 << bits) | (value - kind.lo), 1 + bits
+    if z < 1 << MEDIUM_BITS:
+        return (0b10 << MEDIUM_BITS) | z, 2 + MEDIUM_BITS
+    return (0b11 << bits) | (value - kind.lo), 2 + bits
 
 
 def _put_changed(out: BitWriter, kind: Field, base: Any, value: Any) -> None:
     """`value` against a different `base`: a small difference or the whole value."""
-    if isinstance(kind, RowsField):
+    code = kind.code
+    if code == _NUMBER:
+        bits, width = _number_change(kind, base, value)
+        out.put(bits, width)
+    elif code == _ROWS:
+        assert isinstance(kind, RowsField)
         _put_rows(out, kind, base, value)
-    elif isinstance(kind, IntField | FixedField) and kind.bits > SMALL_BITS:
-        z = _zigzag(value - base)
-        if z < 1 << SMALL_BITS:
-            out.put(z, 1 + SMALL_BITS)  # flag 0, then the difference
-        elif kind.bits <= MEDIUM_BITS:
-            out.put(1, 1)
-            out.put(value - kind.lo, kind.bits)
-        elif z < 1 << MEDIUM_BITS:
-            out.put(0b10, 2)
-            out.put(z, MEDIUM_BITS)
-        else:
-            out.put(0b11, 2)
-            out.put(value - kind.lo, kind.bits)
     else:
         _put_whole(out, kind, value)
 
 
 def _put_rows(out: BitWriter, kind: RowsField, base: dict[int, tuple[Any, ...]],
               rows: dict[int, tuple[Any, ...]]) -> None:  # fmt: skip
+    # The rows' flags and the numbers' changes are gathered in `acc` (`count` bits,
+    # kept below 64 so that compiled it stays a machine integer) and written together:
+    # a put per few fields rather than per bit.
     columns = kind.columns
+    acc = count = 0
     for key, old in base.items():
         new = rows.get(key)
         if new is None:
-            out.put(0, 1)
+            acc, count = acc << 1, count + 1
         elif new == old:
-            out.put(0b10, 2)
+            acc, count = (acc << 2) | 0b10, count + 2
         else:
-            out.put(0b11, 2)
-            for column, was, now in zip(columns, old, new, strict=True):
+            acc, count = (acc << 2) | 0b11, count + 2
+            for i in range(len(columns)):
+                was, now = old[i], new[i]
+                column = columns[i]
                 if was == now:
-                    out.put(0, 1)
+                    acc, count = acc << 1, count + 1
+                elif column.code == _NUMBER:
+                    bits, width = _number_change(column, was, now)
+                    if count + 1 + width > 62:
+                        out.put(acc, count)
+                        acc = count = 0
+                    acc, count = (((acc << 1) | 1) << width) | bits, count + 1 + width
                 else:
-                    out.put(1, 1)
+                    out.put((acc << 1) | 1, count + 1)
+                    acc = count = 0
                     _put_changed(out, column, was, now)
+        if count >= 40:
+            out.put(acc, count)
+            acc = count = 0
+    out.put(acc, count)
     added = [key for key in rows if key not in base]
     out.uvar(len(added))
     for key in added:
@@ -403,7 +446,7 @@ def _take_changed(bits: BitReader, kind: Field, base: Any) -> Any:
             rows[key] = tuple(_take_changed(bits, column, was) if bits.take(1) else was
                               for column, was in zip(kind.columns, old, strict=True))  # fmt: skip
         return _take_added(bits, kind, base, rows)
-    if isinstance(kind, IntField | FixedField) and kind.bits > SMALL_BITS:
+    if kind.wide:
         if not bits.take(1):
             difference = bits.take(SMALL_BITS)
         elif kind.bits > MEDIUM_BITS and not bits.take(1):
