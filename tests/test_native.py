@@ -364,6 +364,10 @@ class NativeClientTests(TestCase):
             "RouteTokens.EveryVectorBothWays",
             "Delta.EveryVectorBothWays",
             "Delta.SnapMessagesCarryTheirView",
+            "Schema.EveryVector",
+            "Schema.MalformedFramesAreRefused",
+            "Schema.ReceiverAppliesSchemaSnapshotsCountsDropsAndAsksUntilOne",
+            "SchemaCAbi.ASchemaFromTheWelcomeIsReadAndAskedFor",
             "Malformed.EveryFlippedBitIsRefused",
             "ClientTest.HandshakeResendsAt10HzThenWelcome",
             "ClientTest.MessagesBothWaysWithAcks",
@@ -381,6 +385,8 @@ class NativeClientTests(TestCase):
     async def test_a_vector_changed_in_the_file_fails_the_suite(self) -> None:
         """One byte of one vector flipped in a copy of the file: the test of that
         vector fails, so the suite reads the file rather than its own copy."""
+        # A schema snapshot decoded against its baseline (named as the file names it).
+        schema_delta = next(v["name"] for v in load()["schema"]["vectors"] if v["baseline"])
         cases = [
             ("session", "welcome", "hex", "Session.WelcomeBothWays"),
             ("session", "payload_client", "hex", "Session.SealedPacketsBothWays"),
@@ -389,6 +395,7 @@ class NativeClientTests(TestCase):
             ("route_tokens", "route_token_ipv6", "hex", "RouteTokens.EveryVectorBothWays"),
             ("delta", "delta_quantised", "hex", "Delta.EveryVectorBothWays"),
             ("delta", "full", "body", "Delta.EveryVectorBothWays"),
+            ("schema", schema_delta, "hex", "Schema.EveryVector"),
         ]
         for group, name, key, failing in cases:
             data = load()
@@ -620,11 +627,16 @@ ARENA_PLUGIN = "from benchmarks.arena import ArenaGame\n\narena = ArenaGame(2)\n
 
 
 #: The same arena with a view larger than one datagram: 600 numbers that change each
-#: tick (about 1.8 KB a snap), so every snapshot travels in fragments (§13.4).
+#: tick (about 1.8 KB a snap), so every snapshot travels in fragments (§13.4). Its
+#: view is not the arena's schema: it declares none, and its snaps stay §16.1's.
 WIDE_ARENA_PLUGIN = """from benchmarks.arena import ArenaGame
 
 
 class WideArena(ArenaGame):
+    def __init__(self, players):
+        super().__init__(players)
+        self.view_schema = None
+
     def view(self, state, player_id):
         view = dict(super().view(state, player_id))
         view["wide"] = [(state.ticks * 7919 + i * 104729) % 65521 for i in range(600)]
@@ -639,9 +651,10 @@ class NativeArenaUnderLoss(TestCase):
     """Two vinom_udp_probe --play-arena players queue for the arena on a real `twistd
     vinom` with snapshot checksums on and play it for 6 s through a network losing
     10% of the datagrams each way: every snapshot is the host's (0 checksum
-    mismatches, none corrupt) and no input is lost: the host applied every input
-    given but those still unacknowledged when the player closed, and dropped none as
-    too late or too early."""
+    mismatches, none corrupt), schema snapshots (§16.8) once the players asked for
+    them, and no input is lost: the host applied every input given but those still
+    unacknowledged when the player closed, and dropped none as too late or too
+    early."""
 
     timeout = 900
 
@@ -656,9 +669,9 @@ class NativeArenaUnderLoss(TestCase):
         # Every snap is cut in two fragments: without reassembly none is applied. The
         # inputs are the other test's: a host building these views works harder each
         # tick, and on a loaded machine (CI run 28) 1 input of about 230 came too late.
-        await self.play(WIDE_ARENA_PLUGIN, inputs=False)
+        await self.play(WIDE_ARENA_PLUGIN, inputs=False, schema=False)
 
-    async def play(self, plugin: str, inputs: bool = True) -> None:
+    async def play(self, plugin: str, inputs: bool = True, schema: bool = True) -> None:
         where = await build()
         server, ops = await start_arena_server(self, plugin)
         runs = await gatherResults([
@@ -674,7 +687,7 @@ class NativeArenaUnderLoss(TestCase):
             self.assertEqual(code, 0, said)
             self.assertEqual(lines[-1], {"event": "disconnected", "reason": "closed"}, said)
             reports.append(lines[-2])
-        await check_arena_play(self, reports, ops if inputs else None)
+        await check_arena_play(self, reports, ops if inputs else None, schema)
 
 
 async def start_arena_server(case: TestCase, plugin: str = ARENA_PLUGIN) -> tuple[Any, int]:
@@ -688,10 +701,14 @@ async def start_arena_server(case: TestCase, plugin: str = ARENA_PLUGIN) -> tupl
     return server, ops
 
 
-async def check_arena_play(case: TestCase, reports: list[dict[str, Any]], ops: int | None) -> None:
+async def check_arena_play(
+    case: TestCase, reports: list[dict[str, Any]], ops: int | None, schema: bool = True
+) -> None:
     """The `arena` lines of players who played the arena for 6 s through 10% loss
     each way, and the host's count of inputs (its operations port `ops`; None: not
-    checked): every snapshot was the host's and they kept coming; no input was lost."""
+    checked): every snapshot was the host's and they kept coming, schema snapshots
+    (§16.8) from the first the players' inputs asked for when the game declares a
+    view schema (`schema`), none otherwise; no input was lost."""
     for report in reports:
         case.assertEqual(report["event"], "arena", report)
         # The network lost datagrams both ways...
@@ -703,6 +720,12 @@ async def check_arena_play(case: TestCase, reports: list[dict[str, Any]], ops: i
                          report)  # fmt: skip
         case.assertGreater(report["snapshots"], 60, report)
         case.assertEqual(report["overflowed"], 0, report)
+        # Asked for from the first input on (a tick after the first snapshot), they are
+        # all but the first few: half is a margin for the inputs lost on the way.
+        if schema:
+            case.assertGreater(report["schema"], report["snapshots"] // 2, report)
+        else:
+            case.assertEqual(report["schema"], 0, report)
     if ops is None:
         return
     # The host's count of inputs by outcome, as a Prometheus scraper reads it (once

@@ -110,7 +110,8 @@ class CSharpArenaUnderLoss(TestCase):
     Inputs over libvinom.so, under `mono`) and a native vinom_udp_probe play the
     arena on a real `twistd vinom` with snapshot checksums on, each through a
     network losing 10% of the datagrams each way: 0 checksum mismatches, none
-    corrupt, no input lost (tests.test_native.check_arena_play); and it draws the
+    corrupt, schema snapshots (§16.8) once asked for, no input lost
+    (tests.test_native.check_arena_play); and it draws the
     other player each frame between snapshots by the binding's ServerClock and
     SnapshotBuffer."""
 

@@ -2,7 +2,9 @@
 // benchmarks/arena.py) through the binding (Vinom.cs) and libvinom.so, in a
 // game's shape: one thread, a non-blocking UDP socket, a frame every 5 ms. Each
 // snap goes through the binding's Snapshots (delta decoding, the checksum when
-// the host sends it); once a tick of the game it gives an input
+// the host sends it; with the welcome's view schema `vs`, schema snapshots,
+// asked for with "vs": 1 in the inputs until one is applied); once a tick of
+// the game it gives an input
 // (`{"move": [vx, vy], "n": k}`, k counting them), stamped and repeated by the
 // binding's Inputs until a snap acknowledges it, on the unreliable channel.
 // Each frame it draws the others as a game would: the binding's ServerClock
@@ -14,8 +16,9 @@
 // the game host's UDP address. --loss drops that share of the datagrams each
 // way (seeded by --seed), as a lossy network would. After S seconds (6 by
 // default) of play it closes the session and prints one JSON line, "arena":
-// inputs given, those still unacknowledged, snapshots applied and dropped by
-// status, datagrams dropped each way, frames drawn and the buffer's counts
+// inputs given, those still unacknowledged, snapshots applied (`schema` of
+// them schema snapshots) and dropped by status, datagrams dropped each way,
+// frames drawn and the buffer's counts
 // (extrapolated, held, early), and the players of the last frame drawn. A session that fails prints
 // "vinom_csharp_arena: session failed: REASON" on stderr and exits 1; a bad
 // command line or token exits 2.
@@ -91,7 +94,7 @@ public static class ArenaBot
         long droppedOut = 0, droppedIn = 0;
         var drops = new Dictionary<string, long> {
             { "unknown_baseline", 0 }, { "checksum_mismatch", 0 }, { "stale", 0 }, { "corrupt", 0 } };
-        long applied = 0, given = 0;
+        long applied = 0, given = 0, schema = 0;
         Snapshots snapshots = null;
         Inputs inputs = null;
         ServerClock clock = null;
@@ -99,7 +102,7 @@ public static class ArenaBot
         long frames = 0;
         string lastFrame = "null";
         double tickRate = 0, nextInput = 0, connectedAt = 0;
-        bool welcomed = false;
+        bool welcomed = false, hasSchema = false;
 
         using (token)
         using (var socket = new Socket(address.AddressFamily, SocketType.Dgram, ProtocolType.Udp))
@@ -121,6 +124,7 @@ public static class ArenaBot
                                       ", \"unacknowledged\": " + (inputs == null ? 0 : inputs.Pending) +
                                       ", \"overflowed\": " + (inputs == null ? 0 : inputs.Overflowed) +
                                       ", \"snapshots\": " + applied +
+                                      ", \"schema\": " + schema +
                                       ", \"drops\": {\"corrupt\": " + drops["corrupt"] +
                                       ", \"unknown_baseline\": " + drops["unknown_baseline"] +
                                       ", \"checksum\": " + drops["checksum_mismatch"] +
@@ -143,7 +147,7 @@ public static class ArenaBot
                         (player.NextDouble() * 200 - 100).ToString("R", CultureInfo.InvariantCulture) +
                         "], \"n\": " + given + "}";
                     inputs.Add(move, now, 0.0);
-                    client.SendUnreliable(inputs.Message(snapshots.Newest));
+                    client.SendUnreliable(inputs.Message(snapshots));
                 }
                 client.Update(now);
                 byte[] outgoing;
@@ -185,6 +189,9 @@ public static class ArenaBot
                         else if (status == Status.ChecksumMismatch) ++drops["checksum_mismatch"];
                         else if (status == Status.Stale) ++drops["stale"];
                         else ++drops["corrupt"];
+                        // The first schema snapshot applied ends the asking; the host
+                        // sends nothing else from then on.
+                        if (status == Status.Ok && hasSchema && !snapshots.Asking) ++schema;
                         inputs.Observe(status == Status.Ok ? (ulong?)tick : null, ack, Now());
                         if (status == Status.Ok)
                         {
@@ -200,6 +207,11 @@ public static class ArenaBot
                         object q, rate;
                         message.TryGetValue("q", out q);
                         snapshots = new Snapshots(q == null ? null : Json.Write(q));
+                        // A view schema it cannot read: it does not ask, and gets
+                        // 16.1's snapshots (as the Python client).
+                        object vs;
+                        hasSchema = message.TryGetValue("vs", out vs) && vs != null &&
+                                    snapshots.ReadSchema(Json.Write(vs));
                         tickRate = message.TryGetValue("tick_rate", out rate) ? Convert.ToDouble(rate) : 20.0;
                         inputs = new Inputs(tickRate);
                         clock = new ServerClock(tickRate);

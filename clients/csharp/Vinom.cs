@@ -440,7 +440,8 @@ namespace Vinom
     }
 
     /// <summary>A real-time player's snaps rebuilt (docs/protocol.md 16): delta
-    /// decoding against the views held, the checksum when the host sends it.</summary>
+    /// decoding against the views held, the checksum when the host sends it; with
+    /// the game's view schema (ReadSchema), schema snapshots too (16.8).</summary>
     public sealed class Snapshots : IDisposable
     {
         private readonly SnapshotsHandle handle;
@@ -482,6 +483,25 @@ namespace Vinom
         /// <summary>The newest tick applied (what an input acknowledges), -1 before any.</summary>
         public long Newest { get { return Native.vinom_snapshots_newest(handle); } }
 
+        /// <summary>The welcome's "vs" as JSON, the game's view schema, before any
+        /// snapshot: schema snapshots are read too, and asked for
+        /// (Inputs.Message(Snapshots)) until one is applied. False for a
+        /// declaration it cannot read: nothing changes, and nothing is asked.</summary>
+        public bool ReadSchema(string declarationJson)
+        {
+            byte[] declaration = Encoding.UTF8.GetBytes(declarationJson);
+            int status = Native.vinom_snapshots_schema(handle, declaration, (UIntPtr)declaration.Length);
+            if (status == (int)Status.BadJson || status == (int)Status.BadField) return false;
+            Library.Check(status, "vinom_snapshots_schema");
+            return true;
+        }
+
+        /// <summary>Whether the inputs ask for schema snapshots ("vs": 1): with a
+        /// schema, until one was applied.</summary>
+        public bool Asking { get { return Native.vinom_snapshots_asking(handle) != 0; } }
+
+        internal SnapshotsHandle Handle { get { return handle; } }
+
         public void Dispose() { handle.Dispose(); }
     }
 
@@ -521,6 +541,19 @@ namespace Vinom
             UIntPtr length;
             Library.Check(Native.vinom_inputs_message(handle, ack, message, (UIntPtr)message.Length, out length),
                           "vinom_inputs_message");
+            var result = new byte[(int)length.ToUInt64()];
+            Buffer.BlockCopy(message, 0, result, 0, result.Length);
+            return result;
+        }
+
+        /// <summary>The same acknowledging the newest snapshot `snapshots` applied,
+        /// with "vs": 1 while they ask for schema snapshots (Snapshots.Asking).</summary>
+        public byte[] Message(Snapshots snapshots)
+        {
+            UIntPtr length;
+            Library.Check(Native.vinom_inputs_message_for(handle, snapshots.Handle, message,
+                                                          (UIntPtr)message.Length, out length),
+                          "vinom_inputs_message_for");
             var result = new byte[(int)length.ToUInt64()];
             Buffer.BlockCopy(message, 0, result, 0, result.Length);
             return result;
@@ -904,11 +937,14 @@ namespace Vinom
         [DllImport(Lib)] internal static extern int vinom_snapshots_receive(SnapshotsHandle snapshots, byte[] snap, UIntPtr len, out ulong tick, out long inputAck);
         [DllImport(Lib)] internal static extern int vinom_snapshots_view(SnapshotsHandle snapshots, ulong tick, byte[] output, UIntPtr cap, out UIntPtr len);
         [DllImport(Lib)] internal static extern long vinom_snapshots_newest(SnapshotsHandle snapshots);
+        [DllImport(Lib)] internal static extern int vinom_snapshots_schema(SnapshotsHandle snapshots, byte[] declaration, UIntPtr len);
+        [DllImport(Lib)] internal static extern int vinom_snapshots_asking(SnapshotsHandle snapshots);
         [DllImport(Lib)] internal static extern int vinom_inputs_new(double tickRate, out InputsHandle inputs);
         [DllImport(Lib)] internal static extern void vinom_inputs_free(IntPtr inputs);
         [DllImport(Lib)] internal static extern void vinom_inputs_observe(InputsHandle inputs, ulong tick, long inputAck, double now);
         [DllImport(Lib)] internal static extern int vinom_inputs_add(InputsHandle inputs, byte[] json, UIntPtr len, double now, double rtt, out ulong tick);
         [DllImport(Lib)] internal static extern int vinom_inputs_message(InputsHandle inputs, long ack, byte[] output, UIntPtr cap, out UIntPtr len);
+        [DllImport(Lib)] internal static extern int vinom_inputs_message_for(InputsHandle inputs, SnapshotsHandle snapshots, byte[] output, UIntPtr cap, out UIntPtr len);
         [DllImport(Lib)] internal static extern UIntPtr vinom_inputs_pending(InputsHandle inputs);
         [DllImport(Lib)] internal static extern ulong vinom_inputs_overflowed(InputsHandle inputs);
 

@@ -44,11 +44,13 @@
 // `{"move": [vx, vy], "n": k}` input each tick of the game's rate, by its own
 // clock, as a game samples its controls each frame; `n` counts them): each
 // `snap` goes through the core's SnapshotReceiver (delta decoding, the
-// checksum when the host sends it), and each input is stamped by the core's
-// TickClock and repeated by its InputQueue until a snap's `ik` acknowledges
-// it, on the unreliable channel (include/vinom/realtime.hpp). Before
-// "disconnected" it prints an "arena" line: inputs given, those still
-// unacknowledged, snapshots applied and dropped by reason. --loss P (with
+// checksum when the host sends it; with the welcome's view schema `vs`, schema
+// snapshots, asked for with "vs": 1 in the inputs until one is applied), and
+// each input is stamped by the core's TickClock and repeated by its InputQueue
+// until a snap's `ik` acknowledges it, on the unreliable channel
+// (include/vinom/realtime.hpp). Before "disconnected" it prints an "arena"
+// line: inputs given, those still unacknowledged, snapshots applied (`schema`
+// of them schema snapshots) and dropped by reason. --loss P (with
 // --seed N) drops that share of the datagrams each way, as a lossy network
 // would (counted in "arena": dropped_out, dropped_in).
 //
@@ -176,10 +178,11 @@ struct Play {
 
 // --play-arena's side of one session (see the top of the file).
 struct Arena {
-    std::optional<vinom::SnapshotReceiver> receiver;  // from the welcome's `q`
+    std::optional<vinom::SnapshotReceiver> receiver;  // from the welcome's `q` and `vs`
     std::optional<vinom::TickClock> clock;            // from its `tick_rate`
     vinom::InputQueue inputs;
     std::int64_t given = 0;  // inputs given, numbered from 1 (`n`)
+    std::uint64_t schema = 0;  // schema snapshots applied (16.8)
     double next_input_at = 0.0;
 
     Value report(std::uint64_t dropped_out, std::uint64_t dropped_in) const {
@@ -189,6 +192,7 @@ struct Arena {
                      {"unacknowledged", inputs.pending()},
                      {"overflowed", inputs.overflowed()},
                      {"snapshots", receiver ? receiver->applied() : 0},
+                     {"schema", schema},
                      {"drops", Value{{"corrupt", d.corrupt},
                                      {"unknown_baseline", d.unknown_baseline},
                                      {"checksum", d.checksum},
@@ -210,6 +214,7 @@ void arena_snap(Arena& arena, const vinom::Snap& snap, double now) {
     vinom::Snapshot applied;
     if (arena.receiver->receive(vinom::View(snap.d), applied) == Error::ok) {
         arena.clock->observe(applied.tick, now);
+        if (snap.d[0] == vinom::SCHEMA_FORMAT) ++arena.schema;
     }
 }
 
@@ -226,8 +231,9 @@ void arena_input(Arena& arena, vinom::Client& client, std::mt19937_64& player,
     Value input{{"move", Value::array({speed(player), speed(player)})}, {"n", ++arena.given}};
     arena.inputs.add(arena.clock->input_tick(now, 0.0), std::move(input));
     Bytes message;
-    if (vinom::encode_message(arena.inputs.message(arena.receiver->newest()), message) ==
-        Error::ok) {
+    Value input_message =
+        arena.inputs.message(arena.receiver->newest(), arena.receiver->asks_schema());
+    if (vinom::encode_message(input_message, message) == Error::ok) {
         (void)client.send_unreliable(std::move(message));
     }
 }
@@ -358,7 +364,16 @@ int run_session(const Options& o, const vinom::PublicToken& token, Play& played,
                             Error::ok) {
                             fail("bad_welcome", "the welcome's q cannot be read");
                         }
-                        arena.receiver.emplace(q);
+                        // A view schema it cannot read: it does not ask, and
+                        // gets 16.1's snapshots (as the Python client).
+                        std::optional<vinom::ViewSchema> schema;
+                        vinom::ViewSchema declared;
+                        if (message.contains("vs") &&
+                            vinom::ViewSchema::from_declaration(message["vs"], declared) ==
+                                Error::ok) {
+                            schema = std::move(declared);
+                        }
+                        arena.receiver.emplace(q, std::move(schema));
                         tick_rate = message.value("tick_rate", 0.0);
                         arena.clock.emplace(tick_rate);
                     }

@@ -1,8 +1,10 @@
 // libFuzzer target over everything the native client reads from the network:
 // datagrams into a session through the C ABI (docs/protocol.md 5, 6, 8), the
 // reliability layer's bodies (13.3, 13.4), room messages and snaps (14), delta
-// snapshots with quantisation and checksums (16), and the lobby's connect token
-// (4.3). Built with clang's -fsanitize=fuzzer,address,undefined (CMake's
+// snapshots with quantisation and checksums (16) and schema snapshots (16.8:
+// every receiver has the schema vectors' declaration, so a snapshot whose first
+// byte is 01 is read as one), and the lobby's connect token (4.3). Built with
+// clang's -fsanitize=fuzzer,address,undefined (CMake's
 // VINOM_FUZZ, docs/clients.md); the seeds in fuzz/corpus are the vectors of
 // vectors/protocol.json (python -m tests.support.fuzz_corpus writes them).
 //
@@ -10,7 +12,8 @@
 //   0  datagrams, each a u16 little-endian length then its bytes, into one session
 //   1  one body of 13.3, its messages read as room messages, its snaps' snapshots
 //   2  one room message, and its snapshot when it is a snap
-//   3  delta snapshots (length-prefixed as in 0) into one receiver with rules
+//   3  delta or schema snapshots (length-prefixed as in 0) into one receiver with
+//      rules and the schema
 //   4  a connect token's JSON
 //   5  bodies (length-prefixed as in 0), each sealed as the host's payload with the
 //      session's key into a connected session: what only the host could send
@@ -35,6 +38,7 @@ struct Fixture {
     vinom::Bytes challenge;
     vinom::Bytes welcome;
     vinom::Quantisation rules;
+    vinom::ViewSchema schema;
 };
 
 const Fixture* fixture = nullptr;
@@ -78,7 +82,7 @@ void datagrams(vinom::View rest) {
     // The same datagrams into the core's session too, where an exception would
     // escape (the C ABI catches any).
     vinom::ClientSession core(fixture->token, fixture->client_first);
-    vinom::SnapshotReceiver receiver(fixture->rules);
+    vinom::SnapshotReceiver receiver(fixture->rules, fixture->schema);
     std::uint8_t out[VINOM_MAX_DATAGRAM];
     for (vinom::View p : pieces(rest)) {
         vinom_event event = VINOM_EVENT_NONE;
@@ -101,7 +105,7 @@ void sealed_bodies(vinom::View rest) {
     if (session.receive(fixture->challenge, kind, out) != vinom::Error::ok ||
         session.receive(fixture->welcome, kind, out) != vinom::Error::ok)
         __builtin_trap();
-    vinom::SnapshotReceiver receiver(fixture->rules);
+    vinom::SnapshotReceiver receiver(fixture->rules, fixture->schema);
     std::uint64_t sequence = fixture->host_first;
     for (vinom::View p : pieces(rest)) {
         vinom::Bytes packet;
@@ -116,7 +120,7 @@ void sealed_bodies(vinom::View rest) {
 }
 
 void snapshots(vinom::View rest) {
-    vinom::SnapshotReceiver receiver(fixture->rules);
+    vinom::SnapshotReceiver receiver(fixture->rules, fixture->schema);
     for (vinom::View p : pieces(rest)) {
         vinom::Snapshot s;
         (void)receiver.receive(p, s);
@@ -156,6 +160,9 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
     if (vinom::Quantisation::from_rules(vt::vector("delta", "full_quantised").at("rules"),
                                         f->rules) != vinom::Error::ok)
         __builtin_trap();
+    if (vinom::ViewSchema::from_declaration(vt::vectors().at("schema").at("schema"), f->schema) !=
+        vinom::Error::ok)
+        __builtin_trap();
     fixture = f;
     return 0;
 }
@@ -163,7 +170,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     if (size == 0) return 0;
     vinom::View rest(data + 1, size - 1);
-    vinom::SnapshotReceiver receiver(fixture->rules);
+    vinom::SnapshotReceiver receiver(fixture->rules, fixture->schema);
     switch (data[0] % 6) {
         case 0: datagrams(rest); break;
         case 1: body(rest, receiver); break;

@@ -170,13 +170,21 @@ VINOM_API const char* vinom_client_failure(const vinom_client* client); /* "" be
  * it), and the player's inputs stamped and repeated until the host has them.
  * Each frame: every snap polled goes to vinom_snapshots_receive, its *tick to
  * vinom_inputs_observe with its *input_ack; once a tick of the game,
- * vinom_inputs_add then vinom_inputs_message(vinom_snapshots_newest) to
+ * vinom_inputs_add then vinom_inputs_message_for(the snapshots) to
  * vinom_client_send_unreliable. */
 typedef struct vinom_snapshots vinom_snapshots;
 /* `rules`: the welcome's "q" as JSON (NULL or len 0: none); VINOM_BAD_FIELD
  * for rules it cannot read. */
 VINOM_API vinom_status vinom_snapshots_new(const char* rules, size_t len, vinom_snapshots** out);
 VINOM_API void vinom_snapshots_free(vinom_snapshots* snapshots);
+/* The welcome's "vs" as JSON, the game's view schema, before any snapshot
+ * (VINOM_UNEXPECTED after): schema snapshots (docs/protocol.md 16.8) are read
+ * too, and asked for until one is applied. VINOM_BAD_JSON, VINOM_BAD_FIELD for
+ * a declaration it cannot read: nothing changes, and nothing is asked. */
+VINOM_API vinom_status vinom_snapshots_schema(vinom_snapshots* snapshots, const char* declaration,
+                                              size_t len);
+/* 1 while the inputs ask for schema snapshots ("vs": 1), else 0. */
+VINOM_API int vinom_snapshots_asking(const vinom_snapshots* snapshots);
 /* A `snap` message as vinom_client_poll gave it: VINOM_OK and *tick when its
  * snapshot was applied; else it is dropped and counted: VINOM_STALE,
  * VINOM_UNKNOWN_BASELINE (the next ack brings one it can apply),
@@ -210,6 +218,11 @@ VINOM_API vinom_status vinom_inputs_add(vinom_inputs* inputs, const char* json, 
  * `ack` the newest snapshot applied (-1: none). */
 VINOM_API vinom_status vinom_inputs_message(const vinom_inputs* inputs, int64_t ack, uint8_t* out,
                                             size_t cap, size_t* len);
+/* The same with `ack` the newest snapshot `snapshots` applied, and "vs": 1
+ * while they ask for schema snapshots (vinom_snapshots_asking). */
+VINOM_API vinom_status vinom_inputs_message_for(const vinom_inputs* inputs,
+                                                const vinom_snapshots* snapshots, uint8_t* out,
+                                                size_t cap, size_t* len);
 VINOM_API size_t vinom_inputs_pending(const vinom_inputs* inputs);
 VINOM_API uint64_t vinom_inputs_overflowed(const vinom_inputs* inputs);
 

@@ -351,30 +351,59 @@ Error view_checksum(const Value& view, std::uint32_t& out) {
 SnapshotReceiver::SnapshotReceiver(Quantisation q, std::size_t capacity)
     : q_(std::move(q)), capacity_(capacity) {}
 
+SnapshotReceiver::SnapshotReceiver(Quantisation q, std::optional<ViewSchema> schema,
+                                   std::size_t capacity)
+    : q_(std::move(q)), capacity_(capacity), schema_(std::move(schema)) {}
+
 const Value* SnapshotReceiver::view(std::uint64_t tick) const {
     auto it = views_.find(tick);
     return it == views_.end() ? nullptr : &it->second;
 }
 
 Error SnapshotReceiver::receive(View data, Snapshot& out) {
+    if (schema_ && data.size > 0 && data.data[0] == SCHEMA_FORMAT) return receive_schema(data, out);
     Frame f;
     Error e = parse(data, f);
     if (e == Error::ok && newest_ && f.tick <= *newest_) e = Error::stale;
     Snapshot s;
     if (e == Error::ok) e = rebuild(f, views_, q_, true, s);
+    if (e != Error::ok) return dropped(e);
+    apply_view(std::move(s), out);
+    return Error::ok;
+}
+
+// As vinom/rooms/delta.py's SnapshotReceiver._receive_schema: the same drops, and
+// the wire view kept by tick beside the view, as the baseline of the next ones.
+Error SnapshotReceiver::receive_schema(View data, Snapshot& out) {
+    SchemaFrame f;
+    Error e = parse_schema_frame(data, f);
+    if (e == Error::ok && newest_ && f.tick <= *newest_) e = Error::stale;
+    Snapshot s;
+    SchemaWireView wire;
+    if (e == Error::ok) e = decode_schema_snapshot(*schema_, data, wires_, s, wire);
+    if (e != Error::ok) return dropped(e);
+    wires_[s.tick] = std::move(wire);
+    while (wires_.size() > capacity_) wires_.erase(wires_.begin());
+    apply_view(std::move(s), out);
+    return Error::ok;
+}
+
+Error SnapshotReceiver::dropped(Error e) {
     switch (e) {
-        case Error::ok: break;
-        case Error::stale: ++drops_.stale; return e;
-        case Error::unknown_baseline: ++drops_.unknown_baseline; return e;
-        case Error::checksum_mismatch: ++drops_.checksum; return e;
-        default: ++drops_.corrupt; return e;
+        case Error::stale: ++drops_.stale; break;
+        case Error::unknown_baseline: ++drops_.unknown_baseline; break;
+        case Error::checksum_mismatch: ++drops_.checksum; break;
+        default: ++drops_.corrupt; break;
     }
+    return e;
+}
+
+void SnapshotReceiver::apply_view(Snapshot s, Snapshot& out) {
     newest_ = s.tick;
     ++applied_;
     views_[s.tick] = s.view;
     while (views_.size() > capacity_) views_.erase(views_.begin());
     out = std::move(s);
-    return Error::ok;
 }
 
 }  // namespace vinom

@@ -41,13 +41,14 @@ void InputQueue::acknowledge(std::uint64_t tick) {
     while (!pending_.empty() && pending_.front().first <= tick) pending_.pop_front();
 }
 
-Value InputQueue::message(std::optional<std::uint64_t> ack) const {
+Value InputQueue::message(std::optional<std::uint64_t> ack, bool schema) const {
     Value pairs = Value::array();
     for (const auto& [tick, input] : pending_) pairs.push_back(Value::array({tick, input}));
     Value m;
     m["t"] = "input";
     m["a"] = ack ? Value(*ack) : Value(nullptr);
     m["x"] = std::move(pairs);
+    if (schema) m["vs"] = 1;  // last, as the Python client's encode_input writes it
     return m;
 }
 

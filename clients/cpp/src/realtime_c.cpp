@@ -13,9 +13,10 @@
 #include "vinom/realtime.hpp"
 
 struct vinom_snapshots {
+    vinom::Quantisation rules;  // kept for a receiver with the schema
     vinom::SnapshotReceiver receiver;
 
-    explicit vinom_snapshots(vinom::Quantisation q) : receiver(std::move(q)) {}
+    explicit vinom_snapshots(vinom::Quantisation q) : rules(q), receiver(std::move(q)) {}
 };
 
 struct vinom_inputs {
@@ -54,6 +55,26 @@ vinom_status vinom_snapshots_new(const char* rules, size_t len, vinom_snapshots*
 }
 
 void vinom_snapshots_free(vinom_snapshots* snapshots) { delete snapshots; }
+
+vinom_status vinom_snapshots_schema(vinom_snapshots* snapshots, const char* declaration,
+                                    size_t len) {
+    if (!snapshots || (!declaration && len)) return VINOM_INVALID_ARGUMENT;
+    // A new receiver: before any snapshot, so that none is lost.
+    if (snapshots->receiver.newest()) return VINOM_UNEXPECTED;
+    return guarded([&] {
+        vinom::Value parsed = vinom::Value::parse(declaration, declaration + len, nullptr, false);
+        if (parsed.is_discarded()) return VINOM_BAD_JSON;
+        vinom::ViewSchema schema;
+        vinom::Error e = vinom::ViewSchema::from_declaration(parsed, schema);
+        if (e != vinom::Error::ok) return status(e);
+        snapshots->receiver = vinom::SnapshotReceiver(snapshots->rules, std::move(schema));
+        return VINOM_OK;
+    });
+}
+
+int vinom_snapshots_asking(const vinom_snapshots* snapshots) {
+    return snapshots && snapshots->receiver.asks_schema() ? 1 : 0;
+}
 
 vinom_status vinom_snapshots_receive(vinom_snapshots* snapshots, const uint8_t* snap, size_t len,
                                      uint64_t* tick, int64_t* input_ack) {
@@ -120,6 +141,20 @@ vinom_status vinom_inputs_message(const vinom_inputs* inputs, int64_t ack, uint8
         if (ack >= 0) acked = static_cast<std::uint64_t>(ack);
         vinom::Bytes message;
         vinom::Error e = vinom::encode_message(inputs->queue.message(acked), message);
+        if (e != vinom::Error::ok) return status(e);
+        return copy_out(message, out, cap, len);
+    });
+}
+
+vinom_status vinom_inputs_message_for(const vinom_inputs* inputs,
+                                      const vinom_snapshots* snapshots, uint8_t* out, size_t cap,
+                                      size_t* len) {
+    if (!inputs || !snapshots || (!out && cap) || !len) return VINOM_INVALID_ARGUMENT;
+    return guarded([&] {
+        const vinom::SnapshotReceiver& receiver = snapshots->receiver;
+        vinom::Bytes message;
+        vinom::Error e = vinom::encode_message(
+            inputs->queue.message(receiver.newest(), receiver.asks_schema()), message);
         if (e != vinom::Error::ok) return status(e);
         return copy_out(message, out, cap, len);
     });

@@ -47,6 +47,10 @@ int main(void) {
     CHECK(len == 8 && out[0] == 0x81); /* 81 a1 74 a4 70 69 6e 67 */
     CHECK(vinom_message_to_json(out, len, text, sizeof text, &text_len) == VINOM_OK);
     CHECK(text_len == strlen(ping) && memcmp(text, ping, text_len) == 0);
+    /* Schema snapshots: NULL handles. */
+    CHECK(vinom_snapshots_schema(NULL, NULL, 0) == VINOM_INVALID_ARGUMENT);
+    CHECK(vinom_snapshots_asking(NULL) == 0);
+    CHECK(vinom_inputs_message_for(NULL, NULL, out, sizeof out, &len) == VINOM_INVALID_ARGUMENT);
     /* The lobby: NULL arguments, and a trust file that cannot be read fails the
      * handle at once, with its reason and one failed event. */
     CHECK(vinom_lobby_new(NULL, 7350, NULL, NULL, 0.0, 0.0, &lobby) == VINOM_INVALID_ARGUMENT);

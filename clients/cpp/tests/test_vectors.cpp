@@ -2,9 +2,12 @@
 // the inputs gives the vector's bytes, decoding the bytes gives its fields.
 // Groups: session (docs/protocol.md 12), reliability (13.14, the body codec;
 // the endpoint that decides what goes into a body is not here) and
-// route_tokens (15.1); messages (14.1) are in test_messages.cpp, delta (16.7)
-// in test_delta.cpp. The rest is not a native client's (as for the web
-// client, tests/webclient/vectors.test.mjs): webtransport (17) is the browsers'
+// route_tokens (15.1), and schema (16.8) one way: each snapshot decodes against
+// its baseline to its view (the native core decodes schema snapshots, and
+// encodes none); messages (14.1) are in test_messages.cpp, delta (16.7) in
+// test_delta.cpp, schema's malformed frames in test_schema.cpp. The rest is
+// not a native client's (as for the web client,
+// tests/webclient/vectors.test.mjs): webtransport (17) is the browsers'
 // transport, and a native client speaks UDP; records and state_hashes (18)
 // are the host's files and hashes, which no client reads (a replay reaches a
 // client as views).
@@ -20,7 +23,9 @@
 
 #include "support.hpp"
 #include "vinom.h"
+#include "vinom/delta.hpp"
 #include "vinom/endpoint.hpp"
+#include "vinom/schema.hpp"
 #include "vinom/session.hpp"
 
 using vinom::Bytes;
@@ -65,7 +70,7 @@ TEST(Vectors, FileShape) {
 // a new group fails this until it is one or the other.
 TEST(Vectors, EveryGroupIsAccountedFor) {
     const std::vector<std::string> checked = {"session", "reliability", "messages",
-                                              "route_tokens", "delta"};
+                                              "route_tokens", "delta", "schema"};
     const std::vector<std::string> not_a_clients = {"webtransport", "records", "state_hashes"};
     for (const auto& item : vt::vectors().items()) {
         const std::string& group = item.key();
@@ -490,5 +495,62 @@ TEST(RouteTokens, EveryVectorBothWays) {
             q[n] ^= 0x10;
             EXPECT_NE(vinom::open_route_token(key, q, back), Error::ok) << n;
         }
+    }
+}
+
+// -- schema snapshots (16.8), decoded as a client that applied their baselines.
+
+namespace {
+
+// The wire view and snapshot of the schema vector `name`, its baselines (named
+// by `baseline`, one after another) decoded first.
+void decode_schema_vector(const vinom::ViewSchema& schema, const std::string& name,
+                          vinom::Snapshot& out, vinom::SchemaWireView& wire) {
+    const auto& v = vt::vector("schema", name);
+    vinom::SchemaBaselines baselines;
+    if (!v.at("baseline").is_null()) {
+        vinom::Snapshot base;
+        vinom::SchemaWireView base_wire;
+        ASSERT_NO_FATAL_FAILURE(decode_schema_vector(schema, v.at("baseline"), base, base_wire));
+        baselines[base.tick] = base_wire;
+    }
+    ASSERT_EQ(vinom::decode_schema_snapshot(schema, unhex(v.at("hex")), baselines, out, wire),
+              Error::ok)
+        << name;
+}
+
+}  // namespace
+
+TEST(Schema, EveryVector) {
+    const auto& group = vt::vectors().at("schema");
+    vinom::ViewSchema schema;
+    ASSERT_EQ(vinom::ViewSchema::from_declaration(group.at("schema"), schema), Error::ok);
+    ASSERT_FALSE(group.at("vectors").empty());
+    for (const auto& v : group.at("vectors")) {
+        const std::string name = v.at("name");
+        SCOPED_TRACE(name);
+        Bytes bytes = unhex(v.at("hex"));
+        ASSERT_FALSE(bytes.empty());
+        EXPECT_EQ(bytes[0], vinom::SCHEMA_FORMAT);
+        vinom::Snapshot s;
+        vinom::SchemaWireView wire;
+        ASSERT_NO_FATAL_FAILURE(decode_schema_vector(schema, name, s, wire));
+        EXPECT_EQ(s.tick, v.at("tick").get<std::uint64_t>());
+        std::optional<std::uint64_t> baseline_tick;
+        if (!v.at("baseline").is_null())
+            baseline_tick = vt::vector("schema", v.at("baseline")).at("tick").get<std::uint64_t>();
+        EXPECT_EQ(s.baseline_tick, baseline_tick);
+        // The same view, types (1 or 1.0), values and keys' order (the declaration's) alike.
+        EXPECT_EQ(s.view.dump(), v.at("decoded").dump());
+        // The checksum sent is the expected view's (16.4), verified on the way.
+        EXPECT_EQ(s.checksum.has_value(), v.at("checksum").get<bool>());
+        if (s.checksum) {
+            std::uint32_t sum = 0;
+            ASSERT_EQ(vinom::view_checksum(v.at("decoded"), sum), Error::ok);
+            EXPECT_EQ(*s.checksum, sum);
+        }
+        vinom::Value rebuilt;
+        ASSERT_EQ(schema.rebuild(wire, rebuilt), Error::ok);
+        EXPECT_EQ(rebuilt.dump(), v.at("decoded").dump());
     }
 }

@@ -7,7 +7,9 @@
 // client rebuilt before. Quantised numbers (the welcome's `q`) are rebuilt with
 // the host's IEEE operations (an integer n at a path of step s is n / (1 / s)),
 // so the view is the host's exactly, and the optional checksum (CRC-32 of the
-// view's canonical msgpack encoding, 16.4) proves it.
+// view's canonical msgpack encoding, 16.4) proves it. A receiver given the
+// game's view schema (the welcome's `vs`, schema.hpp) reads 16.8's schema
+// snapshots too, which the host sends once the inputs ask (asks_schema).
 //
 //   vinom::Quantisation q;
 //   vinom::Quantisation::from_rules(welcome["q"], q);
@@ -24,6 +26,7 @@
 #include <optional>
 
 #include "vinom/messages.hpp"
+#include "vinom/schema.hpp"
 
 namespace vinom {
 
@@ -90,20 +93,34 @@ public:
     };
 
     explicit SnapshotReceiver(Quantisation q = {}, std::size_t capacity = RECEIVER_HISTORY);
+    // One that reads schema snapshots (16.8) too, of `schema` (none: as above).
+    SnapshotReceiver(Quantisation q, std::optional<ViewSchema> schema,
+                     std::size_t capacity = RECEIVER_HISTORY);
 
     // Applies a snapshot newer than the newest applied one: ok and `out`; any
     // other gives its Error (stale for one not newer), is dropped and counted.
+    // With a schema, one whose first byte is SCHEMA_FORMAT is a schema snapshot.
     Error receive(View data, Snapshot& out);
 
     std::optional<std::uint64_t> newest() const { return newest_; }
     const Value* view(std::uint64_t tick) const;
     const Drops& drops() const { return drops_; }
     std::uint64_t applied() const { return applied_; }
+    const ViewSchema* schema() const { return schema_ ? &*schema_ : nullptr; }
+    // Whether the inputs ask for schema snapshots ("vs": 1, InputQueue::message):
+    // with a schema, until one was applied (the host sends them from then on).
+    bool asks_schema() const { return schema_ && wires_.empty(); }
 
 private:
+    Error receive_schema(View data, Snapshot& out);
+    Error dropped(Error e);
+    void apply_view(Snapshot s, Snapshot& out);
+
     Quantisation q_;
     std::size_t capacity_;
     Baselines views_;
+    std::optional<ViewSchema> schema_;
+    SchemaBaselines wires_;  // the wire views of the schema snapshots applied
     std::optional<std::uint64_t> newest_;
     Drops drops_;
     std::uint64_t applied_ = 0;

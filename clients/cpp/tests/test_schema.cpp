@@ -1,0 +1,489 @@
+// Schema snapshots (docs/protocol.md 16.8) beyond the vectors (test_vectors.cpp
+// decodes those): frames built bit by bit here, as vinom/rooms/schema.py's
+// BitWriter writes them, against the vectors' declaration. What a hostile or
+// buggy host could send instead (cut short, bits or bytes after the body, a
+// value beyond its range, rows out of order) is refused as corrupt, as the
+// Python decoder refuses it; declarations the host would not send are refused
+// (the client then does not ask); the receiver counts its drops and asks with
+// "vs": 1 until it applied one, in C++ and through the C ABI.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "support.hpp"
+#include "vinom.h"
+#include "vinom/delta.hpp"
+#include "vinom/realtime.hpp"
+#include "vinom/schema.hpp"
+
+using vinom::Bytes;
+using vinom::Error;
+using vinom::Value;
+using vt::hex;
+using vt::unhex;
+
+namespace {
+
+// Bits most significant first, the last byte padded with zeros (schema.py's BitWriter).
+struct BitWriter {
+    Bytes out;
+    unsigned acc = 0;
+    int count = 0;
+
+    void put(std::uint64_t value, int bits) {
+        for (int i = bits - 1; i >= 0; --i) {
+            acc = (acc << 1) | static_cast<unsigned>((value >> i) & 1);
+            if (++count == 8) {
+                out.push_back(static_cast<std::uint8_t>(acc));
+                acc = 0;
+                count = 0;
+            }
+        }
+    }
+    void uvar(std::uint64_t value) {
+        for (; value > 0x7f; value >>= 7) put(0x80 | (value & 0x7f), 8);
+        put(value, 8);
+    }
+    // The zero bits that pad the last byte.
+    int padding() const { return count ? 8 - count : 0; }
+    Bytes finish() const {
+        Bytes b = out;
+        if (count) b.push_back(static_cast<std::uint8_t>(acc << (8 - count)));
+        return b;
+    }
+};
+
+Bytes frame(std::uint64_t tick, std::uint64_t distance, std::optional<std::uint32_t> checksum,
+            const Bytes& body) {
+    Bytes out{vinom::SCHEMA_FORMAT};
+    for (std::uint64_t v : {tick, distance}) {
+        for (; v > 0x7f; v >>= 7) out.push_back(static_cast<std::uint8_t>(0x80 | (v & 0x7f)));
+        out.push_back(static_cast<std::uint8_t>(v));
+    }
+    out.push_back(checksum ? 1 : 0);
+    if (checksum)
+        for (int i = 0; i < 4; ++i) out.push_back(static_cast<std::uint8_t>(*checksum >> (8 * i)));
+    out.insert(out.end(), body.begin(), body.end());
+    return out;
+}
+
+// The vectors' declaration: hp int [0, 100] (7 bits), score int [-1000, 100000]
+// (17), alive bool, name any, units rows of id int [0, 255] (8), x fixed
+// [-500, 500] step 0.01 (n in [-50000, 50000], 17 bits), y fixed [0, 10] step
+// 0.5 (n in [0, 20], 5 bits).
+const Value& declaration() { return vt::vectors().at("schema").at("schema"); }
+const Value& schema_vector(const std::string& name) { return vt::vector("schema", name); }
+
+vinom::ViewSchema schema() {
+    vinom::ViewSchema s;
+    EXPECT_EQ(vinom::ViewSchema::from_declaration(declaration(), s), Error::ok);
+    return s;
+}
+
+struct Unit {
+    std::int64_t id, x, y;  // wire integers: x and y in steps
+};
+
+void put_unit(BitWriter& w, const Unit& u) {
+    w.put(static_cast<std::uint64_t>(u.id), 8);
+    w.put(static_cast<std::uint64_t>(u.x + 50000), 17);
+    w.put(static_cast<std::uint64_t>(u.y), 5);
+}
+
+// A full body of the vectors' schema; the numbers as they go (an offset from
+// lo, even one beyond hi when the test wants it).
+BitWriter full(std::int64_t hp, std::int64_t score, bool alive, const Bytes& name,
+               const std::vector<Unit>& units) {
+    BitWriter w;
+    w.put(static_cast<std::uint64_t>(hp), 7);
+    w.put(static_cast<std::uint64_t>(score + 1000), 17);
+    w.put(alive ? 1 : 0, 1);
+    w.uvar(name.size());
+    for (std::uint8_t b : name) w.put(b, 8);
+    w.uvar(units.size());
+    for (const Unit& u : units) put_unit(w, u);
+    return w;
+}
+
+const Bytes ANN = {0xa3, 'a', 'n', 'n'};  // "ann" in msgpack
+
+// The vector "schema_full" (tick 1): the baseline of the deltas below.
+vinom::SchemaBaselines tick_one() {
+    vinom::Snapshot s;
+    vinom::SchemaWireView wire;
+    Bytes full = unhex(schema_vector("schema_full").at("hex"));
+    EXPECT_EQ(vinom::decode_schema_snapshot(schema(), full, {}, s, wire), Error::ok);
+    return {{1, wire}};
+}
+
+Error decode(const Bytes& data, const vinom::SchemaBaselines& baselines = {}) {
+    vinom::Snapshot s;
+    vinom::SchemaWireView wire;
+    return vinom::decode_schema_snapshot(schema(), data, baselines, s, wire);
+}
+
+}  // namespace
+
+TEST(Schema, TheBitWriterHereWritesTheVectorsBodies) {
+    // So the malformed frames below are the vectors' with one thing wrong.
+    BitWriter w = full(90, 10, true, ANN, {{3, -450, 1}, {7, 123, 4}});
+    EXPECT_EQ(hex(frame(1, 0, std::nullopt, w.finish())),
+              schema_vector("schema_full").at("hex"));
+    // Tick 2 against 1: score +2 in 7 bits; unit 3 unchanged, unit 7's x +227
+    // steps in 12 bits; unit 9 added.
+    BitWriter d;
+    d.put(0, 1);                                  // hp unchanged
+    d.put(1, 1), d.put(4, 8);                     // score changed: 0, zigzag(2) in 7 bits
+    d.put(0, 1), d.put(0, 1);                     // alive, name unchanged
+    d.put(1, 1);                                  // units changed:
+    d.put(0b10, 2);                               //   unit 3 unchanged
+    d.put(0b11, 2);                               //   unit 7 changed:
+    d.put(1, 1), d.put(0b10, 2), d.put(454, 12);  //     x: 10, zigzag(227) in 12 bits
+    d.put(0, 1);                                  //     y unchanged
+    d.uvar(1), put_unit(d, {9, 0, 20});           //   one added, whole
+    EXPECT_EQ(hex(frame(2, 1, std::nullopt, d.finish())),
+              schema_vector("schema_delta").at("hex"));
+}
+
+TEST(Schema, MalformedFramesAreRefused) {
+    vinom::SchemaBaselines one = tick_one();
+    // Every truncation of every vector, header and body; every flipped bit
+    // decodes or is refused (ASan and UBSan watch the rest).
+    for (const auto& v : vt::vectors().at("schema").at("vectors")) {
+        SCOPED_TRACE(v.at("name").get<std::string>());
+        Bytes bytes = unhex(v.at("hex"));
+        vinom::SchemaBaselines baselines;
+        if (!v.at("baseline").is_null()) {
+            // Its baseline's wire view: the chain of vectors up to it.
+            std::vector<std::string> chain;
+            for (Value name = v.at("baseline"); !name.is_null();
+                 name = schema_vector(name).at("baseline"))
+                chain.insert(chain.begin(), name.get<std::string>());
+            for (const std::string& name : chain) {
+                vinom::Snapshot s;
+                vinom::SchemaWireView wire;
+                ASSERT_EQ(vinom::decode_schema_snapshot(
+                              schema(), unhex(schema_vector(name).at("hex")), baselines, s,
+                              wire),
+                          Error::ok);
+                baselines[s.tick] = wire;
+            }
+        }
+        ASSERT_EQ(decode(bytes, baselines), Error::ok);
+        for (std::size_t n = 0; n < bytes.size(); ++n) {
+            Bytes cut(bytes.begin(), bytes.begin() + static_cast<long>(n));
+            EXPECT_EQ(decode(cut, baselines), Error::bad_field) << n;
+            for (int bit = 0; bit < 8; ++bit) {
+                Bytes flipped = bytes;
+                flipped[n] ^= static_cast<std::uint8_t>(1 << bit);
+                (void)decode(flipped, baselines);
+            }
+        }
+        // A byte after the body.
+        Bytes longer = bytes;
+        longer.push_back(0);
+        EXPECT_EQ(decode(longer, baselines), Error::bad_field);
+    }
+
+    // The vector "schema_full" with one thing wrong at a time.
+    std::vector<Unit> units = {{3, -450, 1}, {7, 123, 4}};
+    ASSERT_EQ(decode(frame(1, 0, std::nullopt, full(90, 10, true, ANN, units).finish())),
+              Error::ok);
+    struct Case {
+        const char* why;
+        BitWriter body;
+    };
+    BitWriter long_name;
+    long_name.put(90, 7), long_name.put(1010, 17), long_name.put(1, 1), long_name.uvar(200);
+    long_name.put(0xa3, 8);
+    BitWriter eleven_groups;
+    eleven_groups.put(90, 7), eleven_groups.put(1010, 17), eleven_groups.put(1, 1);
+    for (int i = 0; i < 10; ++i) eleven_groups.put(0x80, 8);
+    eleven_groups.put(0, 8);
+    BitWriter too_many_rows;
+    too_many_rows.put(90, 7), too_many_rows.put(1010, 17), too_many_rows.put(1, 1);
+    too_many_rows.uvar(1), too_many_rows.put(0xc0, 8), too_many_rows.uvar(65536);
+    for (Case& c : std::vector<Case>{
+             {"hp beyond its range (101 of 0..100)", full(101, 10, true, ANN, units)},
+             {"score beyond its range", full(90, 100001, true, ANN, units)},
+             {"a fixed x beyond its range", full(90, 10, true, ANN, {{3, 50001, 1}})},
+             {"a fixed y beyond its range", full(90, 10, true, ANN, {{3, 0, 21}})},
+             {"rows out of id order", full(90, 10, true, ANN, {{7, 123, 4}, {3, -450, 1}})},
+             {"two rows of one id", full(90, 10, true, ANN, {{3, 0, 1}, {3, 0, 1}})},
+             {"an any that is no msgpack value", full(90, 10, true, {0xc1}, units)},
+             {"an any of no bytes", full(90, 10, true, {}, units)},
+             {"an any of two values", full(90, 10, true, {0x01, 0x02}, units)},
+             {"an any with an ext", full(90, 10, true, {0xd4, 0x01, 0x00}, units)},
+             {"an any with an int map key", full(90, 10, true, {0x81, 0x01, 0x01}, units)},
+             {"an any longer than the body", long_name},
+             {"a length of 11 groups", eleven_groups},
+             {"more rows than a snapshot holds", too_many_rows},
+         }) {
+        EXPECT_EQ(decode(frame(1, 0, std::nullopt, c.body.finish())), Error::bad_field) << c.why;
+    }
+
+    // Bits after the body: a padding bit set, a byte more.
+    BitWriter w = full(90, 10, true, ANN, units);
+    ASSERT_GT(w.padding(), 0);
+    Bytes body = w.finish();
+    body.back() |= 1;
+    EXPECT_EQ(decode(frame(1, 0, std::nullopt, body)), Error::bad_field);
+    body = w.finish();
+    body.push_back(0);
+    EXPECT_EQ(decode(frame(1, 0, std::nullopt, body)), Error::bad_field);
+
+    // Deltas against tick 1 (score 10, units 3 and 7).
+    auto delta = [&](auto&& write) {
+        BitWriter d;
+        write(d);
+        return decode(frame(2, 1, std::nullopt, d.finish()), one);
+    };
+    EXPECT_EQ(delta([](BitWriter& d) { d.put(0, 5); }), Error::ok);  // nothing changed
+    // Score 10 - 2048: the 12-bit difference takes it below -1000.
+    EXPECT_EQ(delta([](BitWriter& d) {
+                  d.put(0, 1), d.put(1, 1), d.put(0b10, 2), d.put(4095, 12), d.put(0, 3);
+              }),
+              Error::bad_field);
+    // Score whole (flags 11) beyond its range.
+    EXPECT_EQ(delta([](BitWriter& d) {
+                  d.put(0, 1), d.put(1, 1), d.put(0b11, 2), d.put(101001, 17), d.put(0, 3);
+              }),
+              Error::bad_field);
+    // A row added with the id of one kept.
+    EXPECT_EQ(delta([](BitWriter& d) {
+                  d.put(0, 4), d.put(1, 1), d.put(0b10, 2), d.put(0b10, 2);
+                  d.uvar(1), put_unit(d, {7, 0, 0});
+              }),
+              Error::bad_field);
+    // Rows added out of id order.
+    EXPECT_EQ(delta([](BitWriter& d) {
+                  d.put(0, 4), d.put(1, 1), d.put(0b10, 2), d.put(0b10, 2);
+                  d.uvar(2), put_unit(d, {9, 0, 0}), put_unit(d, {8, 0, 0});
+              }),
+              Error::bad_field);
+    // ... and in order, between and after those kept, they fit: rows by id.
+    vinom::Snapshot s;
+    vinom::SchemaWireView wire;
+    BitWriter ok;
+    ok.put(0, 4), ok.put(1, 1), ok.put(0, 1), ok.put(0b10, 2);  // unit 3 gone, 7 kept
+    ok.uvar(2), put_unit(ok, {5, 1, 2}), put_unit(ok, {200, -50000, 20});
+    ASSERT_EQ(vinom::decode_schema_snapshot(schema(), frame(2, 1, std::nullopt, ok.finish()), one,
+                                            s, wire),
+              Error::ok);
+    EXPECT_EQ(s.view.at("units").dump(), "[[5,0.01,1.0],[7,1.23,2.0],[200,-500.0,10.0]]");
+    // Bits after a delta's body.
+    EXPECT_EQ(delta([](BitWriter& d) { d.put(0, 5), d.put(1, 1); }), Error::bad_field);
+
+    // The header: flags other than 0 and 1, a distance past the tick, a
+    // checksum cut short, a tick of 10 bytes, no flags byte, another format.
+    for (const char* bad : {"0101000200", "0101020000", "01010001aabbcc",
+                            "01808080808080808080010000", "010100", "0201000000"}) {
+        EXPECT_EQ(decode(unhex(bad)), Error::bad_field) << bad;
+    }
+    // A delta against a tick not held.
+    EXPECT_EQ(decode(frame(3, 1, std::nullopt, {0x00}), one), Error::unknown_baseline);
+}
+
+TEST(Schema, WideNumbersAreExact) {
+    // Integers of up to 53 bits, anywhere in int64's range; a fixed field of
+    // 51 bits (2^53 - 1 steps at most).
+    const std::int64_t far = -4611686018427387904;  // -2^62
+    const std::int64_t max53 = 9007199254740991;    // 2^53 - 1
+    Value declared = Value::array({
+        Value::array({"a", Value::array({"int", 0, max53})}),
+        Value::array({"b", Value::array({"int", far, far + max53})}),
+        Value::array({"c", Value::array({"fixed", -1, 1, 1e-15})}),
+    });
+    vinom::ViewSchema wide;
+    ASSERT_EQ(vinom::ViewSchema::from_declaration(declared, wide), Error::ok);
+    const auto& c = wide.fields()[2].second;
+    EXPECT_EQ(c.bits, 51);
+    BitWriter w;
+    w.put(static_cast<std::uint64_t>(max53), 53);
+    w.put(static_cast<std::uint64_t>(max53), 53);
+    w.put(c.span, c.bits);
+    vinom::Snapshot s;
+    vinom::SchemaWireView wire;
+    ASSERT_EQ(vinom::decode_schema_snapshot(wide, frame(1, 0, std::nullopt, w.finish()), {}, s,
+                                            wire),
+              Error::ok);
+    EXPECT_EQ(s.view.at("a").get<std::int64_t>(), max53);
+    EXPECT_EQ(s.view.at("b").get<std::int64_t>(), far + max53);
+    EXPECT_EQ(wire[2].n, c.hi);
+    EXPECT_EQ(s.view.at("c").get<double>(), static_cast<double>(c.hi) / (1.0 / 1e-15));
+    // A small step down from the top, and one past it.
+    vinom::SchemaBaselines baselines{{1, wire}};
+    BitWriter d;
+    d.put(1, 1), d.put(0, 1), d.put(9, 7), d.put(0, 2);  // a: zigzag(-5); b, c unchanged
+    ASSERT_EQ(vinom::decode_schema_snapshot(wide, frame(2, 1, std::nullopt, d.finish()), baselines,
+                                            s, wire),
+              Error::ok);
+    EXPECT_EQ(s.view.at("a").get<std::int64_t>(), max53 - 5);
+    BitWriter up;
+    up.put(1, 1), up.put(0, 1), up.put(2, 7), up.put(0, 2);  // +1
+    EXPECT_EQ(vinom::decode_schema_snapshot(wide, frame(2, 1, std::nullopt, up.finish()),
+                                            baselines, s, wire),
+              Error::bad_field);
+    // 2^53 values are a field of 54 bits: refused.
+    vinom::ViewSchema refused;
+    EXPECT_EQ(vinom::ViewSchema::from_declaration(
+                  Value::parse(R"([["a", ["int", 0, 9007199254740992]]])"), refused),
+              Error::bad_field);
+}
+
+TEST(Schema, DeclarationsTheHostWouldNotSendAreRefused) {
+    vinom::ViewSchema s;
+    for (const char* bad : {
+             "null", "7", "\"x\"", "[]", "{}", "[[\"a\"]]", "[[1, [\"bool\"]]]",
+             "[[\"a\", \"bool\"]]",
+             "[[\"a\", [\"nope\"]]]", "[[\"a\", []]]", "[[\"a\", [\"int\", 0]]]",
+             "[[\"a\", [\"int\", 1, 0]]]", "[[\"a\", [\"int\", 0.0, 1]]]",
+             "[[\"a\", [\"int\", true, 1]]]", "[[\"a\", [\"int\", 0, 18446744073709551615]]]",
+             "[[\"a\", [\"fixed\", 0, 1, 0]]]", "[[\"a\", [\"fixed\", 0, 1, -1]]]",
+             "[[\"a\", [\"fixed\", 1, 0, 0.5]]]", "[[\"a\", [\"fixed\", 0.1, 0.4, 0.5]]]",
+             "[[\"a\", [\"fixed\", 0, 1, \"0.5\"]]]", "[[\"a\", [\"fixed\", 0, 1e300, 1e-300]]]",
+             "[[\"a\", [\"bool\", 1]]]", "[[\"a\", [\"any\", 1]]]", "[[\"a\", [\"rows\", []]]]",
+             "[[\"a\", [\"rows\", [[\"bool\"]]]]]",
+             "[[\"a\", [\"rows\", [[\"int\", 0, 1], [\"rows\", [[\"int\", 0, 1]]]]]]]",
+             "[[\"a\", [\"bool\"]], [\"a\", [\"bool\"]]]",
+         }) {
+        EXPECT_EQ(vinom::ViewSchema::from_declaration(Value::parse(bad), s), Error::bad_field)
+            << bad;
+    }
+    // 32 columns and 64 fields at most.
+    Value columns = Value::array({Value::array({"int", 0, 1})});
+    for (int i = 1; i < 33; ++i) columns.push_back(Value::array({"bool"}));
+    EXPECT_EQ(vinom::ViewSchema::from_declaration(
+                  Value::array({Value::array({"r", Value::array({"rows", columns})})}), s),
+              Error::bad_field);
+    columns.erase(columns.size() - 1);
+    EXPECT_EQ(vinom::ViewSchema::from_declaration(
+                  Value::array({Value::array({"r", Value::array({"rows", columns})})}), s),
+              Error::ok);
+    Value many = Value::array();
+    for (int i = 0; i < 65; ++i)
+        many.push_back(Value::array({"f" + std::to_string(i), Value::array({"bool"})}));
+    EXPECT_EQ(vinom::ViewSchema::from_declaration(many, s), Error::bad_field);
+    many.erase(many.size() - 1);
+    EXPECT_EQ(vinom::ViewSchema::from_declaration(many, s), Error::ok);
+    // A map of name -> kind is a declaration too (in its order), and a field
+    // of one value takes no bits.
+    ASSERT_EQ(vinom::ViewSchema::from_declaration(
+                  Value::parse(R"({"k": ["int", 5, 5], "on": ["bool"]})"), s),
+              Error::ok);
+    vinom::Snapshot snapshot;
+    vinom::SchemaWireView wire;
+    ASSERT_EQ(vinom::decode_schema_snapshot(s, frame(1, 0, std::nullopt, {0x80}), {}, snapshot,
+                                            wire),
+              Error::ok);
+    EXPECT_EQ(snapshot.view.dump(), R"({"k":5,"on":true})");
+}
+
+TEST(Schema, ReceiverAppliesSchemaSnapshotsCountsDropsAndAsksUntilOne) {
+    auto hex_of = [](const char* name) { return unhex(schema_vector(name).at("hex")); };
+    vinom::SnapshotReceiver r(vinom::Quantisation(), schema());
+    ASSERT_NE(r.schema(), nullptr);
+    EXPECT_TRUE(r.asks_schema());
+    vinom::Snapshot s;
+    EXPECT_EQ(r.receive(hex_of("schema_delta"), s), Error::unknown_baseline);
+    EXPECT_EQ(r.receive(unhex("0101"), s), Error::bad_field);
+    EXPECT_TRUE(r.asks_schema());
+    ASSERT_EQ(r.receive(hex_of("schema_full"), s), Error::ok);
+    EXPECT_FALSE(r.asks_schema());
+    EXPECT_EQ(r.receive(hex_of("schema_full"), s), Error::stale);
+    ASSERT_EQ(r.receive(hex_of("schema_delta"), s), Error::ok);
+    // A checksum one off is dropped; the right one is then applied.
+    Bytes off = hex_of("schema_delta_checksum");
+    off[4] ^= 1;  // the checksum's first byte (01 05 03 01 xx xx xx xx)
+    EXPECT_EQ(r.receive(off, s), Error::checksum_mismatch);
+    ASSERT_EQ(r.receive(hex_of("schema_delta_checksum"), s), Error::ok);
+    EXPECT_EQ(s.tick, 5u);
+    EXPECT_EQ(s.baseline_tick, 2u);
+    ASSERT_NE(r.view(5), nullptr);
+    EXPECT_EQ(r.view(5)->dump(), schema_vector("schema_delta_checksum").at("decoded").dump());
+    EXPECT_EQ(r.newest(), 5u);
+    EXPECT_EQ(r.applied(), 3u);
+    EXPECT_EQ(r.drops().unknown_baseline, 1u);
+    EXPECT_EQ(r.drops().corrupt, 1u);
+    EXPECT_EQ(r.drops().stale, 1u);
+    EXPECT_EQ(r.drops().checksum, 1u);
+
+    // 16.1's snapshots are still read (and do not end the asking).
+    vinom::SnapshotReceiver both(vinom::Quantisation(), schema());
+    ASSERT_EQ(both.receive(unhex(vt::vector("delta", "full").at("hex")), s), Error::ok);
+    EXPECT_TRUE(both.asks_schema());
+    // Without a schema, a schema snapshot is corrupt; and nothing is asked.
+    vinom::SnapshotReceiver plain;
+    EXPECT_FALSE(plain.asks_schema());
+    EXPECT_EQ(plain.receive(hex_of("schema_full"), s), Error::bad_field);
+    EXPECT_EQ(plain.drops().corrupt, 1u);
+
+    // It keeps the last `capacity` wire views: a delta against an older one is dropped.
+    vinom::SnapshotReceiver small(vinom::Quantisation(), schema(), 1);
+    ASSERT_EQ(small.receive(hex_of("schema_full"), s), Error::ok);     // tick 1
+    ASSERT_EQ(small.receive(hex_of("schema_clamped"), s), Error::ok);  // tick 6, full
+    EXPECT_EQ(small.receive(frame(7, 6, std::nullopt, {0x00}), s), Error::unknown_baseline);
+    ASSERT_EQ(small.receive(frame(7, 1, std::nullopt, {0x00}), s), Error::ok);  // nothing changed
+    EXPECT_EQ(s.view.dump(), schema_vector("schema_clamped").at("decoded").dump());
+}
+
+TEST(Schema, InputsAskWithVsUntilOneIsApplied) {
+    vinom::InputQueue inputs;
+    inputs.add(4, Value{{"m", 1}});
+    EXPECT_EQ(inputs.message(std::nullopt, true).dump(),
+              R"({"t":"input","a":null,"x":[[4,{"m":1}]],"vs":1})");
+    EXPECT_EQ(inputs.message(3).dump(), R"({"t":"input","a":3,"x":[[4,{"m":1}]]})");
+}
+
+TEST(SchemaCAbi, ASchemaFromTheWelcomeIsReadAndAskedFor) {
+    vinom_snapshots* snapshots = nullptr;
+    ASSERT_EQ(vinom_snapshots_new(nullptr, 0, &snapshots), VINOM_OK);
+    EXPECT_EQ(vinom_snapshots_asking(snapshots), 0);
+    EXPECT_EQ(vinom_snapshots_asking(nullptr), 0);
+    EXPECT_EQ(vinom_snapshots_schema(snapshots, "[[", 2), VINOM_BAD_JSON);
+    const std::string bad = R"([["a", ["int", 1, 0]]])";
+    EXPECT_EQ(vinom_snapshots_schema(snapshots, bad.data(), bad.size()), VINOM_BAD_FIELD);
+    EXPECT_EQ(vinom_snapshots_asking(snapshots), 0);  // refused: nothing asked
+    const std::string vs = declaration().dump();
+    ASSERT_EQ(vinom_snapshots_schema(snapshots, vs.data(), vs.size()), VINOM_OK);
+    EXPECT_EQ(vinom_snapshots_asking(snapshots), 1);
+
+    vinom_inputs* inputs = nullptr;
+    ASSERT_EQ(vinom_inputs_new(20.0, &inputs), VINOM_OK);
+    std::uint8_t out[256];
+    std::size_t len = 0;
+    Value message;
+    ASSERT_EQ(vinom_inputs_message_for(inputs, snapshots, out, sizeof out, &len), VINOM_OK);
+    ASSERT_EQ(vinom::decode_message(vinom::View(out, len), message), Error::ok);
+    EXPECT_EQ(message.dump(), R"({"t":"input","a":null,"x":[],"vs":1})");
+    EXPECT_EQ(vinom_inputs_message_for(inputs, nullptr, out, sizeof out, &len),
+              VINOM_INVALID_ARGUMENT);
+
+    // A snap carrying the vector "schema_full" as its d.
+    vinom::Snap snap;
+    snap.v = 1;
+    snap.ts = 50;
+    snap.d = unhex(schema_vector("schema_full").at("hex"));
+    Bytes bytes;
+    ASSERT_EQ(vinom::encode_snap(snap, bytes), Error::ok);
+    std::uint64_t tick = 0;
+    std::int64_t ack = 0;
+    ASSERT_EQ(vinom_snapshots_receive(snapshots, bytes.data(), bytes.size(), &tick, &ack),
+              VINOM_OK);
+    EXPECT_EQ(tick, 1u);
+    char text[512];
+    ASSERT_EQ(vinom_snapshots_view(snapshots, 1, text, sizeof text, &len), VINOM_OK);
+    EXPECT_EQ(Value::parse(std::string(text, len)).dump(),
+              schema_vector("schema_full").at("decoded").dump());
+    // Applied: the inputs acknowledge it and ask no more; the schema is set.
+    EXPECT_EQ(vinom_snapshots_asking(snapshots), 0);
+    ASSERT_EQ(vinom_inputs_message_for(inputs, snapshots, out, sizeof out, &len), VINOM_OK);
+    ASSERT_EQ(vinom::decode_message(vinom::View(out, len), message), Error::ok);
+    EXPECT_EQ(message.dump(), R"({"t":"input","a":1,"x":[]})");
+    EXPECT_EQ(vinom_snapshots_schema(snapshots, vs.data(), vs.size()), VINOM_UNEXPECTED);
+    vinom_inputs_free(inputs);
+    vinom_snapshots_free(snapshots);
+}
