@@ -290,6 +290,8 @@ class DeclarationTests(SynchronousTestCase):
             [["a", ["fixed", 0, 1, -1]]],
             [["a", ["fixed", 0, math.inf, 1]]],
             [["a", ["fixed", 0.1, 0.2, 1]]],
+            [["a", ["fixed", 0, 1e300, 1e-300]]],
+            [["a", ["fixed", 0, 1, 1e-320]]],
             [["a", ["float"]]],
             [["a", ["bool", 1]]],
             [["a", ["rows", []]]],

@@ -114,6 +114,10 @@ class FixedField(Field):
                              f"step > 0, not {[FIXED, lo, hi, step]!r}")  # fmt: skip
         self.lo_value, self.hi_value, self.step = lo, hi, step
         self.scale = 1 / step
+        if not (math.isfinite(self.scale) and math.isfinite(lo * self.scale)
+                and math.isfinite(hi * self.scale)):  # fmt: skip
+            raise ValueError(f"a fixed field spans 1 to 2^{MAX_BITS} steps: "
+                             f"{[FIXED, lo, hi, step]!r}")  # fmt: skip
         wire_lo, wire_hi = math.ceil(lo * self.scale), math.floor(hi * self.scale)
         super().__init__(_NUMBER, (wire_hi - wire_lo).bit_length(), wire_lo, wire_hi)
         if self.hi < self.lo or self.bits > MAX_BITS:
