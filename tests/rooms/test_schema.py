@@ -297,6 +297,7 @@ class DeclarationTests(SynchronousTestCase):
             [["a", ["rows", []]]],
             [["a", ["rows", [["bool"]]]]],
             [["a", ["rows", [["int", 0, 9], ["rows", [["int", 0, 1]]]]]]],
+            [["a", ["rows", [["int", 0, 9], ["rows", [["rows", [["int", 0, 1]]]]]]]]],
             [["a", ["bool"]], ["a", ["bool"]]],
             [[1, ["bool"]]],
             [[f"f{i}", ["bool"]] for i in range(65)],

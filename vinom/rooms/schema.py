@@ -230,7 +230,10 @@ def _field(kind: Any) -> Field:
         return BoolField()
     if name == ANY and not args:
         return AnyField()
-    if name == ROWS and len(args) == 1 and isinstance(args[0], list | tuple):
+    if name == ROWS and len(args) == 1 and isinstance(args[0], (list, tuple)):
+        # (Rows inside rows are refused before their columns are read: no depth.)
+        if any(isinstance(c, (list, tuple)) and c and c[0] == ROWS for c in args[0]):
+            raise ValueError(f"rows have 1 to {MAX_COLUMNS} columns, none of them rows")
         return RowsField([_field(column) for column in args[0]])
     raise ValueError(f"not a field kind: {kind!r}")
 
