@@ -407,14 +407,14 @@ class SnapshotReceiver:
     wires: dict[int, tuple[Any, ...]] = field(factory=dict)
 
     def receive(self, data: bytes) -> Snapshot | None:
+        wire = None
         try:
             if self.schema is not None and data[:1] == SCHEMA_FRAME:
-                return self._receive_schema(self.schema, data)
-            frame = parse_frame(data)
-            if self.newest is not None and frame[0] <= self.newest:
-                self.drops[DROP_STALE] += 1
-                return None
-            snapshot = _rebuild(frame, self.views, self.quantisation, True)
+                snapshot, wire = self._rebuild_schema(self.schema, data)
+            else:
+                frame = parse_frame(data)
+                snapshot = None if self._stale(frame[0]) else _rebuild(
+                    frame, self.views, self.quantisation, True)  # fmt: skip
         except UnknownBaseline:
             self.drops[DROP_UNKNOWN_BASELINE] += 1
             return None
@@ -424,36 +424,29 @@ class SnapshotReceiver:
         except DeltaError:
             self.drops[DROP_CORRUPT] += 1
             return None
-        return self._applied(snapshot)
-
-    def _applied(self, snapshot: Snapshot) -> Snapshot:
+        if snapshot is None:
+            self.drops[DROP_STALE] += 1
+            return None
         self.newest = snapshot.tick
         self.applied += 1
-        views = self.views
-        views[snapshot.tick] = snapshot.view
-        while len(views) > self.capacity:
-            del views[next(iter(views))]
+        for kept, value in ((self.views, snapshot.view), (self.wires, wire)):
+            if value is not None:
+                kept[snapshot.tick] = value
+                while len(kept) > self.capacity:
+                    del kept[next(iter(kept))]
         return snapshot
 
-    def _receive_schema(self, schema: ViewSchema, data: bytes) -> Snapshot | None:
-        try:
-            tick = parse_schema_frame(data)[0]
-            if self.newest is not None and tick <= self.newest:
-                self.drops[DROP_STALE] += 1
-                return None
-            tick, baseline_tick, checksum, wire = decode_schema_frame(schema, data, self.wires)
-            view = schema.rebuild(wire)
-            if checksum is not None and checksum != view_crc(view, None, decoded=True):
-                self.drops[DROP_CHECKSUM] += 1
-                return None
-        except UnknownBaseline:
-            self.drops[DROP_UNKNOWN_BASELINE] += 1
-            return None
-        except DeltaError:
-            self.drops[DROP_CORRUPT] += 1
-            return None
-        wires = self.wires
-        wires[tick] = wire
-        while len(wires) > self.capacity:
-            del wires[next(iter(wires))]
-        return self._applied(Snapshot(tick, baseline_tick, checksum, view))
+    def _stale(self, tick: int) -> bool:
+        return self.newest is not None and tick <= self.newest
+
+    def _rebuild_schema(
+        self, schema: ViewSchema, data: bytes
+    ) -> tuple[Snapshot | None, tuple[Any, ...] | None]:
+        """A schema snapshot rebuilt on the wire views of those applied (None: stale)."""
+        if self._stale(parse_schema_frame(data)[0]):
+            return None, None
+        tick, baseline_tick, checksum, wire = decode_schema_frame(schema, data, self.wires)
+        view = schema.rebuild(wire)
+        if checksum is not None and checksum != view_crc(view, None, decoded=True):
+            raise ChecksumMismatch(f"tick {tick}: the rebuilt view is not the server's")
+        return Snapshot(tick, baseline_tick, checksum, view), wire
