@@ -6,6 +6,7 @@
 #include <msgpack.hpp>
 
 #include "pack_value.hpp"
+#include "view_value.hpp"
 
 #include <algorithm>
 #include <array>
@@ -287,6 +288,10 @@ Error rebuild(const Frame& f, const Baselines& baselines, const Quantisation& q,
 }
 
 }  // namespace
+
+bool detail::view_value(const msgpack::object& o, std::size_t depth, Value& out) {
+    return full(o, nullptr, depth, out);
+}
 
 Error Quantisation::from_rules(const Value& rules, Quantisation& out) {
     Quantisation q;

@@ -13,6 +13,7 @@
 #include <set>
 
 #include "vinom/delta.hpp"
+#include "view_value.hpp"
 
 namespace vinom {
 
@@ -180,52 +181,6 @@ std::int64_t unzigzag(std::uint64_t z) {
 
 // -- any: one msgpack value a view holds --
 
-// As the 16.1 decoder reads a value sent whole (delta.cpp): maps with str keys,
-// no ext, containers at most MAX_VIEW_DEPTH deep in the view. (Python's
-// msgpack would also take an ext or a bin key, which no view the host builds
-// holds and no checksum encodes.)
-bool value_of(const msgpack::object& o, std::size_t depth, Value& out) {
-    switch (o.type) {
-        case msgpack::type::NIL: out = nullptr; return true;
-        case msgpack::type::BOOLEAN: out = o.via.boolean; return true;
-        case msgpack::type::POSITIVE_INTEGER: out = o.via.u64; return true;
-        case msgpack::type::NEGATIVE_INTEGER: out = o.via.i64; return true;
-        case msgpack::type::FLOAT32:
-        case msgpack::type::FLOAT64: out = o.via.f64; return true;
-        case msgpack::type::STR: out = std::string(o.via.str.ptr, o.via.str.size); return true;
-        case msgpack::type::BIN: {
-            const auto* p = reinterpret_cast<const std::uint8_t*>(o.via.bin.ptr);
-            out = Value::binary(std::vector<std::uint8_t>(p, p + o.via.bin.size));
-            return true;
-        }
-        case msgpack::type::ARRAY: {
-            if (depth >= MAX_VIEW_DEPTH) return false;
-            Value items = Value::array();
-            for (std::uint32_t i = 0; i < o.via.array.size; ++i) {
-                Value x;
-                if (!value_of(o.via.array.ptr[i], depth + 1, x)) return false;
-                items.push_back(std::move(x));
-            }
-            out = std::move(items);
-            return true;
-        }
-        case msgpack::type::MAP: {
-            if (depth >= MAX_VIEW_DEPTH) return false;
-            Value map = Value::object();
-            for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
-                const auto& kv = o.via.map.ptr[i];
-                if (kv.key.type != msgpack::type::STR) return false;
-                Value x;
-                if (!value_of(kv.val, depth + 1, x)) return false;
-                map[std::string(kv.key.via.str.ptr, kv.key.via.str.size)] = std::move(x);
-            }
-            out = std::move(map);
-            return true;
-        }
-        default: return false;
-    }
-}
-
 // Exactly one msgpack value, nothing after it, as a view at `depth` holds it.
 bool decode_any(const Bytes& bytes, std::size_t depth, Value& out) {
     if (bytes.empty()) return false;
@@ -237,7 +192,10 @@ bool decode_any(const Bytes& bytes, std::size_t depth, Value& out) {
         msgpack::object_handle h = msgpack::unpack(reinterpret_cast<const char*>(bytes.data()),
                                                    bytes.size(), offset, nullptr, nullptr, limit);
         if (offset != bytes.size()) return false;
-        return value_of(h.get(), depth, out);
+        // As the 16.1 decoder reads a value sent whole (delta.cpp): maps with str keys,
+        // no ext. (Python's msgpack would also take an ext or a bin key, which no view
+        // the host builds holds and no checksum encodes.)
+        return detail::view_value(h.get(), depth, out);
     } catch (const std::bad_alloc&) {
         throw;
     } catch (const std::exception&) {
