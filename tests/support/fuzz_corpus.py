@@ -77,6 +77,17 @@ def seeds(data: dict[str, Any] | None = None) -> dict[str, bytes]:
         out[f"snapshots-{name}"] = bytes([SNAPSHOTS]) + _pieces(*chain)
         bodies = [_body(_snap(d)) for d in chain]
         out[f"sealed-snaps-{name}"] = bytes([SEALED_BODIES]) + _pieces(*bodies)
+    # Schema snapshots (16.8), each after the chain of baselines it is read against:
+    # the target's receivers hold the schema of these vectors.
+    schema = group("schema")
+    for name, v in schema.items():
+        chain, baseline = [unhex(v["hex"])], v["baseline"]
+        while baseline is not None:
+            chain.insert(0, unhex(schema[baseline]["hex"]))
+            baseline = schema[baseline]["baseline"]
+        out[f"snapshots-{name}"] = bytes([SNAPSHOTS]) + _pieces(*chain)
+        bodies = [_body(_snap(d)) for d in chain]
+        out[f"sealed-snaps-{name}"] = bytes([SEALED_BODIES]) + _pieces(*bodies)
     token = json.dumps(data["session"]["token"]).encode()
     out["token"] = bytes([TOKEN]) + token
     return out
