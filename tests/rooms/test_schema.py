@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.rooms.test_rooms_snapshots import SA, SB, A, B, SnapshotGame, SnapshotTestCase
-from tests.support.vectors import group, unhex
+from tests.support.vectors import ROOT, group, unhex
 from vinom.games.rules import SnapshotBudget
 from vinom.rooms.delta import (
     DROP_CORRUPT,
@@ -33,6 +33,13 @@ from vinom.rooms.delta import (
     UnknownBaseline,
 )
 from vinom.rooms.schema import (
+    MAX_BITS,
+    MAX_COLUMNS,
+    MAX_FIELDS,
+    MAX_ROWS,
+    MEDIUM_BITS,
+    SCHEMA_FORMAT,
+    SMALL_BITS,
     SchemaHistory,
     ViewSchema,
     decode_frame,
@@ -210,6 +217,19 @@ class VectorTests(SynchronousTestCase):
     def test_the_declaration_travels_as_declared(self) -> None:
         self.assertEqual(SCHEMA.describe(), DECLARATION)
         self.assertEqual(ViewSchema(SCHEMA.describe()).describe(), DECLARATION)
+
+
+class DocumentTests(SynchronousTestCase):
+    def test_the_document_states_the_limits_the_module_keeps(self) -> None:
+        text = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
+        section = text.split("### 16.8 Schema snapshots", 1)[1].split("\n## ", 1)[0]
+        section = " ".join(section.split())
+        for said in (f"1 to {MAX_FIELDS} distinct names", f"at most {MAX_BITS})",
+                     f"at most {MAX_ROWS:,} rows", f"1 to {MAX_COLUMNS} columns",
+                     f"in {SMALL_BITS} bits if `z < {1 << SMALL_BITS}`",
+                     f"`z` in {MEDIUM_BITS} bits if `z < {1 << MEDIUM_BITS}`",
+                     f"`{SCHEMA_FORMAT:02x}`, `tick`"):  # fmt: skip
+            self.assertIn(said, section)
 
 
 class IndependentReadingTests(SynchronousTestCase):
