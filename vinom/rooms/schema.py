@@ -113,13 +113,15 @@ class FixedField(Field):
             raise ValueError(f"a fixed field is [\"fixed\", lo, hi, step] with lo <= hi and "
                              f"step > 0, not {[FIXED, lo, hi, step]!r}")  # fmt: skip
         self.lo_value, self.hi_value, self.step = lo, hi, step
-        self.scale = 1 / step
+        # Typed floats: compiled, `wire` then multiplies and compares C doubles.
+        self.scale: float = 1 / float(step)
         if not (math.isfinite(self.scale) and math.isfinite(lo * self.scale)
                 and math.isfinite(hi * self.scale)):  # fmt: skip
             raise ValueError(f"a fixed field spans 1 to 2^{MAX_BITS} steps: "
                              f"{[FIXED, lo, hi, step]!r}")  # fmt: skip
         wire_lo, wire_hi = math.ceil(lo * self.scale), math.floor(hi * self.scale)
         super().__init__(_NUMBER, (wire_hi - wire_lo).bit_length(), wire_lo, wire_hi)
+        self.hi_float: float = float(wire_hi)
         if self.hi < self.lo or self.bits > MAX_BITS:
             raise ValueError(f"a fixed field spans 1 to 2^{MAX_BITS} steps: "
                              f"{[FIXED, lo, hi, step]!r}")  # fmt: skip
@@ -130,8 +132,8 @@ class FixedField(Field):
             cls is bool or not isinstance(value, (int, float))
         ):
             raise TypeError(f"a fixed field holds a number, not {value!r}")
-        scaled = float(value) * self.scale
-        if not scaled < self.hi:  # (NaN and +inf too)
+        scaled: float = float(value) * self.scale
+        if not scaled < self.hi_float:  # (NaN and +inf too)
             return self.hi if scaled == scaled else self.lo
         n = round(scaled)
         return self.lo if n < self.lo else n
