@@ -171,7 +171,7 @@ def simulate(seed: int, ticks: int, checksum: bool) -> tuple[list[str], list[Any
     each: None, or (tick, baseline tick, checksum, view, its CRC); and the drops."""
     rng = random.Random(seed)
     schema = ViewSchema(DECLARATION)
-    history = SchemaHistory(schema, checksum=checksum)
+    history = SchemaHistory(schema)
     receiver = SnapshotReceiver(Quantisation(), schema=schema)
     in_flight: list[tuple[int, float, bytes]] = []
     acks: list[tuple[int, int]] = []

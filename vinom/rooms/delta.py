@@ -80,8 +80,7 @@ from vinom.rooms.delta_wire import (
     parse_frame,
     view_crc,
 )
-from vinom.rooms.schema import SCHEMA_FORMAT, ViewSchema
-from vinom.rooms.schema import decode_frame as decode_schema_frame
+from vinom.rooms.schema import SCHEMA_FORMAT, ViewSchema, decode_parsed
 from vinom.rooms.schema import parse_frame as parse_schema_frame
 
 # The first byte of a schema snapshot (vinom.rooms.schema).
@@ -443,9 +442,10 @@ class SnapshotReceiver:
         self, schema: ViewSchema, data: bytes
     ) -> tuple[Snapshot | None, tuple[Any, ...] | None]:
         """A schema snapshot rebuilt on the wire views of those applied (None: stale)."""
-        if self._stale(parse_schema_frame(data)[0]):
+        frame = parse_schema_frame(data)
+        if self._stale(frame[0]):
             return None, None
-        tick, baseline_tick, checksum, wire = decode_schema_frame(schema, data, self.wires)
+        tick, baseline_tick, checksum, wire = decode_parsed(schema, frame, self.wires)
         view = schema.rebuild(wire)
         if checksum is not None and checksum != view_crc(view, None, decoded=True):
             raise ChecksumMismatch(f"tick {tick}: the rebuilt view is not the server's")

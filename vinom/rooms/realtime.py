@@ -203,7 +203,7 @@ class RealTimeLoop:
         counts = self.input_counts
         history = member.snapshots
         if schema and self.schema is not None and not isinstance(history, SchemaHistory):
-            history = member.snapshots = SchemaHistory(self.schema, checksum=self.checksums)
+            history = member.snapshots = SchemaHistory(self.schema)
         if ack is not None and history is not None:
             if ack <= self.tick_number:
                 history.acknowledge(ack)

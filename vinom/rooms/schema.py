@@ -551,18 +551,15 @@ def schema_of(game: object) -> ViewSchema | None:
 def encode_frame(tick: int, distance: int, checksum: int | None, body: bytes) -> bytes:
     """A schema snapshot: format byte, tick and distance (0: full) as LEB128, a flags
     byte (bit 0: a CRC-32 follows, little-endian), then the body."""
-    out = bytearray((SCHEMA_FORMAT,))
-    for value in (tick, distance):
-        while value > 0x7F:
-            out.append(0x80 | (value & 0x7F))
-            value >>= 7
-        out.append(value)
+    out = BitWriter()
+    out.put(SCHEMA_FORMAT, 8)
+    out.uvar(tick)
+    out.uvar(distance)
     if checksum is None:
-        out.append(0)
-    else:
-        out.append(1)
-        out += checksum.to_bytes(4, "little")
-    return bytes(out) + body
+        out.put(0, 8)
+        return out.finish() + body
+    out.put(1, 8)
+    return out.finish() + checksum.to_bytes(4, "little") + body
 
 
 def parse_frame(data: bytes) -> tuple[int, int, int | None, bytes]:
@@ -602,10 +599,9 @@ class SchemaHistory:
     sent by tick (the last `capacity`) and the newest tick the client acknowledged;
     each snapshot is encoded against that one while it is held, else in full."""
 
-    def __init__(self, schema: ViewSchema, capacity: int = 32, checksum: bool = False) -> None:
+    def __init__(self, schema: ViewSchema, capacity: int = 32) -> None:
         self.schema = schema
         self.capacity = capacity
-        self.checksum = checksum
         self.acked: int | None = None
         self.sent: dict[int, tuple[Any, ...]] = {}
         self.full_sent = 0
@@ -619,7 +615,7 @@ class SchemaHistory:
                    cache: dict[tuple[int, int], tuple[Any, Any, bytes]] | None = None,
                    ) -> bytes:  # fmt: skip
         """The snapshot of `tick` for this client, recorded as sent. `wire` is
-        `schema.wire(view)`, `crc` its checksum when this history sends them; `cache`,
+        `schema.wire(view)`, `crc` its checksum when snaps carry one (else None); `cache`,
         kept by the caller for one tick, shares bodies between recipients of the same
         wire view with the same baseline (keyed by the two views' ids; the entry holds
         both, so neither id is reused while it lives)."""
@@ -644,7 +640,7 @@ class SchemaHistory:
         sent[tick] = wire
         while len(sent) > self.capacity:
             del sent[next(iter(sent))]
-        return encode_frame(tick, distance, crc if self.checksum else None, body)
+        return encode_frame(tick, distance, crc, body)
 
 
 def decode_frame(schema: ViewSchema, data: bytes,
@@ -653,7 +649,15 @@ def decode_frame(schema: ViewSchema, data: bytes,
     """(tick, baseline tick or None, checksum, wire view) of a schema snapshot.
 
     Raises `UnknownBaseline` or `CorruptSnapshot` (never anything else)."""
-    tick, distance, checksum, body = parse_frame(data)
+    return decode_parsed(schema, parse_frame(data), baselines)
+
+
+def decode_parsed(schema: ViewSchema, frame: tuple[int, int, int | None, bytes],
+                  baselines: Mapping[int, tuple[Any, ...]]) -> tuple[int, int | None, int | None,
+                                                                     tuple[Any, ...]]:  # fmt: skip
+    """`decode_frame` of a frame `parse_frame` read already (a receiver reads its tick
+    first, to drop a stale one unread)."""
+    tick, distance, checksum, body = frame
     base = None
     if distance:
         base = baselines.get(tick - distance)

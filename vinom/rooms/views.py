@@ -203,7 +203,6 @@ class RoomViews:
             history = member.snapshots
             if session_id is None or member is joining or history is None:
                 continue
-            inputs = member.inputs
             if isinstance(history, SchemaHistory):
                 # A session that reads schema snapshots (vinom.rooms.schema).
                 schema = history.schema
@@ -218,30 +217,31 @@ class RoomViews:
                     crc = schema.checksum(wire) if checksum else None
                     if shared:
                         common_view, common_wire, common_crc = view, wire, crc
-                send(session_id, UNRELIABLE, encode_snap_for(
-                    header, member.last_action_id, None if inputs is None else inputs.newest,
-                    history.encode_for(tick, wire, crc, schema_cache)))  # fmt: skip
-                continue
-            if shared:
-                if common is None:
-                    if common_view is None:
-                        common_view = view_for(state, member.seat.player_id)
-                    common = quantisation.prepare(common_view, checksum=checksum)
-                prepared, view = common, common_view
+                snapshot = history.encode_for(tick, wire, crc, schema_cache)
             else:
-                view = view_for(state, member.seat.player_id)
-                prepared = quantisation.prepare(view, checksum=checksum)
-            queue = member.priorities
-            if queue is not None:
-                # Cut to the game's byte budget (vinom.rooms.budget).
-                found = history.baseline(tick)
-                base_tick, base = (None, None) if found is None else found
-                before_body = snapshot_header_bytes(tick, base_tick, checksum)
-                sent, deferred = queue.sent, queue.deferred
-                prepared = queue.fit(view, prepared, base, before_body, quantisation, checksum)
-                counts = self.entity_counts
-                counts["sent"] += queue.sent - sent
-                counts["deferred"] += queue.deferred - deferred
+                if shared:
+                    if common is None:
+                        if common_view is None:
+                            common_view = view_for(state, member.seat.player_id)
+                        common = quantisation.prepare(common_view, checksum=checksum)
+                    prepared, view = common, common_view
+                else:
+                    view = view_for(state, member.seat.player_id)
+                    prepared = quantisation.prepare(view, checksum=checksum)
+                queue = member.priorities
+                if queue is not None:
+                    # Cut to the game's byte budget (vinom.rooms.budget).
+                    found = history.baseline(tick)
+                    base_tick, base = (None, None) if found is None else found
+                    before_body = snapshot_header_bytes(tick, base_tick, checksum)
+                    sent, deferred = queue.sent, queue.deferred
+                    prepared = queue.fit(view, prepared, base, before_body, quantisation,
+                                         checksum)  # fmt: skip
+                    counts = self.entity_counts
+                    counts["sent"] += queue.sent - sent
+                    counts["deferred"] += queue.deferred - deferred
+                snapshot = history.encode_for(tick, prepared, None, cache, queue is not None)
+            inputs = member.inputs
             send(
                 session_id,
                 UNRELIABLE,
@@ -249,7 +249,7 @@ class RoomViews:
                     header,
                     member.last_action_id,
                     None if inputs is None else inputs.newest,
-                    history.encode_for(tick, prepared, None, cache, queue is not None),
+                    snapshot,
                 ),
             )
 
