@@ -1,21 +1,10 @@
-"""The game-host registry: which game hosts are alive, and how much room each
-has.
+"""The game-host registry: which game hosts are alive, and how much room each has.
 
-A game host announces itself with `register(record, ttl)` and keeps doing so
-(its heartbeat) before `ttl` runs out; a host that stops, crashed or cut off,
-drops out of `live_hosts()` once its last TTL has passed, and is back with its
-next `register`. It has departed (its matches are ended) only once it is also
-gone: its presence connection (a pub/sub connection subscribed to
-`presence_channel`, which Redis sees close at once when the process dies)
-closed, or it stayed silent for the stall grace. A host whose process is only
-paused keeps that connection open and its matches. `live_hosts()` lists the
-least loaded first, so a placer can take the head of the list. Every host
-serves one realm (`HostRecord.realm`, `--realm`): a lobby places its realm's
-matches only on hosts of that realm (vinom.cluster.placement). Hosts register
-here only when lobbies and hosts are separate processes sharing a Redis, so
-`RedisHostRegistry` is the one implementation in the package (keys in
-docs/scaling.md, "Redis keys"); the tests hold an in-memory model of
-`IHostRegistry` for its contract.
+A host is live while it renews its registration (its heartbeat) within its TTL, and has
+departed (its matches ended) only once also gone: its presence connection closed (its process
+died) or it was silent for the stall grace; a paused process keeps both. Hosts register only
+when lobbies and hosts share a Redis, so `RedisHostRegistry` is the one implementation.
+Steps and keys: docs/scaling.md, "Game hosts in the registry" and "Host registry".
 """
 
 from __future__ import annotations
@@ -41,8 +30,7 @@ DEFAULT_REALM = "default"
 
 
 def presence_channel(redis: RedisClient, host_id: str) -> str:
-    """`<prefix>presence:host:<host_id>`: the host's presence channel, which carries
-    nothing; its subscriber count says whether the host's process still holds it."""
+    """The host's presence channel: it carries nothing, its subscriber count is the news."""
     return redis.key("presence", "host", host_id)
 
 
@@ -59,15 +47,8 @@ def _free_within_capacity(instance: HostRecord, attribute: Any, free: int) -> No
 
 @frozen
 class HostRecord:
-    """One game host as it last announced itself.
-
-    `ports` is the (first, last) UDP port range it serves on `public_host`;
-    `capacity` is how many matches it can run at once and `free` how many
-    more it can take now; `updated_at` is when it said so (its own clock).
-    `game_url` is the `wss://` URL of its `/game` WebSocket, where browsers
-    play its matches (None: it serves none, or its URL is not known).
-    `realm` is the realm it serves: only lobbies of that realm place on it.
-    """
+    """One game host as it last announced itself: UDP `ports` (first, last) on `public_host`,
+    matches it can run (`capacity`) and take now (`free`), `updated_at` on its own clock."""
 
     host_id: str = field(validator=validators.min_len(1))
     public_host: str = field(validator=validators.min_len(1))
@@ -77,9 +58,7 @@ class HostRecord:
     updated_at: float
     game_url: str | None = None
     realm: str = field(default=DEFAULT_REALM, validator=validators.min_len(1))
-    # Seconds since its last heartbeat, as the registry measured when it was read
-    # (on the registry's clock, so the hosts' and lobbies' clocks do not matter);
-    # not part of what the host announced, so not compared.
+    # Seconds since its last heartbeat, on the registry's clock: not announced, not compared.
     silent_for: float = field(default=0.0, eq=False)
 
 
@@ -91,39 +70,23 @@ def least_loaded_first(records: Iterable[HostRecord]) -> list[HostRecord]:
 class IHostRegistry(Interface):
     """Live game hosts; every method returns a Deferred."""
 
-    def register(
-        record: HostRecord, ttl: float, matches: Sequence[str] = ()
-    ) -> Deferred[None]:
-        """Announce `record` (replacing the host's previous one); the host is live for
-        `ttl` seconds from now. Registering again before then is the host's heartbeat.
-        `matches`: the ids of the matches the host runs, kept as its matches again if
-        it was not registered (after a pause, or a Redis that lost its data).
-
-        Raises ValueError if `ttl` is not positive.
-        """
+    def register(record: HostRecord, ttl: float, matches: Sequence[str] = ()) -> Deferred[None]:
+        """Announce `record`, live for `ttl` seconds (ValueError unless positive); `matches`
+        (those it runs) are its matches again if it was not registered (paused, or data lost)."""
 
     def unregister(host_id: str) -> Deferred[None]:
-        """The host is gone now (no error if unknown). With no match left to end it is
-        gone for good at once (nothing to claim); else it departed, as if its TTL ran
-        out, and its departure is claimed (`claim_departed`)."""
+        """The host is gone now (no error if unknown): for good at once with no match left,
+        else departed as if its TTL ran out."""
 
     def live_hosts() -> Deferred[list[HostRecord]]:
-        """Every live host, least loaded first (`least_loaded_first`), each with how long
-        it has been silent (`HostRecord.silent_for`)."""
+        """Every live host, `least_loaded_first`, each with its `HostRecord.silent_for`."""
 
     def claim_departed() -> Deferred[list[str]]:
-        """The ids of the hosts that departed (they unregistered, or their TTL ran out
-        and they are gone: their presence connection closed or they have been silent for
-        the stall grace) and were not claimed yet. Each departure goes to exactly one
-        caller, in every process sharing the registry: the one that ends what the host
-        left. A host that registers again before it is claimed has not departed. A
-        registry may hold departures back for a while (the Redis one after Redis was
-        away: the watch guard, vinom.cluster.watch)."""
+        """Departed hosts not claimed yet, each to exactly one caller in any process (which
+        ends what it left); held back a while after Redis was away (vinom.cluster.watch)."""
 
     def departed(host_id: str) -> Deferred[bool]:
-        """Whether the host is gone for good: not live, and its departure claimed (or
-        never registered). False for a live host, and for one whose departure waits to
-        be claimed."""
+        """Whether the host is gone for good: neither live nor waiting to be claimed."""
 
     def get(host_id: str) -> Deferred[HostRecord | None]:
         """The host's record if it is live, else None."""
@@ -135,17 +98,9 @@ def check_ttl(ttl: float) -> None:
         raise ValueError(f"a host's TTL must be positive, not {ttl!r}")
 
 
-# KEYS: the host's key, the index, the host's matches, the watch guard's key, the
-# host's heard key. ARGV: the record, its TTL (ms), the host id, the matches' TTL (ms),
-# the stall grace (ms), then the ids of the matches the host runs. A host registering
-# while its key is missing (its first heartbeat, one after a pause, or after Redis lost
-# its data) puts its matches back into its set, in the same call: whoever sees it
-# registered sees what it runs (a lobby rechecking its matches after a loss, vinom.
-# cluster.placement). The index lives as long as the longest-lived key it leads to (a
-# host, or the matches a departed host left for its claimer), so that hosts which all
-# stopped leave nothing behind; the matches of a host live on `matches_ttl` past its
-# last heartbeat, for whoever claims its departure. A heartbeat renews the watch
-# (vinom.cluster.watch) and the heard key (`stall_grace`).
+# A host registering while its key is missing puts its matches back in the same call, so
+# whoever sees it registered sees what it runs (vinom.cluster.placement). The index lives
+# as long as the longest-lived key it leads to: hosts that all stopped leave nothing.
 _REGISTER = """
 watch(KEYS[4])
 local ttl = tonumber(ARGV[2])
@@ -164,8 +119,7 @@ if redis.call('PTTL', KEYS[2]) < keep then redis.call('PEXPIRE', KEYS[2], keep) 
 return 1
 """
 
-# KEYS: the keys of the hosts in the index. The record and the milliseconds left of
-# its TTL of each live host, in one step.
+# Each live host's record and the milliseconds left of its TTL, in one step.
 _LIVE = Script("""
 local found = {}
 for i = 1, #KEYS do
@@ -178,21 +132,8 @@ end
 return found
 """)
 
-# KEYS: the watch guard's key, the index, the keys of the hosts in it, then their heard
-# keys. ARGV: the prefix of the hosts' matches keys, the prefix of the lobbies'
-# streams, the prefix of the matches' followers keys, the reason of the ends
-# (`host_crashed`), the key prefix and the player TTL (ms: each ended match's placement
-# record goes, vinom.cluster.players), the host ids, then their presence channels. A
-# host in the index
-# without a key has departed if it is also gone (its heard key lapsed, or nobody holds
-# its presence channel: its process died), once Redis has been watched long enough
-# (vinom.cluster.watch; until then it may only have been unable to renew its key):
-# this call claims it (SREM: in one script, so exactly one caller does) and ends the
-# matches it left (`ended`, `host_crashed`, told to each match's lobbies, as the host
-# would have). Each match's followers are kept (`<prefix>crashed:<match_id>`) for
-# `LATE_END_FOR`: a host cut off from Redis, not from its players, comes back with the
-# ends it saw meanwhile, and its `ended` then reaches them (vinom.cluster.channel,
-# `_END`). Returns each claimed host id and how many matches it ended.
+# Claims each departed host (SREM in one script: exactly one caller) and ends its matches. The
+# followers stay for `LATE_END_FOR`: a host cut off from Redis comes back with the ends it saw.
 _CLAIM_DEPARTED = (
     TO_FOLLOWERS_LUA
     + PLACEMENT_LUA
@@ -231,17 +172,13 @@ return claimed
 """
 ).replace("LATE_END_MS", str(milliseconds(LATE_END_FOR)))
 
-# KEYS: the host's key, the index, the host's matches, its heard key. ARGV: the host id.
-# A host that leaves with no match left (each end announced) leaves the index too:
-# nothing to claim.
+# A host leaving with no match left (each end announced) leaves the index: nothing to claim.
 _UNREGISTER = Script("""
 redis.call('DEL', KEYS[1], KEYS[4])
 if redis.call('SCARD', KEYS[3]) == 0 then redis.call('SREM', KEYS[2], ARGV[1]) end
 return 1
 """)
 
-# KEYS: the host's key, the index. ARGV: the host id. 1 if the host is neither live nor
-# waiting in the index for its departure to be claimed.
 _DEPARTED = Script("""
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 0 end
@@ -252,33 +189,19 @@ return 1
 @implementer(IHostRegistry)
 @define
 class RedisHostRegistry:
-    """Hosts in Redis: a key per host that expires with its TTL, and an index set.
-
-    A host's departure is claimed by the first `claim_departed` after its key is gone
-    (expired, or deleted by `unregister`) while nobody holds its presence channel, or
-    `stall_grace` after its last heartbeat (its heard key `<prefix>host-heard:<host_id>`
-    expires then: on Redis's clock, so no process's clock matters, and nothing is left
-    to clean up), once Redis has been watched without a break for `settle` seconds
-    (vinom.cluster.watch: after Redis was away, every host has a full TTL and heartbeat
-    to register again); the same call ends the matches the host
-    left in `<prefix>host-matches:<host_id>` (which `HostAgent` keeps: the placement
-    channel, vinom.cluster.channel), publishing their `ended` as `host_crashed`.
-    """
+    """Hosts in Redis: a key per host, an index set, and a heard key lapsing `stall_grace`
+    after the last heartbeat (Redis's clock: no process's clock matters, nothing to clean)."""
 
     log = Logger()
 
     redis: RedisClient
-    # How long a host's matches are kept past its last heartbeat, for the claimer.
+    # How long a host's matches outlive its last heartbeat, for the claimer.
     matches_ttl: float = field(default=DEFAULT_PLACEMENT.key_ttl, validator=positive)
-    # How long a host whose key lapsed with its presence connection open is left be
-    # (`PlacementSettings.stall_grace`); set by the host's own heartbeat.
+    # How long a host whose key lapsed with its presence connection open is left be.
     stall_grace: float = field(default=DEFAULT_PLACEMENT.stall_grace, validator=positive)
-    # How long Redis must have been watched without a break before a missing host is
-    # dead: its TTL and its heartbeat interval.
-    settle: float = field(
-        default=DEFAULT_PLACEMENT.host_ttl + DEFAULT_PLACEMENT.heartbeat_every,
-        validator=validators.ge(0),
-    )
+    # Unbroken watch before a missing host is dead: a full TTL and heartbeat to come back.
+    settle: float = field(default=DEFAULT_PLACEMENT.host_ttl + DEFAULT_PLACEMENT.heartbeat_every,
+                          validator=validators.ge(0))  # fmt: skip
     _register_script: Script = field(init=False)
     _claim_script: Script = field(init=False)
 
@@ -312,15 +235,13 @@ class RedisHostRegistry:
         keys = [self._host_key(record.host_id), self._index_key,
                 self._keys.host_matches(record.host_id), self._watch_key,
                 self._heard_key(record.host_id)]  # fmt: skip
-        args = [encode_host(record, ttl_ms), ttl_ms, record.host_id,
-                milliseconds(self.matches_ttl), milliseconds(self.stall_grace),
-                *matches]  # fmt: skip
+        args = [encode_host(record, ttl_ms), ttl_ms, record.host_id, milliseconds(self.matches_ttl),
+                milliseconds(self.stall_grace), *matches]  # fmt: skip
         d = self.redis.run(self._register_script, keys, args)
         return d.addCallback(lambda _: None)
 
     def unregister(self, host_id: str) -> Deferred[None]:
-        # With matches left, left in the index: the first `claim_departed` claims it
-        # (its heard key goes too: it is gone, not paused).
+        # Its heard key goes too: it is gone, not paused.
         keys = [self._host_key(host_id), self._index_key, self._keys.host_matches(host_id),
                 self._heard_key(host_id)]  # fmt: skip
         d = self.redis.run(_UNREGISTER, keys, [host_id])
@@ -374,18 +295,12 @@ class RedisHostRegistry:
 
 
 def encode_host(record: HostRecord, ttl_ms: int | None = None) -> str:
-    """The record as the registry keeps it; with the TTL it was registered with (which
-    `decode_live` measures its silence against)."""
+    """The record as stored, with the TTL it was registered with (`decode_live`)."""
     data: dict[str, Any] = {
-        "host_id": record.host_id,
-        "public_host": record.public_host,
-        "ports": list(record.ports),
-        "capacity": record.capacity,
-        "free": record.free,
-        "updated_at": record.updated_at,
-        "game_url": record.game_url,
-        "realm": record.realm,
-    }
+        "host_id": record.host_id, "public_host": record.public_host, "ports": list(record.ports),
+        "capacity": record.capacity, "free": record.free, "updated_at": record.updated_at,
+        "game_url": record.game_url, "realm": record.realm,
+    }  # fmt: skip
     if ttl_ms is not None:
         data["ttl_ms"] = ttl_ms
     return json.dumps(data)
@@ -396,15 +311,11 @@ def decode_host(text: str) -> HostRecord:
         data = json.loads(text)
         first, last = data["ports"]
         return HostRecord(
-            str(data["host_id"]),
-            str(data["public_host"]),
-            (int(first), int(last)),
-            int(data["capacity"]),
-            int(data["free"]),
-            float(data["updated_at"]),
+            str(data["host_id"]), str(data["public_host"]), (int(first), int(last)),
+            int(data["capacity"]), int(data["free"]), float(data["updated_at"]),
             None if data.get("game_url") is None else str(data["game_url"]),
             str(data.get("realm") or DEFAULT_REALM),
-        )
+        )  # fmt: skip
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(f"unreadable host record in Redis: {error!r}") from None
 
