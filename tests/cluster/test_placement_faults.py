@@ -20,7 +20,6 @@ from tests.cluster.test_remote_placement import (
     _HeldStarts,
     all_taken,
     duel_request,
-    given_up_is_not_hosted,
     offer,
     open_redis,
     request_for,
@@ -373,7 +372,10 @@ class MissedEndsTests(TestCase):
                       "address": {"host": "198.51.100.9", "port": 7400}}  # fmt: skip
             self.assertTrue(await decide(redis, keys, DEFAULT_PLACEMENT, placed))
             hosting.host_match(duel(match_id))
-        await until(lambda: hosting.running_games == count, "its matches placed")
+        # Each `placed` told to its stream as it follows the match, and not read yet.
+        await until(lambda: redis.handler.execute_command(
+            "XLEN", "vinom:placements:l-busy").addCallback(lambda n: n == count),
+            "its matches followed")  # fmt: skip
         for i in range(count):
             await announce_end(redis, keys, "h-1", {"event": "ended",
                                                     "match_id": f"m-{i:04}", "outcome": None})
@@ -539,58 +541,6 @@ class HeldRedis(RedisClient):
             return reply
 
         return RedisClient.run(self, script, keys, args).addCallback(maybe_hold)
-
-
-class StopWhileReadingOutcomeTests(TestCase):
-    """On a real Redis that refuses writes (NOREPLICAS, as READONLY during a failover),
-    the lobby on a Clock: its `FOLLOW` of a match placed already is refused, so it reads
-    the outcome; the lobby stops while that read is out. It leaves no timer behind (a
-    stopped lobby following the match again a second later would add itself to the
-    match's followers, whose events then fill a stream nobody reads)."""
-
-    timeout = 30
-
-    async def test_a_lobby_that_stops_while_reading_an_outcome_leaves_no_timer(
-            self) -> None:  # fmt: skip
-        server = await start_redis(self)
-        redis = HeldRedis.open(parse_redis_url(server.url), reactor)
-        self.addCleanup(redis.disconnect)
-        placed = {"event": "placed", "match_id": "m-1", "host_id": "h-1",
-                  "address": {"host": "127.0.0.1", "port": 7400}}  # fmt: skip
-        await redis.handler.sadd("vinom:lobbies:m-1", "l-first")
-        self.assertTrue(await decide(redis, PlacementKeys("vinom:"), DEFAULT_PLACEMENT, placed))
-        clock = Clock()
-        hosting = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis),
-                                     clock=clock, lobby_id="l-late")  # fmt: skip
-        hosting.startService()
-        # (Its events' group made: it waits for events.)
-        await until(lambda: redis.handler.execute_command("CLIENT", "LIST").addCallback(
-            lambda text: "cmd=xreadgroup" in str(text)), "the lobby reading its events")
-        await redis.handler.execute_command("CONFIG", "SET", "min-replicas-to-write", "1")
-        self.addCleanup(redis.handler.execute_command, "CONFIG", "SET",
-                        "min-replicas-to-write", "0")  # fmt: skip
-        redis.hold = int
-        answer = hosting.host_match(duel())
-        answer.addErrback(lambda _: None)
-        await until(lambda: redis.held is not None, "the followers' read out")
-        stopped = hosting.stopService()
-        assert redis.held is not None
-        redis.held.callback(None)
-        clock.advance(0.5)  # (its events' read waits half a second after a failure)
-        await stopped
-        self.assertEqual(clock.getDelayedCalls(), [])
-
-
-class EarlierLobbyTests(TestCase):
-    """On a real Redis, during a rolling upgrade: a lobby of the version before the
-    entries' field `m` adds requests with the request alone (field `r`). A host reading
-    one whose match was given up (its players all left: withdrawn) does not host it:
-    a copy nobody joins would hold a port until its connect deadline."""
-
-    timeout = 30
-
-    async def test_a_given_up_request_without_its_match_field_is_not_hosted(self) -> None:
-        await given_up_is_not_hosted(self, match_field=False)
 
 
 class DrainWhileReadingTests(TestCase):

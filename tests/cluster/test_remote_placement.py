@@ -25,6 +25,7 @@ from tests.cluster.test_host_registry import MemoryHostRegistry
 from tests.lobby import reconnect
 from tests.lobby.test_lobby import LobbyHarness
 from tests.support.doubles import FakeUDPReactor, PlaceholderGameHostFactory
+from tests.support.http import capture_log
 from tests.support.placement_events import hear_placements
 from tests.support.redis_server import start_redis
 from tests.support.waiting import until
@@ -283,8 +284,8 @@ class OutcomeJsonTests(SynchronousTestCase):
 
 class EarlyOutcomeTests(TestCase):
     """On a real Redis, with no game host: an outcome recorded before this lobby follows
-    the match (another lobby's timeout, a host faster than this lobby's call) decides
-    at once, and no request is added for it."""
+    the match (another lobby's timeout, a host faster than this lobby's call) is told to
+    its stream as it follows, and decides at once; no request is added for it."""
 
     timeout = 30
 
@@ -292,6 +293,8 @@ class EarlyOutcomeTests(TestCase):
         redis = await open_redis(self)
         hosting = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis),
                                      clock=Clock(), lobby_id="l-test")  # fmt: skip
+        hosting.startService()
+        self.addCleanup(hosting.stopService)
         return hosting, redis
 
     def match(self) -> Match:
@@ -410,10 +413,11 @@ def retry_due(clock: Clock) -> bool:
 
 class RefusedFollowTests(TestCase):
     """On a real Redis that refuses writes (a master short of replicas: NOREPLICAS, as
-    READONLY during a failover), the lobby on a Clock: a match placed already is
-    answered from its recorded outcome, read (its partners are in it), and followed
-    again each `FOLLOW_AGAIN` until Redis takes the write, so that the lobby hears its
-    end; a lobby that stops leaves no such retry behind."""
+    READONLY during a failover), the lobby on a Clock: its `FOLLOW` of a match placed
+    already is refused, logged once, and asked again each `FOLLOW_AGAIN`, its players
+    told `waiting_for_server`; once Redis takes the write the lobby follows the match,
+    hears its `placed` on its stream (the one way it learns an outcome) and its end. A
+    lobby that stops meanwhile leaves no retry behind."""
 
     timeout = 30
 
@@ -435,25 +439,30 @@ class RefusedFollowTests(TestCase):
         players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
         return Match("m-refused", "duel", players, 1.0)
 
-    async def test_a_placed_match_is_answered_and_followed_once_redis_takes_writes(
-        self,
-    ) -> None:
+    async def test_a_placed_match_is_answered_once_redis_takes_writes(self) -> None:
         hosting, redis, clock = await self.lobby()
         hosting.startService()
         self.addCleanup(hosting.stopService)
+        logged = capture_log(self)
         ended: list[MatchEnded | None] = []
-        placed = hosting.host_match(self.match(), on_ended=ended.append)
-        self.assertEqual(await placed, HostAddress("127.0.0.1", 7400))
+        waiting: list[int] = []
+        placed = hosting.host_match(self.match(), on_ended=ended.append,
+                                    on_waiting=waiting.append)  # fmt: skip
         followers = "vinom:lobbies:m-refused"
         for _ in range(2):  # refused again: asked again a second later
             await until(lambda: retry_due(clock), "the retry")
             clock.advance(1.0)
             await redis.handler.ping()
             self.assertFalse(await redis.handler.sismember(followers, "l-late"))
+        self.assertFalse(placed.called)
+        self.assertEqual(waiting, [1])
+        refusals = [e for e in logged if "following matches to place failed" in str(e)]
+        self.assertEqual(len(refusals), 1)
         await redis.handler.execute_command("CONFIG", "SET", "min-replicas-to-write", "0")
         await until(lambda: retry_due(clock), "the retry")
         clock.advance(1.0)
-        await until(lambda: redis.handler.sismember(followers, "l-late"), "followed")
+        self.assertEqual(await placed, HostAddress("127.0.0.1", 7400))
+        self.assertTrue(await redis.handler.sismember(followers, "l-late"))
         # Followed: it hears the match's end as the first lobby does.
         end = {"event": "ended", "match_id": "m-refused", "outcome": None}
         await announce_end(redis, PlacementKeys("vinom:"), "h-1", end)
@@ -463,11 +472,12 @@ class RefusedFollowTests(TestCase):
     async def test_a_lobby_that_stops_meanwhile_leaves_no_retry(self) -> None:
         hosting, _, clock = await self.lobby()
         hosting.startService()
-        self.assertEqual(await hosting.host_match(self.match()), HostAddress("127.0.0.1", 7400))
+        placed = hosting.host_match(self.match())
         await until(lambda: retry_due(clock), "the retry")
         stopped = hosting.stopService()
         clock.advance(0.5)  # (its events' read waits half a second after a failure)
         await stopped
+        self.failureResultOf(placed, HostingStopped)
         self.assertEqual(clock.getDelayedCalls(), [])
 
 
@@ -1063,6 +1073,8 @@ class PullTests(TestCase):
         agent.startService()
         self.addCleanup(agent.stopService)
         self.addCleanup(named.stopService)
+        lobby.startService()
+        self.addCleanup(lobby.stopService)
         placed = lobby.host_match(Match("m-1", "duel", tuple(
             Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2)), 1.0))
         placed.addErrback(lambda _: None)
@@ -1073,11 +1085,11 @@ class PullTests(TestCase):
         _, addressed = start_host(self, redis, "h-ip")
         outcome = await until(lambda: redis.handler.get("vinom:outcome:m-1"), "placed")
         self.assertEqual((json.loads(str(outcome))["host_id"], addressed.matches), ("h-ip", 1))
-        # (The lobby, not reading its events here, finds the outcome as it asks again.)
-        await until(lambda: placed.called, "the lobby's answer")
+        address = HostAddress.from_json(json.loads(str(outcome))["address"])
+        self.assertEqual(await placed, address)
 
     async def test_a_request_given_up_is_not_hosted(self) -> None:
-        await given_up_is_not_hosted(self, match_field=True)
+        await given_up_is_not_hosted(self)
 
 
 class PausedHostTimeoutTests(TestCase):
@@ -1201,22 +1213,21 @@ async def clocked_lobby(
     return redis, registry, clock, lobby
 
 
-async def offer(redis: RedisClient, *requests: str, match_field: bool = True) -> None:
+async def offer(redis: RedisClient, *requests: str) -> None:
     """Add placement requests to the default realm's stream, as lobbies do
-    (vinom.cluster.channel's `FOLLOW`); without `match_field`, as a lobby of the
-    version before the entries' field `m` does (the request alone, field `r`)."""
+    (vinom.cluster.channel's `FOLLOW`)."""
     for request in requests:
         match_id = json.loads(request)["match"]["match_id"]
-        fields = ("r", request, "m", match_id) if match_field else ("r", request)
-        await redis.handler.execute_command("XADD", "vinom:place:default", "*", *fields)
+        await redis.handler.execute_command("XADD", "vinom:place:default", "*", "r", request,
+                                            "m", match_id)  # fmt: skip
 
 
-async def given_up_is_not_hosted(case: TestCase, *, match_field: bool) -> None:
+async def given_up_is_not_hosted(case: TestCase) -> None:
     """A request whose match was given up (its players all left: withdrawn) before a
     host read it is read, dropped, and not hosted: a copy nobody joins would hold a
     port until its connect deadline."""
     redis = await open_redis(case)
-    await offer(redis, duel_request(), match_field=match_field)
+    await offer(redis, duel_request())
     failed = {"event": "failed", "match_id": "m-1", "reason": "withdrawn"}
     case.assertTrue(await decide(redis, PlacementKeys("vinom:"), DEFAULT_PLACEMENT, failed))
     _, hosting = start_host(case, redis, "h-test")
@@ -1361,7 +1372,10 @@ class DeadHostTests(TestCase):
         await self.redis.handler.sadd("vinom:lobbies:m-1", "l-first")
         self.assertTrue(await decide(self.redis, PlacementKeys("vinom:"), DEFAULT_PLACEMENT,
                                      placed))  # fmt: skip
-        await hosting.host_match(match, on_ended=ended.append)
+        answer = hosting.host_match(match, on_ended=ended.append)
+        # (Not reading its stream on this Clock: handed the event its stream holds.)
+        hosting.handle_message(json.dumps(placed))
+        await answer
         return match, ended
 
     async def test_a_host_silent_for_a_second_gets_no_new_match(self) -> None:
@@ -1421,7 +1435,9 @@ class DeadHostTests(TestCase):
             await self.redis.handler.sadd(f"vinom:lobbies:{match.match_id}", "l-first")
             self.assertTrue(await decide(self.redis, PlacementKeys("vinom:"), DEFAULT_PLACEMENT,
                                          placed))  # fmt: skip
-            await hosting.host_match(match)
+            answer = hosting.host_match(match)
+            hosting.handle_message(json.dumps(placed))  # (as `placed` does)
+            await answer
         confirmed = [hosting.confirm_running(match.match_id) for match in matches]
         for _ in range(40):  # no heartbeat: its registration lapses after host_ttl
             clock.advance(0.1)

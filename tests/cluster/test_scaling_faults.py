@@ -481,12 +481,11 @@ class StalledRedisTests(ClusterTestCase):
 
 class RefusedPlacementSaveTests(ClusterTestCase):
     """A match placed on its game host while one of its players' lobbies cannot write to
-    Redis (a failover's READONLY, a master short of replicas): the host saved the
-    placement with its outcome, so that lobby, whose `FOLLOW` Redis refuses, reads the
-    outcome and tells its player `match_found` at once; never `match_failed` for a match
-    its partner is already waiting in (who would see it aborted for players_missing at
-    the connect deadline). Once Redis takes writes it follows the match, and hears its
-    end."""
+    Redis (a failover's READONLY, a master short of replicas): that lobby, whose `FOLLOW`
+    Redis refuses, says so once and asks again each second, its player waiting; never
+    `match_failed` for a match its partner is already waiting in (who would see it
+    aborted for players_missing at the connect deadline). Once Redis takes writes it
+    follows the match, hears its `placed` (its player told `match_found`) and its end."""
 
     timeout = 60
 
@@ -510,11 +509,16 @@ class RefusedPlacementSaveTests(ClusterTestCase):
         second = await clients[1][0].queue(GAME.name)
         await self.redis_call("CONFIG", "SET", "min-replicas-to-write", "1")
         refused_lobby.transport.signalProcess(signal.SIGCONT)
+        await until(lambda: "following matches to place failed" in refused_lobby.text,
+                    "the refused lobby to say its follow was refused")  # fmt: skip
+        await deferLater(reactor, 2.0, lambda: None)
+        self.assertFalse(first.called)
+        # Reconnecting finds the match through any lobby: its record was saved.
+        self.assertIsNotNone(await self.redis_call("GET", f"vinom:match:{second.game_id}"))
+        await self.redis_call("CONFIG", "SET", "min-replicas-to-write", "0")
         found = await first
         self.assertEqual(found.game_id, second.game_id)
-        # Reconnecting finds the match through any lobby: its record was saved.
-        self.assertIsNotNone(await self.redis_call("GET", f"vinom:match:{found.game_id}"))
-        await self.redis_call("CONFIG", "SET", "min-replicas-to-write", "0")
+        self.assertEqual(refused_lobby.text.count("following matches to place failed"), 1)
         played = await gatherResults([Deferred.fromCoroutine(play_match(clients[0][1], found)),
                                       Deferred.fromCoroutine(play_match(clients[1][1], second))])
         self.assertEqual(played, ["finished", "finished"])

@@ -1,13 +1,12 @@
-"""The placement channel's shared parts: its keys, its messages' host addresses, the
-scripts that ask for a match's placement, record its outcome and announce its end
-(vinom.cluster.placement has the steps; `RemoteMatchHosting` there and `HostAgent` in
-vinom.cluster.agent are its two ends).
+"""The placement channel's shared parts: its keys and the scripts that follow a match,
+take its request, record its outcome and announce its end. `RemoteMatchHosting`
+(vinom.cluster.placement) and `HostAgent` (vinom.cluster.agent) are its two ends;
+docs/scaling.md ("Placing matches on game hosts", "Redis keys") has every step and key.
 
-Each lobby hears the placement events of the matches it follows on a Redis stream of
-its own, `<prefix>placements:<lobby_id>`, which it reads through a consumer group
-(`XREADGROUP`): unlike a pub/sub message, an event waits in the stream while the lobby
-is cut off from Redis, and the group's place in it is replicated with it, so a lobby
-that reconnects, or follows a Sentinel failover, reads on from where it was.
+Each lobby hears the events of the matches it follows on a stream of its own,
+`<prefix>placements:<lobby_id>`, read through a consumer group: unlike a pub/sub message,
+an event waits there while the lobby is cut off, and the group's place is replicated, so
+a lobby that reconnects or follows a Sentinel failover reads on from where it was.
 """
 
 from __future__ import annotations
@@ -29,22 +28,17 @@ from vinom.cluster.players import (
 from vinom.cluster.settings import PlacementSettings
 from vinom.store.interfaces import MatchPlacement
 
-# How long a lobby's stream keeps an event (`MINID ~`, by the ids' times, as each is
-# added): a live lobby reads them within a second, and one that did not read for a
-# while (a long pause, its connection dropped, a failover it follows) reads every event
-# of that while, however many: a count would drop the oldest, and an `ended` lost is
-# never said again (the lobby would count its match as running for good).
+# How long a lobby's stream keeps an event (`MINID ~`): by time, not count, since a lobby
+# that did not read for a while must read every event of it; an `ended` lost is never
+# said again (the lobby would count its match as running for good).
 EVENTS_KEPT_FOR = 120.0
 
 # How long a lobby's stream lives after its last event (a dead lobby's goes then).
 EVENTS_TTL = 3600.0
 
-# The lobbies that follow a match (`<prefix>lobbies:<match_id>`, a set) hear its
-# placement events on their own streams (`<prefix>placements:<lobby_id>`): the
-# lobbies holding its players (the match's `lobbies`) and any a player of it
-# reconnected through, each added as it follows the match (`FOLLOW`, `adopt`). Lua:
-# `tell` adds a message (JSON, as field `m`) to one lobby's stream, `to_followers` to
-# each follower's (also used by vinom.cluster.hosts).
+# Lua: `tell` adds a message (JSON, field `m`) to one lobby's stream, `to_followers` to
+# that of each lobby following a match (`<prefix>lobbies:<match_id>`: the lobbies of its
+# players, and any a player reconnected through).
 TO_FOLLOWERS_LUA = f"""
 local function tell(stream, message)
   local id = redis.call('XADD', stream, '*', 'm', message)
@@ -59,12 +53,11 @@ end
 """
 
 # The ranked results stream's bound (`MAXLEN ~`, vinom.cluster.ranked): a day of a busy
-# cluster's ranked matches that no lobby could rate (every account database down). An
-# end trimmed unrated is lost, and counted where it is found.
+# cluster's ranked matches that no lobby could rate.
 RESULTS_KEPT = 100_000
 
-# Lua: a ranked match's end (`result`, vinom.cluster.ranked.encode_result; '' for none)
-# added to the ranked results stream, if it exists (a lobby that rates matches made it).
+# Lua: a ranked match's end ('' for none) added to the ranked results stream, if a lobby
+# that rates matches made it.
 ADD_RESULT_LUA = f"""
 local function add_result(stream, match_id, result)
   if result ~= '' and redis.call('EXISTS', stream) == 1 then
@@ -73,59 +66,48 @@ local function add_result(stream, match_id, result)
 end
 """
 
-# How long the followers of a match ended by its host's departure (`host_crashed`)
-# are kept for the host's own end: a host cut off from Redis, not from its players,
-# tells it once it is back (vinom.cluster.agent), and its lobbies take it over the
-# `host_crashed` (vinom.cluster.placement).
+# How long the followers of a match ended `host_crashed` by its host's departure are kept
+# for the host's own end, which a host cut off from Redis (not from its players) tells
+# once it is back, and which its lobbies take over the `host_crashed`.
 LATE_END_FOR = EVENTS_TTL
 
-# A realm's stream keeps its requests this many times `place_timeout` (`MINID ~`, by
-# the ids' times): a request waits that long at most for a host with a free slot
-# (older, every lobby gave it up), however many wait, as in a flood with every host
-# full; a cap on their number would drop the oldest still waiting.
+# A realm's stream keeps its requests this many times `place_timeout` (`MINID ~`: by time,
+# since a cap on their number would drop the oldest still waiting in a flood).
 REQUESTS_KEPT_FOR = 2
 
-# KEYS: a stream (a lobby's events, a realm's requests). ARGV: the consumer group's name,
-# the stream's TTL (ms). The group, reading from the stream's start (what was added
-# before it: a group lost with its stream, say), and the stream's TTL if it has none
-# yet (made by this call).
+# KEYS: a stream. ARGV: the group, the TTL (ms). The group, reading from the stream's
+# start (what was added before a group lost with its stream), and the TTL if none.
 OPEN_GROUP = Script("""
 redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
 if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 1
 """)
 
-# What `FOLLOW` answers for a match placed and ended already.
-ENDED = "ended"
-
-# How long the set of a match's followers is kept: as long as its placement record
-# (vinom.cluster.players); its end deletes it.
+# How long a match's followers are kept (as its placement record); its end deletes them.
 FOLLOWERS_TTL = 24 * 3600.0
 
-# The reason of the `failed` outcome of a match whose players all left before it was placed.
+# The `failed` reason of a match whose players all left before it was placed.
 WITHDRAWN = "withdrawn"
 
-# KEYS: the match's followers, its outcome, its realm's request stream, its `requested`
-# marker. ARGV: the lobby id, the followers' TTL (ms), the request, the TTL of the
-# stream and marker (ms), how long the stream keeps a request (ms, `REQUESTS_KEPT_FOR`),
-# the match id (the entry's field `m`, which `TAKEABLE_LUA` checks).
-# The lobby follows the match (it hears its outcome on its stream from now on) unless an
-# outcome is recorded already (returned: nothing to wait for); the first lobby to follow
-# it, or the first after a failover lost the marker, adds the request: one call, so no
-# outcome is published in between, and a lobby that heard the match and died at once
-# leaves it to the next lobby of its players, with no claim to take over. A match placed
-# already is followed still (the lobby hears its end as the others do) while it runs:
-# its end deletes its followers, which the first follower made before any host could
-# place it; placed and without followers, it ended, and `ENDED` is returned (its players
-# are not sent there).
-FOLLOW = Script(f"""
+# KEYS: the match's followers, outcome, realm's request stream and `requested` marker,
+# the lobby's stream. ARGV: the lobby id, the followers' TTL, the request, the stream's
+# and marker's TTL, how long the stream keeps a request (ms), the match id, the `failed`
+# told for a match placed and ended already. The lobby follows the match; an outcome
+# recorded already is told to its stream at once (a placed match is followed for its
+# end; placed and without followers, it ended). The first to follow, or the first after
+# a failover lost the marker, adds the request in the same call: no outcome is published
+# in between, and a lobby that died at once leaves it to the next lobby of its players.
+FOLLOW = Script(
+    TO_FOLLOWERS_LUA
+    + """
 local outcome = redis.call('GET', KEYS[2])
 if outcome then
   if cjson.decode(outcome)['event'] == 'placed' then
-    if redis.call('EXISTS', KEYS[1]) == 0 then return '{ENDED}' end
-    redis.call('SADD', KEYS[1], ARGV[1])
+    if redis.call('EXISTS', KEYS[1]) == 0 then outcome = ARGV[7]
+    else redis.call('SADD', KEYS[1], ARGV[1]) end
   end
-  return outcome
+  tell(KEYS[5], outcome)
+  return 0
 end
 redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -135,30 +117,21 @@ if redis.call('SET', KEYS[4], '1', 'PX', ARGV[4], 'NX') then
   redis.call('XTRIM', KEYS[3], 'MINID', '~', string.format('%d', added - tonumber(ARGV[5])))
   redis.call('PEXPIRE', KEYS[3], ARGV[4])
 end
-return false
-""")
+return 1
+"""
+)
 
 # Lua: whether a host is to host a request it read or claimed (`entry`: {id, fields}):
-# not if an outcome is recorded for its match (a lobby gave it up, another host placed
-# it), nor if it is older than `place_timeout` (ms, by Redis's clock: every
-# lobby has given it up); such a request is acknowledged. ARGV[1] is the group. An
-# entry without field `m` (a lobby of the version before it, during a rolling upgrade)
-# names its match in its request: else a match given up would be hosted, a copy.
+# not if an outcome is recorded for its match, nor if it is older than `place_timeout`
+# (ms, by Redis's clock: every lobby gave it up); such a request is acknowledged.
+# ARGV[1] is the group.
 TAKEABLE_LUA = """
 redis.replicate_commands()
 local t = redis.call('TIME')
 local function takeable(stream, entry, outcomes, place_timeout)
-  local fields, match_id, request = entry[2], nil, nil
+  local fields, match_id = entry[2], nil
   for i = 1, #fields - 1, 2 do
     if fields[i] == 'm' then match_id = fields[i + 1] end
-    if fields[i] == 'r' then request = fields[i + 1] end
-  end
-  if not match_id and request then
-    local ok, decoded = pcall(cjson.decode, request)
-    if ok and type(decoded) == 'table' and type(decoded['match']) == 'table'
-        and type(decoded['match']['match_id']) == 'string' then
-      match_id = decoded['match']['match_id']
-    end
   end
   local at = tonumber(string.match(entry[1], '^(%d+)'))
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -169,9 +142,8 @@ local function takeable(stream, entry, outcomes, place_timeout)
 end
 """
 
-# KEYS: a realm's request stream. ARGV: the group, this host's id, how many, the prefix
-# of the outcome keys, `place_timeout` (ms). The requests no host read yet, as many as
-# asked (`XREADGROUP`), that are to be hosted (`TAKEABLE_LUA`): one call.
+# KEYS: a realm's request stream. ARGV: the group, this host's id, how many, the outcome
+# keys' prefix, `place_timeout` (ms). The requests no host read yet that are to be hosted.
 READ = Script(TAKEABLE_LUA + """
 local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3],
                          'STREAMS', KEYS[1], '>')
@@ -183,19 +155,14 @@ return taken
 """)
 
 # KEYS: a realm's request stream, the guard's key (vinom.cluster.watch). ARGV: the
-# group, this host's id, `claim_after` (ms), the prefix of the hosts' keys, the prefix
-# of the outcome keys, `place_timeout` (ms). A request read and not acknowledged for
-# `claim_after` (`XPENDING ... IDLE`), claimed (`XCLAIM`) by this host when it read it
-# itself or its reader is dead: its registration gone while Redis has been watched for
-# a host's TTL and heartbeat (`settle`). A reader still registered is alive (slow, or a
-# failover lost its `placed` and acknowledgement, which it says again as it subscribes
-# to the new master): taking its request would host the match twice, and the lobbies
-# that heard its `placed` and those that hear the other host's would send their players
-# to two addresses. The claimed entry that is to be hosted (`TAKEABLE_LUA`; {id, {}}
-# for one trimmed away), or nothing. First, a dead reader holding nothing more (its
-# requests claimed by a previous call) leaves the group (`XGROUP DELCONSUMER`): the
-# group keeps no consumer per host process ever started. (A reader only paused holds
-# nothing it could lose: its next read makes its consumer again.)
+# group, this host's id, `claim_after` (ms), the hosts' and the outcomes' key prefixes,
+# `place_timeout` (ms). A request read and not acknowledged for `claim_after`, claimed
+# (`XCLAIM`) if this host read it or its reader is dead: its registration gone while
+# Redis has been watched for a host's TTL and heartbeat. A registered reader is alive
+# (slow, or a failover lost its `placed`, which it says again): taking its request would
+# send the match's players to two addresses. Returns the claimed entry to host ({id, {}}
+# for one trimmed away), or nothing. First, a dead reader holding nothing leaves the
+# group, which so keeps no consumer per host process ever started.
 CLAIM_SOURCE = TAKEABLE_LUA + """
 local judged = watch(KEYS[2])
 local pending = redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', ARGV[3], '-', '+', 16)
@@ -222,10 +189,9 @@ end
 return false
 """
 
-# KEYS: request streams. ARGV: the group. Where a host waits for the next request of
-# each stream from (`XREAD ... BLOCK`): after the last the group was given, so that a
-# request added between the host's read that found none and its wait wakes it at once
-# (from `$`, it would wait out its block); `$` for a stream or group not made yet.
+# KEYS: request streams. ARGV: the group. Where a host waits for each stream's next
+# request from (`XREAD ... BLOCK`): after the last the group was given, so that one added
+# between the read that found none and the wait wakes it at once ('$' would not).
 WAIT_FROM = Script("""
 local ids = {}
 for i, key in ipairs(KEYS) do
@@ -244,9 +210,8 @@ end
 return ids
 """)
 
-# KEYS: a realm's request stream. ARGV: the group, the entry id, the request, the
-# stream's TTL (ms), the match id. A request a stopping host took and could not host,
-# given back to the realm's other hosts: added again and acknowledged, in one call.
+# KEYS: a realm's request stream. ARGV: the group, the entry id, the request, the TTL,
+# the match id. A request a stopping host took, given back: added again and acknowledged.
 GIVE_BACK = Script("""
 redis.call('XADD', KEYS[1], '*', 'r', ARGV[3], 'm', ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
@@ -254,12 +219,10 @@ redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """)
 
-# KEYS: the match's outcome key, its followers[, the request's stream]. ARGV: the
-# outcome (JSON), its TTL (ms), the streams' prefix[, the request's entry id]. Records
-# the outcome unless one is recorded already (the first decides) and, if it did,
-# publishes it to the match's lobbies; a host acknowledges the request it read (group
-# `hosts`) whichever outcome is recorded: one call. A failed match's followers are done
-# with it.
+# KEYS: the match's outcome, followers[, the request's stream]. ARGV: the outcome, its
+# TTL, the streams' prefix[, the request's entry id]. The outcome recorded unless one is
+# (the first decides) and told to the followers, who are then done with a failed match;
+# the host's request acknowledged either way.
 _DECIDE = Script(
     TO_FOLLOWERS_LUA
     + """
@@ -274,16 +237,11 @@ return 0
 )
 
 
-# KEYS: the match's outcome key, its followers, the lobbies whose players of it all left
-# (`<prefix>left:<match_id>`). ARGV: the `failed` outcome (JSON), its TTL (ms), the lobby
-# id, the streams' prefix, then the ids of the other lobbies the match was published to
-# (those holding its players, which follow it as they hear it). A lobby whose players of
-# a match waiting for a host all left says so, and goes on following it; once every lobby
-# that follows it, or that it was published to, has said so (nobody of it is connected to
-# any lobby), it is recorded `failed` (`withdrawn`, unless an outcome is recorded) and
-# told to its followers, so that no host takes it. While a lobby with a player of it
-# still follows it, it waits on for them, as a match waits in one lobby while one of its
-# players is connected.
+# KEYS: the match's outcome, followers, and the lobbies whose players of it all left.
+# ARGV: the `failed` outcome, its TTL, the lobby id, the streams' prefix, the other
+# lobbies the match was published to. Once every lobby that follows the match, or that
+# it was published to, said its players left, it is recorded `withdrawn` (unless an
+# outcome is) and told to its followers; until then it waits for those players.
 _WITHDRAW = Script(
     TO_FOLLOWERS_LUA
     + """
@@ -305,15 +263,12 @@ return 0
 )
 
 
-# KEYS: the match's outcome key, the host's matches, the host index, the match's
-# followers[, the request's stream]. ARGV: the outcome (JSON), its TTL (ms), the
-# streams' prefix, the match id, the TTL of the host's matches (ms), the key prefix, the
-# placement record ('' for none) and its TTL (ms)[, the request's entry id]. `_DECIDE`
-# for a host's `placed` (its request acknowledged the same way): the match joins the host's
-# matches in the same call, so that whoever claims the host's departure finds it
-# (vinom.cluster.hosts; the index is kept at least as long), and its placement record is
-# saved (vinom.cluster.players), where a `reconnect` through any lobby finds it: one
-# writer per match, whatever the number of lobbies that follow it.
+# KEYS: the match's outcome, the host's matches, the host index, the followers[, the
+# request's stream]. ARGV: the outcome, its TTL, the streams' prefix, the match id, the
+# host's matches' TTL, the key prefix, the placement record ('' for none) and its TTL[,
+# the entry id]. `_DECIDE` for a host's `placed`: in the same call the match joins the
+# host's matches (whoever claims the host's departure finds it) and its placement record
+# is saved for a `reconnect` through any lobby: one writer per match.
 _DECIDE_PLACED = Script(
     TO_FOLLOWERS_LUA
     + PLACEMENT_LUA
@@ -332,15 +287,12 @@ return 0
 """
 )
 
-# KEYS: the host's matches, the match's followers, the followers kept by the claim of
-# the host's departure (`<prefix>crashed:<match_id>`, vinom.cluster.hosts), the ranked
-# results stream. ARGV: the match id, the streams' prefix, the `ended` message, the key
-# prefix, the player TTL (ms), the ranked result ('' for none). The match leaves the
-# host's matches as its end is told to its lobbies, which are then done with it, its
-# placement record goes (vinom.cluster.players), and a ranked match's end is added to
-# the ranked results stream, whatever lobby follows it: one call. A host whose
-# departure was claimed while it was only cut off from Redis tells its lobbies the end
-# it saw all the same: they take it over their `host_crashed`.
+# KEYS: the host's matches, the match's followers, those kept by the claim of the host's
+# departure, the ranked results stream. ARGV: the match id, the streams' prefix, the
+# `ended` message, the key prefix, the player TTL, the ranked result ('' for none). In
+# one call the match leaves the host's matches, its end is told to its followers (and to
+# those of a `host_crashed` end, which it replaces), its placement record goes, and a
+# ranked match's end joins the ranked results stream.
 _END = Script(
     TO_FOLLOWERS_LUA
     + PLACEMENT_LUA
@@ -381,14 +333,12 @@ class PlacementKeys:
         return f"{self.prefix}left:{match_id}"
 
     def crashed(self, match_id: str) -> str:
-        """The followers of a match its host's departure ended (`host_crashed`), kept
-        for `LATE_END_FOR` for the host's own end (a set)."""
+        """The followers of a match ended `host_crashed`, kept for its host's own end."""
         return f"{self.prefix}crashed:{match_id}"
 
     def requests(self, realm: str, relayed: bool = False) -> str:
-        """A realm's stream of placement requests (its hosts' consumer group: `hosts`);
-        `relayed`: those of lobbies with --relay, which only hosts announcing an IP
-        address read."""
+        """A realm's placement requests (group `hosts`); `relayed`: those of lobbies with
+        --relay, which only hosts announcing an IP address read."""
         return f"{self.prefix}place:{realm}{':relayed' if relayed else ''}"
 
     def requested(self, match_id: str) -> str:
@@ -416,13 +366,11 @@ class PlacementKeys:
         return f"{self.prefix}ranked-results"
 
 
-# KEYS: a match's host's registration, the host's matches, the match's followers. ARGV:
-# this lobby's id, the followers' TTL (ms), the match id. After Redis lost its data (a
-# restart without persistence), a lobby's running match: 1 if its host still runs it
-# (the host put its matches back as it registered again, vinom.cluster.hosts), and the
-# lobby follows it again, so that its end reaches the lobby; 0 if its host, registered,
-# runs it no more (it ended while Redis was away or had just lost the followers set, and
-# its end reached nobody); -1 if its host is not registered (yet).
+# KEYS: a match's host's registration, the host's matches, the followers. ARGV: the
+# lobby id, the followers' TTL, the match id. After Redis lost its data, a lobby's
+# running match: 1 if its host (registered again, its matches put back) runs it, and it
+# is followed again; 0 if its registered host runs it no more (its end reached nobody);
+# -1 if its host has not registered again.
 RECHECK = Script("""
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if redis.call('SISMEMBER', KEYS[2], ARGV[3]) == 0 then return 0 end
@@ -433,10 +381,9 @@ return 1
 
 
 def stream_lost(error: object) -> bool:
-    """Whether a failed stream read says Redis lost the stream or its group, which the
-    reader makes again, not an outage to log: `NOGROUP`, or `UNBLOCKED` (Redis 7 wakes
-    a read blocked on a stream deleted meanwhile, such as one that lapsed, with it;
-    Redis 6 answers such a read with nothing)."""
+    """Whether a failed stream read says Redis lost the stream or its group (to make
+    again, not an outage): `NOGROUP`, or `UNBLOCKED` (Redis 7's answer to a read blocked
+    on a stream deleted meanwhile)."""
     text = str(error)
     return "NOGROUP" in text or "UNBLOCKED" in text
 
@@ -444,10 +391,9 @@ def stream_lost(error: object) -> bool:
 def decide(redis: RedisClient, keys: PlacementKeys, settings: PlacementSettings,
            outcome: Mapping[str, Any], placement: MatchPlacement | None = None,
            ack: tuple[str, str] | None = None) -> Deferred[bool]:  # fmt: skip
-    """Record a match's outcome (`placed` or `failed`) and publish it to the lobbies that
-    follow the match, unless an outcome is recorded already; whether this one was. A
-    `placed` one saves `placement` in the player store's keys in the same call, and
-    `ack` (a request's stream and entry id) is acknowledged in it either way."""
+    """Record a match's outcome (`placed` or `failed`) unless one is, and tell it to its
+    followers; whether this one was. A `placed` saves `placement` in the same call;
+    `ack` (a request's stream and entry id) is acknowledged either way."""
     text = json.dumps(outcome, separators=(",", ":"))
     match_id = str(outcome["match_id"])
     ttl = milliseconds(settings.key_ttl)
@@ -469,10 +415,8 @@ def decide(redis: RedisClient, keys: PlacementKeys, settings: PlacementSettings,
 def withdraw(redis: RedisClient, keys: PlacementKeys, settings: PlacementSettings,
              lobby_id: str, match_id: str,
              others: Sequence[str] = ()) -> Deferred[bool]:  # fmt: skip
-    """Say that this lobby's players of a match waiting for a host all left: the match
-    is recorded `failed` (`withdrawn`) and told to its followers once every lobby that
-    follows it, or of `others` (the lobbies it was published to), has said so; whether
-    this call did."""
+    """Say that this lobby's players of a match waiting for a host all left (`_WITHDRAW`,
+    `others`: the other lobbies it was published to); whether it was withdrawn."""
     failed = {"event": "failed", "match_id": match_id, "reason": WITHDRAWN}
     text = json.dumps(failed, separators=(",", ":"))
     d = redis.run(_WITHDRAW, [keys.outcome(match_id), keys.followers(match_id),
@@ -484,11 +428,8 @@ def withdraw(redis: RedisClient, keys: PlacementKeys, settings: PlacementSetting
 
 def announce_end(redis: RedisClient, keys: PlacementKeys, host_id: str,
                  message: Mapping[str, Any], result: str = "") -> Deferred[None]:  # fmt: skip
-    """Record a match's `ended` and publish it to its lobbies as its host, taking it out
-    of the host's matches and removing its placement record; `result`, a ranked match's
-    end (vinom.cluster.ranked.encode_result), goes to the ranked results stream. Saying
-    it again changes nothing for a lobby that heard it (nor for the ratings: a match id
-    is rated once)."""
+    """Tell a match's `ended` to its lobbies as its host (`_END`; `result`: a ranked
+    match's end). Said again, it changes nothing (a match id is rated once)."""
     text = json.dumps(message, separators=(",", ":"))
     match_id = str(message["match_id"])
     index = [keys.host_matches(host_id), keys.followers(match_id), keys.crashed(match_id),

@@ -1,22 +1,13 @@
-"""Placing matches on game hosts in other processes, through Redis.
+"""`RemoteMatchHosting`: a lobby's `IMatchHosting` on game hosts in other processes that
+share its Redis (`HostAgent`, vinom.cluster.agent, is the host's end; vinom.cluster.channel
+has the keys and scripts; docs/scaling.md, "Placing matches on game hosts", every step).
 
-With `--redis`, lobbies and game hosts are separate processes that share one Redis
-and nothing else (docs/scaling.md, "Placing matches on game hosts", has every step,
-key and timeout). `RemoteMatchHosting`, here, is each lobby's `IMatchHosting`;
-`HostAgent` (vinom.cluster.agent) is each host's end; vinom.cluster.channel has the
-keys and scripts both use.
-
-A pull design on Redis's own at-least-once queue: every lobby that hears a match
-(those holding its players, one a player reconnects through)
-follows it (`FOLLOW`), and the first to follow it adds its request to its realm's
-stream, in the same call. The realm's hosts read that stream through one consumer
-group, each only while it has a free slot, so no lobby chooses a host; a live host
-claims a request a dead host read and left (`XCLAIM`). The host records `placed`
-(the first outcome recorded wins) and publishes it to the followers' streams. A lobby
-that heard nothing by `place_timeout` records `failed` the same way, so a host that
-reads the request later does not host it. Why Redis and not a connection from lobby
-to host: a host needs no listening port nor lobbies its address, a request waits in
-the stream while no host is free, and the outcome reaches every lobby of the match.
+Every lobby that hears a match follows it, and the first adds its request to the realm's
+stream, which the realm's hosts read while they have a free slot: no lobby chooses a
+host. The first outcome recorded (`placed` or `failed`) wins, and a lobby learns it one
+way: its event stream, where it is told to every follower (and, by `FOLLOW`, to a lobby
+following a match whose outcome is recorded already). What a lobby decides itself (its
+timeout, its players all leaving) it knows without hearing it.
 """
 
 from __future__ import annotations
@@ -35,7 +26,6 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from vinom.cluster.channel import (
-    ENDED,
     EVENTS_TTL,
     FOLLOW,
     FOLLOWERS_TTL,
@@ -59,16 +49,15 @@ from vinom.protocol.address import HostAddress
 
 EndedCallback = Callable[[MatchEnded | None], object]
 
-# The placement events a lobby reads in one call at most.
 EVENTS_PER_READ = 256
-# Matches ended `host_crashed` whose host's own end, should it come, still replaces that
-# (`RemoteMatchHosting._ended`), the newest kept.
+# Matches ended `host_crashed` remembered for their host's own end, which replaces that.
 CRASHED_REMEMBERED = 4096
-
-# A match not placed this long after the lobby followed it: its request is added again
-# if Redis lost it (a failover before it was replicated; `FOLLOW` adds nothing while
-# the request's marker lives), and its players are told `waiting_for_server`.
+# A match not placed this long after it was followed is followed again (a failover may
+# have lost its request, or the follow itself), and its players told `waiting_for_server`.
 FOLLOW_AGAIN = 1.0
+# The `failed` reason a lobby hears for a match placed and ended before it followed it:
+# nobody is sent to a game that is over.
+ENDED_BEFORE_TOLD = "the match ended before its players were told"
 
 
 class _Placing:
@@ -81,7 +70,7 @@ class _Placing:
         self.on_waiting = on_waiting
         self.result: Deferred[HostAddress] = Deferred()
         self.timers: list[IDelayedCall] = []
-        # This lobby's players of it all left (`withdraw`): given up, it is withdrawn.
+        # This lobby's players of it all left (`withdraw`).
         self.left = False
 
     def cancel_timers(self) -> None:
@@ -92,11 +81,7 @@ class _Placing:
 
 @implementer(IMatchHosting)
 class RemoteMatchHosting(Service):
-    """A lobby's `IMatchHosting` on the game hosts of its realm (module docstring).
-
-    It reads its stream of placement events (`events`) while it runs, and hands each
-    to `handle_message`.
-    """
+    """A lobby's `IMatchHosting` on the game hosts of its realm (module docstring)."""
 
     log = Logger()
 
@@ -113,14 +98,11 @@ class RemoteMatchHosting(Service):
         lobbies_of: Callable[[str], Iterable[str]] | None = None,
     ) -> None:
         self.lobby_id = lobby_id or "l-" + secrets.token_hex(6)
-        # The lobbies a match was published to (the matchmaker's `lobbies_of`): each
-        # follows it as it hears it, so a withdrawal waits for their word too.
+        # The lobbies a match was published to: a withdrawal waits for their word too.
         self._lobbies_of = lobbies_of
-        # The realm whose hosts place this lobby's matches.
         self.realm = realm
-        # Why this lobby cannot use a live host (None: it can), e.g. one it cannot relay
-        # to: with it, its requests go to the realm's `relayed` stream, which such
-        # hosts do not read; said once per host.
+        # Why this lobby cannot use a host (None: it can), e.g. one it cannot relay to:
+        # its requests then go to the realm's `relayed` stream; said once per host.
         self._refuses = refuses
         self._refused: set[str] = set()
         self._redis = redis
@@ -129,26 +111,21 @@ class RemoteMatchHosting(Service):
         self._settings = settings
         self._keys = PlacementKeys(redis.settings.key_prefix)
         self._placing: dict[str, _Placing] = {}
-        # Placed matches answered from their outcome, read, not followed (`_not_followed`).
-        self._unfollowed: dict[str, _Placing] = {}
         # Placed and not ended: match id -> (host id, on_ended).
         self._running: dict[str, tuple[str, EndedCallback | None]] = {}
-        # Ended `host_crashed` here, the newest `CRASHED_REMEMBERED`: match id -> on_ended,
-        # told again should the host come back with the match's own end (`_ended`).
+        # Ended `host_crashed` here: match id -> on_ended.
         self._crashed: OrderedDict[str, EndedCallback] = OrderedDict()
         self._hosts: list[HostRecord] = []
         self._refresh = LoopingCall(self.refresh_hosts)
         self._refresh.clock = clock
         self._all_ended: list[Deferred[None]] = []
-        # Hosts whose life is being proven (`confirm_running`) -> the callers waiting.
+        # Hosts whose life is being proven -> the callers waiting.
         self._proving: dict[str, list[Deferred[bool]]] = {}
-        # Reading the registry and this lobby's events: logged once as it fails, once
-        # as it works again.
         self._reading = Outage(self.log, clock, "reading the live game hosts")
         self._hearing = Outage(self.log, clock, "reading the placement events")
+        self._following = Outage(self.log, clock, "following matches to place")
         self._listening: Deferred[None] = succeed(None)
-        # Rechecking the running matches after Redis lost its data (`_recheck`), and
-        # its pause between two looks (cancelled by a stop).
+        # Rechecking the running matches after Redis lost its data, and its pause.
         self._rechecking: Deferred[None] | None = None
         self._recheck_pause: Deferred[None] | None = None
 
@@ -173,8 +150,7 @@ class RemoteMatchHosting(Service):
 
     @property
     def live_hosts(self) -> list[HostRecord]:
-        """The live hosts of this lobby's realm as last read that it can use (not
-        `silent_after`), least loaded first."""
+        """The live hosts of this lobby's realm that it can use, least loaded first."""
         return list(self._hosts)
 
     def when_all_ended(self) -> Deferred[None]:
@@ -197,71 +173,31 @@ class RemoteMatchHosting(Service):
         self._placing[match_id] = placing
         self._later(placing, self._settings.place_timeout, self._timed_out, match_id)
         self._later(placing, FOLLOW_AGAIN, self._not_placed_yet, match_id)
-        # No live host with a free slot: its players told to wait once the match is
-        # followed (not before this call returns: the lobby holds its Deferred then).
+        # No free slot anywhere: its players are told to wait once it is followed (not
+        # before this returns: the lobby holds its Deferred then).
         self._follow(placing, waiting=self.free_ports == 0 and bool(self.running))
         return placing.result
 
     def _follow(self, placing: _Placing, waiting: bool = False) -> None:
+        """Follow the match (`FOLLOW`); a failure (Redis away, or refusing writes) is
+        logged once, and `FOLLOW_AGAIN` asks again."""
         match_id = placing.match.match_id
         request = json.dumps({"match": match_to_json(placing.match)}, separators=(",", ":"))
+        ended = json.dumps({"event": "failed", "match_id": match_id,
+                            "reason": ENDED_BEFORE_TOLD}, separators=(",", ":"))  # fmt: skip
         keys = [self._keys.followers(match_id), self._keys.outcome(match_id),
                 self._keys.requests(self.realm, self._refuses is not None),
-                self._keys.requested(match_id)]  # fmt: skip
-        ttl = milliseconds(self._settings.key_ttl)
-        kept = milliseconds(REQUESTS_KEPT_FOR * self._settings.place_timeout)
-        d = self._redis.run(FOLLOW, keys, [self.lobby_id, milliseconds(FOLLOWERS_TTL), request,
-                                           ttl, kept, match_id])  # fmt: skip
-        # An outcome recorded already (another lobby's timeout, a host faster than us).
-        d.addCallbacks(self._followed, self._not_followed, callbackArgs=(placing,),
-                        errbackArgs=(placing,))  # fmt: skip
+                self._keys.requested(match_id), self.events]  # fmt: skip
+        args = [self.lobby_id, milliseconds(FOLLOWERS_TTL), request,
+                milliseconds(self._settings.key_ttl),
+                milliseconds(REQUESTS_KEPT_FOR * self._settings.place_timeout), match_id,
+                ended]  # fmt: skip
+        d = self._redis.run(FOLLOW, keys, args)
+        d.addCallbacks(lambda _: self._following.worked(),
+                        lambda f: self._following.failed(f.value))  # fmt: skip
         if waiting:
             d.addCallback(lambda _: self._tell_waiting(placing) if match_id in self._placing
                           else None)  # fmt: skip
-
-    def _followed(self, outcome: str | bytes | None, placing: _Placing) -> None:
-        match_id = placing.match.match_id
-        unfollowed = self._unfollowed.pop(match_id, None) is not None
-        if outcome in (ENDED, ENDED.encode()):
-            # Placed and over before this lobby heard it (it heard it late: its
-            # connection to Redis came back): nobody is sent to a game that is over.
-            self._failed(match_id, "the match ended before its players were told")
-            if unfollowed:
-                self._ended(match_id, None)
-        elif outcome:
-            self.handle_message(outcome)
-
-    def _not_followed(self, failure: Failure, placing: _Placing) -> None:
-        """`FOLLOW` failed (Redis away, or refusing writes: READONLY, NOREPLICAS): a
-        recorded outcome, read, answers the players at once (placed: their partners are
-        in it), and the match is followed again each second until Redis takes the write
-        (to hear its end); with none, `FOLLOW_AGAIN` asks again, `place_timeout` decides."""
-        match_id = placing.match.match_id
-        if match_id in self._unfollowed:
-            if self.running and match_id in self._running:
-                self._later(placing, FOLLOW_AGAIN, self._follow, placing)
-            return
-        self.log.warn("asking to place {match_id} failed: {error}", match_id=match_id,
-                      error=failure.value)  # fmt: skip
-        Deferred.fromCoroutine(self._read_outcome(placing)).addErrback(lambda _: None)
-
-    async def _read_outcome(self, placing: _Placing) -> None:
-        match_id = placing.match.match_id
-        outcome = await self._redis.bounded(self._redis.handler.get(self._keys.outcome(match_id)))
-        if outcome is None or match_id not in self._placing:
-            return
-        if json.loads(outcome)["event"] == "placed":
-            followers = self._keys.followers(match_id)
-            if not await self._redis.bounded(self._redis.handler.exists(followers)):
-                return self._followed(ENDED, placing)
-            if match_id not in self._placing:
-                # Answered meanwhile (its `placed` heard), or this lobby stopped: not
-                # followed again (a stopped lobby would leave a timer, and follow it).
-                return
-            self._unfollowed[match_id] = placing
-        self.handle_message(outcome)
-        if match_id in self._unfollowed:  # (answered: its timers are done with)
-            self._later(placing, FOLLOW_AGAIN, self._follow, placing)
 
     def _not_placed_yet(self, match_id: str) -> None:
         placing = self._placing.get(match_id)
@@ -273,7 +209,7 @@ class RemoteMatchHosting(Service):
 
     def _later(self, placing: _Placing, delay: float, call: Callable[..., object],
                *args: object) -> None:  # fmt: skip
-        """A timer of the match's (cancelled as it is answered, ended, or this stops)."""
+        """A timer of the match's (cancelled as it is answered, or this stops)."""
         placing.timers = [timer for timer in placing.timers if timer.active()]
         placing.timers.append(self._clock.callLater(delay, call, *args))
 
@@ -296,20 +232,15 @@ class RemoteMatchHosting(Service):
         )
 
     def stopService(self) -> Deferred[None]:
-        """Stop reading the registry and the events (the read out answers within a
-        second) and following matches, leaving no timer: each still waiting here fails
-        with `HostingStopped`. Then delete the stream: nobody reads it any more (an
-        event added after this makes it again, for `EVENTS_TTL`)."""
+        """Stop, leaving no timer: each match still waiting here fails with
+        `HostingStopped` (followed still, for the other lobbies' players and its own
+        reconnecting elsewhere); then delete the stream."""
         super().stopService()
         if self._refresh.running:
             self._refresh.stop()
         if self._recheck_pause is not None:
             self._recheck_pause.cancel()
-        for match_id in list(self._unfollowed):
-            self._unfollow(match_id)
         for match_id, placing in list(self._placing.items()):
-            # Not withdrawn: followed still, as a lobby that died leaves it, for the
-            # other lobbies' players and its own reconnecting through another lobby.
             self._done(match_id)
             placing.result.errback(HostingStopped("the lobby is stopping"))
         self._check_all_ended()
@@ -323,13 +254,8 @@ class RemoteMatchHosting(Service):
         return listening.addCallback(delete)
 
     async def _listen(self) -> None:
-        """Read this lobby's events while it runs, as they come (`XREADGROUP ... BLOCK`:
-        one connection of the pool, which no other call is given meanwhile, waits up to
-        a second, not the reactor), and hand each to `handle_message`. With `NOACK`: an
-        event is read once; a lobby that dies with it unread is gone with what it would
-        have done with it. A stream or group that Redis lost (a restart, a replica
-        promoted before it had them, a stream that lapsed) is made again, reading what
-        the stream holds from its start."""
+        """Read this lobby's events as they come (`NOACK`: a lobby that dies with one
+        unread is gone with what it would have done). A lost stream is made again."""
         group_ready = False
         while self.running:
             try:
@@ -348,8 +274,7 @@ class RemoteMatchHosting(Service):
                     self._hearing.failed(error)
                     await deferLater(self._clock, 0.5, lambda: None)
                 elif self._running and self._rechecking is None:
-                    # Redis lost this lobby's stream: it lost the followers of its
-                    # matches too, and an end published to nobody is never heard.
+                    # Redis lost its data: the followers of these matches too.
                     self._rechecking = Deferred.fromCoroutine(self._recheck())
                     self._rechecking.addErrback(lambda f: self.log.failure(
                         "rechecking the running matches", f))  # fmt: skip
@@ -357,19 +282,13 @@ class RemoteMatchHosting(Service):
             self._hearing.worked()
             for _, entries in reply or ():
                 for _, fields in entries:
-                    # (Anything but an event is refused as one: `handle_message` says so.)
                     event = dict(zip(fields[::2], fields[1::2], strict=True)).get("m", "")
                     self.handle_message(event)
 
     async def _recheck(self) -> None:
-        """After Redis lost its data (this lobby's stream was gone): once every live host
-        had a heartbeat in which to register again, putting back the matches it runs
-        (`host_ttl + heartbeat_every`), each match running here is followed again if its
-        host runs it (its end then reaches this lobby), and ended (its outcome unknown)
-        if its host, registered, runs it no more: its end was published to nobody. A
-        match whose host has not registered again is looked at again each
-        `heartbeat_every` for `stall_grace`, then ended `host_crashed`, as a departed
-        host's (its registry entry was lost with the rest: nobody claims it)."""
+        """After Redis lost its data, once the hosts had time to register again
+        (`RECHECK`): each match running here is followed again, ended (outcome unknown),
+        or after `stall_grace` without its host, ended `host_crashed`."""
         settings = self._settings
         give_up = self._clock.seconds() + settings.host_ttl + settings.heartbeat_every
         give_up += settings.stall_grace
@@ -413,9 +332,7 @@ class RemoteMatchHosting(Service):
             self._rechecking = None
 
     def refresh_hosts(self) -> Deferred[None]:
-        """Read the live hosts (for `free_ports`, and so that a lobby that cannot use
-        one says so once) and claim the hosts that departed: the registry ends their
-        matches (vinom.cluster.hosts), whichever lobby claims them first."""
+        """Read the live hosts and claim those that departed (ending their matches)."""
 
         def read(hosts: list[HostRecord]) -> Deferred[list[str]]:
             silent = self._settings.silent_after
@@ -425,8 +342,7 @@ class RemoteMatchHosting(Service):
             return self._registry.claim_departed()
 
         def failed(failure: Failure) -> None:
-            # A read the stop cut short (its connection closed under it) is no outage.
-            if self.running:
+            if self.running:  # (a read the stop cut short is no outage)
                 self._reading.failed(failure.value)
 
         d = self._registry.live_hosts().addCallback(read)
@@ -449,6 +365,7 @@ class RemoteMatchHosting(Service):
         running = self._running.get(match_id)
         host_id = None if running is None else running[0]
         if host_id is None:
+            # Not followed here (a player reconnecting through this lobby): its host.
             text = await self._redis.bounded(self._redis.handler.get(self._keys.outcome(match_id)))
             placed = None if text is None else json.loads(text)
             if placed is None or placed.get("event") != "placed":
@@ -458,20 +375,18 @@ class RemoteMatchHosting(Service):
             return True
         self.log.info("match {match_id}: its game host {host_id} is gone", match_id=match_id,
                       host_id=host_id)  # fmt: skip
-        # Ended here at once (the registry's `ended` for it comes in the events too,
-        # and finds it ended), so that the caller sees what its end left.
+        # Ended here at once, so that the caller sees what its end left.
         self._ended(match_id, MatchEnded(match_id, "aborted", None, HOST_CRASHED))
         return False
 
     def _host_alive(self, host_id: str) -> Deferred[bool]:
-        """Whether the host lives (or nothing proves it dead), by one proof per host: the
-        players of a host that died all reconnect at once, and wait on the same one."""
+        """Whether the host lives (or nothing proves it dead): one proof per host, since
+        the players of a host that died all reconnect at once."""
         waiter: Deferred[bool] = Deferred()
         waiting = self._proving.get(host_id)
         if waiting is not None:
             waiting.append(waiter)
         else:
-            # (Waiting before the proof starts: it may be over at once.)
             self._proving[host_id] = [waiter]
 
             def proven(result: bool | Failure) -> None:
@@ -485,13 +400,8 @@ class RemoteMatchHosting(Service):
         return waiter
 
     async def _prove(self, host_id: str) -> bool:
-        """Proof of life: a heartbeat after the proof began (every `heartbeat_every`).
-        Death: the host's registration gone and its departure claimed (by this lobby or
-        another; the registry holds a departure back while Redis was lately away: the
-        watch guard, and while a host whose key lapsed still holds its presence
-        connection: a paused host, vinom.cluster.hosts). A host gone from the registry
-        but not departed, or that does neither within `host_ttl + heartbeat_every`, is
-        left be (True): the player's handshake waits or retries until it goes on."""
+        """Alive: a heartbeat after the proof began. Dead: unregistered and its departure
+        claimed (vinom.cluster.hosts). Neither within `host_ttl + heartbeat_every`: True."""
         step = self._settings.heartbeat_every / 5
         deadline = self._clock.seconds() + self._settings.host_ttl + self._settings.heartbeat_every
         now = await self._registry.get(host_id)
@@ -501,8 +411,6 @@ class RemoteMatchHosting(Service):
                 return True
             if now is None:
                 await self._registry.claim_departed()
-                # Gone from the registry and not departed: paused (its presence
-                # connection open) or held back by the watch guard; left be at once.
                 return not await self._registry.departed(host_id)
             if self._clock.seconds() >= deadline:
                 return True
@@ -512,8 +420,7 @@ class RemoteMatchHosting(Service):
     # -- the events
 
     def handle_message(self, text: str | bytes) -> None:
-        """One placement event of this lobby's stream (or an outcome `FOLLOW` found
-        recorded). Heard twice changes nothing."""
+        """One placement event of this lobby's stream. Heard twice changes nothing."""
         try:
             message = json.loads(text)
             event = message["event"]
@@ -535,12 +442,6 @@ class RemoteMatchHosting(Service):
             placing.cancel_timers()
         return placing
 
-    def _unfollow(self, match_id: str) -> None:
-        """A placed match answered from its outcome is no longer followed again."""
-        placing = self._unfollowed.pop(match_id, None)
-        if placing is not None:
-            placing.cancel_timers()
-
     def _placed(self, match_id: str, host_id: str, address: HostAddress) -> None:
         placing = self._done(match_id)
         if placing is None:
@@ -560,11 +461,8 @@ class RemoteMatchHosting(Service):
         self._check_all_ended()
 
     def _ended(self, match_id: str, outcome: MatchEnded | None) -> None:
-        """The match ended. One ended `host_crashed` (its host's departure claimed,
-        or found dead by `confirm_running`) whose host then tells its own end (it was
-        cut off from Redis, not from its players, who played the match out) is ended
-        again with that outcome, which wins (`IMatchHosting.host_match`)."""
-        self._unfollow(match_id)
+        """The match ended. One ended `host_crashed` whose host then tells its own end (it
+        was cut off from Redis, not from its players) is ended again with that."""
         running = self._running.pop(match_id, None)
         if running is None:
             late = self._crashed.pop(match_id, None)
@@ -598,27 +496,32 @@ class RemoteMatchHosting(Service):
                 waiter.callback(None)
 
     def _timed_out(self, match_id: str) -> None:
-        """Nothing heard in time: `failed` is recorded unless an outcome is (the first
-        decides), and the outcome key says what became of the match. Recorded, not only
-        read: a host that reads the request later (or that read it, was paused past
-        this timeout and goes on) finds it and hosts nothing, and every lobby of the
-        match hears the same outcome."""
-        if match_id in self._placing:
-            self._give_up(match_id, "no game host took the match in time")
+        """Nothing heard in time: `failed` is recorded unless an outcome is, so that a host
+        reading the request later hosts nothing. Else the outcome recorded first reaches
+        this lobby's stream (`FOLLOW` tells it again each `FOLLOW_AGAIN`)."""
+        if match_id not in self._placing:
+            return
+        reason = "no game host took the match in time"
+        failed = {"event": "failed", "match_id": match_id, "reason": reason}
+
+        def recorded(done: bool) -> None:
+            if done:
+                self._failed(match_id, reason)
+
+        def unrecorded(failure: Failure) -> None:
+            self._failed(match_id, f"the placement could not be decided: {failure.value}")
+
+        decide(self._redis, self._keys, self._settings, failed).addCallbacks(
+            recorded, unrecorded)
 
     def withdraw(self, match_id: str) -> Deferred[bool]:
-        """This lobby's players of a match waiting for a host all left. It is withdrawn
-        (its Deferred fails with CancelledError) once every lobby of the match has said
-        so (`vinom.cluster.channel.withdraw`): until then it goes on for the players of
-        another lobby, as in one lobby a match waits while one of its players is
-        connected, and this lobby follows it still, for its own players to `reconnect`
-        to their seat and for its end. Whether it was withdrawn."""
+        """This lobby's players of a match waiting for a host all left: it is withdrawn
+        (its Deferred fails with CancelledError) once every lobby of it has said so, and
+        until then followed still. Whether it was withdrawn."""
         placing = self._placing.get(match_id)
         if placing is None:
             return succeed(False)
         placing.left = True
-        d = withdraw(self._redis, self._keys, self._settings, self.lobby_id, match_id,
-                     self._others(match_id))  # fmt: skip
 
         def decided(given_up: bool) -> bool:
             if given_up:
@@ -634,38 +537,17 @@ class RemoteMatchHosting(Service):
                           error=failure.value)  # fmt: skip
             return False
 
-        return d.addCallbacks(decided, failed)
+        return self._say_left(match_id).addCallbacks(decided, failed)
 
-    def _others(self, match_id: str) -> list[str]:
+    def _say_left(self, match_id: str) -> Deferred[bool]:
         lobbies = () if self._lobbies_of is None else self._lobbies_of(match_id)
-        return [lobby for lobby in lobbies if lobby != self.lobby_id]
+        others = [lobby for lobby in lobbies if lobby != self.lobby_id]
+        return withdraw(self._redis, self._keys, self._settings, self.lobby_id, match_id,
+                        others)  # fmt: skip
 
     def _withdraw(self, match_id: str) -> None:
-        """The match's Deferred was cancelled: it is no longer followed here, and this
-        lobby's word is given as by `withdraw`."""
+        """The match's Deferred was cancelled: this lobby's word given as by `withdraw`."""
         self._done(match_id)
-        d = withdraw(self._redis, self._keys, self._settings, self.lobby_id, match_id,
-                     self._others(match_id))  # fmt: skip
-        d.addErrback(lambda f: self.log.warn("withdrawing {match_id} failed: {error}",
-                                             match_id=match_id, error=f.value))  # fmt: skip
+        self._say_left(match_id).addErrback(lambda f: self.log.warn(
+            "withdrawing {match_id} failed: {error}", match_id=match_id, error=f.value))
         self._check_all_ended()
-
-    def _give_up(self, match_id: str, reason: str) -> None:
-        failed = {"event": "failed", "match_id": match_id, "reason": reason}
-
-        def reread(recorded: bool) -> Deferred[str | None]:
-            if recorded:
-                return succeed(json.dumps(failed))
-            return self._redis.bounded(self._redis.handler.get(self._keys.outcome(match_id)))
-
-        def read(text: str | None) -> None:
-            if text is None:
-                self._failed(match_id, reason)
-            else:
-                self.handle_message(text)
-
-        def unreadable(failure: Failure) -> None:
-            self._failed(match_id, f"the placement could not be read: {failure.value}")
-
-        d = decide(self._redis, self._keys, self._settings, failed)
-        d.addCallback(reread).addCallback(read).addErrback(unreadable)
