@@ -7,10 +7,11 @@ import io
 import json
 import random
 import re
+from typing import Any
 
 import attrs
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
+from twisted.internet.defer import Deferred, fail, gatherResults, maybeDeferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrapClientTLS
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.internet.ssl import PrivateCertificate
@@ -22,6 +23,7 @@ from tests.client.test_cli import bots_options
 from tests.support.servers import start_server
 from tests.support.waiting import until
 from vinom import cli
+from vinom.client import bots
 from vinom.client.bots import play_bot
 from vinom.client.failover import (
     Backoff,
@@ -31,7 +33,14 @@ from vinom.client.failover import (
     NoLobbyAvailable,
 )
 from vinom.client.game import GameSession, connect_game
-from vinom.client.lobby import LobbyAddress, LobbyClient, LobbyClientProtocol, client_tls_options
+from vinom.client.lobby import (
+    LobbyAddress,
+    LobbyClient,
+    LobbyClientProtocol,
+    MatchFound,
+    client_tls_options,
+)
+from vinom.client.udp import ConnectFailedError
 from vinom.games.registry import GameRegistry
 from vinom.hosting.inline import InlineGameHost
 from vinom.server.certs import ensure_dev_certificate
@@ -311,6 +320,34 @@ class LobbyPlayerTests(TestCase):
                 rf"^session closed: disconnect; no lobby could be reached for \d+ s "
                 rf"\({re.escape(where)}: connection refused\)$",
             )
+
+    async def test_a_bot_whose_first_connect_fails_asks_the_lobby_again(self) -> None:
+        # The game host may die between `match_found` and the bot's handshake; its
+        # match then ends host_crashed, which keeps every player a place, those not
+        # connected yet too (docs/lobby.md). So a failed first connect is followed
+        # through `reconnect`, as a lost session is: here the host lives on, and the
+        # lobby answers with a fresh token for the same seat.
+        server = await start_server(self, ports=1)
+        tried: list[str] = []
+
+        def connect(reactor: Any, found: MatchFound, **kwargs: Any) -> Deferred[GameSession]:
+            tried.append(found.token["player_id"])
+            if tried.count(tried[0]) == 1 and found.token["player_id"] == tried[0]:
+                return fail(ConnectFailedError("timeout"))
+            return connect_game(reactor, found, **kwargs)
+
+        self.patch(bots, "connect_game", connect)
+        reports = await gatherResults([
+            Deferred.fromCoroutine(
+                play_bot(reactor, server.lobby, GAME, f"b{i}", rng=random.Random(i), policy=FAST)
+            )
+            for i in range(2)
+        ])  # fmt: skip
+        self.assertEqual([r.outcome for r in reports], ["finished", "finished"], reports)
+        self.assertEqual(reports[0].match_id, reports[1].match_id)
+        refused = next(r for r in reports if r.player_id == tried[0])
+        self.assertEqual(refused.reconnects, 1)
+        self.assertEqual(tried.count(tried[0]), 2)
 
     async def test_every_lobby_failing_is_one_clear_error_in_bounded_time(self) -> None:
         dead = [await dead_address() for _ in range(2)]

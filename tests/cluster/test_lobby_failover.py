@@ -219,6 +219,10 @@ class HostCrashTests(BotsCommandCase):
         # The bots pause (SIGSTOP) while the second host starts and the first is
         # killed: their match is still running when its host dies, however long a
         # loaded machine takes to start a process (a won match lasts about 2.5 s).
+        # A bot may pause before its handshake with the host is done (the match is
+        # hosted before its players are told where): it finds the host gone when it
+        # resumes, and asks the lobby as the others do, for every player of a match
+        # ended host_crashed keeps a place (vinom.client.bots.play_bot).
         os.kill(transport.pid, signal.SIGSTOP)
         try:
             survivor = await self.start("host", ports=4)

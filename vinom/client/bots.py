@@ -131,7 +131,10 @@ async def play_bot(
     lost lobby connection moves the bot to the next (`vinom.client.failover`). A lost
     game session is resumed through `reconnect`, and a match aborted for
     `players_missing` is followed by the next one from the place kept at the head of
-    the queue: the report is of the last match. `auth`: the bot's credentials, for a
+    the queue: the report is of the last match. A first connect to the game host
+    that fails is followed through `reconnect` too: the host may have died since
+    `match_found`, and a match ended `host_crashed` keeps every one of its players a
+    place, those not yet connected too. `auth`: the bot's credentials, for a
     server with authentication (docs/lobby.md, "Authentication"); `queue`: "normal" or
     "ranked" (where a server with authentication rates the match).
     """
@@ -140,7 +143,15 @@ async def play_bot(
     reconnects = 0
     try:
         found = await player.find_match(game.name, queue=queue)
-        session = await connect_game(reactor, found)
+        try:
+            session = await connect_game(reactor, found)
+        except ConnectFailedError as failed:
+            try:
+                found, session = await _rejoin(reactor, player, None, policy)
+            except Exception as e:
+                reason = f"{_describe(failed)}; {_describe(e)}"
+                return _report(name, player, None, {"p": "error", "reason": reason}, [], 0)
+            reconnects += 1
     except Exception as e:  # a bot reports what went wrong; it does not crash its runner
         return _report(name, player, None, {"p": "error", "reason": _describe(e)}, [], 0)
     drivers: list[BotDriver] = []
@@ -223,19 +234,23 @@ async def _play(session: GameSession) -> dict[str, Any]:
 
 
 async def _rejoin(
-    reactor: Any, player: LobbyPlayer, session: GameSession, policy: FailoverPolicy
+    reactor: Any, player: LobbyPlayer, session: GameSession | None, policy: FailoverPolicy
 ) -> tuple[MatchFound, GameSession]:
     """Back through the lobbies: the same match on the same `session` (a fresh token for
-    the seat), or a new match after a place kept in the queue. A game host that turns
-    the fresh token away (it has not noticed the old session ended) is tried again
-    after a backoff, for at most `give_up_after`."""
+    the seat), or a new match after a place kept in the queue; `session` None: the
+    player never connected to their match. A game host that turns the fresh token
+    away (it has not noticed the old session ended) is tried again after a backoff,
+    for at most `give_up_after`."""
     deadline = reactor.seconds() + policy.give_up_after
     failures = 0
     rng = random.Random()
     while True:
         found = await player.rejoin()
-        same = not session.finished.called and session.welcome is not None and (
-            session.welcome.get("match") == found.game_id
+        same = (
+            session is not None
+            and not session.finished.called
+            and session.welcome is not None
+            and session.welcome.get("match") == found.game_id
         )
         try:
             if same:
