@@ -1,11 +1,12 @@
 // netcode.js's Predictor and GameSocket's use of it under Node's test runner: a dead
 // own entity is not driven on, and a respawn or a teleport is shown where it is,
-// not slid there (the twin of tests/client/test_netcode.py's tests of the same).
+// not slid there (the twin of tests/client/test_netcode.py's tests of the same);
+// and SnapshotBuffer's renders past the newest view, which the next one corrects.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { GameSocket } from "../../vinom/webclient/game.js";
-import { Predictor, ServerClock } from "../../vinom/webclient/netcode.js";
+import { Predictor, ServerClock, SnapshotBuffer } from "../../vinom/webclient/netcode.js";
 
 const RATE = 20;
 
@@ -59,4 +60,29 @@ test("GameSocket: a view without the own entity resets the prediction", () => {
   socket.netcode(51, 2550, { me: 0, dots: [{ x: 250, vx: 0 }] }); // respawned far away
   assert.equal(prediction.render(52, 100).x, 250);
   assert.equal(prediction.corrections, 0);
+});
+
+// What tests/server/test_web_arena.py's bound on a frame's travel rests on: a render
+// past the newest view extrapolates (at most an interval, then holds), and once the
+// next views come, the render is the view at its time, so a dot that started moving
+// meanwhile is drawn where it is: the frame covers its travel since the newest view
+// the last frame had, not since that frame's render time.
+test("SnapshotBuffer: a render past the newest view, then the next views: the view at its time", () => {
+  const buffer = new SnapshotBuffer(RATE, { interpolation: { fields: ["x"] } });
+  const at = (tick, x) => buffer.push(tick / RATE, { x });
+  for (let tick = 0; tick <= 10; tick++) at(tick, 100); // at rest up to tick 10
+  assert.equal(buffer.render(10.6 / RATE + buffer.delay).x, 100); // 30 ms past: extrapolated
+  assert.deepEqual([buffer.extrapolated, buffer.held], [1, 0]);
+  assert.equal(buffer.render(11.2 / RATE + buffer.delay).x, 100); // 60 ms past: held
+  assert.deepEqual([buffer.extrapolated, buffer.held], [1, 1]);
+  const before = buffer.renderedAt;
+  at(11, 105); // moving at 100 a second from tick 10 on
+  at(12, 110);
+  at(13, 115);
+  const x = buffer.render(12.6 / RATE + buffer.delay).x;
+  assert.ok(Math.abs(x - (100 + 100 * (12.6 - 10) / RATE)) < 1e-9, x);
+  // 13 units in a frame whose render time advanced 70 ms: 100 a second since the
+  // newest view the last frame had (tick 10), 186 since that frame's render time.
+  assert.ok(x - 100 > 100 * (buffer.renderedAt - before) + 5);
+  assert.ok(x - 100 <= 100 * (buffer.renderedAt - 10 / RATE) + 1e-9);
 });
