@@ -499,10 +499,9 @@ class RefusedPlacementSaveTests(ClusterTestCase):
             client = await connect_lobby(reactor, address.host, address.port, trust=address.trust)
             self.addCleanup(lambda c=client: None if c.protocol.closed.called else c.close())
             clients.append((client, await client.hello(name)))
-        queued: Deferred[None] = Deferred()
-        first = clients[0][0].queue(GAME.name, on_queued=lambda *_: queued.called
-                                    or queued.callback(None))  # fmt: skip
-        await queued
+        statuses: list[str] = []
+        first = clients[0][0].queue(GAME.name, on_queued=lambda q: statuses.append(q.status))
+        await until(lambda: statuses, "the first player queued")
         # The first player's lobby does not run while the match forms on the other and is
         # placed; by the time it hears of the placement, Redis refuses writes.
         refused_lobby.transport.signalProcess(signal.SIGSTOP)
@@ -511,7 +510,8 @@ class RefusedPlacementSaveTests(ClusterTestCase):
         refused_lobby.transport.signalProcess(signal.SIGCONT)
         await until(lambda: "following matches to place failed" in refused_lobby.text,
                     "the refused lobby to say its follow was refused")  # fmt: skip
-        await deferLater(reactor, 2.0, lambda: None)
+        # Followed again a second later, refused again: its player is told to wait.
+        await until(lambda: "waiting_for_server" in statuses, "the player told to wait")
         self.assertFalse(first.called)
         # Reconnecting finds the match through any lobby: its record was saved.
         self.assertIsNotNone(await self.redis_call("GET", f"vinom:match:{second.game_id}"))
