@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import collections
 import random
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from selenium.webdriver.common.by import By
@@ -59,13 +59,29 @@ from tests.server.test_web_client import (
 from tests.support.browser import open_browser
 from tests.support.ports import free_tcp_port, free_udp_ports
 from tests.support.waiting import until
+from vinom.client import failover
 from vinom.client.bots import BotReport, LobbyAddress, play_bot
+from vinom.client.lobby import LobbyClient, connect_lobby
 
 OPENED = "vinom_relay_routes_opened_total"
 
 
 async def gather(coroutines: list[Coroutine[Any, Any, Any]]) -> list[Any]:
     return await gatherResults([Deferred.fromCoroutine(c) for c in coroutines])
+
+
+def counting(made: collections.Counter[int]) -> Callable[..., Deferred[LobbyClient]]:
+    """`connect_lobby`, counting in `made` (by port) each connection it makes: one the
+    gateway counts (its TLS ClientHello goes out as the TCP connection is made)."""
+
+    def connect(reactor: Any, host: str, port: int, **options: Any) -> Deferred[LobbyClient]:
+        def counted(client: LobbyClient) -> LobbyClient:
+            made[port] += 1
+            return client
+
+        return connect_lobby(reactor, host, port, **options).addCallback(counted)
+
+    return connect
 
 
 class GatewayClusterTests(GatewayTestCase):
@@ -109,6 +125,12 @@ class GatewayClusterTests(GatewayTestCase):
             for relay, port in zip(relays, (page_port, None), strict=True)
         ])  # fmt: skip
         ports = [port for _process, port, _ops in gateways]
+        # Every lobby connection the native players make, by gateway port: one to find a
+        # match, and one more for each `reconnect` (after a lost game session, or a first
+        # connect to the game host that failed, as it may on a busy machine) and for each
+        # lobby left for the next.
+        made: collections.Counter[int] = collections.Counter()
+        self.patch(failover, "connect_lobby", counting(made))
 
         # The browser, through gateway 1, queues; a native bot through gateway 2 joins it.
         browser = await open_browser(self)
@@ -150,21 +172,33 @@ class GatewayClusterTests(GatewayTestCase):
         # it) the page's ask for a WebTransport offer (none here) and its game socket ...
         tls = [await self.metric(ops, 'vinom_gateway_routed_total{kind="tls"}')
                for _process, _port, ops in gateways]  # fmt: skip
-        self.assertEqual(tls, [4 + 2, 5])
+        # One lobby connection per native player (4 on gateway 1; 4 and robo on gateway
+        # 2), and the players' reconnects and lobby changes: at least one connection
+        # each (a `reconnect` whose game host turns the fresh token away is followed by
+        # another; BotReport.reconnects counts the one that took), and none without one.
+        on_gateway = [reports[0::2], [*reports[1::2], robo]]
+        again = [sum(r.reconnects + r.lobby_changes for r in bots) for bots in on_gateway]
+        lobby_tls = [made[port] for port in ports]
+        for bots, extra, count in zip(on_gateway, again, lobby_tls, strict=True):
+            self.assertGreaterEqual(count, len(bots) + extra, bots)
+            if not extra:
+                self.assertEqual(count, len(bots), bots)
+        self.assertEqual(tls, [lobby_tls[0] + 2, lobby_tls[1]], (lobby_tls, again))
         game_sockets = (await self.status(gateways[0][2]))["backends"]
         self.assertEqual(sum(game_sockets[f"{name}-web"]["routed"] for name in host_webs), 2)
         self.assertGreaterEqual(
             await self.metric(gateways[0][2], 'vinom_gateway_routed_total{kind="http"}'), 2
         )
         # ... and every game datagram of the 9 native players, each through the relay
-        # its lobby names: gateway 1's for lobbies a and c, gateway 2's for lobby b.
+        # its lobby names: gateway 1's for lobbies a and c, gateway 2's for lobby b
+        # (a route for each match_found: each lobby connection's fresh token).
         on: dict[str, float] = collections.Counter()
         for _process, _port, ops in gateways:
             for name, state in (await self.status(ops))["backends"].items():
                 on[name] += state["routed"]
         opened = [await self.metric(ops, OPENED) for _process, _port, ops in gateways]
         self.assertEqual(opened, [on["a"] + on["c"], on["b"]])
-        self.assertEqual(sum(opened), 9)
+        self.assertEqual(sum(opened), sum(lobby_tls))
         for _process, _port, ops in gateways:
             self.assertGreater(await self.metric(ops, forwarded("to_host")), 0)
             self.assertGreater(await self.metric(ops, forwarded("to_player")), 0)
