@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import collections
 import random
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 from selenium.webdriver.common.by import By
@@ -47,7 +47,7 @@ from twisted.internet.defer import Deferred, gatherResults
 
 from tests.cluster.test_scaling import GAME
 from tests.gateway.relay_support import forwarded, gateway_relay_options
-from tests.gateway.test_gateway_processes import GatewayTestCase, Lobby, rules
+from tests.gateway.test_gateway_processes import GatewayTestCase, Lobby, counting, rules
 from tests.server.test_web_client import (
     WAIT,
     click,
@@ -61,27 +61,12 @@ from tests.support.ports import free_tcp_port, free_udp_ports
 from tests.support.waiting import until
 from vinom.client import failover
 from vinom.client.bots import BotReport, LobbyAddress, play_bot
-from vinom.client.lobby import LobbyClient, connect_lobby
 
 OPENED = "vinom_relay_routes_opened_total"
 
 
 async def gather(coroutines: list[Coroutine[Any, Any, Any]]) -> list[Any]:
     return await gatherResults([Deferred.fromCoroutine(c) for c in coroutines])
-
-
-def counting(made: collections.Counter[int]) -> Callable[..., Deferred[LobbyClient]]:
-    """`connect_lobby`, counting in `made` (by port) each connection it makes: one the
-    gateway counts (its TLS ClientHello goes out as the TCP connection is made)."""
-
-    def connect(reactor: Any, host: str, port: int, **options: Any) -> Deferred[LobbyClient]:
-        def counted(client: LobbyClient) -> LobbyClient:
-            made[port] += 1
-            return client
-
-        return connect_lobby(reactor, host, port, **options).addCallback(counted)
-
-    return connect
 
 
 class GatewayClusterTests(GatewayTestCase):
