@@ -56,7 +56,7 @@ from benchmarks.room_load import RoomDriver
 from benchmarks.server_worker import player_id
 from benchmarks.session_load import MAX_DATAGRAM, Client
 from vinom.protocol.events import RELIABLE, UNRELIABLE
-from vinom.rooms.messages import encode_action
+from vinom.rooms.messages import decode_server_message, encode_action
 
 try:  # a build with real-time inputs and delta snaps (issue #35): the load speaks them
     from vinom.client.realtime import InputQueue, TickClock
@@ -159,7 +159,8 @@ class SnapWire(StateWire):
         self.inputs.add(self.ticks.input_tick(now, rtt), {"move": move, "n": number})
         receiver = self.receiver
         if getattr(receiver, "schema", None) is not None and not receiver.wires:
-            return UNRELIABLE, encode_input(receiver.newest, self.inputs.pending, schema=True)
+            # 2: packed snaps too (docs/protocol.md §14); a build before them reads it as 1.
+            return UNRELIABLE, encode_input(receiver.newest, self.inputs.pending, schema=2)
         return UNRELIABLE, encode_input(receiver.newest, self.inputs.pending)
 
     def update(self, message: Mapping[str, Any], now: float) -> Update | None:
@@ -275,9 +276,12 @@ class ArenaBots:
         """One room message from the host; `conn` is the player's `ClientConnection`
         (its round trip and ack delays serve the snap wire), None on a stream."""
         try:
-            message = _unpackb(data)
-            if type(message) is list:  # a snap, [v, ts, r, i, ik, d] (docs/protocol.md §14)
-                message = {"t": "snap", "i": message[3], "ik": message[4], "d": message[5]}
+            if data[:1] == b"\xc1":  # a packed snap (docs/protocol.md §14)
+                message = decode_server_message(data)
+            else:
+                message = _unpackb(data)
+                if type(message) is list:  # a snap, [v, ts, r, i, ik, d] (§14)
+                    message = {"t": "snap", "i": message[3], "ik": message[4], "d": message[5]}
             update = player.wire.update(message, now)
             if update is not None:
                 player.states += 1

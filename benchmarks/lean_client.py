@@ -61,6 +61,11 @@ from vinom.protocol.wire import (
 )
 
 _HEADER = struct.Struct("<BQ")
+# A short payload (docs/protocol.md 5.9), written here: a `compare` baseline may
+# predate it (its host never sends one, since its client never offers them).
+_SHORT_PAYLOAD = 8
+_SHORT_HEADER = struct.Struct("<BH")
+_MIN_SHORT = _SHORT_HEADER.size + 16
 _SEQUENCE = struct.Struct("<Q")
 _NONCE = struct.Struct("<IQ")
 # The body header, then one message header: the installed vinom's (protocol 2 added
@@ -84,7 +89,7 @@ class LeanSession:
     __slots__ = (
         "acks_owed", "body_seq", "clock", "closed", "delivered", "last_reliable", "next_id",
         "recv_any", "recv_at", "recv_bits", "recv_buffer", "recv_latest", "recv_next",
-        "reliable_owed", "rx", "tx", "tx_seq", "unexpected", "unrel_next", "window",
+        "reliable_owed", "rx", "short", "tx", "tx_seq", "unexpected", "unrel_next", "window",
     )  # fmt: skip
 
     def __init__(self, conn: ClientConnection, clock: Callable[[], float] | None = None) -> None:
@@ -99,6 +104,8 @@ class LeanSession:
         self.tx = handover.send_aead
         self.tx_seq = handover.next_packet_sequence
         self.window = handover.replay_window
+        # A short payload came: ours go short too (as ClientConnection's).
+        self.short = getattr(handover, "short_payloads", False)
         self.body_seq = layer.next_body_sequence
         self.recv_any = layer.received_any
         self.recv_latest = layer.latest_received
@@ -129,22 +136,33 @@ class LeanSession:
     def receive(self, data: bytes) -> list[bytes]:
         """The messages a datagram from the host delivers, both channels, in order
         (none if it is dropped)."""
-        if len(data) < MIN_SEALED_PACKET:
+        if not data:
             return _NOTHING
         kind = data[0]
-        if kind != PAYLOAD and kind != KEEPALIVE and kind != DISCONNECT:
-            return _NOTHING
-        seq = _SEQUENCE.unpack_from(data, 1)[0]
         window = self.window
-        if window.is_replay(seq):
+        if kind == _SHORT_PAYLOAD:
+            if len(data) < _MIN_SHORT:
+                return _NOTHING
+            latest = window.latest
+            seq = latest + (((data[1] | data[2] << 8) - latest + 0x8000) & _MASK16) - 0x8000
+            sealed, associated = data[_SHORT_HEADER.size:], _HEADER.pack(kind, seq)
+            kind = PAYLOAD
+        else:
+            if len(data) < MIN_SEALED_PACKET:
+                return _NOTHING
+            if kind != PAYLOAD and kind != KEEPALIVE and kind != DISCONNECT:
+                return _NOTHING
+            seq = _SEQUENCE.unpack_from(data, 1)[0]
+            sealed, associated = data[HEADER_SIZE:], data[:HEADER_SIZE]
+        if seq < 0 or window.is_replay(seq):
             return _NOTHING
         try:
-            plain = self.rx.decrypt(
-                _NONCE.pack(NONCE_DOMAIN_SESSION, seq), data[HEADER_SIZE:], data[:HEADER_SIZE]
-            )
+            plain = self.rx.decrypt(_NONCE.pack(NONCE_DOMAIN_SESSION, seq), sealed, associated)
         except InvalidTag:
             return _NOTHING
         window.mark(seq)
+        if associated[0] == _SHORT_PAYLOAD:
+            self.short = True
         if kind != PAYLOAD:
             if kind == DISCONNECT:
                 self.closed = True
@@ -324,5 +342,9 @@ class LeanSession:
         self.reliable_owed = False
         seq = self.tx_seq
         self.tx_seq = seq + 1
+        nonce = _NONCE.pack(NONCE_DOMAIN_SESSION, seq)
+        if self.short:
+            return (_SHORT_HEADER.pack(_SHORT_PAYLOAD, seq & _MASK16)
+                    + self.tx.encrypt(nonce, body, _HEADER.pack(_SHORT_PAYLOAD, seq)))  # fmt: skip
         header = _HEADER.pack(PAYLOAD, seq)
-        return header + self.tx.encrypt(_NONCE.pack(NONCE_DOMAIN_SESSION, seq), body, header)
+        return header + self.tx.encrypt(nonce, body, header)

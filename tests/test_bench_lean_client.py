@@ -19,11 +19,11 @@ from twisted.trial.unittest import SynchronousTestCase
 from benchmarks.lean_client import LeanSession
 from tests.protocol.test_protocol_support import CLIENT_ADDR, HOST, SERVER_ADDR, WALL, FakeAdmission
 from vinom.protocol.client import ClientConnection
-from vinom.protocol.config import HostConfig, IssuerConfig, ProtocolConfig
+from vinom.protocol.config import ClientConfig, HostConfig, IssuerConfig, ProtocolConfig
 from vinom.protocol.events import RELIABLE, UNRELIABLE, MessageReceived
 from vinom.protocol.server import ServerEndpoint
 from vinom.protocol.tokens import TokenIssuer
-from vinom.protocol.wire import DISCONNECT, KEEPALIVE, PAYLOAD
+from vinom.protocol.wire import DISCONNECT, KEEPALIVE, PAYLOAD, SHORT_PAYLOAD
 
 KEY = bytes(range(32))
 
@@ -33,7 +33,10 @@ def fixed(n: int) -> bytes:
 
 
 class Twins:
-    def __init__(self) -> None:
+    """Two clients of one session, the real one and a twin handed to a LeanSession;
+    both offer short payloads (docs/protocol.md §5.9) unless `short` is False."""
+
+    def __init__(self, short: bool = True) -> None:
         self.now = 1000.0
         protocol = ProtocolConfig(token_key=KEY)
         self.server = ServerEndpoint(
@@ -42,9 +45,10 @@ class Twins:
         token = TokenIssuer(IssuerConfig(protocol)).issue_token(
             player_id="p-1", match_id="m-1", hosts=(HOST,), now=WALL
         )
-        self.real = ClientConnection(token, self.now, addresses=[SERVER_ADDR],
+        config = ClientConfig(short_payloads=short)
+        self.real = ClientConnection(token, self.now, addresses=[SERVER_ADDR], config=config,
                                      wall_clock=lambda: WALL, random_bytes=fixed)
-        twin = ClientConnection(token, self.now, addresses=[SERVER_ADDR],
+        twin = ClientConnection(token, self.now, addresses=[SERVER_ADDR], config=config,
                                 wall_clock=lambda: WALL, random_bytes=fixed)
         for _ in range(3):  # request, response: the handshake
             out = self.real.datagrams_to_send(self.now)
@@ -108,7 +112,10 @@ class LeanSessionTests(SynchronousTestCase):
         for n in range(300):
             twins.now += 0.001
             (datagram,) = twins.host_sends([b"state %d" % n])
-            twins.to_host(twins.both_receive(datagram))
+            sent = twins.both_receive(datagram)
+            # Short both ways: the host had the offer; the twins had a short one.
+            self.assertEqual({datagram[0]} | {d[0] for d in sent}, {SHORT_PAYLOAD})
+            twins.to_host(sent)
         self.assertEqual(twins.echoed, 300)
         self.assertEqual(dict(twins.server.drops), {})
         reliability = twins.server.reliability(twins.session_id)
@@ -235,12 +242,22 @@ class LeanSessionTests(SynchronousTestCase):
             twins.to_host(twins.both_receive(state, reliable=True))
         self.assertEqual(dict(twins.server.drops), {})
 
+    def test_long_payloads_as_with_a_host_before_short_ones(self) -> None:
+        twins = Twins(short=False)
+        for n in range(50):
+            twins.now += 0.001
+            (datagram,) = twins.host_sends([b"state %d" % n])
+            self.assertEqual(datagram[0], PAYLOAD)
+            twins.to_host(twins.both_receive(datagram))
+        self.assertEqual(twins.echoed, 50)
+        self.assertEqual(dict(twins.server.drops), {})
+
     def test_a_fragmented_message_ends_the_lean_session(self) -> None:
         """Neither bench host sends one: counted, and the session ends."""
         twins = Twins()
         twins.server.send_message(twins.session_id, RELIABLE, b"y" * 3000)
         datagram = next(d for d, _ in twins.server.datagrams_to_send(twins.now))
-        self.assertEqual(datagram[0], PAYLOAD)
+        self.assertEqual(datagram[0], SHORT_PAYLOAD)  # the twins offered them (§5.9)
         self.assertEqual(twins.lean.receive(datagram), [])
         self.assertEqual(twins.lean.unexpected, 1)
         self.assertTrue(twins.lean.closed)
@@ -250,7 +267,8 @@ class LeanSessionTests(SynchronousTestCase):
         (datagram,) = twins.host_sends([b"state"])
         forged = bytearray(datagram)
         forged[-1] ^= 1
-        for bad in (b"", b"\x05", bytes(forged), b"\x09" + datagram[1:], datagram[:20]):
+        for bad in (b"", b"\x05", b"\x08", bytes(forged), b"\x09" + datagram[1:], datagram[:18],
+                    b"\x05" + datagram[1:]):  # fmt: skip
             self.assertEqual(twins.lean.receive(bytes(bad)), [])
         self.assertEqual(twins.lean.receive(datagram), [b"state"])
         self.assertFalse(twins.lean.closed)

@@ -38,8 +38,10 @@ from vinom.client.lobby import LobbyAddress
 from vinom.client.netcode import Interpolation
 from vinom.client.tui import TerminalApp
 from vinom.client.udp import GameClientProtocol
+from vinom.protocol.events import UNRELIABLE
 from vinom.protocol.tokens import PublicToken
-from vinom.rooms.messages import decode_server_message
+from vinom.protocol.wire import PAYLOAD, SHORT_PAYLOAD
+from vinom.rooms.messages import PACKED_SNAP, decode_server_message
 
 PLUGIN = "from benchmarks.arena import ArenaGame\n\narena = ArenaGame(2)\n"
 GAME = ArenaGame(2)
@@ -65,6 +67,8 @@ class DelayLink(DatagramProtocol):
         self.came: dict[bytes, float] = {}
         self.current = 0.0
         self.pending: set[Any] = set()
+        # The packet types each way, in order (docs/protocol.md §5): to the host, to the client.
+        self.kinds: tuple[list[int], list[int]] = ([], [])
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
         to = self.client if addr == self.host else self.host
@@ -72,6 +76,7 @@ class DelayLink(DatagramProtocol):
             self.client = addr
         if to is None:
             return
+        self.kinds[addr == self.host].append(data[0])
         if self.rng.random() < self.loss:
             self.dropped += 1
             return
@@ -97,6 +102,9 @@ class Player:
         # that snap came to the proxy from the host), at each snap after 2 s.
         self.samples: list[tuple[float, float, int, float]] = []
         self.started: float | None = None
+        # How the snaps came, in order: their channel and first byte (0x96 an array,
+        # 0xc1 packed).
+        self.snap_forms: list[tuple[int, int]] = []
 
 
 async def play(lobby: LobbyAddress, name: str, seed: int) -> Player:
@@ -111,6 +119,8 @@ async def play(lobby: LobbyAddress, name: str, seed: int) -> Player:
         held = session.tick
         session.message_received(channel, data)
         decoded = decode_server_message(data)
+        if decoded is not None and decoded["t"] == "snap":
+            player.snap_forms.append((channel, data[0]))
         if decoded is None or decoded["t"] != "snap" or session.tick == held:
             return
         now = reactor.seconds()
@@ -196,6 +206,22 @@ class NetcodeOverALossyLinkTests(TestCase):
                 # The arena declares its view (benchmarks/arena.py): the session asked
                 # for schema snapshots, and read every one it applied.
                 self.assertEqual(session.snapshot_format, "schema")
+                # In packed snaps, once asked (docs/protocol.md §14): arrays until
+                # the host has the ask, packed ones from the first on, but for arrays
+                # sent before it on channel 1 (a session's opening, §14 `welcome`)
+                # and resent.
+                forms = player.snap_forms
+                first = forms.index((UNRELIABLE, PACKED_SNAP))
+                self.assertEqual({form for _, form in forms[:first]}, {0x96})
+                self.assertEqual({(c, f) for c, f in forms[first:] if c == UNRELIABLE},
+                                 {(UNRELIABLE, PACKED_SNAP)})  # fmt: skip
+                self.assertGreater(len(forms) - first, 40)
+                # Short payloads both ways (§5.9), once the client offered them:
+                # long ones only until each side had one.
+                for kinds in player.link.kinds:
+                    first = kinds.index(SHORT_PAYLOAD)
+                    self.assertNotIn(PAYLOAD, kinds[first:])
+                    self.assertGreater(len(kinds) - first, 20)
                 self.assertEqual(
                     {k: n for k, n in session.snap_drops.items() if k in ("corrupt", "checksum")},
                     {},

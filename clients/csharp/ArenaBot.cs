@@ -3,8 +3,8 @@
 // game's shape: one thread, a non-blocking UDP socket, a frame every 5 ms. Each
 // snap goes through the binding's Snapshots (delta decoding, the checksum when
 // the host sends it; with the welcome's view schema `vs`, schema snapshots,
-// asked for with "vs": 1 in the inputs until one is applied); once a tick of
-// the game it gives an input
+// in packed snaps, asked for with "vs": 2 in the inputs until one is applied);
+// once a tick of the game it gives an input
 // (`{"move": [vx, vy], "n": k}`, k counting them), stamped and repeated by the
 // binding's Inputs until a snap acknowledges it, on the unreliable channel.
 // Each frame it draws the others as a game would: the binding's ServerClock
@@ -177,9 +177,10 @@ public static class ArenaBot
                         continue;
                     }
                     if (e.Kind != EventKind.Message) continue;
-                    if (e.Message.Length > 0 && (e.Message[0] & 0xf0) == 0x90)
+                    byte first = e.Message.Length > 0 ? e.Message[0] : (byte)0;
+                    if ((first & 0xf0) == 0x90 || first == 0xc1)
                     {
-                        // An array: a snap (docs/protocol.md 14).
+                        // An array or a packed snap (0xc1): a snap (docs/protocol.md 14).
                         if (snapshots == null) continue;
                         ulong tick;
                         long ack;

@@ -72,7 +72,8 @@ namespace Vinom
         public EventKind Kind;
         /// <summary>Message: 0 unreliable, 1 reliable ordered.</summary>
         public int Channel;
-        /// <summary>Message: one msgpack value (docs/protocol.md section 14).</summary>
+        /// <summary>Message: one msgpack value (docs/protocol.md section 14), or a
+        /// packed snap (first byte 0xc1; Snapshots.Receive reads it).</summary>
         public byte[] Message;
         /// <summary>Failed: "timeout" or "denied".</summary>
         public string Reason;
@@ -496,8 +497,8 @@ namespace Vinom
             return true;
         }
 
-        /// <summary>Whether the inputs ask for schema snapshots ("vs": 1): with a
-        /// schema, until one was applied.</summary>
+        /// <summary>Whether the inputs ask for schema snapshots ("vs": 2: packed
+        /// snaps): with a schema, until one was applied.</summary>
         public bool Asking { get { return Native.vinom_snapshots_asking(handle) != 0; } }
 
         internal SnapshotsHandle Handle { get { return handle; } }
@@ -547,7 +548,8 @@ namespace Vinom
         }
 
         /// <summary>The same acknowledging the newest snapshot `snapshots` applied,
-        /// with "vs": 1 while they ask for schema snapshots (Snapshots.Asking).</summary>
+        /// with "vs": 2 (packed snaps) while they ask for schema snapshots
+        /// (Snapshots.Asking).</summary>
         public byte[] Message(Snapshots snapshots)
         {
             UIntPtr length;

@@ -7,6 +7,7 @@ change, no reply (beyond a `welcome` repeated to the address a genuine
 
 from __future__ import annotations
 
+import itertools
 import random
 import struct
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from tests.protocol.test_protocol_support import (
     Net,
 )
 from vinom.protocol.client import CONNECTED, REQUESTING, RESPONDING, ClientConnection
-from vinom.protocol.config import DEFAULT_DISCONNECT_REDUNDANCY
+from vinom.protocol.config import DEFAULT_DISCONNECT_REDUNDANCY, ClientConfig
 from vinom.protocol.events import RELIABLE, MessageReceived
 from vinom.protocol.interfaces import Admission
 from vinom.protocol.server import ServerEndpoint
@@ -43,6 +44,7 @@ from vinom.protocol.wire import (
     REQUEST_SIZE,
     RESPONSE,
     SEALED_TOKEN_SIZE,
+    SHORT_PAYLOAD,
     WELCOME,
 )
 
@@ -66,13 +68,15 @@ def drain(endpoint: ServerEndpoint | ClientConnection) -> list[object]:
 
 
 class Handshake:
-    """A client and a host moved one packet at a time, keeping every packet seen."""
+    """A client and a host moved one packet at a time, keeping every packet seen. The
+    client makes no offer of short payloads (§5.9) unless `short`: as an older one."""
 
-    def __init__(self, admission: FakeAdmission | None = None) -> None:
+    def __init__(self, admission: FakeAdmission | None = None, short: bool = False) -> None:
         self.net = Net(admission=admission)
         self.server = self.net.server
         self.now = self.net.now
-        self.client = ClientConnection(self.net.token(), self.now, wall_clock=lambda: WALL)
+        self.client = ClientConnection(self.net.token(), self.now, wall_clock=lambda: WALL,
+                                       config=ClientConfig(short_payloads=short))
         self.packets: dict[str, bytes] = {}
 
     def client_sends(self) -> bytes:
@@ -198,6 +202,76 @@ class DamagedPacketTests(SynchronousTestCase):
         hs.client.receive_datagram(disconnects[-1], SERVER_ADDR, hs.now)
         self.assertEqual(hs.client.state, "closed")
 
+    def connected(self, hs: Handshake) -> int:
+        for _ in range(2):
+            hs.server.receive_datagram(hs.client_sends(), CLIENT_ADDR, hs.now)
+            hs.client.receive_datagram(hs.server_sends(), SERVER_ADDR, hs.now)
+        (connected,) = drain(hs.server)
+        drain(hs.client)
+        return connected.session_id  # type: ignore[attr-defined, no-any-return]
+
+    def test_the_offer_and_short_payloads(self) -> None:
+        """§5.9: the offer, and short payloads both ways, damaged every way and replayed."""
+        hs = Handshake(short=True)
+        sid = self.connected(hs)
+        hs.client.send_message(RELIABLE, b"to host")
+        payload, offer = [d for d, _ in hs.client.datagrams_to_send(hs.now)]
+        self.assertEqual((payload[0], offer[0], len(offer)), (PAYLOAD, KEEPALIVE, 26))
+        hs.server.receive_datagram(payload, CLIENT_ADDR, hs.now)
+        self.assertEqual([e.data for e in drain(hs.server)], [b"to host"])  # type: ignore[attr-defined]
+        hs.server.datagrams_to_send(hs.now)
+        # A damaged offer is no offer: the host's payloads stay long.
+        self.assert_server_unmoved(hs, damaged(offer))
+        hs.server.send_message(sid, RELIABLE, b"one")
+        long = hs.server_sends()
+        self.assertEqual(long[0], PAYLOAD)
+        hs.client.receive_datagram(long, SERVER_ADDR, hs.now)
+        drain(hs.client)
+        hs.client.datagrams_to_send(hs.now)
+        # The offer itself: the host's payloads go short, 6 bytes fewer ...
+        hs.server.receive_datagram(offer, CLIENT_ADDR, hs.now)
+        hs.server.send_message(sid, RELIABLE, b"two")
+        short = hs.server_sends()
+        self.assertEqual((short[0], len(short)), (SHORT_PAYLOAD, len(long) - 6))
+        self.assert_client_unmoved(hs, damaged(short))
+        hs.client.receive_datagram(short, SERVER_ADDR, hs.now)
+        self.assertEqual([e.data for e in drain(hs.client)], [b"two"])  # type: ignore[attr-defined]
+        # ... and, once one came, the client's.
+        hs.client.send_message(RELIABLE, b"back")
+        mine = hs.client_sends()
+        self.assertEqual(mine[0], SHORT_PAYLOAD)
+        self.assert_server_unmoved(hs, damaged(mine))
+        hs.server.receive_datagram(mine, CLIENT_ADDR, hs.now)
+        self.assertEqual([e.data for e in drain(hs.server)], [b"back"])  # type: ignore[attr-defined]
+        # Replayed, each is dropped and counted.
+        replayed = hs.server.drops["replayed"], hs.client.drops["replayed"]
+        hs.server.receive_datagram(mine, CLIENT_ADDR, hs.now)
+        hs.client.receive_datagram(short, SERVER_ADDR, hs.now)
+        self.assertEqual(drain(hs.server) + drain(hs.client), [])
+        self.assertEqual((hs.server.drops["replayed"], hs.client.drops["replayed"]),
+                         (replayed[0] + 1, replayed[1] + 1))  # fmt: skip
+
+    def test_an_offer_unanswered_is_made_four_times(self) -> None:
+        """A host that never sends a short payload (an older one; here, the offers
+        are lost) costs the session four offers, a second apart, and nothing else."""
+        hs = Handshake(short=True)
+        self.connected(hs)
+        sent: list[tuple[float, bytes]] = []
+        for _ in range(80):
+            hs.client.send_message(RELIABLE, b"m")
+            for data, _ in hs.client.datagrams_to_send(hs.now):
+                sent.append((hs.now, data))
+                if data[0] == PAYLOAD:
+                    hs.server.receive_datagram(data, CLIENT_ADDR, hs.now)
+            for data, _ in hs.server.datagrams_to_send(hs.now):
+                hs.client.receive_datagram(data, SERVER_ADDR, hs.now)
+            hs.now += 0.1
+            hs.client.handle_timer(hs.now)
+        offers = [at for at, data in sent if data[0] == KEEPALIVE and len(data) == 26]
+        self.assertEqual(len(offers), 4)
+        self.assertEqual([round(b - a, 6) for a, b in itertools.pairwise(offers)], [1.0] * 3)
+        self.assertEqual({data[0] for _, data in sent} - {KEEPALIVE}, {PAYLOAD})
+
     def test_client_disconnect_and_denied(self) -> None:
         hs = Handshake()
         hs.server.receive_datagram(hs.client_sends(), CLIENT_ADDR, hs.now)
@@ -252,7 +326,8 @@ class ReplayTests(SynchronousTestCase):
         net, _sid = self.lifecycle()
         net.drain_events()
         self.assertEqual({PACKET_NAMES[d[0]] for _, _, _, d in net.wire},
-                         {"request", "challenge", "response", "welcome", "payload", "keepalive"})
+                         {"request", "challenge", "response", "welcome", "payload", "keepalive",
+                          "short_payload"})  # fmt: skip
         server_events, client_events, replies = self.replay_all(net)
         self.assertEqual(server_events, [])
         self.assertEqual(client_events, [])

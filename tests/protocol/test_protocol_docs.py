@@ -21,7 +21,7 @@ from tests.support.vectors import unhex
 from vinom.protocol.crypto import new_aead
 from vinom.protocol.events import RELIABLE
 from vinom.protocol.tokens import encode_user_data
-from vinom.protocol.wire import NONCE_DOMAIN_SESSION
+from vinom.protocol.wire import NONCE_DOMAIN_SESSION, SHORT_PAYLOAD, full_sequence
 from vinom.rooms.messages import encode_leave
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -33,10 +33,18 @@ def protocol_doc() -> str:
     return (DOCS / "protocol.md").read_text(encoding="utf-8")
 
 
-def open_packet(packet: bytes, key: bytes) -> bytes:
-    sequence = struct.unpack_from("<Q", packet, 1)[0]
+def open_packet(packet: bytes, key: bytes, newest: bytes = b"") -> bytes:
+    """A session packet opened; a short payload (§5.9) by the sequence of `newest`,
+    the last long packet its receiver accepted from the sender."""
+    if packet[0] != SHORT_PAYLOAD:
+        sequence = struct.unpack_from("<Q", packet, 1)[0]
+        header, sealed = packet[:9], packet[9:]
+    else:
+        low = struct.unpack_from("<H", packet, 1)[0]
+        sequence = full_sequence(low, struct.unpack_from("<Q", newest, 1)[0])
+        header, sealed = struct.pack("<BQ", SHORT_PAYLOAD, sequence), packet[3:]
     nonce = struct.pack("<IQ", NONCE_DOMAIN_SESSION, sequence)
-    return new_aead(key).decrypt(nonce, packet[9:], packet[:9])
+    return new_aead(key).decrypt(nonce, sealed, header)
 
 
 class VectorInputsTests(SynchronousTestCase):
@@ -97,8 +105,10 @@ class VectorInputsTests(SynchronousTestCase):
         _, vectors = documented()
         plaintexts = {v["name"]: v["plaintext"] for v in SESSION["vectors"] if "plaintext" in v}
         text = re.sub(r"`\s*`", "", protocol_doc())  # the bodies are written in parts
-        for name, key in (("payload_client", C2S), ("payload_server", S2C)):
-            body = open_packet(vectors[name], key)
+        for name, key, newest in (("payload_client", C2S, ""), ("offer", C2S, ""),
+                                  ("payload_server", S2C, "welcome"),
+                                  ("payload_client_short", C2S, "offer")):  # fmt: skip
+            body = open_packet(vectors[name], key, vectors.get(newest, b""))
             self.assertEqual(body.hex(), plaintexts[name], name)
             self.assertIn(f"`{body.hex()}`", text, name)
         self.assertIn("it acknowledges the client's\n  body 0", protocol_doc())

@@ -27,6 +27,7 @@ from vinom.protocol.tokens import PublicToken, TokenIssuer, decode_user_data, en
 from vinom.protocol.wire import (
     CHALLENGE,
     DENIED,
+    KEEPALIVE,
     REQUEST,
     REQUEST_SIZE,
     RESPONSE,
@@ -60,7 +61,8 @@ class HandshakeTests(SynchronousTestCase):
         self.assertEqual(client_side.address, SERVER_ADDR)
         self.assertEqual(decode_user_data(server_side.user_data)["name"], "Ada")
         self.assertEqual(net.admission.calls, [("p-1", "m-1"), ("p-1", "m-1")])
-        self.assertEqual(kinds(net.sent_by(CLIENT_ADDR)), [REQUEST, RESPONSE])
+        # ... and, once welcomed, the keepalive offering short payloads (§5.9).
+        self.assertEqual(kinds(net.sent_by(CLIENT_ADDR)), [REQUEST, RESPONSE, KEEPALIVE])
         self.assertEqual(kinds(net.sent_by(SERVER_ADDR)), [CHALLENGE, WELCOME])
         # The host stamps the welcome when the response arrives: three trips in.
         self.assertAlmostEqual(client.server_time, 1000.0 + net.latency * 3)
@@ -70,7 +72,7 @@ class HandshakeTests(SynchronousTestCase):
         net = Net()
         net.connect()
         net.run(0.1)
-        request, response = net.sent_by(CLIENT_ADDR)
+        request, response, _offer = net.sent_by(CLIENT_ADDR)
         challenge, welcome = net.sent_by(SERVER_ADDR)
         self.assertEqual(len(request), REQUEST_SIZE)
         self.assertLess(len(challenge), len(request))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 import struct
 import tracemalloc
 
@@ -22,7 +23,17 @@ from vinom.protocol.events import (
 )
 from vinom.protocol.reliability import Reliability
 from vinom.protocol.server import WARM_PAYLOADS, ServerEndpoint
-from vinom.protocol.wire import DISCONNECT, KEEPALIVE, NONCE_DOMAIN_SESSION, PAYLOAD, SEQUENCE
+from vinom.protocol.wire import (
+    CHALLENGE,
+    DISCONNECT,
+    KEEPALIVE,
+    NONCE_DOMAIN_SESSION,
+    PAYLOAD,
+    SEQUENCE,
+    SHORT_PAYLOAD,
+    WELCOME,
+    full_sequence,
+)
 from vinom.rooms.messages import MAX_CLIENT_MESSAGE
 
 
@@ -142,9 +153,13 @@ class MessageTests(SynchronousTestCase):
         for i in range(5):
             net.server.send_message(sid, UNRELIABLE, b"s%d" % i)
             net.run(0.05)
-        seqs = [SEQUENCE.unpack_from(d, 1)[0] for _, s, _, d in net.wire
-                if s == SERVER_ADDR and d[0] in (PAYLOAD, KEEPALIVE)]
-        self.assertEqual(seqs, list(range(seqs[0], seqs[0] + len(seqs))))
+        # The low 16 bits: the payloads are short once the client offered (§5.9).
+        seqs = [SEQUENCE.unpack_from(d, 1)[0] & 0xFFFF if d[0] != SHORT_PAYLOAD
+                else struct.unpack_from("<H", d, 1)[0]
+                for _, s, _, d in net.wire if s == SERVER_ADDR and d[0] != WELCOME
+                and d[0] != CHALLENGE]  # fmt: skip
+        self.assertIn(SHORT_PAYLOAD, {d[0] for _, s, _, d in net.wire if s == SERVER_ADDR})
+        self.assertEqual(seqs, [(seqs[0] + n) & 0xFFFF for n in range(len(seqs))])
 
     def test_bad_sends(self) -> None:
         net, sid = connected()
@@ -628,6 +643,45 @@ class CipherMemoryTests(SynchronousTestCase):
         self.assertEqual([m.data for m in net.messages(addrs[0])], [b"back"])
 
 
+class ShortSequenceTests(SynchronousTestCase):
+    """A short payload's sequence (docs/protocol.md §5.9): the one nearest the newest."""
+
+    def test_the_nearest_sequence(self) -> None:
+        for low, latest, full in (
+            (5, 3, 5), (2, 3, 2), (0x0000, 0x1FFFF, 0x20000), (0xFFFF, 0x20001, 0x1FFFF),
+            (0x8002, 3, 0x8002), (0x8003, 3, 3 - 0x8000), (0xFFFF, 5, -1),
+        ):  # fmt: skip
+            self.assertEqual(full_sequence(low, latest), full, (low, latest))
+        # Within the replay window's reach either way, always the sent one.
+        rng = random.Random(7)
+        for _ in range(1000):
+            latest = rng.randrange(2**47, 2**48)
+            sent = latest + rng.randrange(-32768, 32768)
+            self.assertEqual(full_sequence(sent & 0xFFFF, latest), sent)
+
+    def test_across_the_16_bit_wrap_both_ways(self) -> None:
+        # Every random byte 0xff: both sides' sequences start at 2^48 - 1, so the
+        # low 16 bits wrap at once.
+        net = Net(random_bytes=lambda n: b"\xff" * n)
+        net.connect()
+        net.run(0.1)
+        event = net.connected()
+        assert event is not None
+        client = net.clients[CLIENT_ADDR]
+        for i in range(40):
+            client.send_message(RELIABLE, b"c%d" % i)
+            net.server.send_message(event.session_id, RELIABLE, b"s%d" % i)
+            net.run(0.05)
+        short = {src: [d for _, s, _, d in net.wire if s == src and d[0] == SHORT_PAYLOAD]
+                 for src in (CLIENT_ADDR, SERVER_ADDR)}  # fmt: skip
+        self.assertGreater(min(map(len, short.values())), 30)
+        self.assertEqual([m.data for m in net.messages(None)], [b"c%d" % i for i in range(40)])
+        self.assertEqual([m.data for m in net.messages(CLIENT_ADDR)],
+                         [b"s%d" % i for i in range(40)])  # fmt: skip
+        self.assertEqual(dict(net.server.drops), {})
+        self.assertEqual(dict(client.drops), {})
+
+
 class HandOverTests(SynchronousTestCase):
     """`ClientConnection.hand_over()`: a connected session given to another driver."""
 
@@ -656,8 +710,11 @@ class HandOverTests(SynchronousTestCase):
         net.run(0.05)
         self.assertEqual([(m.channel, m.data) for m in net.messages(None)], [(RELIABLE, b"move")])
         # Its replay window is the session's: what the host sent before is a replay now.
-        last = [d for _, s, _, d in seen if s == SERVER_ADDR and d[0] == PAYLOAD][-1]
-        self.assertTrue(handover.replay_window.is_replay(SEQUENCE.unpack_from(last, 1)[0]))
+        last = [d for _, s, _, d in seen if s == SERVER_ADDR and d[0] == SHORT_PAYLOAD][-1]
+        window = handover.replay_window
+        low = struct.unpack_from("<H", last, 1)[0]
+        self.assertTrue(window.is_replay(full_sequence(low, window.latest)))
+        self.assertTrue(handover.short_payloads, "a short payload came: ours go short")
 
     def test_only_a_connected_session_at_rest(self) -> None:
         net = Net()

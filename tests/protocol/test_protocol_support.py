@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import random
+from collections.abc import Callable
 from typing import Any
 
 from vinom.protocol.address import HostAddress
@@ -58,6 +59,7 @@ class Net:
         host_config: dict[str, Any] | None = None,
         protocol: ProtocolConfig | None = None,
         session_timeout: float = 5.0,
+        random_bytes: Callable[[int], bytes] | None = None,
     ) -> None:
         self.now = 1000.0
         self.wall = WALL
@@ -74,7 +76,9 @@ class Net:
             HostConfig(self.protocol, (HOST,), **(host_config or {})),
             self.admission,
             wall_clock=lambda: self.wall,
+            **({} if random_bytes is None else {"random_bytes": random_bytes}),
         )
+        self.random_bytes = random_bytes
         self.clients: dict[tuple[str, int], ClientConnection] = {}
         self.server_events: list[Any] = []
         self.client_events: dict[tuple[str, int], list[Any]] = {}
@@ -91,8 +95,9 @@ class Net:
     def connect(self, token: PublicToken | None = None, addr: tuple[str, int] = CLIENT_ADDR,
                 config: ClientConfig | None = None,
                 addresses: list[tuple[str, int]] | None = None) -> ClientConnection:
+        more = {} if self.random_bytes is None else {"random_bytes": self.random_bytes}
         client = ClientConnection(token or self.token(), self.now, config=config,
-                                  addresses=addresses, wall_clock=lambda: self.wall)
+                                  addresses=addresses, wall_clock=lambda: self.wall, **more)
         self.clients[addr] = client
         self.client_events.setdefault(addr, [])
         return client

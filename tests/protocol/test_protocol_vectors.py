@@ -19,7 +19,7 @@ from vinom.protocol.address import HostAddress
 from vinom.protocol.client import CONNECTED, ClientConnection
 from vinom.protocol.config import HostConfig, IssuerConfig, ProtocolConfig
 from vinom.protocol.crypto import new_aead
-from vinom.protocol.events import MessageReceived, SessionClosed, SessionConnected
+from vinom.protocol.events import UNRELIABLE, MessageReceived, SessionClosed, SessionConnected
 from vinom.protocol.interfaces import Admission
 from vinom.protocol.server import ServerEndpoint
 from vinom.protocol.tokens import (
@@ -43,7 +43,7 @@ NOW = INPUTS["host_time"]
 SERVER_ADDR = (HOST.host, HOST.port)
 CLIENT_ADDR = (INPUTS["client"]["host"], INPUTS["client"]["port"])
 ORDER = ("private_token", "request", "challenge", "response", "welcome", "payload_client",
-         "payload_server", "keepalive", "disconnect", "denied")
+         "offer", "payload_server", "payload_client_short", "keepalive", "disconnect", "denied")
 
 
 class Counting:
@@ -116,13 +116,19 @@ def run(feed: dict[str, bytes] | None = None) -> tuple[dict[str, bytes], list[An
     player.receive_datagram(welcome, SERVER_ADDR, NOW)
     hello, state = INPUTS["client_message"], INPUTS["host_message"]
     player.send_message(hello["channel"], unhex(hello["hex"]))
-    payload = step("payload_client", one(player.datagrams_to_send(NOW)))
-    host.receive_datagram(payload, CLIENT_ADDR, NOW)
+    # The first payload, then the keepalive offering short payloads (§5.9) ...
+    payload, offer = [d for d, _ in player.datagrams_to_send(NOW)]
+    host.receive_datagram(step("payload_client", payload), CLIENT_ADDR, NOW)
+    host.receive_datagram(step("offer", offer), CLIENT_ADDR, NOW)
     host_events = [e for e in iter(host.next_event, None)]
     sid = host_events[0].session_id
+    # ... so the host's payloads go short, and then the client's.
     host.send_message(sid, state["channel"], unhex(state["hex"]))
     payload = step("payload_server", one(host.datagrams_to_send(NOW)))
     player.receive_datagram(payload, SERVER_ADDR, NOW)
+    player.send_message(UNRELIABLE, unhex(hello["hex"]))  # acks the state; is never resent
+    payload = step("payload_client_short", one(player.datagrams_to_send(NOW)))
+    host.receive_datagram(payload, CLIENT_ADDR, NOW)
     later = INPUTS["keepalive_time"]
     player.handle_timer(later)
     keepalive = step("keepalive", one(player.datagrams_to_send(later)))
@@ -183,10 +189,11 @@ class VectorTests(SynchronousTestCase):
         self.assertEqual((connected.player_id, connected.match_id, connected.address),
                          (INPUTS["player_id"], INPUTS["match_id"], CLIENT_ADDR))  # fmt: skip
         hello, state = INPUTS["client_message"], INPUTS["host_message"]
-        self.assertEqual(host_events[1], MessageReceived(connected.session_id, hello["channel"],
-                                                         unhex(hello["hex"])))  # fmt: skip
-        self.assertEqual(host_events[2], SessionClosed(connected.session_id, "disconnect"))
-        self.assertEqual(len(host_events), 3)
+        sent = MessageReceived(connected.session_id, hello["channel"], unhex(hello["hex"]))
+        again = MessageReceived(connected.session_id, UNRELIABLE, unhex(hello["hex"]))
+        self.assertEqual(host_events[1:3], [sent, again])  # long, then short
+        self.assertEqual(host_events[3], SessionClosed(connected.session_id, "disconnect"))
+        self.assertEqual(len(host_events), 4)
         self.assertIsInstance(client_events[0], SessionConnected)
         self.assertEqual(client_events[1], MessageReceived(connected.session_id, state["channel"],
                                                            unhex(state["hex"])))  # fmt: skip

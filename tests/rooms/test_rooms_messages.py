@@ -19,6 +19,8 @@ from vinom.rooms.messages import (
     DRAWN_STEPS,
     MAX_CLIENT_MESSAGE,
     MAX_DRAWN_BACK,
+    VS_PACKED,
+    VS_SCHEMA,
     ClientMessage,
     ClientMessageKind,
     Phase,
@@ -30,6 +32,7 @@ from vinom.rooms.messages import (
     encode_event,
     encode_input,
     encode_leave,
+    encode_packed_snap,
     encode_phase,
     encode_presence,
     encode_shared_state,
@@ -322,6 +325,73 @@ class RealTimeMessageTests(SynchronousTestCase):
             read = {"t": "snap", "v": fields["v"], "ts": fields["ts"], "r": remaining,
                     "i": fields["i"], "ik": fields["ik"], "d": snapshot}  # fmt: skip
             self.assertEqual(decode_server_message(unhex(v["hex"])), read)
+
+    def test_packed_snap_vectors(self) -> None:
+        """The packed form: the same fields, read as the array's (docs/protocol.md §14)."""
+        snaps = [v for v in vectors("messages").values() if v["kind"] == "packed_snap"]
+        self.assertEqual(len(snaps), 2)
+        for v in snaps:
+            fields = v["snap"]
+            remaining = None if fields["r"] is None else fields["r"] / 1000
+            snapshot = unhex(fields["d"])
+            data = encode_packed_snap(fields["v"], fields["ts"], remaining, fields["i"],
+                                      fields["ik"], snapshot)  # fmt: skip
+            assert data is not None
+            self.assertEqual(data.hex(), v["hex"], v["name"])
+            array = encode_snap(fields["v"], fields["ts"], remaining, fields["i"], fields["ik"],
+                                snapshot)  # fmt: skip
+            self.assertEqual(decode_server_message(data), decode_server_message(array))
+            self.assertLess(len(data), len(array))
+
+    @given(
+        st.integers(0, 2**53 - 1), st.integers(0, 2**53 - 1),
+        st.none() | st.integers(0, 2**40), st.none() | st.integers(1 - 2**52, 2**52 - 1),
+        st.none() | st.integers(0, 2**53 - 2), st.binary(max_size=40),
+    )  # fmt: skip
+    def test_packed_snaps_read_as_their_arrays(
+        self, version: int, server_time: int, remaining_ms: int | None,
+        action_id: int | None, input_tick: int | None, snapshot: bytes,
+    ) -> None:  # fmt: skip
+        remaining = None if remaining_ms is None else remaining_ms / 1000
+        fields = (version, server_time, remaining, action_id, input_tick, snapshot)
+        data = encode_packed_snap(*fields)
+        assert data is not None
+        self.assertEqual(decode_server_message(data), decode_server_message(encode_snap(*fields)))
+
+    def test_numbers_that_do_not_fit_are_not_packed(self) -> None:
+        d = b"\x94\x03\xc0\xc0\x80"
+        self.assertIsNone(encode_packed_snap(2**53, 0, None, None, None, d))
+        self.assertIsNone(encode_packed_snap(0, -1, None, None, None, d))
+        self.assertIsNone(encode_packed_snap(0, 0, None, 2**52, None, d))
+        self.assertIsNone(encode_packed_snap(0, 0, None, None, 2**53 - 1, d))
+        self.assertIsNone(encode_packed_snap(0, 0, None, -(2**52), None, d))
+        self.assertIsNotNone(encode_packed_snap(0, 0, None, 1 - 2**52, 2**53 - 2, d))
+
+    def test_malformed_packed_snaps_are_not_messages(self) -> None:
+        vector = vectors("messages")["packed_snap_numbers"]
+        good = unhex(vector["hex"])
+        self.assertIsNotNone(decode_server_message(good))
+        numbers_end = len(good) - len(unhex(vector["snap"]["d"]))  # where d begins
+        for cut in range(1, numbers_end):
+            self.assertIsNone(decode_server_message(good[:cut]), cut)
+        nine = b"\xc1" + b"\x80" * 8 + b"\x00" + b"\x00" * 4
+        self.assertIsNone(decode_server_message(nine))
+        eight = b"\xc1" + b"\x80" * 7 + b"\x00" + b"\x00" * 4
+        self.assertEqual(decode_server_message(eight)["v"], 0)  # type: ignore[index]
+        too_big = b"\xc1" + b"\x80" * 7 + b"\x10" + b"\x00" * 4  # 2^53
+        self.assertIsNone(decode_server_message(too_big))
+        below = b"\xc1" + b"\xff" * 7 + b"\x0f" + b"\x00" * 4  # 2^53 - 1
+        self.assertEqual(decode_server_message(below)["v"], 2**53 - 1)  # type: ignore[index]
+
+    def test_the_vs_an_input_asks_with(self) -> None:
+        for vs, reads in ((1, VS_SCHEMA), (2, VS_PACKED), (3, 0), (0, 0), (True, 0), ("2", 0),
+                          (None, 0)):  # fmt: skip
+            data = msgpack.packb({"t": "input", "a": None, "x": [], "vs": vs})
+            decoded = decode_client_message(data)
+            assert decoded is not None
+            self.assertEqual(decoded.schema, reads, vs)
+        self.assertEqual(msgpack.unpackb(encode_input(None, [], schema=VS_PACKED))["vs"], 2)
+        self.assertNotIn("vs", msgpack.unpackb(encode_input(None, [])))
 
     def test_malformed_snaps_are_not_messages(self) -> None:
         good = [5, 300, None, None, None, b"\x94\x03\xc0\xc0\x80"]

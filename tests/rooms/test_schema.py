@@ -32,6 +32,7 @@ from vinom.rooms.delta import (
     SnapshotReceiver,
     UnknownBaseline,
 )
+from vinom.rooms.messages import PACKED_SNAP, VS_PACKED, VS_SCHEMA, decode_server_message
 from vinom.rooms.schema import (
     MAX_BITS,
     MAX_COLUMNS,
@@ -464,6 +465,30 @@ class RoomTests(SnapshotTestCase):
         # Both clients rebuilt the same views (the outbox decodes as a client does).
         self.assertEqual(self.states(SA)[-1]["s"]["seqs"], [2, 0])
         self.assertEqual(self.states(SB)[-1]["s"]["seqs"], [2, 0])
+
+    def test_a_session_that_asks_with_vs_2_gets_packed_snaps(self) -> None:
+        """``"vs": 2``: the same snaps, packed (docs/protocol.md §14); ``"vs": 1``
+        keeps the array; a snap whose numbers do not fit goes as the array."""
+        self.playing(SchemaGame(tick_rate=20))
+        self.room.handle_inputs(A, None, (), self.now, None, VS_PACKED)
+        self.room.handle_inputs(B, None, (), self.now, None, VS_SCHEMA)
+        self.act(A, 1, 7)
+        self.host.advance(0.1)
+        packed = self.states(SA)[-1]
+        array = self.states(SB)[-1]
+        self.assertEqual((packed["snap"][0], array["snap"][0]), (PACKED_SNAP, 0x96))
+        self.assertEqual(packed["s"]["seqs"], array["s"]["seqs"])
+        self.assertEqual((packed["i"], packed["k"], packed["v"]), (7, array["k"], array["v"]))
+        self.assertEqual(decode_server_message(packed["snap"])["d"][0], 0x01)  # type: ignore[index]
+        self.assertLess(len(packed["snap"]), len(array["snap"]))
+        self.act(A, 2, 2**60)  # an action id beyond 2^53 once zigzagged
+        self.host.advance(0.05)
+        self.assertEqual(self.states(SA)[-1]["snap"][0], 0x96)
+        self.assertEqual(self.states(SA)[-1]["i"], 2**60)
+        self.act(A, 3, -5)
+        self.host.advance(0.05)
+        self.assertEqual((self.states(SA)[-1]["snap"][0], self.states(SA)[-1]["i"]),
+                         (PACKED_SNAP, -5))  # fmt: skip
 
     def test_a_view_that_does_not_fit_is_a_fault_of_the_game(self) -> None:
         class Misfit(SchemaGame):

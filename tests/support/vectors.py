@@ -117,11 +117,12 @@ def _nil(x: Any) -> str:
 def _messages(g: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     for v in g["vectors"]:
-        if v["kind"] == "snap":
+        if v["kind"] in ("snap", "packed_snap"):
             s = v["snap"]
             fields = ", ".join(_nil(s[k]) for k in ("v", "ts", "r", "i", "ik"))
             view = _value(v["d_view"])
-            text = (f"`snap` `[{fields}, d]`, `d` the full snapshot of tick {v['d_tick']} "
+            form = "packed `snap`" if v["kind"] == "packed_snap" else "`snap`"
+            text = (f"{form} `[{fields}, d]`, `d` the full snapshot of tick {v['d_tick']} "
                     f"of the view `{view}` without checksum (`{s['d']}`)")  # fmt: skip
             if s["r"] is not None:
                 text += f"; `r` {s['r']} ms, read as {s['r'] / 1000} s"

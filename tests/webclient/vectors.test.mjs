@@ -14,20 +14,22 @@ import { test } from "node:test";
 
 import { decode, encode } from "../../vinom/webclient/codec.js";
 import { Quantisation, SnapshotReceiver, checksum, decodeSnapshot } from "../../vinom/webclient/delta.js";
-import { GameSocket, drawnFields, requestPacket } from "../../vinom/webclient/game.js";
+import { GameSocket, drawnFields, requestPacket, snapOfPacked } from "../../vinom/webclient/game.js";
 import { ViewSchema, decodeSchemaFrame } from "../../vinom/webclient/schema.js";
 import { FILE, bytes, hex, vectors } from "./vectors.mjs";
 
-// A GameSocket on a stand-in connection: what it sends, and the states it hands on.
+// A GameSocket on a stand-in connection: what it sends, the states it hands on,
+// and its warnings.
 function playing() {
   const sent = [];
   const states = [];
+  const warnings = [];
   const stand = { send: (data) => sent.push(new Uint8Array(data)), close() {}, readyState: 1 };
   const socket = new GameSocket("wss://game.test/game", FILE.session.token, {
-    open: () => stand, onMessage: (message) => states.push(message),
+    open: () => stand, onMessage: (message) => states.push(message), onWarning: (text) => warnings.push(text),
   });
   const deliver = (data) => stand.onmessage({ data: Uint8Array.from(data).buffer });
-  return { socket, stand, sent, states, deliver };
+  return { socket, stand, sent, states, warnings, deliver };
 }
 
 test("the request packet made of the token vector is the request vector", () => {
@@ -56,6 +58,67 @@ test("each snap vector reads as its fields and becomes the state of its view", (
     assert.equal(state.r, v.snap.r === null ? null : v.snap.r / 1000);
     assert.deepEqual(decode(encode(state.s)), v.d_view);
   }
+});
+
+test("each packed snap vector reads as its fields and becomes the state of its view", () => {
+  const packed = Object.values(vectors("messages")).filter((v) => v.kind === "packed_snap");
+  assert.equal(packed.length, 2);
+  for (const v of packed) {
+    const { r, d, ...rest } = v.snap;
+    const snap = snapOfPacked(bytes(v.hex));
+    assert.deepEqual(snap, { t: "snap", ...rest, r: r === null ? null : r / 1000, d: bytes(d) }, v.name);
+    const { deliver, states, warnings } = playing();
+    deliver(encode({ t: "welcome", tick_rate: 20, snapshot_rate: 20 }));
+    deliver(bytes(v.hex));
+    const state = states.at(-1);
+    assert.equal(state.t, "state", v.name);
+    assert.deepEqual([state.v, state.ts, state.k, state.i], [v.snap.v, v.snap.ts, v.d_tick, v.snap.i]);
+    assert.equal(state.r, r === null ? null : r / 1000);
+    assert.deepEqual(decode(encode(state.s)), v.d_view);
+    assert.deepEqual(warnings, []);
+  }
+});
+
+test("a packed snap with a number cut short, over 8 bytes or not below 2^53 is not a message", () => {
+  // LEB128 by multiplication (2^53 is past 32-bit bitwise operators).
+  const uvar = (n) => {
+    const out = [];
+    for (; n >= 0x80; n = Math.floor(n / 0x80)) out.push((n % 0x80) | 0x80);
+    return [...out, n];
+  };
+  // Five numbers (each a number, or its bytes as given), then d.
+  const packed = (numbers, d = [0x94]) =>
+    Uint8Array.from([0xc1, ...numbers.flatMap((n) => (Array.isArray(n) ? n : uvar(n))), ...d]);
+  const { packed_snap_numbers: vector } = vectors("messages");
+  const five = [1300, 70000, 180001, 6, 1235];
+  assert.equal(hex(packed(five, bytes(vector.snap.d))), vector.hex);
+  // The limits: 2^53 - 1 reads exactly, a number may take 8 bytes (not minimal), d
+  // may be empty (the snapshot receiver drops it, not this).
+  assert.equal(uvar(2 ** 53 - 1).length, 8);
+  assert.equal(snapOfPacked(packed([2 ** 53 - 1, 0, 0, 0, 0])).v, 2 ** 53 - 1);
+  assert.equal(snapOfPacked(packed([[0x85, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00], 0, 0, 0, 0])).v, 5);
+  assert.deepEqual(snapOfPacked(packed([0, 0, 0, 0, 0], [])),
+    { t: "snap", v: 0, ts: 0, r: null, i: null, ik: null, d: new Uint8Array() });
+  const bad = [];
+  for (let at = 0; at < 5; at++) {
+    const before = five.slice(0, at);
+    bad.push(packed(before, [])); // ends before the number
+    bad.push(packed([...before, [...uvar(five[at]).slice(0, -1), 0x80]], [])); // ends inside it
+    const nine = [...five];
+    nine[at] = [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00];
+    bad.push(packed(nine));
+    const huge = [...five];
+    huge[at] = 2 ** 53;
+    bad.push(packed(huge));
+  }
+  for (const message of bad) assert.equal(snapOfPacked(message), null, hex(message));
+  // Delivered, each is dropped with a warning, as a message that is not msgpack is.
+  const { deliver, states, warnings } = playing();
+  deliver(encode({ t: "welcome", tick_rate: 20, snapshot_rate: 20 }));
+  const before = states.length;
+  for (const message of bad) deliver(message);
+  assert.equal(states.length, before);
+  assert.deepEqual(warnings, bad.map(() => "a game message that is not msgpack"));
 });
 
 test("the input vector is the message GameSocket sends for an input after a snap", () => {

@@ -49,16 +49,22 @@ from vinom.protocol.wire import (
     HEADER_SIZE,
     KEEPALIVE,
     MIN_SEALED_PACKET,
+    MIN_SHORT_PAYLOAD,
     NONCE,
     NONCE_DOMAIN_SESSION,
     NONCE_DOMAIN_STATELESS,
     PAYLOAD,
+    READS_SHORT,
     REQUEST,
     RESPONSE,
     SEQUENCE,
+    SHORT_HEADER,
+    SHORT_HEADER_SIZE,
+    SHORT_PAYLOAD,
     TAG_SIZE,
     WELCOME,
     WELCOME_BODY,
+    full_sequence,
 )
 
 Address = Any
@@ -72,7 +78,14 @@ CLOSED = "closed"  # was connected, session over
 FAILED = "failed"  # never connected
 
 _MIN_TIMER_DELAY = 0.001
+# Keepalives offering short payloads (docs/protocol.md §5.9): one at the welcome,
+# then one a second until a short payload comes; a host that never sends one
+# (before them) costs a session these few.
+SHORT_OFFERS = 4
+SHORT_OFFER_INTERVAL = 1.0
+_OFFER = bytes((READS_SHORT,))
 _new_tuple = tuple.__new__
+_INF = float("inf")
 
 
 class ClientConnection:
@@ -113,6 +126,11 @@ class ClientConnection:
         # reuses a (key, nonce) pair even though it starts afresh.
         self._tx_seq = int.from_bytes(random_bytes(6), "little")
         self._window = ReplayWindow()
+        # Short payloads (docs/protocol.md §5.9): offers left to make, when the next
+        # is due (from the welcome), and whether one came (then ours go short).
+        self._offers = SHORT_OFFERS if self.config.short_payloads else 0
+        self._offer_due = _INF
+        self._short = False
         self._challenge_seq = -1
         self.reliability = reliability_factory(now)
         self._request = token.request_packet()
@@ -202,6 +220,7 @@ class ClientConnection:
             next_packet_sequence=self._tx_seq,
             replay_window=self._window,
             reliability=reliability.hand_over(),
+            short_payloads=self._short,
         )
         self.state = CLOSED
         self._window = ReplayWindow()
@@ -230,6 +249,8 @@ class ClientConnection:
             due = self.reliability.next_timer()
             if due is not None and due < when:
                 when = due
+            if self._offers and self._offer_due < when:
+                when = self._offer_due
             floor = self._now + _MIN_TIMER_DELAY
             return when if when > floor else floor
         if state in (REQUESTING, RESPONDING):
@@ -261,25 +282,39 @@ class ClientConnection:
             self.drops[DROP_WRONG_SOURCE] += 1
             return
         size = len(data)
-        if size < MIN_SEALED_PACKET:
+        kind = data[0] if data else -1
+        if size < (MIN_SHORT_PAYLOAD if kind == SHORT_PAYLOAD else MIN_SEALED_PACKET):
             self.drops[DROP_TOO_SHORT] += 1
             return
-        kind = data[0]
         state = self.state
         if kind >= PAYLOAD:
-            if kind > DISCONNECT:
+            if kind > SHORT_PAYLOAD:
                 self.drops[DROP_UNKNOWN_TYPE] += 1
                 return
             if state != CONNECTED:
                 self.drops[DROP_UNEXPECTED] += 1
                 return
-            seq = SEQUENCE.unpack_from(data, 1)[0]
-            if self._window.is_replay(seq):
-                self.drops[DROP_REPLAYED] += 1
-                return
-            plain = self._open(NONCE_DOMAIN_SESSION, seq, data)
-            if plain is None:
-                return
+            if kind == SHORT_PAYLOAD:
+                seq = full_sequence(SHORT_HEADER.unpack_from(data)[1], self._window.latest)
+                if seq < 0 or self._window.is_replay(seq):
+                    self.drops[DROP_REPLAYED] += 1
+                    return
+                plain = self._open(NONCE_DOMAIN_SESSION, seq, data[SHORT_HEADER_SIZE:],
+                                   HEADER.pack(SHORT_PAYLOAD, seq))  # fmt: skip
+                if plain is None:
+                    return
+                kind = PAYLOAD
+                self._short = True
+                self._offers = 0
+            else:
+                seq = SEQUENCE.unpack_from(data, 1)[0]
+                if self._window.is_replay(seq):
+                    self.drops[DROP_REPLAYED] += 1
+                    return
+                plain = self._open(NONCE_DOMAIN_SESSION, seq, data[HEADER_SIZE:],
+                                   data[:HEADER_SIZE])  # fmt: skip
+                if plain is None:
+                    return
             self._window.mark(seq)  # only now: a forged packet must not move the window
             self._last_recv = now
             if kind == PAYLOAD:
@@ -325,16 +360,15 @@ class ClientConnection:
         if seq <= self._challenge_seq:
             self.drops[DROP_REPLAYED] += 1
             return None
-        plain = self._open(NONCE_DOMAIN_STATELESS, seq, data)
+        plain = self._open(NONCE_DOMAIN_STATELESS, seq, data[HEADER_SIZE:], data[:HEADER_SIZE])
         if plain is not None:
             self._challenge_seq = seq
         return plain
 
-    def _open(self, domain: int, seq: int, data: bytes) -> bytes | None:
-        """A packet from the host opened (its header authenticated), or None: counted."""
+    def _open(self, domain: int, seq: int, sealed: bytes, header: bytes) -> bytes | None:
+        """A packet from the host opened (`header` authenticated), or None: counted."""
         try:
-            return self._rx.decrypt(NONCE.pack(domain, seq), data[HEADER_SIZE:],
-                                    data[:HEADER_SIZE])
+            return self._rx.decrypt(NONCE.pack(domain, seq), sealed, header)
         except InvalidTag:
             self.drops[DROP_DECRYPT_FAILED] += 1
             return None
@@ -371,7 +405,7 @@ class ClientConnection:
             self.drops[DROP_UNEXPECTED] += 1
             return
         seq = SEQUENCE.unpack_from(data, 1)[0]
-        plain = self._open(NONCE_DOMAIN_SESSION, seq, data)
+        plain = self._open(NONCE_DOMAIN_SESSION, seq, data[HEADER_SIZE:], data[:HEADER_SIZE])
         if plain is None:
             return
         if len(plain) != WELCOME_BODY.size:
@@ -379,6 +413,7 @@ class ClientConnection:
             return
         self.session_id, self.server_time = WELCOME_BODY.unpack(plain)
         self._window.mark(seq)
+        self._offer_due = now
         self.state = CONNECTED
         self._response = None
         self._last_recv = now
@@ -411,10 +446,14 @@ class ClientConnection:
         seq = self._tx_seq
         self._tx_seq = seq + 1
         header = HEADER.pack(kind, seq)
-        self._out.append(
-            (header + self._tx.encrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq), plain, header),
-             self._addresses[self._index])
-        )
+        if kind == PAYLOAD and self._short:
+            sealed = self._tx.encrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq), plain,
+                                      HEADER.pack(SHORT_PAYLOAD, seq))  # fmt: skip
+            packet = SHORT_HEADER.pack(SHORT_PAYLOAD, seq & 0xFFFF) + sealed
+        else:
+            packet = header + self._tx.encrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq), plain,
+                                               header)  # fmt: skip
+        self._out.append((packet, self._addresses[self._index]))
 
     def _flush(self, now: float) -> None:
         self._dirty = False
@@ -425,6 +464,11 @@ class ClientConnection:
             self._last_sent = now
         elif now - self._last_sent >= self._keepalive:
             self._seal(KEEPALIVE, b"")
+            self._last_sent = now
+        if self._offers and now >= self._offer_due:
+            self._offers -= 1
+            self._offer_due = now + SHORT_OFFER_INTERVAL
+            self._seal(KEEPALIVE, _OFFER)
             self._last_sent = now
 
     def _close(self, reason: str) -> None:

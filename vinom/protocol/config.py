@@ -152,6 +152,8 @@ class ClientConfig:
     disconnect_redundancy: int = field(
         default=DEFAULT_DISCONNECT_REDUNDANCY, validator=validators.ge(1)
     )
+    # Offer short payloads (docs/protocol.md §5.9): False keeps every payload long.
+    short_payloads: bool = True
 
     def attempt_timeout_for(self, session_timeout: float) -> float:
         """How long one host address is tried, for a token with this session timeout."""

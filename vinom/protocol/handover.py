@@ -55,3 +55,5 @@ class SessionHandover:
     next_packet_sequence: int
     replay_window: ReplayWindow
     reliability: ReliabilityHandover
+    # A short payload came from the host: this side sends its payloads short too.
+    short_payloads: bool = False

@@ -93,17 +93,22 @@ from vinom.protocol.wire import (
     HEADER_SIZE,
     KEEPALIVE,
     MIN_SEALED_PACKET,
+    MIN_SHORT_PAYLOAD,
     NONCE,
     NONCE_DOMAIN_SESSION,
     NONCE_DOMAIN_STATELESS,
     PADDING_START,
     PAYLOAD,
+    READS_SHORT,
     REQUEST,
     REQUEST_PREFIX,
     REQUEST_PREFIX_SIZE,
     REQUEST_SIZE,
     RESPONSE,
     SEQUENCE,
+    SHORT_HEADER,
+    SHORT_HEADER_SIZE,
+    SHORT_PAYLOAD,
     TAG_SIZE,
     WELCOME,
     WELCOME_BODY,
@@ -125,6 +130,7 @@ Event = SessionConnected | SessionClosed | MessageReceived
 _INF = float("inf")
 _new_tuple = tuple.__new__
 _pack_header = HEADER.pack
+_pack_short = SHORT_HEADER.pack
 _pack_nonce = NONCE.pack
 _EMPTY_PLAIN = (b"",)  # a keepalive's one empty plaintext
 _MIN_RESPONSE = HEADER_SIZE + MIN_COOKIE + TAG_SIZE
@@ -400,13 +406,27 @@ class ServerEndpoint:
         if kind >= PAYLOAD:
             # The hot path: one dict lookup, one replay check, one AEAD open.
             s = self._by_address.get(addr)
-            if s is None or kind > DISCONNECT:
-                self._drop(DROP_NO_SESSION if kind <= DISCONNECT else DROP_UNKNOWN_TYPE, size)
+            if s is None or kind > SHORT_PAYLOAD:
+                self._drop(DROP_NO_SESSION if kind <= SHORT_PAYLOAD else DROP_UNKNOWN_TYPE, size)
                 return
-            if size < MIN_SEALED_PACKET:
-                self._drop(DROP_TOO_SHORT, size)
-                return
-            seq = SEQUENCE.unpack_from(data, 1)[0]
+            if kind == SHORT_PAYLOAD:
+                if size < MIN_SHORT_PAYLOAD:
+                    self._drop(DROP_TOO_SHORT, size)
+                    return
+                # The full sequence nearest the newest accepted (wire.full_sequence).
+                latest = s.latest
+                seq = latest + (((data[1] | data[2] << 8) - latest + 0x8000) & 0xFFFF) - 0x8000
+                if seq < 0:
+                    self._drop(DROP_REPLAYED, size)  # before the first sequence: too old
+                    return
+                sealed, associated = data[SHORT_HEADER_SIZE:], _pack_header(kind, seq)
+                kind = PAYLOAD
+            else:
+                if size < MIN_SEALED_PACKET:
+                    self._drop(DROP_TOO_SHORT, size)
+                    return
+                seq = SEQUENCE.unpack_from(data, 1)[0]
+                sealed, associated = data[HEADER_SIZE:], data[:HEADER_SIZE]
             if s.is_replay(seq):
                 self._drop(DROP_REPLAYED, size)
                 return
@@ -417,8 +437,7 @@ class ServerEndpoint:
             # idle session keep any.
             rx = kept if kept is not None else self._ciphers.recent(s.rx_key)
             try:
-                plain = rx.decrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq),
-                                   data[HEADER_SIZE:], data[:HEADER_SIZE])
+                plain = rx.decrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq), sealed, associated)
             except InvalidTag:
                 self._drop(DROP_DECRYPT_FAILED, size)
                 return
@@ -446,6 +465,8 @@ class ServerEndpoint:
                     self._dirty.append(s)
             elif kind == DISCONNECT:
                 self._remove(s, "disconnect")
+            elif plain and plain[0] & READS_SHORT:
+                s.short = True  # a keepalive saying the client reads short payloads
             return
         self.unauthenticated_bytes_received += size
         if kind == REQUEST:
@@ -649,6 +670,14 @@ class ServerEndpoint:
         s.tx_seq = seq + len(plains)
         append = self._out.append
         address = s.address
+        if kind == PAYLOAD and s.short:
+            for plain in plains:
+                associated = _pack_header(SHORT_PAYLOAD, seq)
+                append((_pack_short(SHORT_PAYLOAD, seq & 0xFFFF)
+                        + tx.encrypt(_pack_nonce(NONCE_DOMAIN_SESSION, seq), plain, associated),
+                        address))  # fmt: skip
+                seq += 1
+            return
         for plain in plains:
             header = _pack_header(kind, seq)
             append((header + tx.encrypt(_pack_nonce(NONCE_DOMAIN_SESSION, seq), plain, header),

@@ -66,6 +66,7 @@ class ServerSession(ReplayWindow):
         "reliability",
         "rx",
         "rx_key",
+        "short",
         "timeout",
         "token_nonce",
         "tx",
@@ -97,6 +98,8 @@ class ServerSession(ReplayWindow):
         self.payloads = 0
         self.in_cipher_queue = False  # in the endpoint's queue of cipher holders
         self.tx_seq = tx_seq
+        # The client reads short payloads (its keepalive said so): its payloads go short.
+        self.short = False
         ReplayWindow.__init__(self)
         self.reliability = reliability
         self.timeout = cookie.timeout_ms / 1000.0

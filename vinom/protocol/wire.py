@@ -29,6 +29,7 @@ DENIED: Final = 4  # host -> client, valid token but the room is full
 PAYLOAD: Final = 5  # both ways: one reliability-layer body
 KEEPALIVE: Final = 6  # both ways: nothing to say, still here
 DISCONNECT: Final = 7  # both ways: the session is over (sent redundantly)
+SHORT_PAYLOAD: Final = 8  # both ways, once offered: a payload with a 16-bit sequence
 
 PACKET_NAMES: Final = (
     "request",
@@ -39,6 +40,7 @@ PACKET_NAMES: Final = (
     "payload",
     "keepalive",
     "disconnect",
+    "short_payload",
 )
 
 # Nonce = u32 domain || u64 sequence. Domain 0: a session's own packets
@@ -55,6 +57,24 @@ NONCE: Final = struct.Struct("<IQ")
 HEADER: Final = struct.Struct("<BQ")
 HEADER_SIZE: Final = HEADER.size  # 9
 SEQUENCE: Final = struct.Struct("<Q")
+
+# A short payload's header: u8 type, the sequence's low 16 bits. The receiver
+# takes the full sequence nearest to the newest it accepted (`full_sequence`);
+# the AEAD's associated data is the 9-byte HEADER of the type and full sequence,
+# so the tag and nonce are those of a long header.
+SHORT_HEADER: Final = struct.Struct("<BH")
+SHORT_HEADER_SIZE: Final = SHORT_HEADER.size  # 3
+MIN_SHORT_PAYLOAD: Final = SHORT_HEADER_SIZE + TAG_SIZE  # 19
+# A keepalive's plaintext byte 0, bit 0: the sender (a client) reads short
+# payloads. A host that has seen it sends that session's payloads short; the
+# client sends its own short once it has received one.
+READS_SHORT: Final = 0x01
+
+
+def full_sequence(low: int, latest: int) -> int:
+    """The sequence whose low 16 bits are `low` nearest to `latest`, the newest
+    accepted (ties go back); negative when there is none (the packet is dropped)."""
+    return latest + ((low - latest + 0x8000) & 0xFFFF) - 0x8000
 
 # The reliability layer's body must fit one payload packet.
 MAX_BODY: Final = MAX_DATAGRAM - HEADER_SIZE - TAG_SIZE  # 1175

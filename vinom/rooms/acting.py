@@ -102,14 +102,14 @@ class RoomActions(RoomBase):
         inputs: tuple[tuple[int, Mapping[str, Any]], ...],
         now: float,
         drawn: Mapping[int, float] | None = None,
-        schema: bool = False,
+        schema: int = 0,
     ) -> None:
         """An ``input`` message of this seated player: `ack` is the newest snapshot
         tick they applied (their delta baseline), `inputs` the (tick, input) pairs
         it carries, each held for its tick (`RealTimeLoop.offer`); `drawn`, by tick,
-        the moment the player saw when giving each input that says so; `schema`: they
-        ask for schema snapshots. A room without a tick takes none (the seat router
-        drops them before they come here)."""
+        the moment the player saw when giving each input that says so; `schema`: the
+        ``vs`` they ask for schema snapshots with (0: none). A room without a tick
+        takes none (the seat router drops them before they come here)."""
         member = self._members[player_id]
         loop = self.realtime
         if loop is not None:

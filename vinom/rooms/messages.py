@@ -72,6 +72,8 @@ message       ch  keys
                   (bin) is the docs/protocol.md §16 snapshot of the view (its tick
                   is ``k``) against the tick the client acknowledged, else full.
                   Clients present it as the ``state`` it stands for (`state_of_snap`).
+                  To a client asking schema snapshots with ``"vs": 2``, packed: byte
+                  ``c1`` and the numbers as LEB128 (`encode_packed_snap`).
 ``welcome``   1   ``{"t": "welcome", "match": id, "game": name, "title": display
                   name, "seat": index, "players": [{"id", "name", "seat"}...],
                   "reconnected": bool}``: the first message of every session,
@@ -186,7 +188,8 @@ class ClientMessage(NamedTuple):
     `snap_ack`, its ``a`` (the newest snapshot tick the client applied, or None),
     and `inputs`, its ``x`` pairs, oldest first; `drawn`, by tick, the moment
     (fractional tick) each pair that says one was given at, as its player saw it;
-    `schema`, its ``vs``: the client reads schema snapshots (docs/protocol.md §16.8)."""
+    `schema`, its ``vs``: 0, or the client reads schema snapshots (docs/protocol.md
+    §16.8) in array snaps (`VS_SCHEMA`) or in packed ones too (`VS_PACKED`)."""
 
     kind: ClientMessageKind
     action: Mapping[str, Any] | None = None
@@ -194,8 +197,13 @@ class ClientMessage(NamedTuple):
     inputs: tuple[tuple[int, Mapping[str, Any]], ...] | None = None
     snap_ack: int | None = None
     drawn: Mapping[int, float] | None = None
-    schema: bool = False
+    schema: int = 0
 
+
+# An input's ``vs``: the client reads schema snapshots (docs/protocol.md §16.8), in
+# array snaps only, or in packed snaps too (§14).
+VS_SCHEMA = 1
+VS_PACKED = 2
 
 _SYNC = ClientMessage(ClientMessageKind.SYNC)
 _LEAVE = ClientMessage(ClientMessageKind.LEAVE)
@@ -244,7 +252,7 @@ def decode_client_message(
         if type(action) is not dict or not (action_id is None or type(action_id) is int):
             _count(drops, "bad_action")
             return None
-        return _new_tuple(ClientMessage, (_ACTION, action, action_id, None, None, None, False))
+        return _new_tuple(ClientMessage, (_ACTION, action, action_id, None, None, None, 0))
     if kind == "input":
         return _decode_input(obj, drops)
     if kind == "sync":
@@ -289,8 +297,11 @@ def _decode_input(
                 drawn = {}
             drawn[tick] = tick - back + steps / DRAWN_STEPS
         inputs.append((tick, value))
+    reads = obj.get("vs")
+    if type(reads) is not int or not 0 < reads <= VS_PACKED:
+        reads = 0  # an unknown ``vs``: schema-less snaps, as from a client asking none
     return _new_tuple(ClientMessage, (_INPUT, None, None, tuple(inputs), ack, drawn,
-                                      obj.get("vs") == 1))  # fmt: skip
+                                      reads))  # fmt: skip
 
 
 def drawn_fields(tick: int, seen: float | None) -> tuple[int, int] | None:
@@ -312,12 +323,13 @@ def encode_input(
     ack: int | None,
     inputs: Sequence[tuple[int, Mapping[str, Any]]],
     drawn: Mapping[int, float] | None = None,
-    schema: bool = False,
+    schema: int = 0,
 ) -> bytes:
     """Client side: an ``input`` message (channel 0): the newest snapshot tick applied
     (`ack`) and the unacknowledged (tick, input) pairs, oldest first; `drawn`, by
     tick, the fractional tick the player saw when giving each input that says so
-    (`drawn_fields`); `schema`: ask for schema snapshots (``"vs": 1``)."""
+    (`drawn_fields`); `schema`: ask for schema snapshots, its ``vs`` (`VS_PACKED`:
+    in packed snaps, `VS_SCHEMA`: in array snaps)."""
     if not drawn:
         pairs: list[list[Any]] = [[k, value] for k, value in inputs]
     else:
@@ -326,7 +338,7 @@ def encode_input(
             fields = drawn_fields(k, drawn.get(k))
             pairs.append([k, value] if fields is None else [k, value, *fields])
     if schema:
-        return _pack({"t": "input", "a": ack, "x": pairs, "vs": 1})
+        return _pack({"t": "input", "a": ack, "x": pairs, "vs": int(schema)})
     return _pack({"t": "input", "a": ack, "x": pairs})
 
 
@@ -530,6 +542,70 @@ def encode_snap(
     )
 
 
+# A packed snap (docs/protocol.md §14): the same six fields as the array, for a
+# session that reads schema snapshots and asks for them with ``"vs": 2``. Its
+# first byte is the one msgpack never uses, so no reader takes it for msgpack;
+# its numbers are LEB128, each below 2^53 (exact in a JavaScript number).
+PACKED_SNAP = 0xC1
+_PACKED_SNAP = b"\xc1"
+_PACKED_LIMIT = 1 << 53
+
+
+def _uvar(value: int) -> bytes:
+    """`value` (0 <= value < 2^53) as unsigned LEB128."""
+    if value < 0x80:
+        return bytes((value,))
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def encode_packed_snap_header(
+    version: int, server_time: int, remaining: float | None
+) -> bytes | None:
+    """The part of a packed ``snap`` shared by every recipient of one tick's
+    snapshots: the marker, ``v``, ``ts`` and ``r`` (whole milliseconds plus one, 0:
+    nil); None when a number does not fit (the array form is sent instead)."""
+    left = 0 if remaining is None else round(remaining * 1000.0) + 1
+    if not (0 <= version < _PACKED_LIMIT and 0 <= server_time < _PACKED_LIMIT
+            and 0 <= left < _PACKED_LIMIT):  # fmt: skip
+        return None
+    return b"".join((_PACKED_SNAP, _uvar(version), _uvar(server_time), _uvar(left)))
+
+
+def encode_packed_snap_for(
+    header: bytes, action_id: int | None, input_tick: int | None, snapshot: bytes
+) -> bytes | None:
+    """A whole packed ``snap``: `header` (`encode_packed_snap_header`), ``i`` (zigzag,
+    plus one; 0: nil), ``ik`` (plus one; 0: nil), then `snapshot` to the end; None
+    when a number does not fit (the array form is sent instead)."""
+    action = 0
+    if action_id is not None:
+        action = (2 * action_id if action_id >= 0 else -2 * action_id - 1) + 1
+    newest = 0 if input_tick is None else input_tick + 1
+    if not (0 <= action < _PACKED_LIMIT and 0 <= newest < _PACKED_LIMIT):
+        return None
+    return b"".join((header, _uvar(action), _uvar(newest), snapshot))
+
+
+def encode_packed_snap(
+    version: int,
+    server_time: int,
+    remaining: float | None,
+    action_id: int | None,
+    input_tick: int | None,
+    snapshot: bytes,
+) -> bytes | None:
+    """A packed ``snap`` in one call (tests; the room shares the header)."""
+    header = encode_packed_snap_header(version, server_time, remaining)
+    if header is None:
+        return None
+    return encode_packed_snap_for(header, action_id, input_tick, snapshot)
+
+
 def encode_phase(
     phase: str,
     version: int,
@@ -597,6 +673,8 @@ def decode_server_message(data: bytes) -> dict[str, Any] | None:
     The dict has been checked to carry every key of its type with the right
     value type. Never raises; unknown message types give None.
     """
+    if data[:1] == _PACKED_SNAP:
+        return _snap_of_packed(data)
     try:
         obj = _unpackb(data)
     except Exception:
@@ -644,6 +722,41 @@ def _snap_of_array(fields: list[Any]) -> dict[str, Any] | None:
         "i": action_id,
         "ik": input_tick,
         "d": snapshot,
+    }
+
+
+def _snap_of_packed(data: bytes) -> dict[str, Any] | None:
+    """A packed ``snap`` (`encode_packed_snap`) as `_snap_of_array` gives it; None if
+    it is not one: a number cut short, longer than 8 bytes or not below 2^53."""
+    numbers = []
+    at, size = 1, len(data)
+    for _ in range(5):
+        value = shift = 0
+        while True:
+            if at >= size or shift == 56:
+                return None
+            byte = data[at]
+            at += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        if value >= _PACKED_LIMIT:
+            return None
+        numbers.append(value)
+    version, server_time, left, action, newest = numbers
+    action_id = None
+    if action:
+        action -= 1
+        action_id = action >> 1 if not action & 1 else -(action >> 1) - 1
+    return {
+        "t": "snap",
+        "v": version,
+        "ts": server_time,
+        "r": None if not left else (left - 1) / 1000.0,
+        "i": action_id,
+        "ik": None if not newest else newest - 1,
+        "d": data[at:],
     }
 
 

@@ -599,8 +599,10 @@ class SchemaHistory:
     sent by tick (the last `capacity`) and the newest tick the client acknowledged;
     each snapshot is encoded against that one while it is held, else in full."""
 
-    def __init__(self, schema: ViewSchema, capacity: int = 32) -> None:
+    def __init__(self, schema: ViewSchema, packed: bool = False, capacity: int = 32) -> None:
         self.schema = schema
+        # The client reads packed snaps (docs/protocol.md §14, ``"vs": 2``).
+        self.packed = packed
         self.capacity = capacity
         self.acked: int | None = None
         self.sent: dict[int, tuple[Any, ...]] = {}

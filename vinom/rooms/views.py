@@ -41,6 +41,8 @@ from vinom.rooms.member import Member
 from vinom.rooms.messages import (
     Phase,
     encode_error,
+    encode_packed_snap_for,
+    encode_packed_snap_header,
     encode_shared_state,
     encode_snap_for,
     encode_snap_header,
@@ -189,6 +191,7 @@ class RoomViews:
         history but `joining` (unreliably), each against their own baseline."""
         send = self.outbox.send_message
         header = encode_snap_header(version, server_time, remaining)
+        packed_header: bytes | None = None  # made for the first that reads packed snaps
         quantisation, checksum = self.quantisation, self.checksums
         view_for = self.game.view
         shared, joining = self.shared, self.joining
@@ -203,6 +206,8 @@ class RoomViews:
             history = member.snapshots
             if session_id is None or member is joining or history is None:
                 continue
+            inputs = member.inputs
+            input_tick = None if inputs is None else inputs.newest
             if isinstance(history, SchemaHistory):
                 # A session that reads schema snapshots (vinom.rooms.schema).
                 schema = history.schema
@@ -218,6 +223,16 @@ class RoomViews:
                     if shared:
                         common_view, common_wire, common_crc = view, wire, crc
                 snapshot = history.encode_for(tick, wire, crc, schema_cache)
+                if history.packed:
+                    if packed_header is None:
+                        # b"" when a number does not fit: this tick's snaps are arrays.
+                        packed_header = encode_packed_snap_header(version, server_time,
+                                                                  remaining) or b""  # fmt: skip
+                    message = packed_header and encode_packed_snap_for(
+                        packed_header, member.last_action_id, input_tick, snapshot)
+                    if message:
+                        send(session_id, UNRELIABLE, message)
+                        continue
             else:
                 if shared:
                     if common is None:
@@ -241,16 +256,10 @@ class RoomViews:
                     counts["sent"] += queue.sent - sent
                     counts["deferred"] += queue.deferred - deferred
                 snapshot = history.encode_for(tick, prepared, None, cache, queue is not None)
-            inputs = member.inputs
             send(
                 session_id,
                 UNRELIABLE,
-                encode_snap_for(
-                    header,
-                    member.last_action_id,
-                    None if inputs is None else inputs.newest,
-                    snapshot,
-                ),
+                encode_snap_for(header, member.last_action_id, input_tick, snapshot),
             )
 
     def shared_view_difference(

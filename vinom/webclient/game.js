@@ -2,7 +2,8 @@
 // session over WebSocket" and "... over WebTransport"; transport.js picks): the
 // first message is the 1200-byte request packet built from match_found's token,
 // then every message both ways is one msgpack room message (docs/protocol.md,
-// section 14). Inputs go as datagrams where the connection has them.
+// section 14), except a packed snap (snapOfPacked). Inputs go as datagrams where
+// the connection has them.
 //
 // In a room whose game has a tick, while playing, the host sends `snap`s (delta
 // snapshots, docs/protocol.md section 16, decoded by delta.js; schema snapshots,
@@ -92,10 +93,6 @@ export function gameUrl(found, location) {
   return `${scheme}//${location.host}/game`;
 }
 
-// A `snap` travels as an array of 6, [v, ts, r, i, ik, d] (r in whole ms, or
-// nil; docs/protocol.md §14): the one server message that is not a map. Read
-// as the map the rest of the client takes, with r in seconds as in a state;
-// null when it is not one.
 // An input's [b, f] (docs/protocol.md §14, `input`) for an input of tick k given
 // while its player saw fractional tick `seen`: the whole ticks back from k to
 // floor(seen) (0 to min(k, 255)), and the fraction of the next in 256ths,
@@ -108,6 +105,10 @@ export function drawnFields(k, seen) {
   return [back, Math.min(255, Math.floor((seen - whole) * 256))];
 }
 
+// A `snap` travels as an array of 6, [v, ts, r, i, ik, d] (r in whole ms, or
+// nil; docs/protocol.md §14): the one server message that is not a map. Read
+// as the map the rest of the client takes, with r in seconds as in a state;
+// null when it is not one.
 export function snapOfArray(fields) {
   if (fields.length !== 6) return null;
   const [v, ts, r, i, ik, d] = fields;
@@ -115,6 +116,39 @@ export function snapOfArray(fields) {
   if (!integer(v) || !integer(ts) || !(d instanceof Uint8Array)) return null;
   if (![r, i, ik].every((x) => x === null || integer(x))) return null;
   return { t: "snap", v, ts, r: r === null ? null : r / 1000, i, ik, d };
+}
+
+// A packed `snap` (docs/protocol.md §14, sent once asked with `"vs": 2`): byte 0xC1
+// (never a msgpack byte), five unsigned LEB128 numbers v, ts, r + 1, zigzag(i) + 1,
+// ik + 1 (0: nil), then d to the end. Read as snapOfArray reads the array; null
+// when a number is cut short, longer than 8 bytes or not below 2^53.
+const PACKED_SNAP = 0xc1;
+
+export function snapOfPacked(bytes) {
+  if (bytes[0] !== PACKED_SNAP) return null;
+  const numbers = [];
+  let at = 1;
+  for (let n = 0; n < 5; n++) {
+    // By multiplication, not 32-bit bitwise operators: exact below 2^53, and a
+    // longer value still reads as at least 2^53.
+    let value = 0;
+    let scale = 1;
+    for (;;) {
+      if (at >= bytes.length || scale === 2 ** 56) return null;
+      const byte = bytes[at++];
+      value += (byte & 0x7f) * scale;
+      scale *= 128;
+      if (byte < 0x80) break;
+    }
+    if (value >= 2 ** 53) return null;
+    numbers.push(value);
+  }
+  const [v, ts, r, i, ik] = numbers;
+  return {
+    t: "snap", v, ts, r: r === 0 ? null : (r - 1) / 1000,
+    i: i === 0 ? null : i % 2 === 1 ? (i - 1) / 2 : -i / 2,
+    ik: ik === 0 ? null : ik - 1, d: bytes.subarray(at),
+  };
 }
 
 export class GameSocket {
@@ -158,14 +192,25 @@ export class GameSocket {
     this.socket.onopen = () => this.socket.send(requestPacket(token));
     this.socket.onmessage = (event) => {
       if (typeof event.data === "string") return;
+      const data = new Uint8Array(event.data);
       let message;
-      try {
-        message = decode(new Uint8Array(event.data));
-      } catch (error) {
-        this.onWarning("a game message that is not msgpack", error);
-        return;
+      if (data[0] === PACKED_SNAP) {
+        // A bad one is warned of as any message that is not msgpack (0xC1 is not).
+        message = snapOfPacked(data);
+        if (message === null) {
+          this.onWarning("a game message that is not msgpack",
+            new RangeError("a packed snap with a number cut short, over 8 bytes or not below 2^53"));
+          return;
+        }
+      } else {
+        try {
+          message = decode(data);
+        } catch (error) {
+          this.onWarning("a game message that is not msgpack", error);
+          return;
+        }
+        if (Array.isArray(message)) message = snapOfArray(message);
       }
-      if (Array.isArray(message)) message = snapOfArray(message);
       if (message !== null && typeof message === "object" && typeof message.t === "string") {
         this.receive(message);
       }
@@ -423,8 +468,9 @@ export class GameSocket {
     const message = { t: "input", a: this.snapTick, x: this.pending.slice() };
     // Schema snapshots asked for until one is applied (docs/protocol.md §16.8): the
     // host sends them from the next snap on, and a lost input only delays that.
+    // 2: in packed snaps (§14; 1 would keep the array form).
     const snapshots = this.snapshots;
-    if (snapshots.schema !== null && snapshots.wires.size === 0) message.vs = 1;
+    if (snapshots.schema !== null && snapshots.wires.size === 0) message.vs = 2;
     this.send(message, true);
   }
 

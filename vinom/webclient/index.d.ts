@@ -417,6 +417,10 @@ export declare function drawnFields(k: number, seen: number): [number, number] |
 export declare function snapOfArray(fields: unknown[]): {
   t: "snap"; v: number; ts: number; r: number | null; i: number | null; ik: number | null; d: Uint8Array;
 } | null;
+/** A packed `snap` (docs/protocol.md 14: 0xC1, five LEB128 numbers, d), read as snapOfArray reads the array; null when it is not one. */
+export declare function snapOfPacked(bytes: Uint8Array): {
+  t: "snap"; v: number; ts: number; r: number | null; i: number | null; ik: number | null; d: Uint8Array;
+} | null;
 
 /** A room message from the game host: `t` names it (welcome, state, event, phase, ...). */
 export interface RoomMessage {

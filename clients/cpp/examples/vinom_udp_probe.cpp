@@ -45,14 +45,18 @@
 // clock, as a game samples its controls each frame; `n` counts them): each
 // `snap` goes through the core's SnapshotReceiver (delta decoding, the
 // checksum when the host sends it; with the welcome's view schema `vs`, schema
-// snapshots, asked for with "vs": 1 in the inputs until one is applied), and
-// each input is stamped by the core's TickClock and repeated by its InputQueue
-// until a snap's `ik` acknowledges it, on the unreliable channel
+// snapshots in packed snaps, asked for with "vs": 2 in the inputs until one is
+// applied), and each input is stamped by the core's TickClock and repeated by
+// its InputQueue until a snap's `ik` acknowledges it, on the unreliable channel
 // (include/vinom/realtime.hpp). Before "disconnected" it prints an "arena"
 // line: inputs given, those still unacknowledged, snapshots applied (`schema`
 // of them schema snapshots) and dropped by reason. --loss P (with
 // --seed N) drops that share of the datagrams each way, as a lossy network
 // would (counted in "arena": dropped_out, dropped_in).
+//
+// Before "disconnected" (and "arena") it prints a "packets" line: the payloads
+// sent and received, of them short ones (docs/protocol.md 5.9: offered after
+// the welcome, `offers` of them), and the datagrams the client dropped.
 //
 // The session, its timers and the reliability endpoint are the core's
 // vinom::Client (include/vinom/client.hpp); the probe owns the socket, the
@@ -304,6 +308,14 @@ int run_session(const Options& o, const vinom::PublicToken& token, Play& played,
             } else if ((now - connected_at >= o.seconds) || final_seen) {
                 client.close();
                 flush();
+                const vinom::Client::Counts& n = client.counts();
+                emit(Value{{"event", "packets"},
+                           {"payloads_sent", n.payloads_sent},
+                           {"short_sent", n.short_sent},
+                           {"payloads_received", n.payloads_received},
+                           {"short_received", n.short_received},
+                           {"offers", n.offers},
+                           {"dropped", n.dropped}});
                 if (o.arena) emit(arena.report(dropped_out, dropped_in));
                 emit(Value{{"event", "disconnected"}, {"reason", "closed"}});
                 close(fd);
@@ -344,15 +356,13 @@ int run_session(const Options& o, const vinom::PublicToken& token, Play& played,
                     return lose("disconnect", where + " closed the session");
                 case vinom::Client::Event::Kind::message: {
                     Value message;
-                    if (vinom::decode_message(vinom::View(event.data), message) != Error::ok) {
+                    vinom::Snap snap;  // an array, or packed (not msgpack)
+                    if (vinom::decode_snap(vinom::View(event.data), snap) == Error::ok) {
+                        message = Value{{"t", "snap"}, {"v", snap.v}, {"ts", snap.ts}};
+                        if (o.arena && arena.receiver) arena_snap(arena, snap, now);
+                    } else if (vinom::decode_message(vinom::View(event.data), message) !=
+                               Error::ok) {
                         break;  // not msgpack: dropped
-                    }
-                    if (message.is_array()) {
-                        vinom::Snap snap;
-                        if (vinom::decode_snap(vinom::View(event.data), snap) == Error::ok) {
-                            message = Value{{"t", "snap"}, {"v", snap.v}, {"ts", snap.ts}};
-                            if (o.arena && arena.receiver) arena_snap(arena, snap, now);
-                        }
                     }
                     emit(Value{{"event", "message"}, {"channel", event.channel},
                                {"message", message}});

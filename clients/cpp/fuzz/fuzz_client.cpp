@@ -16,7 +16,8 @@
 //      rules and the schema
 //   4  a connect token's JSON
 //   5  bodies (length-prefixed as in 0), each sealed as the host's payload with the
-//      session's key into a connected session: what only the host could send
+//      session's key into a connected session, every second one short (5.9):
+//      what only the host could send
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -107,11 +108,13 @@ void sealed_bodies(vinom::View rest) {
         __builtin_trap();
     vinom::SnapshotReceiver receiver(fixture->rules, fixture->schema);
     std::uint64_t sequence = fixture->host_first;
+    const vinom::Key& key = fixture->token.server_to_client_key;
     for (vinom::View p : pieces(rest)) {
         vinom::Bytes packet;
-        if (vinom::seal_packet(vinom::PAYLOAD, fixture->token.server_to_client_key, ++sequence, p,
-                               packet) != vinom::Error::ok)
-            continue;  // longer than a datagram
+        ++sequence;
+        vinom::Error e = sequence % 2 ? vinom::seal_short_payload(key, sequence, p, packet)
+                                      : vinom::seal_packet(vinom::PAYLOAD, key, sequence, p, packet);
+        if (e != vinom::Error::ok) continue;  // longer than a datagram
         if (session.receive(packet, kind, out) != vinom::Error::ok ||
             kind != vinom::ClientSession::Kind::payload)
             __builtin_trap();  // the host's own payload, refused

@@ -94,7 +94,12 @@ VINOM_API uint64_t vinom_token_expires_at(const vinom_token* token);
 /* One session's packet layer on the client side: handshake, sealing, replay
  * window. No timers yet: the caller resends the request or response at 10 Hz
  * and sends keepalives (docs/protocol.md section 8). `first_sequence` starts
- * the client's counter: random below 2^48 in a real client. */
+ * the client's counter: random below 2^48 in a real client.
+ * vinom_session_seal: a payload's body, or a keepalive's plaintext (empty; the
+ * one byte 01 offers short payloads, docs/protocol.md 5.9), at most 1175
+ * bytes; a disconnect's is ignored. A short payload received is a
+ * VINOM_EVENT_PAYLOAD as a long one, and from then on payloads are sealed
+ * short. */
 typedef struct vinom_session vinom_session;
 VINOM_API vinom_status vinom_session_new(const vinom_token* token, uint64_t first_sequence,
                                          vinom_session** out);
@@ -118,7 +123,9 @@ VINOM_API double vinom_session_server_time(const vinom_session* session);
  * sends each datagram of vinom_client_datagram (until *len is 0) to the
  * token's host, and reads the events of vinom_client_poll (until
  * VINOM_CLIENT_NONE). `attempt_timeout`: seconds to wait for the welcome
- * (<= 0: the token's timeout + 1 s, at least 5 s). The token is copied. */
+ * (<= 0: the token's timeout + 1 s, at least 5 s). The token is copied. It
+ * offers short payloads after the welcome (docs/protocol.md 5.9); once the
+ * host sends one, its own payloads go short too. */
 typedef struct vinom_client vinom_client;
 
 typedef enum vinom_client_event {
@@ -183,7 +190,7 @@ VINOM_API void vinom_snapshots_free(vinom_snapshots* snapshots);
  * a declaration it cannot read: nothing changes, and nothing is asked. */
 VINOM_API vinom_status vinom_snapshots_schema(vinom_snapshots* snapshots, const char* declaration,
                                               size_t len);
-/* 1 while the inputs ask for schema snapshots ("vs": 1), else 0. */
+/* 1 while the inputs ask for schema snapshots ("vs": 2: packed snaps), else 0. */
 VINOM_API int vinom_snapshots_asking(const vinom_snapshots* snapshots);
 /* A `snap` message as vinom_client_poll gave it: VINOM_OK and *tick when its
  * snapshot was applied; else it is dropped and counted: VINOM_STALE,
@@ -218,8 +225,8 @@ VINOM_API vinom_status vinom_inputs_add(vinom_inputs* inputs, const char* json, 
  * `ack` the newest snapshot applied (-1: none). */
 VINOM_API vinom_status vinom_inputs_message(const vinom_inputs* inputs, int64_t ack, uint8_t* out,
                                             size_t cap, size_t* len);
-/* The same with `ack` the newest snapshot `snapshots` applied, and "vs": 1
- * while they ask for schema snapshots (vinom_snapshots_asking). */
+/* The same with `ack` the newest snapshot `snapshots` applied, and "vs": 2
+ * (packed snaps) while they ask for schema snapshots (vinom_snapshots_asking). */
 VINOM_API vinom_status vinom_inputs_message_for(const vinom_inputs* inputs,
                                                 const vinom_snapshots* snapshots, uint8_t* out,
                                                 size_t cap, size_t* len);
@@ -273,7 +280,8 @@ VINOM_API void vinom_buffer_counts(const vinom_buffer* buffer, uint64_t* extrapo
 
 /* Messages as JSON text, for callers without a msgpack library: msgpack to
  * JSON (bin as {"bytes": [...], "subtype": null}; strings not UTF-8 get
- * U+FFFD) and JSON to msgpack as the host writes it (docs/protocol.md 14).
+ * U+FFFD; a packed snap, first byte 0xc1, as its array [v, ts, r, i, ik, d])
+ * and JSON to msgpack as the host writes it (docs/protocol.md 14).
  * The JSON is not NUL-terminated; *len is its length. */
 VINOM_API vinom_status vinom_message_to_json(const uint8_t* message, size_t len, char* out,
                                              size_t cap, size_t* out_len);

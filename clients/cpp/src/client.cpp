@@ -6,8 +6,8 @@
 namespace vinom {
 
 Client::Client(const PublicToken& token, std::uint64_t first_sequence, double now,
-               double attempt_timeout)
-    : session_(token, first_sequence), started_(now) {
+               double attempt_timeout, bool short_payloads)
+    : session_(token, first_sequence), started_(now), offers_(short_payloads ? SHORT_OFFERS : 0) {
     timeout_ = token.timeout_ms / 1000.0;
     attempt_timeout_ = attempt_timeout > 0 ? attempt_timeout : std::max(timeout_ + 1.0, 5.0);
     keepalive_ = std::min(2.0, timeout_ / 3.0);
@@ -25,7 +25,13 @@ void Client::fail(const std::string& reason) {
 
 void Client::seal(std::uint8_t type, View body, double now) {
     Bytes packet;
-    if (session_.seal(type, body, packet) == Error::ok) datagrams_.push_back(std::move(packet));
+    if (session_.seal(type, body, packet) == Error::ok) {
+        if (type == PAYLOAD) {
+            ++counts_.payloads_sent;
+            if (packet[0] == SHORT_PAYLOAD) ++counts_.short_sent;
+        }
+        datagrams_.push_back(std::move(packet));
+    }
     last_sent_ = now;
 }
 
@@ -34,7 +40,10 @@ Error Client::receive(View datagram, double now) {
     ClientSession::Kind kind;
     Bytes out;
     Error e = session_.receive(datagram, kind, out);
-    if (e != Error::ok) return e;
+    if (e != Error::ok) {
+        ++counts_.dropped;
+        return e;
+    }
     last_heard_ = now;
     switch (kind) {
         case ClientSession::Kind::challenge:
@@ -46,6 +55,7 @@ Error Client::receive(View datagram, double now) {
             break;
         case ClientSession::Kind::welcome: {
             last_sent_ = now;
+            offer_due_ = now;  // the first offer goes with the next update
             Event w;
             w.kind = Event::Kind::welcome;
             events_.push_back(std::move(w));
@@ -58,6 +68,11 @@ Error Client::receive(View datagram, double now) {
             break;
         }
         case ClientSession::Kind::payload:
+            ++counts_.payloads_received;
+            if (datagram.data[0] == SHORT_PAYLOAD) {
+                ++counts_.short_received;
+                offers_ = 0;  // the host read the offer: no more
+            }
             for (auto& [channel, data] : endpoint_.receive(View(out), now)) {
                 Event m;
                 m.kind = Event::Kind::message;
@@ -90,8 +105,17 @@ void Client::update(double now) {
             fail("timeout");
             return;
         }
-        for (const Bytes& body : endpoint_.build(now)) seal(PAYLOAD, View(body), now);
-        if (now - last_sent_ >= keepalive_) seal(KEEPALIVE, View(), now);
+        std::vector<Bytes> bodies = endpoint_.build(now);
+        for (const Bytes& body : bodies) seal(PAYLOAD, View(body), now);
+        if (bodies.empty() && now - last_sent_ >= keepalive_) seal(KEEPALIVE, View(), now);
+        // After them, as the Python client: the offer of short payloads, when due.
+        if (offers_ > 0 && now >= offer_due_) {
+            static const std::uint8_t offer[] = {READS_SHORT};
+            --offers_;
+            ++counts_.offers;
+            offer_due_ = now + SHORT_OFFER_INTERVAL;
+            seal(KEEPALIVE, View(offer, sizeof offer), now);
+        }
     }
 }
 

@@ -278,9 +278,11 @@ bool size_allowed(std::uint8_t type, std::size_t size) {
             return size >= HEADER_SIZE + MIN_COOKIE + TAG_SIZE &&
                    size <= HEADER_SIZE + MAX_COOKIE + TAG_SIZE;
         case WELCOME: return size == 41;
-        case DENIED:
+        case DENIED: return size == 25;
+        // 25 bytes, but a keepalive's or disconnect's plaintext is read past (5.8):
+        // the offer of 5.9 is a keepalive of 26.
         case KEEPALIVE:
-        case DISCONNECT: return size == 25;
+        case DISCONNECT:
         case PAYLOAD: return size >= 25 && size <= MAX_DATAGRAM;
         default: return false;
     }
@@ -384,6 +386,47 @@ Error open_packet(const Key& key, View packet, std::uint8_t& type, std::uint64_t
     Error e = open_frame(t, key, packet, sequence, plaintext);
     if (e == Error::ok) type = t;
     return e;
+}
+
+// -- short payloads (section 5.9) --
+
+bool full_sequence(std::uint16_t low, std::uint64_t newest, std::uint64_t& out) {
+    // d in [-32768, 32767]: (low - newest + 32768) mod 65536 - 32768.
+    std::int64_t d = static_cast<std::int64_t>((low - (newest & 0xffff) + 0x8000) & 0xffff) - 0x8000;
+    if (d < 0 && newest < static_cast<std::uint64_t>(-d)) return false;
+    if (d > 0 && newest > UINT64_MAX - static_cast<std::uint64_t>(d)) return false;
+    out = d < 0 ? newest - static_cast<std::uint64_t>(-d) : newest + static_cast<std::uint64_t>(d);
+    return true;
+}
+
+Error seal_short_payload(const Key& key, std::uint64_t sequence, View plaintext, Bytes& out) {
+    if (plaintext.size > MAX_BODY) return Error::bad_size;
+    Bytes ad = header(SHORT_PAYLOAD, sequence);
+    Bytes b{SHORT_PAYLOAD, static_cast<std::uint8_t>(sequence & 0xff),
+            static_cast<std::uint8_t>((sequence >> 8) & 0xff)};
+    Error e = seal(key, make_nonce(0, sequence), View(ad), plaintext, b);
+    if (e != Error::ok) return e;
+    out = std::move(b);
+    return Error::ok;
+}
+
+Error read_short_header(View packet, std::uint16_t& low) {
+    if (packet.size < 1) return Error::truncated;
+    if (packet.data[0] != SHORT_PAYLOAD) return Error::bad_type;
+    if (packet.size < MIN_SHORT_PAYLOAD) return Error::truncated;
+    if (packet.size > MAX_DATAGRAM) return Error::bad_size;
+    low = static_cast<std::uint16_t>(get_le(packet.data + 1, 2));
+    return Error::ok;
+}
+
+Error open_short_payload(const Key& key, View packet, std::uint64_t sequence, Bytes& plaintext) {
+    std::uint16_t low = 0;
+    Error e = read_short_header(packet, low);
+    if (e != Error::ok) return e;
+    if ((sequence & 0xffff) != low) return Error::bad_field;
+    Bytes ad = header(SHORT_PAYLOAD, sequence);
+    return open(key, make_nonce(0, sequence), View(ad),
+                packet.sub(SHORT_HEADER_SIZE, packet.size - SHORT_HEADER_SIZE), plaintext);
 }
 
 // -- route tokens (section 15) --

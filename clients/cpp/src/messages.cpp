@@ -93,9 +93,50 @@ bool int64_of(const Value& x, std::int64_t& out) {
     return true;
 }
 
+// One unsigned LEB128 number of a packed snap, at `at` (moved past it): at most
+// 8 bytes, below 2^53.
+Error packed_number(View data, std::size_t& at, std::uint64_t& out) {
+    std::uint64_t value = 0;
+    for (unsigned shift = 0;; shift += 7) {
+        if (shift == 56) return Error::bad_field;  // a 9th byte
+        if (at >= data.size) return Error::truncated;
+        std::uint8_t byte = data.data[at++];
+        value |= std::uint64_t{byte & 0x7fu} << shift;
+        if (byte < 0x80) break;
+    }
+    if (value >= PACKED_SNAP_LIMIT) return Error::bad_field;
+    out = value;
+    return Error::ok;
+}
+
+// A packed snap (its first byte PACKED_SNAP): v, ts, r + 1, zigzag(i) + 1, ik + 1
+// (0: nil), then d to the end.
+Error decode_packed_snap(View data, Snap& out) {
+    std::uint64_t n[5];
+    std::size_t at = 1;
+    for (auto& x : n) {
+        Error e = packed_number(data, at, x);
+        if (e != Error::ok) return e;
+    }
+    // Every number is below 2^53: each fits an int64.
+    Snap s;
+    s.v = static_cast<std::int64_t>(n[0]);
+    s.ts = static_cast<std::int64_t>(n[1]);
+    if (n[2]) s.r = static_cast<std::int64_t>(n[2] - 1);
+    if (n[3]) {
+        std::uint64_t z = n[3] - 1;
+        s.i = (z & 1) ? -static_cast<std::int64_t>(z >> 1) - 1 : static_cast<std::int64_t>(z >> 1);
+    }
+    if (n[4]) s.ik = static_cast<std::int64_t>(n[4] - 1);
+    s.d.assign(data.data + at, data.data + data.size);
+    out = std::move(s);
+    return Error::ok;
+}
+
 }  // namespace
 
 Error decode_snap(View data, Snap& out) {
+    if (data.size && data.data[0] == PACKED_SNAP) return decode_packed_snap(data, out);
     Value v;
     Error e = decode_message(data, v);
     if (e != Error::ok) return e;

@@ -48,7 +48,7 @@ Value InputQueue::message(std::optional<std::uint64_t> ack, bool schema) const {
     m["t"] = "input";
     m["a"] = ack ? Value(*ack) : Value(nullptr);
     m["x"] = std::move(pairs);
-    if (schema) m["vs"] = 1;  // last, as the Python client's encode_input writes it
+    if (schema) m["vs"] = 2;  // packed snaps; last, as the Python client's encode_input writes it
     return m;
 }
 

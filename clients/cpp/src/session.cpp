@@ -8,6 +8,7 @@ ClientSession::ClientSession(const PublicToken& token, std::uint64_t first_seque
 
 Error ClientSession::receive(View packet, Kind& kind, Bytes& out) {
     kind = Kind::none;
+    if (packet.size >= 1 && packet.data[0] == SHORT_PAYLOAD) return receive_short(packet, kind, out);
     std::uint8_t type = 0;
     std::uint64_t sequence = 0;
     Error e = read_header(packet, type, sequence);
@@ -80,15 +81,38 @@ Error ClientSession::receive(View packet, Kind& kind, Bytes& out) {
     }
 }
 
+// A short payload (5.9): its full sequence the one nearest the newest accepted,
+// then as a payload: the window checked before opening, recorded only after.
+Error ClientSession::receive_short(View packet, Kind& kind, Bytes& out) {
+    std::uint16_t low = 0;
+    Error e = read_short_header(packet, low);
+    if (e != Error::ok) return e;
+    if (state_ != State::connected) return Error::unexpected;
+    std::uint64_t sequence = 0;
+    if (!full_sequence(low, window_.newest(), sequence) || !window_.check(sequence))
+        return Error::replayed;
+    Bytes plain;
+    e = open_short_payload(token_.server_to_client_key, packet, sequence, plain);
+    if (e != Error::ok) return e;
+    window_.accept(sequence);
+    short_ = true;
+    kind = Kind::payload;
+    out = std::move(plain);
+    return Error::ok;
+}
+
 Error ClientSession::seal(std::uint8_t type, View body, Bytes& out) {
     if (type != PAYLOAD && type != KEEPALIVE && type != DISCONNECT) return Error::bad_type;
     // A disconnect goes out several times (section 8): allowed once closed too.
     bool open_state = state_ == State::connected || (type == DISCONNECT && state_ == State::closed);
     if (!open_state) return Error::unexpected;
-    if (type == PAYLOAD && body.size > MAX_BODY) return Error::bad_size;
+    if (type != DISCONNECT && body.size > MAX_BODY) return Error::bad_size;
     Bytes packet;
-    Error e = seal_packet(type, token_.client_to_server_key, next_sequence_,
-                          type == PAYLOAD ? body : View(), packet);
+    const Key& key = token_.client_to_server_key;
+    Error e = type == PAYLOAD && short_
+                  ? seal_short_payload(key, next_sequence_, body, packet)
+                  : seal_packet(type, key, next_sequence_, type == DISCONNECT ? View() : body,
+                                packet);
     if (e != Error::ok) return e;
     ++next_sequence_;
     if (type == DISCONNECT) state_ = State::closed;

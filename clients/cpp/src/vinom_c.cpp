@@ -140,9 +140,12 @@ vinom_status vinom_session_seal(vinom_session* session, int packet_type, const u
                                 size_t body_len, uint8_t* out, size_t cap, size_t* len) {
     if (!session || !len || (!body && body_len) || packet_type < 0 || packet_type > 255)
         return VINOM_INVALID_ARGUMENT;
-    // Checked before sealing, which spends a sequence number.
-    size_t need = vinom::HEADER_SIZE + vinom::TAG_SIZE +
-                  (packet_type == VINOM_PACKET_PAYLOAD ? body_len : 0);
+    // Checked before sealing, which spends a sequence number: a payload's body
+    // or a keepalive's plaintext, behind the long header or the short one (5.9).
+    bool short_payload =
+        packet_type == VINOM_PACKET_PAYLOAD && session->session.short_payloads();
+    size_t need = (short_payload ? vinom::SHORT_HEADER_SIZE : vinom::HEADER_SIZE) +
+                  vinom::TAG_SIZE + (packet_type == VINOM_PACKET_DISCONNECT ? 0 : body_len);
     if (cap < need) {
         *len = need;
         return VINOM_BUFFER_TOO_SMALL;
@@ -292,8 +295,21 @@ vinom_status vinom_message_to_json(const uint8_t* message, size_t len, char* out
     *out_len = 0;
     try {
         vinom::Value value;
-        vinom::Error e = vinom::decode_message(vinom::View(message, len), value);
-        if (e != vinom::Error::ok) return status(e);
+        vinom::Error e;
+        if (len && message[0] == vinom::PACKED_SNAP) {
+            // Not msgpack: a packed snap, given as the array snap it reads as.
+            vinom::Snap snap;
+            e = vinom::decode_snap(vinom::View(message, len), snap);
+            if (e != vinom::Error::ok) return status(e);
+            auto opt = [](const std::optional<std::int64_t>& x) {
+                return x ? vinom::Value(*x) : vinom::Value(nullptr);
+            };
+            value = vinom::Value::array({snap.v, snap.ts, opt(snap.r), opt(snap.i), opt(snap.ik),
+                                         vinom::Value::binary(std::move(snap.d))});
+        } else {
+            e = vinom::decode_message(vinom::View(message, len), value);
+            if (e != vinom::Error::ok) return status(e);
+        }
         return copy_out(vinom_abi::json_text(value), out, cap, out_len);
     } catch (...) {
         return VINOM_NO_MEMORY;

@@ -9,6 +9,7 @@
 
 #include "support.hpp"
 #include "vinom.h"
+#include "vinom/client.hpp"
 #include "vinom/codec.hpp"
 #include "vinom/messages.hpp"
 
@@ -67,7 +68,8 @@ protected:
         return vinom_client_receive(client, datagram.data(), datagram.size(), now);
     }
 
-    // Through the vectors' challenge and welcome (at 100.0 s).
+    // Through the vectors' challenge and welcome (at 100.04 s), and the first
+    // update after it, which offers short payloads (5.9).
     void connect() {
         vinom_client_update(client, 100.0);
         ASSERT_EQ(sent(), std::vector<Bytes>{packet("request")});
@@ -76,29 +78,55 @@ protected:
         ASSERT_EQ(feed(packet("welcome"), 100.04), VINOM_OK);
         ASSERT_EQ(poll().event, VINOM_CLIENT_WELCOME);
         ASSERT_EQ(vinom_client_state(client), VINOM_STATE_CONNECTED);
+        vinom_client_update(client, 100.04);
+        std::vector<Bytes> out = sent();
+        ASSERT_EQ(out.size(), 1u);
+        ASSERT_TRUE(is_offer(out[0]));
     }
 
-    // A payload from the host carrying `messages`, its body sequence `body`.
+    // A keepalive from the client whose plaintext is the offer, 01.
+    bool is_offer(const Bytes& datagram) {
+        std::uint8_t type = 0;
+        std::uint64_t sequence = 0;
+        Bytes plain;
+        return vinom::open_packet(c2s(), datagram, type, sequence, plain) == Error::ok &&
+               type == vinom::KEEPALIVE && plain == Bytes{0x01};
+    }
+
+    // A payload from the host carrying `messages`, its body sequence `body`;
+    // short (5.9) with `short_form`.
     Bytes host_payload(std::uint16_t body, const std::vector<vinom::Message>& messages,
-                       std::uint16_t ack = 0xffff, std::uint32_t ack_bits = 0) {
+                       std::uint16_t ack = 0xffff, std::uint32_t ack_bits = 0,
+                       bool short_form = false) {
         vinom::BodyHeader h;
         h.sequence = body;
         h.ack = ack;
         h.ack_bits = ack_bits;
         Bytes plain, out;
         EXPECT_EQ(vinom::encode_body(h, messages, vinom::MAX_BODY, plain), Error::ok);
-        EXPECT_EQ(vinom::seal_packet(vinom::PAYLOAD, s2c(), host_sequence++, plain, out),
-                  Error::ok);
+        if (short_form) {
+            EXPECT_EQ(vinom::seal_short_payload(s2c(), host_sequence++, plain, out), Error::ok);
+        } else {
+            EXPECT_EQ(vinom::seal_packet(vinom::PAYLOAD, s2c(), host_sequence++, plain, out),
+                      Error::ok);
+        }
         return out;
     }
 
-    // The body of a payload the client sent, opened with the host's key.
-    vinom::BodyHeader opened(const Bytes& datagram, std::vector<vinom::Message>& messages) {
-        std::uint8_t type = 0;
-        std::uint64_t sequence = 0;
+    // The body of a payload the client sent (long, or short with the client's
+    // sequence `short_sequence`), opened with the host's key.
+    vinom::BodyHeader opened(const Bytes& datagram, std::vector<vinom::Message>& messages,
+                             std::uint64_t short_sequence = 0) {
         Bytes plain;
-        EXPECT_EQ(vinom::open_packet(c2s(), datagram, type, sequence, plain), Error::ok);
-        EXPECT_EQ(type, vinom::PAYLOAD);
+        if (short_sequence) {
+            EXPECT_EQ(vinom::open_short_payload(c2s(), datagram, short_sequence, plain),
+                      Error::ok);
+        } else {
+            std::uint8_t type = 0;
+            std::uint64_t sequence = 0;
+            EXPECT_EQ(vinom::open_packet(c2s(), datagram, type, sequence, plain), Error::ok);
+            EXPECT_EQ(type, vinom::PAYLOAD);
+        }
         vinom::BodyHeader h;
         EXPECT_EQ(vinom::decode_body(plain, vinom::MAX_BODY, h, messages), Error::ok);
         return h;
@@ -236,8 +264,11 @@ TEST_F(ClientTest, SilenceOnceConnectedTimesOutAndKeepalivesGoOut) {
     EXPECT_TRUE(sent().empty());
     vinom_client_update(client, 101.71);  // keepalive: min(2 s, timeout / 3)
     std::vector<Bytes> out = sent();
-    ASSERT_EQ(out.size(), 1u);
+    // The keepalive, then the second offer (due at 101.04), as the Python client.
+    ASSERT_EQ(out.size(), 2u);
     EXPECT_EQ(out[0][0], vinom::KEEPALIVE);
+    EXPECT_EQ(out[0].size(), 25u);
+    EXPECT_TRUE(is_offer(out[1]));
     vinom_client_update(client, 105.0);  // the welcome was the last heard, at 100.04
     EXPECT_EQ(poll().event, VINOM_CLIENT_NONE);
     vinom_client_update(client, 105.1);
@@ -285,6 +316,106 @@ TEST_F(ClientTest, CloseSendsFiveDisconnects) {
     EXPECT_EQ(poll().event, VINOM_CLIENT_NONE);
 }
 
+// 5.9: the offer goes with the first update after the welcome, then one a
+// second, at most Client::SHORT_OFFERS in all, while no short payload comes;
+// they are keepalives (26 bytes) and count as something sent.
+TEST_F(ClientTest, ShortPayloadsAreOfferedAtMostFourTimesASecondApart) {
+    connect();  // the first, at 100.04
+    std::vector<double> offered = {100.04};
+    for (double now = 100.05; now < 104.7; now += 0.01) {
+        vinom_client_update(client, now);
+        for (const Bytes& d : sent()) {
+            EXPECT_TRUE(is_offer(d)) << now;
+            EXPECT_EQ(d.size(), 26u);
+            offered.push_back(now);
+        }
+    }
+    ASSERT_EQ(offered.size(), static_cast<std::size_t>(vinom::Client::SHORT_OFFERS));
+    for (std::size_t i = 1; i < offered.size(); ++i)
+        EXPECT_NEAR(offered[i] - offered[i - 1], vinom::Client::SHORT_OFFER_INTERVAL, 0.011);
+    // No more offers; a plain keepalive once nothing was sent for 1.67 s.
+    vinom_client_update(client, 104.75);
+    std::vector<Bytes> out = sent();
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0][0], vinom::KEEPALIVE);
+    EXPECT_EQ(out[0].size(), 25u);
+}
+
+// Once a short payload came the offers stop, and the client's payloads go short
+// (the next sequence, 5.9's header); keepalives and disconnects stay long; the
+// host's long payloads are still read, and its short one again is a replay.
+TEST_F(ClientTest, AfterAShortPayloadTheOffersStopAndPayloadsGoShort) {
+    connect();  // the response was the client's first sequence, the offer its second
+    Bytes state = message({{"t", "state"}});
+    vinom::Message snapshot;
+    snapshot.channel = 0;
+    snapshot.data = state;
+    Bytes first = host_payload(0, {snapshot}, 0xffff, 0, true);
+    ASSERT_EQ(feed(first, 100.5), VINOM_OK);
+    Polled p = poll();
+    EXPECT_EQ(p.event, VINOM_CLIENT_MESSAGE);
+    EXPECT_EQ(p.channel, 0);
+    EXPECT_EQ(hex(p.data), hex(state));
+    // The same datagram again: a replay, no event.
+    EXPECT_EQ(feed(first, 100.51), VINOM_REPLAYED);
+    EXPECT_EQ(poll().event, VINOM_CLIENT_NONE);
+    for (double now = 100.6; now < 101.6; now += 0.05) {
+        vinom_client_update(client, now);
+        EXPECT_TRUE(sent().empty()) << now;  // no offer at 101.04
+    }
+    Bytes action = message({{"t", "action"}});
+    ASSERT_EQ(vinom_client_send(client, action.data(), action.size()), VINOM_OK);
+    vinom_client_update(client, 101.6);
+    std::vector<Bytes> out = sent();
+    ASSERT_EQ(out.size(), 1u);
+    ASSERT_EQ(out[0][0], vinom::SHORT_PAYLOAD);
+    std::vector<vinom::Message> ms;
+    vinom::BodyHeader h = opened(out[0], ms, client_first() + 2);
+    ASSERT_EQ(ms.size(), 1u);
+    EXPECT_EQ(hex(ms[0].data), hex(action));
+    // A long payload from the host acks it.
+    ASSERT_EQ(feed(host_payload(1, {}, h.sequence), 101.7), VINOM_OK);
+    EXPECT_EQ(vinom_client_pending(client), 0u);
+    vinom_client_update(client, 103.2);
+    EXPECT_TRUE(sent().empty());
+    vinom_client_update(client, 103.3);  // 1.67 s after the payload
+    out = sent();
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0][0], vinom::KEEPALIVE);
+    EXPECT_EQ(out[0].size(), 25u);
+    ASSERT_EQ(vinom_client_close(client), VINOM_OK);
+    out = sent();
+    ASSERT_EQ(out.size(), 5u);
+    for (const Bytes& d : out) EXPECT_EQ(d[0], vinom::DISCONNECT);
+}
+
+// Short payloads off (ClientConfig.short_payloads = False): no offer, and every
+// payload long, as an older client.
+TEST(ClientShortPayloads, OffNoOfferAndEveryPayloadLong) {
+    vinom::PublicToken token;
+    ASSERT_EQ(vinom::parse_public_token(session().at("token").dump(), token), Error::ok);
+    vinom::Client c(token, client_first(), 100.0, 0.0, false);
+    Bytes d;
+    c.update(100.0);
+    ASSERT_TRUE(c.next_datagram(d));
+    ASSERT_EQ(c.receive(packet("challenge"), 100.01), Error::ok);
+    ASSERT_TRUE(c.next_datagram(d));
+    ASSERT_EQ(c.receive(packet("welcome"), 100.02), Error::ok);
+    std::vector<Bytes> out;
+    for (double now = 100.02; now < 104.0; now += 0.1) {
+        c.update(now);
+        while (c.next_datagram(d)) out.push_back(d);
+    }
+    ASSERT_EQ(out.size(), 2u);  // keepalives at 1.67 s and 3.33 s
+    for (const Bytes& k : out) EXPECT_EQ(k.size(), 25u);
+    EXPECT_EQ(c.counts().offers, 0u);
+    ASSERT_EQ(c.send(message({{"t", "action"}})), Error::ok);
+    c.update(104.0);
+    ASSERT_TRUE(c.next_datagram(d));
+    EXPECT_EQ(d[0], vinom::PAYLOAD);
+    EXPECT_EQ(c.counts().short_sent, 0u);
+}
+
 TEST(MessageJson, BothWaysAndRefusals) {
     const std::string text = "{\"t\":\"action\",\"a\":{\"cell\":0},\"x\":[1.5,null,true,-2]}";
     std::uint8_t packed[256];
@@ -307,6 +438,15 @@ TEST(MessageJson, BothWaysAndRefusals) {
     std::uint8_t bad_utf8[] = {0xa2, 0xff, 0x41};
     ASSERT_EQ(vinom_message_to_json(bad_utf8, 3, json, sizeof json, &json_len), VINOM_OK);
     EXPECT_EQ(std::string(json, json_len), "\"\xef\xbf\xbd" "A\"");
+    // A packed snap (not msgpack) as the array snap it reads as; one cut short.
+    Bytes snap = vt::unhex(vt::vector("messages", "packed_snap_numbers").at("hex"));
+    ASSERT_EQ(vinom_message_to_json(snap.data(), snap.size(), json, sizeof json, &json_len),
+              VINOM_OK);
+    EXPECT_EQ(std::string(json, json_len),
+              "[1300,70000,180000,-3,1234,{\"bytes\":[148,3,192,192,129,161,120,1],"
+              "\"subtype\":null}]");
+    EXPECT_EQ(vinom_message_to_json(snap.data(), 3, json, sizeof json, &json_len),
+              VINOM_TRUNCATED);
     // Deeper than a message may be: refused, not a crash.
     std::string deep(10000, '[');
     deep += std::string(10000, ']');

@@ -297,13 +297,15 @@ TEST(EndpointChannel1, AtMostAMebibyteWaitsForAcks) {
     EXPECT_EQ(client.pending(), fit - 32);
 }
 
-// The same through the C ABI (vinom.h), with the snap messages of the vectors (14.1).
+// The same through the C ABI (vinom.h), with the snap messages of the vectors
+// (14.1), arrays and packed.
 TEST(RealtimeCAbi, SnapshotsRebuildEachSnapsViewAndGiveItsInputAck) {
-    int seen = 0;
+    int seen = 0, packed = 0;
     for (const auto& v : vt::vectors().at("messages").at("vectors")) {
-        if (v.at("kind") != "snap") continue;
+        if (v.at("kind") != "snap" && v.at("kind") != "packed_snap") continue;
         SCOPED_TRACE(v.at("name").get<std::string>());
         ++seen;
+        packed += v.at("kind") == "packed_snap";
         vinom_snapshots* snapshots = nullptr;
         ASSERT_EQ(vinom_snapshots_new(nullptr, 0, &snapshots), VINOM_OK);
         EXPECT_EQ(vinom_snapshots_newest(snapshots), -1);
@@ -332,9 +334,14 @@ TEST(RealtimeCAbi, SnapshotsRebuildEachSnapsViewAndGiveItsInputAck) {
         const uint8_t junk[] = {0x93, 0x01, 0x02, 0x03};
         EXPECT_NE(vinom_snapshots_receive(snapshots, junk, sizeof junk, &tick, &ack), VINOM_OK);
         EXPECT_EQ(ack, -1);
+        const uint8_t cut[] = {0xc1, 0x05, 0x80};  // a packed snap cut in its ts
+        EXPECT_EQ(vinom_snapshots_receive(snapshots, cut, sizeof cut, &tick, &ack),
+                  VINOM_TRUNCATED);
+        EXPECT_EQ(ack, -1);
         vinom_snapshots_free(snapshots);
     }
-    EXPECT_GT(seen, 0);
+    EXPECT_GT(seen, packed);
+    EXPECT_GT(packed, 0);
     vinom_snapshots* bad = nullptr;
     EXPECT_EQ(vinom_snapshots_new("[[\"x\", -1]]", 11, &bad), VINOM_BAD_FIELD);
     EXPECT_EQ(bad, nullptr);

@@ -23,6 +23,7 @@
 
 #include "support.hpp"
 #include "vinom.h"
+#include "vinom/client.hpp"
 #include "vinom/delta.hpp"
 #include "vinom/endpoint.hpp"
 #include "vinom/schema.hpp"
@@ -205,14 +206,39 @@ struct Sealed {
     std::uint64_t sequence;
 };
 
+// The packets with a long header (5.1), in the scenario's order: the client's
+// response is its first sequence, the host's welcome its.
 std::vector<Sealed> sealed_vectors() {
     return {
         {"payload_client", vinom::PAYLOAD, true, client_first() + 1},
-        {"payload_server", vinom::PAYLOAD, false, host_first() + 1},
-        {"keepalive", vinom::KEEPALIVE, true, client_first() + 2},
-        {"disconnect", vinom::DISCONNECT, true, client_first() + 3},
+        {"offer", vinom::KEEPALIVE, true, client_first() + 2},
+        {"keepalive", vinom::KEEPALIVE, true, client_first() + 4},
+        {"disconnect", vinom::DISCONNECT, true, client_first() + 5},
         {"denied", vinom::DENIED, false, stateless_first()},
     };
+}
+
+// The short payloads (5.9), and the newest sequence their receiver had
+// accepted from the sender (the welcome; the client's offer).
+struct Short {
+    const char* name;
+    bool from_client;
+    std::uint64_t sequence;
+    std::uint64_t newest;
+};
+
+std::vector<Short> short_vectors() {
+    return {
+        {"payload_server", false, host_first() + 1, host_first()},
+        {"payload_client_short", true, client_first() + 3, client_first() + 2},
+    };
+}
+
+// The 9-byte header of 5.1.
+Bytes long_header(std::uint8_t type, std::uint64_t sequence) {
+    Bytes h{type};
+    for (int i = 0; i < 8; ++i) h.push_back(static_cast<std::uint8_t>(sequence >> (8 * i)));
+    return h;
 }
 
 }  // namespace
@@ -240,30 +266,146 @@ TEST(Session, SealedPacketsBothWays) {
     }
 }
 
-// The payloads' plaintexts are bodies of 13.3 carrying the scenario's messages.
+// 5.9: type 8, the sequence's low 16 bits, the seal whose associated data is the
+// long header of type 8 (not 5) and the full sequence, which the receiver finds
+// from the newest it accepted.
+TEST(Session, ShortPayloadsBothWays) {
+    for (const Short& s : short_vectors()) {
+        SCOPED_TRACE(s.name);
+        const auto& v = vt::vector("session", s.name);
+        Bytes plain = unhex(v.at("plaintext"));
+        Bytes p = unhex(v.at("hex"));
+        vinom::Key k = s.from_client ? c2s() : s2c();
+        Bytes out;
+        ASSERT_EQ(vinom::seal_short_payload(k, s.sequence, plain, out), Error::ok);
+        EXPECT_EQ(hex(out), v.at("hex"));
+        EXPECT_EQ(p.size(), vinom::SHORT_HEADER_SIZE + plain.size() + vinom::TAG_SIZE);
+        std::uint16_t low = 0;
+        ASSERT_EQ(vinom::read_short_header(p, low), Error::ok);
+        EXPECT_EQ(low, s.sequence & 0xffff);
+        std::uint64_t seq = 0;
+        ASSERT_TRUE(vinom::full_sequence(low, s.newest, seq));
+        EXPECT_EQ(seq, s.sequence);
+        Bytes opened;
+        ASSERT_EQ(vinom::open_short_payload(k, p, seq, opened), Error::ok);
+        EXPECT_EQ(opened, plain);
+        // The seal is the long packet's, but for its associated data: type 8.
+        vinom::View sealed = vinom::View(p).sub(3, p.size() - 3);
+        ASSERT_EQ(vinom::open(k, vinom::make_nonce(0, seq), long_header(vinom::SHORT_PAYLOAD, seq),
+                              sealed, opened),
+                  Error::ok);
+        EXPECT_EQ(opened, plain);
+        EXPECT_EQ(vinom::open(k, vinom::make_nonce(0, seq), long_header(vinom::PAYLOAD, seq),
+                              sealed, opened),
+                  Error::auth_failed);
+        // Another full sequence with the same low bits, or the other direction's key: refused.
+        EXPECT_EQ(vinom::open_short_payload(k, p, seq + 0x10000, opened), Error::auth_failed);
+        EXPECT_EQ(vinom::open_short_payload(k, p, seq + 1, opened), Error::bad_field);
+        EXPECT_EQ(vinom::open_short_payload(s.from_client ? s2c() : c2s(), p, seq, opened),
+                  Error::auth_failed);
+        // A long payload is not a short one.
+        EXPECT_EQ(vinom::read_short_header(packet("payload_client"), low), Error::bad_type);
+    }
+}
+
+// The payloads' plaintexts are bodies of 13.3 carrying the scenario's messages:
+// the client's `hello` reliable, the host's `state` (acking the client's body 0),
+// then the client's `hello` again, unreliable (its body 1, acking the host's 0).
 TEST(Session, PayloadBodies) {
     struct Case {
         const char* name;
         const char* message;
+        int channel;
+        std::uint16_t sequence;
         std::uint16_t ack;
     };
-    for (const Case& c : {Case{"payload_client", "client_message", 0xffff},
-                          Case{"payload_server", "host_message", 0}}) {
+    for (const Case& c : {Case{"payload_client", "client_message", 1, 0, 0xffff},
+                          Case{"payload_server", "host_message", 0, 0, 0},
+                          Case{"payload_client_short", "client_message", 0, 1, 0}}) {
         SCOPED_TRACE(c.name);
         vinom::BodyHeader h;
         std::vector<vinom::Message> m;
         ASSERT_EQ(vinom::decode_body(unhex(vt::vector("session", c.name).at("plaintext")),
                                      vinom::MAX_BODY, h, m),
                   Error::ok);
-        EXPECT_EQ(h.sequence, 0);
+        EXPECT_EQ(h.sequence, c.sequence);
         EXPECT_EQ(h.ack, c.ack);
         EXPECT_EQ(h.ack_bits, 0u);
         EXPECT_EQ(h.ack_delay, 0);
         ASSERT_EQ(m.size(), 1u);
-        EXPECT_EQ(m[0].channel, inputs().at(c.message).at("channel"));
+        EXPECT_EQ(m[0].channel, c.channel);
         EXPECT_EQ(m[0].id, 0);
         EXPECT_EQ(hex(m[0].data), inputs().at(c.message).at("hex"));
     }
+    EXPECT_EQ(inputs().at("client_message").at("channel"), 1);
+    EXPECT_EQ(inputs().at("host_message").at("channel"), 0);
+    // The offer's plaintext: bit 0 of its first byte (5.9).
+    EXPECT_EQ(vt::vector("session", "offer").at("plaintext"), "01");
+}
+
+// The scenario of section 12 as tests/protocol/test_protocol_vectors.py's run()
+// plays it, the client's side by the core's Client (its timers and endpoint):
+// every datagram it sends is the vector's, and it takes every one the host sent.
+TEST(Session, ScenarioThroughTheClient) {
+    const double now = inputs().at("host_time");
+    vinom::Client client(public_token(), client_first(), now);
+    auto sent = [&] {
+        std::vector<std::string> out;
+        Bytes d;
+        while (client.next_datagram(d)) out.push_back(hex(d));
+        return out;
+    };
+    auto events = [&] {
+        std::vector<vinom::Client::Event> out;
+        vinom::Client::Event e;
+        while (client.next_event(e)) out.push_back(std::move(e));
+        return out;
+    };
+    using Strings = std::vector<std::string>;
+    client.update(now);
+    EXPECT_EQ(sent(), Strings{hex(packet("request"))});
+    ASSERT_EQ(client.receive(packet("challenge"), now), Error::ok);
+    EXPECT_EQ(sent(), Strings{hex(packet("response"))});
+    ASSERT_EQ(client.receive(packet("welcome"), now), Error::ok);
+    ASSERT_EQ(events().size(), 1u);
+    EXPECT_EQ(client.state(), vinom::Client::State::connected);
+
+    // `hello` on channel 1, then the offer of short payloads, at the first update.
+    ASSERT_EQ(client.send(unhex(inputs().at("client_message").at("hex"))), Error::ok);
+    client.update(now);
+    EXPECT_EQ(sent(), (Strings{hex(packet("payload_client")), hex(packet("offer"))}));
+    EXPECT_FALSE(client.short_payloads());
+    // The host's short payload: its `state`, and the ack of the client's body 0.
+    ASSERT_EQ(client.receive(packet("payload_server"), now), Error::ok);
+    auto got = events();
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0].kind, vinom::Client::Event::Kind::message);
+    EXPECT_EQ(got[0].channel, 0);
+    EXPECT_EQ(hex(got[0].data), inputs().at("host_message").at("hex"));
+    EXPECT_EQ(client.pending(), 0u);
+    EXPECT_TRUE(client.short_payloads());
+    // So the client's payloads go short: `hello` on channel 0.
+    ASSERT_EQ(client.send_unreliable(unhex(inputs().at("client_message").at("hex"))), Error::ok);
+    client.update(now);
+    EXPECT_EQ(sent(), Strings{hex(packet("payload_client_short"))});
+    // Keepalives stay long; no offer more.
+    double later = inputs().at("keepalive_time");
+    client.update(later - 0.5);
+    EXPECT_TRUE(sent().empty());
+    client.update(later);
+    EXPECT_EQ(sent(), Strings{hex(packet("keepalive"))});
+    client.close();
+    Strings out = sent();
+    ASSERT_EQ(out.size(), static_cast<std::size_t>(vinom::Client::DISCONNECT_REDUNDANCY));
+    EXPECT_EQ(out[0], hex(packet("disconnect")));
+
+    const vinom::Client::Counts& n = client.counts();
+    EXPECT_EQ(n.offers, 1u);
+    EXPECT_EQ(n.payloads_sent, 2u);
+    EXPECT_EQ(n.short_sent, 1u);
+    EXPECT_EQ(n.payloads_received, 1u);
+    EXPECT_EQ(n.short_received, 1u);
+    EXPECT_EQ(n.dropped, 0u);
 }
 
 // The whole scenario through the C ABI, as an engine would drive it.
@@ -301,6 +443,13 @@ TEST(Session, ClientThroughCAbi) {
                                  sizeof out, &len),
               VINOM_OK);
     EXPECT_EQ(got(), hex(packet("payload_client")));
+    // The offer (5.9): a keepalive whose plaintext is 01.
+    const std::uint8_t offer[] = {0x01};
+    ASSERT_EQ(vinom_session_seal(s, VINOM_PACKET_KEEPALIVE, offer, sizeof offer, out, sizeof out,
+                                 &len),
+              VINOM_OK);
+    EXPECT_EQ(got(), hex(packet("offer")));
+    // The host's payload, short: read as a payload.
     ASSERT_EQ(feed("payload_server"), VINOM_OK);
     EXPECT_EQ(event, VINOM_EVENT_PAYLOAD);
     EXPECT_EQ(got(), vt::vector("session", "payload_server").at("plaintext"));
@@ -309,6 +458,16 @@ TEST(Session, ClientThroughCAbi) {
     EXPECT_EQ(event, VINOM_EVENT_NONE);
     // A challenge once connected does not fit the state.
     EXPECT_EQ(feed("challenge"), VINOM_UNEXPECTED);
+
+    // A short payload came: the client's go short (the size needed says so first).
+    body = unhex(vt::vector("session", "payload_client_short").at("plaintext"));
+    ASSERT_EQ(vinom_session_seal(s, VINOM_PACKET_PAYLOAD, body.data(), body.size(), out, 3, &len),
+              VINOM_BUFFER_TOO_SMALL);
+    EXPECT_EQ(len, packet("payload_client_short").size());
+    ASSERT_EQ(vinom_session_seal(s, VINOM_PACKET_PAYLOAD, body.data(), body.size(), out,
+                                 sizeof out, &len),
+              VINOM_OK);
+    EXPECT_EQ(got(), hex(packet("payload_client_short")));
 
     ASSERT_EQ(vinom_session_seal(s, VINOM_PACKET_KEEPALIVE, nullptr, 0, out, sizeof out, &len),
               VINOM_OK);

@@ -29,9 +29,11 @@ public:
 
     // `now`: seconds on the caller's monotonic clock; `attempt_timeout`: how
     // long to wait for the welcome (<= 0: the token's timeout + 1 s, at least
-    // 5 s, as the Python client).
+    // 5 s, as the Python client); `short_payloads`: offer short payloads
+    // (docs/protocol.md 5.9; false: no offer, every payload long, as an older
+    // client; ClientConfig.short_payloads of the Python client).
     Client(const PublicToken& token, std::uint64_t first_sequence, double now,
-           double attempt_timeout = 0.0);
+           double attempt_timeout = 0.0, bool short_payloads = true);
 
     State state() const { return failed_ ? State::failed : session_.state(); }
     std::uint64_t session_id() const { return session_.session_id(); }
@@ -67,8 +69,26 @@ public:
     std::size_t pending() const { return endpoint_.pending(); }
     const std::string& failure() const { return failure_; }
 
+    // What went through the packet layer: payloads sealed and accepted (of them
+    // short ones, 5.9), the offers of short payloads made, and the datagrams
+    // dropped (receive's errors).
+    struct Counts {
+        std::uint64_t payloads_sent = 0, short_sent = 0;
+        std::uint64_t payloads_received = 0, short_received = 0;
+        std::uint64_t offers = 0;
+        std::uint64_t dropped = 0;
+    };
+    const Counts& counts() const { return counts_; }
+    // Whether this session's payloads go short (a short one came from the host).
+    bool short_payloads() const { return session_.short_payloads(); }
+
     static constexpr double HANDSHAKE_INTERVAL = 0.1;
     static constexpr int DISCONNECT_REDUNDANCY = 5;
+    // The offers of short payloads (5.9): one at the first update after the
+    // welcome, then one a second, at most SHORT_OFFERS, until a short payload
+    // comes (the Python client's SHORT_OFFERS and SHORT_OFFER_INTERVAL).
+    static constexpr int SHORT_OFFERS = 4;
+    static constexpr double SHORT_OFFER_INTERVAL = 1.0;
 
 private:
     void fail(const std::string& reason);
@@ -83,6 +103,9 @@ private:
     double last_handshake_ = -1.0;
     double last_sent_ = 0.0;
     double last_heard_ = 0.0;
+    int offers_ = 0;          // offers of short payloads left to make
+    double offer_due_ = 0.0;  // when the next is due (from the welcome)
+    Counts counts_;
     bool failed_ = false;
     std::string failure_;
     std::deque<Bytes> datagrams_;

@@ -68,7 +68,17 @@ constexpr std::size_t MAX_COOKIE = 504;
 enum PacketType : std::uint8_t {
     REQUEST = 0, CHALLENGE = 1, RESPONSE = 2, WELCOME = 3,
     DENIED = 4, PAYLOAD = 5, KEEPALIVE = 6, DISCONNECT = 7,
+    SHORT_PAYLOAD = 8,
 };
+
+// The short payload (5.9): u8 type = 8, u16 sequence mod 65536, then the
+// payload's seal, whose associated data is the 9-byte header it would have had
+// (u8 8 || u64 sequence). At least 19 bytes (an empty plaintext).
+constexpr std::size_t SHORT_HEADER_SIZE = 3;
+constexpr std::size_t MIN_SHORT_PAYLOAD = SHORT_HEADER_SIZE + TAG_SIZE;  // 19
+// A keepalive's first plaintext byte, bit 0: the sender (a client) reads short
+// payloads (5.9's offer).
+constexpr std::uint8_t READS_SHORT = 0x01;
 
 // -- AEAD (AES-256-GCM, section 2) --
 Nonce make_nonce(std::uint32_t domain, std::uint64_t sequence);
@@ -149,6 +159,18 @@ Error seal_packet(std::uint8_t type, const Key& key, std::uint64_t sequence, Vie
                   Bytes& out);
 Error open_packet(const Key& key, View packet, std::uint8_t& type, std::uint64_t& sequence,
                   Bytes& plaintext);
+
+// short payload (5.9, domain 0). The full sequence whose low 16 bits are `low`
+// nearest to `newest`, the newest accepted from the sender (a tie goes back):
+// false when there is none (it would be below 0, or past 2^64), and the packet
+// is dropped as replayed.
+bool full_sequence(std::uint16_t low, std::uint64_t newest, std::uint64_t& out);
+Error seal_short_payload(const Key& key, std::uint64_t sequence, View plaintext, Bytes& out);
+// The low 16 bits a short payload carries (truncated, bad_type, bad_size otherwise).
+Error read_short_header(View packet, std::uint16_t& low);
+// Opened as the packet of full sequence `sequence` (full_sequence's, checked
+// against the replay window first); bad_field when its low bits are not the packet's.
+Error open_short_payload(const Key& key, View packet, std::uint64_t sequence, Bytes& plaintext);
 
 // -- replay protection (section 6) --
 class ReplayWindow {

@@ -21,7 +21,14 @@ constexpr std::size_t MAX_MESSAGE_DEPTH = 32;
 Error encode_message(const Value& message, Bytes& out);
 Error decode_message(View data, Value& out);
 
-// The server's snap, [v, ts, r, i, ik, d] (section 14): r in whole ms.
+// The server's snap, [v, ts, r, i, ik, d] (section 14): r in whole ms. Or
+// packed, to a client that asks "vs": 2: the byte PACKED_SNAP (never msgpack's),
+// five unsigned LEB128 numbers (each at most 8 bytes, below 2^53) v, ts, r + 1,
+// zigzag(i) + 1, ik + 1 (0: nil), then d to the end. decode_snap reads both
+// (a number cut short: truncated; too long or too large: bad_field);
+// encode_snap writes the array.
+constexpr std::uint8_t PACKED_SNAP = 0xc1;
+constexpr std::uint64_t PACKED_SNAP_LIMIT = std::uint64_t{1} << 53;
 struct Snap {
     std::int64_t v = 0;
     std::int64_t ts = 0;

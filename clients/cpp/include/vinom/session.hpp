@@ -2,7 +2,9 @@
 // 8): keys, its sequence counter, the handshake's state and the replay window.
 // Sans-I/O and timer-free: the caller sends what it returns and feeds it what
 // arrives from the host it is trying. Resends, timeouts and keepalive timing
-// (section 8's timers) are the caller's for now.
+// (section 8's timers) are the caller's for now, and so are the offers of short
+// payloads (5.9: a keepalive of plaintext {READS_SHORT}). A short payload is
+// read as a payload at any time; once one came, payloads are sealed short.
 #pragma once
 
 #include "vinom/codec.hpp"
@@ -29,12 +31,18 @@ public:
     const Bytes& response() const { return response_; }
 
     // One datagram from the host. On success `kind` says what it was; `out`
-    // holds the response to send (challenge) or the body (payload).
+    // holds the response to send (challenge) or the body (payload, long or
+    // short).
     Error receive(View packet, Kind& kind, Bytes& out);
 
-    // A payload (a body of at most 1175 bytes), keepalive or disconnect, sealed
-    // with the next sequence; only while connected.
+    // A payload (a body of at most 1175 bytes: short once the host sent one),
+    // keepalive (`body` its plaintext, at most 1175 bytes: {READS_SHORT} is the
+    // offer) or disconnect (`body` ignored), sealed with the next sequence; only
+    // while connected.
     Error seal(std::uint8_t type, View body, Bytes& out);
+
+    // Whether a short payload came from the host: payloads are sealed short.
+    bool short_payloads() const { return short_; }
 
 private:
     PublicToken token_;
@@ -45,6 +53,9 @@ private:
     Bytes response_;
     Welcome welcome_;
     ReplayWindow window_;
+    bool short_ = false;
+
+    Error receive_short(View packet, Kind& kind, Bytes& out);
 };
 
 }  // namespace vinom
