@@ -19,6 +19,7 @@ from vinom.rooms.messages import (
     DRAWN_STEPS,
     MAX_CLIENT_MESSAGE,
     MAX_DRAWN_BACK,
+    PACKED_SNAP,
     VS_PACKED,
     VS_SCHEMA,
     ClientMessage,
@@ -32,7 +33,6 @@ from vinom.rooms.messages import (
     encode_event,
     encode_input,
     encode_leave,
-    encode_packed_snap,
     encode_phase,
     encode_presence,
     encode_shared_state,
@@ -334,9 +334,8 @@ class RealTimeMessageTests(SynchronousTestCase):
             fields = v["snap"]
             remaining = None if fields["r"] is None else fields["r"] / 1000
             snapshot = unhex(fields["d"])
-            data = encode_packed_snap(fields["v"], fields["ts"], remaining, fields["i"],
-                                      fields["ik"], snapshot)  # fmt: skip
-            assert data is not None
+            data = encode_snap(fields["v"], fields["ts"], remaining, fields["i"], fields["ik"],
+                               snapshot, packed=True)  # fmt: skip
             self.assertEqual(data.hex(), v["hex"], v["name"])
             array = encode_snap(fields["v"], fields["ts"], remaining, fields["i"], fields["ik"],
                                 snapshot)  # fmt: skip
@@ -354,18 +353,21 @@ class RealTimeMessageTests(SynchronousTestCase):
     ) -> None:  # fmt: skip
         remaining = None if remaining_ms is None else remaining_ms / 1000
         fields = (version, server_time, remaining, action_id, input_tick, snapshot)
-        data = encode_packed_snap(*fields)
-        assert data is not None
+        data = encode_snap(*fields, packed=True)
+        self.assertEqual(data[0], PACKED_SNAP)
         self.assertEqual(decode_server_message(data), decode_server_message(encode_snap(*fields)))
 
     def test_numbers_that_do_not_fit_are_not_packed(self) -> None:
+        """Sent as the array instead, which reads the same."""
         d = b"\x94\x03\xc0\xc0\x80"
-        self.assertIsNone(encode_packed_snap(2**53, 0, None, None, None, d))
-        self.assertIsNone(encode_packed_snap(0, -1, None, None, None, d))
-        self.assertIsNone(encode_packed_snap(0, 0, None, 2**52, None, d))
-        self.assertIsNone(encode_packed_snap(0, 0, None, None, 2**53 - 1, d))
-        self.assertIsNone(encode_packed_snap(0, 0, None, -(2**52), None, d))
-        self.assertIsNotNone(encode_packed_snap(0, 0, None, 1 - 2**52, 2**53 - 2, d))
+        for fields in ((2**53, 0, None, None, None), (0, -1, None, None, None),
+                       (0, 0, None, 2**52, None), (0, 0, None, None, 2**53 - 1),
+                       (0, 0, None, -(2**52), None)):  # fmt: skip
+            data = encode_snap(*fields, d, packed=True)
+            self.assertEqual(data, encode_snap(*fields, d), fields)
+            self.assertEqual(data[0], 0x96)
+        self.assertEqual(encode_snap(0, 0, None, 1 - 2**52, 2**53 - 2, d, packed=True)[0],
+                         PACKED_SNAP)  # fmt: skip
 
     def test_malformed_packed_snaps_are_not_messages(self) -> None:
         vector = vectors("messages")["packed_snap_numbers"]

@@ -73,7 +73,7 @@ message       ch  keys
                   is ``k``) against the tick the client acknowledged, else full.
                   Clients present it as the ``state`` it stands for (`state_of_snap`).
                   To a client asking schema snapshots with ``"vs": 2``, packed: byte
-                  ``c1`` and the numbers as LEB128 (`encode_packed_snap`).
+                  ``c1`` and the numbers as LEB128 (`encode_snap(..., packed=True)`).
 ``welcome``   1   ``{"t": "welcome", "match": id, "game": name, "title": display
                   name, "seat": index, "players": [{"id", "name", "seat"}...],
                   "reconnected": bool}``: the first message of every session,
@@ -151,6 +151,7 @@ import msgpack
 
 from vinom.games.interfaces import Seat
 from vinom.protocol.reliability import MAX_ACK_DELAY_S
+from vinom.rooms.schema import read_uvars
 
 # Client messages beyond this many bytes are dropped: actions are small.
 MAX_CLIENT_MESSAGE = 2048
@@ -535,8 +536,15 @@ def encode_snap(
     action_id: int | None,
     input_tick: int | None,
     snapshot: bytes,
+    packed: bool = False,
 ) -> bytes:
-    """A ``snap`` message in one call (tests and other senders; the room shares the header)."""
+    """A ``snap`` message in one call (tests and other senders; the room shares the
+    header): `packed`, the packed form when its numbers fit, else the array."""
+    if packed:
+        header = encode_packed_snap_header(version, server_time, remaining)
+        message = header and encode_packed_snap_for(header, action_id, input_tick, snapshot)
+        if message:
+            return message
     return encode_snap_for(
         encode_snap_header(version, server_time, remaining), action_id, input_tick, snapshot
     )
@@ -589,21 +597,6 @@ def encode_packed_snap_for(
     if not (0 <= action < _PACKED_LIMIT and 0 <= newest < _PACKED_LIMIT):
         return None
     return b"".join((header, _uvar(action), _uvar(newest), snapshot))
-
-
-def encode_packed_snap(
-    version: int,
-    server_time: int,
-    remaining: float | None,
-    action_id: int | None,
-    input_tick: int | None,
-    snapshot: bytes,
-) -> bytes | None:
-    """A packed ``snap`` in one call (tests; the room shares the header)."""
-    header = encode_packed_snap_header(version, server_time, remaining)
-    if header is None:
-        return None
-    return encode_packed_snap_for(header, action_id, input_tick, snapshot)
 
 
 def encode_phase(
@@ -726,25 +719,12 @@ def _snap_of_array(fields: list[Any]) -> dict[str, Any] | None:
 
 
 def _snap_of_packed(data: bytes) -> dict[str, Any] | None:
-    """A packed ``snap`` (`encode_packed_snap`) as `_snap_of_array` gives it; None if
+    """A packed ``snap`` (`encode_snap`, `packed`) as `_snap_of_array` gives it; None if
     it is not one: a number cut short, longer than 8 bytes or not below 2^53."""
-    numbers = []
-    at, size = 1, len(data)
-    for _ in range(5):
-        value = shift = 0
-        while True:
-            if at >= size or shift == 56:
-                return None
-            byte = data[at]
-            at += 1
-            value |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                break
-        if value >= _PACKED_LIMIT:
-            return None
-        numbers.append(value)
-    version, server_time, left, action, newest = numbers
+    read = read_uvars(data, 1, 5, 8)
+    if read is None or max(read[0]) >= _PACKED_LIMIT:
+        return None
+    (version, server_time, left, action, newest), at = read
     action_id = None
     if action:
         action -= 1

@@ -562,16 +562,17 @@ def encode_frame(tick: int, distance: int, checksum: int | None, body: bytes) ->
     return out.finish() + checksum.to_bytes(4, "little") + body
 
 
-def parse_frame(data: bytes) -> tuple[int, int, int | None, bytes]:
-    """(tick, distance, checksum, body) of a schema snapshot; CorruptSnapshot if not one."""
-    if not data or data[0] != SCHEMA_FORMAT:
-        raise CorruptSnapshot("not a schema snapshot")
-    at, numbers = 1, []
-    for _ in range(2):
+def read_uvars(data: bytes, at: int, count: int, longest: int) -> tuple[list[int], int] | None:
+    """`count` unsigned LEB128 numbers of bytes from `data[at:]`, each at most `longest`
+    bytes, and where they end; None when one is cut short or longer."""
+    numbers = []
+    size = len(data)
+    for _ in range(count):
         value = shift = 0
+        end = at + longest
         while True:
-            if at >= len(data) or shift > 56:
-                raise CorruptSnapshot("a schema snapshot's header is cut short")
+            if at >= size or at == end:
+                return None
             byte = data[at]
             at += 1
             value |= (byte & 0x7F) << shift
@@ -579,7 +580,17 @@ def parse_frame(data: bytes) -> tuple[int, int, int | None, bytes]:
             if byte < 0x80:
                 break
         numbers.append(value)
-    tick, distance = numbers
+    return numbers, at
+
+
+def parse_frame(data: bytes) -> tuple[int, int, int | None, bytes]:
+    """(tick, distance, checksum, body) of a schema snapshot; CorruptSnapshot if not one."""
+    if not data or data[0] != SCHEMA_FORMAT:
+        raise CorruptSnapshot("not a schema snapshot")
+    read = read_uvars(data, 1, 2, 9)
+    if read is None:
+        raise CorruptSnapshot("a schema snapshot's header is cut short")
+    (tick, distance), at = read
     if at >= len(data) or data[at] > 1 or distance > tick:
         raise CorruptSnapshot("a schema snapshot's header is malformed")
     checksum = None
