@@ -342,6 +342,7 @@ class RealTimeMessageTests(SynchronousTestCase):
             self.assertEqual(decode_server_message(data), decode_server_message(array))
             self.assertLess(len(data), len(array))
 
+    @settings(deadline=None)
     @given(
         st.integers(0, 2**53 - 1), st.integers(0, 2**53 - 1),
         st.none() | st.integers(0, 2**40), st.none() | st.integers(1 - 2**52, 2**52 - 1),
