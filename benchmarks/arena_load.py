@@ -68,6 +68,10 @@ try:  # a build with schema snapshots (docs/protocol.md §16.8): asked for unles
     from vinom.rooms.schema import ViewSchema
 except ImportError:
     ViewSchema = None  # type: ignore[assignment,misc]
+try:  # a build with packed snaps (§14), asked for with the schema snapshots
+    from vinom.rooms.messages import READS_PACKED
+except ImportError:
+    READS_PACKED = None  # type: ignore[assignment,misc]
 
 _unpackb = msgpack.unpackb
 MAX_SPEED = 120.0
@@ -159,8 +163,11 @@ class SnapWire(StateWire):
         self.inputs.add(self.ticks.input_tick(now, rtt), {"move": move, "n": number})
         receiver = self.receiver
         if getattr(receiver, "schema", None) is not None and not receiver.wires:
-            # 2: packed snaps too (docs/protocol.md §14); a build before them reads it as 1.
-            return UNRELIABLE, encode_input(receiver.newest, self.inputs.pending, schema=2)
+            # Packed snaps too (docs/protocol.md §14): a build before them asks as it did.
+            if READS_PACKED is None:
+                return UNRELIABLE, encode_input(receiver.newest, self.inputs.pending, schema=True)
+            return UNRELIABLE, encode_input(receiver.newest, self.inputs.pending,
+                                            reads=READS_PACKED)  # fmt: skip
         return UNRELIABLE, encode_input(receiver.newest, self.inputs.pending)
 
     def update(self, message: Mapping[str, Any], now: float) -> Update | None:

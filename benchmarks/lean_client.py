@@ -78,6 +78,7 @@ _BODY_AND_MESSAGE = struct.Struct(BODY_HEADER.format + MESSAGE_HEADER.format.lst
 _ACK_DELAY: tuple[int, ...] = (0,) if len(BODY_HEADER.unpack(bytes(BODY_HEADER.size))) == 4 else ()
 _MASK16 = 0xFFFF
 _MASK32 = 0xFFFFFFFF
+_MASK64 = (1 << 64) - 1
 _LENGTH_MASK = 0x1FFF
 _SINGLE = _BODY_AND_MESSAGE.size  # 13 (12 before protocol 2)
 _NOTHING: list[bytes] = []  # never appended to
@@ -105,7 +106,7 @@ class LeanSession:
         self.tx_seq = handover.next_packet_sequence
         self.window = handover.replay_window
         # A short payload came: ours go short too (as ClientConnection's).
-        self.short = getattr(handover, "short_payloads", False)
+        self.short = getattr(handover, "sends_short", False)
         self.body_seq = layer.next_body_sequence
         self.recv_any = layer.received_any
         self.recv_latest = layer.latest_received
@@ -154,7 +155,7 @@ class LeanSession:
                 return _NOTHING
             seq = _SEQUENCE.unpack_from(data, 1)[0]
             sealed, associated = data[HEADER_SIZE:], data[:HEADER_SIZE]
-        if seq < 0 or window.is_replay(seq):
+        if not 0 <= seq <= _MASK64 or window.is_replay(seq):
             return _NOTHING
         try:
             plain = self.rx.decrypt(_NONCE.pack(NONCE_DOMAIN_SESSION, seq), sealed, associated)

@@ -211,6 +211,7 @@ class NetcodeOverALossyLinkTests(TestCase):
                 # sent before it on channel 1 (a session's opening, §14 `welcome`)
                 # and resent.
                 forms = player.snap_forms
+                self.assertIn((UNRELIABLE, PACKED_SNAP), forms)
                 first = forms.index((UNRELIABLE, PACKED_SNAP))
                 self.assertEqual({form for _, form in forms[:first]}, {0x96})
                 self.assertEqual({(c, f) for c, f in forms[first:] if c == UNRELIABLE},
@@ -219,6 +220,7 @@ class NetcodeOverALossyLinkTests(TestCase):
                 # Short payloads both ways (§5.9), once the client offered them:
                 # long ones only until each side had one.
                 for kinds in player.link.kinds:
+                    self.assertIn(SHORT_PAYLOAD, kinds)
                     first = kinds.index(SHORT_PAYLOAD)
                     self.assertNotIn(PAYLOAD, kinds[first:])
                     self.assertGreater(len(kinds) - first, 20)

@@ -3,7 +3,8 @@
 // game's shape: one thread, a non-blocking UDP socket, a frame every 5 ms. Each
 // snap goes through the binding's Snapshots (delta decoding, the checksum when
 // the host sends it; with the welcome's view schema `vs`, schema snapshots,
-// in packed snaps, asked for with "vs": 2 in the inputs until one is applied);
+// in packed snaps, asked for with "vs": 1, "pk": 1 in the inputs until one is
+// applied);
 // once a tick of the game it gives an input
 // (`{"move": [vx, vy], "n": k}`, k counting them), stamped and repeated by the
 // binding's Inputs until a snap acknowledges it, on the unreliable channel.

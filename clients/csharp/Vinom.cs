@@ -497,8 +497,8 @@ namespace Vinom
             return true;
         }
 
-        /// <summary>Whether the inputs ask for schema snapshots ("vs": 2: packed
-        /// snaps): with a schema, until one was applied.</summary>
+        /// <summary>Whether the inputs ask for schema snapshots ("vs": 1, "pk": 1:
+        /// in packed snaps): with a schema, until one was applied.</summary>
         public bool Asking { get { return Native.vinom_snapshots_asking(handle) != 0; } }
 
         internal SnapshotsHandle Handle { get { return handle; } }
@@ -548,7 +548,7 @@ namespace Vinom
         }
 
         /// <summary>The same acknowledging the newest snapshot `snapshots` applied,
-        /// with "vs": 2 (packed snaps) while they ask for schema snapshots
+        /// with "vs": 1, "pk": 1 (in packed snaps) while they ask for schema snapshots
         /// (Snapshots.Asking).</summary>
         public byte[] Message(Snapshots snapshots)
         {

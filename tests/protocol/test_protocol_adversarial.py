@@ -28,6 +28,7 @@ from tests.protocol.test_protocol_support import (
 )
 from vinom.protocol.client import CONNECTED, REQUESTING, RESPONDING, ClientConnection
 from vinom.protocol.config import DEFAULT_DISCONNECT_REDUNDANCY, ClientConfig
+from vinom.protocol.crypto import new_aead
 from vinom.protocol.events import RELIABLE, MessageReceived
 from vinom.protocol.interfaces import Admission
 from vinom.protocol.server import ServerEndpoint
@@ -75,7 +76,8 @@ class Handshake:
         self.net = Net(admission=admission)
         self.server = self.net.server
         self.now = self.net.now
-        self.client = ClientConnection(self.net.token(), self.now, wall_clock=lambda: WALL,
+        self.token = self.net.token()
+        self.client = ClientConnection(self.token, self.now, wall_clock=lambda: WALL,
                                        config=ClientConfig(short_payloads=short))
         self.packets: dict[str, bytes] = {}
 
@@ -250,6 +252,27 @@ class DamagedPacketTests(SynchronousTestCase):
         self.assertEqual(drain(hs.server) + drain(hs.client), [])
         self.assertEqual((hs.server.drops["replayed"], hs.client.drops["replayed"]),
                          (replayed[0] + 1, replayed[1] + 1))  # fmt: skip
+
+    def test_a_short_sequence_past_the_largest_is_dropped(self) -> None:
+        """A peer holding the keys, its sequence at 2^64 - 2: a short payload whose
+        low bits reach past 2^64 - 1 has no sequence, and is dropped as replayed."""
+        hs = Handshake(short=True)
+        self.connected(hs)
+        key = new_aead(hs.token.client_to_server_key)
+
+        def sealed(kind: int, seq: int, plain: bytes, header: bytes) -> bytes:
+            return header + key.encrypt(struct.pack("<IQ", 0, seq), plain,
+                                        struct.pack("<BQ", kind, seq))  # fmt: skip
+
+        last = 2**64 - 2
+        keepalive = sealed(KEEPALIVE, last, b"", struct.pack("<BQ", KEEPALIVE, last))
+        hs.server.receive_datagram(keepalive, CLIENT_ADDR, hs.now)
+        body = bytes(9)  # an ack-only body
+        past = sealed(SHORT_PAYLOAD, last, body, struct.pack("<BH", SHORT_PAYLOAD, 5))
+        replayed = hs.server.drops["replayed"]
+        hs.server.receive_datagram(past, CLIENT_ADDR, hs.now)
+        self.assertEqual(hs.server.drops["replayed"], replayed + 1)
+        self.assertEqual(hs.server.session_count, 1)
 
     def test_an_offer_unanswered_is_made_four_times(self) -> None:
         """A host that never sends a short payload (an older one; here, the offers

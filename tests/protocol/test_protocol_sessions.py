@@ -27,6 +27,7 @@ from vinom.protocol.wire import (
     CHALLENGE,
     DISCONNECT,
     KEEPALIVE,
+    MAX_SEQUENCE,
     NONCE_DOMAIN_SESSION,
     PAYLOAD,
     SEQUENCE,
@@ -650,6 +651,7 @@ class ShortSequenceTests(SynchronousTestCase):
         for low, latest, full in (
             (5, 3, 5), (2, 3, 2), (0x0000, 0x1FFFF, 0x20000), (0xFFFF, 0x20001, 0x1FFFF),
             (0x8002, 3, 0x8002), (0x8003, 3, 3 - 0x8000), (0xFFFF, 5, -1),
+            (0x0000, MAX_SEQUENCE, MAX_SEQUENCE + 1),
         ):  # fmt: skip
             self.assertEqual(full_sequence(low, latest), full, (low, latest))
         # Within the replay window's reach either way, always the sent one.
@@ -714,7 +716,7 @@ class HandOverTests(SynchronousTestCase):
         window = handover.replay_window
         low = struct.unpack_from("<H", last, 1)[0]
         self.assertTrue(window.is_replay(full_sequence(low, window.latest)))
-        self.assertTrue(handover.short_payloads, "a short payload came: ours go short")
+        self.assertTrue(handover.sends_short, "a short payload came: ours go short")
 
     def test_only_a_connected_session_at_rest(self) -> None:
         net = Net()

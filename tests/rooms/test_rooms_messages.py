@@ -20,8 +20,8 @@ from vinom.rooms.messages import (
     MAX_CLIENT_MESSAGE,
     MAX_DRAWN_BACK,
     PACKED_SNAP,
-    VS_PACKED,
-    VS_SCHEMA,
+    READS_PACKED,
+    READS_SCHEMA,
     ClientMessage,
     ClientMessageKind,
     Phase,
@@ -387,14 +387,20 @@ class RealTimeMessageTests(SynchronousTestCase):
         self.assertEqual(decode_server_message(below)["v"], 2**53 - 1)  # type: ignore[index]
 
     def test_the_vs_an_input_asks_with(self) -> None:
-        for vs, reads in ((1, VS_SCHEMA), (2, VS_PACKED), (3, 0), (0, 0), (True, 0), ("2", 0),
-                          (None, 0)):  # fmt: skip
-            data = msgpack.packb({"t": "input", "a": None, "x": [], "vs": vs})
+        # "pk" is a key hosts before packed snaps ignore: to them "vs" alone counts.
+        for asked, reads in (({"vs": 1}, READS_SCHEMA), ({"vs": 1, "pk": 1}, READS_PACKED),
+                             ({"vs": 1, "pk": 2}, READS_SCHEMA), ({"pk": 1}, 0),
+                             ({"vs": 2, "pk": 1}, 0), ({"vs": True, "pk": 1}, 0),
+                             ({"vs": 1.0}, 0), ({}, 0)):  # fmt: skip
+            data = msgpack.packb({"t": "input", "a": None, "x": [], **asked})
             decoded = decode_client_message(data)
             assert decoded is not None
-            self.assertEqual(decoded.schema, reads, vs)
-        self.assertEqual(msgpack.unpackb(encode_input(None, [], schema=VS_PACKED))["vs"], 2)
-        self.assertNotIn("vs", msgpack.unpackb(encode_input(None, [])))
+            self.assertEqual(decoded.reads, reads, asked)
+        for reads, asked in ((READS_PACKED, {"vs": 1, "pk": 1}), (READS_SCHEMA, {"vs": 1}),
+                             (0, {})):  # fmt: skip
+            message = msgpack.unpackb(encode_input(None, [], reads=reads))
+            self.assertEqual(message, {"t": "input", "a": None, "x": [], **asked})
+            self.assertEqual(list(message), ["t", "a", "x", *asked])  # in this order
 
     def test_malformed_snaps_are_not_messages(self) -> None:
         good = [5, 300, None, None, None, b"\x94\x03\xc0\xc0\x80"]

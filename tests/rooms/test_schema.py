@@ -32,7 +32,12 @@ from vinom.rooms.delta import (
     SnapshotReceiver,
     UnknownBaseline,
 )
-from vinom.rooms.messages import PACKED_SNAP, VS_PACKED, VS_SCHEMA, decode_server_message
+from vinom.rooms.messages import (
+    PACKED_SNAP,
+    READS_PACKED,
+    READS_SCHEMA,
+    decode_server_message,
+)
 from vinom.rooms.schema import (
     MAX_BITS,
     MAX_COLUMNS,
@@ -466,12 +471,12 @@ class RoomTests(SnapshotTestCase):
         self.assertEqual(self.states(SA)[-1]["s"]["seqs"], [2, 0])
         self.assertEqual(self.states(SB)[-1]["s"]["seqs"], [2, 0])
 
-    def test_a_session_that_asks_with_vs_2_gets_packed_snaps(self) -> None:
-        """``"vs": 2``: the same snaps, packed (docs/protocol.md §14); ``"vs": 1``
-        keeps the array; a snap whose numbers do not fit goes as the array."""
+    def test_a_session_that_asks_with_pk_gets_packed_snaps(self) -> None:
+        """``"pk": 1``: the same snaps, packed (docs/protocol.md §14); ``"vs": 1``
+        alone keeps the array; a snap whose numbers do not fit goes as the array."""
         self.playing(SchemaGame(tick_rate=20))
-        self.room.handle_inputs(A, None, (), self.now, None, VS_PACKED)
-        self.room.handle_inputs(B, None, (), self.now, None, VS_SCHEMA)
+        self.room.handle_inputs(A, None, (), self.now, None, READS_PACKED)
+        self.room.handle_inputs(B, None, (), self.now, None, READS_SCHEMA)
         self.act(A, 1, 7)
         self.host.advance(0.1)
         packed = self.states(SA)[-1]

@@ -4,8 +4,8 @@
 // vinom/rooms/schema.py refuses them (cut short, bits or bytes left over, a value
 // beyond its range, rows out of order, a bad header), the drop reasons a
 // SnapshotReceiver counts, 53-bit fields read exactly, declarations refused, and
-// GameSocket asking for schema snapshots (in packed snaps) with `"vs": 2` until it
-// applied one.
+// GameSocket asking for schema snapshots with `"vs": 1`, in packed snaps with
+// `"pk": 1` after it, until it applied one.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
@@ -317,7 +317,8 @@ function playing() {
   });
   const deliver = (message) => stand.onmessage({ data: encode(message).slice().buffer });
   const snap = (d) => deliver([1, 0, 50, null, null, d]);
-  // The same snap packed (§14), as the host sends it once asked with `"vs": 2`.
+  // The same snap packed (§14), as the host sends it once asked with
+  // `"vs": 1, "pk": 1`.
   const packed = (d) => stand.onmessage({ data: Uint8Array.of(0xc1, 1, 0, 51, 0, 0, ...d).buffer });
   return { socket, sent, warnings, deliver, snap, packed };
 }
@@ -327,17 +328,20 @@ test("GameSocket asks for schema snapshots while the welcome declares a view and
   deliver({ t: "welcome", tick_rate: 20, snapshot_rate: 20, vs: DECLARATION });
   assert.ok(socket.snapshots.schema instanceof ViewSchema);
   socket.input({ up: true });
-  assert.deepEqual(Object.keys(sent.at(-1)), ["t", "a", "x", "vs"]);
-  assert.equal(sent.at(-1).vs, 2);
+  assert.deepEqual(Object.keys(sent.at(-1)), ["t", "a", "x", "vs", "pk"]);
+  assert.equal(sent.at(-1).vs, 1);
+  assert.equal(sent.at(-1).pk, 1);
   // A section 16.1 snap: still asking.
   snap(bytes("9401c0c081a16101"));
   socket.input({ up: false });
-  assert.equal(sent.at(-1).vs, 2);
+  assert.equal(sent.at(-1).vs, 1);
+  assert.equal(sent.at(-1).pk, 1);
   assert.equal(sent.at(-1).a, 1);
   // The first schema snapshot applied: no more.
   snap(bytes(DELTA.hex)); // against a baseline it does not hold: dropped, still asking
   socket.input({ up: true });
-  assert.equal(sent.at(-1).vs, 2);
+  assert.equal(sent.at(-1).vs, 1);
+  assert.equal(sent.at(-1).pk, 1);
   snap(Uint8Array.from([...bytes(FULL.hex).subarray(0, 1), 2, ...bytes(FULL.hex).subarray(2)]));
   assert.equal(socket.snapTick, 2);
   socket.input({ up: false });
@@ -347,14 +351,16 @@ test("GameSocket asks for schema snapshots while the welcome declares a view and
   // A new session (a reconnection's welcome) asks again.
   deliver({ t: "welcome", tick_rate: 20, snapshot_rate: 20, vs: DECLARATION });
   socket.input({ up: true });
-  assert.equal(sent.at(-1).vs, 2);
+  assert.equal(sent.at(-1).vs, 1);
+  assert.equal(sent.at(-1).pk, 1);
 });
 
 test("a schema snapshot in a packed snap is applied as in an array", () => {
   const { socket, sent, warnings, deliver, packed } = playing();
   deliver({ t: "welcome", tick_rate: 20, snapshot_rate: 20, vs: DECLARATION });
   socket.input({ up: true });
-  assert.equal(sent.at(-1).vs, 2);
+  assert.equal(sent.at(-1).vs, 1);
+  assert.equal(sent.at(-1).pk, 1);
   packed(bytes(FULL.hex));
   assert.equal(socket.snapTick, 1);
   assert.ok(socket.snapshots.wires.has(1));

@@ -62,7 +62,7 @@ from vinom.client.udp import GameClientProtocol, connect_game_client
 from vinom.protocol.events import RELIABLE, UNRELIABLE
 from vinom.rooms.delta import Quantisation, SnapshotReceiver
 from vinom.rooms.messages import (
-    VS_PACKED,
+    READS_PACKED,
     decode_server_message,
     encode_action,
     encode_input,
@@ -344,7 +344,7 @@ class GameSession:
         # Schema snapshots asked for until one comes (docs/protocol.md §16.8).
         asking = snapshots is not None and snapshots.schema is not None and not snapshots.wires
         self.protocol.send(UNRELIABLE, encode_input(ack, inputs.pending, inputs.drawn,
-                                                    VS_PACKED if asking else 0))  # fmt: skip
+                                                    READS_PACKED if asking else 0))  # fmt: skip
 
     def _rtt(self) -> float:
         rtt = None if self.protocol is None else self.protocol.round_trip_time

@@ -56,4 +56,5 @@ class SessionHandover:
     replay_window: ReplayWindow
     reliability: ReliabilityHandover
     # A short payload came from the host: this side sends its payloads short too.
-    short_payloads: bool = False
+    # (Offers still due are not handed over: the new driver makes none.)
+    sends_short: bool = False

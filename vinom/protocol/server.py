@@ -92,6 +92,7 @@ from vinom.protocol.wire import (
     HEADER,
     HEADER_SIZE,
     KEEPALIVE,
+    MAX_SEQUENCE,
     MIN_SEALED_PACKET,
     MIN_SHORT_PAYLOAD,
     NONCE,
@@ -416,8 +417,8 @@ class ServerEndpoint:
                 # The full sequence nearest the newest accepted (wire.full_sequence).
                 latest = s.latest
                 seq = latest + (((data[1] | data[2] << 8) - latest + 0x8000) & 0xFFFF) - 0x8000
-                if seq < 0:
-                    self._drop(DROP_REPLAYED, size)  # before the first sequence: too old
+                if not 0 <= seq <= MAX_SEQUENCE:  # none: dropped as replayed
+                    self._drop(DROP_REPLAYED, size)
                     return
                 sealed, associated = data[SHORT_HEADER_SIZE:], _pack_header(kind, seq)
                 kind = PAYLOAD

@@ -71,10 +71,15 @@ MIN_SHORT_PAYLOAD: Final = SHORT_HEADER_SIZE + TAG_SIZE  # 19
 READS_SHORT: Final = 0x01
 
 
+MAX_SEQUENCE: Final = (1 << 64) - 1
+
+
 def full_sequence(low: int, latest: int) -> int:
     """The sequence whose low 16 bits are `low` nearest to `latest`, the newest
-    accepted (ties go back); negative when there is none (the packet is dropped)."""
+    accepted (ties go back); outside 0..MAX_SEQUENCE when there is none (the packet
+    is dropped as replayed)."""
     return latest + ((low - latest + 0x8000) & 0xFFFF) - 0x8000
+
 
 # The reliability layer's body must fit one payload packet.
 MAX_BODY: Final = MAX_DATAGRAM - HEADER_SIZE - TAG_SIZE  # 1175

@@ -102,19 +102,19 @@ class RoomActions(RoomBase):
         inputs: tuple[tuple[int, Mapping[str, Any]], ...],
         now: float,
         drawn: Mapping[int, float] | None = None,
-        schema: int = 0,
+        reads: int = 0,
     ) -> None:
         """An ``input`` message of this seated player: `ack` is the newest snapshot
         tick they applied (their delta baseline), `inputs` the (tick, input) pairs
         it carries, each held for its tick (`RealTimeLoop.offer`); `drawn`, by tick,
-        the moment the player saw when giving each input that says so; `schema`: the
-        ``vs`` they ask for schema snapshots with (0: none). A room without a tick
+        the moment the player saw when giving each input that says so; `reads`: what
+        they read of the snaps (vinom.rooms.messages, `READS_PACKED`). A room without a tick
         takes none (the seat router drops them before they come here)."""
         member = self._members[player_id]
         loop = self.realtime
         if loop is not None:
             playing = self.phase is _PLAYING and not member.left
-            loop.offer(member, ack, inputs, playing, drawn, schema)
+            loop.offer(member, ack, inputs, playing, drawn, reads)
 
     def _apply_inputs(self, loop: RealTimeLoop, tick: int, now: float) -> None:
         """Before the game runs `tick`: each player's inputs for it (and any late

@@ -1,9 +1,10 @@
 """The application messages rooms and clients exchange inside UDP session payloads.
 
 Every message is one msgpack map (msgpack: a mature C extension, compact, and
-libraries exist for Godot, Unity and C). Strings are UTF-8 `str`, binary is
-`bin`; the key ``"t"`` names the message type. Unknown keys are ignored by both
-sides (so later versions can add keys), unknown types are dropped.
+libraries exist for Godot, Unity and C), but the ``snap``: an array, or packed.
+Strings are UTF-8 `str`, binary is `bin`; the key ``"t"`` names the message type.
+Unknown keys are ignored by both sides (so later versions can add keys), unknown
+types are dropped.
 
 Channels (see `vinom.protocol.events`): 0 = unreliable (state snapshots; the
 latest version wins), 1 = reliable and ordered (everything else).
@@ -72,7 +73,7 @@ message       ch  keys
                   (bin) is the docs/protocol.md §16 snapshot of the view (its tick
                   is ``k``) against the tick the client acknowledged, else full.
                   Clients present it as the ``state`` it stands for (`state_of_snap`).
-                  To a client asking schema snapshots with ``"vs": 2``, packed: byte
+                  To a client asking schema snapshots with ``"pk": 1``, packed: byte
                   ``c1`` and the numbers as LEB128 (`encode_snap(..., packed=True)`).
 ``welcome``   1   ``{"t": "welcome", "match": id, "game": name, "title": display
                   name, "seat": index, "players": [{"id", "name", "seat"}...],
@@ -145,7 +146,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Mapping, MutableMapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import msgpack
 
@@ -189,8 +190,9 @@ class ClientMessage(NamedTuple):
     `snap_ack`, its ``a`` (the newest snapshot tick the client applied, or None),
     and `inputs`, its ``x`` pairs, oldest first; `drawn`, by tick, the moment
     (fractional tick) each pair that says one was given at, as its player saw it;
-    `schema`, its ``vs``: 0, or the client reads schema snapshots (docs/protocol.md
-    §16.8) in array snaps (`VS_SCHEMA`) or in packed ones too (`VS_PACKED`)."""
+    `reads`, from its ``vs`` and ``pk``: what the client reads of the snaps, 0 (the
+    §16.1 snapshots), `READS_SCHEMA` (schema snapshots, docs/protocol.md §16.8, in
+    array snaps) or `READS_PACKED` (in packed snaps too, §14)."""
 
     kind: ClientMessageKind
     action: Mapping[str, Any] | None = None
@@ -198,13 +200,13 @@ class ClientMessage(NamedTuple):
     inputs: tuple[tuple[int, Mapping[str, Any]], ...] | None = None
     snap_ack: int | None = None
     drawn: Mapping[int, float] | None = None
-    schema: int = 0
+    reads: int = 0
 
 
-# An input's ``vs``: the client reads schema snapshots (docs/protocol.md §16.8), in
-# array snaps only, or in packed snaps too (§14).
-VS_SCHEMA = 1
-VS_PACKED = 2
+# What a client reads of the snaps, as its ``input`` says (``"vs": 1``, then
+# ``"pk": 1``; a key older hosts ignore, so they send it schema snapshots in arrays).
+READS_SCHEMA: Final = 1
+READS_PACKED: Final = 2
 
 _SYNC = ClientMessage(ClientMessageKind.SYNC)
 _LEAVE = ClientMessage(ClientMessageKind.LEAVE)
@@ -298,9 +300,9 @@ def _decode_input(
                 drawn = {}
             drawn[tick] = tick - back + steps / DRAWN_STEPS
         inputs.append((tick, value))
-    reads = obj.get("vs")
-    if type(reads) is not int or not 0 < reads <= VS_PACKED:
-        reads = 0  # an unknown ``vs``: schema-less snaps, as from a client asking none
+    reads = 0  # no ``vs``, or another value: the snaps of a client asking none
+    if obj.get("vs") == 1 and type(obj["vs"]) is int:
+        reads = READS_PACKED if obj.get("pk") == 1 else READS_SCHEMA
     return _new_tuple(ClientMessage, (_INPUT, None, None, tuple(inputs), ack, drawn,
                                       reads))  # fmt: skip
 
@@ -324,13 +326,13 @@ def encode_input(
     ack: int | None,
     inputs: Sequence[tuple[int, Mapping[str, Any]]],
     drawn: Mapping[int, float] | None = None,
-    schema: int = 0,
+    reads: int = 0,
 ) -> bytes:
     """Client side: an ``input`` message (channel 0): the newest snapshot tick applied
     (`ack`) and the unacknowledged (tick, input) pairs, oldest first; `drawn`, by
     tick, the fractional tick the player saw when giving each input that says so
-    (`drawn_fields`); `schema`: ask for schema snapshots, its ``vs`` (`VS_PACKED`:
-    in packed snaps, `VS_SCHEMA`: in array snaps)."""
+    (`drawn_fields`); `reads`: ask for schema snapshots (`READS_SCHEMA`: ``"vs":
+    1``), in packed snaps (`READS_PACKED`: ``"pk": 1`` too)."""
     if not drawn:
         pairs: list[list[Any]] = [[k, value] for k, value in inputs]
     else:
@@ -338,8 +340,10 @@ def encode_input(
         for k, value in inputs:
             fields = drawn_fields(k, drawn.get(k))
             pairs.append([k, value] if fields is None else [k, value, *fields])
-    if schema:
-        return _pack({"t": "input", "a": ack, "x": pairs, "vs": int(schema)})
+    if reads == READS_PACKED:
+        return _pack({"t": "input", "a": ack, "x": pairs, "vs": 1, "pk": 1})
+    if reads:
+        return _pack({"t": "input", "a": ack, "x": pairs, "vs": 1})
     return _pack({"t": "input", "a": ack, "x": pairs})
 
 
@@ -551,12 +555,12 @@ def encode_snap(
 
 
 # A packed snap (docs/protocol.md §14): the same six fields as the array, for a
-# session that reads schema snapshots and asks for them with ``"vs": 2``. Its
+# session that asks for schema snapshots with ``"pk": 1`` (`READS_PACKED`). Its
 # first byte is the one msgpack never uses, so no reader takes it for msgpack;
 # its numbers are LEB128, each below 2^53 (exact in a JavaScript number).
-PACKED_SNAP = 0xC1
-_PACKED_SNAP = b"\xc1"
-_PACKED_LIMIT = 1 << 53
+PACKED_SNAP: Final = 0xC1
+_PACKED_SNAP: Final = bytes((PACKED_SNAP,))
+_PACKED_LIMIT: Final = 1 << 53
 
 
 def _uvar(value: int) -> bytes:
@@ -579,7 +583,7 @@ def encode_packed_snap_header(
     nil); None when a number does not fit (the array form is sent instead)."""
     left = 0 if remaining is None else round(remaining * 1000.0) + 1
     if not (0 <= version < _PACKED_LIMIT and 0 <= server_time < _PACKED_LIMIT
-            and 0 <= left < _PACKED_LIMIT):  # fmt: skip
+            and (remaining is None or 0 < left < _PACKED_LIMIT)):  # fmt: skip
         return None
     return b"".join((_PACKED_SNAP, _uvar(version), _uvar(server_time), _uvar(left)))
 

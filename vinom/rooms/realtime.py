@@ -43,7 +43,7 @@ from vinom.rooms.budget import PriorityQueue
 from vinom.rooms.delta import Quantisation, SnapshotHistory
 from vinom.rooms.inputs import CAPPED, TOO_LATE, InputBuffer
 from vinom.rooms.member import Member
-from vinom.rooms.messages import VS_PACKED
+from vinom.rooms.messages import READS_PACKED
 from vinom.rooms.schema import SchemaHistory, ViewSchema
 
 _INF = math.inf
@@ -193,20 +193,19 @@ class RealTimeLoop:
         inputs: Sequence[tuple[int, Mapping[str, Any]]],
         playing: bool,
         drawn: Mapping[int, float] | None = None,
-        schema: int = 0,
+        reads: int = 0,
     ) -> None:
         """An ``input`` message of this seat: `ack` is the newest snapshot tick they
         applied (their delta baseline), `inputs` the (tick, input) pairs it carries,
         each held for its tick unless the seat is not `playing`; `drawn`, by tick,
-        the moment the player saw when giving each input that says so; `schema`: the
-        ``vs`` the session asks for schema snapshots with (0: none), which it gets
-        from the next one on (full, then against the schema snapshots it
-        acknowledges) if the game has a schema, in packed snaps if it says
-        `VS_PACKED`."""
+        the moment the player saw when giving each input that says so; `reads`: the
+        session asks for schema snapshots (`READS_SCHEMA`), which it gets from the
+        next one on (full, then against the schema snapshots it acknowledges) if
+        the game has a schema, in packed snaps if it says `READS_PACKED`."""
         counts = self.input_counts
         history = member.snapshots
-        if schema and self.schema is not None and not isinstance(history, SchemaHistory):
-            history = member.snapshots = SchemaHistory(self.schema, schema == VS_PACKED)
+        if reads and self.schema is not None and not isinstance(history, SchemaHistory):
+            history = member.snapshots = SchemaHistory(self.schema, reads == READS_PACKED)
         if ack is not None and history is not None:
             if ack <= self.tick_number:
                 history.acknowledge(ack)

@@ -383,7 +383,7 @@ class SeatRouter:
             inputs = message.inputs
             assert inputs is not None
             entry.room.handle_inputs(entry.player_id, message.snap_ack, inputs, now,
-                                     message.drawn, message.schema)  # fmt: skip
+                                     message.drawn, message.reads)  # fmt: skip
         except Exception:
             self._internal_error("input")
 

@@ -612,7 +612,7 @@ class SchemaHistory:
 
     def __init__(self, schema: ViewSchema, packed: bool = False, capacity: int = 32) -> None:
         self.schema = schema
-        # The client reads packed snaps (docs/protocol.md §14, ``"vs": 2``).
+        # The client reads packed snaps (docs/protocol.md §14, ``"pk": 1``).
         self.packed = packed
         self.capacity = capacity
         self.acked: int | None = None

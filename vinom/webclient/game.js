@@ -118,10 +118,11 @@ export function snapOfArray(fields) {
   return { t: "snap", v, ts, r: r === null ? null : r / 1000, i, ik, d };
 }
 
-// A packed `snap` (docs/protocol.md §14, sent once asked with `"vs": 2`): byte 0xC1
-// (never a msgpack byte), five unsigned LEB128 numbers v, ts, r + 1, zigzag(i) + 1,
-// ik + 1 (0: nil), then d to the end. Read as snapOfArray reads the array; null
-// when a number is cut short, longer than 8 bytes or not below 2^53.
+// A packed `snap` (docs/protocol.md §14, sent once asked with `"vs": 1, "pk": 1`):
+// byte 0xC1 (never a msgpack byte), five unsigned LEB128 numbers v, ts, r + 1,
+// zigzag(i) + 1, ik + 1 (0: nil), then d to the end. Read as snapOfArray reads
+// the array; null when a number is cut short, longer than 8 bytes or not below
+// 2^53.
 const PACKED_SNAP = 0xc1;
 
 export function snapOfPacked(bytes) {
@@ -468,9 +469,13 @@ export class GameSocket {
     const message = { t: "input", a: this.snapTick, x: this.pending.slice() };
     // Schema snapshots asked for until one is applied (docs/protocol.md §16.8): the
     // host sends them from the next snap on, and a lost input only delays that.
-    // 2: in packed snaps (§14; 1 would keep the array form).
+    // "pk": 1 after it: in packed snaps (§14); a host that predates them ignores
+    // it and keeps the array form, which is read too.
     const snapshots = this.snapshots;
-    if (snapshots.schema !== null && snapshots.wires.size === 0) message.vs = 2;
+    if (snapshots.schema !== null && snapshots.wires.size === 0) {
+      message.vs = 1;
+      message.pk = 1;
+    }
     this.send(message, true);
   }
 

@@ -3,14 +3,15 @@
 // Python's vinom/rooms/schema.py (whose decoder is the reference).
 //
 // The welcome carries the declaration as `vs`; a client that reads this format
-// says so with `"vs": 2` in its `input`s until it has applied one schema
-// snapshot (game.js; 2: in packed snaps, section 14), and the host then sends
-// it frames starting with 0x01 instead of section 16.1's msgpack array. A frame
-// is bit-packed against the client's acknowledged baseline: the decoder keeps
-// each tick's *wire view* (integers, booleans, msgpack bytes, rows by id) and
-// rebuilds from it the view a board takes (fixed numbers as n / (1 / step),
-// rows as arrays in ascending id order, `any` values msgpack-decoded), which is
-// exactly what the host rebuilds, so §16.4's checksum (delta.js) holds for it.
+// says so with `"vs": 1` in its `input`s until it has applied one schema
+// snapshot (game.js; `"pk": 1` after it: in packed snaps, section 14), and the
+// host then sends it frames starting with 0x01 instead of section 16.1's
+// msgpack array. A frame is bit-packed against the client's acknowledged
+// baseline: the decoder keeps each tick's *wire view* (integers, booleans,
+// msgpack bytes, rows by id) and rebuilds from it the view a board takes
+// (fixed numbers as n / (1 / step), rows as arrays in ascending id order, `any`
+// values msgpack-decoded), which is exactly what the host rebuilds, so §16.4's
+// checksum (delta.js) holds for it.
 //
 //   const schema = new ViewSchema(welcome.vs); // throws on a declaration it cannot read
 //   const receiver = new SnapshotReceiver({ rules: welcome.q, schema }); // delta.js

@@ -45,8 +45,8 @@
 // clock, as a game samples its controls each frame; `n` counts them): each
 // `snap` goes through the core's SnapshotReceiver (delta decoding, the
 // checksum when the host sends it; with the welcome's view schema `vs`, schema
-// snapshots in packed snaps, asked for with "vs": 2 in the inputs until one is
-// applied), and each input is stamped by the core's TickClock and repeated by
+// snapshots in packed snaps, asked for with "vs": 1, "pk": 1 in the inputs
+// until one is applied), and each input is stamped by the core's TickClock and repeated by
 // its InputQueue until a snap's `ik` acknowledges it, on the unreliable channel
 // (include/vinom/realtime.hpp). Before "disconnected" it prints an "arena"
 // line: inputs given, those still unacknowledged, snapshots applied (`schema`

@@ -131,7 +131,8 @@ typedef struct vinom_client vinom_client;
 typedef enum vinom_client_event {
     VINOM_CLIENT_NONE = 0,
     VINOM_CLIENT_WELCOME = 1,      /* connected: vinom_client_session_id */
-    VINOM_CLIENT_MESSAGE = 2,      /* out: one msgpack message, *channel 0 or 1 */
+    VINOM_CLIENT_MESSAGE = 2,      /* out: one message (msgpack, or a packed snap:
+                                      vinom_snapshots_receive reads both), *channel 0 or 1 */
     VINOM_CLIENT_DISCONNECTED = 3, /* the host closed the session */
     VINOM_CLIENT_FAILED = 4        /* vinom_client_failure: "timeout" or "denied" */
 } vinom_client_event;
@@ -190,7 +191,8 @@ VINOM_API void vinom_snapshots_free(vinom_snapshots* snapshots);
  * a declaration it cannot read: nothing changes, and nothing is asked. */
 VINOM_API vinom_status vinom_snapshots_schema(vinom_snapshots* snapshots, const char* declaration,
                                               size_t len);
-/* 1 while the inputs ask for schema snapshots ("vs": 2: packed snaps), else 0. */
+/* 1 while the inputs ask for schema snapshots ("vs": 1, "pk": 1: in packed
+ * snaps), else 0. */
 VINOM_API int vinom_snapshots_asking(const vinom_snapshots* snapshots);
 /* A `snap` message as vinom_client_poll gave it: VINOM_OK and *tick when its
  * snapshot was applied; else it is dropped and counted: VINOM_STALE,
@@ -225,8 +227,9 @@ VINOM_API vinom_status vinom_inputs_add(vinom_inputs* inputs, const char* json, 
  * `ack` the newest snapshot applied (-1: none). */
 VINOM_API vinom_status vinom_inputs_message(const vinom_inputs* inputs, int64_t ack, uint8_t* out,
                                             size_t cap, size_t* len);
-/* The same with `ack` the newest snapshot `snapshots` applied, and "vs": 2
- * (packed snaps) while they ask for schema snapshots (vinom_snapshots_asking). */
+/* The same with `ack` the newest snapshot `snapshots` applied, and "vs": 1,
+ * "pk": 1 (in packed snaps) while they ask for schema snapshots
+ * (vinom_snapshots_asking). */
 VINOM_API vinom_status vinom_inputs_message_for(const vinom_inputs* inputs,
                                                 const vinom_snapshots* snapshots, uint8_t* out,
                                                 size_t cap, size_t* len);

@@ -1,5 +1,6 @@
 // The packet layer of docs/protocol.md (sections 2 to 6): AES-256-GCM through
-// OpenSSL's EVP interface, connect tokens, the eight packets, the replay window.
+// OpenSSL's EVP interface, connect tokens, the nine packet types (0 to 8), the
+// replay window.
 #include "vinom/codec.hpp"
 
 #include <openssl/evp.h>

@@ -48,7 +48,13 @@ Value InputQueue::message(std::optional<std::uint64_t> ack, bool schema) const {
     m["t"] = "input";
     m["a"] = ack ? Value(*ack) : Value(nullptr);
     m["x"] = std::move(pairs);
-    if (schema) m["vs"] = 2;  // packed snaps; last, as the Python client's encode_input writes it
+    // Schema snapshots ("vs": 1), in packed snaps ("pk": 1; a host that predates
+    // them ignores it and sends arrays, read too): last, in this order, as the
+    // Python client's encode_input writes them.
+    if (schema) {
+        m["vs"] = 1;
+        m["pk"] = 1;
+    }
     return m;
 }
 

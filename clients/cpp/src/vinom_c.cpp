@@ -143,7 +143,7 @@ vinom_status vinom_session_seal(vinom_session* session, int packet_type, const u
     // Checked before sealing, which spends a sequence number: a payload's body
     // or a keepalive's plaintext, behind the long header or the short one (5.9).
     bool short_payload =
-        packet_type == VINOM_PACKET_PAYLOAD && session->session.short_payloads();
+        packet_type == VINOM_PACKET_PAYLOAD && session->session.sends_short();
     size_t need = (short_payload ? vinom::SHORT_HEADER_SIZE : vinom::HEADER_SIZE) +
                   vinom::TAG_SIZE + (packet_type == VINOM_PACKET_DISCONNECT ? 0 : body_len);
     if (cap < need) {

@@ -281,13 +281,13 @@ Bytes host_short(std::uint64_t sequence, const Bytes& body = unhex("000000000000
 // same packet again is a replay, and so is one the window has passed.
 TEST(ShortPayload, AcceptedOnceThenReplayed) {
     vinom::ClientSession s = connected();
-    EXPECT_FALSE(s.short_payloads());
+    EXPECT_FALSE(s.sends_short());
     vinom::ClientSession::Kind kind;
     Bytes out;
     ASSERT_EQ(s.receive(packet("payload_server"), kind, out), Error::ok);
     EXPECT_EQ(kind, vinom::ClientSession::Kind::payload);
     EXPECT_EQ(vt::hex(out), vt::vector("session", "payload_server").at("plaintext"));
-    EXPECT_TRUE(s.short_payloads());
+    EXPECT_TRUE(s.sends_short());
     EXPECT_EQ(s.receive(packet("payload_server"), kind, out), Error::replayed);
     EXPECT_EQ(kind, vinom::ClientSession::Kind::none);
     // The same sequence sealed long is the same packet number: replayed too.
@@ -337,14 +337,14 @@ TEST(ShortPayload, DamagedOnesAreDroppedAndChangeNothing) {
     Bytes longer = p;
     longer.push_back(0);
     EXPECT_NE(s.receive(longer, kind, out), Error::ok);
-    EXPECT_FALSE(s.short_payloads());
+    EXPECT_FALSE(s.sends_short());
     EXPECT_EQ(s.state(), vinom::ClientSession::State::connected);
     Bytes sealed;
     ASSERT_EQ(s.seal(vinom::PAYLOAD, unhex("000000000000000000"), sealed), Error::ok);
     EXPECT_EQ(sealed[0], vinom::PAYLOAD);
     ASSERT_EQ(s.receive(p, kind, out), Error::ok);
     EXPECT_EQ(kind, vinom::ClientSession::Kind::payload);
-    EXPECT_TRUE(s.short_payloads());
+    EXPECT_TRUE(s.sends_short());
     ASSERT_EQ(s.seal(vinom::PAYLOAD, unhex("000000000000000000"), sealed), Error::ok);
     EXPECT_EQ(sealed[0], vinom::SHORT_PAYLOAD);
     EXPECT_EQ(sealed.size(), 3u + 9 + 16);
@@ -383,9 +383,9 @@ TEST(ShortPayload, SequencesAcrossTheWrap) {
     // as replayed; 0x8002 is ahead.
     vinom::ClientSession low = connected(3);
     EXPECT_EQ(low.receive(host_short(0x8003), kind, out), Error::replayed);
-    EXPECT_FALSE(low.short_payloads());
+    EXPECT_FALSE(low.sends_short());
     EXPECT_EQ(low.receive(host_short(0x8002), kind, out), Error::ok);
-    EXPECT_TRUE(low.short_payloads());
+    EXPECT_TRUE(low.sends_short());
 }
 
 TEST(ReplayWindow, Section6) {

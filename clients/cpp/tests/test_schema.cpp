@@ -5,7 +5,8 @@
 // value beyond its range, rows out of order) is refused as corrupt, as the
 // Python decoder refuses it; declarations the host would not send are refused
 // (the client then does not ask); the receiver counts its drops and asks with
-// "vs": 2 until it applied one, in C++ and through the C ABI.
+// "vs": 1, "pk": 1 (in packed snaps) until it applied one, in C++ and through
+// the C ABI.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -434,7 +435,7 @@ TEST(Schema, InputsAskWithVsUntilOneIsApplied) {
     vinom::InputQueue inputs;
     inputs.add(4, Value{{"m", 1}});
     EXPECT_EQ(inputs.message(std::nullopt, true).dump(),
-              R"({"t":"input","a":null,"x":[[4,{"m":1}]],"vs":2})");
+              R"({"t":"input","a":null,"x":[[4,{"m":1}]],"vs":1,"pk":1})");
     EXPECT_EQ(inputs.message(3).dump(), R"({"t":"input","a":3,"x":[[4,{"m":1}]]})");
 }
 
@@ -458,11 +459,11 @@ TEST(SchemaCAbi, ASchemaFromTheWelcomeIsReadAndAskedFor) {
     Value message;
     ASSERT_EQ(vinom_inputs_message_for(inputs, snapshots, out, sizeof out, &len), VINOM_OK);
     ASSERT_EQ(vinom::decode_message(vinom::View(out, len), message), Error::ok);
-    EXPECT_EQ(message.dump(), R"({"t":"input","a":null,"x":[],"vs":2})");
+    EXPECT_EQ(message.dump(), R"({"t":"input","a":null,"x":[],"vs":1,"pk":1})");
     EXPECT_EQ(vinom_inputs_message_for(inputs, nullptr, out, sizeof out, &len),
               VINOM_INVALID_ARGUMENT);
 
-    // A packed snap (as "vs": 2 asks: v 1, ts 50, r, i, ik nil) carrying the
+    // A packed snap (as "pk": 1 asks: v 1, ts 50, r, i, ik nil) carrying the
     // vector "schema_full" as its d.
     Bytes bytes = unhex("c10132000000" + schema_vector("schema_full").at("hex").get<std::string>());
     std::uint64_t tick = 0;

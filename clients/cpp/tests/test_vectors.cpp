@@ -374,7 +374,7 @@ TEST(Session, ScenarioThroughTheClient) {
     ASSERT_EQ(client.send(unhex(inputs().at("client_message").at("hex"))), Error::ok);
     client.update(now);
     EXPECT_EQ(sent(), (Strings{hex(packet("payload_client")), hex(packet("offer"))}));
-    EXPECT_FALSE(client.short_payloads());
+    EXPECT_FALSE(client.sends_short());
     // The host's short payload: its `state`, and the ack of the client's body 0.
     ASSERT_EQ(client.receive(packet("payload_server"), now), Error::ok);
     auto got = events();
@@ -383,7 +383,7 @@ TEST(Session, ScenarioThroughTheClient) {
     EXPECT_EQ(got[0].channel, 0);
     EXPECT_EQ(hex(got[0].data), inputs().at("host_message").at("hex"));
     EXPECT_EQ(client.pending(), 0u);
-    EXPECT_TRUE(client.short_payloads());
+    EXPECT_TRUE(client.sends_short());
     // So the client's payloads go short: `hello` on channel 0.
     ASSERT_EQ(client.send_unreliable(unhex(inputs().at("client_message").at("hex"))), Error::ok);
     client.update(now);

@@ -23,7 +23,7 @@ public:
         enum class Kind { none, welcome, message, disconnected, failed };
         Kind kind = Kind::none;
         int channel = 0;     // message: 0 unreliable, 1 reliable ordered
-        Bytes data;          // message: one msgpack value (section 14)
+        Bytes data;          // message: one msgpack value, or a packed snap (section 14)
         std::string reason;  // failed: "timeout" or "denied"
     };
 
@@ -79,8 +79,9 @@ public:
         std::uint64_t dropped = 0;
     };
     const Counts& counts() const { return counts_; }
-    // Whether this session's payloads go short (a short one came from the host).
-    bool short_payloads() const { return session_.short_payloads(); }
+    // Whether this session's payloads go short (a short one came from the host;
+    // not whether they are offered: the constructor's `short_payloads`).
+    bool sends_short() const { return session_.sends_short(); }
 
     static constexpr double HANDSHAKE_INTERVAL = 0.1;
     static constexpr int DISCONNECT_REDUNDANCY = 5;

@@ -107,7 +107,8 @@ public:
     const Drops& drops() const { return drops_; }
     std::uint64_t applied() const { return applied_; }
     const ViewSchema* schema() const { return schema_ ? &*schema_ : nullptr; }
-    // Whether the inputs ask for schema snapshots ("vs": 2, InputQueue::message):
+    // Whether the inputs ask for schema snapshots ("vs": 1, "pk": 1,
+    // InputQueue::message):
     // with a schema, until one was applied (the host sends them from then on).
     bool asks_schema() const { return schema_ && wires_.empty(); }
 

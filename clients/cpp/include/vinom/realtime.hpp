@@ -11,7 +11,8 @@
 //   clock.observe(snapshot.tick, now);
 //   if (snap.ik) inputs.acknowledge(*snap.ik);
 //   inputs.add(clock.input_tick(now, rtt), Value{{"move", ...}});
-//   // encoded; "vs": 2 (schema snapshots in packed snaps) while the receiver asks:
+//   // encoded; "vs": 1, "pk": 1 (schema snapshots in packed snaps) while the
+//   // receiver asks:
 //   client.send_unreliable(inputs.message(receiver.newest(), receiver.asks_schema()));
 #pragma once
 
@@ -64,9 +65,10 @@ public:
     // The host received every input up to `tick`: they are forgotten.
     void acknowledge(std::uint64_t tick);
     // {"t": "input", "a": ack, "x": [[k, input], ...]}: `ack` the newest snapshot
-    // tick applied (none: nil); with `schema`, "vs": 2 after them, which asks
-    // for schema snapshots, in packed snaps (docs/protocol.md 14, 16.8;
-    // SnapshotReceiver::asks_schema).
+    // tick applied (none: nil); with `schema`, "vs": 1 then "pk": 1 after them,
+    // which ask for schema snapshots, in packed snaps (docs/protocol.md 14,
+    // 16.8; SnapshotReceiver::asks_schema). A host that predates packed snaps
+    // ignores "pk" and sends them in arrays, which the receiver reads too.
     Value message(std::optional<std::uint64_t> ack, bool schema = false) const;
 
     std::size_t pending() const { return pending_.size(); }

@@ -3,8 +3,9 @@
 // rules as vinom/rooms/schema.py (its reference) and as strict.
 //
 // A game that declares its view field by field sends the declaration in the
-// welcome (`vs`); a client that reads it says so with "vs": 2 in its inputs
-// (InputQueue::message) until it applied one, and from then on gets frames
+// welcome (`vs`); a client that reads it says so with "vs": 1 (and "pk": 1:
+// in packed snaps) in its inputs (InputQueue::message) until it applied one,
+// and from then on gets frames
 // whose body is bit-packed: each field's value whole, or against the wire view
 // of an acknowledged tick (one bit when unchanged, a small difference in 8 or
 // 14 bits, rows matched by id). The rebuilt view is the Value the 16.1 decoder

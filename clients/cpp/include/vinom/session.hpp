@@ -42,7 +42,7 @@ public:
     Error seal(std::uint8_t type, View body, Bytes& out);
 
     // Whether a short payload came from the host: payloads are sealed short.
-    bool short_payloads() const { return short_; }
+    bool sends_short() const { return short_; }
 
 private:
     PublicToken token_;
