@@ -650,8 +650,8 @@ class ShortSequenceTests(SynchronousTestCase):
     def test_the_nearest_sequence(self) -> None:
         for low, latest, full in (
             (5, 3, 5), (2, 3, 2), (0x0000, 0x1FFFF, 0x20000), (0xFFFF, 0x20001, 0x1FFFF),
-            (0x8002, 3, 0x8002), (0x8003, 3, 3 - 0x8000), (0xFFFF, 5, -1),
-            (0x0000, MAX_SEQUENCE, MAX_SEQUENCE + 1),
+            (0x8002, 3, 0x8002), (0x8003, 3, -1), (0x8003, 0x10003, 0x8003), (0xFFFF, 5, -1),
+            (0x0000, MAX_SEQUENCE, -1), (0xFFFF, MAX_SEQUENCE, MAX_SEQUENCE),
         ):  # fmt: skip
             self.assertEqual(full_sequence(low, latest), full, (low, latest))
         # Within the replay window's reach either way, always the sent one.

@@ -92,7 +92,6 @@ from vinom.protocol.wire import (
     HEADER,
     HEADER_SIZE,
     KEEPALIVE,
-    MAX_SEQUENCE,
     MIN_SEALED_PACKET,
     MIN_SHORT_PAYLOAD,
     NONCE,
@@ -114,6 +113,7 @@ from vinom.protocol.wire import (
     WELCOME,
     WELCOME_BODY,
     address_bytes,
+    full_sequence,
 )
 
 # Names other modules and the tests import from here.
@@ -414,10 +414,8 @@ class ServerEndpoint:
                 if size < MIN_SHORT_PAYLOAD:
                     self._drop(DROP_TOO_SHORT, size)
                     return
-                # The full sequence nearest the newest accepted (wire.full_sequence).
-                latest = s.latest
-                seq = latest + (((data[1] | data[2] << 8) - latest + 0x8000) & 0xFFFF) - 0x8000
-                if not 0 <= seq <= MAX_SEQUENCE:  # none: dropped as replayed
+                seq = full_sequence(data[1] | data[2] << 8, s.latest)
+                if seq < 0:  # none
                     self._drop(DROP_REPLAYED, size)
                     return
                 sealed, associated = data[SHORT_HEADER_SIZE:], _pack_header(kind, seq)

@@ -76,9 +76,10 @@ MAX_SEQUENCE: Final = (1 << 64) - 1
 
 def full_sequence(low: int, latest: int) -> int:
     """The sequence whose low 16 bits are `low` nearest to `latest`, the newest
-    accepted (ties go back); outside 0..MAX_SEQUENCE when there is none (the packet
-    is dropped as replayed)."""
-    return latest + ((low - latest + 0x8000) & 0xFFFF) - 0x8000
+    accepted (ties go back); -1 when that is outside 0..MAX_SEQUENCE (the packet is
+    dropped as replayed)."""
+    sequence = latest + ((low - latest + 0x8000) & 0xFFFF) - 0x8000
+    return sequence if 0 <= sequence <= MAX_SEQUENCE else -1
 
 
 # The reliability layer's body must fit one payload packet.

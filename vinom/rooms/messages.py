@@ -152,7 +152,7 @@ import msgpack
 
 from vinom.games.interfaces import Seat
 from vinom.protocol.reliability import MAX_ACK_DELAY_S
-from vinom.rooms.schema import read_uvars
+from vinom.rooms.schema import read_uvars, unzigzag, write_uvar, zigzag
 
 # Client messages beyond this many bytes are dropped: actions are small.
 MAX_CLIENT_MESSAGE = 2048
@@ -563,18 +563,6 @@ _PACKED_SNAP: Final = bytes((PACKED_SNAP,))
 _PACKED_LIMIT: Final = 1 << 53
 
 
-def _uvar(value: int) -> bytes:
-    """`value` (0 <= value < 2^53) as unsigned LEB128."""
-    if value < 0x80:
-        return bytes((value,))
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def encode_packed_snap_header(
     version: int, server_time: int, remaining: float | None
 ) -> bytes | None:
@@ -585,7 +573,7 @@ def encode_packed_snap_header(
     if not (0 <= version < _PACKED_LIMIT and 0 <= server_time < _PACKED_LIMIT
             and (remaining is None or 0 < left < _PACKED_LIMIT)):  # fmt: skip
         return None
-    return b"".join((_PACKED_SNAP, _uvar(version), _uvar(server_time), _uvar(left)))
+    return b"".join((_PACKED_SNAP, write_uvar(version), write_uvar(server_time), write_uvar(left)))
 
 
 def encode_packed_snap_for(
@@ -594,13 +582,11 @@ def encode_packed_snap_for(
     """A whole packed ``snap``: `header` (`encode_packed_snap_header`), ``i`` (zigzag,
     plus one; 0: nil), ``ik`` (plus one; 0: nil), then `snapshot` to the end; None
     when a number does not fit (the array form is sent instead)."""
-    action = 0
-    if action_id is not None:
-        action = (2 * action_id if action_id >= 0 else -2 * action_id - 1) + 1
+    action = 0 if action_id is None else zigzag(action_id) + 1
     newest = 0 if input_tick is None else input_tick + 1
     if not (0 <= action < _PACKED_LIMIT and 0 <= newest < _PACKED_LIMIT):
         return None
-    return b"".join((header, _uvar(action), _uvar(newest), snapshot))
+    return b"".join((header, write_uvar(action), write_uvar(newest), snapshot))
 
 
 def encode_phase(
@@ -729,10 +715,7 @@ def _snap_of_packed(data: bytes) -> dict[str, Any] | None:
     if read is None or max(read[0]) >= _PACKED_LIMIT:
         return None
     (version, server_time, left, action, newest), at = read
-    action_id = None
-    if action:
-        action -= 1
-        action_id = action >> 1 if not action & 1 else -(action >> 1) - 1
+    action_id = None if not action else unzigzag(action - 1)
     return {
         "t": "snap",
         "v": version,

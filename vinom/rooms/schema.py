@@ -303,11 +303,12 @@ class BitReader:
             raise CorruptSnapshot("bytes or bits after the snapshot's body")
 
 
-def _zigzag(d: int) -> int:
+def zigzag(d: int) -> int:
+    """A signed integer as an unsigned one: 0, -1, 1, -2 ... as 0, 1, 2, 3 ..."""
     return d << 1 if d >= 0 else ((-d) << 1) - 1
 
 
-def _unzigzag(z: int) -> int:
+def unzigzag(z: int) -> int:
     return z >> 1 if not z & 1 else -((z + 1) >> 1)
 
 
@@ -343,7 +344,7 @@ def _number_change(kind: Field, base: int, value: int) -> tuple[int, int]:
     a small difference, a medium one, or the whole value behind its flag bits."""
     if not kind.wide:
         return value - kind.lo, kind.bits
-    z = _zigzag(value - base)
+    z = zigzag(value - base)
     if z < 1 << SMALL_BITS:
         return z, 1 + SMALL_BITS  # flag 0, then the difference
     bits = kind.bits
@@ -462,7 +463,7 @@ def _take_changed(bits: BitReader, kind: Field, base: Any) -> Any:
             difference = bits.take(MEDIUM_BITS)
         else:
             return _take_whole(bits, kind)
-        n = base + _unzigzag(difference)
+        n = base + unzigzag(difference)
         if not kind.lo <= n <= kind.hi:
             raise CorruptSnapshot("a number beyond its field's range")
         return n
@@ -560,6 +561,18 @@ def encode_frame(tick: int, distance: int, checksum: int | None, body: bytes) ->
         return out.finish() + body
     out.put(1, 8)
     return out.finish() + checksum.to_bytes(4, "little") + body
+
+
+def write_uvar(value: int) -> bytes:
+    """`value` (at least 0) as unsigned LEB128 bytes (`BitWriter.uvar` writes it into bits)."""
+    if value < 0x80:
+        return bytes((value,))
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 def read_uvars(data: bytes, at: int, count: int, longest: int) -> tuple[list[int], int] | None:

@@ -22,7 +22,7 @@
 import { SnapshotReceiver } from "./delta.js";
 import { decode, encode } from "./codec.js";
 import { PredictedEvents, Predictor, ServerClock, SnapshotBuffer } from "./netcode.js";
-import { ViewSchema } from "./schema.js";
+import { ViewSchema, unzigzag } from "./schema.js";
 import { GameConnection } from "./transport.js";
 
 // The unacknowledged inputs an `input` message repeats, at most.
@@ -147,7 +147,7 @@ export function snapOfPacked(bytes) {
   const [v, ts, r, i, ik] = numbers;
   return {
     t: "snap", v, ts, r: r === 0 ? null : (r - 1) / 1000,
-    i: i === 0 ? null : i % 2 === 1 ? (i - 1) / 2 : -i / 2,
+    i: i === 0 ? null : unzigzag(i - 1),
     ik: ik === 0 ? null : ik - 1, d: bytes.subarray(at),
   };
 }

@@ -747,6 +747,7 @@ export declare class ViewSchema<V = Record<string, unknown>> {
 
 /** A schema snapshot's header; throws CorruptSnapshot. */
 export declare function parseSchemaFrame(data: Uint8Array | ArrayBuffer): SchemaFrame;
+export declare function unzigzag(z: number): number;
 /** Decodes a schema snapshot against the wire views held by tick; throws only UnknownBaseline or CorruptSnapshot. */
 export declare function decodeSchemaFrame(
   schema: ViewSchema<unknown>,

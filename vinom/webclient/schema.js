@@ -189,7 +189,8 @@ class BitReader {
   }
 }
 
-const unzigzag = (z) => (z % 2 === 0 ? z / 2 : -(z + 1) / 2);
+// An unsigned integer as the signed one zigzag made it: 0, 1, 2, 3 ... as 0, -1, 1, -2 ...
+export const unzigzag = (z) => (z % 2 === 0 ? z / 2 : -(z + 1) / 2);
 
 // Whether a (typed) decoded `any` value is one Python's msgpack reads too: it
 // makes a timestamp of every ext of type -1, and refuses one of another size
