@@ -4,6 +4,7 @@
 #include <msgpack.hpp>
 
 #include "pack_value.hpp"
+#include "vinom/schema.hpp"
 
 namespace vinom {
 
@@ -123,10 +124,7 @@ Error decode_packed_snap(View data, Snap& out) {
     s.v = static_cast<std::int64_t>(n[0]);
     s.ts = static_cast<std::int64_t>(n[1]);
     if (n[2]) s.r = static_cast<std::int64_t>(n[2] - 1);
-    if (n[3]) {
-        std::uint64_t z = n[3] - 1;
-        s.i = (z & 1) ? -static_cast<std::int64_t>(z >> 1) - 1 : static_cast<std::int64_t>(z >> 1);
-    }
+    if (n[3]) s.i = unzigzag(n[3] - 1);
     if (n[4]) s.ik = static_cast<std::int64_t>(n[4] - 1);
     s.d.assign(data.data + at, data.data + data.size);
     out = std::move(s);

@@ -175,10 +175,6 @@ private:
     std::uint64_t left_;
 };
 
-std::int64_t unzigzag(std::uint64_t z) {
-    return (z & 1) ? -static_cast<std::int64_t>((z + 1) >> 1) : static_cast<std::int64_t>(z >> 1);
-}
-
 // -- any: one msgpack value a view holds --
 
 // Exactly one msgpack value, nothing after it, as a view at `depth` holds it.
@@ -500,6 +496,11 @@ Error decode_schema_snapshot(const ViewSchema& schema, View data,
     } catch (const std::bad_alloc&) {
         return Error::no_memory;
     }
+}
+
+std::int64_t unzigzag(std::uint64_t z) {
+    // -(z >> 1) - 1 for odd z: no overflow at z = 2^64 - 1.
+    return (z & 1) ? -static_cast<std::int64_t>(z >> 1) - 1 : static_cast<std::int64_t>(z >> 1);
 }
 
 }  // namespace vinom

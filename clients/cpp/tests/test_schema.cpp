@@ -484,3 +484,13 @@ TEST(SchemaCAbi, ASchemaFromTheWelcomeIsReadAndAskedFor) {
     vinom_inputs_free(inputs);
     vinom_snapshots_free(snapshots);
 }
+
+TEST(Schema, UnzigzagMapsEveryUnsignedToItsSigned) {
+    EXPECT_EQ(vinom::unzigzag(0), 0);
+    EXPECT_EQ(vinom::unzigzag(1), -1);
+    EXPECT_EQ(vinom::unzigzag(2), 1);
+    EXPECT_EQ(vinom::unzigzag(3), -2);
+    // The ends of int64, with no overflow on the way.
+    EXPECT_EQ(vinom::unzigzag(UINT64_MAX), INT64_MIN);
+    EXPECT_EQ(vinom::unzigzag(UINT64_MAX - 1), INT64_MAX);
+}

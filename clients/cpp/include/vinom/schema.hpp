@@ -120,6 +120,9 @@ struct SchemaFrame {
 };
 Error parse_schema_frame(View data, SchemaFrame& out);
 
+// ZigZag's inverse (16.8, and a packed snap's `i`): 0, 1, 2, 3, ... -> 0, -1, 1, -2, ...
+std::int64_t unzigzag(std::uint64_t z);
+
 // One schema snapshot decoded against `baselines`: its tick, baseline and
 // checksum in `out` with the rebuilt view, and its wire view (the baseline of
 // the next ones) in `wire`. Errors as decode_snapshot's (delta.hpp): bad_field
