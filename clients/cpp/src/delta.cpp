@@ -385,7 +385,7 @@ Error SnapshotReceiver::receive_schema(View data, Snapshot& out) {
     if (e == Error::ok && newest_ && f.tick <= *newest_) e = Error::stale;
     Snapshot s;
     SchemaWireView wire;
-    if (e == Error::ok) e = decode_schema_snapshot(*schema_, data, wires_, s, wire);
+    if (e == Error::ok) e = decode_schema_frame(*schema_, f, wires_, s, wire);
     if (e != Error::ok) return dropped(e);
     wires_[s.tick] = std::move(wire);
     while (wires_.size() > capacity_) wires_.erase(wires_.begin());

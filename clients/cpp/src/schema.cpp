@@ -464,10 +464,17 @@ Error parse_schema_frame(View data, SchemaFrame& out) {
 Error decode_schema_snapshot(const ViewSchema& schema, View data,
                              const SchemaBaselines& baselines, Snapshot& out,
                              SchemaWireView& wire, bool verify) {
+    SchemaFrame f;
+    Error e = parse_schema_frame(data, f);
+    if (e != Error::ok) return e;
+    return decode_schema_frame(schema, f, baselines, out, wire, verify);
+}
+
+Error decode_schema_frame(const ViewSchema& schema, const SchemaFrame& f,
+                          const SchemaBaselines& baselines, Snapshot& out,
+                          SchemaWireView& wire, bool verify) {
     try {
-        SchemaFrame f;
-        Error e = parse_schema_frame(data, f);
-        if (e != Error::ok) return e;
+        Error e = Error::ok;
         const SchemaWireView* base = nullptr;
         std::optional<std::uint64_t> baseline_tick;
         if (f.distance) {

@@ -130,5 +130,10 @@ std::int64_t unzigzag(std::uint64_t z);
 Error decode_schema_snapshot(const ViewSchema& schema, View data,
                              const SchemaBaselines& baselines, Snapshot& out,
                              SchemaWireView& wire, bool verify = true);
+// decode_schema_snapshot of a frame parse_schema_frame read already (a receiver
+// reads its tick first, to drop a stale one undecoded).
+Error decode_schema_frame(const ViewSchema& schema, const SchemaFrame& frame,
+                          const SchemaBaselines& baselines, Snapshot& out,
+                          SchemaWireView& wire, bool verify = true);
 
 }  // namespace vinom
