@@ -148,5 +148,7 @@ def start_bare_game_socket(reactor: Any, settings: dict[str, Any]) -> Ready:
     def counters() -> dict[str, Any]:
         return {"actions_applied": factory.applied, "actions_rejected": factory.rejected}
 
-    # The load seals tokens for this UDP address; nothing listens there.
-    return {"port": 9, "ports": [9], "websocket_port": int(port)}, counters
+    # The load seals tokens for this UDP address; nothing listens there. `server` names
+    # what served the run in play's figures.
+    ready = {"port": 9, "ports": [9], "websocket_port": int(port), "server": "bare twisted"}
+    return ready, counters

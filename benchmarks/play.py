@@ -315,6 +315,8 @@ def run(options: Options) -> int:
         with Harness(options.hard_limit(), on_progress) as harness:
             server = harness.spawn(
                 "server", "benchmarks.server_worker",
+                ["bare-game-socket", json.dumps({"key": key.hex(), "tls": tls})]
+                if options["bare"] else
                 ["rooms", json.dumps({
                     "key": key.hex(),
                     "rooms": options["rooms"],
@@ -385,7 +387,8 @@ def run(options: Options) -> int:
         "loads": options["loads"],
         "host_workers": options["host-workers"],
         "transport": options["transport"],
-        "server": "bare twisted" if options["bare"] else "vinom",
+        # What served the run, as it says itself (the bare server names itself).
+        "server": ready.get("server", "vinom"),
         # Whether the host recorded its matches (false with --no-record, or on a build
         # from before match records).
         "recording": bool(ready.get("recording")),

@@ -434,7 +434,7 @@ class ScenarioSmokeTests(unittest.TestCase):
         )  # fmt: skip
         self.assertEqual(code, 0, stderr)
         self.assertEqual((result["scenario"], result["transport"]), ("play", "websocket"))
-        self.assertEqual(result["players"], 40)
+        self.assertEqual((result["server"], result["players"]), ("vinom", 40))
         self.assertRate(result, "moves_per_s")
         # Every applied move reaches both players of its room, over their sockets.
         self.assertGreater(result["msgs_delivered_per_s"], result["moves_per_s"])
@@ -449,7 +449,9 @@ class ScenarioSmokeTests(unittest.TestCase):
             "--duration", "0.7",
         )  # fmt: skip
         self.assertEqual(code, 0, stderr)
+        # Named by the server that ran (a run that started vinom's own said "vinom").
         self.assertEqual((result["transport"], result["server"]), ("websocket", "bare twisted"))
+        self.assertFalse(result["recording"])
         self.assertRate(result, "moves_per_s")
         self.assertGreater(result["msgs_delivered_per_s"], result["moves_per_s"])
         self.assertEqual(result["errors"], 0)
