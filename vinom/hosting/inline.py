@@ -113,6 +113,8 @@ class InlineGameHost:
     _outcomes: dict[str, MatchEnded] = field(init=False, factory=dict, repr=False)
     # The peers of the stream sessions open now, by session id.
     _peers: dict[int, IStreamPeer] = field(init=False, factory=dict, repr=False)
+    # The transmit of this turn's stream messages, pending (stream_messages).
+    _turn_end: IDelayedCall | None = field(default=None, init=False, repr=False)
     # Where the core's match records go (None: not recorded). The host flushes
     # them when a match ends and when it stops, and its factory's one timer every
     # `RecordSettings.flush_interval` from its start (`flush_records`).
@@ -157,6 +159,9 @@ class InlineGameHost:
             # Rooms still running are aborted (their players are told, their sessions
             # closed with redundant disconnects) before the port closes.
             self.core.shutdown(reason, self.clock.seconds())
+            if self._turn_end is not None:
+                self._turn_end.cancel()
+                self._turn_end = None
             self.protocol.transmit()
             self.flush_records()
             if self.on_stopped is not None:
@@ -181,6 +186,14 @@ class InlineGameHost:
         received = self.core.stream_received
         for session_id, data in messages:
             received(session_id, data, now)
+        # What they made leaves once the reactor's turn has handled every socket that
+        # was readable in it (one transmit a turn, as a batch of datagrams gets), not
+        # once a message: the core's output, timer and events are seen to once.
+        if self._turn_end is None:
+            self._turn_end = self.clock.callLater(0, self._end_of_turn)
+
+    def _end_of_turn(self) -> None:
+        self._turn_end = None
         self.protocol.transmit()
 
     def close_stream(self, session_id: int) -> None:
