@@ -262,6 +262,10 @@ class LobbyDeathTests(ClusterTestCase):
             code = (await leader.request({"type": "party_create"}))["party"]["code"]
             self.assertEqual((await member.request({"type": "party_join", "code": code}))["type"],
                              "party")  # fmt: skip
+            # The leader's lobby hears of the member through Redis: queueing before it
+            # has is refused as `party_changed` (queue again), as a client would be.
+            self.assertEqual((await leader.of_type("party_update"))["player_id"],
+                             member.player_id)  # fmt: skip
             reply = await leader.request({"type": "queue", "game": game})
             self.assertEqual(reply["type"], "queued", reply)
         await dee.of_type("queued")
