@@ -551,16 +551,12 @@ def schema_of(game: object) -> ViewSchema | None:
 
 def encode_frame(tick: int, distance: int, checksum: int | None, body: bytes) -> bytes:
     """A schema snapshot: format byte, tick and distance (0: full) as LEB128, a flags
-    byte (bit 0: a CRC-32 follows, little-endian), then the body."""
-    out = BitWriter()
-    out.put(SCHEMA_FORMAT, 8)
-    out.uvar(tick)
-    out.uvar(distance)
+    byte (bit 0: a CRC-32 follows, little-endian), then the body. Whole bytes, as
+    `parse_frame` reads them."""
+    head = b"".join((bytes((SCHEMA_FORMAT,)), write_uvar(tick), write_uvar(distance)))
     if checksum is None:
-        out.put(0, 8)
-        return out.finish() + body
-    out.put(1, 8)
-    return out.finish() + checksum.to_bytes(4, "little") + body
+        return head + b"\x00" + body
+    return head + b"\x01" + checksum.to_bytes(4, "little") + body
 
 
 def write_uvar(value: int) -> bytes:
