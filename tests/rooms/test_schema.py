@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+from types import MappingProxyType
 from typing import Any
 
 from hypothesis import given, settings
@@ -347,6 +348,11 @@ class DeclarationTests(SynchronousTestCase):
         missing = dict(good)
         del missing["hp"]
         self.assertRaises(TypeError, SCHEMA.wire, {**missing, "other": 1})
+        self.assertRaises(TypeError, SCHEMA.wire, list(good.items()))  # not a map
+
+    def test_any_mapping_is_a_view(self) -> None:
+        view = {"hp": 1, "score": 1, "alive": True, "name": None, "units": [[2, 0, 1]]}
+        self.assertEqual(SCHEMA.wire(MappingProxyType(view)), SCHEMA.wire(view))
 
 
 class BadBytesTests(SynchronousTestCase):

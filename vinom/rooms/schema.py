@@ -496,7 +496,10 @@ class ViewSchema:
     def wire(self, view: Any) -> tuple[Any, ...]:
         """The view as it travels (clamped, quantised, rows by id). Raises TypeError or
         ValueError for a view that does not fit the schema: a game's bug."""
-        if not isinstance(view, Mapping) or len(view) != len(self.fields):
+        # (A dict is known by its type first: `isinstance(x, Mapping)` is an ABC check,
+        # slow on every snapshot.)
+        mapping = type(view) is dict or isinstance(view, Mapping)
+        if not mapping or len(view) != len(self.fields):
             raise TypeError(f"a view of this schema is a map of exactly "
                             f"{[n for n, _ in self.fields]}")  # fmt: skip
         try:
