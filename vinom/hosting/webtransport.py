@@ -160,6 +160,7 @@ from vinom.hosting.game_stream import (
 from vinom.hosting.udp import SOCKET_BUFFER
 from vinom.hosting.websocket import GameSocketFactory
 from vinom.net.addresses import client_key
+from vinom.net.wakeup import WakeUp
 from vinom.protocol.events import UNRELIABLE
 
 __all__ = [
@@ -607,7 +608,8 @@ class _Connection:
         # Ended sessions whose close capsule waits for the browser to read to the end
         # of their stream: the capsule, and the call that sends it anyway.
         self.closing: dict[int, tuple[bytes, IDelayedCall]] = {}
-        self._timer: IDelayedCall | None = None
+        # The reactor's call that follows qh3's timer, and that timer.
+        self._wake = WakeUp(server.clock, self._on_timer)
         self._timer_at: float | None = None
         self._closing: IDelayedCall | None = None
         self.ended = False
@@ -686,24 +688,15 @@ class _Connection:
         self._process_events()
 
     def _arm(self, timer_at: float | None, now: float) -> None:
-        """Keep the reactor's call at or before qh3's timer. A call due earlier than
-        the timer is kept (it finds nothing due and arms again: qh3's timer moves
-        on nearly every packet, a rescheduled call costs more than an early one); one
-        due later is moved forward; none is needed without a timer, but an armed
-        one is left to fire."""
+        """Keep the reactor's call at or before qh3's timer (`WakeUp`). A call due
+        earlier than the timer is kept (it finds nothing due and arms again: qh3's
+        timer moves on nearly every packet); none is needed without a timer, but an
+        armed one is left to fire."""
         self._timer_at = timer_at
-        if timer_at is None:
-            return
-        timer = self._timer
-        if timer is not None and timer.active():
-            if timer.getTime() <= timer_at:
-                return
-            timer.reset(max(0.0, timer_at - now))
-            return
-        self._timer = self.server.clock.callLater(max(0.0, timer_at - now), self._on_timer)
+        if timer_at is not None:
+            self._wake.at(timer_at, now)
 
     def _on_timer(self) -> None:
-        self._timer = None
         timer_at = self._timer_at
         now = self.server.clock.seconds()
         if timer_at is None or timer_at > now + _EARLY:
@@ -923,11 +916,11 @@ class _Connection:
         self.ended = True
         waits = [wait for _capsule, wait in self.closing.values()]
         self.closing = {}
-        for call in (self._timer, self._closing, self._session_deadline, self._keepalive,
-                     *waits):  # fmt: skip
+        self._wake.cancel()
+        for call in (self._closing, self._session_deadline, self._keepalive, *waits):
             if call is not None and call.active():
                 call.cancel()
-        self._timer = self._closing = self._session_deadline = self._keepalive = None
+        self._closing = self._session_deadline = self._keepalive = None
         sessions, self.sessions = self.sessions, {}
         for session in sessions.values():
             session.closed_by_peer()

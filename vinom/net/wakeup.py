@@ -1,10 +1,12 @@
 """One reactor timer that follows a sans-I/O core's `get_timer()`: `WakeUp`.
 
-Both UDP adapters (the game host's and the game client's) drive their core
-with a single `callLater`: after every flush they ask the core when it next
-needs `handle_timer` and move the timer only if that is earlier than the one
-already set. An early wake-up is harmless (the core re-checks); a late one
-is not.
+The UDP adapters (the game host's and the game client's) and each WebTransport
+connection drive their core with a single `callLater`: after every flush they
+ask the core when it next needs `handle_timer` and move the timer only if that
+is earlier than the one already set. An early wake-up is harmless (the core
+re-checks); a late one is not. A call is moved earlier by cancelling it and
+making another, not by `reset`: Twisted finds a call reset to an earlier time
+by a linear search of all its pending calls.
 """
 
 from __future__ import annotations
