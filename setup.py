@@ -136,8 +136,8 @@ setup(
         # sans-I/O QUIC and HTTP/3 stack, driven from the reactor (vinom.hosting.webtransport).
         # qh3 is aioquic with its packet protection, TLS and buffers compiled (0.52-0.60x
         # aioquic's CPU per move at 100 rooms); vinom extends its 1.x connection for the
-        # receive budget, which 2.x moved into native code (and 2.1 refuses Chromium's
-        # handshake: docs/performance.md).
+        # receive budget, which 2.x moved into native code (and every 2.x release refuses
+        # Chromium's handshake: benchmarks/README.md, "play").
         "qh3>=1.9.4,<2",
         # The operations endpoint's /metrics, in the Prometheus text format.
         "prometheus_client>=0.17",
