@@ -387,6 +387,40 @@ class LimitTests(SynchronousTestCase):
         self.assertEqual(frames.receive(data), [Ping(b"p", b""), CloseReceived(4008, "", b"")])
         self.assertEqual(frames.state, CLOSED)
 
+    def test_text_that_is_not_utf8_fails_at_its_first_bad_byte(self) -> None:
+        """A text frame's payload is checked as it comes (RFC 6455 8.1): a peer is failed
+        with 1007 at its first byte that is not UTF-8, before the rest of the frame has
+        come (wsproto fails there too); the rest is skipped and the peer's close read."""
+        frames = ServerFrames(1 << 16)
+        text = "héllo wörld".encode()
+        data = raw_frame(1, text + b"\xff" + b"x" * 5000, mask=b"\x01\x23\x45\x67")
+        bad = 8 + len(text)  # after the header (a 16-bit length and the mask)
+        events = [e for i in range(0, bad, 3) for e in frames.receive(data[i : min(i + 3, bad)])]
+        self.assertEqual(events, [])  # UTF-8 so far, split anywhere (a code point too)
+        [failure] = frames.receive(data[bad : bad + 1])
+        assert isinstance(failure, ProtocolFailure)
+        self.assertEqual(failure.code, 1007)
+        client = FrameProtocol(client=True, extensions=[])
+        self.assertEqual(frames.receive(data[bad + 1 :] + client.close(1000)),
+                         [CloseReceived(1000, "", b"")])  # fmt: skip
+
+    def test_the_same_checks_on_a_continuation(self) -> None:
+        """The first fragment's unfinished code point goes on into the next frame, which
+        arrives a byte at a time: whole, it is one message; a bad byte fails it."""
+        for tail, expected in ((b"\xa9 ok", "é ok"), (b"\x41", None)):
+            with self.subTest(tail=tail):
+                frames = ServerFrames(2048)
+                data = raw_frame(1, b"caf\xc3", fin=False) + raw_frame(
+                    0, tail, mask=b"\x80\x00\x7f\x01"
+                )
+                events = [e for i in range(len(data)) for e in frames.receive(data[i : i + 1])]
+                if expected is not None:
+                    self.assertEqual(events, [TextMessage("caf" + expected)])
+                else:
+                    [failure] = events
+                    assert isinstance(failure, ProtocolFailure)
+                    self.assertEqual(failure.code, 1007)
+
     def test_a_framing_error_discards_what_follows(self) -> None:
         frames = ServerFrames(2048)
         [failure] = frames.receive(raw_frame(2, b"x", mask=None))

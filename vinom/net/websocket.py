@@ -11,7 +11,7 @@ the TCP connection when `state` says so.
 What `receive` returns, in order:
 
 - `bytes`: a whole binary message (its fragments joined), the hot path;
-- `TextMessage`: a whole text message, its UTF-8 checked fragment by fragment;
+- `TextMessage`: a whole text message, its UTF-8 checked as its bytes come;
 - `Ping` (with its `reply`, the pong to write), `Pong`;
 - `CloseReceived`: the peer's close frame (code None: it named no code), with
   its `reply` (the echoed close to write) when the peer began the closing
@@ -20,7 +20,8 @@ What `receive` returns, in order:
   write): 1002 for a frame RFC 6455 forbids (an unmasked frame, reserved bits,
   an unknown opcode, a fragmented or over-long control frame, a length not in
   its shortest form or over 2**63, a continuation out of place, a bad close
-  code), 1007 for text (or a close reason) that is not UTF-8, 1009 for a
+  code), 1007 for text (or a close reason) that is not UTF-8, at its first bad
+  byte, before the rest of its frame has come (RFC 6455 8.1), 1009 for a
   message over `max_message` bytes, refused at its header, before its payload
   is held. After a 1007 or 1009 the framing is still sound: what follows is
   read, data frames skipped, until the peer's close; after a 1002 everything
@@ -166,10 +167,12 @@ class ServerFrames:
     __slots__ = (
         "_broken",
         "_buffer",
+        "_checked",
         "_decoder",
         "_fragments",
         "_held",
         "_message",
+        "_partial",
         "_skip",
         "max_message",
         "state",
@@ -186,6 +189,10 @@ class ServerFrames:
         self._fragments: list[bytes] = []
         self._held = 0
         self._decoder: object = None
+        # Of an unfinished text frame: the payload bytes already found to be UTF-8 so
+        # far, and the decoder's state after them (`_early_text`).
+        self._checked = 0
+        self._partial: tuple[bytes, int] = (b"", 0)
         # Payload bytes still to skip (the rest of an oversized frame, once failed).
         self._skip = 0
         # After a framing error nothing more can be read.
@@ -289,6 +296,14 @@ class ServerFrames:
                 at = stop
                 continue
             if stop > end:
+                text = opcode == _TEXT or (opcode == _CONTINUATION and self._message == _TEXT)
+                if text and not self._early_text(opcode, buf, head, end):
+                    # Not UTF-8 already: failed now (RFC 6455 8.1), the rest skipped.
+                    self._reset_message()
+                    events.append(self._failure(INVALID_DATA, "text that is not UTF-8"))
+                    self._skip = stop - end
+                    self._buffer = b""
+                    return events
                 break
             payload = _unmask(buf[head + 4 : stop], buf[head : head + 4])
             at = stop
@@ -314,7 +329,30 @@ class ServerFrames:
         self._buffer = buf[at:] if at < end else b""
         return events
 
+    def _early_text(self, opcode: int, buf: bytes, head: int, end: int) -> bool:
+        """Whether the part of an unfinished text frame (its header at `head`) that came
+        is UTF-8 so far: checked once a byte, as it comes, so that a peer is failed at
+        its first bad byte, not at the end of a frame of up to `max_message` bytes."""
+        checked = self._checked
+        start = head + 4 + checked
+        if end <= start:
+            return True
+        if not checked:
+            self._partial = (b"", 0) if opcode == _TEXT else self._decoder.getstate()  # type: ignore[attr-defined]
+        decoder = getincrementaldecoder("utf-8")()
+        decoder.setstate(self._partial)
+        turn = checked & 3  # the mask goes on from the payload's byte `checked`
+        mask = buf[head + turn : head + 4] + buf[head : head + turn]
+        try:
+            decoder.decode(_unmask(buf[start:end], mask))
+        except UnicodeDecodeError:
+            return False
+        self._checked = end - head - 4
+        self._partial = decoder.getstate()
+        return True
+
     def _data_frame(self, events: list[Event], opcode: int, payload: bytes, fin: int) -> None:
+        self._checked = 0  # the frame is whole: it is decoded from its start below
         if opcode:
             self._message = opcode
             if opcode == _TEXT:
@@ -359,6 +397,7 @@ class ServerFrames:
         return CloseReceived(code, reason, reply)
 
     def _reset_message(self) -> None:
+        self._checked = 0
         self._message = 0
         self._fragments = []
         self._held = 0
