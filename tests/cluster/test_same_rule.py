@@ -215,9 +215,8 @@ class MatchmakerBackendsTests(TestCase):
         self.assertGreater(formed.get("ranked", 0), 10, formed)
         self.assertGreater(formed.get("widened", 0), 0, formed)
         self.assertGreater(formed.get("normal", 0), 10, formed)
-        # (Team matches are the rarest: CI run 88 drew 5 in 120 examples, where this
-        # asked for more than 5. More than 2: random examples made some, beside the
-        # explicit one.)
+        # (Team matches are the rarest kind: 120 examples have drawn as few as 5. More
+        # than 2 says random examples made some, beside the explicit one.)
         self.assertGreater(formed.get("teams", 0), 2, formed)
 
     async def compare(
