@@ -108,6 +108,7 @@ def run(options: ScenarioOptions) -> int:
                     "state_interval": options["state-interval"],
                     "snapshot_checksums": options["snapshot-checksums"],
                     "record": not options["no-record"],
+                    "stock_reactor": options["stock-reactor"],
                     **({"spectators": watching} if watching else {}),
                     **web,
                 })],
@@ -193,6 +194,7 @@ def run(options: ScenarioOptions) -> int:
         "schema_snaps": not options["msgpack-snaps"],
         # Whether the host recorded its matches (play --no-record; benchmarks.play).
         "recording": bool(ready.get("recording")),
+        "reactor": ready.get("reactor"),
         "inputs_per_s": round(inputs / window, 1),
         "states_per_s_per_client": round(sum(states) / max(len(states), 1), 1),
         "states_per_s_per_client_max": round(max(states, default=0.0), 1),

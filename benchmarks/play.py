@@ -220,6 +220,12 @@ class Options(ScenarioOptions):
             "`twistd vinom` does).",
         ],
         [
+            "stock-reactor",
+            None,
+            "The server process runs on Twisted's default reactor, not vinom's "
+            "(vinom.net.reactor), as `twistd --reactor epoll vinom` does; JSON `reactor`.",
+        ],
+        [
             "relay",
             None,
             "Players send through vinom's UDP relay (a process of its own on "
@@ -315,7 +321,8 @@ def run(options: Options) -> int:
         with Harness(options.hard_limit(), on_progress) as harness:
             server = harness.spawn(
                 "server", "benchmarks.server_worker",
-                ["bare-game-socket", json.dumps({"key": key.hex(), "tls": tls})]
+                ["bare-game-socket", json.dumps({"key": key.hex(), "tls": tls,
+                                                 "stock_reactor": options["stock-reactor"]})]
                 if options["bare"] else
                 ["rooms", json.dumps({
                     "key": key.hex(),
@@ -328,6 +335,7 @@ def run(options: Options) -> int:
                     "webtransport": webtransport,
                     # Behind --tls-proxy: a PROXY header first, as --trusted-proxy reads it.
                     "proxied": options["tls-proxy"] is not None,
+                    "stock_reactor": options["stock-reactor"],
                 })],
                 server_cpu,
             )  # fmt: skip
@@ -392,6 +400,8 @@ def run(options: Options) -> int:
         # Whether the host recorded its matches (false with --no-record, or on a build
         # from before match records).
         "recording": bool(ready.get("recording")),
+        # The server process's reactor, as it names it.
+        "reactor": ready.get("reactor"),
     }
     rows: list[tuple[str, Any]] = []
     if options["host-workers"]:

@@ -61,7 +61,14 @@ from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 
 from benchmarks.ports import free_tcp_port, free_udp_port, free_udp_range
-from benchmarks.worker import cpu_seconds, global_reactor, rss_bytes, run_guarded, start_control
+from benchmarks.worker import (
+    cpu_seconds,
+    global_reactor,
+    reactor_name,
+    rss_bytes,
+    run_guarded,
+    start_control,
+)
 
 DUEL = "duel"
 
@@ -717,7 +724,7 @@ def allocation_growth(top: int = 15) -> dict[str, int]:
 
 def main() -> None:
     kind, settings = sys.argv[1], json.loads(sys.argv[2])
-    reactor = global_reactor()
+    reactor = global_reactor(stock=settings.get("stock_reactor", False))
     from benchmarks.bare_game_socket import start_bare_game_socket
 
     starters = {
@@ -746,7 +753,7 @@ def main() -> None:
     def ready(pair: Ready) -> None:
         fields, counters_now = pair
         counters.append(counters_now)
-        control.emit("ready", pid=os.getpid(), **fields)
+        control.emit("ready", pid=os.getpid(), reactor=reactor_name(reactor), **fields)
 
     def failed(failure: Failure) -> None:
         control.emit(

@@ -28,11 +28,21 @@ from twisted.python.failure import Failure
 Handler = Callable[[dict[str, Any]], Mapping[str, Any] | Deferred[Any] | None]
 
 
-def global_reactor() -> Any:
-    """The process's reactor; workers are entry points, so they may import it."""
-    from twisted.internet import reactor
+def global_reactor(stock: bool = False) -> Any:
+    """The process's reactor: vinom's, as in production (vinom.net.reactor), or with `stock`
+    Twisted's default; workers are entry points, so they may install it."""
+    if stock:
+        from twisted.internet import reactor
 
-    return reactor
+        return reactor
+    from vinom.net.reactor import install
+
+    return install()
+
+
+def reactor_name(reactor: Any) -> str:
+    """The reactor's class, as twistd logs it (`vinom.net.reactor.EPollReactor`)."""
+    return f"{type(reactor).__module__}.{type(reactor).__qualname__}"
 
 
 def emit(kind: str, **fields: Any) -> None:

@@ -266,8 +266,9 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertEqual(code, 0, stderr)
         self.assertEqual(result["scenario"], "play")
         self.assertEqual(result["players"], 6)
-        # The host records its matches, as `twistd vinom` does by default.
+        # The host records its matches, as `twistd vinom` does by default, on its reactor.
         self.assertIs(result["recording"], True)
+        self.assertEqual(result["reactor"], "vinom.net.reactor.EPollReactor")
         self.assertRate(result, "moves_per_s")
         # Every applied move reaches both players of its room.
         self.assertGreater(result["msgs_delivered_per_s"], result["moves_per_s"])
@@ -452,6 +453,7 @@ class ScenarioSmokeTests(unittest.TestCase):
         # Named by the server that ran (a run that started vinom's own said "vinom").
         self.assertEqual((result["transport"], result["server"]), ("websocket", "bare twisted"))
         self.assertFalse(result["recording"])
+        self.assertEqual(result["reactor"], "vinom.net.reactor.EPollReactor")
         self.assertRate(result, "moves_per_s")
         self.assertGreater(result["msgs_delivered_per_s"], result["moves_per_s"])
         self.assertEqual(result["errors"], 0)
@@ -462,12 +464,14 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertNotEqual(code, 0)
         self.assertIn("--bare", stderr)
 
-    def test_play_over_plain_websocket(self) -> None:
+    def test_play_over_plain_websocket_on_twisteds_reactor(self) -> None:
         code, result, stderr = run_bench(
             "play", "--rooms", "2", "--transport", "ws", "--warmup", "0.3", "--duration", "0.7",
+            "--stock-reactor",
         )  # fmt: skip
         self.assertEqual(code, 0, stderr)
         self.assertEqual(result["transport"], "ws")
+        self.assertEqual(result["reactor"], "twisted.internet.epollreactor.EPollReactor")
         self.assertRate(result, "moves_per_s")
         self.assertGreater(result["msgs_delivered_per_s"], result["moves_per_s"])
         self.assertEqual(result["errors"], 0)

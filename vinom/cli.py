@@ -42,6 +42,7 @@ from vinom.client.lobby import Auth, LobbyAddress, connect_lobby
 from vinom.errors import UnknownGame
 from vinom.games.interfaces import IGame
 from vinom.games.registry import GameRegistry, format_games
+from vinom.net.reactor import install as install_reactor
 from vinom.scaffold import ScaffoldError, check_available, game_names, write_game
 
 DEFAULT_LOBBY = "localhost:7350"
@@ -915,7 +916,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"vinom: {e}\n")
         return 1
 
-    from twisted.internet import reactor
+    reactor = install_reactor()
 
     if options.subCommand == "watch":
         from vinom.client.watch import run_watch

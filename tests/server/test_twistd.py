@@ -73,6 +73,8 @@ class TwistdTests(TestCase):
         self.assertIn(
             f"packet path {build['code']}, AEAD {build['aead']}".encode(), process.output
         )
+        # vinom's reactor, unless --reactor names another (next test).
+        self.assertIn(b"reactor class: vinom.net.reactor.EPollReactor", process.output)
 
         lobby = await connect_lobby(reactor, "127.0.0.1", port, trust=cert)
         welcome = await lobby.hello("ada")
@@ -89,6 +91,13 @@ class TwistdTests(TestCase):
         self.assertEqual((code, signal), (0, None), process.output.decode())
         self.assertIn(b"lobby draining", process.output)
         self.assertIn(b"Server Shut Down", process.output)
+
+    async def test_the_reactor_twistd_is_told_to_use_is_used(self) -> None:
+        _, process, port, cert = await self.start_twistd(twistd=("--reactor", "poll"))
+        self.assertIn(b"reactor class: twisted.internet.pollreactor.PollReactor", process.output)
+        lobby = await connect_lobby(reactor, "127.0.0.1", port, trust=cert)
+        self.assertTrue((await lobby.hello("ada")).player_id.startswith("p-"))
+        await lobby.close()
 
     async def test_an_old_client_is_told_to_update_over_tls_and_websocket(self) -> None:
         web = free_tcp_port()
@@ -142,7 +151,9 @@ class TwistdTests(TestCase):
         refused = await old.request({"type": "hello", "name": "old"})
         self.assertEqual((refused["code"], refused["reason"]), ("auth_failed", "required"))
 
-    async def start_twistd(self, *extra: str) -> tuple[Any, Collect, int, str]:
+    async def start_twistd(
+        self, *extra: str, twistd: tuple[str, ...] = ()
+    ) -> tuple[Any, Collect, int, str]:
         data_dir = os.path.abspath(self.mktemp())
         os.makedirs(data_dir)
         port = free_tcp_port()
@@ -153,7 +164,7 @@ class TwistdTests(TestCase):
         transport = reactor.spawnProcess(
             process, sys.executable,
             [
-                sys.executable, "-c", RUN_TWISTD, "-n", "--pidfile=", "vinom",
+                sys.executable, "-c", RUN_TWISTD, "-n", "--pidfile=", *twistd, "vinom",
                 "--lobby", f"ssl:{port}:interface=127.0.0.1",
                 "--udp-ports", f"{udp}-{udp + 1}", "--data-dir", data_dir,
                 "--ops-port", "tcp:0:interface=127.0.0.1",

@@ -21,6 +21,7 @@ from twisted.python import usage
 
 from vinom.fleet.options import RelayOptions as Options
 from vinom.gateway.relay import RelayCollector, RelayService, relay_service
+from vinom.net.reactor import install as install_reactor
 from vinom.server.ops import operations_site
 from vinom.server.startup import Listener, StartupError
 
@@ -58,9 +59,7 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
     builder: /health, /ready, /metrics of its counters). Where players send and where
     the figures are is logged once everything listens."""
     if reactor is None:
-        from twisted.internet import reactor as global_reactor
-
-        reactor = global_reactor
+        reactor = install_reactor()  # unless --reactor chose one (vinom.net.reactor)
     root = service.MultiService()
     relay = build_relay(options, reactor)
     relay.setServiceParent(root)

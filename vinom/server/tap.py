@@ -15,6 +15,7 @@ from typing import Any
 from twisted.application import service
 from twisted.python import usage
 
+from vinom.net.reactor import install as install_reactor
 from vinom.server import roles
 from vinom.server.accounts import build_accounts
 from vinom.server.fleet import find_fleet
@@ -35,9 +36,8 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
     """
     under_twistd = reactor is None
     if reactor is None:
-        from twisted.internet import reactor as global_reactor
-
-        reactor = global_reactor
+        # twistd has not imported a reactor unless --reactor chose one (vinom.net.reactor).
+        reactor = install_reactor()
     fleet = find_fleet()
     options = role_options(options)
     if fleet is not None:

@@ -286,8 +286,11 @@ class WorkerProtocol(amp.AMP):
 
 def main() -> None:
     """Run a worker on pipes 3 and 4 until they close (the supervisor's command line)."""
-    from twisted.internet import reactor
     from twisted.internet.stdio import StandardIO
+
+    from vinom.net.reactor import install
+
+    reactor = install()
     from twisted.logger import globalLogBeginner
 
     from vinom.hosting.workers.logs import worker_log_observer
@@ -310,7 +313,7 @@ def main() -> None:
         stdout=commands.WORKER_WRITES_FD,
         reactor=reactor,
     )
-    reactor.run(installSignalHandlers=False)  # type: ignore[call-arg]
+    reactor.run(installSignalHandlers=False)
 
 
 if __name__ == "__main__":
