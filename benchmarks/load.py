@@ -148,9 +148,9 @@ def print_summary(summary: dict[str, Any], out: IO[str]) -> None:
 def run(options: Options, reactor: Any = None) -> int:
     """Run the bots against the lobby in `options`; returns the exit code."""
     if reactor is None:
-        from vinom.net.reactor import install
+        from benchmarks.worker import global_reactor
 
-        reactor = install()
+        reactor = global_reactor()
     from vinom.errors import UnknownGame
     from vinom.games.registry import GameRegistry
 

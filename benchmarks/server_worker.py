@@ -46,6 +46,7 @@ its record is in the Redis registry (`host_id` in its ready message).
 from __future__ import annotations
 
 import gc
+import importlib
 import json
 import os
 import shutil
@@ -125,6 +126,22 @@ def bench_spectators(settings: dict[str, Any]) -> dict[str, Any]:
     from vinom.hosting.spectators import DEFAULT_MAX_PER_MATCH, SpectatorSettings
 
     return {"spectators": SpectatorSettings(max_per_match=max(wanted, DEFAULT_MAX_PER_MATCH))}
+
+
+def find_gc_settle() -> Callable[[], None] | None:
+    """The build's `settle_garbage_collection` (vinom.net.reactor; vinom.server.startup in a
+    build before it), or None in a build older still (a baseline being compared), whose
+    twistd did not settle the collector either."""
+    for module in ("vinom.net.reactor", "vinom.server.startup"):
+        try:
+            settle: Callable[[], None] | None = getattr(
+                importlib.import_module(module), "settle_garbage_collection", None
+            )
+        except ImportError:
+            continue
+        if settle is not None:
+            return settle
+    return None
 
 
 def start_rooms(reactor: Any, settings: dict[str, Any]) -> Started:
@@ -207,6 +224,10 @@ def start_rooms(reactor: Any, settings: dict[str, Any]) -> Started:
             reactor, host, factory.protocol_config, interface, settings.get("tls", True),
             bool(settings.get("webtransport")), bool(settings.get("proxied")),
         ))  # fmt: skip
+    settle = find_gc_settle()
+    if settle is not None:
+        # As `twistd vinom` and its game-host workers do once their reactor runs.
+        reactor.callWhenRunning(settle)
     return ready, counters
 
 
@@ -481,11 +502,9 @@ def start_server(reactor: Any, settings: dict[str, Any]) -> Started:
         textFileLogObserver,
     )
 
-    from vinom.server import startup, tap
+    from vinom.server import tap
 
-    # None in an older build (a baseline being compared), whose twistd does not
-    # settle the collector either.
-    settle_garbage_collection = getattr(startup, "settle_garbage_collection", None)
+    settle = find_gc_settle()
 
     # Warnings and errors to our stderr (kept by the harness), nothing else: the
     # log buffer must not grow with the run (soak measures memory).
@@ -524,8 +543,8 @@ def start_server(reactor: Any, settings: dict[str, Any]) -> Started:
     root.startService()
     reactor.addSystemEventTrigger("before", "shutdown", root.stopService)
     # As `twistd vinom` does once its reactor runs (tap.makeService).
-    if settle_garbage_collection is not None:
-        reactor.callWhenRunning(settle_garbage_collection)
+    if settle is not None:
+        reactor.callWhenRunning(settle)
     from vinom.server.certs import CERT_FILE
 
     trust = options["certificate"] or os.path.join(settings["data_dir"], CERT_FILE)

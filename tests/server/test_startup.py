@@ -565,13 +565,14 @@ class ListenInterfaceTests(TestCase):
 
 class GarbageCollectionTests(TestCase):
     """A started server's collector leaves its start-up objects alone
-    (`settle_garbage_collection`, run by `twistd vinom` once the reactor runs).
+    (`vinom.net.reactor.settle_garbage_collection`, run by `twistd vinom` and each
+    game-host worker once the reactor runs).
     Checked in a child Python: freezing this test process would keep its garbage."""
 
     def test_start_up_objects_are_frozen_and_young_collections_are_rarer(self) -> None:
         script = (
             "import gc, json\n"
-            "from vinom.server.startup import settle_garbage_collection, GC_YOUNG_THRESHOLD\n"
+            "from vinom.net.reactor import settle_garbage_collection, GC_YOUNG_THRESHOLD\n"
             "before = gc.get_threshold()[0]\n"
             "settle_garbage_collection()\n"
             "print(json.dumps([before, gc.get_freeze_count(), gc.get_threshold()[0],\n"

@@ -10,7 +10,6 @@ go: the web client, the dashboard, and the lobby with the certificate to trust.
 
 from __future__ import annotations
 
-import gc
 import ipaddress
 import os
 import stat
@@ -33,36 +32,6 @@ from twisted.python.failure import Failure
 from vinom.server.endpoints import listening_fields
 
 _log = Logger()
-
-
-# The youngest generation's collection threshold for a running server (Python's
-# default is 700 allocations). A server's turn allocates a few hundred
-# short-lived objects per client (frames, Deferreds, records), most freed by
-# reference counting; collecting every 700 allocations traverses the same
-# in-flight connections' objects over and over. What the collector must free
-# is cyclic: each ended match's host (core, endpoint, router, port) and each
-# closed lobby connection, about 65 objects per player in `match`. At 10,000 a
-# 2,000-player `match --returning` ran 15 young and 1 middle collections,
-# 0.21-0.34 s (6-9% of the server's CPU); at 50,000, 3 young ones, 0.05-0.10 s
-# (4 runs each, issue #41), for a few MB of garbage held a little longer.
-GC_YOUNG_THRESHOLD = 50_000
-
-
-def settle_garbage_collection() -> None:
-    """Tune the collector for a long-running server, once it has started.
-
-    Everything alive now (modules, classes, the service tree: tens of thousands
-    of objects, none of them garbage) moves to the collector's
-    permanent generation (`gc.freeze`), so a full collection walks only what
-    the server made since; and the youngest generation is collected every
-    `GC_YOUNG_THRESHOLD` allocations. Without this, the collector took about a
-    tenth of the server's CPU in the `match` benchmark (docs/performance.md).
-    Cycles made later are collected as before.
-    """
-    gc.collect()
-    gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 class StartupError(SystemExit, Exception):

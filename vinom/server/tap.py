@@ -16,11 +16,11 @@ from twisted.application import service
 from twisted.python import usage
 
 from vinom.net.reactor import install as install_reactor
+from vinom.net.reactor import settle_garbage_collection
 from vinom.server import roles
 from vinom.server.accounts import build_accounts
 from vinom.server.fleet import find_fleet
 from vinom.server.options import Options, role_options
-from vinom.server.startup import settle_garbage_collection
 
 __all__ = ["Options", "makeService"]
 
@@ -32,7 +32,7 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
     not answer ends the start in one line, and SIGTERM and SIGINT drain the
     server before it stops (vinom.server.drain), and once the reactor runs the
     garbage collector is settled for a long-running process
-    (`vinom.server.startup.settle_garbage_collection`).
+    (`vinom.net.reactor.settle_garbage_collection`).
     """
     under_twistd = reactor is None
     if reactor is None:

@@ -288,7 +288,7 @@ def main() -> None:
     """Run a worker on pipes 3 and 4 until they close (the supervisor's command line)."""
     from twisted.internet.stdio import StandardIO
 
-    from vinom.net.reactor import install
+    from vinom.net.reactor import install, settle_garbage_collection
 
     reactor = install()
     from twisted.logger import globalLogBeginner
@@ -313,6 +313,8 @@ def main() -> None:
         stdout=commands.WORKER_WRITES_FD,
         reactor=reactor,
     )
+    # A worker is as long-lived as the server that started it, and hosts its games.
+    reactor.callWhenRunning(settle_garbage_collection)
     reactor.run(installSignalHandlers=False)
 
 
