@@ -287,13 +287,12 @@ class WorkerProtocol(amp.AMP):
 def main() -> None:
     """Run a worker on pipes 3 and 4 until they close (the supervisor's command line)."""
     from twisted.internet.stdio import StandardIO
-
-    from vinom.net.reactor import install, settle_garbage_collection
-
-    reactor = install()
     from twisted.logger import globalLogBeginner
 
     from vinom.hosting.workers.logs import worker_log_observer
+    from vinom.net.reactor import install, settle_garbage_collection
+
+    reactor = install()
 
     # The lobby decides when its workers stop (module docstring).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
