@@ -7,6 +7,8 @@ vinom's reactor, so TCP, UDP, TLS, processes, descriptor sets, timers and system
 events are checked by Twisted's tests, not ours.
 """
 
+# slow: runs Twisted's process tests, which start child processes
+
 from __future__ import annotations
 
 import socket
