@@ -97,6 +97,7 @@ class EventsWithoutContextTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.reactor = EPollReactor()
         self.connections: list[protocol.Protocol] = []
+        self.ports: list[Any] = []
         self.logged: list[dict[str, Any]] = []
         globalLogPublisher.addObserver(self.logged.append)
         self.addCleanup(globalLogPublisher.removeObserver, self.logged.append)
@@ -111,8 +112,6 @@ class EventsWithoutContextTests(SynchronousTestCase):
         self.reactor.iterate(0)
         self.reactor.iterate(0)
 
-    ports: list[Any] = []
-
     def listen(self, kind: type[protocol.Protocol]) -> int:
         connections = self.connections
 
@@ -123,7 +122,7 @@ class EventsWithoutContextTests(SynchronousTestCase):
 
         port = self.reactor.listenTCP(0, protocol.Factory.forProtocol(Tracked),
                                       interface="127.0.0.1")  # fmt: skip
-        self.ports = [*self.ports, port]
+        self.ports.append(port)
         return int(port.getHost().port)
 
     def connect(self, port: int) -> socket.socket:
