@@ -226,8 +226,10 @@ def start_rooms(reactor: Any, settings: dict[str, Any]) -> Started:
         ))  # fmt: skip
     settle = find_gc_settle()
     if settle is not None:
-        # As `twistd vinom` and its game-host workers do once their reactor runs.
-        reactor.callWhenRunning(settle)
+        # As `twistd vinom` and its game-host workers do once their reactor runs; here
+        # before the host says it is ready, so that the collector's one full pass (tens
+        # of ms) does not stall the players' first handshakes in the warm-up.
+        settle()
     return ready, counters
 
 
