@@ -304,6 +304,49 @@ class RoundTripTests(SynchronousTestCase):
         })  # fmt: skip
 
 
+class QuantisationTests(SynchronousTestCase):
+    """A fixed field's integer is §16.8's `n = round(v * (1 / step))` clamped, with
+    Python's `round` (a tie to the even integer), for any number a view holds."""
+
+    def field(self, lo: float, hi: float, step: float) -> ViewSchema:
+        return ViewSchema([["v", ["fixed", lo, hi, step]]])
+
+    DECLARED = [
+        (-500.0, 500.0, 0.01),
+        (0.0, 1697.06, 0.01),
+        (-120.0, 120.0, 0.1),
+        (-3.0, 7.0, 0.5),
+        (-(2.0**40), 2.0**40, 1.0),
+    ]
+
+    @given(
+        st.floats(allow_nan=False, allow_infinity=False, width=64)
+        | st.integers(-(2**60), 2**60)
+        | st.floats(-1e6, 1e6).map(lambda v: round(v, 2)),
+        st.sampled_from(DECLARED),
+    )
+    def test_as_the_document_defines_it(self, value: float, declared: tuple[float, ...]) -> None:
+        lo, hi, step = declared
+        scale = 1 / step
+        low, high = math.ceil(lo * scale), math.floor(hi * scale)
+        (n,) = self.field(lo, hi, step).wire({"v": value})
+        scaled = value * scale  # beyond the range, it may be infinite: no round then
+        rounded = high if scaled > high else low if scaled < low else round(scaled)
+        self.assertEqual(n, max(low, min(high, rounded)))
+        self.assertIs(type(n), int)
+
+    def test_a_tie_goes_to_the_even_integer_and_infinities_to_the_ends(self) -> None:
+        schema = self.field(-10, 10, 1)
+        values = [0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 0.49999999999999994, math.inf, -math.inf,
+                  math.nan, 1e308, -1e308, 3, 4]  # fmt: skip
+        self.assertEqual([schema.wire({"v": v})[0] for v in values],
+                         [0, 2, 2, 0, -2, -2, 0, 10, -10, -10, 10, -10, 3, 4])  # fmt: skip
+        # Beside 2^52, the last doubles with a fraction.
+        self.assertEqual(self.field(0, 2.0**52, 1).wire({"v": 2.0**52 - 0.5})[0], 2**52)
+        self.assertEqual(self.field(-(2.0**52), 0, 1).wire({"v": 0.5 - 2.0**52})[0], -(2**52))
+        self.assertEqual(self.field(0, 2.0**52, 1).wire({"v": 2.0**52 - 1.5})[0], 2**52 - 2)
+
+
 class DeclarationTests(SynchronousTestCase):
     def test_what_is_not_a_declaration_is_refused(self) -> None:
         for bad in (

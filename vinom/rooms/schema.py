@@ -122,21 +122,26 @@ class FixedField(Field):
         wire_lo, wire_hi = math.ceil(lo * self.scale), math.floor(hi * self.scale)
         super().__init__(_NUMBER, (wire_hi - wire_lo).bit_length(), wire_lo, wire_hi)
         self.hi_float: float = float(wire_hi)
+        self.lo_float: float = float(wire_lo)
         if self.hi < self.lo or self.bits > MAX_BITS:
             raise ValueError(f"a fixed field spans 1 to 2^{MAX_BITS} steps: "
                              f"{[FIXED, lo, hi, step]!r}")  # fmt: skip
 
     def wire(self, value: Any) -> int:
-        cls = type(value)
-        if cls is not float and cls is not int and (
-            cls is bool or not isinstance(value, (int, float))
-        ):
+        # (Compiled, a float taken as it is and `round_half_even` stay C doubles;
+        # `float(value)` and the builtin `round` would each make a Python object.)
+        if type(value) is float:
+            number: float = value
+        elif type(value) is bool or not isinstance(value, (int, float)):
             raise TypeError(f"a fixed field holds a number, not {value!r}")
-        scaled: float = float(value) * self.scale
+        else:
+            number = float(value)
+        scaled = number * self.scale
         if not scaled < self.hi_float:  # (NaN and +inf too)
             return self.hi if scaled == scaled else self.lo
-        n = round(scaled)
-        return self.lo if n < self.lo else n
+        if not scaled > self.lo_float:  # (-inf too)
+            return self.lo
+        return round_half_even(scaled)
 
     def rebuild(self, wire: Any) -> float:
         return wire / self.scale
@@ -244,21 +249,30 @@ def _field(kind: Any) -> Field:
 
 
 class BitWriter:
-    """Bits written most significant first, each byte filled from its high bit."""
+    """Bits written most significant first, each byte filled from its high bit.
+
+    (Compiled, the bytes gather in a list, whose append is a C call where a
+    bytearray's is a method lookup, and `acc` stays below 2^56, a machine integer.)"""
 
     def __init__(self) -> None:
-        self.out = bytearray()
+        self.out: list[int] = []
+        # The bits not yet in a whole byte: fewer than 8.
         self.acc = 0
         self.count = 0
 
     def put(self, value: int, bits: int) -> None:
-        if bits:
-            self.acc = (self.acc << bits) | value
-            self.count += bits
-            while self.count >= 8:
-                self.count -= 8
-                self.out.append((self.acc >> self.count) & 0xFF)
-            self.acc &= (1 << self.count) - 1
+        if bits > 48:
+            self.put(value >> 32, bits - 32)
+            value &= 0xFFFFFFFF
+            bits = 32
+        acc = (self.acc << bits) | value
+        count = self.count + bits
+        out = self.out
+        while count >= 8:
+            count -= 8
+            out.append((acc >> count) & 0xFF)
+        self.acc = acc & ((1 << count) - 1)
+        self.count = count
 
     def uvar(self, value: int) -> None:
         """An unsigned integer in groups of 8 bits, low 7 bits first, the high bit set
@@ -301,6 +315,20 @@ class BitReader:
         # Only the zero padding of the last byte may be left.
         if self.left >= 8 or self.value & ((1 << self.left) - 1):
             raise CorruptSnapshot("bytes or bits after the snapshot's body")
+
+
+def round_half_even(x: float) -> int:
+    """Python's `round(x)` of a finite float: the nearest integer, a tie to the even
+    one (§16.3's rounding), in C doubles when compiled."""
+    n = int(x)  # toward zero
+    whole = float(n)
+    if whole > x:  # x < 0: the floor is one below
+        n -= 1
+        whole -= 1.0
+    rest = x - whole  # exact: the fraction of a double is a double
+    if rest > 0.5 or (rest == 0.5 and n & 1):
+        n += 1
+    return n
 
 
 def zigzag(d: int) -> int:
