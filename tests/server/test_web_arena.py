@@ -302,7 +302,12 @@ class ArenaBoardTests(TestCase):
         travelled = sum(d for d, _, _, _ in during)
         self.assertGreater(travelled, 100.0)  # the key was held 1.5 s and more, at 100 a second
         rightwards = (frames[-1][1][0] - before[-1][1][0]) % SIZE  # less than once round
-        self.assertLess(abs(travelled - rightwards), INTERVAL_TRAVEL, (travelled, rightwards))
+        # Frames' moves add up to more than her way by what Bob's page drew past it
+        # and back: when she stopped, a render past the newest view extrapolated her
+        # velocity, for at most a snapshot interval (docs/client.md, `SnapshotBuffer`),
+        # and the next snap put her back (CI run 94: 165 against 155, her speed 100).
+        self.assertLess(abs(travelled - rightwards), 2 * INTERVAL_TRAVEL,
+                        (travelled, rightwards))  # fmt: skip
 
         for name, page in pages.items():
             with self.subTest(page=name):
