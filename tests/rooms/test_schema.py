@@ -325,6 +325,7 @@ class QuantisationTests(SynchronousTestCase):
         | st.floats(-1e6, 1e6).map(lambda v: round(v, 2)),
         st.sampled_from(DECLARED),
     )
+    @settings(max_examples=300, deadline=None)
     def test_as_the_document_defines_it(self, value: float, declared: tuple[float, ...]) -> None:
         lo, hi, step = declared
         scale = 1 / step
