@@ -319,7 +319,7 @@ class BitReader:
 
 def round_half_even(x: float) -> int:
     """Python's `round(x)` of a finite float: the nearest integer, a tie to the even
-    one (§16.3's rounding), in C doubles when compiled."""
+    one (the `round` of §16.3 and §16.8), in C doubles when compiled."""
     n = int(x)  # toward zero
     whole = float(n)
     if whole > x:  # x < 0: the floor is one below
