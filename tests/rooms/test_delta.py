@@ -38,6 +38,7 @@ from vinom.rooms.delta import (
     encode_body,
     encode_snapshot,
 )
+from vinom.rooms.delta_wire import round_half_even
 
 # -- views ----------------------------------------------------------------------
 
@@ -211,6 +212,16 @@ class QuantisationTests(SynchronousTestCase):
         self.assertEqual(rules.quantise({"v": once})["v"], once)
         # On the wire it is an integer: n, with n / (1 / step) the value.
         self.assertEqual(rules.prepare({"v": value}).wire["v"], round(value * (1 / step)))
+
+    @settings(max_examples=500, deadline=None)
+    @given(
+        st.floats(allow_nan=False, allow_infinity=False)
+        | st.integers(-(2**60), 2**60).map(lambda n: n + 0.5)  # ties, where they exist
+    )
+    def test_the_hosts_round_is_pythons(self, value: float) -> None:
+        # The quantisations' `round` (§16.3, §16.8) in doubles, as the compiled build
+        # runs it: a tie goes to the even integer, as Python's does.
+        self.assertEqual(round_half_even(value), round(value))
 
     @settings(max_examples=100, deadline=None)
     @given(st.floats(allow_nan=False, width=64))

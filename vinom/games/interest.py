@@ -119,14 +119,13 @@ class Grid:
             # [0, wrap), which stay as they are).
             xs = tuple(x % wrap for x in xs)
             ys = tuple(y % wrap for y in ys)
-        floor = math.floor
         cells: dict[tuple[int, int], list[int]] = {}
         for i in range(len(xs)):
             if count:
                 # min(): x % wrap / cell can round up to `count` for x just below wrap.
                 key = (min(int(xs[i] / cell), count - 1), min(int(ys[i] / cell), count - 1))
             else:
-                key = (floor(xs[i] / cell), floor(ys[i] / cell))
+                key = (math.floor(xs[i] / cell), math.floor(ys[i] / cell))
             bucket = cells.get(key)
             if bucket is None:
                 cells[key] = [i]
@@ -172,9 +171,10 @@ class Grid:
         """The buckets of every cell the circle may touch, each once."""
         cell, count, cells = self._cell, self._count, self._cells
         reach = radius + (abs(x) + abs(y) + radius + cell) * _SLACK
-        floor = math.floor
-        low_x, high_x = floor((x - reach) / cell), floor((x + reach) / cell)
-        low_y, high_y = floor((y - reach) / cell), floor((y + reach) / cell)
+        # (`math.floor` and `cells.get` called as such: compiled, each is a C call,
+        # where a local alias of either is a Python object called generically.)
+        low_x, high_x = math.floor((x - reach) / cell), math.floor((x + reach) / cell)
+        low_y, high_y = math.floor((y - reach) / cell), math.floor((y + reach) / cell)
         columns: range | list[int] = range(low_x, high_x + 1)
         rows: range | list[int] = range(low_y, high_y + 1)
         if count:
@@ -191,12 +191,11 @@ class Grid:
                 for (column, row), bucket in cells.items()
                 if column in wanted_columns and row in wanted_rows
             ]
-        get = cells.get
         return [
             bucket
             for column in columns
             for row in rows
-            if (bucket := get((column, row))) is not None
+            if (bucket := cells.get((column, row))) is not None
         ]
 
 

@@ -667,20 +667,20 @@ class ServerEndpoint:
         """
         seq = s.tx_seq
         s.tx_seq = seq + len(plains)
-        append = self._out.append
+        out = self._out  # (compiled, `out.append` is a C call; a bound `append` is not)
         address = s.address
         if kind == PAYLOAD and s.short:
             for plain in plains:
                 associated = _pack_header(SHORT_PAYLOAD, seq)
-                append((_pack_short(SHORT_PAYLOAD, seq & 0xFFFF)
-                        + tx.encrypt(_pack_nonce(NONCE_DOMAIN_SESSION, seq), plain, associated),
-                        address))  # fmt: skip
+                out.append((_pack_short(SHORT_PAYLOAD, seq & 0xFFFF)
+                            + tx.encrypt(_pack_nonce(NONCE_DOMAIN_SESSION, seq), plain, associated),
+                            address))  # fmt: skip
                 seq += 1
             return
         for plain in plains:
             header = _pack_header(kind, seq)
-            append((header + tx.encrypt(_pack_nonce(NONCE_DOMAIN_SESSION, seq), plain, header),
-                    address))
+            sealed = header + tx.encrypt(_pack_nonce(NONCE_DOMAIN_SESSION, seq), plain, header)
+            out.append((sealed, address))
             seq += 1
 
     def _flush_session(self, s: ServerSession, now: float) -> None:

@@ -154,6 +154,21 @@ def compile_rules(rules: tuple[tuple[str, float | str], ...]) -> Node | None:
     return root
 
 
+def round_half_even(x: float) -> int:
+    """Python's `round(x)` of a finite float: the nearest integer, a tie to the even
+    one (the `round` of §16.3 and §16.8), in C doubles when compiled, where the
+    builtin `round` is looked up and called on a new float object."""
+    n = int(x)  # toward zero
+    whole = float(n)
+    if whole > x:  # x < 0: the floor is one below
+        n -= 1
+        whole -= 1.0
+    rest = x - whole  # exact: the fraction of a double is a double
+    if rest > 0.5 or (rest == 0.5 and n & 1):
+        n += 1
+    return n
+
+
 class ToWire:
     """Walks a view into its wire form, noting whether a float needs 64 bits."""
 
@@ -206,14 +221,13 @@ class ToWire:
             elif child.scale and (kind is float or kind is int):
                 scaled = float(item) * child.scale
                 if -_MAX_SAFE <= scaled <= _MAX_SAFE:
-                    out[key] = round(scaled)
+                    out[key] = round_half_even(scaled)
                     continue
             out[key] = self.value(item, child, deeper)
         return out
 
     def _items(self, value: Any, node: Node | None, deeper: int) -> Any:
         items: list[Any] = []
-        append = items.append
         child: Node | None = None
         # The node of each index, looked up inline (`Node.at` without its call).
         wildcard = None if node is None else node.wildcard
@@ -228,20 +242,20 @@ class ToWire:
                     child = by_index[i] if i < named else wildcard
             if child is None:
                 if kind is int or kind is str or kind is bool or item is None:
-                    append(item)
+                    items.append(item)
                     continue
             elif child.scale and (kind is float or kind is int):
                 scaled = float(item) * child.scale
                 if -_MAX_SAFE <= scaled <= _MAX_SAFE:
-                    append(round(scaled))
+                    items.append(round_half_even(scaled))
                     continue
-            append(self.value(item, child, deeper))
+            items.append(self.value(item, child, deeper))
         return items
 
     def _stepped(self, value: float, scale: float) -> Any:
         scaled = value * scale
         if math.isfinite(scaled) and -_MAX_SAFE <= scaled <= _MAX_SAFE:
-            return round(scaled)
+            return round_half_even(scaled)
         self.wide = True  # out of the step's range: sent as it is
         return value
 
@@ -287,7 +301,6 @@ def _canonical(value: Any, node: Node | None, decoded: bool) -> Any:
         return {k: _canonical(value[k], node.child(k), decoded) for k in sorted(value)}
     if kind is list:
         items: list[Any] = []
-        append = items.append
         child: Node | None = None
         for i, item in enumerate(value):
             if node is not None:
@@ -296,17 +309,17 @@ def _canonical(value: Any, node: Node | None, decoded: bool) -> Any:
             # Inline what most lists hold: a call per value is most of the cost.
             if kind is int:
                 if decoded or child is None or not child.scale:
-                    append(item)
+                    items.append(item)
                     continue
                 number = float(item) / child.scale
                 if number.is_integer() and -_MAX_SAFE <= number <= _MAX_SAFE:
-                    append(int(number))
+                    items.append(int(number))
                 else:
-                    append(number)
+                    items.append(number)
             elif kind is str:
-                append(item)
+                items.append(item)
             else:
-                append(_canonical(item, child, decoded))
+                items.append(_canonical(item, child, decoded))
         return items
     return value
 
@@ -357,23 +370,22 @@ def diff_wire(base: Any, new: Any) -> Any:
     if kind is list:
         length = len(new)
         out: list[Any] = [length]
-        append = out.append
         for i, (old, item) in enumerate(zip(base, new, strict=False)):
             kind = type(item)
             if type(old) is not kind:
-                append(i)
-                append(item)
+                out.append(i)
+                out.append(item)
             elif kind is dict or kind is list:
                 sub = diff_wire(old, item)
                 if sub is not SAME:
-                    append(i)
-                    append(sub)
+                    out.append(i)
+                    out.append(sub)
             elif old != item:
-                append(i)
-                append(item)
+                out.append(i)
+                out.append(item)
         for i in range(len(base), length):
-            append(i)
-            append(new[i])
+            out.append(i)
+            out.append(new[i])
         return out if len(out) > 1 or length != len(base) else SAME
     return SAME if base == new else new
 

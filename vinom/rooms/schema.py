@@ -30,7 +30,7 @@ from typing import Any, Final
 
 import msgpack
 
-from vinom.rooms.delta_wire import CorruptSnapshot, UnknownBaseline, view_crc
+from vinom.rooms.delta_wire import CorruptSnapshot, UnknownBaseline, round_half_even, view_crc
 
 #: The first byte of a schema snapshot (a §16.1 snapshot starts with 0x94).
 SCHEMA_FORMAT: Final = 0x01
@@ -315,20 +315,6 @@ class BitReader:
         # Only the zero padding of the last byte may be left.
         if self.left >= 8 or self.value & ((1 << self.left) - 1):
             raise CorruptSnapshot("bytes or bits after the snapshot's body")
-
-
-def round_half_even(x: float) -> int:
-    """Python's `round(x)` of a finite float: the nearest integer, a tie to the even
-    one (the `round` of §16.3 and §16.8), in C doubles when compiled."""
-    n = int(x)  # toward zero
-    whole = float(n)
-    if whole > x:  # x < 0: the floor is one below
-        n -= 1
-        whole -= 1.0
-    rest = x - whole  # exact: the fraction of a double is a double
-    if rest > 0.5 or (rest == 0.5 and n & 1):
-        n += 1
-    return n
 
 
 def zigzag(d: int) -> int:
