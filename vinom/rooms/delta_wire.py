@@ -169,6 +169,15 @@ def round_half_even(x: float) -> int:
     return n
 
 
+def _as_float(number: Any, kind: type) -> float:
+    """An int or float of type `kind` as a float: a float as it is (compiled, unboxed
+    where `float(number)` would be a generic call)."""
+    if kind is float:
+        value: float = number
+        return value
+    return float(number)
+
+
 class ToWire:
     """Walks a view into its wire form, noting whether a float needs 64 bits."""
 
@@ -219,7 +228,7 @@ class ToWire:
                     out[key] = item
                     continue
             elif child.scale and (kind is float or kind is int):
-                scaled = float(item) * child.scale
+                scaled = _as_float(item, kind) * child.scale
                 if -_MAX_SAFE <= scaled <= _MAX_SAFE:
                     out[key] = round_half_even(scaled)
                     continue
@@ -245,7 +254,7 @@ class ToWire:
                     items.append(item)
                     continue
             elif child.scale and (kind is float or kind is int):
-                scaled = float(item) * child.scale
+                scaled = _as_float(item, kind) * child.scale
                 if -_MAX_SAFE <= scaled <= _MAX_SAFE:
                     items.append(round_half_even(scaled))
                     continue
