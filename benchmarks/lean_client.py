@@ -34,6 +34,7 @@ import struct
 from collections.abc import Callable
 
 from vinom.protocol.client import ClientConnection
+from vinom.protocol.config import ClientConfig
 from vinom.protocol.crypto import InvalidTag
 from vinom.protocol.reliability import (
     ACK_BITS,
@@ -61,6 +62,18 @@ from vinom.protocol.wire import (
 )
 
 _HEADER = struct.Struct("<BQ")
+
+
+def handover_config() -> ClientConfig:
+    """The config of a connection a `LeanSession` will take over: slim payloads
+    (docs/protocol.md 5.10) not offered, since it does not read them (a `compare`
+    baseline that predates them has no such option, and never offers them)."""
+    try:
+        return ClientConfig(slim_payloads=False)  # type: ignore[call-arg,unused-ignore]
+    except TypeError:
+        return ClientConfig()
+
+
 # A short payload (docs/protocol.md 5.9), written here: a `compare` baseline may
 # predate it (its host never sends one, since its client never offers them).
 _SHORT_PAYLOAD = 8
@@ -99,6 +112,8 @@ class LeanSession:
         # packet arrived, as Reliability reports it; without, 0 (module docstring).
         self.clock = clock
         self.recv_at = 0.0 if clock is None else clock()
+        if getattr(conn.config, "slim_payloads", False):
+            raise ValueError("a LeanSession reads no slim payloads: connect with handover_config()")
         handover = conn.hand_over()
         layer = handover.reliability
         self.rx = handover.receive_aead

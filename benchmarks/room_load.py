@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgpack
 
-from benchmarks.lean_client import LeanSession
+from benchmarks.lean_client import LeanSession, handover_config
 from benchmarks.loadgen import DONE, Latencies, Timeline, play_timeline
 from benchmarks.server_worker import match_id, player_id
 from benchmarks.session_load import (
@@ -43,6 +43,7 @@ from benchmarks.session_load import (
 )
 from benchmarks.worker import emit
 from vinom.protocol.address import HostAddress
+from vinom.protocol.config import ClientConfig
 from vinom.protocol.tokens import PublicToken
 from vinom.rooms.messages import encode_action
 
@@ -74,8 +75,8 @@ class Player:
 class RoomDriver(Driver):
     """Connects both players of each bench room in `rooms`."""
 
-    def __init__(self, settings: dict[str, Any]) -> None:
-        super().__init__(host_of(settings))
+    def __init__(self, settings: dict[str, Any], config: ClientConfig | None = None) -> None:
+        super().__init__(host_of(settings), config)
         self.issuer = make_issuer(bytes.fromhex(settings["key"]))
         ports = [int(port) for port in settings.get("ports") or [settings["port"]]]
         # Room r is on host r % len(ports).
@@ -153,6 +154,9 @@ class RoomDriver(Driver):
 class PlayDriver(RoomDriver):
     """Connects the duel players and notes the states they see meanwhile; `run_play`
     then plays with one move in flight each, over lean sessions."""
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        super().__init__(settings, handover_config())
 
     def on_message(self, client: Client, channel: int, data: bytes, now: float) -> None:
         try:

@@ -295,7 +295,9 @@ class EchoDriver(Driver):
     """Connects the echo clients; `run_echo` then carries their sessions on lean."""
 
     def __init__(self, server: tuple[str, int]) -> None:
-        super().__init__(server)
+        from benchmarks.lean_client import handover_config
+
+        super().__init__(server, handover_config())
         self.connected = 0
         self.failed = 0
 

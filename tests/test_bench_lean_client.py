@@ -45,7 +45,7 @@ class Twins:
         token = TokenIssuer(IssuerConfig(protocol)).issue_token(
             player_id="p-1", match_id="m-1", hosts=(HOST,), now=WALL
         )
-        config = ClientConfig(short_payloads=short)
+        config = ClientConfig(short_payloads=short, slim_payloads=False)
         self.real = ClientConnection(token, self.now, addresses=[SERVER_ADDR], config=config,
                                      wall_clock=lambda: WALL, random_bytes=fixed)
         twin = ClientConnection(token, self.now, addresses=[SERVER_ADDR], config=config,

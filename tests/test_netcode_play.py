@@ -40,7 +40,7 @@ from vinom.client.tui import TerminalApp
 from vinom.client.udp import GameClientProtocol
 from vinom.protocol.events import UNRELIABLE
 from vinom.protocol.tokens import PublicToken
-from vinom.protocol.wire import PAYLOAD, SHORT_PAYLOAD
+from vinom.protocol.wire import PAYLOAD, SHORT_PAYLOAD, SLIM_PAYLOAD
 from vinom.rooms.messages import PACKED_SNAP, decode_server_message
 
 PLUGIN = "from benchmarks.arena import ArenaGame\n\narena = ArenaGame(2)\n"
@@ -217,11 +217,12 @@ class NetcodeOverALossyLinkTests(TestCase):
                 self.assertEqual({(c, f) for c, f in forms[first:] if c == UNRELIABLE},
                                  {(UNRELIABLE, PACKED_SNAP)})  # fmt: skip
                 self.assertGreater(len(forms) - first, 40)
-                # Short payloads both ways (§5.9), once the client offered them:
-                # long ones only until each side had one.
+                # Slim payloads both ways (§5.10), once the client offered them:
+                # long ones only until each side had one, never short ones.
                 for kinds in player.link.kinds:
-                    self.assertIn(SHORT_PAYLOAD, kinds)
-                    first = kinds.index(SHORT_PAYLOAD)
+                    self.assertIn(SLIM_PAYLOAD, kinds)
+                    self.assertNotIn(SHORT_PAYLOAD, kinds)
+                    first = kinds.index(SLIM_PAYLOAD)
                     self.assertNotIn(PAYLOAD, kinds[first:])
                     self.assertGreater(len(kinds) - first, 20)
                 self.assertEqual(

@@ -46,6 +46,7 @@ from vinom.protocol.wire import (
     RESPONSE,
     SEALED_TOKEN_SIZE,
     SHORT_PAYLOAD,
+    SLIM_PAYLOAD,
     WELCOME,
 )
 
@@ -70,15 +71,18 @@ def drain(endpoint: ServerEndpoint | ClientConnection) -> list[object]:
 
 class Handshake:
     """A client and a host moved one packet at a time, keeping every packet seen. The
-    client makes no offer of short payloads (§5.9) unless `short`: as an older one."""
+    client makes no offer of short or slim payloads (§5.9, §5.10) unless `short` or
+    `slim`: as an older one."""
 
-    def __init__(self, admission: FakeAdmission | None = None, short: bool = False) -> None:
+    def __init__(self, admission: FakeAdmission | None = None, short: bool = False,
+                 slim: bool = False) -> None:
         self.net = Net(admission=admission)
         self.server = self.net.server
         self.now = self.net.now
         self.token = self.net.token()
+        config = ClientConfig(short_payloads=short, slim_payloads=slim)
         self.client = ClientConnection(self.token, self.now, wall_clock=lambda: WALL,
-                                       config=ClientConfig(short_payloads=short))
+                                       config=config)
         self.packets: dict[str, bytes] = {}
 
     def client_sends(self) -> bytes:
@@ -253,6 +257,90 @@ class DamagedPacketTests(SynchronousTestCase):
         self.assertEqual((hs.server.drops["replayed"], hs.client.drops["replayed"]),
                          (replayed[0] + 1, replayed[1] + 1))  # fmt: skip
 
+    def test_the_offer_and_slim_payloads(self) -> None:
+        """§5.10: the offer of both, and slim payloads both ways (5 bytes fewer than
+        short ones for one message on a clean path), damaged every way and replayed."""
+        hs = Handshake(short=True, slim=True)
+        sid = self.connected(hs)
+        hs.client.send_message(RELIABLE, b"to host")
+        payload, offer = [d for d, _ in hs.client.datagrams_to_send(hs.now)]
+        self.assertEqual((payload[0], offer[0], len(offer)), (PAYLOAD, KEEPALIVE, 26))
+        hs.server.receive_datagram(payload, CLIENT_ADDR, hs.now)
+        drain(hs.server)
+        hs.server.datagrams_to_send(hs.now)
+        hs.server.receive_datagram(offer, CLIENT_ADDR, hs.now)
+        # Enough bodies both ways that either side's ack bits are all ones.
+        for i in range(40):
+            hs.client.send_message(RELIABLE, b"m%d" % i)
+            hs.server.send_message(sid, RELIABLE, b"r%d" % i)
+            for data, _ in hs.client.datagrams_to_send(hs.now):
+                hs.server.receive_datagram(data, CLIENT_ADDR, hs.now)
+            for data, _ in hs.server.datagrams_to_send(hs.now):
+                hs.client.receive_datagram(data, SERVER_ADDR, hs.now)
+            hs.now += 0.02
+        for data, _ in hs.client.datagrams_to_send(hs.now):  # the last acks
+            hs.server.receive_datagram(data, CLIENT_ADDR, hs.now)
+        drain(hs.server)
+        drain(hs.client)
+        hs.server.send_message(sid, RELIABLE, b"two")
+        slim = hs.server_sends()
+        # 3 (short header) + 6 (form, sequence, ack, delay) + 2 (id) + 3 + 16 (tag).
+        self.assertEqual((slim[0], len(slim)), (SLIM_PAYLOAD, 30))
+        self.assert_client_unmoved(hs, damaged(slim))
+        hs.client.receive_datagram(slim, SERVER_ADDR, hs.now)
+        self.assertEqual([e.data for e in drain(hs.client)], [b"two"])  # type: ignore[attr-defined]
+        # ... and, once one came, the client's.
+        hs.client.send_message(RELIABLE, b"back")
+        mine = hs.client_sends()
+        self.assertEqual((mine[0], len(mine)), (SLIM_PAYLOAD, 31))
+        self.assert_server_unmoved(hs, damaged(mine))
+        hs.server.receive_datagram(mine, CLIENT_ADDR, hs.now)
+        self.assertEqual([e.data for e in drain(hs.server)], [b"back"])  # type: ignore[attr-defined]
+        replayed = hs.server.drops["replayed"], hs.client.drops["replayed"]
+        hs.server.receive_datagram(mine, CLIENT_ADDR, hs.now)
+        hs.client.receive_datagram(slim, SERVER_ADDR, hs.now)
+        self.assertEqual(drain(hs.server) + drain(hs.client), [])
+        self.assertEqual((hs.server.drops["replayed"], hs.client.drops["replayed"]),
+                         (replayed[0] + 1, replayed[1] + 1))  # fmt: skip
+
+    def test_a_slim_payload_unasked_for_or_malformed(self) -> None:
+        """A client that offered only short payloads (an older one) drops a slim
+        payload as of an unknown type. A genuine slim payload whose slim body is
+        malformed is counted as a malformed body and changes nothing."""
+        hs = Handshake(short=True)
+        self.connected(hs)
+        base = 2**50  # above either side's sequences so far (random, below 2^48)
+
+        def sealed(key: bytes, kind: int, seq: int, plain: bytes) -> bytes:
+            header = struct.pack("<BQ", kind, seq)
+            short = struct.pack("<BH", kind, seq & 0xFFFF) if kind >= SHORT_PAYLOAD else header
+            return short + new_aead(key).encrypt(struct.pack("<IQ", 0, seq), plain, header)
+
+        to_client = hs.token.server_to_client_key
+        hs.client.receive_datagram(sealed(to_client, KEEPALIVE, base, b""), SERVER_ADDR, hs.now)
+        one = bytes.fromhex("10" "0000" "0000" "00" "0000") + b"x"  # a slim body of one message
+        hs.client.receive_datagram(sealed(to_client, SLIM_PAYLOAD, base + 1, one),
+                                   SERVER_ADDR, hs.now)  # fmt: skip
+        self.assertEqual(hs.client.drops["unknown_type"], 1)
+        self.assertEqual(drain(hs.client), [])
+        # The host, offered slim payloads: form bits 6 and 7 are reserved, bit 5
+        # needs bit 4, the ack bytes the form names must be there, a body shorter
+        # than 6 bytes is none.
+        to_host = hs.token.client_to_server_key
+        hs.server.receive_datagram(sealed(to_host, KEEPALIVE, base, b"\x03"), CLIENT_ADDR, hs.now)
+        bad = ("40000000000000", "20000000000000", "0f000000000000ffff", "0000000000")
+        before = state_size(hs.server)
+        for n, plain in enumerate(bad, 1):
+            datagram = sealed(to_host, SLIM_PAYLOAD, base + n, bytes.fromhex(plain))
+            hs.server.receive_datagram(datagram, CLIENT_ADDR, hs.now)
+        self.assertEqual(hs.server.drops["malformed_body"], len(bad))
+        self.assertEqual(drain(hs.server), [])
+        self.assertEqual(state_size(hs.server), before)
+        # A well-formed one after them is delivered.
+        datagram = sealed(to_host, SLIM_PAYLOAD, base + 9, bytes.fromhex("3005000300000000") + b"m")
+        hs.server.receive_datagram(datagram, CLIENT_ADDR, hs.now)
+        self.assertEqual([e.data for e in drain(hs.server)], [b"m"])  # type: ignore[attr-defined]
+
     def test_a_short_sequence_past_the_largest_is_dropped(self) -> None:
         """A peer holding the keys, its sequence at 2^64 - 2: a short payload whose
         low bits reach past 2^64 - 1 has no sequence, and is dropped as replayed."""
@@ -350,7 +438,7 @@ class ReplayTests(SynchronousTestCase):
         net.drain_events()
         self.assertEqual({PACKET_NAMES[d[0]] for _, _, _, d in net.wire},
                          {"request", "challenge", "response", "welcome", "payload", "keepalive",
-                          "short_payload"})  # fmt: skip
+                          "slim_payload"})  # fmt: skip
         server_events, client_events, replies = self.replay_all(net)
         self.assertEqual(server_events, [])
         self.assertEqual(client_events, [])

@@ -17,9 +17,11 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.hosting.test_hosting_core import CoreTestCase, make_match
 from tests.protocol.test_protocol_vectors import SESSION, documented
+from tests.protocol.test_reliability_wire import SLIM_EXAMPLES
 from tests.support.vectors import unhex
 from vinom.protocol.crypto import new_aead
 from vinom.protocol.events import RELIABLE
+from vinom.protocol.reliability_wire import body_of_slim
 from vinom.protocol.tokens import encode_user_data
 from vinom.protocol.wire import NONCE_DOMAIN_SESSION, SHORT_PAYLOAD, full_sequence
 from vinom.rooms.messages import encode_leave
@@ -34,15 +36,15 @@ def protocol_doc() -> str:
 
 
 def open_packet(packet: bytes, key: bytes, newest: bytes = b"") -> bytes:
-    """A session packet opened; a short payload (§5.9) by the sequence of `newest`,
-    the last long packet its receiver accepted from the sender."""
-    if packet[0] != SHORT_PAYLOAD:
+    """A session packet opened; a short or slim payload (§5.9, §5.10) by the sequence
+    of `newest`, the last long packet its receiver accepted from the sender."""
+    if packet[0] < SHORT_PAYLOAD:
         sequence = struct.unpack_from("<Q", packet, 1)[0]
         header, sealed = packet[:9], packet[9:]
     else:
         low = struct.unpack_from("<H", packet, 1)[0]
         sequence = full_sequence(low, struct.unpack_from("<Q", newest, 1)[0])
-        header, sealed = struct.pack("<BQ", SHORT_PAYLOAD, sequence), packet[3:]
+        header, sealed = struct.pack("<BQ", packet[0], sequence), packet[3:]
     nonce = struct.pack("<IQ", NONCE_DOMAIN_SESSION, sequence)
     return new_aead(key).decrypt(nonce, sealed, header)
 
@@ -107,10 +109,20 @@ class VectorInputsTests(SynchronousTestCase):
         text = re.sub(r"`\s*`", "", protocol_doc())  # the bodies are written in parts
         for name, key, newest in (("payload_client", C2S, ""), ("offer", C2S, ""),
                                   ("payload_server", S2C, "welcome"),
-                                  ("payload_client_short", C2S, "offer")):  # fmt: skip
+                                  ("payload_client_short", C2S, "offer"),
+                                  ("payload_server_slim", S2C, "welcome"),
+                                  ("payload_client_slim", C2S, "offer_slim")):  # fmt: skip
             body = open_packet(vectors[name], key, vectors.get(newest, b""))
             self.assertEqual(body.hex(), plaintexts[name], name)
             self.assertIn(f"`{body.hex()}`", text, name)
+        # A slim body (§13.3) and the body it stands for, as the file gives both.
+        for v in SESSION["vectors"]:
+            if "body" in v:
+                self.assertEqual(body_of_slim(unhex(v["plaintext"])), unhex(v["body"]), v["name"])
+        # §13.3's examples of the slim layout: the snapshot and the ack-only body.
+        for full, slim in (SLIM_EXAMPLES[0], SLIM_EXAMPLES[3]):
+            self.assertIn(f"`{full}`", text)
+            self.assertIn(f"`{slim}`", text)
         self.assertIn("it acknowledges the client's\n  body 0", protocol_doc())
 
 

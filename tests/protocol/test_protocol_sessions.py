@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.protocol.test_protocol_support import CLIENT_ADDR, OTHER_ADDR, SERVER_ADDR, Net
 from vinom.protocol.client import CLOSED, CONNECTED
-from vinom.protocol.config import DEFAULT_DISCONNECT_REDUNDANCY
+from vinom.protocol.config import DEFAULT_DISCONNECT_REDUNDANCY, ClientConfig
 from vinom.protocol.events import (
     RELIABLE,
     UNRELIABLE,
@@ -32,6 +32,7 @@ from vinom.protocol.wire import (
     PAYLOAD,
     SEQUENCE,
     SHORT_PAYLOAD,
+    SLIM_PAYLOAD,
     WELCOME,
     full_sequence,
 )
@@ -154,12 +155,12 @@ class MessageTests(SynchronousTestCase):
         for i in range(5):
             net.server.send_message(sid, UNRELIABLE, b"s%d" % i)
             net.run(0.05)
-        # The low 16 bits: the payloads are short once the client offered (§5.9).
-        seqs = [SEQUENCE.unpack_from(d, 1)[0] & 0xFFFF if d[0] != SHORT_PAYLOAD
+        # The low 16 bits: the payloads are slim once the client offered (§5.9, §5.10).
+        seqs = [SEQUENCE.unpack_from(d, 1)[0] & 0xFFFF if d[0] < SHORT_PAYLOAD
                 else struct.unpack_from("<H", d, 1)[0]
                 for _, s, _, d in net.wire if s == SERVER_ADDR and d[0] != WELCOME
                 and d[0] != CHALLENGE]  # fmt: skip
-        self.assertIn(SHORT_PAYLOAD, {d[0] for _, s, _, d in net.wire if s == SERVER_ADDR})
+        self.assertIn(SLIM_PAYLOAD, {d[0] for _, s, _, d in net.wire if s == SERVER_ADDR})
         self.assertEqual(seqs, [(seqs[0] + n) & 0xFFFF for n in range(len(seqs))])
 
     def test_bad_sends(self) -> None:
@@ -662,10 +663,16 @@ class ShortSequenceTests(SynchronousTestCase):
             self.assertEqual(full_sequence(sent & 0xFFFF, latest), sent)
 
     def test_across_the_16_bit_wrap_both_ways(self) -> None:
+        # Short payloads, then slim ones (what an older client offers, then vinom's).
+        for config, kind in ((ClientConfig(slim_payloads=False), SHORT_PAYLOAD),
+                             (ClientConfig(), SLIM_PAYLOAD)):  # fmt: skip
+            self.wrap_both_ways(config, kind)
+
+    def wrap_both_ways(self, config: ClientConfig, kind: int) -> None:
         # Every random byte 0xff: both sides' sequences start at 2^48 - 1, so the
         # low 16 bits wrap at once.
         net = Net(random_bytes=lambda n: b"\xff" * n)
-        net.connect()
+        net.connect(config=config)
         net.run(0.1)
         event = net.connected()
         assert event is not None
@@ -674,7 +681,7 @@ class ShortSequenceTests(SynchronousTestCase):
             client.send_message(RELIABLE, b"c%d" % i)
             net.server.send_message(event.session_id, RELIABLE, b"s%d" % i)
             net.run(0.05)
-        short = {src: [d for _, s, _, d in net.wire if s == src and d[0] == SHORT_PAYLOAD]
+        short = {src: [d for _, s, _, d in net.wire if s == src and d[0] == kind]
                  for src in (CLIENT_ADDR, SERVER_ADDR)}  # fmt: skip
         self.assertGreater(min(map(len, short.values())), 30)
         self.assertEqual([m.data for m in net.messages(None)], [b"c%d" % i for i in range(40)])
@@ -712,11 +719,12 @@ class HandOverTests(SynchronousTestCase):
         net.run(0.05)
         self.assertEqual([(m.channel, m.data) for m in net.messages(None)], [(RELIABLE, b"move")])
         # Its replay window is the session's: what the host sent before is a replay now.
-        last = [d for _, s, _, d in seen if s == SERVER_ADDR and d[0] == SHORT_PAYLOAD][-1]
+        last = [d for _, s, _, d in seen if s == SERVER_ADDR and d[0] == SLIM_PAYLOAD][-1]
         window = handover.replay_window
         low = struct.unpack_from("<H", last, 1)[0]
         self.assertTrue(window.is_replay(full_sequence(low, window.latest)))
-        self.assertTrue(handover.sends_short, "a short payload came: ours go short")
+        self.assertTrue(handover.sends_short, "a slim payload came: ours go short")
+        self.assertTrue(handover.sends_slim, "... and slim")
 
     def test_only_a_connected_session_at_rest(self) -> None:
         net = Net()

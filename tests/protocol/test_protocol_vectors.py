@@ -17,7 +17,7 @@ from tests.protocol.test_protocol_support import FakeAdmission
 from tests.support.vectors import group, unhex
 from vinom.protocol.address import HostAddress
 from vinom.protocol.client import CONNECTED, ClientConnection
-from vinom.protocol.config import HostConfig, IssuerConfig, ProtocolConfig
+from vinom.protocol.config import ClientConfig, HostConfig, IssuerConfig, ProtocolConfig
 from vinom.protocol.crypto import new_aead
 from vinom.protocol.events import UNRELIABLE, MessageReceived, SessionClosed, SessionConnected
 from vinom.protocol.interfaces import Admission
@@ -44,6 +44,9 @@ SERVER_ADDR = (HOST.host, HOST.port)
 CLIENT_ADDR = (INPUTS["client"]["host"], INPUTS["client"]["port"])
 ORDER = ("private_token", "request", "challenge", "response", "welcome", "payload_client",
          "offer", "payload_server", "payload_client_short", "keepalive", "disconnect", "denied")
+# The same scenario with a client that offers slim payloads too (§5.10): what differs.
+SLIM = {"offer": "offer_slim", "payload_server": "payload_server_slim",
+        "payload_client_short": "payload_client_slim"}
 
 
 class Counting:
@@ -83,8 +86,9 @@ def server(verdict: Admission = Admission.ACCEPT) -> ServerEndpoint:
                           random_bytes=Counting(INPUTS["host_random_start"]))  # fmt: skip
 
 
-def client(token: PublicToken) -> ClientConnection:
+def client(token: PublicToken, slim: bool = False) -> ClientConnection:
     return ClientConnection(token, NOW, wall_clock=lambda: WALL,
+                            config=ClientConfig(slim_payloads=slim),
                             random_bytes=Counting(INPUTS["client_random_start"]))  # fmt: skip
 
 
@@ -93,16 +97,22 @@ def one(out: list[tuple[bytes, Any]]) -> bytes:
     return out[0][0]
 
 
-def run(feed: dict[str, bytes] | None = None) -> tuple[dict[str, bytes], list[Any], list[Any]]:
-    """The vector scenario. With `feed`, each receiver gets the document's bytes
-    instead of what its peer just produced. Returns the packets and both event lists."""
+def run(
+    feed: dict[str, bytes] | None = None, slim: bool = False
+) -> tuple[dict[str, bytes], list[Any], list[Any]]:
+    """The vector scenario (with `slim`, the client offers slim payloads too: the
+    names of SLIM stand for those that differ). With `feed`, each receiver gets the
+    document's bytes instead of what its peer just produced. Returns the packets
+    and both event lists."""
     token = public_token()
-    host, player = server(), client(token)
+    host, player = server(), client(token, slim)
     made: dict[str, bytes] = {}
     ad = token_associated_data(PROTOCOL_VERSION, APPLICATION_ID, token.expires_at)
     made["private_token"] = new_aead(TOKEN_KEY).decrypt(token.nonce, token.sealed, ad)
 
     def step(name: str, data: bytes) -> bytes:
+        if slim:
+            name = SLIM.get(name, name)
         made[name] = data
         return feed[name] if feed else data
 
@@ -155,7 +165,7 @@ def documented() -> tuple[dict[str, Any], dict[str, bytes]]:
 class VectorTests(SynchronousTestCase):
     def test_document_has_every_vector(self) -> None:
         _, packets = documented()
-        self.assertEqual(sorted(packets), sorted(ORDER))
+        self.assertEqual(sorted(packets), sorted([*ORDER, *SLIM.values()]))
 
     def test_produces_the_documented_token(self) -> None:
         token_json, _ = documented()
@@ -167,6 +177,13 @@ class VectorTests(SynchronousTestCase):
         made, _, _ = run()
         for name in ORDER:
             self.assertEqual(made[name].hex(), packets[name].hex(), name)
+        # With slim payloads offered: those three differ, the others are the same.
+        made, _, _ = run(slim=True)
+        for name in [*ORDER, *SLIM.values()]:
+            if name not in SLIM:
+                self.assertEqual(made[name].hex(), packets[name].hex(), name)
+        self.assertEqual(made["payload_server_slim"][0], 9)
+        self.assertEqual(made["payload_client_slim"][0], 9)
 
     def test_documented_private_token_seals_to_the_documented_token(self) -> None:
         token_json, packets = documented()
@@ -200,6 +217,8 @@ class VectorTests(SynchronousTestCase):
         self.assertEqual(client_events[2], SessionClosed(connected.session_id, "closed"))
         self.assertEqual([type(e).__name__ for e in client_events[3:]], ["ConnectFailed"])
         self.assertEqual(client_events[3].reason, "denied")
+        # The slim vectors deliver the same messages.
+        self.assertEqual(run(feed=packets, slim=True)[1:], (host_events, client_events))
 
     def test_the_derived_values_are_the_counted_bytes(self) -> None:
         token_json, packets = documented()

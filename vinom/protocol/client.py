@@ -31,6 +31,7 @@ from vinom.protocol.events import (
 from vinom.protocol.handover import SessionHandover
 from vinom.protocol.layer import ReliabilityFactory, default_reliability
 from vinom.protocol.reliability import Reliability
+from vinom.protocol.reliability_wire import body_of_slim, slim_body
 from vinom.protocol.replay import ReplayWindow
 from vinom.protocol.tokens import PublicToken
 from vinom.protocol.wire import (
@@ -55,12 +56,14 @@ from vinom.protocol.wire import (
     NONCE_DOMAIN_STATELESS,
     PAYLOAD,
     READS_SHORT,
+    READS_SLIM,
     REQUEST,
     RESPONSE,
     SEQUENCE,
     SHORT_HEADER,
     SHORT_HEADER_SIZE,
     SHORT_PAYLOAD,
+    SLIM_PAYLOAD,
     TAG_SIZE,
     WELCOME,
     WELCOME_BODY,
@@ -78,12 +81,11 @@ CLOSED = "closed"  # was connected, session over
 FAILED = "failed"  # never connected
 
 _MIN_TIMER_DELAY = 0.001
-# Keepalives offering short payloads (docs/protocol.md §5.9): one at the welcome,
-# then one a second until a short payload comes; a host that never sends one
-# (before them) costs a session these few.
+# Keepalives offering short and slim payloads (docs/protocol.md §5.9, §5.10): one
+# at the welcome, then one a second until a short or slim payload comes; a host
+# that never sends one (before them) costs a session these few.
 SHORT_OFFERS = 4
 SHORT_OFFER_INTERVAL = 1.0
-_OFFER = bytes((READS_SHORT,))
 _new_tuple = tuple.__new__
 _INF = float("inf")
 
@@ -126,11 +128,17 @@ class ClientConnection:
         # reuses a (key, nonce) pair even though it starts afresh.
         self._tx_seq = int.from_bytes(random_bytes(6), "little")
         self._window = ReplayWindow()
-        # Short payloads (docs/protocol.md §5.9): offers left to make, when the next
-        # is due (from the welcome), and whether one came (then ours go short).
-        self._offers = SHORT_OFFERS if self.config.short_payloads else 0
+        # Short and slim payloads (docs/protocol.md §5.9, §5.10): what we offer, offers
+        # left to make, when the next is due (from the welcome), and the type our
+        # payloads go in (that of the first short or slim one that came).
+        config = self.config
+        offer = (READS_SHORT if config.short_payloads else 0) | (
+            READS_SLIM if config.slim_payloads else 0
+        )
+        self._offer = bytes((offer,))
+        self._offers = SHORT_OFFERS if offer else 0
         self._offer_due = _INF
-        self._short = False
+        self._sends = PAYLOAD
         self._challenge_seq = -1
         self.reliability = reliability_factory(now)
         self._request = token.request_packet()
@@ -220,7 +228,8 @@ class ClientConnection:
             next_packet_sequence=self._tx_seq,
             replay_window=self._window,
             reliability=reliability.hand_over(),
-            sends_short=self._short,
+            sends_short=self._sends != PAYLOAD,
+            sends_slim=self._sends == SLIM_PAYLOAD,
         )
         self.state = CLOSED
         self._window = ReplayWindow()
@@ -283,29 +292,32 @@ class ClientConnection:
             return
         size = len(data)
         kind = data[0] if data else -1
-        if size < (MIN_SHORT_PAYLOAD if kind == SHORT_PAYLOAD else MIN_SEALED_PACKET):
+        if size < (MIN_SHORT_PAYLOAD if kind >= SHORT_PAYLOAD else MIN_SEALED_PACKET):
             self.drops[DROP_TOO_SHORT] += 1
             return
         state = self.state
         if kind >= PAYLOAD:
-            if kind > SHORT_PAYLOAD:
+            # A slim payload unasked for is unknown too: this side may not read it.
+            if kind > SHORT_PAYLOAD and (kind > SLIM_PAYLOAD or not self.config.slim_payloads):
                 self.drops[DROP_UNKNOWN_TYPE] += 1
                 return
             if state != CONNECTED:
                 self.drops[DROP_UNEXPECTED] += 1
                 return
-            if kind == SHORT_PAYLOAD:
+            slim = kind == SLIM_PAYLOAD
+            if kind >= SHORT_PAYLOAD:
                 seq = full_sequence(SHORT_HEADER.unpack_from(data)[1], self._window.latest)
                 if seq < 0 or self._window.is_replay(seq):
                     self.drops[DROP_REPLAYED] += 1
                     return
                 plain = self._open(NONCE_DOMAIN_SESSION, seq, data[SHORT_HEADER_SIZE:],
-                                   HEADER.pack(SHORT_PAYLOAD, seq))  # fmt: skip
+                                   HEADER.pack(kind, seq))  # fmt: skip
                 if plain is None:
                     return
+                if self._sends == PAYLOAD:
+                    self._sends = kind
+                    self._offers = 0
                 kind = PAYLOAD
-                self._short = True
-                self._offers = 0
             else:
                 seq = SEQUENCE.unpack_from(data, 1)[0]
                 if self._window.is_replay(seq):
@@ -318,7 +330,8 @@ class ClientConnection:
             self._window.mark(seq)  # only now: a forged packet must not move the window
             self._last_recv = now
             if kind == PAYLOAD:
-                messages = self.reliability.receive_body(plain, now)
+                body = body_of_slim(plain) if slim else plain
+                messages = None if body is None else self.reliability.receive_body(body, now)
                 if messages is None:
                     self.drops[DROP_MALFORMED_BODY] += 1
                     return
@@ -445,12 +458,15 @@ class ClientConnection:
     def _seal(self, kind: int, plain: bytes) -> None:
         seq = self._tx_seq
         self._tx_seq = seq + 1
-        header = HEADER.pack(kind, seq)
-        if kind == PAYLOAD and self._short:
+        if kind == PAYLOAD and self._sends != PAYLOAD:
+            kind = self._sends
+            if kind == SLIM_PAYLOAD:
+                plain = slim_body(plain)
             sealed = self._tx.encrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq), plain,
-                                      HEADER.pack(SHORT_PAYLOAD, seq))  # fmt: skip
-            packet = SHORT_HEADER.pack(SHORT_PAYLOAD, seq & 0xFFFF) + sealed
+                                      HEADER.pack(kind, seq))  # fmt: skip
+            packet = SHORT_HEADER.pack(kind, seq & 0xFFFF) + sealed
         else:
+            header = HEADER.pack(kind, seq)
             packet = header + self._tx.encrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq), plain,
                                                header)  # fmt: skip
         self._out.append((packet, self._addresses[self._index]))
@@ -468,7 +484,7 @@ class ClientConnection:
         if self._offers and now >= self._offer_due:
             self._offers -= 1
             self._offer_due = now + SHORT_OFFER_INTERVAL
-            self._seal(KEEPALIVE, _OFFER)
+            self._seal(KEEPALIVE, self._offer)
             self._last_sent = now
 
     def _close(self, reason: str) -> None:

@@ -154,6 +154,9 @@ class ClientConfig:
     )
     # Offer short payloads (docs/protocol.md §5.9): False keeps every payload long.
     short_payloads: bool = True
+    # Offer slim payloads (§5.10: short ones with a slim body) too: False keeps
+    # the full body layout (a driver that takes the session over by hand, say).
+    slim_payloads: bool = True
 
     def attempt_timeout_for(self, session_timeout: float) -> float:
         """How long one host address is tried, for a token with this session timeout."""

@@ -58,3 +58,5 @@ class SessionHandover:
     # A short payload came from the host: this side sends its payloads short too.
     # (Offers still due are not handed over: the new driver makes none.)
     sends_short: bool = False
+    # A slim payload came (docs/protocol.md §5.10): this side's go slim (and short).
+    sends_slim: bool = False

@@ -48,6 +48,7 @@ from vinom.protocol.events import (
 from vinom.protocol.interfaces import Admission, Admit
 from vinom.protocol.layer import ReliabilityFactory, ReliabilityLayer, host_reliability
 from vinom.protocol.reliability import SendQueueFull
+from vinom.protocol.reliability_wire import body_of_slim, slim_body
 from vinom.protocol.server_ciphers import RECENT_CIPHERS, SessionCiphers
 from vinom.protocol.server_session import (
     ACTIVE,
@@ -100,6 +101,7 @@ from vinom.protocol.wire import (
     PADDING_START,
     PAYLOAD,
     READS_SHORT,
+    READS_SLIM,
     REQUEST,
     REQUEST_PREFIX,
     REQUEST_PREFIX_SIZE,
@@ -109,6 +111,7 @@ from vinom.protocol.wire import (
     SHORT_HEADER,
     SHORT_HEADER_SIZE,
     SHORT_PAYLOAD,
+    SLIM_PAYLOAD,
     TAG_SIZE,
     WELCOME,
     WELCOME_BODY,
@@ -407,10 +410,11 @@ class ServerEndpoint:
         if kind >= PAYLOAD:
             # The hot path: one dict lookup, one replay check, one AEAD open.
             s = self._by_address.get(addr)
-            if s is None or kind > SHORT_PAYLOAD:
-                self._drop(DROP_NO_SESSION if kind <= SHORT_PAYLOAD else DROP_UNKNOWN_TYPE, size)
+            if s is None or kind > SLIM_PAYLOAD:
+                self._drop(DROP_NO_SESSION if kind <= SLIM_PAYLOAD else DROP_UNKNOWN_TYPE, size)
                 return
-            if kind == SHORT_PAYLOAD:
+            slim = kind == SLIM_PAYLOAD
+            if slim or kind == SHORT_PAYLOAD:
                 if size < MIN_SHORT_PAYLOAD:
                     self._drop(DROP_TOO_SHORT, size)
                     return
@@ -449,7 +453,8 @@ class ServerEndpoint:
             if kind == PAYLOAD:
                 s.activity = ACTIVE
                 s.payloads += 1
-                messages = s.reliability.receive_body(plain, now)
+                body = body_of_slim(plain) if slim else plain
+                messages = None if body is None else s.reliability.receive_body(body, now)
                 if messages is None:
                     self.drops[DROP_MALFORMED_BODY] += 1
                     return
@@ -464,8 +469,14 @@ class ServerEndpoint:
                     self._dirty.append(s)
             elif kind == DISCONNECT:
                 self._remove(s, "disconnect")
-            elif plain and plain[0] & READS_SHORT:
-                s.short = True  # a keepalive saying the client reads short payloads
+            elif plain and s.sends == PAYLOAD:
+                # A keepalive saying what the client reads: slim payloads before
+                # short ones (its first offer decides).
+                offer = plain[0]
+                if offer & READS_SLIM:
+                    s.sends = SLIM_PAYLOAD
+                elif offer & READS_SHORT:
+                    s.sends = SHORT_PAYLOAD
             return
         self.unauthenticated_bytes_received += size
         if kind == REQUEST:
@@ -669,10 +680,14 @@ class ServerEndpoint:
         s.tx_seq = seq + len(plains)
         out = self._out  # (compiled, `out.append` is a C call; a bound `append` is not)
         address = s.address
-        if kind == PAYLOAD and s.short:
+        if kind == PAYLOAD and s.sends != PAYLOAD:
+            kind = s.sends
+            slim = kind == SLIM_PAYLOAD
             for plain in plains:
-                associated = _pack_header(SHORT_PAYLOAD, seq)
-                out.append((_pack_short(SHORT_PAYLOAD, seq & 0xFFFF)
+                associated = _pack_header(kind, seq)
+                if slim:
+                    plain = slim_body(plain)
+                out.append((_pack_short(kind, seq & 0xFFFF)
                             + tx.encrypt(_pack_nonce(NONCE_DOMAIN_SESSION, seq), plain, associated),
                             address))  # fmt: skip
                 seq += 1

@@ -19,6 +19,7 @@ from vinom.protocol.cookies import CookieContents
 from vinom.protocol.crypto import Aead
 from vinom.protocol.layer import ReliabilityLayer
 from vinom.protocol.replay import ReplayWindow
+from vinom.protocol.wire import PAYLOAD
 
 Address = Any  # what the transport hands us: (host, port) or an IPv6 4-tuple
 INF = float("inf")
@@ -66,7 +67,7 @@ class ServerSession(ReplayWindow):
         "reliability",
         "rx",
         "rx_key",
-        "short",
+        "sends",
         "timeout",
         "token_nonce",
         "tx",
@@ -98,8 +99,9 @@ class ServerSession(ReplayWindow):
         self.payloads = 0
         self.in_cipher_queue = False  # in the endpoint's queue of cipher holders
         self.tx_seq = tx_seq
-        # The client reads short payloads (its keepalive said so): its payloads go short.
-        self.short = False
+        # The packet type its payloads go in: PAYLOAD, or what its keepalive said
+        # the client reads (SHORT_PAYLOAD, SLIM_PAYLOAD: docs/protocol.md §5.9, §5.10).
+        self.sends = PAYLOAD
         ReplayWindow.__init__(self)
         self.reliability = reliability
         self.timeout = cookie.timeout_ms / 1000.0

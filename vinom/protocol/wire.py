@@ -30,6 +30,7 @@ PAYLOAD: Final = 5  # both ways: one reliability-layer body
 KEEPALIVE: Final = 6  # both ways: nothing to say, still here
 DISCONNECT: Final = 7  # both ways: the session is over (sent redundantly)
 SHORT_PAYLOAD: Final = 8  # both ways, once offered: a payload with a 16-bit sequence
+SLIM_PAYLOAD: Final = 9  # both ways, once offered: a short payload with a slim body
 
 PACKET_NAMES: Final = (
     "request",
@@ -41,6 +42,7 @@ PACKET_NAMES: Final = (
     "keepalive",
     "disconnect",
     "short_payload",
+    "slim_payload",
 )
 
 # Nonce = u32 domain || u64 sequence. Domain 0: a session's own packets
@@ -67,8 +69,11 @@ SHORT_HEADER_SIZE: Final = SHORT_HEADER.size  # 3
 MIN_SHORT_PAYLOAD: Final = SHORT_HEADER_SIZE + TAG_SIZE  # 19
 # A keepalive's plaintext byte 0, bit 0: the sender (a client) reads short
 # payloads. A host that has seen it sends that session's payloads short; the
-# client sends its own short once it has received one.
+# client sends its own short once it has received one. Bit 1, the same for slim
+# payloads (short ones whose plaintext is a slim body, docs/protocol.md §5.10),
+# which a host sends in place of short ones.
 READS_SHORT: Final = 0x01
+READS_SLIM: Final = 0x02
 
 
 MAX_SEQUENCE: Final = (1 << 64) - 1
