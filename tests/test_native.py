@@ -687,13 +687,15 @@ class NativeArenaUnderLoss(TestCase):
             self.assertEqual(code, 0, said)
             self.assertEqual(lines[-1], {"event": "disconnected", "reason": "closed"}, said)
             reports.append(lines[-2])
-            # Short payloads (docs/protocol.md §5.9) both ways once the host had an
-            # offer: long ones only before (an offer a second, each lost at 10%).
+            # Slim payloads (docs/protocol.md §5.10, short ones with a slim body)
+            # both ways once the host had an offer: long ones only before (an
+            # offer a second, each lost at 10%), never short ones.
             packets = lines[-3]
             self.assertEqual(packets["event"], "packets", said)
             self.assertIn(packets["offers"], range(1, 5), packets)
             for side in ("sent", "received"):
                 short, every = packets[f"short_{side}"], packets[f"payloads_{side}"]
+                self.assertEqual(packets[f"slim_{side}"], short, packets)
                 self.assertGreater(short, 40, packets)
                 self.assertLess(every - short, 90, packets)
         await check_arena_play(self, reports, ops if inputs else None, schema)

@@ -56,7 +56,8 @@
 //
 // Before "disconnected" (and "arena") it prints a "packets" line: the payloads
 // sent and received, of them short ones (docs/protocol.md 5.9: offered after
-// the welcome, `offers` of them), and the datagrams the client dropped.
+// the welcome, `offers` of them) and of those slim ones (5.10), and the
+// datagrams the client dropped.
 //
 // The session, its timers and the reliability endpoint are the core's
 // vinom::Client (include/vinom/client.hpp); the probe owns the socket, the
@@ -312,8 +313,10 @@ int run_session(const Options& o, const vinom::PublicToken& token, Play& played,
                 emit(Value{{"event", "packets"},
                            {"payloads_sent", n.payloads_sent},
                            {"short_sent", n.short_sent},
+                           {"slim_sent", n.slim_sent},
                            {"payloads_received", n.payloads_received},
                            {"short_received", n.short_received},
+                           {"slim_received", n.slim_received},
                            {"offers", n.offers},
                            {"dropped", n.dropped}});
                 if (o.arena) emit(arena.report(dropped_out, dropped_in));

@@ -96,10 +96,10 @@ VINOM_API uint64_t vinom_token_expires_at(const vinom_token* token);
  * and sends keepalives (docs/protocol.md section 8). `first_sequence` starts
  * the client's counter: random below 2^48 in a real client.
  * vinom_session_seal: a payload's body, or a keepalive's plaintext (empty; the
- * one byte 01 offers short payloads, docs/protocol.md 5.9), at most 1175
- * bytes; a disconnect's is ignored. A short payload received is a
- * VINOM_EVENT_PAYLOAD as a long one, and from then on payloads are sealed
- * short. */
+ * one byte 01 offers short payloads, docs/protocol.md 5.9, 03 slim ones too,
+ * 5.10), at most 1175 bytes; a disconnect's is ignored. A short or slim payload
+ * received is a VINOM_EVENT_PAYLOAD as a long one (its body in the full layout
+ * of 13.3), and from then on payloads are sealed as it was. */
 typedef struct vinom_session vinom_session;
 VINOM_API vinom_status vinom_session_new(const vinom_token* token, uint64_t first_sequence,
                                          vinom_session** out);
@@ -124,8 +124,8 @@ VINOM_API double vinom_session_server_time(const vinom_session* session);
  * token's host, and reads the events of vinom_client_poll (until
  * VINOM_CLIENT_NONE). `attempt_timeout`: seconds to wait for the welcome
  * (<= 0: the token's timeout + 1 s, at least 5 s). The token is copied. It
- * offers short payloads after the welcome (docs/protocol.md 5.9); once the
- * host sends one, its own payloads go short too. */
+ * offers short and slim payloads after the welcome (docs/protocol.md 5.9,
+ * 5.10); once the host sends one, its own payloads go so too. */
 typedef struct vinom_client vinom_client;
 
 typedef enum vinom_client_event {

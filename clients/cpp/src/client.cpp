@@ -6,8 +6,12 @@
 namespace vinom {
 
 Client::Client(const PublicToken& token, std::uint64_t first_sequence, double now,
-               double attempt_timeout, bool short_payloads)
-    : session_(token, first_sequence), started_(now), offers_(short_payloads ? SHORT_OFFERS : 0) {
+               double attempt_timeout, bool short_payloads, bool slim_payloads)
+    : session_(token, first_sequence),
+      started_(now),
+      offer_(static_cast<std::uint8_t>((short_payloads ? READS_SHORT : 0) |
+                                       (slim_payloads ? READS_SLIM : 0))),
+      offers_(offer_ ? SHORT_OFFERS : 0) {
     timeout_ = token.timeout_ms / 1000.0;
     attempt_timeout_ = attempt_timeout > 0 ? attempt_timeout : std::max(timeout_ + 1.0, 5.0);
     keepalive_ = std::min(2.0, timeout_ / 3.0);
@@ -28,7 +32,8 @@ void Client::seal(std::uint8_t type, View body, double now) {
     if (session_.seal(type, body, packet) == Error::ok) {
         if (type == PAYLOAD) {
             ++counts_.payloads_sent;
-            if (packet[0] == SHORT_PAYLOAD) ++counts_.short_sent;
+            if (packet[0] >= SHORT_PAYLOAD) ++counts_.short_sent;
+            if (packet[0] == SLIM_PAYLOAD) ++counts_.slim_sent;
         }
         datagrams_.push_back(std::move(packet));
     }
@@ -69,8 +74,9 @@ Error Client::receive(View datagram, double now) {
         }
         case ClientSession::Kind::payload:
             ++counts_.payloads_received;
-            if (datagram.data[0] == SHORT_PAYLOAD) {
+            if (datagram.data[0] >= SHORT_PAYLOAD) {
                 ++counts_.short_received;
+                if (datagram.data[0] == SLIM_PAYLOAD) ++counts_.slim_received;
                 offers_ = 0;  // the host read the offer: no more
             }
             for (auto& [channel, data] : endpoint_.receive(View(out), now)) {
@@ -108,13 +114,13 @@ void Client::update(double now) {
         std::vector<Bytes> bodies = endpoint_.build(now);
         for (const Bytes& body : bodies) seal(PAYLOAD, View(body), now);
         if (bodies.empty() && now - last_sent_ >= keepalive_) seal(KEEPALIVE, View(), now);
-        // After them, as the Python client: the offer of short payloads, when due.
+        // After them, as the Python client: the offer of short (and slim)
+        // payloads, when due.
         if (offers_ > 0 && now >= offer_due_) {
-            static const std::uint8_t offer[] = {READS_SHORT};
             --offers_;
             ++counts_.offers;
             offer_due_ = now + SHORT_OFFER_INTERVAL;
-            seal(KEEPALIVE, View(offer, sizeof offer), now);
+            seal(KEEPALIVE, View(&offer_, 1), now);
         }
     }
 }

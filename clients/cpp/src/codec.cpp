@@ -400,10 +400,13 @@ bool full_sequence(std::uint16_t low, std::uint64_t newest, std::uint64_t& out) 
     return true;
 }
 
-Error seal_short_payload(const Key& key, std::uint64_t sequence, View plaintext, Bytes& out) {
-    if (plaintext.size > MAX_BODY) return Error::bad_size;
-    Bytes ad = header(SHORT_PAYLOAD, sequence);
-    Bytes b{SHORT_PAYLOAD, static_cast<std::uint8_t>(sequence & 0xff),
+Error seal_short_payload(const Key& key, std::uint64_t sequence, View plaintext, Bytes& out,
+                         std::uint8_t type) {
+    if (type != SHORT_PAYLOAD && type != SLIM_PAYLOAD) return Error::bad_type;
+    // A slim body may be a byte longer than its body (all four ack bytes named).
+    if (plaintext.size > MAX_BODY + (type == SLIM_PAYLOAD ? 1 : 0)) return Error::bad_size;
+    Bytes ad = header(type, sequence);
+    Bytes b{type, static_cast<std::uint8_t>(sequence & 0xff),
             static_cast<std::uint8_t>((sequence >> 8) & 0xff)};
     Error e = seal(key, make_nonce(0, sequence), View(ad), plaintext, b);
     if (e != Error::ok) return e;
@@ -413,7 +416,7 @@ Error seal_short_payload(const Key& key, std::uint64_t sequence, View plaintext,
 
 Error read_short_header(View packet, std::uint16_t& low) {
     if (packet.size < 1) return Error::truncated;
-    if (packet.data[0] != SHORT_PAYLOAD) return Error::bad_type;
+    if (packet.data[0] != SHORT_PAYLOAD && packet.data[0] != SLIM_PAYLOAD) return Error::bad_type;
     if (packet.size < MIN_SHORT_PAYLOAD) return Error::truncated;
     if (packet.size > MAX_DATAGRAM) return Error::bad_size;
     low = static_cast<std::uint16_t>(get_le(packet.data + 1, 2));
@@ -425,7 +428,7 @@ Error open_short_payload(const Key& key, View packet, std::uint64_t sequence, By
     Error e = read_short_header(packet, low);
     if (e != Error::ok) return e;
     if ((sequence & 0xffff) != low) return Error::bad_field;
-    Bytes ad = header(SHORT_PAYLOAD, sequence);
+    Bytes ad = header(packet.data[0], sequence);
     return open(key, make_nonce(0, sequence), View(ad),
                 packet.sub(SHORT_HEADER_SIZE, packet.size - SHORT_HEADER_SIZE), plaintext);
 }

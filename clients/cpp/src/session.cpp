@@ -8,7 +8,8 @@ ClientSession::ClientSession(const PublicToken& token, std::uint64_t first_seque
 
 Error ClientSession::receive(View packet, Kind& kind, Bytes& out) {
     kind = Kind::none;
-    if (packet.size >= 1 && packet.data[0] == SHORT_PAYLOAD) return receive_short(packet, kind, out);
+    if (packet.size >= 1 && (packet.data[0] == SHORT_PAYLOAD || packet.data[0] == SLIM_PAYLOAD))
+        return receive_short(packet, kind, out);
     std::uint8_t type = 0;
     std::uint64_t sequence = 0;
     Error e = read_header(packet, type, sequence);
@@ -81,8 +82,9 @@ Error ClientSession::receive(View packet, Kind& kind, Bytes& out) {
     }
 }
 
-// A short payload (5.9): its full sequence the one nearest the newest accepted,
-// then as a payload: the window checked before opening, recorded only after.
+// A short or slim payload (5.9, 5.10): its full sequence the one nearest the
+// newest accepted, then as a payload: the window checked before opening,
+// recorded only after; a slim one's body rewritten in the full layout.
 Error ClientSession::receive_short(View packet, Kind& kind, Bytes& out) {
     std::uint16_t low = 0;
     Error e = read_short_header(packet, low);
@@ -95,7 +97,14 @@ Error ClientSession::receive_short(View packet, Kind& kind, Bytes& out) {
     e = open_short_payload(token_.server_to_client_key, packet, sequence, plain);
     if (e != Error::ok) return e;
     window_.accept(sequence);
-    short_ = true;
+    std::uint8_t type = packet.data[0];
+    if (type == SLIM_PAYLOAD) {
+        Bytes body;
+        e = body_of_slim(View(plain), body);
+        if (e != Error::ok) return e;
+        plain = std::move(body);
+    }
+    if (sends_ == PAYLOAD) sends_ = type;
     kind = Kind::payload;
     out = std::move(plain);
     return Error::ok;
@@ -109,10 +118,16 @@ Error ClientSession::seal(std::uint8_t type, View body, Bytes& out) {
     if (type != DISCONNECT && body.size > MAX_BODY) return Error::bad_size;
     Bytes packet;
     const Key& key = token_.client_to_server_key;
-    Error e = type == PAYLOAD && short_
-                  ? seal_short_payload(key, next_sequence_, body, packet)
-                  : seal_packet(type, key, next_sequence_, type == DISCONNECT ? View() : body,
-                                packet);
+    Error e;
+    if (type == PAYLOAD && sends_ == SLIM_PAYLOAD) {
+        Bytes slim;
+        e = slim_body(body, slim);
+        if (e == Error::ok) e = seal_short_payload(key, next_sequence_, View(slim), packet, SLIM_PAYLOAD);
+    } else if (type == PAYLOAD && sends_ == SHORT_PAYLOAD) {
+        e = seal_short_payload(key, next_sequence_, body, packet);
+    } else {
+        e = seal_packet(type, key, next_sequence_, type == DISCONNECT ? View() : body, packet);
+    }
     if (e != Error::ok) return e;
     ++next_sequence_;
     if (type == DISCONNECT) state_ = State::closed;

@@ -141,11 +141,18 @@ vinom_status vinom_session_seal(vinom_session* session, int packet_type, const u
     if (!session || !len || (!body && body_len) || packet_type < 0 || packet_type > 255)
         return VINOM_INVALID_ARGUMENT;
     // Checked before sealing, which spends a sequence number: a payload's body
-    // or a keepalive's plaintext, behind the long header or the short one (5.9).
-    bool short_payload =
-        packet_type == VINOM_PACKET_PAYLOAD && session->session.sends_short();
-    size_t need = (short_payload ? vinom::SHORT_HEADER_SIZE : vinom::HEADER_SIZE) +
-                  vinom::TAG_SIZE + (packet_type == VINOM_PACKET_DISCONNECT ? 0 : body_len);
+    // or a keepalive's plaintext, behind the long header or the short one (5.9),
+    // a slim payload's in the slim layout (5.10).
+    bool payload = packet_type == VINOM_PACKET_PAYLOAD;
+    bool short_payload = payload && session->session.sends_short();
+    size_t plain = packet_type == VINOM_PACKET_DISCONNECT ? 0 : body_len;
+    if (payload && session->session.sends_slim()) {
+        vinom::Bytes slim;
+        if (vinom::slim_body(vinom::View(body, body_len), slim) == vinom::Error::ok)
+            plain = slim.size();
+    }
+    size_t need =
+        (short_payload ? vinom::SHORT_HEADER_SIZE : vinom::HEADER_SIZE) + vinom::TAG_SIZE + plain;
     if (cap < need) {
         *len = need;
         return VINOM_BUFFER_TOO_SMALL;

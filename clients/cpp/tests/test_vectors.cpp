@@ -339,16 +339,22 @@ TEST(Session, PayloadBodies) {
     }
     EXPECT_EQ(inputs().at("client_message").at("channel"), 1);
     EXPECT_EQ(inputs().at("host_message").at("channel"), 0);
-    // The offer's plaintext: bit 0 of its first byte (5.9).
+    // The offer's plaintext: bit 0 of its first byte (5.9), and bit 1 (5.10).
     EXPECT_EQ(vt::vector("session", "offer").at("plaintext"), "01");
+    EXPECT_EQ(vt::vector("session", "offer_slim").at("plaintext"), "03");
 }
 
 // The scenario of section 12 as tests/protocol/test_protocol_vectors.py's run()
 // plays it, the client's side by the core's Client (its timers and endpoint):
 // every datagram it sends is the vector's, and it takes every one the host sent.
-TEST(Session, ScenarioThroughTheClient) {
+// `slim`: the client offers slim payloads too (5.10), and the names of the three
+// vectors that differ are the `_slim` ones.
+void scenario_through_the_client(bool slim) {
     const double now = inputs().at("host_time");
-    vinom::Client client(public_token(), client_first(), now);
+    vinom::Client client(public_token(), client_first(), now, 0.0, true, slim);
+    const std::string offer = slim ? "offer_slim" : "offer";
+    const std::string server = slim ? "payload_server_slim" : "payload_server";
+    const std::string mine = slim ? "payload_client_slim" : "payload_client_short";
     auto sent = [&] {
         std::vector<std::string> out;
         Bytes d;
@@ -373,10 +379,10 @@ TEST(Session, ScenarioThroughTheClient) {
     // `hello` on channel 1, then the offer of short payloads, at the first update.
     ASSERT_EQ(client.send(unhex(inputs().at("client_message").at("hex"))), Error::ok);
     client.update(now);
-    EXPECT_EQ(sent(), (Strings{hex(packet("payload_client")), hex(packet("offer"))}));
+    EXPECT_EQ(sent(), (Strings{hex(packet("payload_client")), hex(packet(offer))}));
     EXPECT_FALSE(client.sends_short());
     // The host's short payload: its `state`, and the ack of the client's body 0.
-    ASSERT_EQ(client.receive(packet("payload_server"), now), Error::ok);
+    ASSERT_EQ(client.receive(packet(server), now), Error::ok);
     auto got = events();
     ASSERT_EQ(got.size(), 1u);
     EXPECT_EQ(got[0].kind, vinom::Client::Event::Kind::message);
@@ -384,10 +390,11 @@ TEST(Session, ScenarioThroughTheClient) {
     EXPECT_EQ(hex(got[0].data), inputs().at("host_message").at("hex"));
     EXPECT_EQ(client.pending(), 0u);
     EXPECT_TRUE(client.sends_short());
+    EXPECT_EQ(client.sends_slim(), slim);
     // So the client's payloads go short: `hello` on channel 0.
     ASSERT_EQ(client.send_unreliable(unhex(inputs().at("client_message").at("hex"))), Error::ok);
     client.update(now);
-    EXPECT_EQ(sent(), Strings{hex(packet("payload_client_short"))});
+    EXPECT_EQ(sent(), Strings{hex(packet(mine))});
     // Keepalives stay long; no offer more.
     double later = inputs().at("keepalive_time");
     client.update(later - 0.5);
@@ -405,7 +412,47 @@ TEST(Session, ScenarioThroughTheClient) {
     EXPECT_EQ(n.short_sent, 1u);
     EXPECT_EQ(n.payloads_received, 1u);
     EXPECT_EQ(n.short_received, 1u);
+    EXPECT_EQ(n.slim_sent, slim ? 1u : 0u);
+    EXPECT_EQ(n.slim_received, slim ? 1u : 0u);
     EXPECT_EQ(n.dropped, 0u);
+}
+
+TEST(Session, ScenarioThroughTheClient) { scenario_through_the_client(false); }
+TEST(Session, ScenarioThroughTheClientWithSlimPayloads) { scenario_through_the_client(true); }
+
+// The slim vectors' plaintexts (5.10) are the slim layout of their bodies (13.3),
+// both ways; so are the layout's documented examples; malformed ones are refused.
+TEST(Session, SlimBodies) {
+    for (const char* name : {"payload_server_slim", "payload_client_slim"}) {
+        SCOPED_TRACE(name);
+        const auto& v = vt::vector("session", name);
+        Bytes slim, body;
+        ASSERT_EQ(vinom::slim_body(unhex(v.at("body")), slim), Error::ok);
+        EXPECT_EQ(hex(slim), v.at("plaintext"));
+        ASSERT_EQ(vinom::body_of_slim(unhex(v.at("plaintext")), body), Error::ok);
+        EXPECT_EQ(hex(body), v.at("body"));
+    }
+    const std::pair<const char*, const char*> examples[] = {
+        {"07000300ffffffff0c020009006865", "10070003000c09006865"},
+        {"07000300ffffffff0c024009006865", "30070003000c09006865"},
+        {"07000300ff00ff120c0100090061" "01400a0062", "0a070003000c0012010009006101400a0062"},
+        {"0000ffff0000000000", "0f0000ffff0000000000"},
+    };
+    for (const auto& [full, slim_hex] : examples) {
+        SCOPED_TRACE(full);
+        Bytes slim, body;
+        ASSERT_EQ(vinom::slim_body(unhex(full), slim), Error::ok);
+        EXPECT_EQ(hex(slim), slim_hex);
+        ASSERT_EQ(vinom::body_of_slim(unhex(slim_hex), body), Error::ok);
+        EXPECT_EQ(hex(body), full);
+    }
+    Bytes out;
+    EXPECT_EQ(vinom::body_of_slim(unhex("1007000300"), out), Error::truncated);
+    EXPECT_EQ(vinom::body_of_slim(unhex("40070003000c"), out), Error::bad_field);
+    EXPECT_EQ(vinom::body_of_slim(unhex("20070003000c0900"), out), Error::bad_field);
+    EXPECT_EQ(vinom::body_of_slim(unhex("0f070003000cffff"), out), Error::truncated);
+    EXPECT_EQ(vinom::body_of_slim(unhex("10070003000c09"), out), Error::truncated);
+    EXPECT_EQ(vinom::slim_body(unhex("0700030000"), out), Error::truncated);
 }
 
 // The whole scenario through the C ABI, as an engine would drive it.

@@ -31,9 +31,10 @@ public:
     // long to wait for the welcome (<= 0: the token's timeout + 1 s, at least
     // 5 s, as the Python client); `short_payloads`: offer short payloads
     // (docs/protocol.md 5.9; false: no offer, every payload long, as an older
-    // client; ClientConfig.short_payloads of the Python client).
+    // client; ClientConfig.short_payloads of the Python client); `slim_payloads`:
+    // offer slim ones too (5.10; ClientConfig.slim_payloads).
     Client(const PublicToken& token, std::uint64_t first_sequence, double now,
-           double attempt_timeout = 0.0, bool short_payloads = true);
+           double attempt_timeout = 0.0, bool short_payloads = true, bool slim_payloads = true);
 
     State state() const { return failed_ ? State::failed : session_.state(); }
     std::uint64_t session_id() const { return session_.session_id(); }
@@ -70,11 +71,11 @@ public:
     const std::string& failure() const { return failure_; }
 
     // What went through the packet layer: payloads sealed and accepted (of them
-    // short ones, 5.9), the offers of short payloads made, and the datagrams
-    // dropped (receive's errors).
+    // short ones, 5.9, and of those slim ones, 5.10), the offers made, and the
+    // datagrams dropped (receive's errors).
     struct Counts {
-        std::uint64_t payloads_sent = 0, short_sent = 0;
-        std::uint64_t payloads_received = 0, short_received = 0;
+        std::uint64_t payloads_sent = 0, short_sent = 0, slim_sent = 0;
+        std::uint64_t payloads_received = 0, short_received = 0, slim_received = 0;
         std::uint64_t offers = 0;
         std::uint64_t dropped = 0;
     };
@@ -82,6 +83,7 @@ public:
     // Whether this session's payloads go short (a short one came from the host;
     // not whether they are offered: the constructor's `short_payloads`).
     bool sends_short() const { return session_.sends_short(); }
+    bool sends_slim() const { return session_.sends_slim(); }
 
     static constexpr double HANDSHAKE_INTERVAL = 0.1;
     static constexpr int DISCONNECT_REDUNDANCY = 5;
@@ -104,7 +106,8 @@ private:
     double last_handshake_ = -1.0;
     double last_sent_ = 0.0;
     double last_heard_ = 0.0;
-    int offers_ = 0;          // offers of short payloads left to make
+    std::uint8_t offer_ = 0;  // the offer's byte: READS_SHORT, READS_SLIM or both
+    int offers_ = 0;          // offers of short (and slim) payloads left to make
     double offer_due_ = 0.0;  // when the next is due (from the welcome)
     Counts counts_;
     bool failed_ = false;

@@ -68,7 +68,7 @@ constexpr std::size_t MAX_COOKIE = 504;
 enum PacketType : std::uint8_t {
     REQUEST = 0, CHALLENGE = 1, RESPONSE = 2, WELCOME = 3,
     DENIED = 4, PAYLOAD = 5, KEEPALIVE = 6, DISCONNECT = 7,
-    SHORT_PAYLOAD = 8,
+    SHORT_PAYLOAD = 8, SLIM_PAYLOAD = 9,
 };
 
 // The short payload (5.9): u8 type = 8, u16 sequence mod 65536, then the
@@ -77,8 +77,10 @@ enum PacketType : std::uint8_t {
 constexpr std::size_t SHORT_HEADER_SIZE = 3;
 constexpr std::size_t MIN_SHORT_PAYLOAD = SHORT_HEADER_SIZE + TAG_SIZE;  // 19
 // A keepalive's first plaintext byte, bit 0: the sender (a client) reads short
-// payloads (5.9's offer).
+// payloads (5.9's offer); bit 1, slim ones (5.10: a short payload, type 9, whose
+// plaintext is the body in the slim layout of 13.3).
 constexpr std::uint8_t READS_SHORT = 0x01;
+constexpr std::uint8_t READS_SLIM = 0x02;
 
 // -- AEAD (AES-256-GCM, section 2) --
 Nonce make_nonce(std::uint32_t domain, std::uint64_t sequence);
@@ -165,8 +167,11 @@ Error open_packet(const Key& key, View packet, std::uint8_t& type, std::uint64_t
 // false when there is none (it would be below 0, or past 2^64), and the packet
 // is dropped as replayed.
 bool full_sequence(std::uint16_t low, std::uint64_t newest, std::uint64_t& out);
-Error seal_short_payload(const Key& key, std::uint64_t sequence, View plaintext, Bytes& out);
-// The low 16 bits a short payload carries (truncated, bad_type, bad_size otherwise).
+// `type`: SHORT_PAYLOAD, or SLIM_PAYLOAD (5.10; `plaintext` then a slim body).
+Error seal_short_payload(const Key& key, std::uint64_t sequence, View plaintext, Bytes& out,
+                         std::uint8_t type = SHORT_PAYLOAD);
+// The low 16 bits a short or slim payload carries (truncated, bad_type, bad_size
+// otherwise).
 Error read_short_header(View packet, std::uint16_t& low);
 // Opened as the packet of full sequence `sequence` (full_sequence's, checked
 // against the replay window first); bad_field when its low bits are not the packet's.
@@ -225,5 +230,13 @@ struct Message {
 Error encode_body(const BodyHeader& h, const std::vector<Message>& messages,
                   std::size_t max_body, Bytes& out);
 Error decode_body(View body, std::size_t max_body, BodyHeader& h, std::vector<Message>& out);
+
+// The slim layout of a body (13.3; slim payloads, 5.10): `slim_body` rewrites a
+// body of at least its header (truncated otherwise), `body_of_slim` gives back
+// the body it stands for (truncated, bad_field for reserved form bits or bit 5
+// without bit 4, bad_size); decode_body judges the rest.
+constexpr std::size_t SLIM_HEADER_SIZE = 6;
+Error slim_body(View body, Bytes& out);
+Error body_of_slim(View slim, Bytes& out);
 
 }  // namespace vinom

@@ -3,8 +3,9 @@
 // Sans-I/O and timer-free: the caller sends what it returns and feeds it what
 // arrives from the host it is trying. Resends, timeouts and keepalive timing
 // (section 8's timers) are the caller's for now, and so are the offers of short
-// payloads (5.9: a keepalive of plaintext {READS_SHORT}). A short payload is
-// read as a payload at any time; once one came, payloads are sealed short.
+// and slim payloads (5.9, 5.10: a keepalive of plaintext {READS_SHORT} or
+// {READS_SHORT | READS_SLIM}). Either is read as a payload at any time; once
+// one came, payloads are sealed as it was (the first one's type).
 #pragma once
 
 #include "vinom/codec.hpp"
@@ -41,8 +42,10 @@ public:
     // while connected.
     Error seal(std::uint8_t type, View body, Bytes& out);
 
-    // Whether a short payload came from the host: payloads are sealed short.
-    bool sends_short() const { return short_; }
+    // Whether a short or slim payload came from the host: payloads are sealed
+    // short (and, after a slim one, slim).
+    bool sends_short() const { return sends_ != PAYLOAD; }
+    bool sends_slim() const { return sends_ == SLIM_PAYLOAD; }
 
 private:
     PublicToken token_;
@@ -53,7 +56,7 @@ private:
     Bytes response_;
     Welcome welcome_;
     ReplayWindow window_;
-    bool short_ = false;
+    std::uint8_t sends_ = PAYLOAD;  // the type payloads are sealed as
 
     Error receive_short(View packet, Kind& kind, Bytes& out);
 };
