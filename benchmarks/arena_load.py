@@ -72,6 +72,10 @@ try:  # a build with packed snaps (§14), asked for with the schema snapshots
     from vinom.rooms.messages import READS_PACKED
 except ImportError:
     READS_PACKED = None  # type: ignore[assignment,misc]
+try:  # a build with relative packed snaps (§14, "pk": 2), asked for instead
+    from vinom.rooms.messages import READS_RELATIVE, resolve_relative_snap
+except ImportError:
+    READS_RELATIVE = None  # type: ignore[assignment,misc]
 
 _unpackb = msgpack.unpackb
 MAX_SPEED = 120.0
@@ -137,7 +141,7 @@ class SnapWire(StateWire):
     assumes `DEFAULT_RTT_S` (the bench's players are on loopback: a round trip far
     below a tick)."""
 
-    __slots__ = ("conn", "inputs", "receiver", "ticks")
+    __slots__ = ("conn", "fields", "inputs", "receiver", "relative", "ticks")
 
     def __init__(self, welcome: Mapping[str, Any], conn: Any, schema: bool = True) -> None:
         tick_rate, snapshot_rate = float(welcome["tick_rate"]), float(welcome["snapshot_rate"])
@@ -150,6 +154,10 @@ class SnapWire(StateWire):
         )  # fmt: skip
         self.ticks = TickClock(tick_rate)
         self.inputs = InputQueue()
+        # Relative packed snaps (as GameSession reads them): each applied snap's
+        # fields by tick, for those against it.
+        self.relative = bool(declared) and READS_RELATIVE is not None
+        self.fields: dict[int, Any] = {}
         if conn is not None:
             host, client = ticking_ack_delays(tick_rate, snapshot_rate)
             conn.set_ack_delays(client, host)
@@ -167,7 +175,7 @@ class SnapWire(StateWire):
             if READS_PACKED is None:
                 return UNRELIABLE, encode_input(receiver.newest, self.inputs.pending, schema=True)
             return UNRELIABLE, encode_input(receiver.newest, self.inputs.pending,
-                                            reads=READS_PACKED)  # fmt: skip
+                                            reads=READS_RELATIVE or READS_PACKED)  # fmt: skip
         return UNRELIABLE, encode_input(receiver.newest, self.inputs.pending)
 
     def update(self, message: Mapping[str, Any], now: float) -> Update | None:
@@ -176,6 +184,14 @@ class SnapWire(StateWire):
         snapshot = self.receiver.receive(message["d"])
         if snapshot is None:
             return None  # stale, or its baseline lost: counted in the receiver's drops
+        if "relative" in message:
+            base, fields = snapshot.baseline_tick, self.fields
+            resolved = dict(message)
+            fields[snapshot.tick] = resolve_relative_snap(
+                resolved, snapshot.tick, None if base is None else fields.get(base))
+            message = resolved
+            while len(fields) > 64:
+                del fields[next(iter(fields))]
         self.ticks.observe(snapshot.tick, now)
         if message["ik"] is not None:
             self.inputs.acknowledge(message["ik"])
@@ -284,7 +300,10 @@ class ArenaBots:
         (its round trip and ack delays serve the snap wire), None on a stream."""
         try:
             if data[:1] == b"\xc1":  # a packed snap (docs/protocol.md §14)
-                message = decode_server_message(data)
+                if getattr(player.wire, "relative", False):
+                    message = decode_server_message(data, True)
+                else:
+                    message = decode_server_message(data)
             else:
                 message = _unpackb(data)
                 if type(message) is list:  # a snap, [v, ts, r, i, ik, d] (§14)

@@ -23,7 +23,12 @@ from vinom.games.interfaces import GameEvent, IBot, IGame, IllegalAction, Outcom
 from vinom.match import Match, Ticket
 from vinom.protocol.events import UNRELIABLE
 from vinom.rooms.delta import Quantisation, SnapshotReceiver
-from vinom.rooms.messages import decode_server_message, state_of_snap
+from vinom.rooms.messages import (
+    SnapFields,
+    decode_server_message,
+    resolve_relative_snap,
+    state_of_snap,
+)
 from vinom.rooms.schema import ViewSchema
 from vinom.rooms.timers import TimerQueue
 
@@ -185,7 +190,8 @@ class RecordingOutbox:
     a test calls the room's `handle_inputs` with an ack.
 
     With `on_close` set, closing a session calls it with the session id, as
-    the endpoint reports the session closed.
+    the endpoint reports the session closed. A session in `relative` asked for
+    relative packed snaps: they are read as `GameSession` reads them.
     """
 
     def __init__(self) -> None:
@@ -195,9 +201,11 @@ class RecordingOutbox:
         self.on_close: Callable[[int], object] | None = None
         self.receivers: dict[int, SnapshotReceiver] = {}
         self.snaps: list[tuple[int, dict[str, Any]]] = []
+        self.relative: set[int] = set()
+        self.fields: dict[int, dict[int, SnapFields]] = {}
 
     def send_message(self, session_id: int, channel: int, data: bytes) -> None:
-        message = decode_server_message(data)
+        message = decode_server_message(data, session_id in self.relative)
         assert message is not None, f"the server sent an invalid message: {data!r}"
         kind = message["t"]
         if kind == "welcome":
@@ -210,6 +218,11 @@ class RecordingOutbox:
             self.snaps.append((session_id, message))
             snapshot = self.receivers[session_id].receive(message["d"])
             assert snapshot is not None, self.receivers[session_id].drops
+            if "relative" in message:
+                known = self.fields.setdefault(session_id, {})
+                base = snapshot.baseline_tick
+                known[snapshot.tick] = resolve_relative_snap(
+                    message, snapshot.tick, None if base is None else known[base])
             message = state_of_snap(message, snapshot.tick, snapshot.view)
             message["snap"] = data
         self.sent.append((session_id, channel, message))

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.support.vectors import unhex, vectors
+from tests.support.vectors import group, unhex, vectors
 from vinom.games.interfaces import Seat
 from vinom.rooms.delta import Quantisation, encode_snapshot
 from vinom.rooms.messages import (
@@ -21,6 +21,7 @@ from vinom.rooms.messages import (
     MAX_DRAWN_BACK,
     PACKED_SNAP,
     READS_PACKED,
+    READS_RELATIVE,
     READS_SCHEMA,
     ClientMessage,
     ClientMessageKind,
@@ -35,6 +36,7 @@ from vinom.rooms.messages import (
     encode_leave,
     encode_phase,
     encode_presence,
+    encode_relative_snap,
     encode_shared_state,
     encode_snap,
     encode_state,
@@ -43,6 +45,7 @@ from vinom.rooms.messages import (
     encode_sync,
     encode_welcome,
     pack_action_id,
+    resolve_relative_snap,
     state_with_action_id,
 )
 
@@ -370,6 +373,65 @@ class RealTimeMessageTests(SynchronousTestCase):
         self.assertEqual(encode_snap(0, 0, None, 1 - 2**52, 2**53 - 2, d, packed=True)[0],
                          PACKED_SNAP)  # fmt: skip
 
+    def test_relative_snap_vectors(self) -> None:
+        """``"pk": 2`` (docs/protocol.md §14): the vectors' bytes from their fields, and
+        their fields again from the bytes and the baseline's fields."""
+        snaps = [v for v in vectors("messages").values() if v["kind"] == "relative_snap"]
+        self.assertEqual([v["base"] is None for v in snaps], [True, False])
+        schema = group("schema")["vectors"]
+        self.assertEqual([v["snap"]["d"] for v in snaps], [schema[0]["hex"], schema[1]["hex"]])
+        for v in snaps:
+            fields, base = v["snap"], v["base"]
+            own = (fields["v"], fields["ts"], fields["r"])
+            against = None if base is None else (base["v"], base["ts"], base["r"])
+            data = encode_relative_snap(own, fields["i"], fields["ik"], v["d_tick"], against,
+                                        unhex(fields["d"]))  # fmt: skip
+            assert data is not None
+            self.assertEqual(data.hex(), v["hex"], v["name"])
+            read = decode_server_message(data, relative=True)
+            assert read is not None
+            self.assertEqual(resolve_relative_snap(read, v["d_tick"], against), own)
+            self.assertEqual(read, {"t": "snap", "v": fields["v"], "ts": fields["ts"],
+                                    "r": fields["r"] / 1000, "i": fields["i"],
+                                    "ik": fields["ik"], "d": unhex(fields["d"])})  # fmt: skip
+        # The delta's numbers take 6 bytes; packed, the same snap's take 9.
+        delta = snaps[1]
+        packed = encode_snap(9, 1100, 119.9, 4, 1, unhex(delta["snap"]["d"]), packed=True)
+        self.assertEqual(len(unhex(delta["hex"])) + 3, len(packed))
+
+    @settings(deadline=None)
+    @given(
+        st.integers(0, 2**40), st.integers(0, 2**40), st.none() | st.integers(0, 2**40),
+        st.integers(0, 2**40), st.integers(0, 2**40), st.none() | st.integers(0, 2**40),
+        st.booleans(), st.none() | st.integers(-(2**40), 2**40),
+        st.none() | st.integers(0, 2**40), st.integers(0, 2**40),
+    )  # fmt: skip
+    def test_relative_snaps_give_back_their_fields(
+        self, version: int, server_time: int, left: int | None, dv: int, dts: int,
+        left_b: int | None, delta: bool, action_id: int | None, input_tick: int | None,
+        tick: int,
+    ) -> None:  # fmt: skip
+        """Whatever the fields, read against the same baseline's, a relative snap gives
+        them back (a baseline's numbers are never above its successors')."""
+        own = (version + dv, server_time + dts, left)
+        base = (version, server_time, left_b) if delta else None
+        data = encode_relative_snap(own, action_id, input_tick, tick, base, b"\x01")
+        assert data is not None
+        read = decode_server_message(data, relative=True)
+        assert read is not None
+        self.assertEqual(resolve_relative_snap(read, tick, base), own)
+        self.assertEqual((read["i"], read["ik"], read["d"]), (action_id, input_tick, b"\x01"))
+
+    def test_relative_numbers_that_do_not_fit_go_as_the_array(self) -> None:
+        """A version or a time before the baseline's, a negative time left in a full
+        one: None, and the room sends the array instead."""
+        base = (10, 1000, 5000)
+        self.assertIsNone(encode_relative_snap((9, 1000, 5000), None, None, 3, base, b""))
+        self.assertIsNone(encode_relative_snap((10, 999, 5000), None, None, 3, base, b""))
+        self.assertIsNone(encode_relative_snap((10, 1000, -1), None, None, 3, None, b""))
+        self.assertIsNotNone(encode_relative_snap((10, 1000, -1), None, None, 3, base, b""))
+        self.assertIsNone(encode_relative_snap((2**53, 0, None), None, None, 3, None, b""))
+
     def test_malformed_packed_snaps_are_not_messages(self) -> None:
         vector = vectors("messages")["packed_snap_numbers"]
         good = unhex(vector["hex"])
@@ -389,7 +451,9 @@ class RealTimeMessageTests(SynchronousTestCase):
     def test_the_vs_an_input_asks_with(self) -> None:
         # "pk" is a key hosts before packed snaps ignore: to them "vs" alone counts.
         for asked, reads in (({"vs": 1}, READS_SCHEMA), ({"vs": 1, "pk": 1}, READS_PACKED),
-                             ({"vs": 1, "pk": 2}, READS_SCHEMA), ({"pk": 1}, 0),
+                             ({"vs": 1, "pk": 2}, READS_RELATIVE),
+                             ({"vs": 1, "pk": 3}, READS_SCHEMA),
+                             ({"vs": 1, "pk": True}, READS_SCHEMA), ({"pk": 1}, 0),
                              ({"vs": 2, "pk": 1}, 0), ({"vs": True, "pk": 1}, 0),
                              ({"vs": 1.0}, 0), ({}, 0)):  # fmt: skip
             data = msgpack.packb({"t": "input", "a": None, "x": [], **asked})
@@ -397,7 +461,7 @@ class RealTimeMessageTests(SynchronousTestCase):
             assert decoded is not None
             self.assertEqual(decoded.reads, reads, asked)
         for reads, asked in ((READS_PACKED, {"vs": 1, "pk": 1}), (READS_SCHEMA, {"vs": 1}),
-                             (0, {})):  # fmt: skip
+                             (READS_RELATIVE, {"vs": 1, "pk": 2}), (0, {})):  # fmt: skip
             message = msgpack.unpackb(encode_input(None, [], reads=reads))
             self.assertEqual(message, {"t": "input", "a": None, "x": [], **asked})
             self.assertEqual(list(message), ["t", "a", "x", *asked])  # in this order

@@ -36,6 +36,7 @@ from vinom.rooms.delta import (
 from vinom.rooms.messages import (
     PACKED_SNAP,
     READS_PACKED,
+    READS_RELATIVE,
     READS_SCHEMA,
     decode_server_message,
 )
@@ -544,6 +545,43 @@ class RoomTests(SnapshotTestCase):
         self.host.advance(0.05)
         self.assertEqual((self.states(SA)[-1]["snap"][0], self.states(SA)[-1]["i"]),
                          (PACKED_SNAP, -5))  # fmt: skip
+
+    def test_a_session_that_asks_with_pk_2_gets_relative_snaps(self) -> None:
+        """``"pk": 2``: packed snaps whose numbers are written against the snap of their
+        baseline tick (docs/protocol.md §14); read as a client does, they stand for
+        the same states as packed ones, in fewer bytes once they are deltas."""
+        self.playing(SchemaGame(tick_rate=20))
+        self.sender.relative.add(SA)
+        self.room.handle_inputs(A, None, (), self.now, None, READS_RELATIVE)
+        self.room.handle_inputs(B, None, (), self.now, None, READS_PACKED)
+        self.act(A, 1, -3)
+        self.act(B, 1, 5)
+        self.host.advance(0.05)
+        for n in range(2, 30):
+            # Each sends an input for the next tick and acknowledges the newest snap
+            # it has: the next is a delta.
+            for player, session in ((A, SA), (B, SB)):
+                tick = self.states(session)[-1]["k"]
+                self.room.handle_inputs(player, tick, ((tick + 1, {"seq": n}),), self.now)
+            self.host.advance(0.05)
+        relative, packed = self.states(SA), self.states(SB)
+        self.assertEqual(len(relative), len(packed))
+        for mine, theirs in zip(relative, packed, strict=True):
+            self.assertEqual(mine["snap"][0], PACKED_SNAP)
+            for key in ("v", "ts", "r", "k"):
+                self.assertEqual(mine[key], theirs[key], key)
+            self.assertEqual((mine["i"], theirs["i"]), (-3, 5))
+            self.assertEqual(mine["s"]["seqs"], theirs["s"]["seqs"])
+        self.assertEqual(relative[-1]["s"]["seqs"], [29, 29])
+        ours = [m["ik"] for s, m in self.sender.snaps if s == SA][-28:]
+        self.assertEqual(ours, [m["ik"] for s, m in self.sender.snaps if s == SB][-28:])
+        self.assertEqual(ours[-1], relative[-1]["k"])
+        # The deltas' numbers: 5 to 7 bytes in all where packed ones take more.
+        deltas = [(m["snap"], t["snap"]) for m, t in zip(relative, packed, strict=True)
+                  if m["snap"] != t["snap"]][5:]  # fmt: skip
+        self.assertGreater(len(deltas), 20)
+        for mine_bytes, theirs_bytes in deltas:
+            self.assertLess(len(mine_bytes), len(theirs_bytes))
 
     def test_a_view_that_does_not_fit_is_a_fault_of_the_game(self) -> None:
         class Misfit(SchemaGame):

@@ -126,6 +126,14 @@ def _messages(g: dict[str, Any]) -> list[str]:
                     f"of the view `{view}` without checksum (`{s['d']}`)")  # fmt: skip
             if s["r"] is not None:
                 text += f"; `r` {s['r']} ms, read as {s['r'] / 1000} s"
+        elif v["kind"] == "relative_snap":
+            s, base = v["snap"], v["base"]
+            fields = ", ".join(_nil(s[k]) for k in ("v", "ts", "r", "i", "ik"))
+            against = ("full" if base is None else
+                       f"against tick {v['base_tick']}, whose snap had `v`, `ts`, `r` "
+                       f"{base['v']}, {base['ts']}, {base['r']}")  # fmt: skip
+            text = (f"relative packed `snap` `[{fields}, d]` (`r` in ms), `d` the schema "
+                    f"snapshot of tick {v['d_tick']} {against} (`{s['d']}`)")  # fmt: skip
         else:
             text = f"`{v['kind']}` `{_value(v['message'])}`"
             for k, seen in v.get("seen", {}).items():

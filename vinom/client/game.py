@@ -62,18 +62,23 @@ from vinom.client.udp import GameClientProtocol, connect_game_client
 from vinom.protocol.events import RELIABLE, UNRELIABLE
 from vinom.rooms.delta import Quantisation, SnapshotReceiver
 from vinom.rooms.messages import (
-    READS_PACKED,
+    READS_RELATIVE,
+    SnapFields,
     decode_server_message,
     encode_action,
     encode_input,
     encode_leave,
     encode_sync,
+    resolve_relative_snap,
     state_of_snap,
     ticking_ack_delays,
 )
 from vinom.rooms.schema import ViewSchema
 
 MessageHandler = Callable[[dict[str, Any]], object]
+# The applied snaps whose fields are kept for relative ones: more than the host's
+# baselines (vinom.rooms.schema.SchemaHistory).
+SNAP_FIELDS_KEPT = 64
 # The shortest quiet before an ack-only input (docs/protocol.md section 14, `input`).
 ACK_ONLY_FLOOR = 0.1
 ENDED_PHASES = ("finished", "aborted")
@@ -111,6 +116,7 @@ class GameSession:
         # A ticking room: its snapshots' decoder, the server's tick, the inputs
         # not acknowledged yet, and when the last input message went.
         self.snapshots: SnapshotReceiver | None = None
+        self._snap_fields: dict[int, SnapFields] | None = None
         self.ticks: TickClock | None = None
         self.inputs = InputQueue()
         self._input_sent_at = -float("inf")
@@ -344,7 +350,7 @@ class GameSession:
         # Schema snapshots asked for until one comes (docs/protocol.md §16.8).
         asking = snapshots is not None and snapshots.schema is not None and not snapshots.wires
         self.protocol.send(UNRELIABLE, encode_input(ack, inputs.pending, inputs.drawn,
-                                                    READS_PACKED if asking else 0))  # fmt: skip
+                                                    READS_RELATIVE if asking else 0))  # fmt: skip
 
     def _rtt(self) -> float:
         rtt = None if self.protocol is None else self.protocol.round_trip_time
@@ -393,7 +399,7 @@ class GameSession:
     # -- receiving --------------------------------------------------------
 
     def message_received(self, channel: int, data: bytes) -> None:
-        message = decode_server_message(data)
+        message = decode_server_message(data, self._snap_fields is not None)
         if message is None:
             self.undecodable += 1
             return
@@ -435,7 +441,7 @@ class GameSession:
         the host keeps none of the last session's baselines) and a tick clock."""
         tick_rate, snapshot_rate = self.tick_rate, self.snapshot_rate
         if not tick_rate or not snapshot_rate:
-            self.snapshots = self.ticks = self.server_clock = None
+            self.snapshots = self.ticks = self.server_clock = self._snap_fields = None
             return
         try:
             quantisation = Quantisation(welcome.get("q") or ())
@@ -448,6 +454,9 @@ class GameSession:
             self.undecodable += 1  # a schema it cannot read: snaps stay schema-less
             schema = None
         self.snapshots = SnapshotReceiver(quantisation, schema=schema)
+        # With a schema it asks for relative packed snaps (docs/protocol.md §14):
+        # each applied snap's fields, by tick, for those against it.
+        self._snap_fields = None if schema is None else {}
         self.ticks = TickClock(tick_rate)
         # A new session's snaps start afresh; a reconnection's clock starts over too.
         self.server_clock = ServerClock(tick_rate)
@@ -462,6 +471,16 @@ class GameSession:
         snapshot = snapshots.receive(message["d"])
         if snapshot is None:
             return  # counted by reason in snap_drops
+        known = self._snap_fields
+        if "relative" in message and known is not None:
+            base = snapshot.baseline_tick
+            against = None if base is None else known.get(base)
+            if base is not None and against is None:
+                self.undecodable += 1  # never: every snapshot applied is kept below
+                return
+            known[snapshot.tick] = resolve_relative_snap(message, snapshot.tick, against)
+            while len(known) > SNAP_FIELDS_KEPT:
+                del known[next(iter(known))]
         now = self._clock()
         ticks.observe(snapshot.tick, now)
         self._netcode(snapshot.tick, message.get("ts"), snapshot.view, now)

@@ -74,7 +74,9 @@ message       ch  keys
                   is ``k``) against the tick the client acknowledged, else full.
                   Clients present it as the ``state`` it stands for (`state_of_snap`).
                   To a client asking schema snapshots with ``"pk": 1``, packed: byte
-                  ``c1`` and the numbers as LEB128 (`encode_snap(..., packed=True)`).
+                  ``c1`` and the numbers as LEB128 (`encode_snap(..., packed=True)`);
+                  with ``"pk": 2``, packed relative: against the snap of its
+                  baseline tick (`encode_relative_snap`, `resolve_relative_snap`).
 ``welcome``   1   ``{"t": "welcome", "match": id, "game": name, "title": display
                   name, "seat": index, "players": [{"id", "name", "seat"}...],
                   "reconnected": bool}``: the first message of every session,
@@ -204,9 +206,11 @@ class ClientMessage(NamedTuple):
 
 
 # What a client reads of the snaps, as its ``input`` says (``"vs": 1``, then
-# ``"pk": 1``; a key older hosts ignore, so they send it schema snapshots in arrays).
+# ``"pk": 1`` or ``"pk": 2``; a key older hosts ignore, or a value they do not
+# know, so they send it schema snapshots in arrays).
 READS_SCHEMA: Final = 1
 READS_PACKED: Final = 2
+READS_RELATIVE: Final = 3
 
 _SYNC = ClientMessage(ClientMessageKind.SYNC)
 _LEAVE = ClientMessage(ClientMessageKind.LEAVE)
@@ -302,7 +306,13 @@ def _decode_input(
         inputs.append((tick, value))
     reads = 0  # no ``vs``, or another value: the snaps of a client asking none
     if obj.get("vs") == 1 and type(obj["vs"]) is int:
-        reads = READS_PACKED if obj.get("pk") == 1 else READS_SCHEMA
+        packed = obj.get("pk")
+        reads = (
+            READS_SCHEMA if type(packed) is not int
+            else READS_PACKED if packed == 1
+            else READS_RELATIVE if packed == 2
+            else READS_SCHEMA
+        )  # fmt: skip
     return _new_tuple(ClientMessage, (_INPUT, None, None, tuple(inputs), ack, drawn,
                                       reads))  # fmt: skip
 
@@ -332,7 +342,8 @@ def encode_input(
     (`ack`) and the unacknowledged (tick, input) pairs, oldest first; `drawn`, by
     tick, the fractional tick the player saw when giving each input that says so
     (`drawn_fields`); `reads`: ask for schema snapshots (`READS_SCHEMA`: ``"vs":
-    1``), in packed snaps (`READS_PACKED`: ``"pk": 1`` too)."""
+    1``), in packed snaps (`READS_PACKED`: ``"pk": 1`` too), relative ones
+    (`READS_RELATIVE`: ``"pk": 2``)."""
     if not drawn:
         pairs: list[list[Any]] = [[k, value] for k, value in inputs]
     else:
@@ -342,6 +353,8 @@ def encode_input(
             pairs.append([k, value] if fields is None else [k, value, *fields])
     if reads == READS_PACKED:
         return _pack({"t": "input", "a": ack, "x": pairs, "vs": 1, "pk": 1})
+    if reads == READS_RELATIVE:
+        return _pack({"t": "input", "a": ack, "x": pairs, "vs": 1, "pk": 2})
     if reads:
         return _pack({"t": "input", "a": ack, "x": pairs, "vs": 1})
     return _pack({"t": "input", "a": ack, "x": pairs})
@@ -589,6 +602,70 @@ def encode_packed_snap_for(
     return b"".join((header, write_uvar(action), write_uvar(newest), snapshot))
 
 
+#: A snap's own numbers, kept by tick for the relative form: ``v``, ``ts`` and ``r``
+#: in whole milliseconds (None: nil).
+SnapFields = tuple[int, int, int | None]
+
+
+def remaining_ms(remaining: float | None) -> int | None:
+    """``r`` in whole milliseconds, as packed snaps carry it (None: nil)."""
+    return None if remaining is None else round(remaining * 1000.0)
+
+
+def encode_relative_snap(
+    fields: SnapFields,
+    action_id: int | None,
+    input_tick: int | None,
+    tick: int,
+    base: SnapFields | None,
+    snapshot: bytes,
+) -> bytes | None:
+    """A packed ``snap`` relative (docs/protocol.md §14, ``"pk": 2``): byte ``c1``,
+    then as LEB128 ``v``, ``ts``, ``r`` (0: nil), ``i`` (zigzag plus one; 0: nil) and
+    ``ik`` as ``zigzag(ik - tick) + 1`` (0: nil), then `snapshot`, of `tick`. With
+    `base`, the fields of the snap of the tick `snapshot` is a delta against:
+    ``v - v_b``, ``ts - ts_b`` and ``r`` as ``zigzag((ts + r) - (ts_b + r_b)) + 1``
+    (``r_b`` nil counting as 0); else ``v``, ``ts`` and ``r + 1``. None when a
+    number does not fit (the array form is sent instead)."""
+    version, server_time, left = fields
+    if base is None:
+        if left is not None and left < 0:
+            return None
+        v, ts = version, server_time
+        r = 0 if left is None else left + 1
+    else:
+        v_b, ts_b, left_b = base
+        v, ts = version - v_b, server_time - ts_b
+        r = 0 if left is None else zigzag(server_time + left - ts_b - (left_b or 0)) + 1
+    action = 0 if action_id is None else zigzag(action_id) + 1
+    newest = 0 if input_tick is None else zigzag(input_tick - tick) + 1
+    if not (0 <= v < _PACKED_LIMIT and 0 <= ts < _PACKED_LIMIT and 0 <= r < _PACKED_LIMIT
+            and action < _PACKED_LIMIT and newest < _PACKED_LIMIT):  # fmt: skip
+        return None
+    return b"".join((_PACKED_SNAP, write_uvar(v), write_uvar(ts), write_uvar(r),
+                     write_uvar(action), write_uvar(newest), snapshot))  # fmt: skip
+
+
+def resolve_relative_snap(
+    snap: dict[str, Any], tick: int, base: SnapFields | None
+) -> SnapFields:
+    """A relative snap's ``v``, ``ts``, ``r`` and ``ik`` filled in (in `snap`, as
+    `decode_server_message(..., relative=True)` read it), given the tick its ``d``
+    rebuilt and `base`, the fields of the snap of its baseline tick (None: ``d``
+    was full). Returns its own fields, to keep for the snaps against it."""
+    v, ts, r, newest = snap.pop("relative")
+    if base is None:
+        left = None if not r else r - 1
+    else:
+        v_b, ts_b, left_b = base
+        v, ts = v + v_b, ts + ts_b
+        left = None if not r else unzigzag(r - 1) + ts_b + (left_b or 0) - ts
+    snap["v"], snap["ts"] = v, ts
+    snap["r"] = None if left is None else left / 1000.0
+    snap["ik"] = None if not newest else tick + unzigzag(newest - 1)
+    return v, ts, left
+
+
 def encode_phase(
     phase: str,
     version: int,
@@ -650,14 +727,17 @@ _SERVER_SCHEMA: dict[str, tuple[tuple[str, tuple[type, ...]], ...]] = {
 }
 
 
-def decode_server_message(data: bytes) -> dict[str, Any] | None:
+def decode_server_message(data: bytes, relative: bool = False) -> dict[str, Any] | None:
     """Client side: the server message in `data` as a dict, or None if it is not one.
 
     The dict has been checked to carry every key of its type with the right
-    value type. Never raises; unknown message types give None.
+    value type. Never raises; unknown message types give None. `relative`: the
+    session asked for relative packed snaps (``"pk": 2``); a packed snap then
+    comes as ``{"t": "snap", "relative": (v, ts, r, ik as sent), "i", "d"}``, for
+    `resolve_relative_snap` once its ``d`` is rebuilt.
     """
     if data[:1] == _PACKED_SNAP:
-        return _snap_of_packed(data)
+        return _snap_of_packed(data, relative)
     try:
         obj = _unpackb(data)
     except Exception:
@@ -708,14 +788,18 @@ def _snap_of_array(fields: list[Any]) -> dict[str, Any] | None:
     }
 
 
-def _snap_of_packed(data: bytes) -> dict[str, Any] | None:
-    """A packed ``snap`` (`encode_snap`, `packed`) as `_snap_of_array` gives it; None if
-    it is not one: a number cut short, longer than 8 bytes or not below 2^53."""
+def _snap_of_packed(data: bytes, relative: bool = False) -> dict[str, Any] | None:
+    """A packed ``snap`` (`encode_snap`, `packed`) as `_snap_of_array` gives it (with
+    `relative`, as `decode_server_message` says); None if it is not one: a number
+    cut short, longer than 8 bytes or not below 2^53."""
     read = read_uvars(data, 1, 5, 8)
     if read is None or max(read[0]) >= _PACKED_LIMIT:
         return None
     (version, server_time, left, action, newest), at = read
     action_id = None if not action else unzigzag(action - 1)
+    if relative:
+        return {"t": "snap", "relative": (version, server_time, left, newest),
+                "i": action_id, "d": data[at:]}  # fmt: skip
     return {
         "t": "snap",
         "v": version,

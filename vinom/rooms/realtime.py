@@ -43,7 +43,7 @@ from vinom.rooms.budget import PriorityQueue
 from vinom.rooms.delta import Quantisation, SnapshotHistory
 from vinom.rooms.inputs import CAPPED, TOO_LATE, InputBuffer
 from vinom.rooms.member import Member
-from vinom.rooms.messages import READS_PACKED
+from vinom.rooms.messages import READS_PACKED, READS_RELATIVE
 from vinom.rooms.schema import SchemaHistory, ViewSchema
 
 _INF = math.inf
@@ -201,11 +201,14 @@ class RealTimeLoop:
         the moment the player saw when giving each input that says so; `reads`: the
         session asks for schema snapshots (`READS_SCHEMA`), which it gets from the
         next one on (full, then against the schema snapshots it acknowledges) if
-        the game has a schema, in packed snaps if it says `READS_PACKED`."""
+        the game has a schema, in packed snaps if it says `READS_PACKED`, relative
+        ones if `READS_RELATIVE`."""
         counts = self.input_counts
         history = member.snapshots
         if reads and self.schema is not None and not isinstance(history, SchemaHistory):
-            history = member.snapshots = SchemaHistory(self.schema, reads == READS_PACKED)
+            history = member.snapshots = SchemaHistory(
+                self.schema, reads == READS_PACKED, relative=reads == READS_RELATIVE
+            )
         if ack is not None and history is not None:
             if ack <= self.tick_number:
                 history.acknowledge(ack)

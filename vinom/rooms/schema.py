@@ -636,12 +636,17 @@ class SchemaHistory:
     sent by tick (the last `capacity`) and the newest tick the client acknowledged;
     each snapshot is encoded against that one while it is held, else in full."""
 
-    def __init__(self, schema: ViewSchema, packed: bool = False, capacity: int = 32) -> None:
+    def __init__(self, schema: ViewSchema, packed: bool = False, capacity: int = 32,
+                 relative: bool = False) -> None:  # fmt: skip
         self.schema = schema
-        # The client reads packed snaps (docs/protocol.md §14, ``"pk": 1``).
-        self.packed = packed
+        # The client reads packed snaps (docs/protocol.md §14, ``"pk": 1``), relative
+        # ones with `relative` (``"pk": 2``).
+        self.packed = packed or relative
+        self.relative = relative
         self.capacity = capacity
         self.acked: int | None = None
+        # The tick the last snapshot `encode_for` made is a delta against (None: full).
+        self.base_tick: int | None = None
         self.sent: dict[int, tuple[Any, ...]] = {}
         self.full_sent = 0
         self.deltas_sent = 0
@@ -671,9 +676,11 @@ class SchemaHistory:
         if base is None:
             self.full_sent += 1
             distance = 0
+            self.base_tick = None
         else:
             self.deltas_sent += 1
             distance = tick - acked  # type: ignore[operator]
+            self.base_tick = acked
         sent = self.sent
         sent.pop(tick, None)
         sent[tick] = wire

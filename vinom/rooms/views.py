@@ -40,20 +40,25 @@ from vinom.rooms.delta import Prepared, Quantisation
 from vinom.rooms.member import Member
 from vinom.rooms.messages import (
     Phase,
+    SnapFields,
     encode_error,
     encode_packed_snap_for,
     encode_packed_snap_header,
+    encode_relative_snap,
     encode_shared_state,
     encode_snap_for,
     encode_snap_header,
     encode_state,
     pack_action_id,
+    remaining_ms,
 )
 from vinom.rooms.outbox import Outbox
 from vinom.rooms.schema import SchemaHistory
 
 # No action id at all (a broadcast's recipients' ids are int or None).
 _NO_ACTION_ID = object()
+# Ticks whose snaps' fields a room keeps: more than a SchemaHistory's baselines.
+SNAP_FIELDS = 64
 
 
 @define(eq=False)
@@ -79,6 +84,9 @@ class RoomViews:
     # broadcasts until its welcome and its first state (both reliable) are queued,
     # since a body carries its unreliable messages before its reliable ones.
     joining: Member | None = None
+    # The fields of the snaps of the last SNAP_FIELDS ticks snaps went out at, by
+    # tick: relative packed snaps (docs/protocol.md §14) are written against them.
+    snap_fields: dict[int, SnapFields] = field(factory=dict)
 
     def server_time(self, now: float) -> int:
         """A state's ``ts`` at `now`: whole milliseconds since `started_at`."""
@@ -201,6 +209,11 @@ class RoomViews:
         schema_cache: dict[tuple[int, int], tuple[Any, Any, bytes]] = {}
         common_wire: tuple[Any, ...] | None = None
         common_crc: int | None = None
+        fields: SnapFields = (version, server_time, remaining_ms(remaining))
+        known = self.snap_fields
+        known[tick] = fields
+        if len(known) > SNAP_FIELDS:
+            del known[next(iter(known))]
         for member in members:
             session_id = member.session_id
             history = member.snapshots
@@ -223,7 +236,18 @@ class RoomViews:
                     if shared:
                         common_view, common_wire, common_crc = view, wire, crc
                 snapshot = history.encode_for(tick, wire, crc, schema_cache)
-                if history.packed:
+                if history.relative:
+                    base_tick = history.base_tick
+                    against = None if base_tick is None else known.get(base_tick)
+                    # (A baseline's fields are always known: snaps go out at most
+                    # once a tick, and the history holds fewer ticks.)
+                    relative = None if base_tick is not None and against is None else (
+                        encode_relative_snap(fields, member.last_action_id, input_tick, tick,
+                                             against, snapshot))  # fmt: skip
+                    if relative:
+                        send(session_id, UNRELIABLE, relative)
+                        continue
+                elif history.packed:
                     if packed_header is None:
                         # b"" when a number does not fit: this tick's snaps are arrays.
                         packed_header = encode_packed_snap_header(version, server_time,
