@@ -216,6 +216,23 @@ class DamagedPacketTests(SynchronousTestCase):
         drain(hs.client)
         return connected.session_id  # type: ignore[attr-defined, no-any-return]
 
+    def client_answers(self, hs: Handshake, came: bytes, kind: int, size: int) -> None:
+        """After the host's payload `came`, the client's own goes as `kind`, `size`
+        bytes: damaged every way it changes nothing, whole it is read; replayed,
+        each side drops the other's packet and counts it."""
+        hs.client.send_message(RELIABLE, b"back")
+        mine = hs.client_sends()
+        self.assertEqual((mine[0], len(mine)), (kind, size))
+        self.assert_server_unmoved(hs, damaged(mine))
+        hs.server.receive_datagram(mine, CLIENT_ADDR, hs.now)
+        self.assertEqual([e.data for e in drain(hs.server)], [b"back"])  # type: ignore[attr-defined]
+        replayed = hs.server.drops["replayed"], hs.client.drops["replayed"]
+        hs.server.receive_datagram(mine, CLIENT_ADDR, hs.now)
+        hs.client.receive_datagram(came, SERVER_ADDR, hs.now)
+        self.assertEqual(drain(hs.server) + drain(hs.client), [])
+        self.assertEqual((hs.server.drops["replayed"], hs.client.drops["replayed"]),
+                         (replayed[0] + 1, replayed[1] + 1))  # fmt: skip
+
     def test_the_offer_and_short_payloads(self) -> None:
         """§5.9: the offer, and short payloads both ways, damaged every way and replayed."""
         hs = Handshake(short=True)
@@ -243,19 +260,7 @@ class DamagedPacketTests(SynchronousTestCase):
         hs.client.receive_datagram(short, SERVER_ADDR, hs.now)
         self.assertEqual([e.data for e in drain(hs.client)], [b"two"])  # type: ignore[attr-defined]
         # ... and, once one came, the client's.
-        hs.client.send_message(RELIABLE, b"back")
-        mine = hs.client_sends()
-        self.assertEqual(mine[0], SHORT_PAYLOAD)
-        self.assert_server_unmoved(hs, damaged(mine))
-        hs.server.receive_datagram(mine, CLIENT_ADDR, hs.now)
-        self.assertEqual([e.data for e in drain(hs.server)], [b"back"])  # type: ignore[attr-defined]
-        # Replayed, each is dropped and counted.
-        replayed = hs.server.drops["replayed"], hs.client.drops["replayed"]
-        hs.server.receive_datagram(mine, CLIENT_ADDR, hs.now)
-        hs.client.receive_datagram(short, SERVER_ADDR, hs.now)
-        self.assertEqual(drain(hs.server) + drain(hs.client), [])
-        self.assertEqual((hs.server.drops["replayed"], hs.client.drops["replayed"]),
-                         (replayed[0] + 1, replayed[1] + 1))  # fmt: skip
+        self.client_answers(hs, short, SHORT_PAYLOAD, len(short) + 1)
 
     def test_the_offer_and_slim_payloads(self) -> None:
         """§5.10: the offer of both, and slim payloads both ways (5 bytes fewer than
@@ -290,18 +295,7 @@ class DamagedPacketTests(SynchronousTestCase):
         hs.client.receive_datagram(slim, SERVER_ADDR, hs.now)
         self.assertEqual([e.data for e in drain(hs.client)], [b"two"])  # type: ignore[attr-defined]
         # ... and, once one came, the client's.
-        hs.client.send_message(RELIABLE, b"back")
-        mine = hs.client_sends()
-        self.assertEqual((mine[0], len(mine)), (SLIM_PAYLOAD, 31))
-        self.assert_server_unmoved(hs, damaged(mine))
-        hs.server.receive_datagram(mine, CLIENT_ADDR, hs.now)
-        self.assertEqual([e.data for e in drain(hs.server)], [b"back"])  # type: ignore[attr-defined]
-        replayed = hs.server.drops["replayed"], hs.client.drops["replayed"]
-        hs.server.receive_datagram(mine, CLIENT_ADDR, hs.now)
-        hs.client.receive_datagram(slim, SERVER_ADDR, hs.now)
-        self.assertEqual(drain(hs.server) + drain(hs.client), [])
-        self.assertEqual((hs.server.drops["replayed"], hs.client.drops["replayed"]),
-                         (replayed[0] + 1, replayed[1] + 1))  # fmt: skip
+        self.client_answers(hs, slim, SLIM_PAYLOAD, 31)
 
     def test_a_slim_payload_unasked_for_or_malformed(self) -> None:
         """A client that offered only short payloads (an older one) drops a slim
