@@ -78,8 +78,9 @@ test("each module's section of the types declares exactly its exports", async ()
   assert.deepEqual(sections.filter((_, i) => i % 2 === 0), MODULES);
   for (let i = 0; i < sections.length; i += 2) {
     const module = await import(new URL(sections[i], dir));
-    const declared = [...sections[i + 1].matchAll(/^export declare (?:const|function|class) (\w+)/gm)].map((m) => m[1]);
-    assert.deepEqual(declared.sort(), Object.keys(module).sort(), sections[i]);
+    // A function with overloads is declared once for each.
+    const declared = new Set([...sections[i + 1].matchAll(/^export declare (?:const|function|class) (\w+)/gm)].map((m) => m[1]));
+    assert.deepEqual([...declared].sort(), Object.keys(module).sort(), sections[i]);
   }
 });
 

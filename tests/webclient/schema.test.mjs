@@ -5,7 +5,7 @@
 // beyond its range, rows out of order, a bad header), the drop reasons a
 // SnapshotReceiver counts, 53-bit fields read exactly, declarations refused, and
 // GameSocket asking for schema snapshots with `"vs": 1`, in packed snaps with
-// `"pk": 1` after it, until it applied one.
+// `"pk": 2` after it (relative packed snaps), until it applied one.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
@@ -318,9 +318,11 @@ function playing() {
   const deliver = (message) => stand.onmessage({ data: encode(message).slice().buffer });
   const snap = (d) => deliver([1, 0, 50, null, null, d]);
   // The same snap packed (§14), as the host sends it once asked with
-  // `"vs": 1, "pk": 1`.
+  // `"vs": 1, "pk": 2` (a relative one, §14: for a full d, its numbers as packed).
   const packed = (d) => stand.onmessage({ data: Uint8Array.of(0xc1, 1, 0, 51, 0, 0, ...d).buffer });
-  return { socket, sent, warnings, deliver, snap, packed };
+  // Bytes as the host sent them.
+  const raw = (data) => stand.onmessage({ data: data.slice().buffer });
+  return { socket, sent, warnings, deliver, snap, packed, raw };
 }
 
 test("GameSocket asks for schema snapshots while the welcome declares a view and none was applied", () => {
@@ -330,18 +332,18 @@ test("GameSocket asks for schema snapshots while the welcome declares a view and
   socket.input({ up: true });
   assert.deepEqual(Object.keys(sent.at(-1)), ["t", "a", "x", "vs", "pk"]);
   assert.equal(sent.at(-1).vs, 1);
-  assert.equal(sent.at(-1).pk, 1);
+  assert.equal(sent.at(-1).pk, 2);
   // A section 16.1 snap: still asking.
   snap(bytes("9401c0c081a16101"));
   socket.input({ up: false });
   assert.equal(sent.at(-1).vs, 1);
-  assert.equal(sent.at(-1).pk, 1);
+  assert.equal(sent.at(-1).pk, 2);
   assert.equal(sent.at(-1).a, 1);
   // The first schema snapshot applied: no more.
   snap(bytes(DELTA.hex)); // against a baseline it does not hold: dropped, still asking
   socket.input({ up: true });
   assert.equal(sent.at(-1).vs, 1);
-  assert.equal(sent.at(-1).pk, 1);
+  assert.equal(sent.at(-1).pk, 2);
   snap(Uint8Array.from([...bytes(FULL.hex).subarray(0, 1), 2, ...bytes(FULL.hex).subarray(2)]));
   assert.equal(socket.snapTick, 2);
   socket.input({ up: false });
@@ -352,7 +354,7 @@ test("GameSocket asks for schema snapshots while the welcome declares a view and
   deliver({ t: "welcome", tick_rate: 20, snapshot_rate: 20, vs: DECLARATION });
   socket.input({ up: true });
   assert.equal(sent.at(-1).vs, 1);
-  assert.equal(sent.at(-1).pk, 1);
+  assert.equal(sent.at(-1).pk, 2);
 });
 
 test("a schema snapshot in a packed snap is applied as in an array", () => {
@@ -360,7 +362,7 @@ test("a schema snapshot in a packed snap is applied as in an array", () => {
   deliver({ t: "welcome", tick_rate: 20, snapshot_rate: 20, vs: DECLARATION });
   socket.input({ up: true });
   assert.equal(sent.at(-1).vs, 1);
-  assert.equal(sent.at(-1).pk, 1);
+  assert.equal(sent.at(-1).pk, 2);
   packed(bytes(FULL.hex));
   assert.equal(socket.snapTick, 1);
   assert.ok(socket.snapshots.wires.has(1));
@@ -384,4 +386,25 @@ test("GameSocket does not ask without a declaration, nor with one it cannot read
   // The snaps of a game that cannot be read so stay section 16.1's, and are read.
   odd.snap(bytes("9401c0c081a16101"));
   assert.equal(odd.socket.snapTick, 1);
+});
+
+test("relative packed snaps (pk 2) give the states of their fields, the delta's against its baseline's", () => {
+  const { socket, sent, warnings, deliver, raw } = playing();
+  const states = [];
+  socket.onMessage = (message) => states.push(message);
+  deliver({ t: "welcome", tick_rate: 20, snapshot_rate: 20, vs: DECLARATION });
+  socket.input({ up: true });
+  assert.equal(sent.at(-1).pk, 2);
+  const { relative_snap_full: full, relative_snap_delta: delta } = Object.fromEntries(
+    FILE.messages.vectors.map((v) => [v.name, v]));
+  for (const v of [full, delta]) {
+    raw(bytes(v.hex));
+    const state = states.at(-1);
+    assert.equal(state.t, "state", v.name);
+    assert.deepEqual([state.v, state.ts, state.r, state.k, state.i],
+      [v.snap.v, v.snap.ts, v.snap.r / 1000, v.d_tick, v.snap.i], v.name);
+  }
+  // Each ik read against its snap's tick acknowledged the inputs up to it.
+  assert.deepEqual(socket.pending.map(([k]) => k).filter((k) => k <= delta.snap.ik), []);
+  assert.deepEqual(warnings, []);
 });

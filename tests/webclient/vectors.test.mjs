@@ -14,7 +14,7 @@ import { test } from "node:test";
 
 import { decode, encode } from "../../vinom/webclient/codec.js";
 import { Quantisation, SnapshotReceiver, checksum, decodeSnapshot } from "../../vinom/webclient/delta.js";
-import { GameSocket, drawnFields, requestPacket, snapOfPacked } from "../../vinom/webclient/game.js";
+import { GameSocket, drawnFields, requestPacket, resolveRelativeSnap, snapOfPacked } from "../../vinom/webclient/game.js";
 import { ViewSchema, decodeSchemaFrame } from "../../vinom/webclient/schema.js";
 import { FILE, bytes, hex, vectors } from "./vectors.mjs";
 
@@ -76,6 +76,18 @@ test("each packed snap vector reads as its fields and becomes the state of its v
     assert.equal(state.r, r === null ? null : r / 1000);
     assert.deepEqual(decode(encode(state.s)), v.d_view);
     assert.deepEqual(warnings, []);
+  }
+});
+
+test("each relative packed snap vector reads as its fields against its baseline's (pk 2)", () => {
+  const relative = Object.values(vectors("messages")).filter((v) => v.kind === "relative_snap");
+  assert.equal(relative.length, 2);
+  for (const v of relative) {
+    const { v: version, ts, r, i, ik, d } = v.snap;
+    const base = v.base === null ? null : [v.base.v, v.base.ts, v.base.r];
+    const snap = snapOfPacked(bytes(v.hex), true);
+    assert.deepEqual(resolveRelativeSnap(snap, v.d_tick, base), [version, ts, r], v.name);
+    assert.deepEqual(snap, { t: "snap", v: version, ts, r: r / 1000, i, ik, d: bytes(d) }, v.name);
   }
 });
 

@@ -122,10 +122,11 @@ export function snapOfArray(fields) {
 // byte 0xC1 (never a msgpack byte), five unsigned LEB128 numbers v, ts, r + 1,
 // zigzag(i) + 1, ik + 1 (0: nil), then d to the end. Read as snapOfArray reads
 // the array; null when a number is cut short, longer than 8 bytes or not below
-// 2^53.
+// 2^53. With `relative` (asked with `"pk": 2`), a relative one: v, ts, r and ik
+// as sent, in `relative`, for resolveRelativeSnap once d is rebuilt.
 const PACKED_SNAP = 0xc1;
 
-export function snapOfPacked(bytes) {
+export function snapOfPacked(bytes, relative = false) {
   if (bytes[0] !== PACKED_SNAP) return null;
   const numbers = [];
   let at = 1;
@@ -145,12 +146,38 @@ export function snapOfPacked(bytes) {
     numbers.push(value);
   }
   const [v, ts, r, i, ik] = numbers;
+  if (relative) {
+    return { t: "snap", relative: [v, ts, r, ik], i: i === 0 ? null : unzigzag(i - 1), d: bytes.subarray(at) };
+  }
   return {
     t: "snap", v, ts, r: r === 0 ? null : (r - 1) / 1000,
     i: i === 0 ? null : unzigzag(i - 1),
     ik: ik === 0 ? null : ik - 1, d: bytes.subarray(at),
   };
 }
+
+// A relative snap's v, ts, r (seconds) and ik filled in, given the tick its d
+// rebuilt and `base`, the [v, ts, r in ms] of the snap of its baseline tick (null:
+// d was full): §14's "relative packed snap". Returns its own [v, ts, r in ms], to
+// keep for the snaps against it.
+export function resolveRelativeSnap(snap, tick, base) {
+  let [v, ts, r, ik] = snap.relative;
+  delete snap.relative;
+  let left;
+  if (base === null) {
+    left = r === 0 ? null : r - 1;
+  } else {
+    const [vBase, tsBase, leftBase] = base;
+    v += vBase;
+    ts += tsBase;
+    left = r === 0 ? null : unzigzag(r - 1) + tsBase + (leftBase ?? 0) - ts;
+  }
+  Object.assign(snap, { v, ts, r: left === null ? null : left / 1000, ik: ik === 0 ? null : tick + unzigzag(ik - 1) });
+  return [v, ts, left];
+}
+
+// The applied snaps whose fields are kept for relative ones (more than the host's baselines).
+const SNAP_FIELDS_KEPT = 64;
 
 export class GameSocket {
   // `open` makes the connection: a GameConnection (WebTransport, else WebSocket,
@@ -172,6 +199,7 @@ export class GameSocket {
     this.tickRate = 0;
     this.snapshotRate = 0;
     this.snapshots = new SnapshotReceiver(); // replaced at each welcome (its `q`)
+    this.snapFields = null; // tick -> [v, ts, r ms] of each applied snap, with a schema (relative snaps)
     this.snapTick = null; // the newest applied snap's tick: the `a` of each input message
     this.clock = null; // { k, at }: the newest tick heard of and when (performance.now(), ms)
     this.pending = []; // [[k, input], ...]: inputs not yet acknowledged by a snap's `ik`
@@ -197,7 +225,7 @@ export class GameSocket {
       let message;
       if (data[0] === PACKED_SNAP) {
         // A bad one is warned of as any message that is not msgpack (0xC1 is not).
-        message = snapOfPacked(data);
+        message = snapOfPacked(data, this.snapFields !== null);
         if (message === null) {
           this.onWarning("a game message that is not msgpack",
             new RangeError("a packed snap with a number cut short, over 8 bytes or not below 2^53"));
@@ -258,6 +286,9 @@ export class GameSocket {
       this.onWarning("a welcome whose quantisation rules cannot be read", error);
       this.snapshots = new SnapshotReceiver({ schema });
     }
+    // With a schema it asks for relative packed snaps (§14): each applied snap's
+    // fields by tick, for those against it.
+    this.snapFields = schema === null ? null : new Map();
     // A new session's host holds none of this one's snapshots or inputs.
     this.snapTick = null;
     this.pending = [];
@@ -392,13 +423,21 @@ export class GameSocket {
   // A snap: its view rebuilt as the state a board takes, or null when dropped
   // (late, against a baseline not held, corrupt: counted in this.snapshots.drops).
   snap(message) {
+    let state = null;
+    // A `d` that is not bin is corrupt too: the receiver counts it so.
+    const snapshot = this.snapshots.receive(message.d);
+    if (message.relative !== undefined && snapshot !== null) {
+      // Its numbers against the snap of its baseline tick, kept when it was applied.
+      const base = snapshot.baselineTick;
+      const fields = this.snapFields;
+      if (base !== null && !fields.has(base)) return null; // never: more are kept than the host holds
+      fields.set(snapshot.tick, resolveRelativeSnap(message, snapshot.tick, base === null ? null : fields.get(base)));
+      if (fields.size > SNAP_FIELDS_KEPT) fields.delete(fields.keys().next().value);
+    }
     if (typeof message.ik === "number") {
       this.pending = this.pending.filter(([k]) => k > message.ik);
       this.acknowledged(message.ik);
     }
-    let state = null;
-    // A `d` that is not bin is corrupt too: the receiver counts it so.
-    const snapshot = this.snapshots.receive(message.d);
     if (snapshot !== null) {
       if (snapshot.baselineTick !== null) this.baselineHeard(snapshot.baselineTick);
       this.snapTick = snapshot.tick;
@@ -469,12 +508,12 @@ export class GameSocket {
     const message = { t: "input", a: this.snapTick, x: this.pending.slice() };
     // Schema snapshots asked for until one is applied (docs/protocol.md §16.8): the
     // host sends them from the next snap on, and a lost input only delays that.
-    // "pk": 1 after it: in packed snaps (§14); a host that predates them ignores
-    // it and keeps the array form, which is read too.
+    // "pk": 2 after it: in relative packed snaps (§14); a host that predates them
+    // keeps the array form, which is read too.
     const snapshots = this.snapshots;
     if (snapshots.schema !== null && snapshots.wires.size === 0) {
       message.vs = 1;
-      message.pk = 1;
+      message.pk = 2;
     }
     this.send(message, true);
   }

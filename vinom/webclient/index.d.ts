@@ -417,10 +417,18 @@ export declare function drawnFields(k: number, seen: number): [number, number] |
 export declare function snapOfArray(fields: unknown[]): {
   t: "snap"; v: number; ts: number; r: number | null; i: number | null; ik: number | null; d: Uint8Array;
 } | null;
-/** A packed `snap` (docs/protocol.md 14: 0xC1, five LEB128 numbers, d), read as snapOfArray reads the array; null when it is not one. */
-export declare function snapOfPacked(bytes: Uint8Array): {
+/** A packed `snap` (docs/protocol.md 14: 0xC1, five LEB128 numbers, d), read as snapOfArray reads the array; null when it is not one. With `relative` (the session asked `"pk": 2`), v, ts, r and ik come as sent, in `relative`, for resolveRelativeSnap. */
+export declare function snapOfPacked(bytes: Uint8Array, relative?: false): {
   t: "snap"; v: number; ts: number; r: number | null; i: number | null; ik: number | null; d: Uint8Array;
 } | null;
+export declare function snapOfPacked(bytes: Uint8Array, relative: true): {
+  t: "snap"; relative: [number, number, number, number]; i: number | null; d: Uint8Array;
+} | null;
+/** A relative packed snap's v, ts, r (s) and ik filled in, given the tick its d rebuilt and the [v, ts, r in ms] of the snap of its baseline tick (null: d was full); returns its own [v, ts, r in ms]. */
+export declare function resolveRelativeSnap(
+  snap: { relative?: [number, number, number, number]; [key: string]: unknown }, tick: number,
+  base: [number, number, number | null] | null,
+): [number, number, number | null];
 
 /** A room message from the game host: `t` names it (welcome, state, event, phase, ...). */
 export interface RoomMessage {

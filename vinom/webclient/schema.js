@@ -4,7 +4,7 @@
 //
 // The welcome carries the declaration as `vs`; a client that reads this format
 // says so with `"vs": 1` in its `input`s until it has applied one schema
-// snapshot (game.js; `"pk": 1` after it: in packed snaps, section 14), and the
+// snapshot (game.js; `"pk": 2` after it: in relative packed snaps, section 14), and the
 // host then sends it frames starting with 0x01 instead of section 16.1's
 // msgpack array. A frame is bit-packed against the client's acknowledged
 // baseline: the decoder keeps each tick's *wire view* (integers, booleans,
