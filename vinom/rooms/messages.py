@@ -582,9 +582,10 @@ def encode_packed_snap_header(
     """The part of a packed ``snap`` shared by every recipient of one tick's
     snapshots: the marker, ``v``, ``ts`` and ``r`` (whole milliseconds plus one, 0:
     nil); None when a number does not fit (the array form is sent instead)."""
-    left = 0 if remaining is None else round(remaining * 1000.0) + 1
+    ms = remaining_ms(remaining)
+    left = 0 if ms is None else ms + 1
     if not (0 <= version < _PACKED_LIMIT and 0 <= server_time < _PACKED_LIMIT
-            and (remaining is None or 0 < left < _PACKED_LIMIT)):  # fmt: skip
+            and (ms is None or 0 < left < _PACKED_LIMIT)):  # fmt: skip
         return None
     return b"".join((_PACKED_SNAP, write_uvar(version), write_uvar(server_time), write_uvar(left)))
 
