@@ -73,7 +73,7 @@ try:  # a build with packed snaps (§14), asked for with the schema snapshots
 except ImportError:
     READS_PACKED = None  # type: ignore[assignment,misc]
 try:  # a build with relative packed snaps (§14, "pk": 2), asked for instead
-    from vinom.rooms.messages import READS_RELATIVE, resolve_relative_snap
+    from vinom.rooms.messages import READS_RELATIVE, resolve_kept
 except ImportError:
     READS_RELATIVE = None  # type: ignore[assignment,misc]
 
@@ -185,13 +185,9 @@ class SnapWire(StateWire):
         if snapshot is None:
             return None  # stale, or its baseline lost: counted in the receiver's drops
         if "relative" in message:
-            base, fields = snapshot.baseline_tick, self.fields
-            resolved = dict(message)
-            fields[snapshot.tick] = resolve_relative_snap(
-                resolved, snapshot.tick, None if base is None else fields.get(base))
-            message = resolved
-            while len(fields) > 64:
-                del fields[next(iter(fields))]
+            message = dict(message)
+            if not resolve_kept(self.fields, message, snapshot.tick, snapshot.baseline_tick):
+                return None  # never: every snapshot applied is kept
         self.ticks.observe(snapshot.tick, now)
         if message["ik"] is not None:
             self.inputs.acknowledge(message["ik"])

@@ -26,7 +26,7 @@ from vinom.rooms.delta import Quantisation, SnapshotReceiver
 from vinom.rooms.messages import (
     SnapFields,
     decode_server_message,
-    resolve_relative_snap,
+    resolve_kept,
     state_of_snap,
 )
 from vinom.rooms.schema import ViewSchema
@@ -220,9 +220,7 @@ class RecordingOutbox:
             assert snapshot is not None, self.receivers[session_id].drops
             if "relative" in message:
                 known = self.fields.setdefault(session_id, {})
-                base = snapshot.baseline_tick
-                known[snapshot.tick] = resolve_relative_snap(
-                    message, snapshot.tick, None if base is None else known[base])
+                assert resolve_kept(known, message, snapshot.tick, snapshot.baseline_tick)
             message = state_of_snap(message, snapshot.tick, snapshot.view)
             message["snap"] = data
         self.sent.append((session_id, channel, message))

@@ -69,16 +69,13 @@ from vinom.rooms.messages import (
     encode_input,
     encode_leave,
     encode_sync,
-    resolve_relative_snap,
+    resolve_kept,
     state_of_snap,
     ticking_ack_delays,
 )
 from vinom.rooms.schema import ViewSchema
 
 MessageHandler = Callable[[dict[str, Any]], object]
-# The applied snaps whose fields are kept for relative ones: more than the host's
-# baselines (vinom.rooms.schema.SchemaHistory).
-SNAP_FIELDS_KEPT = 64
 # The shortest quiet before an ack-only input (docs/protocol.md section 14, `input`).
 ACK_ONLY_FLOOR = 0.1
 ENDED_PHASES = ("finished", "aborted")
@@ -472,15 +469,11 @@ class GameSession:
         if snapshot is None:
             return  # counted by reason in snap_drops
         known = self._snap_fields
-        if "relative" in message and known is not None:
-            base = snapshot.baseline_tick
-            against = None if base is None else known.get(base)
-            if base is not None and against is None:
-                self.undecodable += 1  # never: every snapshot applied is kept below
-                return
-            known[snapshot.tick] = resolve_relative_snap(message, snapshot.tick, against)
-            while len(known) > SNAP_FIELDS_KEPT:
-                del known[next(iter(known))]
+        if "relative" in message and known is not None and not resolve_kept(
+            known, message, snapshot.tick, snapshot.baseline_tick
+        ):
+            self.undecodable += 1  # never: every snapshot applied is kept
+            return
         now = self._clock()
         ticks.observe(snapshot.tick, now)
         self._netcode(snapshot.tick, message.get("ts"), snapshot.view, now)

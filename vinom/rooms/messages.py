@@ -667,6 +667,29 @@ def resolve_relative_snap(
     return v, ts, left
 
 
+#: Snaps whose fields a host (by tick sent) and a client (by tick applied) keep for
+#: relative snaps: more than a SchemaHistory's baselines.
+SNAP_FIELDS_KEPT: Final = 64
+
+
+def resolve_kept(
+    known: dict[int, SnapFields], snap: dict[str, Any], tick: int, baseline_tick: int | None
+) -> bool:
+    """A client's step for a relative snap whose ``d`` rebuilt `tick` against
+    `baseline_tick` (None: full): `resolve_relative_snap` against the fields `known`
+    keeps of that tick, then this snap's kept in turn (the last SNAP_FIELDS_KEPT).
+    False, `snap` untouched, when the baseline's fields are not kept."""
+    base = None
+    if baseline_tick is not None:
+        base = known.get(baseline_tick)
+        if base is None:
+            return False
+    known[tick] = resolve_relative_snap(snap, tick, base)
+    while len(known) > SNAP_FIELDS_KEPT:
+        del known[next(iter(known))]
+    return True
+
+
 def encode_phase(
     phase: str,
     version: int,

@@ -39,6 +39,7 @@ from vinom.rooms.budget import snapshot_header_bytes
 from vinom.rooms.delta import Prepared, Quantisation
 from vinom.rooms.member import Member
 from vinom.rooms.messages import (
+    SNAP_FIELDS_KEPT,
     Phase,
     SnapFields,
     encode_error,
@@ -57,8 +58,6 @@ from vinom.rooms.schema import SchemaHistory
 
 # No action id at all (a broadcast's recipients' ids are int or None).
 _NO_ACTION_ID = object()
-# Ticks whose snaps' fields a room keeps: more than a SchemaHistory's baselines.
-SNAP_FIELDS = 64
 
 
 @define(eq=False)
@@ -84,7 +83,7 @@ class RoomViews:
     # broadcasts until its welcome and its first state (both reliable) are queued,
     # since a body carries its unreliable messages before its reliable ones.
     joining: Member | None = None
-    # The fields of the snaps of the last SNAP_FIELDS ticks snaps went out at, by
+    # The fields of the snaps of the last SNAP_FIELDS_KEPT ticks snaps went out at, by
     # tick: relative packed snaps (docs/protocol.md §14) are written against them.
     snap_fields: dict[int, SnapFields] = field(factory=dict)
 
@@ -212,7 +211,7 @@ class RoomViews:
         fields: SnapFields = (version, server_time, remaining_ms(remaining))
         known = self.snap_fields
         known[tick] = fields
-        if len(known) > SNAP_FIELDS:
+        if len(known) > SNAP_FIELDS_KEPT:
             del known[next(iter(known))]
         for member in members:
             session_id = member.session_id
