@@ -58,8 +58,12 @@ class RankedHarness(LobbyHarness):
     def lobby_match_sizes(self) -> dict[str, int]:
         return {"tictactoe": 2, "maze": 3}
 
+    # Games with teams, by name (a ranked party fills at most one team).
+    team_sizes: dict[str, int] = {}
+
     def use(self, match_sizes: dict[str, int], source: IRatingSource | None = None) -> None:
-        games = GameCatalogue.sized(match_sizes, windows=dict.fromkeys(match_sizes, WINDOW))
+        games = GameCatalogue.sized(match_sizes, team_sizes=self.team_sizes,
+                                    windows=dict.fromkeys(match_sizes, WINDOW))  # fmt: skip
         self.matchmaker = MemoryMatchmaker(games, self.clock)  # type: ignore[assignment]
         self.addCleanup(self.matchmaker.stop)
         self.matches: list[Match] = []
@@ -269,6 +273,8 @@ class RatingSourceTests(RankedHarness):
 
 class RankedPartyTests(RankedHarness):
     ports = (7400, 7401, 7402)
+    # The maze of these tests seats two teams of two.
+    team_sizes = {"maze": 2}
 
     def lobby_match_sizes(self) -> dict[str, int]:
         return PARTY_GAMES
@@ -330,6 +336,23 @@ class RankedPartyTests(RankedHarness):
         [match] = self.matches
         self.assertEqual([t.rating for t in match.players], [1500.0, 1500.0, 1540.0, 1460.0])
         self.assertEqual(match.players[0].party_id, match.players[1].party_id)
+
+    def test_a_party_never_queues_ranked_against_itself(self) -> None:
+        # A party of two in tictactoe's two seats would be each other's opponent: a
+        # ranked win for the leader when the partner leaves, over and over.
+        ann, bob = self.player("Ann"), self.player("Bob")
+        self.party_of(ann, bob)
+        reply = self.ranked(ann, 1500, id=3)
+        self.assert_error(reply, errors.PARTY_TOO_LARGE, 3)
+        self.assertEqual(reply["largest"], 1)
+        self.assertIn("never seats a party's members against each other", reply["message"])
+        self.assertEqual((self.matches, bob.frames()), ([], []))
+        for client in (ann, bob):
+            self.assertIs(self.factory.state_of(client.player_id or ""), PlayerState.IDLE)
+        # Together in the normal queue they may play each other, unrated.
+        ann.send({"type": "queue", "game": "tictactoe"})
+        [match] = self.matches
+        self.assertEqual((match.ranked, match.player_ids), (False, (ann.player_id, bob.player_id)))
 
     def test_a_refused_member_refuses_the_partys_queue(self) -> None:
         source = ServerRatings({})

@@ -22,8 +22,11 @@ from vinom.store.memory import MemoryPlayerStore
 GAMES = GameCatalogue([GameRules("duel", 2), GameRules("duo", 4, team_size=2)])
 
 
-def match(game: str, *players: str, queue: str = "ranked", bot: str = "") -> Match:
-    tickets = tuple(Ticket(p, p, game, None, 0.0, queue, bot=p == bot) for p in players)
+def match(game: str, *players: str, queue: str = "ranked", bot: str = "",
+          party: tuple[str, ...] = ()) -> Match:  # fmt: skip
+    tickets = tuple(Ticket(p, p, game, None, 0.0, queue, bot=p == bot,
+                           party_id="p-1" if p in party else None)  # fmt: skip
+                    for p in players)
     return Match("m-1", game, tickets, 0.0)
 
 
@@ -58,6 +61,14 @@ class RankedResultTests(TestCase):
         self.assertIsNone(ranked_result(match("duel", "a", "b"), aborted, GAMES))
         abandoned = finished({"winners": [], "reason": "abandoned"})
         self.assertIsNone(ranked_result(match("duel", "a", "b"), abandoned, GAMES))
+        # One party on two sides (the matchmakers never seat one so): never rated.
+        self.assertIsNone(ranked_result(match("duel", "a", "b", party=("a", "b")), result,
+                                        GAMES))  # fmt: skip
+        split = match("duo", "a", "b", "c", "d", party=("b", "c"))
+        self.assertIsNone(ranked_result(split, result, GAMES))
+        # A party within one team is.
+        self.assertIsNotNone(
+            ranked_result(match("duo", "a", "b", "c", "d", party=("c", "d")), result, GAMES))
 
 
 class OnceTests(TestCase):

@@ -456,16 +456,31 @@ class MatchmakerContract:
         self.assertEqual(await self.position("s2"), 1)
 
     async def test_a_ranked_party_is_rated_by_its_ticket(self) -> None:
-        # maze4 windows: 50 + 10 per second. The party is rated 1500 as one.
-        await self.enqueue(party("a", "b", rating=1500.0, queue="ranked"))
-        await self.enqueue(ranked("far", 1700, "maze4"))
-        await self.enqueue(ranked("s1", 1540, "maze4"))
+        # duo4 windows: 50 + 10 per second. The party is rated 1500 as one.
+        await self.enqueue(party("a", "b", game="duo4", rating=1500.0, queue="ranked"))
+        await self.enqueue(ranked("far", 1700, "duo4"))
+        await self.enqueue(ranked("s1", 1540, "duo4"))
         await self.settle()
         self.assertEqual(self.matches, [])
-        await self.enqueue(ranked("s2", 1510, "maze4"))
+        await self.enqueue(ranked("s2", 1510, "duo4"))
         await self.settle()
         self.assert_matched(("a", "b", "s1", "s2"))
         self.assertEqual(await self.position("far"), 1)
+
+    async def test_a_ranked_queue_never_seats_a_party_against_itself(self) -> None:
+        # Without teams every player is a side: a party of two in a two-seat ranked
+        # match would play (and farm its rating) against itself. With teams a
+        # party fills at most one of them.
+        for game, members in (("tictactoe", ("b",)), ("maze4", ("b",)),
+                              ("duo4", ("b", "c"))):  # fmt: skip
+            with self.assertRaises(PartyTooLarge) as refused:  # type: ignore[attr-defined]
+                await self.matchmaker.enqueue(party("a", *members, game=game, queue="ranked"))
+            self.assertEqual(refused.exception.largest, 2 if game == "duo4" else 1)
+            self.assertIsNone(await self.position("a"))
+        # The same party plays together in the normal queue.
+        await self.enqueue(party("a", "b", game="tictactoe"))
+        await self.settle()
+        self.assert_matched(("a", "b"))
 
 
     # -- teams: a party sits in one team

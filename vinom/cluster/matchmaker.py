@@ -377,7 +377,8 @@ class RedisMatchmaker:
             return fail(UnknownQueue(ticket.queue))
         if ticket.player_id in self._owned:
             return fail(AlreadyQueued(ticket.player_id))
-        too_large = party_too_large(ticket, self._games[ticket.game])
+        too_large = party_too_large(ticket.size, ticket.game, ticket.queue,
+                                    self._games[ticket.game])
         if too_large is not None:
             return fail(too_large)
         waiting = Deferred[int]()

@@ -24,7 +24,7 @@ open room's seat), it finished (not aborted), and its result is not
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
@@ -36,7 +36,7 @@ from vinom.accounts.interfaces import IAccountStore
 from vinom.accounts.records import AccountError, RankedResult, RatingChange
 from vinom.games.rules import GameCatalogue
 from vinom.lobby.players import Players
-from vinom.match import Match, MatchEnded
+from vinom.match import Match, MatchEnded, Ticket
 from vinom.net.limits import LogLimiter
 
 # The game result's `reason` of a match everyone left: not rated.
@@ -51,7 +51,8 @@ def ranked_result(
     match: Match, outcome: MatchEnded | None, games: GameCatalogue
 ) -> RankedResult | None:
     """The result the store rates for this match's end, or None if it is not rated
-    (not ranked, a bot's seat, aborted, abandoned, or a result without a player)."""
+    (not ranked, a bot's seat, aborted, abandoned, a result without a player, or one
+    party on two sides)."""
     if outcome is None or outcome.phase != "finished" or outcome.result is None:
         return None
     if not match.ranked:
@@ -66,11 +67,25 @@ def ranked_result(
     if team_size:
         # Teams are seats [0, team_size), [team_size, 2 * team_size), ...
         teams = [players[i : i + team_size] for i in range(0, len(players), team_size)]
+    if _party_against_itself(seats, team_size or 1):
+        # The matchmakers never seat one (vinom.matchmaking.windows.largest_party);
+        # rated, such a match would farm one side's rating from the other's.
+        return None
     try:
         return RankedResult.from_game_result(match.match_id, match.game, seats[0].queue,
                                              players, result, teams)  # fmt: skip
     except (AccountError, TypeError, ValueError):
         return None
+
+
+def _party_against_itself(seats: Sequence[Ticket], team_size: int) -> bool:
+    """Do members of one party sit on two sides (teams of `team_size` seats)?"""
+    side_of: dict[str, int] = {}
+    for seat, ticket in enumerate(seats):
+        side = seat // team_size
+        if ticket.party_id is not None and side_of.setdefault(ticket.party_id, side) != side:
+            return True
+    return False
 
 
 def rating_frame(match_id: str, game: str, queue: str, change: RatingChange) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from vinom.lobby.players import Players, log_failure
 from vinom.lobby.ratings import ClaimedRatings, IRatingSource, party_rating, rating_of
 from vinom.match import NORMAL_QUEUE, RANKED_QUEUE, Match, Ticket
 from vinom.matchmaking.interfaces import AlreadyQueued, IMatchmaker, PartyTooLarge
+from vinom.matchmaking.windows import party_too_large
 from vinom.parties.interfaces import (
     CREATED,
     LEFT,
@@ -189,12 +190,12 @@ class PartyRequests:
             raise LobbyError(
                 errors.NOT_PARTY_LEADER, "only the party's leader queues the party"
             )
-        size = self._games[request.game].match_size
-        if len(party.members) > size:
-            raise LobbyError(
-                errors.PARTY_TOO_LARGE,
-                f"the party has {len(party.members)} members; {request.game} seats {size}",
-            )
+        # Refused before any rating is read (the matchmaker checks it again, as
+        # every enqueue).
+        too_large = party_too_large(len(party.members), request.game, request.queue,
+                                    self._games[request.game])  # fmt: skip
+        if too_large is not None:
+            raise refused_party(too_large)
         self._limits.check_queue(connection.client, connection.peer_host)
 
         async def queue() -> None:
@@ -234,7 +235,7 @@ class PartyRequests:
                 raise LobbyError(errors.ALREADY_QUEUED, "already queued") from None
             except PartyTooLarge as e:
                 self._unqueue(connection, player_id)
-                raise LobbyError(errors.PARTY_TOO_LARGE, str(e)) from None
+                raise refused_party(e) from None
             except BaseException:
                 self._unqueue(connection, player_id)
                 raise
@@ -450,3 +451,9 @@ def _refused(failure: Failure) -> None:
     error = failure.value
     assert isinstance(error, PartyError)
     raise LobbyError(error.code, error.message)
+
+
+def refused_party(error: PartyTooLarge) -> LobbyError:
+    """The `party_too_large` error of a queue that takes no party this large: the most
+    players it takes in `largest`."""
+    return LobbyError(errors.PARTY_TOO_LARGE, str(error), fields={"largest": error.largest})

@@ -26,7 +26,8 @@ class IMatchmaker(Interface):
         A party's ticket (`ticket.size` > 1) is matched as one unit: all its
         players in the same match, in adjacent seats (in one team, in a game
         with teams), or none of them. Fails with `PartyTooLarge` if it has
-        more players than its game's match size or team size.
+        more players than its game's match size or team size, or, in a `ranked`
+        queue, than one side of the match (`windows.largest_party`).
 
         Fails with `AlreadyQueued` if the player is queued already, with
         `UnknownGame` (vinom.errors) or `UnknownQueue` if the ticket names no queue this
@@ -65,7 +66,12 @@ class AlreadyQueued(Exception):
 
 
 class PartyTooLarge(ValueError):
-    """A party's ticket has more players than its game seats in one match (or one team)."""
+    """A party's ticket has more players than its queue takes in one match (or one team):
+    `largest` is the most it takes (vinom.matchmaking.windows.largest_party)."""
+
+    def __init__(self, message: str, largest: int) -> None:
+        super().__init__(message)
+        self.largest = largest
 
 
 class UnknownQueue(ValueError):

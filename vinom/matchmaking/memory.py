@@ -101,7 +101,8 @@ class MemoryMatchmaker:
             return fail(UnknownQueue(ticket.queue))
         if ticket.player_id in self._queue_of:
             return fail(AlreadyQueued(ticket.player_id))
-        too_large = party_too_large(ticket, self._games[ticket.game])
+        too_large = party_too_large(ticket.size, ticket.game, ticket.queue,
+                                    self._games[ticket.game])
         if too_large is not None:
             return fail(too_large)
         key = (ticket.game, ticket.queue)

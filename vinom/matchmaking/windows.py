@@ -22,7 +22,7 @@ from typing import Protocol, TypeVar
 
 # RatingWindow is a game's record (games declare one); imported from here as well.
 from vinom.games.rules import GameRules, RatingWindow
-from vinom.match import Ticket
+from vinom.match import RANKED_QUEUE
 from vinom.matchmaking.interfaces import PartyTooLarge
 
 
@@ -53,16 +53,35 @@ def fits(a: Waiting, b: Waiting, window: RatingWindow, now: float) -> bool:
     )
 
 
-def party_too_large(ticket: Ticket, rules: GameRules) -> PartyTooLarge | None:
-    """The error for a ticket with more players than its game's match (or team) seats."""
-    seats = rules.match_size
-    if ticket.size > seats:
-        return PartyTooLarge(f"{ticket.size} players; {ticket.game} seats {seats}")
-    if rules.team_size is not None and ticket.size > rules.team_size:
-        return PartyTooLarge(
-            f"{ticket.size} players; {ticket.game} has teams of {rules.team_size}"
-        )
-    return None
+def largest_party(rules: GameRules, queue: str) -> int:
+    """The most players one ticket of `queue` may hold in this game.
+
+    A party is always seated within one team (all the match's seats without
+    teams). A ranked match must never seat one party's members against each
+    other, or a party could queue against itself and farm its rating: in a
+    `ranked` queue a party may fill at most one team of a game with two or more
+    teams, and nothing beyond its leader in a game without teams (every player
+    is a side of their own).
+    """
+    team = rules.team_size
+    if queue == RANKED_QUEUE:
+        return team if team is not None and team < rules.match_size else 1
+    return team if team is not None else rules.match_size
+
+
+def party_too_large(size: int, game: str, queue: str, rules: GameRules) -> PartyTooLarge | None:
+    """The error for a ticket of `size` players that `largest_party` refuses, or None."""
+    largest = largest_party(rules, queue)
+    if size <= largest:
+        return None
+    if largest == 1 and queue == RANKED_QUEUE:
+        why = (f"{game}'s ranked queue takes no party: a ranked match never seats a "
+               "party's members against each other")  # fmt: skip
+    elif queue == RANKED_QUEUE or rules.team_size is not None:
+        why = f"{game} has teams of {largest}"
+    else:
+        why = f"{game} seats {largest}"
+    return PartyTooLarge(f"{size} players; {why}", largest)
 
 
 def team_places(sizes: Sequence[int], team_size: int, teams: int) -> list[int] | None:
