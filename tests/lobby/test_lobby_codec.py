@@ -117,6 +117,17 @@ class ParseFrameTests(SynchronousTestCase):
             frame = json.dumps({"type": "hello", "name": name}).encode()
             self.assertEqual(parse_frame(frame), Hello(None, name))
 
+    def test_a_name_shaped_like_an_id_is_refused(self) -> None:
+        # Boards show ids beside names: nobody may pose as a-5096e1986945f85a.
+        for name in ("a-5096e1986945f85a", "p-0123456789ABCDEF", "by a-5096e1986945f85a!",
+                     "\uff41-5096e1986945f85a"):  # fmt: skip (a full-width a)
+            frame = json.dumps({"type": "hello", "name": name}).encode()
+            self.assertEqual(code_of(frame), errors.INVALID_FIELD, name)
+        # Hex that is not an id's shape stays a name.
+        for name in ("a-5096e1986945f85", "xa-5096e1986945f85a", "Ann-1234", "deadbeefdeadbeef"):
+            frame = json.dumps({"type": "hello", "name": name}).encode()
+            self.assertEqual(parse_frame(frame), Hello(None, name))
+
     def test_name_is_trimmed(self) -> None:
         self.assertEqual(
             parse_frame('{"type":"hello","name":"  Zoë "}'.encode()), Hello(None, "Zoë")

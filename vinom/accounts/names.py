@@ -6,12 +6,17 @@ a control, format, surrogate, private-use or unassigned character (Unicode
 category C: this covers bidirectional overrides and zero-width characters)
 or a line or paragraph separator (U+2028, U+2029); or if nothing is left once
 white space and invisible characters (`INVISIBLE`: fillers and blanks that
-render as nothing, such as U+3164) are removed. Names are shown to other
-players, so each must show something, on one line, in reading order.
+render as nothing, such as U+3164) are removed; or if it holds something shaped
+like a player or account id (a letter, `-` and 16 hex digits, as `a-5096e1986945f85a`,
+compared in NFKC so that full-width look-alikes count too), which boards and
+histories show beside names: nobody may pose as another player by their id.
+Names are shown to other players, so each must show something, on one line, in
+reading order.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 MAX_NAME_LENGTH = 32
@@ -32,6 +37,10 @@ INVISIBLE = frozenset(
 )
 
 
+# A player id ('p-'), an account id ('a-') or any id of that form (vinom.identity).
+_ID_SHAPED = re.compile(r"(?<![0-9a-z])[a-z]-[0-9a-f]{16}(?![0-9a-f])", re.IGNORECASE)
+
+
 def normalize_name(raw: str) -> str | None:
     """The name as the lobby keeps it, or None if it is refused (module docstring)."""
     name = unicodedata.normalize("NFC", raw)
@@ -43,5 +52,7 @@ def normalize_name(raw: str) -> str | None:
     if not name or len(name) > MAX_NAME_LENGTH:
         return None
     if all(char.isspace() or char in INVISIBLE for char in name):
+        return None
+    if _ID_SHAPED.search(unicodedata.normalize("NFKC", name)):
         return None
     return name
