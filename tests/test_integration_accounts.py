@@ -119,6 +119,102 @@ class DeviceSignInTests(TestCase):
         self.assertEqual((limited["code"], limited["reason"]), ("auth_failed", "rate_limited"))
 
 
+# A four-seat maze in two teams of two, written with the public API only: a ranked
+# party may fill one team of it, never sit on both.
+PAIRS_PLUGIN = """
+from vinom.games.maze import MazeGame
+
+
+class PairsMaze(MazeGame):
+    name = "pairs"
+    display_name = "Pairs"
+    description = "The maze in two teams of two"
+    min_players = 4
+    match_size = 4
+    team_size = 2
+
+
+pairs = PairsMaze()
+"""
+
+
+class RatingIntegrityTests(TestCase):
+    """The attacks on the ladder, with their own frames against a real `twistd vinom`: a
+    party queued ranked against itself, accounts made by the hundred from one address,
+    and one player's wrong secrets locking out a NAT's other players."""
+
+    timeout = 90
+
+    async def test_a_party_never_queues_ranked_against_itself_and_fills_one_team(
+        self,
+    ) -> None:
+        server = await start_twistd(self, {"twisted/plugins/pairs_game.py": PAIRS_PLUGIN},
+                                    "--auth", "device", "--games", "tictactoe,pairs")  # fmt: skip
+        players = {}
+        for name in ("Ann", "Bob", "Cat", "Dan"):
+            player = await connect_raw(self, server.lobby)
+            welcome = await hello(player, device(), name)
+            self.assertEqual(welcome["type"], "welcome", welcome)
+            player.player_id = welcome["player_id"]
+            players[name] = player
+        ann, bob, cat, dan = players.values()
+        party = (await ann.request({"type": "party_create"}))["party"]
+        joined = await bob.request({"type": "party_join", "code": party["code"]})
+        self.assertEqual(joined["type"], "party", joined)
+
+        # The farming attack: the party alone fills tictactoe's two ranked seats.
+        refused = await ann.request({"type": "queue", "game": "tictactoe", "queue": "ranked"})
+        self.assertEqual((refused["type"], refused["code"], refused["largest"]),
+                         ("error", "party_too_large", 1), refused)  # fmt: skip
+        # Nothing was queued: the leader may queue the party again at once.
+        self.assertEqual([f for f in bob.frames if f["type"] in ("queued", "match_found")], [])
+
+        # A game with teams: the party fills one of them, two solo players the other.
+        queued = await ann.request({"type": "queue", "game": "pairs", "queue": "ranked"})
+        self.assertEqual(queued["type"], "queued", queued)
+        found = [p.of_type("match_found") for p in (ann, bob, cat, dan)]
+        for solo in (cat, dan):
+            await solo.request({"type": "queue", "game": "pairs", "queue": "ranked"})
+        seats = [(await d)["seat"] for d in found]
+        teams = [seat // 2 for seat in seats]
+        self.assertEqual(teams[0], teams[1], seats)
+        self.assertEqual(teams[2], teams[3], seats)
+        self.assertNotEqual(teams[0], teams[2], seats)
+
+    async def test_accounts_by_the_hundred_from_one_address_are_refused_past_its_share(
+        self,
+    ) -> None:
+        server = await start_twistd(self, {}, "--auth", "device",
+                                    "--limit", "new-accounts-per-hour=5")  # fmt: skip
+        answers = [await hello(await connect_raw(self, server.lobby), device(), "Bot")
+                   for _ in range(8)]  # fmt: skip
+        self.assertEqual([a["type"] for a in answers], ["welcome"] * 5 + ["error"] * 3)
+        self.assertEqual({(a["code"], a["reason"]) for a in answers[5:]},
+                         {("auth_failed", "account_limit")})  # fmt: skip
+        # The account database file is its owner's alone, as the data directory's
+        # records are (it keeps device secrets' hashes and bans).
+        for name in ("accounts.sqlite3", "accounts.sqlite3-wal", "accounts.sqlite3-shm"):
+            path = os.path.join(server.data_dir, name)
+            self.assertEqual(os.stat(path).st_mode & 0o777, 0o600, name)
+
+    async def test_one_players_wrong_secrets_do_not_lock_out_their_neighbours(self) -> None:
+        server = await start_twistd(self, {}, "--auth", "device")
+        ann, bob = device(), device()
+        for credentials in (ann, bob):
+            first = await hello(await connect_raw(self, server.lobby), credentials)
+            self.assertEqual(first["type"], "welcome", first)
+        # Someone behind the same address guesses Ann's secret until refused unread.
+        guesser = await connect_raw(self, server.lobby)
+        reasons = [(await hello(guesser, device(ann["device_id"])))["reason"]
+                   for _ in range(11)]  # fmt: skip
+        self.assertEqual(reasons, ["bad_secret"] * 10 + ["rate_limited"])
+        # Ann's device is locked from this address for now; Bob, beside her, is not.
+        again = await hello(await connect_raw(self, server.lobby), ann)
+        self.assertEqual(again.get("reason"), "rate_limited", again)
+        welcome = await hello(await connect_raw(self, server.lobby), bob)
+        self.assertEqual(welcome["type"], "welcome", welcome)
+
+
 class RankedRatingTests(TestCase):
     timeout = 90
 

@@ -18,7 +18,7 @@ from tests.lobby.test_lobby import Client, LobbyHarness
 from tests.support.accounts import MemoryAccounts
 from vinom.accounts.interfaces import IAuthenticator, Identity
 from vinom.accounts.signed import SignedTokenAuthenticator
-from vinom.lobby.auth import derived_player_id
+from vinom.lobby.auth import ADDRESS_SHARE, claimed_identity, derived_player_id
 from vinom.lobby.codec import BadAuth, parse_frame
 from vinom.lobby.config import LobbyConfig
 
@@ -228,7 +228,9 @@ class SlowAndBrokenTests(SignInHarness):
 
 
 class RefusalLimitTests(SignInHarness):
-    def test_refusals_are_limited_per_address_and_only_refusals_count(self) -> None:
+    def test_refusals_are_limited_per_identity_and_address_and_only_refusals_count(
+        self,
+    ) -> None:
         config = LobbyConfig(auth_failure_burst=3, auth_failure_rate=0.1)
         self.use(SignedTokenAuthenticator(KEY, self.clock), self.accounts, config)
         # Successes take nothing from the allowance.
@@ -238,12 +240,60 @@ class RefusalLimitTests(SignInHarness):
         for _ in range(3):
             refused = client.request(hello("Ann", auth=self.token("x", aud="no")))
             self.assertEqual(refused["reason"], "wrong_audience")
+        # x's refusals from this address are spent: even x's good token is not looked at.
+        answer = client.request(hello("Ann", auth=self.token("x")))
+        self.assertEqual(answer["reason"], "rate_limited")
+        # Another player behind the same address (a NAT) is not locked out by x...
+        self.assertEqual(client.request(hello("Ann", auth=self.token("ann")))["type"], "welcome")
+        # ...nor is x from another address; after 10 s x may try once more here.
+        self.sign_in("x", host="198.51.100.4")
+        self.clock.advance(10)
+        self.assertEqual(self.connect().request(hello("X", auth=self.token("x")))["type"],
+                         "welcome")  # fmt: skip
+
+    def test_an_address_refused_over_many_identities_is_limited_as_a_whole(self) -> None:
+        config = LobbyConfig(auth_failure_burst=2, auth_failure_rate=0.1)
+        self.use(SignedTokenAuthenticator(KEY, self.clock), self.accounts, config)
+        client = self.connect()
+        # A new claimed identity each time: 2 x ADDRESS_SHARE refusals for the address.
+        for n in range(2 * ADDRESS_SHARE):
+            refused = client.request(hello("Ann", auth=self.token(f"guess-{n}", aud="no")))
+            self.assertEqual(refused["reason"], "wrong_audience")
         answer = client.request(hello("Ann", auth=self.token("ann")))
         self.assertEqual(answer["reason"], "rate_limited")
-        # Another address is not limited by it; after 10 s this one may try once more.
-        self.sign_in("bob", host="198.51.100.4")
-        self.clock.advance(10)
-        self.assertEqual(client.request(hello("Ann", auth=self.token("ann")))["type"], "welcome")
+        self.sign_in("ann", host="198.51.100.4")
+
+    def test_claimed_identity_reads_a_device_or_a_tokens_sub_unverified(self) -> None:
+        self.assertEqual(claimed_identity({"kind": "device", "device_id": "dev-1"}),
+                         "device\0dev-1")  # fmt: skip
+        token = self.token("ann")["token"]
+        self.assertEqual(claimed_identity({"kind": "signed", "token": token}), "sub\0ann")
+        for auth in ({"kind": "jwt", "token": "a.!!!.c"}, {"kind": "jwt", "token": "a.bnVsbA.c"},
+                     {"kind": "jwt"}, {"kind": "steam", "ticket": "t"}):  # fmt: skip
+            self.assertEqual(claimed_identity(auth), "", auth)
+
+
+class NewAccountLimitTests(SignInHarness):
+    def test_an_address_makes_its_share_of_accounts_then_only_known_players_sign_in(
+        self,
+    ) -> None:
+        self.use(SignedTokenAuthenticator(KEY, self.clock), self.accounts,
+                 LobbyConfig(new_accounts_per_hour=3))  # fmt: skip
+        for n in range(3):
+            self.sign_in(f"new-{n}")
+        client = self.connect()
+        refused = client.request(hello("Ann", auth=self.token("new-3")))
+        self.assertEqual((refused["code"], refused["reason"]), ("auth_failed", "account_limit"))
+        self.assertEqual(len(self.accounts.accounts), 3)
+        # A player with an account still signs in from the address; another address
+        # makes accounts of its own.
+        self.assertEqual(client.request(hello("Ann", auth=self.token("new-0")))["type"],
+                         "welcome")  # fmt: skip
+        self.sign_in("elsewhere", host="198.51.100.4")
+        # One more an hour / 3 later.
+        self.clock.advance(1200)
+        self.sign_in("new-3")
+        self.assertEqual(self.factory.auth.accounts_made, 5)
 
 
 class GuestTests(LobbyHarness):

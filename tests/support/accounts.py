@@ -33,6 +33,10 @@ class MemoryAccounts:
     def get(self, account_id: str) -> Deferred[Account | None]:
         return succeed(self.accounts.get(account_id))
 
+    def find(self, provider: str, subject: str) -> Deferred[Account | None]:
+        account_id = self.by_identity.get((provider, subject))
+        return succeed(None if account_id is None else self.accounts[account_id])
+
     def ban(self, account_id: str, reason: str, until: float | None) -> None:
         self.accounts[account_id] = attrs.evolve(self.accounts[account_id],
                                                  ban=Ban(reason, until))  # fmt: skip

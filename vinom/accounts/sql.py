@@ -62,6 +62,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
@@ -990,6 +991,7 @@ def store_from_url(
     # process's working directory is by then; its directory made as the data directory is.
     path = os.path.abspath(sqlite_path(where))
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    _owner_only(path)
     # One connection, used by the pool's one thread; closed at the end from the
     # reactor's thread, hence check_same_thread=False. isolation_level=None: the
     # store begins its own transactions (BEGIN IMMEDIATE for writes).
@@ -1001,6 +1003,17 @@ def store_from_url(
     return SqlAccountStore(pool, schema.SQLITE, path, migrations, batch_sign_ins=True,
                            files=(path + "-wal",),
                            clock=reactor if clock is None else clock)  # fmt: skip
+
+
+def _owner_only(path: str) -> None:
+    """Make the SQLite file (device secrets' hashes, bans, ratings) its owner's alone,
+    as the data directory's records are, whatever the umask: SQLite makes its -wal and
+    -shm files with the database file's mode; those of an older start are set too."""
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    for name in (path, path + "-wal", path + "-shm"):
+        with suppress(FileNotFoundError):
+            if stat.S_IMODE(os.stat(name).st_mode) != 0o600:
+                os.chmod(name, 0o600)
 
 
 async def open_store(

@@ -7,10 +7,12 @@ A guest server (the default authenticator) takes a request without `auth`
 at once, with nothing to wait for: today's anonymous players. Every other
 sign-in
 
-- is refused unverified (`rate_limited`) while the client's address has used
-  up its refusals (`auth_failure_rate`, `auth_failure_burst`: only a refusal
-  takes from the bucket, so honest players behind one address are not
-  limited by one another's successes);
+- is refused unverified (`rate_limited`) while the identity the credentials
+  claim has used up its refusals from the client's address
+  (`auth_failure_rate`, `auth_failure_burst`), or the address has used up
+  `ADDRESS_SHARE` times as many over every identity: only a refusal takes from
+  a bucket, and a bucket is keyed by identity first, so one player's wrong
+  secret behind a NAT does not lock out the others (`claimed_identity`);
 - goes to the server's `IAuthenticator`, bounded by `auth_timeout` (a slow or
   down identity provider makes only this request wait, and then answers
   `unavailable`); anything it fails with besides `AuthFailed` is logged and
@@ -18,13 +20,20 @@ sign-in
 - is resolved to an account by the `IAccountStore`, when there is one: the
   account's id is the player id, and a banned account is refused; without a
   store the player id is derived from the identity (the same player, the
-  same id).
+  same id). An address may make `new_accounts_per_hour` new accounts an hour
+  (a token bucket of as many); past it only identities that have an account
+  already sign in from it, and a new one is refused `auth_failed`, reason
+  `account_limit` (a refusal of the address's).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import json
 import math
+from collections.abc import Mapping
 from typing import Any, cast
 
 from attrs import frozen
@@ -61,12 +70,15 @@ _MESSAGES = {
     "missing_claim": "the token lacks a claim this server needs",
     "too_long_lived": "the token lives too long for a signed token",
     "bad_secret": "this is not the secret this device signed in with first",
+    "account_limit": "too many new accounts from this address; try again later",
     "invalid": "the credentials are not valid",
 }
 # Refusals whose message adds the authenticator's detail (which claim, which kind).
 _DETAILED = frozenset({"malformed", "missing_claim", "wrong_kind", "too_large", "invalid"})
 # Refusals that say nothing about the client: not taken from its address's bucket.
 _NOT_THE_CLIENTS = frozenset({"unavailable", "rate_limited"})
+# An address's refusals over every identity it claims: this many times one identity's.
+ADDRESS_SHARE = 10
 
 
 @frozen
@@ -85,6 +97,28 @@ def derived_player_id(identity: Identity) -> str:
     digits of a hash of its provider and subject, the same at every sign-in."""
     digest = hashlib.sha256(f"{identity.provider}\0{identity.subject}".encode()).hexdigest()
     return "p-" + digest[:16]
+
+
+def claimed_identity(auth: Mapping[str, Any]) -> str:
+    """Whom credentials claim to be, unverified: the key of their refusals' bucket.
+
+    A device's id, or a token's `sub` (read, not verified: a forged token only
+    spends its own bucket and its address's); "" when they name nobody this can
+    read (one bucket for the address's other refusals)."""
+    device = auth.get("device_id")
+    if isinstance(device, str):
+        return "device\0" + device[:128]
+    token = auth.get("token")
+    if isinstance(token, str) and token.count(".") == 2 and len(token) <= 8192:
+        body = token.split(".")[1]
+        try:
+            claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        except (binascii.Error, ValueError):
+            return ""
+        subject = claims.get("sub") if isinstance(claims, dict) else None
+        if isinstance(subject, str):
+            return "sub\0" + subject[:256]
+    return ""
 
 
 def auth_failed(reason: str, detail: str = "") -> LobbyError:
@@ -122,8 +156,15 @@ class LobbyAuth:
         self.accounts = accounts
         self._clock = clock
         self._timeout = config.auth_timeout
-        self._refusals = KeyedTokenBuckets(config.auth_failure_rate, config.auth_failure_burst,
-                                           clock)  # fmt: skip
+        rate, burst = config.auth_failure_rate, config.auth_failure_burst
+        # Keyed by address and claimed identity, and by address alone.
+        self._refusals = KeyedTokenBuckets(rate, burst, clock)
+        self._address_refusals = KeyedTokenBuckets(rate * ADDRESS_SHARE, burst * ADDRESS_SHARE,
+                                                   clock)  # fmt: skip
+        per_hour = config.new_accounts_per_hour
+        self._new_accounts = KeyedTokenBuckets(per_hour / 3600.0, per_hour, clock)
+        # Accounts made by sign-ins here, for the operators' metrics.
+        self.accounts_made = 0
         self._log_limit = LogLimiter(1.0, 10, clock)
 
     @property
@@ -143,16 +184,17 @@ class LobbyAuth:
         none (nothing to wait for). Fails with a `LobbyError` to answer with."""
         if auth is None and not self.required:
             return None
-        if not self._refusals.ready(client):
+        key = client if not isinstance(auth, Mapping) else f"{client}\0{claimed_identity(auth)}"
+        if not (self._refusals.ready(key) and self._address_refusals.ready(client)):
             raise auth_failed("rate_limited")
         if isinstance(auth, BadAuth):
-            self._refused(client, peer_host, auth.reason)
+            self._refused(client, key, auth.reason)
             raise auth_failed(auth.reason, auth.message)
         if auth is None:
-            self._refused(client, peer_host, "required")
+            self._refused(client, key, "required")
             raise auth_failed("required")
         if auth.get("kind") != self.kind:
-            self._refused(client, peer_host, "wrong_kind")
+            self._refused(client, key, "wrong_kind")
             raise auth_failed("wrong_kind", f"this server takes auth of kind {self.kind!r}")
         if not self.required or self.authenticator is None:
             return None  # a guest who said so
@@ -161,17 +203,38 @@ class LobbyAuth:
             # Only an answer still to come needs a timer (a token verified in memory, a
             # device remembered, have answered already).
             d.addTimeout(self._timeout, self._clock)
-        d.addCallback(self._account_of, name)
-        d.addErrback(self._failed, client, peer_host)
+        d.addCallback(self._account_of, name, client)
+        d.addErrback(self._failed, client, key, peer_host)
         return cast(Deferred[SignedIn], d)
 
-    def _account_of(self, identity: Identity, name: str) -> Deferred[SignedIn] | SignedIn:
+    def _account_of(
+        self, identity: Identity, name: str, client: str
+    ) -> Deferred[SignedIn] | SignedIn:
         # A name the provider vouches for, if it is a valid name; the hello's otherwise.
         vouched = identity.display_name
         shown = (normalize_name(vouched) if vouched else None) or name
         if self.accounts is None:
             return SignedIn(derived_player_id(identity), shown, identity)
-        d = self.accounts.account_for(identity, shown, self._clock.seconds())
+        accounts = self.accounts
+        now = self._clock.seconds()
+
+        def made_here(account: Account) -> Account:
+            if account.created >= now:
+                self._new_accounts.allow(client)
+                self.accounts_made += 1
+            return account
+
+        if self._new_accounts.ready(client):
+            d = accounts.account_for(identity, shown, now).addCallback(made_here)
+        else:
+            # The address made its share of accounts: only one it has may sign in (one
+            # more read, paid only past the share).
+            def existing(account: Account | None) -> Deferred[Account]:
+                if account is None:
+                    raise AuthFailed("account_limit")
+                return accounts.account_for(identity, shown, now)
+
+            d = accounts.find(identity.provider, identity.subject).addCallback(existing)
         return d.addCallback(self._check_ban, identity)
 
     def _check_ban(self, account: Account, identity: Identity) -> SignedIn:
@@ -181,13 +244,13 @@ class LobbyAuth:
             raise banned(account, until, ban.reason)
         return SignedIn(account.account_id, account.display_name, identity, account)
 
-    def _failed(self, failure: Failure, client: str, peer_host: str) -> Any:
+    def _failed(self, failure: Failure, client: str, key: str, peer_host: str) -> Any:
         if failure.check(LobbyError):
             return failure
         if failure.check(AuthFailed):
             error = failure.value
             assert isinstance(error, AuthFailed)
-            self._refused(client, peer_host, error.reason)
+            self._refused(client, key, error.reason)
             raise auth_failed(error.reason, error.detail)
         if failure.check(TimeoutError, CancelledError):
             raise auth_failed("unavailable")
@@ -198,8 +261,9 @@ class LobbyAuth:
             self.log.failure("signing in a player from {peer} failed", failure, peer=peer_host)
         raise auth_failed("unavailable")
 
-    def _refused(self, client: str, peer_host: str, reason: str) -> None:
+    def _refused(self, client: str, key: str, reason: str) -> None:
         if reason in _NOT_THE_CLIENTS:
             return
-        self._refusals.allow(client)
+        self._refusals.allow(key)
+        self._address_refusals.allow(client)
 

@@ -60,4 +60,7 @@ class LobbyConfig:
     # an empty one refuses every sign-in from the address (`rate_limited`) unverified.
     auth_failure_rate: float = field(default=0.2, converter=float, validator=gt(0.0))
     auth_failure_burst: int = field(default=10, validator=[instance_of(int), ge(1)])
+    # New accounts one address may make an hour (a token bucket of as many): past it,
+    # only identities with an account sign in from it (vinom.lobby.auth).
+    new_accounts_per_hour: int = field(default=20, validator=[instance_of(int), ge(1)])
 

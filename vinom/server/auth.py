@@ -129,15 +129,23 @@ AUTH_LIMITS = (
     limit(
         "auth-failure-rate",
         0.2,
-        "Refused sign-ins per second per client address after a burst of "
-        "auth-failure-burst; past it every sign-in from that address is refused "
-        "(auth_failed, reason rate_limited) unchecked.",
+        "Refused sign-ins per second per identity and client address after a burst of "
+        "auth-failure-burst (and ten times as many per address over every identity); "
+        "past it sign-ins are refused (auth_failed, reason rate_limited) unchecked.",
         positive_float,
     ),
     limit(
         "auth-failure-burst",
         10,
-        "Refused sign-ins per client address before auth-failure-rate applies.",
+        "Refused sign-ins per identity and client address before auth-failure-rate "
+        "applies.",
+        positive_int,
+    ),
+    limit(
+        "new-accounts-per-hour",
+        20,
+        "New accounts one client address may make an hour; past it only players with "
+        "an account sign in from it (auth_failed, reason account_limit).",
         positive_int,
     ),
 )

@@ -271,6 +271,7 @@ def lobby_factory(
             auth_timeout=options["auth-timeout"],
             auth_failure_rate=options["auth-failure-rate"],
             auth_failure_burst=options["auth-failure-burst"],
+            new_accounts_per_hour=options["new-accounts-per-hour"],
         ),
         games=game_rules_of(options),
         backends=LobbyBackends(
