@@ -39,6 +39,7 @@ from vinom.client.failover import LobbyPlayer
 from vinom.client.game import connect_game
 from vinom.client.lobby import PROTOCOL
 from vinom.games.registry import GameRegistry
+from vinom.server.rankings_web import BURST
 
 Frame = dict[str, Any]
 RUN_CLI = "import sys; from vinom.cli import main; sys.exit(main())"
@@ -336,6 +337,15 @@ class RankedRatingTests(TestCase):
                                     ("/history/" + id_b + "?limit=x", 400, "bad_request")):
             code, body = await http_get(web + path)
             self.assertEqual((code, json.loads(body)["error"]), (status, error), path)
+        # Each answer is a database read: one address gets a burst, then 429.
+        answered = 0
+        for _ in range(4 * BURST):
+            code, body = await http_get(f"{web}/history/{id_a}")
+            if code != 200:
+                break
+            answered += 1
+        self.assertEqual((code, json.loads(body)["error"]), (429, "rate_limited"))
+        self.assertGreaterEqual(answered, BURST - 8 - 1)
 
 
 class PrivateRoomByAccountTests(TestCase):

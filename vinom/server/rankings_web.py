@@ -12,8 +12,9 @@ The same rows as the lobby's `leaderboard` and `history` frames, from the same
 matches of a history). Errors are JSON too, `{"error": code, "message": ...}`
 with the lobby's codes: 404 `unknown_game`, `unknown_queue` or `no_accounts`
 (the server keeps no accounts), 400 `bad_request` (a bad `limit`, a player id
-longer than a player id is), 503 `unavailable` (the account database did not
-answer).
+longer than a player id is), 429 `rate_limited` (more than `RATE` requests a
+second from one client address, after a burst of `BURST`: each is a database
+read), 503 `unavailable` (the account database did not answer).
 """
 
 from __future__ import annotations
@@ -34,8 +35,14 @@ from vinom.lobby.codec import (
     page_limit,
 )
 from vinom.lobby.rankings import Rankings
+from vinom.net.addresses import client_key
+from vinom.net.limits import KeyedTokenBuckets
 
-_STATUS = {errors.BAD_REQUEST: 400, errors.UNAVAILABLE: 503}
+_STATUS = {errors.BAD_REQUEST: 400, errors.RATE_LIMITED: 429, errors.UNAVAILABLE: 503}
+
+# Requests a second per client address (IPv6: its /64) after a burst, for both paths.
+RATE = 5.0
+BURST = 20
 
 
 def _send(request: Request, status: int, body: dict[str, Any]) -> None:
@@ -91,22 +98,32 @@ def _answer(request: Request, d: Any) -> Any:
 
 
 class _Rankings(Resource):
-    """A leaf over the rankings, reading the path below it."""
+    """A leaf over the rankings, reading the path below it, within its address's rate."""
 
     isLeaf = True
 
-    def __init__(self, rankings: Rankings) -> None:
+    def __init__(self, rankings: Rankings, limit: KeyedTokenBuckets) -> None:
         super().__init__()
         self._rankings = rankings
+        self._limit = limit
 
-    @staticmethod
-    def path_of(request: Request) -> list[str]:
+    def path_of(self, request: Request) -> list[str] | None:
+        """The path below, or None (answered 429) past the client address's rate."""
+        address = request.getClientAddress()
+        host = getattr(address, "host", None)
+        if not self._limit.allow(client_key(host if isinstance(host, str) else str(address))):
+            request.setHeader(b"retry-after", b"1")
+            _error(request, errors.RATE_LIMITED, "too many requests from this address; "
+                   "try again in a second")  # fmt: skip
+            return None
         return [p.decode("utf-8", "replace") for p in request.postpath or ()]
 
 
 class _Leaderboard(_Rankings):
     def render_GET(self, request: Request) -> Any:
         path = self.path_of(request)
+        if path is None:
+            return NOT_DONE_YET
         if len(path) != 2 or not all(path):
             _error(request, "not_found", "GET /leaderboard/<game>/<queue>")
             return NOT_DONE_YET
@@ -119,6 +136,8 @@ class _Leaderboard(_Rankings):
 class _History(_Rankings):
     def render_GET(self, request: Request) -> Any:
         path = self.path_of(request)
+        if path is None:
+            return NOT_DONE_YET
         if len(path) != 1 or not path[0]:
             _error(request, "not_found", "GET /history/<player id>")
             return NOT_DONE_YET
@@ -132,5 +151,6 @@ class _History(_Rankings):
 
 
 def rankings_resources(rankings: Rankings) -> dict[bytes, Resource]:
-    """The web server's children: `leaderboard` and `history`."""
-    return {b"leaderboard": _Leaderboard(rankings), b"history": _History(rankings)}
+    """The web server's children: `leaderboard` and `history`, sharing one limit."""
+    limit = KeyedTokenBuckets(RATE, BURST, rankings.clock)
+    return {b"leaderboard": _Leaderboard(rankings, limit), b"history": _History(rankings, limit)}
