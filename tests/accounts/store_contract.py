@@ -19,7 +19,7 @@ from zope.interface.verify import verifyObject
 
 from vinom.accounts import ratings
 from vinom.accounts.device import make_device
-from vinom.accounts.interfaces import AuthFailed, IAccountStore, IAuthenticator, Identity
+from vinom.accounts.interfaces import AuthFailed, Ban, IAccountStore, IAuthenticator, Identity
 from vinom.accounts.records import (
     MAX_METADATA_BYTES,
     IdentityTaken,
@@ -200,6 +200,34 @@ class AccountStoreContract:
                 await self.store.ban(account.account_id, reason, None)
         with self.assertRaises(UnknownAccount):
             await self.store.ban("a-0000000000000000", "nobody", None)
+
+    async def test_another_lobby_reads_the_bans_made_since_it_last_looked(
+        self: Any,
+    ) -> None:
+        """`bans_since` answers with the bans made at or after a time of the database's
+        clock and in force now, and the time to ask from next: a lobby sees every ban,
+        whichever process made it, on the next read after it."""
+        other_lobby = await self.open()
+        cheat, smurf, old, lifted, over = await self.players(
+            "cheat", "smurf", "old", "lifted", "over")  # fmt: skip
+        await self.store.ban(old, "long ago", None)
+        first = await other_lobby.bans_since(0.0)
+        self.assertEqual(first.bans, {old: Ban("long ago", None)})
+        start = first.now
+        await self.store.ban(cheat, "aimbot", None)
+        await self.store.ban(smurf, "smurfing", 4e9)
+        await self.store.ban(lifted, "a mistake", None)
+        await self.store.unban(lifted)
+        # A ban whose end has passed is not in force: there is nothing to end.
+        await self.store.ban(over, "over already", 1000.0)
+        seen = await other_lobby.bans_since(start)
+        self.assertEqual(seen.bans, {cheat: Ban("aimbot", None), smurf: Ban("smurfing", 4e9)})
+        self.assertGreaterEqual(seen.now, start)
+        self.assertEqual((await other_lobby.bans_since(seen.now + 1.0)).bans, {})
+        # A ban replaced is made anew.
+        await self.store.ban(old, "again", None)
+        self.assertEqual((await other_lobby.bans_since(seen.now)).bans,
+                         {old: Ban("again", None)})  # fmt: skip
 
     # -- what a sign-in remembers ---------------------------------------------
 

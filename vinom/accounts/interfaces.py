@@ -63,6 +63,15 @@ class Ban:
 
 
 @frozen
+class NewBans:
+    """The bans made since a time and in force: the banned accounts' `Ban` by account
+    id, and `now`, the database's clock when it was read (where the next read starts)."""
+
+    now: float
+    bans: Mapping[str, Ban] = field(factory=dict)
+
+
+@frozen
 class Account:
     """What persists of a player: the id is their player id whenever they sign in."""
 
@@ -141,6 +150,10 @@ class IAccountStore(Interface):
 
     def unban(account_id: str) -> Deferred[Account]:
         """Lift the account's ban."""
+
+    def bans_since(since: float) -> Deferred[NewBans]:
+        """The bans made (by any process, on the database's clock) at `since` or later
+        and in force now; a lobby reads them to end the banned players' connections."""
 
     def authenticate_device(device_id: str, secret: str, now: float) -> Deferred[Identity]:
         """('device', device_id) if `secret` is that device's (kept, hashed, on its

@@ -37,18 +37,24 @@ class Dialect:
     for_update: str
     # Serializes two processes migrating one database at once.
     migration_lock: str | None
+    # The database's clock, in Unix seconds: a ban's time and the lobbies' reads of new
+    # bans share it, whatever the clocks of the machines that write and read them.
+    clock: str
 
     def sql(self, text: str) -> str:
         return text if self.marker == "?" else text.replace("?", self.marker)
 
 
-SQLITE = Dialect("sqlite", "?", "BEGIN IMMEDIATE", "", None)
+SQLITE = Dialect(
+    "sqlite", "?", "BEGIN IMMEDIATE", "", None, "((julianday('now') - 2440587.5) * 86400.0)"
+)
 # pg_advisory_xact_lock: a lock held until the transaction ends, on a number of
 # our own (the bytes "vinomacc"), so that two lobbies starting together migrate
 # one after the other.
 POSTGRESQL = Dialect(
-    "postgresql", "%s", None, " FOR UPDATE", "SELECT pg_advisory_xact_lock(8680213587330458467)"
-)
+    "postgresql", "%s", None, " FOR UPDATE", "SELECT pg_advisory_xact_lock(8680213587330458467)",
+    "EXTRACT(EPOCH FROM clock_timestamp())",
+)  # fmt: skip
 
 MIGRATIONS: Sequence[Sequence[str]] = (
     # 1: accounts, their identities, devices, ratings, rated matches.
@@ -108,6 +114,12 @@ MIGRATIONS: Sequence[Sequence[str]] = (
             PRIMARY KEY (match_id, account_id)
         )""",
         "CREATE INDEX match_players_by_account ON match_players (account_id, ended DESC)",
+    ),
+    # 2: when each ban was made (the database's clock), so that every lobby finds the
+    # bans made since it last looked and ends those players' connections.
+    (
+        "ALTER TABLE accounts ADD COLUMN banned_at DOUBLE PRECISION",
+        "CREATE INDEX accounts_by_ban ON accounts (banned_at)",
     ),
 )
 

@@ -78,7 +78,14 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from vinom.accounts import ratings, schema
-from vinom.accounts.interfaces import Account, AuthFailed, Ban, IAccountStore, Identity
+from vinom.accounts.interfaces import (
+    Account,
+    AuthFailed,
+    Ban,
+    IAccountStore,
+    Identity,
+    NewBans,
+)
 from vinom.accounts.recent import Recent
 from vinom.accounts.records import (
     HistoryEntry,
@@ -472,10 +479,27 @@ class SqlAccountStore:
             text = checked_reason(reason)
         except InvalidValue as e:
             return _failed(e)
-        return self._update(account_id, "ban_reason = ?, ban_until = ?", text, until)
+        return self._update(
+            account_id, f"ban_reason = ?, ban_until = ?, banned_at = {self._dialect.clock}",
+            text, until,
+        )  # fmt: skip
 
     def unban(self, account_id: str) -> Deferred[Account]:
-        return self._update(account_id, "ban_reason = NULL, ban_until = NULL")
+        return self._update(account_id, "ban_reason = NULL, ban_until = NULL, banned_at = NULL")
+
+    def bans_since(self, since: float) -> Deferred[NewBans]:
+        """The bans made at `since` or later (the database's clock) and in force now."""
+
+        def read(sql: _Sql) -> NewBans:
+            (now,) = sql.one(f"SELECT {sql.dialect.clock}")
+            rows = sql.all("SELECT account_id, ban_reason, ban_until FROM accounts "
+                           "WHERE banned_at >= ? AND (ban_until IS NULL OR ban_until > ?)",
+                           since, now)  # fmt: skip
+            bans = {a: Ban(reason, None if until is None else float(until))
+                    for a, reason, until in rows}  # fmt: skip
+            return NewBans(float(now), bans)
+
+        return self._run(read, write=False)
 
     def _update(self, account_id: str, assignments: str, *values: Any) -> Deferred[Account]:
         def update(sql: _Sql) -> Account:
