@@ -16,10 +16,13 @@ from typing import Any
 from attrs import evolve
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.cluster.test_remote_placement import open_redis
-from tests.support.redis_server import RedisServer
+from tests.support.cut_proxy import CutProxy
+from tests.support.http import capture_log
+from tests.support.redis_server import RedisServer, start_redis
 from tests.support.waiting import until
 from vinom.cluster.channel import RESULTS_KEPT, PlacementKeys, announce_end
 from vinom.cluster.client import RedisClient, parse_redis_url
@@ -161,6 +164,45 @@ class ReaderTests(TestCase):
         consumers = await self.call("XINFO", "CONSUMERS", self.keys.results, GROUP)
         names = {dict(zip(c[::2], c[1::2], strict=True))["name"] for c in consumers}
         self.assertEqual(names, {"l-b"})
+
+
+class OutageTests(TestCase):
+    """A lobby cut off from Redis: its reader's every read fails (twice a second) until
+    the route is back. Its operator reads one line as the reads begin to fail and one
+    once they work again, as from the lobby's other loops (vinom.cluster.outage)."""
+
+    async def test_an_outage_is_one_line_and_its_end_one_more(self) -> None:
+        server = await start_redis(self)
+        proxy = CutProxy(server.port)
+        proxy.start()
+        self.addCleanup(proxy.stop)
+        redis = RedisClient.open(parse_redis_url(proxy.url), reactor)
+        self.addCleanup(redis.disconnect)
+        rated: list[str] = []
+        reader = RankedResultsReader(redis=redis, clock=reactor, consumer="l-a",
+                                     claim_every=0.05)  # fmt: skip
+        reader.subscribe(lambda m, o: succeed(rated.append(m.match_id)))
+        reader.startService()
+        self.addCleanup(reader.stopService)
+        await until(lambda: reader.backlog is not None, "the group made", 10)
+        lines = capture_log(self)
+        await proxy.cut()
+        await deferLater(reactor, 3.0, lambda: None)  # six reads or more fail
+        proxy.restore()
+        await until(lambda: any("works again" in line for line in lines), "the recovery line",
+                    10)  # fmt: skip
+        # It does work again: an end added now is rated.
+        direct = RedisClient.open(parse_redis_url(server.url), reactor)
+        self.addCleanup(direct.disconnect)
+        message = {"event": "ended", "match_id": "m-1", "outcome": None}
+        await announce_end(direct, PlacementKeys(direct.settings.key_prefix), "h-1", message,
+                           encode_result(ranked("m-1"), won("m-1")))  # fmt: skip
+        await until(lambda: rated == ["m-1"], "the end rated", 10)
+        said = [line for line in lines if "ranked results" in line]
+        self.assertEqual(len(said), 2, said)
+        self.assertTrue(said[0].startswith("reading the ranked results stream failed: "), said)
+        self.assertRegex(said[1], r"^reading the ranked results stream works again, after "
+                                  r"[0-9.]+ s of failures$")  # fmt: skip
 
 
 async def until_pending(redis: RedisClient, key: str, consumer: str) -> list[Any]:

@@ -35,6 +35,7 @@ from zope.interface import implementer
 
 from vinom.cluster.channel import PlacementKeys, stream_lost
 from vinom.cluster.client import RedisClient, Script, milliseconds
+from vinom.cluster.outage import Outage
 from vinom.hosting.interfaces import IRankedResults
 from vinom.match import (
     Match,
@@ -165,6 +166,8 @@ class RankedResultsReader(Service):
         # Whether an end is with the subscriber now (a stop does not wait for it).
         self._rating = False
         self._log_limit = LogLimiter(1.0, 10, clock)
+        # Redis away: one line as the reads begin to fail, one once they work again.
+        self._outage = Outage(self.log, clock, "reading the ranked results stream")
         # For the operations endpoint: the stream's length and pending count as of the
         # last claim round (None before the first), the ends rated here, those found
         # trimmed before any lobby rated them.
@@ -223,11 +226,10 @@ class RankedResultsReader(Service):
                     return
                 group_ready = not stream_lost(error)
                 if group_ready:
-                    if self._log_limit.allow():
-                        self.log.warn("ranked results: reading the stream failed: {error}",
-                                      error=error)  # fmt: skip
+                    self._outage.failed(error)
                     await deferLater(self._clock, 0.5, lambda: None)
                 continue
+            self._outage.worked()
             for _, entries in reply or ():
                 await self._handle(entries)
 
