@@ -90,9 +90,19 @@ class AccountsCommandTests(TestCase):
             (("show", "a-0000000000000000"), 1, "vinom: no account a-0000000000000000"),
             (("unlink", ann.account_id, "jwt:ann"), 1, f"vinom: {ann.account_id} would have no "
              "identity left to sign in with"),
-            (("ban", ann.account_id, "--reason", "x", "--duration", "soon"), 1,
+            # Usage mistakes exit 2, as docs/accounts.md says, with nothing done.
+            (("ban", ann.account_id, "--reason", "x", "--duration", "soon"), 2,
              "vinom: a duration is a positive number with s, m, h or d: 'soon'"),
-            (("link", ann.account_id, "nocolon"), 1, "vinom: an identity is PROVIDER:SUBJECT"),
+            (("ban", ann.account_id, "--reason", "x", "--duration", "3x"), 2,
+             "vinom: a duration is a positive number with s, m, h or d: '3x'"),
+            (("ban", ann.account_id, "--reason", "x", "--duration", "0d"), 2,
+             "vinom: a duration is"),
+            (("link", ann.account_id, "nocolon"), 2, "vinom: an identity is PROVIDER:SUBJECT"),
+            (("unlink", ann.account_id, ":ann"), 2, "vinom: an identity is PROVIDER:SUBJECT"),
+            (("show", "ann"), 2, "vinom: an identity is PROVIDER:SUBJECT"),
+            (("show",), 2, "vinom: usage: vinom accounts show ACCOUNT"),
+            (("link", ann.account_id), 2, "vinom: usage: vinom accounts link ACCOUNT"),
+            (("show", ann.account_id, "--colour"), 2, "vinom: option --colour not recognized"),
             (("ban", ann.account_id), 2, "vinom: a ban needs --reason"),
         ]  # fmt: skip
         cases = [(args + tuple(where), status, line) for args, status, line in cases]
