@@ -38,15 +38,7 @@ from twisted.python.failure import Failure
 from vinom import __version__
 from vinom.client.bots import BotReport, play_bot
 from vinom.client.errors import DEFAULT_TRUST, describe_failure
-from vinom.client.lobby import (
-    Auth,
-    DeviceFileError,
-    LobbyAddress,
-    connect_lobby,
-    default_device_file,
-    device_auth,
-    device_key,
-)
+from vinom.client.lobby import Auth, LobbyAddress, connect_lobby
 from vinom.errors import UnknownGame
 from vinom.games.interfaces import IGame
 from vinom.games.registry import GameRegistry, format_games
@@ -55,8 +47,6 @@ from vinom.scaffold import ScaffoldError, check_available, game_names, write_gam
 
 DEFAULT_LOBBY = "localhost:7350"
 DEFAULT_PORT = 7350
-# `--auth`'s kinds that take no tokens (any other is the kind of the tokens given).
-GUEST_KIND, DEVICE_KIND = "guest", "device"
 # More bots than this and `vinom bots` prints only the summary, not a line per bot.
 BOT_LINES_UP_TO = 50
 
@@ -129,28 +119,12 @@ def parse_lobbies(values: Sequence[str]) -> list[tuple[str, int]]:
 
 
 class ClientOptions(CommandOptions):
-    """Options shared by the commands that talk to a lobby: where it is, and how to sign in
-    (`credentials` gives each player's `auth`)."""
-
-    optParameters = [
-        ["auth", None, GUEST_KIND, "How to sign in, as the server's --auth: guest, device "
-         "(a key kept in --device-file), or the kind of the tokens given (jwt, signed, a "
-         "plugin's)."],
-        ["auth-token-file", None, None, "A file of tokens, one a line (instead of, or after, "
-         "--auth-token)."],
-        ["device-file", None, None, "--auth device: the file keeping your device key, made "
-         "0600 on first use (default: $XDG_CONFIG_HOME or ~/.config, then vinom/device.json)."],
-    ]
+    """Options shared by the commands that talk to a lobby."""
 
     def __init__(self) -> None:
         super().__init__()
         self["lobby"] = []
         self["trust"] = []
-        self["auth-token"] = []
-
-    def opt_auth_token(self, value: str) -> None:
-        """A token to sign in with (repeatable: vinom bots takes one per bot, in order)."""
-        self["auth-token"].append(value.strip())
 
     # Twisted's --help prints an option method's docstring as it is: one line each.
     def opt_lobby(self, value: str) -> None:
@@ -192,51 +166,6 @@ class ClientOptions(CommandOptions):
                                                                              strict=True)
         )  # fmt: skip
         self["address"] = self["addresses"][0]
-        self._sign_in_options()
-
-    def _sign_in_options(self) -> None:
-        kind = self["auth"] = self["auth"].strip()
-        tokens = self["auth-token"]
-        if self["auth-token-file"] is not None:
-            try:
-                with open(self["auth-token-file"], encoding="utf-8") as f:
-                    tokens += [line.strip() for line in f if line.strip()]
-            except (OSError, UnicodeDecodeError) as e:
-                reason = getattr(e, "strerror", None) or e
-                raise usage.UsageError(f"--auth-token-file {self['auth-token-file']}: cannot "
-                                       f"read it: {reason}") from None  # fmt: skip
-        if kind in (GUEST_KIND, DEVICE_KIND) and tokens:
-            raise usage.UsageError(f"tokens are for --auth jwt, signed or a plugin's kind, "
-                                   f"not --auth {kind}")  # fmt: skip
-        if kind not in (GUEST_KIND, DEVICE_KIND) and not tokens:
-            raise usage.UsageError(f"--auth {kind or "''"} signs in with tokens: give "
-                                   "--auth-token or --auth-token-file")  # fmt: skip
-        if kind != DEVICE_KIND and self["device-file"] is not None:
-            raise usage.UsageError("--device-file is for --auth device")
-        self["device-key"] = None
-        if kind == DEVICE_KIND:
-            path = self["device-file"] = self["device-file"] or default_device_file()
-            try:
-                self["device-key"] = device_key(path)
-            except DeviceFileError as e:
-                raise usage.UsageError(f"--device-file {e}") from None
-
-    def credentials(self, players: Sequence[str]) -> list[Auth | None]:
-        """The `auth` of each of `players` ("": the user; else a bot's or a spectator's
-        own name): None (a guest), the i-th token, or the device its name derives from
-        the key (vinom.client.lobby.device_auth) for the first lobby's host."""
-        kind = self["auth"]
-        if kind == GUEST_KIND:
-            return [None] * len(players)
-        if kind == DEVICE_KIND:
-            host = self["address"].host
-            return [device_auth(self["device-key"], host, who) for who in players]
-        tokens = self["auth-token"]
-        if len(tokens) < len(players):
-            raise usage.UsageError(f"--auth {kind}: {_plural(len(players), 'player')} need "
-                                   f"{_plural(len(players), 'token')} (one each), not "
-                                   f"{len(tokens)}")  # fmt: skip
-        return [{"kind": kind, "token": token} for token in tokens[: len(players)]]
 
 
 def _default_player_name() -> str:
