@@ -96,6 +96,22 @@ class RetryTests(WebTransportTestCase):
         await until(lambda: server.drops["invalid_token"], "the forged token dropped")
         self.assertEqual((server.open_connections, spoofed.received), (0, []))
 
+    async def test_an_unanswered_initial_gets_at_most_three_times_its_bytes(self) -> None:
+        """RFC 9000 8.1: until the client's address is validated, the server sends it
+        at most 3x what it received: the first flight, its resends, and no
+        CONNECTION_CLOSE beyond that when the connection is given up (no session
+        within the token timeout, 1 s here)."""
+        port = await self.start_webtransport("--limit", "lobby-hello-timeout=3")
+        server = self.server.service("webtransport").server
+        spoofed = await self.spoofer()
+        sent = spoofed.initial(port)
+        await until(lambda: server.open_connections == 1, "the handshake started")
+        await until(lambda: server.open_connections == 0, "the connection given up", 10.0)
+        self.assertEqual(server.closes, {"no_session": 1})
+        received = sum(len(data) for data in spoofed.received)
+        self.assertGreater(received, 0)
+        self.assertLessEqual(received, 3 * sent, [len(data) for data in spoofed.received])
+
     async def test_below_the_mark_there_is_no_retry(self) -> None:
         port = await self.start_webtransport()
         server = self.server.service("webtransport").server

@@ -92,7 +92,10 @@ address are not started (their Initial packets are dropped, counted). While
 `retry_above` connections are in their handshake, a client's first Initial is
 answered with a Retry (`RetryTokens`): only an Initial that brings its token
 back from its own address starts a connection, so a spoofed address gets a
-packet smaller than its Initial and costs no handshake. A connection must open
+packet smaller than its Initial and costs no handshake; below that mark, an
+address not validated yet never gets more than 3x what it sent (RFC 9000 8.1:
+qh3 keeps it but on a CONNECTION_CLOSE, which is then not sent where it would
+not fit; `BoundedQuicConnection`). A connection must open
 its session within the token timeout (else it is closed, counted `no_session`:
 pings alone would keep it for ever); a session must present a valid token
 within the token timeout and respect the message rate of the WebSocket path,
@@ -584,13 +587,35 @@ class BoundedQuicConnection(QuicConnection):
         used = [each.used for each in limits]
         for each in limits:
             each.used = 0
+        closing = self._close_pending
         try:
-            return super().datagrams_to_send(now)
+            datagrams = super().datagrams_to_send(now)
         finally:
             for each, value in zip(limits, used, strict=True):
                 each.used = value
             for receiver, highest in hidden:
                 receiver.highest_offset = highest
+        if closing and datagrams and self._network_paths:
+            datagrams = self._within_3x(self._network_paths[0], datagrams)
+        return datagrams
+
+    @staticmethod
+    def _within_3x(path: Any, datagrams: list[tuple[bytes, Any]]) -> list[tuple[bytes, Any]]:
+        """The datagrams of a CONNECTION_CLOSE that fit 3x what an unvalidated address
+        sent (RFC 9000 8.1); the rest are not sent. qh3 keeps that limit on every
+        packet but this one: an Initial nobody answers would otherwise get its first
+        flight and resends (3x) and the close on top."""
+        if path.is_validated:
+            return datagrams
+        sent = path.bytes_sent - sum(len(data) for data, _ in datagrams)
+        kept = []
+        for data, addr in datagrams:
+            if sent + len(data) > 3 * path.bytes_received:
+                break
+            sent += len(data)
+            kept.append((data, addr))
+        path.bytes_sent = sent
+        return kept
 
 
 class _Connection:
@@ -1211,6 +1236,6 @@ assert QuicConfiguration(is_client=False).connection_id_length == 8
 for _handler in ("_handle_stream_frame", "_handle_crypto_frame", "_handle_data_blocked_frame",
                  "_handle_stream_data_blocked_frame", "_assert_stream_can_receive",
                  "_streams_dirty_limits", "_streams_finished", "_local_max_streams_bidi",
-                 "_local_max_streams_uni"):  # fmt: skip
+                 "_local_max_streams_uni", "_close_pending", "_network_paths"):  # fmt: skip
     if not hasattr(QuicConnection, _handler):
         raise ImportError(f"vinom needs qh3 1.x (its QuicConnection has no {_handler})")
