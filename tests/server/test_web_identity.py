@@ -42,8 +42,9 @@ from vinom.client.failover import LobbyPlayer
 from vinom.client.game import GameSession, connect_game
 from vinom.games.registry import GameRegistry
 
-# What the page shows of a rating change: the conservative rating, and its change.
-RATING_LINE = re.compile(r"^Rating (-?\d+\.\d) \(([+-]\d+\.\d)\)$")
+# What the page shows of a rating change: the shown rating (never negative), and its
+# change, in whole points.
+RATING_LINE = re.compile(r"^Rating (\d+) \(([+-]\d+)\)$")
 
 
 async def shown(browser: Browser, script: str, *args: Any) -> Any:
@@ -140,8 +141,9 @@ class SignedInPlayerTests(TestCase):
         found = RATING_LINE.match(line)
         assert found is not None
         rating, change = float(found[1]), float(found[2])
-        if outcome == "win":
-            self.assertGreater(change, 0)
+        # Both new players: from 1000 (docs/accounts.md, "Ratings"), whole points.
+        expected = {"win": 1206, "lose": 890, "draw": 1048}[outcome]
+        self.assertEqual((rating, change), (expected, expected - 1000))
 
         # Back in the lobby: the leaderboard has both players, Ann marked as herself.
         await click(browser, "#play-again")

@@ -25,6 +25,8 @@ MAX_PROVIDER_LENGTH = 32
 MAX_SUBJECT_LENGTH = 255
 # Ban reasons are shown to the banned player and to operators.
 MAX_REASON_LENGTH = 200
+# A new player's shown rating (Rating.shown): their conservative value is 0.
+SHOWN_BASE = 1000.0
 
 
 def new_account_id() -> str:
@@ -124,9 +126,16 @@ class Rating:
 
     @property
     def conservative(self) -> float:
-        """mu - 3 sigma: what leaderboards rank by and players are shown (openskill's
-        ordinal); a new player's is 0 and it grows as their matches make sigma smaller."""
+        """mu - 3 sigma: what leaderboards rank by (openskill's ordinal); a new player's
+        is 0 and it grows as their matches make sigma smaller."""
         return self.mu - 3 * self.sigma
+
+    @property
+    def shown(self) -> float:
+        """The rating players are shown (docs/accounts.md, "Ratings"): the conservative
+        value plus SHOWN_BASE, and never below 0, so that a new player starts at a round
+        positive number and a first loss does not read as a debt."""
+        return max(0.0, SHOWN_BASE + self.conservative)
 
 
 @frozen
@@ -139,8 +148,8 @@ class RatingChange:
 
     @property
     def change(self) -> float:
-        """How far the conservative value moved (what a player is told)."""
-        return self.after.conservative - self.before.conservative
+        """How far the shown rating moved (what a player is told)."""
+        return self.after.shown - self.before.shown
 
 
 @frozen

@@ -89,14 +89,14 @@ def _party_against_itself(seats: Sequence[Ticket], team_size: int) -> bool:
 
 
 def rating_frame(match_id: str, game: str, queue: str, change: RatingChange) -> dict[str, Any]:
-    """The `rating` push of one player: the conservative value after the match and how
-    far it moved."""
+    """The `rating` push of one player: the shown rating after the match and how far it
+    moved."""
     return {
         "type": "rating",
         "match_id": match_id,
         "game": game,
         "queue": queue,
-        "rating": round(change.after.conservative, 2),
+        "rating": round(change.after.shown, 2),
         "change": round(change.change, 2),
     }
 

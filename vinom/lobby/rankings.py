@@ -4,9 +4,9 @@ and `/history/` (docs/lobby.md, docs/web.md).
 
 `Rankings` checks a request (the game, the queue) and asks the account store;
 what goes wrong is a `LobbyError` with the lobby's code, which the web server
-turns into its HTTP status (vinom.server.web). Ratings are shown as their
-conservative value (`mu - 3 sigma`, vinom.accounts.records.Rating), rounded
-to two decimals as every number here is.
+turns into its HTTP status (vinom.server.web). A rating is its shown value
+(vinom.accounts.records.Rating.shown), rounded to two decimals as every number
+here is.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def leaderboard_row(entry: LeaderboardEntry) -> dict[str, Any]:
         "rank": entry.rank,
         "player_id": entry.account_id,
         "name": entry.display_name,
-        "rating": _shown(rating.conservative),
+        "rating": _shown(rating.shown),
         "mu": _shown(rating.mu),
         "sigma": _shown(rating.sigma),
         "matches": rating.matches,
@@ -52,7 +52,7 @@ def history_row(entry: HistoryEntry) -> dict[str, Any]:
         "opponents": [
             {"player_id": o.account_id, "name": o.display_name} for o in entry.opponents
         ],
-        "rating": _shown(entry.change.after.conservative),
+        "rating": _shown(entry.change.after.shown),
         "change": _shown(entry.change.change),
     }
     if len(entry.opponents) > 1 and entry.outcome != "draw":

@@ -343,15 +343,16 @@ function renderAccount() {
 
 // ---------- ratings, the leaderboard and the match history ----------
 
-// A rating as shown: one decimal; a change with its sign.
+// A rating as shown: the server's shown rating (docs/accounts.md, "Ratings": 1000
+// for a new player) in whole points; a change with its sign.
 function ratingText(value) {
-  // `|| 0`: a value that rounds to -0 reads 0.0, not -0.0.
-  return (Math.round(Number(value) * 10) / 10 || 0).toFixed(1);
+  // `|| 0`: a value that rounds to -0 reads 0, not -0.
+  return String(Math.round(Number(value)) || 0);
 }
 
 function changeText(change) {
-  const rounded = Math.round(Number(change) * 10) / 10 || 0;
-  return rounded < 0 ? rounded.toFixed(1) : `+${rounded.toFixed(1)}`;
+  const rounded = Math.round(Number(change)) || 0;
+  return rounded < 0 ? String(rounded) : `+${rounded}`;
 }
 
 // The rating change of a ranked match (the `rating` push, or its history entry),
