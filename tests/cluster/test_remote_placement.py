@@ -1494,8 +1494,12 @@ class DeadHostTests(TestCase):
         hosting.startService()
         self.addCleanup(hosting.stopService)
         clock.pump([DEFAULT_PLACEMENT.refresh_every] * 20)  # 21 reads fail, for ten seconds
+        # Its /ready says so meanwhile (vinom.fleet.shared).
+        self.assertEqual(hosting.problem(), "reading the live game hosts failed: Redis did "
+                         "not answer (for 10.0 s)")  # fmt: skip
         away.away = False
         clock.pump([DEFAULT_PLACEMENT.refresh_every] * 4)
+        self.assertIsNone(hosting.problem())
         said = [formatEvent(e) for e in events
                 if e.get("log_namespace", "").startswith("vinom.cluster.placement")]  # fmt: skip
         self.assertEqual(said, [

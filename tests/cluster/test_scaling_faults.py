@@ -31,7 +31,8 @@ from twisted.internet.task import deferLater
 
 from tests.cluster.test_scaling import GAME, ClusterTestCase, Process
 from tests.server.test_ops import http_get, metric_value
-from tests.support.lobby_players import Player, connect_player
+from tests.support.cut_proxy import CutProxy
+from tests.support.lobby_players import PROTOCOL, Player, connect_player, connect_raw
 from tests.support.ports import free_tcp_port
 from tests.support.waiting import until
 from vinom.client.bots import BotDriver, BotReport, LobbyAddress, play_bot, run_bots
@@ -481,6 +482,48 @@ class StalledRedisTests(ClusterTestCase):
         found = [await p.of_type("match_found") for p in (partner, queuer)]
         self.assertEqual(found[0]["game_id"], found[1]["game_id"])
         self.assertEqual(await queue_depth(), 0)
+
+
+class CutOffLobbyTests(ClusterTestCase):
+    """A lobby cut off from Redis (tests/support/cut_proxy.py) refuses every `hello`
+    (`unavailable`): a gateway or Kubernetes routing by its `/ready` must take it out
+    (503, saying why) while it is cut off, and back (200) once Redis answers again."""
+
+    timeout = 60
+
+    async def test_ready_is_503_while_the_lobby_is_cut_off_and_200_once_it_is_back(
+        self,
+    ) -> None:
+        proxy = CutProxy(self.redis.port)
+        proxy.start()
+        self.addCleanup(proxy.stop)
+        ops = free_tcp_port()
+        address = self.lobby_address(await self.start(
+            "lobby", "--redis", proxy.url, "--ops-port", f"tcp:{ops}:interface=127.0.0.1"))
+        ready = f"http://127.0.0.1:{ops}/ready"
+        self.assertEqual(await http_get(ready), (200, b"ready\n"))
+
+        async def not_ready() -> tuple[int, bytes] | None:
+            answer = await http_get(ready)
+            return answer if answer[0] != 200 else None
+
+        async def is_ready() -> bool:
+            return await http_get(ready) == (200, b"ready\n")
+
+        await proxy.cut()
+        code, reason = cast(tuple[int, bytes], await until(not_ready, "/ready not 200"))
+        self.assertEqual(code, 503)
+        self.assertRegex(reason.decode(), r"^reading the live game hosts failed: .+ "
+                                          r"\(for [0-9.]+ s\)\n$")  # fmt: skip
+        # What a player sent there meanwhile gets.
+        player = await connect_raw(self, address)
+        refused = await player.request({"type": "hello", "name": "ann", "protocol": PROTOCOL})
+        self.assertEqual((refused["type"], refused["code"]), ("error", "unavailable"))
+        self.assertEqual((await http_get(ready))[0], 503)
+
+        proxy.restore()
+        await until(lambda: is_ready(), "/ready 200 again")
+        await connect_player(self, address, "bob")
 
 
 class RefusedPlacementSaveTests(ClusterTestCase):

@@ -1,5 +1,6 @@
 """`Outage`: one log line when a call repeated in the background starts failing, one
-when it works again, not a line per failed attempt.
+when it works again, not a line per failed attempt; while it fails, `problem` says so
+(a lobby's `/ready` answers 503 with it).
 
 A lobby reads the hosts every 0.5 s, ticks every second, checks its players' parties
 every second: while Redis is away every attempt fails, and a line for each would flood
@@ -24,8 +25,10 @@ class Outage:
     # What the call does, for the log: "reading the live game hosts".
     doing: str
     since: float | None = field(default=None, init=False)
+    error: object = field(default=None, init=False)
 
     def failed(self, error: object) -> None:
+        self.error = error
         if self.since is None:
             self.since = self.clock.seconds()
             self.log.warn("{doing} failed: {error} (logged again once it works)",
@@ -36,3 +39,10 @@ class Outage:
             self.log.info("{doing} works again, after {seconds:.1f} s of failures",
                           doing=self.doing, seconds=self.clock.seconds() - self.since)  # fmt: skip
             self.since = None
+
+    def problem(self) -> str | None:
+        """What fails, and since when, while it does (else None)."""
+        if self.since is None:
+            return None
+        return (f"{self.doing} failed: {self.error} "
+                f"(for {self.clock.seconds() - self.since:.1f} s)")  # fmt: skip

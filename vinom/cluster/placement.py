@@ -153,6 +153,12 @@ class RemoteMatchHosting(Service):
         """The live hosts of this lobby's realm that it can use, least loaded first."""
         return list(self._hosts)
 
+    def problem(self) -> str | None:
+        """Why this lobby cannot serve now (its `/ready`): Redis does not answer its reads
+        of the live hosts (every `refresh_every`), so it would refuse every `hello`
+        (`unavailable`) and place nothing. None while they work."""
+        return self._reading.problem()
+
     def when_all_ended(self) -> Deferred[None]:
         if not self.matches:
             return succeed(None)

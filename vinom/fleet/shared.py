@@ -101,7 +101,7 @@ def build_shared(
     )
     return SharedState(calls.track(RedisPlayerStore(redis)), calls.track(matchmaker),
                        calls.track(parties), party_joins, placement, services,
-                       redis, results)  # fmt: skip
+                       redis, results, readiness=(placement.problem,))  # fmt: skip
 
 
 def build_host(

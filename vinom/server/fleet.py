@@ -70,6 +70,9 @@ class SharedState:
     # In a fleet, every ranked match's end for the lobby to rate: an IRankedResults that
     # also reports its backlog (vinom.server.status.ResultsBacklog).
     results: Any = None
+    # More reasons for a lobby not to be ready (for `/ready`), each None when there is
+    # none: its shared store does not answer.
+    readiness: tuple[Callable[[], str | None], ...] = ()
 
     @property
     def in_memory(self) -> bool:

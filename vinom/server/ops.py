@@ -7,8 +7,9 @@
   reason (a supervisor's liveness probe);
 - `/ready`: 200 `ready` while the server accepts matches (not draining, a
   game host able to take one; with `--agones`, the Agones SDK server answers
-  and the game server is not marked Shutdown), else 503 with the reason (a
-  load balancer's readiness probe);
+  and the game server is not marked Shutdown; a lobby of a fleet, its shared
+  store answers: `SharedState.readiness`), else 503 with the reason (a load
+  balancer's readiness probe);
 - `/metrics`: the Prometheus text format, from prometheus_client. The figures
   are read from the lobby, the matchmaker and the game hosts when scraped
   (`ServerCollector` over `StatusReader`), so nothing on the hot path counts for it. Worker

@@ -439,7 +439,8 @@ def build_ops(
     for watch in hosted.fleet.health_watchers:
         # Health is said only while the game hosts answer, as /health says.
         watch(lambda: reader.trouble() is None)
-    readiness = hosted.fleet.readiness
+    # A lobby of a fleet is not ready while its shared store does not answer.
+    readiness = (*shared.readiness, *hosted.fleet.readiness)
     site, _registry = ops_site(reader, token=options["ops-token"], readiness=readiness,
                                access_log=bool(options["access-log"]))  # fmt: skip
     ops = _add(root, "ops", Listener(options["ops-port"], site, reactor, "ops-port"))
