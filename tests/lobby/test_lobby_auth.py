@@ -16,11 +16,14 @@ from zope.interface import implementer
 from tests.lobby import hello, reconnect
 from tests.lobby.test_lobby import Client, LobbyHarness
 from tests.support.accounts import MemoryAccounts
-from vinom.accounts.interfaces import IAuthenticator, Identity
+from tests.support.http import capture_log
+from vinom.accounts.interfaces import IAuthenticator, Identity, NewBans
 from vinom.accounts.signed import SignedTokenAuthenticator
+from vinom.errors import BackendUnavailable
 from vinom.lobby.auth import ADDRESS_SHARE, claimed_identity, derived_player_id
 from vinom.lobby.codec import BadAuth, parse_frame
 from vinom.lobby.config import LobbyConfig
+from vinom.lobby.server import BAN_CHECK_INTERVAL
 
 KEY = b"k" * 32
 
@@ -47,7 +50,7 @@ class Stalling:
 class SignInHarness(LobbyHarness):
     def setUp(self) -> None:
         super().setUp()
-        self.accounts = MemoryAccounts()
+        self.accounts = MemoryAccounts(self.clock)
         self.use(SignedTokenAuthenticator(KEY, self.clock), self.accounts)
 
     def use(self, authenticator: IAuthenticator | None, accounts: MemoryAccounts | None,
@@ -194,6 +197,77 @@ class AccountTests(SignInHarness):
         self.use(SignedTokenAuthenticator(KEY, self.clock), None)
         client = self.sign_in("studio-1")
         self.assertEqual(client.player_id, derived_player_id(Identity("signed", "studio-1")))
+
+
+class BanWhileOnlineTests(SignInHarness):
+    """A ban made while its player is online (by `vinom accounts`, another lobby) is read
+    within BAN_CHECK_INTERVAL and ends what the player holds here."""
+
+    def test_a_ban_ends_the_players_connection_with_why_and_until_and_their_ticket(
+        self,
+    ) -> None:
+        cheat, bystander = self.sign_in("cheat"), self.sign_in("fair", name="Fair")
+        cheat.send({"type": "queue", "game": "tictactoe"})
+        self.assertEqual(cheat.frames()[0]["type"], "queued")
+        self.wait(BAN_CHECK_INTERVAL, cheat, bystander)
+        until = self.clock.seconds() + 86400
+        self.accounts.ban("a-0001", "aimbot", until)
+        self.clock.advance(BAN_CHECK_INTERVAL)
+        self.assertEqual(cheat.unread + cheat.frames(), [
+            {"type": "error", "code": "banned", "reason": "aimbot", "until": until,
+             "message": f"this account is banned until {until:.0f} (Unix time): aimbot",
+             "id": None}])  # fmt: skip
+        self.assertTrue(cheat.closed)
+        cheat.drop()
+        # Gone as at a disconnection: the ticket too (the fair player is matched with
+        # nobody), and the bystander is untouched.
+        self.assertEqual(self.matchmaker.queue_length("tictactoe"), 0)
+        self.assertFalse(bystander.closed)
+        self.assertEqual(self.factory.bans_ended, {"connection": 1})
+        # Later reads (their windows overlap) find nobody left to end.
+        self.wait(4 * BAN_CHECK_INTERVAL, bystander)
+        self.assertEqual(self.factory.bans_ended, {"connection": 1})
+        self.assertEqual(self.factory.errors_sent["banned"], 1)
+
+    def test_a_banned_player_in_a_running_match_is_taken_out_of_it(self) -> None:
+        ann, bob = self.sign_in("ann"), self.sign_in("bob", name="Bob")
+        for client in (ann, bob):
+            client.send({"type": "queue", "game": "tictactoe"})
+        [match] = self.matches
+        self.assertTrue(ann.closed and bob.closed)  # match_found closed them
+        self.accounts.ban("a-0002", "win trading", None)
+        self.clock.advance(BAN_CHECK_INTERVAL)
+        self.assertEqual(self.removed(), [(match.match_id, "a-0002")])
+        self.assertEqual(self.factory.bans_ended, {"seat": 1})
+        # Told once, however many reads see the ban.
+        self.clock.advance(4 * BAN_CHECK_INTERVAL)
+        self.assertEqual(self.removed(), [(match.match_id, "a-0002")])
+
+    def removed(self) -> list[tuple[str, str]]:
+        return [pair for host in self.hosts.hosts.values() for pair in host.removed]
+
+    def test_a_store_that_fails_is_logged_once_and_asked_again_from_the_same_time(
+        self,
+    ) -> None:
+        self.clock.advance(BAN_CHECK_INTERVAL)
+        cheat = self.sign_in("cheat")
+        asked: list[float] = []
+        reads = self.accounts.bans_since
+
+        def failing(since: float) -> Deferred[NewBans]:
+            asked.append(since)
+            return fail(BackendUnavailable("the account database x: down"))
+
+        self.accounts.bans_since = failing  # type: ignore[method-assign]
+        logged = capture_log(self)
+        self.wait(3 * BAN_CHECK_INTERVAL, cheat)
+        self.assertEqual(len(asked), 3)
+        self.assertEqual(len(set(asked)), 1)
+        self.assertEqual(len([line for line in logged if "reading new bans" in line]), 1)
+        self.accounts.ban("a-0001", "aimbot", None)
+        self.accounts.bans_since = reads  # type: ignore[method-assign]
+        self.wait(BAN_CHECK_INTERVAL, cheat)
+        self.assertTrue(cheat.closed)
 
 
 class SlowAndBrokenTests(SignInHarness):

@@ -267,6 +267,35 @@ class ReconnectionTests(RouterTestCase):
         self.assertEqual(self.router.admit(A, "m-1", self.time.now), Admission.FULL)
 
 
+class BannedPlayerTests(RouterTestCase):
+    """`remove_player`: a player whose account was banned is taken out as their `leave`
+    would take them out, connected or not."""
+
+    def test_a_connected_player_is_taken_out_as_a_leaver(self) -> None:
+        room = self.playing()
+        self.assertTrue(self.router.remove_player("m-1", A, self.time.now))
+        self.assertEqual(self.sender.closed, [SA])
+        self.assertTrue(room.has_left(A))
+        self.assertEqual(room.state.hooks[-1], ("leave", A))
+        self.assertIsNone(self.router.session_player(SA))
+        self.assertEqual(self.router.admit(A, "m-1", self.time.now), Admission.FULL)
+        self.assertIn({"t": "presence", "id": A, "status": "left"}, self.sender.to(SB))
+        # Once out, again is nothing; nor is a player or match that is not here.
+        self.assertFalse(self.router.remove_player("m-1", A, self.time.now))
+        self.assertFalse(self.router.remove_player("m-1", "p-nobody", self.time.now))
+        self.assertFalse(self.router.remove_player("m-2", B, self.time.now))
+
+    def test_a_player_in_their_reconnection_window_loses_the_seat_at_once(self) -> None:
+        room = self.playing()
+        self.close(SA)
+        self.assertTrue(room.in_grace(A))
+        self.assertTrue(self.router.remove_player("m-1", A, self.time.now))
+        self.assertFalse(room.in_grace(A))
+        self.assertTrue(room.has_left(A))
+        self.assertEqual(room.state.hooks[-1], ("leave", A))
+        self.assertEqual(self.router.admit(A, "m-1", self.time.now), Admission.FULL)
+
+
 class RemovalTests(RouterTestCase):
     """Ended rooms linger, then go with their sessions (the core reports the host
     idle when none is left: tests/hosting/test_hosting_core.py)."""

@@ -1,5 +1,6 @@
 """An in-memory `IAccountStore` for the lobby's tests of sign-in: accounts made on first
-use, found by identity, banned by the test. (The stores vinom ships, SQLite and
+use, found by identity, banned by the test (at the time of its `clock`, which
+`bans_since` reads as a database's). (The stores vinom ships, SQLite and
 PostgreSQL, pass their own shared suite.)"""
 
 from __future__ import annotations
@@ -8,14 +9,19 @@ import itertools
 
 import attrs
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import Clock
 from zope.interface import implementer
 
-from vinom.accounts.interfaces import Account, Ban, IAccountStore, Identity
+from vinom.accounts.interfaces import Account, Ban, IAccountStore, Identity, NewBans
 
 
 @implementer(IAccountStore)
 class MemoryAccounts:
-    def __init__(self) -> None:
+    def __init__(self, clock: IReactorTime | None = None) -> None:
+        self.clock = clock or Clock()
+        # When each ban in force was made.
+        self.banned_at: dict[str, float] = {}
         self.accounts: dict[str, Account] = {}
         self.by_identity: dict[tuple[str, str], str] = {}
         self._ids = itertools.count(1)
@@ -40,3 +46,10 @@ class MemoryAccounts:
     def ban(self, account_id: str, reason: str, until: float | None) -> None:
         self.accounts[account_id] = attrs.evolve(self.accounts[account_id],
                                                  ban=Ban(reason, until))  # fmt: skip
+        self.banned_at[account_id] = self.clock.seconds()
+
+    def bans_since(self, since: float) -> Deferred[NewBans]:
+        now = self.clock.seconds()
+        bans = {a: ban for a, at in self.banned_at.items() if at >= since
+                and (ban := self.accounts[a].banned_at(now)) is not None}  # fmt: skip
+        return succeed(NewBans(now, bans))

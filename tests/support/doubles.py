@@ -106,6 +106,8 @@ class PlaceholderGameHost:
         self._idle_waiters: list[Deferred[None]] = []
         self._outcomes: dict[str, MatchEnded] = {}
         self.dropped_stream_messages = 0
+        # (match id, player id) of each player taken out of a match (a ban).
+        self.removed: list[tuple[str, str]] = []
         self.on_match_ended: Callable[[MatchEnded], object] | None = None
 
     def add_match(self, match: Match) -> Deferred[None]:
@@ -129,6 +131,14 @@ class PlaceholderGameHost:
             for waiter in waiters:
                 waiter.callback(None)
         return True
+
+    def remove_player(self, match_id: str, player_id: str) -> Deferred[bool]:
+        """Note the player taken out (`removed`); True if they are in a match here."""
+        match = self.matches.get(match_id)
+        if match is None or player_id not in match.player_ids:
+            return succeed(False)
+        self.removed.append((match_id, player_id))
+        return succeed(True)
 
     def when_idle(self) -> Deferred[None]:
         if not self.matches:

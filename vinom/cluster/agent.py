@@ -62,10 +62,6 @@ def read_delay(record: HostRecord, *, pack: bool, most: float) -> float:
     return most * (share if pack else 1.0 - share)
 
 
-def _ignore(message: str) -> None:
-    """The presence channel carries nothing: being subscribed is what counts."""
-
-
 class HostAgent(Service):
     """A game-host process's side of the placement channel (module docstring)."""
 
@@ -100,7 +96,7 @@ class HostAgent(Service):
         self._heartbeat.clock = clock
         # Open while the process lives, paused too; each new subscription: `_restore_ends`.
         self._presence = RedisSubscription(
-            presence_endpoint, presence_channel(redis, self.host_id), _ignore, clock,
+            presence_endpoint, presence_channel(redis, self.host_id), self._heard, clock,
             redis.settings.password, catch_up=self._restore_ends, username=redis.settings.username,
         )  # fmt: skip
         self._serving = False
@@ -121,6 +117,21 @@ class HostAgent(Service):
         self._last_beat: Deferred[None] = succeed(None)  # the host unregisters after its answer
         self.placed = 0
         self._records = records  # copies ended matches' records to Redis (None: disk only)
+
+    def _heard(self, text: str) -> None:
+        """Being subscribed to the presence channel is what tells lobbies the host lives;
+        what it carries is a lobby's word that a player of a match here was banned
+        (`RemoteMatchHosting.remove_player`): they are taken out as a leaver is."""
+        try:
+            message = json.loads(text)
+            match_id, player_id = str(message["match_id"]), str(message["remove"])
+        except (ValueError, KeyError, TypeError):
+            self.log.warn("not a presence message: {text!r}", text=text[:200])
+            return
+        d = self._hosting.remove_player(match_id, player_id)
+        d.addErrback(lambda f: self.log.failure("removing {player_id} from {match_id}", f,
+                                                player_id=player_id,
+                                                match_id=match_id))  # fmt: skip
 
     def record(self) -> HostRecord:
         """This host as it announces itself now."""

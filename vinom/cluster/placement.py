@@ -39,7 +39,7 @@ from vinom.cluster.channel import (
     withdraw,
 )
 from vinom.cluster.client import RedisClient, milliseconds
-from vinom.cluster.hosts import DEFAULT_REALM, HostRecord, IHostRegistry
+from vinom.cluster.hosts import DEFAULT_REALM, HostRecord, IHostRegistry, presence_channel
 from vinom.cluster.outage import Outage
 from vinom.cluster.settings import DEFAULT_PLACEMENT, PlacementSettings
 from vinom.errors import BackendUnavailable
@@ -363,6 +363,18 @@ class RemoteMatchHosting(Service):
             self.log.warn("game host {host_id} gets no match from this lobby: {reason}",
                           host_id=host.host_id, reason=reason)  # fmt: skip
         return False
+
+    def remove_player(self, match_id: str, player_id: str) -> Deferred[bool]:
+        """Tell the match's host, on its presence channel (`HostAgent`), to take the player
+        out: True once its host heard it (pub/sub: a host cut off from Redis does not,
+        and the lobby's next read of the bans tells it again)."""
+        running = self._running.get(match_id)
+        if running is None:
+            return succeed(False)
+        message = json.dumps({"remove": player_id, "match_id": match_id})
+        channel = presence_channel(self._redis, running[0])
+        d = self._redis.bounded(self._redis.handler.publish(channel, message))
+        return d.addCallback(lambda heard: int(heard) > 0)
 
     def confirm_running(self, match_id: str) -> Deferred[bool]:
         return Deferred.fromCoroutine(self._confirm_running(match_id))

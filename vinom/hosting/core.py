@@ -257,6 +257,13 @@ class GameHostCore:
         self.router.shutdown(reason, now)
         self._dispatch(now)
 
+    def remove_player(self, match_id: str, player_id: str, now: float) -> bool:
+        """Take a player out of a match as their `leave` would (`SeatRouter.remove_player`);
+        False if they hold no seat there any more."""
+        removed = self.router.remove_player(match_id, player_id, now)
+        self._dispatch(now)
+        return removed
+
     def close_session(self, session_id: int, now: float) -> None:
         """Disconnect one session (its peer is told); its seat is held as after a timeout."""
         self.endpoint.close_session(session_id)

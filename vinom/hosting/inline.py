@@ -170,6 +170,11 @@ class InlineGameHost:
             self._stopped = result if isinstance(result, Deferred) else succeed(None)
         return self._stopped
 
+    def remove_player(self, match_id: str, player_id: str) -> Deferred[bool]:
+        removed = self.core.remove_player(match_id, player_id, self.clock.seconds())
+        self.protocol.transmit()  # the disconnect, the others' news, maybe the match's end
+        return succeed(removed)
+
     # -- stream sessions (IGameHost) ---------------------------------------------
 
     def open_stream(

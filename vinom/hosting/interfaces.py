@@ -95,6 +95,11 @@ class IGameHost(Interface):
     def stop() -> Deferred[None]:
         """Stop serving the port (ending any rooms left)."""
 
+    def remove_player(match_id: str, player_id: str) -> Deferred[bool]:
+        """Take a player out of a match as their `leave` would (their account was banned):
+        the session closed, the seat not held, the others told `left`. Fires False if
+        they hold no seat there any more."""
+
     def open_stream(token: bytes, peer: IStreamPeer) -> Deferred[StreamOpened | StreamRefused]:
         """Open a stream session with a `request` packet's bytes; once opened, what the
         host owes it goes to `peer` (its welcome first)."""
@@ -145,6 +150,11 @@ class IMatchHosting(Interface):
         it has a port already, or (hosts shared through Redis) another lobby's players
         of it still wait for it; this lobby then hears its placement and its end as
         before, and its players may `reconnect` to their seat meanwhile."""
+
+    def remove_player(match_id: str, player_id: str) -> Deferred[bool]:
+        """Take a player out of a placed match as their `leave` would
+        (`IGameHost.remove_player`; their account was banned). Fires True once its host
+        did, False if it is not placed (or no longer) or the player holds no seat there."""
 
     def when_all_ended() -> Deferred[None]:
         """Fires once no match is running or waiting for a port (at once if none is)."""

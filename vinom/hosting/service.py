@@ -118,6 +118,12 @@ class GameHostingService(Service):
         # matches at once): a match still placed has a live host.
         return succeed(True)
 
+    def remove_player(self, match_id: str, player_id: str) -> Deferred[bool]:
+        host = self.host_of(match_id)
+        if host is None:
+            return succeed(False)
+        return host.remove_player(match_id, player_id)
+
     def _match_gone(self, match_id: str) -> None:
         self._matches.discard(match_id)
         if not self._matches and self._all_ended:

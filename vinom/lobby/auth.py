@@ -42,7 +42,14 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from vinom.accounts.interfaces import Account, AuthFailed, IAccountStore, IAuthenticator, Identity
+from vinom.accounts.interfaces import (
+    Account,
+    AuthFailed,
+    Ban,
+    IAccountStore,
+    IAuthenticator,
+    Identity,
+)
 from vinom.errors import BackendUnavailable, LobbyError
 from vinom.lobby import errors
 from vinom.lobby.codec import Auth, BadAuth
@@ -129,13 +136,15 @@ def auth_failed(reason: str, detail: str = "") -> LobbyError:
     return LobbyError(errors.AUTH_FAILED, message, fields={"reason": reason})
 
 
-def banned(account: Account, until: float | None, reason: str) -> LobbyError:
-    """The `banned` error of an account: why, and until when (None: for good)."""
+def banned(ban: Ban) -> LobbyError:
+    """The `banned` error of a ban: why, and until when (None: for good), at sign-in
+    and to a connection whose account is banned meanwhile."""
+    until = ban.until if ban.until is None or math.isfinite(ban.until) else None
     when = "for good" if until is None else f"until {until:.0f} (Unix time)"
     return LobbyError(
         errors.BANNED,
-        f"this account is banned {when}: {reason}",
-        fields={"reason": reason, "until": until},
+        f"this account is banned {when}: {ban.reason}",
+        fields={"reason": ban.reason, "until": until},
         final=True,
     )
 
@@ -240,8 +249,7 @@ class LobbyAuth:
     def _check_ban(self, account: Account, identity: Identity) -> SignedIn:
         ban = account.banned_at(self._clock.seconds())
         if ban is not None:
-            until = ban.until if ban.until is None or math.isfinite(ban.until) else None
-            raise banned(account, until, ban.reason)
+            raise banned(ban)
         return SignedIn(account.account_id, account.display_name, identity, account)
 
     def _failed(self, failure: Failure, client: str, key: str, peer_host: str) -> Any:

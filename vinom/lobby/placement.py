@@ -18,7 +18,7 @@ from functools import partial
 from typing import Any
 
 from attrs import evolve, frozen
-from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, gatherResults, succeed
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -114,6 +114,8 @@ class MatchPlacer:
         self.matches_formed = 0
         self.matches_ended: Counter[tuple[str, str]] = Counter()
         self._running: dict[str, RunningMatch] = {}
+        # (match id, player id) of players taken out of running matches (`remove_player`).
+        self._removed: set[tuple[str, str]] = set()
         self._recent: deque[EndedMatch] = deque(maxlen=RECENT_MATCHES)
         # The recent matches ended `host_crashed`, by id: a host that comes back with
         # the match's own end replaces it (`_match_ended`).
@@ -160,6 +162,23 @@ class MatchPlacer:
     def pending_match(self, player_id: str) -> Match | None:
         """The player's match, if it is formed but not yet placed."""
         return self._pending.get(player_id)
+
+    def remove_player(self, player_id: str) -> Deferred[int]:
+        """Take the player out of each running match of theirs this lobby follows, as
+        their `leave` would (a ban: `IMatchHosting.remove_player`); fires with how many
+        took them out. A match already told leaves them out of later calls."""
+        calls = []
+        for match_id, running in self._running.items():
+            key = (match_id, player_id)
+            if player_id in running.match.player_ids and key not in self._removed:
+                d = self._hosting.remove_player(match_id, player_id)
+                calls.append(d.addCallback(self._player_removed, key))
+        return gatherResults(calls).addCallback(sum)
+
+    def _player_removed(self, removed: bool, key: tuple[str, str]) -> bool:
+        if removed and key[0] in self._running:
+            self._removed.add(key)
+        return removed
 
     def confirm_running(self, match_id: str) -> Deferred[bool]:
         """Whether a placed match's game host is alive (`IMatchHosting.confirm_running`):
@@ -410,6 +429,7 @@ class MatchPlacer:
         else:
             self.matches_ended[outcome.phase, outcome.reason or ""] += 1
         running = self._running.pop(match.match_id, None)
+        self._removed -= {(match.match_id, p) for p in match.player_ids}
         ended = EndedMatch(
             match,
             phase="aborted" if outcome is None else outcome.phase,

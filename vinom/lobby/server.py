@@ -20,8 +20,10 @@ and answers the questions operators and tests ask.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 from attrs import evolve
 from twisted.application.service import Service
@@ -33,13 +35,16 @@ from twisted.internet.interfaces import (
     ITransport,
 )
 from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from vinom.accounts.interfaces import Ban, NewBans
+from vinom.errors import BackendUnavailable
 from vinom.games.rules import GameCatalogue
 from vinom.lobby import errors
-from vinom.lobby.auth import LobbyAuth
+from vinom.lobby.auth import LobbyAuth, banned
 from vinom.lobby.backends import LobbyBackends
 from vinom.lobby.codec import Request, error_frame
 from vinom.lobby.config import LobbyConfig
@@ -56,8 +61,17 @@ from vinom.lobby.requests import LobbyParts, RequestHandlers
 from vinom.lobby.requeue import Requeues
 from vinom.lobby.timer import ConnectionTimer
 from vinom.net.addresses import client_key
+from vinom.net.limits import LogLimiter
 
 __all__ = ["LobbyFactory", "LobbyProtocol", "PlayerState"]
+
+# Seconds between two reads of the bans made meanwhile (docs/accounts.md, "Bans").
+BAN_CHECK_INTERVAL = 2.0
+# Each read goes back this many seconds before the last one's time: a ban whose time was
+# taken before a read began but committed after, and a banned player's sign-in answered
+# from the store's memory (RECENT_SIGN_IN_TTL, 5 s) just after the ban, are caught by a
+# later read.
+BAN_CHECK_OVERLAP = 10.0
 
 
 @implementer(ILobbyWire)
@@ -65,25 +79,34 @@ class LobbyProtocol(Protocol):
     """One lobby connection's transport: bytes to its `LobbyConnection`, frames back."""
 
     transport: ITransport
+    # Whether the transport frames messages itself (a WebSocket, vinom.lobby.websocket:
+    # one frame a message), or the frames are lines of a byte stream (TLS).
+    messages = False
 
-    def __init__(self, factory: LobbyFactory) -> None:
+    def __init__(self, factory: LobbyFactory, peer_host: str = "") -> None:
         self.factory = factory
         self.connection: LobbyConnection | None = None
         self._output: OutputGate | None = None
-        self._peer_host = ""
+        # The address the connection counts as ("": the transport's peer).
+        self._peer_host = peer_host
         self._timer = ConnectionTimer(factory.clock, self._timed_out)
         # Whether the output gate is the transport's producer.
         self._producing = False
 
     def connectionMade(self) -> None:
-        peer_host = self._peer_host = _host_of(self.transport.getPeer())
+        peer_host = self._peer_host = self._peer_host or _host_of(self.transport.getPeer())
         self._output = self.factory.output_gate(
-            self.transport.write, lambda: self.connection, self._overflowed
+            self.send_frame, lambda: self.connection, self._overflowed
         )
-        # The transport (or the TLS wrapper over it) pauses the gate while its buffer is full.
-        IConsumer(self.transport).registerProducer(self._output, True)
+        # The transport (or the TLS wrapper over it) pauses the gate while its buffer is
+        # full. Over a WebSocket, twisted.web's HTTP channel held the slot before the
+        # upgrade: the gate takes it.
+        consumer = IConsumer(self.transport)
+        if self.messages:
+            consumer.unregisterProducer()
+        consumer.registerProducer(self._output, True)
         self._producing = True
-        self.connection = self.factory.new_connection(self, peer_host)
+        self.connection = self.factory.new_connection(self, peer_host, messages=self.messages)
         if not self.connection.connection_made():
             return
         # A queued player may wait long without a word: let TCP find peers that vanished.
@@ -114,6 +137,10 @@ class LobbyProtocol(Protocol):
     def _timed_out(self) -> None:
         if self.connection is not None:
             self.connection.timer_expired()
+
+    def send_frame(self, data: bytes) -> None:
+        """Write one encoded frame (its newline included) to the transport."""
+        self.transport.write(data)
 
     # ILobbyWire
 
@@ -228,6 +255,15 @@ class LobbyFactory(ServerFactory, Service):
         self.requests = RequestHandlers(games=games, backends=backends, parts=parts, clock=clock)
         matchmaker.add_listener(self.placer.match_formed)
         matchmaker.add_listener(self.requests.parties.match_formed)
+        # Where players sign in to accounts, a ban made while a player is online ends
+        # their connection and their seats (`check_bans`), counted by what it ended.
+        self.bans_ended: Counter[str] = Counter()
+        self._bans_read_to: float | None = None
+        self._ban_check: LoopingCall | None = None
+        self._ban_log = LogLimiter(1 / 60, 1, clock)
+        if backends.accounts is not None and self.auth.required:
+            self._ban_check = LoopingCall(self.check_bans)
+            self._ban_check.clock = clock
 
     def _requeue_lapsed(self, player_id: str) -> None:
         # The player did not come back for their kept place.
@@ -321,6 +357,8 @@ class LobbyFactory(ServerFactory, Service):
     def startService(self) -> None:
         super().startService()
         self.requests.draining = False
+        if self._ban_check is not None and not self._ban_check.running:
+            self._ban_check.start(BAN_CHECK_INTERVAL)
 
     def drain(self) -> None:
         """Take no new players: `queue` gets `server_draining`, queued players are told so
@@ -396,6 +434,57 @@ class LobbyFactory(ServerFactory, Service):
         """Drain (if not begun already) as the service stops."""
         super().stopService()
         self.drain()
+        if self._ban_check is not None and self._ban_check.running:
+            self._ban_check.stop()
+
+    # Bans made while their players are online.
+
+    def check_bans(self) -> Deferred[None]:
+        """Read the bans made since the last read (less BAN_CHECK_OVERLAP; the first read
+        only learns the database's clock) and end what their players hold here."""
+        accounts = self.auth.accounts
+        if accounts is None:
+            return succeed(None)
+        since = math.inf if self._bans_read_to is None else self._bans_read_to - BAN_CHECK_OVERLAP
+        d: Deferred[Any] = accounts.bans_since(since)
+        return d.addCallback(self._bans_read).addErrback(self._bans_unread)
+
+    def _bans_read(self, new: NewBans) -> None:
+        self._bans_read_to = new.now
+        for player_id, ban in new.bans.items():
+            self.end_banned(player_id, ban)
+
+    def _bans_unread(self, failure: Failure) -> None:
+        # The next read asks again from the same time: nothing is missed meanwhile.
+        if not self._ban_log.allow():
+            return
+        if failure.check(BackendUnavailable):
+            self.log.warn("reading new bans failed: {error}", error=failure.value)
+        else:
+            self.log.failure("reading new bans failed", failure)
+
+    def end_banned(self, player_id: str, ban: Ban) -> None:
+        """The player's account is banned: their connection here is told `banned` and
+        closed (their ticket, room and party go as at a disconnection), and they are
+        taken out of their running matches as a leaver is."""
+        connection = self._players.connection_of(player_id)
+        if connection is not None and not connection.closing:
+            error = banned(ban)
+            connection.push(error_frame(error.code, error.message, fields=error.fields),
+                            final=True)  # fmt: skip
+            self.bans_ended["connection"] += 1
+            self.log.info("player {player_id} was banned: their lobby connection is closed",
+                          player_id=player_id)  # fmt: skip
+
+        def removed(seats: int) -> None:
+            if seats:
+                self.bans_ended["seat"] += seats
+                self.log.info("player {player_id} was banned: taken out of {seats} match(es)",
+                              player_id=player_id, seats=seats)  # fmt: skip
+
+        d = self.placer.remove_player(player_id)
+        d.addCallback(removed)
+        d.addErrback(self._bans_unread)
 
     # What operators and tests look at.
 

@@ -346,14 +346,34 @@ class SeatRouter:
                 else:
                     self.drops["sync_rate_limited"] += 1
             else:
-                room = entry.room
-                self._bindings.pop(session_id, None)
-                entry.drop_held()
-                room.player_left(entry.player_id, now)
-                self.outbox.close_session(session_id)
-                self._remove_if_vacated(room, now)
+                self._leave(entry, now)
         except Exception:
             self._internal_error("message_received")
+
+    def remove_player(self, match_id: str, player_id: str, now: float) -> bool:
+        """Take a player out of a match as their `leave` would (a ban): their session, if
+        any, is closed and their seat not held. False if they hold no seat there, or
+        left it already."""
+        room = self.registry.get(match_id)
+        if room is None or room.seat_of(player_id) is None or room.has_left(player_id):
+            return False
+        session_id = room.session_of(player_id)
+        entry = None if session_id is None else self._bindings.get(session_id)
+        if entry is not None and entry.room is room:
+            self._leave(entry, now)
+        else:
+            room.player_left(player_id, now)
+            self._remove_if_vacated(room, now)
+        return True
+
+    def _leave(self, entry: _SeatBinding, now: float) -> None:
+        """The session's player leaves their match for good, and the session closes."""
+        room = entry.room
+        self._bindings.pop(entry.session_id, None)
+        entry.drop_held()
+        room.player_left(entry.player_id, now)
+        self.outbox.close_session(entry.session_id)
+        self._remove_if_vacated(room, now)
 
     def _unreliable(self, entry: _SeatBinding, data: bytes, now: float) -> None:
         """A message on channel 0 of a ticking room: only ``input`` belongs there."""

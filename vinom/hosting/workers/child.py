@@ -201,6 +201,14 @@ class WorkerGameHost:
             self._stopped.addCallback(lambda _: self.worker.host_stopped(self))
         return self._stopped
 
+    def remove_player(self, match_id: str, player_id: str) -> Deferred[bool]:
+        if self.worker.ended or self._stopped is not None:
+            return succeed(False)
+        d = self.worker.call(
+            commands.RemovePlayer, port=self.port, match_id=match_id, player_id=player_id
+        )
+        return d.addCallback(lambda answer: bool(answer["removed"]))
+
     def match_ended(self, event: MatchEnded) -> None:
         self._outcomes[event.match_id] = event
         if self.on_match_ended is not None:

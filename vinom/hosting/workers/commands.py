@@ -5,7 +5,8 @@ A worker (vinom.hosting.workers.main) is a child process started with
 pipes 3 (lobby to worker) and 4 (worker to lobby), so the worker's stdout and
 stderr stay free for its log. The lobby sends `Configure` first (the token key
 travels here, never on a command line or in the environment), then `StartHost`,
-`AddMatch` and `StopHost` for each match it places on the worker, and a
+`AddMatch` and `StopHost` for each match it places on the worker (`RemovePlayer`
+for a player banned meanwhile), and a
 `Heartbeat` every second, whose answer carries the worker's load and counters.
 The worker tells the lobby `ReportMatchEnded` as each match ends and
 `ReportHostIdle` when a host's last room is gone (the events `MatchEnded` and
@@ -107,6 +108,15 @@ class StopHost(amp.Command):
     """Lobby to worker: stop the host at `port` (aborting what runs there with `shutdown`)."""
 
     arguments = [(b"port", amp.Integer())]
+
+
+class RemovePlayer(amp.Command):
+    """Lobby to worker: take a player out of a match on the host at `port` as their
+    `leave` would (a ban); `removed` False if they hold no seat there any more."""
+
+    arguments = [(b"port", amp.Integer()), (b"match_id", amp.Unicode()),
+                 (b"player_id", amp.Unicode())]  # fmt: skip
+    response = [(b"removed", amp.Boolean())]
 
 
 class Heartbeat(amp.Command):

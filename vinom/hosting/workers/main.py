@@ -204,6 +204,14 @@ class WorkerProtocol(amp.AMP):
             relay.flush()  # the streams' last messages and closes, before the answer
         return stopped.addCallback(lambda _: {})
 
+    @commands.RemovePlayer.responder
+    def remove_player(self, port: int, match_id: str, player_id: str) -> Any:
+        host = self.hosts.get(port)
+        if host is None:
+            return {"removed": False}
+        return host.remove_player(match_id, player_id).addCallback(
+            lambda removed: {"removed": removed})
+
     @commands.OpenStream.responder
     def open_stream(self, port: int, token: bytes) -> Deferred[dict[str, Any]]:
         host = self.hosts.get(port)
