@@ -11,6 +11,7 @@ import itertools
 import random
 import struct
 from collections.abc import Iterator
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -29,9 +30,10 @@ from tests.protocol.test_protocol_support import (
 from vinom.protocol.client import CONNECTED, REQUESTING, RESPONDING, ClientConnection
 from vinom.protocol.config import DEFAULT_DISCONNECT_REDUNDANCY, ClientConfig
 from vinom.protocol.crypto import new_aead
-from vinom.protocol.events import RELIABLE, MessageReceived
+from vinom.protocol.events import RELIABLE, MessageReceived, SessionClosed
 from vinom.protocol.interfaces import Admission
 from vinom.protocol.server import ServerEndpoint
+from vinom.protocol.server_session import MALFORMED_BODIES
 from vinom.protocol.wire import (
     CHALLENGE,
     DENIED,
@@ -334,6 +336,51 @@ class DamagedPacketTests(SynchronousTestCase):
         datagram = sealed(to_host, SLIM_PAYLOAD, base + 9, bytes.fromhex("3005000300000000") + b"m")
         hs.server.receive_datagram(datagram, CLIENT_ADDR, hs.now)
         self.assertEqual([e.data for e in drain(hs.server)], [b"m"])  # type: ignore[attr-defined]
+
+    def test_malformed_bodies_past_the_allowance_end_the_session(self) -> None:
+        """Issue 73: an authenticated peer sending malformed slim bodies by the million
+        cost the host an AEAD open each, for ever. MALFORMED_BODIES are counted
+        `malformed_body`; the next ends the session, counted `flood` (SessionClosed
+        reason `flood`, the peer told with `disconnect`s), and its datagrams then
+        find no session, as a stranger's do."""
+        doc = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text("utf-8")
+        self.assertIn(f"{MALFORMED_BODIES} in a session at most (`MALFORMED_BODIES`",
+                      " ".join(doc.split()))  # fmt: skip
+        hs = Handshake(slim=True)
+        sid = self.connected(hs)
+        base = 2**50  # above either side's sequences so far (random, below 2^48)
+        to_host = new_aead(hs.token.client_to_server_key)
+
+        def slim(seq: int, plain: bytes) -> bytes:
+            header = struct.pack("<BQ", SLIM_PAYLOAD, seq)
+            return (struct.pack("<BH", SLIM_PAYLOAD, seq & 0xFFFF)
+                    + to_host.encrypt(struct.pack("<IQ", 0, seq), plain, header))  # fmt: skip
+
+        # A keepalive brings the host's window up to `base` (short sequences follow it).
+        header = struct.pack("<BQ", KEEPALIVE, base)
+        keepalive = header + to_host.encrypt(struct.pack("<IQ", 0, base), b"\x03", header)
+        hs.server.receive_datagram(keepalive, CLIENT_ADDR, hs.now)
+        bad = bytes.fromhex("40000000000000")  # form bit 6 is reserved
+        for n in range(1, MALFORMED_BODIES + 1):
+            hs.server.receive_datagram(slim(base + n, bad), CLIENT_ADDR, hs.now)
+        self.assertEqual(hs.server.drops["malformed_body"], MALFORMED_BODIES)
+        self.assertEqual((drain(hs.server), hs.server.session_count), ([], 1))
+        hs.server.receive_datagram(slim(base + MALFORMED_BODIES + 1, bad), CLIENT_ADDR, hs.now)
+        self.assertEqual(drain(hs.server), [SessionClosed(sid, "flood")])
+        self.assertEqual((hs.server.drops["flood"], hs.server.session_count), (1, 0))
+        told = hs.server.datagrams_to_send(hs.now)
+        self.assertEqual([data[0] for data, _ in told],
+                         [DISCONNECT] * DEFAULT_DISCONNECT_REDUNDANCY)  # fmt: skip
+        # A well-formed body now is a stranger's: no session, no AEAD open, no reply.
+        good = slim(base + 200, bytes.fromhex("3005000300000000") + b"m")
+        held = hs.server.held_entries()
+        hs.server.receive_datagram(good, CLIENT_ADDR, hs.now)
+        self.assertEqual(hs.server.drops["no_session"], 1)
+        self.assertEqual((drain(hs.server), hs.server.datagrams_to_send(hs.now)), ([], []))
+        self.assertEqual(hs.server.held_entries(), held)
+        # The client hears the disconnect.
+        hs.client.receive_datagram(told[0][0], SERVER_ADDR, hs.now)
+        self.assertIn(SessionClosed(hs.client.session_id, "disconnect"), drain(hs.client))
 
     def test_a_short_sequence_past_the_largest_is_dropped(self) -> None:
         """A peer holding the keys, its sequence at 2^64 - 2: a short payload whose

@@ -29,7 +29,8 @@ class SessionConnected:
 
 @frozen
 class SessionClosed:
-    """A session ended: reason is `timeout`, `disconnect` (by the peer) or `closed` (by us)."""
+    """A session ended: reason is `timeout`, `disconnect` (by the peer), `closed` (by
+    us), `overflow` or `flood` (docs/protocol.md §7.3, §7.4)."""
 
     session_id: int
     reason: str

@@ -55,6 +55,7 @@ from vinom.protocol.server_session import (
     ACTIVITY_NAMES,
     IDLE,
     KEEPALIVES_PER_TIMEOUT,
+    MALFORMED_BODIES,
     OPEN,
     OPENING,
     QUIET,
@@ -72,6 +73,7 @@ from vinom.protocol.wire import (
     DROP_ALREADY_CONNECTED,
     DROP_COOKIE_INVALID,
     DROP_DECRYPT_FAILED,
+    DROP_FLOOD,
     DROP_HOST_FULL,
     DROP_MALFORMED_BODY,
     DROP_NO_SESSION,
@@ -456,7 +458,13 @@ class ServerEndpoint:
                 body = body_of_slim(plain) if slim else plain
                 messages = None if body is None else s.reliability.receive_body(body, now)
                 if messages is None:
-                    self.drops[DROP_MALFORMED_BODY] += 1
+                    s.malformed += 1
+                    if s.malformed > MALFORMED_BODIES:
+                        # Its datagrams find no session from now on.
+                        self.drops[DROP_FLOOD] += 1
+                        self._remove(s, "flood")
+                    else:
+                        self.drops[DROP_MALFORMED_BODY] += 1
                     return
                 if messages:
                     sid = s.id

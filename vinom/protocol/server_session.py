@@ -27,6 +27,10 @@ INF = float("inf")
 # A peer hears from us at least this many times per session timeout, so one or
 # two lost keepalives never end a session (whatever timeout the token sets).
 KEEPALIVES_PER_TIMEOUT = 3
+# Malformed bodies a session may send (an honest client's reliability layer
+# never makes one, and an AEAD-sealed packet cannot be damaged on the way): the
+# next ends it (docs/protocol.md §7.3).
+MALFORMED_BODIES = 100
 # Payload packets (both ways) since a session was last idle after which it is
 # worth keeping cipher objects for (see ServerSession).
 WARM_PAYLOADS = 8
@@ -60,6 +64,7 @@ class ServerSession(ReplayWindow):
         "keepalive",
         "last_recv",
         "last_sent",
+        "malformed",
         "match_id",
         "opening",
         "payloads",
@@ -114,6 +119,8 @@ class ServerSession(ReplayWindow):
         self.wake = INF
         self.dirty = False
         self.closed = False
+        # Malformed bodies received so far (`MALFORMED_BODIES`).
+        self.malformed = 0
         # The session's opening (see `ServerEndpoint.send_message`): OPENING
         # until its first unreliable message, then the reliable mark the peer must
         # acknowledge before unreliable messages go unreliably; _OPEN after that.

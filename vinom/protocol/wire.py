@@ -143,6 +143,8 @@ DROP_NO_SESSION: Final = "no_session"
 DROP_REPLAYED: Final = "replayed"
 DROP_DECRYPT_FAILED: Final = "decrypt_failed"
 DROP_MALFORMED_BODY: Final = "malformed_body"
+# A malformed body past a session's allowance: it ends the session (one per session).
+DROP_FLOOD: Final = "flood"
 DROP_WRONG_SOURCE: Final = "wrong_source"
 DROP_UNEXPECTED: Final = "unexpected"
 
