@@ -17,7 +17,7 @@ from tests.lobby import hello, reconnect
 from tests.lobby.test_lobby import Client, LobbyHarness
 from tests.support.accounts import MemoryAccounts
 from tests.support.http import capture_log
-from vinom.accounts.interfaces import IAuthenticator, Identity, NewBans
+from vinom.accounts.interfaces import AuthFailed, IAuthenticator, Identity, NewBans
 from vinom.accounts.signed import SignedTokenAuthenticator
 from vinom.errors import BackendUnavailable
 from vinom.lobby.auth import ADDRESS_SHARE, claimed_identity, derived_player_id
@@ -379,3 +379,51 @@ class GuestTests(LobbyHarness):
         self.assertEqual(guest["type"], "welcome")
         other = self.connect().request(hello("Ann", auth={"kind": "jwt", "token": "t"}))
         self.assertEqual((other["code"], other["reason"]), ("auth_failed", "wrong_kind"))
+
+
+@implementer(IAuthenticator)
+class MadeUpReasons:
+    """A plugin that refuses everyone with a reason of its own making."""
+
+    name = "stall"
+
+    def authenticate(self, credentials: Mapping[str, Any], peer: str) -> Deferred[Identity]:
+        return fail(AuthFailed(str(credentials.get("why", "x")) * 3))
+
+
+class SignInCountTests(SignInHarness):
+    """Every sign-in is counted by its outcome, for the operators' metrics (a bounded
+    set of words: docs/operations.md, vinom_sign_ins_total)."""
+
+    def test_each_outcome_is_counted_once(self) -> None:
+        self.sign_in("ann").drop()
+        self.sign_in("ann").drop()
+        now = int(self.clock.seconds())
+        self.connect().request(hello("Ann", auth=self.token("bob", exp=now - 60)))
+        self.connect().request(hello("Ann"))
+        self.accounts.ban("a-0001", "fraud", None)
+        self.connect().request(hello("Ann", auth=self.token("ann")))
+        self.assertEqual(self.factory.auth.sign_ins,
+                         {"ok": 2, "expired": 1, "required": 1, "banned": 1})  # fmt: skip
+        self.assertEqual(self.factory.auth.kind, "signed")
+
+    def test_a_timeout_is_unavailable_and_a_plugins_own_reason_is_invalid(self) -> None:
+        stalling = Stalling()
+        self.use(stalling, self.accounts, LobbyConfig(auth_timeout=5.0))
+        self.connect().send(hello("Ann", auth={"kind": "stall"}))
+        self.assertEqual(self.factory.auth.sign_ins, {})
+        self.clock.advance(5)
+        self.assertEqual(self.factory.auth.sign_ins, {"unavailable": 1})
+        self.use(MadeUpReasons(), self.accounts)
+        for why in ("a", "b", "c"):
+            answer = self.connect().request(hello("Ann", auth={"kind": "stall", "why": why}))
+            # The client hears the plugin's reason; the metric keeps to known words.
+            self.assertEqual(answer["reason"], why * 3)
+        self.assertEqual(self.factory.auth.sign_ins, {"invalid": 3})
+
+    def test_a_guest_is_counted_as_signed_in(self) -> None:
+        self.use(None, None)
+        self.connect().hello()
+        self.connect().request(hello("Ann", auth={"kind": "jwt", "token": "t"}))
+        self.assertEqual((self.factory.auth.kind, self.factory.auth.sign_ins),
+                         ("guest", {"ok": 1, "wrong_kind": 1}))  # fmt: skip

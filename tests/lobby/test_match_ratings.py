@@ -138,7 +138,7 @@ class ResultsStreamTests(TestCase):
         self.assertEqual(rating.matches, 1)
         self.assertEqual([(f["type"], f["match_id"], f["change"]) for f in ann.frames],
                          [("rating", "m-1", round(history[0].change.change, 2))])  # fmt: skip
-        self.assertEqual(lobby.recorded, 1)
+        self.assertEqual((lobby.recorded, lobby.write_failures), (1, 0))
         # Not a rated one: done with, nothing recorded.
         normal = match("duel", a.account_id, b.account_id, queue="normal")
         self.assertIsNone(await lobby.record_result(normal, outcome))
@@ -158,3 +158,7 @@ class ResultsStreamTests(TestCase):
         down = MatchRatings(Unavailable(), GAMES, players, reactor)  # type: ignore[arg-type]
         with self.assertRaises(BackendUnavailable):
             await down.record_result(match("duel", "x", "y"), outcome)
+        # Each failed write is counted for the operators (vinom_rating_write_failures_total),
+        # the one refused for good and each try of the one that did not answer.
+        self.assertIsNone(await down.match_ended(match("duel", "x", "y"), outcome))
+        self.assertEqual((refused.write_failures, down.write_failures, down.recorded), (1, 2, 0))

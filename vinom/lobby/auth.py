@@ -33,6 +33,7 @@ import binascii
 import hashlib
 import json
 import math
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -136,6 +137,18 @@ def auth_failed(reason: str, detail: str = "") -> LobbyError:
     return LobbyError(errors.AUTH_FAILED, message, fields={"reason": reason})
 
 
+def sign_in_outcome(error: BaseException) -> str:
+    """A refused sign-in's outcome in the operators' metrics: the `auth_failed` reason
+    (one a plugin made up counts as `invalid`), else the error's code (`banned`,
+    `unavailable`): a bounded set of words."""
+    if not isinstance(error, LobbyError):
+        return "unavailable"
+    if error.code == errors.AUTH_FAILED:
+        reason = error.fields.get("reason")
+        return reason if reason in _MESSAGES else "invalid"
+    return error.code
+
+
 def banned(ban: Ban) -> LobbyError:
     """The `banned` error of a ban: why, and until when (None: for good), at sign-in
     and to a connection whose account is banned meanwhile."""
@@ -172,8 +185,9 @@ class LobbyAuth:
                                                    clock)  # fmt: skip
         per_hour = config.new_accounts_per_hour
         self._new_accounts = KeyedTokenBuckets(per_hour / 3600.0, per_hour, clock)
-        # Accounts made by sign-ins here, for the operators' metrics.
+        # Accounts made by sign-ins here, and sign-ins by outcome, for the operators' metrics.
         self.accounts_made = 0
+        self.sign_ins: Counter[str] = Counter()
         self._log_limit = LogLimiter(1.0, 10, clock)
 
     @property
@@ -190,7 +204,27 @@ class LobbyAuth:
         self, auth: Auth, name: str, client: str, peer_host: str
     ) -> Deferred[SignedIn] | None:
         """Who the credentials `auth` prove the player is; None for a guest who sent
-        none (nothing to wait for). Fails with a `LobbyError` to answer with."""
+        none (nothing to wait for). Fails with a `LobbyError` to answer with. Each
+        sign-in is counted in `sign_ins` by its outcome (`sign_in_outcome`)."""
+        try:
+            signing = self._signing_in(auth, name, client, peer_host)
+        except LobbyError as error:
+            self.sign_ins[sign_in_outcome(error)] += 1
+            raise
+        if signing is None:
+            self.sign_ins["ok"] += 1
+            return None
+
+        def counted(result: SignedIn | Failure) -> SignedIn | Failure:
+            error = result.value if isinstance(result, Failure) else None
+            self.sign_ins["ok" if error is None else sign_in_outcome(error)] += 1
+            return result
+
+        return signing.addBoth(counted)
+
+    def _signing_in(
+        self, auth: Auth, name: str, client: str, peer_host: str
+    ) -> Deferred[SignedIn] | None:
         if auth is None and not self.required:
             return None
         key = client if not isinstance(auth, Mapping) else f"{client}\0{claimed_identity(auth)}"

@@ -116,9 +116,10 @@ class MatchRatings:
         self._players = players
         self._clock = clock
         self._log_limit = LogLimiter(1.0, 10, clock)
-        # Matches rated through this lobby (each once, however it heard the end), for
-        # the operations endpoint and tests.
+        # Matches rated through this lobby (each once, however it heard the end), and
+        # writes of a rated match the store failed (each try), for the operations endpoint.
         self.recorded = 0
+        self.write_failures = 0
         self._told: OrderedDict[str, None] = OrderedDict()
 
     def match_ended(self, match: Match, outcome: MatchEnded | None) -> Deferred[None] | None:
@@ -127,7 +128,7 @@ class MatchRatings:
         result = ranked_result(match, outcome, self._games)
         if result is None:
             return None
-        d = self._accounts.record_match(result, self._clock.seconds())
+        d = self._record(result)
         return d.addCallback(self._recorded, result).addErrback(self._failed, result)
 
     def record_result(self, match: Match, outcome: MatchEnded) -> Deferred[None]:
@@ -138,8 +139,15 @@ class MatchRatings:
         result = ranked_result(match, outcome, self._games)
         if result is None:
             return succeed(None)
-        d = self._accounts.record_match(result, self._clock.seconds())
+        d = self._record(result)
         return d.addCallback(self._recorded, result).addErrback(self._refused, result)
+
+    def _record(self, result: RankedResult) -> Deferred[dict[str, RatingChange]]:
+        def failed(failure: Failure) -> Failure:
+            self.write_failures += 1
+            return failure
+
+        return self._accounts.record_match(result, self._clock.seconds()).addErrback(failed)
 
     def _refused(self, failure: Failure, result: RankedResult) -> None:
         failure.trap(AccountError)

@@ -199,6 +199,7 @@ class ServerCollector(Collector):
                 "Ranked match ends this lobby found trimmed from the stream before any lobby "
                 "rated them.", value=figures.ranked_results_lost,
             )  # fmt: skip
+        yield from account_families(figures)
         yield GaugeMetricFamily(
             "vinom_draining", "1 while the server drains (SIGTERM), else 0.",
             value=1 if figures.draining else 0,
@@ -516,3 +517,34 @@ def webtransport_families(figures: ServerFigures) -> Iterator[Metric]:
         way, _, direction = name.partition("_")
         messages.add_metric([way, direction], count)
     yield messages
+
+
+def account_families(figures: ServerFigures) -> Iterator[Metric]:
+    """The lobby's sign-ins, the accounts they made, and the rated matches
+    (docs/operations.md); nothing in a process without a lobby."""
+    if figures.auth_kind is None:
+        return
+    sign_ins = CounterMetricFamily(
+        "vinom_sign_ins",
+        "Sign-ins (hello, reconnect, a replay's Authorization) by auth kind and outcome: ok, "
+        "an auth_failed reason, banned or unavailable.",
+        labels=["kind", "outcome"],
+    )
+    for outcome, count in figures.sign_ins.items():
+        sign_ins.add_metric([figures.auth_kind, outcome], count)
+    yield sign_ins
+    yield CounterMetricFamily(
+        "vinom_accounts_created", "Accounts the lobby's sign-ins made (first sign-ins).",
+        value=figures.accounts_made,
+    )
+    if figures.rated_matches is not None:
+        yield CounterMetricFamily(
+            "vinom_rated_matches", "Ranked matches this lobby rated (each once).",
+            value=figures.rated_matches,
+        )
+        yield CounterMetricFamily(
+            "vinom_rating_write_failures",
+            "Writes of a rated match's ratings that the account database failed or refused "
+            "(each try; the match is rated when a write succeeds, docs/accounts.md).",
+            value=figures.rating_write_failures,
+        )

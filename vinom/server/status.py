@@ -93,6 +93,14 @@ class ServerFigures:
     ranked_results_backlog: int | None = None
     ranked_results_pending: int | None = None
     ranked_results_lost: int = 0
+    # The lobby's sign-ins by outcome (`ok`, a refusal's reason, `banned`; vinom.lobby.auth)
+    # under its auth kind, the accounts they made, and, when it rates matches, the matches
+    # rated and the rating writes that failed (None without ratings).
+    auth_kind: str | None = None
+    sign_ins: Mapping[str, int] = field(factory=dict)
+    accounts_made: int = 0
+    rated_matches: int | None = None
+    rating_write_failures: int = 0
 
     @property
     def rtt(self) -> Histogram:
@@ -221,7 +229,15 @@ class StatusReader:
             **self._webtransport_figures(),
             **self._record_figures(),
             **self._ranked_figures(),
+            **({} if lobby is None else self._account_figures(lobby)),
         )
+
+    def _account_figures(self, lobby: LobbyFactory) -> dict[str, Any]:
+        auth, ratings = lobby.auth, lobby.ratings
+        return {"auth_kind": auth.kind, "sign_ins": dict(sorted(auth.sign_ins.items())),
+                "accounts_made": auth.accounts_made,
+                "rated_matches": None if ratings is None else ratings.recorded,
+                "rating_write_failures": ratings.write_failures if ratings else 0}  # fmt: skip
 
     def _ranked_figures(self) -> dict[str, Any]:
         results = self.ranked_results
