@@ -126,6 +126,14 @@ class ServerCollector(Collector):
             "Lobby connections dropped for holding more than --limit lobby-max-output bytes.",
             value=figures.lobby_slow_readers_dropped,
         )
+        bans = CounterMetricFamily(
+            "vinom_lobby_bans_ended",
+            "Lobby connections and match seats ended by a ban made while the player was online.",
+            labels=["what"],
+        )
+        for what in ("connection", "seat"):
+            bans.add_metric([what], figures.bans_ended.get(what, 0))
+        yield bans
         queues = GaugeMetricFamily(
             "vinom_queue_depth", "Tickets waiting in each game's queue.", labels=["game"]
         )

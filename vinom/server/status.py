@@ -72,6 +72,9 @@ class ServerFigures:
     # connections dropped for holding more than --limit lobby-max-output.
     lobby_output_held: int = 0
     lobby_slow_readers_dropped: int = 0
+    # What bans made while their players were online ended: lobby connections
+    # (`connection`) and seats in running matches (`seat`).
+    bans_ended: Mapping[str, int] = field(factory=dict)
     # With --webtransport (else None and empty): game sessions over WebTransport opened,
     # refused or closed by a limit (by reason), QUIC connections open, and datagrams
     # dropped before reaching a session (by reason), QUIC connections closed by a
@@ -226,6 +229,7 @@ class StatusReader:
             lobby_errors={} if lobby is None else dict(sorted(lobby.errors_sent.items())),
             lobby_output_held=0 if lobby is None else lobby.output.held_bytes,
             lobby_slow_readers_dropped=0 if lobby is None else lobby.output.dropped,
+            bans_ended={} if lobby is None else dict(sorted(lobby.bans_ended.items())),
             **self._webtransport_figures(),
             **self._record_figures(),
             **self._ranked_figures(),
