@@ -24,6 +24,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from vinom.accounts.interfaces import IAccountStore
+from vinom.accounts.sql import describe
 from vinom.games.registry import GameRegistry
 from vinom.games.rules import GameCatalogue
 from vinom.hosting.inline import InlineGameHostFactory
@@ -467,9 +468,11 @@ def announce(
         lines.append((text, fields))
 
     if lobbies.lobby is not None:
-        say("vinom: lobby on {lobby} (WebSocket: {web}), games: {names}",
+        database = options["database-url"]
+        say("vinom: lobby on {lobby} (WebSocket: {web}), games: {names}, accounts: {accounts}",
             lobby=options["lobby"], web=options["websocket"] or "none",
-            names=", ".join(registry.names()))  # fmt: skip
+            names=", ".join(registry.names()),
+            accounts="none" if database is None else describe(database))  # fmt: skip
         say("vinom: {auth}", auth=auth_line(options))
     if hosted.hosting is not None:
         low, _high = options["udp-port-range"]
