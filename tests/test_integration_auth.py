@@ -253,7 +253,7 @@ class SignedTokenTests(TestCase):
         tokens = [make(("6f1c" * 16).encode(), f"bot-account-{n}") for n in range(2)]
         base = ["--game", "tictactoe", "--count", "2", "--seed", "3", "--json",
                 "--lobby", f"127.0.0.1:{server.lobby.port}", "--trust", str(server.lobby.trust)]
-        argv = [*base, "--auth-kind", "signed"]
+        argv = [*base, "--auth", "signed"]
         for token in tokens:
             argv += ["--auth-token", token]
         out = io.StringIO()

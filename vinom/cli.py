@@ -38,15 +38,26 @@ from twisted.python.failure import Failure
 from vinom import __version__
 from vinom.client.bots import BotReport, play_bot
 from vinom.client.errors import DEFAULT_TRUST, describe_failure
-from vinom.client.lobby import Auth, LobbyAddress, connect_lobby
+from vinom.client.lobby import (
+    Auth,
+    DeviceFileError,
+    LobbyAddress,
+    connect_lobby,
+    default_device_file,
+    device_auth,
+    device_key,
+)
 from vinom.errors import UnknownGame
 from vinom.games.interfaces import IGame
 from vinom.games.registry import GameRegistry, format_games
+from vinom.match import NORMAL_QUEUE, QUEUES
 from vinom.net.reactor import install as install_reactor
 from vinom.scaffold import ScaffoldError, check_available, game_names, write_game
 
 DEFAULT_LOBBY = "localhost:7350"
 DEFAULT_PORT = 7350
+# `--auth`'s kinds that take no tokens (any other is the kind of the tokens given).
+GUEST_KIND, DEVICE_KIND = "guest", "device"
 # More bots than this and `vinom bots` prints only the summary, not a line per bot.
 BOT_LINES_UP_TO = 50
 
@@ -119,12 +130,28 @@ def parse_lobbies(values: Sequence[str]) -> list[tuple[str, int]]:
 
 
 class ClientOptions(CommandOptions):
-    """Options shared by the commands that talk to a lobby."""
+    """Options shared by the commands that talk to a lobby: where it is, and how to sign in
+    (`credentials` gives each player's `auth`)."""
+
+    optParameters = [
+        ["auth", None, GUEST_KIND, "How to sign in, as the server's --auth: guest, device "
+         "(a key kept in --device-file), or the kind of the tokens given (jwt, signed, a "
+         "plugin's)."],
+        ["auth-token-file", None, None, "A file of tokens, one a line (instead of, or after, "
+         "--auth-token)."],
+        ["device-file", None, None, "--auth device: the file keeping your device key, made "
+         "0600 on first use (default: $XDG_CONFIG_HOME or ~/.config, then vinom/device.json)."],
+    ]
 
     def __init__(self) -> None:
         super().__init__()
         self["lobby"] = []
         self["trust"] = []
+        self["auth-token"] = []
+
+    def opt_auth_token(self, value: str) -> None:
+        """A token to sign in with (repeatable: vinom bots takes one per bot, in order)."""
+        self["auth-token"].append(value.strip())
 
     # Twisted's --help prints an option method's docstring as it is: one line each.
     def opt_lobby(self, value: str) -> None:
@@ -166,6 +193,60 @@ class ClientOptions(CommandOptions):
                                                                              strict=True)
         )  # fmt: skip
         self["address"] = self["addresses"][0]
+        self._sign_in_options()
+
+    def _sign_in_options(self) -> None:
+        kind = self["auth"] = self["auth"].strip()
+        tokens = self["auth-token"]
+        if self["auth-token-file"] is not None:
+            try:
+                with open(self["auth-token-file"], encoding="utf-8") as f:
+                    tokens += [line.strip() for line in f if line.strip()]
+            except (OSError, UnicodeDecodeError) as e:
+                reason = getattr(e, "strerror", None) or e
+                raise usage.UsageError(f"--auth-token-file {self['auth-token-file']}: cannot "
+                                       f"read it: {reason}") from None  # fmt: skip
+        if kind in (GUEST_KIND, DEVICE_KIND) and tokens:
+            raise usage.UsageError(f"tokens are for --auth jwt, signed or a plugin's kind, "
+                                   f"not --auth {kind}")  # fmt: skip
+        if kind not in (GUEST_KIND, DEVICE_KIND) and not tokens:
+            raise usage.UsageError(f"--auth {kind} signs in with tokens: give "
+                                   "--auth-token or --auth-token-file")  # fmt: skip
+        if kind != DEVICE_KIND and self["device-file"] is not None:
+            raise usage.UsageError("--device-file is for --auth device")
+        self["device-key"] = None
+        if kind == DEVICE_KIND:
+            path = self["device-file"] = self["device-file"] or default_device_file()
+            try:
+                self["device-key"] = device_key(path)
+            except DeviceFileError as e:
+                raise usage.UsageError(f"--device-file {e}") from None
+
+    def credentials(self, players: Sequence[str]) -> list[Auth | None]:
+        """The `auth` of each of `players` ("": the user; else a bot's or a spectator's
+        own name): None (a guest), the i-th token, or the device its name derives from
+        the key (vinom.client.lobby.device_auth) for the first lobby's host."""
+        kind = self["auth"]
+        if kind == GUEST_KIND:
+            return [None] * len(players)
+        if kind == DEVICE_KIND:
+            host = self["address"].host
+            return [device_auth(self["device-key"], host, who) for who in players]
+        tokens = self["auth-token"]
+        if len(tokens) < len(players):
+            raise usage.UsageError(f"--auth {kind}: {len(players)} bots need a token each, "
+                                   f"not {len(tokens)}")  # fmt: skip
+        return [{"kind": kind, "token": token} for token in tokens[: len(players)]]
+
+
+# `--queue` of the commands that queue (play, bots).
+QUEUE_OPTION = ["queue", None, NORMAL_QUEUE, f"The queue: {' or '.join(QUEUES)} (rated, on a "
+                "server with authentication)."]
+
+
+def _check_queue(options: usage.Options) -> None:
+    if options["queue"] not in QUEUES:
+        raise usage.UsageError(f"--queue must be {' or '.join(QUEUES)}, not {options['queue']!r}")
 
 
 def _default_player_name() -> str:
@@ -195,6 +276,7 @@ class PlayOptions(ClientOptions):
     optParameters = [
         ["name", "n", None, "Your name in the lobby (default: your login name)."],
         ["log", None, None, "Write the client's log to this file (nothing is logged otherwise)."],
+        QUEUE_OPTION,
     ]
 
     def parseArgs(self, game: str | None = None) -> None:
@@ -212,6 +294,8 @@ class PlayOptions(ClientOptions):
             self["name"] = _default_player_name()
         elif not self["name"].strip():
             raise usage.UsageError("--name must not be empty")
+        _check_queue(self)
+        [self["auth-object"]] = self.credentials([""])
 
 
 def _number(name: str, value: Any, kind: type[int] | type[float], low: float) -> Any:
@@ -238,32 +322,22 @@ class BotsOptions(ClientOptions):
         ["seed", "s", None, "Seed for the bots' choices (default: a random seed)."],
         ["think", None, "0", "Seconds each bot waits before each action."],
         ["timeout", None, "0", "Give up on bots still playing after this many seconds (0: never)."],
-        ["auth-kind", None, "jwt", "The kind of the --auth-token tokens: jwt or signed (or "
-         "a plugin's)."],
+        QUEUE_OPTION,
     ]
     optFlags = [
         ["json", None, "Print one JSON object (the summary and every bot) instead of text."],
         ["quiet", None, "Print only the summary, not a line per bot."],
     ]
 
-    def __init__(self) -> None:
-        super().__init__()
-        self["auth-token"] = []
-
-    def opt_auth_token(self, value: str) -> None:
-        """A bot's token for a server with authentication (repeatable: one per bot, in order)."""
-        self["auth-token"].append(value.strip())
-
     def postOptions(self) -> None:
         super().postOptions()
         if self["game"] is None:
             raise usage.UsageError("--game is required, e.g. 'vinom bots --game maze'")
         self["count"] = _number("count", self["count"], int, 1)
-        tokens = self["auth-token"]
-        if tokens and len(tokens) < self["count"]:
-            raise usage.UsageError(f"--auth-token: {self['count']} bots need {self['count']} "
-                                   f"tokens (one per bot), not {len(tokens)}")  # fmt: skip
-        self["auths"] = [{"kind": self["auth-kind"], "token": t} for t in tokens] or None
+        _check_queue(self)
+        # Each bot its own device (or token): the same names keep their accounts.
+        self["auths"] = self.credentials([f"bot:{self['name']}{i}"
+                                          for i in range(self["count"])])  # fmt: skip
         self["think"] = _number("think", self["think"], float, 0)
         self["timeout"] = _number("timeout", self["timeout"], float, 0)
         if self["seed"] is not None:
@@ -271,9 +345,15 @@ class BotsOptions(ClientOptions):
 
 
 class GamesOptions(CommandOptions):
-    synopsis = "[--json]"
-    longdesc = "List the games this installation can host and play (Twisted plugins)."
-    optFlags = [["json", None, "One JSON object per line, one per game."]]
+    synopsis = "[--all] [--json]"
+    longdesc = (
+        "List the games this installation can host and play (Twisted plugins); those a "
+        "server offers only when its --games names them (test and benchmark games) with --all."
+    )
+    optFlags = [
+        ["all", "a", "Every installed game: also the test and benchmark games (duel)."],
+        ["json", None, "One JSON object per line, one per installed game."],
+    ]
 
 
 class NewGameOptions(CommandOptions):
@@ -310,6 +390,8 @@ class WatchOptions(ClientOptions):
         super().postOptions()
         if len(self["addresses"]) > 1:
             raise usage.UsageError("vinom watch connects to one lobby: give --lobby once")
+        # A device of its own: signing in as the player would replace their connection.
+        [self["auth-object"]] = self.credentials(["watch"])
 
 
 class ReplayOptions(CommandOptions):
@@ -757,6 +839,7 @@ async def bots_command(
         seed=options["seed"],
         think_time=options["think"],
         auths=options["auths"],
+        queue=options["queue"],
         timeout=options["timeout"],
         on_report=(lambda report: out.write(bot_line(report) + "\n")) if lines else None,
     )
@@ -784,13 +867,14 @@ async def run_bot_fleet(
     think_time: float = 0.0,
     timeout: float = 0.0,
     on_report: Callable[[BotReport], object] | None = None,
-    auths: Sequence[Auth] | None = None,
+    auths: Sequence[Auth | None] | None = None,
+    queue: str = NORMAL_QUEUE,
 ) -> list[BotReport]:
     """One `play_bot` per name, all at once; after `timeout` (if > 0) the rest are cancelled.
 
     Given several lobbies, the i-th bot starts at the i-th lobby (modulo their
     number) and each moves to the next when its lobby is lost; `auths`, one per name:
-    each bot's credentials (None: guests). Reports come back in
+    each bot's credentials (None: guests); `queue`: normal or ranked. Reports come back in
     the order of `names`; a cancelled bot's outcome is `timeout`.
     """
     master = random.Random(seed)
@@ -800,7 +884,7 @@ async def run_bot_fleet(
             play_bot(
                 reactor, lobby, game, name,
                 rng=random.Random(master.random()), think_time=think_time, start=i,
-                auth=None if auths is None else auths[i],
+                auth=None if auths is None else auths[i], queue=queue,
             )
         )
         d.addCallback(_report_ok, timeout)
@@ -941,7 +1025,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if options.subCommand == "watch":
         from vinom.client.watch import run_watch
 
-        return run_watch(reactor, sub["address"], sub["what"], GameRegistry.from_plugins().get)
+        return run_watch(reactor, sub["address"], sub["what"], GameRegistry.from_plugins().get,
+                         auth=sub["auth-object"])
 
     if options.subCommand == "replay" and sub["redis"] is not None:
         return replay_redis_command(reactor, sub, sys.stdout, sys.stderr)
@@ -959,7 +1044,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if options.subCommand == "play":
         from vinom.client.tui import run_play
 
-        return run_play(reactor, sub["address"], game, sub["name"], log_file=sub["log"])
+        return run_play(reactor, sub["address"], game, sub["name"], log_file=sub["log"],
+                        auth=sub["auth-object"], queue=sub["queue"])
 
     async def bots(reactor: Any) -> int:
         try:

@@ -179,6 +179,127 @@ class OptionTests(SynchronousTestCase):
         self.assertRaises(usage.UsageError, options.parseOptions, ["maze", "--name", " "])
 
 
+class SignInOptionTests(SynchronousTestCase):
+    """`--auth` and its options, one way for play, watch and bots (the sign-ins themselves:
+    tests/client/test_cli_sign_in.py)."""
+
+    def setUp(self) -> None:
+        self.home = os.path.abspath(self.mktemp())
+        os.makedirs(self.home)
+        for name in ("XDG_CONFIG_HOME", "HOME"):
+            self.addCleanup(_restore_env, name, os.environ.get(name))
+        os.environ.pop("XDG_CONFIG_HOME", None)
+        os.environ["HOME"] = self.home
+
+    def parsed(self, *argv: str) -> usage.Options:
+        options = cli.Options()
+        options.parseOptions(list(argv))
+        return options.subOptions
+
+    def test_a_device_key_is_made_once_in_the_users_config_directory(self) -> None:
+        play = self.parsed("play", "maze", "--auth", "device", "--lobby", "games.example:7350")
+        path = os.path.join(self.home, ".config", "vinom", "device.json")
+        self.assertEqual(play["device-file"], path)
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        self.assertEqual(os.stat(os.path.dirname(path)).st_mode & 0o777, 0o700)
+        auth = play["auth-object"]
+        self.assertEqual(set(auth), {"kind", "device_id", "secret"})
+        self.assertEqual(auth["kind"], "device")
+        # The shape the server takes (docs/accounts.md): 10-128 and 22-128 characters.
+        self.assertRegex(auth["device_id"], r"^d-[0-9a-f]{32}$")
+        self.assertRegex(auth["secret"], r"^[A-Za-z0-9_-]{43}$")
+        # Kept: the next run signs in as the same device, the key unchanged.
+        key = Path(path).read_bytes()
+        again = self.parsed("play", "maze", "--auth", "device", "--lobby", "games.example")
+        self.assertEqual(again["auth-object"], auth)
+        self.assertEqual(Path(path).read_bytes(), key)
+        # $XDG_CONFIG_HOME, when set, is where it is kept.
+        os.environ["XDG_CONFIG_HOME"] = os.path.join(self.home, "xdg")
+        self.assertEqual(self.parsed("play", "maze", "--auth", "device")["device-file"],
+                         os.path.join(self.home, "xdg", "vinom", "device.json"))  # fmt: skip
+
+    def test_each_bot_each_server_and_the_spectator_have_a_device_of_their_own(self) -> None:
+        key = os.path.join(self.home, "key.json")
+        common = ("--auth", "device", "--device-file", key)
+        bots = self.parsed("bots", "-g", "maze", "-c", "3", *common)["auths"]
+        self.assertEqual(len({auth["device_id"] for auth in bots}), 3)
+        self.assertEqual(len({auth["secret"] for auth in bots}), 3)
+        # The same names keep their devices (and so their accounts), run after run.
+        self.assertEqual(self.parsed("bots", "-g", "maze", "-c", "2", *common)["auths"], bots[:2])
+        player = self.parsed("play", "maze", *common)["auth-object"]
+        watcher = self.parsed("watch", "m-1", *common)["auth-object"]
+        elsewhere = self.parsed("play", "maze", *common, "--lobby", "other.example")
+        devices = [player, watcher, elsewhere["auth-object"], *bots]
+        self.assertEqual(len({auth["device_id"] for auth in devices}), len(devices))
+        self.assertEqual(len({auth["secret"] for auth in devices}), len(devices))
+        # Another user's key: other devices.
+        os.remove(key)
+        self.assertNotEqual(self.parsed("play", "maze", *common)["auth-object"], player)
+
+    def test_tokens_one_per_bot_from_the_options_and_a_file(self) -> None:
+        tokens = os.path.join(self.home, "tokens.txt")
+        Path(tokens).write_text("t-two\n\nt-three\n")
+        bots = self.parsed("bots", "-g", "maze", "-c", "3", "--auth", "signed",
+                           "--auth-token", "t-one", "--auth-token-file", tokens)  # fmt: skip
+        self.assertEqual(bots["auths"], [{"kind": "signed", "token": t}
+                                         for t in ("t-one", "t-two", "t-three")])  # fmt: skip
+        play = self.parsed("play", "maze", "--auth", "jwt", "--auth-token", "eyJ")
+        self.assertEqual(play["auth-object"], {"kind": "jwt", "token": "eyJ"})
+        self.assertEqual((play["queue"], self.parsed("play", "maze")["auth-object"]),
+                         ("normal", None))  # fmt: skip
+        self.assertEqual(bots_options("-g", "maze", "--queue", "ranked")["queue"], "ranked")
+
+    def test_an_operators_mistake_is_one_line_and_status_2(self) -> None:
+        malformed = os.path.join(self.home, "malformed.json")
+        Path(malformed).write_text('{"key": "short"}\n')
+        os.chmod(malformed, 0o600)
+        open_to_all = os.path.join(self.home, "open.json")
+        Path(open_to_all).write_text(json.dumps({"key": "A" * 43}))
+        os.chmod(open_to_all, 0o644)
+        tokens = os.path.join(self.home, "tokens.txt")
+        Path(tokens).write_text("t-one\n")
+        for argv, line in (
+            (["play", "maze", "--auth", "device", "--device-file", malformed],
+             f"--device-file {malformed}: not a vinom device file (a JSON object whose 'key' "
+             "is 43 or more URL-safe base64 characters): move it away to make a new one"),
+            (["watch", "m-1", "--auth", "device", "--device-file", self.home],
+             f"--device-file {self.home}: cannot read it: Is a directory"),
+            (["bots", "-g", "maze", "--auth", "device", "--device-file", open_to_all],
+             f"--device-file {open_to_all}: others may read it (mode 644): chmod 600 "
+             f"{open_to_all}"),
+            (["play", "maze", "--auth", "device", "--device-file",
+              os.path.join(malformed, "device.json")],
+             f"--device-file {malformed}/device.json: cannot read it: Not a directory"),
+            (["bots", "-g", "maze", "--auth", "jwt"],
+             "--auth jwt signs in with tokens: give --auth-token or --auth-token-file"),
+            (["bots", "-g", "maze", "--auth", "signed", "--auth-token-file", tokens],
+             "--auth signed: 2 bots need a token each, not 1"),
+            (["play", "maze", "--auth", "jwt", "--auth-token-file", malformed + ".gone"],
+             f"--auth-token-file {malformed}.gone: cannot read it: No such file or directory"),
+            (["play", "maze", "--auth-token", "t"],
+             "tokens are for --auth jwt, signed or a plugin's kind, not --auth guest"),
+            (["play", "maze", "--device-file", malformed], "--device-file is for --auth device"),
+            (["bots", "-g", "maze", "--queue", "casual"],
+             "--queue must be normal or ranked, not 'casual'"),
+        ):  # fmt: skip
+            with self.subTest(argv=argv):
+                code, out, err = run_main(*argv)
+                self.assertEqual((code, out), (2, ""))
+                self.assertEqual(err.splitlines(), [
+                    f"vinom: {line} (vinom {argv[0]} --help lists the options)"])
+        # Nothing was replaced or made beside them.
+        self.assertEqual(Path(malformed).read_text(), '{"key": "short"}\n')
+        self.assertEqual(sorted(os.listdir(self.home)), ["malformed.json", "open.json",
+                                                         "tokens.txt"])  # fmt: skip
+
+
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
 class GamesCommandTests(TestCase):
     def test_lists_the_built_in_games(self) -> None:
         code, out, _ = run_main("games")

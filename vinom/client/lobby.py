@@ -14,9 +14,16 @@ Deferred with `LobbyError(code, message)` (codes in docs/lobby.md).
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import functools
+import hashlib
+import hmac
 import json
 import os
+import secrets
+import stat
+import tempfile
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from itertools import count
@@ -55,6 +62,88 @@ def jwt_auth(token: str) -> Auth:
 def signed_auth(token: str) -> Auth:
     """Credentials of a token the studio's backend signed (`--auth signed`)."""
     return {"kind": "signed", "token": token}
+
+
+class DeviceFileError(ValueError):
+    """A device file that cannot be read, made or trusted; its text is one line."""
+
+
+# The most a device file may hold: it is one short JSON object.
+_DEVICE_FILE_MAX = 4096
+
+
+def default_device_file() -> str:
+    """Where the command-line clients keep the user's device key: in the user's
+    configuration directory ($XDG_CONFIG_HOME, else ~/.config), vinom/device.json."""
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(base, "vinom", "device.json")
+
+
+def device_key(path: str) -> bytes:
+    """The device key kept in `path`, a JSON object {"key": 43 URL-safe characters},
+    made there on first use (32 random bytes; the file 0600, a directory made for it
+    0700). A file that is not one, is not the user's or is open to others is a
+    DeviceFileError: it holds what signs the user in, so it is never replaced."""
+    try:
+        return _read_device_key(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise DeviceFileError(f"{path}: cannot read it: {e.strerror or e}") from None
+    directory = os.path.dirname(os.path.abspath(path))
+    made = secrets.token_urlsafe(32)
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        # Written aside, then linked: another process making it at once keeps its own
+        # and this one reads that (a link never replaces a file).
+        fd, aside = tempfile.mkstemp(dir=directory, prefix=".device-")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps({"key": made}) + "\n")
+            with contextlib.suppress(FileExistsError):
+                os.link(aside, path)
+        finally:
+            os.unlink(aside)
+        return _read_device_key(path)
+    except OSError as e:
+        raise DeviceFileError(f"{path}: cannot make it: {e.strerror or e}") from None
+
+
+def _read_device_key(path: str) -> bytes:
+    with open(path, "rb") as f:
+        kept = os.fstat(f.fileno())
+        if not stat.S_ISREG(kept.st_mode):
+            raise DeviceFileError(f"{path}: not a file")
+        if hasattr(os, "getuid") and kept.st_uid != os.getuid():
+            raise DeviceFileError(f"{path}: it is not yours (owner uid {kept.st_uid})")
+        if kept.st_mode & 0o077:
+            raise DeviceFileError(f"{path}: others may read it (mode {kept.st_mode & 0o777:o}): "
+                                  f"chmod 600 {path}")  # fmt: skip
+        text = f.read(_DEVICE_FILE_MAX + 1)
+    try:
+        key = json.loads(text)["key"]
+        if not isinstance(key, str) or len(key) < 43:
+            raise ValueError(key)
+        return base64.urlsafe_b64decode(key + "=" * (-len(key) % 4))
+    except (ValueError, TypeError, KeyError):
+        raise DeviceFileError(
+            f"{path}: not a vinom device file (a JSON object whose 'key' is 43 or more URL-safe "
+            "base64 characters): move it away to make a new one"
+        ) from None
+
+
+def device_auth(key: bytes, host: str, who: str = "") -> Auth:
+    """The device credentials (`--auth device`) of `key` at the server named `host`, for
+    `who` ("": the user; a bot's name, a spectator: their own devices). Each server gets
+    its own device id and secret from the key (HMAC-SHA256), so no server learns the
+    secret of another, and the same key, host and `who` always sign in as one account."""
+
+    def mac(label: str) -> bytes:
+        data = f"{label}\0{host.strip('[]').lower()}\0{who}".encode("utf-8", "surrogatepass")
+        return hmac.new(key, data, hashlib.sha256).digest()
+
+    secret = base64.urlsafe_b64encode(mac("secret")).rstrip(b"=").decode("ascii")
+    return {"kind": "device", "device_id": "d-" + mac("device_id")[:16].hex(), "secret": secret}
 
 
 def error_of(frame: Mapping[str, Any]) -> LobbyError:

@@ -52,10 +52,11 @@ from vinom.client.canvas import (
 from vinom.client.errors import describe_failure
 from vinom.client.game import GameSession, connect_game
 from vinom.client.game_views import ui_for
-from vinom.client.lobby import LobbyClient, LobbyError, Queued, Welcome, connect_lobby
+from vinom.client.lobby import Auth, LobbyClient, LobbyError, Queued, Welcome, connect_lobby
 from vinom.client.terminal import KEY_ESCAPE, KeyReader, curses_screen
 from vinom.games.interfaces import IBot, IGame
 from vinom.games.rules import GameRules
+from vinom.match import NORMAL_QUEUE
 
 _log = Logger()
 
@@ -108,6 +109,9 @@ class TerminalApp:
     name: str
     screen: Screen
     rng: random.Random = field(factory=random.Random)
+    # The `auth` of hello and reconnect (None: a guest), and the queue to join.
+    auth: Auth | None = None
+    queue: str = NORMAL_QUEUE
     ui: GameUI = field(init=False)
     status: str = "starting"
     notice: str = ""
@@ -147,9 +151,9 @@ class TerminalApp:
         if self.quitting:
             await client.close()
             return
-        self.welcome = await client.hello(self.name)
+        self.welcome = await client.hello(self.name, auth=self.auth)
         self.set_status(f"queued for {GameRules.of(self.game).title}")
-        found = await client.queue(self.game.name, on_queued=self._queued)
+        found = await client.queue(self.game.name, queue=self.queue, on_queued=self._queued)
         self.lobby_client = None
         self.set_status(f"match {found.game_id}: connecting to {found.host}:{found.port}")
         session = self.new_session()
@@ -212,7 +216,8 @@ class TerminalApp:
             try:
                 client = await connect_lobby(self.reactor, self.lobby.host, self.lobby.port,
                                              trust=self.lobby.trust)
-                found = await client.reconnect(self.welcome.player_id, self.welcome.secret)
+                found = await client.reconnect(self.welcome.player_id, self.welcome.secret,
+                                               auth=self.auth)
                 self.outstanding.clear()
                 self.ui.settled()
                 await connect_game(self.reactor, found, session=session)
@@ -544,8 +549,11 @@ def run_play(
     name: str,
     *,
     log_file: str | None = None,
+    auth: Auth | None = None,
+    queue: str = NORMAL_QUEUE,
 ) -> int:
-    """`vinom play`: run the terminal client on `reactor` until the user is done."""
+    """`vinom play`: run the terminal client on `reactor` until the user is done, signed
+    in with `auth` (None: a guest) and queued in `queue`."""
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         sys.stderr.write("vinom: 'vinom play' needs a terminal (try 'vinom bots' for scripts)\n")
         return 1
@@ -556,7 +564,7 @@ def run_play(
     app: TerminalApp | None = None
     try:
         with curses_screen() as screen:
-            app = TerminalApp(reactor, lobby, game, name, screen)
+            app = TerminalApp(reactor, lobby, game, name, screen, auth=auth, queue=queue)
 
             def tick() -> None:
                 # Polling here too catches KEY_RESIZE, which curses queues without input.

@@ -22,7 +22,7 @@ from vinom.client.canvas import BOLD, DIM, REVERSE, Area, Canvas, PlayerContext,
 from vinom.client.errors import describe_failure
 from vinom.client.game import GameSession, connect_game
 from vinom.client.game_views import ui_for
-from vinom.client.lobby import LobbyAddress, connect_lobby
+from vinom.client.lobby import Auth, LobbyAddress, connect_lobby
 from vinom.client.terminal import KEY_ESCAPE, KeyReader, curses_screen
 from vinom.games.interfaces import IGame
 from vinom.games.rules import GameRules
@@ -94,11 +94,14 @@ class WatchView:
             self.done = True
 
 
-async def spectate(reactor: Any, lobby: LobbyAddress, what: str) -> GameSession:
-    """Hello, `spectate` (an id `m-...`, else a room code), and the spectator's session."""
+async def spectate(
+    reactor: Any, lobby: LobbyAddress, what: str, auth: Auth | None = None
+) -> GameSession:
+    """Hello (signed in with `auth` where the server needs it), `spectate` (an id
+    `m-...`, else a room code), and the spectator's session."""
     client = await connect_lobby(reactor, lobby.host, lobby.port, trust=lobby.trust)
     try:
-        await client.hello("spectator")
+        await client.hello("spectator", auth=auth)
         if what.startswith("m-"):
             found = await client.spectate(what)
         else:
@@ -108,7 +111,9 @@ async def spectate(reactor: Any, lobby: LobbyAddress, what: str) -> GameSession:
     return await connect_game(reactor, found)
 
 
-def run_watch(reactor: Any, lobby: LobbyAddress, what: str, find_game: Any) -> int:
+def run_watch(
+    reactor: Any, lobby: LobbyAddress, what: str, find_game: Any, auth: Auth | None = None
+) -> int:
     """`vinom watch`: the view on curses until the match ends (and a key) or q."""
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         sys.stderr.write("vinom: 'vinom watch' needs a terminal\n")
@@ -153,7 +158,7 @@ def run_watch(reactor: Any, lobby: LobbyAddress, what: str, find_game: Any) -> i
                 stop(0)
 
         def start() -> None:
-            d = Deferred.fromCoroutine(spectate(reactor, lobby, what))
+            d = Deferred.fromCoroutine(spectate(reactor, lobby, what, auth))
             d.addCallbacks(watching, failed)
             frames.start(FRAME_SECONDS)
             reactor.addReader(KeyReader(screen.read_keys, key, lambda: stop(0)))

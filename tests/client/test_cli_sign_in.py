@@ -1,0 +1,142 @@
+"""The terminal clients sign in as a user does, on a real `twistd -n vinom --auth device`:
+`vinom bots --auth device --queue ranked` as a child process plays rated matches whose
+ratings show on the server's leaderboard (JSON over HTTPS), the bots keeping their
+accounts from run to run through the device key made 0600 in the user's configuration
+directory; `vinom play --auth device` in a pseudo-terminal reaches a ranked match
+against such a bot, and its account is rated for it; and a device file the command cannot
+use is one line and status 2, before any connection."""
+
+# slow: starts `twistd -n vinom`, `vinom bots` and `vinom play` as child processes
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from twisted.internet.error import ProcessDone
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.trial.unittest import TestCase
+
+from tests.client.test_tui import _tail
+from tests.support.servers import ROOT, RunningTwistd, start_twistd
+from tests.support.terminal import in_a_terminal
+from tests.support.waiting import until
+from tests.test_integration_accounts import https_get
+
+RUN_CLI = "import sys; from vinom.cli import main; sys.exit(main())"
+
+
+class DeviceSignInTests(TestCase):
+    timeout = 120
+
+    def setUp(self) -> None:
+        # The user's home: where the device key is kept (~/.config/vinom/device.json).
+        self.home = os.path.abspath(self.mktemp())
+        os.makedirs(self.home)
+        self.env = {
+            "PATH": os.environ.get("PATH", ""),
+            "PYTHONPATH": ROOT,
+            "HOME": self.home,
+            "TERM": "xterm",
+            "LINES": "30",
+            "COLUMNS": "100",
+        }
+
+    async def server(self) -> RunningTwistd:
+        return await start_twistd(self, {}, "--auth", "device", web=True)
+
+    async def vinom(self, server: RunningTwistd | None, *argv: str) -> tuple[str, str, int]:
+        """`vinom ARGV` in a child process, as the user runs it (at `server`'s lobby)."""
+        where = () if server is None else ("--lobby", f"127.0.0.1:{server.lobby_port}",
+                                           "--trust", server.cert)  # fmt: skip
+        out, err, code = await getProcessOutputAndValue(
+            sys.executable, ["-c", RUN_CLI, *argv, *where], env=self.env, path=self.home
+        )
+        return out.decode(), err.decode(), code
+
+    async def leaderboard(self, server: RunningTwistd, game: str) -> list[dict[str, Any]]:
+        code, body = await https_get(
+            f"https://localhost:{server.web_port}/leaderboard/{game}/ranked?limit=10", server.cert
+        )
+        self.assertEqual(code, 200, body)
+        entries: list[dict[str, Any]] = json.loads(body)["entries"]
+        return entries
+
+    async def rated(self, server: RunningTwistd, game: str, matches: dict[str, int]) -> None:
+        """Wait until the board shows these names with these many rated matches (a match is
+        rated as it ends, after its players heard the end)."""
+        seen: list[object] = []
+
+        async def shown() -> bool:
+            seen[:] = [{e["name"]: e["matches"] for e in await self.leaderboard(server, game)}]
+            return seen[0] == matches
+
+        await until(shown, lambda: f"{matches} on the {game} board, not {seen}", timeout=30.0,
+                    every=0.5)  # fmt: skip
+
+    async def test_bots_play_ranked_with_devices_and_keep_their_accounts(self) -> None:
+        server = await self.server()
+        argv = ("bots", "--game", "tictactoe", "--count", "2", "--auth", "device",
+                "--queue", "ranked", "--seed", "4", "--json")  # fmt: skip
+        out, err, code = await self.vinom(server, *argv)
+        self.assertEqual((code, err), (0, ""), out)
+        first = json.loads(out)
+        self.assertEqual((first["finished"], first["matches"]), (2, 1), first)
+        ids = {r["name"]: r["player_id"] for r in first["reports"]}
+        self.assertTrue(all(i.startswith("a-") for i in ids.values()), ids)
+        # The key, made on first use where the user's configuration lives, theirs alone.
+        key = os.path.join(self.home, ".config", "vinom", "device.json")
+        self.assertEqual(os.stat(key).st_mode & 0o777, 0o600)
+        await self.rated(server, "tictactoe", {"bot0": 1, "bot1": 1})
+        board = await self.leaderboard(server, "tictactoe")
+        self.assertEqual({e["name"]: e["player_id"] for e in board}, ids)
+
+        # Run again: the same bots, the same accounts, a second rated match each.
+        out, err, code = await self.vinom(server, *argv)
+        self.assertEqual((code, err), (0, ""), out)
+        self.assertEqual({r["name"]: r["player_id"] for r in json.loads(out)["reports"]}, ids)
+        await self.rated(server, "tictactoe", {"bot0": 2, "bot1": 2})
+
+    async def test_a_terminal_player_signs_in_with_its_device_and_plays_ranked(self) -> None:
+        server = await self.server()
+        # A bot to play against, thinking long: the terminal player leaves first.
+        rival = getProcessOutputAndValue(sys.executable, [
+            "-c", RUN_CLI, "bots", "--game", "maze", "--count", "1", "--name", "rival",
+            "--think", "30", "--auth", "device", "--queue", "ranked", "--json",
+            "--lobby", f"127.0.0.1:{server.lobby_port}", "--trust", server.cert,
+        ], env=self.env, path=self.home)  # fmt: skip
+        terminal, process = in_a_terminal(self, [
+            sys.executable, "-c", RUN_CLI, "play", "maze", "--name", "tui", "--auth", "device",
+            "--queue", "ranked", "--lobby", f"127.0.0.1:{server.lobby_port}",
+            "--trust", server.cert,
+        ], self.env, path=self.home)  # fmt: skip
+        # "@" (you) is on no screen before the maze's: signed in, matched, playing.
+        await until(lambda: b"@" in terminal.output or terminal.ended.called,
+                    lambda: _tail(terminal.output), timeout=30.0)  # fmt: skip
+        self.assertFalse(terminal.ended.called, _tail(terminal.output))
+        process.write(b"q")  # leave the match: a forfeit
+        self.assertIsInstance(await terminal.ended, ProcessDone, _tail(terminal.output))
+        self.assertIn(b"you left the match", terminal.output)
+        out, err, code = await rival
+        report = json.loads(out)["reports"][0]
+        self.assertEqual((code, err, report["outcome"], report["won"]), (0, "", "finished", True),
+                         out)  # fmt: skip
+        # Both accounts rated for the match: the terminal player's is its device's.
+        await self.rated(server, "maze", {"rival0": 1, "tui": 1})
+
+    async def test_a_device_file_it_cannot_use_is_one_line_and_status_2(self) -> None:
+        broken = os.path.join(self.home, "device.json")
+        with open(broken, "w") as f:
+            f.write("{not json\n")
+        os.chmod(broken, 0o600)
+        out, err, code = await self.vinom(None, "play", "maze", "--auth", "device",
+                                          "--device-file", broken)  # fmt: skip
+        self.assertEqual((code, out), (2, ""))
+        self.assertEqual(err.splitlines(), [
+            f"vinom: --device-file {broken}: not a vinom device file (a JSON object whose "
+            "'key' is 43 or more URL-safe base64 characters): move it away to make a new one "
+            "(vinom play --help lists the options)"])  # fmt: skip
+        with open(broken) as f:
+            self.assertEqual(f.read(), "{not json\n")
