@@ -34,7 +34,12 @@ from twisted.internet.protocol import Protocol
 from twisted.internet.ssl import Certificate, platformTrust
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.client import BrowserLikePolicyForHTTPS, ResponseDone
+from twisted.web.client import (
+    BrowserLikePolicyForHTTPS,
+    ResponseDone,
+    ResponseFailed,
+    ResponseNeverReceived,
+)
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent, IResponse
@@ -299,20 +304,39 @@ def http_fetcher(
     agent: IAgent, url: str, clock: IReactorTime, timeout: float
 ) -> Callable[[], Deferred[bytes]]:
     """A JWKS fetch: GET `url` with `agent`, the body if the answer is 200, all within
-    `timeout` seconds."""
+    `timeout` seconds; else KeysUnavailable, naming the URL and why in one line."""
 
     async def get() -> bytes:
         headers = Headers({b"accept": [b"application/json"], b"user-agent": [b"vinom"]})
         response = await agent.request(b"GET", url.encode("ascii"), headers)
         body = await read_body(response, MAX_JWKS_BYTES)
         if response.code != 200:
-            raise ValueError(f"{url} answered HTTP {response.code}")
+            raise ValueError(f"answered HTTP {response.code}")
         return body
 
+    def failed(failure: Failure) -> Failure:
+        # One line for the log: where, and why (a refusal, a name not found, a bad answer).
+        if failure.check(KeysUnavailable):
+            return failure
+        error = failure.value
+        while isinstance(error, ResponseFailed | ResponseNeverReceived) and error.reasons:
+            error = error.reasons[0].value
+        why = str(error).strip().rstrip(".") or type(error).__name__
+        return Failure(KeysUnavailable(f"{url}: {why}"))
+
+    def timed_out(result: object, seconds: float) -> Failure:
+        # Whatever the cancelled request failed with (twisted.web wraps the cancellation).
+        return Failure(KeysUnavailable(f"{url}: no answer within {seconds:g} s"))
+
     def fetch() -> Deferred[bytes]:
-        return Deferred.fromCoroutine(get()).addTimeout(timeout, clock)
+        d = Deferred.fromCoroutine(get()).addTimeout(timeout, clock, onTimeoutCancel=timed_out)
+        return d.addErrback(failed)
 
     return fetch
+
+
+class KeysUnavailable(Exception):
+    """The provider's keys could not be fetched: its message names the URL and why."""
 
 
 @implementer(IAuthenticator)
