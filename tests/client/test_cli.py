@@ -142,7 +142,7 @@ class OptionTests(SynchronousTestCase):
             self.assertEqual(code, 1, argv)
             self.assertEqual(err, (
                 "vinom: no game named 'nosuchgame' is installed; a server offers"
-                " dice, maze, owedrahn, tictactoe by default ('vinom games' lists every"
+                " dice, maze, owedrahn, tictactoe by default ('vinom games --all' lists every"
                 " installed game, and marks those a server offers only when its --games"
                 " names them)\n"
             ))  # fmt: skip
@@ -312,9 +312,9 @@ class GamesCommandTests(TestCase):
         self.assertIn("2-4", next(line for line in lines if line.startswith("maze")))
 
     def test_names_people_read_and_games_not_offered(self) -> None:
-        """Each game shows its display name; duel, which a server offers only when
-        --games names it, is marked, and the mark is explained."""
-        code, out, _ = run_main("games")
+        """Each game shows its display name; with --all, duel, which a server offers
+        only when --games names it, is marked, and the mark is explained."""
+        code, out, _ = run_main("games", "--all")
         self.assertEqual(code, 0)
         lines = out.splitlines()
         rows = {line.split()[0]: line for line in lines[1:] if line and not line.startswith("*")}
@@ -361,7 +361,7 @@ class GamesCommandTests(TestCase):
             {key: rows["ticker"][key] for key in ("tick_rate", "snapshot_rate")},
             {"tick_rate": 20.0, "snapshot_rate": 5.0},
         )
-        code, out, err = await vinom_cli("games")
+        code, out, err = await vinom_cli("games", "--all")
         self.assertIn("ticker*", out)
         code, out, err = await vinom_cli("play", "tickr")
         self.assertEqual((code, out), (1, ""))

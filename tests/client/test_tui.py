@@ -40,7 +40,7 @@ from vinom.client import game_views, terminal, tui
 from vinom.client.bots import LobbyAddress, play_bot
 from vinom.client.canvas import BOLD, NORMAL, Canvas, PlayerContext, format_view
 from vinom.client.game import GameSession
-from vinom.client.lobby import Welcome
+from vinom.client.lobby import Auth, Welcome, device_auth
 from vinom.games.interfaces import IllegalAction, Seat
 from vinom.games.maze import DIRECTIONS, MazeGame
 from vinom.games.registry import GameRegistry
@@ -661,14 +661,28 @@ class InProcessAppTests(TestCase):
     timeout = 60
 
     async def test_queue_play_lose_the_socket_reconnect_and_finish(self) -> None:
-        server = await start_server(self, "--limit", "session-timeout=1", ports=2)
+        await self.queue_play_lose_the_socket_reconnect_and_finish()
+
+    async def test_signed_in_with_a_device_and_ranked_too(self) -> None:
+        # The reconnect signs in as the hello did: a server with authentication needs it.
+        await self.queue_play_lose_the_socket_reconnect_and_finish(
+            "--auth", "device", auth=device_auth(os.urandom(32), "127.0.0.1"),
+            bot_auth=device_auth(os.urandom(32), "127.0.0.1"), queue="ranked")
+
+    async def queue_play_lose_the_socket_reconnect_and_finish(
+        self, *server: str, auth: Auth | None = None, bot_auth: Auth | None = None,
+        queue: str = "normal",
+    ) -> None:  # fmt: skip
+        running = await start_server(self, "--limit", "session-timeout=1", *server, ports=2)
         game = GameRegistry.from_plugins().get("tictactoe")
         screen = FakeScreen()
-        app = tui.TerminalApp(reactor, server.lobby, game, "ada", screen, reconnect_delay=0.3)
+        app = tui.TerminalApp(reactor, running.lobby, game, "ada", screen, reconnect_delay=0.3,
+                              auth=auth, queue=queue)  # fmt: skip
         done = app.start()
         await until(lambda: "queued for Tic-tac-toe" in screen.text(), "the queue", timeout=20.0)
         bot = Deferred.fromCoroutine(play_bot(
-            reactor, server.lobby, game, "bob", rng=random.Random(1), think_time=0.05))
+            reactor, running.lobby, game, "bob", rng=random.Random(1), think_time=0.05,
+            auth=bot_auth, queue=queue))
         await until(lambda: app.session is not None and app.session.phase == "playing",
                     "the match", timeout=20.0)
         session = app.session
@@ -692,3 +706,6 @@ class InProcessAppTests(TestCase):
         self.assertEqual(report.outcome, "finished")
         app.handle_key(ord("q"))
         self.assertEqual(await done, 0)
+        # An account's id when signed in, else a guest's.
+        assert app.welcome is not None
+        self.assertEqual(app.welcome.player_id[:2], "p-" if auth is None else "a-")

@@ -256,10 +256,16 @@ class RegistryTests(TestCase):
         self.assertEqual(
             table[0].split(), ["NAME", "GAME", "PLAYERS", "MATCH", "TIME", "DESCRIPTION"]
         )
-        self.assertEqual(table[2].split()[:5], ["maze", "Maze", "2-4", "2", "300s"])
-        # duel is offered only when --games names it: marked, and the mark explained.
-        self.assertEqual(table[1].split()[:2], ["duel*", "Duel"])
-        self.assertIn("* not offered by a server unless named", table[-1])
+        self.assertEqual(table[1].split()[:5], ["maze", "Maze", "2-4", "2", "300s"])
+        # duel is offered only when --games names it: counted, not listed to a newcomer.
+        self.assertNotIn("duel", "\n".join(table))
+        self.assertEqual(table[2:], ["", "(1 more installed game, offered only when a "
+                                     "server's --games names it: vinom games --all)"])  # fmt: skip
+        # Every game (--all): duel marked, and the mark explained.
+        every = format_games(registry, every=True).splitlines()
+        self.assertEqual(every[1].split()[:2], ["duel*", "Duel"])
+        self.assertEqual(every[2].split()[0], "maze")
+        self.assertIn("* not offered by a server unless named", every[-1])
 
     def test_display_names(self) -> None:
         """A game's display name is its own, or its registry name in words."""
