@@ -10,15 +10,20 @@ such a lobby has no account database (`database-url` None).
 `build_accounts` makes the store of a lobby. Under twistd the schema is
 migrated before the reactor starts (as `check_redis` waits for Redis): a
 database that cannot be reached, or that a newer vinom migrated, ends the
-start in one line. `AccountStoreService` starts the store's pool with the
-server and closes it when the server stops.
+start in one line, and so does a SQLite file another server uses: under twistd
+the server holds an exclusive lock (`flock`) on FILE.lock beside it for its
+life (`lock_sqlite`), which the `vinom accounts` command does not take, so an
+operator still bans beside the running server. `AccountStoreService` starts
+the store's pool with the server, and closes it and lets the lock go when the
+server stops.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
-from typing import Any
+from typing import IO, Any
 
 from twisted.application import service
 from twisted.internet.defer import Deferred
@@ -105,12 +110,44 @@ def migrate_now(url: str) -> int:
         ) from None
 
 
-class AccountStoreService(service.Service):
-    """Starts the store's pool (migrating, if not done yet) and closes it at stop.
-    `ready` fires once the store answers, or fails with why it cannot (logged)."""
+def lock_sqlite(path: str) -> IO[str]:
+    """Lock the SQLite file at `path` for this process: the open lock file, held until
+    closed (a forked daemon keeps it); StartupError, one line, if another holds it."""
+    lock_path = f"{path}.lock"
+    try:
+        lock = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 (held for its life)
+    except OSError as e:
+        raise StartupError(f"cannot use the account database {path}: cannot open {lock_path}: "
+                           f"{e.strerror}; correct --database or --data-dir") from None
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.seek(0)
+        holder = lock.read().strip()[:20] or "?"
+        lock.close()
+        raise StartupError(
+            f"another server (pid {holder}) uses the account database {path}: one server "
+            f"process per SQLite file; stop it, or give this one another --data-dir"
+        ) from None
+    _write_pid(lock)
+    return lock
 
-    def __init__(self, store: SqlAccountStore) -> None:
+
+def _write_pid(lock: IO[str]) -> None:
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+
+
+class AccountStoreService(service.Service):
+    """Starts the store's pool (migrating, if not done yet) and closes it at stop,
+    letting `lock` (lock_sqlite's) go. `ready` fires once the store answers, or fails
+    with why it cannot (logged)."""
+
+    def __init__(self, store: SqlAccountStore, lock: IO[str] | None = None) -> None:
         self.store = store
+        self.lock = lock
         self.ready: Deferred[int] | None = None
 
     def startService(self) -> None:
@@ -121,12 +158,16 @@ class AccountStoreService(service.Service):
                        why=failure.getErrorMessage())  # fmt: skip
             return failure
 
+        if self.lock is not None:
+            _write_pid(self.lock)  # (a daemon's, forked since the lock was taken)
         self.ready = self.store.start()
         self.ready.addErrback(failed)
 
     def stopService(self) -> None:
         super().stopService()
         self.store.close()
+        if self.lock is not None:
+            self.lock.close()
 
 
 def build_accounts(
@@ -144,10 +185,13 @@ def build_accounts(
     if options["database"] is None:
         # The default file's directory is the server's own, made if missing.
         os.makedirs(options["data-dir"], exist_ok=True)
+    lock = None
     if check:
+        if not is_postgresql(url):
+            lock = lock_sqlite(sqlite_path(url))
         migrate_now(url)
     store = store_from_url(url, options["data-dir"], reactor)
-    accounts = AccountStoreService(store)
+    accounts = AccountStoreService(store, lock)
     accounts.setName("accounts")
     accounts.setServiceParent(root)
     return store
