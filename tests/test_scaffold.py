@@ -155,6 +155,26 @@ class NewGameCommandTests(SynchronousTestCase):
             env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(PACKAGE_ROOT), "."])),
         )  # fmt: skip
         self.assertIn("PASSED (successes=7)", done.stdout, done.stdout + done.stderr)
+        # `vinom games` says the rules as changed (MOST = 7), and lists no test game to
+        # this newcomer: duel (the benchmarks') is counted, and listed with --all.
+        listed = {}
+        for argv in ((), ("--all",)):
+            ran = subprocess.run(
+                [sys.executable, "-m", "vinom.cli", "games", *argv], cwd=self.work / "p",
+                capture_output=True, text=True, timeout=120,
+                env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(PACKAGE_ROOT), "."])),
+            )  # fmt: skip
+            self.assertEqual(ran.returncode, 0, ran.stderr)
+            listed[argv] = {line.split()[0]: line for line in ran.stdout.splitlines() if line}
+        table = listed[()]
+        self.assertTrue(table["pebbles"].endswith(
+            "Take 1 to 7 stones in turn; whoever takes the last stone wins"), table)  # fmt: skip
+        self.assertNotIn("duel", "".join(table.values()))
+        self.assertEqual(table["(1"], "(1 more installed game, offered only when a server's "
+                         "--games names it: vinom games --all)")  # fmt: skip
+        self.assertIn("duel*", listed[("--all",)])
+        self.assertTrue(listed[("--all",)]["pebbles"].endswith("Take 1 to 7 stones in turn; "
+                        "whoever takes the last stone wins"))  # fmt: skip
 
     def assert_refused(self, *argv: str, says: str) -> None:
         before = sorted(self.work.iterdir())

@@ -585,7 +585,7 @@ def find_game(name: str, registry: GameRegistry | None = None) -> IGame:
         offered = ", ".join(registry.offered().names()) or "none"
         raise CommandError(
             f"no game named {name!r} is installed; a server offers {offered} by default "
-            "('vinom games' lists every installed game, and marks those a server offers "
+            "('vinom games --all' lists every installed game, and marks those a server offers "
             "only when its --games names them)"
         ) from None
 
@@ -622,10 +622,11 @@ async def check_lobbies(reactor: Any, lobbies: Sequence[LobbyAddress], err: Text
 def games_command(options: GamesOptions, out: TextIO, registry: GameRegistry | None = None) -> int:
     registry = registry or GameRegistry.from_plugins()
     if options["json"]:
+        # Every installed game: a script reads `offered_by_default`.
         for row in registry.describe():
             out.write(json.dumps(row, sort_keys=True) + "\n")
     elif len(registry):
-        out.write(format_games(registry) + "\n")
+        out.write(format_games(registry, options["all"]) + "\n")
     else:
         out.write("no games are installed\n")
     return 0

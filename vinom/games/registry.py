@@ -248,16 +248,22 @@ class GameRegistry:
 NOT_OFFERED_MARK = "*"
 
 
-def format_games(registry: GameRegistry) -> str:
+def format_games(registry: GameRegistry, every: bool = False) -> str:
     """The table `vinom games` prints: a game's registry name (what `--game` and
-    `queue` take), its display name, and a mark on the games a server does not
-    offer unless `--games` names them, explained under the table."""
+    `queue` take) and its display name. The games a server does not offer unless
+    `--games` names them (test and benchmark games, such as duel) are counted under
+    the table, not listed: a newcomer cannot play them; with `every` (`--all`) they
+    are listed, marked, and the mark explained."""
     rows = [("NAME", "GAME", "PLAYERS", "MATCH", "TIME", "DESCRIPTION")]
     marked = False
+    hidden = 0
     for row in registry.describe():
         low, high = row["players"]
         name = row["name"]
         if not row["offered_by_default"]:
+            if not every:
+                hidden += 1
+                continue
             name += NOT_OFFERED_MARK
             marked = True
         rows.append(
@@ -283,5 +289,11 @@ def format_games(registry: GameRegistry) -> str:
         lines.append(
             f"{NOT_OFFERED_MARK} not offered by a server unless named: "
             "twistd vinom --games NAME,..."
+        )
+    if hidden:
+        lines.append("")
+        lines.append(
+            f"({hidden} more installed game{'s' if hidden > 1 else ''}, offered only when a "
+            "server's --games names it: vinom games --all)"
         )
     return "\n".join(lines)
