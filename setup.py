@@ -130,8 +130,6 @@ setup(
         "cryptography>=42.0.4",
         # Compact binary encoding of message bodies on the UDP channels.
         "msgpack>=1.0",
-        # The lobby over WebSocket for browsers (twisted.web + autobahn's Twisted protocols).
-        "autobahn>=24.4",
         # Game sessions over WebTransport (HTTP/3, QUIC datagrams) for browsers: a
         # sans-I/O QUIC and HTTP/3 stack, driven from the reactor (vinom.hosting.webtransport).
         # qh3 is aioquic with its packet protection, TLS and buffers compiled (0.52-0.60x

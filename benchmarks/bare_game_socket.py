@@ -25,7 +25,14 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from benchmarks.server_worker import Ready, listen_site
-from vinom.hosting.websocket import accept_upgrade
+
+try:
+    from vinom.net.upgrade import accept_upgrade
+except ImportError:  # a build from before vinom.net.upgrade: the key given as well
+    from vinom.hosting.websocket import accept_upgrade as _accept_with_key
+
+    def accept_upgrade(request: Any, protocol: Any) -> None:
+        _accept_with_key(request, protocol, request.getHeader("sec-websocket-key") or "")
 from vinom.net.websocket import OPEN, CloseReceived, Ping, ProtocolFailure, ServerFrames
 from vinom.protocol.config import ProtocolConfig
 from vinom.protocol.crypto import new_aead
@@ -130,8 +137,7 @@ class BareUpgrade(Resource):
 
     def render_GET(self, request: Request) -> int:
         if request.channel.transport is not None:  # (None: the connection went meanwhile)
-            key = request.getHeader("sec-websocket-key") or ""
-            accept_upgrade(request, BareGameSocket(self.factory), key)
+            accept_upgrade(request, BareGameSocket(self.factory))
         return NOT_DONE_YET
 
 

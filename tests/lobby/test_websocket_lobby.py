@@ -238,22 +238,29 @@ class WebSocketLobbyTests(TestCase):
         player.sendMessage(b'{"type": "hello", "name":', isBinary=False)
         player.sendMessage(b'{"type":"ping"}\n', isBinary=False)
         player.sendMessage(b'{"type":"ping"}', isBinary=True)
-        player.sendMessage(b"\xff\xfe", isBinary=False)
         pong = await player.request({"type": "ping", "id": "still here"})
         self.assertEqual(pong["type"], "pong")
         self.assertEqual(
-            [error_code(f) for f in player.frames[:4]], [errors.MALFORMED_JSON] * 4
+            [error_code(f) for f in player.frames[:3]], [errors.MALFORMED_JSON] * 3
         )
         self.assertIn("newline", player.frames[1]["message"])
         self.assertIn("binary", player.frames[2]["message"])
-        self.assertTrue(all(f["id"] is None for f in player.frames[:4]))
-        unknown = await player.request({"type": "dance", "id": 3})
-        self.assertEqual((error_code(unknown), unknown["id"]), (errors.UNKNOWN_TYPE, 3))
+        self.assertTrue(all(f["id"] is None for f in player.frames[:3]))
+        for n in (3, 4):
+            unknown = await player.request({"type": "dance", "id": n})
+            self.assertEqual((error_code(unknown), unknown["id"]), (errors.UNKNOWN_TYPE, n))
         # The fifth protocol error closes the connection with a final too_many_errors.
         final = await player.when(lambda f: error_code(f) == errors.TOO_MANY_ERRORS)
         self.assertEqual(final["id"], None)
         closed = await player.closed
         self.assertEqual((closed.was_clean, closed.code), (True, 1000))
+
+    async def test_text_that_is_not_utf8_fails_the_connection_with_1007(self) -> None:
+        await self.start()
+        player, _ = await self.welcomed("bad")
+        player.sendMessage(b'{"type":"ping","x":"\xff\xfe"}', isBinary=False)
+        closed = await player.closed
+        self.assertEqual((closed.was_clean, closed.code), (True, 1007), closed)
 
     async def test_a_message_over_the_frame_limit_closes_with_1009(self) -> None:
         await self.start()

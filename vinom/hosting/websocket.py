@@ -12,8 +12,8 @@ the UDP players: the game host opens a *stream session* for it
 
 `GameSocketResource` is `/game` on twisted.web: it checks the upgrade
 request (RFC 6455's headers, the Origin policy, the socket caps), answers it
-with 101 and hands the connection's transport to a `GameSocketProtocol`, as
-autobahn's resource hands it over. `GameSocketProtocol` is one such socket,
+with 101 and hands the connection's transport to a `GameSocketProtocol`
+(vinom.net.upgrade, as the lobby's `/lobby` does). `GameSocketProtocol` is one such socket,
 vinom's own WebSocket framing (`ServerFrames`, vinom.net.websocket: sans-I/O
 bytes in, messages out) around a `GameStream` (vinom.hosting.game_stream,
 the session's sans-I/O machine, shared with WebTransport): the machine
@@ -45,7 +45,6 @@ close frame, then the connection is closed.
 
 from __future__ import annotations
 
-import base64
 import time
 import typing
 from collections import Counter
@@ -57,11 +56,9 @@ from twisted.internet.interfaces import (
     IDelayedCall,
     IPushProducer,
     IReactorTime,
-    ITransport,
 )
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
-from twisted.protocols.policies import ProtocolWrapper
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
@@ -77,7 +74,8 @@ from vinom.hosting.game_stream import (
 from vinom.hosting.interfaces import IGameHost
 from vinom.net.addresses import client_key
 from vinom.net.limits import LogLimiter
-from vinom.net.origins import OriginPolicy, forwarded_client_address, peer_host_of
+from vinom.net.origins import OriginPolicy
+from vinom.net.upgrade import Refusal, accept_upgrade, client_address, refusal, refuse
 from vinom.net.websocket import (
     CLOSED,
     OPEN,
@@ -87,7 +85,6 @@ from vinom.net.websocket import (
     ProtocolFailure,
     ServerFrames,
     TextMessage,
-    accept_key,
 )
 from vinom.protocol.config import DEFAULT_MAX_RECEIVE_MESSAGE, ProtocolConfig
 from vinom.protocol.crypto import new_aead
@@ -387,7 +384,7 @@ class GameSocketProtocol(Protocol):
 
 class GameSocketResource(Resource):
     """`/game` on twisted.web: the WebSocket upgrade checked and answered, the connection
-    handed to a `GameSocketProtocol` of `factory` (the hand-over autobahn's resource does).
+    handed to a `GameSocketProtocol` of `factory` (vinom.net.upgrade).
 
     Refused: a request that is not a WebSocket upgrade of version 13 (400, or 426
     naming the version), an Origin the policy does not allow (403, counted
@@ -401,85 +398,23 @@ class GameSocketResource(Resource):
         self.factory = factory
 
     def render_GET(self, request: Request) -> bytes | int:
-        header = request.getHeader
-        upgrade = (header("upgrade") or "").lower()
-        connection = [token.strip() for token in (header("connection") or "").lower().split(",")]
-        key = header("sec-websocket-key") or ""
-        if upgrade != "websocket" or "upgrade" not in connection:
-            return _refuse(request, 426, "a WebSocket upgrade is expected here")
-        if header("sec-websocket-version") != "13":
-            request.setHeader(b"sec-websocket-version", b"13")
-            return _refuse(request, 426, "WebSocket version 13 is expected")
-        if not _valid_key(key):
-            return _refuse(request, 400, "a bad Sec-WebSocket-Key")
         owner = self.factory
-        origin = header("origin")
-        if origin is not None and not owner.origin_policy.allows(origin):
-            owner.refused("origin")
-            return _refuse(request, ADMISSION_STATUS["origin"], "origin not allowed")
-        channel = request.channel
-        transport: ITransport | None = channel.transport
-        if transport is None:
+        refused = refusal(request, owner.origin_policy)
+        if refused is not None:
+            if refused.reason == "origin":
+                owner.refused("origin")
+            return refuse(request, refused)
+        address = client_address(request, owner.trusted_proxies)
+        if address is None:
             return NOT_DONE_YET  # the connection went while the request was read
-        client = client_key(
-            forwarded_client_address(
-                peer_host_of(transport), _forwarded(request), owner.trusted_proxies
-            )
-        )
-        refusal = owner.admit(client)
-        if refusal is not None:
-            owner.refused(refusal)
-            return _refuse(request, ADMISSION_STATUS[refusal], _REFUSAL_TEXT[refusal])
-        accept_upgrade(request, owner.build_socket(client), key)
+        client = client_key(address)
+        admission = owner.admit(client)
+        if admission is not None:
+            owner.refused(admission)
+            return refuse(request, Refusal(ADMISSION_STATUS[admission],
+                                           _REFUSAL_TEXT[admission], admission))  # fmt: skip
+        accept_upgrade(request, owner.build_socket(client))
         return NOT_DONE_YET
-
-
-def accept_upgrade(request: Request, protocol: Protocol, key: str) -> None:
-    """The WebSocket upgrade `request` asked for (its Sec-WebSocket-Key `key`) answered with
-    101 and its connection handed to `protocol` (the hand-over autobahn's resource does):
-    the HTTP channel lets go of the transport, whose protocol becomes `protocol` (inside a
-    TLS wrapper, the wrapped protocol). The connection must still be open."""
-    channel = request.channel
-    transport: ITransport | None = channel.transport
-    if transport is None:
-        raise ValueError("the connection of the upgrade request went")
-    channel.setTimeout(None)
-    channel.transport = None
-    if isinstance(transport, ProtocolWrapper):
-        transport.wrappedProtocol = protocol
-    else:
-        transport.protocol = protocol  # type: ignore[attr-defined]
-    transport.write(
-        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-        b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
-        + accept_key(key).encode("ascii")
-        + b"\r\n\r\n"
-    )
-    protocol.makeConnection(transport)
-    # The channel may have paused the transport's reading while it handled the request.
-    reading = IPushProducer(transport, None)
-    if reading is not None:
-        reading.resumeProducing()
-
-
-def _forwarded(request: Request) -> dict[str, str]:
-    """X-Forwarded-For, its repeated headers joined as one list."""
-    values = request.requestHeaders.getRawHeaders("x-forwarded-for")
-    return {"x-forwarded-for": ", ".join(values)} if values else {}
-
-
-def _valid_key(key: str) -> bool:
-    try:
-        return len(base64.b64decode(key, validate=True)) == 16
-    except ValueError:
-        return False
-
-
-def _refuse(request: Request, status: int, text: str) -> bytes:
-    """The upgrade refused: `text` as the status line's reason phrase and as the body."""
-    request.setResponseCode(status, text.encode("utf-8"))
-    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-    return text.encode("utf-8")
 
 
 class GameSocketFactory:

@@ -1,241 +1,122 @@
-"""The lobby over WebSocket, for browsers: a thin autobahn adapter around `LobbyConnection`.
+"""The lobby over WebSocket, for browsers: `/lobby`, a `LobbyProtocol` on vinom's framing.
 
 Browsers cannot open raw TLS lines, so the lobby is also served at
 `wss://HOST:7380/lobby` (docs/web.md). Each WebSocket text message is one
 lobby frame (one JSON object, no newline) and each frame the lobby writes
 goes out as one text message; everything else (the player's state, the
-frame rate limit, the error count, timeouts, admission caps, draining) is
-the same `LobbyConnection` and `LobbyFactory` the TLS lobby uses.
+frame rate limit, the error count, timeouts, admission caps, draining, the
+output gate that drops a peer that does not read) is the same
+`LobbyConnection`, `LobbyProtocol` and `LobbyFactory` the TLS lobby uses.
 
-`WebSocketLobbyProtocol` is the `ILobbyWire` of one connection, as
-`LobbyProtocol` is for TCP. `WebSocketLobbyFactory` builds them, holds the
-Origin policy (`OriginPolicy`: a handshake from a page of another origin
-is refused with HTTP 403, counted and logged at a limited rate; one with no
-Origin, from a program rather than a browser, is let in) and sets
-autobahn's own limits from the lobby's: messages and frames of at most
-`max_frame_bytes` (a bigger one fails the connection with close code 1009),
-no compression, the hello timeout for the opening handshake.
-
-Each protocol writes through an `OutputGate` (vinom.lobby.output), as the
-TLS lobby does: it takes the transport's producer slot from twisted.web's
-HTTP channel, so a peer that does not read stops being served and is
-dropped once more than `max_output_bytes` wait for it.
-
-The lobby's timers run on the injected clock; autobahn's own (the opening
-and closing handshake timeouts) run on txaio's loop, the global reactor.
+`LobbySocketResource` is `/lobby` on twisted.web: it checks the upgrade
+(vinom.net.upgrade: RFC 6455's headers; a page of another origin is refused
+with HTTP 403, counted and logged at a limited rate; a request with no
+Origin, from a program rather than a browser, is let in), answers 101 and
+hands the connection to a `WebSocketLobbyProtocol`, whose frames are
+`ServerFrames` (vinom.net.websocket, sans-I/O, the `/game` socket's too):
+a message over the lobby's `max_frame_bytes` fails the connection with close
+code 1009 at its header, text that is not UTF-8 with 1007, a frame RFC 6455
+forbids with 1002; a binary message is answered `malformed_json`. The
+opening handshake's time is the web server's request timeout (the lobby's
+hello timeout); after a close frame the peer's is awaited for the lobby's
+`close_timeout`, as a TLS close is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import Final
 
-from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
-from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
-from twisted.internet.interfaces import (
-    IAddress,
-    IConsumer,
-    IReactorTime,
-)
-from twisted.internet.protocol import connectionDone
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from twisted.python.failure import Failure
-from txaio.tx import make_logger
-from zope.interface import implementer
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
 
 from vinom.lobby import errors
 from vinom.lobby.codec import FrameError
-from vinom.lobby.connection import ILobbyWire, LobbyConnection
-from vinom.lobby.output import OutputGate
-from vinom.lobby.server import LobbyFactory
-from vinom.lobby.timer import ConnectionTimer
+from vinom.lobby.server import LobbyFactory, LobbyProtocol
 from vinom.net.limits import LogLimiter
-from vinom.net.origins import OriginPolicy, forwarded_client_address, peer_host_of
+from vinom.net.origins import OriginPolicy
+from vinom.net.upgrade import accept_upgrade, client_address, refusal, refuse
+from vinom.net.websocket import (
+    CLOSED,
+    OPEN,
+    CloseReceived,
+    Ping,
+    ProtocolFailure,
+    ServerFrames,
+    TextMessage,
+)
 
-__all__ = [
-    "WebSocketLobbyFactory",
-    "WebSocketLobbyProtocol",
-]
+__all__ = ["LobbySocketResource", "WebSocketLobbyFactory", "WebSocketLobbyProtocol"]
 
 # Origin refusals logged at most this many at once and this many per second after that.
 REFUSAL_LOG_BURST = 10
 REFUSAL_LOG_RATE = 1.0
 # Close code of a normal close (RFC 6455, 7.4.1): the lobby said its last frame.
-CLOSE_NORMAL = 1000
-# The opcode of a text frame (RFC 6455, 5.2).
-_TEXT_OPCODE = 1
+CLOSE_NORMAL: Final = 1000
 
-@implementer(ILobbyWire)
-class WebSocketLobbyProtocol(WebSocketServerProtocol):
-    """One WebSocket lobby connection: text messages to its `LobbyConnection`, frames back.
+_BINARY_REFUSED = FrameError(
+    errors.MALFORMED_JSON, "a frame must be a text message (UTF-8 JSON), not a binary one"
+)
 
-    The `LobbyConnection` is made when the opening handshake arrives (after
-    the Origin check), so the lobby's admission and hello timeout start
-    there; frames it writes before the handshake completes (a refusal,
-    `too_many_connections`) wait for it, then go out first.
-    """
 
-    # autobahn logs every refused handshake and failed connection at info and warn:
-    # a flood's worth of lines an attacker chooses. The lobby logs its own refusals
-    # at a limited rate; from autobahn only errors (TLS failures) get through.
-    log = make_logger(level="error")
+class WebSocketLobbyProtocol(LobbyProtocol):
+    """One WebSocket lobby connection: text messages to its `LobbyConnection`, frames
+    back as text messages (the TLS lobby's `LobbyProtocol`, framed)."""
 
-    def __init__(self, owner: WebSocketLobbyFactory) -> None:
-        super().__init__()
-        # The factory, typed (autobahn reads `factory`, which buildProtocol sets too).
-        self._owner = owner
-        self.connection: LobbyConnection | None = None
-        self._open = False
-        self._before_open: list[bytes] = []
-        self._close_when_open = False
-        self._output: OutputGate | None = None
-        self._peer_host = ""
-        self._timer = ConnectionTimer(owner.lobby.clock, self._timed_out)
+    messages = True
 
-    # autobahn
+    def __init__(self, lobby: LobbyFactory, peer_host: str) -> None:
+        super().__init__(lobby, peer_host)
+        self._frames = ServerFrames(lobby.config.max_frame_bytes)
 
-    def connectionMade(self) -> None:
-        super().connectionMade()
-        self._output = self._owner.lobby.output_gate(
-            self._send_text, lambda: self.connection, self._overflowed
-        )
-        # twisted.web's HTTP channel keeps the transport's producer slot after the
-        # upgrade; the gate takes it, so a full write buffer pauses this connection.
-        consumer = IConsumer(self.transport, None)
-        if consumer is not None:
-            consumer.unregisterProducer()
-            consumer.registerProducer(self._output, True)
+    def dataReceived(self, data: bytes) -> None:
+        frames = self._frames
+        for event in frames.receive(data):
+            connection = self.connection
+            if isinstance(event, TextMessage):
+                if connection is not None and frames.state is OPEN:
+                    connection.data_received(event.text.encode("utf-8"))
+            elif type(event) is bytes:
+                if connection is not None and frames.state is OPEN:
+                    connection.message_refused(_BINARY_REFUSED)
+            elif isinstance(event, Ping):
+                self.transport.write(event.reply)
+            elif isinstance(event, CloseReceived):
+                # Our close answered, or the peer's echoed: the closing handshake is done.
+                self.transport.write(event.reply)
+                super().close()
+            elif isinstance(event, ProtocolFailure):
+                # 1009, 1007 or 1002, written; the lobby's close bounds the wait for the
+                # peer's answer, as for a close of its own.
+                self.transport.write(event.reply)
+                if connection is not None:
+                    connection.close()
+                else:
+                    super().close()
 
-    def onConnect(self, request: ConnectionRequest) -> None:
-        assert self.transport is not None
-        peer_host = self._owner.client_address(peer_host_of(self.transport), request.headers)
-        self._peer_host = peer_host
-        origin = request.headers.get("origin")
-        if origin is not None and not self._owner.origin_policy.allows(origin):
-            self._owner.origin_refused(origin, peer_host)
-            raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "origin not allowed")
-        self.connection = self._owner.lobby.new_connection(self, peer_host, messages=True)
-        self.connection.connection_made()
-
-    def onOpen(self) -> None:
-        self._open = True
-        held, self._before_open = self._before_open, []
-        for frame in held:
-            self._write_open(frame)
-        if self._close_when_open:
-            self.close()
-
-    def onMessage(self, payload: bytes, isBinary: bool) -> None:  # noqa: N803 (autobahn's name)
-        if self.connection is None:
-            return
-        if isBinary:
-            self.connection.message_refused(
-                FrameError(
-                    errors.MALFORMED_JSON,
-                    "a frame must be a text message (UTF-8 JSON), not a binary one",
-                )
-            )
-        else:
-            self.connection.data_received(payload)
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        if self._output is not None:
-            self._output.discard()
-        super().connectionLost(reason)
-        # autobahn leaves its close-handshake timer running when the peer drops the
-        # connection mid-close; it would only find the connection closed.
-        if self.closeHandshakeTimeoutCall is not None:
-            self.closeHandshakeTimeoutCall.cancel()
-            self.closeHandshakeTimeoutCall = None
-        if self.connection is not None:
-            self.connection.connection_lost()
-        self._timer.set(None)
-
-    def sendCloseFrame(
-        self, code: int | None = None, reasonUtf8: bytes | None = None, isReply: bool = False  # noqa: N803
-    ) -> None:
-        super().sendCloseFrame(code, reasonUtf8, isReply)
-        # A close autobahn begins itself (1009, a message over the limit) is the
-        # lobby's close too: bounded by its close_timeout, as the lobby's own are.
-        if not isReply and self.connection is not None:
-            self.connection.close()
-
-    def _timed_out(self) -> None:
-        if self.connection is not None:
-            self.connection.timer_expired()
-
-    # ILobbyWire
-
-    def write(self, data: bytes) -> None:
+    def send_frame(self, data: bytes) -> None:
         # One frame per call; the newline that ends it on TCP is the message's end here.
-        frame = data[:-1] if data.endswith(b"\n") else data
-        if not self._open:
-            self._before_open.append(frame)
-        else:
-            self._write_open(frame)
+        if self._frames.state is OPEN:
+            self.transport.write(self._frames.text(data[:-1] if data.endswith(b"\n") else data))
+        # Else the close frame went: what follows is lost with the connection, as bytes
+        # written to a closing TCP socket are.
 
     def close(self) -> None:
-        if self._open:
-            if self._output is not None:
-                self._output.flush()  # what is held goes before the close frame
-            if self.state == WebSocketServerProtocol.STATE_OPEN:
-                self.sendClose(CLOSE_NORMAL)
-        else:
-            self._close_when_open = True
-
-    def abort(self) -> None:
-        self.dropConnection(abort=True)
-
-    def dropConnection(self, abort: bool = False) -> None:
-        # A transport does not close while a producer is registered.
         if self._output is not None:
-            if abort:
-                self._output.discard()
-            else:
-                self._output.flush()
-            consumer = IConsumer(self.transport, None)
-            if consumer is not None:
-                consumer.unregisterProducer()
-        super().dropConnection(abort)
-
-    def pause_reading(self) -> None:
-        pause = getattr(self.transport, "pauseProducing", None)
-        if pause is not None:
-            pause()
-
-    def resume_reading(self) -> None:
-        resume = getattr(self.transport, "resumeProducing", None)
-        if resume is not None:
-            resume()
-
-    def set_timeout(self, seconds: float | None) -> None:
-        self._timer.set(seconds)
-
-    def _write_open(self, frame: bytes) -> None:
-        if self._output is not None:
-            self._output.write(frame)
-        else:
-            self._send_text(frame)
-
-    def _send_text(self, frame: bytes) -> None:
-        if self.state == WebSocketServerProtocol.STATE_OPEN:
-            # One text frame. Not sendMessage: autobahn applies the incoming size limit
-            # (`max_frame_bytes`) to what it sends too, and a `room_list` page or a
-            # `room` of many players is longer than any frame a client may send.
-            self.sendFrame(opcode=_TEXT_OPCODE, payload=frame)
-        # Else the peer has begun to close (autobahn would raise): the frame is lost
-        # with the connection, as bytes written to a closing TCP socket are.
-
-    def _overflowed(self, held: int) -> None:
-        self._owner.lobby.slow_reader_dropped(self._peer_host, held)
-        self.dropConnection(abort=True)
+            self._output.flush()  # what is held goes before the close frame
+        frame = self._frames.close(CLOSE_NORMAL)
+        if frame:
+            self.transport.write(frame)
+        elif self._frames.state is CLOSED:
+            super().close()
 
 
-class WebSocketLobbyFactory(WebSocketServerFactory):
-    """Builds the WebSocket lobby's protocols for one `LobbyFactory`; holds the Origin policy."""
+class WebSocketLobbyFactory:
+    """Builds the WebSocket lobby's protocols for one `LobbyFactory`; holds the Origin
+    policy, the trusted proxies' count and the Origin refusals' count."""
 
     log = Logger()
-    noisy = False
 
     def __init__(
         self,
@@ -245,46 +126,15 @@ class WebSocketLobbyFactory(WebSocketServerFactory):
         reactor: IReactorTime,
         trusted_proxies: int = 0,
     ) -> None:
-        super().__init__(server="vinom", reactor=reactor)
         self.lobby = lobby
         self.origin_policy = origin_policy
         self.trusted_proxies = trusted_proxies
         self.origins_refused = 0
-        self._refusal_log = LogLimiter(REFUSAL_LOG_RATE, REFUSAL_LOG_BURST, lobby.clock)
-        limit = lobby.config.max_frame_bytes
-        options: dict[str, Any] = {
-            "maxMessagePayloadSize": limit,
-            "maxFramePayloadSize": limit,
-            # Invalid UTF-8 is the lobby's to answer (malformed_json), as on TCP.
-            "utf8validateIncoming": False,
-            # Fail with a close frame (1009 for a message too big), not a bare drop.
-            "failByDrop": False,
-            "openHandshakeTimeout": lobby.config.hello_timeout,
-            # A plain GET of /lobby is answered 426 Upgrade Required, not a status page.
-            "webStatus": False,
-            # The lobby pings its queued players itself.
-            "autoPingInterval": 0,
-            # A close the peer does not answer is aborted by the lobby after its
-            # close_timeout (LobbyConnection.close). autobahn's own timer (1 s) falls on
-            # a whole second of the clock (txaio's batched timer rounds the deadline
-            # down), so it fired anywhere from 0 to 1 s after the close frame, sometimes
-            # before match_found and the close frame had left the server's buffer: the
-            # peer got a reset and no match.
-            "closeHandshakeTimeout": 0,
-            # The Origin is checked in onConnect, where a refusal can be a 403 and counted.
-            "allowedOrigins": ["*"],
-            "allowNullOrigin": True,
-        }
-        self.setProtocolOptions(**options)
+        self._refusal_log = LogLimiter(REFUSAL_LOG_RATE, REFUSAL_LOG_BURST, reactor)
 
-    def buildProtocol(self, addr: IAddress | None) -> WebSocketLobbyProtocol:
-        protocol = WebSocketLobbyProtocol(self)
-        protocol.factory = self
-        return protocol
-
-    def client_address(self, peer_host: str, headers: Mapping[str, str]) -> str:
-        """The address a connection counts as (`forwarded_client_address`)."""
-        return forwarded_client_address(peer_host, headers, self.trusted_proxies)
+    def build_protocol(self, peer_host: str) -> WebSocketLobbyProtocol:
+        """The protocol of an upgrade accepted from `peer_host` (the address it counts as)."""
+        return WebSocketLobbyProtocol(self.lobby, peer_host)
 
     def origin_refused(self, origin: str, peer_host: str) -> None:
         """Count a handshake refused for its Origin; log it unless refusals come in a flood."""
@@ -299,3 +149,28 @@ class WebSocketLobbyFactory(WebSocketServerFactory):
             origin=origin[:100],
             suppressed=suppressed,
         )
+
+
+class LobbySocketResource(Resource):
+    """`/lobby` on twisted.web: the upgrade checked and answered (vinom.net.upgrade),
+    its connection handed to a `WebSocketLobbyProtocol` of `factory`."""
+
+    isLeaf = True
+
+    def __init__(self, factory: WebSocketLobbyFactory) -> None:
+        super().__init__()
+        self.factory = factory
+
+    def render_GET(self, request: Request) -> bytes | int:
+        factory = self.factory
+        address = client_address(request, factory.trusted_proxies)
+        if address is None:
+            return NOT_DONE_YET  # the connection went while the request was read
+        refused = refusal(request, factory.origin_policy)
+        if refused is not None:
+            if refused.reason == "origin":
+                factory.origin_refused(request.getHeader("origin") or "", address)
+            return refuse(request, refused)
+        accept_upgrade(request, factory.build_protocol(address))
+        return NOT_DONE_YET
+

@@ -188,9 +188,9 @@ class TLSLayer(ProtocolWrapper):
 
     def __conform__(self, interface: InterfaceClass) -> object:
         # twisted.web's `isSecure` (and so https:// in `prePathURL`) asks
-        # `ISSLTransport(transport)`: yes. Not declared with @implementer, because
-        # autobahn (the lobby's WebSocket) takes a transport that declares it for
-        # Twisted's own TLS class and asks it for pyOpenSSL's channel binding.
+        # `ISSLTransport(transport)`: yes. Not declared with @implementer: code that
+        # trusts the declaration takes it for Twisted's own TLS class, whose pyOpenSSL
+        # connection (its channel binding) a layer on `ssl` memory BIOs has not.
         return self if interface is ISSLTransport else None
 
     @property

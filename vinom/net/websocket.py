@@ -4,9 +4,10 @@
 opening handshake (which twisted.web's resource does): `receive` takes the
 bytes the client sent and returns what they held, `binary`, `close` and
 `ping` return the bytes of frames to write. No I/O, no clock, no Twisted:
-the adapter (the `/game` socket, vinom.hosting.websocket) writes the bytes,
-keeps the timers (the pings' deadline, the closing handshake's) and closes
-the TCP connection when `state` says so.
+the adapters (the `/game` socket, vinom.hosting.websocket, and the `/lobby`
+one, vinom.lobby.websocket) write the bytes, keep the timers (the pings'
+deadline, the closing handshake's) and close the TCP connection when `state`
+says so.
 
 What `receive` returns, in order:
 
@@ -207,9 +208,9 @@ class ServerFrames:
             return _SHORT_BINARY[n] + data
         return frame(_BINARY, data)
 
-    def text(self, text: str) -> bytes:
-        """A text message, as one frame."""
-        return frame(_TEXT, text.encode("utf-8"))
+    def text(self, data: bytes) -> bytes:
+        """A text message, as one frame, from its UTF-8 bytes (the caller's to be UTF-8)."""
+        return frame(_TEXT, data)
 
     def ping(self, payload: bytes = b"") -> bytes:
         if len(payload) > 125:

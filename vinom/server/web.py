@@ -38,7 +38,6 @@ from typing import Any
 
 import tree_sitter_javascript
 from attrs import frozen
-from autobahn.twisted.resource import WebSocketResource
 from tree_sitter import Language, Node, Parser
 from twisted.logger import Logger
 from twisted.web.http import CACHED
@@ -49,7 +48,7 @@ from twisted.web.static import File
 from vinom.games.interfaces import IGame
 from vinom.hosting.websocket import GameSocketFactory, GameSocketResource
 from vinom.lobby.rankings import Rankings
-from vinom.lobby.websocket import WebSocketLobbyFactory
+from vinom.lobby.websocket import LobbySocketResource, WebSocketLobbyFactory
 from vinom.server.logs import Site
 from vinom.server.rankings_web import rankings_resources
 
@@ -333,7 +332,7 @@ def web_site(
     settings = {"replays": replays is not None, "auth": auth}
     root.putChild(b"settings.js", DefaultExport(settings))
     if lobby is not None:
-        root.putChild(b"lobby", WebSocketResource(lobby))
+        root.putChild(b"lobby", LobbySocketResource(lobby))
     if game is not None:
         root.putChild(b"game", GameSocketResource(game))
     if webtransport is not None:
