@@ -12,9 +12,13 @@ host dropped is what its `/metrics` page says (docs/protocol.md §14).
   `/game` WebSocket, and WebTransport datagrams). The game
   applies at most `MAX_INPUTS_PER_TICK` a tick, and only the last
   `LATE_TICKS` ticks' worth; the rest are counted `too_late`.
-- A flood of `input` datagrams from one UDP session: the session's bucket lets
+- A burst of `input` datagrams from one UDP session: the session's bucket lets
   `INPUT_MESSAGES_PER_TICK` a tick through (a second's burst), and counts the
   rest `input_rate_limited`.
+- A flood from one live UDP session (issue 73): past its bucket and
+  `FLOOD_SECONDS` of overdraft the session ends, counted `flood`; what it
+  sends on costs the host, by its CPU time in /proc, what a stranger's
+  datagrams cost (the host runs its matches in its own process here).
 - An `input` on UDP's reliable channel is not applied: counted `wrong_channel`.
 """
 
@@ -23,10 +27,14 @@ host dropped is what its `/metrics` page says (docs/protocol.md §14).
 from __future__ import annotations
 
 import json
+import os
 import textwrap
+from collections.abc import Callable
 
 from twisted.internet import reactor
 from twisted.internet.defer import gatherResults
+from twisted.internet.protocol import DatagramProtocol
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, readBody
 
@@ -42,7 +50,7 @@ from vinom.protocol.events import RELIABLE, UNRELIABLE
 from vinom.protocol.tokens import PublicToken
 from vinom.rooms.inputs import LATE_TICKS, MAX_INPUTS_PER_TICK
 from vinom.rooms.messages import encode_input
-from vinom.rooms.router import INPUT_MESSAGES_PER_TICK
+from vinom.rooms.router import FLOOD_SECONDS, INPUT_MESSAGES_PER_TICK
 
 TICK_RATE = 50
 # The ticks past the newest one seen a lag switch stamps inputs for.
@@ -114,6 +122,30 @@ COUNTING_PLUGIN = textwrap.dedent(
     counting = CountingGame()
     '''
 )
+
+
+# The flood: BURST datagrams every PACE seconds (20,000 a second), the host's CPU
+# measured over MEASURED seconds of it; POOL datagrams sealed for it.
+BURST, PACE, MEASURED, POOL = 100, 0.005, 2.0, 2000
+
+
+def cpu_seconds(pid: int) -> float:
+    """The user and system CPU seconds of process `pid` so far (/proc/<pid>/stat)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        # After the command's name (in parentheses), the state is field 3; utime
+        # and stime are fields 14 and 15.
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def for_a_while(call: Callable[[], object], seconds: float) -> None:
+    """`call` every PACE seconds for `seconds`."""
+    loop = LoopingCall(call)
+    loop.start(PACE)
+    try:
+        await deferLater(reactor, seconds, lambda: None)
+    finally:
+        loop.stop()
 
 
 async def fetch_text(url: str) -> str:
@@ -252,15 +284,17 @@ class InputAbuseTests(TestCase):
         assert view is not None
         self.assert_held_back(view["most"][seat], view["got"][seat], current)
 
-    async def test_a_flood_of_input_datagrams_is_cut_to_the_bucket(self) -> None:
-        """One UDP session sends 3,000 `input` messages in a burst: the bucket's burst
-        (and its refill meanwhile) gets through, the rest are dropped and counted."""
+    async def test_a_burst_of_input_datagrams_is_cut_to_the_bucket(self) -> None:
+        """One UDP session sends 1,500 `input` messages in a burst: the bucket's burst
+        (and its refill meanwhile) gets through, the rest are dropped and counted,
+        and the session goes on (below FLOOD_SECONDS of overdraft)."""
         await self.serve()
         sessions = await self.udp_players()
         current = await self.playing(sessions, 5)
         flooder = sessions[0]
         assert flooder.protocol is not None
-        sent = 3000
+        sent = 1500
+        self.assertLess(sent, (FLOOD_SECONDS + 1) * INPUT_MESSAGES_PER_TICK * TICK_RATE)
         for n in range(sent):
             # Each message a new input for the coming ticks (all but the first few early).
             flooder.protocol.send(UNRELIABLE, encode_input(None, [(current + 1 + n, {"n": n})]))
@@ -289,6 +323,96 @@ class InputAbuseTests(TestCase):
         me = view["me"]
         self.assertLessEqual(view["most"][me], 1, view)
         self.assertLessEqual(len(view["got"][me]), view["k"] - current, view)
+
+    async def test_a_flood_from_a_live_session_ends_it_then_costs_a_strangers(self) -> None:
+        await self.serve("--matches", "here")
+        sessions = await self.udp_players()
+        current = await self.playing(sessions, 5)
+        flooder = sessions[0].protocol
+        assert flooder is not None and flooder.connection is not None
+        assert flooder.transport is not None
+        port = flooder.transport.getHost().port
+        # A pool of the session's own datagrams, sealed with its keys and never sent
+        # (its sequences are below the flood's): what it sends once it is closed.
+        pool: list[bytes] = []
+        for n in range(POOL):
+            flooder.connection.send_message(UNRELIABLE, encode_input(None, [(current, {"n": n})]))
+            sealed = flooder.connection.datagrams_to_send(reactor.seconds())
+            pool += [data for data, _ in sealed]
+        host = sealed[-1][1]
+        # The flood, through the client, until the host ends the session.
+        message = encode_input(None, [(current + 1, {"n": 0})])
+
+        def live() -> None:
+            for _ in range(BURST):
+                if flooder.closed.called:
+                    return
+                flooder.send(UNRELIABLE, message)
+
+        flooding = LoopingCall(live)
+        flooding.start(PACE)
+        try:
+            reason = await flooder.closed.addTimeout(30, reactor)
+        finally:
+            flooding.stop()
+        self.assertEqual(reason, "disconnect")
+        drops = await until(self.flooded, "the flood counted", 30.0, every=0.2)
+        assert isinstance(drops, dict)
+        self.assertEqual(drops["flood"], 1, drops)
+        # The other player plays on.
+        await self.playing(sessions[1:], current + 2 * TICK_RATE)
+        # The flood goes on from the session's address, then from a stranger's: the
+        # host's CPU time is about the same for both.
+        await sessions[0].disconnect()  # the client lets its port go
+        closed, stranger = self.sender(port), self.sender(0)
+        after_close = await self.host_cpu(closed, pool, host)
+        strangers = await self.host_cpu(stranger, pool, host)
+        print(f"\nhost CPU over {MEASURED} s of a {BURST / PACE:.0f}/s flood: "
+              f"the closed session's {after_close}, a stranger's {strangers}")
+        (cpu, handled), (stranger_cpu, stranger_handled) = after_close, strangers
+        # Both floods reached the host (a busy machine's socket may drop some).
+        self.assertGreater(handled, 0.1 * BURST / PACE * MEASURED, after_close)
+        self.assertGreater(stranger_handled, 0.1 * BURST / PACE * MEASURED, strangers)
+        # Per datagram handled, within twice a stranger's (and a scheduler's slack):
+        # the live session's cost it was not.
+        self.assertLessEqual(cpu / handled, 2 * stranger_cpu / stranger_handled + 0.05 / handled,
+                             (after_close, strangers))  # fmt: skip
+
+    async def flooded(self) -> dict[str, float] | None:
+        drops = await self.message_drops()
+        return drops if drops.get("flood") else None
+
+    def sender(self, port: int) -> DatagramProtocol:
+        """A socket on loopback's UDP `port` (0: a new one, a stranger's)."""
+        sender = DatagramProtocol()
+        listening = reactor.listenUDP(port, sender, interface="127.0.0.1")
+        self.addCleanup(listening.stopListening)
+        return sender
+
+    async def host_cpu(self, sender: DatagramProtocol, pool: list[bytes],
+                       host: tuple[str, int]) -> tuple[float, float]:  # fmt: skip
+        """The host's CPU seconds while `sender` sends `pool` round and round at the
+        flood's pace for MEASURED seconds, and the datagrams it counted `no_session`."""
+        assert sender.transport is not None and self.server.process.transport is not None
+        write = sender.transport.write
+        at = 0
+
+        def burst() -> None:
+            nonlocal at
+            for _ in range(BURST):
+                write(pool[at % len(pool)], host)
+                at += 1
+
+        before = (await self.datagram_drops()).get("no_session", 0)
+        pid = self.server.process.transport.pid
+        start = cpu_seconds(pid)
+        await for_a_while(burst, MEASURED)
+        used = cpu_seconds(pid) - start
+        await deferLater(reactor, 0.5, lambda: None)  # the last read
+        return round(used, 2), (await self.datagram_drops()).get("no_session", 0) - before
+
+    async def datagram_drops(self) -> dict[str, float]:
+        return samples(await fetch_metrics(self.ops), "vinom_datagrams_dropped_total", "reason")
 
     async def test_an_input_on_the_reliable_channel_is_dropped(self) -> None:
         """docs/protocol.md §14: over UDP `input` travels on channel 0; one sent on

@@ -15,7 +15,7 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.rooms.test_rooms_fixtures import make_match
+from tests.rooms.test_rooms_fixtures import SeqGame, make_match
 from vinom.games.duel import DuelGame
 from vinom.games.maze import MazeGame
 from vinom.games.registry import GameRegistry
@@ -28,14 +28,16 @@ from vinom.protocol.client import ClientConnection
 from vinom.protocol.config import HostConfig, IssuerConfig, ProtocolConfig
 from vinom.protocol.events import (
     RELIABLE,
+    UNRELIABLE,
     ConnectFailed,
     MessageReceived,
     SessionClosed,
     SessionConnected,
 )
 from vinom.protocol.tokens import TokenIssuer
-from vinom.rooms.messages import Phase, decode_server_message, encode_action
+from vinom.rooms.messages import Phase, decode_server_message, encode_action, encode_input
 from vinom.rooms.room import RoomConfig
+from vinom.rooms.router import FLOOD_SECONDS, INPUT_MESSAGES_PER_TICK
 
 HOST = HostAddress("127.0.0.1", 40000)
 WALL_START = 1_700_000_000.0
@@ -429,3 +431,83 @@ class SpectatorMessageTests(CoreTestCase):
         self.assertEqual(self.core.router.counters["actions_rejected"], 0)
         self.assertEqual((x.version, x.view["turn"]), (version, turn), "the board untouched")
         self.assertEqual(watcher.of_type("error") + o.of_type("error"), [])
+
+
+class InputFloodTests(CoreTestCase):
+    """Issue 73: a session flooding `input`s was dropped but never ended, each
+    datagram costing an AEAD open and a bucket for good. Past its bucket and
+    FLOOD_SECONDS of overdraft the session ends (counted `flood`), its seat is held
+    as after a timeout, and its datagrams find no session; an honest client's
+    bursts never come near."""
+
+    TICK_RATE = 20
+    # The session's bucket: a second's worth, and its overdraft.
+    RATE = INPUT_MESSAGES_PER_TICK * TICK_RATE
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.core = GameHostCore(
+            self.core.endpoint.config, {"seq": SeqGame(tick_rate=self.TICK_RATE)}.__getitem__,
+            wall_clock=self.wall,
+        )  # fmt: skip
+        self.room = self.core.add_match(make_match("m-1", ("p-a", "p-b"), "seq"), self.now)
+        self.a, self.b = self.join("p-a"), self.join("p-b")
+        self.run_for(0.2)
+        self.assertEqual(self.room.phase, Phase.PLAYING)
+
+    def send_inputs(self, player: Player, count: int) -> list[bytes]:
+        """`count` input messages from `player` at once (in datagrams of up to 50:
+        a client queues 64 unreliable messages at most); the datagrams sent."""
+        sent = []
+        for start in range(0, count, 50):
+            for n in range(start, min(count, start + 50)):
+                tick = self.room.tick_number + 1
+                player.connection.send_message(UNRELIABLE, encode_input(None, [(tick, {"seq": n})]))
+            for data, _addr in player.connection.datagrams_to_send(self.now):
+                sent.append(data)
+                self.core.receive_datagram(data, player.address, self.now)
+            self.pump()
+        return sent
+
+    def test_a_flood_ends_the_session_and_its_datagrams_cost_a_strangers(self) -> None:
+        drops = self.core.router.drops
+        over = FLOOD_SECONDS * self.RATE
+        flood = self.send_inputs(self.a, self.RATE + over)
+        self.assertEqual((drops["input_rate_limited"], drops["flood"]), (over, 0))
+        self.assertIsNone(self.a.closed)
+        self.send_inputs(self.a, 1)
+        self.assertEqual((drops["input_rate_limited"], drops["flood"]), (over, 1))
+        # The peer is told; the seat is held as after a lost connection.
+        self.assertEqual(self.a.closed, "disconnect")
+        self.assertTrue(self.room.in_grace("p-a"))
+        self.assertIn({"t": "presence", "id": "p-a", "status": "disconnected"}, self.b.messages)
+        self.assertEqual(self.core.session_count, 1)
+        # The flood goes on: each datagram is a stranger's (no session), not read.
+        endpoint = self.core.endpoint
+        strangers = endpoint.drops["no_session"]
+        for data in flood:
+            self.core.receive_datagram(data, self.a.address, self.now)
+        self.assertEqual(endpoint.drops["no_session"], strangers + len(flood))
+        self.assertEqual((drops["input_rate_limited"], drops["flood"]), (over, 1))
+        self.assertEqual(self.core.datagrams_to_send(self.now), [])
+        # The player may come back with a fresh token, as after a timeout.
+        self.players.remove(self.a)
+        again = self.join("p-a")
+        self.run_for(0.2)
+        self.assertTrue(again.of_type("welcome")[0]["reconnected"])
+
+    def test_an_honest_clients_bursts_are_not_a_flood(self) -> None:
+        """A link stalled for 40 s that delivers every input (one a tick) at once,
+        then a client sending one and a half times its bucket for 30 s: dropped
+        past the bucket, counted, never closed."""
+        drops = self.core.router.drops
+        held_back = 40 * self.TICK_RATE
+        self.send_inputs(self.a, held_back)
+        self.assertEqual(drops["input_rate_limited"], held_back - self.RATE)
+        for _ in range(30 * self.TICK_RATE):
+            self.send_inputs(self.a, INPUT_MESSAGES_PER_TICK * 3 // 2)
+            self.run_for(1 / self.TICK_RATE, step=1 / self.TICK_RATE)
+        self.assertGreater(drops["input_rate_limited"], held_back - self.RATE)
+        self.assertEqual(drops["flood"], 0)
+        self.assertIsNone(self.a.closed)
+        self.assertEqual(self.core.session_count, 2)

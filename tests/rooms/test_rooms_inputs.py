@@ -33,7 +33,7 @@ from vinom.rooms.inputs import (
     TOO_LATE,
     InputBuffer,
 )
-from vinom.rooms.router import INPUT_MESSAGES_PER_TICK
+from vinom.rooms.router import FLOOD_SECONDS, INPUT_MESSAGES_PER_TICK
 
 
 class QuantisedGame(SnapshotGame):
@@ -278,3 +278,5 @@ class InputLimitDocTests(SynchronousTestCase):
             " (`INPUT_MESSAGES_PER_TICK`",
             doc,
         )
+        self.assertIn(f"holding **{FLOOD_SECONDS}** seconds' worth (`FLOOD_SECONDS`)",
+                      " ".join(doc.split()))  # fmt: skip

@@ -37,7 +37,12 @@ session has a bucket of its own for them: `INPUT_MESSAGES_PER_TICK` messages
 a tick of its game, a burst of a second's worth; every message on the
 unreliable channel takes a token before it is decoded, and one that finds
 none is dropped (``drops["input_rate_limited"]``), so that a flood costs the
-host a bucket's arithmetic per datagram. Anything else on that channel, and
+host a bucket's arithmetic per datagram. A session that keeps far over its
+bucket is closed: its dropped messages take tokens of a second bucket, at
+the first one's rate with `FLOOD_SECONDS` seconds' worth of burst, and the
+one that finds none is counted ``drops["flood"]`` instead and ends the
+session (its seat is held as after a timeout), after which the flood's
+datagrams cost what a stranger's do. Anything else on that channel, and
 an ``input`` on the reliable one or in a room without a tick, is dropped
 (``drops["wrong_channel"]``). A stream session (WebSocket, WebTransport) has
 one ordered channel for everything: its messages come as `STREAM`, where an
@@ -89,6 +94,13 @@ STREAM = -1
 #: one a tick, or fewer: ack-only ones at most ten a second); a burst of a
 #: second's worth. More are dropped (``drops["input_rate_limited"]``).
 INPUT_MESSAGES_PER_TICK = 4
+#: A session's input messages over its bucket, in seconds of the bucket's rate,
+#: that close it (refilled at that rate: a session sending more than twice its
+#: bucket for long, or this much over it at once). An honest client sends at
+#: most one a tick, a quarter of the bucket; what a stalled link then delivers
+#: at once must have been held back 44 s to come near.
+FLOOD_SECONDS = 10
+FLOOD = "flood"
 
 
 @define(eq=False)
@@ -109,8 +121,8 @@ class _SeatBinding:
     """
 
     __slots__ = (
-        "actions", "held", "inputs", "limits", "player_id", "room", "router", "session_id",
-        "wake",
+        "actions", "held", "inputs", "limits", "overdraft", "player_id", "room", "router",
+        "session_id", "wake",
     )  # fmt: skip
 
     def __init__(
@@ -137,6 +149,9 @@ class _SeatBinding:
         self.wake = _INF
         # The session's bucket of input messages (a ticking room), made at its first.
         self.inputs: TokenBucket | None = None
+        # What it may send over that bucket before it is closed (`FLOOD_SECONDS`),
+        # made at its first message over.
+        self.overdraft: TokenBucket | None = None
 
     def handle_timer(self, now: float) -> None:
         self.router.release_held(self, now)
@@ -172,7 +187,7 @@ class SeatRouter:
     log_interval: float = 10.0
     # Dropped client messages by reason (see `decode_client_message`, plus
     # `unknown_session`, `wrong_channel`, `rate_limited`, `held_at_end`,
-    # `sync_rate_limited` and `input_rate_limited`).
+    # `sync_rate_limited`, `input_rate_limited` and `flood`).
     drops: Counter[str] = field(init=False, factory=Counter)
     # Other counts: actions_applied, actions_rejected, actions_delayed,
     # sessions_opened, sessions_refused, sessions_closed, joins_refused
@@ -388,14 +403,27 @@ class SeatRouter:
         self._inputs(entry, message, now)
 
     def _input_allowed(self, entry: _SeatBinding, now: float) -> bool:
-        """Take a token of the session's input bucket; False (counted) if none is there."""
+        """Take a token of the session's input bucket; False (counted) if none is
+        there, and the session closed if it has no overdraft left either."""
         bucket = entry.inputs
         if bucket is None:
             rate = INPUT_MESSAGES_PER_TICK * entry.room.tick_rate
             bucket = entry.inputs = TokenBucket(rate, rate, now)
         if bucket.take(now):
             return True
-        self.drops[INPUT_RATE_LIMITED] += 1
+        overdraft = entry.overdraft
+        if overdraft is None:
+            overdraft = entry.overdraft = TokenBucket(bucket.rate,
+                                                      FLOOD_SECONDS * bucket.rate, now)  # fmt: skip
+        if overdraft.take(now):
+            self.drops[INPUT_RATE_LIMITED] += 1
+            return False
+        # A flood: the seat is held as for a lost connection, and the session's
+        # datagrams find none from now on.
+        self.drops[FLOOD] += 1
+        session_id = entry.session_id
+        self._forget(session_id, now)
+        self.outbox.close_session(session_id)
         return False
 
     def _inputs(self, entry: _SeatBinding, message: ClientMessage, now: float) -> None:
