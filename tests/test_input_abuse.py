@@ -18,7 +18,8 @@ host dropped is what its `/metrics` page says (docs/protocol.md §14).
 - A flood from one live UDP session (issue 73): past its bucket and
   `FLOOD_SECONDS` of overdraft the session ends, counted `flood`; what it
   sends on costs the host, by its CPU time in /proc, what a stranger's
-  datagrams cost (the host runs its matches in its own process here).
+  datagrams cost (the host runs its matches in its own process here). So does
+  one sending malformed bodies past `MALFORMED_BODIES`.
 - An `input` on UDP's reliable channel is not applied: counted `wrong_channel`.
 """
 
@@ -46,8 +47,11 @@ from tests.support.websocket_client import connect_game_socket
 from tests.support.webtransport_client import connect_webtransport
 from vinom.client.failover import LobbyPlayer
 from vinom.client.game import GameSession, connect_game
+from vinom.protocol.crypto import new_aead
 from vinom.protocol.events import RELIABLE, UNRELIABLE
+from vinom.protocol.server_session import MALFORMED_BODIES
 from vinom.protocol.tokens import PublicToken
+from vinom.protocol.wire import HEADER, PAYLOAD, session_nonce
 from vinom.rooms.inputs import LATE_TICKS, MAX_INPUTS_PER_TICK
 from vinom.rooms.messages import encode_input
 from vinom.rooms.router import FLOOD_SECONDS, INPUT_MESSAGES_PER_TICK
@@ -377,6 +381,28 @@ class InputAbuseTests(TestCase):
         # the live session's cost it was not.
         self.assertLessEqual(cpu / handled, 2 * stranger_cpu / stranger_handled + 0.05 / handled,
                              (after_close, strangers))  # fmt: skip
+
+    async def test_malformed_bodies_from_a_live_session_end_it(self) -> None:
+        """Payloads sealed with the session's key whose bodies do not parse: the
+        first MALFORMED_BODIES are counted `malformed_body`, the next ends the session."""
+        await self.serve("--matches", "here")
+        sessions = await self.udp_players()
+        await self.playing(sessions)
+        sender = sessions[0].protocol
+        assert sender is not None and sender.connection is not None
+        assert sender.transport is not None
+        token = sender.connection.token
+        seal = new_aead(token.client_to_server_key).encrypt
+        host = (token.hosts[0].host, token.hosts[0].port)
+        for n in range(MALFORMED_BODIES + 1):
+            # Above any sequence the client used (a random start below 2^48).
+            header = HEADER.pack(PAYLOAD, 2**48 + n)
+            sender.transport.write(header + seal(session_nonce(2**48 + n), b"\x00", header), host)
+        self.assertEqual(await sender.closed.addTimeout(30, reactor), "disconnect")
+        drops = await self.datagram_drops()
+        self.assertEqual((drops.get("malformed_body"), drops.get("flood")),
+                         (MALFORMED_BODIES, 1), drops)  # fmt: skip
+        await self.playing(sessions[1:], (await self.playing(sessions[1:])) + TICK_RATE)
 
     async def flooded(self) -> dict[str, float] | None:
         drops = await self.message_drops()
