@@ -120,6 +120,37 @@ class DeviceSignInTests(TestCase):
         self.assertEqual((limited["code"], limited["reason"]), ("auth_failed", "rate_limited"))
 
 
+    async def test_a_ban_ends_a_playing_players_game_seat_on_a_worker_and_their_lobby(
+        self,
+    ) -> None:
+        """One server whose matches run in worker processes (the default): the ban
+        reaches the worker (`RemovePlayer`) and the player's lobby connection."""
+        server = await start_twistd(self, {}, "--auth", "device")
+        ann_auth = device()
+        ann = LobbyPlayer(reactor, server.lobby, "Ann", auth=ann_auth)
+        bob = LobbyPlayer(reactor, server.lobby, "Bob", auth=device())
+        found = await gatherResults([ann.find_match("tictactoe"), bob.find_match("tictactoe")])
+        ann_game, bob_game = [await connect_game(reactor, f) for f in found]
+        for session in (ann_game, bob_game):
+            self.addCleanup(session.disconnect)
+        await until(lambda: ann_game.phase == bob_game.phase == "playing", "both playing")
+        assert ann.welcome is not None and bob.welcome is not None
+        ann_lobby = await connect_raw(self, server.lobby)
+        self.assertEqual((await hello(ann_lobby, ann_auth))["player_id"], ann.welcome.player_id)
+
+        out, err, code = await self.vinom_accounts(server.data_dir, "ban", ann.welcome.player_id,
+                                                   "--reason", "aimbot")  # fmt: skip
+        self.assertEqual((code, err), (0, ""), out)
+        told = await ann_lobby.of_type("error")
+        self.assertEqual((told["code"], told["reason"], told["until"]),
+                         ("banned", "aimbot", None), told)  # fmt: skip
+        await ann_lobby.closed
+        final = await bob_game.finished
+        self.assertEqual((final["p"], final["result"]["reason"], final["result"]["winners"]),
+                         ("finished", "opponent_left", [bob.welcome.player_id]))  # fmt: skip
+        await until(lambda: not ann_game.connected, "Ann's game session to close")
+
+
 # A four-seat maze in two teams of two, written with the public API only: a ranked
 # party may fill one team of it, never sit on both.
 PAIRS_PLUGIN = """
