@@ -6,6 +6,7 @@ timeout while the lobby answers others, refusals limited per address."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -19,11 +20,12 @@ from tests.support.accounts import MemoryAccounts
 from tests.support.http import capture_log
 from vinom.accounts.interfaces import AuthFailed, IAuthenticator, Identity, NewBans
 from vinom.accounts.signed import SignedTokenAuthenticator
+from vinom.accounts.sql import RECENT_SIGN_IN_TTL
 from vinom.errors import BackendUnavailable
 from vinom.lobby.auth import ADDRESS_SHARE, claimed_identity, derived_player_id
 from vinom.lobby.codec import BadAuth, parse_frame
 from vinom.lobby.config import LobbyConfig
-from vinom.lobby.server import BAN_CHECK_INTERVAL
+from vinom.lobby.server import BAN_CHECK_INTERVAL, BAN_CHECK_OVERLAP
 
 KEY = b"k" * 32
 
@@ -245,6 +247,14 @@ class BanWhileOnlineTests(SignInHarness):
 
     def removed(self) -> list[tuple[str, str]]:
         return [pair for host in self.hosts.hosts.values() for pair in host.removed]
+
+    def test_the_reads_are_as_documented_and_overlap_a_remembered_sign_in(self) -> None:
+        text = (Path(__file__).resolve().parents[2] / "docs" / "accounts.md").read_text()
+        self.assertIn(f"every {BAN_CHECK_INTERVAL:g} s (`BAN_CHECK_INTERVAL`)", text)
+        self.assertIn(f"{BAN_CHECK_OVERLAP:g} s before the last (`BAN_CHECK_OVERLAP`", text)
+        # A banned player's sign-in answered from the store's memory of their account
+        # falls within a later read's window.
+        self.assertGreaterEqual(BAN_CHECK_OVERLAP, RECENT_SIGN_IN_TTL + BAN_CHECK_INTERVAL)
 
     def test_a_store_that_fails_is_logged_once_and_asked_again_from_the_same_time(
         self,
