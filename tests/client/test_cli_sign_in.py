@@ -1,10 +1,11 @@
 """The terminal clients sign in as a user does, on a real `twistd -n vinom --auth device`:
-`vinom bots --auth device --queue ranked` as a child process plays rated matches whose
-ratings show on the server's leaderboard (JSON over HTTPS), the bots keeping their
-accounts from run to run through the device key made 0600 in the user's configuration
-directory; `vinom play --auth device` in a pseudo-terminal reaches a ranked match
-against such a bot, and its account is rated for it; and a device file the command cannot
-use is one line and status 2, before any connection."""
+`vinom bots --auth device --queue ranked` (the command docs/getting-started.md gives) as
+a child process plays rated matches whose ratings show on the server's leaderboard (JSON
+over HTTPS), the bots keeping their accounts from run to run through the device key made
+0600 in the user's configuration directory; `vinom play --auth device` in a
+pseudo-terminal reaches a ranked match against such a bot, and its account is rated for
+it; and a device file the command cannot use is one line and status 2, before any
+connection."""
 
 # slow: starts `twistd -n vinom`, `vinom bots` and `vinom play` as child processes
 
@@ -20,6 +21,7 @@ from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
 from tests.client.test_tui import _tail
+from tests.support.doc_examples import fenced
 from tests.support.servers import ROOT, RunningTwistd, start_twistd
 from tests.support.terminal import in_a_terminal
 from tests.support.waiting import until
@@ -78,8 +80,10 @@ class DeviceSignInTests(TestCase):
 
     async def test_bots_play_ranked_with_devices_and_keep_their_accounts(self) -> None:
         server = await self.server()
-        argv = ("bots", "--game", "tictactoe", "--count", "2", "--auth", "device",
-                "--queue", "ranked", "--seed", "4", "--json")  # fmt: skip
+        # The command of docs/getting-started.md's ranked ladder, its summary as JSON.
+        ladder = fenced("getting-started.md", "console", "--queue ranked")
+        command = next(line for line in ladder.splitlines() if line.startswith("$ vinom bots"))
+        argv = (*command.split()[2:], "--seed", "4", "--json")
         out, err, code = await self.vinom(server, *argv)
         self.assertEqual((code, err), (0, ""), out)
         first = json.loads(out)
@@ -121,7 +125,7 @@ class DeviceSignInTests(TestCase):
         self.assertIn(b"you left the match", terminal.output)
         out, err, code = await rival
         report = json.loads(out)["reports"][0]
-        self.assertEqual((code, err, report["outcome"], report["won"]), (0, "", "finished", True),
+        self.assertEqual((code, err, report["outcome"], report["won"]), (0, b"", "finished", True),
                          out)  # fmt: skip
         # Both accounts rated for the match: the terminal player's is its device's.
         await self.rated(server, "maze", {"rival0": 1, "tui": 1})

@@ -18,14 +18,19 @@ fails the test on one).
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import secrets
+import sys
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 from selenium.webdriver.common.by import By
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
 from tests.server.test_web_client import (
@@ -36,7 +41,9 @@ from tests.server.test_web_client import (
     wait_for_screen,
 )
 from tests.support.browser import Browser, open_browser
-from tests.support.servers import start_twistd
+from tests.support.doc_examples import getting_started_issuer
+from tests.support.servers import ROOT, start_twistd
+from tests.test_accounts_operations import RUN_CLI
 from vinom.client.bots import BotDriver
 from vinom.client.failover import LobbyPlayer
 from vinom.client.game import GameSession, connect_game
@@ -265,3 +272,191 @@ class SignedInPlayerTests(TestCase):
         ))  # fmt: skip
         self.assertEqual(flags, ["true", match_id])
         await browser.check()
+
+
+# What the page's "Link" says when no link to a game server is open.
+NO_LINK = "\N{EN DASH}"
+
+
+class WhatThePageSaysTests(TestCase):
+    """The page's word at each turn of a signed-in player's story: before anything
+    happened, after leaving a ranked match, at a replay's end, and when the operator's
+    ban refuses the sign-in."""
+
+    timeout = 180
+
+    async def test_badge_leaver_rating_replay_end_and_ban(self) -> None:
+        server = await start_twistd(self, {}, "--auth", "device", "--web-replays", web=True)
+        browser = await open_browser(self)
+        await browser.get(server.url)
+        await wait_for_screen(browser, "name")
+        # Nothing happened yet: not connected, which is no failure.
+        badge = ("const b = document.getElementById('connection');"
+                 "return [b.dataset.state, b.innerText];")
+        self.assertEqual(await shown(browser, badge), ["idle", "not connected"])
+
+        def type_name(driver: Any) -> None:
+            driver.find_element(By.ID, "name-input").send_keys("Ann")
+            driver.find_element(By.ID, "name-submit").click()
+
+        await browser.run(type_name)
+        await wait_for_screen(browser, "lobby")
+        ann = await account(browser)
+        self.assertEqual(await shown(browser, badge), ["online", "online"])
+
+        # Ranked against a bot; Ann leaves at once: a loss, and her rating line says so.
+        bot: Deferred[tuple[GameSession, str]] = Deferred.fromCoroutine(
+            bot_plays_ranked(server, "Bob")
+        )
+        await click(browser, '#games li[data-game="tictactoe"] [data-action="queue-ranked"]')
+        await wait_for_game(browser, "tictactoe")
+        await browser.wait_for_text("#game-transport", "WebSocket", WAIT)
+        match_id = await shown(
+            browser, "return document.getElementById('screen-game').dataset.match;"
+        )
+        await click(browser, "#game-leave")
+        await browser.wait_for_text("#result-text", "You left the match.", WAIT)
+        await bot
+        await browser.wait_for_text("#result-rating", "Rating 890 (-110)", WAIT)
+
+        # Its replay, to the end: no "Play again" (the replay has its Back), and no link
+        # left over from the live match.
+        await click(browser, "#play-again")
+        await wait_for_screen(browser, "lobby")
+        replay = f'#history-list li[data-match-id="{match_id}"] [data-action="replay"]'
+        await browser.wait_until(lambda d: d.find_elements(By.CSS_SELECTOR, replay), WAIT)
+        await click(browser, replay)
+        await wait_for_game(browser, "tictactoe")
+        self.assertEqual(await browser.text_of("#game-transport"), NO_LINK)
+        await browser.wait_until(
+            lambda d: d.find_element(By.ID, "result-panel").is_displayed(), WAIT
+        )
+        self.assertFalse(await shown(
+            browser, "return document.getElementById('play-again').checkVisibility();"
+        ))  # fmt: skip
+        self.assertEqual(await browser.text_of("#game-transport"), NO_LINK)
+
+        # The operator bans Ann for a day (the real CLI, beside the server): her next
+        # visit is told why and until when, and the badge says she is not online.
+        out, err, code = await getProcessOutputAndValue(
+            sys.executable, ["-c", RUN_CLI, "accounts", "ban", ann, "--reason", "cheating",
+                             "--duration", "1d", "--data-dir", server.data_dir],
+            env={**os.environ, "PYTHONPATH": ROOT},
+        )  # fmt: skip
+        self.assertEqual((code, err), (0, b""), out)
+        banned_at = time.time()
+        await browser.reload()
+        await wait_for_screen(browser, "name")
+        await browser.wait_until(lambda d: d.find_element(By.ID, "notice").is_displayed(), WAIT)
+        notice = await browser.text_of("#notice-text")
+        assert notice is not None
+        said = re.fullmatch(r"This account is banned\. Reason: cheating\. The ban ends "
+                            r"(\d{4}-\d\d-\d\d \d\d:\d\d) UTC\.", notice)  # fmt: skip
+        assert said is not None, notice
+        ends = datetime.strptime(said[1], "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+        self.assertLess(abs(ends.timestamp() - (banned_at + 86400)), 180)
+        self.assertEqual(await shown(browser, badge), ["offline", "offline: sign-in refused"])
+        await browser.check()
+
+
+# A studio's page that opened the game's page (window.open) and hands it a token each
+# time it asks (docs/web.md, "Signing in with a token"): the tokens it has left in
+# `tokens`, how often it was asked in `asked`.
+STUDIO = """
+window.asked = 0;
+window.tokens = [];
+addEventListener('message', (event) => {
+  if (!event.data || event.data.type !== 'vinom.token_wanted') return;
+  window.asked += 1;
+  event.source.postMessage({type: 'vinom.token', token: window.tokens.shift()}, '*');
+});
+window.open(arguments[0], 'game');
+"""
+
+
+class TokenSignInTests(TestCase):
+    """docs/getting-started.md, "Turn authentication on", to its end: a real
+    `twistd -n vinom --auth jwt` trusting the keys of the section's own issuer.py,
+    and two players signed in in the browser by the page's hook."""
+
+    timeout = 180
+
+    def issuer(self) -> tuple[dict[str, Any], str]:
+        """The section's issuer (its keys made in a directory of the test's), and that
+        directory: the issuer works in the current one, as the section runs it."""
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        issuer = getting_started_issuer()
+        self.addCleanup(os.chdir, os.getcwd())
+        os.chdir(directory)
+        issuer["make_keys"]()
+        return issuer, directory
+
+    async def test_two_players_handed_jwts_sign_in_and_play_a_match(self) -> None:
+        issuer, directory = self.issuer()
+        server = await start_twistd(
+            self, {}, "--auth", "jwt", "--auth-key-file", os.path.join(directory, "jwks.json"),
+            "--auth-issuer", "https://issuer.localhost/", "--auth-audience", "my-game", web=True,
+        )  # fmt: skip
+        ann, bob = await open_browser(self), await open_browser(self)
+
+        # Ann: the studio's sign-in sends her to the page with the token in the fragment.
+        await ann.get(f"{server.url}#token={issuer['token']('ann')}")  # type: ignore[operator]
+        await wait_for_screen(ann, "lobby")
+        self.assertEqual(await ann.text_of("#me"), "Ann")
+        ann_id = await account(ann)
+        self.assertEqual(await ann.text_of("#account"), f"{ann_id} · jwt")
+        # Out of the address bar, kept for the tab.
+        where = await shown(ann, "return [location.href, sessionStorage.getItem('vinom.token')];")
+        self.assertEqual(where[0], server.url)
+        self.assertEqual(where[1].count("."), 2)
+
+        # Bob: the studio's page opens the game's and answers its asks: each sign-in
+        # (the first, the reconnect after a reload) asks it for a fresh token.
+        await bob.get("about:blank")
+        studio = bob.driver.current_window_handle
+
+        def open_game(driver: Any) -> None:
+            driver.execute_script(STUDIO, server.url)
+            driver.execute_script("window.tokens.push(arguments[0]);",
+                                  issuer["token"]("bob"))  # fmt: skip
+            game = next(h for h in driver.window_handles if h != studio)
+            driver.switch_to.window(game)
+
+        # The token is in place before the page (asked within 10 s) is answered.
+        await bob.run(open_game)
+        await wait_for_screen(bob, "lobby")
+        self.assertEqual(await bob.text_of("#me"), "Bob")
+        bob_id = await account(bob)
+        self.assertNotEqual(bob_id, ann_id)
+
+        await click(ann, '[data-action="queue"][data-game="tictactoe"]')
+        await click(bob, '[data-action="queue"][data-game="tictactoe"]')
+        await wait_for_game(ann, "tictactoe")
+        await wait_for_game(bob, "tictactoe")
+
+        # Bob reloads during the match: its `reconnect` signs in with a fresh token.
+        def hand_another(driver: Any) -> None:
+            game = driver.current_window_handle
+            driver.switch_to.window(studio)
+            driver.execute_script("window.tokens.push(arguments[0]);",
+                                  issuer["token"]("bob"))  # fmt: skip
+            driver.switch_to.window(game)
+
+        await bob.run(hand_another)
+        await bob.reload()
+        await wait_for_game(bob, "tictactoe")
+        self.assertEqual(await account(bob), bob_id)
+        outcomes = await play_tictactoe({ann: True, bob: False}, timeout=90.0)
+        self.assertEqual(len(outcomes), 2)
+
+        def asked(driver: Any) -> Any:
+            game = driver.current_window_handle
+            driver.switch_to.window(studio)
+            found = driver.execute_script("return [window.asked, window.tokens.length];")
+            driver.switch_to.window(game)
+            return found
+
+        self.assertEqual(await bob.run(asked), [2, 0])
+        for page in (ann, bob):
+            await page.check()

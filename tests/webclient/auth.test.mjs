@@ -144,7 +144,16 @@ test("a refused sign-in rejects with a LobbyError saying why; banned says so", a
     });
     const banned = await lobby.hello("Ann").catch((error) => error);
     assert.equal(banned.code, "banned");
-    assert.equal(banned.message, "This account is banned.");
+    assert.equal(banned.message, "This account is banned. Reason: cheating. The ban does not end.");
+    // Its end, in UTC; a reason ending a sentence; what is not a time or a reason, left out.
+    for (const [reason, until, said] of [
+      ["Spamming the chat!", 1718600000.0, "This account is banned. Reason: Spamming the chat! The ban ends 2024-06-17 04:53 UTC."],
+      [" ", 1e300, "This account is banned."],
+      [42, "soon", "This account is banned."],
+    ]) {
+      ScriptedLobby.answer = (frame) => ({ type: "error", code: "banned", reason, until, message: "m", id: frame.id });
+      assert.equal((await lobby.hello("Ann").catch((e) => e)).message, said);
+    }
   } finally {
     ScriptedLobby.answer = (frame) => ({ type: "welcome", id: frame.id });
     lobby.close();

@@ -10,12 +10,14 @@
 // authenticator. With `device` the page signs in as the device identity the
 // browser keeps in localStorage (lobby.js's deviceAuth): made at the first
 // visit, when the player picks a name, and used at once on every later one.
+// With a token (`jwt`, `signed`) it signs in with the token a studio's page
+// hands it: in the URL's fragment, or by postMessage from the page that opened it.
 // A signed-in player has a "Ranked" queue, the rating change after a ranked
 // match (the lobby's `rating` push, or the history if it came first), a
 // leaderboard and their match history, each match with its replay.
 
 import {
-  DEVICE_KEY, LobbyConnection, LobbyError, authorizationHeader, deviceAuth, lobbyErrorText,
+  DEVICE_KEY, LobbyConnection, LobbyError, authorizationHeader, deviceAuth, errorFrameText, jwtAuth,
 } from "./lobby.js";
 import { GameSocket, closeText, gameUrl } from "./game.js";
 import { fallbackBoard } from "./fallback.js";
@@ -26,6 +28,11 @@ import { ReplayNetcode, fetchReplay } from "./replays.js";
 const $ = (id) => document.getElementById(id);
 const STORE_MATCH = "vinom.match";
 const STORE_NAME = "vinom.name";
+// The token a studio's page handed this tab (docs/web.md, "Signing in with a token").
+const STORE_TOKEN = "vinom.token";
+// The page that opened this one has this long (ms) to answer an ask for a token; a
+// token it handed that recently is used without asking again.
+const TOKEN_WAIT_MS = 10000;
 
 const PHASES = {
   waiting: "Waiting for players",
@@ -98,7 +105,7 @@ const PRESENCE = {
 
 const app = {
   lobby: null,
-  lobbyError: null, // the code of the last error frame the lobby sent, for its close
+  lobbyError: null, // the last error frame the lobby sent, for its close
   welcome: null, // the lobby's welcome: player_id, name, secret, games
   games: {},
   roomFilter: null,
@@ -110,6 +117,7 @@ const app = {
   settings: { replays: false, auth: "guest" }, // /settings.js: what this server offers
   queueKind: "normal", // the queue of the last `queue`: "ranked" or "normal"
   board: { game: null, around: false }, // what the leaderboard panel shows
+  tokenHandedAt: -Infinity, // when the opener last handed a token (performance.now())
 };
 
 // ---------- small helpers ----------
@@ -217,7 +225,7 @@ async function connectLobby() {
 // Why the lobby closed, in words: the error it sent just before (timeout,
 // server_draining, session_replaced, ...), or the WebSocket close code.
 function lobbyCloseText(event) {
-  if (app.lobbyError !== null) return lobbyErrorText(app.lobbyError);
+  if (app.lobbyError !== null) return errorFrameText(app.lobbyError);
   if (event.code === 1006) return "the connection to the lobby was lost";
   return `the lobby closed the connection (code ${event.code})`;
 }
@@ -258,14 +266,14 @@ function lobbyPush(lobby, frame) {
       run(refreshPanels);
       break;
     case "error":
-      app.lobbyError = frame.code;
+      app.lobbyError = frame;
       if (frame.code === "match_failed" || frame.code === "server_draining") {
         app.queued = null;
         app.room = null;
         renderQueue();
         if (app.game === null) show("lobby");
       }
-      notify(lobbyErrorText(frame.code, frame.message));
+      notify(errorFrameText(frame));
       break;
     default:
       break;
@@ -275,11 +283,85 @@ function lobbyPush(lobby, frame) {
 // ---------- signing in ----------
 
 // The `auth` of this page's hello and reconnect: the kept device identity on a
-// `--auth device` server (made now if this browser has none), else none (a
-// guest). A server with another authenticator needs a page of the studio's
-// that passes its credentials (docs/web.md, "Signing in").
-function signInAuth() {
-  return app.settings.auth === "device" ? deviceAuth() : null;
+// `--auth device` server (made now if this browser has none); on a server of
+// tokens a token asked for anew from the page that opened this one (tokens
+// expire), else the one handed to this tab; none for a guest.
+async function signInAuth() {
+  const kind = app.settings.auth;
+  if (kind === "device") return deviceAuth();
+  if (!tokenSignIn()) return null;
+  const fresh = performance.now() - app.tokenHandedAt < TOKEN_WAIT_MS;
+  const token = (fresh ? null : await askOpener()) ?? keptToken();
+  return token === null ? null : { kind, token };
+}
+
+// Whether this server signs players in with a token (`--auth jwt`, `signed`, a plugin's).
+function tokenSignIn() {
+  return app.settings.auth !== "guest" && app.settings.auth !== "device";
+}
+
+function keptToken() {
+  return sessionStorage.getItem(STORE_TOKEN);
+}
+
+// The `#token=` of the URL a studio's page opened this one at: kept for this tab,
+// and taken out of the address bar (and so out of the history, a bookmark and a
+// link copied from it). The fragment never reaches a server.
+function takeFragmentToken() {
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  const token = fragment.get("token");
+  if (token === null) return;
+  fragment.delete("token");
+  const rest = fragment.toString();
+  history.replaceState(history.state, "", `${location.pathname}${location.search}${rest === "" ? "" : `#${rest}`}`);
+  if (token !== "") sessionStorage.setItem(STORE_TOKEN, token);
+}
+
+// The name a JWT vouches for, as the lobby reads it (`name`, else
+// `preferred_username`); null if none. Read, not verified: the lobby verifies it.
+function tokenName(token) {
+  let claims = null;
+  try {
+    claims = JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+  } catch {
+    return null;
+  }
+  const name = claims?.name || claims?.preferred_username;
+  return typeof name === "string" && name.trim() !== "" ? name : null;
+}
+
+// Those waiting for the opener's `vinom.token`.
+const tokenWaiters = new Set();
+
+// A fresh token from the page that opened this one (window.open): asked with
+// {"type": "vinom.token_wanted"}, answered with {"type": "vinom.token", "token"};
+// null when no page opened this one or it did not answer in TOKEN_WAIT_MS.
+function askOpener() {
+  const opener = window.opener;
+  if (opener === null || opener.closed) return Promise.resolve(null);
+  return new Promise((resolve) => {
+    const answered = (token) => {
+      clearTimeout(timer);
+      tokenWaiters.delete(answered);
+      resolve(token);
+    };
+    const timer = setTimeout(() => answered(null), TOKEN_WAIT_MS);
+    tokenWaiters.add(answered);
+    // Nothing secret is said: any origin may hear it.
+    opener.postMessage({ type: "vinom.token_wanted" }, "*");
+  });
+}
+
+// A token from the opener, asked for or not, is kept for the next sign-in. Only
+// the opener is heard: another window's message is ignored.
+function tokenMessage(event) {
+  const data = event.data;
+  if (event.source === null || event.source !== window.opener) return;
+  if (data === null || typeof data !== "object" || data.type !== "vinom.token") return;
+  if (typeof data.token !== "string" || data.token === "") return;
+  sessionStorage.setItem(STORE_TOKEN, data.token);
+  app.tokenHandedAt = performance.now();
+  for (const waiter of [...tokenWaiters]) waiter(data.token);
 }
 
 // Whether this browser has a device identity already: then the page signs in at once.
@@ -304,6 +386,13 @@ async function signIn(name) {
     welcome = await lobby.hello(name);
   } catch (error) {
     lobby.close();
+    // Not online: the lobby is left, and the notice says why.
+    setConnection("offline", "offline", "sign-in refused");
+    // A refused token is not sent again: the page says where to get another.
+    const passing = ["unavailable", "rate_limited"].includes(error.frame?.reason);
+    if (error instanceof LobbyError && error.code === "auth_failed" && !passing && tokenSignIn()) {
+      sessionStorage.removeItem(STORE_TOKEN);
+    }
     throw error;
   }
   app.welcome = welcome;
@@ -675,7 +764,7 @@ async function openReplay(matchId) {
   app.replayAsked = asked;
   let waiting = null; // the notice shown while the server is busy (replays.js)
   // Signed in: as the player, whose own matches always replay (a private room's too).
-  const auth = signedIn() ? signInAuth() : null;
+  const auth = signedIn() ? await signInAuth() : null;
   const response = await fetchReplay(`/replays/${encodeURIComponent(matchId)}`, {
     headers: auth === null ? {} : { Authorization: authorizationHeader(auth) },
     wanted: () => app.replayAsked === asked,
@@ -710,6 +799,10 @@ function startReplay(doc) {
   $("board").replaceChildren();
   $("result-panel").hidden = true;
   $("game-leave").hidden = true;
+  // A replay ends with its own "Back", and goes over no link to a game server.
+  $("play-again").hidden = true;
+  $("game-transport").textContent = "–";
+  delete $("game-transport").dataset.kind;
   $("replay-bar").hidden = false;
   const frames = doc.frames;
   const seek = $("replay-seek");
@@ -834,6 +927,7 @@ function startGame(match, resumed) {
   $("board").replaceChildren();
   $("result-panel").hidden = true;
   $("result-rating").hidden = true;
+  $("play-again").hidden = false;
   $("game-leave").hidden = false;
   $("game-status").textContent = resumed ? "Reconnecting to your match…" : "Connecting to the game…";
   $("game-title").textContent = gameTitle(found.game);
@@ -1149,6 +1243,8 @@ function gameClosed(game, event, byUs) {
     $("result-text").textContent = "You left the match.";
     $("result-panel").dataset.outcome = "left";
     $("result-detail").textContent = "";
+    // A ranked match counts the leaver's loss: their rating moved too.
+    if (game.ranked && signedIn()) run(() => afterRanked(game));
     return;
   }
   // A dropped connection (not a refusal) is worth one more try through the lobby.
@@ -1249,11 +1345,16 @@ async function run(action, onError = null) {
 function showName() {
   $("name-input").value = localStorage.getItem(STORE_NAME) ?? "";
   $("name-device").hidden = app.settings.auth !== "device";
+  // A server of tokens without one: the name alone cannot sign in, so say where to.
+  const tokenless = tokenSignIn() && keptToken() === null;
+  $("name-token").hidden = !tokenless;
+  $("name-row").hidden = tokenless;
   show("name");
   $("name-input").focus();
 }
 
 function wire() {
+  addEventListener("message", tokenMessage);
   $("notice-close").addEventListener("click", clearNotice);
   $("name-form").addEventListener("submit", (event) => {
     event.preventDefault();
@@ -1338,6 +1439,8 @@ async function offer() {
 }
 
 async function start() {
+  // First: out of the address bar before anything else can read or keep the URL.
+  takeFragmentToken();
   wire();
   await offer();
   const match = storedMatch();
@@ -1347,6 +1450,12 @@ async function start() {
   } else if (app.settings.auth === "device" && deviceKept()) {
     // A returning browser: signed in at once as its device (its account keeps its name).
     await run(() => enterLobby(localStorage.getItem(STORE_NAME) || "Player"), showName);
+  } else if (tokenSignIn() && (keptToken() ?? await askOpener()) !== null) {
+    // A token handed over: signed in at once as the name it vouches for; a token
+    // naming nobody asks the name of a new account (the name form then signs in).
+    const name = tokenName(keptToken());
+    if (name === null) showName();
+    else await run(() => enterLobby(name), showName);
   } else {
     showName();
   }

@@ -24,6 +24,10 @@ export declare const PROTOCOL: number;
 /** What each lobby error code means for a player. */
 export declare const LOBBY_ERRORS: Readonly<Record<string, string>>;
 export declare function lobbyErrorText(code: string, message?: string): string;
+/** An error frame in words: `auth_failed` by its `reason`, `banned` with its `reason` and `until`. */
+export declare function errorFrameText(
+  frame: { code: string; message?: string; reason?: unknown; until?: number | null },
+): string;
 
 /** The `auth` object of `hello` and `reconnect` (docs/lobby.md, "Authentication"). */
 export interface Auth {

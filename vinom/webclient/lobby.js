@@ -70,10 +70,23 @@ export function lobbyErrorText(code, message) {
   return LOBBY_ERRORS[code] ?? message ?? `Lobby error: ${code}`;
 }
 
-// An error frame in words: an `auth_failed` says why by its `reason`.
-function errorFrameText(frame) {
+// An error frame in words: an `auth_failed` says why by its `reason`; a `banned`
+// (at sign-in, or on a live connection) its `reason` and its end (`until`, Unix
+// seconds, in UTC; null: for good).
+export function errorFrameText(frame) {
   if (frame.code === "auth_failed" && Object.hasOwn(AUTH_FAILED_REASONS, frame.reason)) {
     return AUTH_FAILED_REASONS[frame.reason];
+  }
+  if (frame.code === "banned") {
+    const reason = typeof frame.reason === "string" ? frame.reason.trim() : "";
+    const why = reason === "" ? "" : ` Reason: ${reason}${/[.!?]$/.test(reason) ? "" : "."}`;
+    const end = new Date(Number(frame.until) * 1000);
+    let until = "";
+    if (frame.until === null) until = " The ban does not end.";
+    else if (typeof frame.until === "number" && !Number.isNaN(end.getTime())) {
+      until = ` The ban ends ${end.toISOString().slice(0, 16).replace("T", " ")} UTC.`;
+    }
+    return `${LOBBY_ERRORS.banned}${why}${until}`;
   }
   return lobbyErrorText(frame.code, frame.message);
 }
