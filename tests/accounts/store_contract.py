@@ -229,6 +229,18 @@ class AccountStoreContract:
         self.assertEqual((await other_lobby.bans_since(seen.now)).bans,
                          {old: Ban("again", None)})  # fmt: skip
 
+    async def test_bans_made_before_schema_version_2_stay_and_are_not_new(
+        self: Any,
+    ) -> None:
+        self.url = await self.database()
+        old = await self.open(migrations=MIGRATIONS[:1])
+        (cheat,) = [(await old.account_for(Identity("jwt", "c"), "Cheat", 1.0)).account_id]
+        await old.ban(cheat, "before", None)
+        old.close()
+        store = await self.open()
+        self.assertEqual((await store.get(cheat)).ban, Ban("before", None))
+        self.assertEqual((await store.bans_since(0.0)).bans, {})
+
     # -- what a sign-in remembers ---------------------------------------------
 
     async def test_a_write_through_the_store_is_seen_at_the_next_sign_in(self: Any) -> None:
@@ -550,6 +562,28 @@ class AccountStoreContract:
         self.assertEqual(last.change.after, now[loser])
         self.assertEqual(len(await self.store.history(loser, 1000)), 21)
         self.assertEqual(await self.store.history(ids[0], 5), [])
+
+    async def test_standings_are_each_queues_rating_and_how_its_matches_ended(
+        self: Any,
+    ) -> None:
+        ann, bob, cat, dan = await self.players("ann", "bob", "cat", "dan")
+        for match_id, game, teams, places in [
+            ("m-1", "dice", ((ann,), (bob,)), (1, 2)),
+            ("m-2", "dice", ((ann,), (bob,)), (2, 1)),
+            ("m-3", "dice", ((cat,), (ann,)), (1, 1)),
+            ("m-4", "maze", ((bob,), (ann,), (cat,)), (1, 2, 3)),
+        ]:
+            await self.store.record_match(RankedResult(match_id, game, "ranked", teams, places),
+                                          NOW)  # fmt: skip
+        standings = await self.store.standings(ann)
+        self.assertEqual([(s.game, s.queue, s.wins, s.losses, s.draws) for s in standings],
+                         [("dice", "ranked", 1, 1, 1), ("maze", "ranked", 0, 1, 0)])  # fmt: skip
+        for standing in standings:
+            now = await self.store.ratings_of([ann], standing.game, standing.queue)
+            self.assertEqual(standing.rating, now[ann])
+        self.assertEqual([s.rating.matches for s in standings], [3, 1])
+        # Never rated: no standings.
+        self.assertEqual(await self.store.standings(dan), [])
 
     async def test_the_leaderboard_equals_a_replay_of_the_history(self: Any) -> None:
         ids = await self._league()

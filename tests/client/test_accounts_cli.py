@@ -17,6 +17,7 @@ from twisted.trial.unittest import TestCase
 from tests.support.postgres_server import postgres_database
 from tests.support.servers import ROOT
 from vinom.accounts.interfaces import Identity
+from vinom.accounts.records import RankedResult
 from vinom.accounts.schema import LATEST, MIGRATIONS
 from vinom.accounts.sql import SQLITE_FILE, SqlAccountStore, open_store
 
@@ -54,6 +55,23 @@ class AccountsCommandTests(TestCase):
         self.assertIn(f"account {ann.account_id}\n  name:       Ann\n", out)
         self.assertIn("  created:    2023-11-14T22:13:20Z\n", out)
         self.assertIn("  identities: jwt:ann-sub\n  banned:     no\n", out)
+        self.assertIn("  ratings:    none\n", out)
+
+        # Ann wins a ranked match against Bob: her rating there, as players are shown it.
+        bob = await store.account_for(Identity("jwt", "bob-sub"), "Bob", 1_700_000_000.0)
+        result = RankedResult("m-1", "tictactoe", "ranked", ((ann.account_id,),
+                                                             (bob.account_id,)), (1, 2))
+        after = (await store.record_match(result, 1_700_000_100.0))[ann.account_id].after
+        out, err, code = await self.vinom("show", ann.account_id, *where)
+        self.assertEqual((code, err), (0, ""))
+        self.assertIn(f"  ratings:    tictactoe ranked: {after.shown:.2f} (mu {after.mu:.2f}, "
+                      f"sigma {after.sigma:.2f}), 1 match: 1 won, 0 lost, 0 drawn\n", out)
+        out, err, code = await self.vinom("show", "jwt:bob-sub", "--json", *where)
+        lost = (await store.ratings_of([bob.account_id], "tictactoe", "ranked"))[bob.account_id]
+        self.assertEqual(json.loads(out)["ratings"], [{
+            "game": "tictactoe", "queue": "ranked", "rating": round(lost.shown, 2),
+            "mu": round(lost.mu, 2), "sigma": round(lost.sigma, 2), "matches": 1, "wins": 0,
+            "losses": 1, "draws": 0}])  # fmt: skip
 
         out, err, code = await self.vinom("ban", "jwt:ann-sub", "--reason", "aimbot",
                                           "--duration", "7d", *where)  # fmt: skip

@@ -25,6 +25,7 @@ from vinom.accounts.records import (
     RankedResult,
     Rating,
     RatingChange,
+    Standing,
 )
 
 
@@ -179,6 +180,10 @@ class IAccountStore(Interface):
 
     def history(account_id: str, limit: int) -> Deferred[list[HistoryEntry]]:
         """The player's last rated matches (HistoryEntry), newest first."""
+
+    def standings(account_id: str) -> Deferred[list[Standing]]:
+        """The account's rating in each game's queue it was rated in, with its wins,
+        losses and draws there (Standing), by game and queue."""
 
     def close() -> None:
         """Release the store's connections."""

@@ -245,3 +245,16 @@ class HistoryEntry:
     place: int
     opponents: tuple[Opponent, ...]
     change: RatingChange
+
+
+@frozen
+class Standing:
+    """An account's rating in one game's queue, and how its rated matches there ended
+    (what `vinom accounts show` prints)."""
+
+    game: str
+    queue: str
+    rating: Rating
+    wins: int
+    losses: int
+    draws: int

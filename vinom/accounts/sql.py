@@ -98,6 +98,7 @@ from vinom.accounts.records import (
     RankedResult,
     Rating,
     RatingChange,
+    Standing,
     UnknownAccount,
     checked_identity,
     checked_name,
@@ -612,6 +613,11 @@ class SqlAccountStore:
         """The player's last `limit` (at most MAX_PAGE) rated matches, newest first."""
         return self._run(_history, account_id, _page(limit), write=False)
 
+    def standings(self, account_id: str) -> Deferred[list[Standing]]:
+        """The account's rating in each game's queue it was rated in, with its wins,
+        losses and draws there, by game and queue."""
+        return self._run(_standings, account_id, write=False)
+
 
 def _page(limit: int) -> int:
     if not isinstance(limit, int) or limit < 1:
@@ -917,6 +923,22 @@ def _board_page(
         LeaderboardEntry(offset + i + 1, a, name, Rating(float(mu), float(sigma), int(n)))
         for i, (a, name, mu, sigma, n) in enumerate(rows)
     ]
+
+
+def _standings(sql: _Sql, account_id: str) -> list[Standing]:
+    ended = sql.all(
+        "SELECT m.game, m.queue, p.outcome, COUNT(*) FROM match_players p JOIN rated_matches m "
+        "ON m.match_id = p.match_id WHERE p.account_id = ? GROUP BY m.game, m.queue, p.outcome",
+        account_id,
+    )
+    counts = {(game, queue, outcome): int(n) for game, queue, outcome, n in ended}
+    rows = sql.all("SELECT game, queue, mu, sigma, matches FROM ratings WHERE account_id = ? "
+                   "ORDER BY game, queue", account_id)  # fmt: skip
+    return [
+        Standing(game, queue, Rating(float(mu), float(sigma), int(n)),
+                 *(counts.get((game, queue, o), 0) for o in ("win", "loss", "draw")))
+        for game, queue, mu, sigma, n in rows
+    ]  # fmt: skip
 
 
 def _history(sql: _Sql, account_id: str, limit: int) -> list[HistoryEntry]:

@@ -20,12 +20,12 @@ import json
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from vinom.accounts.interfaces import Account, Identity
-from vinom.accounts.records import AccountError, InvalidValue, UnknownAccount
+from vinom.accounts.records import AccountError, InvalidValue, Standing, UnknownAccount
 from vinom.accounts.sql import SqlAccountStore, database_url, is_postgresql, open_store, sqlite_path
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
@@ -54,7 +54,25 @@ def when(seconds: float | None) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def account_json(account: Account, now: float) -> dict[str, Any]:
+def standing_json(standing: Standing) -> dict[str, Any]:
+    """A rating as the leaderboard shows it (its shown value, two decimals), with how the
+    account's rated matches there ended."""
+    rating = standing.rating
+    return {"game": standing.game, "queue": standing.queue, "rating": round(rating.shown, 2),
+            "mu": round(rating.mu, 2), "sigma": round(rating.sigma, 2),
+            "matches": rating.matches, "wins": standing.wins, "losses": standing.losses,
+            "draws": standing.draws}  # fmt: skip
+
+
+def standing_text(standing: Standing) -> str:
+    shown = standing_json(standing)
+    played = f"{shown['matches']} match" + ("" if shown["matches"] == 1 else "es")
+    return (f"{shown['game']} {shown['queue']}: {shown['rating']:.2f} (mu {shown['mu']:.2f}, "
+            f"sigma {shown['sigma']:.2f}), {played}: {shown['wins']} won, {shown['losses']} "
+            f"lost, {shown['draws']} drawn")  # fmt: skip
+
+
+def account_json(account: Account, now: float, standings: Sequence[Standing]) -> dict[str, Any]:
     ban = account.banned_at(now)
     return {
         "account_id": account.account_id,
@@ -64,13 +82,16 @@ def account_json(account: Account, now: float) -> dict[str, Any]:
         "identities": [f"{i.provider}:{i.subject}" for i in account.identities],
         "banned": None if ban is None else {"reason": ban.reason, "until": ban.until},
         "metadata": dict(account.metadata),
+        "ratings": [standing_json(s) for s in standings],
     }
 
 
-def account_text(account: Account, now: float) -> str:
+def account_text(account: Account, now: float, standings: Sequence[Standing]) -> str:
     ban = account.banned_at(now)
     banned = "no" if ban is None else f"{ban.reason} (until {when(ban.until)})"
     metadata: Mapping[str, Any] = account.metadata
+    # One line per game's queue, under one another.
+    ratings = "\n              ".join(standing_text(s) for s in standings) or "none"
     return "\n".join([
         f"account {account.account_id}",
         f"  name:       {account.display_name}",
@@ -79,6 +100,7 @@ def account_text(account: Account, now: float) -> str:
         f"  identities: {', '.join(f'{i.provider}:{i.subject}' for i in account.identities)}",
         f"  banned:     {banned}",
         f"  metadata:   {json.dumps(dict(metadata), ensure_ascii=False, sort_keys=True)}",
+        f"  ratings:    {ratings}",
     ])  # fmt: skip
 
 
@@ -123,10 +145,12 @@ async def accounts_command(
             account = await store.link(account.account_id, parse_identity(options["identity"]), at)
         elif command == "unlink":
             account = await store.unlink(account.account_id, parse_identity(options["identity"]))
+        standings = await store.standings(account.account_id)
         if options.get("json"):
-            out.write(json.dumps(account_json(account, at), ensure_ascii=False) + "\n")
+            shown = account_json(account, at, standings)
+            out.write(json.dumps(shown, ensure_ascii=False) + "\n")
         else:
-            out.write(account_text(account, at) + "\n")
+            out.write(account_text(account, at, standings) + "\n")
         return 0
     finally:
         store.close()
