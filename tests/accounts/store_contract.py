@@ -235,7 +235,8 @@ class AccountStoreContract:
         self.url = await self.database()
         old = await self.open(migrations=MIGRATIONS[:1])
         (cheat,) = [(await old.account_for(Identity("jwt", "c"), "Cheat", 1.0)).account_id]
-        await old.ban(cheat, "before", None)
+        # As a vinom of schema version 1 banned: reason and end, no time.
+        await old._update(cheat, "ban_reason = 'before', ban_until = NULL")
         old.close()
         store = await self.open()
         self.assertEqual((await store.get(cheat)).ban, Ban("before", None))
