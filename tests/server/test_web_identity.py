@@ -336,8 +336,11 @@ class WhatThePageSaysTests(TestCase):
         ))  # fmt: skip
         self.assertEqual(await browser.text_of("#game-transport"), NO_LINK)
 
-        # The operator bans Ann for a day (the real CLI, beside the server): her next
-        # visit is told why and until when, and the badge says she is not online.
+        # The operator bans Ann for a day (the real CLI, beside the server) while she is
+        # in the lobby: told why and until when; so is her next visit, and the badge
+        # says she is not online.
+        await click(browser, "#replay-close")
+        await wait_for_screen(browser, "lobby")
         out, err, code = await getProcessOutputAndValue(
             sys.executable, ["-c", RUN_CLI, "accounts", "ban", ann, "--reason", "cheating",
                              "--duration", "1d", "--data-dir", server.data_dir],
@@ -345,16 +348,23 @@ class WhatThePageSaysTests(TestCase):
         )  # fmt: skip
         self.assertEqual((code, err), (0, b""), out)
         banned_at = time.time()
+        ban = re.compile(r"This account is banned\. Reason: cheating\. The ban ends "
+                         r"(\d{4}-\d\d-\d\d \d\d:\d\d) UTC\.")  # fmt: skip
+
+        async def told() -> None:
+            await browser.wait_until(lambda d: ban.fullmatch(
+                d.find_element(By.ID, "notice-text").text), WAIT)  # fmt: skip
+            notice = await browser.text_of("#notice-text")
+            said = ban.fullmatch(notice or "")
+            assert said is not None, notice
+            ends = datetime.strptime(said[1], "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+            self.assertLess(abs(ends.timestamp() - (banned_at + 86400)), 180)
+
+        await told()
+        self.assertEqual(await shown(browser, badge), ["offline", "offline: banned"])
         await browser.reload()
         await wait_for_screen(browser, "name")
-        await browser.wait_until(lambda d: d.find_element(By.ID, "notice").is_displayed(), WAIT)
-        notice = await browser.text_of("#notice-text")
-        assert notice is not None
-        said = re.fullmatch(r"This account is banned\. Reason: cheating\. The ban ends "
-                            r"(\d{4}-\d\d-\d\d \d\d:\d\d) UTC\.", notice)  # fmt: skip
-        assert said is not None, notice
-        ends = datetime.strptime(said[1], "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
-        self.assertLess(abs(ends.timestamp() - (banned_at + 86400)), 180)
+        await told()
         self.assertEqual(await shown(browser, badge), ["offline", "offline: sign-in refused"])
         await browser.check()
 

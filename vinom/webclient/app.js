@@ -236,10 +236,12 @@ function lobbyClosed(lobby, event, byUs) {
   // The lobby closes after match_found: expected, the game goes on at /game.
   if (byUs || app.match !== null) return;
   const why = lobbyCloseText(event);
-  if (app.game === null) setConnection("offline", "offline", why);
+  const banned = app.lobbyError?.code === "banned";
+  if (app.game === null) setConnection("offline", "offline", banned ? "banned" : why);
   app.queued = null;
   app.room = null;
-  notify(`The lobby connection closed: ${why.replace(/\.$/, "")}. Reload the page to come back.`);
+  // A ban is said as it is: a reload would only be refused.
+  notify(banned ? why : `The lobby connection closed: ${why.replace(/\.$/, "")}. Reload the page to come back.`);
   renderQueue();
 }
 
