@@ -174,7 +174,7 @@ class MatchPlacer:
             if player_id in self._ours.get(match_id, ()) and key not in self._removed:
                 d = self._hosting.remove_player(match_id, player_id)
                 calls.append(d.addCallback(self._player_removed, key))
-        return gatherResults(calls).addCallback(sum)
+        return gatherResults(calls, consumeErrors=True).addCallback(sum)
 
     def _player_removed(self, removed: bool, key: tuple[str, str]) -> bool:
         if removed and key[0] in self._running:

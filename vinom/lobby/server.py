@@ -27,7 +27,7 @@ from typing import Any
 
 from attrs import evolve
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, FirstError, succeed
 from twisted.internet.interfaces import (
     IAddress,
     IConsumer,
@@ -447,21 +447,24 @@ class LobbyFactory(ServerFactory, Service):
             return succeed(None)
         since = math.inf if self._bans_read_to is None else self._bans_read_to - BAN_CHECK_OVERLAP
         d: Deferred[Any] = accounts.bans_since(since)
-        return d.addCallback(self._bans_read).addErrback(self._bans_unread)
+        return d.addCallback(self._bans_read).addErrback(self._ban_failed, "reading new bans")
 
     def _bans_read(self, new: NewBans) -> None:
         self._bans_read_to = new.now
         for player_id, ban in new.bans.items():
             self.end_banned(player_id, ban)
 
-    def _bans_unread(self, failure: Failure) -> None:
-        # The next read asks again from the same time: nothing is missed meanwhile.
+    def _ban_failed(self, failure: Failure, doing: str) -> None:
+        # A read that failed is made again from the same time, a seat not taken at the
+        # next read that finds the ban (BAN_CHECK_OVERLAP): logged once a minute at most.
+        if isinstance(failure.value, FirstError):
+            failure = failure.value.subFailure
         if not self._ban_log.allow():
             return
         if failure.check(BackendUnavailable):
-            self.log.warn("reading new bans failed: {error}", error=failure.value)
+            self.log.warn("{doing} failed: {error}", doing=doing, error=failure.value)
         else:
-            self.log.failure("reading new bans failed", failure)
+            self.log.failure("{doing} failed", failure, doing=doing)
 
     def end_banned(self, player_id: str, ban: Ban) -> None:
         """The player's account is banned: their connection here is told `banned` and
@@ -484,7 +487,7 @@ class LobbyFactory(ServerFactory, Service):
 
         d = self.placer.remove_player(player_id)
         d.addCallback(removed)
-        d.addErrback(self._bans_unread)
+        d.addErrback(self._ban_failed, f"taking banned player {player_id} out of a match")
 
     # What operators and tests look at.
 
