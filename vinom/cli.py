@@ -451,13 +451,20 @@ class ReplayOptions(CommandOptions):
         self["redis-settings"] = record_fleet().record_settings(self)
 
 
+def _database(value: str) -> str:
+    """`--database`, checked as twistd vinom checks it (a usage mistake: exit 2)."""
+    from vinom.server.accounts import database_option
+
+    return database_option("database", value)
+
+
 class AccountCommandOptions(CommandOptions):
     """What every `vinom accounts` command takes: the database and the account."""
 
     optFlags = [["json", None, "Print the account as one JSON object."]]
     optParameters = [
         ["database", None, None, "The account database, as twistd vinom's --database: a SQLite "
-         "file or a postgresql:// URL (default: DATA_DIR/accounts.sqlite3)."],
+         "file or a postgresql:// URL (default: DATA_DIR/accounts.sqlite3).", _database],
         ["data-dir", "d", "vinom-data", "The server's data directory (for the default database)."],
     ]  # fmt: skip
     synopsis = "COMMAND ACCOUNT"

@@ -122,6 +122,8 @@ class AccountsCommandTests(TestCase):
             (("link", ann.account_id), 2, "vinom: usage: vinom accounts link ACCOUNT"),
             (("show", ann.account_id, "--colour"), 2, "vinom: option --colour not recognized"),
             (("ban", ann.account_id), 2, "vinom: a ban needs --reason"),
+            (("show", ann.account_id, "--database", "mysql://db/game"), 2,
+             "vinom: --database 'mysql://db/game': a postgresql:// URL or a SQLite file"),
         ]  # fmt: skip
         cases = [(args + tuple(where), status, line) for args, status, line in cases]
         cases.append((("show", ann.account_id, "--data-dir", "nowhere"), 1,
