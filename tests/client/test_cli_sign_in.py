@@ -2,10 +2,10 @@
 `vinom bots --auth device --queue ranked` (the command docs/getting-started.md gives) as
 a child process plays rated matches whose ratings show on the server's leaderboard (JSON
 over HTTPS), the bots keeping their accounts from run to run through the device key made
-0600 in the user's configuration directory; `vinom play --auth device` in a
-pseudo-terminal reaches a ranked match against such a bot, and its account is rated for
-it; and a device file the command cannot use is one line and status 2, before any
-connection."""
+0600 in the user's configuration directory; `vinom play` in a pseudo-terminal, as the
+server's start-up line gives it (`--auth device`), reaches a ranked match against such a
+bot, and its account is rated for it; and a device file the command cannot use is one
+line and status 2, before any connection."""
 
 # slow: starts `twistd -n vinom`, `vinom bots` and `vinom play` as child processes
 
@@ -111,10 +111,12 @@ class DeviceSignInTests(TestCase):
             "--think", "30", "--auth", "device", "--queue", "ranked", "--json",
             "--lobby", f"127.0.0.1:{server.lobby_port}", "--trust", server.cert,
         ], env=self.env, path=self.home)  # fmt: skip
+        # The command the server's start-up names for terminal clients, as a user copies it.
+        said = server.output.decode().split("vinom: terminal clients: ")[1].splitlines()[0]
+        self.assertTrue(said.endswith(" --auth device"), said)
+        play = said.replace("GAME", "maze").split()[1:]
         terminal, process = in_a_terminal(self, [
-            sys.executable, "-c", RUN_CLI, "play", "maze", "--name", "tui", "--auth", "device",
-            "--queue", "ranked", "--lobby", f"127.0.0.1:{server.lobby_port}",
-            "--trust", server.cert,
+            sys.executable, "-c", RUN_CLI, *play, "--name", "tui", "--queue", "ranked"
         ], self.env, path=self.home)  # fmt: skip
         # "@" (you) is on no screen before the maze's: signed in, matched, playing.
         await until(lambda: b"@" in terminal.output or terminal.ended.called,

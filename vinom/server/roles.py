@@ -23,6 +23,7 @@ from twisted.application import service
 from twisted.logger import Logger
 from twisted.python import usage
 
+from vinom.accounts.device import DEVICE
 from vinom.accounts.interfaces import IAccountStore
 from vinom.accounts.sql import describe
 from vinom.games.registry import GameRegistry
@@ -45,7 +46,7 @@ from vinom.protocol.config import IssuerConfig, ProtocolConfig, generate_token_k
 from vinom.protocol.route_token import RouteTokenIssuer, relayable
 from vinom.protocol.tokens import TokenIssuer
 from vinom.rooms.room import RoomConfig
-from vinom.server.auth import auth_line, authenticator_of
+from vinom.server.auth import DEFAULT_AUTH, auth_line, authenticator_of
 from vinom.server.build import build_info
 from vinom.server.certs import RenewingCertificate, dev_certificate_in
 from vinom.server.drain import Drain, PlayersMatches
@@ -241,9 +242,14 @@ def build_lobby(
     _add(root, "lobby-listener", listener)
     # A certificate of the operator's own is trusted as any other; the dev one is not.
     trust = f" --trust {Path(certificate[0]).resolve()}" if options["certificate"] is None else ""
+    # How the terminal clients sign in here (docs/client.md, "Signing in").
+    kind = options["auth"]
+    sign_in = ("" if kind == DEFAULT_AUTH else f" --auth {kind}"
+               + ("" if kind == DEVICE else " --auth-token TOKEN"))  # fmt: skip
     address = Address(
-        "terminal clients", listener, lambda h, p: f"vinom play GAME --lobby {h}:{p}{trust}"
-    )
+        "terminal clients", listener,
+        lambda h, p: f"vinom play GAME --lobby {h}:{p}{trust}{sign_in}",
+    )  # fmt: skip
     return LobbyRole(lobby, match_hosting, (address,))
 
 
