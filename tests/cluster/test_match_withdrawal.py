@@ -1,8 +1,9 @@
-"""A match whose players leave it before it is placed, on a cluster, is treated as one
-lobby treats it (docs/lobby.md, "withdrawn"; docs/scaling.md, "Give up"): while a player
-of it is still connected to a lobby, it waits on for them and a player who left keeps
-their seat, to `reconnect` to; once none is connected to any lobby it is withdrawn, and
-no game host takes it (its port stays free for the next players).
+"""A match a player leaves before it is placed, on a cluster, is treated as one lobby
+treats it (docs/lobby.md, "withdrawn"; docs/scaling.md, "Withdraw"): it is withdrawn,
+its players still connected to any lobby are back at the head of the queue at once
+(not sent to a game host to wait its connect deadline for a player who is gone), also
+in a lobby that follows the match only after its withdrawal, and no game host takes it
+(its port stays free for the next players).
 
 Two `twistd vinom lobby` processes and a `twistd vinom host` process on a real Redis
 (tests/cluster/test_scaling.py's `ClusterTestCase`); the players are real lobby
@@ -20,6 +21,7 @@ import re
 import signal
 
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
 
 from tests.cluster.test_scaling import GAME, ClusterTestCase, Process
 from tests.server.test_ops import http_get, metric_value
@@ -58,34 +60,62 @@ class MatchWithdrawalTests(ClusterTestCase):
         text = await self.redis_call("GET", f"vinom:outcome:{match_id}")
         return None if text is None else json.loads(text)
 
-    async def test_a_player_who_left_a_waiting_match_keeps_their_seat(self) -> None:
+    async def requeued_at_once(self, bob: Deferred[MatchFound], told: list[Queued],
+                               since: float, match_id: str) -> None:  # fmt: skip
+        """Bob, whose opponent left their waiting match, is back at the head of the
+        queue within 2 s of `since` (not at the game host's connect deadline, 30 s
+        later); the match is withdrawn, no host takes it, and Bob is matched with the
+        next player as soon as a host comes."""
+        await until(lambda: any(q.requeued for q in told), "Bob requeued", timeout=10.0)
+        elapsed = reactor.seconds() - since
+        self.assertLess(elapsed, 2.0)
+        self.assertEqual([(q.status, q.reason) for q in told if q.requeued],
+                         [("searching", "no_host")])  # fmt: skip
+        self.assertEqual(await self.outcome(match_id),
+                         {"event": "failed", "match_id": match_id, "reason": "withdrawn"})
+        host = await self.start("host", ports=2)
+        cid = await self.player(self.first, "cid")
+        seats = await gatherResults([cid.queue("tictactoe"), bob])
+        self.assertEqual(seats[0].game_id, seats[1].game_id)
+        self.assertEqual(self.hosted_matches(host), [seats[0].game_id])
+
+    async def test_the_waiting_player_is_requeued_once_their_opponent_leaves(self) -> None:
         """No game host yet: a match of a player of each lobby waits. The first lobby's
-        player leaves; the second's waits on, gets `match_found` once a host comes, and
-        plays the match against the player who left and came back with `reconnect`,
-        as with one lobby (their opponent was not gone for good)."""
+        player leaves it: the second's is requeued at once, as in one lobby."""
         ann, bob = await self.player(self.first, "ann"), await self.player(self.second, "bob")
-        assert ann.welcome is not None and bob.welcome is not None
         told: dict[str, list[Queued]] = {"ann": [], "bob": []}
         ann.queue("tictactoe", on_queued=told["ann"].append).addErrback(lambda _: None)
         bob_found = bob.queue("tictactoe", on_queued=told["bob"].append)
         await until(lambda: all(any(q.status == "waiting_for_server" for q in told[name])
                                 for name in told), "both told waiting_for_server")  # fmt: skip
         match_id = await self.formed(self.lobbies[0])
+        left = reactor.seconds()
         await ann.close()
-        # The first lobby has heard that its player left (and said what it did of it).
-        await until(lambda: re.search(rf"match {match_id}(: its players here left| withdrawn)",
-                                      self.lobbies[0].text), "the first lobby's word")  # fmt: skip
-        host = await self.start("host", ports=2)
-        found = await bob_found
-        self.assertEqual(found.game_id, match_id)
-        # The player who left takes their seat again, through either lobby.
-        back = await connect_lobby(reactor, self.second.host, self.second.port,
-                                   trust=self.second.trust)  # fmt: skip
-        self.addCleanup(back.close)
-        seat = await back.reconnect(ann.welcome.player_id, ann.welcome.secret)
-        self.assertEqual(seat.game_id, match_id)
-        await self.play({ann.welcome.player_id: seat, bob.welcome.player_id: found})
-        self.assertEqual(self.hosted_matches(host), [match_id])
+        await self.requeued_at_once(bob_found, told["bob"], left, match_id)
+
+    async def test_a_lobby_that_follows_a_match_after_its_withdrawal_requeues_at_once(
+        self,
+    ) -> None:
+        """The forced race: the second lobby is paused (SIGSTOP) as the match of its
+        player and the first lobby's forms, and the first lobby's player leaves it
+        before the second lobby has followed it. Resumed, the second lobby follows a
+        match withdrawn already: its player is requeued at once."""
+        bob = await self.player(self.second, "bob")
+        told: list[Queued] = []
+        bob_found = bob.queue("tictactoe", on_queued=told.append)
+        await until(lambda: told, "Bob queued")
+        paused = self.lobbies[1].transport.pid
+        os.kill(paused, signal.SIGSTOP)
+        self.addCleanup(lambda: None if self.lobbies[1].output.ended.called
+                        else os.kill(paused, signal.SIGCONT))  # fmt: skip
+        ann = await self.player(self.first, "ann")
+        ann.queue("tictactoe").addErrback(lambda _: None)
+        match_id = await self.formed(self.lobbies[0])
+        await ann.close()
+        await until(lambda: self.outcome(match_id), "the match withdrawn")
+        resumed = reactor.seconds()
+        os.kill(paused, signal.SIGCONT)
+        await self.requeued_at_once(bob_found, told, resumed, match_id)
 
     async def play(self, seats: dict[str, MatchFound]) -> None:
         """Both players connect to the game host and play the match to its end."""

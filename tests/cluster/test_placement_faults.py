@@ -1,14 +1,14 @@
 """Faults of the pull placement (vinom.cluster.placement, agent, channel) that players
 would see, each on a real Redis with real host agents and lobbies' placement: a lobby
-that hears a match after its host placed it, or after it ended, and a lobby whose own
-players all left a match that other lobbies' players still wait for."""
+that hears a match after its host placed it, or after it ended, and a match a player
+left through one lobby while another lobby's players wait for it."""
 
 # slow: starts Redis (tests/support/redis_server.py)
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet import reactor
@@ -44,11 +44,10 @@ from vinom.cluster.hosts import HostRecord, RedisHostRegistry
 from vinom.cluster.placement import DEFAULT_PLACEMENT, RemoteMatchHosting
 from vinom.cluster.settings import PlacementSettings
 from vinom.errors import BackendUnavailable
-from vinom.hosting.interfaces import HostingStopped, NoHostAvailable
+from vinom.hosting.interfaces import HostingStopped, MatchWithdrawn, NoHostAvailable
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
 from vinom.match import Match, MatchEnded, Ticket
-from vinom.protocol.address import HostAddress
 from vinom.store.memory import MemoryPlayerStore
 
 
@@ -57,22 +56,14 @@ def duel(match_id: str = "m-1") -> Match:
     return Match(match_id, "duel", players, 1.0)
 
 
-def lobby(case: TestCase, redis: RedisClient, lobby_id: str, clock: Clock | None = None,
-          lobbies_of: Callable[[str], Iterable[str]] | None = None,
-          ) -> RemoteMatchHosting:  # fmt: skip
-    """A lobby's placement reading its events until the test ends (`lobbies_of`: the
-    lobbies each match was published to, as the matchmaker says)."""
+def lobby(case: TestCase, redis: RedisClient, lobby_id: str,
+          clock: Clock | None = None) -> RemoteMatchHosting:  # fmt: skip
+    """A lobby's placement reading its events until the test ends."""
     hosting = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis),
-                                 clock=clock or reactor, lobby_id=lobby_id,
-                                 lobbies_of=lobbies_of)  # fmt: skip
+                                 clock=clock or reactor, lobby_id=lobby_id)  # fmt: skip
     hosting.startService()
     case.addCleanup(hosting.stopService)
     return hosting
-
-
-def both_lobbies(match_id: str) -> tuple[str, ...]:
-    """The matchmaker's `lobbies_of` for a match of a player of l-a and one of l-b."""
-    return ("l-a", "l-b")
 
 
 class LateFollowerTests(TestCase):
@@ -118,17 +109,27 @@ class LateFollowerTests(TestCase):
 
 
 class WithdrawTests(TestCase):
-    """A match of two lobbies' players waits for a host: one lobby's players all
-    leave, so it withdraws the match (`MatchPlacer.withdraw_if_abandoned` cancels its
-    placement). The other lobby's players still wait: they must keep waiting and get
-    the match once a host frees a slot, not be told `no_host` because players of
-    another lobby left (with one lobby, a match keeps waiting while one player is
-    connected). The lobby that formed a match by its timer and holds none of its
-    players withdraws it at once, the same way, when no host is free."""
+    """A match of two lobbies' players waits for a host, and the first lobby's player
+    leaves it (`MatchPlacer.withdraw_if_abandoned` withdraws it, or cancels its
+    placement). The second lobby's player must not be sent to a game host that would
+    wait its connect deadline for an opponent who is gone, holding a port: the second
+    lobby hears the match withdrawn at once (its `host_match` fails `MatchWithdrawn`, so
+    its players go back to the head of the queue), whether it followed the match before
+    the withdrawal or after, and no host takes it."""
 
     timeout = 30
 
-    async def test_one_lobbys_withdrawal_leaves_the_others_players_waiting(self) -> None:
+    async def withdrawn_and_not_hosted(self, redis: RedisClient,
+                                       *lobbies: RemoteMatchHosting) -> None:  # fmt: skip
+        self.assertEqual(json.loads(await redis.handler.get("vinom:outcome:m-1")),
+                         {"event": "failed", "match_id": "m-1", "reason": "withdrawn"})
+        # A host that reads the request later hosts nothing: no port is held for it.
+        _, hosting = start_host(self, redis, "h-late")
+        await until(lambda: all_taken(redis), "the request read and dropped")
+        self.assertEqual([hosting.matches, *(lobby.matches for lobby in lobbies)],
+                         [0] * (1 + len(lobbies)))  # fmt: skip
+
+    async def test_a_lobby_following_the_match_hears_the_withdrawal_at_once(self) -> None:
         redis = await open_redis(self)
         clock = Clock()
         first, second = lobby(self, redis, "l-a", clock), lobby(self, redis, "l-b", clock)
@@ -136,87 +137,52 @@ class WithdrawTests(TestCase):
         waiting = second.host_match(duel())
         await until(lambda: redis.handler.scard("vinom:lobbies:m-1").addCallback(
             lambda n: n == 2), "both lobbies following")  # fmt: skip
-        gone.cancel()
+        self.assertTrue(await first.withdraw("m-1"))
         self.failureResultOf(gone, CancelledError)
-        await deferLater(reactor, 0.3, lambda: None)
-        self.assertFalse(waiting.called, "the other lobby's players were given up")
-        # A host registers with a free slot: the match is placed for those who wait.
-        start_host(self, redis, "h-late")
-        address = await waiting
-        self.assertEqual(address, HostAddress("198.51.100.9", 7400))
+        await until(lambda: waiting.called, "the second lobby told", timeout=5)
+        self.failureResultOf(waiting, MatchWithdrawn)
+        await self.withdrawn_and_not_hosted(redis, first, second)
 
-
-    async def test_a_match_every_lobby_withdrew_is_given_up_and_not_hosted(self) -> None:
-        redis = await open_redis(self)
-        clock = Clock()
-        first, second = lobby(self, redis, "l-a", clock), lobby(self, redis, "l-b", clock)
-        placing = [first.host_match(duel()), second.host_match(duel())]
-        await until(lambda: redis.handler.scard("vinom:lobbies:m-1").addCallback(
-            lambda n: n == 2), "both lobbies following")  # fmt: skip
-        for d in placing:
-            d.cancel()
-            self.failureResultOf(d, CancelledError)
-        await until(lambda: redis.handler.get("vinom:outcome:m-1"), "the match given up")
-        self.assertEqual(json.loads(await redis.handler.get("vinom:outcome:m-1")),
-                         {"event": "failed", "match_id": "m-1", "reason": "withdrawn"})
-        # A host that reads the request later hosts nothing.
-        _, hosting = start_host(self, redis, "h-late")
-        await until(lambda: all_taken(redis), "the request read and dropped")
-        self.assertEqual((hosting.matches, first.matches, second.matches), (0, 0, 0))
-
-
-
-    async def test_a_lobby_s_word_waits_for_the_lobbies_the_match_was_published_to(
+    async def test_a_lobby_that_follows_the_match_after_its_withdrawal_hears_it_at_once(
         self,
     ) -> None:
-        """The first lobby's players all left before the second lobby, whose players
-        wait, has followed the match: it is not given up (they would be sent back to
-        the queue, `no_host`), and the first lobby still hears its placement (its
-        players keep their seat)."""
+        """The forced race: the first lobby's player left before the second lobby
+        (which heard the match late: a slow channel, a pause) followed it."""
         redis = await open_redis(self)
         clock = Clock()
-        first = lobby(self, redis, "l-a", clock, both_lobbies)
+        first = lobby(self, redis, "l-a", clock)
         gone = first.host_match(duel())
         await until(lambda: redis.handler.sismember("vinom:lobbies:m-1", "l-a"), "followed")
-        self.assertFalse(await first.withdraw("m-1"))
-        self.assertIsNone(await redis.handler.get("vinom:outcome:m-1"))
-        waiting = lobby(self, redis, "l-b", clock, both_lobbies).host_match(duel())
-        start_host(self, redis, "h-late")
-        address = await waiting
-        self.assertEqual(await gone, address)
+        gone.cancel()
+        self.failureResultOf(gone, CancelledError)
+        await until(lambda: redis.handler.get("vinom:outcome:m-1"), "the match withdrawn")
+        second = lobby(self, redis, "l-b", clock)
+        late = second.host_match(duel())
+        await until(lambda: late.called, "the late lobby told", timeout=5)
+        self.failureResultOf(late, MatchWithdrawn)
+        await self.withdrawn_and_not_hosted(redis, first, second)
 
-    async def test_a_match_every_lobby_of_it_withdrew_is_withdrawn_for_each(self) -> None:
+    async def test_a_match_placed_before_the_player_left_goes_on(self) -> None:
         redis = await open_redis(self)
-        clock = Clock()
-        first = lobby(self, redis, "l-a", clock, both_lobbies)
-        second = lobby(self, redis, "l-b", clock, both_lobbies)
-        placing = [first.host_match(duel()), second.host_match(duel())]
-        await until(lambda: redis.handler.scard("vinom:lobbies:m-1").addCallback(
-            lambda n: n == 2), "both lobbies following")  # fmt: skip
+        start_host(self, redis, "h-1")
+        first, second = lobby(self, redis, "l-a"), lobby(self, redis, "l-b")
+        address = await first.host_match(duel())
         self.assertFalse(await first.withdraw("m-1"))
-        self.assertTrue(await second.withdraw("m-1"))
-        # Each lobby's players of it are withdrawn, the first's told through its stream.
-        for d in placing:
-            await until(lambda d=d: d.called, "withdrawn")
-            self.failureResultOf(d, CancelledError)
-        _, hosting = start_host(self, redis, "h-late")
-        await until(lambda: all_taken(redis), "the request read and dropped")
-        self.assertEqual((hosting.matches, first.matches, second.matches), (0, 0, 0))
+        self.assertEqual(await second.host_match(duel()), address)
 
 
 class FormedForOthersTests(LobbyHarness, TestCase):
     """On a real Redis, with no game host: the lobby whose call formed a match (the
     matchmaker's leader, by its timer, as the windows of other lobbies' tickets widen)
-    hears it though it holds none of its players. Its word that nobody of the match is
-    here must not give the match up: the lobbies it was published to (its players')
-    have not said so, and their players wait for it (`waiting_for_server`, not
-    `no_host`), in a cluster whose hosts are all busy."""
+    hears it though it holds none of its players. None of them left through it: it
+    must not give the match up, and their players, in their own lobbies, wait for it
+    (`waiting_for_server`, not `no_host`), in a cluster whose hosts are all busy."""
 
     timeout = 30
 
     async def test_a_match_of_other_lobbies_players_is_not_withdrawn_here(self) -> None:
         redis = await open_redis(self)
-        hosting = lobby(self, redis, "l-test", self.clock, lambda _: ("l-theirs",))
+        hosting = lobby(self, redis, "l-test", self.clock)
         await until(lambda: redis.handler.exists("vinom:placements:l-test"), "its stream")
         self.factory = self.make_factory(hosting=hosting, store=MemoryPlayerStore())
         self.factory.startService()

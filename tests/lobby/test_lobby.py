@@ -515,19 +515,21 @@ class MatchFoundTests(LobbyHarness):
         self.assertEqual(self.flushLoggedErrors(), [])
         self.assertEqual(self.factory.waiting_matches, 0)
 
-    def test_a_player_who_leaves_while_waiting_for_a_server_keeps_the_seat(self) -> None:
+    def test_a_player_who_leaves_while_waiting_for_a_server_gives_the_match_up(self) -> None:
         players = [self.queued_player(name) for name in "ABCDEF"]
-        leaver = players[4]
+        leaver, partner = players[4], players[5]
         leaver_id = leaver.player_id or ""
         self.assertEqual(leaver.frames()[-1]["status"], "waiting_for_server")
+        partner.frames()
         leaver.drop()
+        # Withdrawn: the partner is back at the head of the queue at once, the leaver
+        # forgotten, and no port is held for the match.
+        self.assertEqual([(f["type"], f.get("requeued"), f.get("reason"))
+                          for f in partner.frames()], [("queued", True, "no_host")])  # fmt: skip
+        self.assertIsNone(self.successResultOf(self.store.get_player(leaver_id)))
+        self.assertEqual(self.factory.waiting_matches, 0)
         self.hosts.end_match(self.matches[0].match_id)
-        # The match is placed with the player in it; their record stays for `reconnect`.
-        self.assertEqual(players[5].frames()[-1]["type"], "match_found")
-        placement = self.successResultOf(self.store.placement_for_player(leaver_id))
-        assert placement is not None
-        self.assertEqual(placement.match_id, self.matches[2].match_id)
-        self.assertIsNotNone(self.successResultOf(self.store.get_player(leaver_id)))
+        self.assertEqual(self.hosting.running_games, 1)
 
 
 class ReconnectTests(LobbyHarness):
@@ -597,28 +599,19 @@ class ReconnectTests(LobbyHarness):
         )
         self.assert_error(reply, errors.ALREADY_HELLO)
 
-    def test_reconnect_while_the_match_waits_for_a_server(self) -> None:
+    def test_no_seat_to_reconnect_to_after_leaving_a_match_waiting_for_a_server(
+        self,
+    ) -> None:
         for name in "ABCD":
             self.queued_player(name)
         late = self.connect()
         welcome = late.hello("E")
         late.request({"type": "queue", "game": "tictactoe"})
-        partner = self.queued_player("F")
+        self.queued_player("F")
         self.assertEqual(late.frames()[-1]["status"], "waiting_for_server")
         late.drop()
-        back = self.connect()
-        reply = back.request(
-            reconnect(welcome["player_id"], welcome["secret"])
-        )
-        self.assertEqual(
-            reply,
-            {"type": "queued", "game": "tictactoe", "position": 1, "status": "waiting_for_server"},
-        )
-        self.hosts.end_match(self.matches[1].match_id)
-        [found] = back.frames()
-        self.assertEqual((found["type"], found["seat"], found["port"]), ("match_found", 0, 7401))
-        self.assertTrue(back.closed)
-        self.assertEqual(partner.frames()[-1]["type"], "match_found")
+        reply = self.connect().request(reconnect(welcome["player_id"], welcome["secret"]))
+        self.assert_error(reply, errors.BAD_SECRET)
 
     def test_a_reconnect_replaces_a_live_connection_of_the_player(self) -> None:
         for name in "ABCD":

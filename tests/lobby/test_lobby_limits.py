@@ -37,47 +37,53 @@ def keep_alive(clients: list[Any], case: LobbyHarness, seconds: float) -> int:
 
 
 class WithdrawalTests(LobbyHarness):
-    """A match whose players all left while it waited for a port is withdrawn."""
+    """A match a player left while it waited for a port is withdrawn: the others go
+    back to the head of the queue at once, not to a game host that would wait its
+    connect deadline for the player who left."""
 
     def fill_the_ports(self) -> None:
         for client in [self.queued_player(name) for name in "ABCD"]:
             client.drop()
         self.assertEqual(self.allocator.available, 0)
 
-    def test_a_match_whose_players_all_left_while_waiting_is_withdrawn(self) -> None:
+    def test_a_match_a_player_left_while_waiting_is_withdrawn(self) -> None:
         self.fill_the_ports()
         first, second = self.queued_player("E"), self.queued_player("F")
-        player_ids = [first.player_id or "", second.player_id or ""]
+        gone = first.player_id or ""
         self.assertEqual((self.factory.waiting_matches, self.allocator.waiting), (1, 1))
+        second.frames()
         first.drop()
-        # Someone of the match is still here: it keeps its place.
-        self.assertEqual((self.factory.waiting_matches, self.allocator.waiting), (1, 1))
-        second.drop()
         self.assertEqual((self.factory.waiting_matches, self.allocator.waiting), (0, 0))
         self.assertEqual(self.factory.matches_withdrawn, 1)
-        for player_id in player_ids:
-            self.assertIsNone(self.successResultOf(self.store.get_player(player_id)))
+        self.assertIsNone(self.successResultOf(self.store.get_player(gone)))
         self.assertEqual(self.flushLoggedErrors(), [])
-        # The next pair is first in line, and gets the next free port.
-        third, fourth = self.queued_player("G"), self.queued_player("H")
-        self.assertEqual(fourth.frames()[-1], _waiting(position=1))
+        # The one still here is back at the head of the queue, told so at once.
+        self.assertEqual(second.frames(), [{
+            "type": "queued", "game": "tictactoe", "queue": "normal", "position": 1,
+            "status": "searching", "requeued": True, "reason": "no_host"}])  # fmt: skip
+        # The next player is matched with them, and gets the next free port.
+        third = self.queued_player("G")
+        self.assertEqual(third.frames()[-1], _waiting(position=1))
         self.hosts.end_match(self.matches[0].match_id)
-        found = third.frames()[-1]
+        found = second.frames()[-1]
         self.assertEqual(
             (found["type"], found["game_id"]), ("match_found", self.matches[3].match_id)
         )
-        # A player of the withdrawn match has nothing to reconnect to.
-        reply = self.connect().request(reconnect(player_ids[0], "whatever"))
+        # The player who left has nothing to reconnect to.
+        reply = self.connect().request(reconnect(gone, "whatever"))
         self.assert_error(reply, errors.BAD_SECRET)
 
-    def test_a_match_formed_with_none_of_its_players_here_is_withdrawn_at_once(self) -> None:
-        # An asynchronous matchmaker may form a match whose players have just left.
+    def test_a_match_of_players_this_lobby_does_not_hold_is_not_withdrawn_here(
+        self,
+    ) -> None:
+        # (Another lobby's players, with a matchmaker shared through Redis: theirs to
+        # withdraw if one of them leaves.)
         self.fill_the_ports()
-        for player_id in ("p-gone1", "p-gone2"):
+        for player_id in ("p-theirs1", "p-theirs2"):
             self.matchmaker.enqueue(Ticket(player_id, player_id, "tictactoe", None, 0.0))
-        self.assertEqual(self.matches[-1].player_ids, ("p-gone1", "p-gone2"))
-        self.assertEqual((self.factory.waiting_matches, self.allocator.waiting), (0, 0))
-        self.assertEqual(self.factory.matches_withdrawn, 1)
+        self.assertEqual(self.matches[-1].player_ids, ("p-theirs1", "p-theirs2"))
+        self.assertEqual((self.factory.waiting_matches, self.allocator.waiting), (1, 1))
+        self.assertEqual(self.factory.matches_withdrawn, 0)
 
     def test_a_match_being_placed_is_not_withdrawn(self) -> None:
         first, second = self.queued_player("A"), self.queued_player("B")

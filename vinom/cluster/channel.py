@@ -12,7 +12,7 @@ a lobby that reconnects or follows a Sentinel failover reads on from where it wa
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from attrs import frozen
@@ -86,7 +86,7 @@ return 1
 # How long a match's followers are kept (as its placement record); its end deletes them.
 FOLLOWERS_TTL = 24 * 3600.0
 
-# The `failed` reason of a match whose players all left before it was placed.
+# The `failed` reason of a match a player left before it was placed.
 WITHDRAWN = "withdrawn"
 
 # KEYS: the match's followers, outcome, realm's request stream and `requested` marker,
@@ -237,32 +237,6 @@ return 0
 )
 
 
-# KEYS: the match's outcome, followers, and the lobbies whose players of it all left.
-# ARGV: the `failed` outcome, its TTL, the lobby id, the streams' prefix, the other
-# lobbies the match was published to. Once every lobby that follows the match, or that
-# it was published to, said its players left, it is recorded `withdrawn` (unless an
-# outcome is) and told to its followers; until then it waits for those players.
-_WITHDRAW = Script(
-    TO_FOLLOWERS_LUA
-    + """
-redis.call('SADD', KEYS[3], ARGV[3])
-redis.call('PEXPIRE', KEYS[3], ARGV[2])
-for _, lobby in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  if redis.call('SISMEMBER', KEYS[3], lobby) == 0 then return 0 end
-end
-for i = 5, #ARGV do
-  if redis.call('SISMEMBER', KEYS[3], ARGV[i]) == 0 then return 0 end
-end
-if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
-  to_followers(KEYS[2], ARGV[4], ARGV[1])
-  redis.call('DEL', KEYS[2])
-  return 1
-end
-return 0
-"""
-)
-
-
 # KEYS: the match's outcome, the host's matches, the host index, the followers[, the
 # request's stream]. ARGV: the outcome, its TTL, the streams' prefix, the match id, the
 # host's matches' TTL, the key prefix, the placement record ('' for none) and its TTL[,
@@ -327,10 +301,6 @@ class PlacementKeys:
     def followers(self, match_id: str) -> str:
         """The ids of the lobbies that follow a match (a set)."""
         return f"{self.prefix}lobbies:{match_id}"
-
-    def left(self, match_id: str) -> str:
-        """The lobbies whose players of a match waiting for a host all left (a set)."""
-        return f"{self.prefix}left:{match_id}"
 
     def crashed(self, match_id: str) -> str:
         """The followers of a match ended `host_crashed`, kept for its host's own end."""
@@ -413,17 +383,12 @@ def decide(redis: RedisClient, keys: PlacementKeys, settings: PlacementSettings,
 
 
 def withdraw(redis: RedisClient, keys: PlacementKeys, settings: PlacementSettings,
-             lobby_id: str, match_id: str,
-             others: Sequence[str] = ()) -> Deferred[bool]:  # fmt: skip
-    """Say that this lobby's players of a match waiting for a host all left (`_WITHDRAW`,
-    `others`: the other lobbies it was published to); whether it was withdrawn."""
-    failed = {"event": "failed", "match_id": match_id, "reason": WITHDRAWN}
-    text = json.dumps(failed, separators=(",", ":"))
-    d = redis.run(_WITHDRAW, [keys.outcome(match_id), keys.followers(match_id),
-                              keys.left(match_id)],
-                  [text, milliseconds(settings.key_ttl), lobby_id, keys.streams,
-                   *others])  # fmt: skip
-    return d.addCallback(lambda recorded: recorded == 1)
+             match_id: str) -> Deferred[bool]:  # fmt: skip
+    """A player of a match not placed yet left it: record it `failed` (`withdrawn`) unless
+    an outcome is (`decide`), told to every lobby that follows it, and to one that follows
+    it later (`FOLLOW`); whether this call did."""
+    return decide(redis, keys, settings,
+                  {"event": "failed", "match_id": match_id, "reason": WITHDRAWN})  # fmt: skip
 
 
 def announce_end(redis: RedisClient, keys: PlacementKeys, host_id: str,

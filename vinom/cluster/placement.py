@@ -7,7 +7,7 @@ stream, which the realm's hosts read while they have a free slot: no lobby choos
 host. The first outcome recorded (`placed` or `failed`) wins, and a lobby learns it one
 way: its event stream, where it is told to every follower (and, by `FOLLOW`, to a lobby
 following a match whose outcome is recorded already). What a lobby decides itself (its
-timeout, its players all leaving) it knows without hearing it.
+timeout, a player of it leaving through it) it knows without hearing it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, succeed
@@ -43,7 +43,12 @@ from vinom.cluster.hosts import DEFAULT_REALM, HostRecord, IHostRegistry, presen
 from vinom.cluster.outage import Outage
 from vinom.cluster.settings import DEFAULT_PLACEMENT, PlacementSettings
 from vinom.errors import BackendUnavailable
-from vinom.hosting.interfaces import HostingStopped, IMatchHosting, NoHostAvailable
+from vinom.hosting.interfaces import (
+    HostingStopped,
+    IMatchHosting,
+    MatchWithdrawn,
+    NoHostAvailable,
+)
 from vinom.match import HOST_CRASHED, Match, MatchEnded, match_to_json, outcome_from_json
 from vinom.protocol.address import HostAddress
 
@@ -70,7 +75,7 @@ class _Placing:
         self.on_waiting = on_waiting
         self.result: Deferred[HostAddress] = Deferred()
         self.timers: list[IDelayedCall] = []
-        # This lobby's players of it all left (`withdraw`).
+        # A player of it left through this lobby (`withdraw`).
         self.left = False
 
     def cancel_timers(self) -> None:
@@ -95,11 +100,8 @@ class RemoteMatchHosting(Service):
         settings: PlacementSettings = DEFAULT_PLACEMENT,
         refuses: Callable[[HostRecord], str | None] | None = None,
         realm: str = DEFAULT_REALM,
-        lobbies_of: Callable[[str], Iterable[str]] | None = None,
     ) -> None:
         self.lobby_id = lobby_id or "l-" + secrets.token_hex(6)
-        # The lobbies a match was published to: a withdrawal waits for their word too.
-        self._lobbies_of = lobbies_of
         self.realm = realm
         # Why this lobby cannot use a host (None: it can), e.g. one it cannot relay to:
         # its requests then go to the realm's `relayed` stream; said once per host.
@@ -471,9 +473,11 @@ class RemoteMatchHosting(Service):
         placing = self._done(match_id)
         if placing is None:
             return
-        if reason == WITHDRAWN and placing.left:
-            # Every lobby's players of it left, these too: withdrawn, as in one lobby.
-            placing.result.errback(CancelledError())
+        if reason == WITHDRAWN:
+            # A player of it left: here (withdrawn, as in one lobby) or through another
+            # lobby, whose players are then put back in the queue at once.
+            placing.result.errback(CancelledError() if placing.left else MatchWithdrawn(
+                "a player of the match left before it was placed"))  # fmt: skip
         else:
             placing.result.errback(NoHostAvailable(reason or "no game host took the match"))
         self._check_all_ended()
@@ -533,9 +537,10 @@ class RemoteMatchHosting(Service):
             recorded, unrecorded)
 
     def withdraw(self, match_id: str) -> Deferred[bool]:
-        """This lobby's players of a match waiting for a host all left: it is withdrawn
-        (its Deferred fails with CancelledError) once every lobby of it has said so, and
-        until then followed still. Whether it was withdrawn."""
+        """A player of a match not placed yet left it through this lobby: it is withdrawn
+        (its Deferred fails with CancelledError; every other lobby of it hears `failed`,
+        `withdrawn`) unless an outcome is recorded first (then that outcome stands, and
+        reaches this lobby as every follower's). Whether it was withdrawn."""
         placing = self._placing.get(match_id)
         if placing is None:
             return succeed(False)
@@ -545,8 +550,8 @@ class RemoteMatchHosting(Service):
             if given_up:
                 self._failed(match_id, WITHDRAWN)
             else:
-                self.log.info("match {match_id}: its players here left; it waits on for "
-                              "another lobby's players", match_id=match_id)  # fmt: skip
+                self.log.info("match {match_id}: a player of it left, after it was placed "
+                              "or given up", match_id=match_id)  # fmt: skip
             return given_up
 
         def failed(failure: Failure) -> bool:
@@ -555,17 +560,13 @@ class RemoteMatchHosting(Service):
                           error=failure.value)  # fmt: skip
             return False
 
-        return self._say_left(match_id).addCallbacks(decided, failed)
-
-    def _say_left(self, match_id: str) -> Deferred[bool]:
-        lobbies = () if self._lobbies_of is None else self._lobbies_of(match_id)
-        others = [lobby for lobby in lobbies if lobby != self.lobby_id]
-        return withdraw(self._redis, self._keys, self._settings, self.lobby_id, match_id,
-                        others)  # fmt: skip
+        return withdraw(self._redis, self._keys, self._settings,
+                        match_id).addCallbacks(decided, failed)  # fmt: skip
 
     def _withdraw(self, match_id: str) -> None:
-        """The match's Deferred was cancelled: this lobby's word given as by `withdraw`."""
+        """The match's Deferred was cancelled: withdrawn for every lobby, as by `withdraw`."""
         self._done(match_id)
-        self._say_left(match_id).addErrback(lambda f: self.log.warn(
-            "withdrawing {match_id} failed: {error}", match_id=match_id, error=f.value))
+        d = withdraw(self._redis, self._keys, self._settings, match_id)
+        d.addErrback(lambda f: self.log.warn("withdrawing {match_id} failed: {error}",
+                                             match_id=match_id, error=f.value))  # fmt: skip
         self._check_all_ended()

@@ -77,8 +77,7 @@ def build_shared(
     redis.on_master_moved(matchmaker.restore_tickets)
     placement = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis), clock=reactor,
                                    lobby_id=matchmaker.lobby_id, realm=options["realm"],
-                                   refuses=relay_refuses(options),
-                                   lobbies_of=matchmaker.lobbies_of)  # fmt: skip
+                                   refuses=relay_refuses(options))  # fmt: skip
     parties = RedisPartyStore(
         redis, endpoint(), reactor, max_size=games.largest_match or 8,
         settings=RedisPartySettings(prefix=settings.key_prefix + "party",

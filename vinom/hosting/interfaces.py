@@ -144,12 +144,10 @@ class IMatchHosting(Interface):
         """
 
     def withdraw(match_id: str) -> Deferred[bool]:
-        """The lobby's players of a match waiting for a port have all left: withdraw it
-        if nobody of it is left to play. Fires True once it is withdrawn (its
-        `host_match` Deferred failed with CancelledError first), False if it goes on:
-        it has a port already, or (hosts shared through Redis) another lobby's players
-        of it still wait for it; this lobby then hears its placement and its end as
-        before, and its players may `reconnect` to their seat meanwhile."""
+        """A player of a match not placed yet has left it: withdraw it. Fires True once
+        it is withdrawn (its `host_match` Deferred failed with CancelledError first;
+        with hosts shared through Redis, every other lobby's with `MatchWithdrawn`),
+        False if it goes on: it has a port already."""
 
     def remove_player(match_id: str, player_id: str) -> Deferred[bool]:
         """Take a player out of a placed match as their `leave` would
@@ -312,3 +310,8 @@ class IHostingStatistics(Interface):
 
 class NoHostAvailable(Exception):
     """No game host took the match in time (none live with free capacity, or all refused)."""
+
+
+class MatchWithdrawn(NoHostAvailable):
+    """Another lobby withdrew the match before it was placed: a player of it left there
+    (`IMatchHosting.withdraw`). Its players here go back to the head of the queue."""

@@ -180,9 +180,9 @@ class GameHostingService(Service):
         return hosted.addErrback(failed)
 
     def withdraw(self, match_id: str) -> Deferred[bool]:
-        """The players of a match waiting for a port have all left (this process's lobby
-        holds them all): it is withdrawn, its Deferred failing with CancelledError. A
-        match with a port already (its host starting) goes on."""
+        """A player of a match waiting for a port has left (this process's lobby holds
+        them all): it is withdrawn, its Deferred failing with CancelledError. A match
+        with a port already (its host starting) goes on."""
         hosted = self._withdrawable.pop(match_id, None)
         if hosted is None:
             return succeed(False)

@@ -2,7 +2,7 @@
 
 `MatchPlacer` listens to the matchmaker. For each match it asks the hosting
 service for a game host, telling the players `waiting_for_server` while no
-port is free and withdrawing the match if all its players leave meanwhile;
+port is free and withdrawing the match if one of its players leaves meanwhile;
 then (the hosting having saved the placement in the player store) it delivers
 each connected player's `match_found` (through `TokenDelivery`), which closes
 the connection. A player who is not connected then can still `reconnect` for
@@ -25,7 +25,12 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from vinom.errors import BackendUnavailable
-from vinom.hosting.interfaces import HostingStopped, IMatchHosting, NoHostAvailable
+from vinom.hosting.interfaces import (
+    HostingStopped,
+    IMatchHosting,
+    MatchWithdrawn,
+    NoHostAvailable,
+)
 from vinom.lobby import errors
 from vinom.lobby.codec import error_frame
 from vinom.lobby.connection import LobbyConnection, PlayerState
@@ -105,9 +110,7 @@ class MatchPlacer:
         self._pending: dict[str, Match] = {}
         # Matches waiting for a free port, in the allocator's (FIFO) order.
         self._waiting: dict[str, Match] = {}
-        # Matches whose players here all left while they waited, withdrawn or asked to
-        # be (with hosts shared through Redis, one goes on while another lobby's players
-        # of it wait).
+        # Matches a player of left before they were placed, withdrawn or asked to be.
         self._withdrawn: set[str] = set()
         self.matches_withdrawn = 0
         # For the operations endpoint: matches formed, and ended by how.
@@ -228,7 +231,7 @@ class MatchPlacer:
         )
         d.addCallback(self._place, match)
         d.addErrback(self._placement_failed, match)
-        # Formed with none of its players connected here (they left as it formed).
+        # Formed with a player of it gone from here (they left as it formed).
         self.withdraw_if_abandoned(match)
 
     def _answers_for(self, player_id: str) -> bool:
@@ -238,18 +241,20 @@ class MatchPlacer:
         return self._players.is_connected(player_id) or self._limits.is_pending(player_id)
 
     def withdraw_if_abandoned(self, match: Match) -> None:
-        """Withdraw a match waiting for a port once none of its players is connected
-        (checked as a player leaves, and as the match begins to wait).
+        """Withdraw a match not placed yet once a player of it this lobby answers for
+        has left (checked as a player leaves, and as the match forms).
 
-        Nobody would connect to its game host: placing it would only hold a port
-        for the connect deadline, ahead of real players. With hosts shared through
-        Redis this lobby's word is one of its lobbies': the match goes on while
-        another lobby's players of it wait (`IMatchHosting.withdraw`).
+        Its game host would wait its connect deadline for them, holding a port ahead
+        of real players, while the others wait there for an opponent who is gone: they
+        go back to the head of the queue at once instead, in every lobby of the match
+        (the hosting's `withdraw`: with hosts shared through Redis, the others hear
+        it). The one who left is forgotten. A match placed first goes on.
         """
         match_id = match.match_id
-        if match_id not in self._waiting or match_id in self._withdrawn:
-            return  # placed, or being placed: it proceeds (or asked already)
-        if any(self._players.is_connected(player_id) for player_id in match.player_ids):
+        if match_id in self._running or match_id in self._withdrawn:
+            return  # placed, or asked already
+        ours = self._ours.get(match_id, frozenset())
+        if all(self._players.is_connected(player_id) for player_id in ours):
             return
         self._withdrawn.add(match_id)
         self._hosting.withdraw(match_id).addErrback(
@@ -261,9 +266,6 @@ class MatchPlacer:
         frame = _waiting_frame(match, position)
         for connection in self._connections_in(match):
             connection.push(dict(frame))
-        # Its players may all have left before it began to wait (a cluster's match
-        # waits only once no host placed it within a second).
-        self.withdraw_if_abandoned(match)
 
     def _connections_in(self, match: Match) -> list[LobbyConnection]:
         found = []
@@ -312,13 +314,12 @@ class MatchPlacer:
             connection.push(frame, final=True)
 
     def _placement_failed(self, failure: Failure, match: Match) -> None:
-        withdrawn = match.match_id in self._withdrawn and failure.check(CancelledError)
+        withdrawn = failure.check(MatchWithdrawn) or (
+            match.match_id in self._withdrawn and failure.check(CancelledError))
         if withdrawn:
             self.matches_withdrawn += 1
-            self.log.info(
-                "match {match_id} withdrawn: its players left while it waited for a game server",
-                match_id=match.match_id,
-            )
+            self.log.info("match {match_id} withdrawn: a player of it left before it was "
+                          "placed", match_id=match.match_id)  # fmt: skip
         elif failure.check(NoHostAvailable):
             self.log.warn(
                 "no game host took match {match_id}: {reason}",
@@ -347,8 +348,7 @@ class MatchPlacer:
                 del self._pending[player_id]
             connection = self._players.connection_of(player_id)
             if (
-                # (Withdrawn with a player here: one who came back to it after this
-                # lobby's word, through a cluster's other lobby's withdrawal.)
+                # (Withdrawn: its players still here go back to the queue at once.)
                 (failure.check(NoHostAvailable) or withdrawn)
                 and self._requeue is not None
                 and connection is not None

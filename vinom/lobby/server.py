@@ -534,5 +534,5 @@ class LobbyFactory(ServerFactory, Service):
 
     @property
     def matches_withdrawn(self) -> int:
-        """Matches withdrawn because their players all left while they waited for a port."""
+        """Matches withdrawn because a player of them left before they were placed."""
         return self.placer.matches_withdrawn
