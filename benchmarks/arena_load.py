@@ -2,7 +2,7 @@
 
 Each player is a `ClientConnection` (the code game clients use) in a
 `room_load.RoomDriver`, with the connect token of one seat of the bench's
-arena rooms (benchmarks.arena, hosted by `benchmarks.server_worker`). Once
+arena rooms (vinom.games.arena, hosted by `benchmarks.server_worker`). Once
 its room plays, a player sends a velocity input `{"move": [vx, vy], "n": k}`
 every 1/`input_rate` seconds on the reliable channel (action id k; the
 players of a room are spread over the interval), and counts what it

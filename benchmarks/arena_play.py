@@ -1,6 +1,6 @@
 """`play --game arena`: real-time rooms of eight players, what each client receives.
 
-R arena rooms (benchmarks.arena: 20 ticks a second, per-player views cut
+R arena rooms (vinom.games.arena: 20 ticks a second, per-player views cut
 to a radius) of 8 players each (`--players P`: P, in an arena sized to keep
 as many players near each one; 64 measures the interest helper, the cost of
 the views of many players in one room), hosted in the server process by one inline

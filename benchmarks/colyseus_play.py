@@ -23,7 +23,7 @@ alternately with `play --transport ws` (the same plain WebSocket), `websocket`
 and `webtransport` in one session for ratios: figures of different sessions do
 not compare.
 
-With `--game arena` the rooms are play's arena (benchmarks/arena.py) as a
+With `--game arena` the rooms are play's arena (vinom/games/arena.py) as a
 Colyseus game writes it (server.mjs, `ArenaRoom`): `--players` players a room,
 a schema state whose players each client sees through its `StateView` (those
 within the arena's radius of its own), ticked and patched 20 times a second;

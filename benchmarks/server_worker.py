@@ -160,7 +160,7 @@ def start_rooms(reactor: Any, settings: dict[str, Any]) -> Started:
     # room, 8 unless --players says otherwise).
     game_name = settings.get("game", DUEL)
     if game_name == "arena":
-        from benchmarks.arena import PLAYERS, ArenaGame
+        from vinom.games.arena import PLAYERS, ArenaGame
 
         game: Any = ArenaGame(int(settings.get("seats", PLAYERS)))
     else:

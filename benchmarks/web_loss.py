@@ -11,8 +11,8 @@ TUN device, and this process carries every IP packet from one to the other
 after half of `--rtt`, dropping `--loss` of them at random, in both
 directions (a link emulator in user space: the kernel here has no `netem`).
 Then, once with `--webtransport` and once without, it starts `twistd vinom`
-with the arena (benchmarks.arena, 20 ticks a second, two players:
-`--match-size arena=2`) and two headless Chromium pages that queue for it and
+with the built-in arena (vinom.games.arena, 20 ticks a second, two
+players) and two headless Chromium pages that queue for it and
 play (the generic board draws each state); each page records when every
 state reaches its GameSocket (a `state`, or a `snap` rebuilt as one), and
 the gaps between consecutive ones over `--seconds` are pooled: p50, p99,
@@ -51,7 +51,6 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 ROOT = Path(__file__).resolve().parent.parent
 QUEUE = '[data-action="queue"][data-game="arena"]'
-PLUGIN = "from benchmarks.arena import ArenaGame\n\narena = ArenaGame()\n"
 # Installed before the page queues: when each state reaches the GameSocket.
 WATCH = """
 const done = arguments[arguments.length - 1];
@@ -203,17 +202,14 @@ def pages(url: str, seconds: float) -> dict[str, Any]:
 
 def play(webtransport: bool, loss: float, rtt: float, seconds: float) -> dict[str, Any]:
     work = tempfile.mkdtemp(prefix="web-loss-")
-    plugins = Path(work, "twisted", "plugins")
-    plugins.mkdir(parents=True)
-    (plugins / "arena_game.py").write_text(PLUGIN)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join((str(ROOT), work)))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
     command = [
         "ip", "netns", "exec", SERVER_NS, sys.executable, "-c",
         "import sys; sys.argv[0] = 'twistd'; from twisted.scripts.twistd import run; run()",
         "-n", "--pidfile=", "vinom", "--lobby", f"ssl:{LOBBY}:interface={SERVER_IP}",
         "--websocket", f"ssl:{WEB}:interface={SERVER_IP}", "--udp-ports", f"{GAMES}-{GAMES}",
         "--udp-interface", SERVER_IP, "--public-host", SERVER_IP, "--data-dir", work,
-        "--ops-port", "none", "--games", "arena", "--match-size", "arena=2",
+        "--ops-port", "none", "--games", "arena",
         "--matches", "here", "--limit", "drain-timeout=0",
         *(("--webtransport", str(WEBTRANSPORT)) if webtransport else ()),
     ]  # fmt: skip

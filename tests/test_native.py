@@ -622,17 +622,16 @@ class NativeLobbyFrames(TestCase):
             self.assertIn(f"[       OK ] {name}", report, report)
 
 
-#: The arena of two players (benchmarks/arena.py), a twistd plugin file.
-ARENA_PLUGIN = "from benchmarks.arena import ArenaGame\n\narena = ArenaGame(2)\n"
-
-
-#: The same arena with a view larger than one datagram: 600 numbers that change each
-#: tick (about 1.8 KB a snap), so every snapshot travels in fragments (§13.4). Its
-#: view is not the arena's schema: it declares none, and its snaps stay §16.1's.
-WIDE_ARENA_PLUGIN = """from benchmarks.arena import ArenaGame
+#: The built-in arena of two players with a view larger than one datagram: 600
+#: numbers that change each tick (about 1.8 KB a snap), so every snapshot travels
+#: in fragments (§13.4). Its view is not the arena's schema: it declares none, and
+#: its snaps stay §16.1's.
+WIDE_ARENA_PLUGIN = """from vinom.games.arena import ArenaGame
 
 
 class WideArena(ArenaGame):
+    name = "widearena"
+
     def __init__(self, players):
         super().__init__(players)
         self.view_schema = None
@@ -661,7 +660,7 @@ class NativeArenaUnderLoss(TestCase):
     async def test_two_native_players_lose_no_input_and_no_snapshot_at_10_percent_loss(
         self,
     ) -> None:
-        await self.play(ARENA_PLUGIN)
+        await self.play()
 
     async def test_snapshots_larger_than_a_datagram_are_reassembled_from_their_fragments(
         self,
@@ -671,13 +670,16 @@ class NativeArenaUnderLoss(TestCase):
         # tick, and on a loaded machine (CI run 28) 1 input of about 230 came too late.
         await self.play(WIDE_ARENA_PLUGIN, inputs=False, schema=False)
 
-    async def play(self, plugin: str, inputs: bool = True, schema: bool = True) -> None:
+    async def play(
+        self, plugin: str | None = None, inputs: bool = True, schema: bool = True
+    ) -> None:
         where = await build()
         server, ops = await start_arena_server(self, plugin)
+        game = "arena" if plugin is None else "widearena"
         runs = await gatherResults([
             ensureDeferred(json_lines(where / "vinom_udp_probe", [
                 "--lobby", "127.0.0.1", str(server.lobby.port), "--trust", server.lobby.trust,
-                "--name", name, "--queue", "arena", "--play-arena", "--loss", "0.1",
+                "--name", name, "--queue", game, "--play-arena", "--loss", "0.1",
                 "--seed", str(seed), "--seconds", "6"]))
             for seed, name in enumerate(["Ann", "Bob"])
         ])  # fmt: skip
@@ -701,12 +703,13 @@ class NativeArenaUnderLoss(TestCase):
         await check_arena_play(self, reports, ops if inputs else None, schema)
 
 
-async def start_arena_server(case: TestCase, plugin: str = ARENA_PLUGIN) -> tuple[Any, int]:
-    """A real `twistd vinom` serving the arena of two (`plugin`, a plugin file's text)
-    with snapshot checksums on, and its operations port."""
+async def start_arena_server(case: TestCase, plugin: str | None = None) -> tuple[Any, int]:
+    """A real `twistd vinom` serving the built-in arena of two (or the `widearena` of
+    `plugin`, a plugin file's text) with snapshot checksums on, and its operations port."""
     ops = free_tcp_port()
+    files = {} if plugin is None else {"twisted/plugins/arena_games.py": plugin}
     server = await start_twistd(
-        case, {"twisted/plugins/arena_games.py": plugin}, "--games", "arena",
+        case, files, "--games", "arena" if plugin is None else "widearena",
         "--snapshot-checksums", "--ops-port", f"tcp:{ops}:interface=127.0.0.1",
     )  # fmt: skip
     return server, ops

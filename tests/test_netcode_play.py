@@ -1,5 +1,5 @@
 """The client-side netcode of the Python client library on real sockets: the arena
-(benchmarks/arena.py, installed as a plugin game) on a real `twistd -n vinom`
+(vinom/games/arena.py, installed as a plugin game) on a real `twistd -n vinom`
 process, two `GameSession`s playing it through a UDP proxy on loopback that
 delays every datagram 100 ms ± 20 ms each way and loses 5% of them.
 
@@ -27,7 +27,6 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.protocol import DatagramProtocol
 from twisted.trial.unittest import TestCase
 
-from benchmarks.arena import ArenaGame
 from tests.client.test_tui import FakeScreen
 from tests.support.clock_truth import schedule_errors
 from tests.support.servers import start_twistd
@@ -38,12 +37,12 @@ from vinom.client.lobby import LobbyAddress
 from vinom.client.netcode import Interpolation
 from vinom.client.tui import TerminalApp
 from vinom.client.udp import GameClientProtocol
+from vinom.games.arena import ArenaGame
 from vinom.protocol.events import UNRELIABLE
 from vinom.protocol.tokens import PublicToken
 from vinom.protocol.wire import PAYLOAD, SHORT_PAYLOAD, SLIM_PAYLOAD
 from vinom.rooms.messages import PACKED_SNAP, decode_server_message
 
-PLUGIN = "from benchmarks.arena import ArenaGame\n\narena = ArenaGame(2)\n"
 GAME = ArenaGame(2)
 DELAY, JITTER, LOSS = 0.1, 0.02, 0.05
 RATE = 20.0
@@ -176,8 +175,7 @@ class NetcodeOverALossyLinkTests(TestCase):
     timeout = 120
 
     async def test_clock_prediction_and_interpolation(self) -> None:
-        server = await start_twistd(self, {"twisted/plugins/arena_games.py": PLUGIN},
-                                    "--games", "arena", "--snapshot-checksums")  # fmt: skip
+        server = await start_twistd(self, {}, "--games", "arena", "--snapshot-checksums")
         players = await gatherResults(
             [Deferred.fromCoroutine(play(server.lobby, f"p{n}", n)) for n in range(2)]
         )
@@ -203,7 +201,7 @@ class NetcodeOverALossyLinkTests(TestCase):
             with self.subTest(player=n):
                 session = player.session
                 self.assertGreater(player.link.dropped, 0)
-                # The arena declares its view (benchmarks/arena.py): the session asked
+                # The arena declares its view (vinom/games/arena.py): the session asked
                 # for schema snapshots, and read every one it applied.
                 self.assertEqual(session.snapshot_format, "schema")
                 # In packed snaps, once asked (docs/protocol.md §14): arrays until
@@ -256,14 +254,13 @@ YOU_AT = re.compile(r"you at (-?[\d.]+), (-?[\d.]+)")
 
 
 class ArenaTerminalTests(TestCase):
-    """`vinom play arena`'s view (benchmarks/arena_view.py) in the terminal client,
+    """`vinom play arena`'s view (vinom/client/game_views.py) in the terminal client,
     on a fake screen, against the real server, with a second player on a session."""
 
     timeout = 120
 
     async def test_an_arrow_moves_your_dot_before_the_server_answers(self) -> None:
-        server = await start_twistd(self, {"twisted/plugins/arena_games.py": PLUGIN},
-                                    "--games", "arena")  # fmt: skip
+        server = await start_twistd(self, {}, "--games", "arena")
         screen = FakeScreen(24, 80)
         app = TerminalApp(reactor, server.lobby, ArenaGame(2), "ann", screen)
         done = app.start()

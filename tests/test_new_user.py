@@ -124,7 +124,8 @@ class NewUserTests(TestCase):
         offered = await browser.run(lambda d: d.execute_script(
             "return [...document.querySelectorAll('#games li')].map(li => li.dataset.game);"
         ))  # fmt: skip
-        self.assertEqual(sorted(offered), sorted(["dice", "maze", "owedrahn", "tictactoe", GAME]))
+        built_in = ["arena", "dice", "maze", "owedrahn", "tictactoe"]
+        self.assertEqual(sorted(offered), sorted([*built_in, GAME]))
         self.assertEqual(await console.read(), [])
 
         await self.start_against_a_bot(browser, "tictactoe")

@@ -31,7 +31,7 @@ from vinom.client.bots import BotReport, LobbyAddress
 from vinom.games.registry import GameRegistry
 from vinom.server.certs import ensure_dev_certificate
 
-BUILT_IN = ("dice", "maze", "owedrahn", "tictactoe")
+BUILT_IN = ("arena", "dice", "maze", "owedrahn", "tictactoe")
 SOURCE_ROOT = str(Path(vinom.__file__).resolve().parent.parent)
 
 
@@ -141,9 +141,9 @@ class OptionTests(SynchronousTestCase):
             code, _, err = run_main(*argv)
             self.assertEqual(code, 1, argv)
             self.assertEqual(err, (
-                "vinom: no game named 'nosuchgame' is installed; a server offers"
-                " dice, maze, owedrahn, tictactoe by default ('vinom games --all' lists every"
-                " installed game, and marks those a server offers only when its --games"
+                "vinom: no game named 'nosuchgame' is installed; a server offers arena,"
+                " dice, maze, owedrahn, tictactoe by default ('vinom games --all' lists"
+                " every installed game, and marks those a server offers only when its --games"
                 " names them)\n"
             ))  # fmt: skip
 
@@ -321,7 +321,7 @@ class GamesCommandTests(TestCase):
         self.assertIn("Owe Drahn", rows["owedrahn"])
         self.assertIn("Tic-tac-toe", rows["tictactoe"])
         self.assertIn("duel*", rows)
-        for name in ("maze", "tictactoe", "dice", "owedrahn"):
+        for name in ("maze", "tictactoe", "dice", "owedrahn", "arena"):
             self.assertIn(name, rows)  # offered by default: no mark
         self.assertEqual(
             lines[-1], "* not offered by a server unless named: twistd vinom --games NAME,..."
@@ -365,7 +365,7 @@ class GamesCommandTests(TestCase):
         self.assertIn("ticker*", out)
         code, out, err = await vinom_cli("play", "tickr")
         self.assertEqual((code, out), (1, ""))
-        self.assertIn("a server offers dice, maze, owedrahn, tictactoe by default", err)
+        self.assertIn("a server offers arena, dice, maze, owedrahn, tictactoe by default", err)
         self.assertNotIn("ticker", err)
         self.assertNotIn("duel", err)
 

@@ -13,7 +13,6 @@ from typing import Any
 import msgpack
 from twisted.trial.unittest import SynchronousTestCase
 
-from benchmarks.arena import ArenaGame
 from vinom.client.game import GameSession
 from vinom.client.netcode import (
     BUFFER_SIZE,
@@ -27,6 +26,7 @@ from vinom.client.netcode import (
     SnapshotBuffer,
     blend,
 )
+from vinom.games.arena import ArenaGame
 from vinom.games.interfaces import Seat
 from vinom.protocol.events import RELIABLE, UNRELIABLE
 from vinom.rooms.delta import SnapshotHistory

@@ -14,11 +14,11 @@ import attrs
 import msgpack
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from benchmarks.arena import ArenaGame
 from tests.rooms.test_rooms_record import REGISTRY, bot_match, recorded_room
 from vinom.cli import main, replay_check_command
 from vinom.client.canvas import Canvas
 from vinom.client.replay import ReplayViewer
+from vinom.games.arena import ArenaGame
 from vinom.games.registry import GameRegistry
 from vinom.hosting.records import RecordFiles, RecordSettings
 from vinom.rooms.record import state_hash

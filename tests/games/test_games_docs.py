@@ -79,7 +79,7 @@ class TutorialTests(TestCase):
             "print(format_games(registry))\n"
         )
         names = [line.split()[0].rstrip("*") for line in out.splitlines()[1:] if line]
-        for name in ("nim", "maze", "tictactoe", "dice", "owedrahn", "duel"):
+        for name in ("nim", "maze", "tictactoe", "dice", "owedrahn", "duel", "arena"):
             self.assertIn(name, names)
         driver = next(b for b in python_blocks() if "print(game.result(state))" in b)
         result = self.run_python(driver)
@@ -131,7 +131,7 @@ class ReferenceTests(TestCase):
             for name in names.split(","):
                 documented[name.strip()] = float(rate.replace(",", ""))
         registry = GameRegistry.from_plugins()
-        builtin = {"maze", "tictactoe", "dice", "owedrahn", "duel"}
+        builtin = {"maze", "tictactoe", "dice", "owedrahn", "duel", "arena"}
         self.assertEqual(set(documented), builtin)
         for name, rate in documented.items():
             self.assertEqual(GameRules.of(registry.get(name)).action_rate, rate, name)
@@ -258,11 +258,11 @@ class EntitiesDocTests(TestCase):
 class ArenaWireDocTests(TestCase):
     def test_games_md_gives_the_arena_input_and_view_as_the_code_has_them(self) -> None:
         """games.md, "The arena's wire": the input the arena takes, its speed cap, its
-        side for two players and the view's keys, checked against benchmarks/arena.py."""
+        side for two players and the view's keys, checked against vinom/games/arena.py."""
         import random
 
-        from benchmarks.arena import MAX_SPEED, RADIUS, ArenaGame
         from vinom.games import IllegalAction, Seat
+        from vinom.games.arena import MAX_SPEED, RADIUS, ArenaGame
 
         games = DOC.read_text(encoding="utf-8")
         self.assertIn('`{"move": [vx, vy], "n": k}`', games)

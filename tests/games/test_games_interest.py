@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from benchmarks.arena import RADIUS, ArenaGame, ArenaState
 from tests.games.test_games_support import seats
+from vinom.games.arena import RADIUS, ArenaGame, ArenaState
 from vinom.games.base import Game
 from vinom.games.interest import Grid
 from vinom.games.interfaces import Outcome, Seat

@@ -27,7 +27,7 @@ from vinom.games.rules import DEFAULT_ACTION_RATE, GameRules, RatingWindow, Snap
 from vinom.match import Ticket
 from vinom.matchmaking.memory import MemoryMatchmaker
 
-BUILT_IN = ["dice", "duel", "maze", "owedrahn", "tictactoe"]
+BUILT_IN = ["arena", "dice", "duel", "maze", "owedrahn", "tictactoe"]
 # Where `vinom` is imported from (the checkout, or site-packages under tox).
 PACKAGE_ROOT = Path(vinom.__file__).resolve().parent.parent
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -231,7 +231,8 @@ class RegistryTests(TestCase):
         # The maze's rate is a rule of the game; duel (the benchmark) is high but finite.
         self.assertEqual(
             {name: rates[name] for name in BUILT_IN},
-            {"dice": 20.0, "duel": 1000.0, "maze": 10.0, "owedrahn": 20.0, "tictactoe": 20.0},
+            {"arena": 40.0, "dice": 20.0, "duel": 1000.0, "maze": 10.0, "owedrahn": 20.0,
+             "tictactoe": 20.0},
         )
         self.assertTrue(all(rate > 0 for rate in rates.values()), "no built-in game is unlimited")
         self.assertEqual(MazeGame(action_rate=3.0).action_rate, 3.0)

@@ -22,7 +22,6 @@ from twisted.internet import reactor
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.client import Agent, readBody
 
-from benchmarks.arena import ArenaGame
 from tests.lobby.test_websocket_lobby import is_type
 from tests.rooms.test_rooms_fixtures import Timeline
 from tests.rooms.test_rooms_games import ViewKeeper, make_router
@@ -37,6 +36,7 @@ from vinom.client.lobby import connect_lobby
 from vinom.client.udp import GameClientProtocol
 from vinom.client.watch import WatchView, spectate
 from vinom.errors import LobbyError
+from vinom.games.arena import ArenaGame
 from vinom.games.registry import GameRegistry
 from vinom.hosting.game_stream import CLOSE_NORMAL, CLOSE_TOKEN_REFUSED
 from vinom.hosting.spectators import SpectatorFeeds, SpectatorSettings

@@ -72,7 +72,7 @@ def same(a: Any, b: Any) -> bool:
 
 
 def arena_view(rng: random.Random, ticks: int = 1234) -> dict[str, Any]:
-    """Like benchmarks/arena.py's view: 8 players with [seat, x, y, vx, vy]."""
+    """Like vinom/games/arena.py's view: 8 players with [seat, x, y, vx, vy]."""
     players = [
         [
             i,

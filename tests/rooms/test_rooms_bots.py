@@ -13,6 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.rooms.test_rooms_fixtures import Timeline
 from tests.rooms.test_rooms_games import ViewKeeper, make_router
+from vinom.games.arena import ArenaGame
 from vinom.games.interfaces import IGame
 from vinom.games.registry import GameRegistry
 from vinom.match import Match, Ticket
@@ -22,6 +23,15 @@ from vinom.rooms.messages import Phase, encode_action
 from vinom.rooms.room import Room, RoomConfig
 
 REGISTRY = GameRegistry.from_plugins()
+
+
+def short(game: IGame) -> IGame:
+    """`game`, but the arena (whose bots play out its hour) as a match of 30 seconds."""
+    if not isinstance(game, ArenaGame):
+        return game
+    arena = ArenaGame(game.max_players)
+    arena.time_limit = 30.0
+    return arena
 
 
 def match_of(game: IGame, seats: list[tuple[str, bool]]) -> Match:
@@ -47,9 +57,9 @@ class BotSeatTests(SynchronousTestCase):
         return room, keeper, time, router
 
     def test_every_game_is_played_to_its_result_by_bot_seats_alone(self) -> None:
-        for name in ("tictactoe", "dice", "owedrahn", "maze", "duel"):
+        for name in ("tictactoe", "dice", "owedrahn", "maze", "duel", "arena"):
             with self.subTest(game=name):
-                game = REGISTRY.get(name)
+                game = short(REGISTRY.get(name))
                 seats = [(f"bot-{n}", True) for n in range(game.min_players)]
                 room, _keeper, time, _router = self.room(game, seats, think=0.05)
                 self.assertIs(room.phase, Phase.COUNTDOWN if game.countdown else Phase.PLAYING)

@@ -24,11 +24,12 @@ import msgpack
 from attrs import evolve, field, frozen
 from twisted.trial.unittest import SynchronousTestCase
 
-from benchmarks.arena import ArenaGame
+from tests.rooms.test_rooms_bots import short
 from tests.rooms.test_rooms_fixtures import Timeline
 from tests.rooms.test_rooms_games import ViewKeeper, make_router
 from tests.support.vectors import vectors
 from vinom.games import Game, Outcome, Seat
+from vinom.games.arena import ArenaGame
 from vinom.games.interfaces import IGame
 from vinom.games.registry import GameRegistry
 from vinom.games.tictactoe import TicTacToeGame
@@ -52,7 +53,7 @@ from vinom.rooms.replay import (
 from vinom.rooms.room import Room, RoomConfig
 
 REGISTRY = GameRegistry.from_plugins()
-BUILT_IN = ("tictactoe", "dice", "owedrahn", "maze", "duel")
+BUILT_IN = ("tictactoe", "dice", "owedrahn", "maze", "duel", "arena")
 
 
 def bot_match(game: IGame, players: int) -> Match:
@@ -153,7 +154,7 @@ class RecordAndReplayTests(SynchronousTestCase):
     def test_every_built_in_game_played_by_bots_replays_to_identical_hashes(self) -> None:
         for name in BUILT_IN:
             with self.subTest(game=name):
-                game = REGISTRY.get(name)
+                game = short(REGISTRY.get(name))
                 options = {"target": 20} if name == "duel" else {}
                 room, recorder, data = recorded_room(
                     game, bot_match(game, game.min_players), seed=7, options=options,
@@ -164,21 +165,23 @@ class RecordAndReplayTests(SynchronousTestCase):
                 record = read_record(data)
                 self.assertTrue(record.complete)
                 self.assertEqual(record.game, name)
-                replay = Replay(record, REGISTRY.get(name))
+                replay = Replay(record, game)
                 replay.run()
                 self.assertTrue(replay.ended)
                 self.assertEqual(state_hash(replay.state), state_hash(room.state))
                 self.assertEqual(replay.view(None), game.view(room.state, None))
-                # A hash before every call (hash_every=1) and one at the end, all checked.
+                # A hash before every call (hash_every=1) and one at the end, all checked;
+                # a ticking game's (the arena's) after every tick, at play's start and the end.
                 calls = sum(1 for e in record.entries if e[0] in (0, 1))
-                self.assertEqual(replay.hashes_checked, calls + 1)
+                expected = room.tick_number + 2 if game.tick_rate else calls + 1
+                self.assertEqual(replay.hashes_checked, expected)
                 end = record.end
                 assert end is not None
                 self.assertEqual(end[1], "finished")
                 self.assertEqual(end[2], room.result)
 
     def test_a_ticking_game_with_lag_compensation_replays_exactly(self) -> None:
-        # The arena (benchmarks/arena.py): 20 ticks a second, inputs, apply_action_at.
+        # The arena (vinom/games/arena.py): 20 ticks a second, inputs, apply_action_at.
         game = ArenaGame(4)
         room, _recorder, data = recorded_room(
             game, bot_match(game, 4), seed=11, limit=30.0, step=0.05

@@ -322,7 +322,7 @@ class OptionsTests(TestCase):
 
     def test_games(self) -> None:
         offered = parse()["game-registry"].names()
-        self.assertEqual(offered, ["dice", "maze", "owedrahn", "tictactoe"])
+        self.assertEqual(offered, ["arena", "dice", "maze", "owedrahn", "tictactoe"])
         self.assertEqual(parse("--games", "duel, maze")["game-registry"].names(), ["duel", "maze"])
         for bad, why in (("chess", "no game 'chess'"), (",", "at least one game")):
             with self.subTest(bad=bad):

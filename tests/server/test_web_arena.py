@@ -1,14 +1,13 @@
-"""The arena (benchmarks/arena.py) played in real headless Chromium with its board
-(benchmarks/arena_board/), on a real `twistd -n vinom` child process, through a
-link of 100 ms each way losing 5% of the snapshots.
+"""The built-in arena (vinom/games/arena.py) played in real headless Chromium with its
+board (vinom/webclient/boards/arena.js), on a real `twistd -n vinom` child process
+offering its default games, through a link of 100 ms each way losing 5% of the
+snapshots.
 
-The game is installed as a user installs one (a plugin module naming
-`ArenaGame(2)`, its board shipped beside it); two pages quick-match it from the
-lobby. The link is simulated in each page, under GameSocket: every message
-both ways waits 100 ms, and 5% of the snaps are dropped before they are
-decoded, as are 5% of the input messages (seeded). What the players see is
-read from the page every animation frame (the dots' drawn centres) and
-measured:
+Two pages quick-match "Arena" from the lobby, as README.md says. The link is
+simulated in each page, under GameSocket: every message both ways waits 100 ms,
+and 5% of the snaps are dropped before they are decoded, as are 5% of the input
+messages (seeded). What the players see is read from the page every animation
+frame (the dots' drawn centres) and measured:
 
 - Ann presses a key: her own dot moves on the first frame after the key event
   (prediction: no round trip), in the key's direction, and where the server
@@ -48,8 +47,7 @@ from tests.support.clock_truth import schedule_errors
 from tests.support.servers import start_twistd
 from tests.support.waiting import until
 
-PLUGIN = "from benchmarks.arena import ArenaGame\n\narena = ArenaGame(2)\n"
-SIZE = 600.0 * math.sqrt(2 / 8)  # ArenaGame(2)'s side
+SIZE = 600.0 * math.sqrt(2 / 8)  # the built-in ArenaGame(2)'s side
 DELAY_MS = 100
 LOSS = 0.05
 # The farthest a dot may travel in one snapshot interval (20 a second): the arena's
@@ -165,10 +163,8 @@ class ArenaBoardTests(TestCase):
         self.assertIs(linked, True, linked)
 
     async def test_predicted_own_dot_interpolated_others_over_a_lossy_link(self) -> None:
-        server = await start_twistd(
-            self, {"twisted/plugins/arena_games.py": PLUGIN},
-            "--games", "arena", "--snapshot-checksums", web=True,
-        )  # fmt: skip
+        # The default games: nothing installed, no --games.
+        server = await start_twistd(self, {}, "--snapshot-checksums", web=True)
         ann, bob = await open_browser(self), await open_browser(self)
         pages = {"Ann": ann, "Bob": bob}
         for name, page in pages.items():

@@ -586,7 +586,9 @@ class GameBoardStartTests(TestCase):
             self.assertTrue(line.endswith("its players get the generic board"), line)
         # The page is offered none of them: it draws the generic board, asking for nothing.
         _, _, listed = await self.fetch("/boards.js")
-        self.assertEqual(listed, b'export default ["dice", "maze", "owedrahn", "tictactoe"];\n')
+        self.assertEqual(
+            listed, b'export default ["arena", "dice", "maze", "owedrahn", "tictactoe"];\n'
+        )
         for name in cases:
             code, _, body = await self.fetch(f"/boards/{name}.js")
             if name == "dom":  # still vinom's helper module, which the boards import

@@ -304,7 +304,7 @@ class WebClientFilesTests(TestCase):
         self.assertEqual((code, headers["content-type"]), (200, "text/javascript; charset=utf-8"))
         self.assertEqual(headers["content-security-policy"], csp)
         self.assertEqual(
-            body, b'export default ["dice", "maze", "owedrahn", "tictactoe"];\n'
+            body, b'export default ["arena", "dice", "maze", "owedrahn", "tictactoe"];\n'
         )
         code, headers, _ = await self.fetch("/index.html")
         self.assertEqual((code, headers["content-type"]), (200, "text/html; charset=utf-8"))

@@ -408,8 +408,8 @@ class ReplaysResourceTests(TestCase):
         from twisted.web.server import NOT_DONE_YET
         from twisted.web.test.requesthelper import DummyRequest
 
-        from benchmarks.arena import ArenaGame
         from tests.rooms.test_rooms_record import bot_match, recorded_room
+        from vinom.games.arena import ArenaGame
         from vinom.games.registry import GameRegistry
         from vinom.hosting.records import RecordFiles, RecordSettings
         from vinom.server.replays import Replays

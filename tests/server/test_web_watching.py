@@ -1,7 +1,7 @@
 """Watching in the browser: a spectator's page and a replay's page, on a real
 `twistd -n vinom`, in real headless Chromium.
 
-- The arena (benchmarks/arena.py, its board beside it) played by two bots over
+- The arena (vinom/games/arena.py, its board beside it) played by two bots over
   UDP: a page that watches it by id draws both players' dots, moving, over
   WebSocket and over WebTransport, and tells the viewer nothing about keys;
 - the arena's replay (`--web-replays`, a record in `--record-dir`): the page
@@ -27,7 +27,6 @@ from twisted.internet import reactor
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.trial.unittest import TestCase
 
-from benchmarks.arena import ArenaGame
 from tests.server.test_web_client import WAIT, click, pause, wait_for_game, wait_for_screen
 from tests.support.browser import Browser, open_browser
 from tests.support.ports import free_udp_range
@@ -35,9 +34,8 @@ from tests.support.servers import start_twistd
 from tests.support.waiting import until
 from vinom.client.bots import LobbyAddress, play_bot
 from vinom.client.game import GameSession
+from vinom.games.arena import ArenaGame
 from vinom.games.interfaces import IGame
-
-ARENA_PLUGIN = "from benchmarks.arena import ArenaGame\n\narena = ArenaGame(2)\n"
 
 # Every animation frame from now on: the dots drawn, by seat, and the board's line.
 DOTS = """
@@ -120,15 +118,12 @@ class ArenaSpectatorTests(TestCase):
     timeout = 180
 
     async def test_a_spectator_sees_both_dots_over_websocket(self) -> None:
-        server = await start_twistd(
-            self, {"twisted/plugins/arena_games.py": ARENA_PLUGIN}, "--games", "arena", web=True
-        )
+        server = await start_twistd(self, {}, "--games", "arena", web=True)
         await self.watch(server.lobby, server.url, "websocket")
 
     async def test_a_spectator_sees_both_dots_over_webtransport(self) -> None:
         server = await start_twistd(
-            self, {"twisted/plugins/arena_games.py": ARENA_PLUGIN}, "--games", "arena",
-            "--webtransport", str(free_udp_range(1)), web=True,
+            self, {}, "--games", "arena", "--webtransport", str(free_udp_range(1)), web=True,
         )  # fmt: skip
         await self.watch(server.lobby, server.url, "webtransport")
 
@@ -200,7 +195,7 @@ class ArenaReplayTests(TestCase):
         return browser
 
     async def test_the_arenas_replay_draws_every_dot(self) -> None:
-        browser = await self.replay(ArenaGame(2), {"twisted/plugins/arena_games.py": ARENA_PLUGIN})
+        browser = await self.replay(ArenaGame(2), {})
         await wait_for_game(browser, "arena")
         await both_dots_drawn(self, browser)
         status = await browser.text_of(".vb-arena-status")
@@ -226,7 +221,7 @@ class ArenaReplayTests(TestCase):
 BROKEN_PLUGIN = """
 from pathlib import Path
 
-from benchmarks.arena import ArenaGame
+from vinom.games.arena import ArenaGame
 
 
 class BrokenBoardGame(ArenaGame):

@@ -3,7 +3,7 @@ headless Chromium (tests/support/browser.py): it plays over WebTransport when th
 server offers it, with the development certificate taken by its hash (no flag,
 no trust store), and over the WebSocket when it does not or cannot; the page
 says which, and shows no console error either way. The games: tictactoe (turns,
-reliable messages) and the real-time arena (benchmarks/arena.py with its board,
+reliable messages) and the real-time arena (vinom/games/arena.py with its board,
 installed as a user installs a game: snaps and inputs as datagrams)."""
 
 # slow: drives Chromium (tests/support/browser.py)
@@ -21,7 +21,6 @@ from twisted.internet.defer import gatherResults
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from tests.server.test_web_arena import PLUGIN as ARENA_PLUGIN
 from tests.server.test_web_arena import SIZE as ARENA_SIZE
 from tests.server.test_web_arena import torus
 from tests.server.test_web_client import (
@@ -117,9 +116,8 @@ class WebTransportBrowserTests(TestCase):
     ) -> None:
         udp, ops = free_udp_range(1), free_tcp_port()
         server = await start_twistd(
-            self, {"twisted/plugins/arena_games.py": ARENA_PLUGIN}, "--games", "arena",
-            "--webtransport", str(udp), "--ops-port", f"tcp:{ops}:interface=127.0.0.1",
-            web=True,
+            self, {}, "--games", "arena", "--webtransport", str(udp),
+            "--ops-port", f"tcp:{ops}:interface=127.0.0.1", web=True,
         )  # fmt: skip
         ann, bob = await open_browser(self), await open_browser(self)
         pages = {"Ann": ann, "Bob": bob}

@@ -1,5 +1,6 @@
 """vinom's built-in games as Twisted plugins providing `vinom.games.interfaces.IGame`."""
 
+from vinom.games.arena import ArenaGame
 from vinom.games.dice import DiceGame
 from vinom.games.duel import DuelGame
 from vinom.games.maze import MazeGame
@@ -11,3 +12,5 @@ tictactoe = TicTacToeGame()
 dice = DiceGame()
 owedrahn = OweDrahnGame()
 duel = DuelGame()
+# Two players: two windows that quick-match it play (the benchmarks seat eight).
+arena = ArenaGame(2)

@@ -15,7 +15,7 @@
 // With "game": "arena" and "players": P, seat 0 of room r creates an `arena` room of P
 // and the others join it by id; each player then sends an input {move: [vx, vy], n}
 // `input_rate` times a second (a bot's heading turning a little each time, as
-// benchmarks/arena.py's bots turn), and counts, per player, the messages and bytes
+// vinom/games/arena.py's bots turn), and counts, per player, the messages and bytes
 // its WebSocket received in the window (the payload, and with each frame's header:
 // 2 bytes under 126, 4 under 65,536, else 10), the room's ticks as its state shows
 // them, and each input's time to the first patch whose own `ack` reached it.
@@ -101,7 +101,7 @@ class Player {
   }
 }
 
-// The arena's bot: mostly straight on, sometimes a turn (benchmarks/arena.py, velocity).
+// The arena's bot: mostly straight on, sometimes a turn (vinom/games/arena.py, velocity).
 class ArenaPlayer {
   constructor(room) {
     this.room = room;

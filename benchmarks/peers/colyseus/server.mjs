@@ -100,7 +100,7 @@ class DuelRoom extends Room {
   }
 }
 
-// The arena (benchmarks/arena.py) as a Colyseus game would write it: a schema state
+// The arena (vinom/games/arena.py) as a Colyseus game would write it: a schema state
 // whose players are seen through each client's StateView (those within RADIUS of the
 // client's own, itself included), ticked 20 times a second by the room's simulation
 // interval and patched at the default patch rate (20 a second). A position is a

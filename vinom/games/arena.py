@@ -1,10 +1,11 @@
-"""The arena: a real-time benchmark game written only with vinom's public game API.
+"""The arena: vinom's real-time built-in game, written only with its public game API.
 
-Eight players (or `ArenaGame(players)`: as many, the arena's area growing
-with them so that each still sees about as many others) move about a square
-arena. The room ticks 20 times a
-second; each player sends a velocity input (`{"move": [vx, vy], "n": k}`, k
-counting the player's inputs) about 20 times a second; every tick moves each
+Two players (the built-in game, `twisted/plugins/vinom_games.py`), or eight
+for the benchmarks' `play --game arena` (`ArenaGame(players)`: as many, the
+arena's area growing with them so that each still sees about as many others)
+move about a square arena. The room ticks 20 times a second; each player
+sends a velocity input (`{"move": [vx, vy], "n": k}`, k counting the
+player's inputs) about 20 times a second; every tick moves each
 player by its velocity. A player sees itself and every player within `RADIUS`
 of it (a per-player view, as a real-time game cuts what it sends to what is
 near), plus `ack`: its latest input that a tick has applied to the world, so a
@@ -13,12 +14,11 @@ Views find the players near each one with `vinom.games.interest.Grid` (built
 once per tick), so the views of N players cost about N·k, not N².
 
 It uses nothing but `vinom.games.base.Game`, `vinom.games.interfaces` and
-`vinom.games.interest`, as a game from docs/games.md would, so that any vinom
-build can host it (a build from before the interest helper, a baseline of
-`compare`, gets the same views from a loop over every player): `python -m
-benchmarks play --game arena [--players 64]` plays it, with the players as
-the bots of the load process. `make_bot` gives the same players to rooms and
-the terminal client.
+`vinom.games.interest`, as a game from docs/games.md would. Its browser board
+is `vinom/webclient/boards/arena.js`, its terminal view
+`vinom.client.game_views.ArenaView`; `python -m benchmarks play --game arena
+[--players 64]` plays it with the load process's bots. `make_bot` gives the
+same players to rooms and the terminal client.
 """
 
 from __future__ import annotations
@@ -26,19 +26,15 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping, Sequence
-from importlib.resources import files
 from typing import Any
 
 from attrs import evolve, field, frozen
+from twisted.plugin import IPlugin
 from zope.interface import implementer
 
 from vinom.games.base import Game
-from vinom.games.interfaces import IBot, IllegalAction, Outcome, Seat
-
-try:
-    from vinom.games.interest import Grid
-except ImportError:  # a build from before the helper (compare's baseline): the loop
-    Grid = None  # type: ignore[assignment,misc]
+from vinom.games.interest import Grid
+from vinom.games.interfaces import IBot, IGame, IllegalAction, Outcome, Seat
 
 #: The arena of eight players is a square of this side; players wrap around its edges.
 SIZE = 600.0
@@ -65,8 +61,8 @@ class ArenaState:
     received: tuple[int, ...]
     applied: tuple[int, ...]
     # The players' cells, from x and y (so not compared): built once a tick for
-    # every view of that tick. None on a build without vinom.games.interest.
-    grid: Grid | None = field(eq=False, repr=False)
+    # every view of that tick.
+    grid: Grid = field(eq=False, repr=False)
     ticks: int = 0
     over: bool = False
 
@@ -75,12 +71,13 @@ def _set(values: tuple[Any, ...], index: int, value: Any) -> tuple[Any, ...]:
     return (*values[:index], value, *values[index + 1 :])
 
 
+@implementer(IPlugin, IGame)
 class ArenaGame(Game[ArenaState]):
     """The arena of `players` players (each match), a square of side `size`."""
 
     name = "arena"
     display_name = "Arena"
-    description = "benchmark: move about an arena, 20 ticks a second (real-time)"
+    description = "Real-time: move your dot about a wrapping square, 20 ticks a second"
     version = "1"
     min_players = 2
     max_players = PLAYERS
@@ -91,14 +88,6 @@ class ArenaGame(Game[ArenaState]):
     # Inputs come at INPUT_RATE; jitter on a busy machine must not have them refused.
     action_rate = 2 * INPUT_RATE
     idle_timeout = 0.0
-    offered_by_default = False
-    # The browser board, shipped beside the game as a game in its own package ships
-    # one (docs/web.md, "A board in your own package"): the dots drawn with the web
-    # client's interpolation and prediction (docs/games.md, "Real-time games").
-    board = files(__package__) / "arena_board" / "arena.js"
-    board_stylesheet = files(__package__) / "arena_board" / "arena.css"
-    # `vinom play arena`'s view, built on the client library's netcode the same way.
-    terminal_view = "benchmarks.arena_view:ArenaView"
     # How precisely the views' numbers travel (docs/games.md, "Quantisation"): the
     # view rounds them so already; saying so lets snaps send them as integers.
     # Each seen player is [index, x, y, vx, vy].
@@ -125,9 +114,9 @@ class ArenaGame(Game[ArenaState]):
             ["players", ["rows", [["int", 0, players - 1], position, position, speed, speed]]],
         ]
 
-    def grid(self, x: tuple[float, ...], y: tuple[float, ...]) -> Grid | None:
+    def grid(self, x: tuple[float, ...], y: tuple[float, ...]) -> Grid:
         # Cells about the view's radius: a view then looks into about nine cells.
-        return None if Grid is None else Grid.build(x, y, cell=RADIUS, wrap=self.size)
+        return Grid.build(x, y, cell=RADIUS, wrap=self.size)
 
     def create(
         self, seats: Sequence[Seat], options: Mapping[str, Any], rng: random.Random
@@ -199,13 +188,10 @@ class ArenaGame(Game[ArenaState]):
         players = state.players
         me = players.index(player_id) if player_id in players else -1
         xs, ys, vxs, vys = state.x, state.y, state.vx, state.vy
-        grid = state.grid
         if me < 0:
             near: Sequence[int] = range(len(players))  # a spectator sees everyone
-        elif grid is not None:
-            near = grid.near(xs[me], ys[me], RADIUS)
         else:
-            near = self._near(state, me)
+            near = state.grid.near(xs[me], ys[me], RADIUS)
         seen = [
             [i, round(xs[i], 2), round(ys[i], 2), round(vxs[i], 1), round(vys[i], 1)] for i in near
         ]
@@ -215,19 +201,6 @@ class ArenaGame(Game[ArenaState]):
             "ticks": state.ticks,
             "players": seen,
         }
-
-    def _near(self, state: ArenaState, me: int) -> list[int]:
-        """What `Grid.near` gives, from a loop over every player (builds without it)."""
-        xs, ys, size = state.x, state.y, self.size
-        near = []
-        for i in range(len(xs)):
-            # The shorter way round, on a wrapping arena.
-            dx = abs(xs[i] - xs[me])
-            dy = abs(ys[i] - ys[me])
-            dx, dy = min(dx, size - dx), min(dy, size - dy)
-            if dx * dx + dy * dy <= RADIUS * RADIUS:
-                near.append(i)
-        return near
 
     def is_finished(self, state: ArenaState) -> bool:
         return state.over
@@ -294,7 +267,3 @@ def velocity(rng: random.Random, bot: Any) -> list[float]:
     bot.heading += rng.uniform(-0.6, 0.6)
     speed = MAX_SPEED * 0.8
     return [round(speed * math.cos(bot.heading), 1), round(speed * math.sin(bot.heading), 1)]
-
-
-#: The game object (for registries: `GameRegistry([ARENA])`).
-ARENA = ArenaGame()

@@ -1,4 +1,4 @@
-// The arena's board, shipped beside its game (benchmarks/arena.py; docs/games.md
+// The arena's board (the built-in game vinom/games/arena.py; docs/games.md
 // "Real-time games"): every player a dot on a wrapping square, moved with the
 // arrow keys (or WASD), or by holding a pointer on the field (towards it).
 //
@@ -21,8 +21,8 @@
 
 import { html, svg } from "./dom.js";
 
-const SIZE_8 = 600; // benchmarks/arena.py SIZE, for 8 players
-const MAX_SPEED = 120; // benchmarks/arena.py MAX_SPEED
+const SIZE_8 = 600; // vinom/games/arena.py SIZE, for 8 players
+const MAX_SPEED = 120; // vinom/games/arena.py MAX_SPEED
 const SPEED = 100; // the velocity a key gives, units per second
 const DOT = 9;
 const KEYS = {
@@ -30,7 +30,7 @@ const KEYS = {
   w: [0, -1], s: [0, 1], a: [-1, 0], d: [1, 0],
 };
 
-// ArenaGame's velocity cap (benchmarks/arena.py, capped).
+// ArenaGame's velocity cap (vinom/games/arena.py, capped).
 function capped(move) {
   let [vx, vy] = [Number(move[0]), Number(move[1])];
   const speed = Math.hypot(vx, vy);
