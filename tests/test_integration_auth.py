@@ -145,15 +145,25 @@ class JwtSignInTests(TestCase):
         welcome = await self.hello(player, {"kind": "jwt", "token": idp.token("late")})
         self.assertEqual(welcome["type"], "welcome")
 
-    async def test_refusals_are_limited_per_address(self) -> None:
+    async def test_refusals_are_limited_per_identity_then_per_address(self) -> None:
         lobby = await self.start("--limit", "auth-failure-burst=3",
                                  "--limit", "auth-failure-rate=0.01")  # fmt: skip
         idp = self.idp
         bad = idp.token("a", aud="another-game")
         for _ in range(3):
             self.assertEqual(await self.reason_of(lobby, bad), "wrong_audience")
-        # Out of refusals: even a good token is turned away unverified, on any connection.
+        # Out of refusals for "a" from this address: even a good token for "a" is turned
+        # away unverified, on any connection; "b", from the same address, is not.
         self.assertEqual(await self.reason_of(lobby, idp.token("a")), "rate_limited")
+        welcome = await self.hello(await connect_raw(self, lobby),
+                                   {"kind": "jwt", "token": idp.token("b")})  # fmt: skip
+        self.assertEqual(welcome["type"], "welcome", welcome)
+        # Refusals over many identities spend the address's own allowance (10 times one's).
+        guesser = await connect_raw(self, lobby)
+        for n in range(27):
+            answer = await self.hello(guesser, {"kind": "jwt",
+                                                "token": idp.token(f"x{n}", aud="no")})  # fmt: skip
+            self.assertEqual(answer["reason"], "wrong_audience", answer)
         player = await connect_raw(self, lobby)
         answer = await player.request({"type": "hello", "name": "x", "protocol": PROTOCOL})
         self.assertEqual(answer["reason"], "rate_limited")

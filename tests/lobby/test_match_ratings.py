@@ -22,11 +22,13 @@ from vinom.store.memory import MemoryPlayerStore
 GAMES = GameCatalogue([GameRules("duel", 2), GameRules("duo", 4, team_size=2)])
 
 
-def match(game: str, *players: str, queue: str = "ranked", bot: str = "",
-          party: tuple[str, ...] = ()) -> Match:  # fmt: skip
-    tickets = tuple(Ticket(p, p, game, None, 0.0, queue, bot=p == bot,
-                           party_id="p-1" if p in party else None)  # fmt: skip
-                    for p in players)
+def match(
+    game: str, *players: str, queue: str = "ranked", bot: str = "", party: tuple[str, ...] = ()
+) -> Match:
+    tickets = tuple(
+        Ticket(p, p, game, None, 0.0, queue, bot=p == bot, party_id="p-1" if p in party else None)
+        for p in players
+    )
     return Match("m-1", game, tickets, 0.0)
 
 

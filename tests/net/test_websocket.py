@@ -304,7 +304,8 @@ class ServerToClientTests(SynchronousTestCase):
         client = FrameProtocol(client=True, extensions=[])
         for kind, payload in sends:
             write = {"binary": frames.binary, "text": frames.text, "ping": frames.ping}[kind]
-            client.receive_bytes(write(payload))
+            # A text message is written from its UTF-8 bytes.
+            client.receive_bytes(write(payload.encode("utf-8") if kind == "text" else payload))
             [got] = list(client.received_frames())
             self.assertEqual((got.opcode.name.lower(), got.payload), (kind, payload))
             self.assertTrue(got.message_finished)
