@@ -5,8 +5,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { GameSocket } from "../../vinom/webclient/game.js";
+import { GameSocket, boardNetcode } from "../../vinom/webclient/game.js";
 import { Predictor, ServerClock, SnapshotBuffer } from "../../vinom/webclient/netcode.js";
+import { ReplayNetcode } from "../../vinom/webclient/replays.js";
 
 const RATE = 20;
 
@@ -44,6 +45,27 @@ test("a correction beyond `teleport` is shown at once; below it, smoothed", () =
   predictor.reconcile(12, { x: 900, vx: 0 }, 2); // respawned: shown there
   assert.equal(predictor.render(12, 2).x, 900);
   assert.deepEqual([predictor.corrections, predictor.teleports], [1, 1]);
+});
+
+// The `game` object a board gets (app.js spreads boardNetcode into it): predictEvents
+// as docs/web.md lists it, settled by the live socket's snaps; none in a replay.
+test("boardNetcode: a board predicts events through its game object", () => {
+  const stand = { send() {}, close() {}, readyState: 0 };
+  const socket = new GameSocket("wss://game.test/game", {}, { open: () => stand });
+  socket.tickRate = RATE;
+  socket.serverClock = new ServerClock(RATE);
+  const game = boardNetcode(() => socket);
+  const settled = [];
+  const events = game.predictEvents((view) => view.hits, {}, (s) => settled.push(s));
+  assert.equal(socket.events, events);
+  events.predict("shot-1", 41, { at: 3 });
+  assert.deepEqual(events.shown(), [["shot-1", { at: 3 }]]);
+  socket.netcode(41, 2050, { hits: ["shot-1"] });
+  assert.deepEqual(settled, [{ confirmed: [["shot-1", { at: 3 }]], retracted: [] }]);
+  assert.deepEqual(events.shown(), []);
+  const replay = boardNetcode(() => new ReplayNetcode({ frames: [], tick_rate: RATE }, () => 0));
+  assert.equal(replay.predictEvents((view) => view.hits), null);
+  assert.equal(replay.predicted(), null);
 });
 
 test("GameSocket: a view without the own entity resets the prediction", () => {

@@ -19,7 +19,7 @@
 import {
   DEVICE_KEY, LobbyConnection, LobbyError, authorizationHeader, deviceAuth, errorFrameText, jwtAuth,
 } from "./lobby.js";
-import { GameSocket, closeText, gameUrl } from "./game.js";
+import { GameSocket, boardNetcode, closeText, gameUrl } from "./game.js";
 import { fallbackBoard } from "./fallback.js";
 import { loadBoard as loadBoardModule } from "./loader.js";
 import { decode } from "./codec.js";
@@ -1023,17 +1023,9 @@ async function loadBoard(game) {
     // A real-time input (a game with a tick): stamped with its tick and repeated
     // until acknowledged (game.js, GameSocket.input); returns its tick.
     input: (input) => (watching ? null : game.socket.input(input)),
-    // Client-side netcode (netcode.js through GameSocket, docs/web.md "Clock,
-    // interpolation and prediction"): the synced server clock, the views
-    // interpolated for drawing, and the own state predicted from the inputs.
-    tickRate: () => net().tickRate,
-    snapshotRate: () => net().snapshotRate,
-    serverTick: () => net().serverTick(),
-    serverTime: () => net().serverTime(),
-    interpolate: (options) => net().interpolate(options),
-    rendered: () => net().rendered(),
-    predict: (step, own, options) => net().predict(step, own, options),
-    predicted: () => net().predicted(),
+    // Client-side netcode: the synced server clock, the views interpolated for
+    // drawing, the own state and events predicted from the inputs.
+    ...boardNetcode(net),
     say: (text) => say(game, text),
   };
   let module = null;

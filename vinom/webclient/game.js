@@ -179,6 +179,23 @@ export function resolveRelativeSnap(snap, tick, base) {
 // The applied snaps whose fields are kept for relative ones (more than the host's baselines).
 const SNAP_FIELDS_KEPT = 64;
 
+// The client-side netcode a board's `game` object offers (docs/web.md, "Clock,
+// interpolation and prediction"), each call passed to `net()`: a live match's
+// GameSocket, or a replay's ReplayNetcode (replays.js), read at the call.
+export function boardNetcode(net) {
+  return {
+    tickRate: () => net().tickRate,
+    snapshotRate: () => net().snapshotRate,
+    serverTick: () => net().serverTick(),
+    serverTime: () => net().serverTime(),
+    interpolate: (options) => net().interpolate(options),
+    rendered: () => net().rendered(),
+    predict: (step, own, options) => net().predict(step, own, options),
+    predicted: () => net().predicted(),
+    predictEvents: (confirms, options, onEvents) => net().predictEvents(confirms, options, onEvents),
+  };
+}
+
 export class GameSocket {
   // `open` makes the connection: a GameConnection (WebTransport, else WebSocket,
   // made with `WebSocket`, by default the runtime's own), whose `onKind(kind)`

@@ -534,6 +534,13 @@ export declare class GameSocket<View = unknown, Own = Record<string, unknown>, I
   close(): void;
 }
 
+/** The netcode of a board's `game` object, each call passed to `net()` (a live
+ * match's GameSocket, or a replay's, where `predict*` give null). */
+export declare function boardNetcode(net: () => GameSocket): Pick<
+  GameSocket,
+  "serverTick" | "serverTime" | "interpolate" | "rendered" | "predict" | "predicted" | "predictEvents"
+> & { tickRate(): number; snapshotRate(): number };
+
 // ---- netcode.js: clock, interpolation and prediction (docs/web.md) ----
 // Times are seconds of the caller's clock (performance.now() / 1000 in a page).
 

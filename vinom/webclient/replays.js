@@ -83,6 +83,11 @@ export class ReplayNetcode {
     return null;
   }
 
+  // Nobody plays in a replay: no event is predicted.
+  predictEvents() {
+    return null;
+  }
+
   serverTick() {
     return this.tickRate > 0 ? (this.time() / 1000) * this.tickRate : null;
   }
