@@ -13,6 +13,13 @@ both players on the leaderboard (the top, and the page around them) and the
 match in their history with the bot as opponent and the same change, and opens
 the match's replay from the history. No console error (tests/support/browser.py
 fails the test on one).
+
+Also: what the page says before anything, after a ranked match left, at a
+replay's end and under the operator's ban (`vinom accounts ban`, live and at the
+next visit); and docs/getting-started.md, "Turn authentication on", to its end:
+`--auth jwt` with the section's own issuer.py, two players handed their tokens
+by the page's hook (the URL's fragment; the opener's postMessage, asked again
+at the reconnect after a reload) signed in and playing a match.
 """
 # slow: starts `twistd -n vinom` and drives Chromium (tests/support/browser.py)
 
