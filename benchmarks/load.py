@@ -31,6 +31,7 @@ from twisted.python import usage
 
 from benchmarks.harness import decode_histogram, percentile_ms
 from benchmarks.lobby_load import Fleet, install_client_loss
+from vinom.cli import QUEUE_OPTION, SignInOptions, check_queue
 from vinom.client.bots import LobbyAddress
 
 
@@ -42,8 +43,9 @@ def parse_lobby(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-class Options(usage.Options):
-    synopsis = "--lobby HOST:PORT [--trust CERT] [--game maze] [--bots N] [--duration S]"
+class Options(SignInOptions):
+    synopsis = ("--lobby HOST:PORT [--trust CERT] [--game maze] [--bots N] [--duration S] "
+                "[--queue ranked] [--auth KIND ...]")
     longdesc = __doc__
     optParameters = [
         ["lobby", "l", "localhost:7350", "The lobby to connect to, HOST:PORT."],
@@ -56,6 +58,7 @@ class Options(usage.Options):
         ["lobby-slots", None, "32", "Lobby connections the bots hold at most at once."],
         ["loss", None, "0", "Simulated client-side loss: probability to drop each datagram."],
         ["seed", None, None, "Random seed (bots and simulated loss)."],
+        QUEUE_OPTION,
     ]
     optFlags = [
         ["json", None, "Print the summary as one JSON line."],
@@ -87,6 +90,11 @@ class Options(usage.Options):
                 self["seed"] = int(self["seed"])
             except ValueError:
                 raise usage.UsageError("--seed must be a whole number") from None
+        check_queue(self)
+        # Signed in as `vinom bots --name load` would be (docs/client.md, "Signing in").
+        self.check_sign_in()
+        self["auths"] = self.credentials([f"bot:load{i}" for i in range(self["bots"])],
+                                         self["lobby-address"][0])  # fmt: skip
 
 
 def _progress_line(fleet: Fleet, elapsed: float, duration: float) -> str:
@@ -165,6 +173,7 @@ def run(options: Options, reactor: Any = None) -> int:
     fleet = Fleet(
         reactor, LobbyAddress(host, port, options["trust"]), game, options["bots"],
         think_time=options["think"], lobby_slots=options["lobby-slots"], seed=options["seed"],
+        queue=options["queue"], auths=options["auths"],
     )
     duration = options["duration"]
     started = time.perf_counter()

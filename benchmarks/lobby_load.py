@@ -22,7 +22,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredSemaphore
@@ -33,6 +33,7 @@ from benchmarks.loadgen import Latencies
 from vinom.client.bots import BotDriver, LobbyAddress
 from vinom.client.game import ENDED_PHASES, GameSession, connect_game
 from vinom.client.lobby import (
+    Auth,
     LobbyClient,
     LobbyClientProtocol,
     LobbyError,
@@ -156,8 +157,13 @@ class Fleet:
         lobby_slots: int = 32,
         seed: int | None = None,
         match_timeout: float = 600.0,
+        queue: str = "normal",
+        auths: Sequence[Auth | None] | None = None,
     ) -> None:
         self.reactor = reactor
+        # The queue the bots join, and bot i's sign-in (None: guests).
+        self.queue = queue
+        self.auths = auths
         self.lobby = lobby
         self.game = game
         self.bots = bots
@@ -224,9 +230,10 @@ class Fleet:
         """Run every bot until `stop_at`; fires once all have stopped."""
         self.stop_at = stop_at
         bots = [
-            Deferred.fromCoroutine(self._bot(f"load{i}", random.Random(self.rng.random())))
+            Deferred.fromCoroutine(self._bot(f"load{i}", random.Random(self.rng.random()),
+                                             None if self.auths is None else self.auths[i]))
             for i in range(self.bots)
-        ]
+        ]  # fmt: skip
         done: Deferred[None] = Deferred()
         remaining = [len(bots)]
 
@@ -252,10 +259,10 @@ class Fleet:
             if not session.finished.called:
                 session.finished.callback({"p": "stopped"})
 
-    async def _bot(self, name: str, rng: random.Random) -> None:
+    async def _bot(self, name: str, rng: random.Random, auth: Auth | None = None) -> None:
         while not self.stopping():
             try:
-                await self._one_match(name, rng)
+                await self._one_match(name, rng, auth)
             except Exception as e:  # one bot's failure must not stop the fleet
                 self.count_error(error_kind(e))
                 # Back off a little so a server in trouble is not hammered.
@@ -264,7 +271,7 @@ class Fleet:
     def stopping(self) -> bool:
         return self.reactor.seconds() >= self.stop_at
 
-    async def _one_match(self, name: str, rng: random.Random) -> None:
+    async def _one_match(self, name: str, rng: random.Random, auth: Auth | None = None) -> None:
         await self.lobby_slots.acquire()
         self.in_lobby += 1
         try:
@@ -273,12 +280,12 @@ class Fleet:
             lobby = await connect_lobby(self.reactor, self.lobby)
             self.lobbies.add(lobby)
             try:
-                welcome = await lobby.hello(name)
+                welcome = await lobby.hello(name, auth=auth)
                 # A bot queueing after the others stopped would wait for a partner
                 # forever (stop_now hangs up only the lobbies it can see).
                 if self.stopping():
                     return
-                found = await lobby.queue(self.game.name)
+                found = await lobby.queue(self.game.name, queue=self.queue)
             finally:
                 self.lobbies.discard(lobby)
                 lobby.close()

@@ -129,9 +129,10 @@ def parse_lobbies(values: Sequence[str]) -> list[tuple[str, int]]:
     return addresses
 
 
-class ClientOptions(CommandOptions):
-    """Options shared by the commands that talk to a lobby: where it is, and how to sign in
-    (`credentials` gives each player's `auth`)."""
+class SignInOptions(usage.Options):
+    """How players sign in (docs/client.md, "Signing in"): the options of every client that
+    says hello, here once. `check_sign_in()` (from postOptions) reads the token file and
+    the device key; `credentials` gives each player's `auth`."""
 
     optParameters = [
         ["auth", None, GUEST_KIND, "How to sign in, as the server's --auth: guest, device "
@@ -145,13 +146,63 @@ class ClientOptions(CommandOptions):
 
     def __init__(self) -> None:
         super().__init__()
-        self["lobby"] = []
-        self["trust"] = []
         self["auth-token"] = []
 
     def opt_auth_token(self, value: str) -> None:
-        """A token to sign in with (repeatable: vinom bots takes one per bot, in order)."""
+        """A token to sign in with (repeatable: bots take one each, in order)."""
         self["auth-token"].append(value.strip())
+
+    def check_sign_in(self) -> None:
+        kind = self["auth"] = self["auth"].strip()
+        tokens = self["auth-token"]
+        if self["auth-token-file"] is not None:
+            try:
+                with open(self["auth-token-file"], encoding="utf-8") as f:
+                    tokens += [line.strip() for line in f if line.strip()]
+            except (OSError, UnicodeDecodeError) as e:
+                reason = getattr(e, "strerror", None) or e
+                raise usage.UsageError(f"--auth-token-file {self['auth-token-file']}: cannot "
+                                       f"read it: {reason}") from None  # fmt: skip
+        if kind in (GUEST_KIND, DEVICE_KIND) and tokens:
+            raise usage.UsageError(f"tokens are for --auth jwt, signed or a plugin's kind, "
+                                   f"not --auth {kind}")  # fmt: skip
+        if kind not in (GUEST_KIND, DEVICE_KIND) and not tokens:
+            raise usage.UsageError(f"--auth {kind} signs in with tokens: give "
+                                   "--auth-token or --auth-token-file")  # fmt: skip
+        if kind != DEVICE_KIND and self["device-file"] is not None:
+            raise usage.UsageError("--device-file is for --auth device")
+        self["device-key"] = None
+        if kind == DEVICE_KIND:
+            path = self["device-file"] = self["device-file"] or default_device_file()
+            try:
+                self["device-key"] = device_key(path)
+            except DeviceFileError as e:
+                raise usage.UsageError(f"--device-file {e}") from None
+
+    def credentials(self, players: Sequence[str], host: str) -> list[Auth | None]:
+        """The `auth` of each of `players` ("": the user; else a bot's or a spectator's
+        own name) at the server `host`: None (a guest), the i-th token, or the device its
+        name derives from the key (vinom.client.lobby.device_auth)."""
+        kind = self["auth"]
+        if kind == GUEST_KIND:
+            return [None] * len(players)
+        if kind == DEVICE_KIND:
+            return [device_auth(self["device-key"], host, who) for who in players]
+        tokens = self["auth-token"]
+        if len(tokens) < len(players):
+            raise usage.UsageError(f"--auth {kind}: {len(players)} bots need a token each, "
+                                   f"not {len(tokens)}")  # fmt: skip
+        return [{"kind": kind, "token": token} for token in tokens[: len(players)]]
+
+
+class ClientOptions(CommandOptions, SignInOptions):
+    """Options shared by the commands that talk to a lobby: where it is, and how to sign in
+    (`signed_in` gives each player's `auth` at the first lobby)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["lobby"] = []
+        self["trust"] = []
 
     # Twisted's --help prints an option method's docstring as it is: one line each.
     def opt_lobby(self, value: str) -> None:
@@ -193,50 +244,11 @@ class ClientOptions(CommandOptions):
                                                                              strict=True)
         )  # fmt: skip
         self["address"] = self["addresses"][0]
-        self._sign_in_options()
+        self.check_sign_in()
 
-    def _sign_in_options(self) -> None:
-        kind = self["auth"] = self["auth"].strip()
-        tokens = self["auth-token"]
-        if self["auth-token-file"] is not None:
-            try:
-                with open(self["auth-token-file"], encoding="utf-8") as f:
-                    tokens += [line.strip() for line in f if line.strip()]
-            except (OSError, UnicodeDecodeError) as e:
-                reason = getattr(e, "strerror", None) or e
-                raise usage.UsageError(f"--auth-token-file {self['auth-token-file']}: cannot "
-                                       f"read it: {reason}") from None  # fmt: skip
-        if kind in (GUEST_KIND, DEVICE_KIND) and tokens:
-            raise usage.UsageError(f"tokens are for --auth jwt, signed or a plugin's kind, "
-                                   f"not --auth {kind}")  # fmt: skip
-        if kind not in (GUEST_KIND, DEVICE_KIND) and not tokens:
-            raise usage.UsageError(f"--auth {kind} signs in with tokens: give "
-                                   "--auth-token or --auth-token-file")  # fmt: skip
-        if kind != DEVICE_KIND and self["device-file"] is not None:
-            raise usage.UsageError("--device-file is for --auth device")
-        self["device-key"] = None
-        if kind == DEVICE_KIND:
-            path = self["device-file"] = self["device-file"] or default_device_file()
-            try:
-                self["device-key"] = device_key(path)
-            except DeviceFileError as e:
-                raise usage.UsageError(f"--device-file {e}") from None
-
-    def credentials(self, players: Sequence[str]) -> list[Auth | None]:
-        """The `auth` of each of `players` ("": the user; else a bot's or a spectator's
-        own name): None (a guest), the i-th token, or the device its name derives from
-        the key (vinom.client.lobby.device_auth) for the first lobby's host."""
-        kind = self["auth"]
-        if kind == GUEST_KIND:
-            return [None] * len(players)
-        if kind == DEVICE_KIND:
-            host = self["address"].host
-            return [device_auth(self["device-key"], host, who) for who in players]
-        tokens = self["auth-token"]
-        if len(tokens) < len(players):
-            raise usage.UsageError(f"--auth {kind}: {len(players)} bots need a token each, "
-                                   f"not {len(tokens)}")  # fmt: skip
-        return [{"kind": kind, "token": token} for token in tokens[: len(players)]]
+    def signed_in(self, players: Sequence[str]) -> list[Auth | None]:
+        # Each player's devices are the first lobby's: failover keeps the account.
+        return self.credentials(players, self["address"].host)
 
 
 # `--queue` of the commands that queue (play, bots).
@@ -244,7 +256,8 @@ QUEUE_OPTION = ["queue", None, NORMAL_QUEUE, f"The queue: {' or '.join(QUEUES)} 
                 "server with authentication)."]
 
 
-def _check_queue(options: usage.Options) -> None:
+def check_queue(options: usage.Options) -> None:
+    """--queue (QUEUE_OPTION) is a queue of the lobby's."""
     if options["queue"] not in QUEUES:
         raise usage.UsageError(f"--queue must be {' or '.join(QUEUES)}, not {options['queue']!r}")
 
@@ -294,8 +307,8 @@ class PlayOptions(ClientOptions):
             self["name"] = _default_player_name()
         elif not self["name"].strip():
             raise usage.UsageError("--name must not be empty")
-        _check_queue(self)
-        [self["auth-object"]] = self.credentials([""])
+        check_queue(self)
+        [self["auth-object"]] = self.signed_in([""])
 
 
 def _number(name: str, value: Any, kind: type[int] | type[float], low: float) -> Any:
@@ -334,9 +347,9 @@ class BotsOptions(ClientOptions):
         if self["game"] is None:
             raise usage.UsageError("--game is required, e.g. 'vinom bots --game maze'")
         self["count"] = _number("count", self["count"], int, 1)
-        _check_queue(self)
+        check_queue(self)
         # Each bot its own device (or token): the same names keep their accounts.
-        self["auths"] = self.credentials([f"bot:{self['name']}{i}"
+        self["auths"] = self.signed_in([f"bot:{self['name']}{i}"
                                           for i in range(self["count"])])  # fmt: skip
         self["think"] = _number("think", self["think"], float, 0)
         self["timeout"] = _number("timeout", self["timeout"], float, 0)
@@ -391,7 +404,7 @@ class WatchOptions(ClientOptions):
         if len(self["addresses"]) > 1:
             raise usage.UsageError("vinom watch connects to one lobby: give --lobby once")
         # A device of its own: signing in as the player would replace their connection.
-        [self["auth-object"]] = self.credentials(["watch"])
+        [self["auth-object"]] = self.signed_in(["watch"])
 
 
 class ReplayOptions(CommandOptions):

@@ -103,6 +103,27 @@ class DeviceSignInTests(TestCase):
         self.assertEqual({r["name"]: r["player_id"] for r in json.loads(out)["reports"]}, ids)
         await self.rated(server, "tictactoe", {"bot0": 2, "bot1": 2})
 
+    async def test_the_load_generator_signs_in_and_queues_ranked_alike(self) -> None:
+        server = await self.server()
+        # `python -m benchmarks.load` on these sources (benchmarks/__init__.py).
+        out, err, code = await getProcessOutputAndValue(sys.executable, [
+            "-m", "benchmarks.load", "--lobby", f"127.0.0.1:{server.lobby_port}",
+            "--trust", server.cert, "--game", "tictactoe", "--bots", "2", "--duration", "3",
+            "--think", "0.05", "--queue", "ranked", "--auth", "device", "--json", "--quiet",
+        ], env={**self.env, "VINOM_BENCH_SOURCES": "1"}, path=self.home)  # fmt: skip
+        self.assertEqual(code, 0, err)
+        summary = json.loads(out.decode().splitlines()[-1])
+        self.assertGreaterEqual(summary["matches_finished"], 1, summary)
+        # Rated: each bot's account (its device, as `vinom bots --name load` has) on the board.
+        board: list[dict[str, Any]] = []
+
+        async def both_rated() -> bool:
+            board[:] = await self.leaderboard(server, "tictactoe")
+            return sorted(e["name"] for e in board if e["matches"] >= 1) == ["load0", "load1"]
+
+        await until(both_rated, lambda: f"load0 and load1 rated in {board}", timeout=30.0,
+                    every=0.5)  # fmt: skip
+
     async def test_a_terminal_player_signs_in_with_its_device_and_plays_ranked(self) -> None:
         server = await self.server()
         # A bot to play against, thinking long: the terminal player leaves first.
