@@ -4,8 +4,9 @@ a child process plays rated matches whose ratings show on the server's leaderboa
 over HTTPS), the bots keeping their accounts from run to run through the device key made
 0600 in the user's configuration directory; `vinom play` in a pseudo-terminal, as the
 server's start-up line gives it (`--auth device`), reaches a ranked match against such a
-bot, and its account is rated for it; and a device file the command cannot use is one
-line and status 2, before any connection."""
+bot, and its account is rated for it (without `--auth`, one line says to give it); the
+load generator signs in and queues ranked alike; and a device file the command cannot use
+is one line and status 2, before any connection."""
 
 # slow: starts `twistd -n vinom`, `vinom bots` and `vinom play` as child processes
 
@@ -16,7 +17,7 @@ import os
 import sys
 from typing import Any
 
-from twisted.internet.error import ProcessDone
+from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
@@ -136,6 +137,15 @@ class DeviceSignInTests(TestCase):
         said = server.output.decode().split("vinom: terminal clients: ")[1].splitlines()[0]
         self.assertTrue(said.endswith(" --auth device"), said)
         play = said.replace("GAME", "maze").split()[1:]
+        # Without its --auth: refused, in one line that says what to give.
+        guest, _ = in_a_terminal(self, [sys.executable, "-c", RUN_CLI, *play[:-2]], self.env,
+                                 path=self.home)  # fmt: skip
+        ended = await guest.ended
+        self.assertIsInstance(ended, ProcessTerminated, _tail(guest.output))
+        self.assertEqual(ended.exitCode, 1)  # type: ignore[attr-defined]
+        self.assertIn(b"refused: auth_failed: this server needs an 'auth' object in hello (and "
+                      b"reconnect): sign in (--auth says how to sign in: see --help)\r\n",
+                      guest.output)  # fmt: skip
         terminal, process = in_a_terminal(self, [
             sys.executable, "-c", RUN_CLI, *play, "--name", "tui", "--queue", "ranked"
         ], self.env, path=self.home)  # fmt: skip

@@ -46,7 +46,10 @@ def describe_failure(failure: Failure | BaseException, lobby: LobbyAddress) -> s
     if isinstance(error, ConnectError):
         return f"cannot reach the lobby at {where}: {error}"
     if isinstance(error, LobbyError):
-        return f"the lobby at {where} refused: {error.code}: {error.message}"
+        said = f"the lobby at {where} refused: {error.code}: {error.message}"
+        # The commands' way to answer it (docs/client.md, "Signing in").
+        return said + (" (--auth says how to sign in: see --help)"
+                       if error.code == "auth_failed" else "")  # fmt: skip
     if isinstance(error, ConnectFailedError):
         reason = error.reason
         return _GAME_CONNECT.get(reason, f"could not connect to the match's game server: {reason}")
