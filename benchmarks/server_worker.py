@@ -469,6 +469,7 @@ def server_args(
             "--limit", "queue-burst=1000000",
             "--limit", "frame-rate=1000",
             "--limit", "frame-burst=1000",
+            *(["--limit", "new-accounts-per-hour=1000000"] if _limits_new_accounts() else []),
         ]  # fmt: skip
     if role != "lobby" or not subcommands:
         args += ["--udp-ports", f"{low}-{high}", "--udp-interface", interface]
@@ -492,6 +493,16 @@ def _has_subcommands() -> bool:
     from vinom.server import tap
 
     return bool(getattr(tap.Options, "subCommands", None))
+
+
+def _limits_new_accounts() -> bool:
+    """Whether the vinom this process imports limits new accounts per address (every
+    bench client signs in from one), or is a build from before that limit."""
+    from vinom.lobby.config import LobbyConfig
+
+    return hasattr(LobbyConfig, "__attrs_attrs__") and any(
+        a.name == "new_accounts_per_hour" for a in LobbyConfig.__attrs_attrs__
+    )
 
 
 def start_server(reactor: Any, settings: dict[str, Any]) -> Started:
