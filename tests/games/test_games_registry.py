@@ -9,8 +9,10 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import cast
 
 from twisted.internet.testing import Clock
+from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 from zope.interface import directlyProvides
 
@@ -350,6 +352,38 @@ class PluginTests(TestCase):
         self.assertNotIn("broken", registry)
         self.assertIn("fine", registry)
         self.assertIn("maze", registry)
+
+    def test_a_budget_below_the_minimum_skips_that_game_alone_in_one_line(self) -> None:
+        # The budget is made in the class body: the module still imports, and its other
+        # game is offered; the one declaring 32 bytes is one line naming it and 64.
+        root = Path(self.mktemp())
+        source = THIRD_PARTY_PLUGIN.format(name="fine") + textwrap.dedent("""
+            from vinom.games import SnapshotBudget
+
+
+            class Tight(CountUp):
+                name = "tight"
+                tick_rate = 20
+                snapshot_budget = SnapshotBudget(32, "seq")
+
+
+            tight = Tight()
+            """)  # fmt: skip
+        write_plugin(root, "acme_tight", source)
+        self.add_plugin_dirs(root)
+        lines: list[str] = []
+        observer = cast(ILogObserver, lambda event: lines.append(formatEvent(event)))
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        registry = GameRegistry.from_plugins()
+        self.assertIn("fine", registry)
+        self.assertNotIn("tight", registry)
+        [line] = [line for line in lines if "tight" in line]
+        self.assertIn(
+            "game 'tight': snapshot_budget must be whole bytes, at least 64 (room for an "
+            "entity past a snap's header), not 32", line,
+        )  # fmt: skip
+        self.assertNotIn("Traceback", "".join(lines))
 
     def test_discovered_in_a_fresh_process(self) -> None:
         # No patching: a directory on PYTHONPATH with twisted/plugins/<x>.py

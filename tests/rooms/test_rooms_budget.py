@@ -22,6 +22,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.rooms.test_rooms_fixtures import RecordingOutbox, make_match
 from tests.rooms.test_rooms_snapshots import ClockHost
 from vinom.games import Game, Outcome, Seat, SnapshotBudget
+from vinom.games.registry import check_game
+from vinom.games.rules import MIN_SNAPSHOT_BUDGET
 from vinom.rooms.budget import PriorityQueue
 from vinom.rooms.delta import Quantisation
 from vinom.rooms.messages import Phase, decode_server_message
@@ -164,11 +166,24 @@ class SnapshotBudgetTests(SynchronousTestCase):
 
 class PriorityQueueTests(SynchronousTestCase):
     def test_a_budget_is_at_least_64_whole_bytes(self) -> None:
+        # Refused with the game that declares it, both named; a room checks its game.
         for bad in (63, 100.0, True, "400"):
-            self.assertRaises(ValueError, SnapshotBudget, bad)  # type: ignore[arg-type]
-        self.assertEqual(SnapshotBudget(64).entities, "entities")
+            with self.subTest(budget=bad):
+                e = self.assertRaises(ValueError, check_game, CirclesGame(bad))  # type: ignore[arg-type]
+                self.assertEqual(str(e), (
+                    "game 'circles': snapshot_budget must be whole bytes, at least 64 (room "
+                    f"for an entity past a snap's header), not {bad!r}"
+                ))  # fmt: skip
+                self.assertRaises(ValueError, self.room_of, CirclesGame(bad))  # type: ignore[arg-type]
+        check_game(CirclesGame(MIN_SNAPSHOT_BUDGET))
+        self.assertEqual((MIN_SNAPSHOT_BUDGET, SnapshotBudget(64).entities), (64, "entities"))
         doc = (Path(__file__).resolve().parents[2] / "docs" / "games.md").read_text("utf-8")
         self.assertIn('`SnapshotBudget(bytes, entities="entities", priority)`', doc)
+        self.assertIn(f"`bytes` is at least {MIN_SNAPSHOT_BUDGET}", " ".join(doc.split()))
+
+    def room_of(self, game: CirclesGame) -> Room:
+        return Room(match=make_match(players=["p-0", "p-1"], game=game.name), game=game,
+                    outbox=RecordingOutbox(), timers=ClockHost().timers)  # fmt: skip
 
     def test_a_view_without_the_entity_map_is_sent_as_it_is(self) -> None:
         queue = PriorityQueue(SnapshotBudget(64, "players"))

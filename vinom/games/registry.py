@@ -24,7 +24,7 @@ from zope.interface.verify import verifyObject
 
 from vinom.errors import UnknownGame
 from vinom.games.interfaces import IGame
-from vinom.games.rules import GameCatalogue, GameRules, SnapshotBudget
+from vinom.games.rules import MIN_SNAPSHOT_BUDGET, GameCatalogue, GameRules, SnapshotBudget
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _log = Logger()
@@ -84,6 +84,12 @@ def check_game(game: object) -> None:
         raise ValueError(
             f"game {name!r}: snapshot_budget must be None or a "
             f"vinom.games.rules.SnapshotBudget, for a game with a tick_rate; not {budget!r}"
+        )
+    room = getattr(budget, "bytes", MIN_SNAPSHOT_BUDGET)
+    if isinstance(room, bool) or not isinstance(room, int) or room < MIN_SNAPSHOT_BUDGET:
+        raise ValueError(
+            f"game {name!r}: snapshot_budget must be whole bytes, at least "
+            f"{MIN_SNAPSHOT_BUDGET} (room for an entity past a snap's header), not {room!r}"
         )
     if not isinstance(getattr(game, "shared_view", False), bool):
         raise ValueError(f"game {name!r}: shared_view must be true or false")

@@ -60,9 +60,11 @@ class RatingWindow:
         return width if self.max is None else min(width, self.max)
 
 
-def _positive_bytes(instance: object, attribute: object, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 64:
-        raise ValueError(f"a snapshot budget is whole bytes, at least 64, not {value!r}")
+#: The smallest `SnapshotBudget.bytes`: less leaves no room for an entity past the
+#: snap's header. Checked with the game (`check_game`), not when the budget is made:
+#: a game module's class body makes it, and an error there would lose every game
+#: of the module, unnamed.
+MIN_SNAPSHOT_BUDGET = 64
 
 
 def _every_entity_alike(view: Any, key: str) -> float:
@@ -79,9 +81,10 @@ class SnapshotBudget:
     others wait, their priority added up each snapshot they wait (Fiedler's
     priority accumulators), so none waits for ever. `priority(view, key)` rates the
     entity `key` of a player's view (nearer, more relevant: higher); `math.inf`
-    never waits, even past the budget. Default: all alike."""
+    never waits, even past the budget. Default: all alike. `bytes`: whole bytes,
+    at least `MIN_SNAPSHOT_BUDGET`."""
 
-    bytes: int = field(validator=_positive_bytes)
+    bytes: int
     entities: str = "entities"
     priority: Any = _every_entity_alike
 
