@@ -15,9 +15,10 @@ trust (default: ./vinom-data/dev-cert.pem when it exists, which is where a
 server started in the same directory keeps its dev certificate; otherwise the
 platform's certificate authorities). `bots` takes several lobbies (`--lobby`
 repeated or comma-separated, `--trust` once or once per lobby) and moves a
-bot to the next when its lobby is lost (vinom.client.failover). The global
-reactor is imported only in `main`; the command bodies take a reactor so tests
-can run them in-process.
+bot to the next when its lobby is lost (vinom.client.failover). `play`, `watch`
+and `bots` sign in as `--auth` says (`SignInOptions`; docs/client.md, "Signing
+in"). The global reactor is imported only in `main`; the command bodies take a
+reactor so tests can run them in-process.
 """
 
 from __future__ import annotations
