@@ -29,6 +29,7 @@ from tests.cluster.test_remote_placement import (
 from tests.lobby.test_lobby import LobbyHarness
 from tests.support.doubles import FakeUDPReactor, PlaceholderGameHostFactory
 from tests.support.placement_events import hear_placements
+from tests.support.ports import free_udp_port
 from tests.support.redis_server import start_redis
 from tests.support.waiting import until
 from vinom.cluster.agent import HostAgent
@@ -44,10 +45,14 @@ from vinom.cluster.hosts import HostRecord, RedisHostRegistry
 from vinom.cluster.placement import DEFAULT_PLACEMENT, RemoteMatchHosting
 from vinom.cluster.settings import PlacementSettings
 from vinom.errors import BackendUnavailable
+from vinom.games.duel import DuelGame
+from vinom.games.registry import GameRegistry
+from vinom.hosting.inline import InlineGameHostFactory
 from vinom.hosting.interfaces import HostingStopped, MatchWithdrawn, NoHostAvailable
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
 from vinom.match import Match, MatchEnded, Ticket
+from vinom.protocol.config import ProtocolConfig, generate_token_key
 from vinom.store.memory import MemoryPlayerStore
 
 
@@ -162,6 +167,39 @@ class WithdrawTests(TestCase):
         self.failureResultOf(late, MatchWithdrawn)
         await self.withdrawn_and_not_hosted(redis, first, second)
 
+    async def test_a_host_that_started_the_match_as_it_was_withdrawn_frees_its_port(
+        self,
+    ) -> None:
+        """The host read the request and starts the match slowly (paused meanwhile) as
+        its player leaves: its `placed` comes too late, and the copy nobody will join is
+        aborted at once, not at its connect deadline (30 s), its port free again."""
+        redis = await open_redis(self)
+        port = free_udp_port()
+        protocol = ProtocolConfig(token_key=generate_token_key())
+        factory = InlineGameHostFactory(
+            reactor=reactor, find_game=GameRegistry([DuelGame()]).get,
+            protocol_config=protocol, public_host="127.0.0.1", interface="127.0.0.1",
+        )  # fmt: skip
+        held = _HeldStarts()
+        hosting = GameHostingService(PortAllocator([port]), _Held(factory, held))
+        hosting.startService()
+        agent = HostAgent(redis=redis, registry=RedisHostRegistry(redis), hosting=hosting,
+                          public_host="127.0.0.1", ports=(port, port), clock=reactor,
+                          presence_endpoint=redis.endpoint(reactor), host_id="h-1")  # fmt: skip
+        agent.startService()
+        self.addCleanup(agent.stopService)
+        self.addCleanup(hosting.stopService)
+        first = lobby(self, redis, "l-a")
+        gone = first.host_match(duel())
+        await until(lambda: held.waiting, "the host starting the match")
+        self.assertTrue(await first.withdraw("m-1"))
+        self.failureResultOf(gone, CancelledError)
+        held.release()
+        await until(lambda: hosting.matches == 1, "the copy hosted")
+        await until(lambda: hosting.free_ports == 1, "the copy's port free again", timeout=10)
+        self.assertEqual(json.loads(await redis.handler.get("vinom:outcome:m-1"))["reason"],
+                         "withdrawn")  # fmt: skip
+
     async def test_a_match_placed_before_the_player_left_goes_on(self) -> None:
         redis = await open_redis(self)
         start_host(self, redis, "h-1")
@@ -169,6 +207,17 @@ class WithdrawTests(TestCase):
         address = await first.host_match(duel())
         self.assertFalse(await first.withdraw("m-1"))
         self.assertEqual(await second.host_match(duel()), address)
+
+
+class _Held:
+    """A game host factory whose starts `held` holds (a host paused as it starts)."""
+
+    def __init__(self, factory: Any, held: _HeldStarts) -> None:
+        self._factory = factory
+        self.start_host = held.start_host(factory.start_host)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._factory, name)
 
 
 class FormedForOthersTests(LobbyHarness, TestCase):

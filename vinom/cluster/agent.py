@@ -405,11 +405,18 @@ class HostAgent(Service):
             raise
         if not recorded:
             self._placements.pop(match.match_id, None)
-            # Given up, or placed elsewhere first (this host paused, or a failover): nobody
-            # joins this copy, which aborts at its connect deadline.
+            # Withdrawn, given up, or placed elsewhere first (this host paused, or a
+            # failover): nobody joins this copy. A player's leave aborts it now, as a
+            # match nobody joined, so that its port is free at once, not at its connect
+            # deadline.
             if match.match_id in self._running_here:
                 self._copies.add(match.match_id)
-            self.log.warn("match {match_id} was placed too late", match_id=match.match_id)
+                aborted = self._hosting.remove_player(match.match_id, match.players[0].player_id)
+                aborted.addErrback(lambda f: self.log.warn(
+                    "aborting the copy of {match_id} failed: {error}", match_id=match.match_id,
+                    error=f.value))  # fmt: skip
+            self.log.warn("match {match_id} was placed too late: its copy here is aborted",
+                          match_id=match.match_id)  # fmt: skip
         else:
             self.placed += 1
         self._end_decided(match)
