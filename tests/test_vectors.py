@@ -41,6 +41,11 @@ def walk(value: Any, path: str = "") -> list[tuple[str, Any]]:
     return out
 
 
+def section_key(section: str) -> list[int]:
+    """A section number's order: 13.14 after 12, 16.8 after 16.7."""
+    return [int(part) for part in section.split(".")]
+
+
 class FileTests(SynchronousTestCase):
     def test_the_file_is_plain_json_in_the_documents_order(self) -> None:
         data = json.loads(VECTORS.read_text(encoding="utf-8"), parse_constant=_refuse)
@@ -90,6 +95,27 @@ class DocumentTests(SynchronousTestCase):
                          flags=re.S)  # fmt: skip
         self.assertNotIn("<!-- vector:", outside)
         self.assertNotIn("Test vectors: version", outside)  # no copy left in prose
+
+    def test_section_19_and_the_introduction_list_what_the_file_holds(self) -> None:
+        """§19's table has a row per group of the file (its section, in order, no
+        other), the session row names every session vector in order, and the
+        introduction names every section that holds vectors."""
+        data = load()
+        text = DOC.read_text(encoding="utf-8")
+        self.assertEqual([k for k, v in data.items() if isinstance(v, dict)], list(GROUPS))
+        table = text[text.index("## 19. ") :]
+        rows = {m[1]: (m[2], m[3]) for m in re.finditer(
+            r"(?m)^\| `(\w+)` \| ([\d.]+) \| (.*) \|$", table)}  # fmt: skip
+        self.assertEqual(list(rows), list(GROUPS))
+        # The file's section, or the subsection of it holding the vectors (14: 14.1).
+        shown = [rows[g][0] for g in GROUPS]
+        for g, section in zip(GROUPS, shown, strict=True):
+            self.assertIn(data[g]["section"], (section, section.rpartition(".")[0]), g)
+        listed = rows["session"][1].split("`vectors`: ", 1)[1].split(", each its", 1)[0]
+        self.assertEqual(re.findall(r"`(\w+)`", listed),
+                         [v["name"] for v in data["session"]["vectors"]])  # fmt: skip
+        [sections] = re.findall(r"The test vectors \(sections ([^)]*)\)", " ".join(text.split()))
+        self.assertEqual(re.split(r", | and ", sections), sorted(set(shown), key=section_key))
 
     def test_a_byte_changed_in_the_file_changes_the_document(self) -> None:
         text = DOC.read_text(encoding="utf-8")
