@@ -9,6 +9,7 @@ needs no socket, is tested on its own.
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
@@ -20,6 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, readBody
 
 from tests.lobby import hello, reconnect
+from tests.support.lobby_players import connect_raw
 from tests.support.metrics import fetch_metrics, samples
 from tests.support.servers import RunningServer, start_server
 from tests.support.waiting import until
@@ -262,8 +264,16 @@ class WebSocketLobbyTests(TestCase):
         closed = await player.closed
         self.assertEqual((closed.was_clean, closed.code), (True, 1007), closed)
 
-    async def test_a_message_over_the_frame_limit_closes_with_1009(self) -> None:
+    async def test_a_message_over_the_frame_limit_closes_with_1009_not_over_tls(self) -> None:
+        """Over WebSocket; the same frame over the TLS lobby of the same server is one
+        `frame_too_large`, and that connection goes on (docs/lobby.md, "Framing")."""
         await self.start()
+        tls = await connect_raw(self, self.server.lobby)
+        tls.sendLine(json.dumps({"type": "ping", "pad": "x" * 4096}).encode())
+        too_large = await tls.when(lambda f: error_code(f) == errors.FRAME_TOO_LARGE)
+        self.assertIsNone(too_large["id"])
+        self.assertEqual((await tls.request({"type": "ping"}))["type"], "pong")
+        self.assertFalse(tls.closed.called)
         player, _ = await self.welcomed("big")
         pad = "x" * 4096
         player.send({"type": "ping", "pad": pad})
