@@ -114,9 +114,10 @@ def _read_device_key(path: str) -> bytes:
         kept = os.fstat(f.fileno())
         if not stat.S_ISREG(kept.st_mode):
             raise DeviceFileError(f"{path}: not a file")
-        if hasattr(os, "getuid") and kept.st_uid != os.getuid():
+        # (POSIX owners and modes; elsewhere the user's profile directory keeps it.)
+        if os.name == "posix" and kept.st_uid != os.getuid():
             raise DeviceFileError(f"{path}: it is not yours (owner uid {kept.st_uid})")
-        if kept.st_mode & 0o077:
+        if os.name == "posix" and kept.st_mode & 0o077:
             raise DeviceFileError(f"{path}: others may read it (mode {kept.st_mode & 0o777:o}): "
                                   f"chmod 600 {path}")  # fmt: skip
         text = f.read(_DEVICE_FILE_MAX + 1)
