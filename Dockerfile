@@ -18,7 +18,10 @@ RUN apt-get update \
 
 WORKDIR /src
 COPY . .
-RUN python -m pip wheel --no-cache-dir --wheel-dir /wheels .
+# With the extras a deployment of deploy/ may use (setup.py, extras_require): the
+# Redis wing (every overlay is a cluster), PostgreSQL accounts (a cluster's lobbies
+# share them) and WebTransport; not the boards' syntax check, a game developer's.
+RUN python -m pip wheel --no-cache-dir --wheel-dir /wheels ".[cluster,postgres,webtransport]"
 
 
 FROM python:3.11.13-slim-bookworm AS runtime
@@ -31,7 +34,8 @@ RUN groupadd --system --gid 10001 vinom \
 # and a cache out of date would be rebuilt (and fail to be written, a line each) at
 # every start (docs/operations.md).
 COPY --from=build /wheels /wheels
-RUN python -m pip install --no-cache-dir --no-index --find-links /wheels vinom==0.1.0 \
+RUN python -m pip install --no-cache-dir --no-index --find-links /wheels \
+        "vinom[cluster,postgres,webtransport]==0.1.0" \
     && rm -rf /wheels \
     && python -c "from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))"
 

@@ -130,37 +130,43 @@ setup(
         "cryptography>=42.0.4",
         # Compact binary encoding of message bodies on the UDP channels.
         "msgpack>=1.0",
-        # Game sessions over WebTransport (HTTP/3, QUIC datagrams) for browsers: a
-        # sans-I/O QUIC and HTTP/3 stack, driven from the reactor (vinom.hosting.webtransport).
-        # qh3 is aioquic with its packet protection, TLS and buffers compiled (0.52-0.60x
-        # aioquic's CPU per move at 100 rooms); vinom extends its 1.x connection for the
-        # receive budget, which 2.x moved into native code (and every 2.x release refuses
-        # Chromium's handshake: benchmarks/README.md, "play").
-        "qh3>=1.9.4,<2",
         # The operations endpoint's /metrics, in the Prometheus text format.
         "prometheus_client>=0.17",
-        # Redis player store and distributed matchmaking behind the same interfaces;
-        # 1.6 for its pool's startConnecting(endpoint), which Redis Sentinel goes through.
-        "txredisapi>=1.6.0",
-        # The account store on PostgreSQL (`--database postgresql://...`, every lobby of a
-        # cluster sharing it): psycopg 3 through twisted.enterprise.adbapi. A requirement,
-        # not an extra, as txredisapi is: a cluster's lobbies and the `vinom accounts`
-        # command need it wherever vinom is installed, and the binary wheel brings libpq.
-        "psycopg[binary]>=3.1",
         # Ratings the server computes after ranked matches (Plackett-Luce, vinom.accounts.ratings).
         "openskill>=6.0",
-        # Redis's own reply parser in C: txredisapi uses it when it is installed, and
-        # its pure-Python parser was a fifth of a lobby's CPU on Redis (docs/performance.md).
-        "hiredis>=3.0",
-        # A game's own board module parsed at start, so that a syntax error in it is
-        # one line in the server's log rather than a board its players never get
-        # (vinom.server.web.syntax_error): tree-sitter and its JavaScript grammar.
-        "tree-sitter>=0.23",
-        "tree-sitter-javascript>=0.23",
         # Player authentication (--auth jwt, signed): JWT signatures, issuers, audiences,
         # JWKS keys; the crypto extra is `cryptography`, already required above.
         "PyJWT[crypto]>=2.8",
     ],
+    # What only one kind of deployment uses, asked for by name (docs/operations.md,
+    # "Installing"): `pip install vinom` is the whole server in one process. The option
+    # that needs one and finds it missing says which, in one line (vinom.server.checks,
+    # needs_extra).
+    extras_require={
+        # The Redis wing (`--redis`: lobbies and game hosts in several processes,
+        # docs/scaling.md). 1.6 for its pool's startConnecting(endpoint), which Redis
+        # Sentinel goes through; hiredis is Redis's own reply parser in C, which
+        # txredisapi uses when it is installed (its pure-Python parser was a fifth of a
+        # lobby's CPU on Redis, docs/performance.md).
+        "cluster": ["txredisapi>=1.6.0", "hiredis>=3.0"],
+        # The account store on PostgreSQL (`--database postgresql://...`, every lobby of a
+        # cluster sharing it): psycopg 3 through twisted.enterprise.adbapi. The binary
+        # wheel brings its own libpq; psycopg's maintainers advise libraries not to require
+        # it, so it is the operator's choice here (psycopg alone uses the system's libpq).
+        "postgres": ["psycopg[binary]>=3.1"],
+        # Game sessions over WebTransport (`--webtransport`: HTTP/3, QUIC datagrams) for
+        # browsers: a sans-I/O QUIC and HTTP/3 stack, driven from the reactor
+        # (vinom.hosting.webtransport). qh3 is aioquic with its packet protection, TLS and
+        # buffers compiled (0.52-0.60x aioquic's CPU per move at 100 rooms); vinom extends
+        # its 1.x connection for the receive budget, which 2.x moved into native code (and
+        # every 2.x release refuses Chromium's handshake: benchmarks/README.md, "play").
+        "webtransport": ["qh3>=1.9.4,<2"],
+        # A game's own board module parsed at start, so that a syntax error in it is one
+        # line in the server's log rather than a board its players never get
+        # (vinom.server.web.syntax_error): tree-sitter and its JavaScript grammar, 2.7 MB
+        # for a game developer's check (without them, one info line says it is off).
+        "boards": ["tree-sitter>=0.23", "tree-sitter-javascript>=0.23"],
+    },
     entry_points={"console_scripts": ["vinom = vinom.cli:main"]},
     classifiers=[
         "Framework :: Twisted",

@@ -33,7 +33,7 @@ _NAMEDTUPLE_API = frozenset({"_replace", "_asdict", "_fields", "_make", "_field_
 # CRYPTO frame before qh3's own handlers, writes the windows itself, and reads the
 # HTTP/3 layer's unparsed frames. It refuses to load on a qh3 without these handlers,
 # and tests/hosting/test_webtransport_budget.py runs the attack against the installed
-# qh3 (setup.py: qh3>=1.9.4,<2). qh3 keeps its `Buffer` (QUIC's varints) in
+# qh3 (setup.py's webtransport extra: qh3>=1.9.4,<2). qh3 keeps its `Buffer` (QUIC's varints) in
 # `qh3._hazmat` alone.
 ALLOWED_REACHES: dict[str, frozenset[str]] = {
     "vinom/hosting/webtransport.py": frozenset({

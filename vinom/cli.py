@@ -972,14 +972,19 @@ async def accounts(reactor: Any, command: str, options: Any) -> int:
     """`vinom accounts COMMAND`: a refusal or a database that cannot be used is one line."""
     import sqlite3
 
-    import psycopg
-
     from vinom.accounts.records import AccountError, SchemaTooNew
     from vinom.client.accounts import accounts_command
 
     try:
         return await accounts_command(reactor, command, options, sys.stdout)
-    except (AccountError, SchemaTooNew, sqlite3.Error, psycopg.Error) as e:
+    except Exception as e:
+        refused: tuple[type[Exception], ...] = (AccountError, SchemaTooNew, sqlite3.Error)
+        # Loaded by then where --database is a postgresql:// URL (vinom's postgres extra).
+        psycopg = sys.modules.get("psycopg")
+        if psycopg is not None:
+            refused += (psycopg.Error,)
+        if not isinstance(e, refused):
+            raise
         raise CommandError(str(e).strip().splitlines()[0] if str(e).strip() else repr(e)) from e
 
 

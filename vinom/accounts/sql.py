@@ -69,7 +69,6 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
-import psycopg
 from attrs import evolve, frozen
 from twisted.enterprise import adbapi
 from twisted.internet.defer import Deferred, succeed
@@ -343,8 +342,14 @@ class SqlAccountStore:
         # The transaction was rolled back (or never began): the call did nothing. After
         # a server restart each pooled connection fails one call this way, and adbapi
         # replaces it (logging its failed rollback once).
-        error = failure.check(adbapi.ConnectionLost, psycopg.OperationalError,
-                              psycopg.InterfaceError, sqlite3.OperationalError)  # fmt: skip
+        lost: list[type[BaseException]] = [adbapi.ConnectionLost, sqlite3.OperationalError]
+        if self._dialect is schema.POSTGRESQL:
+            # Imported by the pool that opened the postgresql:// URL: psycopg is vinom's
+            # postgres extra, not needed on SQLite.
+            import psycopg
+
+            lost += [psycopg.OperationalError, psycopg.InterfaceError]
+        error = failure.check(*lost)
         if error is None:
             return failure
         text = str(failure.value).strip()

@@ -20,9 +20,9 @@ import attrs
 from twisted.logger import Logger
 from twisted.python import usage
 
-from vinom.cluster.blocking import ReplyError, ask, error_code
 from vinom.cluster.client import parse_redis_url
 from vinom.cluster.settings import RedisSettings
+from vinom.server.checks import needs_extra
 from vinom.server.startup import StartupError, read_secret
 
 _log = Logger()
@@ -58,7 +58,9 @@ def redis_settings(
     user: str | None = None,
 ) -> RedisSettings:
     """--redis and what goes with it (password, sentinel password, CA files, the ACL user),
-    as `twistd vinom` reads them; raises `usage.UsageError` saying which is wrong."""
+    as `twistd vinom` reads them; raises `usage.UsageError` saying which is wrong, or
+    that vinom's cluster extra is not installed."""
+    needs_extra("--redis", "cluster", "txredisapi", "hiredis")
     if environ is None:
         environ = os.environ  # read now: a test, or a caller, may have replaced it
     try:
@@ -136,6 +138,8 @@ def _sentinel_trouble(settings: RedisSettings) -> tuple[str | None, tuple[bool, 
     def note(refused: bool, why: str, sentinel: str) -> None:
         troubles.setdefault(why, (refused, []))[1].append(sentinel)
 
+    from vinom.cluster.blocking import ReplyError, error_code
+
     question = [b"SENTINEL", b"GET-MASTER-ADDR-BY-NAME", (settings.master_name or "").encode()]
     for host, port in settings.sentinels:
         sentinel = _address(host, port)
@@ -188,6 +192,10 @@ def _ask(
     """AUTH (with `password`, as `username` when given) then `commands` on a connection of
     their own (TLS for rediss://); the last reply, or the first error reply (a
     `ReplyError`)."""
+    # hiredis's (the cluster extra's): this module is loaded with the fleet's options,
+    # which every `twistd vinom` reads, the extra installed or not.
+    from vinom.cluster.blocking import ask
+
     tls = ssl.create_default_context(cafile=settings.ca_file) if settings.tls else None
     return ask(address, *commands, password=password, timeout=settings.timeout, tls=tls,
                username=username)  # fmt: skip
@@ -201,6 +209,8 @@ def _redis_trouble(
     went wrong, in a few words. A Redis still loading its data set or busy with a
     script answers -LOADING or -BUSY: worth asking again; so is a replica (a failover
     is under way)."""
+    from vinom.cluster.blocking import ReplyError, error_code
+
     commands = [[b"PING"], *([[b"ROLE"]] if role else [])]
     try:
         reply = _ask(settings, address or (settings.host, settings.port), settings.password,

@@ -45,6 +45,7 @@ from vinom.accounts.sql import (
 from vinom.accounts.sql import (
     database_url as default_database,
 )
+from vinom.server.checks import needs_extra
 from vinom.server.startup import StartupError
 
 _log = Logger()
@@ -60,6 +61,8 @@ def database_option(name: str, value: str) -> str:
             f"--{name} {describe(text)!r}: a postgresql:// URL or a SQLite file (a path or "
             "sqlite:///PATH)"
         )
+    if is_postgresql(text):
+        needs_extra(f"--{name} postgresql://...", "postgres", "psycopg")
     return text
 
 

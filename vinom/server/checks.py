@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import importlib.util
 import ipaddress
 import math
 import os
@@ -41,6 +42,18 @@ from vinom.server.startup import warn_if_readable
 TOKEN_KEY_BYTES = 32
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def needs_extra(option: str, extra: str, *modules: str) -> None:
+    """A UsageError, one line naming vinom's `extra` (setup.py, extras_require), where
+    `option` was given and one of the `modules` that extra installs is not. Looked up,
+    not imported: txredisapi installs the global reactor when it is imported."""
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise usage.UsageError(
+            f"{option} needs vinom's {extra} extra ({missing[0]} is not installed): "
+            f"pip install 'vinom[{extra}]'"
+        )
 
 
 def parse_port_range(text: str, option: str = "--udp-ports") -> tuple[int, int]:

@@ -46,6 +46,7 @@ from vinom.server.checks import (
     label_value,
     limit,
     match_size_overrides,
+    needs_extra,
     non_negative_float,
     non_negative_int,
     offered_games,
@@ -966,6 +967,8 @@ class RoleOptions(PluginOptions):
             self["game-registry"], dict(self["rating-window"])
         )
         self._check_websocket()
+        if self["webtransport"] is not None:
+            needs_extra("--webtransport", "webtransport", "qh3")
         if self["webtransport"] is not None and self["websocket"] is None:
             raise usage.UsageError("--webtransport needs --websocket: the page learns of it "
                                    "from the web server, and it admits /game's tokens")  # fmt: skip

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from attrs import field, frozen
 from twisted.application import service
@@ -32,7 +32,6 @@ from vinom.hosting.inline import InlineGameHostFactory
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
 from vinom.hosting.websocket import GameSocketConfig, GameSocketFactory
-from vinom.hosting.webtransport import WebTransportConfig, WebTransportServer
 from vinom.hosting.workers.child import WorkerSettings
 from vinom.hosting.workers.per_match import ProcessPerMatch
 from vinom.hosting.workers.pool import WorkerPool
@@ -70,6 +69,9 @@ from vinom.server.webtransport import (
     WebTransportOffer,
 )
 from vinom.store.memory import MemoryPlayerStore
+
+if TYPE_CHECKING:
+    from vinom.hosting.webtransport import WebTransportServer
 
 _log = Logger()
 _S = TypeVar("_S", bound=service.Service)
@@ -410,6 +412,9 @@ def build_webtransport(
     """`--webtransport PORT`: the game sessions over WebTransport, admitted by the /game
     sockets' factory (its token key, Origin policy, caps and limits), with the
     operator's certificate or a renewing development one, and the offer the page reads."""
+    # qh3's (the webtransport extra's): imported only here, where --webtransport is given.
+    from vinom.hosting.webtransport import WebTransportConfig, WebTransportServer
+
     credentials = WebTransportCredentials(
         options["certificate"], options["private-key"],
         RenewingCertificate(time.time, options["public-host"]),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from attrs import field, frozen
 from twisted.internet.interfaces import IReactorTime
@@ -22,13 +22,16 @@ from zope.interface import implementer
 from vinom.hosting.interfaces import Histogram, IHostingStatistics, IMatchHosting, WorkerStatus
 from vinom.hosting.records import records_on_disk
 from vinom.hosting.websocket import GameSocketFactory
-from vinom.hosting.webtransport import WebTransportServer
 from vinom.lobby.open_rooms import OpenRoom
 from vinom.lobby.placement import EndedMatch, RunningMatch
 from vinom.lobby.server import LobbyFactory
 from vinom.lobby.websocket import WebSocketLobbyFactory
 from vinom.match import Match
 from vinom.server.drain import Drain
+
+if TYPE_CHECKING:
+    # qh3's (the webtransport extra's), there only with --webtransport.
+    from vinom.hosting.webtransport import WebTransportServer
 
 # Upper bounds (seconds) of the session round-trip time histogram's buckets.
 RTT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)

@@ -25,6 +25,9 @@ of the game's package. One that cannot be served (missing, not a `.js` or
 `.css` file, unreadable, not UTF-8) is one line in the log at start, and its
 players get the generic board; a module whose JavaScript does not parse is one
 line in the log at start too (and served: the page says it failed to load).
+That check is tree-sitter's JavaScript grammar, vinom's boards extra (2.7 MB,
+for a game's developer): without it the boards are served unchecked, which
+one info line at start says.
 """
 
 from __future__ import annotations
@@ -36,9 +39,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import tree_sitter_javascript
 from attrs import frozen
-from tree_sitter import Language, Node, Parser
 from twisted.logger import Logger
 from twisted.web.http import CACHED
 from twisted.web.resource import IResource, NoResource, Resource
@@ -187,17 +188,29 @@ def read_board_file(what: str, found: object, suffix: str) -> BoardFile:
 
 
 @functools.cache
-def _javascript() -> Parser:
+def _javascript() -> Any:
+    """tree-sitter's JavaScript parser, or None where vinom's boards extra is not installed."""
+    try:
+        import tree_sitter_javascript
+        from tree_sitter import Language, Parser
+    except ImportError:
+        return None
     return Parser(Language(tree_sitter_javascript.language()))
+
+
+def can_check_syntax() -> bool:
+    """Whether `syntax_error` can read JavaScript here (vinom's boards extra)."""
+    return _javascript() is not None
 
 
 def syntax_error(source: bytes) -> tuple[int, int] | None:
     """Where the JavaScript module `source` first breaks the language's grammar (line
-    and column, from 1), or None: a board's typo found at start, not by its players."""
+    and column, from 1), or None: a board's typo found at start, not by its players.
+    Only where `can_check_syntax()`."""
     tree = _javascript().parse(source)
     if not tree.root_node.has_error:
         return None
-    node: Node = tree.root_node
+    node = tree.root_node
     # Down the first child holding an error to the error itself.
     while not (node.is_error or node.is_missing):
         child = next((c for c in node.children if c.has_error or c.is_missing), None)
@@ -213,6 +226,7 @@ def game_boards(games: Iterable[IGame]) -> dict[str, BoardFile]:
     (`nim.js`, `nim.css`). A board that cannot be served is one line in the log, and
     the game gets vinom's board for it, if any, else the generic board."""
     boards: dict[str, BoardFile] = {}
+    unchecked: list[str] = []
     for game in games:
         # As the game declares them (IGame's optional `board`, `board_stylesheet`),
         # unchecked: what is wrong with one is said below.
@@ -240,6 +254,10 @@ def game_boards(games: Iterable[IGame]) -> dict[str, BoardFile]:
                 game=game.name, problem=str(problem),
             )  # fmt: skip
             continue
+        if not can_check_syntax():
+            unchecked.append(game.name)
+            boards.update(files)
+            continue
         # Served all the same (the page then says the board failed to load, and the
         # browser's console where): the grammar here may be older than the browser's.
         at = syntax_error(files[f"{game.name}.js"].body)
@@ -250,6 +268,13 @@ def game_boards(games: Iterable[IGame]) -> dict[str, BoardFile]:
                 game=game.name, module=str(module), line=at[0], column=at[1],
             )  # fmt: skip
         boards.update(files)
+    if unchecked:
+        # Once per start: a syntax error in a board is then found by its players' browsers.
+        _log.info(
+            "vinom: the boards of {games} are served unchecked: checking their syntax at "
+            "start needs vinom's boards extra (pip install 'vinom[boards]')",
+            games=", ".join(unchecked),
+        )  # fmt: skip
     return boards
 
 

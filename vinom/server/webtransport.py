@@ -15,6 +15,10 @@ Three parts, wired by vinom.server.roles.build_web:
   before it opens a session; it is public, so any origin may read it.
 - `WebTransportListener`: a service that listens on the UDP port while it runs;
   a port it cannot listen on ends the start in one line naming the option.
+
+qh3 (vinom's webtransport extra) is imported only by the credentials and the
+listener, which exist only with `--webtransport` (whose check says to install
+the extra where it is missing): the offer, which every web server has, needs none.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -32,14 +36,11 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from vinom.hosting.webtransport import (
-    Credentials,
-    WebTransportServer,
-    listen_webtransport,
-    load_credentials,
-)
 from vinom.server.certs import RenewingCertificate, as_pem
 from vinom.server.startup import StartupError
+
+if TYPE_CHECKING:
+    from vinom.hosting.webtransport import Credentials, WebTransportServer
 
 
 class WebTransportCredentials:
@@ -77,6 +78,8 @@ class WebTransportCredentials:
 
 def _for_qh3(chain: list[x509.Certificate], key: Any) -> Credentials:
     """cryptography's certificate chain and key as qh3 takes them."""
+    from vinom.hosting.webtransport import load_credentials
+
     return load_credentials(*as_pem(chain, key))
 
 
@@ -141,6 +144,8 @@ class WebTransportListener(service.Service):
     def _listen(self) -> None:
         if self._listening is not None:
             return
+        from vinom.hosting.webtransport import listen_webtransport
+
         try:
             self._listening = listen_webtransport(self._reactor, self.port_number, self.server,
                                                   self._interface)  # fmt: skip
