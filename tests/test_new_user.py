@@ -1,7 +1,10 @@
 """A new user's first hour, end to end, as docs/getting-started.md tells it.
 
-A fresh virtualenv; `pip install` of this checkout (pure Python:
-VINOM_NO_EXTENSIONS=1, to keep it quick); `vinom new-game` makes a game that
+A fresh virtualenv; `pip install` of this checkout from the package index, as
+the user types it (pure Python: VINOM_NO_EXTENSIONS=1, to keep it quick),
+which brings none of the extras (docs/operations.md, "Installing"): no Redis
+client, no psycopg, no qh3, no tree-sitter; an option that needs one says so
+in one line, naming it; `vinom new-game` makes a game that
 is installed next to it; `twistd -n vinom` starts from an empty directory
 (every port moved to a free one on loopback, everything else the defaults);
 then a real headless Chromium opens the web client with the server's real
@@ -38,7 +41,14 @@ from tests.server.test_web_client import (
     wait_for_screen,
 )
 from tests.support.browser import Browser, check_chromium, open_browser
-from tests.support.fresh_venv import Twistd, copy_checkout, make_venv, start_twistd
+from tests.support.fresh_venv import (
+    FreshVenv,
+    Twistd,
+    canonical,
+    copy_checkout,
+    make_index_venv,
+    start_twistd,
+)
 from tests.test_scaffold import play_stones_board
 from vinom.cli import PLUGIN_CACHE_COMMAND
 
@@ -46,6 +56,15 @@ from vinom.cli import PLUGIN_CACHE_COMMAND
 # the checkout is where the link leads.
 CHECKOUT = Path(__file__).resolve().parent.parent
 GAME = "pebbles"
+# What only the extras bring (setup.py, extras_require): none in a lean install.
+EXTRAS_ONLY = ("txredisapi", "hiredis", "psycopg", "psycopg-binary", "qh3", "tree-sitter",
+               "tree-sitter-javascript")  # fmt: skip
+# An option that needs an extra, and the one line a lean install answers it with.
+NEEDS_EXTRA = [
+    (["--redis", "redis://127.0.0.1:1"], "--redis", "cluster", "txredisapi"),
+    (["--database", "postgresql://x/y"], "--database postgresql://...", "postgres", "psycopg"),
+    (["--webtransport", "7381"], "--webtransport", "webtransport", "qh3"),
+]
 
 # Where each tictactoe cell is drawn.
 _TTT_CELLS = """
@@ -101,22 +120,32 @@ class Console:
 
 
 class NewUserTests(TestCase):
-    timeout = 180
+    # A minute with pip's cache warm; the first run downloads the dependencies' wheels.
+    timeout = 600
 
     async def test_install_play_in_the_browser_and_add_a_game(self) -> None:
         check_chromium()  # before minutes of set-up: fail at once without a browser
-        venv = make_venv(self)
-        venv.pip_install(copy_checkout(self, CHECKOUT))
+        venv = make_index_venv(self)
+        venv.pip_install_from_index(copy_checkout(self, CHECKOUT))
         self.assertTrue(venv.import_path("vinom").startswith(str(venv.root)))
+        installed = venv.installed()
+        self.assertIn("vinom", installed)
+        self.assertEqual([name for name in EXTRAS_ONLY if canonical(name) in installed], [])
+        self.refuses_what_needs_an_extra(venv)
         # The user's own game, installed next to vinom, Twisted's plugin cache refreshed.
         home = Path(self.mktemp()).resolve()
         home.mkdir()
         venv.run([venv.script("vinom"), "new-game", GAME], cwd=home)
-        venv.pip_install(home / GAME)
+        venv.pip_install_from_index(home / GAME)
         code = PLUGIN_CACHE_COMMAND.removeprefix('python -c "').removesuffix('"')
         venv.run([venv.python, "-c", code], cwd=home)
 
         server = await start_twistd(self, venv, web=True, ops=True)
+        # The game's own board, served unchecked: its syntax check is the boards extra's.
+        self.assertIn(
+            f"vinom: the boards of {GAME} are served unchecked: checking their syntax at start "
+            "needs vinom's boards extra (pip install 'vinom[boards]')", server.output()
+        )  # fmt: skip
         url = f"https://127.0.0.1:{server.web_port}/"
         browser = await open_browser(self)
         console = Console(browser)
@@ -151,6 +180,26 @@ class NewUserTests(TestCase):
         self.assertEqual(await console.read(), [])
 
         await self.bots_play(server)
+
+    def refuses_what_needs_an_extra(self, venv: FreshVenv) -> None:
+        """Each option whose extra is missing is one line naming the extra: `twistd vinom`
+        exits 1 as at any other mistake in its options, `vinom accounts` 2 (usage)."""
+        where = Path(self.mktemp()).resolve()
+        where.mkdir()
+        for words, option, extra, missing in NEEDS_EXTRA:
+            done = venv.run([venv.script("twistd"), "-n", "--pidfile=", "vinom", *words],
+                            cwd=where, check=False)  # fmt: skip
+            said = (f"{option} needs vinom's {extra} extra ({missing} is not installed): "
+                    f"pip install 'vinom[{extra}]' (twistd vinom --help lists the options)")
+            self.assertEqual((done.returncode, (done.stdout + done.stderr).splitlines()),
+                             (1, [f"vinom: {said}"]), words)  # fmt: skip
+        done = venv.run([venv.script("vinom"), "accounts", "show", "a-0123456789abcdef",
+                         "--database", "postgresql://x/y"], cwd=where, check=False)  # fmt: skip
+        self.assertEqual((done.returncode, done.stderr.splitlines()), (2, [
+            "vinom: --database postgresql://... needs vinom's postgres extra (psycopg is not "
+            "installed): pip install 'vinom[postgres]' (vinom accounts --help lists the options)"
+        ]))  # fmt: skip
+        self.assertEqual(list(where.iterdir()), [])
 
     async def start_against_a_bot(self, browser: Browser, game: str) -> None:
         """Open a room for `game`, fill the other seat with its bot, wait for its board."""

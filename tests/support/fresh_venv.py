@@ -17,12 +17,21 @@ The new-user and scaffold tests install packages the way a user does
 
 Processes started here get the environment of the test minus `PYTHONPATH`,
 so that only what the virtualenv holds is importable.
+
+`make_index_venv` is the other kind, for the one test of what `pip install .`
+itself brings (tests/test_new_user.py): a virtualenv with its own pip that
+sees nothing of the test environment, installed into from the package index
+as a user's is (pip's own configuration and cache, so cached wheels serve a
+second run), with build isolation. `$VINOM_FLEET` is not passed on: a user's
+machine has none.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import shutil
 import site
 import subprocess
@@ -50,6 +59,8 @@ NOT_INSTALLED = shutil.ignore_patterns(
 )  # fmt: skip
 # Each subprocess step (a pip install, a test run) gets at most this long.
 STEP_TIMEOUT = 120.0
+# An install from the package index: the dependencies' wheels, downloaded once.
+INDEX_INSTALL_TIMEOUT = 600.0
 
 
 def test_site_packages() -> list[str]:
@@ -71,12 +82,13 @@ class FreshVenv:
         return self.root / "bin" / name
 
     def run(
-        self, argv: Sequence[str | os.PathLike[str]], cwd: Path, check: bool = True
-    ) -> subprocess.CompletedProcess[str]:
+        self, argv: Sequence[str | os.PathLike[str]], cwd: Path, check: bool = True,
+        timeout: float = STEP_TIMEOUT,
+    ) -> subprocess.CompletedProcess[str]:  # fmt: skip
         """Run `argv` in `cwd` with this virtualenv's environment (blocking)."""
         done = subprocess.run(
             [str(part) for part in argv], cwd=cwd, env=self.env, capture_output=True,
-            text=True, timeout=STEP_TIMEOUT,
+            text=True, timeout=timeout,
         )  # fmt: skip
         if check and done.returncode != 0:
             raise AssertionError(
@@ -91,6 +103,17 @@ class FreshVenv:
              "--quiet", directory],
             cwd=directory.parent,
         )  # fmt: skip
+
+    def pip_install_from_index(self, directory: Path) -> None:
+        """`pip install DIR` exactly as a user types it (a virtualenv of make_index_venv):
+        the dependencies from the package index, the build in isolation."""
+        self.run([self.python, "-m", "pip", "install", "--quiet", directory],
+                 cwd=directory.parent, timeout=INDEX_INSTALL_TIMEOUT)  # fmt: skip
+
+    def installed(self) -> set[str]:
+        """The distributions installed in the virtualenv (`pip list`), by normalized name."""
+        done = self.run([self.python, "-m", "pip", "list", "--format", "json"], cwd=self.root)
+        return {canonical(entry["name"]) for entry in json.loads(done.stdout)}
 
     def import_path(self, module: str) -> str:
         """Where this virtualenv's Python imports `module` from."""
@@ -127,6 +150,30 @@ def make_venv(case: TestCase, extra_paths: Iterable[str] = ()) -> FreshVenv:
         VINOM_NO_EXTENSIONS="1",
     )
     return FreshVenv(root, python, env)
+
+
+def make_index_venv(case: TestCase) -> FreshVenv:
+    """A new virtualenv under the test's temporary directory with its own pip, seeing
+    nothing of the test environment (module docstring)."""
+    root = Path(case.mktemp()).resolve()
+    subprocess.run([sys.executable, "-m", "venv", str(root)], check=True, timeout=STEP_TIMEOUT)
+    env = {
+        name: value for name, value in os.environ.items()
+        if name not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PIP_NO_INDEX", "VINOM_FLEET")
+    }  # fmt: skip
+    env.update(
+        VIRTUAL_ENV=str(root),
+        PATH=os.pathsep.join([str(root / "bin"), env.get("PATH", "")]),
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        # A pure-Python build: compiling the packet path takes minutes.
+        VINOM_NO_EXTENSIONS="1",
+    )
+    return FreshVenv(root, root / "bin" / "python", env)
+
+
+def canonical(name: str) -> str:
+    """A distribution's name as pip compares them (PEP 503: `tree_sitter` is `tree-sitter`)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def copy_checkout(case: TestCase, checkout: Path) -> Path:
