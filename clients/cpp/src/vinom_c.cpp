@@ -46,7 +46,7 @@ uint32_t vinom_abi_version(void) { return VINOM_ABI_VERSION; }
 
 uint32_t vinom_protocol_version(void) { return vinom::PROTOCOL_VERSION; }
 
-const char* vinom_version_string(void) { return "vinom-native 1.4"; }
+const char* vinom_version_string(void) { return "vinom-native " VINOM_VERSION_STRING; }
 
 const char* vinom_status_name(vinom_status s) {
     return vinom::error_name(static_cast<vinom::Error>(s));
