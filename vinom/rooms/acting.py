@@ -16,7 +16,7 @@ from vinom.rooms.base import RoomBase
 from vinom.rooms.bots import RoomBots
 from vinom.rooms.member import Member
 from vinom.rooms.messages import Phase
-from vinom.rooms.realtime import INPUT_NOTICE_INTERVAL, NO_HISTORY, RealTimeLoop
+from vinom.rooms.realtime import INPUT_NOTICE_INTERVAL, NO_HISTORY, RealTimeLoop, SeatFeed
 
 _PLAYING = Phase.PLAYING
 _INF = math.inf
@@ -110,31 +110,31 @@ class RoomActions(RoomBase):
         the moment the player saw when giving each input that says so; `reads`: what
         they read of the snaps (vinom.rooms.messages, `READS_PACKED`). A room without a tick
         takes none (the seat router drops them before they come here)."""
-        member = self._members[player_id]
         loop = self.realtime
         if loop is not None:
-            playing = self.phase is _PLAYING and not member.left
-            loop.offer(member, ack, inputs, playing, drawn, reads)
+            playing = self.phase is _PLAYING and not self._members[player_id].left
+            loop.offer(player_id, ack, inputs, playing, drawn, reads)
 
     def _apply_inputs(self, loop: RealTimeLoop, tick: int, now: float) -> None:
         """Before the game runs `tick`: each player's inputs for it (and any late
         ones), in seat order, each player's in tick order (`RealTimeLoop.take`)."""
-        for member in self._order:
-            for k, value in loop.take(member, tick):
-                buffer = member.inputs
+        for feed in loop.feeds.values():
+            for k, value in loop.take(feed, tick):
+                buffer = feed.inputs
                 seen = None if buffer is None else buffer.drawn_of(k)
-                self._apply_input(loop, member, value, now, seen)
+                self._apply_input(loop, feed, value, now, seen)
                 if self.phase is not _PLAYING:
                     return
 
     def _apply_input(
         self,
         loop: RealTimeLoop,
-        member: Member,
+        feed: SeatFeed,
         value: Mapping[str, Any],
         now: float,
         seen: float | None = None,
     ) -> None:
+        member = feed.member
         counts = loop.input_counts
         if member.left:
             counts["not_playing"] += 1
@@ -144,8 +144,8 @@ class RoomActions(RoomBase):
         except IllegalAction as e:
             counts["rejected"] += 1
             # Inputs come many a second: one error a second tells enough.
-            if now - member.input_noticed_at >= INPUT_NOTICE_INTERVAL:
-                member.input_noticed_at = now
+            if now - feed.input_noticed_at >= INPUT_NOTICE_INTERVAL:
+                feed.input_noticed_at = now
                 self._send_error(member, e.code, e.message, None)
             return
         except Exception:

@@ -2,8 +2,9 @@
 
 One `Member` per seat, made by the `Room` and read by the parts it sends with
 (`vinom.rooms.views`): a plain mutable record, changed only by its room and
-the parts the room holds (`vinom.rooms.realtime`, `vinom.rooms.idle`,
-`vinom.rooms.bots`).
+the parts the room holds (`vinom.rooms.idle`, `vinom.rooms.bots`). A ticking
+room's per-seat buffers are not here but in its real-time loop's `SeatFeed`s
+(`vinom.rooms.realtime`).
 """
 
 from __future__ import annotations
@@ -13,10 +14,6 @@ import math
 from attrs import define
 
 from vinom.games.interfaces import IBot, Seat
-from vinom.rooms.budget import PriorityQueue
-from vinom.rooms.delta import SnapshotHistory
-from vinom.rooms.inputs import InputBuffer
-from vinom.rooms.schema import SchemaHistory
 
 
 @define(eq=False)
@@ -36,12 +33,3 @@ class Member:
     # The game's bot playing this seat (a bot ticket), and when it next acts.
     bot: IBot | None = None
     bot_due: float = math.inf
-    # A ticking room (made by its `RealTimeLoop`, None in a turn-based room): the
-    # player's real-time inputs waiting for their tick, the snapshots sent to their
-    # current session (its delta baselines), and when they last heard that an
-    # input was rejected.
-    inputs: InputBuffer | None = None
-    snapshots: SnapshotHistory | SchemaHistory | None = None
-    input_noticed_at: float = -math.inf
-    # A game with a snapshot budget: this session's entities waiting to be sent.
-    priorities: PriorityQueue | None = None

@@ -24,8 +24,9 @@ matched to the nearest tick), carries everything applied since the last one.
 Inputs: each seat's real-time inputs wait in its `InputBuffer` (the jitter
 buffer and the lag-switch caps, `vinom.rooms.inputs`) until their tick;
 `input_counts` says what became of them. Each seat's session also has a
-`SnapshotHistory`, its delta baselines (`vinom.rooms.delta`). Both hang on the
-seat's `Member`, made here only.
+`SnapshotHistory`, its delta baselines (`vinom.rooms.delta`). Both are in the
+seat's `SeatFeed`, which the loop holds (`feeds`, by player id, in seat order):
+a turn-based room's `Member`s carry none of them.
 """
 
 from __future__ import annotations
@@ -66,6 +67,23 @@ _NOTHING: Sequence[tuple[int, Mapping[str, Any]]] = ()
 
 
 @define(eq=False)
+class SeatFeed:
+    """One seat's real-time buffers: what the loop keeps of its player beside the
+    `Member` (the seat, its session), made with the loop."""
+
+    member: Member
+    # The player's real-time inputs waiting for their tick (made at the first).
+    inputs: InputBuffer | None = None
+    # The snapshots sent to the current session: its delta baselines (None before
+    # its first connection).
+    snapshots: SnapshotHistory | SchemaHistory | None = None
+    # A game with a snapshot budget: this session's entities waiting to be sent.
+    priorities: PriorityQueue | None = None
+    # When the player last heard that an input was rejected.
+    input_noticed_at: float = -_INF
+
+
+@define(eq=False)
 class RealTimeLoop:
     """The fixed step, inputs, snapshot schedule and tick history of one ticking room."""
 
@@ -99,6 +117,8 @@ class RealTimeLoop:
     # The game's view schema, offered to the sessions that ask (not with a budget,
     # which weighs views in msgpack: vinom.rooms.budget).
     schema: ViewSchema | None = None
+    # Each seat's buffers, by player id, in seat order (`seat`).
+    feeds: dict[str, SeatFeed] = field(factory=dict)
     # When play started: the origin of the fixed-step grid.
     _origin: float = 0.0
 
@@ -180,15 +200,20 @@ class RealTimeLoop:
 
     # -- the seats' inputs and snapshot histories --------------------------------
 
-    def connected(self, member: Member) -> None:
+    def seat(self, members: Sequence[Member]) -> None:
+        """The room's seats, in seat order: a feed for each."""
+        self.feeds = {m.seat.player_id: SeatFeed(m) for m in members}
+
+    def connected(self, player_id: str) -> None:
         """A new session for this seat: it holds none of the views the last one was sent."""
-        member.snapshots = SnapshotHistory(self.quantisation, checksum=self.checksums)
+        feed = self.feeds[player_id]
+        feed.snapshots = SnapshotHistory(self.quantisation, checksum=self.checksums)
         budget = self.budget
-        member.priorities = None if budget is None else PriorityQueue(budget)
+        feed.priorities = None if budget is None else PriorityQueue(budget)
 
     def offer(
         self,
-        member: Member,
+        player_id: str,
         ack: int | None,
         inputs: Sequence[tuple[int, Mapping[str, Any]]],
         playing: bool,
@@ -204,9 +229,10 @@ class RealTimeLoop:
         the game has a schema, in packed snaps if it says `READS_PACKED`, relative
         ones if `READS_RELATIVE`."""
         counts = self.input_counts
-        history = member.snapshots
+        feed = self.feeds[player_id]
+        history = feed.snapshots
         if reads and self.schema is not None and not isinstance(history, SchemaHistory):
-            history = member.snapshots = SchemaHistory(
+            history = feed.snapshots = SchemaHistory(
                 self.schema, reads == READS_PACKED, relative=reads == READS_RELATIVE
             )
         if ack is not None and history is not None:
@@ -219,9 +245,9 @@ class RealTimeLoop:
         if not playing:
             counts["not_playing"] += len(inputs)
             return
-        buffer = member.inputs
+        buffer = feed.inputs
         if buffer is None:
-            buffer = member.inputs = InputBuffer()
+            buffer = feed.inputs = InputBuffer()
         current = self.tick_number
         if drawn:
             for tick, value in inputs:
@@ -230,10 +256,10 @@ class RealTimeLoop:
         for tick, value in inputs:
             counts[buffer.offer(tick, value, current)] += 1
 
-    def take(self, member: Member, tick: int) -> Sequence[tuple[int, Mapping[str, Any]]]:
+    def take(self, feed: SeatFeed, tick: int) -> Sequence[tuple[int, Mapping[str, Any]]]:
         """Before `tick` runs: this seat's (tick, input) pairs to apply now, in tick
         order, at most `MAX_INPUTS_PER_TICK` (`vinom.rooms.inputs`)."""
-        buffer = member.inputs
+        buffer = feed.inputs
         if buffer is None or not buffer.held or buffer.held[0][0] > tick:
             return _NOTHING
         due, too_late, capped = buffer.take(tick)

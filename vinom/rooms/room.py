@@ -164,9 +164,6 @@ class Room(RoomSeating, RoomActions, RoomSending):
             checksums=checksums,
             check=rules.shared_view and self.config.check_views,
         )
-        self.realtime = RealTimeLoop.of(
-            rules, quantisation, checksums, getattr(self.game, "tick_at", None), schema
-        )
         if rules.idle_timeout:
             self._idle = IdleRule(rules.idle_timeout)
         self._faults = GameFaults(self.game.name, self.match.match_id, log)
@@ -177,6 +174,11 @@ class Room(RoomSeating, RoomActions, RoomSending):
         )
         self._order = tuple(Member(seat) for seat in seats)
         self._members = {m.seat.player_id: m for m in self._order}
+        self.realtime = loop = RealTimeLoop.of(
+            rules, quantisation, checksums, getattr(self.game, "tick_at", None), schema
+        )
+        if loop is not None:
+            loop.seat(self._order)
         self.state = self.game.create(seats, self.config.options, self.rng)
         self._bots = RoomBots.seat(
             self.game, self._order, self.match.players, self.rng, self.config.bot_think_time

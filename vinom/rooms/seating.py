@@ -106,7 +106,7 @@ class RoomSeating(RoomBase):
             ),
         )
         if self.realtime is not None:
-            self.realtime.connected(member)
+            self.realtime.connected(player_id)
         member.joined = True
         self._views.joining = member
         try:

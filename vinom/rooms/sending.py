@@ -79,7 +79,7 @@ class RoomSending(RoomBase):
                 self._check_shared_view(state, version)
             if phase is _PLAYING and loop is not None:
                 # Delta-encoded snaps (docs/protocol.md §14, §16).
-                views.send_snaps(self._order, version, remaining, state, tick, server_time)
+                views.send_snaps(loop.feeds.values(), version, remaining, state, tick, server_time)
             else:
                 views.send_states(self._order, version, phase, remaining, state, tick, server_time)
         except Exception:

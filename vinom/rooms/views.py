@@ -28,7 +28,7 @@ the game's `view` propagates: the room counts and logs it.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from attrs import define, field
@@ -54,6 +54,7 @@ from vinom.rooms.messages import (
     remaining_ms,
 )
 from vinom.rooms.outbox import Outbox
+from vinom.rooms.realtime import SeatFeed
 from vinom.rooms.schema import SchemaHistory
 
 # No action id at all (a broadcast's recipients' ids are int or None).
@@ -187,15 +188,16 @@ class RoomViews:
 
     def send_snaps(
         self,
-        members: Sequence[Member],
+        feeds: Iterable[SeatFeed],
         version: int,
         remaining: float | None,
         state: Any,
         tick: int,
         server_time: int,
     ) -> None:
-        """A `snap` of tick `tick` to every member with a session and a snapshot
-        history but `joining` (unreliably), each against their own baseline."""
+        """A `snap` of tick `tick` to every seat (`SeatFeed`, in seat order) with a
+        session and a snapshot history but `joining` (unreliably), each against their
+        own baseline."""
         send = self.outbox.send_message
         header = encode_snap_header(version, server_time, remaining)
         packed_header: bytes | None = None  # made for the first that reads packed snaps
@@ -213,12 +215,13 @@ class RoomViews:
         known[tick] = fields
         if len(known) > SNAP_FIELDS_KEPT:
             del known[next(iter(known))]
-        for member in members:
+        for feed in feeds:
+            member = feed.member
             session_id = member.session_id
-            history = member.snapshots
+            history = feed.snapshots
             if session_id is None or member is joining or history is None:
                 continue
-            inputs = member.inputs
+            inputs = feed.inputs
             input_tick = None if inputs is None else inputs.newest
             if isinstance(history, SchemaHistory):
                 # A session that reads schema snapshots (vinom.rooms.schema).
@@ -266,7 +269,7 @@ class RoomViews:
                 else:
                     view = view_for(state, member.seat.player_id)
                     prepared = quantisation.prepare(view, checksum=checksum)
-                queue = member.priorities
+                queue = feed.priorities
                 if queue is not None:
                     # Cut to the game's byte budget (vinom.rooms.budget).
                     found = history.baseline(tick)
