@@ -37,22 +37,23 @@ class RoomActions(RoomBase):
         answered with an `error` to its sender only.
         """
         member = self._members[player_id]
+        send_error = self.sending.views.send_error
         if self.phase is not _PLAYING:
-            self._send_error(member, "not_playing", f"the game is {self.phase}", action_id)
+            send_error(member, "not_playing", f"the game is {self.phase}", action_id)
             return False
         if member.left:
-            self._send_error(member, "not_seated", "you are out of this game", action_id)
+            send_error(member, "not_seated", "you are out of this game", action_id)
             return False
         try:
             outcome = self._game_action(member, action)
         except IllegalAction as e:
-            self._send_error(member, e.code, e.message, action_id)
+            send_error(member, e.code, e.message, action_id)
             return False
         except Exception:
             # A game bug or an input the game did not expect: the state is
             # immutable, so nothing changed; only the sender hears of it.
             self._game_error("apply_action")
-            self._send_error(member, "internal_error", "the game failed on this action", action_id)
+            send_error(member, "internal_error", "the game failed on this action", action_id)
             return False
         member.last_action_id = action_id
         self._acted(member, outcome, now)
@@ -87,13 +88,13 @@ class RoomActions(RoomBase):
         self.state = state = outcome.state
         self.version += 1
         for event in outcome.events:
-            self._send_event(event)
+            self.sending.send_event(event)
         if self.game.is_finished(state):
             self._finish(now)
         else:
             if self._idle is not None:
                 self._track_idle(member, now)
-            self._broadcast_state(now)
+            self.sending.broadcast_state(now)
 
     def handle_inputs(
         self,
@@ -146,7 +147,7 @@ class RoomActions(RoomBase):
             # Inputs come many a second: one error a second tells enough.
             if now - feed.input_noticed_at >= INPUT_NOTICE_INTERVAL:
                 feed.input_noticed_at = now
-                self._send_error(member, e.code, e.message, None)
+                self.sending.views.send_error(member, e.code, e.message, None)
             return
         except Exception:
             counts["rejected"] += 1

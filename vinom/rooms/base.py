@@ -1,9 +1,9 @@
 """What the parts of `Room` may use of it, as the type checker sees it.
 
 `Room` (vinom.rooms.room) keeps the phases, the deadlines and the calls into the
-game; its seats and sessions (vinom.rooms.seating), its actions and inputs
-(vinom.rooms.acting) and what it sends (vinom.rooms.sending) are written in
-classes of their own that `Room` inherits, so that a call stays one method call.
+game; its seats and sessions (vinom.rooms.seating) and its actions and inputs
+(vinom.rooms.acting) are written in classes of their own that `Room` inherits;
+what it sends is a part it holds (`sending`, vinom.rooms.sending).
 `RoomBase` declares, for the type checker alone, the attributes and methods each
 part reads of the others; at run time it is an empty class with no slots.
 """
@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from vinom.games.interfaces import GameEvent, IGame, Outcome, Seat
+    from vinom.games.interfaces import IGame, Outcome, Seat
     from vinom.match import Match
     from vinom.rooms.bots import RoomBots
     from vinom.rooms.config import RoomConfig
@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from vinom.rooms.outbox import Outbox
     from vinom.rooms.realtime import RealTimeLoop
     from vinom.rooms.record import MatchRecorder
+    from vinom.rooms.sending import RoomSending
     from vinom.rooms.timers import TimerQueue
-    from vinom.rooms.views import RoomViews
 
 
 class RoomBase:
@@ -55,11 +55,10 @@ class RoomBase:
         _members: dict[str, Member]
         _order: tuple[Member, ...]
         _phase_ends: float | None
-        _state_due: float
         _apply_action_at: Callable[..., Outcome] | None
         _faults: GameFaults
         _idle: IdleRule | None
-        _views: RoomViews
+        sending: RoomSending
         _bots: RoomBots | None
 
         @property
@@ -103,20 +102,3 @@ class RoomBase:
         ) -> bool: ...
 
         def _wake_bots(self, bots: RoomBots, now: float) -> None: ...
-
-        # vinom.rooms.sending (and `Room._check_shared_view`)
-        def _broadcast_state(self, now: float) -> None: ...
-
-        def _send_states(self, now: float) -> None: ...
-
-        def _check_shared_view(self, state: Any, version: int) -> None: ...
-
-        def _send_state_reliably(self, member: Member, now: float) -> None: ...
-
-        def _send_event(self, event: GameEvent) -> None: ...
-
-        def _send_error(
-            self, member: Member, code: str, message: str, action_id: int | None
-        ) -> None: ...
-
-        def _send_all(self, data: bytes, but: Member | None = None) -> None: ...

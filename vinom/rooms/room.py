@@ -47,6 +47,7 @@ import math
 import random
 from collections import Counter
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from attrs import define, field
@@ -95,7 +96,7 @@ class SharedViewMismatch(Exception):
 
 
 @define(eq=False, repr=False)
-class Room(RoomSeating, RoomActions, RoomSending):
+class Room(RoomSeating, RoomActions):
     """One match: seats from the `Match`, the game's immutable state and its version.
 
     Call `start(now)` once; then the seat router reports connections
@@ -135,7 +136,6 @@ class Room(RoomSeating, RoomActions, RoomSending):
     # The end of the current phase (connect deadline, countdown, time limit):
     # also the deadline that moves the room on.
     _phase_ends: float | None = field(init=False, default=None)
-    _state_due: float = field(init=False, default=_INF)
     # The game's `apply_action_at` (lag compensation), if it has one; its
     # `tick_at` is the real-time loop's.
     _apply_action_at: Callable[..., Outcome] | None = field(init=False, default=None)
@@ -143,10 +143,10 @@ class Room(RoomSeating, RoomActions, RoomSending):
     _faults: GameFaults = field(init=False)
     # The game's idle rule (vinom.rooms.idle); None for a game without one.
     _idle: IdleRule | None = field(init=False, default=None)
-    # Builds and sends the players' states (vinom.rooms.views), shared view or not.
-    _views: RoomViews = field(init=False)
     # The seats the game's bots play (vinom.rooms.bots); None when there are none.
     _bots: RoomBots | None = field(init=False, default=None)
+    # What it sends, and the periodic state (vinom.rooms.sending).
+    sending: RoomSending = field(init=False)
 
     def __attrs_post_init__(self) -> None:
         # Games from the registry were checked as plugins; one passed directly
@@ -156,14 +156,6 @@ class Room(RoomSeating, RoomActions, RoomSending):
         quantisation = quantisation_of(self.game)
         schema = schema_of(self.game)
         checksums = self.config.snapshot_checksums
-        self._views = RoomViews(
-            self.game,
-            self.outbox,
-            quantisation,
-            shared=rules.shared_view,
-            checksums=checksums,
-            check=rules.shared_view and self.config.check_views,
-        )
         if rules.idle_timeout:
             self._idle = IdleRule(rules.idle_timeout)
         self._faults = GameFaults(self.game.name, self.match.match_id, log)
@@ -180,8 +172,27 @@ class Room(RoomSeating, RoomActions, RoomSending):
         if loop is not None:
             loop.seat(self._order)
         self.state = self.game.create(seats, self.config.options, self.rng)
-        self._bots = RoomBots.seat(
+        self._bots = bots = RoomBots.seat(
             self.game, self._order, self.match.players, self.rng, self.config.bot_think_time
+        )
+        views = RoomViews(
+            self.game,
+            self.outbox,
+            quantisation,
+            shared=rules.shared_view,
+            checksums=checksums,
+            check=rules.shared_view and self.config.check_views,
+        )
+        self.sending = RoomSending(
+            self,
+            views,
+            self._members,
+            self._order,
+            loop,
+            self._faults,
+            self.config.state_interval,
+            self._check_shared_view,
+            None if bots is None else partial(self._wake_bots, bots),
         )
 
     def __repr__(self) -> str:
@@ -259,10 +270,8 @@ class Room(RoomSeating, RoomActions, RoomSending):
 
     def start(self, now: float) -> None:
         """Open the room: the connect deadline and the periodic state start at `now`."""
-        self._views.started_at = now
+        self.sending.start(now)
         self._phase_ends = now + self.config.connect_deadline
-        if self.config.state_interval > 0:
-            self._state_due = now + self.config.state_interval
         # Bots sit down at once; the match starts when the people have come.
         if self._bots is not None:
             for member in self._bots.members:
@@ -292,7 +301,7 @@ class Room(RoomSeating, RoomActions, RoomSending):
             elif which == _TICK_DUE:
                 self._tick(now)
             elif which == _STATE_DUE:
-                self._send_states(now)
+                self.sending.send_states(now)
             elif which == _GRACE_ENDS:
                 assert member is not None
                 member.grace_ends = None
@@ -319,8 +328,9 @@ class Room(RoomSeating, RoomActions, RoomSending):
         loop = self.realtime
         if loop is not None and loop.tick_due < due:
             due, which = loop.tick_due, _TICK_DUE
-        if self._state_due < due:
-            due, which = self._state_due, _STATE_DUE
+        state_due = self.sending.due
+        if state_due < due:
+            due, which = state_due, _STATE_DUE
         for member in self._order:
             grace_ends = member.grace_ends
             if grace_ends is not None and grace_ends < due:
@@ -355,7 +365,7 @@ class Room(RoomSeating, RoomActions, RoomSending):
         countdown = self.game.countdown
         if countdown and countdown > 0:
             self._enter(Phase.COUNTDOWN, countdown, now)
-            self._broadcast_state(now)
+            self.sending.broadcast_state(now)
         else:
             self._start_play(now)
         self._rewake()
@@ -370,7 +380,7 @@ class Room(RoomSeating, RoomActions, RoomSending):
             if self.recorder is not None:
                 self.recorder.play(self.state, self.version)
         self._track_idle(None, now)
-        self._send_states(now)
+        self.sending.send_states(now)
 
     def _tick(self, now: float) -> None:
         """Run the fixed steps due by `now` (`RealTimeLoop.catch_up`), then send the
@@ -402,7 +412,7 @@ class Room(RoomSeating, RoomActions, RoomSending):
                 self.recorder.ticked(tick, self.state, self.version)
         loop.schedule_next()
         if loop.snapshot_now(now):
-            self._send_states(now)
+            self.sending.send_states(now)
 
     def _finish(self, now: float) -> None:
         try:
@@ -420,14 +430,14 @@ class Room(RoomSeating, RoomActions, RoomSending):
         self.phase = phase
         self.version += 1
         self._phase_ends = None if duration is None else now + duration
-        self._send_all(encode_phase(phase, self.version, self.remaining(now)))
+        self.sending.send_all(encode_phase(phase, self.version, self.remaining(now)))
 
     def _end(self, phase: Phase, now: float) -> None:
         self.phase = phase
         self.version += 1
         self.ended_at = now
         self._phase_ends = None
-        self._state_due = _INF
+        self.sending.due = _INF
         if self.realtime is not None:
             self.realtime.stop()
         if self._idle is not None:
@@ -438,13 +448,13 @@ class Room(RoomSeating, RoomActions, RoomSending):
         self._rewake()
         if self.recorder is not None:
             self.recorder.end(phase.value, self.result, self.state, self.tick_number, self.version)
-        self._send_all(
+        self.sending.send_all(
             encode_phase(phase, self.version, None, result=self.result, reason=self.abort_reason)
         )
         # The final state goes on the reliable channel so that it is not lost.
         for member in self._order:
             if member.session_id is not None:
-                self._send_state_reliably(member, now)
+                self.sending.send_state_reliably(member, now)
         if self.on_end is not None:
             self.on_end(self)
 
@@ -461,7 +471,7 @@ class Room(RoomSeating, RoomActions, RoomSending):
             self.state = outcome.state
             self.version += 1
         for event in outcome.events:
-            self._send_event(event)
+            self.sending.send_event(event)
         return changed
 
     def _after_change(self, now: float) -> None:
@@ -470,7 +480,7 @@ class Room(RoomSeating, RoomActions, RoomSending):
         else:
             if self._idle is not None and self.phase is _PLAYING:
                 self._track_idle(None, now)
-            self._broadcast_state(now)
+            self.sending.broadcast_state(now)
 
     # -- the game's idle rule ---------------------------------------------------
 
@@ -504,11 +514,11 @@ class Room(RoomSeating, RoomActions, RoomSending):
         game, two players and the version, and gives each player their own
         view from then on, so that nothing hidden is shown to another player.
         """
-        difference = self._views.shared_view_difference(state, self._order)
+        difference = self.sending.views.shared_view_difference(state, self._order)
         if difference is None:
             return
         first, other = difference
-        self._views.shared = self._views.check = False
+        self.sending.views.shared = self.sending.views.check = False
         self._faults.shared_view_differs(
             SharedViewMismatch(
                 f"game {self.game.name!r}: view(state, {first!r}) != "
@@ -532,6 +542,26 @@ class Room(RoomSeating, RoomActions, RoomSending):
     def _game_error(self, where: str) -> None:
         # Call from an `except` block: the log shows the game's traceback.
         self._faults.failed(where)
+
+    def send_error(
+        self, player_id: str, code: str, message: str, action_id: int | None = None
+    ) -> None:
+        """Send an ``error`` to this player's session, if connected (see `handle_action`)."""
+        self.sending.send_error(player_id, code, message, action_id)
+
+    def send_state(self, player_id: str, now: float) -> None:
+        """Send the current state to this player on the reliable channel (`sync`)."""
+        self.sending.send_state(player_id, now)
+
+    @property
+    def entity_counts(self) -> Mapping[str, int]:
+        """A game with a snapshot budget: the changed entities its snaps carried
+        (``sent``) and those that waited for a later one (``deferred``)."""
+        return self.sending.views.entity_counts
+
+    def server_time(self, now: float) -> int:
+        """The room's time at `now` as a state's ``ts`` says it (the spectators' too)."""
+        return self.sending.views.server_time(now)
 
     @property
     def game_errors(self) -> int:

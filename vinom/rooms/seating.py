@@ -100,7 +100,7 @@ class RoomSeating(RoomBase):
                 rules_of(self.game).title,
                 self.tick_rate,
                 self.snapshot_rate,
-                self._views.quantisation.rules,
+                self.sending.views.quantisation.rules,
                 () if self.realtime is None or self.realtime.schema is None
                 else self.realtime.schema.describe(),
             ),
@@ -108,26 +108,26 @@ class RoomSeating(RoomBase):
         if self.realtime is not None:
             self.realtime.connected(player_id)
         member.joined = True
-        self._views.joining = member
+        self.sending.views.joining = member
         try:
             if reconnected:
                 outcome = self._hook("reconnect", self.game.reconnect, self.state, member.seat)
             else:
                 outcome = self._hook("join", self.game.join, self.state, member.seat)
             changed = outcome is not None and self._apply(outcome)
-            self._send_all(encode_presence(player_id, "connected"), but=member)
+            self.sending.send_all(encode_presence(player_id, "connected"), but=member)
             if self.phase is Phase.WAITING:
                 self._maybe_start(now)
                 if changed and self.phase is Phase.WAITING:
-                    self._broadcast_state(now)
+                    self.sending.broadcast_state(now)
             elif changed:
                 self._after_change(now)
         finally:
-            self._views.joining = None
+            self.sending.views.joining = None
         # Its first state, after the welcome and whatever the join changed, is current
         # (an ended room sent every member its final state reliably already).
         if not self.ended:
-            self._send_state_reliably(member, now)
+            self.sending.send_state_reliably(member, now)
         return True
 
     def player_disconnected(self, player_id: str, session_id: int, now: float) -> None:
@@ -138,7 +138,7 @@ class RoomSeating(RoomBase):
         member.session_id = None
         if self.ended:
             return
-        self._send_all(encode_presence(player_id, "disconnected"), but=member)
+        self.sending.send_all(encode_presence(player_id, "disconnected"), but=member)
         member.grace_ends = now + self.config.reconnect_grace
         self._rewake()
 
@@ -159,13 +159,13 @@ class RoomSeating(RoomBase):
         player_id = member.seat.player_id
         if idle:
             # Everyone hears it, the idle player included: they are out of the game.
-            self._send_all(encode_presence(player_id, "idle"))
+            self.sending.send_all(encode_presence(player_id, "idle"))
             outcome = self._hook("idle", self.game.idle, self.state, member.seat)  # type: ignore[attr-defined]
         else:
             outcome = self._hook("leave", self.game.leave, self.state, member.seat)
         changed = outcome is not None and self._apply(outcome)
         if not idle:
-            self._send_all(encode_presence(player_id, "left"), but=member)
+            self.sending.send_all(encode_presence(player_id, "left"), but=member)
         if self.ended:
             return
         if self.phase is Phase.WAITING:
@@ -175,4 +175,4 @@ class RoomSeating(RoomBase):
         elif not any(m.session_id is not None or m.grace_ends is not None for m in self._order):
             self.abort("abandoned", now)
         elif changed:
-            self._broadcast_state(now)
+            self.sending.broadcast_state(now)
