@@ -25,10 +25,10 @@ The room decides when states go; `vinom.rooms.views` builds and sends them, and
 `vinom.rooms.member` holds what it knows of each seat.
 
 The room keeps the phases, its deadlines and the calls into the game. Its seats
-and sessions (`RoomSeating`, vinom.rooms.seating), its actions, inputs and bots'
-turns (`RoomActions`, vinom.rooms.acting) and what it sends (`RoomSending`,
-vinom.rooms.sending) are written apart, in classes `Room` inherits (a call
-stays one method call); the rest is in the parts it holds. A game with a
+and sessions (`RoomSeating`, vinom.rooms.seating) and its actions, inputs and
+bots' turns (`RoomActions`, vinom.rooms.acting) are written apart, in classes
+`Room` inherits; the rest is in the parts it holds: what it sends, and the
+periodic state, is its `RoomSending` (`sending`, vinom.rooms.sending). A game with a
 tick has its fixed step, its players' real-time inputs, its snapshot schedule
 and its tick history in a `RealTimeLoop` (`realtime`, vinom.rooms.realtime);
 a turn-based room holds none. The game's idle rule is an `IdleRule`
