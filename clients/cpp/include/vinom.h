@@ -23,12 +23,13 @@
 extern "C" {
 #endif
 
-/* VINOM_API: exported while building the shared library (vinom_shared_EXPORTS,
- * CMake's), imported from the DLL by a game that uses it, nothing for the
+/* VINOM_API: exported while the library is built (vinom_shared_EXPORTS,
+ * CMake's for the shared library; VINOM_BUILDING for the core linked into it),
+ * imported from the DLL by a game that uses it, nothing for a game on the
  * static library (VINOM_STATIC: vinom::vinom_static brings it, a build on
  * `pkg-config --static` defines it). The library is compiled with
  * -fvisibility=hidden: only these functions leave it. */
-#if defined(vinom_shared_EXPORTS)
+#if defined(vinom_shared_EXPORTS) || defined(VINOM_BUILDING)
 #  if defined(_WIN32) || defined(__CYGWIN__)
 #    define VINOM_API __declspec(dllexport)
 #  else
