@@ -6,8 +6,11 @@
  * its vinom_*_free (which takes NULL); strings a function returns are
  * borrowed from the handle and live as long as it. Output bytes go into a
  * caller's buffer of `cap` bytes; `*len` gets their length (or, with
- * VINOM_BUFFER_TOO_SMALL, the length needed). No function blocks, starts a
- * thread or keeps a global state; a handle is used from one thread at a time.
+ * VINOM_BUFFER_TOO_SMALL, the length needed). No function blocks: the one
+ * thread the library starts resolves a lobby's host name (vinom_lobby_update
+ * reads its answer), and its only global state is the log and allocator hooks
+ * (vinom_set_log, vinom_set_allocator); a handle is used from one thread at a
+ * time.
  *
  * The layouts are docs/protocol.md's: the packet layer, a client session with
  * its timers, and messages as JSON (docs/clients.md says what it covers). */
@@ -96,6 +99,30 @@ VINOM_API uint32_t vinom_abi_version(void);       /* VINOM_ABI_VERSION of the li
 VINOM_API uint32_t vinom_protocol_version(void);  /* the wire version it speaks (3) */
 VINOM_API const char* vinom_version_string(void); /* "vinom-native " VINOM_VERSION_STRING */
 VINOM_API const char* vinom_status_name(vinom_status status);
+
+/* The log: every line the library writes (a lobby's failure, an address
+ * refused, a frame or datagram dropped) goes to `callback` (NULL: stderr,
+ * "vinom: <level>: <line>") when at least `level`; by default stderr from
+ * VINOM_LOG_WARNING. The callback may be called from any thread that calls the
+ * library, one call at a time; `line` is borrowed for the call. */
+typedef enum vinom_log_level {
+    VINOM_LOG_DEBUG = 0,
+    VINOM_LOG_INFO = 1,
+    VINOM_LOG_WARNING = 2,
+    VINOM_LOG_ERROR = 3,
+    VINOM_LOG_OFF = 4
+} vinom_log_level;
+typedef void (*vinom_log_fn)(void* user_data, vinom_log_level level, const char* line);
+VINOM_API void vinom_set_log(vinom_log_fn callback, void* user_data, vinom_log_level level);
+
+/* The allocator of the handles (every vinom_*_new and vinom_token_parse's,
+ * freed by vinom_*_free); both NULL: malloc and free. VINOM_UNEXPECTED while a
+ * handle is alive (set it first), VINOM_INVALID_ARGUMENT for one NULL. What a
+ * handle holds inside (C++ containers, OpenSSL's state) stays on the default
+ * allocator. */
+typedef void* (*vinom_malloc_fn)(size_t size);
+typedef void (*vinom_free_fn)(void* pointer);
+VINOM_API vinom_status vinom_set_allocator(vinom_malloc_fn malloc_fn, vinom_free_fn free_fn);
 
 /* A connect token: the JSON of match_found's "token" (docs/protocol.md 4.3). */
 typedef struct vinom_token vinom_token;
@@ -309,7 +336,10 @@ VINOM_API vinom_status vinom_message_from_json(const char* json, size_t len, uin
 
 /* The lobby over TLS (docs/lobby.md), in the same shape: the game calls
  * vinom_lobby_update each frame (it connects, verifies the lobby's certificate,
- * reads and writes what the socket allows; it never blocks) and reads the
+ * reads and writes what the socket allows; it never blocks: a host name is
+ * resolved on a thread of its own, each address it resolves to tried in turn
+ * until one connects, each given what is left of `timeout` over the addresses
+ * left) and reads the
  * events of vinom_lobby_poll until VINOM_LOBBY_NONE. `trust`: a PEM file of the
  * CA or of the lobby's own certificate (NULL or "": the system's CAs);
  * `server_name`: the name the certificate must carry (NULL: "localhost" for a
@@ -330,7 +360,7 @@ typedef enum vinom_lobby_event {
     VINOM_LOBBY_REPLY = 6,       /* any other frame (cancelled, pong, ...) */
     VINOM_LOBBY_ERROR = 7,       /* vinom_lobby_error_code; the request goes on */
     VINOM_LOBBY_CLOSED = 8,      /* the lobby closed (it does after match_found) */
-    VINOM_LOBBY_FAILED = 9       /* vinom_lobby_failure: connect, tls or timeout */
+    VINOM_LOBBY_FAILED = 9       /* vinom_lobby_failure: connect, tls, timeout or idle */
 } vinom_lobby_event;
 
 typedef enum vinom_lobby_phase {
@@ -341,12 +371,29 @@ typedef enum vinom_lobby_phase {
     VINOM_LOBBY_STATE_FAILED = 4
 } vinom_lobby_phase;
 
-/* A bad trust file or address still gives a handle, failed at once (its
- * first event says why); only NULL arguments and memory get a status. */
+/* A bad trust file or address still gives a handle, failed by the first
+ * updates (its first event says why): the trust is read on the lobby's worker
+ * thread too; only NULL arguments and memory get a status. */
 VINOM_API vinom_status vinom_lobby_new(const char* host, uint16_t port, const char* trust,
                                        const char* server_name, double now, double timeout,
                                        vinom_lobby** out);
 VINOM_API void vinom_lobby_free(vinom_lobby* lobby);
+/* A resolver of the lobby's host name instead of the system's (getaddrinfo):
+ * writes the host's addresses as numeric text (IPv4 or IPv6), separated by
+ * spaces, NUL-terminated, into `out` of `cap` bytes ("" for none: FAILED,
+ * "connect: cannot resolve"). It runs on the lobby's resolver thread and may
+ * block; it may still run after vinom_lobby_free, so `user_data` must outlive
+ * it. Only before the first vinom_lobby_update (VINOM_UNEXPECTED after). A
+ * numeric host is never resolved. */
+typedef void (*vinom_resolve_fn)(void* user_data, const char* host, char* out, size_t cap);
+VINOM_API vinom_status vinom_lobby_set_resolver(vinom_lobby* lobby, vinom_resolve_fn resolve,
+                                                void* user_data);
+/* An open connection with no byte from the lobby for `seconds` fails
+ * ("idle: ..."); default VINOM_LOBBY_IDLE_TIMEOUT: the lobby closes a silent
+ * connection after 60 s and pings a queued one every 5 s (docs/lobby.md), so a
+ * live lobby is never this quiet. <= 0: never. */
+#define VINOM_LOBBY_IDLE_TIMEOUT 70.0
+VINOM_API vinom_status vinom_lobby_set_idle_timeout(vinom_lobby* lobby, double seconds);
 VINOM_API vinom_lobby_phase vinom_lobby_state(const vinom_lobby* lobby);
 VINOM_API vinom_status vinom_lobby_update(vinom_lobby* lobby, double now);
 /* The next event, its request's id (0: none) and the frame as JSON (empty for

@@ -2,6 +2,7 @@
 // Error of the same number, and no exception crosses the boundary.
 #pragma once
 
+#include <cstddef>
 #include <cstring>
 #include <string>
 
@@ -10,6 +11,16 @@
 #include "vinom/messages.hpp"
 
 namespace vinom_abi {
+
+// The handles' memory, through vinom_set_allocator's hooks (src/log.cpp).
+void* handle_allocate(std::size_t size);  // throws std::bad_alloc
+void handle_release(void* p) noexcept;
+
+// The base of every handle struct: `new` and `delete` of a handle use the hooks.
+struct Handle {
+    static void* operator new(std::size_t size) { return handle_allocate(size); }
+    static void operator delete(void* p) noexcept { handle_release(p); }
+};
 
 inline vinom_status status(vinom::Error e) { return static_cast<vinom_status>(e); }
 

@@ -2,6 +2,9 @@
 #include "vinom/client.hpp"
 
 #include <algorithm>
+#include <string>
+
+#include "log.hpp"
 
 namespace vinom {
 
@@ -21,6 +24,7 @@ void Client::fail(const std::string& reason) {
     if (failed_) return;
     failed_ = true;
     failure_ = reason;
+    log(LogLevel::warning, "client: session failed: " + reason);
     Event e;
     e.kind = Event::Kind::failed;
     e.reason = reason;
@@ -47,6 +51,10 @@ Error Client::receive(View datagram, double now) {
     Error e = session_.receive(datagram, kind, out);
     if (e != Error::ok) {
         ++counts_.dropped;
+        if (log_enabled(LogLevel::info)) {
+            log(LogLevel::info, "client: dropped a datagram of " + std::to_string(datagram.size) +
+                                    " bytes: " + error_name(e));
+        }
         return e;
     }
     last_heard_ = now;

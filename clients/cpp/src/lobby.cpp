@@ -18,9 +18,14 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <mutex>
+#include <system_error>
+#include <thread>
 #include <utility>
 
+#include "log.hpp"
 #include "vinom/codec.hpp"  // PROTOCOL_VERSION
 
 namespace vinom {
@@ -232,48 +237,198 @@ bool loopback(const std::string& host) {
 
 }  // namespace
 
-Lobby::Lobby(const Options& options, double now) : deadline_(now + options.timeout) {
-    server_name_ = options.server_name.empty()
-                       ? (loopback(options.host) ? std::string("localhost") : options.host)
-                       : options.server_name;
-    ctx_ = SSL_CTX_new(TLS_client_method());
-    if (!ctx_) {
-        fail("tls: cannot make a TLS context");
-        return;
+// What the resolver thread hands over: shared, so a Lobby freed while its
+// resolver still runs leaves the thread something to write to.
+struct Lobby::Resolution {
+    std::mutex lock;
+    bool done = false;
+    std::vector<std::string> addresses;
+    ssl_ctx_st* ctx = nullptr;  // the TLS context with its trust read (the Lobby takes it)
+    std::string error;          // or why it could not be made
+    ~Resolution() {
+        if (ctx) SSL_CTX_free(ctx);
     }
-    SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
-    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
-    if (options.trust.empty()) {
-        SSL_CTX_set_default_verify_paths(ctx_);
-    } else if (SSL_CTX_load_verify_locations(ctx_, options.trust.c_str(), nullptr) != 1) {
-        ERR_clear_error();
-        fail("trust: cannot read a PEM certificate from " + options.trust);
-        return;
-    }
+};
 
+namespace {
+
+bool numeric(const std::string& host) {
+    in6_addr address{};
+    return inet_pton(AF_INET, host.c_str(), &address) == 1 ||
+           inet_pton(AF_INET6, host.c_str(), &address) == 1;
+}
+
+// The system's resolver: every address of `host`, numeric, in its order, once each.
+std::vector<std::string> system_resolve(const std::string& host) {
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     addrinfo* found = nullptr;
-    std::string port = std::to_string(options.port);
-    if (options.port == 0 || getaddrinfo(options.host.c_str(), port.c_str(), &hints, &found) != 0 ||
-        found == nullptr) {
-        fail("connect: cannot resolve " + options.host + " " + port);
-        return;
-    }
-    fd_ = ::socket(found->ai_family, SOCK_STREAM, 0);
-    int e = 0;
-    if (fd_ < 0 || fcntl(fd_, F_SETFL, fcntl(fd_, F_GETFL) | O_NONBLOCK) != 0) {
-        e = errno;
-    } else {
-        int one = 1;
-        (void)setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (::connect(fd_, found->ai_addr, found->ai_addrlen) != 0 && errno != EINPROGRESS) {
-            e = errno;
+    std::vector<std::string> out;
+    if (getaddrinfo(host.c_str(), nullptr, &hints, &found) != 0) return out;
+    for (addrinfo* a = found; a; a = a->ai_next) {
+        char text[NI_MAXHOST];
+        if (getnameinfo(a->ai_addr, a->ai_addrlen, text, sizeof text, nullptr, 0,
+                        NI_NUMERICHOST) == 0 &&
+            std::find(out.begin(), out.end(), text) == out.end()) {
+            out.emplace_back(text);
         }
     }
     freeaddrinfo(found);
-    if (e != 0) fail(std::string("connect: ") + std::strerror(e));
+    return out;
+}
+
+}  // namespace
+
+Lobby::Lobby(const Options& options, double now)
+    : host_(options.host),
+      port_(options.port),
+      resolve_(options.resolve),
+      idle_timeout_(options.idle_timeout),
+      deadline_(now + options.timeout) {
+    server_name_ = options.server_name.empty()
+                       ? (loopback(options.host) ? std::string("localhost") : options.host)
+                       : options.server_name;
+    trust_ = options.trust;
+    if (options.port == 0 || options.host.empty()) {
+        fail("connect: cannot resolve " + options.host + " " + std::to_string(options.port));
+    }
+}
+
+bool Lobby::set_resolver(std::function<std::vector<std::string>(const std::string&)> resolve) {
+    if (started_) return false;
+    resolve_ = std::move(resolve);
+    return true;
+}
+
+// Connecting: the addresses once resolved, then each in turn until one connects.
+void Lobby::connecting(double now) {
+    if (!started_) {
+        // The worker thread reads the trust (the system's CAs: a file of a few
+        // hundred certificates) and resolves a host name; numeric, it is taken as is.
+        started_ = true;
+        resolution_ = std::make_shared<Resolution>();
+        std::function<std::vector<std::string>(const std::string&)> resolve;
+        if (!numeric(host_)) resolve = resolve_ ? resolve_ : system_resolve;
+        try {
+            std::thread([shared = resolution_, resolve, host = host_, trust = trust_] {
+                ssl_ctx_st* ctx = SSL_CTX_new(TLS_client_method());
+                std::string error;
+                if (!ctx) {
+                    error = "tls: cannot make a TLS context";
+                } else {
+                    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+                    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+                    if (trust.empty()) {
+                        SSL_CTX_set_default_verify_paths(ctx);
+                    } else if (SSL_CTX_load_verify_locations(ctx, trust.c_str(), nullptr) != 1) {
+                        error = "trust: cannot read a PEM certificate from " + trust;
+                    }
+                    ERR_clear_error();
+                }
+                std::vector<std::string> found;
+                if (error.empty()) {
+                    try {
+                        found = resolve ? resolve(host) : std::vector<std::string>{host};
+                    } catch (...) {
+                        found.clear();
+                    }
+                }
+                std::lock_guard<std::mutex> held(shared->lock);
+                shared->ctx = ctx;
+                shared->error = std::move(error);
+                shared->addresses = std::move(found);
+                shared->done = true;
+            }).detach();
+        } catch (const std::system_error&) {
+            return fail("connect: cannot start the resolver thread");
+        }
+        if (resolve) log(LogLevel::debug, "lobby: resolving " + host_ + " on the resolver thread");
+    }
+    if (resolution_) {
+        std::string error;
+        {
+            std::lock_guard<std::mutex> held(resolution_->lock);  // held for a copy at most
+            if (!resolution_->done) return;
+            addresses_ = std::move(resolution_->addresses);
+            ctx_ = resolution_->ctx;
+            resolution_->ctx = nullptr;
+            error = std::move(resolution_->error);
+        }
+        resolution_.reset();
+        if (!error.empty()) return fail(error);
+        if (addresses_.empty()) {
+            return fail("connect: cannot resolve " + host_ + " " + std::to_string(port_));
+        }
+        if (!numeric(host_)) {
+            std::string all;
+            for (const auto& a : addresses_) all += (all.empty() ? "" : " ") + a;
+            log(LogLevel::info, "lobby: " + host_ + " resolves to " + all);
+        }
+    }
+    if (fd_ < 0) return connect_next(now);
+    pollfd p{fd_, POLLOUT, 0};
+    if (::poll(&p, 1, 0) > 0) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+        if (err == 0) return start_tls();
+        connect_error_ = std::strerror(err);
+    } else if (now >= attempt_deadline_ && next_address_ < addresses_.size()) {
+        connect_error_ = "no answer";
+    } else {
+        return;
+    }
+    log(LogLevel::info, "lobby: connect " + address_ + " port " + std::to_string(port_) + ": " +
+                            connect_error_ +
+                            (next_address_ < addresses_.size() ? ", trying the next address" : ""));
+    ::close(fd_);
+    fd_ = -1;
+    connect_next(now);
+}
+
+// A non-blocking connect to the next address that takes one; failed when none is left.
+void Lobby::connect_next(double now) {
+    while (next_address_ < addresses_.size()) {
+        address_ = addresses_[next_address_++];
+        addrinfo hints{};
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;  // never a lookup
+        addrinfo* found = nullptr;
+        std::string port = std::to_string(port_);
+        if (getaddrinfo(address_.c_str(), port.c_str(), &hints, &found) != 0 || !found) {
+            connect_error_ = "not a numeric address";
+        } else {
+            fd_ = ::socket(found->ai_family, SOCK_STREAM, 0);
+            int e = 0;
+            if (fd_ < 0 || fcntl(fd_, F_SETFL, fcntl(fd_, F_GETFL) | O_NONBLOCK) != 0) {
+                e = errno;
+            } else {
+                int one = 1;
+                (void)setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                if (::connect(fd_, found->ai_addr, found->ai_addrlen) != 0 &&
+                    errno != EINPROGRESS) {
+                    e = errno;
+                }
+            }
+            freeaddrinfo(found);
+            if (e == 0) {
+                // Each attempt gets its share of the time left.
+                std::size_t left = addresses_.size() - next_address_ + 1;
+                attempt_deadline_ = now + (deadline_ - now) / static_cast<double>(left);
+                return;
+            }
+            connect_error_ = std::strerror(e);
+            if (fd_ >= 0) ::close(fd_);
+            fd_ = -1;
+        }
+        log(LogLevel::info, "lobby: connect " + address_ + " port " + port + ": " +
+                                connect_error_ +
+                                (next_address_ < addresses_.size() ? ", trying the next address"
+                                                                   : ""));
+    }
+    fail("connect: " + connect_error_);
 }
 
 Lobby::~Lobby() {
@@ -288,6 +443,7 @@ void Lobby::fail(const std::string& reason) {
     if (state_ == State::failed || state_ == State::closed) return;
     state_ = State::failed;
     failure_ = reason;
+    log(LogLevel::warning, "lobby: failed: " + reason);
     LobbyEvent event;
     event.kind = LobbyEvent::Kind::failed;
     event.reason = reason;
@@ -329,6 +485,7 @@ void Lobby::start_tls() {
     }
     SSL_set_connect_state(ssl_);
     state_ = State::handshaking;
+    last_heard_ = now_;  // connected: the idle clock starts
 }
 
 void Lobby::read_socket() {
@@ -337,6 +494,7 @@ void Lobby::read_socket() {
     while (fd_ >= 0 && !peer_eof_ && BIO_ctrl_pending(rbio_) < LobbyFramer::MAX_FRAME) {
         ssize_t n = ::recv(fd_, buffer, sizeof buffer, MSG_DONTWAIT);
         if (n > 0) {
+            last_heard_ = now_;
             BIO_write(rbio_, buffer, static_cast<int>(n));
         } else if (n == 0) {
             peer_eof_ = true;
@@ -411,6 +569,9 @@ void Lobby::read_frames() {
         framer_.feed(std::string_view(buffer, static_cast<std::size_t>(n)), items);
         for (const auto& item : items) {
             LobbyEvent event = lobby_event(item);
+            if (!item.ok) {
+                log(LogLevel::warning, "lobby: dropped a frame: " + item.code + ": " + item.message);
+            }
             // The lobby checks that a waiting player is alive: any frame answers.
             if (event.kind == LobbyEvent::Kind::reply && event.type == "ping" &&
                 item.frame.find("id") == item.frame.end()) {
@@ -438,16 +599,8 @@ void Lobby::write_frames() {
 
 void Lobby::update(double now) {
     if (state_ == State::failed || state_ == State::closed) return;
-    if (state_ == State::connecting) {
-        pollfd p{fd_, POLLOUT, 0};
-        if (::poll(&p, 1, 0) > 0) {
-            int err = 0;
-            socklen_t len = sizeof err;
-            if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-            if (err != 0) return fail(std::string("connect: ") + std::strerror(err));
-            start_tls();
-        }
-    }
+    now_ = now;
+    if (state_ == State::connecting) connecting(now);
     if (state_ == State::handshaking || state_ == State::open) {
         read_socket();
         if (state_ == State::handshaking) handshake();
@@ -457,6 +610,11 @@ void Lobby::update(double now) {
     }
     if ((state_ == State::connecting || state_ == State::handshaking) && now >= deadline_) {
         fail("timeout: not connected to the lobby within the timeout");
+    }
+    if (state_ == State::open && idle_timeout_ > 0 && now - last_heard_ >= idle_timeout_) {
+        char seconds[32];
+        std::snprintf(seconds, sizeof seconds, "%g", idle_timeout_);
+        fail(std::string("idle: no byte from the lobby for ") + seconds + " s");
     }
 }
 

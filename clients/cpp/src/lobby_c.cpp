@@ -3,12 +3,13 @@
 #include <cstring>
 #include <new>
 #include <string>
+#include <vector>
 
 #include "c_abi.hpp"
 #include "vinom.h"
 #include "vinom/lobby.hpp"
 
-struct vinom_lobby {
+struct vinom_lobby : vinom_abi::Handle {
     vinom::Lobby lobby;
     std::string player_id, secret, token, error_code;
 
@@ -49,6 +50,38 @@ vinom_status vinom_lobby_new(const char* host, uint16_t port, const char* trust,
 }
 
 void vinom_lobby_free(vinom_lobby* lobby) { delete lobby; }
+
+vinom_status vinom_lobby_set_resolver(vinom_lobby* lobby, vinom_resolve_fn resolve,
+                                      void* user_data) {
+    if (!lobby || !resolve) return VINOM_INVALID_ARGUMENT;
+    return guarded([&] {
+        // Called on the resolver thread: the text the callback writes, split at spaces.
+        auto call = [resolve, user_data](const std::string& host) {
+            std::vector<char> text(4096, '\0');
+            resolve(user_data, host.c_str(), text.data(), text.size());
+            text.back() = '\0';
+            std::vector<std::string> out;
+            std::string word;
+            for (const char* c = text.data(); *c; ++c) {
+                if (*c == ' ' || *c == '\n' || *c == '\t') {
+                    if (!word.empty()) out.push_back(std::move(word));
+                    word.clear();
+                } else {
+                    word += *c;
+                }
+            }
+            if (!word.empty()) out.push_back(std::move(word));
+            return out;
+        };
+        return lobby->lobby.set_resolver(call) ? VINOM_OK : VINOM_UNEXPECTED;
+    });
+}
+
+vinom_status vinom_lobby_set_idle_timeout(vinom_lobby* lobby, double seconds) {
+    if (!lobby) return VINOM_INVALID_ARGUMENT;
+    lobby->lobby.set_idle_timeout(seconds);
+    return VINOM_OK;
+}
 
 vinom_lobby_phase vinom_lobby_state(const vinom_lobby* lobby) {
     return lobby ? static_cast<vinom_lobby_phase>(lobby->lobby.state())

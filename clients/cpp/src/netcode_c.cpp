@@ -12,13 +12,13 @@
 #include "vinom.h"
 #include "vinom/netcode.hpp"
 
-struct vinom_clock {
+struct vinom_clock : vinom_abi::Handle {
     vinom::ServerClock clock;
 
     explicit vinom_clock(double tick_rate) : clock(tick_rate) {}
 };
 
-struct vinom_buffer {
+struct vinom_buffer : vinom_abi::Handle {
     vinom::SnapshotBuffer buffer;
     // The last render's text, given again to a call for the same time (one whose
     // buffer was too small), so that a retry neither moves nor counts anything.

@@ -12,14 +12,14 @@
 #include "vinom/delta.hpp"
 #include "vinom/realtime.hpp"
 
-struct vinom_snapshots {
+struct vinom_snapshots : vinom_abi::Handle {
     vinom::Quantisation rules;  // kept for a receiver with the schema
     vinom::SnapshotReceiver receiver;
 
     explicit vinom_snapshots(vinom::Quantisation q) : rules(q), receiver(std::move(q)) {}
 };
 
-struct vinom_inputs {
+struct vinom_inputs : vinom_abi::Handle {
     vinom::TickClock clock;
     vinom::InputQueue queue;
 

@@ -10,15 +10,15 @@
 #include "vinom/messages.hpp"
 #include "vinom/session.hpp"
 
-struct vinom_token {
+struct vinom_token : vinom_abi::Handle {
     vinom::PublicToken token;
 };
 
-struct vinom_session {
+struct vinom_session : vinom_abi::Handle {
     vinom::ClientSession session;
 };
 
-struct vinom_client {
+struct vinom_client : vinom_abi::Handle {
     vinom::Client client;
 };
 
@@ -59,7 +59,7 @@ vinom_status vinom_token_parse(const char* json, size_t len, vinom_token** out) 
         vinom::PublicToken t;
         vinom::Error e = vinom::parse_public_token(std::string_view(json, len), t);
         if (e != vinom::Error::ok) return status(e);
-        *out = new vinom_token{std::move(t)};
+        *out = new vinom_token{{}, std::move(t)};
         return VINOM_OK;
     } catch (...) {
         return VINOM_NO_MEMORY;  // only allocation can throw here
@@ -94,7 +94,7 @@ vinom_status vinom_session_new(const vinom_token* token, uint64_t first_sequence
     if (!token || !out) return VINOM_INVALID_ARGUMENT;
     *out = nullptr;
     try {
-        *out = new vinom_session{vinom::ClientSession(token->token, first_sequence)};
+        *out = new vinom_session{{}, vinom::ClientSession(token->token, first_sequence)};
         return VINOM_OK;
     } catch (...) {
         return VINOM_NO_MEMORY;
@@ -181,7 +181,7 @@ vinom_status vinom_client_new(const vinom_token* token, uint64_t first_sequence,
     if (!token || !out) return VINOM_INVALID_ARGUMENT;
     *out = nullptr;
     try {
-        *out = new vinom_client{vinom::Client(token->token, first_sequence, now, attempt_timeout)};
+        *out = new vinom_client{{}, vinom::Client(token->token, first_sequence, now, attempt_timeout)};
         return VINOM_OK;
     } catch (...) {
         return VINOM_NO_MEMORY;

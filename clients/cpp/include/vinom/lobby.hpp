@@ -1,6 +1,7 @@
 // The lobby client of the native core (docs/lobby.md): newline-delimited JSON
 // frames over TLS, in the engine's shape of vinom::Client. Non-blocking and
-// thread-free: the game calls update(now) every frame, which connects, runs the
+// never blocking: the game calls update(now) every frame, which connects (a
+// host name resolved on a thread of its own, each address tried in turn), runs the
 // TLS handshake, reads and writes what the socket allows, and turns each frame
 // the lobby sent into an event it reads with next_event. Requests (hello,
 // queue, cancel, rooms, reconnect) may be made at once: they wait in a bounded
@@ -10,8 +11,11 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -33,7 +37,7 @@ struct LobbyEvent {
         reply,        // any other frame (cancelled, pong, ...)
         error,        // an `error` frame, or a frame the client cannot read: code, message
         closed,       // the lobby closed the connection (it does after match_found)
-        failed        // connect, TLS or timeout: reason (also Lobby::failure())
+        failed        // connect, TLS, timeout or idle: reason (also Lobby::failure())
     };
     Kind kind = Kind::none;
     std::int64_t id = 0;    // the request's id the frame answers, 0 for none
@@ -90,13 +94,21 @@ public:
     enum class State { connecting, handshaking, open, closed, failed };
 
     struct Options {
-        std::string host;         // an address, or a name (resolved, blocking, when made)
+        std::string host;         // an address, or a name (resolved on a thread of its
+                                  // own by the first update)
         std::uint16_t port = 0;
         std::string trust;        // PEM file of the CA or the lobby's own certificate;
                                   // empty: the system's CAs
         std::string server_name;  // the name its certificate must carry (empty:
                                   // "localhost" for a loopback address, else host)
         double timeout = 10.0;    // seconds to be connected and verified
+        // Seconds an open connection may go without a byte from the lobby
+        // (<= 0: forever): it closes a silent one after 60 s and pings a
+        // queued one every 5 s (docs/lobby.md).
+        double idle_timeout = 70.0;
+        // A name's numeric addresses, called on the resolver thread (it may
+        // block, and outlive the Lobby); empty: getaddrinfo.
+        std::function<std::vector<std::string>(const std::string& host)> resolve;
     };
 
     // Bounds: bytes waiting to be sent, and events not read yet (past it the
@@ -104,14 +116,18 @@ public:
     static constexpr std::size_t MAX_OUTGOING = 64 * 1024;
     static constexpr std::size_t MAX_EVENTS = 256;
 
-    // Starts connecting; a bad trust file or address fails at once (state()
-    // failed, a failed event with the reason).
+    // Port 0 or no host fails at once (state() failed, a failed event with
+    // the reason); the first update starts a thread that reads the trust (a
+    // bad file: failed) and resolves a name, then connects.
     Lobby(const Options& options, double now);
     ~Lobby();
     Lobby(const Lobby&) = delete;
     Lobby& operator=(const Lobby&) = delete;
 
     void update(double now);
+    // Before the first update only (false after).
+    bool set_resolver(std::function<std::vector<std::string>(const std::string&)> resolve);
+    void set_idle_timeout(double seconds) { idle_timeout_ = seconds; }
     bool next_event(LobbyEvent& out);
     const LobbyEvent* peek_event() const { return events_.empty() ? nullptr : &events_.front(); }
 
@@ -144,8 +160,26 @@ private:
     void handshake();
     void read_frames();
     void write_frames();
+    void connecting(double now);
+    void connect_next(double now);
+
+    struct Resolution;  // what the resolver thread hands over
 
     State state_ = State::connecting;
+    std::string host_;
+    std::uint16_t port_ = 0;
+    std::string trust_;
+    std::function<std::vector<std::string>(const std::string&)> resolve_;
+    bool started_ = false;
+    std::shared_ptr<Resolution> resolution_;  // shared with the resolver thread
+    std::vector<std::string> addresses_;      // numeric, tried in turn
+    std::size_t next_address_ = 0;
+    std::string address_;                      // the one being tried
+    std::string connect_error_;                // the last address's failure
+    double attempt_deadline_ = 0;
+    double idle_timeout_;
+    double now_ = 0;
+    double last_heard_ = 0;
     std::string failure_;
     int fd_ = -1;
     double deadline_;
