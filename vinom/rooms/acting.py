@@ -1,32 +1,68 @@
 """A room's actions: a player's action checked and applied, the players' real-time
 inputs applied at their tick, and the bots' turns.
 
-`RoomActions` is a part of `Room` (vinom.rooms.room), which inherits it: its
-methods read and change the room's own attributes (vinom.rooms.base).
+`RoomActions` is a part a `Room` (vinom.rooms.room) makes and holds (`actions`).
+It is given the game and what calling it takes (the room's random source, the
+recorder, the loop's tick history), the seats, how to answer a player with an
+error, and the room's bots; it reads the match through `ActingMatch`, the room,
+which adopts an applied outcome (`acted`: a new version, the end of the game or
+the states).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+import random
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
-from vinom.games.interfaces import IllegalAction, Outcome
-from vinom.rooms.base import RoomBase
+from attrs import define
+
+from vinom.games.interfaces import IGame, IllegalAction, Outcome
 from vinom.rooms.bots import RoomBots
+from vinom.rooms.faults import GameFaults
 from vinom.rooms.member import Member
 from vinom.rooms.messages import Phase
 from vinom.rooms.realtime import INPUT_NOTICE_INTERVAL, NO_HISTORY, RealTimeLoop, SeatFeed
+from vinom.rooms.record import MatchRecorder
 
 _PLAYING = Phase.PLAYING
 _INF = math.inf
 
 
-class RoomActions(RoomBase):
+class ActingMatch(Protocol):
+    """What `RoomActions` reads of its room, and how it hands it an applied outcome."""
+
+    state: Any
+    version: int
+    phase: Phase
+
+    def acted(self, member: Member, outcome: Outcome, now: float) -> None: ...
+
+
+@define(eq=False)
+class RoomActions:
     """The actions of a `Room`: its players', their inputs' and its bots'."""
 
-    if not TYPE_CHECKING:
-        __slots__ = ()  # as RoomBase's
+    match: ActingMatch
+    game: IGame
+    rng: random.Random
+    members: Mapping[str, Member]
+    # A ticking room's real-time loop (None: turn-based).
+    loop: RealTimeLoop | None
+    faults: GameFaults
+    # Answers one player with an ``error`` (`RoomViews.send_error`).
+    send_error: Callable[[Member, str, str, int | None], object]
+    # Told every call into the game, before it is made (vinom.rooms.record).
+    recorder: MatchRecorder | None
+    # The seats the game's bots play (vinom.rooms.bots); None when there are none.
+    bots: RoomBots | None
+    # The game's `apply_action_at` (lag compensation), if it has one; its
+    # `tick_at` is the real-time loop's.
+    apply_action_at: Callable[..., Outcome] | None = None
+
+    def __attrs_post_init__(self) -> None:
+        self.apply_action_at = getattr(self.game, "apply_action_at", None)
 
     def handle_action(
         self, player_id: str, action: Mapping[str, Any], action_id: int | None, now: float
@@ -36,10 +72,10 @@ class RoomActions(RoomBase):
         A rejected action (wrong phase, stale, illegal) changes nothing and is
         answered with an `error` to its sender only.
         """
-        member = self._members[player_id]
-        send_error = self.sending.views.send_error
-        if self.phase is not _PLAYING:
-            send_error(member, "not_playing", f"the game is {self.phase}", action_id)
+        member = self.members[player_id]
+        send_error, phase = self.send_error, self.match.phase
+        if phase is not _PLAYING:
+            send_error(member, "not_playing", f"the game is {phase}", action_id)
             return False
         if member.left:
             send_error(member, "not_seated", "you are out of this game", action_id)
@@ -52,11 +88,11 @@ class RoomActions(RoomBase):
         except Exception:
             # A game bug or an input the game did not expect: the state is
             # immutable, so nothing changed; only the sender hears of it.
-            self._game_error("apply_action")
+            self.faults.failed("apply_action")
             send_error(member, "internal_error", "the game failed on this action", action_id)
             return False
         member.last_action_id = action_id
-        self._acted(member, outcome, now)
+        self.match.acted(member, outcome, now)
         return True
 
     def _game_action(
@@ -65,36 +101,22 @@ class RoomActions(RoomBase):
         """The game's outcome of this player's action or input (raises what it raises):
         through `apply_action_at` with the tick history when the game has one, its
         `seen` the moment the player saw when giving this input, if it says."""
-        apply_at = self._apply_action_at
+        apply_at, state, loop = self.apply_action_at, self.match.state, self.loop
         if self.recorder is not None:
             # Only `apply_action_at` reads `seen`: a game without it replays without.
-            self.recorder.act(member.seat, action, self.state, self.tick_number,
-                              self.version, None if apply_at is None else seen)  # fmt: skip
+            tick = 0 if loop is None else loop.tick_number
+            self.recorder.act(member.seat, action, state, tick, self.match.version,
+                              None if apply_at is None else seen)  # fmt: skip
         if apply_at is None:
-            return self.game.apply_action(self.state, member.seat, action, self.rng)
-        loop = self.realtime
+            return self.game.apply_action(state, member.seat, action, self.rng)
         if loop is None:
-            return apply_at(self.state, member.seat, action, self.rng, NO_HISTORY)
+            return apply_at(state, member.seat, action, self.rng, NO_HISTORY)
         history = loop.history
         history.seen = seen
         try:
-            return apply_at(self.state, member.seat, action, self.rng, history)
+            return apply_at(state, member.seat, action, self.rng, history)
         finally:
             history.seen = None
-
-    def _acted(self, member: Member, outcome: Outcome, now: float) -> None:
-        """Adopt an applied action's or input's outcome: a new version, its events,
-        then the end of the game or the states (and the player's idle clock)."""
-        self.state = state = outcome.state
-        self.version += 1
-        for event in outcome.events:
-            self.sending.send_event(event)
-        if self.game.is_finished(state):
-            self._finish(now)
-        else:
-            if self._idle is not None:
-                self._track_idle(member, now)
-            self.sending.broadcast_state(now)
 
     def handle_inputs(
         self,
@@ -111,20 +133,21 @@ class RoomActions(RoomBase):
         the moment the player saw when giving each input that says so; `reads`: what
         they read of the snaps (vinom.rooms.messages, `READS_PACKED`). A room without a tick
         takes none (the seat router drops them before they come here)."""
-        loop = self.realtime
+        loop = self.loop
         if loop is not None:
-            playing = self.phase is _PLAYING and not self._members[player_id].left
+            playing = self.match.phase is _PLAYING and not self.members[player_id].left
             loop.offer(player_id, ack, inputs, playing, drawn, reads)
 
-    def _apply_inputs(self, loop: RealTimeLoop, tick: int, now: float) -> None:
+    def apply_inputs(self, loop: RealTimeLoop, tick: int, now: float) -> None:
         """Before the game runs `tick`: each player's inputs for it (and any late
         ones), in seat order, each player's in tick order (`RealTimeLoop.take`)."""
+        match = self.match
         for feed in loop.feeds.values():
             for k, value in loop.take(feed, tick):
                 buffer = feed.inputs
                 seen = None if buffer is None else buffer.drawn_of(k)
                 self._apply_input(loop, feed, value, now, seen)
-                if self.phase is not _PLAYING:
+                if match.phase is not _PLAYING:
                     return
 
     def _apply_input(
@@ -147,31 +170,28 @@ class RoomActions(RoomBase):
             # Inputs come many a second: one error a second tells enough.
             if now - feed.input_noticed_at >= INPUT_NOTICE_INTERVAL:
                 feed.input_noticed_at = now
-                self.sending.views.send_error(member, e.code, e.message, None)
+                self.send_error(member, e.code, e.message, None)
             return
         except Exception:
             counts["rejected"] += 1
-            self._game_error("apply_action")
+            self.faults.failed("apply_action")
             return
         counts["applied"] += 1
-        self._acted(member, outcome, now)
+        self.match.acted(member, outcome, now)
 
-    def _wake_bots(self, bots: RoomBots, now: float) -> None:
-        """The state changed: each bot still in the game looks at it after its think time."""
-        if bots.wake(now) < self.wake:
-            self._rewake()
-
-    def _bot_acts(self, member: Member, now: float) -> None:
+    def bot_acts(self, member: Member, now: float) -> None:
+        """This bot's turn has come: it chooses an action from its view, if still playing."""
         member.bot_due = _INF
-        if member.left or self.phase is not _PLAYING:
+        if member.left or self.match.phase is not _PLAYING:
             return
         assert member.bot is not None
         try:
-            action = member.bot.choose_action(self.game.view(self.state, member.seat.player_id))
+            view = self.game.view(self.match.state, member.seat.player_id)
+            action = member.bot.choose_action(view)
         except Exception:
-            self._game_error("bot")
+            self.faults.failed("bot")
             return
         if action is not None and not self.handle_action(member.seat.player_id, action, None, now):
             # Refused (the game moved on, or a bot bug): it looks again after a while.
-            assert self._bots is not None
-            member.bot_due = self._bots.retry_at(now)
+            assert self.bots is not None
+            member.bot_due = self.bots.retry_at(now)

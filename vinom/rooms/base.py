@@ -1,9 +1,9 @@
 """What the parts of `Room` may use of it, as the type checker sees it.
 
 `Room` (vinom.rooms.room) keeps the phases, the deadlines and the calls into the
-game; its seats and sessions (vinom.rooms.seating) and its actions and inputs
-(vinom.rooms.acting) are written in classes of their own that `Room` inherits;
-what it sends is a part it holds (`sending`, vinom.rooms.sending).
+game; its seats and sessions (vinom.rooms.seating) are written in a class of
+their own that `Room` inherits; its actions (`actions`, vinom.rooms.acting) and
+what it sends (`sending`, vinom.rooms.sending) are parts it holds.
 `RoomBase` declares, for the type checker alone, the attributes and methods each
 part reads of the others; at run time it is an empty class with no slots.
 """
@@ -11,13 +11,12 @@ part reads of the others; at run time it is an empty class with no slots.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from vinom.games.interfaces import IGame, Outcome, Seat
     from vinom.match import Match
-    from vinom.rooms.bots import RoomBots
     from vinom.rooms.config import RoomConfig
     from vinom.rooms.faults import GameFaults
     from vinom.rooms.idle import IdleRule
@@ -55,11 +54,9 @@ class RoomBase:
         _members: dict[str, Member]
         _order: tuple[Member, ...]
         _phase_ends: float | None
-        _apply_action_at: Callable[..., Outcome] | None
         _faults: GameFaults
         _idle: IdleRule | None
         sending: RoomSending
-        _bots: RoomBots | None
 
         @property
         def seats(self) -> tuple[Seat, ...]: ...
@@ -95,10 +92,3 @@ class RoomBase:
         def _game_error(self, where: str) -> None: ...
 
         def _rewake(self) -> None: ...
-
-        # vinom.rooms.acting
-        def handle_action(
-            self, player_id: str, action: Mapping[str, Any], action_id: int | None, now: float
-        ) -> bool: ...
-
-        def _wake_bots(self, bots: RoomBots, now: float) -> None: ...

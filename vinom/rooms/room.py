@@ -25,16 +25,15 @@ The room decides when states go; `vinom.rooms.views` builds and sends them, and
 `vinom.rooms.member` holds what it knows of each seat.
 
 The room keeps the phases, its deadlines and the calls into the game. Its seats
-and sessions (`RoomSeating`, vinom.rooms.seating) and its actions, inputs and
-bots' turns (`RoomActions`, vinom.rooms.acting) are written apart, in classes
-`Room` inherits; the rest is in the parts it holds: what it sends, and the
-periodic state, is its `RoomSending` (`sending`, vinom.rooms.sending). A game with a
-tick has its fixed step, its players' real-time inputs, its snapshot schedule
-and its tick history in a `RealTimeLoop` (`realtime`, vinom.rooms.realtime);
-a turn-based room holds none. The game's idle rule is an `IdleRule`
-(vinom.rooms.idle), its bot seats are `RoomBots` (vinom.rooms.bots), and
-`GameFaults` (vinom.rooms.faults) counts and logs what the game's code raises;
-a room holds the first two only when the game has them.
+and sessions are `RoomSeating` (vinom.rooms.seating), a class `Room` inherits;
+the rest are parts it holds: its actions, inputs and bots' turns (`actions`,
+`RoomActions`, vinom.rooms.acting, with the `RoomBots` of a game that has bots),
+what it sends and the periodic state (`sending`, `RoomSending`,
+vinom.rooms.sending), and for a game with a tick its fixed step, inputs,
+snapshot schedule and tick history (`realtime`, `RealTimeLoop`,
+vinom.rooms.realtime; None in a turn-based room). A game's idle rule is an
+`IdleRule` (vinom.rooms.idle), and `GameFaults` (vinom.rooms.faults) counts and
+logs what the game's code raises.
 
 Version rule: the version grows by exactly one for every applied action,
 every phase change, and every hook (join, leave, reconnect, tick, time up)
@@ -88,15 +87,13 @@ _PHASE_ENDS, _TICK_DUE, _STATE_DUE, _GRACE_ENDS, _IDLE_DUE, _BOT_DUE = range(6)
 
 
 class SharedViewMismatch(Exception):
-    """A game says `shared_view = True`, yet `view(state, p)` differs between seats.
-
-    Found by the debug check (`RoomConfig.check_views`); the room logs it and
-    gives every player their own view from then on.
-    """
+    """A game says `shared_view = True`, yet `view(state, p)` differs between seats:
+    found by the debug check (`RoomConfig.check_views`), logged, and every player
+    gets their own view from then on."""
 
 
 @define(eq=False, repr=False)
-class Room(RoomSeating, RoomActions):
+class Room(RoomSeating):
     """One match: seats from the `Match`, the game's immutable state and its version.
 
     Call `start(now)` once; then the seat router reports connections
@@ -136,17 +133,14 @@ class Room(RoomSeating, RoomActions):
     # The end of the current phase (connect deadline, countdown, time limit):
     # also the deadline that moves the room on.
     _phase_ends: float | None = field(init=False, default=None)
-    # The game's `apply_action_at` (lag compensation), if it has one; its
-    # `tick_at` is the real-time loop's.
-    _apply_action_at: Callable[..., Outcome] | None = field(init=False, default=None)
     # Counts and logs the game's failures (vinom.rooms.faults).
     _faults: GameFaults = field(init=False)
     # The game's idle rule (vinom.rooms.idle); None for a game without one.
     _idle: IdleRule | None = field(init=False, default=None)
-    # The seats the game's bots play (vinom.rooms.bots); None when there are none.
-    _bots: RoomBots | None = field(init=False, default=None)
     # What it sends, and the periodic state (vinom.rooms.sending).
     sending: RoomSending = field(init=False)
+    # Its players' actions and inputs, and its bots' turns (vinom.rooms.acting).
+    actions: RoomActions = field(init=False)
 
     def __attrs_post_init__(self) -> None:
         # Games from the registry were checked as plugins; one passed directly
@@ -159,7 +153,6 @@ class Room(RoomSeating, RoomActions):
         if rules.idle_timeout:
             self._idle = IdleRule(rules.idle_timeout)
         self._faults = GameFaults(self.game.name, self.match.match_id, log)
-        self._apply_action_at = getattr(self.game, "apply_action_at", None)
         seats = tuple(
             Seat(player_id=t.player_id, name=t.name, index=i)
             for i, t in enumerate(self.match.players)
@@ -172,7 +165,7 @@ class Room(RoomSeating, RoomActions):
         if loop is not None:
             loop.seat(self._order)
         self.state = self.game.create(seats, self.config.options, self.rng)
-        self._bots = bots = RoomBots.seat(
+        bots = RoomBots.seat(
             self.game, self._order, self.match.players, self.rng, self.config.bot_think_time
         )
         views = RoomViews(
@@ -183,17 +176,13 @@ class Room(RoomSeating, RoomActions):
             checksums=checksums,
             check=rules.shared_view and self.config.check_views,
         )
-        self.sending = RoomSending(
-            self,
-            views,
-            self._members,
-            self._order,
-            loop,
-            self._faults,
-            self.config.state_interval,
-            self._check_shared_view,
-            None if bots is None else partial(self._wake_bots, bots),
-        )
+        faults, members, order = self._faults, self._members, self._order
+        wake_bots = None if bots is None else partial(self._wake_bots, bots)
+        interval, check = self.config.state_interval, self._check_shared_view
+        self.sending = RoomSending(self, views, members, order, loop, faults, interval, check,
+                                   wake_bots)  # fmt: skip
+        self.actions = RoomActions(self, self.game, self.rng, members, loop, faults,
+                                   views.send_error, self.recorder, bots)  # fmt: skip
 
     def __repr__(self) -> str:
         return (
@@ -220,34 +209,29 @@ class Room(RoomSeating, RoomActions):
     @property
     def tick_rate(self) -> float:
         """The game's ticks per second (0: a game without a tick)."""
-        loop = self.realtime
-        return 0.0 if loop is None else loop.rate
+        return 0.0 if self.realtime is None else self.realtime.rate
 
     @property
     def snapshot_rate(self) -> float:
         """States per second per player while playing (0: after every change; see
         the module docstring), from the game's `snapshot_rate`."""
-        loop = self.realtime
-        return 0.0 if loop is None else loop.snapshot_rate
+        return 0.0 if self.realtime is None else self.realtime.snapshot_rate
 
     @property
     def tick_number(self) -> int:
         """Game ticks run so far (every state carries it, with the room's time)."""
-        loop = self.realtime
-        return 0 if loop is None else loop.tick_number
+        return 0 if self.realtime is None else self.realtime.tick_number
 
     @property
     def dropped_ticks(self) -> int:
         """Fixed steps never run: the lag beyond `MAX_CATCH_UP_TICKS` a wake-up dropped."""
-        loop = self.realtime
-        return 0 if loop is None else loop.dropped_ticks
+        return 0 if self.realtime is None else self.realtime.dropped_ticks
 
     @property
     def input_counts(self) -> Counter[str]:
         """What became of the players' real-time inputs (`RealTimeLoop.input_counts`;
         a new empty count for a game without a tick, which takes no inputs)."""
-        loop = self.realtime
-        return Counter() if loop is None else loop.input_counts
+        return Counter() if self.realtime is None else self.realtime.input_counts
 
     @property
     def ended(self) -> bool:
@@ -273,8 +257,9 @@ class Room(RoomSeating, RoomActions):
         self.sending.start(now)
         self._phase_ends = now + self.config.connect_deadline
         # Bots sit down at once; the match starts when the people have come.
-        if self._bots is not None:
-            for member in self._bots.members:
+        bots = self.actions.bots
+        if bots is not None:
+            for member in bots.members:
                 outcome = self._hook("join", self.game.join, self.state, member.seat)
                 if outcome is not None:
                     self._apply(outcome)
@@ -311,7 +296,7 @@ class Room(RoomSeating, RoomActions):
                 self._idle_expired(self._idle, now)
             else:
                 assert member is not None
-                self._bot_acts(member, now)
+                self.actions.bot_acts(member, now)
         self._rewake()
 
     def _earliest(self) -> tuple[float, int, Member | None]:
@@ -338,8 +323,9 @@ class Room(RoomSeating, RoomActions):
         idle = self._idle
         if idle is not None and idle.due < due:
             due, which = idle.due, _IDLE_DUE
-        if self._bots is not None:
-            bot_due, bot = self._bots.earliest()
+        bots = self.actions.bots
+        if bots is not None:
+            bot_due, bot = bots.earliest()
             if bot_due < due:
                 due, which, whose = bot_due, _BOT_DUE, bot
         return due, which, whose
@@ -388,9 +374,10 @@ class Room(RoomSeating, RoomActions):
         loop = self.realtime
         assert loop is not None
         game, history, interval, tick_at = self.game, loop.history, loop.interval, loop.tick_at
+        apply_inputs = self.actions.apply_inputs
         for _ in range(loop.catch_up(now)):
             tick = loop.tick_number = loop.tick_number + 1
-            self._apply_inputs(loop, tick, now)
+            apply_inputs(loop, tick, now)
             if self.phase is not _PLAYING:
                 return  # an input ended the game
             if self.recorder is not None:
@@ -474,6 +461,25 @@ class Room(RoomSeating, RoomActions):
             self.sending.send_event(event)
         return changed
 
+    def acted(self, member: Member, outcome: Outcome, now: float) -> None:
+        """Adopt an applied action's or input's outcome (`RoomActions`): a new version,
+        its events, then the end of the game or the states (and the player's idle clock)."""
+        self.state = state = outcome.state
+        self.version += 1
+        for event in outcome.events:
+            self.sending.send_event(event)
+        if self.game.is_finished(state):
+            self._finish(now)
+        else:
+            if self._idle is not None:
+                self._track_idle(member, now)
+            self.sending.broadcast_state(now)
+
+    def _wake_bots(self, bots: RoomBots, now: float) -> None:
+        """The state changed: each bot still in the game looks at it after its think time."""
+        if bots.wake(now) < self.wake:
+            self._rewake()
+
     def _after_change(self, now: float) -> None:
         if self.phase is not Phase.WAITING and self.game.is_finished(self.state):
             self._finish(now)
@@ -543,6 +549,24 @@ class Room(RoomSeating, RoomActions):
         # Call from an `except` block: the log shows the game's traceback.
         self._faults.failed(where)
 
+    def handle_action(
+        self, player_id: str, action: Mapping[str, Any], action_id: int | None, now: float
+    ) -> bool:
+        """Apply one action of this seated player; True if applied (`RoomActions`)."""
+        return self.actions.handle_action(player_id, action, action_id, now)
+
+    def handle_inputs(
+        self,
+        player_id: str,
+        ack: int | None,
+        inputs: tuple[tuple[int, Mapping[str, Any]], ...],
+        now: float,
+        drawn: Mapping[int, float] | None = None,
+        reads: int = 0,
+    ) -> None:
+        """An ``input`` message of this seated player (`RoomActions.handle_inputs`)."""
+        self.actions.handle_inputs(player_id, ack, inputs, now, drawn, reads)
+
     def send_error(
         self, player_id: str, code: str, message: str, action_id: int | None = None
     ) -> None:
@@ -555,8 +579,7 @@ class Room(RoomSeating, RoomActions):
 
     @property
     def entity_counts(self) -> Mapping[str, int]:
-        """A game with a snapshot budget: the changed entities its snaps carried
-        (``sent``) and those that waited for a later one (``deferred``)."""
+        """A game with a snapshot budget: the changed entities sent and ``deferred``."""
         return self.sending.views.entity_counts
 
     def server_time(self, now: float) -> int:
