@@ -845,6 +845,24 @@ class NativeLobbyAgainstTwistd(TestCase):
         self.assertEqual([line["event"] for line in lines[:2]], ["lobby_welcome", "room"], err)
         self.assertNotIn("lobby failed", err)
 
+    async def test_a_lobby_silent_past_the_idle_timeout_fails_the_connection(self) -> None:
+        # A room made and nobody joining: the lobby says nothing (it closes a silent
+        # connection only after its own 60 s), so the client's 1 s idle timeout ends it.
+        await build()
+        server = await start_twistd(self, {})
+        started = time.monotonic()
+        lines, err, code = await self.from_lobby(
+            server.lobby.port, server.lobby.trust, "--create-room", "tictactoe",
+            "--idle-timeout", "1", "--seconds", "30",
+        )  # fmt: skip
+        said = f"{lines}\n{err}"
+        self.assertEqual(code, 1, said)
+        self.assertEqual([line["event"] for line in lines], ["lobby_welcome", "room", "failed"])
+        self.assertIn(
+            "vinom_udp_probe: lobby failed: idle: no byte from the lobby for 1 s", err.splitlines()
+        )
+        self.assertLess(time.monotonic() - started, 20, said)
+
     async def test_the_probe_reconnects_through_the_lobby_and_finishes(self) -> None:
         await build()
         server = await start_twistd(self, {}, "--session-timeout", "1")

@@ -29,7 +29,7 @@
 // From the lobby instead of a token file, with the core's lobby client
 // (include/vinom/lobby.hpp: TLS verified against CERT, in the same loop):
 //
-//   vinom_udp_probe --lobby HOST PORT --trust CERT [--name N]
+//   vinom_udp_probe --lobby HOST PORT --trust CERT [--name N] [--idle-timeout S]
 //                   (--create-room GAME [--add-bot] | --join-room CODE | --queue GAME)
 //                   [the options above]
 //
@@ -146,6 +146,7 @@ struct Options {
         queue_game;
     bool add_bot = false;
     double seconds = 5.0, attempt_timeout = -1.0;
+    double idle_timeout = 70.0;  // --idle-timeout: the lobby's, silent that long (vinom.h)
     bool play = false;
     bool arena = false;         // --play-arena
     double loss = 0.0;          // --loss: the share of datagrams dropped each way
@@ -461,6 +462,7 @@ std::string lobby_token(const Options& o, Seat& seat) {
     vinom::Lobby::Options options;
     options.host = o.lobby_host;
     options.port = static_cast<std::uint16_t>(std::strtoul(o.lobby_port.c_str(), nullptr, 10));
+    options.idle_timeout = o.idle_timeout;
     options.trust = o.trust;
     vinom::Lobby lobby(options, monotonic());
     const bool again = !seat.player_id.empty();
@@ -547,11 +549,14 @@ int main(int argc, char** argv) {
                                     : o.queue_game) = v;
         } else if (from_lobby && a == "--add-bot") {
             o.add_bot = true;
-        } else if ((a == "--seconds" || a == "--attempt-timeout") && i + 1 < argc) {
+        } else if ((a == "--seconds" || a == "--attempt-timeout" ||
+                    (from_lobby && a == "--idle-timeout")) &&
+                   i + 1 < argc) {
             char* end = nullptr;
             double v = std::strtod(argv[++i], &end);
             if (*end != '\0' || !(v > 0)) usage(a + " takes a positive number of seconds");
-            (a == "--seconds" ? o.seconds : o.attempt_timeout) = v;
+            (a == "--seconds" ? o.seconds : a == "--idle-timeout" ? o.idle_timeout
+                                                                  : o.attempt_timeout) = v;
         } else if (a == "--drop-after-moves" && i + 1 < argc) {
             char* end = nullptr;
             o.drop_after_moves = std::strtol(argv[++i], &end, 10);
