@@ -26,6 +26,7 @@ from twisted.internet import reactor, utils
 from twisted.internet.defer import ensureDeferred, gatherResults
 from twisted.trial.unittest import TestCase
 
+from tests.support.ports import free_tcp_port
 from tests.support.servers import start_twistd
 from tests.test_native import (
     PATH,
@@ -104,6 +105,101 @@ class SharedLibrary(TestCase):
         report, code = await _run("/usr/bin/ldd", ["-r", str(so)])
         self.assertEqual(code, 0, report)
         self.assertNotIn("undefined symbol", report)
+
+
+#: A C# program on the binding: the log callback's lines of a lobby refused.
+LOG_PROGRAM = """using System; using System.Collections.Generic; using Vinom;
+static class P {
+    static int Main(string[] args) {
+        var lines = new List<string>();
+        Library.SetLog((level, line) => lines.Add(level + " " + line), LogLevel.Info);
+        using (var lobby = new Lobby("127.0.0.1", int.Parse(args[0]), null, null, 0.0, 5.0)) {
+            lobby.IdleTimeout = 30;
+            for (int i = 0; i < 2000 && lobby.State != LobbyState.Failed; ++i) {
+                lobby.Update(i * 0.001);
+                System.Threading.Thread.Sleep(1);
+            }
+        }
+        Library.SetLog(null, LogLevel.Warning);
+        foreach (var line in lines) Console.WriteLine(line);
+        return 0;
+    }
+}
+"""
+
+#: Loads the binding compiled for iOS and prints each P/Invoke's library.
+IOS_PROGRAM = """using System; using System.Reflection; using System.Runtime.InteropServices;
+static class P {
+    static int Main(string[] args) {
+        var native = Assembly.LoadFrom(args[0]).GetType("Vinom.Native");
+        foreach (var m in native.GetMethods(BindingFlags.NonPublic | BindingFlags.Static)) {
+            var d = (DllImportAttribute)Attribute.GetCustomAttribute(m, typeof(DllImportAttribute));
+            if (d != null) Console.WriteLine(m.Name + " " + d.Value);
+        }
+        return 0;
+    }
+}
+"""
+
+#: Unity's callback attribute, as a stub (Unity defines it; the binding only outside Unity).
+AOT_STUB = """namespace AOT {
+    [System.AttributeUsage(System.AttributeTargets.Method)]
+    public sealed class MonoPInvokeCallbackAttribute : System.Attribute {
+        public MonoPInvokeCallbackAttribute(System.Type type) { }
+    }
+}
+"""
+
+
+class BindingForEngines(TestCase):
+    """What an engine needs of Vinom.cs: the library's log lines handed to a C#
+    callback (a lobby refused, driven as a game would, over the release
+    libvinom.so under `mono`), and, compiled with Unity's iOS defines, every
+    P/Invoke bound to "__Internal" (iOS links the library into the app)."""
+
+    timeout = 900
+
+    async def compile(self, out: Path, *sources: str, options: tuple[str, ...] = ()) -> None:
+        mcs = shutil.which("mcs", path=PATH)
+        self.assertIsNotNone(mcs, f"apt-get install -y {MONO_PACKAGES}")
+        report, code = await _run(str(mcs), ["-nologo", "-warnaserror+", *options,
+                                             f"-out:{out}", *sources])  # fmt: skip
+        self.assertEqual(code, 0, report)
+
+    async def test_the_log_callback_receives_a_refused_connection(self) -> None:
+        where = await library()
+        work = Path(self.mktemp()).resolve()
+        work.mkdir()
+        (work / "Log.cs").write_text(LOG_PROGRAM, encoding="utf-8")
+        exe = work / "Log.exe"
+        await self.compile(exe, str(CSHARP / "Vinom.cs"), str(work / "Log.cs"))
+        port = free_tcp_port()  # nobody listens
+        report, code = await _run(
+            "/usr/bin/mono", [str(exe), str(port)], {"LD_LIBRARY_PATH": str(where)}
+        )
+        self.assertEqual(code, 0, report)
+        self.assertIn("Warning lobby: failed: connect: Connection refused", report.splitlines())
+        self.assertIn(f"Info lobby: connect 127.0.0.1 port {port}: Connection refused",
+                      report.splitlines())  # fmt: skip
+
+    async def test_compiled_for_ios_every_call_binds_to_internal(self) -> None:
+        work = Path(self.mktemp()).resolve()
+        work.mkdir()
+        (work / "Aot.cs").write_text(AOT_STUB, encoding="utf-8")
+        (work / "Ios.cs").write_text(IOS_PROGRAM, encoding="utf-8")
+        dll = work / "Vinom.dll"
+        ios = ("-target:library", "-define:UNITY_5_3_OR_NEWER;UNITY_IOS")
+        await self.compile(dll, str(CSHARP / "Vinom.cs"), str(work / "Aot.cs"), options=ios)
+        await self.compile(work / "Ios.exe", str(work / "Ios.cs"))
+        report, code = await _run("/usr/bin/mono", [str(work / "Ios.exe"), str(dll)])
+        self.assertEqual(code, 0, report)
+        bound = dict(line.split() for line in report.splitlines())
+        self.assertIn("vinom_set_log", bound)
+        self.assertEqual(set(bound.values()), {"__Internal"}, report)
+        # Outside iOS, the same source binds "vinom".
+        await self.compile(dll, str(CSHARP / "Vinom.cs"), options=("-target:library",))
+        report, code = await _run("/usr/bin/mono", [str(work / "Ios.exe"), str(dll)])
+        self.assertEqual({line.split()[1] for line in report.splitlines()}, {"vinom"}, report)
 
 
 class CSharpArenaUnderLoss(TestCase):

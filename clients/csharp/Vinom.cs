@@ -51,6 +51,9 @@ namespace Vinom
         Stale = 15, QueueFull = 16,
     }
 
+    /// <summary>vinom.h's vinom_log_level.</summary>
+    public enum LogLevel { Debug = 0, Info = 1, Warning = 2, Error = 3, Off = 4 }
+
     public enum SessionState { Requesting = 0, Responding = 1, Connected = 2, Closed = 3, Failed = 4 }
 
     public enum EventKind { None = 0, Welcome = 1, Message = 2, Disconnected = 3, Failed = 4 }
@@ -107,6 +110,26 @@ namespace Vinom
         public static string StatusName(Status status)
         {
             return Marshal.PtrToStringAnsi(Native.vinom_status_name((int)status));
+        }
+
+        /// <summary>Every line the library writes from `level` up goes to `callback`
+        /// (null: stderr, from Warning up, as by default); called on the thread
+        /// that called the library (vinom_set_log).</summary>
+        public static void SetLog(Action<LogLevel, string> callback, LogLevel level)
+        {
+            log = callback;
+            Native.vinom_set_log(callback == null ? null : forward, IntPtr.Zero,
+                                 callback == null ? (int)LogLevel.Warning : (int)level);
+        }
+
+        private static Action<LogLevel, string> log;
+        private static readonly Native.LogFn forward = Forward;  // kept alive: the library holds it
+
+        [AOT.MonoPInvokeCallback(typeof(Native.LogFn))]
+        private static void Forward(IntPtr userData, int level, IntPtr line)
+        {
+            var to = log;
+            if (to != null) to((LogLevel)level, Text.Of(line));
         }
 
         internal static void Check(int status, string what)
@@ -331,6 +354,13 @@ namespace Vinom
         public string ErrorCode { get { return Text.Of(Native.vinom_lobby_error_code(handle)); } }
         /// <summary>Why the lobby Failed ("connect: ...", "tls: ...", "timeout").</summary>
         public string Failure { get { return Text.Of(Native.vinom_lobby_failure(handle)); } }
+
+        /// <summary>Seconds an open connection may go without a byte from the lobby
+        /// before it fails "idle: ..." (default 70; 0 or less: forever).</summary>
+        public double IdleTimeout
+        {
+            set { Library.Check(Native.vinom_lobby_set_idle_timeout(handle, value), "vinom_lobby_set_idle_timeout"); }
+        }
 
         public void Update(double now)
         {
@@ -905,7 +935,11 @@ namespace Vinom
     // Plugins/x86_64), vinom.dll or libvinom.dylib.
     internal static class Native
     {
+#if UNITY_IOS && !UNITY_EDITOR
+        private const string Lib = "__Internal";  // iOS links the library statically
+#else
         private const string Lib = "vinom";
+#endif
 
         [DllImport(Lib)] internal static extern uint vinom_abi_version();
         [DllImport(Lib)] internal static extern uint vinom_protocol_version();
@@ -978,8 +1012,25 @@ namespace Vinom
         [DllImport(Lib)] internal static extern IntPtr vinom_lobby_token(LobbyHandle lobby);
         [DllImport(Lib)] internal static extern IntPtr vinom_lobby_error_code(LobbyHandle lobby);
         [DllImport(Lib)] internal static extern IntPtr vinom_lobby_failure(LobbyHandle lobby);
+        [DllImport(Lib)] internal static extern int vinom_lobby_set_idle_timeout(LobbyHandle lobby, double seconds);
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate void LogFn(IntPtr userData, int level, IntPtr line);
+        [DllImport(Lib)] internal static extern void vinom_set_log(LogFn callback, IntPtr userData, int level);
 
         [DllImport(Lib)] internal static extern int vinom_message_to_json(byte[] message, UIntPtr len, byte[] output, UIntPtr cap, out UIntPtr outLen);
         [DllImport(Lib)] internal static extern int vinom_message_from_json(byte[] json, UIntPtr len, byte[] output, UIntPtr cap, out UIntPtr outLen);
     }
 }
+
+#if !UNITY_5_3_OR_NEWER
+namespace AOT
+{
+    /// <summary>Unity's attribute for IL2CPP (a static method the native side
+    /// calls back), declared here where Unity's is absent.</summary>
+    [AttributeUsage(AttributeTargets.Method)]
+    internal sealed class MonoPInvokeCallbackAttribute : Attribute
+    {
+        public MonoPInvokeCallbackAttribute(Type type) { }
+    }
+}
+#endif
