@@ -120,7 +120,7 @@ static class P {
                 System.Threading.Thread.Sleep(1);
             }
         }
-        Library.SetLog(null, LogLevel.Warning);
+        Library.SetLog(null, LogLevel.Off);
         foreach (var line in lines) Console.WriteLine(line);
         return 0;
     }

@@ -113,13 +113,12 @@ namespace Vinom
         }
 
         /// <summary>Every line the library writes from `level` up goes to `callback`
-        /// (null: stderr, from Warning up, as by default); called on the thread
-        /// that called the library (vinom_set_log).</summary>
+        /// (null: stderr; LogLevel.Off, the default: nowhere); called on the
+        /// thread that called the library (vinom_set_log).</summary>
         public static void SetLog(Action<LogLevel, string> callback, LogLevel level)
         {
             log = callback;
-            Native.vinom_set_log(callback == null ? null : forward, IntPtr.Zero,
-                                 callback == null ? (int)LogLevel.Warning : (int)level);
+            Native.vinom_set_log(callback == null ? null : forward, IntPtr.Zero, (int)level);
         }
 
         private static Action<LogLevel, string> log;

@@ -102,9 +102,10 @@ VINOM_API const char* vinom_status_name(vinom_status status);
 
 /* The log: every line the library writes (a lobby's failure, an address
  * refused, a frame or datagram dropped) goes to `callback` (NULL: stderr,
- * "vinom: <level>: <line>") when at least `level`; by default stderr from
- * VINOM_LOG_WARNING. The callback may be called from any thread that calls the
- * library, one call at a time; `line` is borrowed for the call. */
+ * "vinom: <level>: <line>") when at least `level`; by default nowhere
+ * (VINOM_LOG_OFF: the game says its failures its own way). The callback may be
+ * called from any thread that calls the library, one call at a time; `line` is
+ * borrowed for the call. */
 typedef enum vinom_log_level {
     VINOM_LOG_DEBUG = 0,
     VINOM_LOG_INFO = 1,

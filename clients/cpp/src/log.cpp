@@ -15,7 +15,7 @@ namespace {
 std::mutex log_lock;
 vinom_log_fn log_callback = nullptr;
 void* log_user_data = nullptr;
-std::atomic<int> log_level{VINOM_LOG_WARNING};
+std::atomic<int> log_level{VINOM_LOG_OFF};  // nothing written until asked
 
 void write_stderr(vinom_log_level level, const char* line) {
     static const char* names[] = {"debug", "info", "warning", "error"};

@@ -1,6 +1,6 @@
 // The library's log (vinom_set_log in include/vinom.h): every line the core
-// writes goes through vinom::log, to the game's callback or, by default, to
-// stderr from warnings up.
+// writes goes through vinom::log, to the game's callback or to stderr; by
+// default nowhere.
 #pragma once
 
 #include <string>

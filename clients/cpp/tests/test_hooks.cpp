@@ -37,7 +37,7 @@ struct Captured {
     std::vector<std::pair<vinom_log_level, std::string>> lines;
 
     explicit Captured(vinom_log_level level) { vinom_set_log(&Captured::take, this, level); }
-    ~Captured() { vinom_set_log(nullptr, nullptr, VINOM_LOG_WARNING); }
+    ~Captured() { vinom_set_log(nullptr, nullptr, VINOM_LOG_OFF); }
 
     static void take(void* self, vinom_log_level level, const char* line) {
         auto* c = static_cast<Captured*>(self);
