@@ -160,11 +160,15 @@ TEST(LobbyNeverBlocks, AHangingResolverAt60HzForTwoSeconds) {
     EXPECT_EQ(resolver.running.load(), 1);
     EXPECT_EQ(events, std::vector<vinom_lobby_event>{VINOM_LOBBY_FAILED});
     EXPECT_GE(failed_at, 1.0);
-    EXPECT_LT(failed_at, 1.2);
+    EXPECT_LT(failed_at, 1.5);  // a frame late at most on a busy machine
     EXPECT_EQ(std::string(vinom_lobby_failure(lobby)),
               "timeout: not connected to the lobby within the timeout");
     timed_as("free", [&] { vinom_lobby_free(lobby); });  // its resolver still hangs
-    EXPECT_LT(slowest, 1000.0) << "the slowest call, " << slowest_call << ", took " << slowest << " us";
+    // A call that waited on the resolver would take its whole hang (the test's
+    // length). The bound is 10 ms, not the 1 ms the calls take on a quiet machine
+    // (152-626 us under ASan), which a loaded one once passed (1,279 us): the figure
+    // is printed below, and the suite asserts no speed it cannot hold.
+    EXPECT_LT(slowest, 10000.0) << "the slowest call, " << slowest_call << ", took " << slowest << " us";
     std::printf("[ measured ] %d frames at 60 Hz, the slowest call %.1f us\n", frames, slowest);
     EXPECT_TRUE(log.has(VINOM_LOG_WARNING, "lobby: failed: timeout")) << log.all();
 
