@@ -62,7 +62,9 @@ class RankedClusterTests(ClusterTestCase):
             f.write(KEY + b"\n")
         signed = ("--auth", "signed", "--auth-secret-file", key_file, "--database", database,
                   # Ratings are what is checked here, not rating windows: anyone matches.
-                  "--rating-window", "tictactoe=100000,0")  # fmt: skip
+                  "--rating-window", "tictactoe=100000,0",
+                  # Every bot's account is made from one address.
+                  "--limit", f"new-accounts-per-hour={PLAYERS * 2}")  # fmt: skip
         for _ in "ab":
             await self.start("host", ports=PLAYERS // 2)
         doomed = await self.start("lobby", *signed)
