@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import random
-import secrets
 import sys
 import time
 from typing import Any
@@ -20,50 +19,27 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.utils import getProcessOutputAndValue
-from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent
 
 from tests.server.test_twistd import RUN_TWISTD, Collect
+from tests.support.http import capture_log
 from tests.support.identity_provider import AUDIENCE, ISSUER, IdentityProvider
-from tests.support.lobby_players import Player, connect_raw
+from tests.support.lobby_players import connect_raw
 from tests.support.metrics import fetch_metrics, samples
 from tests.support.ports import free_tcp_port, free_udp_range
 from tests.support.servers import ROOT, RunningServer, start_server, start_twistd
 from tests.support.waiting import until
+from tests.test_integration_accounts import device, hello
 from vinom.accounts.interfaces import AuthFailed
 from vinom.accounts.oidc import JwksKeys, http_fetcher
 from vinom.client.bots import BotDriver
 from vinom.client.failover import LobbyPlayer
 from vinom.client.game import connect_game
-from vinom.client.lobby import PROTOCOL
 from vinom.games.registry import GameRegistry
 
 Frame = dict[str, Any]
 RUN_CLI = "import sys; from vinom.cli import main; sys.exit(main())"
-
-
-def device(device_id: str | None = None) -> Frame:
-    """A device's credentials, as a client makes them once and keeps them."""
-    return {"kind": "device", "device_id": device_id or "dev-" + secrets.token_hex(8),
-            "secret": secrets.token_urlsafe(32)}  # fmt: skip
-
-
-async def hello(player: Player, auth: Frame, name: str = "ann") -> Frame:
-    return await player.request({"type": "hello", "name": name, "protocol": PROTOCOL,
-                                 "auth": auth})  # fmt: skip
-
-
-def logged(case: TestCase) -> list[str]:
-    """The log lines said from now on in this process, as twistd writes them."""
-    lines: list[str] = []
-
-    def observe(event: Any) -> None:
-        lines.append(formatEvent(event))
-
-    globalLogPublisher.addObserver(observe)
-    case.addCleanup(globalLogPublisher.removeObserver, observe)
-    return lines
 
 
 class OneServerPerDatabaseTests(TestCase):
@@ -171,7 +147,7 @@ class IdentityProviderDownTests(TestCase):
     timeout = 120
 
     async def test_a_refused_key_fetch_answers_unavailable_at_once_and_says_where(self) -> None:
-        lines = logged(self)
+        lines = capture_log(self)
         nowhere = f"http://127.0.0.1:{free_tcp_port()}/jwks"
         # A sign-in may wait 60 s for the keys: a refusal must not.
         server = await start_server(self, "--auth", "jwt", "--auth-jwks-url", nowhere,
@@ -196,7 +172,7 @@ class IdentityProviderDownTests(TestCase):
         port = reactor.listenTCP(0, Factory.forProtocol(Protocol), interface="127.0.0.1")
         self.addCleanup(port.stopListening)
         url = f"http://127.0.0.1:{port.getHost().port}/jwks"
-        lines = logged(self)
+        lines = capture_log(self)
         fetch = http_fetcher(Agent(reactor), url, reactor, 0.5)
         keys = JwksKeys(fetch, reactor)
         with self.assertRaises(AuthFailed) as refused:
