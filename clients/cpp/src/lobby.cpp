@@ -311,7 +311,7 @@ void Lobby::connecting(double now) {
         std::function<std::vector<std::string>(const std::string&)> resolve;
         if (!numeric(host_)) resolve = resolve_ ? resolve_ : system_resolve;
         try {
-            std::thread([shared = resolution_, resolve, host = host_, trust = trust_] {
+            worker_ = std::thread([shared = resolution_, resolve, host = host_, trust = trust_] {
                 ssl_ctx_st* ctx = SSL_CTX_new(TLS_client_method());
                 std::string error;
                 if (!ctx) {
@@ -339,7 +339,7 @@ void Lobby::connecting(double now) {
                 shared->error = std::move(error);
                 shared->addresses = std::move(found);
                 shared->done = true;
-            }).detach();
+            });
         } catch (const std::system_error&) {
             return fail("connect: cannot start the resolver thread");
         }
@@ -432,6 +432,22 @@ void Lobby::connect_next(double now) {
 }
 
 Lobby::~Lobby() {
+    // A resolver that has handed over is joined: it has only its exit left, and a
+    // program that frees its lobby and returns must not end while the thread still
+    // holds OpenSSL's per-thread state (a leak checker reports it). One that has not
+    // (a hanging resolver) is left to finish on its own: freeing never blocks.
+    if (worker_.joinable()) {
+        bool done = !resolution_;
+        if (resolution_) {
+            std::lock_guard<std::mutex> held(resolution_->lock);
+            done = resolution_->done;
+        }
+        if (done) {
+            worker_.join();
+        } else {
+            worker_.detach();
+        }
+    }
     if (ssl_) SSL_free(ssl_);  // frees both BIOs
     if (ctx_) SSL_CTX_free(ctx_);
     if (fd_ >= 0) ::close(fd_);

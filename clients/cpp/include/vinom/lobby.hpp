@@ -15,6 +15,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -172,6 +173,7 @@ private:
     std::function<std::vector<std::string>(const std::string&)> resolve_;
     bool started_ = false;
     std::shared_ptr<Resolution> resolution_;  // shared with the resolver thread
+    std::thread worker_;  // joined once it has handed over, left to finish otherwise
     std::vector<std::string> addresses_;      // numeric, tried in turn
     std::size_t next_address_ = 0;
     std::string address_;                      // the one being tried
