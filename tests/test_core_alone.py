@@ -29,7 +29,9 @@ ROOT = str(PACKAGE.parent)
 # What vinom's extras install (the cluster's, postgres', webtransport's, boards'), and the
 # core module that is an extra's whole job.
 EXTRAS = ("txredisapi", "hiredis", "psycopg", "qh3", "tree_sitter", "tree_sitter_javascript")
-EXTRA_MODULES = frozenset({"vinom.hosting.webtransport"})
+EXTRA_MODULES = frozenset({
+    "vinom.hosting.webtransport", "vinom.hosting.webtransport_session", "vinom.hosting.quic",
+})  # fmt: skip
 
 PROGRAM = textwrap.dedent("""
     import importlib, importlib.abc, sys

@@ -1,5 +1,5 @@
 """What one QUIC connection can make a `--webtransport` listener hold
-(vinom.hosting.webtransport, "Receive budget"), attacked with its own packets.
+(vinom.hosting.quic, "Receive budget"), attacked with its own packets.
 
 The window chase: a client completes the handshake, sends no CONNECT, and then
 each round trip one 10-byte STREAM frame just below the window the server gave

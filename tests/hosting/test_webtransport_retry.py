@@ -20,7 +20,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.hosting.test_webtransport_game import WebTransportTestCase, within
 from tests.support.waiting import until
-from vinom.hosting.webtransport import RetryTokens, WebTransportConfig
+from vinom.hosting.quic import RetryTokens
+from vinom.hosting.webtransport import WebTransportConfig
 
 ADDR = ("192.0.2.7", 4433)
 

@@ -11,7 +11,8 @@ import msgpack
 from twisted.trial.unittest import TestCase
 
 from tests.support.vectors import vectors
-from vinom.hosting.webtransport import WebTransportConfig, close_capsule, frame
+from vinom.hosting.webtransport import WebTransportConfig
+from vinom.hosting.webtransport_session import close_capsule, frame
 
 
 def hex_bytes(text: str) -> bytes:
@@ -51,7 +52,7 @@ class WireTests(TestCase):
 
 class DependencyTests(TestCase):
     def test_qh3_is_required_in_its_1_x_line_and_installed_so(self) -> None:
-        # vinom.hosting.webtransport extends qh3 1.x's Python connection (the receive
+        # vinom.hosting.quic extends qh3 1.x's Python connection (the receive
         # budget); 2.x moved it into native code, which refuses Chromium's handshake.
         setup = (Path(__file__).resolve().parents[2] / "setup.py").read_text()
         [required] = re.findall(r'"qh3([^"]+)"', setup)

@@ -35,50 +35,11 @@ has a game socket to spare: the same policy, per-address and total caps as
 `GameSocketFactory` is the gate of both). The session is a thin adapter
 around the WebSocket's own session machine (`GameStream`,
 vinom.hosting.game_stream: token and its timeout, rate limit, refusals, close
-codes); what is WebTransport's is its framing and its datagrams. In the session:
+codes); what is WebTransport's is its framing and its datagrams
+(vinom.hosting.webtransport_session).
 
-- The browser opens one bidirectional stream. On it every message, both
-  ways, is a 4-byte big-endian length and that many bytes; the first message
-  from the browser is its 1200-byte connect token (the `request` packet of
-  docs/protocol.md), every later one a room message (msgpack), as on the
-  WebSocket. The server sends the reliable room messages there, in order.
-- Datagrams (RFC 9297, in the session's context) carry one room message each:
-  the server's states (the UNRELIABLE channel: `state`, `snap`) when they fit
-  (`MAX_DATAGRAM_PAYLOAD`; a larger one goes on the stream) once the browser
-  has sent a message after its token (before, they follow the welcome on the
-  stream), the browser's `input`s.
-- The server ends a session with a CLOSE_WEBTRANSPORT_SESSION capsule whose
-  code is the WebSocket path's close code (1000, 4001 with the refusal reason,
-  4002, 4008, 1009, 1011), so the web client explains both alike. A browser
-  drops what it has not read of its streams when the session closes, so the
-  final messages (the result, a spectator's last states) must be read first:
-  the server ends its side of the stream (FIN) behind them, and sends the
-  capsule once the browser has ended its side (it read to the end), or after
-  `close_wait` seconds if it does not.
-- A browser that reads slower than the match runs (or not at all) leaves what
-  is sent to it in qh3, which holds it without a limit (QUIC's flow and
-  congestion control stop it leaving). qh3 does not say how much it holds,
-  so each connection keeps `backlog`: the bytes of messages handed to it less
-  the bytes of the packets it has written since, never below 0. Every byte
-  handed leaves in a packet that carries it and more (headers, acknowledgements,
-  resends), so qh3 holds at least `backlog` bytes unsent: past the
-  WebSocket's `held_limit` the session is dropped as a slow WebSocket is
-  (counted `too_slow`, logged, the seat's grace) and its connection closed at
-  once (CONNECTION_CLOSE with H3_EXCESSIVE_LOAD, reason `too_slow`, which no
-  congestion window holds back), with everything it held.
+Receive budget and address validation: vinom.hosting.quic.
 
-Receive budget: qh3 holds a stream's data from the first byte not yet read
-up to the highest offset received (zero-filling any gap) and doubles the
-windows each time that offset passes half of one, or the peer says it is
-blocked at one, so a peer sending a few bytes just below the window each round
-trip doubles what the server holds each time. `BoundedQuicConnection` slides
-the windows instead (what was read plus `stream_receive_budget` on a stream,
-plus `receive_budget` on the connection), takes DATA_BLOCKED and
-STREAM_DATA_BLOCKED as the hints they are, and checks each STREAM and CRYPTO
-frame before qh3 takes it: one past its
-windows or its budget closes the connection (FLOW_CONTROL_ERROR, RFC 9000
-section 21.6), counted in `closes` (`receive_budget`), and so does an HTTP/3
-layer holding more than a stream's budget of frames not yet whole.
 
 Nothing raises out of `datagramReceived`: a datagram that is not QUIC, names
 no connection, or would start one past the caps is dropped and counted in
@@ -88,14 +49,9 @@ most `_MAX_LOGGED` times) and counted in `errors`.
 
 Security: a QUIC connection costs a handshake before anything else, and new
 connections beyond `max_connections` in all or `max_connections_per_ip` per
-address are not started (their Initial packets are dropped, counted). While
-`retry_above` connections are in their handshake, a client's first Initial is
-answered with a Retry (`RetryTokens`): only an Initial that brings its token
-back from its own address starts a connection, so a spoofed address gets a
-packet smaller than its Initial and costs no handshake; below that mark, an
-address not validated yet never gets more than 3x what it sent (RFC 9000 8.1:
-qh3 keeps it but on a CONNECTION_CLOSE, which is then not sent where it would
-not fit; `BoundedQuicConnection`). A connection must open
+address are not started (their Initial packets are dropped, counted); while
+many are in their handshake, new ones must validate their address first
+(vinom.hosting.quic). A connection must open
 its session within the token timeout (else it is closed, counted `no_session`:
 pings alone would keep it for ever); a session must present a valid token
 within the token timeout and respect the message rate of the WebSocket path,
@@ -106,17 +62,14 @@ outlives its player.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import os
 import socket
-import struct
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 from attrs import frozen
-from qh3._hazmat import Buffer, BufferReadError, encode_uint_var
+from qh3._hazmat import Buffer
 from qh3.h3.connection import H3_ALPN, ErrorCode, H3Connection
 from qh3.h3.events import (
     DatagramReceived,
@@ -126,11 +79,6 @@ from qh3.h3.events import (
     WebTransportStreamDataReceived,
 )
 from qh3.quic.configuration import QuicConfiguration
-from qh3.quic.connection import (
-    QuicConnection,
-    QuicConnectionError,
-    QuicReceiveContext,
-)
 from qh3.quic.events import (
     ConnectionIdIssued,
     ConnectionIdRetired,
@@ -139,7 +87,6 @@ from qh3.quic.events import (
     QuicEvent,
 )
 from qh3.quic.packet import (
-    QuicErrorCode,
     QuicPacketType,
     encode_quic_retry,
     encode_quic_version_negotiation,
@@ -149,33 +96,23 @@ from qh3.tls import load_pem_private_key, load_pem_x509_certificates
 from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorFDSet, IReactorTime
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
-from zope.interface import implementer
 
 from vinom.hosting.datagrams import DatagramReader, GameHostPort
 from vinom.hosting.game_stream import (
     ADMISSION_STATUS,
-    CLOSE_NORMAL,
-    Close,
-    GameStream,
-    GameStreamRunner,
-    IGameStreamWire,
 )
+from vinom.hosting.quic import RECEIVE_BUDGET, BoundedQuicConnection, RetryTokens
 from vinom.hosting.udp import SOCKET_BUFFER
 from vinom.hosting.websocket import GameSocketFactory
+from vinom.hosting.webtransport_session import GameTransportSession, close_capsule
 from vinom.net.addresses import client_key
 from vinom.net.wakeup import WakeUp
-from vinom.protocol.events import UNRELIABLE
 
 __all__ = [
-    "CLOSE_TOO_LARGE",
     "GAME_PATH",
-    "MAX_DATAGRAM_PAYLOAD",
     "Credentials",
-    "GameTransportSession",
     "WebTransportConfig",
     "WebTransportServer",
-    "close_capsule",
-    "frame",
     "listen_webtransport",
     "load_credentials",
 ]
@@ -191,19 +128,6 @@ _EARLY = 0.0005
 _SMALLEST_INITIAL = 1200
 # The path of the session, as the WebSocket's.
 GAME_PATH = b"/game"
-# A message larger than the session's limit (the WebSocket's 1009).
-CLOSE_TOO_LARGE = 1009
-# The largest room message sent as one datagram: a 1200-byte QUIC packet less its
-# header (up to 1 + 20 + 4 bytes), AEAD tag (16), the DATAGRAM frame's type and
-# length (3) and the session's quarter stream ID (up to 4), with room for an ACK
-# frame beside it. A larger state goes on the stream (qh3 would otherwise hold
-# a datagram that fits no packet for ever).
-MAX_DATAGRAM_PAYLOAD = 1100
-# The CLOSE_WEBTRANSPORT_SESSION capsule (draft-ietf-webtrans-http3, 5.6).
-_CLOSE_CAPSULE = 0x2843
-_LENGTH = struct.Struct(">I")
-# A session's close reason is at most this long (the capsule allows 1024 bytes).
-_MAX_REASON = 1024
 
 # (the certificate, its chain, its private key) as qh3 takes them (`load_credentials`).
 Credentials = tuple[Any, list[Any], Any]
@@ -213,17 +137,6 @@ def load_credentials(chain: bytes, private_key: bytes) -> Credentials:
     """The credentials in a PEM certificate chain (the leaf first) and a PEM private key."""
     certificates = load_pem_x509_certificates(chain)
     return certificates[0], certificates[1:], load_pem_private_key(private_key)
-
-
-def frame(message: bytes) -> bytes:
-    """One message as it travels on the session's stream: its length, then it."""
-    return _LENGTH.pack(len(message)) + message
-
-
-def close_capsule(code: int, reason: str) -> bytes:
-    """The CLOSE_WEBTRANSPORT_SESSION capsule ending a session with `code` and `reason`."""
-    body = struct.pack(">I", code) + reason.encode("utf-8")[:_MAX_REASON]
-    return encode_uint_var(_CLOSE_CAPSULE) + encode_uint_var(len(body)) + body
 
 
 @frozen
@@ -241,7 +154,7 @@ class WebTransportConfig:
     # (it has read the final messages) before its close capsule goes anyway.
     close_wait: float = 1.0
     # The most one connection may make the server hold of what its browser sent and
-    # the server has not read (module docstring, "Receive budget"): bytes ahead of what
+    # the server has not read (vinom.hosting.quic, "Receive budget"): bytes ahead of what
     # was read on one stream, in all its streams, and of HTTP/3 frames not yet whole.
     # They are its flow-control windows, sliding with what was read.
     stream_receive_budget: int = 64 * 1024
@@ -255,367 +168,8 @@ class WebTransportConfig:
     retry_token_lifetime: float = 10.0
 
 
-class RetryTokens:
-    """The Retry tokens of one listener (RFC 9000 8.1.2): a client that brings one back
-    receives at the address it claims.
-
-    A token is the time it was issued, the client's original destination
-    connection ID and the Retry's source connection ID, with an HMAC-SHA256 (cut
-    to 16 bytes) over them and the client's address under a key made at start:
-    checking one costs a hash, so Initials with forged tokens cost little."""
-
-    _HEAD = struct.Struct(">dB")
-    _MAC = 16
-
-    def __init__(self, key: bytes | None = None, lifetime: float = 10.0) -> None:
-        self._key = key if key is not None else os.urandom(32)
-        self.lifetime = lifetime
-
-    def issue(self, addr: Any, original_cid: bytes, retry_cid: bytes, now: float) -> bytes:
-        body = self._HEAD.pack(now, len(original_cid)) + original_cid + retry_cid
-        return body + self._mac(addr, body)
-
-    def check(self, addr: Any, token: bytes, destination_cid: bytes,
-              now: float) -> bytes | None:  # fmt: skip
-        """The client's original destination connection ID if `token` is one this
-        listener issued to `addr` for a Retry from `destination_cid`, in its lifetime."""
-        body, mac = token[: -self._MAC], token[-self._MAC :]
-        if len(body) < self._HEAD.size or not hmac.compare_digest(mac, self._mac(addr, body)):
-            return None
-        issued, length = self._HEAD.unpack_from(body)
-        original = body[self._HEAD.size : self._HEAD.size + length]
-        if body[self._HEAD.size + length :] != destination_cid or not (
-            0 <= now - issued <= self.lifetime
-        ):
-            return None
-        return original
-
-    def _mac(self, addr: Any, body: bytes) -> bytes:
-        where = f"{addr[0]} {addr[1]} ".encode()
-        return hmac.new(self._key, where + body, hashlib.sha256).digest()[: self._MAC]
-
-
-@implementer(IGameStreamWire)
-class GameTransportSession:
-    """One browser's game session over WebTransport: a `GameStream` (token first, then
-    room messages both ways) on a session's stream and datagrams; the stream session's
-    `IStreamPeer` on the match's host."""
-
-    def __init__(self, connection: _Connection, session_id: int, client: str) -> None:
-        self._connection = connection
-        self._server = connection.server
-        self.session_id = session_id
-        self._client: str | None = client
-        self._stream_id: int | None = None
-        # The browser ended its side of the stream (it is leaving).
-        self._peer_ended = False
-        self._buffer = b""
-        # States go on the stream, behind the welcome, until the browser's first
-        # message after the session opened: a datagram could overtake the welcome
-        # (the UDP sessions' rule for their opening, docs/protocol.md section 14).
-        self._datagrams = False
-        gate = self._server.gate
-        clock = self._server.clock
-        self._stream = GameStream(gate.find_host, token_timeout=gate.config.token_timeout,
-                                  message_rate=gate.config.message_rate,
-                                  message_burst=gate.config.message_burst)  # fmt: skip
-        self._runner = GameStreamRunner(self._stream, self, clock, self._server)
-        self._runner.run(self._stream.start(clock.seconds()))
-
-    # From the connection
-
-    def stream_data(self, stream_id: int, data: bytes, ended: bool) -> None:
-        """Bytes on one of the session's streams (the first the browser opened is its stream)."""
-        stream = self._stream
-        if stream.is_closed:
-            return
-        if self._stream_id is None:
-            self._stream_id = stream_id
-        elif stream_id != self._stream_id:
-            self._server.dropped("extra_stream")
-            return
-        self._buffer += data
-        limit = max(self._server.gate.config.max_message, 1200)
-        while len(self._buffer) >= 4 and not stream.is_closed:
-            (length,) = _LENGTH.unpack_from(self._buffer)
-            if length > limit:
-                self._runner.run(stream.refuse(CLOSE_TOO_LARGE, "too_large", "message too large"))
-                return
-            if len(self._buffer) < 4 + length:
-                break  # the rest of it is still on the way
-            message = self._buffer[4 : 4 + length]
-            self._buffer = self._buffer[4 + length :]
-            self._server.messages["stream_in"] += 1
-            self._received(message)
-        if ended and not stream.is_closed:
-            # The browser ended its stream: the session is over (its seat's grace).
-            self._peer_ended = True
-            self._runner.run(stream.close(CLOSE_NORMAL, "stream ended"))
-
-    def datagram(self, data: bytes) -> None:
-        """A datagram of the session: one room message, once the session is open."""
-        if not self._stream.is_open:
-            self._server.dropped("datagram_before_token")
-            return
-        if len(data) > self._server.gate.config.max_message:
-            self._server.dropped("datagram_too_large")
-            return
-        self._server.messages["datagram_in"] += 1
-        self._received(data)
-
-    def closed_by_peer(self) -> None:
-        """The browser closed the session, or its connection went."""
-        self._runner.run(self._stream.peer_closed())
-        self._finish()
-
-    # IStreamPeer
-
-    def stream_output(self, messages: list[tuple[int, bytes]]) -> None:
-        if self._stream.is_closed or self._stream_id is None:
-            return
-        connection = self._connection
-        datagrams = self._datagrams
-        for channel, data in messages:
-            if datagrams and channel == UNRELIABLE and len(data) <= MAX_DATAGRAM_PAYLOAD:
-                connection.send_datagram(self.session_id, data)
-                self._server.messages["datagram_out"] += 1
-            else:
-                connection.send_stream(self._stream_id, frame(data))
-                self._server.messages["stream_out"] += 1
-        connection.flush()
-
-    def check_backlog(self) -> None:
-        """Drop the session if the browser reads slower than the match runs (after a
-        transmit: what is left in `backlog` is held)."""
-        if (not self._stream.is_closed
-                and self._connection.backlog > self._server.gate.config.held_limit):  # fmt: skip
-            self._drop_slow_reader()
-
-    def stream_ended(self) -> None:
-        self._runner.run(self._stream.host_ended())
-
-    # IGameStreamWire
-
-    def end_session(self, close: Close) -> None:
-        # Nothing is held back here (QUIC's flow control holds it): `drain` needs no wait.
-        # The final messages are read before the capsule where the browser reads on.
-        read_first = None if self._peer_ended else self._stream_id
-        self._connection.close_session(self.session_id, close.code, close.reason, read_first)
-        self._finish()
-
-    # internals
-
-    def _drop_slow_reader(self) -> None:
-        """The browser reads slower than the match runs: drop the session (its seat's
-        grace) and close the connection, with all qh3 holds for it."""
-        held = self._connection.backlog
-        self._runner.run(self._stream.drop("too_slow"))
-        self._server.gate.slow_reader_dropped(held)
-        self._connection.abort(self.session_id, ErrorCode.H3_EXCESSIVE_LOAD, "too_slow")
-        self._finish()
-
-    def _received(self, message: bytes) -> None:
-        stream = self._stream
-        was_open = stream.is_open
-        self._runner.run(stream.message(message, self._server.clock.seconds()))
-        if was_open and stream.is_open:
-            # The browser spoke after its session opened: it has the welcome.
-            self._datagrams = True
-
-    def _finish(self) -> None:
-        self._runner.cancel()
-        self._buffer = b""
-        if self._client is not None:
-            self._server.gate.release(self._client)
-            self._client = None
-
-
-# The reasons a connection is closed by a limit of its own, and counted under: over
-# its receive budget; no session opened within the token timeout.
-RECEIVE_BUDGET = "receive_budget"
+# The reason a connection without a session is closed, and counted under.
 NO_SESSION = "no_session"
-
-
-class BoundedQuicConnection(QuicConnection):
-    """qh3's server connection, holding no more of what its peer sent than vinom's
-    budget (module docstring, "Receive budget").
-
-    qh3 keeps a stream's data from the first byte not yet read up to the highest
-    offset received, zero-filling any gap, and doubles a stream's and the
-    connection's window each time that highest offset passes half of it, or the
-    peer says it is blocked at it: a peer sending a few bytes just below the window
-    each round trip makes it hold twice as much each time. Here the windows slide
-    instead: a stream's is what was read of it plus `stream_budget`, the
-    connection's what was read of all of them plus `budget`, each raised (by qh3's
-    own MAX_STREAM_DATA and MAX_DATA frames) once it can grow by half a budget,
-    never otherwise; the limits on streams opened stay where they start (qh3
-    doubles them too). And every STREAM and CRYPTO frame is checked before qh3
-    takes it: one beyond its windows, or that would leave more than `stream_budget`
-    bytes unread on its stream or `budget` on all of them, or carry an epoch's
-    handshake data past `stream_budget`, closes the connection with
-    FLOW_CONTROL_ERROR (CRYPTO_BUFFER_EXCEEDED for a CRYPTO frame) and sets
-    `over_budget`, and qh3 never holds it.
-
-    The frames' layout is RFC 9000's (19.6, 19.8, 19.12, 19.13), read before qh3
-    reads it; what qh3 keeps is read through its streams' `receiver.starting_offset()`
-    and `receiver.highest_offset` and its `_local_max_*` limits; its packet writer is
-    called with its doubling rule's input (the highest offsets, the data and streams
-    used) hidden, as qh3's 1.x line has them (their presence is checked when this
-    module loads)."""
-
-    def __init__(self, *, stream_budget: int, budget: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.stream_budget = stream_budget
-        self.budget = budget
-        # Why the connection was closed for holding too much, once it was.
-        self.over_budget: str | None = None
-        # A STREAM frame was taken since the flag was last cleared (then HTTP/3 may
-        # hold part of a frame: `_Connection` checks it).
-        self.stream_data = False
-
-    @staticmethod
-    def configure(configuration: QuicConfiguration, stream_budget: int, budget: int) -> None:
-        """Start a connection's windows at the budget."""
-        configuration.max_stream_data = stream_budget
-        configuration.max_data = budget
-
-    def held(self) -> int:
-        """The bytes received and not read on all the connection's streams (qh3 keeps
-        each stream's from its first unread byte to its highest offset)."""
-        return sum(stream.receiver.highest_offset - stream.receiver.starting_offset()
-                   for stream in self._streams.values())  # fmt: skip
-
-    def _handle_stream_frame(self, context: QuicReceiveContext, frame_type: int,
-                             buf: Buffer) -> None:  # fmt: skip
-        start = buf.tell()
-        try:
-            stream_id = buf.pull_uint_var()
-            offset = buf.pull_uint_var() if frame_type & 4 else 0
-            length = buf.pull_uint_var() if frame_type & 2 else buf.capacity - buf.tell()
-        except BufferReadError:
-            stream_id = None  # malformed: qh3's own reading refuses it
-        buf.seek(start)
-        if stream_id is not None:
-            self._check_stream(frame_type, stream_id, offset + length)
-        self.stream_data = True
-        super()._handle_stream_frame(context, frame_type, buf)
-        if stream_id is not None and (stream := self._streams.get(stream_id)) is not None:
-            # qh3 looks at a stream's window again only when its highest offset
-            # grows; a frame filling a gap moves what was read, and so the window.
-            self._streams_dirty_limits.add(stream)
-
-    def _check_stream(self, frame_type: int, stream_id: int, end: int) -> None:
-        if stream_id in self._streams_finished:
-            return  # a late resend on a stream qh3 has done with: it ignores it
-        stream = self._streams.get(stream_id)
-        read = highest = 0
-        window = self.stream_budget  # a new stream's (`configure`)
-        if stream is not None:
-            read, highest = stream.receiver.starting_offset(), stream.receiver.highest_offset
-            window = stream.max_stream_data_local or window
-        if end <= highest:
-            return  # nothing more to hold than now
-        more = end - highest
-        connection = self._local_max_data
-        if (end > min(window, read + self.stream_budget)
-                or connection.used + more > connection.value
-                or self.held() + more > self.budget):  # fmt: skip
-            self._refuse(frame_type, QuicErrorCode.FLOW_CONTROL_ERROR)
-
-    def _handle_crypto_frame(self, context: QuicReceiveContext, frame_type: int,
-                             buf: Buffer) -> None:  # fmt: skip
-        start = buf.tell()
-        try:
-            end = buf.pull_uint_var() + buf.pull_uint_var()
-        except BufferReadError:
-            end = 0
-        buf.seek(start)
-        # All of an epoch's handshake data, not only what is unread: qh3's TLS keeps
-        # what it was given until a whole message (up to 16 MiB, as it claims) came.
-        if end > self.stream_budget:
-            self._refuse(frame_type, QuicErrorCode.CRYPTO_BUFFER_EXCEEDED)
-        super()._handle_crypto_frame(context, frame_type, buf)
-
-    def _refuse(self, frame_type: int, error_code: int) -> None:
-        self.over_budget = RECEIVE_BUDGET
-        raise QuicConnectionError(error_code=error_code, frame_type=frame_type,
-                                  reason_phrase="over the receive budget")  # fmt: skip
-
-    def _handle_data_blocked_frame(self, context: QuicReceiveContext, frame_type: int,
-                                   buf: Buffer) -> None:  # fmt: skip
-        # qh3 doubles the connection's window when a peer says it is blocked; the
-        # window slides with what was read here, and the hint changes nothing.
-        buf.pull_uint_var()
-
-    def _handle_stream_data_blocked_frame(self, context: QuicReceiveContext, frame_type: int,
-                                          buf: Buffer) -> None:  # fmt: skip
-        # As DATA_BLOCKED, for a stream's window (qh3 would double it); a stream
-        # this end only sends on is an error (RFC 9000 19.13).
-        stream_id = buf.pull_uint_var()
-        buf.pull_uint_var()
-        self._assert_stream_can_receive(frame_type, stream_id)
-        stream = self._streams.get(stream_id)
-        if stream is not None:
-            self._streams_dirty_limits.add(stream)
-
-    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
-        """qh3's packets, the windows they raise slid to what was read plus the budget.
-
-        qh3 writes MAX_DATA and MAX_STREAM_DATA where a window moved, doubling one
-        whose highest offset (a stream's) or data used (the connection's) has passed
-        half of it: here the windows are moved first, and those inputs hidden while it
-        writes (nothing is received meanwhile)."""
-        limit = self._local_max_data
-        # Counting what is held walks every stream: only where the window may move.
-        if limit.used + self.budget - limit.value >= self.budget // 2:
-            wanted = limit.used - self.held() + self.budget
-            if wanted - limit.value >= self.budget // 2:
-                limit.value = wanted
-        hidden = []
-        for stream in self._streams_dirty_limits:
-            receiver = stream.receiver
-            if stream.max_stream_data_local:  # 0: a stream only this end sends on
-                wanted = receiver.starting_offset() + self.stream_budget
-                if wanted - stream.max_stream_data_local >= self.stream_budget // 2:
-                    stream.max_stream_data_local = wanted
-            hidden.append((receiver, receiver.highest_offset))
-            receiver.highest_offset = 0
-        # And the limits on streams opened stay qh3's first (100 bidirectional, 103
-        # unidirectional, for the connection's life): qh3 doubles them on the
-        # number ever opened, however many are closed, and a game session needs two.
-        limits = (limit, self._local_max_streams_bidi, self._local_max_streams_uni)
-        used = [each.used for each in limits]
-        for each in limits:
-            each.used = 0
-        closing = self._close_pending
-        try:
-            datagrams = super().datagrams_to_send(now)
-        finally:
-            for each, value in zip(limits, used, strict=True):
-                each.used = value
-            for receiver, highest in hidden:
-                receiver.highest_offset = highest
-        if closing and datagrams and self._network_paths:
-            datagrams = self._within_3x(self._network_paths[0], datagrams)
-        return datagrams
-
-    @staticmethod
-    def _within_3x(path: Any, datagrams: list[tuple[bytes, Any]]) -> list[tuple[bytes, Any]]:
-        """The datagrams of a CONNECTION_CLOSE that fit 3x what an unvalidated address
-        sent (RFC 9000 8.1); the rest are not sent. qh3 keeps that limit on every
-        packet but this one: an Initial nobody answers would otherwise get its first
-        flight and resends (3x) and the close on top."""
-        if path.is_validated:
-            return datagrams
-        sent = path.bytes_sent - sum(len(data) for data, _ in datagrams)
-        kept = []
-        for data, addr in datagrams:
-            if sent + len(data) > 3 * path.bytes_received:
-                break
-            sent += len(data)
-            kept.append((data, addr))
-        path.bytes_sent = sent
-        return kept
 
 
 class _Connection:
@@ -651,7 +205,7 @@ class _Connection:
         self._session_deadline: IDelayedCall | None = server.clock.callLater(
             server.gate.config.token_timeout, self._no_session)  # fmt: skip
         # Bytes of messages handed to qh3 less the bytes of packets written since,
-        # floored at 0: a lower bound on what qh3 holds unsent (module docstring).
+        # floored at 0: a lower bound on what qh3 holds unsent (vinom.hosting.webtransport_session).
         self.backlog = 0
 
     def receive(self, data: bytes, addr: Any, now: float) -> None:
@@ -1229,13 +783,3 @@ def listen_webtransport(reactor: Any, port: int, server: WebTransportServer,
 _SUPPORTED_VERSIONS = tuple(QuicConfiguration(is_client=False).supported_versions)
 # qh3's connection IDs are 8 bytes (QuicConfiguration.connection_id_length).
 assert QuicConfiguration(is_client=False).connection_id_length == 8
-# The receive budget is kept in qh3's STREAM, CRYPTO and *_BLOCKED frame handlers and
-# its packet writer, which BoundedQuicConnection extends (the 1.x line has them: 2.x
-# moved the connection into native code): a release without them would leave it
-# unchecked, so the listener does not load on one.
-for _handler in ("_handle_stream_frame", "_handle_crypto_frame", "_handle_data_blocked_frame",
-                 "_handle_stream_data_blocked_frame", "_assert_stream_can_receive",
-                 "_streams_dirty_limits", "_streams_finished", "_local_max_streams_bidi",
-                 "_local_max_streams_uni", "_close_pending", "_network_paths"):  # fmt: skip
-    if not hasattr(QuicConnection, _handler):
-        raise ImportError(f"vinom needs qh3 1.x (its QuicConnection has no {_handler})")
