@@ -20,6 +20,7 @@ from zope.interface.verify import verifyObject
 from vinom.accounts import ratings
 from vinom.accounts.device import make_device
 from vinom.accounts.interfaces import AuthFailed, Ban, IAccountStore, IAuthenticator, Identity
+from vinom.accounts.queries import LAST_SEEN_INTERVAL
 from vinom.accounts.records import (
     MAX_METADATA_BYTES,
     IdentityTaken,
@@ -32,7 +33,6 @@ from vinom.accounts.records import (
 )
 from vinom.accounts.schema import LATEST, MIGRATIONS
 from vinom.accounts.sql import (
-    LAST_SEEN_INTERVAL,
     RECENT_SIGN_IN_TTL,
     SqlAccountStore,
     store_from_url,

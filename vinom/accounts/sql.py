@@ -59,24 +59,23 @@ due to be written goes to the database.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import stat
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
-from attrs import evolve, frozen
+from attrs import frozen
 from twisted.enterprise import adbapi
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from vinom.accounts import ratings, schema
+from vinom.accounts import queries, ratings, schema
 from vinom.accounts.interfaces import (
     Account,
     AuthFailed,
@@ -93,7 +92,6 @@ from vinom.accounts.records import (
     LastIdentity,
     LeaderboardEntry,
     NotLinked,
-    Opponent,
     RankedResult,
     Rating,
     RatingChange,
@@ -103,7 +101,6 @@ from vinom.accounts.records import (
     checked_name,
     checked_reason,
     encode_metadata,
-    new_account_id,
 )
 from vinom.errors import BackendUnavailable
 from vinom.identity import hash_secret, verify_secret
@@ -130,9 +127,6 @@ MAX_BATCH = 64
 # sign-ins arriving meanwhile share the next, each thread hop and commit serving several
 # (a thread hop costs the reactor's thread more than the transaction's statements).
 BATCH_INTERVAL = 0.05
-# A sign-in writes an account's `last_seen` only when the stored one is at least this
-# many seconds old: a returning player's sign-ins within it are reads only.
-LAST_SEEN_INTERVAL = 60.0
 # Seconds a SQLite write waits for another process's lock on the file.
 SQLITE_BUSY_TIMEOUT = 10.0
 # A sign-in is answered from memory when the store read the account (or the device)
@@ -146,7 +140,6 @@ RECENT_SIGN_INS = 4096
 # by the next durable write (module docstring).
 _SYNCHRONOUS = {True: "PRAGMA synchronous = FULL", False: "PRAGMA synchronous = NORMAL"}
 
-_ACCOUNT_COLUMNS = "account_id, display_name, created, last_seen, ban_reason, ban_until, metadata"
 
 
 def _printable_ascii(text: object, low: int, high: int) -> bool:
@@ -304,7 +297,7 @@ class SqlAccountStore:
         return call.done
 
     def _run_batch(self, calls: list[_Call[Any]]) -> None:
-        d = self._run(_batch, [(c.work, c.args) for c in calls], durable=False)
+        d = self._run(queries.batch, [(c.work, c.args) for c in calls], durable=False)
 
         def answered(outcomes: Any) -> None:
             if isinstance(outcomes, Failure):
@@ -362,7 +355,7 @@ class SqlAccountStore:
         if not self._files:
             if self._dialect.begin:
                 cursor.execute(self._dialect.begin if write else "BEGIN")
-            return work(_Sql(cursor, self._dialect), *args)
+            return work(queries.Sql(cursor, self._dialect), *args)
         # SQLite. The files' state is read with the write lock held (BEGIN IMMEDIATE),
         # so no other process's commit falls between it and this one's.
         if write:
@@ -372,7 +365,7 @@ class SqlAccountStore:
                 self._synchronous = (connection, durable)
         cursor.execute(self._dialect.begin if write else "BEGIN")
         before = _file_state(self._files)
-        result = work(_Sql(cursor, self._dialect), *args)
+        result = work(queries.Sql(cursor, self._dialect), *args)
         # Committed here rather than by the pool, so that the files are read as this
         # transaction left them.
         cursor.execute("COMMIT")
@@ -393,12 +386,12 @@ class SqlAccountStore:
         key = (provider, subject)
         account = self._recent_accounts.get(key, now)
         # Answered from memory unless its last_seen is due to be written.
-        if account is not None and account.last_seen > now - LAST_SEEN_INTERVAL and (
+        if account is not None and account.last_seen > now - queries.LAST_SEEN_INTERVAL and (
             self._recall()
         ):
             return succeed(account)
         generation = self._generation
-        d = self._sign_in(_account_for, provider, subject, display, now)
+        d = self._sign_in(queries.account_for, provider, subject, display, now)
         return d.addCallback(self._remember_account, key, now, generation)
 
     def _remember_account(
@@ -409,15 +402,15 @@ class SqlAccountStore:
         return account
 
     def get(self, account_id: str) -> Deferred[Account | None]:
-        return self._run(_load, account_id, write=False)
+        return self._run(queries.load, account_id, write=False)
 
     def find(self, provider: str, subject: str) -> Deferred[Account | None]:
         """The account linked to (provider, subject), or None."""
 
-        def find(sql: _Sql) -> Account | None:
+        def find(sql: queries.Sql) -> Account | None:
             row = sql.one("SELECT account_id FROM identities WHERE provider = ? AND subject = ?",
                           provider, subject)  # fmt: skip
-            return None if row is None else _load(sql, row[0])
+            return None if row is None else queries.load(sql, row[0])
 
         return self._run(find, write=False)
 
@@ -429,8 +422,8 @@ class SqlAccountStore:
         except InvalidValue as e:
             return _failed(e)
 
-        def link(sql: _Sql) -> Account:
-            _lock(sql, [account_id])
+        def link(sql: queries.Sql) -> Account:
+            queries.lock_rows(sql, [account_id])
             sql.run("INSERT INTO identities (provider, subject, account_id, linked) "
                     "VALUES (?, ?, ?, ?) ON CONFLICT (provider, subject) DO NOTHING",
                     provider, subject, account_id, now)  # fmt: skip
@@ -438,7 +431,7 @@ class SqlAccountStore:
                             provider, subject)  # fmt: skip
             if owner is None or owner[0] != account_id:
                 raise IdentityTaken(f"{provider}:{subject} is linked to another account")
-            return _must_load(sql, account_id)
+            return queries.must_load(sql, account_id)
 
         return self._changing(self._run(link))
 
@@ -446,8 +439,8 @@ class SqlAccountStore:
         """Unlink an identity; NotLinked if this account does not have it, LastIdentity
         if it is the account's only one."""
 
-        def unlink(sql: _Sql) -> Account:
-            _lock(sql, [account_id])
+        def unlink(sql: queries.Sql) -> Account:
+            queries.lock_rows(sql, [account_id])
             owner = sql.one("SELECT account_id FROM identities WHERE provider = ? AND subject = ?",
                             identity.provider, identity.subject)  # fmt: skip
             if owner is None or owner[0] != account_id:
@@ -459,7 +452,7 @@ class SqlAccountStore:
                 raise LastIdentity(f"{account_id} would have no identity left to sign in with")
             sql.run("DELETE FROM identities WHERE provider = ? AND subject = ?",
                     identity.provider, identity.subject)  # fmt: skip
-            return _must_load(sql, account_id)
+            return queries.must_load(sql, account_id)
 
         return self._changing(self._run(unlink))
 
@@ -496,7 +489,7 @@ class SqlAccountStore:
     def bans_since(self, since: float) -> Deferred[NewBans]:
         """The bans made at `since` or later (the database's clock) and in force now."""
 
-        def read(sql: _Sql) -> NewBans:
+        def read(sql: queries.Sql) -> NewBans:
             (now,) = sql.one(f"SELECT {sql.dialect.clock}")
             rows = sql.all("SELECT account_id, ban_reason, ban_until FROM accounts "
                            "WHERE banned_at >= ? AND (ban_until IS NULL OR ban_until > ?)",
@@ -508,12 +501,12 @@ class SqlAccountStore:
         return self._run(read, write=False)
 
     def _update(self, account_id: str, assignments: str, *values: Any) -> Deferred[Account]:
-        def update(sql: _Sql) -> Account:
+        def update(sql: queries.Sql) -> Account:
             changed = sql.run(f"UPDATE accounts SET {assignments} WHERE account_id = ?",
                               *values, account_id)  # fmt: skip
             if changed == 0:
                 raise UnknownAccount(account_id)
-            return _must_load(sql, account_id)
+            return queries.must_load(sql, account_id)
 
         return self._changing(self._run(update))
 
@@ -528,7 +521,7 @@ class SqlAccountStore:
         if not _printable_ascii(secret, *DEVICE_SECRET_LENGTH):
             return _failed(AuthFailed("malformed", "a device secret is 22 to 128 characters"))
 
-        def device(sql: _Sql) -> tuple[Identity, Account | None]:
+        def device(sql: queries.Sql) -> tuple[Identity, Account | None]:
             made = sql.run("INSERT INTO devices (device_id, secret_hash, created) VALUES (?, ?, ?) "
                            "ON CONFLICT (device_id) DO NOTHING",
                            device_id, hash_secret(secret), now)  # fmt: skip
@@ -538,7 +531,7 @@ class SqlAccountStore:
                     raise AuthFailed("bad_secret")
             # A known device's account, read in the same transaction, so that the
             # sign-in's next call (`account_for`) is answered from memory, not by another.
-            account = None if made else _signed_in(sql, [("device", device_id)]).get(
+            account = None if made else queries.signed_in(sql, [("device", device_id)]).get(
                 ("device", device_id))
             return Identity("device", device_id), account
 
@@ -569,15 +562,15 @@ class SqlAccountStore:
         """Rate a ranked match once: each player's rating change by account id. A second
         call with the same match id changes nothing and answers as the first did.
         UnknownAccount (and nothing recorded) if a player has no account."""
-        return self._run(_record_match, result, now)
+        return self._run(queries.record_match, result, now)
 
     def ratings_of(
         self, account_ids: Sequence[str], game: str, queue: str
     ) -> Deferred[dict[str, Rating]]:
         """The ratings of these accounts in one game's queue (a new player's when none)."""
 
-        def read(sql: _Sql) -> dict[str, Rating]:
-            found = _ratings(sql, list(account_ids), game, queue, lock=False)
+        def read(sql: queries.Sql) -> dict[str, Rating]:
+            found = queries.read_ratings(sql, list(account_ids), game, queue, lock=False)
             return {a: found.get(a, ratings.new_rating()) for a in account_ids}
 
         return self._run(read, write=False)
@@ -587,7 +580,7 @@ class SqlAccountStore:
     ) -> Deferred[list[LeaderboardEntry]]:
         """The first `limit` (at most MAX_PAGE) of a leaderboard at `now`, by conservative
         value; accounts banned at `now` are left out."""
-        return self._run(_board_page, game, queue, now, 0, _page(limit), write=False)
+        return self._run(queries.board_page, game, queue, now, 0, _page(limit), write=False)
 
     def around(
         self, account_id: str, game: str, queue: str, limit: int, now: float
@@ -596,32 +589,33 @@ class SqlAccountStore:
         (a full page at either end of the board); empty if the player has no rating
         there or is banned at `now`."""
 
-        def around(sql: _Sql) -> list[LeaderboardEntry]:
-            mine = sql.one(f"SELECT r.conservative FROM ratings r {_SHOWN_JOIN} AND "
+        def around(sql: queries.Sql) -> list[LeaderboardEntry]:
+            mine = sql.one(f"SELECT r.conservative FROM ratings r {queries.SHOWN_JOIN} AND "
                            f"r.account_id = ?", game, queue, now, account_id)  # fmt: skip
             if mine is None:
                 return []
             above = sql.one(
-                f"SELECT COUNT(*) FROM ratings r {_SHOWN_JOIN} AND (r.conservative > ? OR "
+                f"SELECT COUNT(*) FROM ratings r {queries.SHOWN_JOIN} AND (r.conservative > ? OR "
                 f"(r.conservative = ? AND r.account_id < ?))",
                 game, queue, now, mine[0], mine[0], account_id,
             )  # fmt: skip
-            total = sql.one(f"SELECT COUNT(*) FROM ratings r {_SHOWN_JOIN}", game, queue, now)
+            shown = queries.SHOWN_JOIN
+            total = sql.one(f"SELECT COUNT(*) FROM ratings r {shown}", game, queue, now)
             size = _page(limit)
             # The player near the middle; a full page at either end of the board.
             offset = max(0, min(int(above[0]) - size // 2, int(total[0]) - size))
-            return _board_page(sql, game, queue, now, offset, size)
+            return queries.board_page(sql, game, queue, now, offset, size)
 
         return self._run(around, write=False)
 
     def history(self, account_id: str, limit: int = 10) -> Deferred[list[HistoryEntry]]:
         """The player's last `limit` (at most MAX_PAGE) rated matches, newest first."""
-        return self._run(_history, account_id, _page(limit), write=False)
+        return self._run(queries.history, account_id, _page(limit), write=False)
 
     def standings(self, account_id: str) -> Deferred[list[Standing]]:
         """The account's rating in each game's queue it was rated in, with its wins,
         losses and draws there, by game and queue."""
-        return self._run(_standings, account_id, write=False)
+        return self._run(queries.standings, account_id, write=False)
 
 
 def _page(limit: int) -> int:
@@ -671,313 +665,6 @@ class _Call(Generic[T]):
     done: Deferred[T]
 
 
-def _batch(sql: _Sql, calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...]]]) -> list[Any]:
-    """Each call's result, or its refusal as a Failure, in one transaction. A database
-    error fails the whole transaction (and so every call), as it would one call: a
-    call refused (a wrong device secret) refuses before it writes anything. The
-    `_account_for` calls are answered together (`_accounts_for`: one read, one write
-    of each table for all); no call of a batch waits on another's result."""
-    requests = [args for work, args in calls if work is _account_for]
-    accounts = _accounts_for(sql, requests) if requests else {}
-    outcomes: list[Any] = []
-    for work, args in calls:
-        try:
-            if work is _account_for:
-                outcomes.append(_answer(accounts, args[0], args[1]))
-            else:
-                outcomes.append(work(sql, *args))
-        except (AuthFailed, InvalidValue, UnknownAccount):
-            failure = Failure()
-            failure.cleanFailure()  # no frames kept: it crosses to the reactor's thread
-            outcomes.append(failure)
-    return outcomes
-
-
-class _Sql:
-    """A transaction's cursor, taking '?' markers whatever the database."""
-
-    def __init__(self, cursor: Any, dialect: schema.Dialect) -> None:
-        self.cursor = cursor
-        self.dialect = dialect
-
-    def run(self, statement: str, *args: Any) -> int:
-        """Execute; the number of rows changed."""
-        self.cursor.execute(self.dialect.sql(statement), args)
-        return int(self.cursor.rowcount)
-
-    def one(self, statement: str, *args: Any) -> Any:
-        self.cursor.execute(self.dialect.sql(statement), args)
-        return self.cursor.fetchone()
-
-    def all(self, statement: str, *args: Any) -> list[Any]:
-        self.cursor.execute(self.dialect.sql(statement), args)
-        return list(self.cursor.fetchall())
-
-
-def _markers(values: Sequence[Any]) -> str:
-    return ", ".join("?" for _ in values)
-
-
-def _load(sql: _Sql, account_id: str) -> Account | None:
-    row = sql.one(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE account_id = ?", account_id)
-    if row is None:
-        return None
-    identities = sql.all("SELECT provider, subject FROM identities WHERE account_id = ? "
-                         "ORDER BY linked, provider, subject", account_id)  # fmt: skip
-    return _account(row, identities)
-
-
-def _account(row: Sequence[Any], identities: Iterable[Sequence[Any]]) -> Account:
-    """An account from its row (`_ACCOUNT_COLUMNS`) and its identities' (provider, subject)."""
-    account_id, name, created, last_seen, ban_reason, ban_until, metadata = row
-    until = None if ban_until is None else float(ban_until)
-    return Account(
-        account_id=account_id,
-        display_name=name,
-        created=float(created),
-        last_seen=float(last_seen),
-        identities=tuple(Identity(provider, subject) for provider, subject in identities),
-        ban=None if ban_reason is None else Ban(ban_reason, until),
-        metadata=json.loads(metadata),
-    )
-
-
-def _must_load(sql: _Sql, account_id: str) -> Account:
-    account = _load(sql, account_id)
-    if account is None:
-        raise UnknownAccount(account_id)
-    return account
-
-
-def _lock(sql: _Sql, account_ids: Iterable[str]) -> None:
-    """Lock these accounts' rows in one order (PostgreSQL; SQLite has one writer);
-    UnknownAccount if one is missing."""
-    wanted = sorted(set(account_ids))
-    found = sql.all(f"SELECT account_id FROM accounts WHERE account_id IN ({_markers(wanted)}) "
-                    f"ORDER BY account_id{sql.dialect.for_update}", *wanted)  # fmt: skip
-    missing = set(wanted) - {row[0] for row in found}
-    if missing:
-        raise UnknownAccount(", ".join(sorted(missing)))
-
-
-def _signed_in(sql: _Sql, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Account]:
-    """The account linked to each (provider, subject) of `keys` that has one, with all
-    its identities: one query."""
-    wanted = sorted(set(keys))
-    rows = sql.all(
-        f"SELECT {', '.join('a.' + c for c in _ACCOUNT_COLUMNS.split(', '))}, i.provider, "
-        "i.subject, o.provider, o.subject FROM identities i "
-        "JOIN accounts a ON a.account_id = i.account_id "
-        "JOIN identities o ON o.account_id = a.account_id "
-        # One index search per identity: SQLite scans the whole table for a row-value IN.
-        f"WHERE {' OR '.join(['(i.provider = ? AND i.subject = ?)'] * len(wanted))} "
-        "ORDER BY i.provider, i.subject, o.linked, o.provider, o.subject",
-        *(value for key in wanted for value in key),
-    )  # fmt: skip
-    found: dict[tuple[str, str], Account] = {}
-    start = 0
-    for end in range(1, len(rows) + 1):
-        if end == len(rows) or rows[end][7:9] != rows[start][7:9]:
-            found[rows[start][7], rows[start][8]] = _account(
-                rows[start][:7], [row[9:] for row in rows[start:end]])  # fmt: skip
-            start = end
-    return found
-
-
-def _account_for(sql: _Sql, provider: str, subject: str, name: str, now: float) -> Account:
-    """The account of (provider, subject), made for it (named `name`) if it has none; its
-    `last_seen` written if due."""
-    return _answer(_accounts_for(sql, [(provider, subject, name, now)]), provider, subject)
-
-
-def _answer(accounts: dict[tuple[str, str], Account], provider: str, subject: str) -> Account:
-    account = accounts.get((provider, subject))
-    if account is None:
-        # Its account, made by another lobby meanwhile, was removed as this one read it.
-        raise UnknownAccount(f"{provider}:{subject}")
-    return account
-
-
-def _accounts_for(
-    sql: _Sql, requests: Sequence[Sequence[Any]]
-) -> dict[tuple[str, str], Account]:
-    """`_account_for` for each (provider, subject, name, now) of `requests` at once, the
-    account of each identity by (provider, subject): one read, and one write of each
-    table for the accounts made and the `last_seen`s due (an identity asked for twice
-    gets one account, named as its first request says)."""
-    accounts = _signed_in(sql, ((provider, subject) for provider, subject, *_ in requests))
-    made: dict[tuple[str, str], Account] = {}
-    due: set[str] = set()
-    latest = max(float(now) for *_, now in requests)
-    for provider, subject, name, now in requests:
-        key = (provider, subject)
-        account = accounts.get(key)
-        if account is None:
-            if key not in made:
-                made[key] = Account(new_account_id(), name, float(now), float(now),
-                                    (Identity(provider, subject),))  # fmt: skip
-        elif account.last_seen <= now - LAST_SEEN_INTERVAL:
-            # Written at most once an interval: a returning player's sign-in within it
-            # writes nothing.
-            due.add(account.account_id)
-            accounts[key] = evolve(account, last_seen=latest)
-    if due:
-        ids = sorted(due)
-        sql.run(f"UPDATE accounts SET last_seen = ? WHERE account_id IN ({_markers(ids)}) "
-                "AND last_seen < ?", latest, *ids, latest)  # fmt: skip
-    if made:
-        # One statement for each table, whatever the number of rows: SQLite's module lets
-        # go of the GIL around each row of an executemany, which the reactor's thread
-        # pays for.
-        sql.run(f"INSERT INTO accounts ({_ACCOUNT_COLUMNS}) VALUES "
-                + ", ".join(["(?, ?, ?, ?, NULL, NULL, '{}')"] * len(made)),
-                *(v for a in made.values()
-                  for v in (a.account_id, a.display_name, a.created, a.created)))  # fmt: skip
-        linked = sql.run("INSERT INTO identities (provider, subject, account_id, linked) VALUES "
-                         + ", ".join(["(?, ?, ?, ?)"] * len(made))
-                         + " ON CONFLICT (provider, subject) DO NOTHING",
-                         *(v for key, a in made.items()
-                           for v in (*key, a.account_id, a.created)))  # fmt: skip
-        if linked < len(made):
-            # Another lobby made some of these identities' accounts meanwhile: theirs are
-            # the ones, and those made here for them are removed.
-            theirs = _signed_in(sql, made)
-            unused = [a.account_id for key, a in made.items()
-                      if key not in theirs or theirs[key].account_id != a.account_id]  # fmt: skip
-            sql.run(f"DELETE FROM accounts WHERE account_id IN ({_markers(unused)})", *unused)
-            made = theirs
-        accounts.update(made)
-    return accounts
-
-
-def _ratings(
-    sql: _Sql, account_ids: list[str], game: str, queue: str, lock: bool
-) -> dict[str, Rating]:
-    if not account_ids:
-        return {}
-    if lock:
-        _lock(sql, account_ids)
-    rows = sql.all(f"SELECT account_id, mu, sigma, matches FROM ratings WHERE game = ? AND "
-                   f"queue = ? AND account_id IN ({_markers(account_ids)})",
-                   game, queue, *account_ids)  # fmt: skip
-    return {a: Rating(float(mu), float(sigma), int(n)) for a, mu, sigma, n in rows}
-
-
-def _record_match(sql: _Sql, result: RankedResult, now: float) -> dict[str, RatingChange]:
-    first = sql.run("INSERT INTO rated_matches (match_id, game, queue, ended) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (match_id) DO NOTHING",
-                    result.match_id, result.game, result.queue, now)  # fmt: skip
-    if not first:
-        return _stored_changes(sql, result.match_id)
-    before = _ratings(sql, list(result.players), result.game, result.queue, lock=True)
-    after = ratings.rate(result, before)
-    changes: dict[str, RatingChange] = {}
-    for team_index, team in enumerate(result.teams):
-        outcome = result.outcome_of(team_index)
-        for player in team:
-            old = before.get(player, ratings.new_rating())
-            new = after[player]
-            changes[player] = RatingChange(player, old, new)
-            sql.run(
-                "INSERT INTO ratings (account_id, game, queue, mu, sigma, conservative, matches, "
-                "updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, game, queue) "
-                "DO UPDATE SET mu = excluded.mu, sigma = excluded.sigma, conservative = "
-                "excluded.conservative, matches = excluded.matches, updated = excluded.updated",
-                player, result.game, result.queue, new.mu, new.sigma, new.conservative,
-                new.matches, now,
-            )  # fmt: skip
-            sql.run(
-                "INSERT INTO match_players (match_id, account_id, team, place, outcome, ended, "
-                "mu_before, sigma_before, matches_before, mu_after, sigma_after) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                result.match_id, player, team_index, result.places[team_index], outcome, now,
-                old.mu, old.sigma, old.matches, new.mu, new.sigma,
-            )  # fmt: skip
-    return changes
-
-
-def _change(account_id: str, mu0: Any, sigma0: Any, n: Any, mu1: Any, sigma1: Any) -> RatingChange:
-    before = Rating(float(mu0), float(sigma0), int(n))
-    return RatingChange(account_id, before, Rating(float(mu1), float(sigma1), int(n) + 1))
-
-
-def _stored_changes(sql: _Sql, match_id: str) -> dict[str, RatingChange]:
-    rows = sql.all("SELECT account_id, mu_before, sigma_before, matches_before, mu_after, "
-                   "sigma_after FROM match_players WHERE match_id = ? ORDER BY team, account_id",
-                   match_id)  # fmt: skip
-    return {row[0]: _change(*row) for row in rows}
-
-
-# A leaderboard's rows: one game's queue, without the accounts banned at the time
-# given (parameters: game, queue, now).
-_SHOWN_JOIN = (
-    "JOIN accounts a ON a.account_id = r.account_id WHERE r.game = ? AND r.queue = ? AND "
-    "(a.ban_reason IS NULL OR (a.ban_until IS NOT NULL AND a.ban_until <= ?))"
-)
-
-
-def _board_page(
-    sql: _Sql, game: str, queue: str, now: float, offset: int, limit: int
-) -> list[LeaderboardEntry]:
-    rows = sql.all(
-        f"SELECT r.account_id, a.display_name, r.mu, r.sigma, r.matches FROM ratings r "
-        f"{_SHOWN_JOIN} ORDER BY r.conservative DESC, r.account_id LIMIT ? OFFSET ?",
-        game, queue, now, limit, offset,
-    )  # fmt: skip
-    return [
-        LeaderboardEntry(offset + i + 1, a, name, Rating(float(mu), float(sigma), int(n)))
-        for i, (a, name, mu, sigma, n) in enumerate(rows)
-    ]
-
-
-def _standings(sql: _Sql, account_id: str) -> list[Standing]:
-    ended = sql.all(
-        "SELECT m.game, m.queue, p.outcome, COUNT(*) FROM match_players p JOIN rated_matches m "
-        "ON m.match_id = p.match_id WHERE p.account_id = ? GROUP BY m.game, m.queue, p.outcome",
-        account_id,
-    )
-    counts = {(game, queue, outcome): int(n) for game, queue, outcome, n in ended}
-    rows = sql.all("SELECT game, queue, mu, sigma, matches FROM ratings WHERE account_id = ? "
-                   "ORDER BY game, queue", account_id)  # fmt: skip
-    return [
-        Standing(game, queue, Rating(float(mu), float(sigma), int(n)),
-                 *(counts.get((game, queue, o), 0) for o in ("win", "loss", "draw")))
-        for game, queue, mu, sigma, n in rows
-    ]  # fmt: skip
-
-
-def _history(sql: _Sql, account_id: str, limit: int) -> list[HistoryEntry]:
-    mine = sql.all(
-        "SELECT p.match_id, m.game, m.queue, p.ended, p.outcome, p.place, p.team, p.mu_before, "
-        "p.sigma_before, p.matches_before, p.mu_after, p.sigma_after FROM match_players p "
-        "JOIN rated_matches m ON m.match_id = p.match_id WHERE p.account_id = ? "
-        "ORDER BY p.ended DESC, p.match_id DESC LIMIT ?",
-        account_id, limit,
-    )  # fmt: skip
-    if not mine:
-        return []
-    match_ids = [row[0] for row in mine]
-    others = sql.all(
-        f"SELECT p.match_id, p.team, p.account_id, a.display_name FROM match_players p "
-        f"LEFT JOIN accounts a ON a.account_id = p.account_id "
-        f"WHERE p.match_id IN ({_markers(match_ids)}) ORDER BY p.team, p.account_id",
-        *match_ids,
-    )  # fmt: skip
-    entries = []
-    for match_id, game, queue, ended, outcome, place, team, *rating in mine:
-        opponents = tuple(
-            Opponent(other, name or other)
-            for m, other_team, other, name in others
-            if m == match_id and other_team != team
-        )
-        entries.append(HistoryEntry(
-            match_id, game, queue, float(ended), outcome, int(place), opponents,
-            _change(account_id, *rating),
-        ))  # fmt: skip
-    return entries
-
-
-# -- opening a store -------------------------------------------------------------
 
 
 def _sqlite_connected(connection: sqlite3.Connection) -> None:
