@@ -33,13 +33,13 @@ from vinom.server.checks import (
     read_token_key,
 )
 from vinom.server.endpoints import description_of
-from vinom.server.options import (
+from vinom.server.option_groups import (
     CertificateOptions,
     OptionGroup,
     RelayKeyOptions,
-    RoleOptions,
     ServerOptions,
 )
+from vinom.server.options import RoleOptions
 from vinom.server.startup import PluginOptions
 
 DEFAULT_GATEWAY = "tcp:7300"

@@ -104,7 +104,7 @@ class IFleet(Interface):
     name = Attribute("The fleet's name, as $VINOM_FLEET names it.")
 
     def option_groups(role: str) -> tuple[type, ...]:
-        """The option groups (vinom.server.options.OptionGroup) it adds to a role's
+        """The option groups (vinom.server.option_groups.OptionGroup) it adds to a role's
         options: `all` (`twistd vinom`), `lobby`, `host`."""
 
     def subcommands() -> list[list[Any]]:
