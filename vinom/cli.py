@@ -26,18 +26,24 @@ from __future__ import annotations
 import getopt
 import json
 import os
-import random
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO, cast
 
-from twisted.internet.defer import CancelledError, Deferred, DeferredList
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.python import usage
 from twisted.python.failure import Failure
 
 from vinom import __version__
-from vinom.client.bots import BotReport, play_bot
+from vinom.client.bots import (
+    bot_line,
+    format_summary,
+    plural,
+    report_json,
+    run_bots,
+    summarize,
+)
 from vinom.client.errors import DEFAULT_TRUST, describe_failure
 from vinom.client.lobby import (
     Auth,
@@ -778,61 +784,6 @@ def new_game_command(
 # -- vinom bots -------------------------------------------------------------
 
 
-def bot_line(report: BotReport) -> str:
-    """One line per finished bot."""
-    parts = [report.name, report.player_id or "-", report.match_id or "-", report.outcome]
-    if report.outcome == "finished":
-        winners = (report.result or {}).get("winners")
-        parts.append("won" if report.won else "lost" if winners else "no winner")
-    parts.append(f"actions {report.actions_sent}")
-    if report.actions_rejected:
-        parts.append(f"rejected {report.actions_rejected}")
-    if report.reconnects:
-        parts.append(f"reconnected {report.reconnects}")
-    if report.lobby_changes:
-        parts.append(f"lobby changes {report.lobby_changes}")
-    if report.error and report.outcome != "finished":
-        parts.append(f"({report.error})")
-    return "  ".join(parts)
-
-
-def summarize(game: str, reports: Sequence[BotReport], wall_s: float) -> dict[str, Any]:
-    outcomes: dict[str, int] = {"finished": 0, "aborted": 0, "error": 0, "timeout": 0}
-    for report in reports:
-        outcomes[report.outcome] = outcomes.get(report.outcome, 0) + 1
-    errors = sorted({r.error for r in reports if r.outcome in ("error", "timeout") and r.error})
-    return {
-        "game": game,
-        "bots": len(reports),
-        "matches": len({r.match_id for r in reports if r.match_id}),
-        **outcomes,
-        "wins": sum(1 for r in reports if r.won),
-        "actions_sent": sum(r.actions_sent for r in reports),
-        "actions_rejected": sum(r.actions_rejected for r in reports),
-        "wall_s": round(wall_s, 3),
-        "errors": errors[:10],
-    }
-
-
-def _plural(count: int, one: str, many: str | None = None) -> str:
-    return f"{count} {one if count == 1 else many or one + 's'}"
-
-
-def format_summary(summary: dict[str, Any]) -> str:
-    lines = [
-        f"{summary['game']}: {_plural(summary['bots'], 'bot')} in "
-        f"{_plural(summary['matches'], 'match', 'matches')}, {summary['wall_s']:.2f} s",
-        "  "
-        + "  ".join(
-            f"{key} {summary[key]}" for key in ("finished", "aborted", "error", "timeout")
-        ),
-        f"  wins {summary['wins']}  actions sent {summary['actions_sent']}, "
-        f"rejected {summary['actions_rejected']}",
-    ]
-    lines += [f"  error: {text}" for text in summary["errors"]]
-    return "\n".join(lines)
-
-
 async def bots_command(
     reactor: Any,
     options: BotsOptions,
@@ -849,15 +800,16 @@ async def bots_command(
     if not options["json"] and count % game.match_size:
         out.write(
             f"note: {game.name} matches {game.match_size} players; "
-            f"{_plural(count % game.match_size, 'bot')} will wait for other players "
+            f"{plural(count % game.match_size, 'bot')} will wait for other players "
             "to fill a match\n"
         )
     await check_lobbies(reactor, lobbies, err or sys.stderr)
-    reports = await run_bot_fleet(
+    reports = await run_bots(
         reactor,
         lobbies,
         game,
-        [f"{options['name']}{i}" for i in range(count)],
+        count,
+        name_prefix=options["name"],
         seed=options["seed"],
         think_time=options["think"],
         auths=options["auths"],
@@ -867,7 +819,7 @@ async def bots_command(
     )
     summary = summarize(game.name, reports, reactor.seconds() - started)
     if options["json"]:
-        summary["reports"] = [_report_json(r) for r in reports]
+        summary["reports"] = [report_json(r) for r in reports]
         out.write(json.dumps(summary) + "\n")
     else:
         out.write(format_summary(summary) + "\n")
@@ -877,95 +829,6 @@ async def bots_command(
         first = next(r for r in reports if r.outcome in ("error", "timeout"))
         out.write(f"no bot could play: {first.error}\n")
     return 1 if failed else 0
-
-
-async def run_bot_fleet(
-    reactor: Any,
-    lobby: LobbyAddress | Sequence[LobbyAddress],
-    game: IGame,
-    names: Sequence[str],
-    *,
-    seed: int | None = None,
-    think_time: float = 0.0,
-    timeout: float = 0.0,
-    on_report: Callable[[BotReport], object] | None = None,
-    auths: Sequence[Auth | None] | None = None,
-    queue: str = NORMAL_QUEUE,
-) -> list[BotReport]:
-    """One `play_bot` per name, all at once; after `timeout` (if > 0) the rest are cancelled.
-
-    Given several lobbies, the i-th bot starts at the i-th lobby (modulo their
-    number) and each moves to the next when its lobby is lost; `auths`, one per name:
-    each bot's credentials (None: guests); `queue`: normal or ranked. Reports come back in
-    the order of `names`; a cancelled bot's outcome is `timeout`.
-    """
-    master = random.Random(seed)
-    running: list[Deferred[BotReport]] = []
-    for i, name in enumerate(names):
-        d = Deferred.fromCoroutine(
-            play_bot(
-                reactor, lobby, game, name,
-                rng=random.Random(master.random()), think_time=think_time, start=i,
-                auth=None if auths is None else auths[i], queue=queue,
-            )
-        )
-        d.addCallback(_report_ok, timeout)
-        if on_report is not None:
-            d.addCallback(_tell, on_report)
-        running.append(d)
-    timer = reactor.callLater(timeout, _cancel_all, running) if timeout > 0 else None
-    results = await DeferredList(running, consumeErrors=True)
-    if timer is not None and timer.active():
-        timer.cancel()
-    return [_report(name, ok, value, timeout) for name, (ok, value) in zip(names, results,
-                                                                          strict=True)]
-
-
-def _tell(report: BotReport, on_report: Callable[[BotReport], object]) -> BotReport:
-    on_report(report)
-    return report
-
-
-def _cancel_all(running: Sequence[Deferred[BotReport]]) -> None:
-    for d in running:
-        if not d.called:
-            d.cancel()
-
-
-def _report_ok(report: BotReport, timeout: float) -> BotReport:
-    # play_bot reports a cancellation before its match as an error: call it what it is.
-    if report.outcome == "error" and report.error and "CancelledError" in report.error:
-        return BotReport(
-            report.name, report.player_id, report.match_id, "timeout",
-            error=f"no match within {timeout:g} s",
-        )
-    return report
-
-
-def _report(name: str, ok: bool, value: Any, timeout: float) -> BotReport:
-    if ok:
-        report: BotReport = value
-        return report
-    failure: Failure = value
-    if failure.check(CancelledError):
-        return BotReport(name, None, None, "timeout", error=f"still playing after {timeout:g} s")
-    error = failure.value
-    return BotReport(name, None, None, "error", error=f"{type(error).__name__}: {error}")
-
-
-def _report_json(report: BotReport) -> dict[str, Any]:
-    return {
-        "name": report.name,
-        "player_id": report.player_id,
-        "match_id": report.match_id,
-        "outcome": report.outcome,
-        "won": report.won,
-        "actions_sent": report.actions_sent,
-        "actions_rejected": report.actions_rejected,
-        "reconnects": report.reconnects,
-        "lobby_changes": report.lobby_changes,
-        "error": report.error,
-    }
 
 
 async def accounts(reactor: Any, command: str, options: Any) -> int:

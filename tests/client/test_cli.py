@@ -17,7 +17,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import maybeDeferred
 from twisted.internet.protocol import ServerFactory
 from twisted.internet.testing import MemoryReactorClock
 from twisted.internet.utils import getProcessOutputAndValue
@@ -27,6 +27,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 import vinom
 from tests.support.servers import install_files, start_server
 from vinom import cli
+from vinom.client import bots
 from vinom.client.bots import BotReport, LobbyAddress
 from vinom.games.registry import GameRegistry
 from vinom.server.certs import ensure_dev_certificate
@@ -464,17 +465,15 @@ class BotFleetTests(SynchronousTestCase):
         clock = MemoryReactorClock()
         game = GameRegistry.from_plugins().get("maze")
         seen: list[BotReport] = []
-        d = Deferred.fromCoroutine(
-            cli.run_bot_fleet(clock, LobbyAddress("127.0.0.1", 7350), game, ["a", "b"],
-                              timeout=5.0, on_report=seen.append)
-        )
+        d = bots.run_bots(clock, LobbyAddress("127.0.0.1", 7350), game, 2, name_prefix="b",
+                          timeout=5.0, on_report=seen.append)  # fmt: skip
         # The TLS connections never complete on a memory reactor.
         self.assertEqual(len(clock.tcpClients), 2)
         clock.advance(4.9)
         self.assertNoResult(d)
         clock.advance(0.2)
         reports = self.successResultOf(d)
-        self.assertEqual([r.name for r in reports], ["a", "b"])
+        self.assertEqual([r.name for r in reports], ["b0", "b1"])
         self.assertEqual({r.outcome for r in reports}, {"timeout"})
         self.assertEqual(len(seen), 2)
 
@@ -485,7 +484,7 @@ class BotFleetTests(SynchronousTestCase):
             BotReport("c", "p-3", "m-2", "aborted", None, 0, 0, "players_missing"),
             BotReport("d", None, None, "error", error="ConnectionLost: gone"),
         ]
-        summary = cli.summarize("maze", reports, 1.23456)
+        summary = bots.summarize("maze", reports, 1.23456)
         self.assertEqual(
             {k: summary[k] for k in ("bots", "matches", "finished", "aborted", "error", "wins",
                                      "actions_sent", "actions_rejected", "wall_s")},
@@ -493,8 +492,8 @@ class BotFleetTests(SynchronousTestCase):
              "actions_sent": 18, "actions_rejected": 1, "wall_s": 1.235},
         )
         self.assertEqual(summary["errors"], ["ConnectionLost: gone"])
-        text = cli.format_summary(summary)
+        text = bots.format_summary(summary)
         self.assertIn("maze: 4 bots in 2 matches", text)
         self.assertIn("wins 1  actions sent 18, rejected 1", text)
-        self.assertEqual(cli.bot_line(reports[0]).split()[3:5], ["finished", "won"])
-        self.assertEqual(cli.bot_line(reports[1]).split()[3:5], ["finished", "lost"])
+        self.assertEqual(bots.bot_line(reports[0]).split()[3:5], ["finished", "won"])
+        self.assertEqual(bots.bot_line(reports[1]).split()[3:5], ["finished", "lost"])

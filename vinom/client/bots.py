@@ -14,14 +14,16 @@ from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from attrs import define, field, frozen
-from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.defer import CancelledError, Deferred, DeferredList
 from twisted.internet.task import deferLater
+from twisted.python.failure import Failure
 
 from vinom.client.failover import DEFAULT_POLICY, FailoverPolicy, LobbyPlayer, NoLobbyAvailable
 from vinom.client.game import GameSession, connect_game
 from vinom.client.lobby import Auth, LobbyAddress, MatchFound
 from vinom.client.udp import ConnectFailedError
 from vinom.games.interfaces import IBot, IGame
+from vinom.match import NORMAL_QUEUE
 
 
 @frozen
@@ -275,6 +277,64 @@ def _fire(value: dict[str, Any], d: Deferred[dict[str, Any]]) -> dict[str, Any]:
     return value
 
 
+# -- many bots at once (`vinom bots`) --------------------------------------------
+
+
+def bot_line(report: BotReport) -> str:
+    """One line per finished bot."""
+    parts = [report.name, report.player_id or "-", report.match_id or "-", report.outcome]
+    if report.outcome == "finished":
+        winners = (report.result or {}).get("winners")
+        parts.append("won" if report.won else "lost" if winners else "no winner")
+    parts.append(f"actions {report.actions_sent}")
+    if report.actions_rejected:
+        parts.append(f"rejected {report.actions_rejected}")
+    if report.reconnects:
+        parts.append(f"reconnected {report.reconnects}")
+    if report.lobby_changes:
+        parts.append(f"lobby changes {report.lobby_changes}")
+    if report.error and report.outcome != "finished":
+        parts.append(f"({report.error})")
+    return "  ".join(parts)
+
+
+def summarize(game: str, reports: Sequence[BotReport], wall_s: float) -> dict[str, Any]:
+    outcomes: dict[str, int] = {"finished": 0, "aborted": 0, "error": 0, "timeout": 0}
+    for report in reports:
+        outcomes[report.outcome] = outcomes.get(report.outcome, 0) + 1
+    errors = sorted({r.error for r in reports if r.outcome in ("error", "timeout") and r.error})
+    return {
+        "game": game,
+        "bots": len(reports),
+        "matches": len({r.match_id for r in reports if r.match_id}),
+        **outcomes,
+        "wins": sum(1 for r in reports if r.won),
+        "actions_sent": sum(r.actions_sent for r in reports),
+        "actions_rejected": sum(r.actions_rejected for r in reports),
+        "wall_s": round(wall_s, 3),
+        "errors": errors[:10],
+    }
+
+
+def plural(count: int, one: str, many: str | None = None) -> str:
+    return f"{count} {one if count == 1 else many or one + 's'}"
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    lines = [
+        f"{summary['game']}: {plural(summary['bots'], 'bot')} in "
+        f"{plural(summary['matches'], 'match', 'matches')}, {summary['wall_s']:.2f} s",
+        "  "
+        + "  ".join(
+            f"{key} {summary[key]}" for key in ("finished", "aborted", "error", "timeout")
+        ),
+        f"  wins {summary['wins']}  actions sent {summary['actions_sent']}, "
+        f"rejected {summary['actions_rejected']}",
+    ]
+    lines += [f"  error: {text}" for text in summary["errors"]]
+    return "\n".join(lines)
+
+
 def run_bots(
     reactor: Any,
     lobby: LobbyAddress | Sequence[LobbyAddress],
@@ -284,26 +344,88 @@ def run_bots(
     seed: int | None = None,
     think_time: float = 0.0,
     name_prefix: str = "bot",
+    timeout: float = 0.0,
+    on_report: Callable[[BotReport], object] | None = None,
+    auths: Sequence[Auth | None] | None = None,
+    queue: str = NORMAL_QUEUE,
 ) -> Deferred[list[BotReport]]:
-    """Run `count` bots at once; fires with their reports in order. Given several
-    lobbies, bot i starts at the i-th (modulo their number)."""
+    """Run `count` bots at once (named `name_prefix` and their number); fires with their
+    reports in order. After `timeout` (if > 0) the bots still running are cancelled,
+    reported `timeout`.
+
+    Given several lobbies, bot i starts at the i-th (modulo their number) and each moves
+    to the next when its lobby is lost; `auths`, one per bot: its credentials (None: a
+    guest); `queue`: normal or ranked; `on_report` is told each report as its bot ends.
+    """
     master = random.Random(seed)
-    bots = [
-        Deferred.fromCoroutine(
-            play_bot(reactor, lobby, game, f"{name_prefix}{i}",
-                     rng=random.Random(master.random()), think_time=think_time, start=i)
+    names = [f"{name_prefix}{i}" for i in range(count)]
+    running: list[Deferred[BotReport]] = []
+    for i, name in enumerate(names):
+        d = Deferred.fromCoroutine(
+            play_bot(
+                reactor, lobby, game, name,
+                rng=random.Random(master.random()), think_time=think_time, start=i,
+                auth=None if auths is None else auths[i], queue=queue,
+            )
         )
-        for i in range(count)
-    ]
-    d = DeferredList(bots, consumeErrors=True)
-    return d.addCallback(_reports)
+        d.addCallback(_report_ok, timeout)
+        if on_report is not None:
+            d.addCallback(_tell, on_report)
+        running.append(d)
+    timer = reactor.callLater(timeout, _cancel_all, running) if timeout > 0 else None
+
+    def reports(results: list[tuple[bool, Any]]) -> list[BotReport]:
+        if timer is not None and timer.active():
+            timer.cancel()
+        return [_failed_or(name, ok, value, timeout)
+                for name, (ok, value) in zip(names, results, strict=True)]  # fmt: skip
+
+    return DeferredList(running, consumeErrors=True).addCallback(reports)
 
 
-def _reports(results: Sequence[tuple[bool, Any]]) -> list[BotReport]:
-    reports = []
-    for i, (ok, value) in enumerate(results):
-        if ok:
-            reports.append(value)
-        else:
-            reports.append(BotReport(f"bot{i}", None, None, "error", error=str(value.value)))
-    return reports
+def _tell(report: BotReport, on_report: Callable[[BotReport], object]) -> BotReport:
+    on_report(report)
+    return report
+
+
+def _cancel_all(running: Sequence[Deferred[BotReport]]) -> None:
+    for d in running:
+        if not d.called:
+            d.cancel()
+
+
+def _report_ok(report: BotReport, timeout: float) -> BotReport:
+    # play_bot reports a cancellation before its match as an error: call it what it is.
+    if report.outcome == "error" and report.error and "CancelledError" in report.error:
+        return BotReport(
+            report.name, report.player_id, report.match_id, "timeout",
+            error=f"no match within {timeout:g} s",
+        )
+    return report
+
+
+def _failed_or(name: str, ok: bool, value: Any, timeout: float) -> BotReport:
+    """A bot's report, or one made from how it failed."""
+    if ok:
+        report: BotReport = value
+        return report
+    failure: Failure = value
+    if failure.check(CancelledError):
+        return BotReport(name, None, None, "timeout", error=f"still playing after {timeout:g} s")
+    error = failure.value
+    return BotReport(name, None, None, "error", error=f"{type(error).__name__}: {error}")
+
+
+def report_json(report: BotReport) -> dict[str, Any]:
+    return {
+        "name": report.name,
+        "player_id": report.player_id,
+        "match_id": report.match_id,
+        "outcome": report.outcome,
+        "won": report.won,
+        "actions_sent": report.actions_sent,
+        "actions_rejected": report.actions_rejected,
+        "reconnects": report.reconnects,
+        "lobby_changes": report.lobby_changes,
+        "error": report.error,
+    }
