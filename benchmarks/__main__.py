@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 from twisted.python import usage
 
-from benchmarks import results
+from benchmarks import ports, results
 
 # Scenario name -> module holding its `Options` and `run(options) -> exit code`.
 SCENARIOS = {
@@ -61,6 +61,15 @@ def results_directory(path: str) -> str:
 results_directory.coerceDoc = "A directory, made if missing."  # type: ignore[attr-defined]
 
 
+def port_range(text: str) -> str:
+    """usage.Options coerce of --ports."""
+    ports.parse_range(text)
+    return text
+
+
+port_range.coerceDoc = "LOW-HIGH, within 1024-65535."  # type: ignore[attr-defined]
+
+
 class Options(usage.Options):
     synopsis = "[--save-results DIR] <scenario> [options]"
     longdesc = __doc__
@@ -69,6 +78,10 @@ class Options(usage.Options):
         ["save-results", None, None,
          "Also write the run's JSON line to a dated result file in this directory.",
          results_directory],
+        ["ports", None, None,
+         "LOW-HIGH: every server of the run (vinom's, Redis, the peers) listens in this "
+         "range, so that two runs can share a machine (benchmarks/ports.py).",
+         port_range],
     ]  # fmt: skip
 
     subCommands = [
@@ -89,7 +102,7 @@ def command_args(argv: Sequence[str], command: str) -> list[str]:
     for index, arg in enumerate(argv):
         if skip:
             skip = False
-        elif arg == "--save-results":
+        elif arg in ("--save-results", "--ports"):
             skip = True
         elif arg == command:
             return list(argv[index + 1:])
@@ -105,6 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"{options}\nerror: {e}\n")
         return 2
     assert options.subCommand is not None
+    if options["ports"] is not None:
+        # Every process the run starts inherits it (benchmarks/ports.py).
+        os.environ[ports.RANGE_VARIABLE] = options["ports"]
     module = importlib.import_module(COMMANDS[options.subCommand])
     directory = options["save-results"]
     if directory is None:

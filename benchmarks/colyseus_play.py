@@ -76,6 +76,7 @@ from benchmarks.harness import (
     report,
 )
 from benchmarks.play import move_figures, move_rows
+from benchmarks.ports import free_tcp_port
 
 PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers", "colyseus")
 # What a run needs of the peer's directory (node_modules is installed from the lockfile).
@@ -236,7 +237,8 @@ def run(options: Options) -> int:
             server = harness.spawn_command(
                 "server",
                 [node, os.path.join(directory, "server.mjs"), json.dumps({
-                    "host": "127.0.0.1", "state_interval": options["state-interval"],
+                    "host": "127.0.0.1", "port": free_tcp_port("127.0.0.1"),
+                    "state_interval": options["state-interval"],
                 })],
                 server_cpu,
             )  # fmt: skip

@@ -17,6 +17,10 @@ scattered, and a range must find that many free in a row (run 62: ranges
 held for 15 minutes left `test_bench` no 256 in a row). A server that binds
 its range's ports later (a game host, one a match) may find one taken by
 then, at odds of the range's share of the ports handed out since.
+
+Given a range (`$VINOM_BENCH_PORTS`, LOW-HIGH, set by `python -m benchmarks --ports`
+and inherited by every process it starts), every port is picked inside it instead,
+so that two measurements can share a machine, each in its own range.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ REGISTRY = os.environ.get("VINOM_PORT_REGISTRY") or os.path.join(
     tempfile.gettempdir(), f"vinom-ports-{os.getuid()}"
 )
 HELD_FOR = 120.0
+# The range every port is picked in, when given (LOW-HIGH; module docstring).
+RANGE_VARIABLE = "VINOM_BENCH_PORTS"
 
 
 def ephemeral_ports() -> tuple[int, int]:
@@ -45,6 +51,41 @@ def ephemeral_ports() -> tuple[int, int]:
             return low, high
     except (OSError, ValueError):
         return 32768, 60999
+
+
+def given_range() -> tuple[int, int] | None:
+    """The range `$VINOM_BENCH_PORTS` gives, or None; a malformed one is refused."""
+    text = os.environ.get(RANGE_VARIABLE)
+    if not text:
+        return None
+    return parse_range(text)
+
+
+def parse_range(text: str) -> tuple[int, int]:
+    """LOW-HIGH, 1024 <= LOW <= HIGH <= 65535: the ports a run may listen on."""
+    try:
+        low, high = (int(part) for part in text.split("-"))
+    except ValueError:
+        raise ValueError(f"a port range is LOW-HIGH, not {text!r}") from None
+    if not 1024 <= low <= high <= 65535:
+        raise ValueError(f"a port range is LOW-HIGH within 1024-65535, not {text!r}")
+    return low, high
+
+
+def _spans(size: int) -> list[tuple[int, int]]:
+    """Where a run of `size` ports may start: [first, last) spans."""
+    given = given_range()
+    if given is not None:
+        low, high = given
+        if high - low + 1 < size:
+            raise RuntimeError(f"{size} ports do not fit in ${RANGE_VARIABLE} {low}-{high}")
+        return [(low, high - size + 2)]
+    low_ephemeral, high_ephemeral = ephemeral_ports()
+    spans = [(_LOWEST, low_ephemeral - size), (high_ephemeral + 1, 65535 - size)]
+    spans = [(a, b) for a, b in spans if b > a]
+    if not spans:
+        raise RuntimeError(f"no room for {size} ports outside the ephemeral range")
+    return spans
 
 
 def _free(interface: str, port: int, kind: int) -> bool:
@@ -98,14 +139,10 @@ def _hold(registry: str, port: int, until: float) -> None:
 
 def free_port_range(interface: str, size: int, kind: int = socket.SOCK_DGRAM,
                     attempts: int = 500) -> tuple[int, int]:  # fmt: skip
-    """`size` consecutive ports of socket `kind`, all free now, outside the
-    ephemeral range and not handed out lately: (first, last)."""
+    """`size` consecutive ports of socket `kind`, all free now, in the given range (else
+    outside the ephemeral range) and not handed out lately: (first, last)."""
     rng = random.Random()
-    low_ephemeral, high_ephemeral = ephemeral_ports()
-    spans = [(_LOWEST, low_ephemeral - size), (high_ephemeral + 1, 65535 - size)]
-    spans = [(a, b) for a, b in spans if b > a]
-    if not spans:
-        raise RuntimeError(f"no room for {size} ports outside the ephemeral range")
+    spans = _spans(size)
     # Every first port equally likely, whichever span it is in.
     weights = [b - a for a, b in spans]
     with _registry() as registry:

@@ -301,7 +301,8 @@ def listen_site(reactor: Any, site: Any, interface: str, tls: bool) -> int:
     """`site` on a fresh port of `interface`, plain or over TLS as `--websocket` listens
     (the build's own `vinom-ssl:` listener, a fresh self-signed certificate); the port."""
     if not tls:
-        return int(reactor.listenTCP(0, site, interface=interface).getHost().port)
+        return int(reactor.listenTCP(free_tcp_port(interface), site,
+                                     interface=interface).getHost().port)
     from vinom.server.certs import make_self_signed
     from vinom.server.tls import tls_server_endpoint
 
@@ -312,7 +313,8 @@ def listen_site(reactor: Any, site: Any, interface: str, tls: bool) -> int:
     for name, pem in zip(("certKey", "privateKey"), make_self_signed("localhost"), strict=True):
         with open(paths[name], "wb") as f:
             f.write(pem)
-    endpoint = tls_server_endpoint(reactor, ("0",), {"interface": interface, **paths})
+    port = str(free_tcp_port(interface))
+    endpoint = tls_server_endpoint(reactor, (port,), {"interface": interface, **paths})
     listening: list[Any] = []
     endpoint.listen(site).addCallback(listening.append)
     return int(listening[0].getHost().port)

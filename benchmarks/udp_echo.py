@@ -53,6 +53,7 @@ from benchmarks.harness import (
     merge_histograms,
     report,
 )
+from benchmarks.ports import free_udp_port
 
 
 class Options(ScenarioOptions):
@@ -95,7 +96,8 @@ class Options(ScenarioOptions):
 def run_half(options: Options, mode: str, harness: Harness, key: bytes) -> dict[str, Any]:
     """One half (bare or vinom): start its server and load, measure, stop both."""
     server_cpu, load_cpus = cpu_plan(1, options.pin)
-    server_args = ["--mode", "bare" if mode == "relayed" else mode]
+    server_args = ["--mode", "bare" if mode == "relayed" else mode,
+                   "--port", str(free_udp_port("127.0.0.1"))]  # fmt: skip
     if mode == "vinom":
         server_args += ["--key", key.hex()]
     server = harness.spawn(f"{mode}-server", "benchmarks.echo_server", server_args, server_cpu)

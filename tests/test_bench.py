@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -65,6 +67,26 @@ def run_bench(*args: str, timeout: float = 60.0) -> tuple[int, dict[str, Any], s
     lines = done.stdout.decode().strip().splitlines()
     result = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {}
     return done.returncode, result, done.stderr.decode()
+
+
+def listening_ports(pid: int, command: str) -> set[int]:
+    """The ports the descendants of `pid` whose command line names `command` listen on
+    (TCP) or are bound to with no peer (UDP)."""
+    ports: set[int] = set()
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return ports
+    for process in children:
+        try:
+            if command not in " ".join(process.cmdline()):
+                continue
+            for c in process.net_connections(kind="inet"):
+                if c.status == psutil.CONN_LISTEN or (c.type == socket.SOCK_DGRAM and not c.raddr):
+                    ports.add(c.laddr.port)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return ports
 
 
 def _alive(process: psutil.Process) -> bool:
@@ -276,6 +298,34 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertGreater(result["server_cpu_us_per_move"], 0)
         self.assertGreater(result["p99_ms"], 0)
         self.assertGreaterEqual(result["p99_ms"], result["p50_ms"])
+
+    def test_every_server_port_is_in_the_range_given(self) -> None:
+        """`--ports LOW-HIGH`: every port the run's servers listen on (vinom's lobby,
+        its game host's UDP ports, the WebSocket) is in the range, watched from outside
+        in the processes themselves while they run."""
+        low = random.Random().randrange(20_000, 29_000)
+        high = low + 299
+        child = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks", "--ports", f"{low}-{high}", "play",
+             "--game", "arena", "--transport", "ws", "--warmup", "0.5", "--duration", "1.5",
+             "--quiet", "--timeout", "50"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=bench_env(), cwd=ROOT,
+        )  # fmt: skip
+        seen: set[int] = set()
+        while child.poll() is None:
+            seen |= listening_ports(child.pid, "benchmarks.server_worker")
+            time.sleep(0.1)
+        out, err = child.communicate()
+        result = json.loads(out.decode().strip().splitlines()[-1])
+        self.assertArenaPlayed(child.returncode, result, err.decode(), "ws")
+        # The WebSocket and the game host's UDP ports at least.
+        self.assertGreaterEqual(len(seen), 2, seen)
+        self.assertEqual({p for p in seen if not low <= p <= high}, set(), (low, high))
+
+    def test_a_malformed_port_range_is_a_usage_error(self) -> None:
+        code, _, stderr = run_bench("--ports", "9-x", "udp-echo")
+        self.assertEqual(code, 2)
+        self.assertIn("a port range is LOW-HIGH, not '9-x'", stderr)
 
     def test_play_arena(self) -> None:
         code, result, stderr = run_bench(

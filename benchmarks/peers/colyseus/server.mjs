@@ -2,8 +2,8 @@
 // and the arena (`--game arena`) as Colyseus rooms, on Colyseus's own WebSocket
 // transport (plain ws://).
 //
-// `node server.mjs '{"host": "127.0.0.1", "state_interval": 1.0}'` listens on an
-// ephemeral port and speaks the harness's JSON lines (benchmarks/harness.py): it
+// `node server.mjs '{"host": "127.0.0.1", "port": P, "state_interval": 1.0}'` listens on P (an
+// ephemeral port without one) and speaks the harness's JSON lines (benchmarks/harness.py): it
 // writes {"type": "ready", "port": P} once listening and answers every
 // {"type": "mark"} line on its standard input with its counters; it exits when its
 // standard input closes.
@@ -237,7 +237,7 @@ class ArenaRoom extends Room {
 const server = new Server({ transport: new WebSocketTransport(), greet: false });
 server.define("duel", DuelRoom);
 server.define("arena", ArenaRoom);
-await server.listen(0, host);
+await server.listen(settings.port ?? 0, host);
 const address = server.transport.server.address();
 emit("ready", { port: address.port, colyseus: colyseusVersion() });
 
