@@ -9,7 +9,13 @@
 //   items matched by their seat index, positions the shorter way round;
 // - the own dot is predicted (`game.predict`, `predicted`) with the arena's own
 //   rules, `own` and `step` below (the twins of ArenaGame.own and step): an
-//   input moves it on the frame it is given, and each snapshot reconciles it.
+//   input moves it on the frame it is given, and each snapshot reconciles it;
+// - each direction key pressed is an event the player causes, predicted
+//   (`game.predictEvents`): a ring where the own dot was at the key, drawn on
+//   the first animation frame after the key event, even when the input it
+//   starts waits for the next tick to be sent (one input a tick); a snapshot
+//   whose `ack` reaches the input's number confirms it (the ring goes), one
+//   that has not after 8 ticks retracts it (the key changed nothing sent).
 // A spectator or a replay's viewer (`game.spectator`) has no dot of their own:
 // every player's is drawn interpolated, and no key or pointer is taken.
 //
@@ -88,6 +94,15 @@ export default {
     if (!watching) game.predict(stepper(size), own, { smooth: ["x", "y"], wrap, tolerance: 0.011 });
 
     const shown = new Map(); // seat -> <circle>
+    // The rings of the keys' predicted events, each named by the number of the
+    // input that carries the key's velocity: confirmed once a view's `ack` (the
+    // newest input number the host applied) reaches it.
+    const events = watching ? null : game.predictEvents(
+      (view) => events.shown().map(([n]) => n).filter((n) => n <= (view?.ack ?? 0)),
+    );
+    const rings = new Map(); // input number -> <circle>
+    const marks = svg("g", { class: "vb-arena-rings" });
+    field.insertBefore(marks, dots);
     let playing = false;
     let ended = false;
     let frame = null;
@@ -135,8 +150,34 @@ export default {
           shown.delete(seat);
         }
       }
+      drawRings();
       frames += 1;
       root.dataset.frames = String(frames);
+    }
+
+    // The keys' predicted events as they stand now (settled ones are gone).
+    function drawRings() {
+      if (events === null) return;
+      const now = new Set();
+      for (const [n, at] of events.shown()) {
+        now.add(n);
+        let ring = rings.get(n);
+        if (ring === undefined) {
+          ring = svg("circle", { r: DOT * 2, class: "vb-arena-ring" });
+          ring.dataset.event = String(n);
+          marks.append(ring);
+          rings.set(n, ring);
+        }
+        ring.setAttribute("cx", at.x.toFixed(2));
+        ring.setAttribute("cy", at.y.toFixed(2));
+      }
+      for (const [n, ring] of rings) {
+        if (!now.has(n)) {
+          ring.remove();
+          rings.delete(n);
+        }
+      }
+      root.dataset.rings = String(rings.size);
     }
 
     function wanted() {
@@ -156,12 +197,17 @@ export default {
       return d === 0 ? [0, 0] : [(x / d) * SPEED, (y / d) * SPEED];
     }
 
+    // The velocity wanted when it differs from the one last sent, else null.
+    function change() {
+      const move = wanted().map((v) => Math.round(v * 10) / 10);
+      return move[0] === sent[0] && move[1] === sent[1] ? null : move;
+    }
+
     // Sends the velocity wanted when it changed: at once, or, within a tick of
     // the last input, at the next tick (one input a tick: GameSocket.input).
     function steer() {
       if (!playing || ended || timer !== null) return;
-      const move = wanted().map((v) => Math.round(v * 10) / 10);
-      if (move[0] === sent[0] && move[1] === sent[1]) return;
+      if (change() === null) return;
       const tick = 1000 / (game.tickRate() || 20);
       const wait = lastSent + tick - performance.now();
       if (wait > 0) {
@@ -171,18 +217,38 @@ export default {
         }, wait);
         return;
       }
+      const move = change();
       sent = move;
       lastSent = performance.now();
       inputs += 1;
-      game.input({ move, n: inputs });
+      const k = game.input({ move, n: inputs });
+      // A key's event predicted before this send: now with the input's own tick.
+      const event = events?.shown().find(([n]) => n === inputs);
+      if (event !== undefined) events.predict(inputs, k, event[1]);
       root.dataset.inputs = String(inputs);
+    }
+
+    // A direction key pressed that changes the velocity: its event is predicted at
+    // once, named by the number of the input that will carry it (sent now, or at
+    // the next tick with the velocity wanted then), so the next frame draws it.
+    function predictKey() {
+      if (events === null || !playing || ended || change() === null) return;
+      const view = game.rendered();
+      const me = game.predicted() ?? (view === null ? null : own(view));
+      if (me === null) return;
+      const tick = Math.floor(game.serverTick() ?? 0) + 1; // until the input's own
+      events.predict(inputs + 1, tick, { x: me.x, y: me.y });
     }
 
     function onKey(event) {
       if (!(event.key in KEYS) || event.ctrlKey || event.metaKey || event.altKey) return;
       event.preventDefault();
-      if (event.type === "keydown") held.add(event.key);
-      else held.delete(event.key);
+      if (event.type === "keydown") {
+        held.add(event.key);
+        if (!event.repeat) predictKey();
+      } else {
+        held.delete(event.key);
+      }
       steer();
     }
 
@@ -238,6 +304,7 @@ export default {
           inputs += 1;
           lastSent = performance.now();
           game.input({ move: [0, 0], n: inputs });
+          root.dataset.inputs = String(inputs);
         }
         if (playing) steer();
       },
