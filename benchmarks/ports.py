@@ -158,6 +158,12 @@ def free_port_range(interface: str, size: int, kind: int = socket.SOCK_DGRAM,
                 for port in ports:
                     _hold(registry, port, until)
                 return low, low + size - 1
+    given = given_range()
+    if given is not None:
+        raise RuntimeError(
+            f"no {size} consecutive free ports in ${RANGE_VARIABLE} {given[0]}-{given[1]}: "
+            f"ports handed out stay held {HELD_FOR:g} s, so give a range that holds a few "
+            "runs' ports (a match run takes 256 for its game host)")
     raise RuntimeError(f"no {size} consecutive free ports found")
 
 
