@@ -16,6 +16,7 @@ fail with the command that installs them, never skip."""
 from __future__ import annotations
 
 import atexit
+import base64
 import json
 import re
 import shutil
@@ -28,6 +29,7 @@ from twisted.trial.unittest import TestCase
 
 from tests.support.ports import free_tcp_port
 from tests.support.servers import start_twistd
+from tests.support.vectors import load
 from tests.test_native import (
     PATH,
     ROOT,
@@ -141,6 +143,52 @@ static class P {
 }
 """
 
+#: A game's frame loop on the binding against a UDP port that is closed: the
+#: client's socket is connected to a port bound then closed, so its request is
+#: answered by the kernel's "port unreachable". Prints each event, what a send
+#: after it returned, and any exception (there must be none).
+CLOSED_PORT_PROGRAM = """using System; using System.IO; using System.Net; using System.Net.Sockets;
+using Vinom;
+static class P {
+    static int Main(string[] args) {
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        Func<double> now = () => watch.Elapsed.TotalSeconds;
+        try {
+            var host = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+            host.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            var where = (IPEndPoint)host.LocalEndPoint;
+            using (var token = ConnectToken.Parse(File.ReadAllText(args[0])))
+            using (var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram,
+                                           ProtocolType.Udp))
+            using (var client = new Client(token, now(), 5.0)) {
+                socket.Connect(where);
+                socket.Blocking = false;
+                host.Close();  // the host's port closes
+                for (int frame = 0; frame < 100; ++frame) {
+                    client.ReceiveFrom(socket, now());
+                    client.Update(now());
+                    client.SendTo(socket);
+                    ClientEvent e;
+                    while (client.TryPoll(out e))
+                        Console.WriteLine("event " + e.Kind + " " + e.Reason);
+                    System.Threading.Thread.Sleep(10);
+                }
+                var action = Messages.FromJson("{\\"t\\": \\"action\\"}");
+                Console.WriteLine("send " + client.Send(action));
+                Console.WriteLine("unreliable " + client.SendUnreliable(new byte[] { 0x80 }));
+                client.Close();
+                client.SendTo(socket);
+                Console.WriteLine("state " + client.State + " ended " + client.Ended);
+            }
+        } catch (Exception e) {
+            Console.WriteLine("exception " + e.GetType().Name + ": " + e.Message);
+            return 1;
+        }
+        return 0;
+    }
+}
+"""
+
 #: Unity's callback attribute, as a stub (Unity defines it; the binding only outside Unity).
 AOT_STUB = """namespace AOT {
     [System.AttributeUsage(System.AttributeTargets.Method)]
@@ -182,6 +230,27 @@ class BindingForEngines(TestCase):
         self.assertIn(f"Info lobby: connect 127.0.0.1 port {port}: Connection refused",
                       report.splitlines())  # fmt: skip
 
+    async def test_a_closed_host_port_is_one_ended_event_and_no_exception(self) -> None:
+        """Issue 76, 5: a real client's socket against a real closed UDP port."""
+        where = await library()
+        work = Path(self.mktemp()).resolve()
+        work.mkdir()
+        (work / "Closed.cs").write_text(CLOSED_PORT_PROGRAM, encoding="utf-8")
+        (work / "token.json").write_text(json.dumps(load()["session"]["token"]), "utf-8")
+        exe = work / "Closed.exe"
+        await self.compile(exe, str(CSHARP / "Vinom.cs"), str(work / "Closed.cs"))
+        report, code = await _run(
+            "/usr/bin/mono", [str(exe), str(work / "token.json")], {"LD_LIBRARY_PATH": str(where)}
+        )
+        self.assertEqual(code, 0, report)
+        lines = report.splitlines()
+        self.assertEqual([line for line in lines if line.startswith("event")],
+                         ["event Ended host_closed"], report)  # fmt: skip
+        self.assertIn("send False", lines)
+        self.assertIn("unreliable False", lines)
+        self.assertIn("state Closed ended host_closed", lines)
+        self.assertNotIn("exception", report)
+
     async def test_compiled_for_ios_every_call_binds_to_internal(self) -> None:
         work = Path(self.mktemp()).resolve()
         work.mkdir()
@@ -200,6 +269,137 @@ class BindingForEngines(TestCase):
         await self.compile(dll, str(CSHARP / "Vinom.cs"), options=("-target:library",))
         report, code = await _run("/usr/bin/mono", [str(work / "Ios.exe"), str(dll)])
         self.assertEqual({line.split()[1] for line in report.splitlines()}, {"vinom"}, report)
+
+
+#: The frame path of a game on the binding, 1,000 frames at 60 Hz: the client's
+#: update, datagrams and polls, a snap received and its view read, into buffers
+#: made once. Prints the bytes the thread allocated over them (after 10 frames
+#: for the JIT), then over 100 frames of the allocating calls, which shows that
+#: the counter counts.
+ALLOCATION_PROGRAM = """using System; using System.IO; using Vinom;
+static class P {
+    static int Main(string[] args) {
+        byte[] snap = Convert.FromBase64String(args[1]);
+        var buffer = new byte[16384];
+        var datagram = new byte[Client.MaxDatagram];
+        using (var token = ConnectToken.Parse(File.ReadAllText(args[0])))
+        using (var client = new Client(token, 0.0, 1000.0))
+        using (var snapshots = new Snapshots(null)) {
+            double now = 0;
+            long datagrams = 0, viewed = 0;
+            Action<int> frames = count => {
+                for (int i = 0; i < count; ++i) {
+                    now += 1.0 / 60;
+                    client.Update(now);
+                    while (client.TakeDatagram(datagram) > 0) ++datagrams;
+                    int channel, length;
+                    while (client.Poll(buffer, out channel, out length) != EventKind.None) { }
+                    ClientEvent e;
+                    while (client.TryPoll(out e)) { }
+                    ulong tick; long ack;
+                    snapshots.Receive(snap, snap.Length, out tick, out ack);
+                    viewed += snapshots.View(3, buffer);
+                    if (snapshots.Newest != 3) throw new Exception("no snapshot applied");
+                }
+            };
+            frames(10);
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            frames(1000);
+            long after = GC.GetAllocatedBytesForCurrentThread();
+            Console.WriteLine("frames " + (after - before) + " " + datagrams + " " + viewed);
+            before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 100; ++i) {
+                now += 1.0 / 60;
+                client.Update(now);
+                byte[] outgoing;
+                while (client.TryTakeDatagram(out outgoing)) { }
+                if (snapshots.View(3) == null) throw new Exception("no view");
+            }
+            after = GC.GetAllocatedBytesForCurrentThread();
+            Console.WriteLine("allocating " + (after - before));
+        }
+        return 0;
+    }
+}
+"""
+
+UNITY_STUB = ROOT / "tests" / "unity_stub" / "UnityEngine.cs"
+
+
+class UnityPackage(TestCase):
+    """Issue 76, 4: the UPM package CMake's vinom_unity_package makes from
+    clients/csharp and the built libvinom.so, its scripts compiled by mcs with
+    Unity's defines against a stub of UnityEngine (Unity itself is not run), and
+    the binding's frame path allocating nothing over 1,000 frames under Mono."""
+
+    timeout = 900
+
+    async def test_the_package_target_makes_the_upm_layout(self) -> None:
+        where = await library()
+        # Made again each run: the build's cache knows clients/cpp, not clients/csharp.
+        report, code = await _run(
+            str(shutil.which("cmake", path=PATH)),
+            ["--build", str(where), "--target", "vinom_unity_package"],
+        )
+        self.assertEqual(code, 0, report)
+        package = where / "unity" / "com.vinom.client"
+        manifest = json.loads((package / "package.json").read_text("utf-8"))
+        self.assertEqual(manifest["name"], "com.vinom.client")
+        self.assertEqual(manifest["version"], project_version())
+        for sample in manifest["samples"]:
+            self.assertTrue((package / sample["path"]).is_dir(), sample)
+        asmdef = json.loads((package / "Runtime" / "Vinom.Client.asmdef").read_text("utf-8"))
+        self.assertEqual(asmdef["name"], "Vinom.Client")
+        # The binding as it is in git, not a copy of its own.
+        self.assertEqual((package / "Runtime" / "Vinom.cs").read_bytes(),
+                         (CSHARP / "Vinom.cs").read_bytes())  # fmt: skip
+        behaviour = package / "Samples~" / "TictactoeBot" / "TictactoeBotBehaviour.cs"
+        self.assertEqual(behaviour.read_bytes(), (CSHARP / "TictactoeBotBehaviour.cs").read_bytes())
+        plugin = package / "Plugins" / "Linux" / "x86_64" / "libvinom.so"
+        report, code = await _run("/usr/bin/nm", ["-D", "--defined-only", str(plugin)])
+        self.assertEqual(code, 0, report)
+        self.assertIn("vinom_client_ended", report)
+        # The package's scripts compile as Unity would take them (its defines, a
+        # stub of UnityEngine and of AOT's attribute in place of Unity's).
+        work = Path(self.mktemp()).resolve()
+        work.mkdir()
+        mcs = shutil.which("mcs", path=PATH)
+        self.assertIsNotNone(mcs, f"apt-get install -y {MONO_PACKAGES}")
+        unity = "-define:UNITY_5_3_OR_NEWER;UNITY_2021_3_OR_NEWER;UNITY_STANDALONE_LINUX"
+        report, code = await _run(
+            str(mcs),
+            ["-nologo", "-warnaserror+", "-target:library", unity,
+             f"-out:{work / 'Vinom.Client.dll'}", str(package / "Runtime" / "Vinom.cs"),
+             str(behaviour), str(UNITY_STUB)],
+        )  # fmt: skip
+        self.assertEqual(code, 0, report)
+
+    async def test_the_frame_path_allocates_nothing_over_1000_polls(self) -> None:
+        where = await library()
+        work = Path(self.mktemp()).resolve()
+        work.mkdir()
+        (work / "Allocation.cs").write_text(ALLOCATION_PROGRAM, encoding="utf-8")
+        (work / "token.json").write_text(json.dumps(load()["session"]["token"]), "utf-8")
+        snap = next(v for v in load()["messages"]["vectors"] if v["name"] == "snap_full")
+        mcs = shutil.which("mcs", path=PATH)
+        self.assertIsNotNone(mcs, f"apt-get install -y {MONO_PACKAGES}")
+        exe = work / "Allocation.exe"
+        sources = [str(CSHARP / "Vinom.cs"), str(work / "Allocation.cs")]
+        report, code = await _run(str(mcs), ["-nologo", "-warnaserror+", f"-out:{exe}", *sources])
+        self.assertEqual(code, 0, report)
+        snap_b64 = base64.b64encode(bytes.fromhex(snap["hex"])).decode()
+        report, code = await _run(
+            "/usr/bin/mono",
+            [str(exe), str(work / "token.json"), snap_b64],
+            {"LD_LIBRARY_PATH": str(where)},
+        )
+        self.assertEqual(code, 0, report)
+        lines = dict(line.split(" ", 1) for line in report.splitlines())
+        allocated, datagrams, viewed = (int(n) for n in lines["frames"].split())
+        self.assertGreater(datagrams, 100)  # the requests at 10 Hz: the path ran
+        self.assertGreater(viewed, 1000)
+        self.assertLessEqual(allocated, 256, report)  # near zero: 0 here
+        self.assertGreater(int(lines["allocating"]), 1000, report)
 
 
 class CSharpArenaUnderLoss(TestCase):

@@ -36,6 +36,7 @@
 using System;
 using System.Collections.Generic;
 using System.Globalization;
+using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
@@ -48,7 +49,7 @@ namespace Vinom
         Ok = 0, Truncated = 1, BadSize = 2, BadType = 3, BadField = 4, AuthFailed = 5,
         Replayed = 6, BadJson = 7, Crypto = 8, Unexpected = 9, BufferTooSmall = 10,
         InvalidArgument = 11, NoMemory = 12, UnknownBaseline = 13, ChecksumMismatch = 14,
-        Stale = 15, QueueFull = 16,
+        Stale = 15, QueueFull = 16, Ended = 17,
     }
 
     /// <summary>vinom.h's vinom_log_level.</summary>
@@ -56,7 +57,9 @@ namespace Vinom
 
     public enum SessionState { Requesting = 0, Responding = 1, Connected = 2, Closed = 3, Failed = 4 }
 
-    public enum EventKind { None = 0, Welcome = 1, Message = 2, Disconnected = 3, Failed = 4 }
+    /// <summary>Ended: the match ended ("match_ended") or the host's port
+    /// closed ("host_closed"), once, whichever came first (Client.Ended).</summary>
+    public enum EventKind { None = 0, Welcome = 1, Message = 2, Disconnected = 3, Failed = 4, Ended = 5 }
 
     public sealed class VinomException : Exception
     {
@@ -78,7 +81,7 @@ namespace Vinom
         /// <summary>Message: one msgpack value (docs/protocol.md section 14), or a
         /// packed snap (first byte 0xc1; Snapshots.Receive reads it).</summary>
         public byte[] Message;
-        /// <summary>Failed: "timeout" or "denied".</summary>
+        /// <summary>Failed: "timeout" or "denied"; Ended: "match_ended" or "host_closed".</summary>
         public string Reason;
 
         /// <summary>The message as JSON text.</summary>
@@ -206,6 +209,7 @@ namespace Vinom
         private readonly ClientHandle handle;
         private readonly byte[] datagram = new byte[MaxDatagram];
         private byte[] message = new byte[MaxDatagram];
+        private readonly byte[] received = new byte[MaxDatagram];
 
         public const int MaxDatagram = 1200;   // VINOM_MAX_DATAGRAM
         public const int MaxMessage = 1162;    // VINOM_MAX_MESSAGE: unfragmented, unreliable
@@ -229,6 +233,65 @@ namespace Vinom
         /// <summary>Reliable messages sent and not acked yet.</summary>
         public int Pending { get { return (int)Native.vinom_client_pending(handle).ToUInt64(); } }
         public string Failure { get { return Marshal.PtrToStringAnsi(Native.vinom_client_failure(handle)); } }
+        /// <summary>"" before the session's end, then "match_ended" or "host_closed".</summary>
+        public string Ended { get { return Marshal.PtrToStringAnsi(Native.vinom_client_ended(handle)); } }
+
+        /// <summary>The game's socket said the host's port is closed (a connected
+        /// socket's SocketError.ConnectionRefused, or ConnectionReset on Windows):
+        /// the session ends with one Ended event, "host_closed", unless it ended
+        /// already; nothing more is sent.</summary>
+        public void HostClosed() { Library.Check(Native.vinom_client_host_closed(handle), "vinom_client_host_closed"); }
+
+        /// <summary>Every datagram waiting on `socket` (non-blocking, connected to
+        /// the token's host) handed to Receive, into one buffer kept for it. A
+        /// refusal is HostClosed; another socket error leaves the rest to the
+        /// timers, as a datagram lost. Never throws a SocketException.</summary>
+        public void ReceiveFrom(Socket socket, double now)
+        {
+            while (true)
+            {
+                SocketError error;
+                int n;
+                try
+                {
+                    if (socket.Available <= 0) return;
+                    n = socket.Receive(received, 0, received.Length, SocketFlags.None, out error);
+                }
+                catch (SocketException e) { error = e.SocketErrorCode; n = 0; }
+                if (error != SocketError.Success)
+                {
+                    if (Refused(error)) HostClosed();
+                    return;
+                }
+                Native.vinom_client_receive(handle, received, (UIntPtr)n, now);  // a bad one is dropped
+            }
+        }
+
+        /// <summary>Every datagram due sent on `socket` (connected to the token's
+        /// host), from the client's own buffer. A refusal is HostClosed (the
+        /// rest is dropped); another error loses the datagram, as the network
+        /// may. Never throws a SocketException.</summary>
+        public void SendTo(Socket socket)
+        {
+            while (true)
+            {
+                UIntPtr length;
+                Library.Check(Native.vinom_client_datagram(handle, datagram, (UIntPtr)datagram.Length, out length),
+                              "vinom_client_datagram");
+                int n = (int)length.ToUInt64();
+                if (n == 0) return;
+                SocketError error;
+                try { socket.Send(datagram, 0, n, SocketFlags.None, out error); }
+                catch (SocketException e) { error = e.SocketErrorCode; }
+                if (Refused(error)) HostClosed();
+            }
+        }
+
+        private static bool Refused(SocketError error)
+        {
+            // Linux and macOS say refused; Winsock says reset for a UDP port unreachable.
+            return error == SocketError.ConnectionRefused || error == SocketError.ConnectionReset;
+        }
 
         /// <summary>A datagram from the host; false when it was dropped (forged,
         /// replayed, or not fitting the session's state).</summary>
@@ -257,16 +320,48 @@ namespace Vinom
             return true;
         }
 
-        /// <summary>The next event, if any.</summary>
+        /// <summary>The next datagram to send into `buffer` (MaxDatagram bytes
+        /// at least) without allocating: its length, 0 when none is due.</summary>
+        public int TakeDatagram(byte[] buffer)
+        {
+            UIntPtr length;
+            Library.Check(Native.vinom_client_datagram(handle, buffer, (UIntPtr)buffer.Length, out length),
+                          "vinom_client_datagram");
+            return (int)length.ToUInt64();
+        }
+
+        /// <summary>The next event without allocating (a game's frame loop): its
+        /// kind (None: no event), a Message's channel and bytes in `buffer`
+        /// (`length` of them; Messages.ToJson or Snapshots.Receive read them), a
+        /// Failed or Ended event's reason in Failure or Ended. A message larger
+        /// than `buffer` stays first in line: None, `length` the size needed
+        /// (at most MaxReliableMessage for a reliable one, 16 KiB for a snap).</summary>
+        public EventKind Poll(byte[] buffer, out int channel, out int length)
+        {
+            int kind;
+            UIntPtr n;
+            int status = Native.vinom_client_poll(handle, out kind, out channel, buffer,
+                                                  (UIntPtr)buffer.Length, out n);
+            length = (int)n.ToUInt64();
+            if (status == (int)Status.BufferTooSmall) return EventKind.None;
+            Library.Check(status, "vinom_client_poll");
+            return (EventKind)kind;
+        }
+
+        /// <summary>The next event, if any. A message is a new array (Poll does
+        /// without); no event allocates nothing.</summary>
         public bool TryPoll(out ClientEvent e)
         {
             e = new ClientEvent();
-            int kind = 0, channel = 0, length;
+            int channel, length;
+            EventKind kind = Poll(message, out channel, out length);
             // A large message is polled again into a larger buffer: it stays first in line.
-            Library.Check(Library.Filled(ref message, (byte[] output, out UIntPtr n) =>
-                Native.vinom_client_poll(handle, out kind, out channel, output, (UIntPtr)output.Length,
-                                         out n), out length), "vinom_client_poll");
-            e.Kind = (EventKind)kind;
+            while (kind == EventKind.None && length > message.Length)
+            {
+                message = new byte[length];
+                kind = Poll(message, out channel, out length);
+            }
+            e.Kind = kind;
             if (e.Kind == EventKind.None) return false;
             e.Channel = channel;
             if (e.Kind == EventKind.Message)
@@ -275,27 +370,33 @@ namespace Vinom
                 Buffer.BlockCopy(message, 0, e.Message, 0, length);
             }
             if (e.Kind == EventKind.Failed) e.Reason = Failure;
+            if (e.Kind == EventKind.Ended) e.Reason = Ended;
             return true;
         }
 
         /// <summary>One msgpack message on the reliable channel (connected only), 1
         /// to MaxReliableMessage bytes; one over MaxMessage goes in fragments.
-        /// VinomException QueueFull, nothing queued, while 1 MiB awaits the host's acks.</summary>
-        public void Send(byte[] msgpack)
+        /// VinomException QueueFull, nothing queued, while 1 MiB awaits the host's acks.
+        /// False, nothing sent and no exception, once the session has Ended.</summary>
+        public bool Send(byte[] msgpack)
         {
-            Library.Check(Native.vinom_client_send(handle, msgpack, (UIntPtr)msgpack.Length),
-                          "vinom_client_send");
+            int status = Native.vinom_client_send(handle, msgpack, (UIntPtr)msgpack.Length);
+            if (status == (int)Status.Ended) return false;
+            Library.Check(status, "vinom_client_send");
+            return true;
         }
 
         /// <summary>One message, given as JSON text, on the reliable channel.</summary>
-        public void SendJson(string json) { Send(Messages.FromJson(json)); }
+        public bool SendJson(string json) { return Send(Messages.FromJson(json)); }
 
         /// <summary>One msgpack message on the unreliable channel (a real-time
         /// game's input: Inputs.Message), sent once by the next Update.</summary>
-        public void SendUnreliable(byte[] msgpack)
+        public bool SendUnreliable(byte[] msgpack)
         {
-            Library.Check(Native.vinom_client_send_unreliable(handle, msgpack, (UIntPtr)msgpack.Length),
-                          "vinom_client_send_unreliable");
+            int status = Native.vinom_client_send_unreliable(handle, msgpack, (UIntPtr)msgpack.Length);
+            if (status == (int)Status.Ended) return false;  // as Send
+            Library.Check(status, "vinom_client_send_unreliable");
+            return true;
         }
 
         /// <summary>Ends the session: the next datagrams are its disconnects.</summary>
@@ -492,7 +593,15 @@ namespace Vinom
         /// the snap's ik whatever its fate (-1: none).</summary>
         public Status Receive(byte[] snap, out ulong tick, out long inputAck)
         {
-            int status = Native.vinom_snapshots_receive(handle, snap, (UIntPtr)snap.Length,
+            return Receive(snap, snap.Length, out tick, out inputAck);
+        }
+
+        /// <summary>The same for the first `length` bytes of `snap` (a buffer
+        /// Client.Poll filled): no allocation.</summary>
+        public Status Receive(byte[] snap, int length, out ulong tick, out long inputAck)
+        {
+            if (length < 0 || length > snap.Length) throw new ArgumentOutOfRangeException("length");
+            int status = Native.vinom_snapshots_receive(handle, snap, (UIntPtr)length,
                                                         out tick, out inputAck);
             if (status == (int)Status.InvalidArgument || status == (int)Status.NoMemory)
                 Library.Check(status, "vinom_snapshots_receive");
@@ -508,6 +617,19 @@ namespace Vinom
             if (status == (int)Status.Unexpected) return null;
             Library.Check(status, "vinom_snapshots_view");
             return Encoding.UTF8.GetString(text, 0, length);
+        }
+
+        /// <summary>The view rebuilt for `tick` as JSON (UTF-8) into `buffer`
+        /// without allocating: its length, 0 if not held, or minus the size
+        /// needed when `buffer` is too small.</summary>
+        public int View(ulong tick, byte[] buffer)
+        {
+            UIntPtr n;
+            int status = Native.vinom_snapshots_view(handle, tick, buffer, (UIntPtr)buffer.Length, out n);
+            if (status == (int)Status.Unexpected) return 0;
+            if (status == (int)Status.BufferTooSmall) return -(int)n.ToUInt64();
+            Library.Check(status, "vinom_snapshots_view");
+            return (int)n.ToUInt64();
         }
 
         /// <summary>The newest tick applied (what an input acknowledges), -1 before any.</summary>
@@ -964,6 +1086,8 @@ namespace Vinom
         [DllImport(Lib)] internal static extern ulong vinom_client_session_id(ClientHandle client);
         [DllImport(Lib)] internal static extern double vinom_client_server_time(ClientHandle client);
         [DllImport(Lib)] internal static extern IntPtr vinom_client_failure(ClientHandle client);
+        [DllImport(Lib)] internal static extern IntPtr vinom_client_ended(ClientHandle client);
+        [DllImport(Lib)] internal static extern int vinom_client_host_closed(ClientHandle client);
 
         [DllImport(Lib)] internal static extern int vinom_client_send_unreliable(ClientHandle client, byte[] message, UIntPtr len);
 

@@ -70,7 +70,8 @@ typedef enum vinom_status {
     VINOM_UNKNOWN_BASELINE = 13, /* a delta snapshot against a view not held */
     VINOM_CHECKSUM_MISMATCH = 14, /* the rebuilt view is not the host's */
     VINOM_STALE = 15,            /* a snapshot not newer than the newest applied */
-    VINOM_QUEUE_FULL = 16        /* a reliable message past the 1 MiB that may wait for acks */
+    VINOM_QUEUE_FULL = 16,       /* a reliable message past the 1 MiB that may wait for acks */
+    VINOM_ENDED = 17             /* the session ended (VINOM_CLIENT_ENDED): nothing sent, no fault */
 } vinom_status;
 
 /* The packet types of docs/protocol.md section 5 a client seals. */
@@ -178,7 +179,8 @@ typedef enum vinom_client_event {
     VINOM_CLIENT_MESSAGE = 2,      /* out: one message (msgpack, or a packed snap:
                                       vinom_snapshots_receive reads both), *channel 0 or 1 */
     VINOM_CLIENT_DISCONNECTED = 3, /* the host closed the session */
-    VINOM_CLIENT_FAILED = 4        /* vinom_client_failure: "timeout" or "denied" */
+    VINOM_CLIENT_FAILED = 4,       /* vinom_client_failure: "timeout" or "denied" */
+    VINOM_CLIENT_ENDED = 5         /* vinom_client_ended: "match_ended" or "host_closed" */
 } vinom_client_event;
 
 VINOM_API vinom_status vinom_client_new(const vinom_token* token, uint64_t first_sequence,
@@ -216,6 +218,27 @@ VINOM_API size_t vinom_client_pending(const vinom_client* client); /* unacked re
 VINOM_API uint64_t vinom_client_session_id(const vinom_client* client);
 VINOM_API double vinom_client_server_time(const vinom_client* client);
 VINOM_API const char* vinom_client_failure(const vinom_client* client); /* "" before */
+
+/* The end of a match and a closed host port are ONE event, VINOM_CLIENT_ENDED,
+ * whichever comes first, never a failure: "match_ended" just after the
+ * `phase` message of `finished` or `aborted` (docs/protocol.md 14), or
+ * "host_closed" once the game reports with vinom_client_socket_error that its
+ * connected socket's send or receive failed with "connection refused" (the
+ * host closes its UDP port after the match: ECONNREFUSED from the ICMP
+ * "port unreachable"; Winsock: WSAECONNRESET or WSAECONNREFUSED). After it
+ * vinom_client_send and vinom_client_send_unreliable queue nothing and return
+ * VINOM_ENDED; after "host_closed" no datagram is due, the state is
+ * VINOM_STATE_CLOSED and vinom_client_close does nothing; a disconnect from
+ * the host or its silence after the end is no second event. */
+VINOM_API const char* vinom_client_ended(const vinom_client* client); /* "" before */
+/* `error`: the errno (Winsock: WSAGetLastError()) of the game's failed send
+ * or receive on the socket connected to the token's host. A refusal ends the
+ * session ("host_closed"); any other error changes nothing (VINOM_OK both:
+ * the timers decide, as for a datagram lost). */
+VINOM_API vinom_status vinom_client_socket_error(vinom_client* client, int error);
+/* The same for a game whose socket layer already told a refusal apart (C#'s
+ * SocketError.ConnectionRefused or ConnectionReset): "host_closed". */
+VINOM_API vinom_status vinom_client_host_closed(vinom_client* client);
 
 /* Real-time games (docs/protocol.md 14 and 16; docs/clients.md): the views of
  * a player's `snap`s rebuilt (delta decoding, the checksum when the host sends

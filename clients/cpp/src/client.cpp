@@ -5,8 +5,26 @@
 #include <string>
 
 #include "log.hpp"
+#include "vinom/messages.hpp"
 
 namespace vinom {
+
+namespace {
+
+// A `phase` message that ends the match (docs/protocol.md 14: `finished` with
+// its result, `aborted` with its reason). Only reliable messages are read, and
+// only a map's first bytes decide before decoding: a state or snap is never
+// decoded here.
+bool ends_match(const Bytes& message) {
+    if (message.empty() || (message[0] & 0xf0) != 0x80) return false;  // a fixmap
+    Value m;
+    if (decode_message(View(message), m) != Error::ok || !m.is_object()) return false;
+    auto t = m.find("t");
+    auto p = m.find("p");
+    return t != m.end() && p != m.end() && *t == "phase" && (*p == "finished" || *p == "aborted");
+}
+
+}  // namespace
 
 Client::Client(const PublicToken& token, std::uint64_t first_sequence, double now,
                double attempt_timeout, bool short_payloads, bool slim_payloads)
@@ -31,6 +49,24 @@ void Client::fail(const std::string& reason) {
     events_.push_back(std::move(e));
 }
 
+void Client::end(const char* reason) {
+    if (failed_ || !ended_.empty()) return;
+    ended_ = reason;
+    log(LogLevel::info, std::string("client: session ended: ") + reason);
+    Event e;
+    e.kind = Event::Kind::ended;
+    e.reason = reason;
+    events_.push_back(std::move(e));
+}
+
+void Client::host_closed() {
+    end(END_HOST_CLOSED);
+    // Whatever the reason, nothing sent from now on reaches a host: a game
+    // looping over next_datagram gets none, so no further send fails.
+    host_closed_ = true;
+    datagrams_.clear();
+}
+
 void Client::seal(std::uint8_t type, View body, double now) {
     Bytes packet;
     if (session_.seal(type, body, packet) == Error::ok) {
@@ -45,7 +81,7 @@ void Client::seal(std::uint8_t type, View body, double now) {
 }
 
 Error Client::receive(View datagram, double now) {
-    if (failed_) return Error::unexpected;
+    if (failed_ || host_closed_) return Error::unexpected;
     ClientSession::Kind kind;
     Bytes out;
     Error e = session_.receive(datagram, kind, out);
@@ -75,6 +111,7 @@ Error Client::receive(View datagram, double now) {
             break;
         }
         case ClientSession::Kind::disconnect: {
+            if (!ended_.empty()) break;  // the end was the event
             Event d;
             d.kind = Event::Kind::disconnected;
             events_.push_back(std::move(d));
@@ -88,11 +125,13 @@ Error Client::receive(View datagram, double now) {
                 offers_ = 0;  // the host read the offer: no more
             }
             for (auto& [channel, data] : endpoint_.receive(View(out), now)) {
+                bool last = channel == 1 && ends_match(data);
                 Event m;
                 m.kind = Event::Kind::message;
                 m.channel = channel;
                 m.data = std::move(data);
                 events_.push_back(std::move(m));
+                if (last) end(END_MATCH);
             }
             break;
         default:
@@ -102,7 +141,7 @@ Error Client::receive(View datagram, double now) {
 }
 
 void Client::update(double now) {
-    if (failed_) return;
+    if (failed_ || host_closed_) return;
     State state = session_.state();
     if (state == State::requesting || state == State::responding) {
         if (now - started_ > attempt_timeout_) {
@@ -116,7 +155,14 @@ void Client::update(double now) {
         }
     } else if (state == State::connected) {
         if (now - last_heard_ > timeout_) {
-            fail("timeout");
+            // After the match's end a silent host has closed its port: the
+            // game heard that already, once.
+            if (!ended_.empty()) {
+                host_closed_ = true;
+                datagrams_.clear();
+            } else {
+                fail("timeout");
+            }
             return;
         }
         std::vector<Bytes> bodies = endpoint_.build(now);
@@ -134,12 +180,14 @@ void Client::update(double now) {
 }
 
 Error Client::send(Bytes message) {
+    if (!ended_.empty()) return Error::ended;
     if (session_.state() != State::connected || failed_) return Error::unexpected;
     if (message.empty() || message.size() > MAX_MESSAGE) return Error::bad_size;
     return endpoint_.send_reliable(std::move(message)) ? Error::ok : Error::queue_full;
 }
 
 Error Client::send_unreliable(Bytes message) {
+    if (!ended_.empty()) return Error::ended;
     if (session_.state() != State::connected || failed_) return Error::unexpected;
     if (message.empty() || message.size() > Endpoint::MAX_UNFRAGMENTED) return Error::bad_size;
     endpoint_.send_unreliable(std::move(message));
@@ -147,7 +195,7 @@ Error Client::send_unreliable(Bytes message) {
 }
 
 void Client::close() {
-    if (session_.state() != State::connected) return;
+    if (session_.state() != State::connected || host_closed_) return;
     for (int i = 0; i < DISCONNECT_REDUNDANCY; ++i) seal(DISCONNECT, View(), last_sent_);
 }
 

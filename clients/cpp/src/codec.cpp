@@ -29,6 +29,7 @@ const char* error_name(Error e) {
         case Error::checksum_mismatch: return "checksum_mismatch";
         case Error::stale: return "stale";
         case Error::queue_full: return "queue_full";
+        case Error::ended: return "ended";
     }
     return "unknown";
 }

@@ -41,6 +41,8 @@ bool would_block(int error) { return error == WSAEWOULDBLOCK; }
 bool in_progress(int error) { return error == WSAEWOULDBLOCK || error == WSAEINPROGRESS; }
 bool interrupted(int error) { return error == WSAEINTR; }
 
+bool refused(int error) { return error == WSAECONNRESET || error == WSAECONNREFUSED; }
+
 socket_t open_stream(int family) {
     socket_t s = ::socket(family, SOCK_STREAM, IPPROTO_TCP);
     if (s == INVALID_SOCKET) return INVALID;
@@ -97,6 +99,8 @@ std::string error_text(int error) { return std::strerror(error); }
 bool would_block(int error) { return error == EAGAIN || error == EWOULDBLOCK; }
 bool in_progress(int error) { return error == EINPROGRESS; }
 bool interrupted(int error) { return error == EINTR; }
+
+bool refused(int error) { return error == ECONNREFUSED; }
 
 socket_t open_stream(int family) {
     socket_t s = ::socket(family, SOCK_STREAM, 0);

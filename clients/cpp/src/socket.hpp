@@ -46,6 +46,10 @@ std::string error_text(int error);
 bool would_block(int error);   // EAGAIN, EWOULDBLOCK / WSAEWOULDBLOCK
 bool in_progress(int error);   // a connect under way: EINPROGRESS / WSAEWOULDBLOCK
 bool interrupted(int error);   // EINTR / WSAEINTR
+// A UDP peer's closed port, from its ICMP "port unreachable" on a connected
+// socket: ECONNREFUSED / WSAECONNRESET (Winsock's word for it on UDP) or
+// WSAECONNREFUSED.
+bool refused(int error);
 
 // A TCP socket of `family`, non-blocking, no Nagle (INVALID: last_error()).
 socket_t open_stream(int family);

@@ -9,6 +9,7 @@
 #include "vinom/client.hpp"
 #include "vinom/messages.hpp"
 #include "vinom/session.hpp"
+#include "socket.hpp"
 
 struct vinom_token : vinom_abi::Handle {
     vinom::PublicToken token;
@@ -26,12 +27,14 @@ struct vinom_client : vinom_abi::Handle {
 static_assert(static_cast<int>(vinom::Error::no_memory) == VINOM_NO_MEMORY);
 static_assert(static_cast<int>(vinom::Error::stale) == VINOM_STALE);
 static_assert(static_cast<int>(vinom::Error::queue_full) == VINOM_QUEUE_FULL);
+static_assert(static_cast<int>(vinom::Error::ended) == VINOM_ENDED);
 static_assert(static_cast<int>(vinom::ClientSession::Kind::disconnect) == VINOM_EVENT_DISCONNECT);
 static_assert(static_cast<int>(vinom::ClientSession::State::failed) == VINOM_STATE_FAILED);
 static_assert(vinom::MAX_DATAGRAM == VINOM_MAX_DATAGRAM);
 static_assert(vinom::Endpoint::MAX_UNFRAGMENTED == VINOM_MAX_MESSAGE);
 static_assert(vinom::Client::MAX_MESSAGE == VINOM_MAX_RELIABLE_MESSAGE);
 static_assert(static_cast<int>(vinom::Client::Event::Kind::failed) == VINOM_CLIENT_FAILED);
+static_assert(static_cast<int>(vinom::Client::Event::Kind::ended) == VINOM_CLIENT_ENDED);
 
 namespace {
 
@@ -294,6 +297,26 @@ double vinom_client_server_time(const vinom_client* client) {
 
 const char* vinom_client_failure(const vinom_client* client) {
     return client ? client->client.failure().c_str() : "";
+}
+
+const char* vinom_client_ended(const vinom_client* client) {
+    return client ? client->client.ended().c_str() : "";
+}
+
+vinom_status vinom_client_socket_error(vinom_client* client, int error) {
+    if (!client) return VINOM_INVALID_ARGUMENT;
+    if (!vinom::net::refused(error)) return VINOM_OK;
+    return vinom_client_host_closed(client);
+}
+
+vinom_status vinom_client_host_closed(vinom_client* client) {
+    if (!client) return VINOM_INVALID_ARGUMENT;
+    try {
+        client->client.host_closed();  // the event's reason and the log line allocate
+        return VINOM_OK;
+    } catch (...) {
+        return VINOM_NO_MEMORY;
+    }
 }
 
 vinom_status vinom_message_to_json(const uint8_t* message, size_t len, char* out, size_t cap,

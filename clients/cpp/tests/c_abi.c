@@ -44,6 +44,10 @@ int main(void) {
     CHECK(vinom_client_update(NULL, 0.0) == VINOM_INVALID_ARGUMENT);
     CHECK(vinom_client_state(NULL) == VINOM_STATE_FAILED);
     CHECK(strcmp(vinom_client_failure(NULL), "") == 0);
+    CHECK(strcmp(vinom_client_ended(NULL), "") == 0);
+    CHECK(vinom_client_host_closed(NULL) == VINOM_INVALID_ARGUMENT);
+    CHECK(vinom_client_socket_error(NULL, 0) == VINOM_INVALID_ARGUMENT);
+    CHECK(strcmp(vinom_status_name(VINOM_ENDED), "ended") == 0 && VINOM_CLIENT_ENDED == 5);
     CHECK(vinom_message_from_json(ping, strlen(ping), out, sizeof out, &len) == VINOM_OK);
     CHECK(len == 8 && out[0] == 0x81); /* 81 a1 74 a4 70 69 6e 67 */
     CHECK(vinom_message_to_json(out, len, text, sizeof text, &text_len) == VINOM_OK);

@@ -4,6 +4,7 @@
 // message <-> JSON calls.
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <string>
 #include <vector>
 
@@ -320,6 +321,91 @@ TEST_F(ClientTest, CloseSendsFiveDisconnects) {
     EXPECT_EQ(vinom_client_state(client), VINOM_STATE_CLOSED);
     vinom_client_update(client, 200.0);  // closed: no timers
     EXPECT_TRUE(sent().empty());
+    EXPECT_EQ(poll().event, VINOM_CLIENT_NONE);
+}
+
+// The match's end is one event, after the phase message that says it: a
+// closed port, a disconnect or silence after it is no second one, and a send
+// after it is VINOM_ENDED, never a failure.
+TEST_F(ClientTest, TheMatchsEndIsOneEventAndLaterSendsAreNoOps) {
+    connect();
+    EXPECT_STREQ(vinom_client_ended(client), "");
+    Bytes playing = message({{"t", "phase"}, {"p", "playing"}, {"v", 3}, {"r", nullptr}});
+    Bytes finished = message({{"t", "phase"}, {"p", "finished"}, {"v", 9}, {"r", nullptr},
+                              {"result", {{"winner", "p1"}}}});
+    ASSERT_EQ(feed(host_payload(0, {reliable(0, playing), reliable(1, finished)}), 100.1),
+              VINOM_OK);
+    EXPECT_EQ(hex(poll().data), hex(playing));
+    Polled last = poll();
+    EXPECT_EQ(last.event, VINOM_CLIENT_MESSAGE);  // the game still reads the result
+    EXPECT_EQ(hex(last.data), hex(finished));
+    Polled end = poll();
+    EXPECT_EQ(end.event, VINOM_CLIENT_ENDED);
+    EXPECT_TRUE(end.data.empty());
+    EXPECT_STREQ(vinom_client_ended(client), "match_ended");
+    EXPECT_EQ(poll().event, VINOM_CLIENT_NONE);
+
+    Bytes action = message({{"t", "action"}, {"a", {{"cell", 4}}}});
+    EXPECT_EQ(vinom_client_send(client, action.data(), action.size()), VINOM_ENDED);
+    EXPECT_EQ(vinom_client_send_unreliable(client, action.data(), action.size()), VINOM_ENDED);
+    EXPECT_STREQ(vinom_status_name(VINOM_ENDED), "ended");
+    EXPECT_EQ(vinom_client_pending(client), 0u);
+    // The host's acks still go: it learns the result arrived.
+    vinom_client_update(client, 100.15);
+    EXPECT_EQ(sent().size(), 1u);
+    // Then it closes its port; the game's socket says so: no second event.
+    EXPECT_EQ(vinom_client_socket_error(client, ECONNREFUSED), VINOM_OK);
+    EXPECT_EQ(poll().event, VINOM_CLIENT_NONE);
+    EXPECT_STREQ(vinom_client_ended(client), "match_ended");
+    EXPECT_EQ(vinom_client_state(client), VINOM_STATE_CLOSED);
+    vinom_client_update(client, 200.0);  // long past the session timeout: no failure
+    EXPECT_EQ(poll().event, VINOM_CLIENT_NONE);
+    EXPECT_TRUE(sent().empty());
+    EXPECT_STREQ(vinom_client_failure(client), "");
+}
+
+// A match that ends with silence (the host gone without a refusal the game
+// saw): closed at the session timeout, and no failure.
+TEST_F(ClientTest, SilenceAfterTheMatchsEndIsNoFailure) {
+    connect();
+    Bytes aborted = message({{"t", "phase"}, {"p", "aborted"}, {"v", 2}, {"r", nullptr},
+                             {"reason", "player_left"}});
+    ASSERT_EQ(feed(host_payload(0, {reliable(0, aborted)}), 100.1), VINOM_OK);
+    EXPECT_EQ(poll().event, VINOM_CLIENT_MESSAGE);
+    EXPECT_EQ(poll().event, VINOM_CLIENT_ENDED);
+    vinom_client_update(client, 106.0);
+    EXPECT_EQ(poll().event, VINOM_CLIENT_NONE);
+    EXPECT_EQ(vinom_client_state(client), VINOM_STATE_CLOSED);
+    EXPECT_STREQ(vinom_client_failure(client), "");
+}
+
+// The host's port closed (ECONNREFUSED from the game's connected socket): one
+// event, nothing more to send, sends and close no-ops; other socket errors
+// change nothing.
+TEST_F(ClientTest, AClosedHostPortIsOneEventAndNothingMoreIsSent) {
+    connect();
+    Bytes action = message({{"t", "action"}, {"a", {{"cell", 4}}}});
+    ASSERT_EQ(vinom_client_send(client, action.data(), action.size()), VINOM_OK);
+    EXPECT_EQ(vinom_client_socket_error(client, EAGAIN), VINOM_OK);
+    EXPECT_EQ(vinom_client_socket_error(client, EMSGSIZE), VINOM_OK);
+    EXPECT_EQ(poll().event, VINOM_CLIENT_NONE);
+    EXPECT_EQ(vinom_client_state(client), VINOM_STATE_CONNECTED);
+    vinom_client_update(client, 100.05);  // the action's datagram, queued not taken
+    EXPECT_EQ(vinom_client_socket_error(client, ECONNREFUSED), VINOM_OK);
+    EXPECT_TRUE(sent().empty());  // dropped: it would only be refused again
+    Polled end = poll();
+    EXPECT_EQ(end.event, VINOM_CLIENT_ENDED);
+    EXPECT_STREQ(vinom_client_ended(client), "host_closed");
+    EXPECT_EQ(vinom_client_state(client), VINOM_STATE_CLOSED);
+    EXPECT_EQ(vinom_client_socket_error(client, ECONNREFUSED), VINOM_OK);
+    EXPECT_EQ(poll().event, VINOM_CLIENT_NONE);
+    EXPECT_EQ(vinom_client_send(client, action.data(), action.size()), VINOM_ENDED);
+    EXPECT_EQ(vinom_client_close(client), VINOM_OK);
+    vinom_client_update(client, 200.0);
+    EXPECT_TRUE(sent().empty());
+    EXPECT_EQ(poll().event, VINOM_CLIENT_NONE);
+    EXPECT_EQ(vinom_client_socket_error(nullptr, ECONNREFUSED), VINOM_INVALID_ARGUMENT);
+    EXPECT_EQ(vinom_client_host_closed(client), VINOM_OK);  // the same end: no second event
     EXPECT_EQ(poll().event, VINOM_CLIENT_NONE);
 }
 

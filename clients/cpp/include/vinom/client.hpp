@@ -20,11 +20,11 @@ public:
     using State = ClientSession::State;
 
     struct Event {
-        enum class Kind { none, welcome, message, disconnected, failed };
+        enum class Kind { none, welcome, message, disconnected, failed, ended };
         Kind kind = Kind::none;
         int channel = 0;     // message: 0 unreliable, 1 reliable ordered
         Bytes data;          // message: one msgpack value, or a packed snap (section 14)
-        std::string reason;  // failed: "timeout" or "denied"
+        std::string reason;  // failed: "timeout" or "denied"; ended: END_MATCH or END_HOST_CLOSED
     };
 
     // `now`: seconds on the caller's monotonic clock; `attempt_timeout`: how
@@ -36,7 +36,10 @@ public:
     Client(const PublicToken& token, std::uint64_t first_sequence, double now,
            double attempt_timeout = 0.0, bool short_payloads = true, bool slim_payloads = true);
 
-    State state() const { return failed_ ? State::failed : session_.state(); }
+    State state() const {
+        if (failed_) return State::failed;
+        return host_closed_ ? State::closed : session_.state();
+    }
     std::uint64_t session_id() const { return session_.session_id(); }
     double server_time() const { return session_.server_time(); }
 
@@ -60,6 +63,22 @@ public:
     Error send_unreliable(Bytes message);
     // Ends the session: queues section 8's redundant disconnects.
     void close();
+
+    // The end of the session the game did not ask for, as ONE `ended` event
+    // whose reason is either of these, whichever comes first: the match ended
+    // (a `phase` message of `finished` or `aborted` on the reliable channel,
+    // given as a message just before it), or the host's port closed (the game
+    // calls host_closed() when its connected socket's send or receive fails
+    // with "connection refused", which is how a host's end shows on UDP: it
+    // closes its port after the match). After it send() and send_unreliable()
+    // queue nothing and return Error::ended, never a failure: a game that
+    // sends an action while the match ends is not wrong. A disconnect from
+    // the host or its silence after the end is no second event.
+    static constexpr const char* END_MATCH = "match_ended";
+    static constexpr const char* END_HOST_CLOSED = "host_closed";
+    void host_closed();
+    // "" before the end, else its reason.
+    const std::string& ended() const { return ended_; }
 
     // The next datagram to send, or false when none is due.
     bool next_datagram(Bytes& out);
@@ -95,6 +114,7 @@ public:
 
 private:
     void fail(const std::string& reason);
+    void end(const char* reason);
     void seal(std::uint8_t type, View body, double now);
 
     ClientSession session_;
@@ -112,6 +132,8 @@ private:
     Counts counts_;
     bool failed_ = false;
     std::string failure_;
+    std::string ended_;
+    bool host_closed_ = false;  // nothing reaches the host any more
     std::deque<Bytes> datagrams_;
     std::deque<Event> events_;
 };

@@ -50,6 +50,7 @@ enum class Error {
     checksum_mismatch,  // (16.4) the rebuilt view is not the host's
     stale,              // (16.1) a snapshot not newer than the newest applied
     queue_full,         // (13) a reliable message past the bytes that may wait for acks
+    ended,              // (C ABI) the match ended or the host's port closed: nothing sent
 };
 
 const char* error_name(Error e);
