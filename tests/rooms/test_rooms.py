@@ -727,18 +727,35 @@ class RegistryTests(SynchronousTestCase):
         self.assertLessEqual(len(self.time.timers), 1)
 
 
-class RoomSizeTests(SynchronousTestCase):
-    """`Room` stays a size a reader can hold: its module at most 600 lines, at most 25
-    attributes; its seats, actions and sending are modules of their own, its actions
-    and sending parts it holds."""
+# Issue 74 item 4's bars for `Room` (the class alone: it has no bases) ...
+TARGET_ROOM_LINES = 400
+TARGET_ROOM_ATTRIBUTES = 15
+# ... and where it stands: measured, not met yet, and may only come down.
+ROOM_LINES = 511
+ROOM_ATTRIBUTES = 22
 
-    def test_the_room_module_and_its_attributes_stay_small(self) -> None:
+
+class RoomSizeTests(RoomTestCase):
+    """`Room` stays a size a reader can hold, by owning its parts rather than
+    inheriting them: no base but `object`, its lines and attributes (attrs fields
+    and any other instance attribute) within `ROOM_LINES` and `ROOM_ATTRIBUTES`,
+    which come down to the targets; its seating, actions, sending and real-time
+    loop are parts it holds, each a class of its own with its own tests."""
+
+    def test_the_room_has_no_mixins(self) -> None:
+        self.assertEqual(Room.__mro__, (Room, object))
+
+    def test_the_room_class_and_its_attributes_stay_small(self) -> None:
+        import inspect
+
         import attrs
 
-        from vinom.rooms import room
-
-        with open(room.__file__, encoding="utf-8") as f:
-            self.assertLessEqual(len(f.read().splitlines()), 600)
-        self.assertLessEqual(len(attrs.fields(Room)), 25)
+        lines = len(inspect.getsource(Room).splitlines())
+        self.assertLessEqual(lines, max(ROOM_LINES, TARGET_ROOM_LINES))
+        room = self.make_room()
+        names = {f.name for f in attrs.fields(Room)} | set(getattr(room, "__dict__", ()))
+        self.assertLessEqual(len(names), max(ROOM_ATTRIBUTES, TARGET_ROOM_ATTRIBUTES))
         # A room has no __dict__ (its attributes are slots); its parts hold their own.
         self.assertEqual(Room.__dictoffset__, 0)
+        for part in ("seating", "actions", "sending", "realtime"):
+            self.assertTrue(hasattr(room, part), part)

@@ -2,7 +2,8 @@
 inputs applied at their tick, and the bots' turns.
 
 `RoomActions` is a part a `Room` (vinom.rooms.room) makes and holds (`actions`).
-It is given the game and what calling it takes (the room's random source, the
+It runs a ticking room's fixed steps too (`run_ticks`). It is given the game
+and what calling it takes (the room's random source, the
 recorder, the loop's tick history), the seats, how to answer a player with an
 error, and the room's bots; it reads the match through `ActingMatch`, the room,
 which adopts an applied outcome (`acted`: a new version, the end of the game or
@@ -38,6 +39,10 @@ class ActingMatch(Protocol):
     phase: Phase
 
     def acted(self, member: Member, outcome: Outcome, now: float) -> None: ...
+
+    def adopt(self, outcome: Outcome) -> bool: ...
+
+    def after_change(self, now: float) -> None: ...
 
 
 @define(eq=False)
@@ -178,6 +183,38 @@ class RoomActions:
             return
         counts["applied"] += 1
         self.match.acted(member, outcome, now)
+
+    def run_ticks(self, loop: RealTimeLoop, now: float) -> bool:
+        """Run the fixed steps due by `now` (`RealTimeLoop.catch_up`): each tick's
+        inputs, then the game's `tick` (`tick_at` with the tick history, if it has
+        one), each outcome handed to the room (`adopt`, `after_change`). False if
+        the game ended on the way (no snapshot follows)."""
+        match, game, recorder, rng = self.match, self.game, self.recorder, self.rng
+        history, interval, tick_at = loop.history, loop.interval, loop.tick_at
+        for _ in range(loop.catch_up(now)):
+            tick = loop.tick_number = loop.tick_number + 1
+            self.apply_inputs(loop, tick, now)
+            if match.phase is not _PLAYING:
+                return False  # an input ended the game
+            if recorder is not None:
+                recorder.tick(tick)
+            try:
+                if tick_at is None:
+                    outcome = game.tick(match.state, interval, rng)
+                else:
+                    outcome = tick_at(match.state, interval, rng, history)
+            except Exception:
+                self.faults.failed("tick")
+            else:
+                if match.adopt(outcome):
+                    match.after_change(now)
+            if match.phase is not _PLAYING:
+                return False  # the tick ended the game (the room's end stopped the ticks)
+            history.record(tick, match.state)
+            if recorder is not None:
+                recorder.ticked(tick, match.state, match.version)
+        loop.schedule_next()
+        return True
 
     def bot_acts(self, member: Member, now: float) -> None:
         """This bot's turn has come: it chooses an action from its view, if still playing."""

@@ -12,26 +12,18 @@ the host calls `handle_timer(now)` when that time comes. What it sends goes
 to an `Outbox` (in a game host, the endpoint's per-session queues). The seat
 router tells it which session belongs to which seat.
 
-States: a game without a tick (turn-based) sends every player a state after
-every change. A game with a tick, while playing, sends each player at most one
-state per tick, at its `snapshot_rate` (by default its tick rate): actions and
-hooks only mark the state changed, and the tick's snapshot, built after the
-game's tick, carries everything applied since the last one. Errors, events,
-phase changes and the states sent reliably (on joining, on `sync`, at the end)
-go out at once. Whatever the game, a state also goes out when none did for
-`RoomConfig.state_interval` seconds. Every state carries the room's tick
-number and its time (milliseconds since `start`), for clients that interpolate.
-The room decides when states go; `vinom.rooms.views` builds and sends them, and
-`vinom.rooms.member` holds what it knows of each seat.
+States: when they go is `RoomSending`'s (vinom.rooms.sending).
 
-The room keeps the phases, its deadlines and the calls into the game. Its seats
-and sessions are `RoomSeating` (vinom.rooms.seating), a class `Room` inherits;
-the rest are parts it holds: its actions, inputs and bots' turns (`actions`,
-`RoomActions`, vinom.rooms.acting, with the `RoomBots` of a game that has bots),
-what it sends and the periodic state (`sending`, `RoomSending`,
-vinom.rooms.sending), and for a game with a tick its fixed step, inputs,
-snapshot schedule and tick history (`realtime`, `RealTimeLoop`,
-vinom.rooms.realtime; None in a turn-based room). A game's idle rule is an
+The room keeps the phases, its deadlines and the calls into the game; the rest
+are parts it makes and holds, each a class of its own (no mixins): its seats and
+sessions (`seating`, `Seating`, vinom.rooms.seating), its actions, inputs and
+bots' turns (`actions`, `RoomActions`, vinom.rooms.acting, with the `RoomBots`
+of a game that has bots), what it sends and the periodic state (`sending`,
+`RoomSending`, vinom.rooms.sending), and for a game with a tick its fixed step,
+per-seat input and snapshot buffers, snapshot schedule and tick history
+(`realtime`, `RealTimeLoop`, vinom.rooms.realtime; None in a turn-based room).
+Each part reads the room through a narrow interface (`SeatedMatch`,
+`ActingMatch`, `MatchNow`), never its attributes. A game's idle rule is an
 `IdleRule` (vinom.rooms.idle), and `GameFaults` (vinom.rooms.faults) counts and
 logs what the game's code raises.
 
@@ -56,6 +48,7 @@ from vinom.games.interfaces import IGame, Outcome, Seat
 from vinom.games.registry import check_game_once
 from vinom.games.rules import rules_of
 from vinom.match import Match
+from vinom.protocol.interfaces import Admission
 from vinom.rooms.acting import RoomActions
 from vinom.rooms.bots import RoomBots
 from vinom.rooms.config import CHECK_VIEWS_ENV, RoomConfig, check_views_from_env
@@ -68,7 +61,7 @@ from vinom.rooms.outbox import Outbox
 from vinom.rooms.realtime import INPUT_NOTICE_INTERVAL, MAX_CATCH_UP_TICKS, RealTimeLoop
 from vinom.rooms.record import MatchRecorder
 from vinom.rooms.schema import schema_of
-from vinom.rooms.seating import RoomSeating
+from vinom.rooms.seating import Seating
 from vinom.rooms.sending import RoomSending
 from vinom.rooms.timers import TimerQueue
 from vinom.rooms.views import RoomViews
@@ -93,7 +86,7 @@ class SharedViewMismatch(Exception):
 
 
 @define(eq=False, repr=False)
-class Room(RoomSeating):
+class Room:
     """One match: seats from the `Match`, the game's immutable state and its version.
 
     Call `start(now)` once; then the seat router reports connections
@@ -128,8 +121,8 @@ class Room(RoomSeating):
     # (vinom.rooms.realtime). None for a game without a tick.
     realtime: RealTimeLoop | None = field(init=False, default=None)
 
-    _members: dict[str, Member] = field(init=False, factory=dict)
-    _order: tuple[Member, ...] = field(init=False, default=())
+    # Its seats and their sessions (vinom.rooms.seating).
+    seating: Seating = field(init=False)
     # The end of the current phase (connect deadline, countdown, time limit):
     # also the deadline that moves the room on.
     _phase_ends: float | None = field(init=False, default=None)
@@ -157,16 +150,16 @@ class Room(RoomSeating):
             Seat(player_id=t.player_id, name=t.name, index=i)
             for i, t in enumerate(self.match.players)
         )
-        self._order = tuple(Member(seat) for seat in seats)
-        self._members = {m.seat.player_id: m for m in self._order}
+        order = tuple(Member(seat) for seat in seats)
+        members = {m.seat.player_id: m for m in order}
         self.realtime = loop = RealTimeLoop.of(
             rules, quantisation, checksums, getattr(self.game, "tick_at", None), schema
         )
         if loop is not None:
-            loop.seat(self._order)
+            loop.seat(order)
         self.state = self.game.create(seats, self.config.options, self.rng)
         bots = RoomBots.seat(
-            self.game, self._order, self.match.players, self.rng, self.config.bot_think_time
+            self.game, order, self.match.players, self.rng, self.config.bot_think_time
         )
         views = RoomViews(
             self.game,
@@ -176,13 +169,15 @@ class Room(RoomSeating):
             checksums=checksums,
             check=rules.shared_view and self.config.check_views,
         )
-        faults, members, order = self._faults, self._members, self._order
+        faults = self._faults
         wake_bots = None if bots is None else partial(self._wake_bots, bots)
         interval, check = self.config.state_interval, self._check_shared_view
         self.sending = RoomSending(self, views, members, order, loop, faults, interval, check,
                                    wake_bots)  # fmt: skip
         self.actions = RoomActions(self, self.game, self.rng, members, loop, faults,
                                    views.send_error, self.recorder, bots)  # fmt: skip
+        self.seating = Seating(self, self.match.match_id, order, self.outbox, self.sending, loop,
+                               faults, self.config.reconnect_grace)  # fmt: skip
 
     def __repr__(self) -> str:
         return (
@@ -199,7 +194,42 @@ class Room(RoomSeating):
     @property
     def seats(self) -> tuple[Seat, ...]:
         """The seats, in match order."""
-        return tuple(m.seat for m in self._order)
+        return self.seating.seats
+
+    # -- its seats and sessions (vinom.rooms.seating, `Seating`'s documented there) --
+
+    def session_ids(self) -> list[int]:
+        return self.seating.session_ids()
+
+    def seat_of(self, player_id: str) -> Seat | None:
+        return self.seating.seat_of(player_id)
+
+    def session_of(self, player_id: str) -> int | None:
+        return self.seating.session_of(player_id)
+
+    def in_grace(self, player_id: str) -> bool:
+        return self.seating.in_grace(player_id)
+
+    def joined_players(self) -> tuple[str, ...]:
+        return self.seating.joined_players()
+
+    def has_left(self, player_id: str) -> bool:
+        return self.seating.has_left(player_id)
+
+    def admission(self, player_id: str) -> Admission:
+        return self.seating.check_admission(player_id)[0]
+
+    def check_admission(self, player_id: str) -> tuple[Admission, str | None]:
+        return self.seating.check_admission(player_id)
+
+    def player_connected(self, player_id: str, session_id: int, now: float) -> bool:
+        return self.seating.player_connected(player_id, session_id, now)
+
+    def player_disconnected(self, player_id: str, session_id: int, now: float) -> None:
+        self.seating.player_disconnected(player_id, session_id, now)
+
+    def player_left(self, player_id: str, now: float) -> None:
+        self.seating.player_left(player_id, now)
 
     @property
     def action_rate(self) -> float:
@@ -214,7 +244,7 @@ class Room(RoomSeating):
     @property
     def snapshot_rate(self) -> float:
         """States per second per player while playing (0: after every change; see
-        the module docstring), from the game's `snapshot_rate`."""
+        vinom.rooms.sending), from the game's `snapshot_rate`."""
         return 0.0 if self.realtime is None else self.realtime.snapshot_rate
 
     @property
@@ -260,11 +290,11 @@ class Room(RoomSeating):
         bots = self.actions.bots
         if bots is not None:
             for member in bots.members:
-                outcome = self._hook("join", self.game.join, self.state, member.seat)
+                outcome = self.hook("join", self.game.join, self.state, member.seat)
                 if outcome is not None:
-                    self._apply(outcome)
-            self._maybe_start(now)  # every seat a bot's
-        self._rewake()
+                    self.adopt(outcome)
+            self.maybe_start(now)  # every seat a bot's
+        self.rewake()
 
     def abort(self, reason: str, now: float) -> None:
         """End the room without a result, telling the connected players why."""
@@ -290,14 +320,16 @@ class Room(RoomSeating):
             elif which == _GRACE_ENDS:
                 assert member is not None
                 member.grace_ends = None
-                self._leave(member, now)
+                self.seating.leave(member, now)
             elif which == _IDLE_DUE:
                 assert self._idle is not None
-                self._idle_expired(self._idle, now)
+                self.seating.time_out(self._idle, now)
+                if not self.ended:
+                    self._track_idle(None, now)
             else:
                 assert member is not None
                 self.actions.bot_acts(member, now)
-        self._rewake()
+        self.rewake()
 
     def _earliest(self) -> tuple[float, int, Member | None]:
         """The room's earliest deadline: when (inf: none), which (`_PHASE_ENDS` ...)
@@ -316,7 +348,7 @@ class Room(RoomSeating):
         state_due = self.sending.due
         if state_due < due:
             due, which = state_due, _STATE_DUE
-        for member in self._order:
+        for member in self.seating.order:
             grace_ends = member.grace_ends
             if grace_ends is not None and grace_ends < due:
                 due, which, whose = grace_ends, _GRACE_ENDS, member
@@ -337,15 +369,15 @@ class Room(RoomSeating):
         elif phase is Phase.COUNTDOWN:
             self._start_play(now)
         elif phase is _PLAYING:
-            outcome = self._hook("time_up", self.game.time_up, self.state)
+            outcome = self.hook("time_up", self.game.time_up, self.state)
             if outcome is not None:
-                self._apply(outcome)
-            self._finish(now)
+                self.adopt(outcome)
+            self.finish(now)
 
-    def _maybe_start(self, now: float) -> None:
+    def maybe_start(self, now: float) -> None:
         if self.phase is not Phase.WAITING:
             return
-        for member in self._order:
+        for member in self.seating.order:
             if member.session_id is None and member.bot is None:
                 return
         countdown = self.game.countdown
@@ -354,7 +386,7 @@ class Room(RoomSeating):
             self.sending.broadcast_state(now)
         else:
             self._start_play(now)
-        self._rewake()
+        self.rewake()
 
     def _start_play(self, now: float) -> None:
         limit = self.game.time_limit
@@ -369,39 +401,14 @@ class Room(RoomSeating):
         self.sending.send_states(now)
 
     def _tick(self, now: float) -> None:
-        """Run the fixed steps due by `now` (`RealTimeLoop.catch_up`), then send the
+        """Run the fixed steps due by `now` (`RoomActions.run_ticks`), then send the
         snapshot if one is due."""
         loop = self.realtime
         assert loop is not None
-        game, history, interval, tick_at = self.game, loop.history, loop.interval, loop.tick_at
-        apply_inputs = self.actions.apply_inputs
-        for _ in range(loop.catch_up(now)):
-            tick = loop.tick_number = loop.tick_number + 1
-            apply_inputs(loop, tick, now)
-            if self.phase is not _PLAYING:
-                return  # an input ended the game
-            if self.recorder is not None:
-                self.recorder.tick(tick)
-            try:
-                if tick_at is None:
-                    outcome = game.tick(self.state, interval, self.rng)
-                else:
-                    outcome = tick_at(self.state, interval, self.rng, history)
-            except Exception:
-                self._game_error("tick")
-            else:
-                if self._apply(outcome):
-                    self._after_change(now)
-            if self.phase is not _PLAYING:
-                return  # the tick ended the game (`_end` stopped the ticks)
-            history.record(tick, self.state)
-            if self.recorder is not None:
-                self.recorder.ticked(tick, self.state, self.version)
-        loop.schedule_next()
-        if loop.snapshot_now(now):
+        if self.actions.run_ticks(loop, now) and loop.snapshot_now(now):
             self.sending.send_states(now)
 
-    def _finish(self, now: float) -> None:
+    def finish(self, now: float) -> None:
         try:
             result = dict(self.game.result(self.state))
             # A result no room message can carry (an integer past 64 bits, say) is
@@ -429,17 +436,17 @@ class Room(RoomSeating):
             self.realtime.stop()
         if self._idle is not None:
             self._idle.due = _INF
-        for member in self._order:
+        for member in self.seating.order:
             member.grace_ends = None
             member.bot_due = _INF
-        self._rewake()
+        self.rewake()
         if self.recorder is not None:
             self.recorder.end(phase.value, self.result, self.state, self.tick_number, self.version)
         self.sending.send_all(
             encode_phase(phase, self.version, None, result=self.result, reason=self.abort_reason)
         )
         # The final state goes on the reliable channel so that it is not lost.
-        for member in self._order:
+        for member in self.seating.order:
             if member.session_id is not None:
                 self.sending.send_state_reliably(member, now)
         if self.on_end is not None:
@@ -451,7 +458,7 @@ class Room(RoomSeating):
 
     # -- internals ----------------------------------------------------------
 
-    def _apply(self, outcome: Outcome) -> bool:
+    def adopt(self, outcome: Outcome) -> bool:
         """Adopt a hook's outcome and send its events; True if the state changed."""
         changed = outcome.state is not self.state
         if changed:
@@ -469,7 +476,7 @@ class Room(RoomSeating):
         for event in outcome.events:
             self.sending.send_event(event)
         if self.game.is_finished(state):
-            self._finish(now)
+            self.finish(now)
         else:
             if self._idle is not None:
                 self._track_idle(member, now)
@@ -478,11 +485,11 @@ class Room(RoomSeating):
     def _wake_bots(self, bots: RoomBots, now: float) -> None:
         """The state changed: each bot still in the game looks at it after its think time."""
         if bots.wake(now) < self.wake:
-            self._rewake()
+            self.rewake()
 
-    def _after_change(self, now: float) -> None:
+    def after_change(self, now: float) -> None:
         if self.phase is not Phase.WAITING and self.game.is_finished(self.state):
-            self._finish(now)
+            self.finish(now)
         else:
             if self._idle is not None and self.phase is _PLAYING:
                 self._track_idle(None, now)
@@ -501,17 +508,8 @@ class Room(RoomSeating):
         except Exception:
             self._faults.failed("idle_players")
             awaited = frozenset()
-        if idle.track(self._order, awaited, actor, now) < self.wake:
-            self._rewake()
-
-    def _idle_expired(self, idle: IdleRule, now: float) -> None:
-        for member in self._order:
-            if self.ended:
-                return
-            if idle.timed_out(member, now):
-                self._leave(member, now, idle=True)
-        if not self.ended:
-            self._track_idle(None, now)
+        if idle.track(self.seating.order, awaited, actor, now) < self.wake:
+            self.rewake()
 
     def _check_shared_view(self, state: Any, version: int) -> None:
         """The debug check of `shared_view`: every seat's view must be the same.
@@ -520,7 +518,7 @@ class Room(RoomSeating):
         game, two players and the version, and gives each player their own
         view from then on, so that nothing hidden is shown to another player.
         """
-        difference = self.sending.views.shared_view_difference(state, self._order)
+        difference = self.sending.views.shared_view_difference(state, self.seating.order)
         if difference is None:
             return
         first, other = difference
@@ -535,7 +533,7 @@ class Room(RoomSeating):
             version,
         )
 
-    def _hook(self, name: str, hook: Callable[..., Outcome], *args: Any) -> Outcome | None:
+    def hook(self, name: str, hook: Callable[..., Outcome], *args: Any) -> Outcome | None:
         if self.recorder is not None:
             seat = args[1] if len(args) > 1 else None
             self.recorder.hook(name, seat, self.state, self.tick_number, self.version)
@@ -591,7 +589,7 @@ class Room(RoomSeating):
         """How many times the game's code raised (other than `IllegalAction`)."""
         return self._faults.count
 
-    def _rewake(self) -> None:
+    def rewake(self) -> None:
         """Recompute `wake`; a new value goes to the timer queue (the old entry goes stale)."""
         wake = self._earliest()[0]
         if wake != self.wake:

@@ -7,6 +7,18 @@ messages, and the periodic state's deadline; what it reads of the match as it
 stands (state, version, phase, time left) it reads through `MatchNow`, the room.
 The room decides when states go, and checks a shared view
 (`Room._check_shared_view`, handed in as `check_shared_view`).
+
+States: a game without a tick (turn-based) sends every player a state after
+every change. A game with a tick, while playing, sends each player at most one
+state per tick, at its `snapshot_rate` (by default its tick rate): actions and
+hooks only mark the state changed, and the tick's snapshot, built after the
+game's tick, carries everything applied since the last one. Errors, events,
+phase changes and the states sent reliably (on joining, on `sync`, at the end)
+go out at once. Whatever the game, a state also goes out when none did for
+`RoomConfig.state_interval` seconds. Every state carries the room's tick
+number and its time (milliseconds since `start`), for clients that interpolate.
+`Room` decides when states go; `vinom.rooms.views` builds and sends them, and
+`vinom.rooms.member` holds what it knows of each seat.
 """
 
 from __future__ import annotations
