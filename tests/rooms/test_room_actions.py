@@ -35,6 +35,14 @@ class FakeMatch:
         self.outcomes.append((member.seat.player_id, outcome))
         self.state = outcome.state
 
+    def adopt(self, outcome: Outcome) -> bool:
+        changed = outcome.state is not self.state
+        self.state = outcome.state
+        return changed
+
+    def after_change(self, now: float) -> None:
+        self.outcomes.append(("tick", Outcome(self.state)))
+
 
 class RoomActionsTests(SynchronousTestCase):
     def make(self, tick_rate: float = 0.0) -> RoomActions:
@@ -94,6 +102,19 @@ class RoomActionsTests(SynchronousTestCase):
         actions.apply_inputs(loop, 2, 0.1)
         self.assertEqual(self.match.state.seqs, (2, 1))
         self.assertEqual(loop.input_counts["applied"], 3)
+
+    def test_the_fixed_steps_due_run_each_after_its_inputs(self) -> None:
+        actions = self.make(tick_rate=20.0)
+        loop = actions.loop
+        assert loop is not None
+        actions.handle_inputs("a", None, ((2, {"seq": 1}),), 0.01)
+        self.assertTrue(actions.run_ticks(loop, 0.1))  # ticks 1 and 2: at 0.05 and 0.1
+        self.assertEqual((loop.tick_number, self.match.state.ticks), (2, 2))
+        self.assertEqual(self.match.state.seqs, (1, 0))
+        # The input came before tick 2's step: the game's tick is last.
+        self.assertEqual([p for p, _ in self.match.outcomes], ["tick", "a", "tick"])
+        self.match.phase = Phase.FINISHED
+        self.assertFalse(actions.run_ticks(loop, 0.2))
 
     def test_a_rejected_input_is_answered_at_most_once_a_second(self) -> None:
         actions = self.make(tick_rate=20.0)

@@ -20,6 +20,7 @@ from vinom.protocol.events import RELIABLE
 from vinom.protocol.interfaces import Admission
 from vinom.rooms.delta import Quantisation
 from vinom.rooms.faults import GameFaults
+from vinom.rooms.idle import IdleRule
 from vinom.rooms.member import Member
 from vinom.rooms.messages import Phase
 from vinom.rooms.seating import Seating
@@ -130,3 +131,18 @@ class SeatingTests(SynchronousTestCase):
         self.assertNotIn(("abort", "abandoned"), self.match.asked)
         self.seating.player_left("a", 32.0)
         self.assertEqual(self.match.asked[-1], ("abort", "abandoned"))
+
+    def test_the_idle_rule_times_out_awaited_players_in_seat_order(self) -> None:
+        self.assertIsNone(IdleRule.of(0.0))
+        self.game.idle = self.game.leave  # type: ignore[attr-defined]
+        self.seating.idle = idle = IdleRule.of(10.0)
+        assert idle is not None
+        self.seating.player_connected("a", 1, 0.0)
+        self.seating.player_connected("b", 2, 0.0)
+        self.match.phase = Phase.PLAYING
+        idle.track(self.order, {"b"}, None, 0.0)
+        self.seating.time_out(9.0)
+        self.assertFalse(self.seating.has_left("b"))
+        self.seating.time_out(10.0)
+        self.assertEqual((self.seating.has_left("a"), self.seating.has_left("b")), (False, True))
+        self.assertIn(("hook", "idle"), self.match.asked)

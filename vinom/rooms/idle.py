@@ -31,6 +31,11 @@ class IdleRule:
     counted: frozenset[str] = frozenset()
     due: float = _INF
 
+    @classmethod
+    def of(cls, timeout: float) -> IdleRule | None:
+        """The rule of a game whose `idle_timeout` is `timeout` (None: it has none)."""
+        return cls(timeout) if timeout else None
+
     def track(
         self, members: Sequence[Member], awaited: Iterable[str], actor: Member | None, now: float
     ) -> float:

@@ -24,8 +24,8 @@ per-seat input and snapshot buffers, snapshot schedule and tick history
 (`realtime`, `RealTimeLoop`, vinom.rooms.realtime; None in a turn-based room).
 Each part reads the room through a narrow interface (`SeatedMatch`,
 `ActingMatch`, `MatchNow`), never its attributes. A game's idle rule is an
-`IdleRule` (vinom.rooms.idle), and `GameFaults` (vinom.rooms.faults) counts and
-logs what the game's code raises.
+`IdleRule` (vinom.rooms.idle) its seating holds, and the parts share one
+`GameFaults` (vinom.rooms.faults), which counts and logs what the game raises.
 
 Version rule: the version grows by exactly one for every applied action,
 every phase change, and every hook (join, leave, reconnect, tick, time up)
@@ -117,19 +117,12 @@ class Room:
     ended_at: float | None = field(init=False, default=None)
     # The earliest of the deadlines below (inf: none); see `TimerQueue`.
     wake: float = field(init=False, default=_INF)
-    # A game with a tick: its fixed step, inputs, snapshots and tick history
-    # (vinom.rooms.realtime). None for a game without a tick.
-    realtime: RealTimeLoop | None = field(init=False, default=None)
 
     # Its seats and their sessions (vinom.rooms.seating).
     seating: Seating = field(init=False)
     # The end of the current phase (connect deadline, countdown, time limit):
     # also the deadline that moves the room on.
     _phase_ends: float | None = field(init=False, default=None)
-    # Counts and logs the game's failures (vinom.rooms.faults).
-    _faults: GameFaults = field(init=False)
-    # The game's idle rule (vinom.rooms.idle); None for a game without one.
-    _idle: IdleRule | None = field(init=False, default=None)
     # What it sends, and the periodic state (vinom.rooms.sending).
     sending: RoomSending = field(init=False)
     # Its players' actions and inputs, and its bots' turns (vinom.rooms.acting).
@@ -143,16 +136,14 @@ class Room:
         quantisation = quantisation_of(self.game)
         schema = schema_of(self.game)
         checksums = self.config.snapshot_checksums
-        if rules.idle_timeout:
-            self._idle = IdleRule(rules.idle_timeout)
-        self._faults = GameFaults(self.game.name, self.match.match_id, log)
+        faults = GameFaults(self.game.name, self.match.match_id, log)
         seats = tuple(
             Seat(player_id=t.player_id, name=t.name, index=i)
             for i, t in enumerate(self.match.players)
         )
         order = tuple(Member(seat) for seat in seats)
         members = {m.seat.player_id: m for m in order}
-        self.realtime = loop = RealTimeLoop.of(
+        loop = RealTimeLoop.of(
             rules, quantisation, checksums, getattr(self.game, "tick_at", None), schema
         )
         if loop is not None:
@@ -169,7 +160,6 @@ class Room:
             checksums=checksums,
             check=rules.shared_view and self.config.check_views,
         )
-        faults = self._faults
         wake_bots = None if bots is None else partial(self._wake_bots, bots)
         interval, check = self.config.state_interval, self._check_shared_view
         self.sending = RoomSending(self, views, members, order, loop, faults, interval, check,
@@ -177,7 +167,8 @@ class Room:
         self.actions = RoomActions(self, self.game, self.rng, members, loop, faults,
                                    views.send_error, self.recorder, bots)  # fmt: skip
         self.seating = Seating(self, self.match.match_id, order, self.outbox, self.sending, loop,
-                               faults, self.config.reconnect_grace)  # fmt: skip
+                               faults, self.config.reconnect_grace,
+                               IdleRule.of(rules.idle_timeout))  # fmt: skip
 
     def __repr__(self) -> str:
         return (
@@ -235,6 +226,12 @@ class Room:
     def action_rate(self) -> float:
         """The game's actions per second per player (0: unlimited)."""
         return rules_of(self.game).action_rate
+
+    @property
+    def realtime(self) -> RealTimeLoop | None:
+        """A game with a tick: its fixed step, inputs, snapshots and tick history
+        (vinom.rooms.realtime, held by `actions`). None for a game without a tick."""
+        return self.actions.loop
 
     @property
     def tick_rate(self) -> float:
@@ -322,8 +319,7 @@ class Room:
                 member.grace_ends = None
                 self.seating.leave(member, now)
             elif which == _IDLE_DUE:
-                assert self._idle is not None
-                self.seating.time_out(self._idle, now)
+                self.seating.time_out(now)
                 if not self.ended:
                     self._track_idle(None, now)
             else:
@@ -352,7 +348,7 @@ class Room:
             grace_ends = member.grace_ends
             if grace_ends is not None and grace_ends < due:
                 due, which, whose = grace_ends, _GRACE_ENDS, member
-        idle = self._idle
+        idle = self.seating.idle
         if idle is not None and idle.due < due:
             due, which = idle.due, _IDLE_DUE
         bots = self.actions.bots
@@ -434,8 +430,8 @@ class Room:
         self.sending.due = _INF
         if self.realtime is not None:
             self.realtime.stop()
-        if self._idle is not None:
-            self._idle.due = _INF
+        if self.seating.idle is not None:
+            self.seating.idle.due = _INF
         for member in self.seating.order:
             member.grace_ends = None
             member.bot_due = _INF
@@ -478,7 +474,7 @@ class Room:
         if self.game.is_finished(state):
             self.finish(now)
         else:
-            if self._idle is not None:
+            if self.seating.idle is not None:
                 self._track_idle(member, now)
             self.sending.broadcast_state(now)
 
@@ -491,7 +487,7 @@ class Room:
         if self.phase is not Phase.WAITING and self.game.is_finished(self.state):
             self.finish(now)
         else:
-            if self._idle is not None and self.phase is _PLAYING:
+            if self.seating.idle is not None and self.phase is _PLAYING:
                 self._track_idle(None, now)
             self.sending.broadcast_state(now)
 
@@ -500,13 +496,13 @@ class Room:
     def _track_idle(self, actor: Member | None, now: float) -> None:
         """After a change: `actor` just acted; players the game newly awaits start
         counting now (`IdleRule.track`)."""
-        idle = self._idle
+        idle = self.seating.idle
         if idle is None or self.phase is not _PLAYING:
             return
         try:
             awaited = frozenset(self.game.idle_players(self.state))  # type: ignore[attr-defined]
         except Exception:
-            self._faults.failed("idle_players")
+            self.sending.faults.failed("idle_players")
             awaited = frozenset()
         if idle.track(self.seating.order, awaited, actor, now) < self.wake:
             self.rewake()
@@ -523,7 +519,7 @@ class Room:
             return
         first, other = difference
         self.sending.views.shared = self.sending.views.check = False
-        self._faults.shared_view_differs(
+        self.sending.faults.shared_view_differs(
             SharedViewMismatch(
                 f"game {self.game.name!r}: view(state, {first!r}) != "
                 f"view(state, {other!r}) at version {version}"
@@ -545,7 +541,7 @@ class Room:
 
     def _game_error(self, where: str) -> None:
         # Call from an `except` block: the log shows the game's traceback.
-        self._faults.failed(where)
+        self.sending.faults.failed(where)
 
     def handle_action(
         self, player_id: str, action: Mapping[str, Any], action_id: int | None, now: float
@@ -587,7 +583,7 @@ class Room:
     @property
     def game_errors(self) -> int:
         """How many times the game's code raised (other than `IllegalAction`)."""
-        return self._faults.count
+        return self.sending.faults.count
 
     def rewake(self) -> None:
         """Recompute `wake`; a new value goes to the timer queue (the old entry goes stale)."""

@@ -3,7 +3,8 @@ disconnection (the reconnection window) and a leave do to the match.
 
 `Seating` is a part a `Room` (vinom.rooms.room) makes and holds (`seating`). It
 owns the room's `Member`s (by player id and in seat order) and their sessions,
-and is given what a connection needs (the outbox for the welcome, the room's
+and the game's idle rule (`IdleRule`, vinom.rooms.idle: who times out), and is
+given what a connection needs (the outbox for the welcome, the room's
 `RoomSending`, its real-time loop and its `GameFaults`). What a seat's change
 does to the match (the game's hooks, the phases, the deadlines) it asks of the
 room through `SeatedMatch`, a narrow interface, rather than reading the room.
@@ -70,6 +71,8 @@ class Seating:
     faults: GameFaults
     # Seconds a disconnected player's seat is held for them.
     reconnect_grace: float
+    # The game's idle rule (vinom.rooms.idle); None for a game without one.
+    idle: IdleRule | None = None
     # The seats by player id (made from `order`).
     members: dict[str, Member] = field(init=False)
 
@@ -209,9 +212,11 @@ class Seating:
         if not self.match.ended:
             self.leave(member, now)
 
-    def time_out(self, idle: IdleRule, now: float) -> None:
+    def time_out(self, now: float) -> None:
         """The idle rule's deadline came: each awaited player out of time is out of
         the game, in seat order, until the game ends."""
+        idle = self.idle
+        assert idle is not None
         for member in self.order:
             if self.match.ended:
                 return
