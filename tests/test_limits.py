@@ -25,8 +25,9 @@ TARGET_CLASS_LINES = 600
 TARGET_CORE_LINES = 42_000
 TARGET_ROLE_SETTINGS = 40
 
-# Measured at d4dae4ad..5662585c (modules split by concern this round: webtransport,
-# accounts/sql, server/options, cli); each may only come down.
+# Measured after this round's splits (webtransport, accounts/sql, server/options, cli)
+# and the Room's own parts (tests/rooms/test_rooms.py keeps its tighter ceilings);
+# each may only come down.
 MODULES_OVER_TARGET = {"vinom/cli.py": 950, "vinom/rooms/messages.py": 858,
                        "vinom/lobby/codec.py": 839}  # fmt: skip
 MODULES_OVER_600 = 11
@@ -34,7 +35,6 @@ CLASSES_OVER_TARGET = {
     "vinom.protocol.reliability.Reliability": 1138,
     "vinom.protocol.reliability_receive.ReliabilityReceiver": 864,
     "vinom.server.options.Options": 820,
-    "vinom.rooms.room.Room": 727,
     "vinom.cluster.matchmaker.RedisMatchmaker": 683,
     "vinom.lobby.requests.RequestHandlers": 633,
     "vinom.server.options.HostCommand": 620,
