@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Awaitable, Callable
 from itertools import pairwise
 from typing import Any
 
@@ -148,6 +149,27 @@ def torus(a: list[float], b: list[float]) -> float:
     return math.hypot(min(dx, SIZE - dx), min(dy, SIZE - dy))
 
 
+
+async def two_in_the_arena(
+    case: TestCase, url: str, enter: Callable[[Browser, str, str], Awaitable[None]]
+) -> dict[str, Browser]:
+    """Ann's and Bob's pages, each entered at `url` by `enter`, quick-matched into one
+    arena match on the real page: by name, once both boards draw both dots."""
+    pages = {"Ann": await open_browser(case), "Bob": await open_browser(case)}
+    for name, page in pages.items():
+        await enter(page, url, name)
+    button = '[data-action="queue"][data-game="arena"]'
+    for page in pages.values():
+        await page.wait_until(lambda d: d.find_elements(By.CSS_SELECTOR, button), WAIT)
+        await click(page, button)
+    for page in pages.values():
+        await wait_for_screen(page, "game")
+        await page.wait_until(
+            lambda d: len(d.find_elements(By.CSS_SELECTOR, "[data-board=arena] .vb-arena-dot"))
+            == 2, WAIT,
+        )  # fmt: skip
+    return pages
+
 class ArenaBoardTests(TestCase):
     """The arena's board, played by two pages over a slow, lossy link."""
 
@@ -165,20 +187,8 @@ class ArenaBoardTests(TestCase):
     async def test_predicted_own_dot_interpolated_others_over_a_lossy_link(self) -> None:
         # The default games: nothing installed, no --games.
         server = await start_twistd(self, {}, "--snapshot-checksums", web=True)
-        ann, bob = await open_browser(self), await open_browser(self)
-        pages = {"Ann": ann, "Bob": bob}
-        for name, page in pages.items():
-            await self.enter(page, server.url, name)
-        button = '[data-action="queue"][data-game="arena"]'
-        for page in pages.values():
-            await page.wait_until(lambda d: d.find_elements(By.CSS_SELECTOR, button), WAIT)
-            await click(page, button)
-        for page in pages.values():
-            await wait_for_screen(page, "game")
-            await page.wait_until(
-                lambda d: len(d.find_elements(By.CSS_SELECTOR, "[data-board=arena] .vb-arena-dot"))
-                == 2, WAIT,
-            )  # fmt: skip
+        pages = await two_in_the_arena(self, server.url, self.enter)
+        ann, bob = pages["Ann"], pages["Bob"]
         # Two seconds of play: the clock has synced and the round trip is known.
         await pause(2.0)
         for page in pages.values():

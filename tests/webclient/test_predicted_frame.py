@@ -31,8 +31,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from twisted.trial.unittest import TestCase
 
+from tests.server.test_web_arena import two_in_the_arena
 from tests.server.test_web_client import WAIT, click, pause, wait_for_screen
-from tests.support.browser import Browser, open_browser
+from tests.support.browser import Browser
 from tests.support.servers import start_twistd
 
 # Before the page queues: the game sockets kept for reading, and the key listener
@@ -103,20 +104,8 @@ class PredictedEventFrameTests(TestCase):
 
     async def test_key_event_drawn_on_the_next_frame(self) -> None:
         server = await start_twistd(self, {}, web=True)
-        ann, bob = await open_browser(self), await open_browser(self)
-        pages = {"Ann": ann, "Bob": bob}
-        for name, page in pages.items():
-            await self.enter(page, server.url, name)
-        button = '[data-action="queue"][data-game="arena"]'
-        for page in pages.values():
-            await page.wait_until(lambda d: d.find_elements(By.CSS_SELECTOR, button), WAIT)
-            await click(page, button)
-        for page in pages.values():
-            await wait_for_screen(page, "game")
-            await page.wait_until(
-                lambda d: len(d.find_elements(By.CSS_SELECTOR, "[data-board=arena] .vb-arena-dot"))
-                == 2, WAIT,
-            )  # fmt: skip
+        pages = await two_in_the_arena(self, server.url, self.enter)
+        ann = pages["Ann"]
         # The clock synced and the round trip known, as a player starts.
         await pause(2.0)
         pairs = [(Keys.ARROW_RIGHT, Keys.ARROW_DOWN), (Keys.ARROW_LEFT, Keys.ARROW_UP)]
