@@ -4,17 +4,9 @@
 // is an event, not a SIGPIPE).
 #include "vinom/lobby.hpp"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -26,6 +18,7 @@
 #include <utility>
 
 #include "log.hpp"
+#include "socket.hpp"
 #include "vinom/codec.hpp"  // PROTOCOL_VERSION
 
 namespace vinom {
@@ -33,6 +26,22 @@ namespace vinom {
 using Json = nlohmann::json;
 
 // -- framing ---------------------------------------------------------------
+
+namespace {
+
+// The lobby's socket as the socket layer takes it, and back (-1: none).
+net::socket_t as_socket(std::intptr_t fd) { return static_cast<net::socket_t>(fd); }
+std::intptr_t as_fd(net::socket_t s) {
+    return s == net::INVALID ? -1 : static_cast<std::intptr_t>(s);
+}
+void close_fd(std::intptr_t& fd) {
+    if (fd == -1) return;
+    net::socket_t s = as_socket(fd);
+    net::close(s);
+    fd = -1;
+}
+
+}  // namespace
 
 namespace {
 
@@ -307,6 +316,9 @@ void Lobby::connecting(double now) {
         // The worker thread reads the trust (the system's CAs: a file of a few
         // hundred certificates) and resolves a host name; numeric, it is taken as is.
         started_ = true;
+        // Winsock wants its start-up before any socket call, the resolver's included.
+        if (!net::startup()) return fail("connect: " + net::error_text(net::last_error()));
+        net_started_ = true;
         resolution_ = std::make_shared<Resolution>();
         std::function<std::vector<std::string>(const std::string&)> resolve;
         if (!numeric(host_)) resolve = resolve_ ? resolve_ : system_resolve;
@@ -366,14 +378,14 @@ void Lobby::connecting(double now) {
             log(LogLevel::info, "lobby: " + host_ + " resolves to " + all);
         }
     }
-    if (fd_ < 0) return connect_next(now);
-    pollfd p{fd_, POLLOUT, 0};
-    if (::poll(&p, 1, 0) > 0) {
-        int err = 0;
-        socklen_t len = sizeof err;
-        if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    if (fd_ == -1) return connect_next(now);
+    net::poll_t p{};
+    p.fd = as_socket(fd_);
+    p.events = POLLOUT;
+    if (net::poll(&p, 1, 0) > 0) {
+        int err = net::pending_error(as_socket(fd_));
         if (err == 0) return start_tls();
-        connect_error_ = std::strerror(err);
+        connect_error_ = net::error_text(err);
     } else if (now >= attempt_deadline_ && next_address_ < addresses_.size()) {
         connect_error_ = "no answer";
     } else {
@@ -382,8 +394,7 @@ void Lobby::connecting(double now) {
     log(LogLevel::info, "lobby: connect " + address_ + " port " + std::to_string(port_) + ": " +
                             connect_error_ +
                             (next_address_ < addresses_.size() ? ", trying the next address" : ""));
-    ::close(fd_);
-    fd_ = -1;
+    close_fd(fd_);
     connect_next(now);
 }
 
@@ -400,17 +411,13 @@ void Lobby::connect_next(double now) {
         if (getaddrinfo(address_.c_str(), port.c_str(), &hints, &found) != 0 || !found) {
             connect_error_ = "not a numeric address";
         } else {
-            fd_ = ::socket(found->ai_family, SOCK_STREAM, 0);
+            fd_ = as_fd(net::open_stream(found->ai_family));  // non-blocking, no Nagle
             int e = 0;
-            if (fd_ < 0 || fcntl(fd_, F_SETFL, fcntl(fd_, F_GETFL) | O_NONBLOCK) != 0) {
-                e = errno;
-            } else {
-                int one = 1;
-                (void)setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-                if (::connect(fd_, found->ai_addr, found->ai_addrlen) != 0 &&
-                    errno != EINPROGRESS) {
-                    e = errno;
-                }
+            if (fd_ == -1) {
+                e = net::last_error();
+            } else if (net::connect(as_socket(fd_), found->ai_addr, found->ai_addrlen) != 0) {
+                e = net::last_error();
+                if (net::in_progress(e)) e = 0;
             }
             freeaddrinfo(found);
             if (e == 0) {
@@ -419,9 +426,8 @@ void Lobby::connect_next(double now) {
                 attempt_deadline_ = now + (deadline_ - now) / static_cast<double>(left);
                 return;
             }
-            connect_error_ = std::strerror(e);
-            if (fd_ >= 0) ::close(fd_);
-            fd_ = -1;
+            connect_error_ = net::error_text(e);
+            close_fd(fd_);
         }
         log(LogLevel::info, "lobby: connect " + address_ + " port " + port + ": " +
                                 connect_error_ +
@@ -450,7 +456,8 @@ Lobby::~Lobby() {
     }
     if (ssl_) SSL_free(ssl_);  // frees both BIOs
     if (ctx_) SSL_CTX_free(ctx_);
-    if (fd_ >= 0) ::close(fd_);
+    close_fd(fd_);
+    if (net_started_) net::cleanup();
 }
 
 void Lobby::push(LobbyEvent event) { events_.push_back(std::move(event)); }
@@ -464,8 +471,7 @@ void Lobby::fail(const std::string& reason) {
     event.kind = LobbyEvent::Kind::failed;
     event.reason = reason;
     push(std::move(event));
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
+    close_fd(fd_);
 }
 
 void Lobby::finish_closed(const std::string& reason) {
@@ -475,8 +481,7 @@ void Lobby::finish_closed(const std::string& reason) {
     event.kind = LobbyEvent::Kind::closed;
     event.reason = reason;
     push(std::move(event));
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
+    close_fd(fd_);
 }
 
 void Lobby::start_tls() {
@@ -507,20 +512,21 @@ void Lobby::start_tls() {
 void Lobby::read_socket() {
     char buffer[16384];
     // At most MAX_FRAME TLS bytes wait in the BIO: the socket's buffer holds the rest.
-    while (fd_ >= 0 && !peer_eof_ && BIO_ctrl_pending(rbio_) < LobbyFramer::MAX_FRAME) {
-        ssize_t n = ::recv(fd_, buffer, sizeof buffer, MSG_DONTWAIT);
+    while (fd_ != -1 && !peer_eof_ && BIO_ctrl_pending(rbio_) < LobbyFramer::MAX_FRAME) {
+        long n = net::receive(as_socket(fd_), buffer, sizeof buffer);
+        int e = n < 0 ? net::last_error() : 0;
         if (n > 0) {
             last_heard_ = now_;
             BIO_write(rbio_, buffer, static_cast<int>(n));
         } else if (n == 0) {
             peer_eof_ = true;
             BIO_set_mem_eof_return(rbio_, 0);
-        } else if (errno == EINTR) {
+        } else if (net::interrupted(e)) {
             continue;
-        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        } else if (net::would_block(e)) {
             return;
         } else {
-            return fail(std::string("connection: ") + std::strerror(errno));
+            return fail("connection: " + net::error_text(e));
         }
     }
 }
@@ -533,16 +539,17 @@ void Lobby::flush_socket() {
         if (n <= 0) break;
         wire_.append(buffer, static_cast<std::size_t>(n));
     }
-    while (fd_ >= 0 && !wire_.empty()) {
-        ssize_t n = ::send(fd_, wire_.data(), wire_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (fd_ != -1 && !wire_.empty()) {
+        long n = net::send(as_socket(fd_), wire_.data(), wire_.size());
+        int e = n < 0 ? net::last_error() : 0;
         if (n > 0) {
             wire_.erase(0, static_cast<std::size_t>(n));
-        } else if (n < 0 && errno == EINTR) {
+        } else if (n < 0 && net::interrupted(e)) {
             continue;
-        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        } else if (n < 0 && net::would_block(e)) {
             return;
         } else {
-            return fail(std::string("connection: ") + std::strerror(errno));
+            return fail("connection: " + net::error_text(e));
         }
     }
 }

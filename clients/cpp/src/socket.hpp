@@ -16,7 +16,9 @@
 #  include <winsock2.h>
 #  include <ws2tcpip.h>
 #else
+#  include <arpa/inet.h>
 #  include <netdb.h>
+#  include <netinet/in.h>
 #  include <poll.h>
 #  include <sys/socket.h>
 #endif

@@ -183,7 +183,9 @@ private:
     double now_ = 0;
     double last_heard_ = 0;
     std::string failure_;
-    int fd_ = -1;
+    // The TCP socket (socket.hpp's socket_t: an int, or a Winsock SOCKET), -1 for none.
+    std::intptr_t fd_ = -1;
+    bool net_started_ = false;  // net::startup() called (Winsock's WSAStartup)
     double deadline_;
     bool peer_eof_ = false;
     ssl_ctx_st* ctx_ = nullptr;
