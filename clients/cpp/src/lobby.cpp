@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <condition_variable>
 #include <mutex>
 #include <system_error>
 #include <thread>
@@ -250,6 +251,8 @@ bool loopback(const std::string& host) {
 // resolver still runs leaves the thread something to write to.
 struct Lobby::Resolution {
     std::mutex lock;
+    std::condition_variable trusted;  // told when `trust_read` is set
+    bool trust_read = false;          // the thread is done with OpenSSL's trust store
     bool done = false;
     std::vector<std::string> addresses;
     ssl_ctx_st* ctx = nullptr;  // the TLS context with its trust read (the Lobby takes it)
@@ -338,6 +341,11 @@ void Lobby::connecting(double now) {
                     }
                     ERR_clear_error();
                 }
+                {
+                    std::lock_guard<std::mutex> held(shared->lock);
+                    shared->trust_read = true;
+                }
+                shared->trusted.notify_all();
                 std::vector<std::string> found;
                 if (error.empty()) {
                     try {
@@ -441,11 +449,15 @@ Lobby::~Lobby() {
     // A resolver that has handed over is joined: it has only its exit left, and a
     // program that frees its lobby and returns must not end while the thread still
     // holds OpenSSL's per-thread state (a leak checker reports it). One that has not
-    // (a hanging resolver) is left to finish on its own: freeing never blocks.
+    // (a hanging resolver) is left to finish on its own once past the trust store.
     if (worker_.joinable()) {
         bool done = !resolution_;
         if (resolution_) {
-            std::lock_guard<std::mutex> held(resolution_->lock);
+            // A thread left running must be out of OpenSSL first: reading the system's
+            // CAs takes a moment (a program that returned meanwhile would tear OpenSSL
+            // down under it); only a hanging resolver is never waited for.
+            std::unique_lock<std::mutex> held(resolution_->lock);
+            resolution_->trusted.wait(held, [this] { return resolution_->trust_read; });
             done = resolution_->done;
         }
         if (done) {
