@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Awaitable, Callable
 from itertools import pairwise
 from typing import Any
 
@@ -150,14 +149,25 @@ def torus(a: list[float], b: list[float]) -> float:
 
 
 
-async def two_in_the_arena(
-    case: TestCase, url: str, enter: Callable[[Browser, str, str], Awaitable[None]]
-) -> dict[str, Browser]:
-    """Ann's and Bob's pages, each entered at `url` by `enter`, quick-matched into one
-    arena match on the real page: by name, once both boards draw both dots."""
+async def enter(case: TestCase, browser: Browser, url: str, name: str, script: str) -> None:
+    """`name` signs in on the page at `url`; then `script` (asynchronous, answering true)
+    hooks the page for the test."""
+    await browser.get(url)
+    await wait_for_screen(browser, "name")
+    await browser.run(lambda d: d.find_element(By.ID, "name-input").send_keys(name))
+    await click(browser, "#name-submit")
+    await wait_for_screen(browser, "lobby")
+    hooked = await browser.run(lambda d: d.execute_async_script(script))
+    case.assertIs(hooked, True, hooked)
+
+
+async def two_in_the_arena(case: TestCase, url: str, script: str) -> dict[str, Browser]:
+    """Ann's and Bob's pages, each signed in at `url` and hooked by `script` (`enter`),
+    quick-matched into one arena match on the real page: by name, once both boards draw
+    both dots."""
     pages = {"Ann": await open_browser(case), "Bob": await open_browser(case)}
     for name, page in pages.items():
-        await enter(page, url, name)
+        await enter(case, page, url, name, script)
     button = '[data-action="queue"][data-game="arena"]'
     for page in pages.values():
         await page.wait_until(lambda d: d.find_elements(By.CSS_SELECTOR, button), WAIT)
@@ -170,24 +180,16 @@ async def two_in_the_arena(
         )  # fmt: skip
     return pages
 
+
 class ArenaBoardTests(TestCase):
     """The arena's board, played by two pages over a slow, lossy link."""
 
     timeout = 240
 
-    async def enter(self, browser: Browser, url: str, name: str) -> None:
-        await browser.get(url)
-        await wait_for_screen(browser, "name")
-        await browser.run(lambda d: d.find_element(By.ID, "name-input").send_keys(name))
-        await click(browser, "#name-submit")
-        await wait_for_screen(browser, "lobby")
-        linked = await browser.run(lambda d: d.execute_async_script(LINK))
-        self.assertIs(linked, True, linked)
-
     async def test_predicted_own_dot_interpolated_others_over_a_lossy_link(self) -> None:
         # The default games: nothing installed, no --games.
         server = await start_twistd(self, {}, "--snapshot-checksums", web=True)
-        pages = await two_in_the_arena(self, server.url, self.enter)
+        pages = await two_in_the_arena(self, server.url, LINK)
         ann, bob = pages["Ann"], pages["Bob"]
         # Two seconds of play: the clock has synced and the round trip is known.
         await pause(2.0)

@@ -27,13 +27,11 @@ its input (its `ack`), none retracted, and the console has no error.
 from __future__ import annotations
 
 from selenium.webdriver.common.action_chains import ActionChains
-from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from twisted.trial.unittest import TestCase
 
 from tests.server.test_web_arena import two_in_the_arena
-from tests.server.test_web_client import WAIT, click, pause, wait_for_screen
-from tests.support.browser import Browser
+from tests.server.test_web_client import WAIT, pause
 from tests.support.servers import start_twistd
 
 # Before the page queues: the game sockets kept for reading, and the key listener
@@ -93,18 +91,9 @@ class PredictedEventFrameTests(TestCase):
 
     timeout = 240
 
-    async def enter(self, browser: Browser, url: str, name: str) -> None:
-        await browser.get(url)
-        await wait_for_screen(browser, "name")
-        await browser.run(lambda d: d.find_element(By.ID, "name-input").send_keys(name))
-        await click(browser, "#name-submit")
-        await wait_for_screen(browser, "lobby")
-        hooked = await browser.run(lambda d: d.execute_async_script(HOOK))
-        self.assertIs(hooked, True, hooked)
-
     async def test_key_event_drawn_on_the_next_frame(self) -> None:
         server = await start_twistd(self, {}, web=True)
-        pages = await two_in_the_arena(self, server.url, self.enter)
+        pages = await two_in_the_arena(self, server.url, HOOK)
         ann = pages["Ann"]
         # The clock synced and the round trip known, as a player starts.
         await pause(2.0)
