@@ -42,6 +42,7 @@ from selenium.webdriver.common.keys import Keys
 from twisted.trial.unittest import TestCase
 
 from tests.server.test_web_client import WAIT, click, pause, wait_for_screen
+from tests.server.test_web_client import enter as sign_in
 from tests.support.browser import Browser, open_browser
 from tests.support.clock_truth import schedule_errors
 from tests.support.servers import start_twistd
@@ -148,15 +149,10 @@ def torus(a: list[float], b: list[float]) -> float:
     return math.hypot(min(dx, SIZE - dx), min(dy, SIZE - dy))
 
 
-
 async def enter(case: TestCase, browser: Browser, url: str, name: str, script: str) -> None:
-    """`name` signs in on the page at `url`; then `script` (asynchronous, answering true)
-    hooks the page for the test."""
-    await browser.get(url)
-    await wait_for_screen(browser, "name")
-    await browser.run(lambda d: d.find_element(By.ID, "name-input").send_keys(name))
-    await click(browser, "#name-submit")
-    await wait_for_screen(browser, "lobby")
+    """`name` signs in on the page at `url` (test_web_client's `enter`); then `script`
+    (asynchronous, answering true) hooks the page for the test."""
+    await sign_in(browser, url, name)
     hooked = await browser.run(lambda d: d.execute_async_script(script))
     case.assertIs(hooked, True, hooked)
 
