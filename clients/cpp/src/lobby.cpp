@@ -9,7 +9,6 @@
 #include <openssl/x509v3.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <condition_variable>
@@ -41,10 +40,6 @@ void close_fd(std::intptr_t& fd) {
     net::close(s);
     fd = -1;
 }
-
-}  // namespace
-
-namespace {
 
 // The deepest nesting of arrays and objects in `text` (strings skipped): the
 // JSON library's writer and comparisons recurse, so a frame nested deeper
@@ -446,16 +441,14 @@ void Lobby::connect_next(double now) {
 }
 
 Lobby::~Lobby() {
-    // A resolver that has handed over is joined: it has only its exit left, and a
-    // program that frees its lobby and returns must not end while the thread still
-    // holds OpenSSL's per-thread state (a leak checker reports it). One that has not
-    // (a hanging resolver) is left to finish on its own once past the trust store.
+    // The worker is never left inside OpenSSL: a program that frees its lobby and
+    // returns would tear OpenSSL down under it (a crash), or end while it holds
+    // OpenSSL's per-thread state (a leak). So the trust store's read is waited for,
+    // and a worker that has handed over is joined (only its exit is left); one whose
+    // resolver still hangs is left to finish on its own: that is never waited for.
     if (worker_.joinable()) {
         bool done = !resolution_;
         if (resolution_) {
-            // A thread left running must be out of OpenSSL first: reading the system's
-            // CAs takes a moment (a program that returned meanwhile would tear OpenSSL
-            // down under it); only a hanging resolver is never waited for.
             std::unique_lock<std::mutex> held(resolution_->lock);
             resolution_->trusted.wait(held, [this] { return resolution_->trust_read; });
             done = resolution_->done;
