@@ -72,9 +72,8 @@ def parse_range(text: str) -> tuple[int, int]:
     return low, high
 
 
-def _spans(size: int) -> list[tuple[int, int]]:
-    """Where a run of `size` ports may start: [first, last) spans."""
-    given = given_range()
+def _spans(size: int, given: tuple[int, int] | None) -> list[tuple[int, int]]:
+    """Where a run of `size` ports may start: [first, last) spans (in `given`, a range)."""
     if given is not None:
         low, high = given
         if high - low + 1 < size:
@@ -142,7 +141,8 @@ def free_port_range(interface: str, size: int, kind: int = socket.SOCK_DGRAM,
     """`size` consecutive ports of socket `kind`, all free now, in the given range (else
     outside the ephemeral range) and not handed out lately: (first, last)."""
     rng = random.Random()
-    spans = _spans(size)
+    given = given_range()
+    spans = _spans(size, given)
     # Every first port equally likely, whichever span it is in.
     weights = [b - a for a, b in spans]
     with _registry() as registry:
@@ -158,7 +158,6 @@ def free_port_range(interface: str, size: int, kind: int = socket.SOCK_DGRAM,
                 for port in ports:
                     _hold(registry, port, until)
                 return low, low + size - 1
-    given = given_range()
     if given is not None:
         raise RuntimeError(
             f"no {size} consecutive free ports in ${RANGE_VARIABLE} {given[0]}-{given[1]}: "
