@@ -48,7 +48,8 @@ class OneServerPerDatabaseTests(TestCase):
     async def test_the_start_line_names_the_database_and_a_second_server_is_refused(
         self,
     ) -> None:
-        first = await start_twistd(self, {}, "--auth", "device")
+        # The announcement comes after the listeners' "starting on": wait for it.
+        first = await start_twistd(self, {}, "--auth", "device", ready=b"vinom: lobby on")
         database = os.path.join(first.data_dir, "accounts.sqlite3")
         said = first.output.decode()
         lobby_lines = [line for line in said.splitlines() if "vinom: lobby on" in line]
