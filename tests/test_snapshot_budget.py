@@ -4,7 +4,8 @@ played by two `GameSession`s over UDP through proxies that delay each datagram
 75 ms each way. The game's 64 walkers circle the plane; each player is one of
 them, and its view holds all 64. Every snap a client receives carries a
 snapshot within the budget, and the walkers near the player are, in every view
-it rebuilds, where the game has them at that tick; the host counts the
+it rebuilds, where the game has them at that tick, the others at most
+`max_wait` snapshots behind; the host counts the
 entities sent and deferred on its /metrics.
 """
 
@@ -29,10 +30,11 @@ from vinom.client.failover import LobbyPlayer
 from vinom.client.game import GameSession
 from vinom.client.lobby import LobbyAddress
 from vinom.client.udp import GameClientProtocol
+from vinom.games.rules import DEFAULT_MAX_WAIT
 from vinom.protocol.tokens import PublicToken
 from vinom.rooms.messages import decode_server_message
 
-BUDGET, NEAR, RATE, WALKERS = 400, 150.0, 20, 64
+BUDGET, SMALL, NEAR, RATE, WALKERS = 400, 64, 150.0, 20, 64
 PLUGIN = textwrap.dedent(
     f'''
     """64 walkers circling; each player is one of them and sees them all."""
@@ -99,6 +101,16 @@ PLUGIN = textwrap.dedent(
 
 
     walkers = Walkers()
+
+
+    class Crowd(Walkers):
+        """The walkers under a budget far below what their changes take."""
+
+        name = "crowd"
+        snapshot_budget = SnapshotBudget({SMALL}, "walkers", nearest_first)
+
+
+    crowd = Crowd()
     '''
 )
 
@@ -111,8 +123,8 @@ class Player:
         self.views: list[tuple[int, dict[str, Any]]] = []
 
 
-async def join(lobby: LobbyAddress, name: str, seed: int) -> Player:
-    found = await LobbyPlayer(reactor, lobby, name).find_match("walkers")
+async def join(lobby: LobbyAddress, game: str, name: str, seed: int) -> Player:
+    found = await LobbyPlayer(reactor, lobby, name).find_match(game)
     host = found.token["hosts"][0]
     link = DelayLink((host["host"], host["port"]), seed, 0.075, 0.005, 0.0)
     proxy = reactor.listenUDP(0, link, interface="127.0.0.1")
@@ -148,37 +160,66 @@ async def join(lobby: LobbyAddress, name: str, seed: int) -> Player:
 class SnapshotBudgetOnRealSocketsTests(TestCase):
     timeout = 120
 
-    async def test_each_snap_within_the_budget_the_nearest_walkers_current(self) -> None:
+    async def play(self, game: str) -> tuple[list[Player], dict[str, float]]:
+        """Two players of `game` on a real server for 3 s of snaps: the players, and
+        the server's entity counts by outcome."""
         ops = free_tcp_port()
         server = await start_twistd(self, {"twisted/plugins/walkers_games.py": PLUGIN},
-                                    "--games", "walkers",
+                                    "--games", game,
                                     "--ops-port", f"tcp:{ops}:interface=127.0.0.1")  # fmt: skip
         players = await gatherResults(
-            [Deferred.fromCoroutine(join(server.lobby, f"p{n}", n)) for n in range(2)]
+            [Deferred.fromCoroutine(join(server.lobby, game, f"p{n}", n)) for n in range(2)]
         )
         for player in players:
             self.addCleanup(lambda p=player: Deferred.fromCoroutine(p.stop()))
         await until(lambda: all(len(p.views) >= 3 * RATE for p in players),
                     lambda: f"3 s of snaps: {[len(p.views) for p in players]}",
                     timeout=60)  # fmt: skip
+        counted = samples(await fetch_metrics(ops), "vinom_snapshot_entities_total", "outcome")
+        return players, counted
+
+    def stalest(self, player: Player) -> int:
+        """The most ticks any walker's place in `player`'s views was behind the game's;
+        each walker within NEAR is, in every view, where the game has it."""
         namespace: dict[str, Any] = {}
         exec(PLUGIN, namespace)
         orbits, place = namespace["ORBITS"], namespace["place"]
+        me = f"w{player.session.welcome['seat']:02d}"  # type: ignore[index]
+        near = waited = stalest = 0
+        current: dict[str, int] = {}
+        for tick, view in player.views:
+            truth = {k: place(o, tick) for k, o in orbits.items()}
+            for key, where in truth.items():
+                drawn = view["walkers"].get(key)
+                if math.dist(truth[me], where) <= NEAR:
+                    self.assertEqual(drawn, where, (key, tick))
+                    near += 1
+                if drawn == where:
+                    current[key] = tick
+                else:
+                    waited += 1
+                    if key in current:
+                        stalest = max(stalest, tick - current[key])
+        self.assertGreater(near, len(player.views))  # itself, and its neighbours
+        self.assertGreater(waited, 0)  # the others took turns
+        return stalest
+
+    async def test_each_snap_within_the_budget_the_nearest_walkers_current(self) -> None:
+        players, counted = await self.play("walkers")
         for player in players:
             self.assertLessEqual(max(player.sizes), BUDGET)
-            me = f"w{player.session.welcome['seat']:02d}"  # type: ignore[index]
-            near = waited = 0
-            for tick, view in player.views:
-                truth = {k: place(o, tick) for k, o in orbits.items()}
-                for key, where in truth.items():
-                    if math.dist(truth[me], where) <= NEAR:
-                        self.assertEqual(view["walkers"][key], where, (key, tick))
-                        near += 1
-                    elif view["walkers"].get(key) != where:
-                        waited += 1
-            self.assertGreater(near, len(player.views))  # itself, and its neighbours
-            self.assertGreater(waited, 0)  # the others took turns
+            self.assertLessEqual(self.stalest(player), DEFAULT_MAX_WAIT)
         # Counted for the operator.
-        counted = samples(await fetch_metrics(ops), "vinom_snapshot_entities_total", "outcome")
         self.assertGreater(counted.get("sent", 0), 0, counted)
         self.assertGreater(counted.get("deferred", 0), 0, counted)
+
+    async def test_a_budget_below_the_changes_keeps_no_walker_behind_past_max_wait(
+        self,
+    ) -> None:
+        """64 bytes carry a few of the 64 walkers a snap: none waits more than
+        `max_wait` snaps in a row, the overdue ones sent past the budget, counted."""
+        players, counted = await self.play("crowd")
+        for player in players:
+            self.assertLessEqual(self.stalest(player), DEFAULT_MAX_WAIT)
+            self.assertGreater(max(player.sizes), SMALL)
+        self.assertGreater(counted.get("overdue", 0), 0, counted)

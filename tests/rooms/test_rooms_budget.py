@@ -23,7 +23,7 @@ from tests.rooms.test_rooms_fixtures import RecordingOutbox, make_match
 from tests.rooms.test_rooms_snapshots import ClockHost
 from vinom.games import Game, Outcome, Seat, SnapshotBudget
 from vinom.games.registry import check_game
-from vinom.games.rules import MIN_SNAPSHOT_BUDGET
+from vinom.games.rules import DEFAULT_MAX_WAIT, MIN_SNAPSHOT_BUDGET
 from vinom.rooms.budget import PriorityQueue
 from vinom.rooms.delta import Quantisation
 from vinom.rooms.messages import Phase, decode_server_message
@@ -68,10 +68,11 @@ class CirclesGame(Game[Circles]):
     idle_timeout = 0.0
     quantisation = QUANTISATION
 
-    def __init__(self, budget: int | None = BUDGET) -> None:
+    def __init__(self, budget: int | None = BUDGET,
+                 max_wait: int | None = DEFAULT_MAX_WAIT) -> None:  # fmt: skip
         super().__init__()
         if budget is not None:
-            self.snapshot_budget = SnapshotBudget(budget, "players", near_or_far)
+            self.snapshot_budget = SnapshotBudget(budget, "players", near_or_far, max_wait)
 
     def create(self, seats: Sequence[Seat], options: Any, rng: random.Random) -> Circles:
         orbits = tuple(
@@ -156,6 +157,39 @@ class SnapshotBudgetTests(SynchronousTestCase):
         self.assertGreater(room.entity_counts["sent"], PLAYERS * 3 * RATE)
         self.assertGreater(room.entity_counts["deferred"], PLAYERS * 3 * RATE)
 
+    def test_a_budget_below_the_changes_holds_no_entity_longer_than_max_wait(self) -> None:
+        """64 bytes cannot carry 63 moving players: without `max_wait` a far one stays
+        where the client last had it for seconds, then jumps; with the default
+        bound none is behind the game by more than `DEFAULT_MAX_WAIT` snaps, the
+        overdue ones sent past the budget and counted."""
+        def stalest(game: CirclesGame) -> tuple[int, Room, list[int]]:
+            room, sender, _ = play(game, 3 * RATE)
+            quantise = Quantisation(QUANTISATION).quantise
+            orbits = dict(zip(room.state.players, room.state.orbits, strict=True))
+            current: dict[tuple[int, str], int] = {}
+            worst, sizes = 0, []
+            for session, _, message in sender.sent:
+                if "snap" not in message:
+                    continue
+                tick, drawn = message["k"], message["s"]["players"]
+                sizes.append(len(message["snap"]))
+                for player, where in quantise(
+                        {p: position(o, tick) for p, o in orbits.items()}).items():  # fmt: skip
+                    if drawn.get(player) == where:
+                        current[session, player] = tick
+                    elif tick > RATE:
+                        worst = max(worst, tick - current.get((session, player), 0))
+            return worst, room, sizes
+
+        unbounded, room, sizes = stalest(CirclesGame(MIN_SNAPSHOT_BUDGET, max_wait=None))
+        self.assertGreater(unbounded, 5 * DEFAULT_MAX_WAIT)
+        self.assertNotIn("overdue", room.entity_counts)
+        bounded, room, bounded_sizes = stalest(CirclesGame(MIN_SNAPSHOT_BUDGET))
+        self.assertLessEqual(bounded, DEFAULT_MAX_WAIT)
+        self.assertGreater(room.entity_counts["overdue"], PLAYERS * RATE)
+        # The price: the overdue ones' bytes, past the budget.
+        self.assertGreater(max(bounded_sizes), 2 * max(sizes))
+
     def test_without_a_budget_the_same_room_sends_more(self) -> None:
         """The budget is what holds the snaps down: the same room without one sends
         snapshots of more than twice as many bytes."""
@@ -177,9 +211,22 @@ class PriorityQueueTests(SynchronousTestCase):
                 self.assertRaises(ValueError, self.room_of, CirclesGame(bad))  # type: ignore[arg-type]
         check_game(CirclesGame(MIN_SNAPSHOT_BUDGET))
         self.assertEqual((MIN_SNAPSHOT_BUDGET, SnapshotBudget(64).entities), (64, "entities"))
+        for bad in (0, 2.0, True, "4"):
+            with self.subTest(max_wait=bad):
+                e = self.assertRaises(ValueError, check_game, CirclesGame(max_wait=bad))  # type: ignore[arg-type]
+                self.assertEqual(str(e), (
+                    "game 'circles': snapshot_budget's max_wait must be None or whole "
+                    f"snapshots, at least 1, not {bad!r}"
+                ))  # fmt: skip
+        check_game(CirclesGame(max_wait=1))
+        self.assertEqual(SnapshotBudget(64).max_wait, DEFAULT_MAX_WAIT)
         doc = (Path(__file__).resolve().parents[2] / "docs" / "games.md").read_text("utf-8")
-        self.assertIn('`SnapshotBudget(bytes, entities="entities", priority)`', doc)
-        self.assertIn(f"`bytes` is at least {MIN_SNAPSHOT_BUDGET}", " ".join(doc.split()))
+        words = " ".join(doc.split())
+        self.assertIn(
+            f'`SnapshotBudget(bytes, entities="entities", priority, max_wait={DEFAULT_MAX_WAIT})`',
+            doc)  # fmt: skip
+        self.assertIn(f"`bytes` is at least {MIN_SNAPSHOT_BUDGET}", words)
+        self.assertIn(f"(default {DEFAULT_MAX_WAIT}, `DEFAULT_MAX_WAIT`;", words)
 
     def room_of(self, game: CirclesGame) -> Room:
         return Room(match=make_match(players=["p-0", "p-1"], game=game.name), game=game,

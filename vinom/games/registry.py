@@ -91,6 +91,12 @@ def check_game(game: object) -> None:
             f"game {name!r}: snapshot_budget must be whole bytes, at least "
             f"{MIN_SNAPSHOT_BUDGET} (room for an entity past a snap's header), not {room!r}"
         )
+    wait = getattr(budget, "max_wait", None)
+    if wait is not None and (isinstance(wait, bool) or not isinstance(wait, int) or wait < 1):
+        raise ValueError(
+            f"game {name!r}: snapshot_budget's max_wait must be None or whole snapshots, "
+            f"at least 1, not {wait!r}"
+        )
     if not isinstance(getattr(game, "shared_view", False), bool):
         raise ValueError(f"game {name!r}: shared_view must be true or false")
     shown = getattr(game, "display_name", None)

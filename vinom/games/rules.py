@@ -66,6 +66,10 @@ class RatingWindow:
 #: of the module, unnamed.
 MIN_SNAPSHOT_BUDGET = 64
 
+#: `SnapshotBudget.max_wait`'s default: 4 snapshots (200 ms at 20 a second), so a
+#: deferred entity is at most 5 snapshot intervals old on a client.
+DEFAULT_MAX_WAIT = 4
+
 
 def _every_entity_alike(view: Any, key: str) -> float:
     return 1.0
@@ -79,14 +83,18 @@ class SnapshotBudget:
     `entities` names the map of the view, keyed by id, whose entities may wait:
     when the changed ones do not all fit, those of the highest priority go and the
     others wait, their priority added up each snapshot they wait (Fiedler's
-    priority accumulators), so none waits for ever. `priority(view, key)` rates the
-    entity `key` of a player's view (nearer, more relevant: higher); `math.inf`
-    never waits, even past the budget. Default: all alike. `bytes`: whole bytes,
-    at least `MIN_SNAPSHOT_BUDGET`."""
+    priority accumulators). `priority(view, key)` rates the entity `key` of a
+    player's view (nearer, more relevant: higher); `math.inf` never waits, even
+    past the budget. Default: all alike. `bytes`: whole bytes, at least
+    `MIN_SNAPSHOT_BUDGET`. `max_wait`: the most snapshots in a row a changed entity
+    waits; the next one sends it even past the budget, so that no client sees it
+    frozen, then jump, by more than that (None: the budget is a hard ceiling, and a
+    low-priority entity may wait as long as higher ones keep filling it)."""
 
     bytes: int
     entities: str = "entities"
     priority: Any = _every_entity_alike
+    max_wait: int | None = DEFAULT_MAX_WAIT
 
 
 def default_display_name(name: str) -> str:

@@ -11,7 +11,15 @@ of the changed or new ones as many as fit, highest priority first. The others
 unknown), and each wait adds the entity's priority to its account, so that one
 far away is sent before long (Glenn Fiedler's priority accumulators, "State
 Synchronization"; Quake 3 and Source cut a snapshot to its rate the same way).
-An entity rated `math.inf` never waits, even past the budget.
+An entity rated `math.inf` never waits, even past the budget; nor does one that
+has waited the budget's `max_wait` snapshots in a row (*overdue*): without that
+bound, a budget far below what the changes take leaves a low-priority entity
+frozen on the client for as long as higher ones fill it, then jumping.
+
+A wait shows the client the value of its acknowledged baseline: for an entity
+sent after that baseline, an older one (a step back) until a snapshot holding
+the newer is acknowledged. Only a wire that says which entities wait can let
+the client keep its newest instead (issue 74's one snapshot form).
 
 Nothing changes on the wire: the view sent is an ordinary view, delta-encoded
 against the client's baseline (docs/protocol.md §16), its checksum that of
@@ -33,6 +41,7 @@ from vinom.rooms.delta import SAME, Prepared, Quantisation, diff_wire, pack_wire
 #: than 15 entries takes 3 bytes, not 1; the view's and the entities' map).
 SLACK: Final = 6
 _INF = math.inf
+_NEVER = 1 << 62  # no `max_wait`: no wait is ever that long
 _MISSING: Final = object()
 
 
@@ -50,9 +59,13 @@ class PriorityQueue:
     budget: SnapshotBudget
     # Entity key -> the priority it gathered while waiting (absent: sent or unchanged).
     waiting: dict[str, float] = field(factory=dict)
-    # Entities sent changed, and waits, since the queue was made.
+    # Entity key -> the snapshots it has waited in a row (absent: sent or unchanged).
+    ages: dict[str, int] = field(factory=dict)
+    # Entities sent changed, waits, and overdue entities sent past the budget,
+    # since the queue was made.
     sent: int = 0
     deferred: int = 0
+    overdue: int = 0
 
     def fit(
         self,
@@ -88,7 +101,8 @@ class PriorityQueue:
             fixed = 0 if patch is SAME else len(pack_wire(patch, wide))
         room = budget.bytes - header - fixed - len(pack_wire(name, wide)) - SLACK
         rate = budget.priority
-        waiting = self.waiting
+        waiting, ages = self.waiting, self.ages
+        max_wait = _NEVER if budget.max_wait is None else budget.max_wait
         candidates: list[tuple[float, str, int]] = []
         for key, value in entities.items():
             old = held.get(key, _MISSING)
@@ -99,22 +113,33 @@ class PriorityQueue:
                 if change is SAME:
                     continue
                 cost = len(pack_wire(change, wide))
-            total = waiting.get(key, 0.0) + float(rate(view, key))
+            # An overdue entity goes first and even past the budget, as one rated
+            # math.inf does.
+            total = _INF if ages.get(key, 0) >= max_wait else (
+                waiting.get(key, 0.0) + float(rate(view, key)))  # fmt: skip
             candidates.append((total, key, cost + len(pack_wire(key, wide))))
         if not candidates:
-            self.waiting = {}
+            self.waiting, self.ages = {}, {}
             return prepared
         candidates.sort(key=lambda c: c[0], reverse=True)
         chosen: set[str] = set()
         still: dict[str, float] = {}
+        older: dict[str, int] = {}
+        overdue = 0
         for total, key, cost in candidates:
-            if total == _INF or cost <= room:
+            if cost <= room or total == _INF:
                 chosen.add(key)
                 room -= cost
+                if room < 0 and key in ages and ages[key] >= max_wait:
+                    overdue += 1
             else:
                 still[key] = total
-        self.waiting = still
-        self.sent += len(chosen)
+                older[key] = ages.get(key, 0) + 1
+        self.waiting, self.ages = still, older
+        # Three disjoint counts: sent within the budget (or rated math.inf), sent past
+        # it because overdue, and waits.
+        self.sent += len(chosen) - overdue
+        self.overdue += overdue
         self.deferred += len(still)
         if not still:
             return prepared

@@ -304,7 +304,8 @@ class SeatRouter:
 
     def entity_counts(self) -> Counter[str]:
         """The entities of every room hosted here so far whose game sets a snapshot
-        budget: changed ones sent, and their waits (`Room.entity_counts`)."""
+        budget: changed ones sent, their waits, and the overdue ones sent past the
+        budget (`Room.entity_counts`)."""
         total = Counter(self._retired_entities)
         for room in self.registry:
             total.update(room.entity_counts)

@@ -275,12 +275,14 @@ class RoomViews:
                     found = history.baseline(tick)
                     base_tick, base = (None, None) if found is None else found
                     before_body = snapshot_header_bytes(tick, base_tick, checksum)
-                    sent, deferred = queue.sent, queue.deferred
+                    sent, deferred, overdue = queue.sent, queue.deferred, queue.overdue
                     prepared = queue.fit(view, prepared, base, before_body, quantisation,
                                          checksum)  # fmt: skip
                     counts = self.entity_counts
                     counts["sent"] += queue.sent - sent
                     counts["deferred"] += queue.deferred - deferred
+                    if queue.overdue != overdue:
+                        counts["overdue"] += queue.overdue - overdue
                 snapshot = history.encode_for(tick, prepared, None, cache, queue is not None)
             send(
                 session_id,

@@ -248,8 +248,8 @@ class ServerCollector(Collector):
         yield inputs
         entities = CounterMetricFamily(
             "vinom_snapshot_entities",
-            "Changed entities of games with a snapshot budget: sent, or deferred to a "
-            "later snapshot (docs/games.md).",
+            "Changed entities of games with a snapshot budget: sent, deferred to a "
+            "later snapshot, or sent past the budget when overdue (docs/games.md).",
             labels=["outcome"],
         )
         for key, count in sorted(totals.items()):
