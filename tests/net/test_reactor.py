@@ -91,7 +91,7 @@ class Echo(protocol.Protocol):
         self.transport.write(data)
 
 
-class EventsWithoutContextTests(SynchronousTestCase):
+class ReactorByHand(SynchronousTestCase):
     """A reactor of its own on 127.0.0.1, turned by hand; the peers are plain sockets."""
 
     def setUp(self) -> None:
@@ -150,6 +150,8 @@ class EventsWithoutContextTests(SynchronousTestCase):
     def errors(self) -> list[dict[str, Any]]:
         return [event for event in self.logged if event.get("isError")]
 
+
+class EventsWithoutContextTests(ReactorByHand):
     def test_a_protocol_that_raises_is_dropped_and_logged_others_are_served(self) -> None:
         bad = self.connect(self.listen(Raises))
         good = self.connect(self.listen(Echo))
@@ -223,3 +225,60 @@ class EventsWithoutContextTests(SynchronousTestCase):
         peer.sendall(b"x")
         self.turn_until(lambda: systems != [])
         self.assertEqual(systems, ["-"])
+
+
+class WriteThroughTests(ReactorByHand):
+    """An accepted connection sends in the turn that wrote, unless bytes wait."""
+
+    def test_a_reply_leaves_in_the_turn_that_read_the_request(self) -> None:
+        handled: list[bytes] = []
+
+        class Answers(protocol.Protocol):
+            def dataReceived(self, data: bytes) -> None:
+                handled.append(data)
+                self.transport.write(b"re: " + data)  # type: ignore[union-attr]
+
+        peer = self.connect(self.listen(Answers))
+        self.turn_until(lambda: len(self.connections) == 1)
+        for n in range(3):
+            peer.sendall(b"ping %d" % n)
+            self.turn_until(lambda n=n: len(handled) == n + 1)
+            # No further turn: the answer is already on its way, and the connection
+            # never waited to be writable (Twisted's would, for a turn).
+            self.assertEqual(self.read_within(peer, 1.0), b"re: ping %d" % n)
+            self.assertNotIn(self.connections[0].transport, self.reactor.getWriters())
+
+    def test_what_the_kernel_does_not_take_waits_and_what_follows_keeps_its_place(
+        self,
+    ) -> None:
+        big = bytes(range(256)) * (64 * 1024)  # 16 MiB: more than a socket's buffers
+
+        class Floods(protocol.Protocol):
+            def connectionMade(self) -> None:
+                self.transport.write(big)  # type: ignore[union-attr]
+                self.transport.writeSequence([b"after", b" all"])  # type: ignore[union-attr]
+                self.transport.loseConnection()  # type: ignore[union-attr]
+
+        peer = self.connect(self.listen(Floods))
+        self.turn_until(lambda: len(self.connections) == 1)
+        self.assertIn(self.connections[0].transport, self.reactor.getWriters())
+        received = bytearray()
+
+        def all_read() -> bool:
+            while (data := self.read(peer)) is not None:
+                if not data:
+                    return True
+                received.extend(data)
+            return False
+
+        self.turn_until(all_read, turns=5000)
+        self.assertEqual(len(received), len(big) + 9)
+        self.assertTrue(received == big + b"after all")
+        self.assertEqual(self.errors(), [])
+
+    def read_within(self, peer: socket.socket, seconds: float) -> bytes | None:
+        peer.settimeout(seconds)
+        try:
+            return self.read(peer)
+        finally:
+            peer.settimeout(0.01)

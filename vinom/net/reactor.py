@@ -18,6 +18,16 @@ while handling an event is tagged `-` rather than with the connection's
 prefix (the traceback still names the protocol). Everything else is
 Twisted's reactor, unchanged.
 
+A connection it accepts (`listenTCP`, and so `listenSSL`, whose TLS runs over
+it) also sends at once: Twisted's `write` always buffers and registers the
+descriptor for writing (an `epoll_ctl`), sends on the next turn, then
+unregisters it (another), two system calls and a turn around every reply. With
+nothing waiting to be sent, `WriteThroughServer.write` sends straight away, as
+asyncio's and libuv's transports do, and buffers only what the kernel did not
+take, which then goes Twisted's way. Order, producers, half-close and errors
+stay Twisted's: a failed send leaves the bytes buffered, and the next turn's
+write reports the loss as it would have.
+
 `install()` makes it the process's global reactor, unless one is installed
 already (`twistd --reactor NAME` chose one, or something imported
 `twisted.internet.reactor`) or the platform has no epoll; then the reactor in
@@ -34,6 +44,7 @@ import gc
 import sys
 from typing import Any
 
+from twisted.internet import tcp
 from twisted.python import log
 
 try:
@@ -41,13 +52,71 @@ try:
 except ImportError:  # no epoll (not Linux): install() leaves Twisted's default
     _TwistedEPollReactor = None  # type: ignore[assignment,misc]
 
-__all__ = ["GC_YOUNG_THRESHOLD", "EPollReactor", "install", "settle_garbage_collection"]
+__all__ = [
+    "GC_YOUNG_THRESHOLD",
+    "EPollReactor",
+    "WriteThroughServer",
+    "install",
+    "settle_garbage_collection",
+]
+
+
+class WriteThroughServer(tcp.Server):
+    """An accepted TCP connection that sends at once when nothing waits before it."""
+
+    def write(self, data: bytes) -> None:
+        if (
+            self.TLS  # startTLS: the bytes go through its TLS layer first
+            or self._tempDataBuffer
+            or self.offset != len(self.dataBuffer)
+            or not self.connected
+            or self.disconnecting
+            or self._writeDisconnected
+            or type(data) is not bytes
+            or not data
+        ):
+            # Something waits, the connection is going, or it is not bytes: Twisted's
+            # way (which refuses what is not bytes as it always has).
+            super().write(data)
+            return
+        sent = self.writeSomeData(data)
+        if type(sent) is int and sent > 0:
+            if sent == len(data):
+                return
+            data = data[sent:]
+        # The rest (all of it when the send failed: the next turn reports the loss).
+        super().write(data)
+
+    def writeSequence(self, iovec: Any) -> None:
+        if self.TLS or self._tempDataBuffer or self.offset != len(self.dataBuffer):
+            super().writeSequence(iovec)
+            return
+        chunks = list(iovec)
+        if any(type(chunk) is not bytes for chunk in chunks):
+            super().writeSequence(chunks)  # Twisted's error for what is not bytes
+            return
+        self.write(b"".join(chunks))
+
+
+class WriteThroughPort(tcp.Port):
+    """A listening TCP port whose connections are `WriteThroughServer`s."""
+
+    transport = WriteThroughServer
 
 
 if _TwistedEPollReactor is not None:
 
     class EPollReactor(_TwistedEPollReactor):
-        """Twisted's epoll reactor, each event dispatched without a legacy log context."""
+        """Twisted's epoll reactor, each event dispatched without a legacy log context,
+        its accepted connections sending at once (`WriteThroughServer`)."""
+
+        def listenTCP(
+            self, port: int, factory: Any, backlog: int = 50, interface: str = ""
+        ) -> WriteThroughPort:
+            """Twisted's `listenTCP` (and through it `listenSSL`), on a `WriteThroughPort`."""
+            listening = WriteThroughPort(port, factory, backlog, interface, self)
+            listening.startListening()
+            return listening
 
         def doPoll(self, timeout: float | None) -> None:
             """Poll for ready descriptors and handle each (Twisted's loop, less the context)."""
