@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vinom.lobby.codec import GAME_PROTOCOL
+from vinom.lobby.request_types import GAME_PROTOCOL
 
 
 def said(frame: dict[str, Any]) -> dict[str, Any]:

@@ -28,8 +28,9 @@ from vinom.hosting.service import GameHostingService
 from vinom.identity import hash_secret
 from vinom.lobby import connection, errors
 from vinom.lobby.backends import LobbyBackends
-from vinom.lobby.codec import GAME_PROTOCOL, FrameDecoder, parse_frame
+from vinom.lobby.codec import FrameDecoder, parse_frame
 from vinom.lobby.config import LobbyConfig
+from vinom.lobby.request_types import GAME_PROTOCOL
 from vinom.lobby.server import LobbyFactory, LobbyProtocol, PlayerState
 from vinom.match import Match, Ticket
 from vinom.matchmaking.memory import MemoryMatchmaker

@@ -28,8 +28,8 @@ from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
 from vinom.lobby import errors
 from vinom.lobby.backends import LobbyBackends
-from vinom.lobby.codec import GAME_PROTOCOL
 from vinom.lobby.config import LobbyConfig
+from vinom.lobby.request_types import GAME_PROTOCOL
 from vinom.lobby.server import LobbyFactory
 from vinom.matchmaking.memory import MemoryMatchmaker
 from vinom.store.memory import MemoryPlayerStore

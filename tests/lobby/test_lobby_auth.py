@@ -23,8 +23,9 @@ from vinom.accounts.signed import SignedTokenAuthenticator
 from vinom.accounts.sql import RECENT_SIGN_IN_TTL
 from vinom.errors import BackendUnavailable
 from vinom.lobby.auth import ADDRESS_SHARE, claimed_identity, derived_player_id
-from vinom.lobby.codec import BadAuth, parse_frame
+from vinom.lobby.codec import parse_frame
 from vinom.lobby.config import LobbyConfig
+from vinom.lobby.request_types import BadAuth
 from vinom.lobby.server import BAN_CHECK_INTERVAL, BAN_CHECK_OVERLAP
 
 KEY = b"k" * 32

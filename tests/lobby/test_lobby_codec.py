@@ -16,22 +16,17 @@ from twisted.trial.unittest import SynchronousTestCase
 
 import vinom
 from vinom.identity import hash_secret, new_player_id, new_secret, secret_matches
-from vinom.lobby import codec, errors
+from vinom.lobby import codec, errors, request_types
 from vinom.lobby.codec import (
-    Cancel,
     FrameDecoder,
     FrameError,
-    Hello,
-    Ping,
-    Previous,
-    Queue,
-    Reconnect,
     encode_frame,
     error_frame,
     parse_frame,
     request_id_of,
 )
 from vinom.lobby.config import LobbyConfig
+from vinom.lobby.request_types import Cancel, Hello, Ping, Previous, Queue, Reconnect
 from vinom.net.addresses import client_key
 from vinom.net.limits import KeyedTokenBuckets, LogLimiter
 from vinom.parties import interfaces as parties
@@ -102,7 +97,7 @@ class ParseFrameTests(SynchronousTestCase):
                 self.assertEqual(code_of(frame), errors.INVALID_FIELD, frame)
         self.assertEqual(
             parse_frame(b'{"type":"hello","name":"Ann","protocol":4294967295}'),
-            Hello(None, "Ann", protocol=codec.MAX_PROTOCOL),
+            Hello(None, "Ann", protocol=request_types.MAX_PROTOCOL),
         )
 
     def test_unknown_fields_are_ignored(self) -> None:
@@ -528,7 +523,7 @@ class DocsTests(SynchronousTestCase):
         self.assertIn("does not say speaks **1**", docs)
         # The number the docs give as the server's is the server's: a bump of
         # PROTOCOL_VERSION is a bump of the docs, table, prose and examples alike.
-        speaks = codec.GAME_PROTOCOL
+        speaks = request_types.GAME_PROTOCOL
         self.assertIn(f"this server speaks **protocol {speaks}**", docs)
         self.assertIn(f"| integer | the game protocol this server speaks ({speaks})", docs)
         self.assertIn(f'{{"type": "hello", "name": "Ann", "protocol": {speaks}, "id": 1}}', docs)
@@ -541,4 +536,4 @@ class DocsTests(SynchronousTestCase):
         lobby_js = (files("vinom") / "webclient" / "lobby.js").read_text(encoding="utf-8")
         found = re.search(r"^export const PROTOCOL = (\d+);$", lobby_js, re.MULTILINE)
         assert found is not None
-        self.assertEqual(int(found[1]), codec.GAME_PROTOCOL)
+        self.assertEqual(int(found[1]), request_types.GAME_PROTOCOL)

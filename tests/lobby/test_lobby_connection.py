@@ -19,7 +19,7 @@ from zope.interface.verify import verifyObject
 
 from vinom.errors import LobbyError
 from vinom.lobby import errors
-from vinom.lobby.codec import GAME_PROTOCOL, FrameError, Hello, Ping, Request
+from vinom.lobby.codec import FrameError
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.connection import (
     ILobbyServer,
@@ -27,6 +27,7 @@ from vinom.lobby.connection import (
     LobbyConnection,
     PlayerState,
 )
+from vinom.lobby.request_types import GAME_PROTOCOL, Hello, Ping, Request
 
 
 @implementer(ILobbyWire)

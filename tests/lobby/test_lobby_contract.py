@@ -28,7 +28,7 @@ from tests.support.redis_server import start_redis
 from tests.support.servers import RunningServer, start_server
 from tests.support.waiting import until
 from vinom.client.lobby import PROTOCOL
-from vinom.lobby.codec import GAME_PROTOCOL
+from vinom.lobby.request_types import GAME_PROTOCOL
 
 Frame = dict[str, Any]
 

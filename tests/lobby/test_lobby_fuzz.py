@@ -32,15 +32,8 @@ from tests.support.redis_server import start_redis
 from tests.support.servers import start_server
 from tests.support.waiting import until
 from vinom.lobby import errors
-from vinom.lobby.codec import (
-    MAX_RATING,
-    REQUEST_TYPES,
-    FrameError,
-    encode_frame,
-    error_frame,
-    parse_frame,
-    request_id_of,
-)
+from vinom.lobby.codec import FrameError, encode_frame, error_frame, parse_frame, request_id_of
+from vinom.lobby.request_types import MAX_RATING, REQUEST_TYPES
 
 # The fields each request type reads (docs/lobby.md), and `id`.
 FIELDS: dict[str, tuple[str, ...]] = {

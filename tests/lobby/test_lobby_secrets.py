@@ -35,7 +35,7 @@ from tests.support.redis_server import start_redis
 from tests.support.servers import start_server
 from vinom.client.lobby import Welcome
 from vinom.identity import UNKNOWN_PLAYER_HASH, hash_secret, new_secret, verify_secret
-from vinom.lobby.codec import Reconnect
+from vinom.lobby.request_types import Reconnect
 
 
 def event_text(event: dict[str, Any]) -> str:

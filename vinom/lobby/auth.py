@@ -53,9 +53,9 @@ from vinom.accounts.interfaces import (
 )
 from vinom.errors import BackendUnavailable, LobbyError
 from vinom.lobby import errors
-from vinom.lobby.codec import Auth, BadAuth
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.names import normalize_name
+from vinom.lobby.request_types import Auth, BadAuth
 from vinom.net.limits import KeyedTokenBuckets, LogLimiter
 
 GUEST = "guest"

@@ -46,14 +46,13 @@ from vinom.lobby.codec import (
     FrameDecoder,
     FrameError,
     MessageDecoder,
-    Request,
-    RequestId,
     encode_frame,
     error_frame,
     parse_frame,
     request_id_of,
 )
 from vinom.lobby.config import LobbyConfig
+from vinom.lobby.request_types import Request, RequestId
 from vinom.net.ratelimit import TokenBucket
 
 Frame = dict[str, Any]

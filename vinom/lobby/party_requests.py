@@ -31,11 +31,11 @@ from twisted.python.failure import Failure
 from vinom.errors import BackendUnavailable, LobbyError
 from vinom.games.rules import GameRules
 from vinom.lobby import errors
-from vinom.lobby.codec import Cancel, PartyCreate, PartyJoin, PartyLeave, Queue
 from vinom.lobby.connection import Frame, LobbyConnection, PlayerState
 from vinom.lobby.limits import LobbyLimits
 from vinom.lobby.players import Players, log_failure
 from vinom.lobby.ratings import ClaimedRatings, IRatingSource, party_rating, rating_of
+from vinom.lobby.request_types import Cancel, PartyCreate, PartyJoin, PartyLeave, Queue
 from vinom.match import NORMAL_QUEUE, RANKED_QUEUE, Match, Ticket
 from vinom.matchmaking.interfaces import AlreadyQueued, IMatchmaker, PartyTooLarge
 from vinom.matchmaking.windows import party_too_large

@@ -25,7 +25,7 @@ from vinom.accounts.interfaces import IAccountStore
 from vinom.accounts.records import Rating
 from vinom.errors import LobbyError
 from vinom.lobby import errors
-from vinom.lobby.codec import MAX_RATING
+from vinom.lobby.request_types import MAX_RATING
 
 
 class RatingRefused(Exception):

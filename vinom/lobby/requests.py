@@ -26,7 +26,16 @@ from vinom.identity import hash_secret, new_player_id, new_secret, verify_secret
 from vinom.lobby import errors
 from vinom.lobby.auth import LobbyAuth, SignedIn
 from vinom.lobby.backends import LobbyBackends
-from vinom.lobby.codec import (
+from vinom.lobby.codec import error_frame, quote_for_message
+from vinom.lobby.connection import LobbyConnection, PlayerState
+from vinom.lobby.delivery import TokenDelivery, UnroutableHost
+from vinom.lobby.limits import LobbyLimits
+from vinom.lobby.party_requests import PartyRequests
+from vinom.lobby.placement import MatchPlacer
+from vinom.lobby.players import Players, log_failure
+from vinom.lobby.rankings import Rankings
+from vinom.lobby.ratings import ClaimedRatings, rating_of
+from vinom.lobby.request_types import (
     GAME_PROTOCOL,
     AddBot,
     Auth,
@@ -47,17 +56,7 @@ from vinom.lobby.codec import (
     Reconnect,
     Request,
     Spectate,
-    error_frame,
-    quote_for_message,
 )
-from vinom.lobby.connection import LobbyConnection, PlayerState
-from vinom.lobby.delivery import TokenDelivery, UnroutableHost
-from vinom.lobby.limits import LobbyLimits
-from vinom.lobby.party_requests import PartyRequests
-from vinom.lobby.placement import MatchPlacer
-from vinom.lobby.players import Players, log_failure
-from vinom.lobby.rankings import Rankings
-from vinom.lobby.ratings import ClaimedRatings, rating_of
 from vinom.lobby.requeue import KeptPlace, Requeues
 from vinom.lobby.room_requests import RoomRequests
 from vinom.match import NO_SPECTATORS, QUEUES, RANKED_QUEUE, Match, Ticket, watch_refusal

@@ -24,18 +24,12 @@ from vinom.codes import normal_code
 from vinom.errors import LobbyError
 from vinom.games.rules import GameRules
 from vinom.lobby import errors
-from vinom.lobby.codec import (
-    AddBot,
-    CreateRoom,
-    GetRoomList,
-    JoinRoom,
-    LeaveRoom,
-    quote_for_message,
-)
+from vinom.lobby.codec import quote_for_message
 from vinom.lobby.connection import Frame, LobbyConnection, PlayerState
 from vinom.lobby.limits import LobbyLimits
 from vinom.lobby.open_rooms import OpenRoom, OpenRooms, RoomError, RoomSeat
 from vinom.lobby.players import Players
+from vinom.lobby.request_types import AddBot, CreateRoom, GetRoomList, JoinRoom, LeaveRoom
 from vinom.match import Match, Ticket, new_match_id
 
 # Rooms in one `room_list` reply, at most (docs/lobby.md, Rooms).

@@ -46,7 +46,7 @@ from vinom.games.rules import GameCatalogue
 from vinom.lobby import errors
 from vinom.lobby.auth import LobbyAuth, banned
 from vinom.lobby.backends import LobbyBackends
-from vinom.lobby.codec import Request, error_frame
+from vinom.lobby.codec import error_frame
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.connection import ILobbyServer, ILobbyWire, LobbyConnection, PlayerState
 from vinom.lobby.delivery import TokenDelivery
@@ -57,6 +57,7 @@ from vinom.lobby.output import OutputGate, OutputTotals
 from vinom.lobby.placement import MatchPlacer
 from vinom.lobby.players import Players
 from vinom.lobby.ratings import StoredRatings
+from vinom.lobby.request_types import Request
 from vinom.lobby.requests import LobbyParts, RequestHandlers
 from vinom.lobby.requeue import Requeues
 from vinom.lobby.timer import ConnectionTimer

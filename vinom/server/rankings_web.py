@@ -28,13 +28,13 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from vinom.errors import BackendUnavailable, LobbyError
 from vinom.lobby import errors
-from vinom.lobby.codec import (
+from vinom.lobby.rankings import Rankings
+from vinom.lobby.request_types import (
     MAX_HISTORY_LIMIT,
     MAX_LEADERBOARD_LIMIT,
     MAX_PLAYER_ID_LENGTH,
     page_limit,
 )
-from vinom.lobby.rankings import Rankings
 from vinom.net.addresses import client_key
 from vinom.net.limits import KeyedTokenBuckets
 
