@@ -56,13 +56,21 @@ from benchmarks.room_load import RoomDriver
 from benchmarks.server_worker import player_id
 from benchmarks.session_load import MAX_DATAGRAM, Client
 from vinom.protocol.events import RELIABLE, UNRELIABLE
-from vinom.rooms.messages import decode_server_message, encode_action
+from vinom.rooms.messages import decode_server_message
+
+try:  # the messages a client sends, in a module of their own
+    from vinom.rooms import client_messages
+except ImportError:  # a build from before vinom.rooms.client_messages (compare's baseline)
+    from vinom.rooms import messages as client_messages
+encode_action = client_messages.encode_action
 
 try:  # a build with real-time inputs and delta snaps (issue #35): the load speaks them
     from vinom.client.realtime import InputQueue, TickClock
     from vinom.rooms.delta import Quantisation, SnapshotReceiver
-    from vinom.rooms.messages import encode_input, ticking_ack_delays
-except ImportError:  # an older build (compare's baseline): reliable actions and full states
+    from vinom.rooms.messages import ticking_ack_delays
+
+    encode_input = client_messages.encode_input
+except (ImportError, AttributeError):  # an older build: reliable actions and full states
     SnapshotReceiver = None  # type: ignore[assignment,misc]
 try:  # a build with schema snapshots (docs/protocol.md §16.8): asked for unless told not to
     from vinom.rooms.schema import ViewSchema

@@ -85,7 +85,12 @@ from vinom.protocol.events import (
     SessionClosed,
 )
 from vinom.protocol.tokens import PublicToken
-from vinom.rooms.messages import decode_server_message, encode_leave
+from vinom.rooms.messages import decode_server_message
+
+try:
+    from vinom.rooms.client_messages import encode_leave
+except ImportError:  # a build from before vinom.rooms.client_messages (compare's baseline)
+    from vinom.rooms.messages import encode_leave
 
 try:
     # The game protocol the installed vinom's clients speak, said in `hello`.

@@ -45,7 +45,11 @@ from benchmarks.worker import emit
 from vinom.protocol.address import HostAddress
 from vinom.protocol.config import ClientConfig
 from vinom.protocol.tokens import PublicToken
-from vinom.rooms.messages import encode_action
+
+try:
+    from vinom.rooms.client_messages import encode_action
+except ImportError:  # a build from before vinom.rooms.client_messages (compare's baseline)
+    from vinom.rooms.messages import encode_action
 
 if TYPE_CHECKING:
     from vinom.protocol.route_token import RouteTokenIssuer

@@ -42,7 +42,12 @@ from twisted.python import usage
 
 from benchmarks.common import positive_int
 from benchmarks.websocket_load import BINARY, frame
-from vinom.rooms.messages import encode_action, encode_state
+from vinom.rooms.messages import encode_state
+
+try:
+    from vinom.rooms.client_messages import encode_action
+except ImportError:  # a build from before vinom.rooms.client_messages (compare's baseline)
+    from vinom.rooms.messages import encode_action
 
 LAYERS = ("none", "twisted", "vinom")
 

@@ -45,7 +45,11 @@ from benchmarks.server_worker import match_id, player_id
 from benchmarks.session_load import Aborted, make_issuer, poll_sockets, raise_fd_limit
 from benchmarks.worker import emit
 from vinom.protocol.address import HostAddress
-from vinom.rooms.messages import encode_action
+
+try:
+    from vinom.rooms.client_messages import encode_action
+except ImportError:  # a build from before vinom.rooms.client_messages (compare's baseline)
+    from vinom.rooms.messages import encode_action
 
 _unpackb = msgpack.unpackb
 _LENGTH = struct.Struct(">I")

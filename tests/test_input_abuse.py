@@ -52,8 +52,8 @@ from vinom.protocol.events import RELIABLE, UNRELIABLE
 from vinom.protocol.server_session import MALFORMED_BODIES
 from vinom.protocol.tokens import PublicToken
 from vinom.protocol.wire import HEADER, PAYLOAD, session_nonce
+from vinom.rooms.client_messages import encode_input
 from vinom.rooms.inputs import LATE_TICKS, MAX_INPUTS_PER_TICK
-from vinom.rooms.messages import encode_input
 from vinom.rooms.router import FLOOD_SECONDS, INPUT_MESSAGES_PER_TICK
 
 TICK_RATE = 50

@@ -28,7 +28,7 @@ TARGET_ROLE_SETTINGS = 40
 # Measured after this round's splits (webtransport, accounts/sql, server/options, cli)
 # and the Room's own parts (tests/rooms/test_rooms.py keeps its tighter ceilings);
 # each may only come down.
-MODULES_OVER_TARGET = {"vinom/cli.py": 950, "vinom/rooms/messages.py": 858}
+MODULES_OVER_TARGET = {"vinom/cli.py": 950}
 MODULES_OVER_600 = 10
 CLASSES_OVER_TARGET = {
     "vinom.protocol.reliability.Reliability": 1138,

@@ -21,7 +21,8 @@ from vinom.hosting.spectators import SPECTATOR_PREFIX, SpectatorSettings
 from vinom.match import MatchEnded
 from vinom.protocol.address import HostAddress
 from vinom.protocol.events import RELIABLE, UNRELIABLE
-from vinom.rooms.messages import decode_server_message, encode_action, encode_leave
+from vinom.rooms.client_messages import encode_action, encode_leave
+from vinom.rooms.messages import decode_server_message
 from vinom.rooms.room import RoomConfig
 
 

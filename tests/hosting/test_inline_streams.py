@@ -21,7 +21,8 @@ from vinom.match import Match, Ticket
 from vinom.protocol.address import HostAddress
 from vinom.protocol.config import IssuerConfig, ProtocolConfig, generate_token_key
 from vinom.protocol.tokens import TokenIssuer
-from vinom.rooms.messages import decode_server_message, encode_action
+from vinom.rooms.client_messages import encode_action
+from vinom.rooms.messages import decode_server_message
 
 
 @implementer(IStreamPeer)

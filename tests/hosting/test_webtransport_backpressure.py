@@ -40,7 +40,7 @@ from vinom.net.origins import OriginPolicy
 from vinom.protocol.address import HostAddress
 from vinom.protocol.config import ProtocolConfig
 from vinom.protocol.tokens import IssuerConfig, TokenIssuer
-from vinom.rooms.messages import encode_sync
+from vinom.rooms.client_messages import encode_sync
 from vinom.rooms.room import RoomConfig
 from vinom.server.certs import RenewingCertificate
 from vinom.server.webtransport import WebTransportCredentials

@@ -24,7 +24,7 @@ from vinom.protocol.events import RELIABLE
 from vinom.protocol.reliability_wire import body_of_slim
 from vinom.protocol.tokens import encode_user_data
 from vinom.protocol.wire import NONCE_DOMAIN_SESSION, SHORT_PAYLOAD, full_sequence
-from vinom.rooms.messages import encode_leave
+from vinom.rooms.client_messages import encode_leave
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 C2S = unhex(SESSION["derived"]["client_to_server_key"])

@@ -36,7 +36,7 @@ from vinom.protocol.wire import (
     WELCOME,
     full_sequence,
 )
-from vinom.rooms.messages import MAX_CLIENT_MESSAGE
+from vinom.rooms.client_messages import MAX_CLIENT_MESSAGE
 
 
 def connected(**kw: object) -> tuple[Net, int]:

@@ -19,7 +19,8 @@ from vinom.games.registry import GameRegistry
 from vinom.match import Match, Ticket
 from vinom.protocol.events import RELIABLE, SessionConnected
 from vinom.protocol.interfaces import Admission
-from vinom.rooms.messages import Phase, encode_action
+from vinom.rooms.client_messages import encode_action
+from vinom.rooms.messages import Phase
 from vinom.rooms.room import Room, RoomConfig
 
 REGISTRY = GameRegistry.from_plugins()

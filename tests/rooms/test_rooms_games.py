@@ -26,7 +26,8 @@ from vinom.games.owedrahn import OweDrahnGame
 from vinom.games.registry import GameRegistry
 from vinom.games.tictactoe import TicTacToeGame
 from vinom.protocol.events import RELIABLE, SessionConnected
-from vinom.rooms.messages import Phase, decode_server_message, encode_action
+from vinom.rooms.client_messages import encode_action
+from vinom.rooms.messages import Phase, decode_server_message
 from vinom.rooms.room import Room, RoomConfig
 from vinom.rooms.router import SeatRouter
 

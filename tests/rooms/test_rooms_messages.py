@@ -14,26 +14,29 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support.vectors import group, unhex, vectors
 from vinom.games.interfaces import Seat
-from vinom.rooms.delta import Quantisation, encode_snapshot
-from vinom.rooms.messages import (
+from vinom.rooms.client_messages import (
     DRAWN_STEPS,
     MAX_CLIENT_MESSAGE,
     MAX_DRAWN_BACK,
+    ClientMessage,
+    ClientMessageKind,
+    decode_client_message,
+    drawn_fields,
+    encode_action,
+    encode_input,
+    encode_leave,
+    encode_sync,
+)
+from vinom.rooms.delta import Quantisation, encode_snapshot
+from vinom.rooms.messages import (
     PACKED_SNAP,
     READS_PACKED,
     READS_RELATIVE,
     READS_SCHEMA,
-    ClientMessage,
-    ClientMessageKind,
     Phase,
-    decode_client_message,
     decode_server_message,
-    drawn_fields,
-    encode_action,
     encode_error,
     encode_event,
-    encode_input,
-    encode_leave,
     encode_phase,
     encode_presence,
     encode_relative_snap,
@@ -42,7 +45,6 @@ from vinom.rooms.messages import (
     encode_state,
     encode_state_for,
     encode_state_header,
-    encode_sync,
     encode_welcome,
     pack_action_id,
     resolve_relative_snap,

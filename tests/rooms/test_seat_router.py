@@ -12,7 +12,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.rooms.test_rooms_fixtures import RecordingOutbox, SeqGame, Timeline, make_match
 from vinom.protocol.events import RELIABLE, UNRELIABLE, SessionClosed, SessionConnected
 from vinom.protocol.interfaces import Admission
-from vinom.rooms.messages import Phase, encode_action, encode_input, encode_leave, encode_sync
+from vinom.rooms.client_messages import encode_action, encode_input, encode_leave, encode_sync
+from vinom.rooms.messages import Phase
 from vinom.rooms.registry import RoomExists, RoomRegistry
 from vinom.rooms.room import Room, RoomConfig
 from vinom.rooms.router import (

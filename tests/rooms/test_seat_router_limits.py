@@ -23,7 +23,8 @@ from vinom.games.maze import DIRECTIONS, MazeGame, MazeState
 from vinom.games.registry import GameRegistry
 from vinom.protocol.events import RELIABLE, SessionClosed
 from vinom.protocol.interfaces import Admission
-from vinom.rooms.messages import Phase, encode_sync
+from vinom.rooms.client_messages import encode_sync
+from vinom.rooms.messages import Phase
 from vinom.rooms.room import Room
 
 A, B = "p-a", "p-b"

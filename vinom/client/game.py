@@ -60,15 +60,12 @@ from vinom.client.netcode import (
 from vinom.client.realtime import InputQueue, TickClock
 from vinom.client.udp import GameClientProtocol, connect_game_client
 from vinom.protocol.events import RELIABLE, UNRELIABLE
+from vinom.rooms.client_messages import encode_action, encode_input, encode_leave, encode_sync
 from vinom.rooms.delta import Quantisation, SnapshotReceiver
 from vinom.rooms.messages import (
     READS_RELATIVE,
     SnapFields,
     decode_server_message,
-    encode_action,
-    encode_input,
-    encode_leave,
-    encode_sync,
     resolve_kept,
     state_of_snap,
     ticking_ack_delays,

@@ -33,7 +33,7 @@ from typing import Any
 
 from attrs import define, field
 
-from vinom.rooms.messages import MAX_INPUTS_PER_MESSAGE
+from vinom.rooms.client_messages import MAX_INPUTS_PER_MESSAGE
 
 #: The most unacknowledged inputs a client keeps (and repeats in each message).
 MAX_UNACKED = MAX_INPUTS_PER_MESSAGE

@@ -28,7 +28,7 @@ DEFAULT_APPLICATION_ID = 0x76696E6F6D  # "vinom"
 # were 20 of the host's 28 datagrams from handshake to end.
 DEFAULT_DISCONNECT_REDUNDANCY = 5
 # The largest message a game host accepts from a client: the rooms' limit
-# (vinom.rooms.messages.MAX_CLIENT_MESSAGE; a test keeps the two equal).
+# (vinom.rooms.client_messages.MAX_CLIENT_MESSAGE; a test keeps the two equal).
 DEFAULT_MAX_RECEIVE_MESSAGE = 2048
 # Out-of-order client bytes a game host session holds before it refuses bodies
 # (the client resends them): 16 of the largest client messages.

@@ -66,12 +66,8 @@ from vinom.match import Match
 from vinom.net.ratelimit import TokenBucket
 from vinom.protocol.events import RELIABLE, UNRELIABLE, SessionClosed, SessionConnected
 from vinom.protocol.interfaces import Admission
-from vinom.rooms.messages import (
-    ClientMessage,
-    ClientMessageKind,
-    decode_client_message,
-    ticking_ack_delays,
-)
+from vinom.rooms.client_messages import ClientMessage, ClientMessageKind, decode_client_message
+from vinom.rooms.messages import ticking_ack_delays
 from vinom.rooms.outbox import SessionOutbox
 from vinom.rooms.record import MatchRecorder
 from vinom.rooms.registry import RoomRegistry
