@@ -14,6 +14,8 @@ After a deliberate wire change, edit the file and regenerate the document:
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 import sys
@@ -58,11 +60,6 @@ def unhex(text: str) -> bytes:
 # -- the document's blocks ---------------------------------------------------------------
 
 
-def _wrap(data: bytes, width: int = 32) -> str:
-    text = data.hex()
-    return "\n".join(text[i : i + 2 * width] for i in range(0, len(text), 2 * width))
-
-
 def _spaced(data: bytes, width: int = 24) -> str:
     return "\n".join(data[i : i + width].hex(" ") for i in range(0, len(data), width))
 
@@ -93,13 +90,29 @@ def _unpack(data: bytes) -> Any:
     return msgpack.unpackb(data, raw=False, ext_hook=ext, strict_map_key=False)
 
 
+#: A session packet longer than this is given by its SHA-256 rather than its bytes.
+_SESSION_SHOWN = 64
+
+
 def _session(g: dict[str, Any]) -> list[str]:
-    lines = ["<!-- vector:token -->", "```json", json.dumps(g["token"], indent=2), "```", ""]
+    """The token's JSON, its sealed part cut short (the request carries it whole), and
+    a table of the packets: each one's bytes, a long one's by their SHA-256."""
+    token = dict(g["token"])
+    request = unhex(vectors("session", {"session": g})["request"]["hex"])
+    if base64.b64decode(token["token"]) != request[33:1057]:
+        raise ValueError("the token's sealed part is not the request's bytes 33..1056")
+    token["token"] = f"{token['token'][:8]}...{token['token'][-8:]}"
+    lines = ["The lobby's JSON; `token`, cut short here, is the base64 of the request's "
+             "bytes 33 to 1056 (§5.2):", "", "```json", json.dumps(token, indent=2), "```", "",
+             f"Each packet's bytes as hex; one over {_SESSION_SHOWN} bytes by the SHA-256 of "
+             "its bytes (the bytes: vectors/protocol.json):", "",
+             "| vector | bytes | hex, or SHA-256 |", "|---|---|---|"]  # fmt: skip
     for v in g["vectors"]:
         data = unhex(v["hex"])
-        lines += [f"<!-- vector:{v['name']} ({len(data)} bytes) -->", "```text", _wrap(data),
-                  "```", ""]  # fmt: skip
-    return lines
+        shown = (f"`{data.hex()}`" if len(data) <= _SESSION_SHOWN
+                 else f"SHA-256 `{hashlib.sha256(data).hexdigest()}`")  # fmt: skip
+        lines.append(f"| `{v['name']}` | {len(data)} | {shown} |")
+    return [*lines, ""]
 
 
 def _reliability(g: dict[str, Any]) -> list[str]:
