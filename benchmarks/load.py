@@ -31,8 +31,12 @@ from twisted.python import usage
 
 from benchmarks.harness import decode_histogram, percentile_ms
 from benchmarks.lobby_load import Fleet, install_client_loss
-from vinom.cli import QUEUE_OPTION, SignInOptions, check_queue
 from vinom.client.bots import LobbyAddress
+
+try:
+    from vinom.cli.options import QUEUE_OPTION, SignInOptions, check_queue
+except ImportError:  # a build from before vinom.cli.options (compare's baseline)
+    from vinom.cli import QUEUE_OPTION, SignInOptions, check_queue
 
 
 def parse_lobby(text: str) -> tuple[str, int]:

@@ -28,8 +28,8 @@ TARGET_ROLE_SETTINGS = 40
 # Measured after this round's splits (webtransport, accounts/sql, server/options, cli)
 # and the Room's own parts (tests/rooms/test_rooms.py keeps its tighter ceilings);
 # each may only come down.
-MODULES_OVER_TARGET = {"vinom/cli.py": 950}
-MODULES_OVER_600 = 10
+MODULES_OVER_TARGET: dict[str, int] = {}
+MODULES_OVER_600 = 9
 CLASSES_OVER_TARGET = {
     "vinom.protocol.reliability.Reliability": 1138,
     "vinom.protocol.reliability_receive.ReliabilityReceiver": 864,
@@ -122,8 +122,11 @@ class LimitTests(SynchronousTestCase):
             self.assertLessEqual(n, ROLE_SETTINGS[role], role)
 
     def test_the_counts_see_what_they_count(self) -> None:
-        """The measures find what the issue measured: the largest module, a class over
-        several bases, every role's `--limit` names."""
-        self.assertGreater(module_lines()["vinom/cli.py"], TARGET_MODULE_LINES)
+        """The measures find what the issue measured: the modules over 600 lines (more
+        than the target yet), a package's own module, a class over several bases, every
+        role's `--limit` names."""
+        lines = module_lines()
+        self.assertGreater(sum(n > 600 for n in lines.values()), TARGET_MODULES_OVER_600)
+        self.assertGreater(lines["vinom/cli/__init__.py"], 0)
         self.assertGreater(class_lines()["vinom.server.options.Options"], TARGET_CLASS_LINES)
         self.assertGreater(role_settings()["Options"], TARGET_ROLE_SETTINGS)

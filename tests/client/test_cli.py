@@ -27,6 +27,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 import vinom
 from tests.support.servers import install_files, start_server
 from vinom import cli
+from vinom.cli.options import CommandError, parse_lobby
 from vinom.client import bots
 from vinom.client.bots import BotReport, LobbyAddress
 from vinom.games.registry import GameRegistry
@@ -88,20 +89,20 @@ def bots_options(*argv: str) -> cli.BotsOptions:
 
 class ParseLobbyTests(SynchronousTestCase):
     def test_host_and_port(self) -> None:
-        self.assertEqual(cli.parse_lobby("example.com:7000"), ("example.com", 7000))
-        self.assertEqual(cli.parse_lobby(" 127.0.0.1:1 "), ("127.0.0.1", 1))
+        self.assertEqual(parse_lobby("example.com:7000"), ("example.com", 7000))
+        self.assertEqual(parse_lobby(" 127.0.0.1:1 "), ("127.0.0.1", 1))
 
     def test_port_defaults_to_7350(self) -> None:
-        self.assertEqual(cli.parse_lobby("localhost"), ("localhost", 7350))
+        self.assertEqual(parse_lobby("localhost"), ("localhost", 7350))
 
     def test_ipv6_in_brackets(self) -> None:
-        self.assertEqual(cli.parse_lobby("[::1]:9000"), ("::1", 9000))
-        self.assertEqual(cli.parse_lobby("[::1]"), ("::1", 7350))
+        self.assertEqual(parse_lobby("[::1]:9000"), ("::1", 9000))
+        self.assertEqual(parse_lobby("[::1]"), ("::1", 7350))
 
     def test_bad_values(self) -> None:
         for bad in ("", ":7350", "host:0", "host:65536", "host:port", "::1:7350", "[::1]x"):
             with self.subTest(bad=bad):
-                self.assertRaises(usage.UsageError, cli.parse_lobby, bad)
+                self.assertRaises(usage.UsageError, parse_lobby, bad)
 
 
 class OptionTests(SynchronousTestCase):
@@ -424,7 +425,7 @@ class BotsCommandTests(TestCase):
         port = reactor.listenTCP(0, ServerFactory(), interface="127.0.0.1")
         number = port.getHost().port  # type: ignore[attr-defined]
         await maybeDeferred(port.stopListening)
-        with self.assertRaises(cli.CommandError) as caught:
+        with self.assertRaises(CommandError) as caught:
             await self.bots("-g", "maze", "-l", f"127.0.0.1:{number}")
         self.assertEqual(
             str(caught.exception),
@@ -435,7 +436,7 @@ class BotsCommandTests(TestCase):
     async def test_untrusted_certificate_is_one_clear_error(self) -> None:
         server = await start_server(self, ports=2)
         other = ensure_dev_certificate(self.mktemp()).certificate
-        with self.assertRaises(cli.CommandError) as caught:
+        with self.assertRaises(CommandError) as caught:
             await self.bots("-g", "maze", "-l", f"127.0.0.1:{server.lobby.port}",
                             "-t", str(other))
         message = str(caught.exception)
@@ -449,7 +450,7 @@ class BotsCommandTests(TestCase):
         os.makedirs(elsewhere)
         self.addCleanup(os.chdir, os.getcwd())
         os.chdir(elsewhere)
-        with self.assertRaises(cli.CommandError) as caught:
+        with self.assertRaises(CommandError) as caught:
             await self.bots("-g", "maze", "-l", f"127.0.0.1:{server.lobby.port}")
         self.assertEqual(
             str(caught.exception),

@@ -23,6 +23,7 @@ from tests.client.test_cli import bots_options
 from tests.support.servers import start_server
 from tests.support.waiting import until
 from vinom import cli
+from vinom.cli.options import CommandError
 from vinom.client import bots
 from vinom.client.bots import play_bot
 from vinom.client.failover import (
@@ -411,7 +412,7 @@ class BotsCommandFailoverTests(TestCase):
 
     async def test_every_lobby_unreachable_is_one_clear_error(self) -> None:
         dead = [await dead_address() for _ in range(2)]
-        with self.assertRaises(cli.CommandError) as caught:
+        with self.assertRaises(CommandError) as caught:
             await cli.bots_command(
                 reactor, bots_options("-g", "maze", "-l", str(dead[0]), "-l", str(dead[1])),
                 io.StringIO(), err=io.StringIO(),

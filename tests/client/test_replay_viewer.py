@@ -15,7 +15,8 @@ import msgpack
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from tests.rooms.test_rooms_record import REGISTRY, bot_match, recorded_room
-from vinom.cli import main, replay_check_command
+from vinom.cli import main
+from vinom.cli.replay import replay_check_command
 from vinom.client.canvas import Canvas
 from vinom.client.replay import ReplayViewer
 from vinom.games.arena import ArenaGame

@@ -10,7 +10,7 @@ ACCOUNT is an account id (a-...) or an identity linked to it, PROVIDER:SUBJECT
 (jwt:0f7c..., device:...). Every command takes `--database`, as `twistd vinom`
 does: a SQLite file or a postgresql:// URL, by default DATA_DIR/accounts.sqlite3
 (`--data-dir`, vinom-data). They work beside a running server: it reads a
-ban at the player's next `hello`. The option parsing is in vinom.cli; this
+ban at the player's next `hello`. The option parsing is in vinom.cli.accounts; this
 module opens the store and does the work.
 """
 
