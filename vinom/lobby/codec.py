@@ -312,3 +312,11 @@ def error_frame(
     if fields:
         return {"type": "error", "code": code, **fields, "message": message, "id": request_id}
     return {"type": "error", "code": code, "message": message, "id": request_id}
+
+
+def queued_frame(game: str, queue: str, position: int | None, **more: Any) -> dict[str, Any]:
+    """A `queued` frame: searching for a match of `game` in `queue`, at `position` (None:
+    not known); `more` adds a party's `party_id`, or a requeued ticket's `requeued` and
+    `reason`."""
+    frame = {"type": "queued", "game": game, "queue": queue, "position": position}
+    return {**frame, "status": "searching", **more}

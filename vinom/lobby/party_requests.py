@@ -31,7 +31,8 @@ from twisted.python.failure import Failure
 from vinom.errors import BackendUnavailable, LobbyError
 from vinom.games.rules import GameRules
 from vinom.lobby import errors
-from vinom.lobby.connection import Frame, LobbyConnection, PlayerState
+from vinom.lobby.codec import queued_frame
+from vinom.lobby.connection import LobbyConnection, PlayerState
 from vinom.lobby.limits import LobbyLimits
 from vinom.lobby.players import Players, log_failure
 from vinom.lobby.ratings import ClaimedRatings, IRatingSource, party_rating, rating_of
@@ -261,17 +262,8 @@ class PartyRequests:
                     raise
             if connection.closing:
                 return
-            connection.reply(
-                request,
-                {
-                    "type": "queued",
-                    "game": request.game,
-                    "queue": request.queue,
-                    "position": position,
-                    "status": "searching",
-                    "party_id": party.party_id,
-                },
-            )
+            connection.reply(request, queued_frame(request.game, request.queue, position,
+                                                   party_id=party.party_id))
 
         return Deferred.fromCoroutine(queue())
 
@@ -367,15 +359,8 @@ class PartyRequests:
             if player_id == party.leader or connection.state is not PlayerState.IDLE:
                 return
             connection.queued(party.queued_for)
-            frame: Frame = {
-                "type": "queued",
-                "game": party.queued_for,
-                "queue": party.queue or NORMAL_QUEUE,
-                "position": change.position,
-                "status": "searching",
-                "party_id": party.party_id,
-            }
-            connection.push(frame)
+            connection.push(queued_frame(party.queued_for, party.queue or NORMAL_QUEUE,
+                                         change.position, party_id=party.party_id))
         elif change.event in (UNQUEUED, LEFT) and connection.state is PlayerState.QUEUED:
             if player_id == change.player_id:
                 return  # the member who cancelled or left has their answer

@@ -32,7 +32,7 @@ from vinom.hosting.interfaces import (
     NoHostAvailable,
 )
 from vinom.lobby import errors
-from vinom.lobby.codec import error_frame
+from vinom.lobby.codec import error_frame, queued_frame
 from vinom.lobby.connection import LobbyConnection, PlayerState
 from vinom.lobby.delivery import TokenDelivery, UnroutableHost
 from vinom.lobby.limits import LobbyLimits
@@ -393,17 +393,8 @@ class MatchPlacer:
                 game=ticket.game,
                 reason="no game host" if reason == NO_HOST else reason,
             )
-            connection.push(
-                {
-                    "type": "queued",
-                    "game": ticket.game,
-                    "queue": ticket.queue,
-                    "position": position,
-                    "status": "searching",
-                    "requeued": True,
-                    "reason": reason,
-                }
-            )
+            connection.push(queued_frame(ticket.game, ticket.queue, position, requeued=True,
+                                         reason=reason))
 
         def refused(failure: Failure) -> None:
             self.log.warn("requeueing {player_id} failed: {error}", player_id=player_id,

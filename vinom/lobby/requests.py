@@ -26,7 +26,7 @@ from vinom.identity import hash_secret, new_player_id, new_secret, verify_secret
 from vinom.lobby import errors
 from vinom.lobby.auth import LobbyAuth, SignedIn
 from vinom.lobby.backends import LobbyBackends
-from vinom.lobby.codec import error_frame, quote_for_message
+from vinom.lobby.codec import error_frame, queued_frame, quote_for_message
 from vinom.lobby.connection import LobbyConnection, PlayerState
 from vinom.lobby.delivery import TokenDelivery, UnroutableHost
 from vinom.lobby.limits import LobbyLimits
@@ -446,16 +446,7 @@ class RequestHandlers:
                 if connection.state is PlayerState.QUEUED:
                     self._cancel_ticket_of_gone(player_id)
                 return
-            connection.reply(
-                request,
-                {
-                    "type": "queued",
-                    "game": request.game,
-                    "queue": request.queue,
-                    "position": position,
-                    "status": "searching",
-                },
-            )
+            connection.reply(request, queued_frame(request.game, request.queue, position))
 
         def refused(failure: Failure) -> Failure:
             self._limits.uncount_pending(player_id)
@@ -680,18 +671,8 @@ class RequestHandlers:
                 player_id=player_id,
                 game=ticket.game,
             )
-            connection.reply(
-                request,
-                {
-                    "type": "queued",
-                    "game": ticket.game,
-                    "queue": ticket.queue,
-                    "position": position,
-                    "status": "searching",
-                    "requeued": True,
-                    "reason": kept.reason,
-                },
-            )
+            connection.reply(request, queued_frame(ticket.game, ticket.queue, position,
+                                                   requeued=True, reason=kept.reason))
 
         def refused(failure: Failure) -> Failure:
             self._limits.uncount_pending(player_id)
