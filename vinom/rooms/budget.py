@@ -23,8 +23,9 @@ the client keep its newest instead (issue 74's one snapshot form).
 
 Nothing changes on the wire: the view sent is an ordinary view, delta-encoded
 against the client's baseline (docs/protocol.md §16), its checksum that of
-what the client rebuilds. The sizes are measured as msgpack packs them, with
-a few bytes of slack for the map headers (`SLACK`).
+what the client rebuilds. A schema-less view is weighed as msgpack packs it,
+with a few bytes of slack for the map headers (`SLACK`); a view schema's rows
+(§16.8) in the bits each row's change takes (`vinom.rooms.schema.row_bits`).
 """
 
 from __future__ import annotations
@@ -36,10 +37,14 @@ from attrs import define, field
 
 from vinom.games.rules import SnapshotBudget
 from vinom.rooms.delta import SAME, Prepared, Quantisation, diff_wire, pack_wire, view_crc
+from vinom.rooms.schema import ViewSchema, row_bits
 
 #: Bytes kept back for map headers that grow with the entries (a map of more
 #: than 15 entries takes 3 bytes, not 1; the view's and the entities' map).
 SLACK: Final = 6
+#: Bits kept back in a schema body: a rows count growing past 127 (a second byte of
+#: its uvar) and the last byte's padding.
+SLACK_BITS: Final = 16
 _INF = math.inf
 _NEVER = 1 << 62  # no `max_wait`: no wait is ever that long
 _MISSING: Final = object()
@@ -54,18 +59,62 @@ def snapshot_header_bytes(tick: int, baseline_tick: int | None, checksum: bool) 
 
 @define(eq=False)
 class PriorityQueue:
-    """One client's entities waiting to be sent: each one's accumulated priority."""
+    """One client's entities waiting to be sent: each one's accumulated priority.
+
+    `fit` cuts a schema-less view (msgpack, docs/protocol.md §16.1), `fit_rows` a
+    schema view's rows (§16.8); both weigh each changed entity in their own
+    encoding and leave the choice to `choose`, the one rule."""
 
     budget: SnapshotBudget
     # Entity key -> the priority it gathered while waiting (absent: sent or unchanged).
-    waiting: dict[str, float] = field(factory=dict)
+    waiting: dict[Any, float] = field(factory=dict)
     # Entity key -> the snapshots it has waited in a row (absent: sent or unchanged).
-    ages: dict[str, int] = field(factory=dict)
+    ages: dict[Any, int] = field(factory=dict)
     # Entities sent changed, waits, and overdue entities sent past the budget,
     # since the queue was made.
     sent: int = 0
     deferred: int = 0
     overdue: int = 0
+
+    def choose(self, view: Any, costs: dict[Any, int], room: int) -> set[Any] | None:
+        """Which of the changed entities (`costs`: key -> what sending it costs) go in
+        `room` (the same unit), highest accumulated priority first, an overdue one or
+        one rated `math.inf` even past it; the others wait. None when all go."""
+        if not costs:
+            self.waiting, self.ages = {}, {}
+            return None
+        budget = self.budget
+        rate = budget.priority
+        waiting, ages = self.waiting, self.ages
+        max_wait = _NEVER if budget.max_wait is None else budget.max_wait
+        candidates: list[tuple[float, Any, int]] = []
+        for key, cost in costs.items():
+            # An overdue entity goes first and even past the budget, as one rated
+            # math.inf does.
+            total = _INF if ages.get(key, 0) >= max_wait else (
+                waiting.get(key, 0.0) + float(rate(view, key)))  # fmt: skip
+            candidates.append((total, key, cost))
+        candidates.sort(key=lambda c: c[0], reverse=True)
+        chosen: set[Any] = set()
+        still: dict[Any, float] = {}
+        older: dict[Any, int] = {}
+        overdue = 0
+        for total, key, cost in candidates:
+            if cost <= room or total == _INF:
+                chosen.add(key)
+                room -= cost
+                if room < 0 and key in ages and ages[key] >= max_wait:
+                    overdue += 1
+            else:
+                still[key] = total
+                older[key] = ages.get(key, 0) + 1
+        self.waiting, self.ages = still, older
+        # Three disjoint counts: sent within the budget (or rated math.inf), sent past
+        # it because overdue, and waits.
+        self.sent += len(chosen) - overdue
+        self.overdue += overdue
+        self.deferred += len(still)
+        return None if not still else chosen
 
     def fit(
         self,
@@ -79,8 +128,7 @@ class PriorityQueue:
         """The view to send this client: `prepared` (the game's `view`, in wire form)
         cut to the budget against `baseline` (None: a full snapshot), `header`
         bytes of snapshot header besides."""
-        budget = self.budget
-        name = budget.entities
+        name = self.budget.entities
         wire = prepared.wire
         entities = wire.get(name) if type(wire) is dict else None
         if type(entities) is not dict or type(view) is not dict:
@@ -99,11 +147,8 @@ class PriorityQueue:
         else:
             patch = diff_wire(base_wire, rest)
             fixed = 0 if patch is SAME else len(pack_wire(patch, wide))
-        room = budget.bytes - header - fixed - len(pack_wire(name, wide)) - SLACK
-        rate = budget.priority
-        waiting, ages = self.waiting, self.ages
-        max_wait = _NEVER if budget.max_wait is None else budget.max_wait
-        candidates: list[tuple[float, str, int]] = []
+        room = self.budget.bytes - header - fixed - len(pack_wire(name, wide)) - SLACK
+        costs: dict[Any, int] = {}
         for key, value in entities.items():
             old = held.get(key, _MISSING)
             if old is _MISSING:
@@ -113,37 +158,50 @@ class PriorityQueue:
                 if change is SAME:
                     continue
                 cost = len(pack_wire(change, wide))
-            # An overdue entity goes first and even past the budget, as one rated
-            # math.inf does.
-            total = _INF if ages.get(key, 0) >= max_wait else (
-                waiting.get(key, 0.0) + float(rate(view, key)))  # fmt: skip
-            candidates.append((total, key, cost + len(pack_wire(key, wide))))
-        if not candidates:
-            self.waiting, self.ages = {}, {}
-            return prepared
-        candidates.sort(key=lambda c: c[0], reverse=True)
-        chosen: set[str] = set()
-        still: dict[str, float] = {}
-        older: dict[str, int] = {}
-        overdue = 0
-        for total, key, cost in candidates:
-            if cost <= room or total == _INF:
-                chosen.add(key)
-                room -= cost
-                if room < 0 and key in ages and ages[key] >= max_wait:
-                    overdue += 1
-            else:
-                still[key] = total
-                older[key] = ages.get(key, 0) + 1
-        self.waiting, self.ages = still, older
-        # Three disjoint counts: sent within the budget (or rated math.inf), sent past
-        # it because overdue, and waits.
-        self.sent += len(chosen) - overdue
-        self.overdue += overdue
-        self.deferred += len(still)
-        if not still:
+            costs[key] = cost + len(pack_wire(key, wide))
+        chosen = self.choose(view, costs, room)
+        if chosen is None:
             return prepared
         rest[name] = {k: v if k in chosen else held[k] for k, v in entities.items()
                       if k in chosen or k in held}  # fmt: skip
         crc = view_crc(rest, quantisation.compiled) if checksum else None
         return Prepared(rest, wide, crc)
+
+    def fit_rows(
+        self,
+        view: Any,
+        wire: tuple[Any, ...],
+        baseline: tuple[Any, ...] | None,
+        schema: ViewSchema,
+        header: int,
+    ) -> tuple[Any, ...]:
+        """The schema view to send this client: `wire` (`schema.wire(view)`) with the
+        rows of the budget's `entities` field cut to the budget against `baseline`
+        (a wire view; None: a full snapshot), `header` bytes of snapshot header
+        besides. An entity's key is its row id."""
+        found = schema.rows(self.budget.entities)
+        if found is None:
+            return wire
+        index, kind = found
+        rows = wire[index]
+        before = {} if baseline is None else baseline[index]
+        # What the client keeps of the rows still in the view; removals go.
+        held = {k: before[k] for k in rows if k in before}
+        rest = (*wire[:index], held, *wire[index + 1:])
+        fixed = len(schema.encode_body(baseline, rest))
+        room = (self.budget.bytes - header - fixed) * 8 - SLACK_BITS
+        if baseline is not None and held == before:
+            # The rows unchanged, the field costs one bit; a row sent changes it: each
+            # kept row then costs its "10" and the added rows their count (8 bits).
+            room -= 2 * len(held) + 8
+        costs: dict[Any, int] = {}
+        for key, row in rows.items():
+            old = held.get(key)
+            if old != row:
+                costs[key] = row_bits(kind, key, old, row)
+        chosen = self.choose(view, costs, room)
+        if chosen is None:
+            return wire
+        cut = {k: row if k in chosen else held[k] for k, row in rows.items()
+               if k in chosen or k in held}  # fmt: skip
+        return (*wire[:index], cut, *wire[index + 1:])

@@ -114,8 +114,8 @@ class RealTimeLoop:
     budget: SnapshotBudget | None = None
     # The game's `tick_at` (lag compensation inside the step), if it has one.
     tick_at: Callable[..., Any] | None = None
-    # The game's view schema, offered to the sessions that ask (not with a budget,
-    # which weighs views in msgpack: vinom.rooms.budget).
+    # The game's view schema, offered to the sessions that ask (with a budget, its
+    # rows are what waits: vinom.rooms.budget).
     schema: ViewSchema | None = None
     # Each seat's buffers, by player id, in seat order (`seat`).
     feeds: dict[str, SeatFeed] = field(factory=dict)
@@ -134,6 +134,12 @@ class RealTimeLoop:
         """The loop of a room of a game with these rules; None for a game without a tick."""
         if rules.tick_rate <= 0:
             return None
+        budget = rules.snapshot_budget
+        if budget is not None and schema is not None and schema.rows(budget.entities) is None:
+            raise ValueError(
+                f"game {rules.name!r}: its snapshot_budget's entities "
+                f"({budget.entities!r}) must name a rows field of its view_schema"
+            )
         return cls(
             rules.tick_rate,
             rules.snapshot_rate,
@@ -142,7 +148,7 @@ class RealTimeLoop:
             checksums,
             budget=rules.snapshot_budget,
             tick_at=tick_at,
-            schema=None if rules.snapshot_budget else schema,
+            schema=schema,
         )
 
     @property

@@ -353,6 +353,20 @@ def _put_row(out: BitWriter, kind: RowsField, key: int, row: tuple[Any, ...]) ->
         _put_whole(out, columns[i], row[i])
 
 
+def row_bits(kind: RowsField, key: int, old: tuple[Any, ...] | None,
+             new: tuple[Any, ...]) -> int:  # fmt: skip
+    """What row `key` adds to a body when sent as `new`: the bits of it added (no
+    `old`: not in the baseline), or those of its change beyond the ``10`` it costs
+    unchanged (against `old`). A snapshot budget's cost of one entity."""
+    out = BitWriter()
+    if old is None:
+        _put_row(out, kind, key, new)
+        return len(out.out) * 8 + out.count
+    _put_rows(out, kind, {key: old}, {key: new})
+    # Less the added rows' count (a uvar of 0: 8 bits) and the unchanged row's 2.
+    return len(out.out) * 8 + out.count - 10
+
+
 def _number_change(kind: Field, base: int, value: int) -> tuple[int, int]:
     """The bits of a number's change (after its field's change bit), and their width:
     a small difference, a medium one, or the whole value behind its flag bits."""
@@ -521,6 +535,13 @@ class ViewSchema:
         except KeyError as missing:
             raise TypeError(f"the view lacks its field {missing}") from None
 
+    def rows(self, name: str) -> tuple[int, RowsField] | None:
+        """The position and kind of the rows field `name`; None if it is not one."""
+        for index, (field_name, kind) in enumerate(self.fields):
+            if field_name == name:
+                return (index, kind) if isinstance(kind, RowsField) else None
+        return None
+
     def rebuild(self, wire: tuple[Any, ...]) -> dict[str, Any]:
         """The view a client rebuilds from wire values."""
         return {name: kind.rebuild(value) for (name, kind), value in zip(self.fields, wire,
@@ -564,6 +585,12 @@ def schema_of(game: object) -> ViewSchema | None:
 
 
 # -- frames -------------------------------------------------------------------------
+
+
+def frame_header_bytes(tick: int, base_tick: int | None, checksum: bool) -> int:
+    """The bytes of a schema snapshot before its body (docs/protocol.md §16.8)."""
+    distance = 0 if base_tick is None else tick - base_tick
+    return 2 + len(write_uvar(tick)) + len(write_uvar(distance)) + (4 if checksum else 0)
 
 
 def encode_frame(tick: int, distance: int, checksum: int | None, body: bytes) -> bytes:
@@ -654,6 +681,14 @@ class SchemaHistory:
     def acknowledge(self, tick: int) -> None:
         if self.acked is None or tick > self.acked:
             self.acked = tick
+
+    def baseline(self, tick: int) -> tuple[int, tuple[Any, ...]] | None:
+        """The baseline (its tick, its wire view) a snapshot of `tick` would use now."""
+        acked = self.acked
+        if acked is None or acked >= tick:
+            return None
+        found = self.sent.get(acked)
+        return None if found is None else (acked, found)
 
     def encode_for(self, tick: int, wire: tuple[Any, ...], crc: int | None = None,
                    cache: dict[tuple[int, int], tuple[Any, Any, bytes]] | None = None,

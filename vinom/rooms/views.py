@@ -35,7 +35,7 @@ from attrs import define, field
 
 from vinom.games.interfaces import IGame
 from vinom.protocol.events import RELIABLE, UNRELIABLE
-from vinom.rooms.budget import snapshot_header_bytes
+from vinom.rooms.budget import PriorityQueue, snapshot_header_bytes
 from vinom.rooms.delta import Prepared, Quantisation
 from vinom.rooms.member import Member
 from vinom.rooms.messages import (
@@ -55,7 +55,7 @@ from vinom.rooms.messages import (
 )
 from vinom.rooms.outbox import Outbox
 from vinom.rooms.realtime import SeatFeed
-from vinom.rooms.schema import SchemaHistory
+from vinom.rooms.schema import SchemaHistory, frame_header_bytes
 
 # No action id at all (a broadcast's recipients' ids are int or None).
 _NO_ACTION_ID = object()
@@ -237,7 +237,21 @@ class RoomViews:
                     crc = schema.checksum(wire) if checksum else None
                     if shared:
                         common_view, common_wire, common_crc = view, wire, crc
-                snapshot = history.encode_for(tick, wire, crc, schema_cache)
+                queue = feed.priorities
+                if queue is None:
+                    snapshot = history.encode_for(tick, wire, crc, schema_cache)
+                else:
+                    # Cut to the game's byte budget (vinom.rooms.budget): this client's own.
+                    known_base = history.baseline(tick)
+                    base_tick, base_wire = (None, None) if known_base is None else known_base
+                    before = queue.sent, queue.deferred, queue.overdue
+                    header_bytes = frame_header_bytes(tick, base_tick, checksum)
+                    cut = queue.fit_rows(common_view if shared else view, wire, base_wire,
+                                         schema, header_bytes)  # fmt: skip
+                    self.count_entities(queue, before)
+                    if cut is not wire and checksum:
+                        crc = schema.checksum(cut)
+                    snapshot = history.encode_for(tick, cut, crc, None)
                 if history.relative:
                     base_tick = history.base_tick
                     against = None if base_tick is None else known.get(base_tick)
@@ -275,20 +289,26 @@ class RoomViews:
                     found = history.baseline(tick)
                     base_tick, base = (None, None) if found is None else found
                     before_body = snapshot_header_bytes(tick, base_tick, checksum)
-                    sent, deferred, overdue = queue.sent, queue.deferred, queue.overdue
+                    before = queue.sent, queue.deferred, queue.overdue
                     prepared = queue.fit(view, prepared, base, before_body, quantisation,
                                          checksum)  # fmt: skip
-                    counts = self.entity_counts
-                    counts["sent"] += queue.sent - sent
-                    counts["deferred"] += queue.deferred - deferred
-                    if queue.overdue != overdue:
-                        counts["overdue"] += queue.overdue - overdue
+                    self.count_entities(queue, before)
                 snapshot = history.encode_for(tick, prepared, None, cache, queue is not None)
             send(
                 session_id,
                 UNRELIABLE,
                 encode_snap_for(header, member.last_action_id, input_tick, snapshot),
             )
+
+    def count_entities(self, queue: PriorityQueue, before: tuple[int, int, int]) -> None:
+        """Add what `queue` sent, deferred and sent overdue since `before` (its three
+        counts then) to `entity_counts`."""
+        counts = self.entity_counts
+        sent, deferred, overdue = before
+        counts["sent"] += queue.sent - sent
+        counts["deferred"] += queue.deferred - deferred
+        if queue.overdue != overdue:
+            counts["overdue"] += queue.overdue - overdue
 
     def shared_view_difference(
         self, state: Any, members: Sequence[Member]
