@@ -56,13 +56,17 @@ from benchmarks.room_load import RoomDriver
 from benchmarks.server_worker import player_id
 from benchmarks.session_load import MAX_DATAGRAM, Client
 from vinom.protocol.events import RELIABLE, UNRELIABLE
-from vinom.rooms.messages import decode_server_message
 
 try:  # the messages a client sends, in a module of their own
     from vinom.rooms import client_messages
 except ImportError:  # a build from before vinom.rooms.client_messages (compare's baseline)
     from vinom.rooms import messages as client_messages
 encode_action = client_messages.encode_action
+try:  # a client's reading of the room's messages, in a module of its own
+    from vinom.rooms import message_reading
+except ImportError:  # a build from before vinom.rooms.message_reading (compare's baseline)
+    from vinom.rooms import messages as message_reading
+decode_server_message = message_reading.decode_server_message
 
 try:  # a build with real-time inputs and delta snaps (issue #35): the load speaks them
     from vinom.client.realtime import InputQueue, TickClock
@@ -81,8 +85,10 @@ try:  # a build with packed snaps (§14), asked for with the schema snapshots
 except ImportError:
     READS_PACKED = None  # type: ignore[assignment,misc]
 try:  # a build with relative packed snaps (§14, "pk": 2), asked for instead
-    from vinom.rooms.messages import READS_RELATIVE, resolve_kept
-except ImportError:
+    from vinom.rooms.messages import READS_RELATIVE
+
+    resolve_kept = message_reading.resolve_kept
+except (ImportError, AttributeError):
     READS_RELATIVE = None  # type: ignore[assignment,misc]
 
 _unpackb = msgpack.unpackb

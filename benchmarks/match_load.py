@@ -85,12 +85,15 @@ from vinom.protocol.events import (
     SessionClosed,
 )
 from vinom.protocol.tokens import PublicToken
-from vinom.rooms.messages import decode_server_message
 
 try:
     from vinom.rooms.client_messages import encode_leave
 except ImportError:  # a build from before vinom.rooms.client_messages (compare's baseline)
     from vinom.rooms.messages import encode_leave
+try:
+    from vinom.rooms.message_reading import decode_server_message
+except ImportError:  # a build from before vinom.rooms.message_reading (compare's baseline)
+    from vinom.rooms.messages import decode_server_message
 
 try:
     # The game protocol the installed vinom's clients speak, said in `hello`.

@@ -29,7 +29,7 @@ TARGET_ROLE_SETTINGS = 40
 # and the Room's own parts (tests/rooms/test_rooms.py keeps its tighter ceilings);
 # each may only come down.
 MODULES_OVER_TARGET: dict[str, int] = {}
-MODULES_OVER_600 = 9
+MODULES_OVER_600 = 8
 CLASSES_OVER_TARGET = {
     "vinom.protocol.reliability.Reliability": 1138,
     "vinom.protocol.reliability_receive.ReliabilityReceiver": 864,

@@ -41,7 +41,8 @@ from vinom.games.arena import ArenaGame
 from vinom.protocol.events import UNRELIABLE
 from vinom.protocol.tokens import PublicToken
 from vinom.protocol.wire import PAYLOAD, SHORT_PAYLOAD, SLIM_PAYLOAD
-from vinom.rooms.messages import PACKED_SNAP, decode_server_message
+from vinom.rooms.message_reading import decode_server_message
+from vinom.rooms.messages import PACKED_SNAP
 
 GAME = ArenaGame(2)
 DELAY, JITTER, LOSS = 0.1, 0.02, 0.05

@@ -30,7 +30,7 @@ from vinom.client.game import GameSession
 from vinom.client.lobby import LobbyAddress
 from vinom.client.udp import GameClientProtocol
 from vinom.protocol.tokens import PublicToken
-from vinom.rooms.messages import decode_server_message
+from vinom.rooms.message_reading import decode_server_message
 
 INPUT_PLUGIN = textwrap.dedent(
     '''

@@ -36,7 +36,7 @@ from vinom.protocol.events import RELIABLE, MessageReceived
 from vinom.protocol.tokens import PublicToken, TokenIssuer
 from vinom.protocol.wire import PAYLOAD
 from vinom.rooms.client_messages import encode_leave
-from vinom.rooms.messages import decode_server_message
+from vinom.rooms.message_reading import decode_server_message
 
 # The drops a datagram of an ended match can earn at the host that served it
 # (`already_connected`: its player has a session of the next match).

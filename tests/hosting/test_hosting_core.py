@@ -36,7 +36,8 @@ from vinom.protocol.events import (
 )
 from vinom.protocol.tokens import TokenIssuer
 from vinom.rooms.client_messages import encode_action, encode_input
-from vinom.rooms.messages import Phase, decode_server_message
+from vinom.rooms.message_reading import decode_server_message
+from vinom.rooms.messages import Phase
 from vinom.rooms.room import RoomConfig
 from vinom.rooms.router import FLOOD_SECONDS, INPUT_MESSAGES_PER_TICK
 

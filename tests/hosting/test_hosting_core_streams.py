@@ -22,7 +22,7 @@ from vinom.match import MatchEnded
 from vinom.protocol.address import HostAddress
 from vinom.protocol.events import RELIABLE, UNRELIABLE
 from vinom.rooms.client_messages import encode_action, encode_leave
-from vinom.rooms.messages import decode_server_message
+from vinom.rooms.message_reading import decode_server_message
 from vinom.rooms.room import RoomConfig
 
 

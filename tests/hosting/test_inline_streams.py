@@ -22,7 +22,7 @@ from vinom.protocol.address import HostAddress
 from vinom.protocol.config import IssuerConfig, ProtocolConfig, generate_token_key
 from vinom.protocol.tokens import TokenIssuer
 from vinom.rooms.client_messages import encode_action
-from vinom.rooms.messages import decode_server_message
+from vinom.rooms.message_reading import decode_server_message
 
 
 @implementer(IStreamPeer)

@@ -42,7 +42,7 @@ from vinom.hosting.game_stream import CLOSE_NORMAL, CLOSE_TOKEN_REFUSED
 from vinom.hosting.spectators import SpectatorFeeds, SpectatorSettings
 from vinom.protocol.events import RELIABLE, UNRELIABLE
 from vinom.protocol.tokens import PublicToken
-from vinom.rooms.messages import decode_server_message
+from vinom.rooms.message_reading import decode_server_message
 from vinom.rooms.room import RoomConfig
 
 

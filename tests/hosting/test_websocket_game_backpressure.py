@@ -40,7 +40,8 @@ from vinom.protocol.config import ProtocolConfig
 from vinom.protocol.events import RELIABLE
 from vinom.protocol.tokens import IssuerConfig, TokenIssuer
 from vinom.rooms.client_messages import encode_action, encode_sync
-from vinom.rooms.messages import decode_server_message, encode_event
+from vinom.rooms.message_reading import decode_server_message
+from vinom.rooms.messages import encode_event
 from vinom.rooms.room import RoomConfig
 from vinom.server.certs import ensure_dev_certificate
 

@@ -23,12 +23,8 @@ from vinom.games.interfaces import GameEvent, IBot, IGame, IllegalAction, Outcom
 from vinom.match import Match, Ticket
 from vinom.protocol.events import UNRELIABLE
 from vinom.rooms.delta import Quantisation, SnapshotReceiver
-from vinom.rooms.messages import (
-    SnapFields,
-    decode_server_message,
-    resolve_kept,
-    state_of_snap,
-)
+from vinom.rooms.message_reading import decode_server_message, resolve_kept, state_of_snap
+from vinom.rooms.messages import SnapFields
 from vinom.rooms.schema import ViewSchema
 from vinom.rooms.timers import TimerQueue
 

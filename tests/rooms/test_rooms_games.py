@@ -27,7 +27,8 @@ from vinom.games.registry import GameRegistry
 from vinom.games.tictactoe import TicTacToeGame
 from vinom.protocol.events import RELIABLE, SessionConnected
 from vinom.rooms.client_messages import encode_action
-from vinom.rooms.messages import Phase, decode_server_message
+from vinom.rooms.message_reading import decode_server_message
+from vinom.rooms.messages import Phase
 from vinom.rooms.room import Room, RoomConfig
 from vinom.rooms.router import SeatRouter
 

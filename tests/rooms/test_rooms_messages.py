@@ -28,13 +28,13 @@ from vinom.rooms.client_messages import (
     encode_sync,
 )
 from vinom.rooms.delta import Quantisation, encode_snapshot
+from vinom.rooms.message_reading import decode_server_message, resolve_relative_snap
 from vinom.rooms.messages import (
     PACKED_SNAP,
     READS_PACKED,
     READS_RELATIVE,
     READS_SCHEMA,
     Phase,
-    decode_server_message,
     encode_error,
     encode_event,
     encode_phase,
@@ -47,7 +47,6 @@ from vinom.rooms.messages import (
     encode_state_header,
     encode_welcome,
     pack_action_id,
-    resolve_relative_snap,
     state_with_action_id,
 )
 

@@ -22,7 +22,7 @@ from vinom.client.bots import BotDriver
 from vinom.client.game import GameSession, connect_game
 from vinom.client.lobby import connect_lobby
 from vinom.games.registry import GameRegistry
-from vinom.rooms.messages import decode_server_message
+from vinom.rooms.message_reading import decode_server_message
 
 REGISTRY = GameRegistry.from_plugins()
 # What a person reads for each game: the `title` of the welcome.

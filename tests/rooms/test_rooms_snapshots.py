@@ -21,7 +21,8 @@ from tests.protocol.test_protocol_support import CLIENT_ADDR, Net
 from tests.rooms.test_rooms_fixtures import RecordingOutbox, SeqGame, make_match
 from vinom.protocol.events import RELIABLE, UNRELIABLE
 from vinom.protocol.reliability import Reliability
-from vinom.rooms.messages import Phase, decode_server_message
+from vinom.rooms.message_reading import decode_server_message
+from vinom.rooms.messages import Phase
 from vinom.rooms.record import MatchRecorder
 from vinom.rooms.room import Room, RoomConfig
 from vinom.rooms.timers import TimerQueue

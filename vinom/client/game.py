@@ -62,14 +62,8 @@ from vinom.client.udp import GameClientProtocol, connect_game_client
 from vinom.protocol.events import RELIABLE, UNRELIABLE
 from vinom.rooms.client_messages import encode_action, encode_input, encode_leave, encode_sync
 from vinom.rooms.delta import Quantisation, SnapshotReceiver
-from vinom.rooms.messages import (
-    READS_RELATIVE,
-    SnapFields,
-    decode_server_message,
-    resolve_kept,
-    state_of_snap,
-    ticking_ack_delays,
-)
+from vinom.rooms.message_reading import decode_server_message, resolve_kept, state_of_snap
+from vinom.rooms.messages import READS_RELATIVE, SnapFields, ticking_ack_delays
 from vinom.rooms.schema import ViewSchema
 
 MessageHandler = Callable[[dict[str, Any]], object]

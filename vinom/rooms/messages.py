@@ -10,7 +10,7 @@ Channels (see `vinom.protocol.events`): 0 = unreliable (state snapshots; the
 latest version wins), 1 = reliable and ordered (everything else).
 
 The messages a client sends, and their decoding by the room, are
-vinom.rooms.client_messages.
+vinom.rooms.client_messages; a client reads the room's with vinom.rooms.message_reading.
 
 Server -> client:
 
@@ -122,7 +122,7 @@ import msgpack
 
 from vinom.games.interfaces import Seat
 from vinom.protocol.reliability import MAX_ACK_DELAY_S
-from vinom.rooms.schema import read_uvars, unzigzag, write_uvar, zigzag
+from vinom.rooms.schema import write_uvar, zigzag
 
 
 class Phase(enum.StrEnum):
@@ -146,7 +146,6 @@ READS_RELATIVE: Final = 3
 # reactor is single-threaded, and the packer resets itself on error).
 _packer = msgpack.Packer()
 _pack = _packer.pack
-_unpackb = msgpack.unpackb
 
 
 # The fixed parts of a state message: a map of 8 entries, then "t": "state".
@@ -347,7 +346,7 @@ def encode_snap(
 # its numbers are LEB128, each below 2^53 (exact in a JavaScript number).
 PACKED_SNAP: Final = 0xC1
 _PACKED_SNAP: Final = bytes((PACKED_SNAP,))
-_PACKED_LIMIT: Final = 1 << 53
+PACKED_LIMIT: Final = 1 << 53
 
 
 def encode_packed_snap_header(
@@ -358,8 +357,8 @@ def encode_packed_snap_header(
     nil); None when a number does not fit (the array form is sent instead)."""
     ms = remaining_ms(remaining)
     left = 0 if ms is None else ms + 1
-    if not (0 <= version < _PACKED_LIMIT and 0 <= server_time < _PACKED_LIMIT
-            and (ms is None or 0 < left < _PACKED_LIMIT)):  # fmt: skip
+    if not (0 <= version < PACKED_LIMIT and 0 <= server_time < PACKED_LIMIT
+            and (ms is None or 0 < left < PACKED_LIMIT)):  # fmt: skip
         return None
     return b"".join((_PACKED_SNAP, write_uvar(version), write_uvar(server_time), write_uvar(left)))
 
@@ -372,7 +371,7 @@ def encode_packed_snap_for(
     when a number does not fit (the array form is sent instead)."""
     action = 0 if action_id is None else zigzag(action_id) + 1
     newest = 0 if input_tick is None else input_tick + 1
-    if not (0 <= action < _PACKED_LIMIT and 0 <= newest < _PACKED_LIMIT):
+    if not (0 <= action < PACKED_LIMIT and 0 <= newest < PACKED_LIMIT):
         return None
     return b"".join((header, write_uvar(action), write_uvar(newest), snapshot))
 
@@ -414,54 +413,16 @@ def encode_relative_snap(
         r = 0 if left is None else zigzag(server_time + left - ts_b - (left_b or 0)) + 1
     action = 0 if action_id is None else zigzag(action_id) + 1
     newest = 0 if input_tick is None else zigzag(input_tick - tick) + 1
-    if not (0 <= v < _PACKED_LIMIT and 0 <= ts < _PACKED_LIMIT and 0 <= r < _PACKED_LIMIT
-            and action < _PACKED_LIMIT and newest < _PACKED_LIMIT):  # fmt: skip
+    if not (0 <= v < PACKED_LIMIT and 0 <= ts < PACKED_LIMIT and 0 <= r < PACKED_LIMIT
+            and action < PACKED_LIMIT and newest < PACKED_LIMIT):  # fmt: skip
         return None
     return b"".join((_PACKED_SNAP, write_uvar(v), write_uvar(ts), write_uvar(r),
                      write_uvar(action), write_uvar(newest), snapshot))  # fmt: skip
 
 
-def resolve_relative_snap(
-    snap: dict[str, Any], tick: int, base: SnapFields | None
-) -> SnapFields:
-    """A relative snap's ``v``, ``ts``, ``r`` and ``ik`` filled in (in `snap`, as
-    `decode_server_message(..., relative=True)` read it), given the tick its ``d``
-    rebuilt and `base`, the fields of the snap of its baseline tick (None: ``d``
-    was full). Returns its own fields, to keep for the snaps against it."""
-    v, ts, r, newest = snap.pop("relative")
-    if base is None:
-        left = None if not r else r - 1
-    else:
-        v_b, ts_b, left_b = base
-        v, ts = v + v_b, ts + ts_b
-        left = None if not r else unzigzag(r - 1) + ts_b + (left_b or 0) - ts
-    snap["v"], snap["ts"] = v, ts
-    snap["r"] = None if left is None else left / 1000.0
-    snap["ik"] = None if not newest else tick + unzigzag(newest - 1)
-    return v, ts, left
-
-
 #: Snaps whose fields a host (by tick sent) and a client (by tick applied) keep for
 #: relative snaps: more than a SchemaHistory's baselines.
 SNAP_FIELDS_KEPT: Final = 64
-
-
-def resolve_kept(
-    known: dict[int, SnapFields], snap: dict[str, Any], tick: int, baseline_tick: int | None
-) -> bool:
-    """A client's step for a relative snap whose ``d`` rebuilt `tick` against
-    `baseline_tick` (None: full): `resolve_relative_snap` against the fields `known`
-    keeps of that tick, then this snap's kept in turn (the last SNAP_FIELDS_KEPT).
-    False, `snap` untouched, when the baseline's fields are not kept."""
-    base = None
-    if baseline_tick is not None:
-        base = known.get(baseline_tick)
-        if base is None:
-            return False
-    known[tick] = resolve_relative_snap(snap, tick, base)
-    while len(known) > SNAP_FIELDS_KEPT:
-        del known[next(iter(known))]
-    return True
 
 
 def encode_phase(
@@ -493,135 +454,6 @@ def encode_error(code: str, message: str, action_id: int | None) -> bytes:
 def encode_presence(player_id: str, status: str) -> bytes:
     """A ``presence`` message: `status` is ``connected``, ``disconnected`` or ``left``."""
     return _pack({"t": "presence", "id": player_id, "status": status})
-
-
-# Client side: which keys each server message must carry, and their types.
-_INT = (int,)
-_STR = (str,)
-_OPT_FLOAT = (int, float, type(None))
-_OPT_INT = (int, type(None))
-_SERVER_SCHEMA: dict[str, tuple[tuple[str, tuple[type, ...]], ...]] = {
-    # "k" and "ts" may be absent (a server from before they were added).
-    "state": (
-        ("v", _INT),
-        ("p", _STR),
-        ("r", _OPT_FLOAT),
-        ("k", _OPT_INT),
-        ("ts", _OPT_INT),
-        ("s", (dict,)),
-        ("i", _OPT_INT),
-    ),
-    "welcome": (
-        ("match", _STR),
-        ("game", _STR),
-        ("seat", _INT),
-        ("players", (list,)),
-        ("reconnected", (bool,)),
-    ),
-    "phase": (("p", _STR), ("v", _INT), ("r", _OPT_FLOAT)),
-    "event": (("v", _INT), ("e", _STR), ("d", (dict,))),
-    "error": (("code", _STR), ("message", _STR), ("i", _OPT_INT)),
-    "presence": (("id", _STR), ("status", _STR)),
-}
-
-
-def decode_server_message(data: bytes, relative: bool = False) -> dict[str, Any] | None:
-    """Client side: the server message in `data` as a dict, or None if it is not one.
-
-    The dict has been checked to carry every key of its type with the right
-    value type. Never raises; unknown message types give None. `relative`: the
-    session asked for relative packed snaps (``"pk": 2``); a packed snap then
-    comes as ``{"t": "snap", "relative": (v, ts, r, ik as sent), "i", "d"}``, for
-    `resolve_relative_snap` once its ``d`` is rebuilt.
-    """
-    if data[:1] == _PACKED_SNAP:
-        return _snap_of_packed(data, relative)
-    try:
-        obj = _unpackb(data)
-    except Exception:
-        return None
-    if type(obj) is list:
-        return _snap_of_array(obj)
-    if type(obj) is not dict:
-        return None
-    kind = obj.get("t")
-    if type(kind) is not str:
-        return None
-    schema = _SERVER_SCHEMA.get(kind)
-    if schema is None:
-        return None
-    for key, types in schema:
-        value = obj.get(key)
-        if not isinstance(value, types):
-            return None
-        # bool is an int subclass: only accept it where a bool is expected.
-        if type(value) is bool and bool not in types:
-            return None
-    return obj
-
-
-def _snap_of_array(fields: list[Any]) -> dict[str, Any] | None:
-    """A ``snap`` (an array of 6) as the map the client reads: ``{"t": "snap", "v",
-    "ts", "r" (seconds, as in a state), "i", "ik", "d"}``; None if it is not one."""
-    if len(fields) != 6:
-        return None
-    version, server_time, remaining, action_id, input_tick, snapshot = fields
-    if (
-        type(version) is not int
-        or type(server_time) is not int
-        or not (remaining is None or type(remaining) is int)
-        or not (action_id is None or type(action_id) is int)
-        or not (input_tick is None or type(input_tick) is int)
-        or type(snapshot) is not bytes
-    ):
-        return None
-    return {
-        "t": "snap",
-        "v": version,
-        "ts": server_time,
-        "r": None if remaining is None else remaining / 1000.0,
-        "i": action_id,
-        "ik": input_tick,
-        "d": snapshot,
-    }
-
-
-def _snap_of_packed(data: bytes, relative: bool = False) -> dict[str, Any] | None:
-    """A packed ``snap`` (`encode_snap`, `packed`) as `_snap_of_array` gives it (with
-    `relative`, as `decode_server_message` says); None if it is not one: a number
-    cut short, longer than 8 bytes or not below 2^53."""
-    read = read_uvars(data, 1, 5, 8)
-    if read is None or max(read[0]) >= _PACKED_LIMIT:
-        return None
-    (version, server_time, left, action, newest), at = read
-    action_id = None if not action else unzigzag(action - 1)
-    if relative:
-        return {"t": "snap", "relative": (version, server_time, left, newest),
-                "i": action_id, "d": data[at:]}  # fmt: skip
-    return {
-        "t": "snap",
-        "v": version,
-        "ts": server_time,
-        "r": None if not left else (left - 1) / 1000.0,
-        "i": action_id,
-        "ik": None if not newest else newest - 1,
-        "d": data[at:],
-    }
-
-
-def state_of_snap(snap: Mapping[str, Any], tick: int, view: Any) -> dict[str, Any]:
-    """Client side: a decoded ``snap`` as the ``state`` message it stands for (the
-    shape game code reads), given the tick and the view its §16 snapshot rebuilt."""
-    return {
-        "t": "state",
-        "v": snap["v"],
-        "p": "playing",
-        "r": snap["r"],
-        "k": tick,
-        "ts": snap["ts"],
-        "s": view,
-        "i": snap["i"],
-    }
 
 
 def ticking_ack_delays(tick_rate: float, snapshot_rate: float) -> tuple[float, float]:
