@@ -27,8 +27,9 @@ from vinom.games.rules import DEFAULT_MAX_WAIT, MIN_SNAPSHOT_BUDGET
 from vinom.rooms.budget import PriorityQueue
 from vinom.rooms.delta import Quantisation
 from vinom.rooms.message_reading import decode_server_message
-from vinom.rooms.messages import Phase
+from vinom.rooms.messages import READS_SCHEMA, Phase
 from vinom.rooms.room import Room, RoomConfig
+from vinom.rooms.schema import SCHEMA_FORMAT
 
 PLAYERS = 64
 BUDGET = 400
@@ -97,8 +98,42 @@ class CirclesGame(Game[Circles]):
         return {"winners": [], "reason": "time"}
 
 
-def play(game: CirclesGame, ticks: int) -> tuple[Room, RecordingOutbox, dict[int, str]]:
-    """A room of 64 playing `ticks` ticks, each client acknowledging ACK_LAG ticks late."""
+class SchemaCircles(CirclesGame):
+    """The same plane with a view schema: the players are rows ``[seat, x, y]`` and the
+    budget's entities those rows, each known by its seat."""
+
+    view_schema = [
+        ["me", ["int", 0, PLAYERS - 1]],
+        ["players", ["rows", [["int", 0, PLAYERS - 1], ["fixed", -100, 1100, 0.01],
+                              ["fixed", -100, 1100, 0.01]]]],
+    ]  # fmt: skip
+
+    def __init__(self, budget: int | None = BUDGET,
+                 max_wait: int | None = DEFAULT_MAX_WAIT) -> None:  # fmt: skip
+        super().__init__(None)
+        if budget is not None:
+            self.snapshot_budget = SnapshotBudget(budget, "players", self.near_or_far, max_wait)
+        self._rows: tuple[Any, dict[int, list[float]]] = (None, {})
+
+    def view(self, state: Circles, player_id: str | None) -> Mapping[str, Any]:
+        places = enumerate(state.orbits)
+        return {"me": state.players.index(player_id) if player_id else 0,
+                "players": [[n, *position(o, state.ticks)] for n, o in places]}  # fmt: skip
+
+    def near_or_far(self, view: Mapping[str, Any], key: int) -> float:
+        """As `near_or_far`, a row known by its seat (the rows of the last view, kept)."""
+        if self._rows[0] is not view:
+            self._rows = (view, {row[0]: row[1:] for row in view["players"]})
+        rows = self._rows[1]
+        distance = math.dist(rows[view["me"]], rows[key])
+        return math.inf if distance <= NEAR else 1.0 / (1.0 + distance)
+
+
+def play(
+    game: CirclesGame, ticks: int, reads: int = 0
+) -> tuple[Room, RecordingOutbox, dict[int, str]]:
+    """A room of 64 playing `ticks` ticks, each client acknowledging ACK_LAG ticks late
+    (asking for schema snapshots with `reads`)."""
     host, sender = ClockHost(), RecordingOutbox()
     players = [f"p{n:02d}" for n in range(PLAYERS)]
     room = Room(match=make_match(players=players, game=game.name), game=game, outbox=sender,
@@ -117,7 +152,7 @@ def play(game: CirclesGame, ticks: int) -> tuple[Room, RecordingOutbox, dict[int
         for session, _ in sender.snaps[seen:]:
             tick = sender.receivers[session].newest
             if tick is not None and tick > ACK_LAG:
-                room.handle_inputs(sessions[session], tick - ACK_LAG, (), now())
+                room.handle_inputs(sessions[session], tick - ACK_LAG, (), now(), None, reads)
         seen = len(sender.snaps)
     return room, sender, sessions
 
@@ -190,6 +225,45 @@ class SnapshotBudgetTests(SynchronousTestCase):
         self.assertGreater(room.entity_counts["overdue"], PLAYERS * RATE)
         # The price: the overdue ones' bytes, past the budget.
         self.assertGreater(max(bounded_sizes), 2 * max(sizes))
+
+    def test_a_schema_view_gets_the_budget_and_carries_more_in_it(self) -> None:
+        """A view schema and a budget compose: the rows of `entities` wait by priority
+        as the map's entries do, every schema snapshot within the budget and the
+        nearest current; bit-packed, the same 160 bytes carry more than twice the
+        changes msgpack's do."""
+        def run(game: CirclesGame, reads: int) -> tuple[Room, list[int]]:
+            room, sender, sessions = play(game, 3 * RATE, reads)
+            sizes = []
+            for session, _, message in sender.sent:
+                if "snap" not in message:
+                    continue
+                data = decode_server_message(message["snap"])
+                assert data is not None
+                if reads and data["d"][0] != SCHEMA_FORMAT:
+                    continue  # before the client asked
+                sizes.append(len(data["d"]))
+                players = {row[0]: row[1:] for row in message["s"]["players"]} if reads \
+                    else {int(k[1:]): v for k, v in message["s"]["players"].items()}
+                me = players[int(sessions[session][1:])]
+                tick = message["k"]
+                for n, orbit in enumerate(room.state.orbits):
+                    where = position(orbit, tick)
+                    if math.dist(me, where) <= NEAR:
+                        self.assertEqual(players.get(n), where, (session, n, tick))
+            return room, sizes
+
+        schema_room, schema_sizes = run(SchemaCircles(160, max_wait=None), READS_SCHEMA)
+        self.assertGreater(len(schema_sizes), PLAYERS * 2 * RATE)
+        self.assertLessEqual(max(schema_sizes), 160)
+        plain_room, _ = run(CirclesGame(160, max_wait=None), 0)
+        def waits(room: Room) -> float:
+            counts = room.entity_counts
+            return counts["deferred"] / (counts["sent"] + counts["deferred"])
+
+        # Measured: 122,795 sent against 37,268; 46% of the changes wait against 85%.
+        self.assertGreater(schema_room.entity_counts["sent"],
+                           2 * plain_room.entity_counts["sent"])  # fmt: skip
+        self.assertLess(waits(schema_room), 0.7 * waits(plain_room))
 
     def test_without_a_budget_the_same_room_sends_more(self) -> None:
         """The budget is what holds the snaps down: the same room without one sends

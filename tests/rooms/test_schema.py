@@ -598,14 +598,30 @@ class RoomTests(SnapshotTestCase):
         self.assertEqual({d[0] for d in self.frames(SA)}, {0x94})
         self.assertNotIn("vs", self.sender.to(SA, "welcome") or [{}][0])
 
-    def test_not_offered_with_a_byte_budget(self) -> None:
+    def test_with_a_byte_budget_its_entities_are_rows_of_the_schema(self) -> None:
+        """A budget's entities must name a rows field of the schema (they are what
+        waits): anything else fails the room at creation, naming both."""
         class Budgeted(SchemaGame):
             snapshot_budget = SnapshotBudget(bytes=400, entities="seqs")
 
-        self.playing(Budgeted(tick_rate=20))
+        e = self.assertRaises(ValueError, self.playing, Budgeted(tick_rate=20))
+        self.assertEqual(str(e), "game 'seq': its snapshot_budget's entities ('seqs') "
+                                 "must name a rows field of its view_schema")  # fmt: skip
+
+        class Rows(SchemaGame):
+            view_schema = [["seqs", ["rows", [["int", 0, 9], ["int", 0, 2**31]]]],
+                           ["ticks", ["int", 0, 2**31]], ["mine", ["any"]]]  # fmt: skip
+            snapshot_budget = SnapshotBudget(bytes=64, entities="seqs")
+
+            def view(self, state: Any, player_id: str | None) -> Any:
+                return {"seqs": [[n, s] for n, s in enumerate(state.seqs)],
+                        "ticks": state.ticks, "mine": None}  # fmt: skip
+
+        self.playing(Rows(tick_rate=20))
         self.ask(A)
         self.host.advance(0.1)
-        self.assertEqual({d[0] for d in self.frames(SA)}, {0x94})
+        self.assertEqual(self.frames(SA)[-1][0], 0x01)
+        self.assertEqual(self.states(SA)[-1]["s"]["seqs"], [[0, 0], [1, 0]])
 
     def test_the_bodies_of_a_shared_view_are_shared(self) -> None:
         class Shared(SchemaGame):
