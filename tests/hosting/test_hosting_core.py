@@ -183,7 +183,7 @@ class DuelTests(CoreTestCase):
         self.assertEqual(self.core.router.drops, {})
         self.assertEqual(
             self.events,
-            [MatchEnded("m-1", "finished", room.result, None, ("p-a", "p-b"))],
+            [MatchEnded("m-1", "finished", room.ending.result, None, ("p-a", "p-b"))],
             "the room lingers",
         )
         # The room lingers, then goes; its sessions are closed and the host is idle.

@@ -285,7 +285,7 @@ class SpectatorFeedTests(SynchronousTestCase):
         )
         states = [(t, m) for t, m in by_session[-1] if m is not None and m.get("t") == "state"]
         self.assertGreater(len(states), 4)
-        ended_at = room.ended_at
+        ended_at = room.ending.ended_at
         assert ended_at is not None
         for seen_at, message in states[1:]:
             changed_at = max(t for t, v in changes if v <= message["v"])

@@ -7,6 +7,7 @@ that runs the game's hooks and notes what it is asked; messages go to a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -77,8 +78,7 @@ class SeatingTests(SynchronousTestCase):
         faults = GameFaults("seq", "m", Logger())
         views = RoomViews(self.game, self.outbox, Quantisation(), shared=False, checksums=False)
         members = {m.seat.player_id: m for m in self.order}
-        check = lambda state, version: None  # noqa: E731
-        sending = RoomSending(self.match, views, members, self.order, None, faults, 0.0, check)
+        sending = RoomSending(self.match, views, members, self.order, None, faults, 0.0)
         self.seating = Seating(
             self.match, "m", self.order, self.outbox, sending, None, faults, 30.0
         )
@@ -131,6 +131,33 @@ class SeatingTests(SynchronousTestCase):
         self.assertNotIn(("abort", "abandoned"), self.match.asked)
         self.seating.player_left("a", 32.0)
         self.assertEqual(self.match.asked[-1], ("abort", "abandoned"))
+
+    def test_the_idle_rule_counts_the_players_the_game_awaits_while_playing(self) -> None:
+        self.game.idle_players = lambda state: ["b"]  # type: ignore[attr-defined]
+        self.seating.idle = idle = IdleRule.of(10.0)
+        assert idle is not None
+        self.seating.track_idle(None, 0.0)
+        self.assertEqual((idle.counted, idle.due), (frozenset(), math.inf))  # not playing
+        self.match.phase = Phase.PLAYING
+        self.seating.track_idle(None, 1.0)
+        self.assertEqual((idle.counted, idle.due), (frozenset({"b"}), 11.0))
+        # A sooner deadline may come before the room's wake-up: it is recomputed.
+        self.assertEqual(self.match.asked, ["rewake"])
+        self.seating.track_idle(self.order[1], 4.0)  # b acted: later, no rewake
+        self.assertEqual((idle.due, self.match.asked), (14.0, ["rewake"]))
+
+    def test_an_idle_players_bug_counts_nobody(self) -> None:
+        def idle_players(state: Any) -> list[str]:
+            raise RuntimeError("a bug in the game")
+
+        self.game.idle_players = idle_players  # type: ignore[attr-defined]
+        self.seating.idle = idle = IdleRule.of(10.0)
+        assert idle is not None
+        self.match.phase = Phase.PLAYING
+        self.seating.track_idle(None, 1.0)
+        self.assertEqual((idle.counted, idle.due), (frozenset(), math.inf))
+        self.assertEqual(self.seating.faults.count, 1)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
     def test_the_idle_rule_times_out_awaited_players_in_seat_order(self) -> None:
         self.assertIsNone(IdleRule.of(0.0))

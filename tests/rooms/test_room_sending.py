@@ -16,7 +16,7 @@ from tests.rooms.test_rooms_fixtures import RecordingOutbox, SeqGame
 from vinom.games.interfaces import GameEvent, Seat
 from vinom.protocol.events import RELIABLE, UNRELIABLE
 from vinom.rooms.delta import Quantisation
-from vinom.rooms.faults import GameFaults
+from vinom.rooms.faults import GameFaults, SharedViewMismatch
 from vinom.rooms.member import Member
 from vinom.rooms.messages import Phase
 from vinom.rooms.sending import RoomSending
@@ -42,7 +42,6 @@ class RoomSendingTests(SynchronousTestCase):
         self.order = tuple(Member(seat) for seat in seats)
         self.order[0].session_id, self.order[1].session_id = 1, 2
         self.match = FakeMatch(self.game.create(seats, {}, None))  # type: ignore[arg-type]
-        self.checked: list[int] = []
         self.woken: list[float] = []
         self.faults = GameFaults("seq", "m", Logger())
         views = RoomViews(self.game, self.outbox, Quantisation(), shared=False, checksums=False)
@@ -54,7 +53,6 @@ class RoomSendingTests(SynchronousTestCase):
             None,
             self.faults,
             5.0,
-            lambda state, version: self.checked.append(version),
             self.woken.append,
         )
 
@@ -99,3 +97,13 @@ class RoomSendingTests(SynchronousTestCase):
         self.assertEqual(self.faults.count, 1)
         self.assertEqual(len(self.flushLoggedErrors(AttributeError)), 1)
         self.assertEqual(self.outbox.sent, [])
+
+    def test_a_shared_view_that_differs_is_logged_once_and_each_gets_their_own(self) -> None:
+        views = self.sending.views
+        views.shared = views.check = True  # SeqGame's views differ: each has a secret
+        self.sending.send_states(1.0)
+        [error] = self.flushLoggedErrors(SharedViewMismatch)
+        self.assertIn("game 'seq': view(state, 'a') != view(state, 'b')", str(error.value))
+        self.assertEqual((views.shared, views.check, self.faults.count), (False, False, 0))
+        mine = [m["s"]["mine"] for s in (1, 2) for m in self.outbox.to(s, "state")]
+        self.assertEqual(len(set(mine)), 2)

@@ -70,8 +70,8 @@ class BotSeatTests(SynchronousTestCase):
                     time.advance(0.05)
                 self.assertIs(room.phase, Phase.FINISHED, name)
                 self.assertEqual(room.game_errors, 0)
-                assert room.result is not None
-                self.assertIn("winners", room.result)
+                assert room.ending.result is not None
+                self.assertIn("winners", room.ending.result)
                 # Nobody connected: the bots are not "joined" players of the match.
                 self.assertEqual(room.joined_players(), ())
 

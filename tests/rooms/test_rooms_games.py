@@ -132,8 +132,8 @@ class BuiltInGamesTests(SynchronousTestCase):
         self.assertTrue(room.ended, f"{game.name} did not end")
         self.assertEqual(room.phase, Phase.FINISHED)
         self.assertEqual(room.game_errors, 0)
-        assert room.result is not None
-        self.assertIn("winners", room.result)
+        assert room.ending.result is not None
+        self.assertIn("winners", room.ending.result)
         for session_id in bots:
             self.assertEqual(keeper.phases[session_id][-1], "finished")
             # Every player's newest state is the final one.
@@ -152,7 +152,8 @@ class BuiltInGamesTests(SynchronousTestCase):
     def test_maze(self) -> None:
         room, _, router = self.play(MazeGame(), players=2)
         self.assertGreater(router.counters["actions_applied"], 10)
-        self.assertIn(room.result and room.result["reason"], ("all_collected", "time_up"))
+        result = room.ending.result
+        self.assertIn(result and result["reason"], ("all_collected", "time_up"))
 
     def test_maze_four_players(self) -> None:
         self.play(MazeGame(), players=4)
@@ -168,7 +169,7 @@ class BuiltInGamesTests(SynchronousTestCase):
 
     def test_duel_to_a_target(self) -> None:
         room, _, router = self.play(DuelGame(), options={"target": 50})
-        self.assertEqual(room.result and room.result["reason"], "target")
+        self.assertEqual(room.ending.result and room.ending.result["reason"], "target")
         self.assertGreaterEqual(router.counters["actions_applied"], 50)
 
 

@@ -178,7 +178,7 @@ class RecordAndReplayTests(SynchronousTestCase):
                 end = record.end
                 assert end is not None
                 self.assertEqual(end[1], "finished")
-                self.assertEqual(end[2], room.result)
+                self.assertEqual(end[2], room.ending.result)
 
     def test_a_ticking_game_with_lag_compensation_replays_exactly(self) -> None:
         # The arena (vinom/games/arena.py): 20 ticks a second, inputs, apply_action_at.

@@ -324,7 +324,7 @@ class RemovalTests(RouterTestCase):
         self.assertIsNone(self.router.room("m-1"))
         self.assertEqual(len(self.router.registry), 1)
         self.time.advance(30)
-        self.assertEqual(second.abort_reason, "players_missing")
+        self.assertEqual(second.ending.abort_reason, "players_missing")
         self.time.advance(2)
         self.assertEqual(len(self.router.registry), 0)
 
@@ -342,7 +342,7 @@ class RemovalTests(RouterTestCase):
         room = self.playing()
         self.router.add_match(make_match("m-2", players=("p-c", "p-d")), self.time.now)
         self.router.shutdown("shutdown", self.time.now)
-        self.assertEqual((room.phase, room.abort_reason), (Phase.ABORTED, "shutdown"))
+        self.assertEqual((room.phase, room.ending.abort_reason), (Phase.ABORTED, "shutdown"))
         self.assertEqual(self.sender.to(SA, "phase")[-1]["reason"], "shutdown")
         self.assertEqual(sorted(self.sender.closed), [SA, SB])
         self.assertEqual(len(self.router.registry), 0)

@@ -73,7 +73,8 @@ class LimitsTestCase(RouterTestCase):
         """Whether held actions wait for a token: a deadline sooner than the room's own
         and its lingering's."""
         room = self.router.room("m-1")
-        own = [room.next_timer() if room is not None else None, self.router.registry.next_timer()]
+        own = [room.schedule.next_timer() if room is not None else None,
+               self.router.registry.next_timer()]  # fmt: skip
         pending = self.time.next_timer()
         return pending is not None and pending < min(
             (t for t in own if t is not None), default=math.inf

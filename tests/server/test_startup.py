@@ -358,7 +358,7 @@ class WorkerLogTests(TestCase):
                   r"shared_view = True, but view\(state, player\) differs",
         )  # fmt: skip
         # The traceback follows the line, in the same event.
-        self.assertIn("vinom.rooms.room.SharedViewMismatch: game 'leaky'", twistd.output.decode())
+        self.assertIn("vinom.rooms.faults.SharedViewMismatch: game 'leaky'", twistd.output.decode())
         for client in clients:
             await client.close()
         # The worker's pipe opening (and, at the stop, closing) is not logged.

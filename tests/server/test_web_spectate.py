@@ -295,7 +295,7 @@ class ReplaysResourceTests(TestCase):
         doc = msgpack.unpackb(body)
         self.assertEqual((doc["match_id"], doc["game"], doc["error"]), ("m-1", "tictactoe", None))
         self.assertEqual(doc["frames"][-1][2], game.view(room.state, None))
-        self.assertEqual(doc["end"], {"phase": "finished", "result": room.result})
+        self.assertEqual(doc["end"], {"phase": "finished", "result": room.ending.result})
         times = [f[0] for f in doc["frames"]]
         self.assertEqual(times, sorted(times))
         self.assertEqual(replays.answer("m-none"), (404, b"no finished match has this id"))
@@ -309,7 +309,8 @@ class ReplaysResourceTests(TestCase):
         files.write("m-3", 0.0, data, closed=True)
         status, body = replays.answer("m-3")
         self.assertEqual(status, 200)
-        self.assertEqual(msgpack.unpackb(body)["end"], {"phase": "finished", "result": room.result})
+        end = {"phase": "finished", "result": room.ending.result}
+        self.assertEqual(msgpack.unpackb(body)["end"], end)
 
     def test_a_match_still_playing_is_not_served_until_its_spectators_had_its_end(
         self,
@@ -338,7 +339,7 @@ class ReplaysResourceTests(TestCase):
         status, body = replays.answer("m-1")
         self.assertEqual(status, 200)
         doc = msgpack.unpackb(body)
-        self.assertEqual(doc["end"], {"phase": "finished", "result": room.result})
+        self.assertEqual(doc["end"], {"phase": "finished", "result": room.ending.result})
         self.assertEqual(doc["frames"][-1][2], game.view(room.state, None))
 
     def test_a_private_room_that_lets_nobody_watch_is_never_replayed(self) -> None:

@@ -489,7 +489,7 @@ class GameHostCore:
         self.spectators.room_ended(room)
         self._events.append(
             MatchEnded(
-                room.match_id, room.phase.value, room.result, room.abort_reason,
+                room.match_id, room.phase.value, room.ending.result, room.ending.abort_reason,
                 room.joined_players(),
             )
         )

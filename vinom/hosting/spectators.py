@@ -95,7 +95,7 @@ def _next_look(room: Room, now: float) -> float:
         return now + POLL_INTERVAL
     wanted = now + 1.0 / rate
     tick_rate = room.tick_rate
-    next_tick = room.next_timer()
+    next_tick = room.schedule.next_timer()
     if not tick_rate or next_tick is None or next_tick < now:
         return wanted
     tick = 1.0 / tick_rate
@@ -185,7 +185,8 @@ class SpectatorFeeds:
         feed = self._feeds.get(room.match_id)
         if feed is None or feed.ended:
             return
-        now = room.ended_at if room.ended_at is not None else feed.next_look
+        ended_at = room.ending.ended_at
+        now = ended_at if ended_at is not None else feed.next_look
         self._look(feed, now)
         self._rewake()
 
@@ -224,8 +225,9 @@ class SpectatorFeeds:
                     feed.frames.append((due, True, data))
         if room.ended:
             feed.ended = True
+            end = room.ending
             phase = encode_phase(
-                room.phase, room.version, None, result=room.result, reason=room.abort_reason
+                room.phase, room.version, None, result=end.result, reason=end.abort_reason
             )
             # The final state and the end, both reliably: every spectator sees the end.
             if feed.last_state:

@@ -19,6 +19,12 @@ from twisted.python.failure import Failure
 LOGGED_FAULTS = 3
 
 
+class SharedViewMismatch(Exception):
+    """A game says `shared_view = True`, yet `view(state, p)` differs between seats:
+    found by the debug check (`RoomConfig.check_views`), logged, and every player
+    gets their own view from then on."""
+
+
 @define(eq=False)
 class GameFaults:
     """The failures of one room's game (module docstring)."""
@@ -62,9 +68,13 @@ class GameFaults:
             )
         return f"check_join failed: {what}"
 
-    def shared_view_differs(self, error: Exception, first: str, other: str, version: int) -> None:
+    def shared_view_differs(self, first: str, other: str, version: int) -> None:
         """The debug check of `shared_view` found that `first` and `other` see
-        different views at `version`: logged always (`error` says so), not counted."""
+        different views at `version`: logged always (a `SharedViewMismatch`), not counted."""
+        error = SharedViewMismatch(
+            f"game {self.game!r}: view(state, {first!r}) != view(state, {other!r})"
+            f" at version {version}"
+        )
         self.log.failure(
             "Game {game} says shared_view = True, but view(state, player) differs "
             "between {first!r} and {other!r} (room {match_id}, version {version}); "

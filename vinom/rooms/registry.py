@@ -135,8 +135,9 @@ class RoomRegistry:
         self._rewake()
 
     def _room_ended(self, room: Room) -> None:
-        assert room.ended_at is not None
-        self._lingering.append((room.ended_at + self.linger, room))
+        ended_at = room.ending.ended_at
+        assert ended_at is not None
+        self._lingering.append((ended_at + self.linger, room))
         if len(self._lingering) == 1:
             self._rewake()
         for listener in list(self._end_listeners):

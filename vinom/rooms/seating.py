@@ -3,7 +3,8 @@ disconnection (the reconnection window) and a leave do to the match.
 
 `Seating` is a part a `Room` (vinom.rooms.room) makes and holds (`seating`). It
 owns the room's `Member`s (by player id and in seat order) and their sessions,
-and the game's idle rule (`IdleRule`, vinom.rooms.idle: who times out), and is
+and the game's idle rule (`IdleRule`, vinom.rooms.idle: whom the game awaits
+after each change, `track_idle`, and who times out), and is
 given what a connection needs (the outbox for the welcome, the room's
 `RoomSending`, its real-time loop and its `GameFaults`). What a seat's change
 does to the match (the game's hooks, the phases, the deadlines) it asks of the
@@ -222,6 +223,22 @@ class Seating:
                 return
             if idle.timed_out(member, now):
                 self.leave(member, now, idle=True)
+
+    def track_idle(self, actor: Member | None, now: float) -> None:
+        """After a change while playing: `actor` (if any) just acted, and the players
+        the game now awaits (its `idle_players`) start counting (`IdleRule.track`)."""
+        idle, match = self.idle, self.match
+        if idle is None or match.phase is not Phase.PLAYING:
+            return
+        try:
+            awaited = frozenset(match.game.idle_players(match.state))  # type: ignore[attr-defined]
+        except Exception:
+            self.faults.failed("idle_players")
+            awaited = frozenset()
+        before = idle.due
+        # Only a deadline sooner than before can come before the room's wake-up.
+        if idle.track(self.order, awaited, actor, now) < before:
+            match.rewake()
 
     def leave(self, member: Member, now: float, idle: bool = False) -> None:
         """This seat's player is out of the game: they left, their reconnection window

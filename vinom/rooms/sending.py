@@ -5,8 +5,8 @@ events and errors, and the periodic state.
 It owns the room's `RoomViews` (vinom.rooms.views), which builds and sends the
 messages, and the periodic state's deadline; what it reads of the match as it
 stands (state, version, phase, time left) it reads through `MatchNow`, the room.
-The room decides when states go, and checks a shared view
-(`Room._check_shared_view`, handed in as `check_shared_view`).
+The room decides when states go; a game's shared view is checked here
+(`check_shared_view`, the debug check `RoomConfig.check_views` turns on).
 
 States: a game without a tick (turn-based) sends every player a state after
 every change. A game with a tick, while playing, sends each player at most one
@@ -64,7 +64,6 @@ class RoomSending:
     faults: GameFaults
     # Seconds between periodic states when none went out (0: none).
     state_interval: float
-    check_shared_view: Callable[[Any, int], None]
     # Told `now` when the state changed while playing: the bots look at it.
     wake_bots: Callable[[float], None] | None = None
     # When the periodic state is due (inf: never).
@@ -75,6 +74,16 @@ class RoomSending:
         self.views.started_at = now
         if self.state_interval > 0:
             self.due = now + self.state_interval
+
+    def check_shared_view(self, state: Any, version: int) -> None:
+        """The debug check of `shared_view`: every seat's view must be the same. The
+        first difference is logged (`GameFaults.shared_view_differs`) and each player
+        gets their own view from then on, so that nothing hidden is shown to another."""
+        views = self.views
+        difference = views.shared_view_difference(state, self.order)
+        if difference is not None:
+            views.shared = views.check = False
+            self.faults.shared_view_differs(*difference, version)
 
     def send_error(
         self, player_id: str, code: str, message: str, action_id: int | None = None
@@ -92,7 +101,7 @@ class RoomSending:
 
     def broadcast_state(self, now: float) -> None:
         """The state changed: send it to every player now or, for a game with a
-        tick while playing, with the next snapshot (`Room._tick`)."""
+        tick while playing, with the next snapshot (`RoomSchedule.handle_timer`)."""
         loop = self.loop
         if loop is not None and self.match.phase is _PLAYING:
             loop.changed = True
