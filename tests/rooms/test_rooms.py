@@ -732,7 +732,7 @@ class RegistryTests(SynchronousTestCase):
 TARGET_ROOM_LINES = 400
 TARGET_ROOM_ATTRIBUTES = 15
 # ... and where it stands: measured (within the bars now), and may only come down.
-ROOM_LINES = 371
+ROOM_LINES = 337
 ROOM_ATTRIBUTES = 12
 
 
