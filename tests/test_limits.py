@@ -29,13 +29,12 @@ TARGET_ROLE_SETTINGS = 40
 # and the Room's own parts (tests/rooms/test_rooms.py keeps its tighter ceilings);
 # each may only come down.
 MODULES_OVER_TARGET: dict[str, int] = {}
-MODULES_OVER_600 = 8
+MODULES_OVER_600 = 7
 CLASSES_OVER_TARGET = {
     "vinom.protocol.reliability.Reliability": 1138,
     "vinom.protocol.reliability_receive.ReliabilityReceiver": 864,
     "vinom.server.options.Options": 820,
     "vinom.cluster.matchmaker.RedisMatchmaker": 683,
-    "vinom.lobby.requests.RequestHandlers": 633,
     "vinom.server.options.HostCommand": 620,
     "vinom.protocol.server.ServerEndpoint": 615,
     "vinom.protocol.reliability_send.ReliabilitySender": 614,

@@ -68,8 +68,8 @@ from vinom.games.rules import GameRules
 from vinom.hosting.records import RecordIndex
 from vinom.lobby.auth import LobbyAuth
 from vinom.lobby.errors import AUTH_FAILED
+from vinom.lobby.reconnects import RECONNECT_NAME
 from vinom.lobby.request_types import BadAuth, parse_auth
-from vinom.lobby.requests import RECONNECT_NAME
 from vinom.match import watch_refusal
 from vinom.net.addresses import client_key
 from vinom.rooms.record import ACT, HOOK, TICK
