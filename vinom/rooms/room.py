@@ -556,10 +556,9 @@ class Room:
         inputs: tuple[tuple[int, Mapping[str, Any]], ...],
         now: float,
         drawn: Mapping[int, float] | None = None,
-        reads: int = 0,
     ) -> None:
         """An ``input`` message of this seated player (`RoomActions.handle_inputs`)."""
-        self.actions.handle_inputs(player_id, ack, inputs, now, drawn, reads)
+        self.actions.handle_inputs(player_id, ack, inputs, now, drawn)
 
     def send_error(
         self, player_id: str, code: str, message: str, action_id: int | None = None
