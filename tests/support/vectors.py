@@ -135,7 +135,7 @@ def _messages(g: dict[str, Any]) -> list[str]:
             fields = ", ".join(_nil(s[k]) for k in ("v", "ts", "r", "i", "ik"))
             against = ("full" if base is None else
                        f"against tick {v['base_tick']}, whose snap had `v`, `ts`, `r` "
-                       f"{base['v']}, {base['ts']}, {base['r']}")  # fmt: skip
+                       f"{base['v']}, {base['ts']}, {_nil(base['r'])}")  # fmt: skip
             body = ("schema snapshot (§16.8)" if s["d"].startswith("01") else
                     f"§16.1 snapshot of the view `{_value(v['d_view'])}`")  # fmt: skip
             text = (f"`snap` `[{fields}, d]` (`r` in ms), `d` the {body} of tick "
