@@ -50,23 +50,24 @@ const welcomeFor = (d) => ({
 });
 
 // The snap vectors (§14.1): since game protocol 4 every one is relative (kind
-// "relative_snap"), its d of either body kind.
+// "relative_snap"), its d of either body kind; the rest are inputs.
 const snapVectors = () => Object.values(vectors("messages")).filter((v) => v.kind !== "input");
 
-test("every snap vector is a relative one", () => {
+test("every snap vector is a relative one, of either body kind, full and delta", () => {
   const snaps = snapVectors();
-  assert.ok(snaps.length >= 2);
-  // The array and absolute packed forms are gone from the protocol; until the
-  // vectors follow, theirs are left out here (nothing reads them any more).
-  for (const v of snaps.filter((v) => v.kind === "relative_snap")) {
+  assert.deepEqual([...new Set(snaps.map((v) => v.kind))], ["relative_snap"]);
+  for (const v of snaps) {
     assert.equal(v.hex.slice(0, 2), "c1", v.name);
     assert.ok(v.hex.endsWith(v.snap.d), v.name);
   }
+  // A §16.1 body (0x94) and a §16.8 one (0x01), each full and against a baseline.
+  const found = snaps.map((v) => `${v.snap.d.slice(0, 2)} ${v.base === null ? "full" : "delta"}`);
+  assert.deepEqual([...new Set(found)].sort(), ["01 delta", "01 full", "94 delta", "94 full"]);
 });
 
 test("each relative snap vector reads as its fields against its baseline's", () => {
-  const relative = snapVectors().filter((v) => v.kind === "relative_snap");
-  assert.ok(relative.length >= 2);
+  const relative = snapVectors();
+  assert.equal(relative.length, 4);
   for (const v of relative) {
     const { v: version, ts, r, i, ik, d } = v.snap;
     const base = v.base === null ? null : [v.base.v, v.base.ts, v.base.r];
@@ -79,7 +80,7 @@ test("each relative snap vector reads as its fields against its baseline's", () 
   // kept by tick for the snaps against it.
   for (const kind of [0x01, 0x94]) {
     const chain = relative.filter((v) => bytes(v.snap.d)[0] === kind);
-    if (chain.length === 0) continue;
+    assert.equal(chain.length, 2);
     const { socket, deliver, states, warnings } = playing();
     deliver(encode(welcomeFor(bytes(chain[0].snap.d))));
     for (const v of chain) {
@@ -199,8 +200,8 @@ test("a snap with a number cut short, over 8 bytes or not below 2^53 is not a me
   assert.deepEqual(warnings, bad.map(() => "a game message that is not msgpack"));
 });
 
-// A snap vector of a full d: the first snap a session applies.
-const fullSnap = () => snapVectors().find((v) => v.kind === "relative_snap" && v.base === null);
+// The snap vector of a full §16.1 d (tick 3): the first snap a session applies.
+const fullSnap = () => snapVectors().find((v) => v.base === null && v.snap.d.startsWith("94"));
 
 test("the input vector is the message GameSocket sends for an input after a snap", () => {
   const { input } = vectors("messages");
@@ -218,13 +219,12 @@ test("the input vector is the message GameSocket sends for an input after a snap
   // socket's own.
   assert.deepEqual(Object.keys(message), Object.keys(input.message));
   assert.deepEqual(message, { ...input.message, a: snap.d_tick, x: [[k, pressed]] });
+  assert.equal(input.message.a, snap.d_tick);
 });
 
 test("the drawn input vector: an input given while the others were drawn says when", () => {
   const { input_drawn: drawn } = vectors("messages");
-  // A full snap of tick 3 (v 5, ts 300), whatever the vectors' ticks: the moment
-  // drawn must be within 255 ticks before the input's and not before tick 0.
-  const snap = { d_tick: 3, hex: hex(packed([5, 300, 0, 0, 0], bytes("9403c0c081a17801"))), snap: { d: "9403c0c081a17801" } };
+  const snap = fullSnap();
   assert.equal(hex(encode(drawn.message)), drawn.hex);
   const [[k, pressed, b, f]] = drawn.message.x;
   assert.deepEqual(drawnFields(k, drawn.seen[k]), [b, f]);
