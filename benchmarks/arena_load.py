@@ -80,16 +80,21 @@ try:  # a build with schema snapshots (docs/protocol.md §16.8): asked for unles
     from vinom.rooms.schema import ViewSchema
 except ImportError:
     ViewSchema = None  # type: ignore[assignment,misc]
+try:  # a build whose every snap is the one relative form (§14): nothing to ask for
+    from vinom.rooms.messages import SNAP_MARKER  # noqa: F401
+
+    ONE_SNAP_FORM = True
+except ImportError:
+    ONE_SNAP_FORM = False
 try:  # a build with packed snaps (§14), asked for with the schema snapshots
     from vinom.rooms.messages import READS_PACKED
 except ImportError:
     READS_PACKED = None  # type: ignore[assignment,misc]
 try:  # a build with relative packed snaps (§14, "pk": 2), asked for instead
     from vinom.rooms.messages import READS_RELATIVE
-
-    resolve_kept = message_reading.resolve_kept
-except (ImportError, AttributeError):
+except ImportError:
     READS_RELATIVE = None  # type: ignore[assignment,misc]
+resolve_kept = getattr(message_reading, "resolve_kept", None)
 
 _unpackb = msgpack.unpackb
 MAX_SPEED = 120.0
@@ -157,11 +162,11 @@ class SnapWire(StateWire):
 
     __slots__ = ("conn", "fields", "inputs", "receiver", "relative", "ticks")
 
-    def __init__(self, welcome: Mapping[str, Any], conn: Any, schema: bool = True) -> None:
+    def __init__(self, welcome: Mapping[str, Any], conn: Any) -> None:
         tick_rate, snapshot_rate = float(welcome["tick_rate"]), float(welcome["snapshot_rate"])
         self.conn = conn
         quantisation = Quantisation(welcome.get("q") or ())
-        declared = welcome.get("vs") if schema and ViewSchema is not None else None
+        declared = welcome.get("vs") if ViewSchema is not None else None
         self.receiver = (
             SnapshotReceiver(quantisation, schema=ViewSchema(declared)) if declared
             else SnapshotReceiver(quantisation)
@@ -170,7 +175,7 @@ class SnapWire(StateWire):
         self.inputs = InputQueue()
         # Relative packed snaps (as GameSession reads them): each applied snap's
         # fields by tick, for those against it.
-        self.relative = bool(declared) and READS_RELATIVE is not None
+        self.relative = ONE_SNAP_FORM or (bool(declared) and READS_RELATIVE is not None)
         self.fields: dict[int, Any] = {}
         if conn is not None:
             host, client = ticking_ack_delays(tick_rate, snapshot_rate)
@@ -184,7 +189,8 @@ class SnapWire(StateWire):
         )  # fmt: skip
         self.inputs.add(self.ticks.input_tick(now, rtt), {"move": move, "n": number})
         receiver = self.receiver
-        if getattr(receiver, "schema", None) is not None and not receiver.wires:
+        if not ONE_SNAP_FORM and getattr(receiver, "schema", None) is not None \
+                and not receiver.wires:
             # Packed snaps too (docs/protocol.md §14): a build before them asks as it did.
             if READS_PACKED is None:
                 return UNRELIABLE, encode_input(receiver.newest, self.inputs.pending, schema=True)
@@ -213,12 +219,12 @@ class SnapWire(StateWire):
         return {"snap_" + reason: n for reason, n in self.receiver.drops.items()}
 
 
-def wire_for(welcome: Mapping[str, Any], conn: Any, schema: bool = True) -> StateWire:
+def wire_for(welcome: Mapping[str, Any], conn: Any) -> StateWire:
     """The wire a player speaks in the room `welcome` greets it to: `SnapWire` in a
-    ticking room of a build that has it (asking for schema snapshots when the welcome
-    offers them, unless `schema` is False), else `StateWire`."""
+    ticking room of a build that has it (reading schema snapshots when the welcome
+    declares a schema), else `StateWire`."""
     if SnapshotReceiver is not None and welcome.get("tick_rate") and welcome.get("snapshot_rate"):
-        return SnapWire(welcome, conn, schema)
+        return SnapWire(welcome, conn)
     return StateWire()
 
 
@@ -292,8 +298,6 @@ class ArenaBots:
     def __init__(self, settings: dict[str, Any]) -> None:
         self.interval = 1.0 / float(settings.get("input_rate", 20.0))
         self.rng = random.Random(int(settings.get("first_room", 0)))
-        # Ask for schema snapshots where the room offers them (play --msgpack-snaps: not).
-        self.schema = bool(settings.get("schema_snaps", True))
         self.input_to_state = Latencies()
         self.echo = Latencies()
         self.measuring = False
@@ -310,7 +314,9 @@ class ArenaBots:
         (its round trip and ack delays serve the snap wire), None on a stream."""
         try:
             if data[:1] == b"\xc1":  # a packed snap (docs/protocol.md §14)
-                if getattr(player.wire, "relative", False):
+                if ONE_SNAP_FORM:
+                    message = decode_server_message(data)
+                elif getattr(player.wire, "relative", False):
                     message = decode_server_message(data, True)
                 else:
                     message = decode_server_message(data)
@@ -334,7 +340,7 @@ class ArenaBots:
                 self._seen(player.pending, update.applied, now, True)
                 self._seen(player.echo_pending, update.echoed, now, False)
             elif message["t"] == "welcome":
-                player.wire = wire_for(message, conn, self.schema)
+                player.wire = wire_for(message, conn)
             elif message["t"] == "error":
                 self.errors += 1
                 code = str(message.get("code"))

@@ -120,7 +120,6 @@ def run(options: ScenarioOptions) -> int:
                     harness, "arena", ready["port"], key, rooms, options, load_cpus,
                     seats=seats, input_rate=options["input-rate"], loss=options["loss"],
                     delay_ms=options["delay"], loss_seed=options["loss-seed"],
-                    schema_snaps=not options["msgpack-snaps"],
                 )  # fmt: skip
             else:
                 loads = spawn_room_loads(
@@ -129,7 +128,6 @@ def run(options: ScenarioOptions) -> int:
                     input_rate=options["input-rate"], tls=tls,
                     websocket_port=ready.get("websocket_port"),
                     webtransport_port=ready.get("webtransport_port"),
-                    schema_snaps=not options["msgpack-snaps"],
                 )  # fmt: skip
             if watching:
                 loads.append(harness.spawn(
@@ -190,8 +188,6 @@ def run(options: ScenarioOptions) -> int:
         "loss": options["loss"],
         "delay_ms": options["delay"],
         "loss_seed": options["loss-seed"],
-        # Whether the players asked for schema snapshots (play --msgpack-snaps: not).
-        "schema_snaps": not options["msgpack-snaps"],
         # Whether the host recorded its matches (play --no-record; benchmarks.play).
         "recording": bool(ready.get("recording")),
         "reactor": ready.get("reactor"),

@@ -202,12 +202,6 @@ class Options(ScenarioOptions):
             "(benchmarks.bare_game_socket), the floor under vinom's.",
         ],
         [
-            "msgpack-snaps",
-            None,
-            "--game arena: the players do not ask for schema snapshots and read the "
-            "schema-less msgpack ones (docs/protocol.md §16), as an older client does.",
-        ],
-        [
             "snapshot-checksums",
             None,
             "--game arena: the host adds a checksum to each snap and the load checks it "
@@ -289,12 +283,9 @@ class Options(ScenarioOptions):
             raise usage.UsageError("--spectators watch an arena match (--game arena)")
         if not self["loss"] < 1:
             raise usage.UsageError("--loss is a fraction: 0 <= P < 1")
-        arena_only = (self["loss"] or self["delay"] or self["snapshot-checksums"]
-                      or self["msgpack-snaps"])  # fmt: skip
+        arena_only = self["loss"] or self["delay"] or self["snapshot-checksums"]
         if self["game"] != "arena" and arena_only:
-            raise usage.UsageError(
-                "--loss, --delay, --msgpack-snaps and --snapshot-checksums are --game arena's"
-            )
+            raise usage.UsageError("--loss, --delay and --snapshot-checksums are --game arena's")
         if (self["loss"] or self["delay"]) and self["transport"] != "udp":
             raise usage.UsageError(
                 "--loss and --delay impair the UDP path (--transport udp): a browser's "

@@ -42,7 +42,7 @@ from vinom.protocol.events import UNRELIABLE
 from vinom.protocol.tokens import PublicToken
 from vinom.protocol.wire import PAYLOAD, SHORT_PAYLOAD, SLIM_PAYLOAD
 from vinom.rooms.message_reading import decode_server_message
-from vinom.rooms.messages import PACKED_SNAP
+from vinom.rooms.messages import SNAP_MARKER
 
 GAME = ArenaGame(2)
 DELAY, JITTER, LOSS = 0.1, 0.02, 0.05
@@ -102,8 +102,7 @@ class Player:
         # that snap came to the proxy from the host), at each snap after 2 s.
         self.samples: list[tuple[float, float, int, float]] = []
         self.started: float | None = None
-        # How the snaps came, in order: their channel and first byte (0x96 an array,
-        # 0xc1 packed).
+        # How the snaps came, in order: their channel and first byte (c1, §14).
         self.snap_forms: list[tuple[int, int]] = []
 
 
@@ -202,20 +201,15 @@ class NetcodeOverALossyLinkTests(TestCase):
             with self.subTest(player=n):
                 session = player.session
                 self.assertGreater(player.link.dropped, 0)
-                # The arena declares its view (vinom/games/arena.py): the session asked
-                # for schema snapshots, and read every one it applied.
+                # The arena declares its view (vinom/games/arena.py): every snapshot
+                # the session applied was a schema snapshot.
                 self.assertEqual(session.snapshot_format, "schema")
-                # In packed snaps, once asked (docs/protocol.md §14): arrays until
-                # the host has the ask, packed ones from the first on, but for arrays
-                # sent before it on channel 1 (a session's opening, §14 `welcome`)
-                # and resent.
+                # Every snap the one form (docs/protocol.md §14), on channel 0 but
+                # for those sent on channel 1 before the session's opening was
+                # acknowledged (§14 `welcome`).
                 forms = player.snap_forms
-                self.assertIn((UNRELIABLE, PACKED_SNAP), forms)
-                first = forms.index((UNRELIABLE, PACKED_SNAP))
-                self.assertEqual({form for _, form in forms[:first]}, {0x96})
-                self.assertEqual({(c, f) for c, f in forms[first:] if c == UNRELIABLE},
-                                 {(UNRELIABLE, PACKED_SNAP)})  # fmt: skip
-                self.assertGreater(len(forms) - first, 40)
+                self.assertEqual({form for _, form in forms}, {SNAP_MARKER})
+                self.assertGreater(sum(c == UNRELIABLE for c, _ in forms), 40)
                 # Slim payloads both ways (§5.10), once the client offered them:
                 # long ones only until each side had one, never short ones.
                 for kinds in player.link.kinds:

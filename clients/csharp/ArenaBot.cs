@@ -3,8 +3,8 @@
 // game's shape: one thread, a non-blocking UDP socket, a frame every 5 ms. Each
 // snap goes through the binding's Snapshots (delta decoding, the checksum when
 // the host sends it; with the welcome's view schema `vs`, schema snapshots,
-// in packed snaps, asked for with "vs": 1, "pk": 1 in the inputs until one is
-// applied);
+// which the host sends from the first snap; each snap's numbers resolved
+// against those of its baseline's snap);
 // once a tick of the game it gives an input
 // (`{"move": [vx, vy], "n": k}`, k counting them), stamped and repeated by the
 // binding's Inputs until a snap acknowledges it, on the unreliable channel.
@@ -53,6 +53,19 @@ public static class ArenaBot
         Console.Error.WriteLine("vinom_csharp_arena: " + why);
         Console.Error.WriteLine("usage: ArenaBot.exe TOKEN_FILE HOST PORT [--seconds S] [--loss P] [--seed N]");
         return 2;
+    }
+
+    // The first byte of a snap's snapshot (0x01: a schema snapshot, 0x94: 16.1's),
+    // after the marker and its five LEB128 numbers; -1 for none.
+    private static int SnapshotFormat(byte[] snap)
+    {
+        int at = 1;
+        for (int n = 0; n < 5; ++n)
+        {
+            while (at < snap.Length && snap[at] >= 0x80) ++at;
+            ++at;
+        }
+        return at < snap.Length ? snap[at] : -1;
     }
 
     private static double Now()
@@ -179,9 +192,9 @@ public static class ArenaBot
                     }
                     if (e.Kind != EventKind.Message) continue;
                     byte first = e.Message.Length > 0 ? e.Message[0] : (byte)0;
-                    if ((first & 0xf0) == 0x90 || first == 0xc1)
+                    if (first == 0xc1)
                     {
-                        // An array or a packed snap (0xc1): a snap (docs/protocol.md 14).
+                        // A snap (docs/protocol.md 14), no msgpack.
                         if (snapshots == null) continue;
                         ulong tick;
                         long ack;
@@ -191,9 +204,9 @@ public static class ArenaBot
                         else if (status == Status.ChecksumMismatch) ++drops["checksum_mismatch"];
                         else if (status == Status.Stale) ++drops["stale"];
                         else ++drops["corrupt"];
-                        // The first schema snapshot applied ends the asking; the host
-                        // sends nothing else from then on.
-                        if (status == Status.Ok && hasSchema && !snapshots.Asking) ++schema;
+                        // With a schema the host sends nothing but schema snapshots.
+                        if (status == Status.Ok && hasSchema && SnapshotFormat(e.Message) == 0x01)
+                            ++schema;
                         inputs.Observe(status == Status.Ok ? (ulong?)tick : null, ack, Now());
                         if (status == Status.Ok)
                         {
@@ -209,8 +222,8 @@ public static class ArenaBot
                         object q, rate;
                         message.TryGetValue("q", out q);
                         snapshots = new Snapshots(q == null ? null : Json.Write(q));
-                        // A view schema it cannot read: it does not ask, and gets
-                        // 16.1's snapshots (as the Python client).
+                        // A view schema it cannot read: its schema snapshots are
+                        // dropped, counted corrupt.
                         object vs;
                         hasSchema = message.TryGetValue("vs", out vs) && vs != null &&
                                     snapshots.ReadSchema(Json.Write(vs));

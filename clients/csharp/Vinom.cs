@@ -79,7 +79,8 @@ namespace Vinom
         /// <summary>Message: 0 unreliable, 1 reliable ordered.</summary>
         public int Channel;
         /// <summary>Message: one msgpack value (docs/protocol.md section 14), or a
-        /// packed snap (first byte 0xc1; Snapshots.Receive reads it).</summary>
+        /// snap (first byte 0xc1, no msgpack: Snapshots.Receive reads it, Json
+        /// cannot).</summary>
         public byte[] Message;
         /// <summary>Failed: "timeout" or "denied"; Ended: "match_ended" or "host_closed".</summary>
         public string Reason;
@@ -107,7 +108,10 @@ namespace Vinom
         public const uint BindingAbiVersion = 1;
 
         public static uint AbiVersion { get { return Native.vinom_abi_version(); } }
+        /// <summary>The packet version (connect tokens and packets: 3).</summary>
         public static uint ProtocolVersion { get { return Native.vinom_protocol_version(); } }
+        /// <summary>The game protocol the lobby's hello states (4: one snap form).</summary>
+        public static uint GameProtocol { get { return Native.vinom_game_protocol(); } }
         public static string Version { get { return Marshal.PtrToStringAnsi(Native.vinom_version_string()); } }
 
         public static string StatusName(Status status)
@@ -587,10 +591,12 @@ namespace Vinom
                           "vinom_snapshots_new");
         }
 
-        /// <summary>A snap message (as Client.TryPoll gave it): Status.Ok and the
-        /// tick when its snapshot was applied; Stale, UnknownBaseline,
+        /// <summary>A snap message (as Client.TryPoll gave it; its numbers
+        /// relative to the snap of its snapshot's baseline, kept here for each
+        /// snap applied): Status.Ok and the tick when its snapshot was applied
+        /// (State: the state it stands for); Stale, UnknownBaseline,
         /// ChecksumMismatch or BadField when it was dropped (counted); inputAck
-        /// the snap's ik whatever its fate (-1: none).</summary>
+        /// the snap's ik whatever its fate once its tick was read (-1: none).</summary>
         public Status Receive(byte[] snap, out ulong tick, out long inputAck)
         {
             return Receive(snap, snap.Length, out tick, out inputAck);
@@ -632,13 +638,26 @@ namespace Vinom
             return (int)n.ToUInt64();
         }
 
+        /// <summary>The state the snap applied for `tick` stands for, as JSON
+        /// ({"t": "state", "v", "p": "playing", "r" in s, "k", "ts", "s", "i"}),
+        /// or null if not held.</summary>
+        public string State(ulong tick)
+        {
+            int length;
+            int status = Library.Filled(ref text, (byte[] output, out UIntPtr n) =>
+                Native.vinom_snapshots_state(handle, tick, output, (UIntPtr)output.Length, out n), out length);
+            if (status == (int)Status.Unexpected) return null;
+            Library.Check(status, "vinom_snapshots_state");
+            return Encoding.UTF8.GetString(text, 0, length);
+        }
+
         /// <summary>The newest tick applied (what an input acknowledges), -1 before any.</summary>
         public long Newest { get { return Native.vinom_snapshots_newest(handle); } }
 
         /// <summary>The welcome's "vs" as JSON, the game's view schema, before any
-        /// snapshot: schema snapshots are read too, and asked for
-        /// (Inputs.Message(Snapshots)) until one is applied. False for a
-        /// declaration it cannot read: nothing changes, and nothing is asked.</summary>
+        /// snapshot: schema snapshots, which the host sends such a game's every
+        /// session, are read. False for a declaration it cannot read: nothing
+        /// changes.</summary>
         public bool ReadSchema(string declarationJson)
         {
             byte[] declaration = Encoding.UTF8.GetBytes(declarationJson);
@@ -648,8 +667,8 @@ namespace Vinom
             return true;
         }
 
-        /// <summary>Whether the inputs ask for schema snapshots ("vs": 1, "pk": 1:
-        /// in packed snaps): with a schema, until one was applied.</summary>
+        /// <summary>False: since game protocol 4 the inputs ask for nothing (kept
+        /// for the ABI).</summary>
         public bool Asking { get { return Native.vinom_snapshots_asking(handle) != 0; } }
 
         internal SnapshotsHandle Handle { get { return handle; } }
@@ -698,9 +717,7 @@ namespace Vinom
             return result;
         }
 
-        /// <summary>The same acknowledging the newest snapshot `snapshots` applied,
-        /// with "vs": 1, "pk": 1 (in packed snaps) while they ask for schema snapshots
-        /// (Snapshots.Asking).</summary>
+        /// <summary>The same acknowledging the newest snapshot `snapshots` applied.</summary>
         public byte[] Message(Snapshots snapshots)
         {
             UIntPtr length;
@@ -1064,6 +1081,7 @@ namespace Vinom
 
         [DllImport(Lib)] internal static extern uint vinom_abi_version();
         [DllImport(Lib)] internal static extern uint vinom_protocol_version();
+        [DllImport(Lib)] internal static extern uint vinom_game_protocol();
         [DllImport(Lib)] internal static extern IntPtr vinom_version_string();
         [DllImport(Lib)] internal static extern IntPtr vinom_status_name(int status);
 
@@ -1095,6 +1113,7 @@ namespace Vinom
         [DllImport(Lib)] internal static extern void vinom_snapshots_free(IntPtr snapshots);
         [DllImport(Lib)] internal static extern int vinom_snapshots_receive(SnapshotsHandle snapshots, byte[] snap, UIntPtr len, out ulong tick, out long inputAck);
         [DllImport(Lib)] internal static extern int vinom_snapshots_view(SnapshotsHandle snapshots, ulong tick, byte[] output, UIntPtr cap, out UIntPtr len);
+        [DllImport(Lib)] internal static extern int vinom_snapshots_state(SnapshotsHandle snapshots, ulong tick, byte[] output, UIntPtr cap, out UIntPtr len);
         [DllImport(Lib)] internal static extern long vinom_snapshots_newest(SnapshotsHandle snapshots);
         [DllImport(Lib)] internal static extern int vinom_snapshots_schema(SnapshotsHandle snapshots, byte[] declaration, UIntPtr len);
         [DllImport(Lib)] internal static extern int vinom_snapshots_asking(SnapshotsHandle snapshots);

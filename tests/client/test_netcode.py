@@ -30,7 +30,7 @@ from vinom.games.arena import ArenaGame
 from vinom.games.interfaces import Seat
 from vinom.protocol.events import RELIABLE, UNRELIABLE
 from vinom.rooms.delta import SnapshotHistory
-from vinom.rooms.messages import encode_snap, encode_welcome
+from vinom.rooms.messages import SnapFields, encode_snap, encode_welcome
 
 RATE = 20.0
 
@@ -386,6 +386,8 @@ class Arrivals:
         self.session.protocol = self.wire  # type: ignore[assignment]
         self.history = SnapshotHistory()
         self.version = 0
+        # Each snap's numbers by tick, for the snaps against it (docs/protocol.md §14).
+        self.fields: dict[int, SnapFields] = {}
 
     def welcome(self) -> None:
         self.session.message_received(RELIABLE, encode_welcome(
@@ -401,9 +403,11 @@ class Arrivals:
             players.insert(0, [0, x0, 50.0, vx0, 0.0])
         view = {"me": 0, "ack": 0, "ticks": tick, "players": players}
         data = self.history.encode_for(tick, view)
+        fields = self.fields[tick] = (self.version, tick * 50, None)
+        base = self.history.base_tick
+        against = None if base is None else self.fields[base]
         self.session.message_received(
-            UNRELIABLE, encode_snap(self.version, tick * 50, None, None, None, data)
-        )
+            UNRELIABLE, encode_snap(fields, None, None, tick, against, data))
 
 
 SEATS = [Seat("p-a", "ada", 0), Seat("p-b", "bob", 1)]

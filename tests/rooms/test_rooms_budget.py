@@ -27,7 +27,7 @@ from vinom.games.rules import DEFAULT_MAX_WAIT, MIN_SNAPSHOT_BUDGET
 from vinom.rooms.budget import PriorityQueue
 from vinom.rooms.delta import Quantisation
 from vinom.rooms.message_reading import decode_server_message
-from vinom.rooms.messages import READS_SCHEMA, Phase
+from vinom.rooms.messages import Phase
 from vinom.rooms.room import Room, RoomConfig
 from vinom.rooms.schema import SCHEMA_FORMAT
 
@@ -130,10 +130,9 @@ class SchemaCircles(CirclesGame):
 
 
 def play(
-    game: CirclesGame, ticks: int, reads: int = 0
+    game: CirclesGame, ticks: int
 ) -> tuple[Room, RecordingOutbox, dict[int, str]]:
-    """A room of 64 playing `ticks` ticks, each client acknowledging ACK_LAG ticks late
-    (asking for schema snapshots with `reads`)."""
+    """A room of 64 playing `ticks` ticks, each client acknowledging ACK_LAG ticks late."""
     host, sender = ClockHost(), RecordingOutbox()
     players = [f"p{n:02d}" for n in range(PLAYERS)]
     room = Room(match=make_match(players=players, game=game.name), game=game, outbox=sender,
@@ -152,7 +151,7 @@ def play(
         for session, _ in sender.snaps[seen:]:
             tick = sender.receivers[session].newest
             if tick is not None and tick > ACK_LAG:
-                room.handle_inputs(sessions[session], tick - ACK_LAG, (), now(), None, reads)
+                room.handle_inputs(sessions[session], tick - ACK_LAG, (), now())
         seen = len(sender.snaps)
     return room, sender, sessions
 
@@ -231,18 +230,18 @@ class SnapshotBudgetTests(SynchronousTestCase):
         as the map's entries do, every schema snapshot within the budget and the
         nearest current; bit-packed, the same 160 bytes carry more than twice the
         changes msgpack's do."""
-        def run(game: CirclesGame, reads: int) -> tuple[Room, list[int]]:
-            room, sender, sessions = play(game, 3 * RATE, reads)
+        def run(game: CirclesGame) -> tuple[Room, list[int]]:
+            room, sender, sessions = play(game, 3 * RATE)
+            rows = isinstance(game, SchemaCircles)
             sizes = []
             for session, _, message in sender.sent:
                 if "snap" not in message:
                     continue
                 data = decode_server_message(message["snap"])
                 assert data is not None
-                if reads and data["d"][0] != SCHEMA_FORMAT:
-                    continue  # before the client asked
+                self.assertEqual(data["d"][0] == SCHEMA_FORMAT, rows)
                 sizes.append(len(data["d"]))
-                players = {row[0]: row[1:] for row in message["s"]["players"]} if reads \
+                players = {row[0]: row[1:] for row in message["s"]["players"]} if rows \
                     else {int(k[1:]): v for k, v in message["s"]["players"].items()}
                 me = players[int(sessions[session][1:])]
                 tick = message["k"]
@@ -252,10 +251,10 @@ class SnapshotBudgetTests(SynchronousTestCase):
                         self.assertEqual(players.get(n), where, (session, n, tick))
             return room, sizes
 
-        schema_room, schema_sizes = run(SchemaCircles(160, max_wait=None), READS_SCHEMA)
+        schema_room, schema_sizes = run(SchemaCircles(160, max_wait=None))
         self.assertGreater(len(schema_sizes), PLAYERS * 2 * RATE)
         self.assertLessEqual(max(schema_sizes), 160)
-        plain_room, _ = run(CirclesGame(160, max_wait=None), 0)
+        plain_room, _ = run(CirclesGame(160, max_wait=None))
         def waits(room: Room) -> float:
             counts = room.entity_counts
             return counts["deferred"] / (counts["sent"] + counts["deferred"])

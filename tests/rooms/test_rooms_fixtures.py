@@ -186,8 +186,8 @@ class RecordingOutbox:
     a test calls the room's `handle_inputs` with an ack.
 
     With `on_close` set, closing a session calls it with the session id, as
-    the endpoint reports the session closed. A session in `relative` asked for
-    relative packed snaps: they are read as `GameSession` reads them.
+    the endpoint reports the session closed. Snaps are read as `GameSession` reads
+    them: each one's numbers against those of its baseline's snap.
     """
 
     def __init__(self) -> None:
@@ -197,11 +197,10 @@ class RecordingOutbox:
         self.on_close: Callable[[int], object] | None = None
         self.receivers: dict[int, SnapshotReceiver] = {}
         self.snaps: list[tuple[int, dict[str, Any]]] = []
-        self.relative: set[int] = set()
         self.fields: dict[int, dict[int, SnapFields]] = {}
 
     def send_message(self, session_id: int, channel: int, data: bytes) -> None:
-        message = decode_server_message(data, session_id in self.relative)
+        message = decode_server_message(data)
         assert message is not None, f"the server sent an invalid message: {data!r}"
         kind = message["t"]
         if kind == "welcome":
@@ -214,9 +213,8 @@ class RecordingOutbox:
             self.snaps.append((session_id, message))
             snapshot = self.receivers[session_id].receive(message["d"])
             assert snapshot is not None, self.receivers[session_id].drops
-            if "relative" in message:
-                known = self.fields.setdefault(session_id, {})
-                assert resolve_kept(known, message, snapshot.tick, snapshot.baseline_tick)
+            known = self.fields.setdefault(session_id, {})
+            assert resolve_kept(known, message, snapshot.tick, snapshot.baseline_tick)
             message = state_of_snap(message, snapshot.tick, snapshot.view)
             message["snap"] = data
         self.sent.append((session_id, channel, message))

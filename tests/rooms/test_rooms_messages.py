@@ -16,6 +16,7 @@ from tests.support.vectors import group, unhex, vectors
 from vinom.games.interfaces import Seat
 from vinom.rooms.client_messages import (
     DRAWN_STEPS,
+    MAX_ACTION_ID,
     MAX_CLIENT_MESSAGE,
     MAX_DRAWN_BACK,
     ClientMessage,
@@ -27,19 +28,15 @@ from vinom.rooms.client_messages import (
     encode_leave,
     encode_sync,
 )
-from vinom.rooms.delta import Quantisation, encode_snapshot
+from vinom.rooms.delta import Quantisation, encode_body, encode_snapshot
 from vinom.rooms.message_reading import decode_server_message, resolve_relative_snap
 from vinom.rooms.messages import (
-    PACKED_SNAP,
-    READS_PACKED,
-    READS_RELATIVE,
-    READS_SCHEMA,
+    SNAP_MARKER,
     Phase,
     encode_error,
     encode_event,
     encode_phase,
     encode_presence,
-    encode_relative_snap,
     encode_shared_state,
     encode_snap,
     encode_state,
@@ -315,90 +312,38 @@ class RealTimeMessageTests(SynchronousTestCase):
     §14.1) has them."""
 
     def test_snap_vectors(self) -> None:
-        snaps = [v for v in vectors("messages").values() if v["kind"] == "snap"]
-        self.assertEqual(len(snaps), 2)
-        for v in snaps:
-            fields = v["snap"]
-            snapshot = encode_snapshot(v["d_tick"], Quantisation().prepare(v["d_view"]))
-            self.assertEqual(snapshot.hex(), fields["d"])
-            # r travels in whole milliseconds and reads in seconds, as a state's.
-            remaining = None if fields["r"] is None else fields["r"] / 1000
-            data = encode_snap(fields["v"], fields["ts"], remaining, fields["i"], fields["ik"],
-                               snapshot)  # fmt: skip
-            self.assertEqual(data.hex(), v["hex"], v["name"])
-            read = {"t": "snap", "v": fields["v"], "ts": fields["ts"], "r": remaining,
-                    "i": fields["i"], "ik": fields["ik"], "d": snapshot}  # fmt: skip
-            self.assertEqual(decode_server_message(unhex(v["hex"])), read)
-
-    def test_packed_snap_vectors(self) -> None:
-        """The packed form: the same fields, read as the array's (docs/protocol.md §14)."""
-        snaps = [v for v in vectors("messages").values() if v["kind"] == "packed_snap"]
-        self.assertEqual(len(snaps), 2)
-        for v in snaps:
-            fields = v["snap"]
-            remaining = None if fields["r"] is None else fields["r"] / 1000
-            snapshot = unhex(fields["d"])
-            data = encode_snap(fields["v"], fields["ts"], remaining, fields["i"], fields["ik"],
-                               snapshot, packed=True)  # fmt: skip
-            self.assertEqual(data.hex(), v["hex"], v["name"])
-            array = encode_snap(fields["v"], fields["ts"], remaining, fields["i"], fields["ik"],
-                                snapshot)  # fmt: skip
-            self.assertEqual(decode_server_message(data), decode_server_message(array))
-            self.assertLess(len(data), len(array))
-
-    @settings(deadline=None)
-    @given(
-        st.integers(0, 2**53 - 1), st.integers(0, 2**53 - 1),
-        st.none() | st.integers(0, 2**40), st.none() | st.integers(1 - 2**52, 2**52 - 1),
-        st.none() | st.integers(0, 2**53 - 2), st.binary(max_size=40),
-    )  # fmt: skip
-    def test_packed_snaps_read_as_their_arrays(
-        self, version: int, server_time: int, remaining_ms: int | None,
-        action_id: int | None, input_tick: int | None, snapshot: bytes,
-    ) -> None:  # fmt: skip
-        remaining = None if remaining_ms is None else remaining_ms / 1000
-        fields = (version, server_time, remaining, action_id, input_tick, snapshot)
-        data = encode_snap(*fields, packed=True)
-        self.assertEqual(data[0], PACKED_SNAP)
-        self.assertEqual(decode_server_message(data), decode_server_message(encode_snap(*fields)))
-
-    def test_numbers_that_do_not_fit_are_not_packed(self) -> None:
-        """Sent as the array instead, which reads the same."""
-        d = b"\x94\x03\xc0\xc0\x80"
-        for fields in ((2**53, 0, None, None, None), (0, -1, None, None, None),
-                       (0, 0, None, 2**52, None), (0, 0, None, None, 2**53 - 1),
-                       (0, 0, None, -(2**52), None)):  # fmt: skip
-            data = encode_snap(*fields, d, packed=True)
-            self.assertEqual(data, encode_snap(*fields, d), fields)
-            self.assertEqual(data[0], 0x96)
-        self.assertEqual(encode_snap(0, 0, None, 1 - 2**52, 2**53 - 2, d, packed=True)[0],
-                         PACKED_SNAP)  # fmt: skip
-
-    def test_relative_snap_vectors(self) -> None:
-        """``"pk": 2`` (docs/protocol.md §14): the vectors' bytes from their fields, and
-        their fields again from the bytes and the baseline's fields."""
+        """The one ``snap`` form (docs/protocol.md §14), with a §16.1 body and a schema
+        one: the vectors' bytes from their fields, and their fields again from the
+        bytes and the baseline's fields."""
         snaps = [v for v in vectors("messages").values() if v["kind"] == "relative_snap"]
-        self.assertEqual([v["base"] is None for v in snaps], [True, False])
+        self.assertEqual([v["base"] is None for v in snaps], [True, False, True, False])
         schema = group("schema")["vectors"]
-        self.assertEqual([v["snap"]["d"] for v in snaps], [schema[0]["hex"], schema[1]["hex"]])
+        self.assertEqual([v["snap"]["d"] for v in snaps[2:]], [schema[0]["hex"], schema[1]["hex"]])
+        # The §16.1 bodies: the views of their vectors, the delta against the full one.
+        full, delta = snaps[:2]
+        base = Quantisation().prepare(full["d_view"])
+        self.assertEqual(encode_snapshot(full["d_tick"], base).hex(), full["snap"]["d"])
+        view = Quantisation().prepare(delta["d_view"])
+        body = encode_body(base, view)
+        self.assertEqual(encode_snapshot(delta["d_tick"], view, full["d_tick"], base, body).hex(),
+                         delta["snap"]["d"])  # fmt: skip
         for v in snaps:
-            fields, base = v["snap"], v["base"]
+            fields, base_fields = v["snap"], v["base"]
             own = (fields["v"], fields["ts"], fields["r"])
-            against = None if base is None else (base["v"], base["ts"], base["r"])
-            data = encode_relative_snap(own, fields["i"], fields["ik"], v["d_tick"], against,
-                                        unhex(fields["d"]))  # fmt: skip
-            assert data is not None
+            against = None if base_fields is None else (
+                base_fields["v"], base_fields["ts"], base_fields["r"])  # fmt: skip
+            data = encode_snap(own, fields["i"], fields["ik"], v["d_tick"], against,
+                               unhex(fields["d"]))  # fmt: skip
             self.assertEqual(data.hex(), v["hex"], v["name"])
-            read = decode_server_message(data, relative=True)
+            read = decode_server_message(data)
             assert read is not None
             self.assertEqual(resolve_relative_snap(read, v["d_tick"], against), own)
             self.assertEqual(read, {"t": "snap", "v": fields["v"], "ts": fields["ts"],
-                                    "r": fields["r"] / 1000, "i": fields["i"],
-                                    "ik": fields["ik"], "d": unhex(fields["d"])})  # fmt: skip
-        # The delta's numbers take 6 bytes; packed, the same snap's take 9.
-        delta = snaps[1]
-        packed = encode_snap(9, 1100, 119.9, 4, 1, unhex(delta["snap"]["d"]), packed=True)
-        self.assertEqual(len(unhex(delta["hex"])) + 3, len(packed))
+                                    "r": None if fields["r"] is None else fields["r"] / 1000,
+                                    "i": fields["i"], "ik": fields["ik"],
+                                    "d": unhex(fields["d"])})  # fmt: skip
+        # A delta's numbers take 6 bytes.
+        self.assertEqual(len(unhex(snaps[3]["hex"])) - len(unhex(snaps[3]["snap"]["d"])), 6)
 
     @settings(deadline=None)
     @given(
@@ -416,25 +361,33 @@ class RealTimeMessageTests(SynchronousTestCase):
         them back (a baseline's numbers are never above its successors')."""
         own = (version + dv, server_time + dts, left)
         base = (version, server_time, left_b) if delta else None
-        data = encode_relative_snap(own, action_id, input_tick, tick, base, b"\x01")
-        assert data is not None
-        read = decode_server_message(data, relative=True)
+        data = encode_snap(own, action_id, input_tick, tick, base, b"\x01")
+        read = decode_server_message(data)
         assert read is not None
         self.assertEqual(resolve_relative_snap(read, tick, base), own)
         self.assertEqual((read["i"], read["ik"], read["d"]), (action_id, input_tick, b"\x01"))
 
-    def test_relative_numbers_that_do_not_fit_go_as_the_array(self) -> None:
+    def test_numbers_a_room_never_makes_are_refused(self) -> None:
         """A version or a time before the baseline's, a negative time left in a full
-        one: None, and the room sends the array instead."""
+        one, a number of 2^53: a bug of the caller (a room's never go back, and an
+        action id beyond `MAX_ACTION_ID` is dropped as it comes in)."""
         base = (10, 1000, 5000)
-        self.assertIsNone(encode_relative_snap((9, 1000, 5000), None, None, 3, base, b""))
-        self.assertIsNone(encode_relative_snap((10, 999, 5000), None, None, 3, base, b""))
-        self.assertIsNone(encode_relative_snap((10, 1000, -1), None, None, 3, None, b""))
-        self.assertIsNotNone(encode_relative_snap((10, 1000, -1), None, None, 3, base, b""))
-        self.assertIsNone(encode_relative_snap((2**53, 0, None), None, None, 3, None, b""))
+        for own, against in (((9, 1000, 5000), base), ((10, 999, 5000), base),
+                             ((10, 1000, -1), None), ((2**53, 0, None), None)):  # fmt: skip
+            self.assertRaises(ValueError, encode_snap, own, None, None, 3, against, b"")
+        encode_snap((10, 1000, -1), None, None, 3, base, b"")
+        self.assertRaises(ValueError, encode_snap, (1, 0, None), -(2**52), None, 3, None, b"")
+        self.assertEqual(encode_snap((1, 0, None), 1 - 2**52, None, 3, None, b"")[0], SNAP_MARKER)
+        for action_id in (2**52, -(2**52), 2**60):
+            drops: dict[str, int] = {}
+            data = msgpack.packb({"t": "action", "a": {}, "i": action_id})
+            self.assertIsNone(decode_client_message(data, drops))
+            self.assertEqual(drops, {"bad_action": 1})
+        self.assertIsNotNone(decode_client_message(msgpack.packb(
+            {"t": "action", "a": {}, "i": -MAX_ACTION_ID})))  # fmt: skip
 
-    def test_malformed_packed_snaps_are_not_messages(self) -> None:
-        vector = vectors("messages")["packed_snap_numbers"]
+    def test_malformed_snaps_are_not_messages(self) -> None:
+        vector = vectors("messages")["relative_snap_msgpack_delta"]
         good = unhex(vector["hex"])
         self.assertIsNotNone(decode_server_message(good))
         numbers_end = len(good) - len(unhex(vector["snap"]["d"]))  # where d begins
@@ -443,41 +396,24 @@ class RealTimeMessageTests(SynchronousTestCase):
         nine = b"\xc1" + b"\x80" * 8 + b"\x00" + b"\x00" * 4
         self.assertIsNone(decode_server_message(nine))
         eight = b"\xc1" + b"\x80" * 7 + b"\x00" + b"\x00" * 4
-        self.assertEqual(decode_server_message(eight)["v"], 0)  # type: ignore[index]
+        self.assertEqual(decode_server_message(eight)["relative"][0], 0)  # type: ignore[index]
         too_big = b"\xc1" + b"\x80" * 7 + b"\x10" + b"\x00" * 4  # 2^53
         self.assertIsNone(decode_server_message(too_big))
         below = b"\xc1" + b"\xff" * 7 + b"\x0f" + b"\x00" * 4  # 2^53 - 1
-        self.assertEqual(decode_server_message(below)["v"], 2**53 - 1)  # type: ignore[index]
+        self.assertEqual(decode_server_message(below)["relative"][0],  # type: ignore[index]
+                         2**53 - 1)  # fmt: skip
+        # The array a host of game protocol 3 sent: not a message.
+        self.assertIsNone(decode_server_message(msgpack.packb(
+            [5, 300, None, None, None, b"\x94\x03\xc0\xc0\x80"])))  # fmt: skip
 
-    def test_the_vs_an_input_asks_with(self) -> None:
-        # "pk" is a key hosts before packed snaps ignore: to them "vs" alone counts.
-        for asked, reads in (({"vs": 1}, READS_SCHEMA), ({"vs": 1, "pk": 1}, READS_PACKED),
-                             ({"vs": 1, "pk": 2}, READS_RELATIVE),
-                             ({"vs": 1, "pk": 3}, READS_SCHEMA),
-                             ({"vs": 1, "pk": True}, READS_SCHEMA), ({"pk": 1}, 0),
-                             ({"vs": 2, "pk": 1}, 0), ({"vs": True, "pk": 1}, 0),
-                             ({"vs": 1.0}, 0), ({}, 0)):  # fmt: skip
-            data = msgpack.packb({"t": "input", "a": None, "x": [], **asked})
-            decoded = decode_client_message(data)
-            assert decoded is not None
-            self.assertEqual(decoded.reads, reads, asked)
-        for reads, asked in ((READS_PACKED, {"vs": 1, "pk": 1}), (READS_SCHEMA, {"vs": 1}),
-                             (READS_RELATIVE, {"vs": 1, "pk": 2}), (0, {})):  # fmt: skip
-            message = msgpack.unpackb(encode_input(None, [], reads=reads))
-            self.assertEqual(message, {"t": "input", "a": None, "x": [], **asked})
-            self.assertEqual(list(message), ["t", "a", "x", *asked])  # in this order
-
-    def test_malformed_snaps_are_not_messages(self) -> None:
-        good = [5, 300, None, None, None, b"\x94\x03\xc0\xc0\x80"]
-        self.assertIsNotNone(decode_server_message(msgpack.packb(good)))
-        for at, bad in (
-            (0, None), (0, 1.5), (1, "300"), (2, 29.5), (3, "i"), (4, True), (5, "d"),
-        ):
-            fields = list(good)
-            fields[at] = bad
-            self.assertIsNone(decode_server_message(msgpack.packb(fields)), fields)
-        self.assertIsNone(decode_server_message(msgpack.packb(good[:5])))
-        self.assertIsNone(decode_server_message(msgpack.packb([*good, None])))
+    def test_an_input_asks_for_nothing(self) -> None:
+        """The keys a client of game protocol 3 asked with (``"vs"``, ``"pk"``) are
+        ignored: every snap is the one form."""
+        plain = decode_client_message(encode_input(3, [(5, {"m": 1})]))
+        for asked in ({"vs": 1}, {"vs": 1, "pk": 1}, {"vs": 1, "pk": 2}):
+            data = msgpack.packb({"t": "input", "a": 3, "x": [[5, {"m": 1}]], **asked})
+            self.assertEqual(decode_client_message(data), plain, asked)
+        self.assertEqual(list(msgpack.unpackb(encode_input(None, []))), ["t", "a", "x"])
 
     def test_input_vectors_and_decoding(self) -> None:
         found = [v for v in vectors("messages").values() if v["kind"] == "input"]

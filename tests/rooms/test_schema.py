@@ -34,7 +34,7 @@ from vinom.rooms.delta import (
     UnknownBaseline,
 )
 from vinom.rooms.message_reading import decode_server_message
-from vinom.rooms.messages import PACKED_SNAP, READS_PACKED, READS_RELATIVE, READS_SCHEMA
+from vinom.rooms.messages import SNAP_MARKER
 from vinom.rooms.schema import (
     MAX_BITS,
     MAX_COLUMNS,
@@ -485,9 +485,6 @@ class SchemaGame(SnapshotGame):
 
 
 class RoomTests(SnapshotTestCase):
-    def ask(self, player: str, ack: int | None = None) -> None:
-        self.room.handle_inputs(player, ack, (), self.now, None, True)
-
     def frames(self, session: int) -> list[bytes]:
         return [m["d"] for s, m in self.sender.snaps if s == session]
 
@@ -497,19 +494,16 @@ class RoomTests(SnapshotTestCase):
         self.room.player_connected(A, SA, self.now)
         self.assertEqual(self.sender.to(SA, "welcome")[0]["vs"], SchemaGame.view_schema)
 
-    def test_a_session_that_asks_gets_schema_snapshots(self) -> None:
+    def test_every_session_gets_schema_snapshots_from_the_first(self) -> None:
         room = self.playing(SchemaGame(tick_rate=20), snapshot_checksums=True)
         self.host.advance(0.05)
-        self.ask(A)
+        self.assertEqual(self.frames(SA)[0][2], 0)  # the first: full
         room.handle_inputs(A, None, ((2, {"seq": 1}),), self.now)
         self.host.advance(0.05)
-        self.assertEqual(self.frames(SA)[-1][0], 0x01)
-        self.assertEqual({d[0] for d in self.frames(SA)[:-1]}, {0x94})
-        self.assertEqual({d[0] for d in self.frames(SB)}, {0x94})
+        self.assertEqual({d[0] for d in self.frames(SA) + self.frames(SB)}, {0x01})
         # The first is full; against an acknowledged one the next is a delta.
         first = self.frames(SA)[-1]
         self.assertEqual(first[2], 0)
-        self.ask(A, first[1])
         room.handle_inputs(A, first[1], ((3, {"seq": 2}),), self.now)
         self.host.advance(0.05)
         self.assertEqual(self.frames(SA)[-1][2], 1)  # a distance of one tick
@@ -517,38 +511,11 @@ class RoomTests(SnapshotTestCase):
         self.assertEqual(self.states(SA)[-1]["s"]["seqs"], [2, 0])
         self.assertEqual(self.states(SB)[-1]["s"]["seqs"], [2, 0])
 
-    def test_a_session_that_asks_with_pk_gets_packed_snaps(self) -> None:
-        """``"pk": 1``: the same snaps, packed (docs/protocol.md §14); ``"vs": 1``
-        alone keeps the array; a snap whose numbers do not fit goes as the array."""
+    def test_a_snaps_numbers_are_written_against_its_baselines_snap(self) -> None:
+        """Every snap is the one form (docs/protocol.md §14): byte c1, its numbers against
+        the snap of its baseline tick; read as a client does, each stands for its
+        state, and a delta's numbers take 5 to 7 bytes."""
         self.playing(SchemaGame(tick_rate=20))
-        self.room.handle_inputs(A, None, (), self.now, None, READS_PACKED)
-        self.room.handle_inputs(B, None, (), self.now, None, READS_SCHEMA)
-        self.act(A, 1, 7)
-        self.host.advance(0.1)
-        packed = self.states(SA)[-1]
-        array = self.states(SB)[-1]
-        self.assertEqual((packed["snap"][0], array["snap"][0]), (PACKED_SNAP, 0x96))
-        self.assertEqual(packed["s"]["seqs"], array["s"]["seqs"])
-        self.assertEqual((packed["i"], packed["k"], packed["v"]), (7, array["k"], array["v"]))
-        self.assertEqual(decode_server_message(packed["snap"])["d"][0], 0x01)  # type: ignore[index]
-        self.assertLess(len(packed["snap"]), len(array["snap"]))
-        self.act(A, 2, 2**60)  # an action id beyond 2^53 once zigzagged
-        self.host.advance(0.05)
-        self.assertEqual(self.states(SA)[-1]["snap"][0], 0x96)
-        self.assertEqual(self.states(SA)[-1]["i"], 2**60)
-        self.act(A, 3, -5)
-        self.host.advance(0.05)
-        self.assertEqual((self.states(SA)[-1]["snap"][0], self.states(SA)[-1]["i"]),
-                         (PACKED_SNAP, -5))  # fmt: skip
-
-    def test_a_session_that_asks_with_pk_2_gets_relative_snaps(self) -> None:
-        """``"pk": 2``: packed snaps whose numbers are written against the snap of their
-        baseline tick (docs/protocol.md §14); read as a client does, they stand for
-        the same states as packed ones, in fewer bytes once they are deltas."""
-        self.playing(SchemaGame(tick_rate=20))
-        self.sender.relative.add(SA)
-        self.room.handle_inputs(A, None, (), self.now, None, READS_RELATIVE)
-        self.room.handle_inputs(B, None, (), self.now, None, READS_PACKED)
         self.act(A, 1, -3)
         self.act(B, 1, 5)
         self.host.advance(0.05)
@@ -559,24 +526,25 @@ class RoomTests(SnapshotTestCase):
                 tick = self.states(session)[-1]["k"]
                 self.room.handle_inputs(player, tick, ((tick + 1, {"seq": n}),), self.now)
             self.host.advance(0.05)
-        relative, packed = self.states(SA), self.states(SB)
-        self.assertEqual(len(relative), len(packed))
-        for mine, theirs in zip(relative, packed, strict=True):
-            self.assertEqual(mine["snap"][0], PACKED_SNAP)
-            for key in ("v", "ts", "r", "k"):
-                self.assertEqual(mine[key], theirs[key], key)
-            self.assertEqual((mine["i"], theirs["i"]), (-3, 5))
-            self.assertEqual(mine["s"]["seqs"], theirs["s"]["seqs"])
-        self.assertEqual(relative[-1]["s"]["seqs"], [29, 29])
-        ours = [m["ik"] for s, m in self.sender.snaps if s == SA][-28:]
-        self.assertEqual(ours, [m["ik"] for s, m in self.sender.snaps if s == SB][-28:])
-        self.assertEqual(ours[-1], relative[-1]["k"])
-        # The deltas' numbers: 5 to 7 bytes in all where packed ones take more.
-        deltas = [(m["snap"], t["snap"]) for m, t in zip(relative, packed, strict=True)
-                  if m["snap"] != t["snap"]][5:]  # fmt: skip
-        self.assertGreater(len(deltas), 20)
-        for mine_bytes, theirs_bytes in deltas:
-            self.assertLess(len(mine_bytes), len(theirs_bytes))
+        for session, action_id in ((SA, -3), (SB, 5)):
+            states = self.states(session)
+            self.assertEqual(states[-1]["s"]["seqs"], [29, 29])
+            versions = [s["v"] for s in states]
+            self.assertEqual(versions, sorted(set(versions)))
+            for state in states:
+                self.assertEqual(state["snap"][0], SNAP_MARKER)
+                self.assertEqual(state["i"], action_id)
+                self.assertEqual(state["ts"], round(state["k"] * 50))
+            sent = [m for s, m in self.sender.snaps if s == session]
+            self.assertEqual(sent[-1]["ik"], states[-1]["k"])
+            numbers = []  # the bytes of each delta's numbers (ticks below 128: d[2])
+            for state in states:
+                message = decode_server_message(state["snap"])
+                assert message is not None
+                if message["d"][2]:
+                    numbers.append(len(state["snap"]) - len(message["d"]))
+            self.assertGreater(len(numbers), 20)
+            self.assertLessEqual(max(numbers), 7)
 
     def test_a_view_that_does_not_fit_is_a_fault_of_the_game(self) -> None:
         class Misfit(SchemaGame):
@@ -584,18 +552,17 @@ class RoomTests(SnapshotTestCase):
                 return {"seqs": [], "ticks": "many", "mine": None}
 
         room = self.playing(Misfit(tick_rate=20))
-        self.ask(A)
         before = len(self.sender.snaps)
         self.host.advance(0.05)
         self.assertGreater(room.game_errors, 0)
         self.assertEqual(self.sender.snaps[before:], [])  # no snap that tick
         self.assertEqual(len(self.flushLoggedErrors(TypeError)), room.game_errors)
 
-    def test_a_game_without_a_schema_ignores_the_ask(self) -> None:
+    def test_a_game_without_a_schema_sends_msgpack_snapshots(self) -> None:
         self.playing(SnapshotGame(tick_rate=20))
-        self.ask(A)
         self.host.advance(0.1)
         self.assertEqual({d[0] for d in self.frames(SA)}, {0x94})
+        self.assertEqual({m["snap"][0] for m in self.states(SA) if "snap" in m}, {SNAP_MARKER})
         self.assertNotIn("vs", self.sender.to(SA, "welcome") or [{}][0])
 
     def test_with_a_byte_budget_its_entities_are_rows_of_the_schema(self) -> None:
@@ -618,7 +585,6 @@ class RoomTests(SnapshotTestCase):
                         "ticks": state.ticks, "mine": None}  # fmt: skip
 
         self.playing(Rows(tick_rate=20))
-        self.ask(A)
         self.host.advance(0.1)
         self.assertEqual(self.frames(SA)[-1][0], 0x01)
         self.assertEqual(self.states(SA)[-1]["s"]["seqs"], [[0, 0], [1, 0]])
@@ -631,7 +597,5 @@ class RoomTests(SnapshotTestCase):
                 return {"seqs": list(state.seqs), "ticks": state.ticks, "mine": None}
 
         self.playing(Shared(tick_rate=20))
-        self.ask(A)
-        self.ask(B)
         self.host.advance(0.05)
         self.assertEqual(self.frames(SA)[-1], self.frames(SB)[-1])

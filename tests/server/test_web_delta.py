@@ -35,7 +35,7 @@ from vinom.rooms.delta import (
     SnapshotReceiver,
     decode_snapshot,
 )
-from vinom.rooms.messages import encode_snap
+from vinom.rooms.messages import SnapFields, encode_snap
 
 DELTA = list(vectors("delta").values())
 # Each vector's quantisation rules (the welcome's `q`) and the index of its baseline.
@@ -47,6 +47,22 @@ VECTOR_BASELINES = [None if v["baseline"] is None else _NAMES.index(v["baseline"
 def protocol_vectors() -> list[bytes]:
     """The delta snapshots of vectors/protocol.json, in order."""
     return [unhex(v["hex"]) for v in DELTA]
+
+
+def snap_of(
+    fields: SnapFields, action_id: int | None, input_tick: int | None, data: bytes,
+    kept: dict[int, SnapFields],
+) -> bytes:
+    """A snap as the host sends it (docs/protocol.md §14, `encode_snap`) of the §16.1
+    snapshot `data`: its numbers against the fields `kept` holds of the snap of the
+    tick `data` is a delta against (its own header says), then its own kept."""
+    header = msgpack.Unpacker()
+    header.feed(data)
+    header.read_array_header()
+    tick, distance = header.unpack(), header.unpack()
+    base = None if distance is None else kept[tick - distance]
+    kept[tick] = fields
+    return encode_snap(fields, action_id, input_tick, tick, base, data)
 
 
 def same(a: Any, b: Any) -> bool:
@@ -372,10 +388,12 @@ class GameSocketTests(TestCase):
         }
         iks = {10: None, 11: 12, 12: 23, 13: 23}
         snaps = []
+        kept: dict[int, SnapFields] = {}
         for tick, view in views.items():
             data = history.encode_for(tick, view, tick - 1 if tick > 10 else None)
-            snaps.append(encode_snap(tick * 2, tick * 50, 30.5, None, iks[tick], data))
-        snaps.append(encode_snap(99, 700, None, 3, 23, b"\xc1"))
+            snaps.append(snap_of((tick * 2, tick * 50, 30500), None, iks[tick], data, kept))
+        # A damaged one: its d no snapshot (its numbers as a full d's).
+        snaps.append(encode_snap((99, 700, None), 3, 23, 14, None, b"\xc1"))
         welcome = {"t": "welcome", "match": "m", "game": "arena", "seat": 0, "players": [],
                    "tick_rate": 20, "snapshot_rate": 20, "q": pairs(rules)}  # fmt: skip
         _server, url = await start_web_server(self, ports=1)

@@ -21,6 +21,7 @@ import msgpack
 from twisted.trial.unittest import TestCase
 
 from tests.server.test_web_client import start_web_server, wait_for_screen
+from tests.server.test_web_delta import snap_of
 from tests.support.browser import Browser, open_browser
 from vinom.client import netcode
 from vinom.client.netcode import (
@@ -31,6 +32,7 @@ from vinom.client.netcode import (
     SnapshotBuffer,
 )
 from vinom.rooms.delta import SnapshotHistory
+from vinom.rooms.messages import SnapFields
 
 RATE = 20.0
 SIZE = 100.0
@@ -291,10 +293,11 @@ class GameSocketNetcodeTests(TestCase):
         views = {40: {"me": {"x": 10.0, "vx": 0.0}, "other": 0.0},
                  43: {"me": {"x": 25.0, "vx": 100.0}, "other": 30.0, "shots": [9]}}  # fmt: skip
         iks = {40: None, 43: 41}
-        # A snap as the host sends it: [v, ts, r, i, ik, d] (docs/protocol.md §14).
+        # A snap as the host sends it (docs/protocol.md §14), of a full snapshot each.
+        kept: dict[int, SnapFields] = {}
         snaps = [
-            msgpack.packb([tick, tick * 50, None, None, iks[tick],
-                           history.encode_for(tick, view)]).hex()
+            snap_of((tick, tick * 50, None), None, iks[tick], history.encode_for(tick, view),
+                    kept).hex()
             for tick, view in views.items()
         ]  # fmt: skip
         browser, out = await run_in_page(self, SESSION_SCRIPT, snaps)
@@ -355,8 +358,9 @@ class GameSocketAckRoundTripTests(TestCase):
         # tick: (arrives at, the ack the host read before encoding it)
         plan = {40: (10000, None), 41: (10050, None), 42: (10120, 40), 43: (10130, 40),
                 44: (10400, 42)}  # fmt: skip
-        snaps = [[at, msgpack.packb([tick, tick * 50, None, None, None,
-                                     history.encode_for(tick, view, ack)]).hex()]
+        kept: dict[int, SnapFields] = {}
+        snaps = [[at, snap_of((tick, tick * 50, None), None, None,
+                              history.encode_for(tick, view, ack), kept).hex()]
                  for tick, (at, ack) in plan.items()]  # fmt: skip
         browser, out = await run_in_page(self, ACK_SCRIPT, snaps)
         # An ack-only input message after a snap, at most every 100 ms: `a` the

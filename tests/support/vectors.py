@@ -130,23 +130,16 @@ def _nil(x: Any) -> str:
 def _messages(g: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     for v in g["vectors"]:
-        if v["kind"] in ("snap", "packed_snap"):
-            s = v["snap"]
-            fields = ", ".join(_nil(s[k]) for k in ("v", "ts", "r", "i", "ik"))
-            view = _value(v["d_view"])
-            form = "packed `snap`" if v["kind"] == "packed_snap" else "`snap`"
-            text = (f"{form} `[{fields}, d]`, `d` the full snapshot of tick {v['d_tick']} "
-                    f"of the view `{view}` without checksum (`{s['d']}`)")  # fmt: skip
-            if s["r"] is not None:
-                text += f"; `r` {s['r']} ms, read as {s['r'] / 1000} s"
-        elif v["kind"] == "relative_snap":
+        if v["kind"] == "relative_snap":
             s, base = v["snap"], v["base"]
             fields = ", ".join(_nil(s[k]) for k in ("v", "ts", "r", "i", "ik"))
             against = ("full" if base is None else
                        f"against tick {v['base_tick']}, whose snap had `v`, `ts`, `r` "
-                       f"{base['v']}, {base['ts']}, {base['r']}")  # fmt: skip
-            text = (f"relative packed `snap` `[{fields}, d]` (`r` in ms), `d` the schema "
-                    f"snapshot of tick {v['d_tick']} {against} (`{s['d']}`)")  # fmt: skip
+                       f"{base['v']}, {base['ts']}, {_nil(base['r'])}")  # fmt: skip
+            body = ("schema snapshot (§16.8)" if s["d"].startswith("01") else
+                    f"§16.1 snapshot of the view `{_value(v['d_view'])}`")  # fmt: skip
+            text = (f"`snap` `[{fields}, d]` (`r` in ms), `d` the {body} of tick "
+                    f"{v['d_tick']} {against} (`{s['d']}`)")  # fmt: skip
         else:
             text = f"`{v['kind']}` `{_value(v['message'])}`"
             for k, seen in v.get("seen", {}).items():

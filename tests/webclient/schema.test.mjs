@@ -4,8 +4,8 @@
 // vinom/rooms/schema.py refuses them (cut short, bits or bytes left over, a value
 // beyond its range, rows out of order, a bad header), the drop reasons a
 // SnapshotReceiver counts, 53-bit fields read exactly, declarations refused, and
-// GameSocket asking for schema snapshots with `"vs": 1`, in packed snaps with
-// `"pk": 2` after it (relative packed snaps), until it applied one.
+// GameSocket reading schema snapshots in its snaps from the first, without asking
+// (no `"vs"` nor `"pk"` in its inputs since game protocol 4).
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
@@ -316,95 +316,77 @@ function playing() {
     open: () => stand, onWarning: (text) => warnings.push(text),
   });
   const deliver = (message) => stand.onmessage({ data: encode(message).slice().buffer });
-  const snap = (d) => deliver([1, 0, 50, null, null, d]);
-  // The same snap packed (§14), as the host sends it once asked with
-  // `"vs": 1, "pk": 2` (a relative one, §14: for a full d, its numbers as packed).
-  const packed = (d) => stand.onmessage({ data: Uint8Array.of(0xc1, 1, 0, 51, 0, 0, ...d).buffer });
+  // A snap of d (§14: byte c1, five LEB128 numbers, d): v 1, ts 0, r 50 ms, i and
+  // ik nil, as a full d's numbers (a delta's are against its baseline's).
+  const snap = (d) => stand.onmessage({ data: Uint8Array.of(0xc1, 1, 0, 51, 0, 0, ...d).buffer });
   // Bytes as the host sent them.
   const raw = (data) => stand.onmessage({ data: data.slice().buffer });
-  return { socket, sent, warnings, deliver, snap, packed, raw };
+  return { socket, sent, warnings, deliver, snap, raw };
 }
 
-test("GameSocket asks for schema snapshots while the welcome declares a view and none was applied", () => {
-  const { socket, sent, deliver, snap } = playing();
+test("GameSocket never asks for schema snapshots: the welcome's declaration says they come", () => {
+  const { socket, sent, warnings, deliver, snap } = playing();
   deliver({ t: "welcome", tick_rate: 20, snapshot_rate: 20, vs: DECLARATION });
   assert.ok(socket.snapshots.schema instanceof ViewSchema);
   socket.input({ up: true });
-  assert.deepEqual(Object.keys(sent.at(-1)), ["t", "a", "x", "vs", "pk"]);
-  assert.equal(sent.at(-1).vs, 1);
-  assert.equal(sent.at(-1).pk, 2);
-  // A section 16.1 snap: still asking.
-  snap(bytes("9401c0c081a16101"));
-  socket.input({ up: false });
-  assert.equal(sent.at(-1).vs, 1);
-  assert.equal(sent.at(-1).pk, 2);
-  assert.equal(sent.at(-1).a, 1);
-  // The first schema snapshot applied: no more.
-  snap(bytes(DELTA.hex)); // against a baseline it does not hold: dropped, still asking
-  socket.input({ up: true });
-  assert.equal(sent.at(-1).vs, 1);
-  assert.equal(sent.at(-1).pk, 2);
-  snap(Uint8Array.from([...bytes(FULL.hex).subarray(0, 1), 2, ...bytes(FULL.hex).subarray(2)]));
-  assert.equal(socket.snapTick, 2);
-  socket.input({ up: false });
   assert.deepEqual(Object.keys(sent.at(-1)), ["t", "a", "x"]);
-  assert.equal(sent.at(-1).a, 2);
-  assert.deepEqual(socket.snapshots.drops, { corrupt: 0, unknown_baseline: 1, checksum: 0, stale: 0 });
-  // A new session (a reconnection's welcome) asks again.
-  deliver({ t: "welcome", tick_rate: 20, snapshot_rate: 20, vs: DECLARATION });
-  socket.input({ up: true });
-  assert.equal(sent.at(-1).vs, 1);
-  assert.equal(sent.at(-1).pk, 2);
-});
-
-test("a schema snapshot in a packed snap is applied as in an array", () => {
-  const { socket, sent, warnings, deliver, packed } = playing();
-  deliver({ t: "welcome", tick_rate: 20, snapshot_rate: 20, vs: DECLARATION });
-  socket.input({ up: true });
-  assert.equal(sent.at(-1).vs, 1);
-  assert.equal(sent.at(-1).pk, 2);
-  packed(bytes(FULL.hex));
+  assert.equal(sent.at(-1).a, null);
+  snap(bytes(DELTA.hex)); // against a baseline it does not hold: dropped
+  assert.equal(socket.snapTick, null);
+  // The first snap's schema snapshot is applied.
+  snap(bytes(FULL.hex));
   assert.equal(socket.snapTick, 1);
   assert.ok(socket.snapshots.wires.has(1));
   socket.input({ up: false });
   assert.deepEqual(Object.keys(sent.at(-1)), ["t", "a", "x"]);
   assert.equal(sent.at(-1).a, 1);
+  assert.deepEqual(socket.snapshots.drops, { corrupt: 0, unknown_baseline: 1, checksum: 0, stale: 0 });
+  // A new session (a reconnection's welcome): nothing held, still nothing asked.
+  deliver({ t: "welcome", tick_rate: 20, snapshot_rate: 20, vs: DECLARATION });
+  assert.equal(socket.snapFields.size, 0);
+  socket.input({ up: true });
+  assert.deepEqual(Object.keys(sent.at(-1)), ["t", "a", "x"]);
+  assert.equal(sent.at(-1).a, null);
   assert.deepEqual(warnings, []);
 });
 
-test("GameSocket does not ask without a declaration, nor with one it cannot read", () => {
+test("GameSocket without a declaration reads section 16.1 snaps; with one it cannot read, it warns", () => {
   const plain = playing();
   plain.deliver({ t: "welcome", tick_rate: 20, snapshot_rate: 20 });
   plain.socket.input({ up: true });
   assert.deepEqual(Object.keys(plain.sent.at(-1)), ["t", "a", "x"]);
   assert.equal(plain.socket.snapshots.schema, null);
+  plain.snap(bytes("9401c0c081a16101"));
+  assert.equal(plain.socket.snapTick, 1);
   const odd = playing();
   odd.deliver({ t: "welcome", tick_rate: 20, snapshot_rate: 20, vs: [["a", ["float"]]] });
   odd.socket.input({ up: true });
   assert.deepEqual(Object.keys(odd.sent.at(-1)), ["t", "a", "x"]);
   assert.deepEqual(odd.warnings, ["a welcome whose view schema cannot be read"]);
-  // The snaps of a game that cannot be read so stay section 16.1's, and are read.
-  odd.snap(bytes("9401c0c081a16101"));
-  assert.equal(odd.socket.snapTick, 1);
+  // Its snaps carry schema snapshots all the same: corrupt to this client, dropped.
+  odd.snap(bytes(FULL.hex));
+  assert.equal(odd.socket.snapTick, null);
+  assert.equal(odd.socket.snapshots.drops.corrupt, 1);
 });
 
-test("relative packed snaps (pk 2) give the states of their fields, the delta's against its baseline's", () => {
+test("relative snaps of schema snapshots give the states of their fields, the delta's against its baseline's", () => {
   const { socket, sent, warnings, deliver, raw } = playing();
   const states = [];
   socket.onMessage = (message) => states.push(message);
   deliver({ t: "welcome", tick_rate: 20, snapshot_rate: 20, vs: DECLARATION });
   socket.input({ up: true });
-  assert.equal(sent.at(-1).pk, 2);
-  const { relative_snap_full: full, relative_snap_delta: delta } = Object.fromEntries(
-    FILE.messages.vectors.map((v) => [v.name, v]));
-  for (const v of [full, delta]) {
+  assert.deepEqual(Object.keys(sent.at(-1)), ["t", "a", "x"]);
+  const chain = FILE.messages.vectors.filter((v) => v.kind === "relative_snap" && v.snap.d.startsWith("01"));
+  assert.ok(chain.length >= 2);
+  assert.ok(chain.some((v) => v.base !== null));
+  for (const v of chain) {
     raw(bytes(v.hex));
     const state = states.at(-1);
     assert.equal(state.t, "state", v.name);
     assert.deepEqual([state.v, state.ts, state.r, state.k, state.i],
-      [v.snap.v, v.snap.ts, v.snap.r / 1000, v.d_tick, v.snap.i], v.name);
+      [v.snap.v, v.snap.ts, v.snap.r === null ? null : v.snap.r / 1000, v.d_tick, v.snap.i], v.name);
+    // Each ik read against its snap's tick acknowledged the inputs up to it.
+    if (v.snap.ik !== null) assert.deepEqual(socket.pending.map(([k]) => k).filter((k) => k <= v.snap.ik), [], v.name);
   }
-  // Each ik read against its snap's tick acknowledged the inputs up to it.
-  assert.deepEqual(socket.pending.map(([k]) => k).filter((k) => k <= delta.snap.ik), []);
   assert.deepEqual(warnings, []);
 });

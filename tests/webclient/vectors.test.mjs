@@ -1,6 +1,7 @@
 // The test vectors of vectors/protocol.json (docs/protocol.md) that the web client
 // implements, under Node's test runner: the request packet it makes of the lobby's
-// token (§12), the snap and input messages through GameSocket (§14.1), the delta
+// token (§12), the snap (relative, of either body kind) and input messages through
+// GameSocket (§14.1), the delta
 // snapshots through delta.js (§16.7), the schema snapshots through schema.js
 // (§16.8; their refusals in schema.test.mjs); the stream framing of §17 is checked by
 // transport.test.mjs. The rest is not the web client's: it has no UDP session
@@ -15,6 +16,7 @@ import { test } from "node:test";
 import { decode, encode } from "../../vinom/webclient/codec.js";
 import { Quantisation, SnapshotReceiver, checksum, decodeSnapshot } from "../../vinom/webclient/delta.js";
 import { GameSocket, drawnFields, requestPacket, resolveRelativeSnap, snapOfPacked } from "../../vinom/webclient/game.js";
+import { unzigzag } from "../../vinom/webclient/schema.js";
 import { ViewSchema, decodeSchemaFrame } from "../../vinom/webclient/schema.js";
 import { FILE, bytes, hex, vectors } from "./vectors.mjs";
 
@@ -41,76 +43,141 @@ test("the request packet made of the token vector is the request vector", () => 
   assert.deepEqual(sent.map(hex), [request.hex]);
 });
 
-test("each snap vector reads as its fields and becomes the state of its view", () => {
-  const snaps = Object.values(vectors("messages")).filter((v) => v.kind === "snap");
-  assert.equal(snaps.length, 2);
-  for (const v of snaps) {
-    const fields = decode(bytes(v.hex));
-    assert.deepEqual(fields.slice(0, 5), ["v", "ts", "r", "i", "ik"].map((k) => v.snap[k]), v.name);
-    assert.equal(hex(fields[5]), v.snap.d);
-    assert.equal(hex(encode(fields)), v.hex, "codec.js writes the same bytes");
-    const { deliver, states } = playing();
-    deliver(encode({ t: "welcome", tick_rate: 20, snapshot_rate: 20 }));
-    deliver(bytes(v.hex));
-    const state = states.at(-1);
-    assert.equal(state.t, "state", v.name);
-    assert.deepEqual([state.v, state.ts, state.k, state.i], [v.snap.v, v.snap.ts, v.d_tick, v.snap.i]);
-    assert.equal(state.r, v.snap.r === null ? null : v.snap.r / 1000);
-    assert.deepEqual(decode(encode(state.s)), v.d_view);
-  }
+// A snap's d is a schema snapshot (§16.8, first byte 0x01) or a §16.1 one (0x94): the
+// welcome that makes a GameSocket read it (a game declaring its view has `vs`).
+const welcomeFor = (d) => ({
+  t: "welcome", tick_rate: 20, snapshot_rate: 20, ...(d[0] === 0x01 ? { vs: FILE.schema.schema } : {}),
 });
 
-test("each packed snap vector reads as its fields and becomes the state of its view", () => {
-  const packed = Object.values(vectors("messages")).filter((v) => v.kind === "packed_snap");
-  assert.equal(packed.length, 2);
-  for (const v of packed) {
-    const { r, d, ...rest } = v.snap;
+// The snap vectors (§14.1): since game protocol 4 every one is relative (kind
+// "relative_snap"), its d of either body kind; the rest are inputs.
+const snapVectors = () => Object.values(vectors("messages")).filter((v) => v.kind !== "input");
+
+test("every snap vector is a relative one, of either body kind, full and delta", () => {
+  const snaps = snapVectors();
+  assert.deepEqual([...new Set(snaps.map((v) => v.kind))], ["relative_snap"]);
+  for (const v of snaps) {
+    assert.equal(v.hex.slice(0, 2), "c1", v.name);
+    assert.ok(v.hex.endsWith(v.snap.d), v.name);
+  }
+  // A §16.1 body (0x94) and a §16.8 one (0x01), each full and against a baseline.
+  const found = snaps.map((v) => `${v.snap.d.slice(0, 2)} ${v.base === null ? "full" : "delta"}`);
+  assert.deepEqual([...new Set(found)].sort(), ["01 delta", "01 full", "94 delta", "94 full"]);
+});
+
+test("each relative snap vector reads as its fields against its baseline's", () => {
+  const relative = snapVectors();
+  assert.equal(relative.length, 4);
+  for (const v of relative) {
+    const { v: version, ts, r, i, ik, d } = v.snap;
+    const base = v.base === null ? null : [v.base.v, v.base.ts, v.base.r];
     const snap = snapOfPacked(bytes(v.hex));
-    assert.deepEqual(snap, { t: "snap", ...rest, r: r === null ? null : r / 1000, d: bytes(d) }, v.name);
-    const { deliver, states, warnings } = playing();
-    deliver(encode({ t: "welcome", tick_rate: 20, snapshot_rate: 20 }));
-    deliver(bytes(v.hex));
-    const state = states.at(-1);
-    assert.equal(state.t, "state", v.name);
-    assert.deepEqual([state.v, state.ts, state.k, state.i], [v.snap.v, v.snap.ts, v.d_tick, v.snap.i]);
-    assert.equal(state.r, r === null ? null : r / 1000);
-    assert.deepEqual(decode(encode(state.s)), v.d_view);
+    assert.deepEqual(resolveRelativeSnap(snap, v.d_tick, base), [version, ts, r], v.name);
+    assert.deepEqual(snap, { t: "snap", v: version, ts, r: r === null ? null : r / 1000, i, ik, d: bytes(d) }, v.name);
+  }
+  // Through a GameSocket, by body kind in the file's order (a delta after the
+  // snap of its baseline tick): each becomes the state it stands for, its fields
+  // kept by tick for the snaps against it.
+  for (const kind of [0x01, 0x94]) {
+    const chain = relative.filter((v) => bytes(v.snap.d)[0] === kind);
+    assert.equal(chain.length, 2);
+    const { socket, deliver, states, warnings } = playing();
+    deliver(encode(welcomeFor(bytes(chain[0].snap.d))));
+    for (const v of chain) {
+      if (v.base !== null) assert.deepEqual(socket.snapFields.get(v.base_tick), [v.base.v, v.base.ts, v.base.r], v.name);
+      deliver(bytes(v.hex));
+      const state = states.at(-1);
+      assert.equal(state.t, "state", v.name);
+      assert.deepEqual([state.v, state.ts, state.k, state.i], [v.snap.v, v.snap.ts, v.d_tick, v.snap.i], v.name);
+      assert.equal(state.r, v.snap.r === null ? null : v.snap.r / 1000, v.name);
+      if (v.d_view !== undefined) assert.deepEqual(decode(encode(state.s)), v.d_view, v.name);
+      assert.deepEqual(socket.snapFields.get(v.d_tick), [v.snap.v, v.snap.ts, v.snap.r], v.name);
+    }
     assert.deepEqual(warnings, []);
   }
 });
 
-test("each relative packed snap vector reads as its fields against its baseline's (pk 2)", () => {
-  const relative = Object.values(vectors("messages")).filter((v) => v.kind === "relative_snap");
-  assert.equal(relative.length, 2);
-  for (const v of relative) {
-    const { v: version, ts, r, i, ik, d } = v.snap;
-    const base = v.base === null ? null : [v.base.v, v.base.ts, v.base.r];
-    const snap = snapOfPacked(bytes(v.hex), true);
-    assert.deepEqual(resolveRelativeSnap(snap, v.d_tick, base), [version, ts, r], v.name);
-    assert.deepEqual(snap, { t: "snap", v: version, ts, r: r / 1000, i, ik, d: bytes(d) }, v.name);
-  }
+// LEB128 and zigzag as the host writes them (by multiplication: 2^53 is past
+// 32-bit bitwise operators).
+const uvar = (n) => {
+  const out = [];
+  for (; n >= 0x80; n = Math.floor(n / 0x80)) out.push((n % 0x80) | 0x80);
+  return [...out, n];
+};
+const zigzag = (n) => (n >= 0 ? 2 * n : -2 * n - 1);
+// A snap: byte c1, five numbers (each a number, or its bytes as given), then d.
+const packed = (numbers, d = [0x94]) =>
+  Uint8Array.from([0xc1, ...numbers.flatMap((n) => (Array.isArray(n) ? n : uvar(n))), ...d]);
+
+test("a relative snap of a section 16.1 snapshot, full then delta, gives the states of its fields", () => {
+  // The §16.1 vectors (§16.7): the full snapshot of tick 1 and the delta of tick 2 against it.
+  const { full, delta } = vectors("delta");
+  assert.deepEqual([full.tick, full.baseline, delta.tick, delta.baseline], [1, null, 2, "full"]);
+  // Tick 1 full: v 7, ts 1050, r 119950 ms, i nil, ik 0 (one before its tick).
+  const first = packed([7, 1050, 119950 + 1, 0, zigzag(0 - 1) + 1], bytes(full.hex));
+  // Tick 2 against tick 1: v 9, ts 1100, r 119900 (the same end), i 4, ik 1.
+  const second = packed([9 - 7, 1100 - 1050, zigzag(1100 + 119900 - (1050 + 119950)) + 1, zigzag(4) + 1,
+    zigzag(1 - 2) + 1], bytes(delta.hex));
+  // Tick 3 against tick 2 with no time left (r nil), then tick 4 against tick 3:
+  // a nil r_b counts as 0, so r is the phase's end on the room's clock.
+  const third = packed([1, 50, 0, 0, 0], bytes("9403" + "01c0" + "80"));
+  const fourth = packed([1, 50, zigzag(1200 + 30000 - 1150) + 1, 0, zigzag(3 - 4) + 1], bytes("9404" + "01c0" + "80"));
+  const { socket, deliver, states, sent, warnings } = playing();
+  deliver(encode(welcomeFor([0x94])));
+  socket.pending = [[0, { m: 1 }], [1, { m: 2 }], [2, { m: 3 }], [3, { m: 4 }]];
+  deliver(first);
+  assert.deepEqual(states.at(-1), { t: "state", v: 7, p: "playing", r: 119.95, k: 1, ts: 1050, s: full.decoded, i: null });
+  assert.deepEqual(socket.pending.map(([k]) => k), [1, 2, 3]);
+  deliver(second);
+  assert.deepEqual(states.at(-1), { t: "state", v: 9, p: "playing", r: 119.9, k: 2, ts: 1100, s: delta.decoded, i: 4 });
+  assert.deepEqual(socket.pending.map(([k]) => k), [2, 3]);
+  deliver(third);
+  assert.deepEqual([states.at(-1).v, states.at(-1).ts, states.at(-1).r, states.at(-1).k], [10, 1150, null, 3]);
+  deliver(fourth);
+  assert.deepEqual([states.at(-1).v, states.at(-1).ts, states.at(-1).r, states.at(-1).k], [11, 1200, 30, 4]);
+  assert.deepEqual(socket.pending, []);
+  assert.deepEqual([...socket.snapFields], [[1, [7, 1050, 119950]], [2, [9, 1100, 119900]], [3, [10, 1150, null]], [4, [11, 1200, 30000]]]);
+  // Each snap applied is acknowledged: the host encodes the next against it.
+  assert.equal(decode(sent.at(-1)).a, 1);
+  socket.input({ m: 5 });
+  assert.equal(decode(sent.at(-1)).a, 4);
+  // A delta against a tick whose snap was never applied is dropped (its numbers
+  // cannot be resolved), and so is one whose d is corrupt: no state, counted.
+  const before = states.length;
+  deliver(packed([1, 50, 0, 0, 0], bytes("9406" + "01c0" + "80")));
+  deliver(packed([1, 50, 0, 0, 0], [0x94, 0x07]));
+  assert.equal(states.length, before);
+  assert.deepEqual(socket.snapshots.drops, { corrupt: 1, unknown_baseline: 1, checksum: 0, stale: 0 });
+  assert.deepEqual(warnings, []);
+  assert.equal(unzigzag(zigzag(-3)), -3);
 });
 
-test("a packed snap with a number cut short, over 8 bytes or not below 2^53 is not a message", () => {
-  // LEB128 by multiplication (2^53 is past 32-bit bitwise operators).
-  const uvar = (n) => {
-    const out = [];
-    for (; n >= 0x80; n = Math.floor(n / 0x80)) out.push((n % 0x80) | 0x80);
-    return [...out, n];
-  };
-  // Five numbers (each a number, or its bytes as given), then d.
-  const packed = (numbers, d = [0x94]) =>
-    Uint8Array.from([0xc1, ...numbers.flatMap((n) => (Array.isArray(n) ? n : uvar(n))), ...d]);
-  const { packed_snap_numbers: vector } = vectors("messages");
+test("the array snap, the absolute packed one and a msgpack map saying snap are not snaps", () => {
+  const { socket, deliver, states, warnings } = playing();
+  deliver(encode(welcomeFor([0x94])));
+  const d = bytes("9403c0c081a17801");
+  deliver(encode([5, 300, null, null, null, d])); // the array of protocol 3
+  deliver(encode({ t: "snap", v: 5, ts: 300, r: null, i: null, ik: null, d }));
+  assert.deepEqual(states.map((m) => m.t), ["welcome"]);
+  assert.equal(socket.snapTick, null);
+  assert.deepEqual(warnings, []);
+  // An absolute packed snap reads as a relative one (the same bytes): a full d's
+  // numbers are the same, but ik is zigzag(ik - k) + 1, no longer ik + 1.
+  deliver(packed([5, 300, 0, 0, 4 + 1], d));
+  assert.deepEqual([states.at(-1).v, states.at(-1).ts, states.at(-1).k], [5, 300, 3]);
+  assert.notEqual(socket.snapFields.get(3), undefined);
+});
+
+test("a snap with a number cut short, over 8 bytes or not below 2^53 is not a message", () => {
   const five = [1300, 70000, 180001, 6, 1235];
-  assert.equal(hex(packed(five, bytes(vector.snap.d))), vector.hex);
   // The limits: 2^53 - 1 reads exactly, a number may take 8 bytes (not minimal), d
   // may be empty (the snapshot receiver drops it, not this).
   assert.equal(uvar(2 ** 53 - 1).length, 8);
-  assert.equal(snapOfPacked(packed([2 ** 53 - 1, 0, 0, 0, 0])).v, 2 ** 53 - 1);
-  assert.equal(snapOfPacked(packed([[0x85, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00], 0, 0, 0, 0])).v, 5);
+  assert.deepEqual(snapOfPacked(packed([2 ** 53 - 1, 0, 0, 0, 0])).relative, [2 ** 53 - 1, 0, 0, 0]);
+  assert.deepEqual(snapOfPacked(packed([[0x85, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00], 0, 0, 0, 0])).relative, [5, 0, 0, 0]);
   assert.deepEqual(snapOfPacked(packed([0, 0, 0, 0, 0], [])),
-    { t: "snap", v: 0, ts: 0, r: null, i: null, ik: null, d: new Uint8Array() });
+    { t: "snap", relative: [0, 0, 0, 0], i: null, d: new Uint8Array() });
+  assert.deepEqual(snapOfPacked(packed(five)), { t: "snap", relative: [1300, 70000, 180001, 1235], i: -3, d: bytes("94") });
   const bad = [];
   for (let at = 0; at < 5; at++) {
     const before = five.slice(0, at);
@@ -133,25 +200,31 @@ test("a packed snap with a number cut short, over 8 bytes or not below 2^53 is n
   assert.deepEqual(warnings, bad.map(() => "a game message that is not msgpack"));
 });
 
+// The snap vector of a full §16.1 d (tick 3): the first snap a session applies.
+const fullSnap = () => snapVectors().find((v) => v.base === null && v.snap.d.startsWith("94"));
+
 test("the input vector is the message GameSocket sends for an input after a snap", () => {
-  const { input, snap_full: snap } = vectors("messages");
+  const { input } = vectors("messages");
+  const snap = fullSnap();
   assert.equal(hex(encode(input.message)), input.hex);
   assert.deepEqual(decode(bytes(input.hex)), input.message);
   const { socket, deliver, sent } = playing();
-  deliver(encode({ t: "welcome", tick_rate: 20, snapshot_rate: 20 }));
+  deliver(encode(welcomeFor(bytes(snap.snap.d))));
   deliver(bytes(snap.hex));
   const [[, pressed]] = input.message.x;
   const k = socket.input(pressed);
   const message = decode(sent.at(-1));
-  // The same keys in the same order, acknowledging the snap's tick; only the tick
-  // the input is stamped with is the socket's own.
+  // The same keys in the same order (nothing asks for a snap form or a schema),
+  // acknowledging the snap's tick; only the tick the input is stamped with is the
+  // socket's own.
   assert.deepEqual(Object.keys(message), Object.keys(input.message));
   assert.deepEqual(message, { ...input.message, a: snap.d_tick, x: [[k, pressed]] });
   assert.equal(input.message.a, snap.d_tick);
 });
 
 test("the drawn input vector: an input given while the others were drawn says when", () => {
-  const { input_drawn: drawn, snap_full: snap } = vectors("messages");
+  const { input_drawn: drawn } = vectors("messages");
+  const snap = fullSnap();
   assert.equal(hex(encode(drawn.message)), drawn.hex);
   const [[k, pressed, b, f]] = drawn.message.x;
   assert.deepEqual(drawnFields(k, drawn.seen[k]), [b, f]);
@@ -159,7 +232,7 @@ test("the drawn input vector: an input given while the others were drawn says wh
   assert.deepEqual([drawnFields(9, 10), drawnFields(300, 44.9), drawnFields(9, NaN)], [null, null, null]);
   // A GameSocket that rendered sends the moment it last drew with each input.
   const { socket, deliver, sent } = playing();
-  deliver(encode({ t: "welcome", tick_rate: 20, snapshot_rate: 20 }));
+  deliver(encode(welcomeFor(bytes(snap.snap.d))));
   socket.interpolate();
   deliver(bytes(snap.hex));
   assert.notEqual(socket.rendered(), null);

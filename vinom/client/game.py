@@ -63,7 +63,7 @@ from vinom.protocol.events import RELIABLE, UNRELIABLE
 from vinom.rooms.client_messages import encode_action, encode_input, encode_leave, encode_sync
 from vinom.rooms.delta import Quantisation, SnapshotReceiver
 from vinom.rooms.message_reading import decode_server_message, resolve_kept, state_of_snap
-from vinom.rooms.messages import READS_RELATIVE, SnapFields, ticking_ack_delays
+from vinom.rooms.messages import SnapFields, ticking_ack_delays
 from vinom.rooms.schema import ViewSchema
 
 MessageHandler = Callable[[dict[str, Any]], object]
@@ -335,10 +335,7 @@ class GameSession:
         ack = None if snapshots is None else snapshots.newest
         self._input_sent_at = self._clock()
         inputs = self.inputs
-        # Schema snapshots asked for until one comes (docs/protocol.md §16.8).
-        asking = snapshots is not None and snapshots.schema is not None and not snapshots.wires
-        self.protocol.send(UNRELIABLE, encode_input(ack, inputs.pending, inputs.drawn,
-                                                    READS_RELATIVE if asking else 0))  # fmt: skip
+        self.protocol.send(UNRELIABLE, encode_input(ack, inputs.pending, inputs.drawn))
 
     def _rtt(self) -> float:
         rtt = None if self.protocol is None else self.protocol.round_trip_time
@@ -387,7 +384,7 @@ class GameSession:
     # -- receiving --------------------------------------------------------
 
     def message_received(self, channel: int, data: bytes) -> None:
-        message = decode_server_message(data, self._snap_fields is not None)
+        message = decode_server_message(data)
         if message is None:
             self.undecodable += 1
             return
@@ -442,9 +439,9 @@ class GameSession:
             self.undecodable += 1  # a schema it cannot read: snaps stay schema-less
             schema = None
         self.snapshots = SnapshotReceiver(quantisation, schema=schema)
-        # With a schema it asks for relative packed snaps (docs/protocol.md §14):
-        # each applied snap's fields, by tick, for those against it.
-        self._snap_fields = None if schema is None else {}
+        # Each applied snap's numbers, by tick, for the snaps against it
+        # (docs/protocol.md §14).
+        self._snap_fields = {}
         self.ticks = TickClock(tick_rate)
         # A new session's snaps start afresh; a reconnection's clock starts over too.
         self.server_clock = ServerClock(tick_rate)
@@ -460,9 +457,8 @@ class GameSession:
         if snapshot is None:
             return  # counted by reason in snap_drops
         known = self._snap_fields
-        if "relative" in message and known is not None and not resolve_kept(
-            known, message, snapshot.tick, snapshot.baseline_tick
-        ):
+        if known is None or not resolve_kept(known, message, snapshot.tick,
+                                             snapshot.baseline_tick):  # fmt: skip
             self.undecodable += 1  # never: every snapshot applied is kept
             return
         now = self._clock()

@@ -41,12 +41,12 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from vinom.errors import LobbyError
-from vinom.protocol.wire import PROTOCOL_VERSION
+from vinom.protocol.wire import GAME_PROTOCOL
 
 # The game protocol this client speaks, said in every `hello` and `reconnect`: a lobby
 # of another refuses it a connect token with `protocol_outdated` (docs/lobby.md, "The
 # game protocol"). It is the version of the game protocol vinom.client.game speaks.
-PROTOCOL: int = PROTOCOL_VERSION
+PROTOCOL: int = GAME_PROTOCOL
 
 
 # The `auth` object of `hello` and `reconnect` (docs/lobby.md, "Authentication").

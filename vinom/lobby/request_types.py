@@ -14,12 +14,10 @@ from attrs import field, frozen
 
 from vinom.lobby import errors
 from vinom.lobby.names import MAX_NAME_LENGTH, normalize_name
-from vinom.protocol.wire import PROTOCOL_VERSION
+from vinom.protocol.wire import GAME_PROTOCOL as GAME_PROTOCOL
 
-# The game protocol this lobby's game hosts speak, told in `welcome`: a client must
-# speak it to be handed a connect token (docs/lobby.md, "Protocol"). It is the UDP
-# and WebSocket game protocol's version, so the two can never disagree.
-GAME_PROTOCOL: Final[int] = PROTOCOL_VERSION
+# GAME_PROTOCOL: the game protocol this lobby's game hosts speak, told in `welcome`: a
+# client must speak it to be handed a connect token (docs/lobby.md, "Protocol").
 # What a `hello` or `reconnect` without "protocol" speaks: clients from before the key
 # existed spoke protocol 1.
 UNSTATED_PROTOCOL: Final = 1

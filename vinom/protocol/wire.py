@@ -11,7 +11,12 @@ import socket
 import struct
 from typing import Any, Final
 
+#: The version of the session packets (§5 of docs/protocol.md), in every connect token.
 PROTOCOL_VERSION: Final = 3
+#: The game protocol a client speaks, told to the lobby (docs/lobby.md, "The game
+#: protocol"): these packets and the room messages inside them (§14). 4: every
+#: ``snap`` in one form, with nothing to ask for.
+GAME_PROTOCOL: Final = 4
 
 # Largest datagram either side ever sends: safe on every real path (QUIC's
 # minimum), so nothing is ever fragmented by IP.

@@ -130,18 +130,16 @@ class RoomActions:
         inputs: tuple[tuple[int, Mapping[str, Any]], ...],
         now: float,
         drawn: Mapping[int, float] | None = None,
-        reads: int = 0,
     ) -> None:
         """An ``input`` message of this seated player: `ack` is the newest snapshot
         tick they applied (their delta baseline), `inputs` the (tick, input) pairs
         it carries, each held for its tick (`RealTimeLoop.offer`); `drawn`, by tick,
-        the moment the player saw when giving each input that says so; `reads`: what
-        they read of the snaps (vinom.rooms.messages, `READS_PACKED`). A room without a tick
-        takes none (the seat router drops them before they come here)."""
+        the moment the player saw when giving each input that says so. A room without
+        a tick takes none (the seat router drops them before they come here)."""
         loop = self.loop
         if loop is not None:
             playing = self.match.phase is _PLAYING and not self.members[player_id].left
-            loop.offer(player_id, ack, inputs, playing, drawn, reads)
+            loop.offer(player_id, ack, inputs, playing, drawn)
 
     def apply_inputs(self, loop: RealTimeLoop, tick: int, now: float) -> None:
         """Before the game runs `tick`: each player's inputs for it (and any late

@@ -12,7 +12,8 @@ message       keys
 ``action``    ``{"t": "action", "a": {...}, "i": id}``: ``a`` is the game action, a
               map whose keys and meaning the game defines (the maze:
               ``{"move": "N", "from": [x, y]}``); ``i`` is an optional integer the
-              client chooses (echoed in a rejection ``error`` and, once applied, in
+              client chooses, of at most 2^52 - 1 either way (`MAX_ACTION_ID`;
+              echoed in a rejection ``error`` and, once applied, in
               the sender's ``state``). The acting player is always the session's.
               Limited per player to the game's ``action_rate`` (burst: two
               seconds' worth); early actions wait, in order (up to 8), for
@@ -47,8 +48,6 @@ from typing import Any, NamedTuple
 
 import msgpack
 
-from vinom.rooms.messages import READS_PACKED, READS_RELATIVE, READS_SCHEMA
-
 # Client messages beyond this many bytes are dropped: actions are small.
 MAX_CLIENT_MESSAGE = 2048
 
@@ -62,6 +61,9 @@ class ClientMessageKind(enum.Enum):
 
 #: The most (tick, input) pairs one ``input`` message may carry (its redundancy).
 MAX_INPUTS_PER_MESSAGE = 8
+#: The largest action id (``i``) in either sign: a snap carries it in LEB128 below
+#: 2^53 (docs/protocol.md §14), exact in a JavaScript number too.
+MAX_ACTION_ID = (1 << 52) - 1
 #: The most whole ticks an input's drawn moment may lie before its own tick (its
 #: ``b``), and the steps of a tick its fraction is counted in (``f`` below this).
 MAX_DRAWN_BACK = 255
@@ -74,10 +76,7 @@ class ClientMessage(NamedTuple):
     For an ``action``: `action` and its `action_id` (``i``). For an ``input``:
     `snap_ack`, its ``a`` (the newest snapshot tick the client applied, or None),
     and `inputs`, its ``x`` pairs, oldest first; `drawn`, by tick, the moment
-    (fractional tick) each pair that says one was given at, as its player saw it;
-    `reads`, from its ``vs`` and ``pk``: what the client reads of the snaps, 0 (the
-    §16.1 snapshots), `READS_SCHEMA` (schema snapshots, docs/protocol.md §16.8, in
-    array snaps) or `READS_PACKED` (in packed snaps too, §14)."""
+    (fractional tick) each pair that says one was given at, as its player saw it."""
 
     kind: ClientMessageKind
     action: Mapping[str, Any] | None = None
@@ -85,7 +84,6 @@ class ClientMessage(NamedTuple):
     inputs: tuple[tuple[int, Mapping[str, Any]], ...] | None = None
     snap_ack: int | None = None
     drawn: Mapping[int, float] | None = None
-    reads: int = 0
 
 
 _SYNC = ClientMessage(ClientMessageKind.SYNC)
@@ -131,10 +129,12 @@ def decode_client_message(
     if kind == "action":
         action = obj.get("a")
         action_id = obj.get("i")
-        if type(action) is not dict or not (action_id is None or type(action_id) is int):
+        if type(action) is not dict or not (
+            action_id is None or (type(action_id) is int and -MAX_ACTION_ID <= action_id
+                                  <= MAX_ACTION_ID)):  # fmt: skip
             _count(drops, "bad_action")
             return None
-        return _new_tuple(ClientMessage, (_ACTION, action, action_id, None, None, None, 0))
+        return _new_tuple(ClientMessage, (_ACTION, action, action_id, None, None, None))
     if kind == "input":
         return _decode_input(obj, drops)
     if kind == "sync":
@@ -179,17 +179,7 @@ def _decode_input(
                 drawn = {}
             drawn[tick] = tick - back + steps / DRAWN_STEPS
         inputs.append((tick, value))
-    reads = 0  # no ``vs``, or another value: the snaps of a client asking none
-    if obj.get("vs") == 1 and type(obj["vs"]) is int:
-        packed = obj.get("pk")
-        reads = (
-            READS_SCHEMA if type(packed) is not int
-            else READS_PACKED if packed == 1
-            else READS_RELATIVE if packed == 2
-            else READS_SCHEMA
-        )  # fmt: skip
-    return _new_tuple(ClientMessage, (_INPUT, None, None, tuple(inputs), ack, drawn,
-                                      reads))  # fmt: skip
+    return _new_tuple(ClientMessage, (_INPUT, None, None, tuple(inputs), ack, drawn))
 
 
 def drawn_fields(tick: int, seen: float | None) -> tuple[int, int] | None:
@@ -211,14 +201,11 @@ def encode_input(
     ack: int | None,
     inputs: Sequence[tuple[int, Mapping[str, Any]]],
     drawn: Mapping[int, float] | None = None,
-    reads: int = 0,
 ) -> bytes:
     """Client side: an ``input`` message (channel 0): the newest snapshot tick applied
     (`ack`) and the unacknowledged (tick, input) pairs, oldest first; `drawn`, by
     tick, the fractional tick the player saw when giving each input that says so
-    (`drawn_fields`); `reads`: ask for schema snapshots (`READS_SCHEMA`: ``"vs":
-    1``), in packed snaps (`READS_PACKED`: ``"pk": 1`` too), relative ones
-    (`READS_RELATIVE`: ``"pk": 2``)."""
+    (`drawn_fields`)."""
     if not drawn:
         pairs: list[list[Any]] = [[k, value] for k, value in inputs]
     else:
@@ -226,12 +213,6 @@ def encode_input(
         for k, value in inputs:
             fields = drawn_fields(k, drawn.get(k))
             pairs.append([k, value] if fields is None else [k, value, *fields])
-    if reads == READS_PACKED:
-        return _pack({"t": "input", "a": ack, "x": pairs, "vs": 1, "pk": 1})
-    if reads == READS_RELATIVE:
-        return _pack({"t": "input", "a": ack, "x": pairs, "vs": 1, "pk": 2})
-    if reads:
-        return _pack({"t": "input", "a": ack, "x": pairs, "vs": 1})
     return _pack({"t": "input", "a": ack, "x": pairs})
 
 

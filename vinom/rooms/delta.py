@@ -310,6 +310,9 @@ class SnapshotHistory:
     # Snapshots still to send whole, without weighing a patch, after a patch
     # weighed as much as the view (`PATCH_RETRY`).
     patch_pause: int = 0
+    # The tick the last snapshot `encode_for` made is a delta against (None: full):
+    # its snap's numbers are written against that tick's (docs/protocol.md §14).
+    base_tick: int | None = None
 
     def __attrs_post_init__(self) -> None:
         if self.capacity < DEFAULT_HISTORY:
@@ -370,11 +373,13 @@ class SnapshotHistory:
             if len(body) < len(prepared.full_body):
                 self.deltas_sent += 1
                 data = encode_snapshot(tick, prepared, base_tick, base, body)
+                self.base_tick = base_tick
             else:
                 self.patch_pause = PATCH_RETRY
         if not data:
             self.full_sent += 1
             data = encode_snapshot(tick, prepared, body=prepared.full_body)
+            self.base_tick = None
         self._record(tick, prepared)
         return data
 

@@ -1,8 +1,8 @@
 """A client's reading of the room's messages (vinom.rooms.messages): each checked for the
-keys and types of its kind (`decode_server_message`), a ``snap`` (an array, or packed)
-as the map it stands for, then as the ``state`` its snapshot rebuilt (`state_of_snap`),
-and a relative snap's numbers against those of its baseline (`resolve_relative_snap`,
-`resolve_kept`). vinom.client's game session reads with these, as do the tests.
+keys and types of its kind (`decode_server_message`), a ``snap``'s numbers against
+those of its baseline's snap (`resolve_relative_snap`, `resolve_kept`), then the snap
+as the ``state`` its snapshot rebuilt (`state_of_snap`). vinom.client's game session
+reads with these, as do the tests.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Any
 
 import msgpack
 
-from vinom.rooms.messages import PACKED_LIMIT, PACKED_SNAP, SNAP_FIELDS_KEPT, SnapFields
+from vinom.rooms.messages import SNAP_FIELDS_KEPT, SNAP_MARKER, SNAP_NUMBER_LIMIT, SnapFields
 from vinom.rooms.schema import read_uvars, unzigzag
 
-_PACKED_SNAP = bytes((PACKED_SNAP,))
+_SNAP_MARKER = bytes((SNAP_MARKER,))
 _unpackb = msgpack.unpackb
 
 
@@ -49,23 +49,20 @@ _SERVER_SCHEMA: dict[str, tuple[tuple[str, tuple[type, ...]], ...]] = {
 }
 
 
-def decode_server_message(data: bytes, relative: bool = False) -> dict[str, Any] | None:
+def decode_server_message(data: bytes) -> dict[str, Any] | None:
     """Client side: the server message in `data` as a dict, or None if it is not one.
 
     The dict has been checked to carry every key of its type with the right
-    value type. Never raises; unknown message types give None. `relative`: the
-    session asked for relative packed snaps (``"pk": 2``); a packed snap then
-    comes as ``{"t": "snap", "relative": (v, ts, r, ik as sent), "i", "d"}``, for
+    value type. Never raises; unknown message types give None. A ``snap`` comes as
+    ``{"t": "snap", "relative": (v, ts, r, ik as sent), "i", "d"}``, for
     `resolve_relative_snap` once its ``d`` is rebuilt.
     """
-    if data[:1] == _PACKED_SNAP:
-        return _snap_of_packed(data, relative)
+    if data[:1] == _SNAP_MARKER:
+        return _snap_of(data)
     try:
         obj = _unpackb(data)
     except Exception:
         return None
-    if type(obj) is list:
-        return _snap_of_array(obj)
     if type(obj) is not dict:
         return None
     kind = obj.get("t")
@@ -84,53 +81,16 @@ def decode_server_message(data: bytes, relative: bool = False) -> dict[str, Any]
     return obj
 
 
-def _snap_of_array(fields: list[Any]) -> dict[str, Any] | None:
-    """A ``snap`` (an array of 6) as the map the client reads: ``{"t": "snap", "v",
-    "ts", "r" (seconds, as in a state), "i", "ik", "d"}``; None if it is not one."""
-    if len(fields) != 6:
-        return None
-    version, server_time, remaining, action_id, input_tick, snapshot = fields
-    if (
-        type(version) is not int
-        or type(server_time) is not int
-        or not (remaining is None or type(remaining) is int)
-        or not (action_id is None or type(action_id) is int)
-        or not (input_tick is None or type(input_tick) is int)
-        or type(snapshot) is not bytes
-    ):
-        return None
-    return {
-        "t": "snap",
-        "v": version,
-        "ts": server_time,
-        "r": None if remaining is None else remaining / 1000.0,
-        "i": action_id,
-        "ik": input_tick,
-        "d": snapshot,
-    }
-
-
-def _snap_of_packed(data: bytes, relative: bool = False) -> dict[str, Any] | None:
-    """A packed ``snap`` (`encode_snap`, `packed`) as `_snap_of_array` gives it (with
-    `relative`, as `decode_server_message` says); None if it is not one: a number
+def _snap_of(data: bytes) -> dict[str, Any] | None:
+    """A ``snap`` as `decode_server_message` gives it; None if it is not one: a number
     cut short, longer than 8 bytes or not below 2^53."""
     read = read_uvars(data, 1, 5, 8)
-    if read is None or max(read[0]) >= PACKED_LIMIT:
+    if read is None or max(read[0]) >= SNAP_NUMBER_LIMIT:
         return None
     (version, server_time, left, action, newest), at = read
     action_id = None if not action else unzigzag(action - 1)
-    if relative:
-        return {"t": "snap", "relative": (version, server_time, left, newest),
-                "i": action_id, "d": data[at:]}  # fmt: skip
-    return {
-        "t": "snap",
-        "v": version,
-        "ts": server_time,
-        "r": None if not left else (left - 1) / 1000.0,
-        "i": action_id,
-        "ik": None if not newest else newest - 1,
-        "d": data[at:],
-    }
+    return {"t": "snap", "relative": (version, server_time, left, newest),
+            "i": action_id, "d": data[at:]}  # fmt: skip
 
 
 def state_of_snap(snap: Mapping[str, Any], tick: int, view: Any) -> dict[str, Any]:
@@ -151,8 +111,8 @@ def state_of_snap(snap: Mapping[str, Any], tick: int, view: Any) -> dict[str, An
 def resolve_relative_snap(
     snap: dict[str, Any], tick: int, base: SnapFields | None
 ) -> SnapFields:
-    """A relative snap's ``v``, ``ts``, ``r`` and ``ik`` filled in (in `snap`, as
-    `decode_server_message(..., relative=True)` read it), given the tick its ``d``
+    """A snap's ``v``, ``ts``, ``r`` and ``ik`` filled in (in `snap`, as
+    `decode_server_message` read it), given the tick its ``d``
     rebuilt and `base`, the fields of the snap of its baseline tick (None: ``d``
     was full). Returns its own fields, to keep for the snaps against it."""
     v, ts, r, newest = snap.pop("relative")
@@ -171,7 +131,7 @@ def resolve_relative_snap(
 def resolve_kept(
     known: dict[int, SnapFields], snap: dict[str, Any], tick: int, baseline_tick: int | None
 ) -> bool:
-    """A client's step for a relative snap whose ``d`` rebuilt `tick` against
+    """A client's step for a snap whose ``d`` rebuilt `tick` against
     `baseline_tick` (None: full): `resolve_relative_snap` against the fields `known`
     keeps of that tick, then this snap's kept in turn (the last SNAP_FIELDS_KEPT).
     False, `snap` untouched, when the baseline's fields are not kept."""

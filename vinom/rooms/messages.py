@@ -1,7 +1,7 @@
 """The application messages rooms and clients exchange inside UDP session payloads.
 
 Every message is one msgpack map (msgpack: a mature C extension, compact, and
-libraries exist for Godot, Unity and C), but the ``snap``: an array, or packed.
+libraries exist for Godot, Unity and C), but the ``snap``: packed bytes of its own.
 Strings are UTF-8 `str`, binary is `bin`; the key ``"t"`` names the message type.
 Unknown keys are ignored by both sides (so later versions can add keys), unknown
 types are dropped.
@@ -34,18 +34,16 @@ message       ch  keys
                   sent when no state went out for `RoomConfig.state_interval`
                   seconds (default 1), and on channel 1 after ``welcome``, on
                   ``sync`` and as the final state of an ended room.
-``snap``      0   ``[v, ts, r, i, ik, d]``, an array, not a map (the only one): version,
-                  server time (ms), remaining (whole ms, or nil), action id,
-                  newest input tick received, snapshot; read as the map
-                  ``{"t": "snap", "v", "ts", "r" (seconds), "i", "ik", "d"}``: instead of
-                  ``state`` in a room whose game has a tick, while playing; ``d``
-                  (bin) is the docs/protocol.md §16 snapshot of the view (its tick
-                  is ``k``) against the tick the client acknowledged, else full.
-                  Clients present it as the ``state`` it stands for (`state_of_snap`).
-                  To a client asking schema snapshots with ``"pk": 1``, packed: byte
-                  ``c1`` and the numbers as LEB128 (`encode_snap(..., packed=True)`);
-                  with ``"pk": 2``, packed relative: against the snap of its
-                  baseline tick (`encode_relative_snap`, `resolve_relative_snap`).
+``snap``      0   Byte ``c1`` (never a msgpack byte), then as LEB128 version, server
+                  time (ms), remaining (ms), action id and newest input tick
+                  received, each against the snap of the snapshot's baseline tick,
+                  then the snapshot (`encode_snap`); read as the map ``{"t": "snap",
+                  "v", "ts", "r" (seconds), "i", "ik", "d"}`` (vinom.rooms.
+                  message_reading): instead of ``state`` in a room whose game has a
+                  tick, while playing; ``d`` is the docs/protocol.md §16 snapshot of
+                  the view (§16.8 for a game with a view schema; its tick is ``k``)
+                  against the tick the client acknowledged, else full. Clients
+                  present it as the ``state`` it stands for (`state_of_snap`).
 ``welcome``   1   ``{"t": "welcome", "match": id, "game": name, "title": display
                   name, "seat": index, "players": [{"id", "name", "seat"}...],
                   "reconnected": bool}``: the first message of every session,
@@ -133,14 +131,6 @@ class Phase(enum.StrEnum):
     PLAYING = "playing"
     FINISHED = "finished"
     ABORTED = "aborted"
-
-
-# What a client reads of the snaps, as its ``input`` says (``"vs": 1``, then
-# ``"pk": 1`` or ``"pk": 2``; a key older hosts ignore, or a value they do not
-# know, so they send it schema snapshots in arrays).
-READS_SCHEMA: Final = 1
-READS_PACKED: Final = 2
-READS_RELATIVE: Final = 3
 
 # One packer for the module: reusing it avoids building one per message (the
 # reactor is single-threaded, and the packer resets itself on error).
@@ -292,119 +282,44 @@ def encode_welcome(
     return _pack(message)
 
 
-# A snap is the one server message that is not a map: a msgpack array of 6
-# (docs/protocol.md §14), its fields by position, since it goes to every player
-# every tick and seven keys would weigh a fifth of it.
-_SNAP_ARRAY = b"\x96"
+# A snap (docs/protocol.md §14): the one server message that is not a msgpack map, since
+# it goes to every player every tick. Its first byte is the one msgpack never uses, so
+# no reader takes it for msgpack; its numbers are LEB128, each below 2^53 (exact in a
+# JavaScript number), written against the snap of the snapshot's baseline tick.
+SNAP_MARKER: Final = 0xC1
+_SNAP_MARKER: Final = bytes((SNAP_MARKER,))
+SNAP_NUMBER_LIMIT: Final = 1 << 53
 
-
-def encode_snap_header(version: int, server_time: int, remaining: float | None) -> bytes:
-    """The part of a ``snap`` shared by every recipient of one tick's snapshots:
-    the array's header, ``v``, ``ts`` and ``r`` (whole milliseconds, or nil)."""
-    return b"".join(
-        (
-            _SNAP_ARRAY,
-            _pack(version),
-            _pack(server_time),
-            _pack(None if remaining is None else round(remaining * 1000.0)),
-        )
-    )
-
-
-def encode_snap_for(
-    header: bytes, action_id: int | None, input_tick: int | None, snapshot: bytes
-) -> bytes:
-    """A whole ``snap`` message: `header` (`encode_snap_header`), this recipient's last
-    action id and newest input tick received, and its §16 snapshot (``d``, bin)."""
-    return b"".join((header, _pack(action_id), _pack(input_tick), _pack(snapshot)))
-
-
-def encode_snap(
-    version: int,
-    server_time: int,
-    remaining: float | None,
-    action_id: int | None,
-    input_tick: int | None,
-    snapshot: bytes,
-    packed: bool = False,
-) -> bytes:
-    """A ``snap`` message in one call (tests and other senders; the room shares the
-    header): `packed`, the packed form when its numbers fit, else the array."""
-    if packed:
-        header = encode_packed_snap_header(version, server_time, remaining)
-        message = header and encode_packed_snap_for(header, action_id, input_tick, snapshot)
-        if message:
-            return message
-    return encode_snap_for(
-        encode_snap_header(version, server_time, remaining), action_id, input_tick, snapshot
-    )
-
-
-# A packed snap (docs/protocol.md §14): the same six fields as the array, for a
-# session that asks for schema snapshots with ``"pk": 1`` (`READS_PACKED`). Its
-# first byte is the one msgpack never uses, so no reader takes it for msgpack;
-# its numbers are LEB128, each below 2^53 (exact in a JavaScript number).
-PACKED_SNAP: Final = 0xC1
-_PACKED_SNAP: Final = bytes((PACKED_SNAP,))
-PACKED_LIMIT: Final = 1 << 53
-
-
-def encode_packed_snap_header(
-    version: int, server_time: int, remaining: float | None
-) -> bytes | None:
-    """The part of a packed ``snap`` shared by every recipient of one tick's
-    snapshots: the marker, ``v``, ``ts`` and ``r`` (whole milliseconds plus one, 0:
-    nil); None when a number does not fit (the array form is sent instead)."""
-    ms = remaining_ms(remaining)
-    left = 0 if ms is None else ms + 1
-    if not (0 <= version < PACKED_LIMIT and 0 <= server_time < PACKED_LIMIT
-            and (ms is None or 0 < left < PACKED_LIMIT)):  # fmt: skip
-        return None
-    return b"".join((_PACKED_SNAP, write_uvar(version), write_uvar(server_time), write_uvar(left)))
-
-
-def encode_packed_snap_for(
-    header: bytes, action_id: int | None, input_tick: int | None, snapshot: bytes
-) -> bytes | None:
-    """A whole packed ``snap``: `header` (`encode_packed_snap_header`), ``i`` (zigzag,
-    plus one; 0: nil), ``ik`` (plus one; 0: nil), then `snapshot` to the end; None
-    when a number does not fit (the array form is sent instead)."""
-    action = 0 if action_id is None else zigzag(action_id) + 1
-    newest = 0 if input_tick is None else input_tick + 1
-    if not (0 <= action < PACKED_LIMIT and 0 <= newest < PACKED_LIMIT):
-        return None
-    return b"".join((header, write_uvar(action), write_uvar(newest), snapshot))
-
-
-#: A snap's own numbers, kept by tick for the relative form: ``v``, ``ts`` and ``r``
+#: A snap's own numbers, kept by tick for the snaps against it: ``v``, ``ts`` and ``r``
 #: in whole milliseconds (None: nil).
 SnapFields = tuple[int, int, int | None]
 
 
 def remaining_ms(remaining: float | None) -> int | None:
-    """``r`` in whole milliseconds, as packed snaps carry it (None: nil)."""
-    return None if remaining is None else round(remaining * 1000.0)
+    """``r`` in whole milliseconds, as snaps carry it (None: nil): never below 0, as a
+    phase's end may be a hair past when its last snap goes."""
+    return None if remaining is None else max(0, round(remaining * 1000.0))
 
 
-def encode_relative_snap(
+def encode_snap(
     fields: SnapFields,
     action_id: int | None,
     input_tick: int | None,
     tick: int,
     base: SnapFields | None,
     snapshot: bytes,
-) -> bytes | None:
-    """A packed ``snap`` relative (docs/protocol.md §14, ``"pk": 2``): byte ``c1``,
-    then as LEB128 ``v``, ``ts``, ``r`` (0: nil), ``i`` (zigzag plus one; 0: nil) and
-    ``ik`` as ``zigzag(ik - tick) + 1`` (0: nil), then `snapshot`, of `tick`. With
-    `base`, the fields of the snap of the tick `snapshot` is a delta against:
-    ``v - v_b``, ``ts - ts_b`` and ``r`` as ``zigzag((ts + r) - (ts_b + r_b)) + 1``
-    (``r_b`` nil counting as 0); else ``v``, ``ts`` and ``r + 1``. None when a
-    number does not fit (the array form is sent instead)."""
+) -> bytes:
+    """A ``snap`` (docs/protocol.md §14): byte ``c1``, then as LEB128 ``v``, ``ts``,
+    ``r`` (0: nil), ``i`` (zigzag plus one; 0: nil) and ``ik`` as ``zigzag(ik - tick)
+    + 1`` (0: nil), then `snapshot`, of `tick`. With `base`, the fields of the snap
+    of the tick `snapshot` is a delta against: ``v - v_b``, ``ts - ts_b`` and ``r``
+    as ``zigzag((ts + r) - (ts_b + r_b)) + 1`` (``r_b`` nil counting as 0); else
+    ``v``, ``ts`` and ``r + 1``. ValueError for a number that does not fit (2^53:
+    a version or a clock no room reaches)."""
     version, server_time, left = fields
     if base is None:
         if left is not None and left < 0:
-            return None
+            raise ValueError(f"a snap's time left below 0: {left}")
         v, ts = version, server_time
         r = 0 if left is None else left + 1
     else:
@@ -413,15 +328,16 @@ def encode_relative_snap(
         r = 0 if left is None else zigzag(server_time + left - ts_b - (left_b or 0)) + 1
     action = 0 if action_id is None else zigzag(action_id) + 1
     newest = 0 if input_tick is None else zigzag(input_tick - tick) + 1
-    if not (0 <= v < PACKED_LIMIT and 0 <= ts < PACKED_LIMIT and 0 <= r < PACKED_LIMIT
-            and action < PACKED_LIMIT and newest < PACKED_LIMIT):  # fmt: skip
-        return None
-    return b"".join((_PACKED_SNAP, write_uvar(v), write_uvar(ts), write_uvar(r),
+    if not (0 <= v < SNAP_NUMBER_LIMIT and 0 <= ts < SNAP_NUMBER_LIMIT
+            and 0 <= r < SNAP_NUMBER_LIMIT and action < SNAP_NUMBER_LIMIT
+            and newest < SNAP_NUMBER_LIMIT):  # fmt: skip
+        raise ValueError(f"a snap's numbers beyond 2^53: {fields}, {action_id}, {input_tick}")
+    return b"".join((_SNAP_MARKER, write_uvar(v), write_uvar(ts), write_uvar(r),
                      write_uvar(action), write_uvar(newest), snapshot))  # fmt: skip
 
 
 #: Snaps whose fields a host (by tick sent) and a client (by tick applied) keep for
-#: relative snaps: more than a SchemaHistory's baselines.
+#: the snaps against them: more than a snapshot history's baselines.
 SNAP_FIELDS_KEPT: Final = 64
 
 

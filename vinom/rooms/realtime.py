@@ -44,7 +44,6 @@ from vinom.rooms.budget import PriorityQueue
 from vinom.rooms.delta import Quantisation, SnapshotHistory
 from vinom.rooms.inputs import CAPPED, TOO_LATE, InputBuffer
 from vinom.rooms.member import Member
-from vinom.rooms.messages import READS_PACKED, READS_RELATIVE
 from vinom.rooms.schema import SchemaHistory, ViewSchema
 
 _INF = math.inf
@@ -114,8 +113,8 @@ class RealTimeLoop:
     budget: SnapshotBudget | None = None
     # The game's `tick_at` (lag compensation inside the step), if it has one.
     tick_at: Callable[..., Any] | None = None
-    # The game's view schema, offered to the sessions that ask (with a budget, its
-    # rows are what waits: vinom.rooms.budget).
+    # The game's view schema: every session's snapshots are its (§16.8; with a
+    # budget, its rows are what waits: vinom.rooms.budget).
     schema: ViewSchema | None = None
     # Each seat's buffers, by player id, in seat order (`seat`).
     feeds: dict[str, SeatFeed] = field(factory=dict)
@@ -213,7 +212,9 @@ class RealTimeLoop:
     def connected(self, player_id: str) -> None:
         """A new session for this seat: it holds none of the views the last one was sent."""
         feed = self.feeds[player_id]
-        feed.snapshots = SnapshotHistory(self.quantisation, checksum=self.checksums)
+        schema = self.schema
+        feed.snapshots = (SnapshotHistory(self.quantisation, checksum=self.checksums)
+                          if schema is None else SchemaHistory(schema))  # fmt: skip
         budget = self.budget
         feed.priorities = None if budget is None else PriorityQueue(budget)
 
@@ -224,23 +225,14 @@ class RealTimeLoop:
         inputs: Sequence[tuple[int, Mapping[str, Any]]],
         playing: bool,
         drawn: Mapping[int, float] | None = None,
-        reads: int = 0,
     ) -> None:
         """An ``input`` message of this seat: `ack` is the newest snapshot tick they
         applied (their delta baseline), `inputs` the (tick, input) pairs it carries,
         each held for its tick unless the seat is not `playing`; `drawn`, by tick,
-        the moment the player saw when giving each input that says so; `reads`: the
-        session asks for schema snapshots (`READS_SCHEMA`), which it gets from the
-        next one on (full, then against the schema snapshots it acknowledges) if
-        the game has a schema, in packed snaps if it says `READS_PACKED`, relative
-        ones if `READS_RELATIVE`."""
+        the moment the player saw when giving each input that says so."""
         counts = self.input_counts
         feed = self.feeds[player_id]
         history = feed.snapshots
-        if reads and self.schema is not None and not isinstance(history, SchemaHistory):
-            history = feed.snapshots = SchemaHistory(
-                self.schema, reads == READS_PACKED, relative=reads == READS_RELATIVE
-            )
         if ack is not None and history is not None:
             if ack <= self.tick_number:
                 history.acknowledge(ack)

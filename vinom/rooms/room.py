@@ -375,10 +375,9 @@ class Room:
 
     def handle_inputs(self, player_id: str, ack: int | None,
                       inputs: tuple[tuple[int, Mapping[str, Any]], ...], now: float,
-                      drawn: Mapping[int, float] | None = None,
-                      reads: int = 0) -> None:  # fmt: skip
+                      drawn: Mapping[int, float] | None = None) -> None:  # fmt: skip
         """An ``input`` message of this seated player (`RoomActions.handle_inputs`)."""
-        self.actions.handle_inputs(player_id, ack, inputs, now, drawn, reads)
+        self.actions.handle_inputs(player_id, ack, inputs, now, drawn)
 
     def send_error(
         self, player_id: str, code: str, message: str, action_id: int | None = None

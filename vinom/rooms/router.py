@@ -325,7 +325,7 @@ class SeatRouter:
         if message is None:
             return
         try:
-            kind, action, action_id, _, _, _, _ = message
+            kind, action, action_id, _, _, _ = message
             if kind is _INPUT:
                 # Over UDP inputs travel unreliable (channel 0); a stream session
                 # has one ordered channel, whose messages come as `STREAM`.
@@ -428,7 +428,7 @@ class SeatRouter:
             inputs = message.inputs
             assert inputs is not None
             entry.room.handle_inputs(entry.player_id, message.snap_ack, inputs, now,
-                                     message.drawn, message.reads)  # fmt: skip
+                                     message.drawn)  # fmt: skip
         except Exception:
             self._internal_error("input")
 

@@ -663,13 +663,8 @@ class SchemaHistory:
     sent by tick (the last `capacity`) and the newest tick the client acknowledged;
     each snapshot is encoded against that one while it is held, else in full."""
 
-    def __init__(self, schema: ViewSchema, packed: bool = False, capacity: int = 32,
-                 relative: bool = False) -> None:  # fmt: skip
+    def __init__(self, schema: ViewSchema, capacity: int = 32) -> None:
         self.schema = schema
-        # The client reads packed snaps (docs/protocol.md §14, ``"pk": 1``), relative
-        # ones with `relative` (``"pk": 2``).
-        self.packed = packed or relative
-        self.relative = relative
         self.capacity = capacity
         self.acked: int | None = None
         # The tick the last snapshot `encode_for` made is a delta against (None: full).

@@ -43,12 +43,8 @@ from vinom.rooms.messages import (
     Phase,
     SnapFields,
     encode_error,
-    encode_packed_snap_for,
-    encode_packed_snap_header,
-    encode_relative_snap,
     encode_shared_state,
-    encode_snap_for,
-    encode_snap_header,
+    encode_snap,
     encode_state,
     pack_action_id,
     remaining_ms,
@@ -199,8 +195,6 @@ class RoomViews:
         session and a snapshot history but `joining` (unreliably), each against their
         own baseline."""
         send = self.outbox.send_message
-        header = encode_snap_header(version, server_time, remaining)
-        packed_header: bytes | None = None  # made for the first that reads packed snaps
         quantisation, checksum = self.quantisation, self.checksums
         view_for = self.game.view
         shared, joining = self.shared, self.joining
@@ -252,27 +246,6 @@ class RoomViews:
                     if cut is not wire and checksum:
                         crc = schema.checksum(cut)
                     snapshot = history.encode_for(tick, cut, crc, None)
-                if history.relative:
-                    base_tick = history.base_tick
-                    against = None if base_tick is None else known.get(base_tick)
-                    # (A baseline's fields are always known: snaps go out at most
-                    # once a tick, and the history holds fewer ticks.)
-                    relative = None if base_tick is not None and against is None else (
-                        encode_relative_snap(fields, member.last_action_id, input_tick, tick,
-                                             against, snapshot))  # fmt: skip
-                    if relative:
-                        send(session_id, UNRELIABLE, relative)
-                        continue
-                elif history.packed:
-                    if packed_header is None:
-                        # b"" when a number does not fit: this tick's snaps are arrays.
-                        packed_header = encode_packed_snap_header(version, server_time,
-                                                                  remaining) or b""  # fmt: skip
-                    message = packed_header and encode_packed_snap_for(
-                        packed_header, member.last_action_id, input_tick, snapshot)
-                    if message:
-                        send(session_id, UNRELIABLE, message)
-                        continue
             else:
                 if shared:
                     if common is None:
@@ -294,11 +267,13 @@ class RoomViews:
                                          checksum)  # fmt: skip
                     self.count_entities(queue, before)
                 snapshot = history.encode_for(tick, prepared, None, cache, queue is not None)
-            send(
-                session_id,
-                UNRELIABLE,
-                encode_snap_for(header, member.last_action_id, input_tick, snapshot),
-            )
+            # Its numbers against those of its baseline's snap, which the fields kept
+            # always hold: snaps go out at most once a tick, and a history holds fewer
+            # ticks than SNAP_FIELDS_KEPT.
+            base_tick = history.base_tick
+            against = None if base_tick is None else known[base_tick]
+            send(session_id, UNRELIABLE, encode_snap(fields, member.last_action_id, input_tick,
+                                                     tick, against, snapshot))  # fmt: skip
 
     def count_entities(self, queue: PriorityQueue, before: tuple[int, int, int]) -> None:
         """Add what `queue` sent, deferred and sent overdue since `before` (its three

@@ -16,7 +16,7 @@
 // (CorruptSnapshot, UnknownBaseline, ChecksumMismatch); SnapshotReceiver never
 // throws on bytes.
 //
-// A game that declares its view field by field (the welcome's `vs`) may send
+// A game that declares its view field by field (the welcome's `vs`) sends
 // schema snapshots instead (16.8, schema.js): a receiver given that schema
 // (`new SnapshotReceiver({ rules, schema: new ViewSchema(welcome.vs) })`) reads
 // both formats, told apart by their first byte.

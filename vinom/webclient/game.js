@@ -2,8 +2,8 @@
 // session over WebSocket" and "... over WebTransport"; transport.js picks): the
 // first message is the 1200-byte request packet built from match_found's token,
 // then every message both ways is one msgpack room message (docs/protocol.md,
-// section 14), except a packed snap (snapOfPacked). Inputs go as datagrams where
-// the connection has them.
+// section 14), except the host's `snap`, packed (snapOfPacked). Inputs go as
+// datagrams where the connection has them.
 //
 // In a room whose game has a tick, while playing, the host sends `snap`s (delta
 // snapshots, docs/protocol.md section 16, decoded by delta.js; schema snapshots,
@@ -105,28 +105,16 @@ export function drawnFields(k, seen) {
   return [back, Math.min(255, Math.floor((seen - whole) * 256))];
 }
 
-// A `snap` travels as an array of 6, [v, ts, r, i, ik, d] (r in whole ms, or
-// nil; docs/protocol.md §14): the one server message that is not a map. Read
-// as the map the rest of the client takes, with r in seconds as in a state;
-// null when it is not one.
-export function snapOfArray(fields) {
-  if (fields.length !== 6) return null;
-  const [v, ts, r, i, ik, d] = fields;
-  const integer = (x) => typeof x === "number" && Number.isInteger(x);
-  if (!integer(v) || !integer(ts) || !(d instanceof Uint8Array)) return null;
-  if (![r, i, ik].every((x) => x === null || integer(x))) return null;
-  return { t: "snap", v, ts, r: r === null ? null : r / 1000, i, ik, d };
-}
-
-// A packed `snap` (docs/protocol.md §14, sent once asked with `"vs": 1, "pk": 1`):
-// byte 0xC1 (never a msgpack byte), five unsigned LEB128 numbers v, ts, r + 1,
-// zigzag(i) + 1, ik + 1 (0: nil), then d to the end. Read as snapOfArray reads
-// the array; null when a number is cut short, longer than 8 bytes or not below
-// 2^53. With `relative` (asked with `"pk": 2`), a relative one: v, ts, r and ik
-// as sent, in `relative`, for resolveRelativeSnap once d is rebuilt.
+// A `snap` (docs/protocol.md §14, its one form since game protocol 4): byte 0xC1
+// (never a msgpack byte), five unsigned LEB128 numbers, then d to the end. Its
+// numbers are relative to d's own header (tick k, and baseline b of a delta, in
+// a §16.1 snapshot or a §16.8 schema one alike), so they are read here as sent,
+// in `relative` ([v, ts, r, ik]), with i (zigzag(i) + 1, 0: nil), and filled in
+// by resolveRelativeSnap once d is rebuilt; null when a number is cut short,
+// longer than 8 bytes or not below 2^53.
 const PACKED_SNAP = 0xc1;
 
-export function snapOfPacked(bytes, relative = false) {
+export function snapOfPacked(bytes) {
   if (bytes[0] !== PACKED_SNAP) return null;
   const numbers = [];
   let at = 1;
@@ -146,20 +134,13 @@ export function snapOfPacked(bytes, relative = false) {
     numbers.push(value);
   }
   const [v, ts, r, i, ik] = numbers;
-  if (relative) {
-    return { t: "snap", relative: [v, ts, r, ik], i: i === 0 ? null : unzigzag(i - 1), d: bytes.subarray(at) };
-  }
-  return {
-    t: "snap", v, ts, r: r === 0 ? null : (r - 1) / 1000,
-    i: i === 0 ? null : unzigzag(i - 1),
-    ik: ik === 0 ? null : ik - 1, d: bytes.subarray(at),
-  };
+  return { t: "snap", relative: [v, ts, r, ik], i: i === 0 ? null : unzigzag(i - 1), d: bytes.subarray(at) };
 }
 
-// A relative snap's v, ts, r (seconds) and ik filled in, given the tick its d
-// rebuilt and `base`, the [v, ts, r in ms] of the snap of its baseline tick (null:
-// d was full): §14's "relative packed snap". Returns its own [v, ts, r in ms], to
-// keep for the snaps against it.
+// A snap's v, ts, r (seconds) and ik filled in, given the tick its d rebuilt and
+// `base`, the [v, ts, r in ms] of the snap of its baseline tick (null: d was
+// full, its numbers v, ts, r + 1 as they are): §14's `snap`. Returns its own
+// [v, ts, r in ms], to keep for the snaps against it.
 export function resolveRelativeSnap(snap, tick, base) {
   let [v, ts, r, ik] = snap.relative;
   delete snap.relative;
@@ -176,7 +157,7 @@ export function resolveRelativeSnap(snap, tick, base) {
   return [v, ts, left];
 }
 
-// The applied snaps whose fields are kept for relative ones (more than the host's baselines).
+// The applied snaps whose fields are kept for the snaps against them (more than the host's baselines).
 const SNAP_FIELDS_KEPT = 64;
 
 // The client-side netcode a board's `game` object offers (docs/web.md, "Clock,
@@ -216,7 +197,7 @@ export class GameSocket {
     this.tickRate = 0;
     this.snapshotRate = 0;
     this.snapshots = new SnapshotReceiver(); // replaced at each welcome (its `q`)
-    this.snapFields = null; // tick -> [v, ts, r ms] of each applied snap, with a schema (relative snaps)
+    this.snapFields = new Map(); // tick -> [v, ts, r ms] of each applied snap, for those against it
     this.snapTick = null; // the newest applied snap's tick: the `a` of each input message
     this.clock = null; // { k, at }: the newest tick heard of and when (performance.now(), ms)
     this.pending = []; // [[k, input], ...]: inputs not yet acknowledged by a snap's `ik`
@@ -242,7 +223,7 @@ export class GameSocket {
       let message;
       if (data[0] === PACKED_SNAP) {
         // A bad one is warned of as any message that is not msgpack (0xC1 is not).
-        message = snapOfPacked(data, this.snapFields !== null);
+        message = snapOfPacked(data);
         if (message === null) {
           this.onWarning("a game message that is not msgpack",
             new RangeError("a packed snap with a number cut short, over 8 bytes or not below 2^53"));
@@ -255,7 +236,8 @@ export class GameSocket {
           this.onWarning("a game message that is not msgpack", error);
           return;
         }
-        if (Array.isArray(message)) message = snapOfArray(message);
+        // A snap travels packed, never as msgpack: a map saying "snap" is not one.
+        if (message?.t === "snap") return;
       }
       if (message !== null && typeof message === "object" && typeof message.t === "string") {
         this.receive(message);
@@ -286,9 +268,9 @@ export class GameSocket {
   welcome(message) {
     this.tickRate = typeof message.tick_rate === "number" ? message.tick_rate : 0;
     this.snapshotRate = typeof message.snapshot_rate === "number" ? message.snapshot_rate : 0;
-    // A game that declares its view (`vs`) sends schema snapshots once asked
-    // (docs/protocol.md §16.8); a declaration this client cannot read is not asked
-    // for, and the snaps stay section 16.1's.
+    // A game that declares its view (`vs`) sends schema snapshots (docs/protocol.md
+    // §16.8) from its first snap; one whose declaration this client cannot read
+    // is warned of, and its snaps are dropped as corrupt.
     let schema = null;
     if (message.vs !== undefined && message.vs !== null) {
       try {
@@ -303,10 +285,8 @@ export class GameSocket {
       this.onWarning("a welcome whose quantisation rules cannot be read", error);
       this.snapshots = new SnapshotReceiver({ schema });
     }
-    // With a schema it asks for relative packed snaps (§14): each applied snap's
-    // fields by tick, for those against it.
-    this.snapFields = schema === null ? null : new Map();
-    // A new session's host holds none of this one's snapshots or inputs.
+    // A new session's host holds none of this one's snapshots, snaps or inputs.
+    this.snapFields = new Map();
     this.snapTick = null;
     this.pending = [];
     this.lastTick = null;
@@ -443,8 +423,9 @@ export class GameSocket {
     let state = null;
     // A `d` that is not bin is corrupt too: the receiver counts it so.
     const snapshot = this.snapshots.receive(message.d);
-    if (message.relative !== undefined && snapshot !== null) {
-      // Its numbers against the snap of its baseline tick, kept when it was applied.
+    if (snapshot !== null) {
+      // Its numbers against the snap of its baseline tick, kept when it was applied
+      // (whichever body kind d is: the receiver read k and b from its header).
       const base = snapshot.baselineTick;
       const fields = this.snapFields;
       if (base !== null && !fields.has(base)) return null; // never: more are kept than the host holds
@@ -522,17 +503,9 @@ export class GameSocket {
       this.ackSentAt.set(a, this.lastInputSent);
       if (this.ackSentAt.size > MAX_PENDING_INPUTS) this.ackSentAt.delete(this.ackSentAt.keys().next().value);
     }
-    const message = { t: "input", a: this.snapTick, x: this.pending.slice() };
-    // Schema snapshots asked for until one is applied (docs/protocol.md §16.8): the
-    // host sends them from the next snap on, and a lost input only delays that.
-    // "pk": 2 after it: in relative packed snaps (§14); a host that predates them
-    // keeps the array form, which is read too.
-    const snapshots = this.snapshots;
-    if (snapshots.schema !== null && snapshots.wires.size === 0) {
-      message.vs = 1;
-      message.pk = 2;
-    }
-    this.send(message, true);
+    // Nothing asks for a snap's form or body kind: there is one form, and the
+    // welcome's `vs` says the body (docs/protocol.md §14, §16.8).
+    this.send({ t: "input", a: this.snapTick, x: this.pending.slice() }, true);
   }
 
   send(message, unreliable = false) {

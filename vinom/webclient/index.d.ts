@@ -417,18 +417,11 @@ export declare function gameUrl(found: { game_url?: string }, location: { protoc
 
 /** An input's [b, f] (docs/protocol.md 14, `input`): given while fractional tick `seen` was drawn; null: nothing to say. */
 export declare function drawnFields(k: number, seen: number): [number, number] | null;
-/** A `snap` as it travels (an array of 6), read as a map; null when it is not one. */
-export declare function snapOfArray(fields: unknown[]): {
-  t: "snap"; v: number; ts: number; r: number | null; i: number | null; ik: number | null; d: Uint8Array;
-} | null;
-/** A packed `snap` (docs/protocol.md 14: 0xC1, five LEB128 numbers, d), read as snapOfArray reads the array; null when it is not one. With `relative` (the session asked `"pk": 2`), v, ts, r and ik come as sent, in `relative`, for resolveRelativeSnap. */
-export declare function snapOfPacked(bytes: Uint8Array, relative?: false): {
-  t: "snap"; v: number; ts: number; r: number | null; i: number | null; ik: number | null; d: Uint8Array;
-} | null;
-export declare function snapOfPacked(bytes: Uint8Array, relative: true): {
+/** A `snap` (docs/protocol.md 14: 0xC1, five LEB128 numbers, d): v, ts, r and ik as sent (relative to d's header), in `relative`, for resolveRelativeSnap; null when it is not one. */
+export declare function snapOfPacked(bytes: Uint8Array): {
   t: "snap"; relative: [number, number, number, number]; i: number | null; d: Uint8Array;
 } | null;
-/** A relative packed snap's v, ts, r (s) and ik filled in, given the tick its d rebuilt and the [v, ts, r in ms] of the snap of its baseline tick (null: d was full); returns its own [v, ts, r in ms]. */
+/** A snap's v, ts, r (s) and ik filled in, given the tick its d rebuilt and the [v, ts, r in ms] of the snap of its baseline tick (null: d was full); returns its own [v, ts, r in ms]. */
 export declare function resolveRelativeSnap(
   snap: { relative?: [number, number, number, number]; [key: string]: unknown }, tick: number,
   base: [number, number, number | null] | null,

@@ -14,10 +14,12 @@
 
 // The game protocol this client speaks (docs/lobby.md, "The game protocol"), said
 // in every `hello` and `reconnect`: a lobby of another answers `protocol_outdated`
-// to any request that would hand out a connect token. It is the version game.js
-// speaks; tests/lobby/test_lobby_codec.py holds it equal to the server's
-// PROTOCOL_VERSION (vinom/protocol/wire.py), so a bump there is a bump here.
-export const PROTOCOL = 3;
+// to any request that would hand out a connect token. It is the version of the
+// room messages game.js speaks (4: every `snap` relative and packed, docs/protocol.md
+// §14), not of the session packets (the connect token's own version);
+// tests/lobby/test_lobby_codec.py holds it equal to the lobby's GAME_PROTOCOL
+// (vinom/lobby/request_types.py), so a bump there is a bump here.
+export const PROTOCOL = 4;
 
 // What each lobby error code means for the player: one text for every code the lobby
 // sends (docs/lobby.md, "Errors"; tests/lobby/test_lobby_codec.py holds the three equal).

@@ -2,11 +2,9 @@
 // `d` of a `snap` for a game that declares its view field by field, the same as
 // Python's vinom/rooms/schema.py (whose decoder is the reference).
 //
-// The welcome carries the declaration as `vs`; a client that reads this format
-// says so with `"vs": 1` in its `input`s until it has applied one schema
-// snapshot (game.js; `"pk": 2` after it: in relative packed snaps, section 14), and the
-// host then sends it frames starting with 0x01 instead of section 16.1's
-// msgpack array. A frame is bit-packed against the client's acknowledged
+// The welcome carries the declaration as `vs`, and the host then sends every
+// session of that game frames starting with 0x01 instead of section 16.1's
+// msgpack array, from its first snap (game.js reads the snap around them). A frame is bit-packed against the client's acknowledged
 // baseline: the decoder keeps each tick's *wire view* (integers, booleans,
 // msgpack bytes, rows by id) and rebuilds from it the view a board takes
 // (fixed numbers as n / (1 / step), rows as arrays in ascending id order, `any`

@@ -45,8 +45,8 @@
 // clock, as a game samples its controls each frame; `n` counts them): each
 // `snap` goes through the core's SnapshotReceiver (delta decoding, the
 // checksum when the host sends it; with the welcome's view schema `vs`, schema
-// snapshots in packed snaps, asked for with "vs": 1, "pk": 1 in the inputs
-// until one is applied), and each input is stamped by the core's TickClock and repeated by
+// snapshots, which the host sends from the first snap; the snap's numbers
+// resolved against those of its baseline's), and each input is stamped by the core's TickClock and repeated by
 // its InputQueue until a snap's `ik` acknowledges it, on the unreliable channel
 // (include/vinom/realtime.hpp). Before "disconnected" it prints an "arena"
 // line: inputs given, those still unacknowledged, snapshots applied (`schema`
@@ -215,10 +215,15 @@ struct Lost {
 
 // A snap for --play-arena: its snapshot applied (or dropped and counted), the
 // inputs it acknowledges forgotten.
-void arena_snap(Arena& arena, const vinom::Snap& snap, double now) {
-    if (snap.ik && *snap.ik >= 0) arena.inputs.acknowledge(static_cast<std::uint64_t>(*snap.ik));
+// The snap's numbers resolved go in `message` when it was applied.
+void arena_snap(Arena& arena, vinom::View data, Value& message, double now) {
+    vinom::Snap snap;
     vinom::Snapshot applied;
-    if (arena.receiver->receive(vinom::View(snap.d), applied) == Error::ok) {
+    Error e = arena.receiver->receive_snap(data, snap, applied);
+    if (snap.ik && *snap.ik >= 0) arena.inputs.acknowledge(static_cast<std::uint64_t>(*snap.ik));
+    if (e == Error::ok) {
+        message["v"] = snap.v;
+        message["ts"] = snap.ts;
         arena.clock->observe(applied.tick, now);
         if (snap.d[0] == vinom::SCHEMA_FORMAT) ++arena.schema;
     }
@@ -237,8 +242,7 @@ void arena_input(Arena& arena, vinom::Client& client, std::mt19937_64& player,
     Value input{{"move", Value::array({speed(player), speed(player)})}, {"n", ++arena.given}};
     arena.inputs.add(arena.clock->input_tick(now, 0.0), std::move(input));
     Bytes message;
-    Value input_message =
-        arena.inputs.message(arena.receiver->newest(), arena.receiver->asks_schema());
+    Value input_message = arena.inputs.message(arena.receiver->newest());
     if (vinom::encode_message(input_message, message) == Error::ok) {
         (void)client.send_unreliable(std::move(message));
     }
@@ -360,10 +364,11 @@ int run_session(const Options& o, const vinom::PublicToken& token, Play& played,
                     return lose("disconnect", where + " closed the session");
                 case vinom::Client::Event::Kind::message: {
                     Value message;
-                    vinom::Snap snap;  // an array, or packed (not msgpack)
+                    vinom::RelativeSnap snap;  // not msgpack; its numbers relative
                     if (vinom::decode_snap(vinom::View(event.data), snap) == Error::ok) {
-                        message = Value{{"t", "snap"}, {"v", snap.v}, {"ts", snap.ts}};
-                        if (o.arena && arena.receiver) arena_snap(arena, snap, now);
+                        message = Value{{"t", "snap"}};  // "v", "ts" once resolved
+                        if (o.arena && arena.receiver)
+                            arena_snap(arena, vinom::View(event.data), message, now);
                     } else if (vinom::decode_message(vinom::View(event.data), message) !=
                                Error::ok) {
                         break;  // not msgpack: dropped
@@ -378,8 +383,8 @@ int run_session(const Options& o, const vinom::PublicToken& token, Play& played,
                             Error::ok) {
                             fail("bad_welcome", "the welcome's q cannot be read");
                         }
-                        // A view schema it cannot read: it does not ask, and
-                        // gets 16.1's snapshots (as the Python client).
+                        // A view schema it cannot read: its schema snapshots
+                        // are dropped, counted corrupt.
                         std::optional<vinom::ViewSchema> schema;
                         vinom::ViewSchema declared;
                         if (message.contains("vs") &&

@@ -1,6 +1,7 @@
 // libFuzzer target over everything the native client reads from the network:
 // datagrams into a session through the C ABI (docs/protocol.md 5, 6, 8), the
-// reliability layer's bodies (13.3, 13.4), room messages and snaps (14), delta
+// reliability layer's bodies (13.3, 13.4), room messages and snaps (14: read,
+// resolved against the numbers kept, written back and read again), delta
 // snapshots with quantisation and checksums (16) and schema snapshots (16.8:
 // every receiver has the schema vectors' declaration, so a snapshot whose first
 // byte is 01 is read as one), and the lobby's connect token (4.3). Built with
@@ -59,9 +60,22 @@ void message(vinom::View data, vinom::SnapshotReceiver& receiver) {
     vinom::Value v;
     (void)vinom::decode_message(data, v);
     vinom::Snap snap;
-    if (vinom::decode_snap(data, snap) != vinom::Error::ok) return;
     vinom::Snapshot s;
-    (void)receiver.receive(snap.d, s);
+    if (receiver.receive_snap(data, snap, s) != vinom::Error::ok) return;
+    // Written back against its baseline's numbers, it reads as the same snap.
+    const vinom::Snap* base = s.baseline_tick ? receiver.snap(*s.baseline_tick) : nullptr;
+    if (s.baseline_tick && !base) return;  // the oldest kept, gone for this one
+    vinom::SnapFields fields;
+    if (base) fields = base->fields();
+    vinom::Bytes back;
+    vinom::RelativeSnap raw;
+    vinom::Snap again;
+    if (vinom::encode_snap(snap, s.tick, base ? &fields : nullptr, back) != vinom::Error::ok ||
+        vinom::decode_snap(back, raw) != vinom::Error::ok ||
+        vinom::resolve_snap(raw, s.tick, base ? &fields : nullptr, again) != vinom::Error::ok ||
+        again.v != snap.v || again.ts != snap.ts || again.r != snap.r || again.i != snap.i ||
+        again.ik != snap.ik || again.d != snap.d)
+        __builtin_trap();
 }
 
 void body(vinom::View data, vinom::SnapshotReceiver& receiver) {

@@ -97,7 +97,10 @@ typedef enum vinom_state {
 } vinom_state;
 
 VINOM_API uint32_t vinom_abi_version(void);       /* VINOM_ABI_VERSION of the library */
-VINOM_API uint32_t vinom_protocol_version(void);  /* the wire version it speaks (3) */
+VINOM_API uint32_t vinom_protocol_version(void);  /* the packet version it speaks (3) */
+/* The game protocol it speaks (4: one snap form, docs/protocol.md 14), as its
+ * lobby's hello and reconnect state it. */
+VINOM_API uint32_t vinom_game_protocol(void);
 VINOM_API const char* vinom_version_string(void); /* "vinom-native " VINOM_VERSION_STRING */
 VINOM_API const char* vinom_status_name(vinom_status status);
 
@@ -176,8 +179,9 @@ typedef struct vinom_client vinom_client;
 typedef enum vinom_client_event {
     VINOM_CLIENT_NONE = 0,
     VINOM_CLIENT_WELCOME = 1,      /* connected: vinom_client_session_id */
-    VINOM_CLIENT_MESSAGE = 2,      /* out: one message (msgpack, or a packed snap:
-                                      vinom_snapshots_receive reads both), *channel 0 or 1 */
+    VINOM_CLIENT_MESSAGE = 2,      /* out: one message (msgpack, or a snap, first
+                                      byte 0xc1: vinom_snapshots_receive reads it),
+                                      *channel 0 or 1 */
     VINOM_CLIENT_DISCONNECTED = 3, /* the host closed the session */
     VINOM_CLIENT_FAILED = 4,       /* vinom_client_failure: "timeout" or "denied" */
     VINOM_CLIENT_ENDED = 5         /* vinom_client_ended: "match_ended" or "host_closed" */
@@ -253,26 +257,34 @@ typedef struct vinom_snapshots vinom_snapshots;
 VINOM_API vinom_status vinom_snapshots_new(const char* rules, size_t len, vinom_snapshots** out);
 VINOM_API void vinom_snapshots_free(vinom_snapshots* snapshots);
 /* The welcome's "vs" as JSON, the game's view schema, before any snapshot
- * (VINOM_UNEXPECTED after): schema snapshots (docs/protocol.md 16.8) are read
- * too, and asked for until one is applied. VINOM_BAD_JSON, VINOM_BAD_FIELD for
- * a declaration it cannot read: nothing changes, and nothing is asked. */
+ * (VINOM_UNEXPECTED after): schema snapshots (docs/protocol.md 16.8), which
+ * the host sends such a game's every session, are read. VINOM_BAD_JSON,
+ * VINOM_BAD_FIELD for a declaration it cannot read: nothing changes. */
 VINOM_API vinom_status vinom_snapshots_schema(vinom_snapshots* snapshots, const char* declaration,
                                               size_t len);
-/* 1 while the inputs ask for schema snapshots ("vs": 1, "pk": 1: in packed
- * snaps), else 0. */
+/* 0: since game protocol 4 the inputs ask for nothing (kept for the ABI). */
 VINOM_API int vinom_snapshots_asking(const vinom_snapshots* snapshots);
-/* A `snap` message as vinom_client_poll gave it: VINOM_OK and *tick when its
- * snapshot was applied; else it is dropped and counted: VINOM_STALE,
- * VINOM_UNKNOWN_BASELINE (the next ack brings one it can apply),
+/* A `snap` message as vinom_client_poll gave it (docs/protocol.md 14: its
+ * numbers relative to the snap of its snapshot's baseline, which the handle
+ * keeps for each snap applied): VINOM_OK and *tick when its snapshot was
+ * applied (vinom_snapshots_state: the state it stands for); else it is dropped
+ * and counted: VINOM_STALE, VINOM_UNKNOWN_BASELINE (its baseline's view or
+ * numbers not held: the next ack brings one it can apply),
  * VINOM_CHECKSUM_MISMATCH, VINOM_BAD_FIELD (corrupt); bytes that are not a
  * snap get their decoding's status and *input_ack -1. *input_ack: the snap's
- * `ik` whatever its snapshot's fate (-1: none). */
+ * `ik` whatever its snapshot's fate once its snapshot's tick was read (-1:
+ * none). */
 VINOM_API vinom_status vinom_snapshots_receive(vinom_snapshots* snapshots, const uint8_t* snap,
                                                size_t len, uint64_t* tick, int64_t* input_ack);
 /* The view rebuilt for `tick` (one of the last 64 applied) as JSON;
  * VINOM_UNEXPECTED for a tick not held. */
 VINOM_API vinom_status vinom_snapshots_view(const vinom_snapshots* snapshots, uint64_t tick,
                                             char* out, size_t cap, size_t* len);
+/* The state the snap applied for `tick` (one of the last 64) stands for, as
+ * JSON: {"t": "state", "v", "p": "playing", "r" (s, or null), "k": tick, "ts",
+ * "s": its view, "i"}; VINOM_UNEXPECTED for a tick not held. */
+VINOM_API vinom_status vinom_snapshots_state(const vinom_snapshots* snapshots, uint64_t tick,
+                                             char* out, size_t cap, size_t* len);
 /* The newest tick applied (what an input acknowledges), -1 before any. */
 VINOM_API int64_t vinom_snapshots_newest(const vinom_snapshots* snapshots);
 
@@ -294,9 +306,7 @@ VINOM_API vinom_status vinom_inputs_add(vinom_inputs* inputs, const char* json, 
  * `ack` the newest snapshot applied (-1: none). */
 VINOM_API vinom_status vinom_inputs_message(const vinom_inputs* inputs, int64_t ack, uint8_t* out,
                                             size_t cap, size_t* len);
-/* The same with `ack` the newest snapshot `snapshots` applied, and "vs": 1,
- * "pk": 1 (in packed snaps) while they ask for schema snapshots
- * (vinom_snapshots_asking). */
+/* The same with `ack` the newest snapshot `snapshots` applied. */
 VINOM_API vinom_status vinom_inputs_message_for(const vinom_inputs* inputs,
                                                 const vinom_snapshots* snapshots, uint8_t* out,
                                                 size_t cap, size_t* len);
@@ -350,8 +360,9 @@ VINOM_API void vinom_buffer_counts(const vinom_buffer* buffer, uint64_t* extrapo
 
 /* Messages as JSON text, for callers without a msgpack library: msgpack to
  * JSON (bin as {"bytes": [...], "subtype": null}; strings not UTF-8 get
- * U+FFFD; a packed snap, first byte 0xc1, as its array [v, ts, r, i, ik, d])
- * and JSON to msgpack as the host writes it (docs/protocol.md 14).
+ * U+FFFD; a snap, first byte 0xc1, is no msgpack: VINOM_BAD_TYPE, read it
+ * with vinom_snapshots_receive) and JSON to msgpack as the host writes it
+ * (docs/protocol.md 14).
  * The JSON is not NUL-terminated; *len is its length. */
 VINOM_API vinom_status vinom_message_to_json(const uint8_t* message, size_t len, char* out,
                                              size_t cap, size_t* out_len);

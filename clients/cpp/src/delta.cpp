@@ -365,6 +365,70 @@ const Value* SnapshotReceiver::view(std::uint64_t tick) const {
     return it == views_.end() ? nullptr : &it->second;
 }
 
+const Snap* SnapshotReceiver::snap(std::uint64_t tick) const {
+    auto it = snaps_.find(tick);
+    return it == snaps_.end() ? nullptr : &it->second;
+}
+
+// As vinom/client/game.py's: d's header read (16.1's or 16.8's, by the first
+// byte with a schema), its numbers resolved against those of its baseline's
+// snap, then the snapshot applied; the numbers kept by tick.
+Error SnapshotReceiver::receive_snap(View message, Snap& snap, Snapshot& out) {
+    RelativeSnap raw;
+    Error e = decode_snap(message, raw);
+    if (e != Error::ok) return e;
+    const View d(raw.d);
+    const bool schema_body = schema_ && d.size > 0 && d.data[0] == SCHEMA_FORMAT;
+    Frame frame;
+    SchemaFrame schema_frame;
+    std::uint64_t tick = 0;
+    std::optional<std::uint64_t> baseline_tick;
+    if (schema_body) {
+        e = parse_schema_frame(d, schema_frame);
+        tick = schema_frame.tick;
+        if (e == Error::ok && schema_frame.distance) {
+            if (schema_frame.distance > tick) e = Error::bad_field;
+            else baseline_tick = tick - schema_frame.distance;
+        }
+    } else {
+        e = parse(d, frame);
+        tick = frame.tick;
+        baseline_tick = frame.baseline_tick;
+    }
+    if (e != Error::ok) return dropped(e);
+    snap.i = raw.i;
+    snap.ik = snap_input_tick(raw, tick);
+    if (newest_ && tick <= *newest_) return dropped(Error::stale);
+    SnapFields base;
+    if (baseline_tick) {
+        auto it = snaps_.find(*baseline_tick);
+        if (it == snaps_.end()) return dropped(Error::unknown_baseline);
+        base = it->second.fields();
+    }
+    Snap resolved;
+    e = resolve_snap(raw, tick, baseline_tick ? &base : nullptr, resolved);
+    if (e != Error::ok) return dropped(e);
+    Snapshot s;
+    SchemaWireView wire;
+    try {
+        if (schema_body)
+            e = decode_schema_frame(*schema_, schema_frame, wires_, s, wire);
+        else
+            e = rebuild(frame, views_, q_, true, s);
+    } catch (const std::bad_alloc&) {
+        e = Error::no_memory;
+    }
+    if (e != Error::ok) return dropped(e);
+    if (schema_body) keep_wire(s.tick, std::move(wire));
+    resolved.d.clear();
+    snaps_[tick] = resolved;
+    while (snaps_.size() > capacity_) snaps_.erase(snaps_.begin());
+    resolved.d = std::move(raw.d);
+    snap = std::move(resolved);
+    apply_view(std::move(s), out);
+    return Error::ok;
+}
+
 Error SnapshotReceiver::receive(View data, Snapshot& out) {
     if (schema_ && data.size > 0 && data.data[0] == SCHEMA_FORMAT) return receive_schema(data, out);
     Frame f;
@@ -387,10 +451,14 @@ Error SnapshotReceiver::receive_schema(View data, Snapshot& out) {
     SchemaWireView wire;
     if (e == Error::ok) e = decode_schema_frame(*schema_, f, wires_, s, wire);
     if (e != Error::ok) return dropped(e);
-    wires_[s.tick] = std::move(wire);
-    while (wires_.size() > capacity_) wires_.erase(wires_.begin());
+    keep_wire(s.tick, std::move(wire));
     apply_view(std::move(s), out);
     return Error::ok;
+}
+
+void SnapshotReceiver::keep_wire(std::uint64_t tick, SchemaWireView wire) {
+    wires_[tick] = std::move(wire);
+    while (wires_.size() > capacity_) wires_.erase(wires_.begin());
 }
 
 Error SnapshotReceiver::dropped(Error e) {

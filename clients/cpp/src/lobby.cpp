@@ -19,7 +19,7 @@
 
 #include "log.hpp"
 #include "socket.hpp"
-#include "vinom/codec.hpp"  // PROTOCOL_VERSION
+#include "vinom/codec.hpp"  // GAME_PROTOCOL
 
 namespace vinom {
 
@@ -203,7 +203,7 @@ void add_auth(Json& frame, std::string_view auth) {
 
 std::string hello_frame(std::int64_t id, std::string_view name, std::string_view auth) {
     Json frame = {{"type", "hello"}, {"name", std::string(name)},
-                  {"protocol", PROTOCOL_VERSION}};
+                  {"protocol", GAME_PROTOCOL}};
     add_auth(frame, auth);
     frame["id"] = id;
     return line_of(std::move(frame));
@@ -212,7 +212,7 @@ std::string hello_frame(std::int64_t id, std::string_view name, std::string_view
 std::string reconnect_frame(std::int64_t id, std::string_view player_id, std::string_view secret,
                             std::string_view auth) {
     Json frame = {{"type", "reconnect"}, {"player_id", std::string(player_id)},
-                  {"secret", std::string(secret)}, {"protocol", PROTOCOL_VERSION}};
+                  {"secret", std::string(secret)}, {"protocol", GAME_PROTOCOL}};
     add_auth(frame, auth);
     frame["id"] = id;
     return line_of(std::move(frame));

@@ -73,29 +73,10 @@ Error decode_message(View data, Value& out) {
     }
 }
 
-Error encode_snap(const Snap& s, Bytes& out) {
-    auto opt = [](const std::optional<std::int64_t>& x) { return x ? Value(*x) : Value(nullptr); };
-    Value v = Value::array({s.v, s.ts, opt(s.r), opt(s.i), opt(s.ik), Value::binary(s.d)});
-    return encode_message(v, out);
-}
-
 namespace {
 
-// An int of a snap: any msgpack int that fits an int64.
-bool int64_of(const Value& x, std::int64_t& out) {
-    if (x.is_number_unsigned()) {
-        auto u = x.get<std::uint64_t>();
-        if (u > static_cast<std::uint64_t>(INT64_MAX)) return false;
-        out = static_cast<std::int64_t>(u);
-        return true;
-    }
-    if (!x.is_number_integer()) return false;
-    out = x.get<std::int64_t>();
-    return true;
-}
-
-// One unsigned LEB128 number of a packed snap, at `at` (moved past it): at most
-// 8 bytes, below 2^53.
+// One unsigned LEB128 number of a snap, at `at` (moved past it): at most 8
+// bytes, below 2^53.
 Error packed_number(View data, std::size_t& at, std::uint64_t& out) {
     std::uint64_t value = 0;
     for (unsigned shift = 0;; shift += 7) {
@@ -110,50 +91,111 @@ Error packed_number(View data, std::size_t& at, std::uint64_t& out) {
     return Error::ok;
 }
 
-// A packed snap (its first byte PACKED_SNAP): v, ts, r + 1, zigzag(i) + 1, ik + 1
-// (0: nil), then d to the end.
-Error decode_packed_snap(View data, Snap& out) {
+void write_number(std::uint64_t x, Bytes& out) {
+    while (x >= 0x80) {
+        out.push_back(static_cast<std::uint8_t>(x | 0x80));
+        x >>= 7;
+    }
+    out.push_back(static_cast<std::uint8_t>(x));
+}
+
+std::uint64_t zigzag(std::int64_t x) {
+    return (static_cast<std::uint64_t>(x) << 1) ^ static_cast<std::uint64_t>(x >> 63);
+}
+
+constexpr std::int64_t LIMIT = static_cast<std::int64_t>(PACKED_SNAP_LIMIT);
+// Ticks a snap's ik can be told against: tick + unzigzag(z), |unzigzag(z)| <= 2^52,
+// fits an int64.
+constexpr std::uint64_t TICK_LIMIT = std::uint64_t{1} << 62;
+
+}  // namespace
+
+Error decode_snap(View data, RelativeSnap& out) {
+    if (data.size == 0) return Error::truncated;
+    if (data.data[0] != PACKED_SNAP) return Error::bad_field;
     std::uint64_t n[5];
     std::size_t at = 1;
     for (auto& x : n) {
         Error e = packed_number(data, at, x);
         if (e != Error::ok) return e;
     }
-    // Every number is below 2^53: each fits an int64.
-    Snap s;
-    s.v = static_cast<std::int64_t>(n[0]);
-    s.ts = static_cast<std::int64_t>(n[1]);
-    if (n[2]) s.r = static_cast<std::int64_t>(n[2] - 1);
+    RelativeSnap s;
+    s.v = n[0];
+    s.ts = n[1];
+    s.r = n[2];
     if (n[3]) s.i = unzigzag(n[3] - 1);
-    if (n[4]) s.ik = static_cast<std::int64_t>(n[4] - 1);
+    s.ik = n[4];
     s.d.assign(data.data + at, data.data + data.size);
     out = std::move(s);
     return Error::ok;
 }
 
-}  // namespace
+std::optional<std::int64_t> snap_input_tick(const RelativeSnap& raw, std::uint64_t tick) {
+    if (!raw.ik || tick >= TICK_LIMIT) return std::nullopt;
+    return static_cast<std::int64_t>(tick) + unzigzag(raw.ik - 1);
+}
 
-Error decode_snap(View data, Snap& out) {
-    if (data.size && data.data[0] == PACKED_SNAP) return decode_packed_snap(data, out);
-    Value v;
-    Error e = decode_message(data, v);
-    if (e != Error::ok) return e;
-    // An array of another length, or a field of another type, is not a snap.
-    Snap s;
-    if (!v.is_array() || v.size() != 6 || !int64_of(v[0], s.v) || !int64_of(v[1], s.ts) ||
-        !v[5].is_binary())
+Error resolve_snap(const RelativeSnap& raw, std::uint64_t tick, const SnapFields* base,
+                   Snap& out) {
+    // Every number read is below 2^53 and every kept field within +-2^53: no
+    // sum below overflows an int64.
+    if (raw.v >= PACKED_SNAP_LIMIT || raw.ts >= PACKED_SNAP_LIMIT || raw.r >= PACKED_SNAP_LIMIT ||
+        raw.ik >= PACKED_SNAP_LIMIT || tick >= TICK_LIMIT)
         return Error::bad_field;
-    std::optional<std::int64_t>* opts[] = {&s.r, &s.i, &s.ik};
-    for (std::size_t n = 0; n < 3; ++n) {
-        const Value& x = v[n + 2];
-        std::int64_t i = 0;
-        if (x.is_null()) continue;
-        if (!int64_of(x, i)) return Error::bad_field;
-        *opts[n] = i;
+    Snap s;
+    s.v = static_cast<std::int64_t>(raw.v);
+    s.ts = static_cast<std::int64_t>(raw.ts);
+    if (!base) {
+        if (raw.r) s.r = static_cast<std::int64_t>(raw.r - 1);
+    } else {
+        if (base->v < 0 || base->v >= LIMIT || base->ts < 0 || base->ts >= LIMIT ||
+            (base->r && (*base->r <= -LIMIT || *base->r >= LIMIT)))
+            return Error::bad_field;
+        s.v += base->v;
+        s.ts += base->ts;
+        if (raw.r) s.r = unzigzag(raw.r - 1) + base->ts + base->r.value_or(0) - s.ts;
+        if (s.v >= LIMIT || s.ts >= LIMIT || (s.r && (*s.r <= -LIMIT || *s.r >= LIMIT)))
+            return Error::bad_field;
     }
-    const auto& d = v[5].get_binary();
-    s.d.assign(d.begin(), d.end());
+    s.i = raw.i;
+    s.ik = snap_input_tick(raw, tick);
+    s.d = raw.d;
     out = std::move(s);
+    return Error::ok;
+}
+
+Error encode_snap(const Snap& s, std::uint64_t tick, const SnapFields* base, Bytes& out) {
+    // Numbers within +-2^53 first, so that the differences below cannot overflow.
+    auto within = [](std::int64_t x) { return x > -LIMIT && x < LIMIT; };
+    if (!within(s.v) || !within(s.ts) || (s.r && !within(*s.r)) || (s.i && !within(*s.i)) ||
+        (s.ik && !within(*s.ik)) || tick >= TICK_LIMIT)
+        return Error::bad_field;
+    if (base && (!within(base->v) || !within(base->ts) || (base->r && !within(*base->r))))
+        return Error::bad_field;
+    std::int64_t v = s.v, ts = s.ts;
+    std::uint64_t r = 0;
+    if (!base) {
+        if (s.r) {
+            if (*s.r < 0) return Error::bad_field;
+            r = static_cast<std::uint64_t>(*s.r) + 1;
+        }
+    } else {
+        v -= base->v;
+        ts -= base->ts;
+        if (s.r) r = zigzag(s.ts + *s.r - base->ts - base->r.value_or(0)) + 1;
+    }
+    std::uint64_t i = s.i ? zigzag(*s.i) + 1 : 0;
+    std::uint64_t ik = s.ik ? zigzag(*s.ik - static_cast<std::int64_t>(tick)) + 1 : 0;
+    if (v < 0 || v >= LIMIT || ts < 0 || ts >= LIMIT)
+        return Error::bad_field;
+    for (std::uint64_t x : {r, i, ik})
+        if (x >= PACKED_SNAP_LIMIT) return Error::bad_field;
+    Bytes b;
+    b.push_back(PACKED_SNAP);
+    for (std::uint64_t x : {static_cast<std::uint64_t>(v), static_cast<std::uint64_t>(ts), r, i, ik})
+        write_number(x, b);
+    b.insert(b.end(), s.d.begin(), s.d.end());
+    out = std::move(b);
     return Error::ok;
 }
 

@@ -41,20 +41,13 @@ void InputQueue::acknowledge(std::uint64_t tick) {
     while (!pending_.empty() && pending_.front().first <= tick) pending_.pop_front();
 }
 
-Value InputQueue::message(std::optional<std::uint64_t> ack, bool schema) const {
+Value InputQueue::message(std::optional<std::uint64_t> ack) const {
     Value pairs = Value::array();
     for (const auto& [tick, input] : pending_) pairs.push_back(Value::array({tick, input}));
     Value m;
     m["t"] = "input";
     m["a"] = ack ? Value(*ack) : Value(nullptr);
     m["x"] = std::move(pairs);
-    // Schema snapshots ("vs": 1), in packed snaps ("pk": 1; a host that predates
-    // them ignores it and sends arrays, read too): last, in this order, as the
-    // Python client's encode_input writes them.
-    if (schema) {
-        m["vs"] = 1;
-        m["pk"] = 1;
-    }
     return m;
 }
 

@@ -72,9 +72,7 @@ vinom_status vinom_snapshots_schema(vinom_snapshots* snapshots, const char* decl
     });
 }
 
-int vinom_snapshots_asking(const vinom_snapshots* snapshots) {
-    return snapshots && snapshots->receiver.asks_schema() ? 1 : 0;
-}
+int vinom_snapshots_asking(const vinom_snapshots*) { return 0; }  // nothing is asked
 
 vinom_status vinom_snapshots_receive(vinom_snapshots* snapshots, const uint8_t* snap, size_t len,
                                      uint64_t* tick, int64_t* input_ack) {
@@ -82,11 +80,10 @@ vinom_status vinom_snapshots_receive(vinom_snapshots* snapshots, const uint8_t* 
     *input_ack = -1;
     return guarded([&] {
         vinom::Snap message;
-        vinom::Error e = vinom::decode_snap(vinom::View(snap, len), message);
-        if (e != vinom::Error::ok) return status(e);
-        if (message.ik && *message.ik >= 0) *input_ack = *message.ik;
         vinom::Snapshot applied;
-        e = snapshots->receiver.receive(vinom::View(message.d), applied);
+        vinom::Error e =
+            snapshots->receiver.receive_snap(vinom::View(snap, len), message, applied);
+        if (message.ik && *message.ik >= 0) *input_ack = *message.ik;
         if (e == vinom::Error::ok) *tick = applied.tick;
         return status(e);
     });
@@ -98,6 +95,28 @@ vinom_status vinom_snapshots_view(const vinom_snapshots* snapshots, uint64_t tic
     const vinom::Value* view = snapshots->receiver.view(tick);
     if (!view) return VINOM_UNEXPECTED;
     return guarded([&] { return copy_out(json_text(*view), out, cap, len); });
+}
+
+vinom_status vinom_snapshots_state(const vinom_snapshots* snapshots, uint64_t tick, char* out,
+                                   size_t cap, size_t* len) {
+    if (!snapshots || (!out && cap) || !len) return VINOM_INVALID_ARGUMENT;
+    const vinom::Snap* snap = snapshots->receiver.snap(tick);
+    const vinom::Value* view = snapshots->receiver.view(tick);
+    if (!snap || !view) return VINOM_UNEXPECTED;
+    return guarded([&] {
+        // As the Python client's state_of_snap: r in seconds.
+        auto opt = [](const std::optional<std::int64_t>& x) {
+            return x ? vinom::Value(*x) : vinom::Value(nullptr);
+        };
+        vinom::Value state = {{"t", "state"}, {"v", snap->v}, {"p", "playing"}};
+        state["r"] = snap->r ? vinom::Value(static_cast<double>(*snap->r) / 1000.0)
+                             : vinom::Value(nullptr);
+        state["k"] = tick;
+        state["ts"] = snap->ts;
+        state["s"] = *view;
+        state["i"] = opt(snap->i);
+        return copy_out(json_text(state), out, cap, len);
+    });
 }
 
 int64_t vinom_snapshots_newest(const vinom_snapshots* snapshots) {
@@ -153,8 +172,7 @@ vinom_status vinom_inputs_message_for(const vinom_inputs* inputs,
     return guarded([&] {
         const vinom::SnapshotReceiver& receiver = snapshots->receiver;
         vinom::Bytes message;
-        vinom::Error e = vinom::encode_message(
-            inputs->queue.message(receiver.newest(), receiver.asks_schema()), message);
+        vinom::Error e = vinom::encode_message(inputs->queue.message(receiver.newest()), message);
         if (e != vinom::Error::ok) return status(e);
         return copy_out(message, out, cap, len);
     });

@@ -49,6 +49,8 @@ uint32_t vinom_abi_version(void) { return VINOM_ABI_VERSION; }
 
 uint32_t vinom_protocol_version(void) { return vinom::PROTOCOL_VERSION; }
 
+uint32_t vinom_game_protocol(void) { return vinom::GAME_PROTOCOL; }
+
 const char* vinom_version_string(void) { return "vinom-native " VINOM_VERSION_STRING; }
 
 const char* vinom_status_name(vinom_status s) {
@@ -325,21 +327,11 @@ vinom_status vinom_message_to_json(const uint8_t* message, size_t len, char* out
     *out_len = 0;
     try {
         vinom::Value value;
-        vinom::Error e;
-        if (len && message[0] == vinom::PACKED_SNAP) {
-            // Not msgpack: a packed snap, given as the array snap it reads as.
-            vinom::Snap snap;
-            e = vinom::decode_snap(vinom::View(message, len), snap);
-            if (e != vinom::Error::ok) return status(e);
-            auto opt = [](const std::optional<std::int64_t>& x) {
-                return x ? vinom::Value(*x) : vinom::Value(nullptr);
-            };
-            value = vinom::Value::array({snap.v, snap.ts, opt(snap.r), opt(snap.i), opt(snap.ik),
-                                         vinom::Value::binary(std::move(snap.d))});
-        } else {
-            e = vinom::decode_message(vinom::View(message, len), value);
-            if (e != vinom::Error::ok) return status(e);
-        }
+        // Not msgpack: a snap, whose numbers only vinom_snapshots_receive can
+        // resolve (against the snap of its baseline).
+        if (len && message[0] == vinom::PACKED_SNAP) return VINOM_BAD_TYPE;
+        vinom::Error e = vinom::decode_message(vinom::View(message, len), value);
+        if (e != vinom::Error::ok) return status(e);
         return copy_out(vinom_abi::json_text(value), out, cap, out_len);
     } catch (...) {
         return VINOM_NO_MEMORY;

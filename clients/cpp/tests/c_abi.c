@@ -30,6 +30,7 @@ int main(void) {
 
     CHECK(vinom_abi_version() == VINOM_ABI_VERSION);
     CHECK(vinom_protocol_version() == 3);
+    CHECK(vinom_game_protocol() == 4);
     CHECK(strncmp(vinom_version_string(), "vinom-native ", 13) == 0);
     CHECK(strcmp(vinom_status_name(VINOM_OK), "ok") == 0);
     CHECK(strcmp(vinom_status_name(VINOM_NO_MEMORY), "no_memory") == 0);
@@ -52,10 +53,11 @@ int main(void) {
     CHECK(len == 8 && out[0] == 0x81); /* 81 a1 74 a4 70 69 6e 67 */
     CHECK(vinom_message_to_json(out, len, text, sizeof text, &text_len) == VINOM_OK);
     CHECK(text_len == strlen(ping) && memcmp(text, ping, text_len) == 0);
-    /* Schema snapshots: NULL handles. */
+    /* Schema snapshots: NULL handles; nothing is asked (game protocol 4). */
     CHECK(vinom_snapshots_schema(NULL, NULL, 0) == VINOM_INVALID_ARGUMENT);
     CHECK(vinom_snapshots_asking(NULL) == 0);
     CHECK(vinom_inputs_message_for(NULL, NULL, out, sizeof out, &len) == VINOM_INVALID_ARGUMENT);
+    CHECK(vinom_snapshots_state(NULL, 0, text, sizeof text, &len) == VINOM_INVALID_ARGUMENT);
     /* The lobby: NULL arguments, and a trust file that cannot be read fails the
      * handle, failed with its reason and one failed event. */
     CHECK(vinom_lobby_new(NULL, 7350, NULL, NULL, 0.0, 0.0, &lobby) == VINOM_INVALID_ARGUMENT);

@@ -151,12 +151,12 @@ TEST(LobbyFrames, TheFramesTheClientSends) {
     std::string hello = vinom::hello_frame(1, "Ann", "");
     ASSERT_EQ(hello.back(), '\n');
     EXPECT_EQ(Json::parse(hello),
-              (Json{{"type", "hello"}, {"name", "Ann"}, {"protocol", 3}, {"id", 1}}));
+              (Json{{"type", "hello"}, {"name", "Ann"}, {"protocol", 4}, {"id", 1}}));
     hello = vinom::hello_frame(2, "Ann", "{\"kind\":\"jwt\",\"token\":\"t\"}");
     EXPECT_EQ(Json::parse(hello).at("auth"), (Json{{"kind", "jwt"}, {"token", "t"}}));
     std::string again = vinom::reconnect_frame(9, "p-1", "Xq2", "");
     EXPECT_EQ(Json::parse(again), (Json{{"type", "reconnect"}, {"player_id", "p-1"},
-                                        {"secret", "Xq2"}, {"protocol", 3}, {"id", 9}}));
+                                        {"secret", "Xq2"}, {"protocol", 4}, {"id", 9}}));
     // A name with a newline or a quote stays one line of JSON.
     hello = vinom::hello_frame(3, "a\n\"b", "");
     EXPECT_EQ(hello.find('\n'), hello.size() - 1);

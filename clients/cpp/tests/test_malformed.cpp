@@ -418,6 +418,7 @@ TEST(ReplayWindow, Section6) {
 TEST(CAbi, Arguments) {
     EXPECT_EQ(vinom_abi_version(), static_cast<std::uint32_t>(VINOM_ABI_VERSION));
     EXPECT_EQ(vinom_protocol_version(), vinom::PROTOCOL_VERSION);
+    EXPECT_EQ(vinom_game_protocol(), vinom::GAME_PROTOCOL);
     vinom_token* t = nullptr;
     EXPECT_EQ(vinom_token_parse(nullptr, 0, &t), VINOM_INVALID_ARGUMENT);
     EXPECT_EQ(vinom_token_parse("{}", 2, &t), VINOM_BAD_JSON);

@@ -1,7 +1,9 @@
-// The messages group (docs/protocol.md 14.1) both ways (a packed snap, which
-// the client only reads, one way), and what a hostile host could send instead
-// of a message. The snapshot inside a snap (`d`) is section 16's, not decoded
-// here.
+// The messages group (docs/protocol.md 14.1) both ways, and what a hostile
+// host could send instead of a message. A snap (game protocol 4: the relative
+// packed form only) is read as its numbers (decode_snap), resolved against the
+// numbers of its baseline's snap (resolve_snap) and written back (encode_snap);
+// the snapshot inside it (`d`) is section 16's, not decoded here (test_realtime:
+// through a receiver).
 #include <gtest/gtest.h>
 
 #include "support.hpp"
@@ -14,16 +16,29 @@ using vt::unhex;
 
 namespace {
 
-// A vector's "snap" fields.
+std::optional<std::int64_t> opt(const nlohmann::ordered_json& x) {
+    if (x.is_null()) return std::nullopt;
+    return x.get<std::int64_t>();
+}
+
+// A vector's "snap" fields (r in ms).
 vinom::Snap snap_of(const nlohmann::ordered_json& f) {
     vinom::Snap s;
     s.v = f.at("v");
     s.ts = f.at("ts");
-    if (!f.at("r").is_null()) s.r = f.at("r").get<std::int64_t>();
-    if (!f.at("i").is_null()) s.i = f.at("i").get<std::int64_t>();
-    if (!f.at("ik").is_null()) s.ik = f.at("ik").get<std::int64_t>();
+    s.r = opt(f.at("r"));
+    s.i = opt(f.at("i"));
+    s.ik = opt(f.at("ik"));
     s.d = unhex(f.at("d"));
     return s;
+}
+
+// A relative snap vector's baseline numbers (none: d full).
+std::optional<vinom::SnapFields> base_of(const nlohmann::ordered_json& v) {
+    if (!v.contains("base") || v.at("base").is_null()) return std::nullopt;
+    const auto& b = v.at("base");
+    return vinom::SnapFields{b.at("v").get<std::int64_t>(), b.at("ts").get<std::int64_t>(),
+                             opt(b.at("r"))};
 }
 
 void expect_snap(const vinom::Snap& back, const vinom::Snap& s) {
@@ -35,9 +50,18 @@ void expect_snap(const vinom::Snap& back, const vinom::Snap& s) {
     EXPECT_EQ(hex(back.d), hex(s.d));
 }
 
-// A packed snap: the marker, five numbers (LEB128 each, as hex), then d.
+// A snap: the marker, five numbers (LEB128 each, as hex), then d.
 Bytes packed(const std::string& numbers, const std::string& d = "9403c0c081a17801") {
     return unhex("c1" + numbers + d);
+}
+
+// `numbers` read then resolved against `base` for d of `tick`.
+Error resolved(const std::string& numbers, std::uint64_t tick, const vinom::SnapFields* base,
+               vinom::Snap& out) {
+    vinom::RelativeSnap raw;
+    Error e = vinom::decode_snap(packed(numbers), raw);
+    if (e != Error::ok) return e;
+    return vinom::resolve_snap(raw, tick, base, out);
 }
 
 }  // namespace
@@ -45,29 +69,29 @@ Bytes packed(const std::string& numbers, const std::string& d = "9403c0c081a1780
 TEST(Messages, EveryVectorBothWays) {
     const auto& group = vt::vectors().at("messages").at("vectors");
     ASSERT_FALSE(group.empty());
-    int packed_seen = 0;
+    int relative_seen = 0, full_seen = 0, delta_seen = 0;
     for (const auto& v : group) {
         SCOPED_TRACE(v.at("name").get<std::string>());
         Bytes bytes = unhex(v.at("hex"));
         Bytes out;
-        // Relative packed snaps ("pk": 2) are the Python client's; this one asks "pk": 1.
-        if (v.at("kind") == "relative_snap") continue;
-        if (v.at("kind") == "packed_snap") {
-            // Read as the array (encode_snap writes only that).
-            ++packed_seen;
+        const std::string kind = v.at("kind");
+        if (kind == "relative_snap") {
+            ++relative_seen;
+            vinom::Snap s = snap_of(v.at("snap"));
+            std::optional<vinom::SnapFields> base = base_of(v);
+            ++(base ? delta_seen : full_seen);
+            const vinom::SnapFields* b = base ? &*base : nullptr;
+            std::uint64_t tick = v.at("d_tick");
             ASSERT_EQ(bytes.at(0), vinom::PACKED_SNAP);
+            ASSERT_EQ(vinom::encode_snap(s, tick, b, out), Error::ok);
+            EXPECT_EQ(hex(out), v.at("hex"));
+            vinom::RelativeSnap raw;
+            ASSERT_EQ(vinom::decode_snap(bytes, raw), Error::ok);
             vinom::Snap back;
-            ASSERT_EQ(vinom::decode_snap(bytes, back), Error::ok);
-            expect_snap(back, snap_of(v.at("snap")));
+            ASSERT_EQ(vinom::resolve_snap(raw, tick, b, back), Error::ok);
+            expect_snap(back, s);
             vinom::Value ignored;
             EXPECT_NE(vinom::decode_message(bytes, ignored), Error::ok);  // not msgpack
-        } else if (v.at("kind") == "snap") {
-            vinom::Snap s = snap_of(v.at("snap"));
-            ASSERT_EQ(vinom::encode_snap(s, out), Error::ok);
-            EXPECT_EQ(hex(out), v.at("hex"));
-            vinom::Snap back;
-            ASSERT_EQ(vinom::decode_snap(bytes, back), Error::ok);
-            expect_snap(back, s);
         } else {
             const auto& message = v.at("message");
             ASSERT_EQ(vinom::encode_message(message, out), Error::ok);
@@ -78,38 +102,34 @@ TEST(Messages, EveryVectorBothWays) {
             EXPECT_EQ(back.dump(), message.dump());  // the keys' order too
         }
     }
-    EXPECT_GT(packed_seen, 0);
+    EXPECT_GT(full_seen, 0);
+    EXPECT_GT(delta_seen, 0);
+    EXPECT_EQ(relative_seen, full_seen + delta_seen);
 }
 
-TEST(Messages, APackedSnapReadsAsTheArrayOfTheSameFields) {
-    vinom::Snap a, b;
-    ASSERT_EQ(vinom::decode_snap(unhex(vt::vector("messages", "packed_snap_full").at("hex")), a),
-              Error::ok);
-    ASSERT_EQ(vinom::decode_snap(unhex(vt::vector("messages", "snap_full").at("hex")), b),
-              Error::ok);
-    expect_snap(a, b);
-    vinom::Snap s;
+TEST(Messages, ASnapsNumbersAsSent) {
+    vinom::RelativeSnap s;
     // Zigzag: 0 -> 0, -1 -> 1, 1 -> 2, -2 -> 3 (each plus one: 0 is nil).
     const std::pair<const char*, std::int64_t> actions[] = {
         {"01", 0}, {"02", -1}, {"03", 1}, {"04", -2}};
     for (const auto& [z, i] : actions) {
         ASSERT_EQ(vinom::decode_snap(packed(std::string("000000") + z + "00"), s), Error::ok) << z;
         EXPECT_EQ(s.i, i) << z;
-        EXPECT_FALSE(s.r);
-        EXPECT_FALSE(s.ik);
+        EXPECT_EQ(s.r, 0u);
+        EXPECT_EQ(s.ik, 0u);
     }
-    // The largest numbers, 2^53 - 1 in 8 bytes; r 0 ms and ik 0 are 1.
+    // The largest numbers, 2^53 - 1 in 8 bytes.
     const std::string top = "ffffffffffffff0f";
-    ASSERT_EQ(vinom::decode_snap(packed(top + top + "01" + top + "01"), s), Error::ok);
-    const std::int64_t max = (std::int64_t{1} << 53) - 1;
+    const std::uint64_t max = (std::uint64_t{1} << 53) - 1;
+    ASSERT_EQ(vinom::decode_snap(packed(top + top + top + top + top), s), Error::ok);
     EXPECT_EQ(s.v, max);
     EXPECT_EQ(s.ts, max);
-    EXPECT_EQ(s.r, 0);
-    EXPECT_EQ(s.i, max / 2);  // zigzag 2^53 - 2
-    EXPECT_EQ(s.ik, 0);
+    EXPECT_EQ(s.r, max);
+    EXPECT_EQ(s.i, static_cast<std::int64_t>(max / 2));  // zigzag 2^53 - 2
+    EXPECT_EQ(s.ik, max);
     // A number longer than it needs is read as the Python reader reads it.
     ASSERT_EQ(vinom::decode_snap(packed("8500" "00000000"), s), Error::ok);
-    EXPECT_EQ(s.v, 5);
+    EXPECT_EQ(s.v, 5u);
     // d may be empty (its snapshot is then refused by the receiver), or any bytes.
     ASSERT_EQ(vinom::decode_snap(packed("0000000000", ""), s), Error::ok);
     EXPECT_TRUE(s.d.empty());
@@ -117,10 +137,83 @@ TEST(Messages, APackedSnapReadsAsTheArrayOfTheSameFields) {
     EXPECT_EQ(hex(s.d), "c1c1");
 }
 
-TEST(Messages, MalformedPackedSnapsAreRefused) {
+TEST(Messages, AFullSnapsNumbersAreItsOwn) {
     vinom::Snap s;
+    // v 5, ts 300, r nil, i nil, ik nil.
+    ASSERT_EQ(resolved("05ac02000000", 3, nullptr, s), Error::ok);
+    EXPECT_EQ(s.v, 5);
+    EXPECT_EQ(s.ts, 300);
+    EXPECT_FALSE(s.r);
+    EXPECT_FALSE(s.i);
+    EXPECT_FALSE(s.ik);
+    EXPECT_EQ(hex(s.d), "9403c0c081a17801");
+    // r + 1: 1 is 0 ms; ik against d's tick: zigzag(ik - k) + 1.
+    ASSERT_EQ(resolved("05ac02" "01" "00" "01", 3, nullptr, s), Error::ok);
+    EXPECT_EQ(s.r, 0);
+    EXPECT_EQ(s.ik, 3);
+    ASSERT_EQ(resolved("05ac02" "01" "00" "02", 3, nullptr, s), Error::ok);
+    EXPECT_EQ(s.ik, 2);  // -1
+    ASSERT_EQ(resolved("05ac02" "01" "00" "03", 3, nullptr, s), Error::ok);
+    EXPECT_EQ(s.ik, 4);  // +1
+    // The largest r a full snap carries: 2^53 - 2 ms.
+    ASSERT_EQ(resolved("0000" "ffffffffffffff0f" "0000", 0, nullptr, s), Error::ok);
+    EXPECT_EQ(s.r, (std::int64_t{1} << 53) - 2);
+}
+
+TEST(Messages, ADeltaSnapsNumbersAreAgainstItsBaselines) {
+    vinom::Snap s;
+    const vinom::SnapFields base{7, 1050, 119950};
+    // v + 2, ts + 50, ts + r the same (zigzag 0, plus one), ik k - 1.
+    ASSERT_EQ(resolved("0232" "01" "09" "02", 2, &base, s), Error::ok);
+    EXPECT_EQ(s.v, 9);
+    EXPECT_EQ(s.ts, 1100);
+    EXPECT_EQ(s.r, 119900);
+    EXPECT_EQ(s.i, 4);
+    EXPECT_EQ(s.ik, 1);
+    // r nil stays nil; ts + r a second later (zigzag 1000 = 2000, plus one).
+    ASSERT_EQ(resolved("0000" "00" "00" "00", 2, &base, s), Error::ok);
+    EXPECT_FALSE(s.r);
+    ASSERT_EQ(resolved("0000" "d10f" "00" "00", 2, &base, s), Error::ok);
+    EXPECT_EQ(s.r, 119950 + 1000);
+    // A nil r_b counts as 0: r is then ts_b + difference - ts.
+    const vinom::SnapFields nil_r{7, 1050, std::nullopt};
+    ASSERT_EQ(resolved("0032" "d10f" "00" "00", 2, &nil_r, s), Error::ok);
+    EXPECT_EQ(s.r, 1050 + 1000 - 1100);
+    // Written back as it was read.
+    Bytes out;
+    ASSERT_EQ(vinom::encode_snap(s, 2, &nil_r, out), Error::ok);
+    EXPECT_EQ(hex(out), "c10032d10f00009403c0c081a17801");
+}
+
+TEST(Messages, NumbersResolvedPastTheirRangeAreRefused) {
+    vinom::Snap s;
+    const std::string top = "ffffffffffffff0f";  // 2^53 - 1
+    const vinom::SnapFields one{1, 1, std::nullopt};
+    // v, ts past 2^53 - 1 once added to the baseline's.
+    EXPECT_EQ(resolved(top + "00000000", 2, &one, s), Error::bad_field);
+    EXPECT_EQ(resolved("00" + top + "000000", 2, &one, s), Error::bad_field);
+    // A baseline's numbers out of range (never kept so) are refused too.
+    const vinom::SnapFields huge{std::int64_t{1} << 60, 0, std::nullopt};
+    EXPECT_EQ(resolved("0000000000", 2, &huge, s), Error::bad_field);
+    // A tick past 2^62: no ik can be told against it.
+    EXPECT_EQ(resolved("0000000001", std::uint64_t{1} << 62, nullptr, s), Error::bad_field);
+    // What the host could not send is not written.
+    Bytes out;
+    vinom::Snap negative;
+    negative.v = -1;
+    EXPECT_EQ(vinom::encode_snap(negative, 0, nullptr, out), Error::bad_field);
+    negative.v = 0;
+    negative.r = -1;  // a full snap's r is never below 0
+    EXPECT_EQ(vinom::encode_snap(negative, 0, nullptr, out), Error::bad_field);
+    const vinom::SnapFields later{5, 0, std::nullopt};
+    vinom::Snap older;  // v below its baseline's
+    EXPECT_EQ(vinom::encode_snap(older, 0, &later, out), Error::bad_field);
+}
+
+TEST(Messages, MalformedSnapsAreRefused) {
+    vinom::RelativeSnap s;
     // Cut in its numbers, at each byte: truncated (the numbers end where d begins).
-    for (const char* name : {"packed_snap_full", "packed_snap_numbers"}) {
+    for (const char* name : {"relative_snap_full", "relative_snap_delta"}) {
         SCOPED_TRACE(name);
         const auto& v = vt::vector("messages", name);
         Bytes bytes = unhex(v.at("hex"));
@@ -150,6 +243,10 @@ TEST(Messages, MalformedPackedSnapsAreRefused) {
     // Eight continuation bytes and the message ends: refused (never a read past it).
     EXPECT_NE(vinom::decode_snap(unhex("c18080808080808080"), s), Error::ok);
     EXPECT_EQ(vinom::decode_snap(unhex("c1"), s), Error::truncated);
+    // The array form of game protocol 3 is no snap now; nor is any msgpack.
+    EXPECT_EQ(vinom::decode_snap(unhex("9605cd012cc0c0c0c4089403c0c081a17801"), s),
+              Error::bad_field);
+    EXPECT_EQ(vinom::decode_snap(unhex("81a174a473746174"), s), Error::bad_field);
 }
 
 TEST(Messages, FloatsAreFloat64AndIntsSmallest) {
@@ -160,23 +257,18 @@ TEST(Messages, FloatsAreFloat64AndIntsSmallest) {
 
 TEST(Messages, MalformedIsRefused) {
     vinom::Value v;
-    vinom::Snap s;
-    Bytes snap = unhex(vt::vector("messages", "snap_remaining").at("hex"));
-    for (std::size_t n = 0; n < snap.size(); ++n)
-        EXPECT_NE(vinom::decode_snap(Bytes(snap.begin(), snap.begin() + static_cast<long>(n)), s),
+    Bytes message = unhex(vt::vector("messages", "input").at("hex"));
+    for (std::size_t n = 0; n < message.size(); ++n)
+        EXPECT_NE(vinom::decode_message(Bytes(message.begin(), message.begin() + static_cast<long>(n)), v),
                   Error::ok) << n;
-    Bytes longer = snap;
+    Bytes longer = message;
     longer.push_back(0xc0);
-    EXPECT_EQ(vinom::decode_snap(longer, s), Error::bad_size);  // bytes after the message
+    EXPECT_EQ(vinom::decode_message(longer, v), Error::bad_size);  // bytes after the message
     EXPECT_EQ(vinom::decode_message(unhex("8101c0"), v), Error::bad_field);      // int key
     EXPECT_EQ(vinom::decode_message(unhex("d40100"), v), Error::bad_field);      // ext type
     EXPECT_EQ(vinom::decode_message(unhex("c1"), v), Error::bad_field);          // never used
     // An array of 2^31 announced in 5 bytes: refused by the limits, nothing allocated.
     EXPECT_EQ(vinom::decode_message(unhex("dd7fffffff"), v), Error::bad_field);
-    EXPECT_EQ(vinom::decode_snap(unhex("9505cd012cc0c0c0"), s), Error::bad_field);  // 5 long
-    EXPECT_EQ(vinom::decode_snap(unhex("96a17805c0c0c0c400"), s), Error::bad_field);  // v a str
-    EXPECT_EQ(vinom::decode_snap(unhex("960505c0c0c0c0"), s), Error::bad_field);  // d nil
-    EXPECT_EQ(vinom::decode_snap(unhex("9605cf8000000000000000c0c0c0c400"), s), Error::bad_field);
     Bytes deep(100, 0x91);  // [[[[...]]]] past the depth limit
     deep.push_back(0xc0);
     EXPECT_EQ(vinom::decode_message(deep, v), Error::bad_field);

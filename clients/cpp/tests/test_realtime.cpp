@@ -8,6 +8,7 @@
 #include "support.hpp"
 #include "vinom.h"
 #include "vinom/codec.hpp"
+#include "vinom/delta.hpp"
 #include "vinom/endpoint.hpp"
 #include "vinom/realtime.hpp"
 
@@ -297,51 +298,219 @@ TEST(EndpointChannel1, AtMostAMebibyteWaitsForAcks) {
     EXPECT_EQ(client.pending(), fit - 32);
 }
 
-// The same through the C ABI (vinom.h), with the snap messages of the vectors
-// (14.1), arrays and packed.
+namespace {
+
+// A snap (game protocol 4) written as the host writes it: `d` of `tick`, its
+// numbers against `base` (null: d full).
+Bytes snap_bytes(std::int64_t v, std::int64_t ts, std::optional<std::int64_t> r,
+                 std::optional<std::int64_t> i, std::optional<std::int64_t> ik,
+                 const std::string& d, std::uint64_t tick, const vinom::SnapFields* base) {
+    vinom::Snap s;
+    s.v = v;
+    s.ts = ts;
+    s.r = r;
+    s.i = i;
+    s.ik = ik;
+    s.d = vt::unhex(d);
+    Bytes out;
+    EXPECT_EQ(vinom::encode_snap(s, tick, base, out), vinom::Error::ok);
+    return out;
+}
+
+// 16.1 snapshots of the view {"x": n}: tick 3 full, tick 4 and 5 against 3.
+const std::string FULL_3 = "9403c0c081a17801";    // [3, nil, nil, {"x": 1}]
+const std::string DELTA_4 = "940401c081a17802";   // [4, 1, nil, {"x": 2}]
+const std::string DELTA_5 = "940502c081a17803";   // [5, 2, nil, {"x": 3}]
+
+}  // namespace
+
+// Relative snaps with a 16.1 body (docs/protocol.md 14, 16.1): the numbers of a
+// full one are its own; a delta's are against the snap of its baseline, kept
+// for every snap applied, whatever its body.
+TEST(SnapshotReceiver, ResolvesRelativeSnapsWithA161Body) {
+    vinom::SnapshotReceiver r;
+    vinom::Snap snap;
+    vinom::Snapshot s;
+    const vinom::SnapFields at_3{5, 300, 29500};
+    Bytes full = snap_bytes(5, 300, 29500, std::nullopt, 2, FULL_3, 3, nullptr);
+    EXPECT_EQ(vt::hex(full), "c105ac02bde60100" "02" + FULL_3);  // ik 2: zigzag(-1) + 1
+    ASSERT_EQ(r.receive_snap(full, snap, s), vinom::Error::ok);
+    EXPECT_EQ(s.tick, 3u);
+    EXPECT_EQ(s.view.dump(), R"({"x":1})");
+    EXPECT_EQ(snap.v, 5);
+    EXPECT_EQ(snap.ts, 300);
+    EXPECT_EQ(snap.r, 29500);
+    EXPECT_FALSE(snap.i);
+    EXPECT_EQ(snap.ik, 2);
+    EXPECT_EQ(vt::hex(snap.d), FULL_3);
+    // Tick 4 against 3: 50 ms later, the same end of phase (r 50 ms less), v + 1.
+    Bytes delta = snap_bytes(6, 350, 29450, -3, 4, DELTA_4, 4, &at_3);
+    EXPECT_EQ(vt::hex(delta), "c1013201" "06" "01" + DELTA_4);
+    ASSERT_EQ(r.receive_snap(delta, snap, s), vinom::Error::ok);
+    EXPECT_EQ(s.tick, 4u);
+    EXPECT_EQ(s.baseline_tick, 3u);
+    EXPECT_EQ(s.view.dump(), R"({"x":2})");
+    EXPECT_EQ(snap.v, 6);
+    EXPECT_EQ(snap.ts, 350);
+    EXPECT_EQ(snap.r, 29450);
+    EXPECT_EQ(snap.i, -3);
+    EXPECT_EQ(snap.ik, 4);
+    ASSERT_NE(r.snap(4), nullptr);
+    EXPECT_EQ(r.snap(4)->ts, 350);
+    EXPECT_TRUE(r.snap(4)->d.empty());
+    // Tick 5 against 3 too (the host's baseline is the acknowledged tick), r nil.
+    Bytes nil_r = snap_bytes(7, 400, std::nullopt, std::nullopt, std::nullopt, DELTA_5, 5, &at_3);
+    ASSERT_EQ(r.receive_snap(nil_r, snap, s), vinom::Error::ok);
+    EXPECT_EQ(snap.v, 7);
+    EXPECT_EQ(snap.ts, 400);
+    EXPECT_FALSE(snap.r);
+    EXPECT_FALSE(snap.ik);
+    EXPECT_EQ(r.applied(), 3u);
+    // Again: stale, its ik read all the same.
+    EXPECT_EQ(r.receive_snap(delta, snap, s), vinom::Error::stale);
+    EXPECT_EQ(snap.ik, 4);
+    EXPECT_EQ(r.drops().stale, 1u);
+    // Not a snap (the array of game protocol 3, msgpack): its decoding's error, not counted.
+    EXPECT_EQ(r.receive_snap(vt::unhex("9605cd012cc0c0c0c408" + FULL_3), snap, s),
+              vinom::Error::bad_field);
+    // A corrupt d: dropped, counted.
+    EXPECT_EQ(r.receive_snap(vt::unhex("c10000000000" "94"), snap, s), vinom::Error::bad_field);
+    EXPECT_EQ(r.drops().corrupt, 1u);
+    EXPECT_EQ(r.drops().unknown_baseline, 0u);
+}
+
+TEST(SnapshotReceiver, DropsARelativeSnapWhoseBaselinesNumbersAreNotHeld) {
+    vinom::Snap snap;
+    vinom::Snapshot s;
+    const vinom::SnapFields at_3{5, 300, std::nullopt};
+    Bytes delta = snap_bytes(6, 350, std::nullopt, std::nullopt, 4, DELTA_4, 4, &at_3);
+    // Neither view nor numbers of tick 3.
+    vinom::SnapshotReceiver none;
+    EXPECT_EQ(none.receive_snap(delta, snap, s), vinom::Error::unknown_baseline);
+    EXPECT_EQ(snap.ik, 4);
+    EXPECT_EQ(none.drops().unknown_baseline, 1u);
+    // Its view applied alone (receive: no snap, no numbers): unknown all the same.
+    vinom::SnapshotReceiver bare;
+    ASSERT_EQ(bare.receive(vt::unhex(FULL_3), s), vinom::Error::ok);
+    EXPECT_EQ(bare.receive_snap(delta, snap, s), vinom::Error::unknown_baseline);
+    EXPECT_EQ(bare.drops().unknown_baseline, 1u);
+    EXPECT_EQ(bare.applied(), 1u);
+    // Numbers kept for the last `capacity` snaps only, as the views.
+    vinom::SnapshotReceiver small(vinom::Quantisation(), 1);
+    ASSERT_EQ(small.receive_snap(snap_bytes(5, 300, std::nullopt, std::nullopt, std::nullopt,
+                                            FULL_3, 3, nullptr),
+                                 snap, s),
+              vinom::Error::ok);
+    ASSERT_EQ(small.receive_snap(delta, snap, s), vinom::Error::ok);
+    EXPECT_EQ(small.snap(3), nullptr);
+    EXPECT_NE(small.snap(4), nullptr);
+    Bytes against_3 = snap_bytes(7, 400, std::nullopt, std::nullopt, std::nullopt, DELTA_5, 5,
+                                 &at_3);
+    EXPECT_EQ(small.receive_snap(against_3, snap, s), vinom::Error::unknown_baseline);
+    // Numbers that resolve past 2^53: corrupt.
+    vinom::SnapshotReceiver r;
+    ASSERT_EQ(r.receive_snap(snap_bytes(5, 300, std::nullopt, std::nullopt, std::nullopt, FULL_3,
+                                        3, nullptr),
+                             snap, s),
+              vinom::Error::ok);
+    Bytes past = vt::unhex("c1ffffffffffffff0f00000000" + DELTA_4);
+    EXPECT_EQ(r.receive_snap(past, snap, s), vinom::Error::bad_field);
+    EXPECT_EQ(r.drops().corrupt, 1u);
+    EXPECT_EQ(r.newest(), 3u);
+}
+
+// The same through the C ABI (vinom.h): the vectors' relative snaps with a
+// 16.1 body (full, and a delta against it), and those above.
 TEST(RealtimeCAbi, SnapshotsRebuildEachSnapsViewAndGiveItsInputAck) {
-    int seen = 0, packed = 0;
-    for (const auto& v : vt::vectors().at("messages").at("vectors")) {
-        if (v.at("kind") != "snap" && v.at("kind") != "packed_snap") continue;
-        SCOPED_TRACE(v.at("name").get<std::string>());
-        ++seen;
-        packed += v.at("kind") == "packed_snap";
+    {
+        // One player's: a delta's baseline is an earlier vector's snap.
         vinom_snapshots* snapshots = nullptr;
         ASSERT_EQ(vinom_snapshots_new(nullptr, 0, &snapshots), VINOM_OK);
-        EXPECT_EQ(vinom_snapshots_newest(snapshots), -1);
-        Bytes snap = vt::unhex(v.at("hex"));
-        vinom::Snap decoded;
-        ASSERT_EQ(vinom::decode_snap(vinom::View(snap), decoded), vinom::Error::ok);
-        uint64_t tick = 0;
-        int64_t ack = -2;
-        ASSERT_EQ(vinom_snapshots_receive(snapshots, snap.data(), snap.size(), &tick, &ack),
-                  VINOM_OK);
-        EXPECT_EQ(tick, v.at("d_tick").get<uint64_t>());
-        EXPECT_EQ(ack, decoded.ik ? *decoded.ik : -1);
-        EXPECT_EQ(vinom_snapshots_newest(snapshots), static_cast<int64_t>(tick));
-        char text[4096];
-        size_t len = 0;
-        ASSERT_EQ(vinom_snapshots_view(snapshots, tick, text, sizeof text, &len), VINOM_OK);
-        EXPECT_EQ(Value::parse(std::string(text, len)).dump(), v.at("d_view").dump());
-        ASSERT_EQ(vinom_snapshots_view(snapshots, tick, text, len - 1, &len),
-                  VINOM_BUFFER_TOO_SMALL);
-        EXPECT_EQ(vinom_snapshots_view(snapshots, tick + 1, text, sizeof text, &len),
-                  VINOM_UNEXPECTED);
-        // The same snapshot again is stale; bytes that are not a snap change nothing.
-        EXPECT_EQ(vinom_snapshots_receive(snapshots, snap.data(), snap.size(), &tick, &ack),
-                  VINOM_STALE);
-        EXPECT_STREQ(vinom_status_name(VINOM_STALE), "stale");
-        const uint8_t junk[] = {0x93, 0x01, 0x02, 0x03};
-        EXPECT_NE(vinom_snapshots_receive(snapshots, junk, sizeof junk, &tick, &ack), VINOM_OK);
-        EXPECT_EQ(ack, -1);
-        const uint8_t cut[] = {0xc1, 0x05, 0x80};  // a packed snap cut in its ts
-        EXPECT_EQ(vinom_snapshots_receive(snapshots, cut, sizeof cut, &tick, &ack),
-                  VINOM_TRUNCATED);
-        EXPECT_EQ(ack, -1);
+        int seen = 0, deltas = 0;
+        for (const auto& v : vt::vectors().at("messages").at("vectors")) {
+            if (v.at("kind") != "relative_snap" || !v.contains("d_view")) continue;
+            SCOPED_TRACE(v.at("name").get<std::string>());
+            ++seen;
+            deltas += v.contains("base_tick");
+            Bytes snap = vt::unhex(v.at("hex"));
+            uint64_t tick = 0;
+            int64_t ack = -2;
+            ASSERT_EQ(vinom_snapshots_receive(snapshots, snap.data(), snap.size(), &tick, &ack),
+                      VINOM_OK);
+            EXPECT_EQ(tick, v.at("d_tick").get<uint64_t>());
+            const auto& f = v.at("snap");
+            EXPECT_EQ(ack, f.at("ik").is_null() ? -1 : f.at("ik").get<int64_t>());
+            char text[4096];
+            size_t len = 0;
+            ASSERT_EQ(vinom_snapshots_view(snapshots, tick, text, sizeof text, &len), VINOM_OK);
+            EXPECT_EQ(Value::parse(std::string(text, len)).dump(), v.at("d_view").dump());
+            ASSERT_EQ(vinom_snapshots_state(snapshots, tick, text, sizeof text, &len), VINOM_OK);
+            Value state = Value::parse(std::string(text, len));
+            EXPECT_EQ(state.at("v"), f.at("v"));
+            EXPECT_EQ(state.at("ts"), f.at("ts"));
+            if (f.at("r").is_null()) EXPECT_TRUE(state.at("r").is_null());
+            else EXPECT_DOUBLE_EQ(state.at("r").get<double>(), f.at("r").get<double>() / 1000.0);
+            EXPECT_EQ(state.at("i"), f.at("i"));
+            EXPECT_EQ(state.at("k"), tick);
+            EXPECT_EQ(state.at("s").dump(), v.at("d_view").dump());
+        }
+        EXPECT_GT(seen, deltas);
+        EXPECT_GT(deltas, 0);
         vinom_snapshots_free(snapshots);
     }
-    EXPECT_GT(seen, packed);
-    EXPECT_GT(packed, 0);
+
+    vinom_snapshots* snapshots = nullptr;
+    ASSERT_EQ(vinom_snapshots_new(nullptr, 0, &snapshots), VINOM_OK);
+    EXPECT_EQ(vinom_snapshots_newest(snapshots), -1);
+    const vinom::SnapFields at_3{5, 300, 29500};
+    Bytes full = snap_bytes(5, 300, 29500, std::nullopt, 2, FULL_3, 3, nullptr);
+    Bytes delta = snap_bytes(6, 350, 29450, -3, 4, DELTA_4, 4, &at_3);
+    uint64_t tick = 0;
+    int64_t ack = -2;
+    char text[4096];
+    size_t len = 0;
+    // The delta first: its baseline not held; its ik read all the same.
+    EXPECT_EQ(vinom_snapshots_receive(snapshots, delta.data(), delta.size(), &tick, &ack),
+              VINOM_UNKNOWN_BASELINE);
+    EXPECT_EQ(ack, 4);
+    ASSERT_EQ(vinom_snapshots_receive(snapshots, full.data(), full.size(), &tick, &ack),
+              VINOM_OK);
+    EXPECT_EQ(tick, 3u);
+    EXPECT_EQ(ack, 2);
+    ASSERT_EQ(vinom_snapshots_receive(snapshots, delta.data(), delta.size(), &tick, &ack),
+              VINOM_OK);
+    EXPECT_EQ(tick, 4u);
+    EXPECT_EQ(ack, 4);
+    EXPECT_EQ(vinom_snapshots_newest(snapshots), 4);
+    ASSERT_EQ(vinom_snapshots_view(snapshots, 4, text, sizeof text, &len), VINOM_OK);
+    EXPECT_EQ(std::string(text, len), R"({"x":2})");
+    ASSERT_EQ(vinom_snapshots_view(snapshots, 4, text, len - 1, &len), VINOM_BUFFER_TOO_SMALL);
+    EXPECT_EQ(vinom_snapshots_view(snapshots, 5, text, sizeof text, &len), VINOM_UNEXPECTED);
+    // The state each stands for, r in seconds.
+    ASSERT_EQ(vinom_snapshots_state(snapshots, 4, text, sizeof text, &len), VINOM_OK);
+    EXPECT_EQ(std::string(text, len),
+              R"({"t":"state","v":6,"p":"playing","r":29.45,"k":4,"ts":350,"s":{"x":2},"i":-3})");
+    ASSERT_EQ(vinom_snapshots_state(snapshots, 3, text, sizeof text, &len), VINOM_OK);
+    EXPECT_EQ(std::string(text, len),
+              R"({"t":"state","v":5,"p":"playing","r":29.5,"k":3,"ts":300,"s":{"x":1},"i":null})");
+    EXPECT_EQ(vinom_snapshots_state(snapshots, 5, text, sizeof text, &len), VINOM_UNEXPECTED);
+    EXPECT_EQ(vinom_snapshots_state(nullptr, 4, text, sizeof text, &len), VINOM_INVALID_ARGUMENT);
+    // The same snapshot again is stale; bytes that are not a snap change nothing.
+    EXPECT_EQ(vinom_snapshots_receive(snapshots, delta.data(), delta.size(), &tick, &ack),
+              VINOM_STALE);
+    EXPECT_STREQ(vinom_status_name(VINOM_STALE), "stale");
+    const uint8_t junk[] = {0x93, 0x01, 0x02, 0x03};
+    EXPECT_NE(vinom_snapshots_receive(snapshots, junk, sizeof junk, &tick, &ack), VINOM_OK);
+    EXPECT_EQ(ack, -1);
+    const uint8_t cut[] = {0xc1, 0x05, 0x80};  // a snap cut in its ts
+    EXPECT_EQ(vinom_snapshots_receive(snapshots, cut, sizeof cut, &tick, &ack),
+              VINOM_TRUNCATED);
+    EXPECT_EQ(ack, -1);
+    // A snap is no msgpack: no JSON of it without its baseline's numbers.
+    EXPECT_EQ(vinom_message_to_json(full.data(), full.size(), text, sizeof text, &len),
+              VINOM_BAD_TYPE);
+    vinom_snapshots_free(snapshots);
+
     vinom_snapshots* bad = nullptr;
     EXPECT_EQ(vinom_snapshots_new("[[\"x\", -1]]", 11, &bad), VINOM_BAD_FIELD);
     EXPECT_EQ(bad, nullptr);

@@ -4,9 +4,10 @@
 // buggy host could send instead (cut short, bits or bytes after the body, a
 // value beyond its range, rows out of order) is refused as corrupt, as the
 // Python decoder refuses it; declarations the host would not send are refused
-// (the client then does not ask); the receiver counts its drops and asks with
-// "vs": 1, "pk": 1 (in packed snaps) until it applied one, in C++ and through
-// the C ABI.
+// (the client then reads 16.1's snapshots only); the receiver counts its drops,
+// and reads snaps (game protocol 4: relative packed) with a schema body, their
+// numbers against those of the snap of its baseline, in C++ and through the C
+// ABI; the inputs ask for nothing.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -383,17 +384,14 @@ TEST(Schema, DeclarationsTheHostWouldNotSendAreRefused) {
     EXPECT_EQ(snapshot.view.dump(), R"({"k":5,"on":true})");
 }
 
-TEST(Schema, ReceiverAppliesSchemaSnapshotsCountsDropsAndAsksUntilOne) {
+TEST(Schema, ReceiverAppliesSchemaSnapshotsAndCountsDrops) {
     auto hex_of = [](const char* name) { return unhex(schema_vector(name).at("hex")); };
     vinom::SnapshotReceiver r(vinom::Quantisation(), schema());
     ASSERT_NE(r.schema(), nullptr);
-    EXPECT_TRUE(r.asks_schema());
     vinom::Snapshot s;
     EXPECT_EQ(r.receive(hex_of("schema_delta"), s), Error::unknown_baseline);
     EXPECT_EQ(r.receive(unhex("0101"), s), Error::bad_field);
-    EXPECT_TRUE(r.asks_schema());
     ASSERT_EQ(r.receive(hex_of("schema_full"), s), Error::ok);
-    EXPECT_FALSE(r.asks_schema());
     EXPECT_EQ(r.receive(hex_of("schema_full"), s), Error::stale);
     ASSERT_EQ(r.receive(hex_of("schema_delta"), s), Error::ok);
     // A checksum one off is dropped; the right one is then applied.
@@ -412,13 +410,11 @@ TEST(Schema, ReceiverAppliesSchemaSnapshotsCountsDropsAndAsksUntilOne) {
     EXPECT_EQ(r.drops().stale, 1u);
     EXPECT_EQ(r.drops().checksum, 1u);
 
-    // 16.1's snapshots are still read (and do not end the asking).
+    // 16.1's snapshots are read too (the host sends none to a game with a schema).
     vinom::SnapshotReceiver both(vinom::Quantisation(), schema());
     ASSERT_EQ(both.receive(unhex(vt::vector("delta", "full").at("hex")), s), Error::ok);
-    EXPECT_TRUE(both.asks_schema());
-    // Without a schema, a schema snapshot is corrupt; and nothing is asked.
+    // Without a schema, a schema snapshot is corrupt.
     vinom::SnapshotReceiver plain;
-    EXPECT_FALSE(plain.asks_schema());
     EXPECT_EQ(plain.receive(hex_of("schema_full"), s), Error::bad_field);
     EXPECT_EQ(plain.drops().corrupt, 1u);
 
@@ -431,15 +427,60 @@ TEST(Schema, ReceiverAppliesSchemaSnapshotsCountsDropsAndAsksUntilOne) {
     EXPECT_EQ(s.view.dump(), schema_vector("schema_clamped").at("decoded").dump());
 }
 
-TEST(Schema, InputsAskWithVsUntilOneIsApplied) {
+// The vectors' relative snaps carry schema snapshots of the vectors' declaration:
+// "relative_snap_delta"'s d is against "relative_snap_full"'s tick.
+TEST(Schema, ReceiverResolvesRelativeSnapsWithASchemaBody) {
+    auto hex_of = [](const char* name) { return unhex(vt::vector("messages", name).at("hex")); };
+    vinom::SnapshotReceiver r(vinom::Quantisation(), schema());
+    vinom::Snap snap;
+    vinom::Snapshot s;
+    // Its baseline's snap not applied: dropped, counted as an unknown baseline;
+    // its ik (against d's tick) is read all the same.
+    EXPECT_EQ(r.receive_snap(hex_of("relative_snap_delta"), snap, s), Error::unknown_baseline);
+    EXPECT_EQ(snap.ik, 1);
+    EXPECT_EQ(r.drops().unknown_baseline, 1u);
+    ASSERT_EQ(r.receive_snap(hex_of("relative_snap_full"), snap, s), Error::ok);
+    EXPECT_EQ(s.tick, 1u);
+    EXPECT_FALSE(s.baseline_tick);
+    EXPECT_EQ(snap.v, 7);
+    EXPECT_EQ(snap.ts, 1050);
+    EXPECT_EQ(snap.r, 119950);
+    EXPECT_FALSE(snap.i);
+    EXPECT_EQ(snap.ik, 0);
+    EXPECT_EQ(hex(snap.d), vt::vector("messages", "relative_snap_full").at("snap").at("d"));
+    EXPECT_EQ(s.view.dump(), schema_vector("schema_full").at("decoded").dump());
+    ASSERT_NE(r.snap(1), nullptr);
+    EXPECT_EQ(r.snap(1)->v, 7);
+    ASSERT_EQ(r.receive_snap(hex_of("relative_snap_delta"), snap, s), Error::ok);
+    EXPECT_EQ(s.tick, 2u);
+    EXPECT_EQ(s.baseline_tick, 1u);
+    EXPECT_EQ(snap.v, 9);
+    EXPECT_EQ(snap.ts, 1100);
+    EXPECT_EQ(snap.r, 119900);
+    EXPECT_EQ(snap.i, 4);
+    EXPECT_EQ(snap.ik, 1);
+    EXPECT_EQ(s.view.dump(), schema_vector("schema_delta").at("decoded").dump());
+    EXPECT_EQ(r.receive_snap(hex_of("relative_snap_delta"), snap, s), Error::stale);
+    EXPECT_EQ(r.applied(), 2u);
+    EXPECT_EQ(r.drops().stale, 1u);
+    // A view applied without its snap's numbers (receive: d alone) is no
+    // baseline for a relative snap: dropped as an unknown baseline.
+    vinom::SnapshotReceiver bare(vinom::Quantisation(), schema());
+    ASSERT_EQ(bare.receive(unhex(schema_vector("schema_full").at("hex")), s), Error::ok);
+    EXPECT_EQ(bare.receive_snap(hex_of("relative_snap_delta"), snap, s),
+              Error::unknown_baseline);
+    EXPECT_EQ(bare.drops().unknown_baseline, 1u);
+    EXPECT_EQ(bare.snap(1), nullptr);
+}
+
+TEST(Schema, InputsAskForNothing) {
     vinom::InputQueue inputs;
     inputs.add(4, Value{{"m", 1}});
-    EXPECT_EQ(inputs.message(std::nullopt, true).dump(),
-              R"({"t":"input","a":null,"x":[[4,{"m":1}]],"vs":1,"pk":1})");
+    EXPECT_EQ(inputs.message(std::nullopt).dump(), R"({"t":"input","a":null,"x":[[4,{"m":1}]]})");
     EXPECT_EQ(inputs.message(3).dump(), R"({"t":"input","a":3,"x":[[4,{"m":1}]]})");
 }
 
-TEST(SchemaCAbi, ASchemaFromTheWelcomeIsReadAndAskedFor) {
+TEST(SchemaCAbi, ASchemaFromTheWelcomeIsRead) {
     vinom_snapshots* snapshots = nullptr;
     ASSERT_EQ(vinom_snapshots_new(nullptr, 0, &snapshots), VINOM_OK);
     EXPECT_EQ(vinom_snapshots_asking(snapshots), 0);
@@ -447,10 +488,9 @@ TEST(SchemaCAbi, ASchemaFromTheWelcomeIsReadAndAskedFor) {
     EXPECT_EQ(vinom_snapshots_schema(snapshots, "[[", 2), VINOM_BAD_JSON);
     const std::string bad = R"([["a", ["int", 1, 0]]])";
     EXPECT_EQ(vinom_snapshots_schema(snapshots, bad.data(), bad.size()), VINOM_BAD_FIELD);
-    EXPECT_EQ(vinom_snapshots_asking(snapshots), 0);  // refused: nothing asked
     const std::string vs = declaration().dump();
     ASSERT_EQ(vinom_snapshots_schema(snapshots, vs.data(), vs.size()), VINOM_OK);
-    EXPECT_EQ(vinom_snapshots_asking(snapshots), 1);
+    EXPECT_EQ(vinom_snapshots_asking(snapshots), 0);  // nothing is asked
 
     vinom_inputs* inputs = nullptr;
     ASSERT_EQ(vinom_inputs_new(20.0, &inputs), VINOM_OK);
@@ -459,27 +499,41 @@ TEST(SchemaCAbi, ASchemaFromTheWelcomeIsReadAndAskedFor) {
     Value message;
     ASSERT_EQ(vinom_inputs_message_for(inputs, snapshots, out, sizeof out, &len), VINOM_OK);
     ASSERT_EQ(vinom::decode_message(vinom::View(out, len), message), Error::ok);
-    EXPECT_EQ(message.dump(), R"({"t":"input","a":null,"x":[],"vs":1,"pk":1})");
+    EXPECT_EQ(message.dump(), R"({"t":"input","a":null,"x":[]})");
     EXPECT_EQ(vinom_inputs_message_for(inputs, nullptr, out, sizeof out, &len),
               VINOM_INVALID_ARGUMENT);
 
-    // A packed snap (as "pk": 1 asks: v 1, ts 50, r, i, ik nil) carrying the
-    // vector "schema_full" as its d.
-    Bytes bytes = unhex("c10132000000" + schema_vector("schema_full").at("hex").get<std::string>());
+    // The vectors' relative snaps, full then delta.
     std::uint64_t tick = 0;
-    std::int64_t ack = 0;
-    ASSERT_EQ(vinom_snapshots_receive(snapshots, bytes.data(), bytes.size(), &tick, &ack),
-              VINOM_OK);
-    EXPECT_EQ(tick, 1u);
+    std::int64_t ack = -2;
     char text[512];
-    ASSERT_EQ(vinom_snapshots_view(snapshots, 1, text, sizeof text, &len), VINOM_OK);
+    for (const char* name : {"relative_snap_full", "relative_snap_delta"}) {
+        SCOPED_TRACE(name);
+        const auto& v = vt::vector("messages", name);
+        Bytes bytes = unhex(v.at("hex"));
+        ASSERT_EQ(vinom_snapshots_receive(snapshots, bytes.data(), bytes.size(), &tick, &ack),
+                  VINOM_OK);
+        EXPECT_EQ(tick, v.at("d_tick").get<std::uint64_t>());
+        EXPECT_EQ(ack, v.at("snap").at("ik").get<std::int64_t>());
+        ASSERT_EQ(vinom_snapshots_state(snapshots, tick, text, sizeof text, &len), VINOM_OK);
+        Value state = Value::parse(std::string(text, len));
+        EXPECT_EQ(state.at("t"), "state");
+        EXPECT_EQ(state.at("v"), v.at("snap").at("v"));
+        EXPECT_EQ(state.at("p"), "playing");
+        EXPECT_DOUBLE_EQ(state.at("r").get<double>(), v.at("snap").at("r").get<double>() / 1000.0);
+        EXPECT_EQ(state.at("k"), tick);
+        EXPECT_EQ(state.at("ts"), v.at("snap").at("ts"));
+        EXPECT_EQ(state.at("i"), v.at("snap").at("i"));
+    }
+    ASSERT_EQ(vinom_snapshots_view(snapshots, 2, text, sizeof text, &len), VINOM_OK);
     EXPECT_EQ(Value::parse(std::string(text, len)).dump(),
-              schema_vector("schema_full").at("decoded").dump());
-    // Applied: the inputs acknowledge it and ask no more; the schema is set.
-    EXPECT_EQ(vinom_snapshots_asking(snapshots), 0);
+              schema_vector("schema_delta").at("decoded").dump());
+    EXPECT_EQ(vinom_snapshots_state(snapshots, 3, text, sizeof text, &len), VINOM_UNEXPECTED);
+    EXPECT_EQ(vinom_snapshots_state(snapshots, 2, text, 4, &len), VINOM_BUFFER_TOO_SMALL);
+    // Applied: the inputs acknowledge the newest; the schema is set.
     ASSERT_EQ(vinom_inputs_message_for(inputs, snapshots, out, sizeof out, &len), VINOM_OK);
     ASSERT_EQ(vinom::decode_message(vinom::View(out, len), message), Error::ok);
-    EXPECT_EQ(message.dump(), R"({"t":"input","a":1,"x":[]})");
+    EXPECT_EQ(message.dump(), R"({"t":"input","a":2,"x":[]})");
     EXPECT_EQ(vinom_snapshots_schema(snapshots, vs.data(), vs.size()), VINOM_UNEXPECTED);
     vinom_inputs_free(inputs);
     vinom_snapshots_free(snapshots);

@@ -56,7 +56,11 @@ enum class Error {
 const char* error_name(Error e);
 
 // -- constants (docs/protocol.md sections 2, 5, 13) --
+// The version in connect tokens and packets (section 5).
 constexpr std::uint32_t PROTOCOL_VERSION = 3;
+// The game protocol a client states in the lobby's hello and reconnect
+// (docs/lobby.md): 4, the one snap form (section 14: relative packed snaps).
+constexpr std::uint32_t GAME_PROTOCOL = 4;
 constexpr std::size_t MAX_DATAGRAM = 1200;
 constexpr std::size_t HEADER_SIZE = 9;
 constexpr std::size_t TAG_SIZE = 16;

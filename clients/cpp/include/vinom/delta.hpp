@@ -9,13 +9,14 @@
 // so the view is the host's exactly, and the optional checksum (CRC-32 of the
 // view's canonical msgpack encoding, 16.4) proves it. A receiver given the
 // game's view schema (the welcome's `vs`, schema.hpp) reads 16.8's schema
-// snapshots too, which the host sends once the inputs ask (asks_schema).
+// snapshots, which the host sends to such a game's every session.
 //
 //   vinom::Quantisation q;
 //   vinom::Quantisation::from_rules(welcome["q"], q);
-//   vinom::SnapshotReceiver receiver(q);
+//   vinom::SnapshotReceiver receiver(q);  // with the welcome's `vs`: (q, schema)
+//   vinom::Snap snap;  // v, ts, r, i, ik resolved (messages.hpp)
 //   vinom::Snapshot s;
-//   if (receiver.receive(snap.d, s) == vinom::Error::ok) show(s.tick, s.view);
+//   if (receiver.receive_snap(message, snap, s) == vinom::Error::ok) show(s.tick, s.view);
 //
 // Sans-I/O, and total: any bytes give a Snapshot or an Error, never a crash.
 #pragma once
@@ -97,31 +98,41 @@ public:
     SnapshotReceiver(Quantisation q, std::optional<ViewSchema> schema,
                      std::size_t capacity = RECEIVER_HISTORY);
 
-    // Applies a snapshot newer than the newest applied one: ok and `out`; any
-    // other gives its Error (stale for one not newer), is dropped and counted.
-    // With a schema, one whose first byte is SCHEMA_FORMAT is a schema snapshot.
+    // A `snap` message (messages.hpp, section 14): its numbers resolved against
+    // the snap of its d's baseline tick (kept for every snap applied here) into
+    // `snap`, its snapshot applied as receive does: ok, `snap` and `out`. Bytes
+    // that are not a snap get decode_snap's Error, not counted; any other Error
+    // is a snap dropped and counted (one whose baseline's numbers are not held,
+    // as unknown_baseline). Once d's header was read, `snap.ik` and `snap.i` are
+    // set whatever its fate.
+    Error receive_snap(View message, Snap& snap, Snapshot& out);
+    // Applies a snapshot (a snap's d) newer than the newest applied one: ok and
+    // `out`; any other gives its Error (stale for one not newer), is dropped and
+    // counted. With a schema, one whose first byte is SCHEMA_FORMAT is a schema
+    // snapshot. A snapshot applied so keeps no snap numbers: a snap against it
+    // is dropped (receive_snap).
     Error receive(View data, Snapshot& out);
 
     std::optional<std::uint64_t> newest() const { return newest_; }
     const Value* view(std::uint64_t tick) const;
+    // The snap applied for `tick` (receive_snap; d left empty), or null.
+    const Snap* snap(std::uint64_t tick) const;
     const Drops& drops() const { return drops_; }
     std::uint64_t applied() const { return applied_; }
     const ViewSchema* schema() const { return schema_ ? &*schema_ : nullptr; }
-    // Whether the inputs ask for schema snapshots ("vs": 1, "pk": 1,
-    // InputQueue::message):
-    // with a schema, until one was applied (the host sends them from then on).
-    bool asks_schema() const { return schema_ && wires_.empty(); }
 
 private:
     Error receive_schema(View data, Snapshot& out);
     Error dropped(Error e);
     void apply_view(Snapshot s, Snapshot& out);
+    void keep_wire(std::uint64_t tick, SchemaWireView wire);
 
     Quantisation q_;
     std::size_t capacity_;
     Baselines views_;
     std::optional<ViewSchema> schema_;
     SchemaBaselines wires_;  // the wire views of the schema snapshots applied
+    std::map<std::uint64_t, Snap> snaps_;  // the snaps applied, by tick (d empty)
     std::optional<std::uint64_t> newest_;
     Drops drops_;
     std::uint64_t applied_ = 0;

@@ -7,13 +7,12 @@
 //
 //   vinom::TickClock clock(welcome["tick_rate"]);
 //   vinom::InputQueue inputs;
-//   // each snap (channel 0), once its snapshot was applied by a SnapshotReceiver:
+//   // each snap (channel 0), once a SnapshotReceiver's receive_snap applied it:
 //   clock.observe(snapshot.tick, now);
-//   if (snap.ik) inputs.acknowledge(*snap.ik);
+//   if (snap.ik && *snap.ik >= 0) inputs.acknowledge(*snap.ik);
 //   inputs.add(clock.input_tick(now, rtt), Value{{"move", ...}});
-//   // encoded; "vs": 1, "pk": 1 (schema snapshots in packed snaps) while the
-//   // receiver asks:
-//   client.send_unreliable(inputs.message(receiver.newest(), receiver.asks_schema()));
+//   // encoded:
+//   client.send_unreliable(inputs.message(receiver.newest()));
 #pragma once
 
 #include <cstdint>
@@ -65,11 +64,9 @@ public:
     // The host received every input up to `tick`: they are forgotten.
     void acknowledge(std::uint64_t tick);
     // {"t": "input", "a": ack, "x": [[k, input], ...]}: `ack` the newest snapshot
-    // tick applied (none: nil); with `schema`, "vs": 1 then "pk": 1 after them,
-    // which ask for schema snapshots, in packed snaps (docs/protocol.md 14,
-    // 16.8; SnapshotReceiver::asks_schema). A host that predates packed snaps
-    // ignores "pk" and sends them in arrays, which the receiver reads too.
-    Value message(std::optional<std::uint64_t> ack, bool schema = false) const;
+    // tick applied (none: nil). Nothing is asked: a game with a view schema
+    // sends schema snapshots from its first snap (docs/protocol.md 14, 16.8).
+    Value message(std::optional<std::uint64_t> ack) const;
 
     std::size_t pending() const { return pending_.size(); }
     // Inputs dropped unacknowledged because MAX_UNACKED were waiting.

@@ -3,9 +3,7 @@
 // rules as vinom/rooms/schema.py (its reference) and as strict.
 //
 // A game that declares its view field by field sends the declaration in the
-// welcome (`vs`); a client that reads it says so with "vs": 1 (and "pk": 1:
-// in packed snaps) in its inputs (InputQueue::message) until it applied one,
-// and from then on gets frames
+// welcome (`vs`) and sends every session, from its first snap, frames
 // whose body is bit-packed: each field's value whole, or against the wire view
 // of an acknowledged tick (one bit when unchanged, a small difference in 8 or
 // 14 bits, rows matched by id). The rebuilt view is the Value the 16.1 decoder
@@ -15,7 +13,7 @@
 //
 //   vinom::ViewSchema schema;
 //   if (vinom::ViewSchema::from_declaration(welcome["vs"], schema) == vinom::Error::ok)
-//       receiver = vinom::SnapshotReceiver(q, schema);  // asks until one is applied
+//       receiver = vinom::SnapshotReceiver(q, schema);
 //
 // Sans-I/O, and total: any bytes give a wire view or an Error, never a crash.
 #pragma once
@@ -93,7 +91,7 @@ public:
     // `declaration`: [[name, kind], ...] (or an object name -> kind, in its
     // order), a kind ["int", lo, hi], ["fixed", lo, hi, step], ["bool"],
     // ["any"] or ["rows", [kind, ...]]. bad_field for anything the host would
-    // not declare: then the client reads 16.1 snapshots only and does not ask.
+    // not declare: then the client reads 16.1 snapshots only.
     static Error from_declaration(const Value& declaration, ViewSchema& out);
 
     const std::vector<std::pair<std::string, Field>>& fields() const { return fields_; }
@@ -120,7 +118,7 @@ struct SchemaFrame {
 };
 Error parse_schema_frame(View data, SchemaFrame& out);
 
-// ZigZag's inverse (16.8, and a packed snap's `i`): 0, 1, 2, 3, ... -> 0, -1, 1, -2, ...
+// ZigZag's inverse (16.8, and a snap's numbers): 0, 1, 2, 3, ... -> 0, -1, 1, -2, ...
 std::int64_t unzigzag(std::uint64_t z);
 
 // One schema snapshot decoded against `baselines`: its tick, baseline and
