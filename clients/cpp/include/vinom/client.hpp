@@ -23,7 +23,7 @@ public:
         enum class Kind { none, welcome, message, disconnected, failed, ended };
         Kind kind = Kind::none;
         int channel = 0;     // message: 0 unreliable, 1 reliable ordered
-        Bytes data;          // message: one msgpack value, or a packed snap (section 14)
+        Bytes data;          // message: one msgpack value, or a snap (section 14: first byte 0xc1)
         std::string reason;  // failed: "timeout" or "denied"; ended: END_MATCH or END_HOST_CLOSED
     };
 
