@@ -39,7 +39,11 @@ CLASSES_OVER_TARGET = {
     "vinom.protocol.server.ServerEndpoint": 615,
     "vinom.protocol.reliability_send.ReliabilitySender": 614,
 }
-CORE_LINES = 46_700
+# Raised once, from 46,700, in issue 74's round (said in its closing note): the Room's
+# parts and the module splits cost 340 lines of docstrings, imports and narrow interfaces,
+# the byte budget on schema rows and the reactor's write-through 190; the one snap form
+# took 180 out. Far from TARGET_CORE_LINES still.
+CORE_LINES = 46_950
 # Options, flags and `--limit` names of each role, with the fleet installed.
 ROLE_SETTINGS = {"Options": 85, "LobbyCommand": 59, "HostCommand": 55}
 FLEET = ("cluster", "gateway", "fleet")

@@ -19,9 +19,8 @@ import struct
 import sys
 from typing import Any
 
-import msgpack
-
 from tests.support.vectors import ROOT, load, unhex
+from vinom.rooms.messages import encode_snap
 
 CORPUS = ROOT / "clients" / "cpp" / "fuzz" / "corpus"
 
@@ -40,8 +39,15 @@ def _body(*messages: bytes) -> bytes:
     return head + b"".join(struct.pack("<HH", len(m), 0) + m for m in messages)
 
 
-def _snap(d: bytes) -> bytes:
-    return msgpack.packb([5, 300, None, None, None, d], use_bin_type=True)
+def _snaps(chain: list[bytes]) -> list[bytes]:
+    """Snaps (docs/protocol.md §14) of a chain of snapshots, each a delta against the one
+    before it but the first: their numbers against the snap before."""
+    snaps, before = [], None
+    for n, d in enumerate(chain):
+        fields = (5 + n, 300 + 50 * n, None)
+        snaps.append(encode_snap(fields, None, None, 0, before, d))
+        before = fields
+    return snaps
 
 
 def seeds(data: dict[str, Any] | None = None) -> dict[str, bytes]:
@@ -75,7 +81,7 @@ def seeds(data: dict[str, Any] | None = None) -> dict[str, bytes]:
         if v["baseline"] is not None:
             chain.insert(0, unhex(delta[v["baseline"]]["hex"]))
         out[f"snapshots-{name}"] = bytes([SNAPSHOTS]) + _pieces(*chain)
-        bodies = [_body(_snap(d)) for d in chain]
+        bodies = [_body(snap) for snap in _snaps(chain)]
         out[f"sealed-snaps-{name}"] = bytes([SEALED_BODIES]) + _pieces(*bodies)
     # Schema snapshots (16.8), each after the chain of baselines it is read against:
     # the target's receivers hold the schema of these vectors.
@@ -86,7 +92,7 @@ def seeds(data: dict[str, Any] | None = None) -> dict[str, bytes]:
             chain.insert(0, unhex(schema[baseline]["hex"]))
             baseline = schema[baseline]["baseline"]
         out[f"snapshots-{name}"] = bytes([SNAPSHOTS]) + _pieces(*chain)
-        bodies = [_body(_snap(d)) for d in chain]
+        bodies = [_body(snap) for snap in _snaps(chain)]
         out[f"sealed-snaps-{name}"] = bytes([SEALED_BODIES]) + _pieces(*bodies)
     token = json.dumps(data["session"]["token"]).encode()
     out["token"] = bytes([TOKEN]) + token
