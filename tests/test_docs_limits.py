@@ -20,10 +20,10 @@ PERFORMANCE_MAX_BYTES = 40_000
 CELL_MAX_CHARS = 200
 
 # The limits on the docs as a whole (DocsTargets).
-# 550 KB until issue 73's round (bans, the extras, sign-in for every client, the
-# arena built in) documented 20 KB more; the snapshot forms issue 74 removes take
-# their sections with them, and the cap comes back down then.
-DOCS_MAX_BYTES = 580_000
+# The target is 550 KB; issue 73's round (bans, the extras, sign-in for every client, the
+# arena built in) documented 20 KB more, and a trim of repetition took back 10 KB. The
+# cap stands at what is left (568 KB measured), so the docs only come down from here.
+DOCS_MAX_BYTES = 570_000
 USER_PAGES = ("README.md", "docs/getting-started.md", "docs/games.md", "docs/web.md",
               "docs/client.md")  # fmt: skip
 USER_PAGES_MAX_WORDS = 28_000
