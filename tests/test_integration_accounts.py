@@ -377,6 +377,9 @@ class RankedRatingTests(TestCase):
             answered += 1
         self.assertEqual((code, json.loads(body)["error"]), (429, "rate_limited"))
         self.assertGreaterEqual(answered, BURST - 8 - 1)
+        # /leaderboard draws on the same address's bucket: refused too, until it refills.
+        code, body = await http_get(f"{web}/leaderboard/tictactoe/ranked?limit=10")
+        self.assertEqual((code, json.loads(body)["error"]), (429, "rate_limited"))
 
 
 class PrivateRoomByAccountTests(TestCase):
