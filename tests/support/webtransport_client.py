@@ -41,6 +41,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.trial.unittest import TestCase
 
 from vinom.protocol.tokens import PublicToken
+from vinom.rooms.message_reading import decode_server_message
 
 
 class QuicPump(DatagramProtocol):
@@ -174,9 +175,11 @@ class WebTransportPlayer(QuicPump):
             self._buffer = self._buffer[4 + length :]
 
     def _message(self, how: str, data: bytes) -> None:
-        message = msgpack.unpackb(data)
-        if isinstance(message, list):  # a snap travels as an array (docs/protocol.md §14)
-            message = {"t": "snap", "fields": message}
+        if data[:1] == b"\xc1":  # a snap (docs/protocol.md §14): its numbers, then d
+            message = decode_server_message(data)
+            assert message is not None, data
+        else:
+            message = msgpack.unpackb(data)
         self.messages.append((how, message))
         if message.get("t") == "welcome" and not self.welcomed.called:
             self.welcomed.callback(message)
