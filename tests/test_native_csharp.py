@@ -380,7 +380,8 @@ class UnityPackage(TestCase):
         work.mkdir()
         (work / "Allocation.cs").write_text(ALLOCATION_PROGRAM, encoding="utf-8")
         (work / "token.json").write_text(json.dumps(load()["session"]["token"]), "utf-8")
-        snap = next(v for v in load()["messages"]["vectors"] if v["name"] == "relative_snap_msgpack_full")
+        snap = next(v for v in load()["messages"]["vectors"]
+                    if v["name"] == "relative_snap_msgpack_full")  # fmt: skip
         mcs = shutil.which("mcs", path=PATH)
         self.assertIsNotNone(mcs, f"apt-get install -y {MONO_PACKAGES}")
         exe = work / "Allocation.exe"

@@ -114,11 +114,13 @@ TEST(LobbyNeverBlocks, AHangingResolverAt60HzForTwoSeconds) {
     Clock::time_point start = Clock::now();
     auto now = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
     double slowest = 0;
+    int over_10ms = 0;
     const char* slowest_call = "";
     auto timed_as = [&](const char* what, auto call) {
         Clock::time_point before = Clock::now();
         call();
         double took = micros(Clock::now() - before);
+        if (took > 10000.0) ++over_10ms;
         if (took > slowest) {
             slowest = took;
             slowest_call = what;
@@ -165,11 +167,15 @@ TEST(LobbyNeverBlocks, AHangingResolverAt60HzForTwoSeconds) {
               "timeout: not connected to the lobby within the timeout");
     timed_as("free", [&] { vinom_lobby_free(lobby); });  // its resolver still hangs
     // A call that waited on the resolver would take its whole hang (the test's
-    // length). The bound is 10 ms, not the 1 ms the calls take on a quiet machine
-    // (152-626 us under ASan), which a loaded one once passed (1,279 us): the figure
-    // is printed below, and the suite asserts no speed it cannot hold.
-    EXPECT_LT(slowest, 10000.0) << "the slowest call, " << slowest_call << ", took " << slowest << " us";
-    std::printf("[ measured ] %d frames at 60 Hz, the slowest call %.1f us\n", frames, slowest);
+    // length, 2 s) and every call after it would too. The calls take under 1 ms on a
+    // quiet machine (152-626 us under ASan); a loaded one has passed 1,279 us, and a CI
+    // run with both cores busy once descheduled one call for 135 ms. So: at most two
+    // calls over 10 ms, none near the hang; the figures are printed below, and the
+    // suite asserts no speed it cannot hold.
+    EXPECT_LE(over_10ms, 2) << "the slowest call, " << slowest_call << ", took " << slowest << " us";
+    EXPECT_LT(slowest, 500000.0) << "the slowest call, " << slowest_call << ", took " << slowest << " us";
+    std::printf("[ measured ] %d frames at 60 Hz, the slowest call %.1f us, %d over 10 ms\n",
+                frames, slowest, over_10ms);
     EXPECT_TRUE(log.has(VINOM_LOG_WARNING, "lobby: failed: timeout")) << log.all();
 
     // Released, the resolver's thread ends on its own, the lobby gone.
