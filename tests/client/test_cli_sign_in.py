@@ -112,7 +112,7 @@ class DeviceSignInTests(TestCase):
             "--trust", server.cert, "--game", "tictactoe", "--bots", "2", "--duration", "3",
             "--think", "0.05", "--queue", "ranked", "--auth", "device", "--json", "--quiet",
         ], env={**self.env, "VINOM_BENCH_SOURCES": "1"}, path=self.home)  # fmt: skip
-        self.assertEqual(code, 0, err)
+        self.assertEqual(code, 0, (err + out).decode(errors="replace"))  # the summary says why
         summary = json.loads(out.decode().splitlines()[-1])
         self.assertGreaterEqual(summary["matches_finished"], 1, summary)
         # Rated: each bot's account (its device, as `vinom bots --name load` has) on the board.
