@@ -263,6 +263,16 @@ class Fleet:
         while not self.stopping():
             try:
                 await self._one_match(name, rng, auth)
+            except LobbyError as e:
+                if auth is not None and e.code == "already_queued":
+                    # A signed-in bot keeps its account: queueing again at once, it
+                    # can beat the game host's report of its last match's end to the
+                    # lobby, which still has it in that match. It waits, as a player
+                    # would, and is not an error.
+                    await deferLater(self.reactor, 0.2, lambda: None)
+                    continue
+                self.count_error(error_kind(e))
+                await deferLater(self.reactor, 0.5 + rng.random(), lambda: None)
             except Exception as e:  # one bot's failure must not stop the fleet
                 self.count_error(error_kind(e))
                 # Back off a little so a server in trouble is not hammered.
