@@ -81,7 +81,7 @@ class RoomViews:
     # since a body carries its unreliable messages before its reliable ones.
     joining: Member | None = None
     # The fields of the snaps of the last SNAP_FIELDS_KEPT ticks snaps went out at, by
-    # tick: relative packed snaps (docs/protocol.md §14) are written against them.
+    # tick: every snap (docs/protocol.md §14) is written against its baseline's.
     snap_fields: dict[int, SnapFields] = field(factory=dict)
 
     def server_time(self, now: float) -> int:
