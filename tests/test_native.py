@@ -14,15 +14,17 @@ packages (scripts/test installs them); a missing one fails with the command
 that installs it, never skips.
 
 Each configuration is built once, into a directory named by a hash of its
-configure options and of its sources (every file of clients/cpp and the
-vectors file) under the temporary directory's `vinom-native-builds/`, shared
+configure options, of where its sources are and of their content (every file
+of clients/cpp and the vectors file) under the temporary directory's `vinom-native-builds/`, shared
 by trial's worker processes (`-j2` hands test cases to both) and by
 tests.test_native_csharp: the first process to take the build's file lock
 (fcntl.flock) builds while the others wait, then each uses it under a shared
-lock. The builds are kept by content hash rather than removed at exit: a
-worker cannot know when the other is done with a build, a second worktree
-with the same sources reuses it, and so does the next run of unchanged
-sources (a run that changes no C++ builds nothing). A run that builds
+lock. The builds are kept by that hash rather than removed at exit: a
+worker cannot know when the other is done with a build, and the next run of
+unchanged sources reuses it (a run that changes no C++ builds nothing). The
+source directory is part of the hash because a CMake build directory names
+it: `cmake --install` and a target's rebuild check read the sources from
+there, so a build of a deleted checkout with the same content is no use. A run that builds
 removes the kept builds nobody has used for KEEP_SECONDS and nobody holds.
 A failed build is not kept: its report fails every test of the run that
 needs it, and the next run builds again."""
@@ -113,9 +115,9 @@ async def json_lines(program: Path, args: list[str]) -> tuple[list[dict[str, Any
 
 
 def _key(configure: tuple[str, ...], target: str | None) -> str:
-    """The content hash naming a build: its configure options and target, every
-    file of clients/cpp and the vectors file."""
-    digest = hashlib.sha256(repr((configure, target)).encode())
+    """The hash naming a build: its configure options and target, the source
+    directory, every file of clients/cpp and the vectors file."""
+    digest = hashlib.sha256(repr((configure, target, str(SOURCE))).encode())
     files = (p for p in SOURCE.rglob("*") if p.is_file())
     # An in-source build directory (clients/cpp/build*) is no input.
     for path in sorted(p for p in files if not p.relative_to(SOURCE).parts[0].startswith("build")):
