@@ -26,6 +26,7 @@ COMPILED = [
     "vinom/hosting/datagrams.py",
     "vinom/rooms/delta_wire.py",
     "vinom/rooms/schema.py",
+    "vinom/rooms/schema_frames.py",
     "vinom/games/interest.py",
 ]
 

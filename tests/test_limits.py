@@ -42,8 +42,11 @@ CLASSES_OVER_TARGET = {
 # Raised once, from 46,700, in issue 74's round (said in its closing note): the Room's
 # parts and the module splits cost 340 lines of docstrings, imports and narrow interfaces,
 # the byte budget on schema rows and the reactor's write-through 190; the one snap form
-# took 180 out. Far from TARGET_CORE_LINES still.
-CORE_LINES = 46_950
+# took 180 out. Far from TARGET_CORE_LINES still. Raised again, by 150, in the next stop:
+# the rows that wait said on the wire (§16.8's flag 02) and carried on by the client
+# (vinom.rooms.carrying) cost 190 lines, the schema frames' own module 25; the
+# schema-less budget path they replace took 65 out.
+CORE_LINES = 47_100
 # Options, flags and `--limit` names of each role, with the fleet installed.
 ROLE_SETTINGS = {"Options": 85, "LobbyCommand": 59, "HostCommand": 55}
 FLEET = ("cluster", "gateway", "fleet")

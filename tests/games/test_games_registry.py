@@ -206,8 +206,14 @@ class RegistryTests(TestCase):
             with self.subTest(tick_rate=tick_rate, budget=value):
                 e = self.assertRaises(ValueError, check_game, game)
                 self.assertIn("snapshot_budget", str(e))
+        # A budget's entities are rows of the view schema: none declared, one line.
         game = Ticking()
         game.snapshot_budget = budget  # type: ignore[attr-defined]
+        e = self.assertRaises(ValueError, check_game, game)
+        self.assertEqual(str(e), "game 'ticking': snapshot_budget needs a view_schema: the "
+                         "entities that may wait are one of its rows fields (docs/games.md, "
+                         '"A byte budget")')  # fmt: skip
+        game.view_schema = [["players", ["rows", [["int", 0, 9]]]]]  # type: ignore[attr-defined]
         self.assertIs(GameRegistry([game]).rules()["ticking"].snapshot_budget, budget)
         self.assertIsNone(GameRules.of(MazeGame()).snapshot_budget)
 

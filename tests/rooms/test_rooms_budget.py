@@ -1,11 +1,12 @@
 """A real-time game's byte budget per snapshot (vinom.rooms.budget), in a room of 64.
 
 The game is written with the public API only: 64 players circling on a plane,
-each one's view every player's position, keyed by id; its `SnapshotBudget` rates
-a player within `NEAR` of the viewer `math.inf` (never waits) and the others by
-nearness. Every client acknowledges what it applied three ticks late (a 150 ms
-round trip at 20 Hz), and decodes its snaps as a client does
-(`RecordingOutbox`: a `SnapshotReceiver` per session, checksums verified).
+each one's view every player's position, rows ``[seat, x, y]`` of its view
+schema; its `SnapshotBudget` rates a player within `NEAR` of the viewer
+`math.inf` (never waits) and the others by nearness. Every client acknowledges
+what it applied three ticks late (a 150 ms round trip at 20 Hz), and decodes its
+snaps as a client does (`RecordingOutbox`: a `SnapshotReceiver` per session,
+checksums verified, the rows that wait carried on).
 """
 
 from __future__ import annotations
@@ -25,18 +26,17 @@ from vinom.games import Game, Outcome, Seat, SnapshotBudget
 from vinom.games.registry import check_game
 from vinom.games.rules import DEFAULT_MAX_WAIT, MIN_SNAPSHOT_BUDGET
 from vinom.rooms.budget import PriorityQueue
-from vinom.rooms.delta import Quantisation
 from vinom.rooms.message_reading import decode_server_message
 from vinom.rooms.messages import Phase
 from vinom.rooms.room import Room, RoomConfig
-from vinom.rooms.schema import SCHEMA_FORMAT
+from vinom.rooms.schema import ViewSchema
+from vinom.rooms.schema_frames import WAITS, parse_frame
 
 PLAYERS = 64
-BUDGET = 400
+BUDGET = 200
 NEAR = 150.0
 RATE = 20
 ACK_LAG = 3  # ticks between a snap and its acknowledgement
-QUANTISATION = {"players.*.*": 0.01}
 
 
 @frozen
@@ -54,12 +54,9 @@ def position(orbit: tuple[float, float, float, float, float], tick: int) -> list
     return [round(cx + r * math.cos(angle), 2), round(cy + r * math.sin(angle), 2)]
 
 
-def near_or_far(view: Mapping[str, Any], key: str) -> float:
-    """The viewer itself and anyone within NEAR: never waits; the others by nearness."""
-    me = view["players"][view["me"]]
-    them = view["players"][key]
-    distance = math.dist(me, them)
-    return math.inf if distance <= NEAR else 1.0 / (1.0 + distance)
+def speed(orbit: tuple[float, float, float, float, float]) -> float:
+    """How far a player on `orbit` travels a tick."""
+    return orbit[2] * abs(orbit[3]) / RATE
 
 
 class CirclesGame(Game[Circles]):
@@ -68,13 +65,18 @@ class CirclesGame(Game[Circles]):
     tick_rate = RATE
     time_limit = 600.0
     idle_timeout = 0.0
-    quantisation = QUANTISATION
+    view_schema = [
+        ["me", ["int", 0, PLAYERS - 1]],
+        ["players", ["rows", [["int", 0, PLAYERS - 1], ["fixed", -100, 1100, 0.01],
+                              ["fixed", -100, 1100, 0.01]]]],
+    ]  # fmt: skip
 
     def __init__(self, budget: int | None = BUDGET,
                  max_wait: int | None = DEFAULT_MAX_WAIT) -> None:  # fmt: skip
         super().__init__()
         if budget is not None:
-            self.snapshot_budget = SnapshotBudget(budget, "players", near_or_far, max_wait)
+            self.snapshot_budget = SnapshotBudget(budget, "players", self.near_or_far, max_wait)
+        self._rows: tuple[Any, dict[int, list[float]]] = (None, {})
 
     def create(self, seats: Sequence[Seat], options: Any, rng: random.Random) -> Circles:
         orbits = tuple(
@@ -88,8 +90,18 @@ class CirclesGame(Game[Circles]):
         return Outcome(Circles(state.players, state.orbits, state.ticks + 1))
 
     def view(self, state: Circles, player_id: str | None) -> Mapping[str, Any]:
-        places = zip(state.players, state.orbits, strict=True)
-        return {"me": player_id, "players": {p: position(o, state.ticks) for p, o in places}}
+        places = enumerate(state.orbits)
+        return {"me": state.players.index(player_id) if player_id else 0,
+                "players": [[n, *position(o, state.ticks)] for n, o in places]}  # fmt: skip
+
+    def near_or_far(self, view: Mapping[str, Any], key: int) -> float:
+        """The viewer itself and anyone within NEAR: never waits; the others by nearness
+        (the rows of the last view kept by seat)."""
+        if self._rows[0] is not view:
+            self._rows = (view, {row[0]: row[1:] for row in view["players"]})
+        rows = self._rows[1]
+        distance = math.dist(rows[view["me"]], rows[key])
+        return math.inf if distance <= NEAR else 1.0 / (1.0 + distance)
 
     def is_finished(self, state: Circles) -> bool:
         return state.finished
@@ -98,35 +110,14 @@ class CirclesGame(Game[Circles]):
         return {"winners": [], "reason": "time"}
 
 
-class SchemaCircles(CirclesGame):
-    """The same plane with a view schema: the players are rows ``[seat, x, y]`` and the
-    budget's entities those rows, each known by its seat."""
+def drawn(message: Mapping[str, Any]) -> dict[int, list[float]]:
+    """The players a client shows for a snap: seat -> [x, y]."""
+    return {row[0]: row[1:] for row in message["s"]["players"]}
 
-    view_schema = [
-        ["me", ["int", 0, PLAYERS - 1]],
-        ["players", ["rows", [["int", 0, PLAYERS - 1], ["fixed", -100, 1100, 0.01],
-                              ["fixed", -100, 1100, 0.01]]]],
-    ]  # fmt: skip
 
-    def __init__(self, budget: int | None = BUDGET,
-                 max_wait: int | None = DEFAULT_MAX_WAIT) -> None:  # fmt: skip
-        super().__init__(None)
-        if budget is not None:
-            self.snapshot_budget = SnapshotBudget(budget, "players", self.near_or_far, max_wait)
-        self._rows: tuple[Any, dict[int, list[float]]] = (None, {})
-
-    def view(self, state: Circles, player_id: str | None) -> Mapping[str, Any]:
-        places = enumerate(state.orbits)
-        return {"me": state.players.index(player_id) if player_id else 0,
-                "players": [[n, *position(o, state.ticks)] for n, o in places]}  # fmt: skip
-
-    def near_or_far(self, view: Mapping[str, Any], key: int) -> float:
-        """As `near_or_far`, a row known by its seat (the rows of the last view, kept)."""
-        if self._rows[0] is not view:
-            self._rows = (view, {row[0]: row[1:] for row in view["players"]})
-        rows = self._rows[1]
-        distance = math.dist(rows[view["me"]], rows[key])
-        return math.inf if distance <= NEAR else 1.0 / (1.0 + distance)
+def truth(orbits: Sequence[Any], tick: int) -> dict[int, list[float]]:
+    """Where the game has each player at `tick`, as the schema's 0.01 steps round it."""
+    return {n: [round(v, 2) for v in position(o, tick)] for n, o in enumerate(orbits)}
 
 
 def play(
@@ -158,13 +149,11 @@ def play(
 
 class SnapshotBudgetTests(SynchronousTestCase):
     def test_64_players_each_within_the_budget_the_nearest_never_deferred(self) -> None:
-        game = CirclesGame()
-        room, sender, sessions = play(game, 3 * RATE)
-        quantise = Quantisation(QUANTISATION).quantise
-        orbits = dict(zip(room.state.players, room.state.orbits, strict=True))
+        room, sender, _ = play(CirclesGame(), 3 * RATE)
+        orbits = room.state.orbits
         # When each client last had each player where the game had it.
-        current: dict[tuple[int, str], int] = {}
-        stalest, near_checked = 0, 0
+        current: dict[tuple[int, int], int] = {}
+        stalest, near_checked, waited = 0, 0, 0
         self.assertGreater(len(sender.snaps), PLAYERS * 2 * RATE)
         for session, _, message in sender.sent:
             if "snap" not in message:
@@ -173,44 +162,81 @@ class SnapshotBudgetTests(SynchronousTestCase):
             snap = decode_server_message(message["snap"])
             assert snap is not None
             self.assertLessEqual(len(snap["d"]), BUDGET)
-            tick, drawn = message["k"], message["s"]["players"]
-            truth = quantise({p: position(o, tick) for p, o in orbits.items()})
-            me = truth[sessions[session]]
-            for player, where in truth.items():
-                if drawn.get(player) == where:
+            waited += bool(parse_frame(snap["d"])[4])
+            tick, shown = message["k"], drawn(message)
+            now = truth(orbits, tick)
+            me = now[int(message["s"]["me"])]
+            for player, where in now.items():
+                if shown.get(player) == where:
                     current[session, player] = tick
                 if math.dist(me, where) <= NEAR:
                     # The nearest: never deferred, as the game has them at this tick.
-                    self.assertEqual(drawn.get(player), where, (session, player, tick))
+                    self.assertEqual(shown.get(player), where, (session, player, tick))
                     near_checked += 1
                 elif tick > RATE:
                     # The others wait, but not for ever.
                     stalest = max(stalest, tick - current.get((session, player), 0))
         self.assertGreater(near_checked, PLAYERS * 3 * RATE)
         self.assertLess(stalest, RATE // 2)
-        # Counted: the changed players sent, and each snap's waits.
+        # Counted: the changed players sent, and each snap's waits; the snaps say so.
         self.assertGreater(room.entity_counts["sent"], PLAYERS * 3 * RATE)
         self.assertGreater(room.entity_counts["deferred"], PLAYERS * 3 * RATE)
+        self.assertGreater(waited, len(sender.snaps) // 2)
+
+    def test_a_waiting_player_is_carried_on_never_stepped_back(self) -> None:
+        """Between two snaps a client applies, no player it shows moves more than twice
+        as far as the game moved them: a row that waits is carried on from the
+        client's newest samples, not shown at its older baseline (a step back, then a
+        jump). Shown as the wire has them (the baseline's rows), the same snaps break
+        that bound: what carrying them on is for."""
+        room, sender, _ = play(CirclesGame(), 3 * RATE)
+        orbits = room.state.orbits
+        schema = ViewSchema(CirclesGame.view_schema)
+        last: dict[int, tuple[int, dict[int, list[float]], dict[int, list[float]]]] = {}
+        worst = worst_uncarried = 0.0
+        for session, _, message in sender.sent:
+            if "snap" not in message:
+                continue
+            tick = message["k"]
+            shown = drawn(message)
+            wire = sender.receivers[session].wires[tick]
+            as_sent = {row[0]: row[1:] for row in schema.rebuild(wire)["players"]}
+            before = last.get(session)
+            last[session] = (tick, shown, as_sent)
+            if before is None or tick <= RATE:
+                continue
+            then, shown_then, sent_then = before
+            for n, orbit in enumerate(orbits):
+                allowed = 2 * speed(orbit) * (tick - then) + 0.02
+                if n in shown and n in shown_then:
+                    worst = max(worst, math.dist(shown[n], shown_then[n]) / allowed)
+                if n in as_sent and n in sent_then:
+                    moved = math.dist(as_sent[n], sent_then[n])
+                    worst_uncarried = max(worst_uncarried, moved / allowed)
+        self.assertLessEqual(worst, 1.0)
+        self.assertGreater(worst_uncarried, 1.0)
 
     def test_a_budget_below_the_changes_holds_no_entity_longer_than_max_wait(self) -> None:
-        """64 bytes cannot carry 63 moving players: without `max_wait` a far one stays
-        where the client last had it for seconds, then jumps; with the default
-        bound none is behind the game by more than `DEFAULT_MAX_WAIT` snaps, the
-        overdue ones sent past the budget and counted."""
+        """64 bytes cannot carry 63 moving players: without `max_wait` a far one is
+        behind the game for seconds; with the default bound none is sent later than
+        `DEFAULT_MAX_WAIT` snaps after its last, the overdue ones past the budget and
+        counted."""
         def stalest(game: CirclesGame) -> tuple[int, Room, list[int]]:
             room, sender, _ = play(game, 3 * RATE)
-            quantise = Quantisation(QUANTISATION).quantise
-            orbits = dict(zip(room.state.players, room.state.orbits, strict=True))
-            current: dict[tuple[int, str], int] = {}
+            orbits = room.state.orbits
+            schema = ViewSchema(CirclesGame.view_schema)
+            current: dict[tuple[int, int], int] = {}
             worst, sizes = 0, []
             for session, _, message in sender.sent:
                 if "snap" not in message:
                     continue
-                tick, drawn = message["k"], message["s"]["players"]
+                tick = message["k"]
                 sizes.append(len(message["snap"]))
-                for player, where in quantise(
-                        {p: position(o, tick) for p, o in orbits.items()}).items():  # fmt: skip
-                    if drawn.get(player) == where:
+                # What the host sent (the rows that wait as their baseline has them).
+                wire = sender.receivers[session].wires[tick]
+                sent = {row[0]: row[1:] for row in schema.rebuild(wire)["players"]}
+                for player, where in truth(orbits, tick).items():
+                    if sent.get(player) == where:
                         current[session, player] = tick
                     elif tick > RATE:
                         worst = max(worst, tick - current.get((session, player), 0))
@@ -225,51 +251,16 @@ class SnapshotBudgetTests(SynchronousTestCase):
         # The price: the overdue ones' bytes, past the budget.
         self.assertGreater(max(bounded_sizes), 2 * max(sizes))
 
-    def test_a_schema_view_gets_the_budget_and_carries_more_in_it(self) -> None:
-        """A view schema and a budget compose: the rows of `entities` wait by priority
-        as the map's entries do, every schema snapshot within the budget and the
-        nearest current; bit-packed, the same 160 bytes carry more than twice the
-        changes msgpack's do."""
-        def run(game: CirclesGame) -> tuple[Room, list[int]]:
-            room, sender, sessions = play(game, 3 * RATE)
-            rows = isinstance(game, SchemaCircles)
-            sizes = []
-            for session, _, message in sender.sent:
-                if "snap" not in message:
-                    continue
-                data = decode_server_message(message["snap"])
-                assert data is not None
-                self.assertEqual(data["d"][0] == SCHEMA_FORMAT, rows)
-                sizes.append(len(data["d"]))
-                players = {row[0]: row[1:] for row in message["s"]["players"]} if rows \
-                    else {int(k[1:]): v for k, v in message["s"]["players"].items()}
-                me = players[int(sessions[session][1:])]
-                tick = message["k"]
-                for n, orbit in enumerate(room.state.orbits):
-                    where = position(orbit, tick)
-                    if math.dist(me, where) <= NEAR:
-                        self.assertEqual(players.get(n), where, (session, n, tick))
-            return room, sizes
-
-        schema_room, schema_sizes = run(SchemaCircles(160, max_wait=None))
-        self.assertGreater(len(schema_sizes), PLAYERS * 2 * RATE)
-        self.assertLessEqual(max(schema_sizes), 160)
-        plain_room, _ = run(CirclesGame(160, max_wait=None))
-        def waits(room: Room) -> float:
-            counts = room.entity_counts
-            return counts["deferred"] / (counts["sent"] + counts["deferred"])
-
-        # Measured: 122,795 sent against 37,268; 46% of the changes wait against 85%.
-        self.assertGreater(schema_room.entity_counts["sent"],
-                           2 * plain_room.entity_counts["sent"])  # fmt: skip
-        self.assertLess(waits(schema_room), 0.7 * waits(plain_room))
-
     def test_without_a_budget_the_same_room_sends_more(self) -> None:
         """The budget is what holds the snaps down: the same room without one sends
-        snapshots of more than twice as many bytes."""
-        _, sender, _ = play(CirclesGame(budget=None), RATE)
-        sizes = [len(m["d"]) for _, m in sender.snaps[PLAYERS * 5:]]
-        self.assertGreater(min(sizes), 2 * BUDGET)
+        every snapshot over it, and each client gets fewer bytes with the budget."""
+        _, plain, _ = play(CirclesGame(budget=None), RATE)
+        sizes = [len(m["d"]) for _, m in plain.snaps[PLAYERS * 5:]]
+        self.assertGreater(min(sizes), BUDGET)
+        _, cut, _ = play(CirclesGame(), RATE)
+        per_client = {n: sum(len(m["d"]) for s, m in sender.snaps if s == 100 + n)
+                      for n, sender in ((0, plain), (1, cut))}  # fmt: skip
+        self.assertLess(per_client[1], per_client[0])
 
 
 class PriorityQueueTests(SynchronousTestCase):
@@ -306,7 +297,19 @@ class PriorityQueueTests(SynchronousTestCase):
         return Room(match=make_match(players=["p-0", "p-1"], game=game.name), game=game,
                     outbox=RecordingOutbox(), timers=ClockHost().timers)  # fmt: skip
 
-    def test_a_view_without_the_entity_map_is_sent_as_it_is(self) -> None:
-        queue = PriorityQueue(SnapshotBudget(64, "players"))
-        prepared = Quantisation().prepare({"me": 1, "others": list(range(100))})
-        self.assertIs(queue.fit({"me": 1}, prepared, None, 8, Quantisation(), False), prepared)
+    def test_a_budget_naming_no_rows_field_fails_the_room(self) -> None:
+        game = CirclesGame()
+        game.snapshot_budget = SnapshotBudget(BUDGET, "me")
+        e = self.assertRaises(ValueError, self.room_of, game)
+        self.assertIn("its snapshot_budget's entities ('me') must name a rows field", str(e))
+
+    def test_nothing_waits_when_every_change_fits(self) -> None:
+        schema = ViewSchema(CirclesGame.view_schema)
+        queue = PriorityQueue(SnapshotBudget(1000, "players"))
+        view = {"me": 0, "players": [[0, 1.0, 2.0], [1, 3.0, 4.0]]}
+        wire = schema.wire(view)
+        self.assertEqual(queue.fit_rows(view, wire, None, schema, 4), (wire, None))
+        moved = schema.wire({"me": 0, "players": [[0, 1.5, 2.0], [1, 3.0, 4.5]]})
+        self.assertEqual(queue.fit_rows(view, moved, wire, schema, 4), (moved, None))
+        self.assertEqual((queue.sent, queue.deferred), (4, 0))
+        self.assertNotEqual(WAITS, 0)

@@ -41,14 +41,11 @@ from vinom.rooms.schema import (
     MAX_FIELDS,
     MAX_ROWS,
     MEDIUM_BITS,
-    SCHEMA_FORMAT,
     SMALL_BITS,
-    SchemaHistory,
     ViewSchema,
-    decode_frame,
-    encode_frame,
     schema_of,
 )
+from vinom.rooms.schema_frames import SCHEMA_FORMAT, SchemaHistory, decode_frame, encode_frame
 
 VECTORS = group("schema")
 DECLARATION = VECTORS["schema"]
@@ -127,7 +124,9 @@ def _row(bits: Bits, columns: list[Any]) -> tuple[Any, ...]:
     return tuple(_whole(bits, column) for column in columns)
 
 
-def _change(bits: Bits, kind: list[Any], base: Any) -> Any:
+def _change(bits: Bits, kind: list[Any], base: Any, waits: list[int] | None = None) -> Any:
+    """A field's change; rows with `waits` (a list: the frame's flag 02) read their wait
+    bits and trailing ids into it."""
     if kind[0] == "rows":
         rows = {}
         for key in sorted(base):
@@ -135,6 +134,8 @@ def _change(bits: Bits, kind: list[Any], base: Any) -> Any:
                 continue
             if bits.take(1) == 0:
                 rows[key] = base[key]
+                if waits is not None and bits.take(1):
+                    waits.append(key)
                 continue
             rows[key] = tuple(
                 _change(bits, column, was) if bits.take(1) else was
@@ -143,6 +144,8 @@ def _change(bits: Bits, kind: list[Any], base: Any) -> Any:
         for _ in range(bits.uvar()):
             row = _row(bits, kind[1])
             rows[row[0]] = row[1:]
+        if waits is not None:
+            waits += [_whole(bits, kind[1][0]) for _ in range(bits.uvar())]
         return rows
     if kind[0] in ("int", "fixed"):
         lo, hi = _range(kind)
@@ -159,7 +162,8 @@ def _change(bits: Bits, kind: list[Any], base: Any) -> Any:
 
 
 def read_frame(declaration: list[Any], data: bytes, base: dict[str, Any] | None) -> Any:
-    """(tick, distance, checksum, {name: wire value}) of a frame; rows as {id: columns}."""
+    """(tick, distance, checksum, {name: wire value}, {name: waiting ids}) of a frame;
+    rows as {id: columns}."""
     assert data[0] == 1
     at, numbers = 1, []
     for _ in range(2):
@@ -173,19 +177,25 @@ def read_frame(declaration: list[Any], data: bytes, base: dict[str, Any] | None)
                 break
         numbers.append(value)
     checksum = None
-    if data[at] == 1:
+    flags = data[at]
+    if flags & 1:
         checksum = int.from_bytes(data[at + 1 : at + 5], "little")
         at += 4
     bits = Bits(data[at + 1 :])
-    view = {}
+    view, waiting = {}, {}
     for name, kind in declaration:
         if base is None:
             view[name] = _whole(bits, kind)
+        elif bits.take(1):
+            waits: list[int] | None = [] if flags & 2 else None
+            view[name] = _change(bits, kind, base[name], waits)
+            if waits:
+                waiting[name] = waits
         else:
-            view[name] = _change(bits, kind, base[name]) if bits.take(1) else base[name]
+            view[name] = base[name]
     rest = bits.bits[bits.at :]
     assert len(rest) < 8 and set(rest) <= {"0"}, "bits after the body"
-    return numbers[0], numbers[1], checksum, view
+    return numbers[0], numbers[1], checksum, view, waiting
 
 
 def as_read(wire: tuple[Any, ...]) -> dict[str, Any]:
@@ -203,19 +213,27 @@ class VectorTests(SynchronousTestCase):
             with self.subTest(v["name"]):
                 wire = SCHEMA.wire(v["view"])
                 base = None if v["baseline"] is None else wires[v["baseline"]]
-                body = SCHEMA.encode_body(None if base is None else base[1], wire)
+                # {field name: [id, ...]} as {field position: [id, ...]}.
+                names = [name for name, _ in DECLARATION]
+                waits = {names.index(k): ids for k, ids in v.get("waiting", {}).items()}
+                waiting = next(((i, set(ids)) for i, ids in waits.items()), None)
+                body = SCHEMA.encode_body(None if base is None else base[1], wire, waiting)
                 crc = SCHEMA.checksum(wire) if v["checksum"] else None
                 frame = encode_frame(v["tick"], 0 if base is None else v["tick"] - base[0],
-                                     crc, body)  # fmt: skip
+                                     crc, body, waiting is not None)  # fmt: skip
                 self.assertEqual(frame.hex(), v["hex"])
                 baselines = {} if base is None else {base[0]: base[1]}
-                tick, baseline_tick, checksum, decoded = decode_frame(
+                tick, baseline_tick, checksum, decoded, waited = decode_frame(
                     SCHEMA, unhex(v["hex"]), baselines
                 )
-                self.assertEqual((tick, checksum), (v["tick"], crc))
+                self.assertEqual((tick, checksum, waited), (v["tick"], crc, waits))
                 self.assertEqual(baseline_tick, None if base is None else base[0])
                 self.assertEqual(SCHEMA.rebuild(decoded), v["decoded"])
+                read = read_frame(DECLARATION, unhex(v["hex"]),
+                                  None if base is None else as_read(base[1]))  # fmt: skip
+                self.assertEqual(read[4], v.get("waiting", {}))
                 wires[v["name"]] = (tick, decoded)
+        self.assertIn("schema_waits", wires)
 
     def test_the_declaration_travels_as_declared(self) -> None:
         self.assertEqual(SCHEMA.describe(), DECLARATION)
@@ -247,7 +265,32 @@ class IndependentReadingTests(SynchronousTestCase):
         frame = encode_frame(tick, distance, SCHEMA.checksum(wire),
                              SCHEMA.encode_body(base, wire))  # fmt: skip
         read = read_frame(DECLARATION, frame, None if base is None else as_read(base))
-        self.assertEqual(read, (tick, distance, SCHEMA.checksum(wire), as_read(wire)))
+        self.assertEqual(read, (tick, distance, SCHEMA.checksum(wire), as_read(wire), {}))
+
+
+class WaitsReadingTests(SynchronousTestCase):
+    @settings(max_examples=200, deadline=None)
+    @given(views, views, st.sets(st.integers(0, 255)), st.integers(1, 1000))
+    def test_the_document_reads_the_rows_that_wait(
+        self, old: dict[str, Any], new: dict[str, Any], picks: set[int], tick: int
+    ) -> None:
+        """A delta with waits (flag 02): rows unchanged since the baseline, some of them
+        waiting, and ids outside both views waiting too; the module and the document's
+        reader agree, and the module reads back what it wrote."""
+        base, wire = SCHEMA.wire(old), SCHEMA.wire(new)
+        at = [name for name, _ in DECLARATION].index("units")
+        rows = {k: base[at][k] for k in base[at] if k in picks}
+        rows.update({k: v for k, v in wire[at].items() if k not in base[at]})
+        sent = (*wire[:at], dict(sorted(rows.items())), *wire[at + 1 :])
+        waiting = {k for k in picks if k in base[at] or k not in rows}
+        frame = encode_frame(tick + 1, 1, None, SCHEMA.encode_body(base, sent, (at, waiting)),
+                             True)  # fmt: skip
+        decoded = decode_frame(SCHEMA, frame, {tick: base})
+        self.assertEqual(decoded[3], sent)
+        self.assertEqual(sorted(decoded[4].get(at, [])), sorted(waiting))
+        read = read_frame(DECLARATION, frame, as_read(base))
+        self.assertEqual(read[3], as_read(sent))
+        self.assertEqual(sorted(read[4].get("units", [])), sorted(waiting))
 
 
 class RoundTripTests(SynchronousTestCase):
@@ -255,8 +298,8 @@ class RoundTripTests(SynchronousTestCase):
     @given(views, views)
     def test_any_view_against_any_baseline(self, old: Any, new: Any) -> None:
         base, wire = SCHEMA.wire(old), SCHEMA.wire(new)
-        self.assertEqual(SCHEMA.decode_body(base, SCHEMA.encode_body(base, wire)), wire)
-        self.assertEqual(SCHEMA.decode_body(None, SCHEMA.encode_body(None, wire)), wire)
+        self.assertEqual(SCHEMA.decode_body(base, SCHEMA.encode_body(base, wire)), (wire, {}))
+        self.assertEqual(SCHEMA.decode_body(None, SCHEMA.encode_body(None, wire)), (wire, {}))
 
     @settings(max_examples=100, deadline=None)
     @given(views)
@@ -421,7 +464,8 @@ class BadBytesTests(SynchronousTestCase):
             ("hp beyond its range", encode_frame(1, 0, None, b"\xff" * 20), {}),
             ("rows out of order", unordered, {}),
             ("a distance beyond the tick", b"\x01\x01\x02\x00\x00", {}),
-            ("a flags byte of 2", b"\x01\x01\x00\x02\x00", {}),
+            ("a flags byte of 4", b"\x01\x01\x00\x04\x00", {}),
+            ("waits in a full snapshot", b"\x01\x01\x00\x02\x00", {}),
             ("a checksum cut short", b"\x01\x01\x00\x01\x00", {}),
             ("not this format", b"\x94\x01\xc0\xc0\x80", {}),
             ("a delta cut short", delta[:-2], {1: base}),
@@ -473,7 +517,7 @@ class SizeTests(SynchronousTestCase):
         packed, plain = SchemaHistory(schema), SnapshotHistory(quantisation)
         for tick in (1, 2):
             with_schema = packed.encode_for(tick, schema.wire(view(tick)))
-            without = plain.encode_for(tick, view(tick), None, None, True)
+            without = plain.encode_for(tick, view(tick))
             packed.acknowledge(tick)
             plain.acknowledge(tick)
         self.assertLess(len(with_schema), len(without) / 2)
@@ -568,6 +612,7 @@ class RoomTests(SnapshotTestCase):
     def test_with_a_byte_budget_its_entities_are_rows_of_the_schema(self) -> None:
         """A budget's entities must name a rows field of the schema (they are what
         waits): anything else fails the room at creation, naming both."""
+
         class Budgeted(SchemaGame):
             snapshot_budget = SnapshotBudget(bytes=400, entities="seqs")
 

@@ -190,6 +190,8 @@ def _schema(g: dict[str, Any]) -> list[str]:
     lines = [f"Declaration: `{_value(g['schema'])}`", ""]
     for n, v in enumerate(g["vectors"], 1):
         text = [f"{n}. {v['title']}: `{_value(v['view'])}`", f"({v['note']})"]
+        if "waiting" in v:
+            text.append(f"(waiting `{_value(v['waiting'])}`)")
         if v["decoded"] != v["view"]:
             text.append(f"(decoded `{_value(v['decoded'])}`)")
         lines += [f"<!-- vector:{v['name']} -->", *text, "", "```text", v["hex"], "```", ""]

@@ -27,7 +27,8 @@ from twisted.trial.unittest import TestCase
 from tests.support.npm import PATH, tool
 from vinom.rooms.delta import Quantisation, SnapshotReceiver
 from vinom.rooms.delta_wire import view_crc
-from vinom.rooms.schema import SchemaHistory, ViewSchema
+from vinom.rooms.schema import ViewSchema
+from vinom.rooms.schema_frames import SchemaHistory
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 WEBCLIENT = ROOT / "vinom" / "webclient"

@@ -106,9 +106,9 @@ class IGame(Interface):
       history (its newest tick the one before this), so a projectile in
       flight can be judged in its shooter's past.
     - `snapshot_budget` (`vinom.games.rules.SnapshotBudget` or None): for a
-      game with a tick, the most bytes of a snapshot per client, the map of
-      the view whose entities may wait when they do not all fit, and their
-      priority (docs/games.md, "A byte budget"). Default None: no budget.
+      game with a tick and a `view_schema`, the most bytes of a snapshot per
+      client, the rows field whose entities may wait when they do not all fit,
+      and their priority (docs/games.md, "A byte budget"). Default None: no budget.
     - `record_matches` (bool): False for a game whose matches the game hosts
       do not record (docs/operations.md, "Match records"), e.g. one that
       cannot replay exactly. Default True (`GameRules.records_matches`).

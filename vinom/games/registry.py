@@ -97,6 +97,11 @@ def check_game(game: object) -> None:
             f"game {name!r}: snapshot_budget's max_wait must be None or whole snapshots, "
             f"at least 1, not {wait!r}"
         )
+    if budget is not None and not getattr(game, "view_schema", None):
+        raise ValueError(
+            f"game {name!r}: snapshot_budget needs a view_schema: the entities that may "
+            f"wait are one of its rows fields (docs/games.md, \"A byte budget\")"
+        )
     if not isinstance(getattr(game, "shared_view", False), bool):
         raise ValueError(f"game {name!r}: shared_view must be true or false")
     shown = getattr(game, "display_name", None)

@@ -80,10 +80,11 @@ class SnapshotBudget:
     """The most bytes a real-time game's snapshot (a snap's ``d``) takes per client,
     and how its entities share them (docs/games.md, "A byte budget").
 
-    `entities` names the map of the view, keyed by id, whose entities may wait:
-    when the changed ones do not all fit, those of the highest priority go and the
-    others wait, their priority added up each snapshot they wait (Fiedler's
-    priority accumulators). `priority(view, key)` rates the entity `key` of a
+    `entities` names the rows field of the game's `view_schema` whose rows (entities,
+    keyed by their id) may wait: when the changed ones do not all fit, those of the
+    highest priority go and the others wait, their priority added up each snapshot
+    they wait (Fiedler's priority accumulators); a snapshot says which wait, and the
+    client carries them on. `priority(view, key)` rates the entity `key` of a
     player's view (nearer, more relevant: higher); `math.inf` never waits, even
     past the budget. Default: all alike. `bytes`: whole bytes, at least
     `MIN_SNAPSHOT_BUDGET`. `max_wait`: the most snapshots in a row a changed entity

@@ -59,6 +59,8 @@ from typing import Any, Final
 
 from attrs import Factory, define, field, frozen
 
+from vinom.rooms.carrying import carry_waiting
+
 # The walks over wire values, compiled (their module says why); their names are
 # this module's too.
 from vinom.rooms.delta_wire import (
@@ -80,8 +82,9 @@ from vinom.rooms.delta_wire import (
     parse_frame,
     view_crc,
 )
-from vinom.rooms.schema import SCHEMA_FORMAT, ViewSchema, decode_parsed
-from vinom.rooms.schema import parse_frame as parse_schema_frame
+from vinom.rooms.schema import ViewSchema
+from vinom.rooms.schema_frames import SCHEMA_FORMAT, decode_parsed
+from vinom.rooms.schema_frames import parse_frame as parse_schema_frame
 
 # The first byte of a schema snapshot (vinom.rooms.schema).
 SCHEMA_FRAME: Final = bytes((SCHEMA_FORMAT,))
@@ -337,7 +340,6 @@ class SnapshotHistory:
         view: Any,
         client_ack_tick: int | None = None,
         cache: dict[tuple[Prepared, Prepared], bytes] | None = None,
-        weigh: bool = False,
     ) -> bytes:
         """The snapshot of `tick` for this client, recorded as sent.
 
@@ -345,9 +347,7 @@ class SnapshotHistory:
         shared when several recipients see the same view); `client_ack_tick`
         the client's newest acknowledgement, if one came since the last call.
         `cache`, kept by the caller for one tick, shares bodies between
-        recipients with the same baseline and view. `weigh`: try the patch even
-        after one that weighed as much as its view (a view cut to a byte budget
-        counts on it)."""
+        recipients with the same baseline and view."""
         if client_ack_tick is not None:
             self.acknowledge(client_ack_tick)
         prepared = (
@@ -357,7 +357,7 @@ class SnapshotHistory:
         )
         found = self.baseline(tick)
         data = b""
-        if found is not None and self.patch_pause and not weigh:
+        if found is not None and self.patch_pause:
             self.patch_pause -= 1
         elif found is not None:
             base_tick, base = found
@@ -409,6 +409,8 @@ class SnapshotReceiver:
     # (vinom.rooms.schema) are read too, their wire views kept by tick in `wires`.
     schema: ViewSchema | None = None
     wires: dict[int, tuple[Any, ...]] = field(factory=dict)
+    # The rows that waited in those of `wires` that had any (§16.8's wait bits), by tick.
+    waited: dict[int, dict[int, list[int]]] = field(factory=dict)
 
     def receive(self, data: bytes) -> Snapshot | None:
         wire = None
@@ -438,6 +440,10 @@ class SnapshotReceiver:
                 kept[snapshot.tick] = value
                 while len(kept) > self.capacity:
                     del kept[next(iter(kept))]
+        waited = self.waited
+        if waited:
+            for tick in [t for t in waited if t not in self.wires]:
+                del waited[tick]
         return snapshot
 
     def _stale(self, tick: int) -> bool:
@@ -450,8 +456,15 @@ class SnapshotReceiver:
         frame = parse_schema_frame(data)
         if self._stale(frame[0]):
             return None, None
-        tick, baseline_tick, checksum, wire = decode_parsed(schema, frame, self.wires)
+        tick, baseline_tick, checksum, wire, waiting = decode_parsed(schema, frame, self.wires)
         view = schema.rebuild(wire)
         if checksum is not None and checksum != view_crc(view, None, decoded=True):
             raise ChecksumMismatch(f"tick {tick}: the rebuilt view is not the server's")
+        if waiting:
+            # Rows a byte budget held back: the baseline's values, older than what the
+            # snaps since showed; shown carried on instead (vinom.rooms.carrying).
+            waited = self.waited
+            kept = {t: (w, waited.get(t, {})) for t, w in self.wires.items()}
+            view = schema.rebuild(carry_waiting(schema, tick, wire, waiting, kept))
+            waited[tick] = waiting
         return Snapshot(tick, baseline_tick, checksum, view), wire

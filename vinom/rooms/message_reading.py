@@ -13,7 +13,8 @@ from typing import Any
 import msgpack
 
 from vinom.rooms.messages import SNAP_FIELDS_KEPT, SNAP_MARKER, SNAP_NUMBER_LIMIT, SnapFields
-from vinom.rooms.schema import read_uvars, unzigzag
+from vinom.rooms.schema import unzigzag
+from vinom.rooms.schema_frames import read_uvars
 
 _SNAP_MARKER = bytes((SNAP_MARKER,))
 _unpackb = msgpack.unpackb
@@ -108,9 +109,7 @@ def state_of_snap(snap: Mapping[str, Any], tick: int, view: Any) -> dict[str, An
     }
 
 
-def resolve_relative_snap(
-    snap: dict[str, Any], tick: int, base: SnapFields | None
-) -> SnapFields:
+def resolve_relative_snap(snap: dict[str, Any], tick: int, base: SnapFields | None) -> SnapFields:
     """A snap's ``v``, ``ts``, ``r`` and ``ik`` filled in (in `snap`, as
     `decode_server_message` read it), given the tick its ``d``
     rebuilt and `base`, the fields of the snap of its baseline tick (None: ``d``

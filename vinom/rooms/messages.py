@@ -120,7 +120,8 @@ import msgpack
 
 from vinom.games.interfaces import Seat
 from vinom.protocol.reliability import MAX_ACK_DELAY_S
-from vinom.rooms.schema import write_uvar, zigzag
+from vinom.rooms.schema import zigzag
+from vinom.rooms.schema_frames import write_uvar
 
 
 class Phase(enum.StrEnum):
@@ -131,6 +132,7 @@ class Phase(enum.StrEnum):
     PLAYING = "playing"
     FINISHED = "finished"
     ABORTED = "aborted"
+
 
 # One packer for the module: reusing it avoids building one per message (the
 # reactor is single-threaded, and the packer resets itself on error).

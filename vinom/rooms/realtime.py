@@ -44,7 +44,8 @@ from vinom.rooms.budget import PriorityQueue
 from vinom.rooms.delta import Quantisation, SnapshotHistory
 from vinom.rooms.inputs import CAPPED, TOO_LATE, InputBuffer
 from vinom.rooms.member import Member
-from vinom.rooms.schema import SchemaHistory, ViewSchema
+from vinom.rooms.schema import ViewSchema
+from vinom.rooms.schema_frames import SchemaHistory
 
 _INF = math.inf
 

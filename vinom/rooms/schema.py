@@ -2,9 +2,10 @@
 
 Sans-I/O: values in, bytes out. The wire format is docs/protocol.md §16.8, byte
 for byte; this module is its reference. A game that declares a `view_schema`
-(docs/games.md, "View schema") has its snaps sent this way to every client that
-says it reads them (the `input`'s ``"vs"``); a client that does not, and a game
-that declares nothing, keep the schema-less msgpack delta (vinom.rooms.delta).
+(docs/games.md, "View schema") has its snaps sent this way to every client; a
+game that declares nothing has the schema-less msgpack delta (vinom.rooms.delta).
+Under a byte budget (vinom.rooms.budget) a delta also says which rows wait, and
+a client shows them carried on (vinom.rooms.carrying).
 
 The model is Quake 3's and Glenn Fiedler's snapshot compression, and Colyseus's
 schema: a view is a map of named fields, each a bounded integer, a quantised
@@ -26,14 +27,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any, Final
 
 import msgpack
 
-from vinom.rooms.delta_wire import CorruptSnapshot, UnknownBaseline, round_half_even, view_crc
+from vinom.rooms.delta_wire import CorruptSnapshot, round_half_even, view_crc
 
-#: The first byte of a schema snapshot (a §16.1 snapshot starts with 0x94).
-SCHEMA_FORMAT: Final = 0x01
 #: The widest integer field (bits); rows at most this many, columns at most 32.
 MAX_BITS: Final = 53
 MAX_ROWS: Final = 65535
@@ -44,6 +44,9 @@ MAX_FIELDS: Final = 64
 #: else its whole width and the flag bits (a field no wider than SMALL_BITS: its width).
 SMALL_BITS: Final = 7
 MEDIUM_BITS: Final = 12
+
+#: A rows field's position in the schema and the ids of its rows that wait.
+Waiting = tuple[int, AbstractSet[int]]
 
 # Field kinds, as the declaration names them.
 INT, FIXED, BOOL, ANY, ROWS = "int", "fixed", "bool", "any", "rows"
@@ -227,7 +230,7 @@ class RowsField(Field):
 
 def _field(kind: Any) -> Field:
     if not isinstance(kind, list | tuple) or not kind or not isinstance(kind[0], str):
-        raise ValueError(f"a field's kind is a list such as [\"int\", 0, 9], not {kind!r}")
+        raise ValueError(f'a field\'s kind is a list such as ["int", 0, 9], not {kind!r}')
     name, args = kind[0], list(kind[1:])
     if name == INT and len(args) == 2:
         return IntField(args[0], args[1])
@@ -383,21 +386,24 @@ def _number_change(kind: Field, base: int, value: int) -> tuple[int, int]:
     return (0b11 << bits) | (value - kind.lo), 2 + bits
 
 
-def _put_changed(out: BitWriter, kind: Field, base: Any, value: Any) -> None:
-    """`value` against a different `base`: a small difference or the whole value."""
+def _put_changed(out: BitWriter, kind: Field, base: Any, value: Any,
+                 waiting: AbstractSet[int] | None = None) -> None:  # fmt: skip
+    """`value` against a different `base`: a small difference or the whole value.
+    `waiting`: for rows, the frame carries wait bits (§16.8) and these rows wait."""
     code = kind.code
     if code == _NUMBER:
         bits, width = _number_change(kind, base, value)
         out.put(bits, width)
     elif code == _ROWS:
         assert isinstance(kind, RowsField)
-        _put_rows(out, kind, base, value)
+        _put_rows(out, kind, base, value, waiting)
     else:
         _put_whole(out, kind, value)
 
 
 def _put_rows(out: BitWriter, kind: RowsField, base: dict[int, tuple[Any, ...]],
-              rows: dict[int, tuple[Any, ...]]) -> None:  # fmt: skip
+              rows: dict[int, tuple[Any, ...]],
+              waiting: AbstractSet[int] | None = None) -> None:  # fmt: skip
     # The rows' flags and the numbers' changes are gathered in `acc` (`count` bits,
     # kept below 64 so that compiled it stays a machine integer) and written together:
     # a put per few fields rather than per bit.
@@ -408,7 +414,11 @@ def _put_rows(out: BitWriter, kind: RowsField, base: dict[int, tuple[Any, ...]],
         if new is None:
             acc, count = acc << 1, count + 1
         elif new == old:
-            acc, count = (acc << 2) | 0b10, count + 2
+            if waiting is None:
+                acc, count = (acc << 2) | 0b10, count + 2
+            else:
+                # The wait bit: 1, the host holds a newer row it did not send.
+                acc, count = (acc << 3) | (0b101 if key in waiting else 0b100), count + 3
         else:
             acc, count = (acc << 2) | 0b11, count + 2
             for i in range(len(columns)):
@@ -434,6 +444,13 @@ def _put_rows(out: BitWriter, kind: RowsField, base: dict[int, tuple[Any, ...]],
     out.uvar(len(added))
     for key in added:
         _put_row(out, kind, key, rows[key])
+    if waiting is not None:
+        # The rows that wait and are not in the baseline: the client may hold them
+        # from a snap since (ascending ids).
+        unknown = sorted(key for key in waiting if key not in base)
+        out.uvar(len(unknown))
+        for key in unknown:
+            _put_whole(out, kind.key, key)
 
 
 def _take_whole(bits: BitReader, kind: Field) -> Any:
@@ -472,18 +489,39 @@ def _take_added(bits: BitReader, kind: RowsField, base: Mapping[int, Any],
     return dict(sorted(rows.items())) if base else rows
 
 
+def _take_rows(bits: BitReader, kind: RowsField, base: Mapping[int, tuple[Any, ...]],
+               waiting: list[int] | None = None) -> dict[int, tuple[Any, ...]]:  # fmt: skip
+    """Rows against `base`; with `waiting`, each unchanged row has its wait bit and
+    the rows end with the ids that wait outside the baseline, all appended to it."""
+    rows: dict[int, tuple[Any, ...]] = {}
+    for key, old in base.items():
+        if not bits.take(1):
+            continue
+        if not bits.take(1):
+            rows[key] = old
+            if waiting is not None and bits.take(1):
+                waiting.append(key)
+            continue
+        rows[key] = tuple(_take_changed(bits, column, was) if bits.take(1) else was
+                          for column, was in zip(kind.columns, old, strict=True))  # fmt: skip
+    rows = _take_added(bits, kind, base, rows)
+    if waiting is not None:
+        count = bits.uvar()
+        if count > MAX_ROWS:
+            raise CorruptSnapshot("more rows than a snapshot holds")
+        previous = -1 << 64
+        for _ in range(count):
+            key = _take_whole(bits, kind.key)
+            if key <= previous or key in base or key in rows:
+                raise CorruptSnapshot("waiting rows out of id order, or an id in the rows")
+            previous = key
+            waiting.append(key)
+    return rows
+
+
 def _take_changed(bits: BitReader, kind: Field, base: Any) -> Any:
     if isinstance(kind, RowsField):
-        rows: dict[int, tuple[Any, ...]] = {}
-        for key, old in base.items():
-            if not bits.take(1):
-                continue
-            if not bits.take(1):
-                rows[key] = old
-                continue
-            rows[key] = tuple(_take_changed(bits, column, was) if bits.take(1) else was
-                              for column, was in zip(kind.columns, old, strict=True))  # fmt: skip
-        return _take_added(bits, kind, base, rows)
+        return _take_rows(bits, kind, base)
     if kind.wide:
         if not bits.take(1):
             difference = bits.take(SMALL_BITS)
@@ -547,29 +585,56 @@ class ViewSchema:
         return {name: kind.rebuild(value) for (name, kind), value in zip(self.fields, wire,
                                                                           strict=True)}  # fmt: skip
 
-    def encode_body(self, base: tuple[Any, ...] | None, wire: tuple[Any, ...]) -> bytes:
+    def encode_body(self, base: tuple[Any, ...] | None, wire: tuple[Any, ...],
+                    waiting: Waiting | None = None) -> bytes:  # fmt: skip
+        """The body of `wire` against `base` (None: full). `waiting`: a rows field's
+        position and the ids of its rows that wait (sent as `base` has them while the
+        host holds newer ones); then every unchanged row of every rows field carries
+        its wait bit, and the frame says so (`WAITS`). Only a delta has waits."""
         out = BitWriter()
         if base is None:
             for (_, kind), value in zip(self.fields, wire, strict=True):
                 _put_whole(out, kind, value)
-        else:
-            for (_, kind), was, now in zip(self.fields, base, wire, strict=True):
-                if was == now:
-                    out.put(0, 1)
-                else:
-                    out.put(1, 1)
-                    _put_changed(out, kind, was, now)
+            return out.finish()
+        at, ids = (-1, None) if waiting is None else waiting
+        no_waits: AbstractSet[int] | None = None if waiting is None else frozenset()
+        for index, ((_, kind), was, now) in enumerate(zip(self.fields, base, wire, strict=True)):
+            if index == at:
+                # Written even when unchanged: its wait bits are the news.
+                out.put(1, 1)
+                assert isinstance(kind, RowsField)
+                _put_rows(out, kind, was, now, ids)
+            elif was == now:
+                out.put(0, 1)
+            else:
+                out.put(1, 1)
+                _put_changed(out, kind, was, now, no_waits)
         return out.finish()
 
-    def decode_body(self, base: tuple[Any, ...] | None, data: bytes) -> tuple[Any, ...]:
+    def decode_body(
+        self, base: tuple[Any, ...] | None, data: bytes, waits: bool = False
+    ) -> tuple[tuple[Any, ...], dict[int, list[int]]]:
+        """The wire view of a body against `base` (None: full), and the rows that wait:
+        {field position: [id, ...]}, only when the frame has `waits`."""
         bits = BitReader(data)
+        waiting: dict[int, list[int]] = {}
         if base is None:
             wire = tuple(_take_whole(bits, kind) for _, kind in self.fields)
         else:
-            wire = tuple(_take_changed(bits, kind, was) if bits.take(1) else was
-                         for (_, kind), was in zip(self.fields, base, strict=True))  # fmt: skip
+            values = []
+            for index, ((_, kind), was) in enumerate(zip(self.fields, base, strict=True)):
+                if not bits.take(1):
+                    values.append(was)
+                elif waits and isinstance(kind, RowsField):
+                    ids: list[int] = []
+                    values.append(_take_rows(bits, kind, was, ids))
+                    if ids:
+                        waiting[index] = ids
+                else:
+                    values.append(_take_changed(bits, kind, was))
+            wire = tuple(values)
         bits.done()
-        return wire
+        return wire, waiting
 
     def checksum(self, wire: tuple[Any, ...]) -> int:
         """§16.4's CRC-32 of the view a client rebuilds from `wire`."""
@@ -582,167 +647,3 @@ def schema_of(game: object) -> ViewSchema | None:
     Raises ValueError for a declaration that is not one."""
     declared = getattr(game, "view_schema", None)
     return None if not declared else ViewSchema(declared)
-
-
-# -- frames -------------------------------------------------------------------------
-
-
-def frame_header_bytes(tick: int, base_tick: int | None, checksum: bool) -> int:
-    """The bytes of a schema snapshot before its body (docs/protocol.md §16.8)."""
-    distance = 0 if base_tick is None else tick - base_tick
-    return 2 + len(write_uvar(tick)) + len(write_uvar(distance)) + (4 if checksum else 0)
-
-
-def encode_frame(tick: int, distance: int, checksum: int | None, body: bytes) -> bytes:
-    """A schema snapshot: format byte, tick and distance (0: full) as LEB128, a flags
-    byte (bit 0: a CRC-32 follows, little-endian), then the body. Whole bytes, as
-    `parse_frame` reads them."""
-    head = b"".join((bytes((SCHEMA_FORMAT,)), write_uvar(tick), write_uvar(distance)))
-    if checksum is None:
-        return head + b"\x00" + body
-    return head + b"\x01" + checksum.to_bytes(4, "little") + body
-
-
-def write_uvar(value: int) -> bytes:
-    """`value` (at least 0) as unsigned LEB128 bytes (`BitWriter.uvar` writes it into bits)."""
-    if value < 0x80:
-        return bytes((value,))
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def read_uvars(data: bytes, at: int, count: int, longest: int) -> tuple[list[int], int] | None:
-    """`count` unsigned LEB128 numbers of bytes from `data[at:]`, each at most `longest`
-    bytes, and where they end; None when one is cut short or longer."""
-    numbers = []
-    size = len(data)
-    for _ in range(count):
-        value = shift = 0
-        end = at + longest
-        while True:
-            if at >= size or at == end:
-                return None
-            byte = data[at]
-            at += 1
-            value |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                break
-        numbers.append(value)
-    return numbers, at
-
-
-def parse_frame(data: bytes) -> tuple[int, int, int | None, bytes]:
-    """(tick, distance, checksum, body) of a schema snapshot; CorruptSnapshot if not one."""
-    if not data or data[0] != SCHEMA_FORMAT:
-        raise CorruptSnapshot("not a schema snapshot")
-    read = read_uvars(data, 1, 2, 9)
-    if read is None:
-        raise CorruptSnapshot("a schema snapshot's header is cut short")
-    (tick, distance), at = read
-    if at >= len(data) or data[at] > 1 or distance > tick:
-        raise CorruptSnapshot("a schema snapshot's header is malformed")
-    checksum = None
-    if data[at]:
-        if at + 5 > len(data):
-            raise CorruptSnapshot("a schema snapshot's checksum is cut short")
-        checksum = int.from_bytes(data[at + 1 : at + 5], "little")
-        at += 4
-    return tick, distance, checksum, data[at + 1 :]
-
-
-# -- the host's ring ----------------------------------------------------------------
-
-
-class SchemaHistory:
-    """The host's side for a client that reads schema snapshots: the wire views it
-    sent by tick (the last `capacity`) and the newest tick the client acknowledged;
-    each snapshot is encoded against that one while it is held, else in full."""
-
-    def __init__(self, schema: ViewSchema, capacity: int = 32) -> None:
-        self.schema = schema
-        self.capacity = capacity
-        self.acked: int | None = None
-        # The tick the last snapshot `encode_for` made is a delta against (None: full).
-        self.base_tick: int | None = None
-        self.sent: dict[int, tuple[Any, ...]] = {}
-        self.full_sent = 0
-        self.deltas_sent = 0
-
-    def acknowledge(self, tick: int) -> None:
-        if self.acked is None or tick > self.acked:
-            self.acked = tick
-
-    def baseline(self, tick: int) -> tuple[int, tuple[Any, ...]] | None:
-        """The baseline (its tick, its wire view) a snapshot of `tick` would use now."""
-        acked = self.acked
-        if acked is None or acked >= tick:
-            return None
-        found = self.sent.get(acked)
-        return None if found is None else (acked, found)
-
-    def encode_for(self, tick: int, wire: tuple[Any, ...], crc: int | None = None,
-                   cache: dict[tuple[int, int], tuple[Any, Any, bytes]] | None = None,
-                   ) -> bytes:  # fmt: skip
-        """The snapshot of `tick` for this client, recorded as sent. `wire` is
-        `schema.wire(view)`, `crc` its checksum when snaps carry one (else None); `cache`,
-        kept by the caller for one tick, shares bodies between recipients of the same
-        wire view with the same baseline (keyed by the two views' ids; the entry holds
-        both, so neither id is reused while it lives)."""
-        acked = self.acked
-        base = None if acked is None or acked >= tick else self.sent.get(acked)
-        key = (id(base), id(wire))
-        hit = None if cache is None else cache.get(key)
-        if hit is not None and hit[0] is base and hit[1] is wire:
-            body = hit[2]
-        else:
-            body = self.schema.encode_body(base, wire)
-            if cache is not None:
-                cache[key] = (base, wire, body)
-        if base is None:
-            self.full_sent += 1
-            distance = 0
-            self.base_tick = None
-        else:
-            self.deltas_sent += 1
-            distance = tick - acked  # type: ignore[operator]
-            self.base_tick = acked
-        sent = self.sent
-        sent.pop(tick, None)
-        sent[tick] = wire
-        while len(sent) > self.capacity:
-            del sent[next(iter(sent))]
-        return encode_frame(tick, distance, crc, body)
-
-
-def decode_frame(schema: ViewSchema, data: bytes,
-                 baselines: Mapping[int, tuple[Any, ...]]) -> tuple[int, int | None, int | None,
-                                                                    tuple[Any, ...]]:  # fmt: skip
-    """(tick, baseline tick or None, checksum, wire view) of a schema snapshot.
-
-    Raises `UnknownBaseline` or `CorruptSnapshot` (never anything else)."""
-    return decode_parsed(schema, parse_frame(data), baselines)
-
-
-def decode_parsed(schema: ViewSchema, frame: tuple[int, int, int | None, bytes],
-                  baselines: Mapping[int, tuple[Any, ...]]) -> tuple[int, int | None, int | None,
-                                                                     tuple[Any, ...]]:  # fmt: skip
-    """`decode_frame` of a frame `parse_frame` read already (a receiver reads its tick
-    first, to drop a stale one unread)."""
-    tick, distance, checksum, body = frame
-    base = None
-    if distance:
-        base = baselines.get(tick - distance)
-        if base is None:
-            raise UnknownBaseline(tick - distance)
-    try:
-        wire = schema.decode_body(base, body)
-    except CorruptSnapshot:
-        raise
-    except (ValueError, TypeError, RecursionError):
-        raise CorruptSnapshot("not a snapshot of this schema") from None
-    return tick, tick - distance if distance else None, checksum, wire

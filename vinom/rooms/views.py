@@ -35,7 +35,7 @@ from attrs import define, field
 
 from vinom.games.interfaces import IGame
 from vinom.protocol.events import RELIABLE, UNRELIABLE
-from vinom.rooms.budget import PriorityQueue, snapshot_header_bytes
+from vinom.rooms.budget import PriorityQueue
 from vinom.rooms.delta import Prepared, Quantisation
 from vinom.rooms.member import Member
 from vinom.rooms.messages import (
@@ -51,7 +51,7 @@ from vinom.rooms.messages import (
 )
 from vinom.rooms.outbox import Outbox
 from vinom.rooms.realtime import SeatFeed
-from vinom.rooms.schema import SchemaHistory, frame_header_bytes
+from vinom.rooms.schema_frames import SchemaHistory, frame_header_bytes
 
 # No action id at all (a broadcast's recipients' ids are int or None).
 _NO_ACTION_ID = object()
@@ -240,12 +240,12 @@ class RoomViews:
                     base_tick, base_wire = (None, None) if known_base is None else known_base
                     before = queue.sent, queue.deferred, queue.overdue
                     header_bytes = frame_header_bytes(tick, base_tick, checksum)
-                    cut = queue.fit_rows(common_view if shared else view, wire, base_wire,
-                                         schema, header_bytes)  # fmt: skip
+                    cut, waiting = queue.fit_rows(common_view if shared else view, wire,
+                                                  base_wire, schema, header_bytes)  # fmt: skip
                     self.count_entities(queue, before)
                     if cut is not wire and checksum:
                         crc = schema.checksum(cut)
-                    snapshot = history.encode_for(tick, cut, crc, None)
+                    snapshot = history.encode_for(tick, cut, crc, None, waiting)
             else:
                 if shared:
                     if common is None:
@@ -256,17 +256,7 @@ class RoomViews:
                 else:
                     view = view_for(state, member.seat.player_id)
                     prepared = quantisation.prepare(view, checksum=checksum)
-                queue = feed.priorities
-                if queue is not None:
-                    # Cut to the game's byte budget (vinom.rooms.budget).
-                    found = history.baseline(tick)
-                    base_tick, base = (None, None) if found is None else found
-                    before_body = snapshot_header_bytes(tick, base_tick, checksum)
-                    before = queue.sent, queue.deferred, queue.overdue
-                    prepared = queue.fit(view, prepared, base, before_body, quantisation,
-                                         checksum)  # fmt: skip
-                    self.count_entities(queue, before)
-                snapshot = history.encode_for(tick, prepared, None, cache, queue is not None)
+                snapshot = history.encode_for(tick, prepared, None, cache)
             # Its numbers against those of its baseline's snap, which the fields kept
             # always hold: snaps go out at most once a tick, and a history holds fewer
             # ticks than SNAP_FIELDS_KEPT.
