@@ -2,7 +2,9 @@
 // in vectors.test.mjs; test_schema.py checks this decoder against Python's on
 // random streams): the refusals that make a frame corrupt, exactly as Python's
 // vinom/rooms/schema.py refuses them (cut short, bits or bytes left over, a value
-// beyond its range, rows out of order, a bad header), the drop reasons a
+// beyond its range, rows out of order, a bad header), the rows that wait (flag 02:
+// read, refused when malformed, shown carried on by the receiver; carrying itself
+// in carrying.test.mjs), the drop reasons a
 // SnapshotReceiver counts, 53-bit fields read exactly, declarations refused, and
 // GameSocket reading schema snapshots in its snaps from the first, without asking
 // (no `"vs"` nor `"pk"` in its inputs since game protocol 4).
@@ -21,6 +23,8 @@ const SCHEMA = new ViewSchema(DECLARATION);
 // and one against it.
 const FULL = FILE.schema.vectors.find((v) => v.baseline === null && v.tick === 1);
 const DELTA = FILE.schema.vectors.find((v) => v.baseline === FULL.name);
+// The one against DELTA whose rows wait (flags 02).
+const WAITS = FILE.schema.vectors.find((v) => v.waiting !== undefined);
 
 // Bits most significant first, as the host writes them (BigInt here: independent
 // of the decoder's arithmetic).
@@ -73,11 +77,13 @@ function leb(value) {
   return out;
 }
 
-// A frame: format byte, tick and distance (LEB128), flags (and the CRC), the body.
-function frame(tick, distance, body, sum = null) {
+// A frame: format byte, tick and distance (LEB128), flags (and the CRC), the body;
+// `waits`: flag 02, the rows carry wait bits.
+function frame(tick, distance, body, sum = null, waits = false) {
   const head = [SCHEMA_FORMAT, ...leb(tick), ...leb(distance)];
-  if (sum === null) head.push(0);
-  else head.push(1, sum & 0xff, (sum >>> 8) & 0xff, (sum >>> 16) & 0xff, sum >>> 24);
+  const flags = waits ? 2 : 0;
+  if (sum === null) head.push(flags);
+  else head.push(flags | 1, sum & 0xff, (sum >>> 8) & 0xff, (sum >>> 16) & 0xff, sum >>> 24);
   return Uint8Array.from([...head, ...body]);
 }
 
@@ -95,7 +101,7 @@ const WIRE_1 = decodeSchemaFrame(SCHEMA, frame(1, 0, fullBody().finish()), new M
 function refused(data, baselines = new Map([[1, WIRE_1]]), schema = SCHEMA) {
   assert.throws(() => decodeSchemaFrame(schema, data, baselines), CorruptSnapshot, hex(data));
   const receiver = new SnapshotReceiver({ schema });
-  receiver.wires.set(1, WIRE_1);
+  for (const [tick, wire] of baselines) receiver.wires.set(tick, wire);
   assert.equal(receiver.receive(data), null);
   assert.equal(receiver.drops.corrupt, 1, hex(data));
 }
@@ -182,7 +188,11 @@ test("rows out of id order, or twice, or added with an id already there, are cor
 test("a malformed header is corrupt; a baseline not held is unknown", () => {
   const body = fullBody().finish();
   refused(Uint8Array.from([0x02, ...frame(1, 0, body).subarray(1)])); // not the format byte
-  refused(Uint8Array.from([0x01, 1, 0, 2, ...body])); // flags 2
+  refused(Uint8Array.from([0x01, 1, 0, 2, ...body])); // flags 2: waits in a full snapshot
+  refused(Uint8Array.from([0x01, 2, 1, 4, 0])); // flags 4, 8 and 0x80: not flags
+  refused(Uint8Array.from([0x01, 2, 1, 8, 0]));
+  refused(Uint8Array.from([0x01, 2, 1, 0x82, 0]));
+  assert.deepEqual(decodeSchemaFrame(SCHEMA, Uint8Array.from([0x01, 2, 1, 2, 0]), new Map([[1, WIRE_1]])).wire, WIRE_1);
   refused(frame(1, 2, body)); // a baseline before tick 0
   refused(Uint8Array.from([0x01, 1, 0, 1, 0, 0, 0])); // a checksum cut short
   // LEB128 of at most 9 bytes; a tick beyond 2^53 - 1 (which Python would read) has no
@@ -192,6 +202,65 @@ test("a malformed header is corrupt; a baseline not held is unknown", () => {
   refused(frame(2n ** 53n, 0, body));
   assert.deepEqual(parseSchemaFrame(frame(300, 0, body, 0xdeadbeef)).checksum, 0xdeadbeef);
   assert.throws(() => decodeSchemaFrame(SCHEMA, frame(9, 3, body), new Map([[1, WIRE_1]])), UnknownBaseline);
+});
+
+test("the vector with waits: unit 3 waits in its baseline, unit 12 outside it; malformed waits are corrupt", () => {
+  const wire2 = decodeSchemaFrame(SCHEMA, bytes(DELTA.hex), new Map([[1, WIRE_1]])).wire;
+  // Against tick 2 (units 3, 7, 9): hp, score, alive, name unchanged; the units
+  // written: 3 unchanged and waiting (10 1), 7 unchanged (10 0), 9 changed (11, x
+  // +100 steps: 1, 10 and zig-zag 200 in 12 bits; y 0), none added, then 12 waiting.
+  const units = (outside, added = []) => {
+    const out = new Bits().put(0, 4).put(1, 1).put(0b101, 3).put(0b100, 3).put(0b11, 2)
+      .put(1, 1).put(0b10, 2).put(200, 12).put(0, 1).uvar(added.length);
+    for (const id of added) out.put(id, 8).put(50000, 17).put(0, 5);
+    out.uvar(outside.length);
+    for (const id of outside) out.put(id, 8);
+    return out.finish();
+  };
+  assert.equal(hex(frame(4, 2, units([12]), null, true)), WAITS.hex);
+  const got = decodeSchemaFrame(SCHEMA, bytes(WAITS.hex), new Map([[2, wire2]]));
+  assert.deepEqual(SCHEMA.rebuild(got.wire), WAITS.decoded); // unit 3 as the baseline has it
+  assert.deepEqual(got.waiting, new Map([[4, WAITS.waiting.units]]));
+  // A delta without waits has none; nor does one with the flag and no row waiting.
+  assert.deepEqual(decodeSchemaFrame(SCHEMA, bytes(DELTA.hex), new Map([[1, WIRE_1]])).waiting, new Map());
+  const none = new Bits().put(0, 4).put(1, 1).put(0b100, 3).put(0b100, 3).put(0b100, 3).uvar(0).uvar(0).finish();
+  const still = decodeSchemaFrame(SCHEMA, frame(4, 2, none, null, true), new Map([[2, wire2]]));
+  assert.deepEqual([still.wire, still.waiting], [wire2, new Map()]);
+  // Waiting ids ascending, in neither the baseline nor the rows added, at most 65,535.
+  const base = new Map([[2, wire2]]);
+  assert.deepEqual(decodeSchemaFrame(SCHEMA, frame(4, 2, units([0, 12, 255], [5]), null, true), base).waiting,
+    new Map([[4, [3, 0, 12, 255]]]));
+  for (const [outside, added] of [[[12, 11], []], [[12, 12], []], [[7], []], [[5], [5]]]) {
+    refused(frame(4, 2, units(outside, added), null, true), base);
+  }
+  refused(frame(4, 2, new Bits().put(0, 4).put(1, 1).put(0b100, 3).put(0b100, 3).put(0b100, 3).uvar(0).uvar(65536).finish(), null, true), base);
+  // The same body without the flag is not this snapshot: its bits are left over.
+  refused(frame(4, 2, units([12])), base);
+});
+
+test("the receiver shows a waiting row carried on, keeps the wire view received, and forgets waits it no longer holds", () => {
+  const receiver = new SnapshotReceiver({ schema: SCHEMA, capacity: 3 });
+  assert.notEqual(receiver.receive(frame(1, 0, fullBody().finish())), null); // unit 3 at x -450 steps
+  // Tick 2: unit 3's x +50 steps (zig-zag 100 in 7 bits), unit 7 unchanged.
+  const moved = new Bits().put(0, 4).put(1, 1).put(0b11, 2).put(1, 1).put(0, 1).put(100, 7).put(0, 1).put(0b10, 2).uvar(0).finish();
+  assert.deepEqual(receiver.receive(frame(2, 1, moved)).view.units, [[3, -4, 0.5], [7, 1.23, 2]]);
+  // Ticks 3 and 4: unit 3 waits (sent as tick 2 has it), carried on along the line
+  // of ticks 1 and 2 (tick 3 is no sample: it waited there).
+  const waits = new Bits().put(0, 4).put(1, 1).put(0b101, 3).put(0b100, 3).uvar(0).uvar(0).finish();
+  assert.deepEqual(receiver.receive(frame(3, 1, waits, null, true)).view.units, [[3, -3.5, 0.5], [7, 1.23, 2]]);
+  const fourth = receiver.receive(frame(4, 1, waits, checksum(SCHEMA.rebuild(receiver.wires.get(2))), true));
+  assert.deepEqual(fourth.view.units, [[3, -3, 0.5], [7, 1.23, 2]], "the checksum is the wire view's, as received");
+  assert.deepEqual(receiver.wires.get(4), receiver.wires.get(2));
+  assert.deepEqual(receiver.views.get(4), fourth.view);
+  assert.deepEqual([...receiver.waited.keys()], [3, 4]);
+  assert.deepEqual(receiver.waited.get(4), new Map([[4, [3]]]));
+  // Full snapshots push ticks 3 and 4 out of the capacity of 3: their waits go with them.
+  receiver.receive(frame(5, 0, fullBody().finish()));
+  receiver.receive(frame(6, 0, fullBody().finish()));
+  assert.deepEqual([...receiver.waited.keys()], [4]);
+  receiver.receive(frame(7, 0, fullBody().finish()));
+  assert.deepEqual([...receiver.waited.keys()], []);
+  assert.deepEqual(Object.values(receiver.drops), [0, 0, 0, 0]);
 });
 
 test("an any value that is not one msgpack value with str keys is corrupt", () => {

@@ -8,8 +8,10 @@ reordering, duplicating link with acknowledgements, and many of them damaged (a
 bit flipped anywhere, cut short, bytes added, the body replaced): the page's
 receiver applies or drops each datagram exactly as Python's `SnapshotReceiver`
 does, for the same reason, and every view it rebuilds is Python's, with the same
-checksum (docs/protocol.md §16.4). Node is Debian's `nodejs` (scripts/test
-installs it); a missing one fails the test, never skips."""
+checksum (docs/protocol.md §16.4). Streams cut to a byte budget (vinom.rooms.budget)
+have rows that wait (§16.8's flag 02): the page shows them carried on exactly as
+Python does (vinom.rooms.carrying), and keeps the same waits. Node is Debian's
+`nodejs` (scripts/test installs it); a missing one fails the test, never skips."""
 
 # slow: runs node
 
@@ -25,10 +27,12 @@ from twisted.internet import utils
 from twisted.trial.unittest import TestCase
 
 from tests.support.npm import PATH, tool
+from vinom.games.rules import SnapshotBudget
+from vinom.rooms.budget import PriorityQueue
 from vinom.rooms.delta import Quantisation, SnapshotReceiver
 from vinom.rooms.delta_wire import view_crc
 from vinom.rooms.schema import ViewSchema
-from vinom.rooms.schema_frames import SchemaHistory
+from vinom.rooms.schema_frames import SchemaHistory, frame_header_bytes
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 WEBCLIENT = ROOT / "vinom" / "webclient"
@@ -52,7 +56,8 @@ ANY_VALUES: list[Any] = [
 
 # The JavaScript side: each datagram through a receiver given the schema; the
 # outcome (null, or the snapshot's tick, baseline tick, checksum, the view's
-# msgpack encoding and its checksum) and the drops after it.
+# msgpack encoding and its checksum, and the rows that waited in it), the drops
+# after it and the ticks the receiver keeps waits of.
 SCRIPT = """\
 import { readFileSync } from "node:fs";
 import { encode } from "WEBCLIENT/codec.js";
@@ -68,8 +73,10 @@ for (const stream of input) {
     const got = receiver.receive(Buffer.from(h, "hex"));
     outcomes.push([
       got === null ? null : [got.tick, got.baselineTick, got.checksum,
-                             Buffer.from(encode(got.view)).toString("hex"), checksum(got.view)],
+                             Buffer.from(encode(got.view)).toString("hex"), checksum(got.view),
+                             Object.fromEntries(receiver.waited.get(got.tick) ?? [])],
       { ...receiver.drops },
+      [...receiver.waited.keys()],
     ]);
   }
   out.push(outcomes);
@@ -167,12 +174,18 @@ def same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
-def simulate(seed: int, ticks: int, checksum: bool) -> tuple[list[str], list[Any]]:
+def simulate(seed: int, ticks: int, checksum: bool,
+             budget: int | None = None) -> tuple[list[str], list[Any]]:  # fmt: skip
     """The datagrams a client receives (as hex) and what Python's receiver makes of
-    each: None, or (tick, baseline tick, checksum, view, its CRC); and the drops."""
+    each: None, or (tick, baseline tick, checksum, view, its CRC, the rows that waited
+    in it, and whether carrying them changed the view); the drops; the ticks of the
+    waits kept. With `budget`, each snapshot's rows are cut to that many bytes, as
+    the game host cuts them (vinom.rooms.views)."""
     rng = random.Random(seed)
     schema = ViewSchema(DECLARATION)
     history = SchemaHistory(schema)
+    queue = None if budget is None else PriorityQueue(SnapshotBudget(
+        bytes=budget, entities="rows", priority=lambda view, key: 1.0 + key % 3))  # fmt: skip
     receiver = SnapshotReceiver(Quantisation(), schema=schema)
     in_flight: list[tuple[int, float, bytes]] = []
     acks: list[tuple[int, int]] = []
@@ -187,7 +200,14 @@ def simulate(seed: int, ticks: int, checksum: bool) -> tuple[list[str], list[Any
         acks = [(at, k) for at, k in acks if at > tick]
         view = step_view(rng, view)
         wire = schema.wire(view)
-        data = history.encode_for(tick, wire, schema.checksum(wire) if checksum else None)
+        waiting = None
+        if queue is not None:
+            found = history.baseline(tick)
+            base_tick, base = (None, None) if found is None else found
+            header = frame_header_bytes(tick, base_tick, checksum)
+            wire, waiting = queue.fit_rows(view, wire, base, schema, header)
+        data = history.encode_for(tick, wire, schema.checksum(wire) if checksum else None,
+                                  None, waiting)  # fmt: skip
         copies = 0 if rng.random() < 0.15 else 2 if rng.random() < 0.05 else 1
         for _ in range(copies):
             in_flight.append((tick + rng.choice([0, 0, 0, 1, 2, 4]), rng.random(), data))
@@ -200,9 +220,12 @@ def simulate(seed: int, ticks: int, checksum: bool) -> tuple[list[str], list[Any
             snapshot = receiver.receive(datagram)
             got = None
             if snapshot is not None:
+                waited = receiver.waited.get(snapshot.tick, {})
+                carried = snapshot.view != schema.rebuild(receiver.wires[snapshot.tick])
                 got = [snapshot.tick, snapshot.baseline_tick, snapshot.checksum, snapshot.view,
-                       view_crc(snapshot.view, None, decoded=True)]  # fmt: skip
-            outcomes.append([got, dict(receiver.drops)])
+                       view_crc(snapshot.view, None, decoded=True),
+                       {str(at): ids for at, ids in waited.items()}, carried]  # fmt: skip
+            outcomes.append([got, dict(receiver.drops), list(receiver.waited)])
         if receiver.newest is not None and receiver.newest != last_acked:
             last_acked = receiver.newest
             if rng.random() > 0.2:
@@ -219,8 +242,10 @@ class SchemaDecoderTests(TestCase):
         node = tool("node")
         work = Path(self.mktemp()).resolve()
         work.mkdir()
-        streams = [simulate(seed, 400, checksum) for seed, checksum in
-                   ((1, True), (2, False), (3, True), (4, False))]  # fmt: skip
+        # Four streams as sent whole, two cut to a byte budget (rows that wait).
+        streams = [simulate(seed, 400, checksum, budget) for seed, checksum, budget in
+                   ((1, True, None), (2, False, None), (3, True, None), (4, False, None),
+                    (5, True, 120), (6, False, 90))]  # fmt: skip
         (work / "input.json").write_text(json.dumps(
             [{"declaration": DECLARATION, "datagrams": arrived} for arrived, _ in streams]
         ), "utf-8")  # fmt: skip
@@ -236,22 +261,27 @@ class SchemaDecoderTests(TestCase):
         kinds: dict[str, int] = {}
         for (arrived, expected), page in zip(streams, pages, strict=True):
             self.assertEqual(len(page), len(arrived))
-            for datagram, want, (got, drops) in zip(arrived, expected, page, strict=True):
+            for datagram, want, (got, drops, waits) in zip(arrived, expected, page, strict=True):
                 self.assertEqual(drops, {**dict.fromkeys(drops, 0), **want[1]}, datagram)
+                self.assertEqual(waits, want[2], datagram)
                 if want[0] is None:
                     self.assertIsNone(got, datagram)
                     continue
                 self.assertIsNotNone(got, datagram)
-                tick, baseline, checksum, view, crc = want[0]
+                tick, baseline, checksum, view, crc, waited, carried = want[0]
                 self.assertEqual(got[:3], [tick, baseline, checksum], datagram)
                 self.assertEqual(got[4], crc, datagram)
+                self.assertEqual(got[5], waited, datagram)
                 rebuilt = msgpack.unpackb(bytes.fromhex(got[3]), raw=False)
                 self.assertTrue(same(rebuilt, view), (datagram, rebuilt, view))
-                kinds["full" if baseline is None else "delta"] = kinds.get(
-                    "full" if baseline is None else "delta", 0) + 1  # fmt: skip
+                for kind, counted in (("full" if baseline is None else "delta", True),
+                                      ("waits", waited), ("carried", carried)):  # fmt: skip
+                    if counted:
+                        kinds[kind] = kinds.get(kind, 0) + 1
             for reason, count in page[-1][1].items():
                 kinds[reason] = kinds.get(reason, 0) + count
-        # The streams exercised every path: full and delta snapshots applied, and
-        # each drop reason.
-        for what in ("full", "delta", "corrupt", "unknown_baseline", "checksum", "stale"):
+        # The streams exercised every path: full and delta snapshots applied, deltas
+        # with waits, views changed by carrying waiting rows on, and each drop reason.
+        for what in ("full", "delta", "waits", "carried", "corrupt", "unknown_baseline",
+                     "checksum", "stale"):  # fmt: skip
             self.assertGreater(kinds.get(what, 0), 0, (what, kinds))

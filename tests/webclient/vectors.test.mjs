@@ -263,8 +263,11 @@ test("every delta snapshot decodes to its view, against its baseline, checksums 
 test("every schema snapshot decodes to its view, against its baseline, checksums verified", () => {
   const found = vectors("schema"); // by name within the group (a baseline names one of it)
   assert.equal(Object.keys(found).length, FILE.schema.vectors.length);
-  assert.equal(FILE.schema.vectors.length, 4);
+  assert.equal(FILE.schema.vectors.length, 5);
+  assert.ok(found.schema_waits.waiting, "a delta with waits");
   const schema = new ViewSchema(FILE.schema.schema);
+  // The rows that wait by field name, as a vector's `waiting` names them.
+  const named = (waiting) => Object.fromEntries([...waiting].map(([at, ids]) => [schema.fields[at][0], ids]));
   // A vector's baseline is the wire view its `baseline` vector decodes to (against its own).
   const wireOf = (name) => {
     const v = found[name];
@@ -283,14 +286,17 @@ test("every schema snapshot decodes to its view, against its baseline, checksums
     assert.deepEqual(view, v.decoded, v.name);
     if (got.checksum !== null) assert.equal(got.checksum, checksum(view), v.name);
     assert.equal(schema.checksum(got.wire), checksum(v.decoded), v.name);
+    assert.deepEqual(named(got.waiting), v.waiting ?? {}, v.name);
   }
-  // In order through a receiver given the schema: every one applied, none dropped.
+  // In tick order through a receiver given the schema: every one applied, none
+  // dropped (the waiting unit 3 is carried on from ticks 1 and 2, where it stood).
   const receiver = new SnapshotReceiver({ schema });
-  for (const v of Object.values(found)) {
+  for (const v of Object.values(found).sort((a, b) => a.tick - b.tick)) {
     const snapshot = receiver.receive(bytes(v.hex));
     assert.notEqual(snapshot, null, v.name);
     assert.deepEqual(snapshot.view, v.decoded, v.name);
   }
-  assert.equal(receiver.applied, 4);
+  assert.deepEqual([...receiver.waited].map(([tick, waiting]) => [tick, named(waiting)]), [[4, found.schema_waits.waiting]]);
+  assert.equal(receiver.applied, 5);
   assert.deepEqual(Object.values(receiver.drops), [0, 0, 0, 0]);
 });

@@ -19,7 +19,9 @@
 // A game that declares its view field by field (the welcome's `vs`) sends
 // schema snapshots instead (16.8, schema.js): a receiver given that schema
 // (`new SnapshotReceiver({ rules, schema: new ViewSchema(welcome.vs) })`) reads
-// both formats, told apart by their first byte.
+// both formats, told apart by their first byte. A schema snapshot's rows that
+// wait (a byte budget held them back) are shown carried on (schema.js's
+// carryWaiting); the wire view kept for later deltas is the one received.
 
 import { DecodeError, Ext, Float32, Float64, decode, encode } from "./codec.js";
 
@@ -339,6 +341,9 @@ export function decodeSnapshot(data, baselines, quantisation = NO_QUANTISATION, 
   return rebuild(parse(asBytes(data)), baselines, quantisation, verify);
 }
 
+// No rows waited in a snapshot (a `waited` entry's default).
+const NO_WAITS = new Map();
+
 // The first byte of a schema snapshot (schema.js's SCHEMA_FORMAT; a snapshot of
 // 16.1 starts with 0x94, a msgpack array of 4).
 const SCHEMA_FRAME = 0x01;
@@ -346,7 +351,9 @@ const SCHEMA_FRAME = 0x01;
 // The client's side: the views it rebuilt by tick, the newest applied tick (the
 // one to acknowledge), and what it dropped, by reason (Python's SnapshotReceiver).
 // With `schema` (a ViewSchema of schema.js, from the welcome's `vs`), schema
-// snapshots are read too, their wire views kept by tick in `wires`.
+// snapshots are read too, their wire views kept by tick in `wires`, and the rows
+// that waited in those that had any in `waited` (tick -> decodeSchemaFrame's
+// `waiting`).
 export class SnapshotReceiver {
   constructor({ rules = null, quantisation = null, capacity = RECEIVER_HISTORY, schema = null } = {}) {
     this.quantisation = quantisation ?? new Quantisation(rules);
@@ -357,6 +364,7 @@ export class SnapshotReceiver {
     this.applied = 0;
     this.schema = schema;
     this.wires = new Map(); // tick -> wire view of a schema snapshot, oldest first
+    this.waited = new Map(); // tick (one of `wires`) -> its waiting rows, when it had any
   }
 
   // Applies a snapshot newer than the newest applied one and returns it
@@ -383,6 +391,7 @@ export class SnapshotReceiver {
   receiveSchema(bytes) {
     let snapshot;
     let wire;
+    let waiting;
     try {
       const schema = this.schema;
       if (this.newest !== null && schema.parseFrame(bytes).tick <= this.newest) {
@@ -391,16 +400,28 @@ export class SnapshotReceiver {
       }
       const frame = schema.decodeFrame(bytes, this.wires);
       wire = frame.wire;
-      const view = schema.rebuild(wire);
+      waiting = frame.waiting;
+      let view = schema.rebuild(wire);
       if (frame.checksum !== null && frame.checksum !== checksum(view)) {
         throw new ChecksumMismatch(`tick ${frame.tick}: the rebuilt view is not the server's`);
+      }
+      if (waiting.size > 0) {
+        // Rows a byte budget held back: the baseline's values, older than what the
+        // snaps since showed; shown carried on instead (16.8, "Rows that wait").
+        const kept = new Map();
+        for (const [t, w] of this.wires) kept.set(t, [w, this.waited.get(t) ?? NO_WAITS]);
+        view = schema.rebuild(schema.carryWaiting(frame.tick, wire, waiting, kept));
       }
       snapshot = { tick: frame.tick, baselineTick: frame.baselineTick, checksum: frame.checksum, view };
     } catch (error) {
       return this.dropped(error);
     }
-    this.wires.set(snapshot.tick, wire);
-    while (this.wires.size > this.capacity) this.wires.delete(this.wires.keys().next().value);
+    const wires = this.wires;
+    wires.set(snapshot.tick, wire);
+    while (wires.size > this.capacity) wires.delete(wires.keys().next().value);
+    const waited = this.waited;
+    if (waiting.size > 0) waited.set(snapshot.tick, waiting);
+    for (const tick of waited.keys()) if (!wires.has(tick)) waited.delete(tick);
     return this.applies(snapshot);
   }
 

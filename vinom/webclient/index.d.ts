@@ -704,8 +704,10 @@ export declare class SnapshotReceiver<V = unknown> {
   applied: number;
   drops: Record<DropReason, number>;
   schema: ViewSchema | null;
-  /** The wire views of the schema snapshots applied, by tick. */
+  /** The wire views of the schema snapshots applied, by tick (as received: waiting rows not carried). */
   wires: Map<number, SchemaWire>;
+  /** The rows that waited in those of `wires` that had any, by tick. */
+  waited: Map<number, SchemaWaiting>;
   /** Applies a snapshot newer than the newest applied one; null when dropped (never throws on bytes). */
   receive(data: unknown): Snapshot<V> | null;
 }
@@ -727,6 +729,9 @@ export type SchemaDeclaration = [string, SchemaKind][] | Record<string, SchemaKi
 /** A view as it travels, one value per field: integers, booleans, msgpack bytes, rows by id. */
 export type SchemaWire = unknown[];
 
+/** The rows that wait in a delta (flag 02): a rows field's position -> their ids. */
+export type SchemaWaiting = Map<number, number[]>;
+
 /** A schema snapshot's header. */
 export interface SchemaFrame {
   tick: number;
@@ -734,6 +739,8 @@ export interface SchemaFrame {
   distance: number;
   checksum: number | null;
   body: Uint8Array;
+  /** Its rows carry wait bits (flag 02). */
+  waits: boolean;
 }
 
 /** A decoded schema snapshot: the wire view of `tick`, decoded against `baselineTick` (null: full). */
@@ -742,19 +749,23 @@ export interface SchemaSnapshot {
   baselineTick: number | null;
   checksum: number | null;
   wire: SchemaWire;
+  /** The rows that wait (empty: none). */
+  waiting: SchemaWaiting;
 }
 
 /** A game's declared view; throws a TypeError for a declaration this client cannot read. */
 export declare class ViewSchema<V = Record<string, unknown>> {
   constructor(declaration: SchemaDeclaration);
-  /** The wire view of a body against the baseline's (null: full); throws CorruptSnapshot. */
-  decodeBody(base: SchemaWire | null, body: Uint8Array): SchemaWire;
+  /** The wire view of a body against the baseline's (null: full); throws CorruptSnapshot.
+   *  With `waiting`, the rows carry wait bits: their waiting ids are set in it. */
+  decodeBody(base: SchemaWire | null, body: Uint8Array, waiting?: SchemaWaiting | null): SchemaWire;
   /** The view rebuilt from a wire view (rows in ascending id order). */
   rebuild(wire: SchemaWire): V;
   /** CRC-32 of the rebuilt view's canonical encoding (16.4). */
   checksum(wire: SchemaWire): number;
   parseFrame(data: Uint8Array | ArrayBuffer): SchemaFrame;
   decodeFrame(data: Uint8Array | ArrayBuffer, baselines: Map<number, SchemaWire> | Record<number, SchemaWire>): SchemaSnapshot;
+  carryWaiting(tick: number, wire: SchemaWire, waiting: SchemaWaiting, kept: Map<number, [SchemaWire, SchemaWaiting]>): SchemaWire;
 }
 
 /** A schema snapshot's header; throws CorruptSnapshot. */
@@ -766,6 +777,17 @@ export declare function decodeSchemaFrame(
   data: Uint8Array | ArrayBuffer,
   baselines: Map<number, SchemaWire> | Record<number, SchemaWire>,
 ): SchemaSnapshot;
+/** How far a waiting row is carried on: at most this many times its newest samples' gap. */
+export declare const CARRIED_INTERVALS: number;
+/** The wire view shown for a snapshot whose rows `waiting` wait: each carried on from its
+ *  newest samples in `kept` (tick -> the wire view and waiting rows of a snapshot applied before). */
+export declare function carryWaiting(
+  schema: ViewSchema<unknown>,
+  tick: number,
+  wire: SchemaWire,
+  waiting: SchemaWaiting,
+  kept: Map<number, [SchemaWire, SchemaWaiting]>,
+): SchemaWire;
 
 // ---- codec.js: MessagePack for vinom's messages (docs/web.md, "The MessagePack library") ----
 

@@ -19,6 +19,12 @@
 // any rule of 16.8 (a value beyond its range, rows out of order, bits left over)
 // is corrupt, as in Python.
 //
+// Under a game's byte budget a delta says which rows *wait* (flag 02: the host
+// sent them as the baseline has them, and holds newer ones): the decoded frame's
+// `waiting`. The receiver keeps the wire view as received, the baseline of later
+// deltas, but shows each waiting row carried on from its newest samples
+// (carryWaiting, 16.8 "Rows that wait"; Python's vinom/rooms/carrying.py).
+//
 // Wire integers are JavaScript numbers: a field spans at most 2^53 values, and
 // bits are read by multiplication, never by 32-bit bitwise operators, so a
 // 53-bit read is exact (no BigInt needed).
@@ -28,6 +34,12 @@ import { CorruptSnapshot, UnknownBaseline, checksum } from "./delta.js";
 
 // The first byte of a schema snapshot (a section 16.1 snapshot starts with 0x94).
 export const SCHEMA_FORMAT = 0x01;
+// The frame's flags: a checksum follows; the body's rows carry wait bits (a delta only).
+const CHECKSUM = 0x01;
+const WAITS = 0x02;
+// How far a waiting row is carried on: at most this many times the ticks between
+// its newest two samples past the newest (Python's CARRIED_INTERVALS).
+export const CARRIED_INTERVALS = 4;
 
 // The limits of a declaration (Python's MAX_BITS, MAX_ROWS, MAX_COLUMNS, MAX_FIELDS).
 const MAX_BITS = 53;
@@ -266,19 +278,39 @@ function takeAdded(bits, kind, base, kept) {
   return rows;
 }
 
-function takeChanged(bits, kind, base) {
-  if (kind.kind === ROWS) {
-    const kept = [];
-    for (const [key, old] of base) {
-      if (!bits.take(1)) continue; // gone
-      if (!bits.take(1)) {
-        kept.push([key, old]); // unchanged
-        continue;
-      }
-      kept.push([key, kind.columns.map((column, i) => (bits.take(1) ? takeChanged(bits, column, old[i]) : old[i]))]);
+// Rows against `base`. With `waiting` (an array: the frame has waits), each
+// unchanged row has its wait bit, and the rows end with the ids that wait outside
+// the baseline (ascending, in neither it nor the rows); all are appended to it.
+function takeRows(bits, kind, base, waiting = null) {
+  const kept = [];
+  for (const [key, old] of base) {
+    if (!bits.take(1)) continue; // gone
+    if (!bits.take(1)) {
+      kept.push([key, old]); // unchanged
+      if (waiting !== null && bits.take(1)) waiting.push(key);
+      continue;
     }
-    return takeAdded(bits, kind, base, kept);
+    kept.push([key, kind.columns.map((column, i) => (bits.take(1) ? takeChanged(bits, column, old[i]) : old[i]))]);
   }
+  const rows = takeAdded(bits, kind, base, kept);
+  if (waiting !== null) {
+    const count = bits.uvar();
+    if (count > MAX_ROWS) throw corrupt("more rows than a snapshot holds");
+    let previous = -Infinity;
+    for (let i = 0; i < count; i++) {
+      const key = takeWhole(bits, kind.key);
+      if (key <= previous || base.has(key) || rows.has(key)) {
+        throw corrupt("waiting rows out of id order, or an id in the rows");
+      }
+      previous = key;
+      waiting.push(key);
+    }
+  }
+  return rows;
+}
+
+function takeChanged(bits, kind, base) {
+  if (kind.kind === ROWS) return takeRows(bits, kind, base);
   if ((kind.kind === INT || kind.kind === FIXED) && kind.bits > SMALL_BITS) {
     let difference;
     if (!bits.take(1)) difference = bits.take(SMALL_BITS);
@@ -349,15 +381,26 @@ export class ViewSchema {
   }
 
   // The wire view of a body (bytes) against the baseline's wire view (null: a
-  // full body). Throws CorruptSnapshot.
-  decodeBody(base, body) {
+  // full body). With `waiting` (a Map), the frame has waits (flag 02): the rows
+  // read their wait bits, and the ids of each rows field's waiting rows are set
+  // in it by the field's position. Throws CorruptSnapshot.
+  decodeBody(base, body, waiting = null) {
     const bits = new BitReader(body);
     const fields = this.fields;
     const wire = new Array(fields.length);
     for (let i = 0; i < fields.length; i++) {
       const kind = fields[i][1];
-      if (base === null) wire[i] = takeWhole(bits, kind);
-      else wire[i] = bits.take(1) ? takeChanged(bits, kind, base[i]) : base[i];
+      if (base === null) {
+        wire[i] = takeWhole(bits, kind);
+      } else if (!bits.take(1)) {
+        wire[i] = base[i];
+      } else if (waiting !== null && kind.kind === ROWS) {
+        const ids = [];
+        wire[i] = takeRows(bits, kind, base[i], ids);
+        if (ids.length > 0) waiting.set(i, ids);
+      } else {
+        wire[i] = takeChanged(bits, kind, base[i]);
+      }
     }
     bits.done();
     return wire;
@@ -376,7 +419,8 @@ export class ViewSchema {
     return checksum(this.rebuild(wire));
   }
 
-  // parseSchemaFrame and decodeSchemaFrame for this schema (what a SnapshotReceiver calls).
+  // parseSchemaFrame, decodeSchemaFrame and carryWaiting for this schema (what a
+  // SnapshotReceiver calls).
   parseFrame(data) {
     return parseSchemaFrame(data);
   }
@@ -384,12 +428,16 @@ export class ViewSchema {
   decodeFrame(data, baselines) {
     return decodeSchemaFrame(this, data, baselines);
   }
+
+  carryWaiting(tick, wire, waiting, kept) {
+    return carryWaiting(this, tick, wire, waiting, kept);
+  }
 }
 
 // -- frames --------------------------------------------------------------------
 
 // A schema snapshot's header: { tick, distance (0: full), checksum (null: none),
-// body }. Throws CorruptSnapshot. A tick beyond 2^53 - 1 is refused, as delta.js
+// body, waits (its rows carry wait bits) }. Throws CorruptSnapshot. A tick beyond 2^53 - 1 is refused, as delta.js
 // refuses one (it has no exact number).
 export function parseSchemaFrame(data) {
   const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : data;
@@ -411,23 +459,29 @@ export function parseSchemaFrame(data) {
     numbers.push(value);
   }
   const [tick, distance] = numbers;
-  if (at >= bytes.length || bytes[at] > 1 || distance > tick) throw corrupt("a schema snapshot's header is malformed");
+  if (at >= bytes.length || distance > tick) throw corrupt("a schema snapshot's header is malformed");
   if (tick > Number.MAX_SAFE_INTEGER) throw corrupt("a tick beyond 2^53 - 1");
+  const flags = bytes[at];
+  // Unknown flags, and waits in a full snapshot (nothing to wait against), are corrupt.
+  if (flags & ~(CHECKSUM | WAITS) || (flags & WAITS && !distance)) {
+    throw corrupt("a schema snapshot's flags are malformed");
+  }
   let sum = null;
-  if (bytes[at] === 1) {
+  if (flags & CHECKSUM) {
     if (at + 5 > bytes.length) throw corrupt("a schema snapshot's checksum is cut short");
     // Little-endian; * 2^24 keeps the top byte unsigned (a 32-bit shift would not).
     sum = bytes[at + 1] + bytes[at + 2] * 0x100 + bytes[at + 3] * 0x10000 + bytes[at + 4] * 0x1000000;
     at += 4;
   }
-  return { tick, distance, checksum: sum, body: bytes.subarray(at + 1) };
+  return { tick, distance, checksum: sum, body: bytes.subarray(at + 1), waits: (flags & WAITS) !== 0 };
 }
 
 // Decodes a schema snapshot against the wire views `baselines` holds by tick (a
-// Map or an object): { tick, baselineTick (null: full), checksum, wire }. Throws
-// UnknownBaseline or CorruptSnapshot, nothing else, whatever the bytes.
+// Map or an object): { tick, baselineTick (null: full), checksum, wire, waiting
+// (a Map: rows field position -> the ids of its rows that wait; empty: none) }.
+// Throws UnknownBaseline or CorruptSnapshot, nothing else, whatever the bytes.
 export function decodeSchemaFrame(schema, data, baselines) {
-  const { tick, distance, checksum: sum, body } = parseSchemaFrame(data);
+  const { tick, distance, checksum: sum, body, waits } = parseSchemaFrame(data);
   let base = null;
   const baselineTick = distance ? tick - distance : null;
   if (baselineTick !== null) {
@@ -435,12 +489,95 @@ export function decodeSchemaFrame(schema, data, baselines) {
     if (base === undefined) throw new UnknownBaseline(baselineTick);
   }
   let wire;
+  const waiting = new Map();
   try {
-    wire = schema.decodeBody(base, body);
+    wire = schema.decodeBody(base, body, waits ? waiting : null);
   } catch (error) {
     // (Python's ValueError, TypeError and RecursionError: a body this schema cannot hold.)
     if (error instanceof TypeError || error instanceof RangeError) throw corrupt("not a snapshot of this schema");
     throw error;
   }
-  return { tick, baselineTick, checksum: sum, wire };
+  return { tick, baselineTick, checksum: sum, wire, waiting };
+}
+
+// -- rows that wait (16.8, "Rows that wait"; Python's vinom/rooms/carrying.py) ----
+
+// Python's round of a float: to the nearest integer, a tie to the even one.
+function roundHalfEven(x) {
+  const floor = Math.floor(x);
+  const rest = x - floor; // exact
+  if (rest !== 0.5) return rest < 0.5 ? floor : floor + 1;
+  return floor % 2 === 0 ? floor : floor + 1;
+}
+
+// A row carried on to `tick` from its newest samples ([tick, columns], newest
+// first): through the three (a parabola: a turning entity's curve), or the two (a
+// line), or held. Python's _carried, operation for operation.
+function carried(kind, tick, samples) {
+  const [t1, newest] = samples[0];
+  if (samples.length === 1) return newest;
+  const [t0, before] = samples[1];
+  // Where to evaluate: at most CARRIED_INTERVALS times the last gap past the newest.
+  const at = t1 + Math.min(tick - t1, CARRIED_INTERVALS * (t1 - t0));
+  let weights;
+  if (samples.length === 3) {
+    const tb = samples[2][0];
+    // Lagrange's weights of the three samples at `at`.
+    weights = [
+      ((at - t0) * (at - tb)) / ((t1 - t0) * (t1 - tb)),
+      ((at - t1) * (at - tb)) / ((t0 - t1) * (t0 - tb)),
+      ((at - t1) * (at - t0)) / ((tb - t1) * (tb - t0)),
+    ];
+  } else {
+    weights = [(at - t0) / (t1 - t0), (t1 - at) / (t1 - t0), 0];
+  }
+  const oldest = samples[samples.length - 1][1];
+  const row = newest.slice();
+  const columns = kind.columns;
+  for (let i = 0; i < columns.length; i++) {
+    const column = columns[i];
+    if (column.kind !== FIXED) continue;
+    const values = [newest[i], before[i], oldest[i]];
+    // A column that spans more than half its range (a wrap, a respawn) holds.
+    if (2 * (Math.max(...values) - Math.min(...values)) <= column.span) {
+      // Summed left to right from 0, as Python's sum.
+      const value = 0 + weights[0] * values[0] + weights[1] * values[1] + weights[2] * values[2];
+      row[i] = Math.min(column.hi, Math.max(column.lo, roundHalfEven(value)));
+    }
+  }
+  return row;
+}
+
+// The wire view a client shows for a schema snapshot of `tick` whose rows
+// `waiting` (decodeSchemaFrame's: position -> ids) wait. Each such row is carried
+// on from its (at most three) newest samples in `kept` (a Map: tick -> [wire view,
+// its waiting Map], the snapshots applied before), the snapshots in which it was
+// present and did not wait: its fixed columns extrapolated along the parabola
+// through them (through two: the line), at most CARRIED_INTERVALS times the newest
+// two's distance past the newest, its other columns the newest sample's. One
+// sample: that row; none: the row as received (outside the baseline: not shown).
+// `wire` itself is left as it is (the baseline of later deltas); rows in id order.
+export function carryWaiting(schema, tick, wire, waiting, kept) {
+  const shown = wire.slice();
+  const older = [...kept.keys()].filter((t) => t < tick).sort((a, b) => b - a);
+  for (const [index, ids] of waiting) {
+    const kind = schema.fields[index][1];
+    const rows = new Map(wire[index]);
+    for (const key of ids) {
+      const samples = [];
+      for (const t of older) {
+        const [seen, waited] = kept.get(t);
+        const row = seen[index].get(key);
+        // A snapshot without the row (it waited outside its baseline) or in which it
+        // waited says nothing of where it was.
+        if (row !== undefined && !(waited.get(index) ?? []).includes(key)) {
+          samples.push([t, row]);
+          if (samples.length === 3) break;
+        }
+      }
+      if (samples.length > 0) rows.set(key, carried(kind, tick, samples));
+    }
+    shown[index] = new Map([...rows].sort((a, b) => a[0] - b[0]));
+  }
+  return shown;
 }
