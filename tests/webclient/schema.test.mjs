@@ -254,12 +254,14 @@ test("the receiver shows a waiting row carried on, keeps the wire view received,
   assert.deepEqual(receiver.views.get(4), fourth.view);
   assert.deepEqual([...receiver.waited.keys()], [3, 4]);
   assert.deepEqual(receiver.waited.get(4), new Map([[4, [3]]]));
-  // Full snapshots push ticks 3 and 4 out of the capacity of 3: their waits go with them.
+  // Full snapshots push ticks 3 and 4 out of the capacity of 3: their waits go with
+  // them. A full snapshot is kept as null: it lists no waits, so a row it lacks may
+  // be waiting rather than gone.
   receiver.receive(frame(5, 0, fullBody().finish()));
   receiver.receive(frame(6, 0, fullBody().finish()));
-  assert.deepEqual([...receiver.waited.keys()], [4]);
+  assert.deepEqual([...receiver.waited.keys()], [4, 5, 6]);
   receiver.receive(frame(7, 0, fullBody().finish()));
-  assert.deepEqual([...receiver.waited.keys()], []);
+  assert.deepEqual([...receiver.waited], [[5, null], [6, null], [7, null]]);
   assert.deepEqual(Object.values(receiver.drops), [0, 0, 0, 0]);
 });
 

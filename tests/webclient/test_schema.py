@@ -220,7 +220,7 @@ def simulate(seed: int, ticks: int, checksum: bool,
             snapshot = receiver.receive(datagram)
             got = None
             if snapshot is not None:
-                waited = receiver.waited.get(snapshot.tick, {})
+                waited = receiver.waited.get(snapshot.tick) or {}
                 carried = snapshot.view != schema.rebuild(receiver.wires[snapshot.tick])
                 got = [snapshot.tick, snapshot.baseline_tick, snapshot.checksum, snapshot.view,
                        view_crc(snapshot.view, None, decoded=True),

@@ -296,7 +296,9 @@ test("every schema snapshot decodes to its view, against its baseline, checksums
     assert.notEqual(snapshot, null, v.name);
     assert.deepEqual(snapshot.view, v.decoded, v.name);
   }
-  assert.deepEqual([...receiver.waited].map(([tick, waiting]) => [tick, named(waiting)]), [[4, found.schema_waits.waiting]]);
+  // (Full snapshots are kept as null: they list no waits.)
+  const listed = [...receiver.waited].filter(([, waiting]) => waiting !== null);
+  assert.deepEqual(listed.map(([tick, waiting]) => [tick, named(waiting)]), [[4, found.schema_waits.waiting]]);
   assert.equal(receiver.applied, 5);
   assert.deepEqual(Object.values(receiver.drops), [0, 0, 0, 0]);
 });

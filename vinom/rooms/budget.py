@@ -26,6 +26,7 @@ them back. Each row is weighed in the bits its change takes
 from __future__ import annotations
 
 import math
+from collections.abc import Set as AbstractSet
 from typing import Any, Final
 
 from attrs import define, field
@@ -57,11 +58,16 @@ class PriorityQueue:
     sent: int = 0
     deferred: int = 0
     overdue: int = 0
+    # Entity key -> the snapshots sent since it (re)appeared that had it current, at
+    # most 2 (absent: not in the last view).
+    samples: dict[Any, int] = field(factory=dict)
 
-    def choose(self, view: Any, costs: dict[Any, int], room: int) -> set[Any] | None:
+    def choose(self, view: Any, costs: dict[Any, int], room: int,
+               never_wait: AbstractSet[Any] = frozenset()) -> set[Any] | None:  # fmt: skip
         """Which of the changed entities (`costs`: key -> what sending it costs) go in
-        `room` (the same unit), highest accumulated priority first, an overdue one or
-        one rated `math.inf` even past it; the others wait. None when all go."""
+        `room` (the same unit), highest accumulated priority first, an overdue one, one
+        of `never_wait` or one rated `math.inf` even past it; the others wait. None
+        when all go."""
         if not costs:
             self.waiting, self.ages = {}, {}
             return None
@@ -73,7 +79,7 @@ class PriorityQueue:
         for key, cost in costs.items():
             # An overdue entity goes first and even past the budget, as one rated
             # math.inf does.
-            total = _INF if ages.get(key, 0) >= max_wait else (
+            total = _INF if ages.get(key, 0) >= max_wait or key in never_wait else (
                 waiting.get(key, 0.0) + float(rate(view, key)))  # fmt: skip
             candidates.append((total, key, cost))
         candidates.sort(key=lambda c: c[0], reverse=True)
@@ -132,10 +138,17 @@ class PriorityQueue:
                 if old is None:
                     # Waiting, a row outside the baseline is listed by its id.
                     room -= kind.key.bits
-        chosen = self.choose(view, costs, room)
+        # A row sent current once since it (re)appeared is shown from one sample, which
+        # a wait would hold still, then jump: it goes again, so that the client has two
+        # to carry it on from (vinom.rooms.carrying).
+        samples = self.samples
+        once = {k for k in costs if samples.get(k) == 1}
+        chosen = self.choose(view, costs, room, once)
+        waiting = set() if chosen is None else {k for k in costs if k not in chosen}
+        self.samples = {k: samples.get(k, 0) if k in waiting else min(samples.get(k, 0) + 1, 2)
+                        for k in rows}  # fmt: skip
         if chosen is None:
             return wire, None
         cut = {k: row if k in chosen else held[k] for k, row in rows.items()
                if k in chosen or k in held}  # fmt: skip
-        waiting = {k for k in costs if k not in chosen}
         return (*wire[:index], cut, *wire[index + 1 :]), (index, waiting)

@@ -25,12 +25,13 @@ CARRIED_INTERVALS: Final = 4
 
 def carry_waiting(schema: ViewSchema, tick: int, wire: tuple[Any, ...],
                   waiting: Mapping[int, Sequence[int]],
-                  kept: Mapping[int, tuple[tuple[Any, ...], Mapping[int, Sequence[int]]]],
+                  kept: Mapping[int, tuple[tuple[Any, ...], Mapping[int, Sequence[int]] | None]],
                   ) -> tuple[Any, ...]:  # fmt: skip
     """The wire view a client shows for a snapshot of `tick` whose rows `waiting`
     wait (§16.8: the host holds newer values than the baseline's it sent). Each such
     row is carried on from its three newest samples in `kept` (tick -> wire view and
-    its waiting rows, the snapshots applied before): its fixed columns extrapolated
+    its waiting rows, None for a full snapshot; the snapshots applied before), back
+    to one that lacks the row without listing it (gone): its fixed columns extrapolated
     along the parabola through them (through two: the line), at most
     `CARRIED_INTERVALS` times the newest two's distance past the newest, its other
     columns as the newest sample has them. One sample: that row; none: the row as
@@ -48,12 +49,15 @@ def carry_waiting(schema: ViewSchema, tick: int, wire: tuple[Any, ...],
             for t in older:
                 seen, waited = kept[t]
                 row = seen[index].get(key)
-                # A snapshot without the row (it waited outside its baseline) or in
-                # which it waited says nothing of where it was.
-                if row is not None and key not in waited.get(index, ()):
-                    samples.append((t, row))
-                    if len(samples) == 3:
-                        break
+                if waited is not None and key in waited.get(index, ()):
+                    continue  # it waited there: that says nothing of where it was
+                if row is None:
+                    if waited is None:
+                        continue  # a full snapshot does not list the rows that wait
+                    break  # gone there (out of sight): older samples are of another run
+                samples.append((t, row))
+                if len(samples) == 3:
+                    break
             if samples:
                 rows[key] = _carried(kind, tick, samples)
         shown[index] = dict(sorted(rows.items()))
@@ -84,6 +88,8 @@ def _carried(kind: RowsField, tick: int, samples: list[tuple[int, tuple[Any, ...
         if isinstance(column, FixedField):
             values = (newest[i], before[i], oldest[i])
             if 2 * (max(values) - min(values)) <= column.hi - column.lo:
-                value = sum(w * v for w, v in zip(weights, values, strict=True))
+                # Added left to right, as every client adds them (not `sum`, whose
+                # float sum is compensated from Python 3.12).
+                value = weights[0] * values[0] + weights[1] * values[1] + weights[2] * values[2]
                 row[i] = min(column.hi, max(column.lo, round(value)))
     return tuple(row)

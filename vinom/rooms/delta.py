@@ -409,8 +409,9 @@ class SnapshotReceiver:
     # (vinom.rooms.schema) are read too, their wire views kept by tick in `wires`.
     schema: ViewSchema | None = None
     wires: dict[int, tuple[Any, ...]] = field(factory=dict)
-    # The rows that waited in those of `wires` that had any (§16.8's wait bits), by tick.
-    waited: dict[int, dict[int, list[int]]] = field(factory=dict)
+    # The rows that waited in those of `wires` that had any (§16.8's wait bits), by tick;
+    # None for a full one, which lists none (a row it lacks may be waiting).
+    waited: dict[int, dict[int, list[int]] | None] = field(factory=dict)
 
     def receive(self, data: bytes) -> Snapshot | None:
         wire = None
@@ -460,11 +461,13 @@ class SnapshotReceiver:
         view = schema.rebuild(wire)
         if checksum is not None and checksum != view_crc(view, None, decoded=True):
             raise ChecksumMismatch(f"tick {tick}: the rebuilt view is not the server's")
+        waited = self.waited
         if waiting:
             # Rows a byte budget held back: the baseline's values, older than what the
             # snaps since showed; shown carried on instead (vinom.rooms.carrying).
-            waited = self.waited
             kept = {t: (w, waited.get(t, {})) for t, w in self.wires.items()}
             view = schema.rebuild(carry_waiting(schema, tick, wire, waiting, kept))
             waited[tick] = waiting
+        elif baseline_tick is None:
+            waited[tick] = None
         return Snapshot(tick, baseline_tick, checksum, view), wire

@@ -364,7 +364,9 @@ export class SnapshotReceiver {
     this.applied = 0;
     this.schema = schema;
     this.wires = new Map(); // tick -> wire view of a schema snapshot, oldest first
-    this.waited = new Map(); // tick (one of `wires`) -> its waiting rows, when it had any
+    // tick (one of `wires`) -> its waiting rows, when it had any; null for a full one,
+    // which lists none (a row it lacks may be waiting).
+    this.waited = new Map();
   }
 
   // Applies a snapshot newer than the newest applied one and returns it
@@ -409,10 +411,14 @@ export class SnapshotReceiver {
         // Rows a byte budget held back: the baseline's values, older than what the
         // snaps since showed; shown carried on instead (16.8, "Rows that wait").
         const kept = new Map();
-        for (const [t, w] of this.wires) kept.set(t, [w, this.waited.get(t) ?? NO_WAITS]);
+        for (const [t, w] of this.wires) {
+          const waits = this.waited.get(t);
+          kept.set(t, [w, waits === undefined ? NO_WAITS : waits]);
+        }
         view = schema.rebuild(schema.carryWaiting(frame.tick, wire, waiting, kept));
       }
       snapshot = { tick: frame.tick, baselineTick: frame.baselineTick, checksum: frame.checksum, view };
+      if (waiting.size === 0 && frame.baselineTick === null) waiting = null;
     } catch (error) {
       return this.dropped(error);
     }
@@ -420,7 +426,7 @@ export class SnapshotReceiver {
     wires.set(snapshot.tick, wire);
     while (wires.size > this.capacity) wires.delete(wires.keys().next().value);
     const waited = this.waited;
-    if (waiting.size > 0) waited.set(snapshot.tick, waiting);
+    if (waiting === null || waiting.size > 0) waited.set(snapshot.tick, waiting);
     for (const tick of waited.keys()) if (!wires.has(tick)) waited.delete(tick);
     return this.applies(snapshot);
   }

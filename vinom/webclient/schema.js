@@ -551,8 +551,9 @@ function carried(kind, tick, samples) {
 // The wire view a client shows for a schema snapshot of `tick` whose rows
 // `waiting` (decodeSchemaFrame's: position -> ids) wait. Each such row is carried
 // on from its (at most three) newest samples in `kept` (a Map: tick -> [wire view,
-// its waiting Map], the snapshots applied before), the snapshots in which it was
-// present and did not wait: its fixed columns extrapolated along the parabola
+// its waiting Map, null for a full snapshot], the snapshots applied before), the
+// snapshots in which it was present and did not wait, back to one that lacks it
+// without listing it (gone): its fixed columns extrapolated along the parabola
 // through them (through two: the line), at most CARRIED_INTERVALS times the newest
 // two's distance past the newest, its other columns the newest sample's. One
 // sample: that row; none: the row as received (outside the baseline: not shown).
@@ -568,12 +569,16 @@ export function carryWaiting(schema, tick, wire, waiting, kept) {
       for (const t of older) {
         const [seen, waited] = kept.get(t);
         const row = seen[index].get(key);
-        // A snapshot without the row (it waited outside its baseline) or in which it
-        // waited says nothing of where it was.
-        if (row !== undefined && !(waited.get(index) ?? []).includes(key)) {
-          samples.push([t, row]);
-          if (samples.length === 3) break;
+        // Where it waited says nothing of where it was, nor does a full snapshot
+        // without it (it lists no waits); where it is gone (out of sight), older
+        // samples are of another run.
+        if (waited !== null && (waited.get(index) ?? []).includes(key)) continue;
+        if (row === undefined) {
+          if (waited === null) continue;
+          break;
         }
+        samples.push([t, row]);
+        if (samples.length === 3) break;
       }
       if (samples.length > 0) rows.set(key, carried(kind, tick, samples));
     }
