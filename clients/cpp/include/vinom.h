@@ -276,7 +276,8 @@ VINOM_API int vinom_snapshots_asking(const vinom_snapshots* snapshots);
  * none). */
 VINOM_API vinom_status vinom_snapshots_receive(vinom_snapshots* snapshots, const uint8_t* snap,
                                                size_t len, uint64_t* tick, int64_t* input_ack);
-/* The view rebuilt for `tick` (one of the last 64 applied) as JSON;
+/* The view rebuilt for `tick` (one of the last 64 applied) as JSON, a schema
+ * snapshot's rows that wait shown carried on (docs/protocol.md 16.8);
  * VINOM_UNEXPECTED for a tick not held. */
 VINOM_API vinom_status vinom_snapshots_view(const vinom_snapshots* snapshots, uint64_t tick,
                                             char* out, size_t cap, size_t* len);

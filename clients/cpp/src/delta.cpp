@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -365,6 +366,16 @@ const Value* SnapshotReceiver::view(std::uint64_t tick) const {
     return it == views_.end() ? nullptr : &it->second;
 }
 
+const SchemaWireView* SnapshotReceiver::wire(std::uint64_t tick) const {
+    auto it = wires_.find(tick);
+    return it == wires_.end() ? nullptr : &it->second;
+}
+
+const SchemaWaiting* SnapshotReceiver::waiting(std::uint64_t tick) const {
+    auto it = waited_.find(tick);
+    return it == waited_.end() || !it->second ? nullptr : &*it->second;
+}
+
 const Snap* SnapshotReceiver::snap(std::uint64_t tick) const {
     auto it = snaps_.find(tick);
     return it == snaps_.end() ? nullptr : &it->second;
@@ -410,16 +421,19 @@ Error SnapshotReceiver::receive_snap(View message, Snap& snap, Snapshot& out) {
     if (e != Error::ok) return dropped(e);
     Snapshot s;
     SchemaWireView wire;
+    SchemaWaiting waiting;
     try {
-        if (schema_body)
-            e = decode_schema_frame(*schema_, schema_frame, wires_, s, wire);
-        else
+        if (schema_body) {
+            e = decode_schema_frame(*schema_, schema_frame, wires_, s, wire, waiting);
+            if (e == Error::ok) e = show_waiting(s, wire, waiting);
+        } else {
             e = rebuild(frame, views_, q_, true, s);
+        }
     } catch (const std::bad_alloc&) {
         e = Error::no_memory;
     }
     if (e != Error::ok) return dropped(e);
-    if (schema_body) keep_wire(s.tick, std::move(wire));
+    if (schema_body) keep_wire(s, std::move(wire), std::move(waiting));
     resolved.d.clear();
     snaps_[tick] = resolved;
     while (snaps_.size() > capacity_) snaps_.erase(snaps_.begin());
@@ -449,16 +463,42 @@ Error SnapshotReceiver::receive_schema(View data, Snapshot& out) {
     if (e == Error::ok && newest_ && f.tick <= *newest_) e = Error::stale;
     Snapshot s;
     SchemaWireView wire;
-    if (e == Error::ok) e = decode_schema_frame(*schema_, f, wires_, s, wire);
+    SchemaWaiting waiting;
+    try {
+        if (e == Error::ok) e = decode_schema_frame(*schema_, f, wires_, s, wire, waiting);
+        if (e == Error::ok) e = show_waiting(s, wire, waiting);
+    } catch (const std::bad_alloc&) {
+        e = Error::no_memory;
+    }
     if (e != Error::ok) return dropped(e);
-    keep_wire(s.tick, std::move(wire));
+    keep_wire(s, std::move(wire), std::move(waiting));
     apply_view(std::move(s), out);
     return Error::ok;
 }
 
-void SnapshotReceiver::keep_wire(std::uint64_t tick, SchemaWireView wire) {
-    wires_[tick] = std::move(wire);
+// As delta.py's _rebuild_schema: rows a byte budget held back travel with the
+// baseline's values, older than what the snaps since showed; the view shows
+// them carried on instead (carry_waiting), the checksum checked before.
+Error SnapshotReceiver::show_waiting(Snapshot& s, const SchemaWireView& wire,
+                                     const SchemaWaiting& waiting) {
+    if (waiting.empty()) return Error::ok;
+    return schema_->rebuild(carry_waiting(*schema_, s.tick, wire, waiting, wires_, waited_),
+                            s.view);
+}
+
+// The wire view kept as received, the rows that waited in it beside it while
+// it is kept (a full snapshot: nullopt, it lists none).
+void SnapshotReceiver::keep_wire(const Snapshot& s, SchemaWireView wire, SchemaWaiting waiting) {
+    wires_[s.tick] = std::move(wire);
+    if (!waiting.empty())
+        waited_[s.tick] = std::move(waiting);
+    else if (!s.baseline_tick)
+        waited_[s.tick] = std::nullopt;
+    else
+        waited_.erase(s.tick);
     while (wires_.size() > capacity_) wires_.erase(wires_.begin());
+    for (auto it = waited_.begin(); it != waited_.end();)
+        it = wires_.count(it->first) ? std::next(it) : waited_.erase(it);
 }
 
 Error SnapshotReceiver::dropped(Error e) {

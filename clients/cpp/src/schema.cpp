@@ -1,13 +1,15 @@
 // Schema snapshots (docs/protocol.md 16.8): the declaration compiled, the
 // frame parsed and its bit-packed body read against a baseline wire view, a
 // port of vinom/rooms/schema.py's decoder (its names: take_whole, take_added,
-// take_changed), as strict; `any` values read with msgpack-cxx.
+// take_rows, take_changed), as strict; `any` values read with msgpack-cxx; and
+// the rows that wait shown carried on, as vinom/rooms/carrying.py.
 #include "vinom/schema.hpp"
 
 #include <msgpack.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <limits>
 #include <new>
 #include <set>
@@ -203,6 +205,8 @@ bool decode_any(const Bytes& bytes, std::size_t depth, Value& out) {
 
 bool take_added(Bits& bits, const Field& kind, const std::vector<SchemaRow>* base,
                 std::vector<SchemaRow>& rows);
+bool take_changed(Bits& bits, const Field& kind, std::size_t depth, const SchemaWire& base,
+                  SchemaWire& out);
 
 bool take_whole(Bits& bits, const Field& kind, std::size_t depth, SchemaWire& out) {
     switch (kind.kind) {
@@ -275,39 +279,69 @@ bool take_added(Bits& bits, const Field& kind, const std::vector<SchemaRow>* bas
     return true;
 }
 
+// Rows against `base` (schema.py's _take_rows); with `waiting` (a frame with
+// waits), each unchanged row has its wait bit, and after the added rows come
+// the ids that wait outside the baseline: all appended to `waiting`.
+bool take_rows(Bits& bits, const Field& kind, const std::vector<SchemaRow>& base,
+               SchemaWire& out, std::vector<std::int64_t>* waiting) {
+    std::vector<SchemaRow> rows;
+    for (const SchemaRow& old : base) {
+        if (old.columns.size() != kind.columns.size() - 1) return false;  // not this schema's
+        bool kept = false, changed = false;
+        if (!bits.flag(kept)) return false;
+        if (!kept) continue;  // gone
+        if (!bits.flag(changed)) return false;
+        if (!changed) {
+            rows.push_back(old);
+            bool waits = false;
+            if (waiting && !bits.flag(waits)) return false;
+            if (waits) waiting->push_back(old.id);
+            continue;
+        }
+        SchemaRow row;
+        row.id = old.id;
+        row.columns.resize(old.columns.size());
+        for (std::size_t c = 0; c < old.columns.size(); ++c) {
+            bool differs = false;
+            if (!bits.flag(differs)) return false;
+            if (!differs)
+                row.columns[c] = old.columns[c];
+            else if (!take_changed(bits, kind.columns[c + 1], COLUMN_DEPTH, old.columns[c],
+                                   row.columns[c]))
+                return false;
+        }
+        rows.push_back(std::move(row));
+    }
+    if (!take_added(bits, kind, &base, rows)) return false;
+    if (waiting) {
+        std::uint64_t count = 0;
+        if (!bits.uvar(count) || count > ViewSchema::MAX_ROWS) return false;
+        auto by_id = [](const SchemaRow& row, std::int64_t id) { return row.id < id; };
+        auto holds = [&](const std::vector<SchemaRow>& in, std::int64_t id) {
+            auto it = std::lower_bound(in.begin(), in.end(), id, by_id);
+            return it != in.end() && it->id == id;
+        };
+        bool first = true;
+        std::int64_t previous = 0;
+        for (std::uint64_t i = 0; i < count; ++i) {
+            SchemaWire id;
+            if (!take_whole(bits, kind.columns[0], COLUMN_DEPTH, id)) return false;
+            // Ascending, and in neither the baseline nor the rows.
+            if ((!first && id.n <= previous) || holds(base, id.n) || holds(rows, id.n))
+                return false;
+            first = false;
+            previous = id.n;
+            waiting->push_back(id.n);
+        }
+    }
+    out.rows = std::move(rows);
+    return true;
+}
+
 // `base`'s value changed: a small difference, or the whole value.
 bool take_changed(Bits& bits, const Field& kind, std::size_t depth, const SchemaWire& base,
                   SchemaWire& out) {
-    if (kind.kind == Kind::rows) {
-        std::vector<SchemaRow> rows;
-        for (const SchemaRow& old : base.rows) {
-            if (old.columns.size() != kind.columns.size() - 1) return false;  // not this schema's
-            bool kept = false, changed = false;
-            if (!bits.flag(kept)) return false;
-            if (!kept) continue;  // gone
-            if (!bits.flag(changed)) return false;
-            if (!changed) {
-                rows.push_back(old);
-                continue;
-            }
-            SchemaRow row;
-            row.id = old.id;
-            row.columns.resize(old.columns.size());
-            for (std::size_t c = 0; c < old.columns.size(); ++c) {
-                bool differs = false;
-                if (!bits.flag(differs)) return false;
-                if (!differs)
-                    row.columns[c] = old.columns[c];
-                else if (!take_changed(bits, kind.columns[c + 1], COLUMN_DEPTH, old.columns[c],
-                                       row.columns[c]))
-                    return false;
-            }
-            rows.push_back(std::move(row));
-        }
-        if (!take_added(bits, kind, &base.rows, rows)) return false;
-        out.rows = std::move(rows);
-        return true;
-    }
+    if (kind.kind == Kind::rows) return take_rows(bits, kind, base.rows, out, nullptr);
     if ((kind.kind == Kind::integer || kind.kind == Kind::fixed) &&
         kind.bits > ViewSchema::SMALL_BITS) {
         bool whole = false, medium_whole = false;
@@ -398,9 +432,15 @@ Error ViewSchema::from_declaration(const Value& declaration, ViewSchema& out) {
 }
 
 Error ViewSchema::decode_body(const SchemaWireView* base, View body, SchemaWireView& out) const {
+    return decode_body(base, body, out, nullptr);
+}
+
+Error ViewSchema::decode_body(const SchemaWireView* base, View body, SchemaWireView& out,
+                              SchemaWaiting* waiting) const {
     if (base && base->size() != fields_.size()) return Error::bad_field;
     Bits bits(body);
     SchemaWireView wire(fields_.size());
+    SchemaWaiting waits;
     for (std::size_t i = 0; i < fields_.size(); ++i) {
         const Field& kind = fields_[i].second;
         if (!base) {
@@ -409,13 +449,19 @@ Error ViewSchema::decode_body(const SchemaWireView* base, View body, SchemaWireV
         }
         bool changed = false;
         if (!bits.flag(changed)) return Error::bad_field;
-        if (!changed)
+        if (!changed) {
             wire[i] = (*base)[i];
-        else if (!take_changed(bits, kind, FIELD_DEPTH, (*base)[i], wire[i]))
+        } else if (waiting && kind.kind == Kind::rows) {
+            std::vector<std::int64_t> ids;
+            if (!take_rows(bits, kind, (*base)[i].rows, wire[i], &ids)) return Error::bad_field;
+            if (!ids.empty()) waits[i] = std::move(ids);
+        } else if (!take_changed(bits, kind, FIELD_DEPTH, (*base)[i], wire[i])) {
             return Error::bad_field;
+        }
     }
     if (!bits.done()) return Error::bad_field;  // bits or bytes after the body
     out = std::move(wire);
+    if (waiting) *waiting = std::move(waits);
     return Error::ok;
 }
 
@@ -447,8 +493,14 @@ Error parse_schema_frame(View data, SchemaFrame& out) {
     SchemaFrame f;
     f.tick = numbers[0];
     f.distance = numbers[1];
-    if (at >= data.size || data.data[at] > 1 || f.distance > f.tick) return Error::bad_field;
-    if (data.data[at]) {
+    if (at >= data.size || f.distance > f.tick) return Error::bad_field;
+    const std::uint8_t flags = data.data[at];
+    // Unknown flags, and waits in a full snapshot (nothing to wait against), are corrupt.
+    if ((flags & ~(SchemaFrame::CHECKSUM | SchemaFrame::WAITS)) ||
+        ((flags & SchemaFrame::WAITS) && !f.distance))
+        return Error::bad_field;
+    f.waits = (flags & SchemaFrame::WAITS) != 0;
+    if (flags & SchemaFrame::CHECKSUM) {
         if (at + 5 > data.size) return Error::bad_field;  // the checksum cut short
         const std::uint8_t* p = data.data + at + 1;
         f.checksum = static_cast<std::uint32_t>(p[0]) | (static_cast<std::uint32_t>(p[1]) << 8) |
@@ -464,15 +516,29 @@ Error parse_schema_frame(View data, SchemaFrame& out) {
 Error decode_schema_snapshot(const ViewSchema& schema, View data,
                              const SchemaBaselines& baselines, Snapshot& out,
                              SchemaWireView& wire, bool verify) {
+    SchemaWaiting waiting;
+    return decode_schema_snapshot(schema, data, baselines, out, wire, waiting, verify);
+}
+
+Error decode_schema_snapshot(const ViewSchema& schema, View data,
+                             const SchemaBaselines& baselines, Snapshot& out,
+                             SchemaWireView& wire, SchemaWaiting& waiting, bool verify) {
     SchemaFrame f;
     Error e = parse_schema_frame(data, f);
     if (e != Error::ok) return e;
-    return decode_schema_frame(schema, f, baselines, out, wire, verify);
+    return decode_schema_frame(schema, f, baselines, out, wire, waiting, verify);
 }
 
 Error decode_schema_frame(const ViewSchema& schema, const SchemaFrame& f,
                           const SchemaBaselines& baselines, Snapshot& out,
                           SchemaWireView& wire, bool verify) {
+    SchemaWaiting waiting;
+    return decode_schema_frame(schema, f, baselines, out, wire, waiting, verify);
+}
+
+Error decode_schema_frame(const ViewSchema& schema, const SchemaFrame& f,
+                          const SchemaBaselines& baselines, Snapshot& out,
+                          SchemaWireView& wire, SchemaWaiting& waiting, bool verify) {
     try {
         Error e = Error::ok;
         const SchemaWireView* base = nullptr;
@@ -484,11 +550,14 @@ Error decode_schema_frame(const ViewSchema& schema, const SchemaFrame& f,
             base = &it->second;
         }
         SchemaWireView decoded;
-        e = schema.decode_body(base, f.body, decoded);
+        SchemaWaiting waits;
+        e = schema.decode_body(base, f.body, decoded, f.waits ? &waits : nullptr);
         if (e != Error::ok) return e;
         Value view;
         e = schema.rebuild(decoded, view);
         if (e != Error::ok) return e;
+        // The checksum is the wire view's as received, the waiting rows' baseline
+        // values included (a receiver shows them carried on afterwards).
         if (verify && f.checksum) {
             std::uint32_t sum = 0;
             if (view_checksum(view, sum) != Error::ok) return Error::bad_field;
@@ -499,10 +568,158 @@ Error decode_schema_frame(const ViewSchema& schema, const SchemaFrame& f,
         out.checksum = f.checksum;
         out.view = std::move(view);
         wire = std::move(decoded);
+        waiting = std::move(waits);
         return Error::ok;
     } catch (const std::bad_alloc&) {
         return Error::no_memory;
     }
+}
+
+// -- rows that wait, as a client shows them (vinom/rooms/carrying.py) --
+
+namespace {
+
+using Sample = std::pair<std::uint64_t, const SchemaRow*>;
+
+const SchemaRow* row_of(const std::vector<SchemaRow>& rows, std::int64_t id) {
+    auto it = std::lower_bound(rows.begin(), rows.end(), id,
+                               [](const SchemaRow& row, std::int64_t x) { return row.id < x; });
+    return it != rows.end() && it->id == id ? &*it : nullptr;
+}
+
+// A row carried on to `tick` from its newest samples (newest first, 2 or 3):
+// through the three (a parabola), or the two (a line); carrying.py's _carried.
+SchemaRow carried(const Field& kind, std::uint64_t tick, const std::vector<Sample>& samples) {
+    const std::uint64_t t1 = samples[0].first, t0 = samples[1].first;
+    const SchemaRow& newest = *samples[0].second;
+    const SchemaRow& before = *samples[1].second;
+    const SchemaRow& oldest = *samples.back().second;
+    // Where to evaluate, past the newest: min(tick - t1, CARRIED_INTERVALS * gap),
+    // without overflow.
+    const std::uint64_t ahead = tick - t1, gap = t1 - t0;
+    const std::uint64_t lead =
+        gap >= ahead / CARRIED_INTERVALS + (ahead % CARRIED_INTERVALS != 0)
+            ? ahead
+            : CARRIED_INTERVALS * gap;
+    // Lagrange's weights at t1 + lead, in doubles as Python's (exact while the
+    // ticks' products stay below 2^53).
+    const double a = static_cast<double>(lead), g = static_cast<double>(gap);
+    double weights[3];
+    if (samples.size() == 3) {
+        const double gb = static_cast<double>(t1 - samples[2].first);  // t1 - t2
+        weights[0] = ((a + g) * (a + gb)) / (g * gb);
+        weights[1] = (a * (a + gb)) / (-g * (gb - g));
+        weights[2] = (a * (a + g)) / (gb * (gb - g));
+    } else {
+        weights[0] = (a + g) / g;
+        weights[1] = -a / g;
+        weights[2] = 0.0;
+    }
+    SchemaRow row = newest;
+    for (std::size_t c = 0; c < row.columns.size() && c + 1 < kind.columns.size(); ++c) {
+        const Field& column = kind.columns[c + 1];
+        if (column.kind != Kind::fixed) continue;
+        const std::int64_t values[3] = {newest.columns[c].n, before.columns[c].n,
+                                        oldest.columns[c].n};
+        const std::int64_t hi = std::max({values[0], values[1], values[2]});
+        const std::int64_t lo = std::min({values[0], values[1], values[2]});
+        // More than half the range (a wrap, a respawn): it holds. (2 spread > span.)
+        const std::uint64_t spread =
+            static_cast<std::uint64_t>(hi) - static_cast<std::uint64_t>(lo);
+        if (spread > column.span / 2) continue;
+        // Added left to right, as every client adds them.
+        double value = weights[0] * static_cast<double>(values[0]) +
+                       weights[1] * static_cast<double>(values[1]) +
+                       weights[2] * static_cast<double>(values[2]);
+        value = std::nearbyint(value);  // a tie to even, as Python's round
+        if (!(value == value)) continue;  // (never: the weights are finite)
+        std::int64_t n = column.hi;
+        if (value < static_cast<double>(column.hi)) {
+            n = value > static_cast<double>(column.lo) ? static_cast<std::int64_t>(value)
+                                                       : column.lo;
+        }
+        row.columns[c].n = std::min(column.hi, std::max(column.lo, n));
+    }
+    return row;
+}
+
+}  // namespace
+
+SchemaWireView carry_waiting(const ViewSchema& schema, std::uint64_t tick,
+                             const SchemaWireView& wire, const SchemaWaiting& waiting,
+                             const SchemaBaselines& kept, const SchemaWaited& waited) {
+    SchemaWireView shown = wire;
+    const auto& fields = schema.fields();
+    auto by_id = [](const SchemaRow& a, const SchemaRow& b) { return a.id < b.id; };
+    // A kept snapshot's rows that waited in a field, sorted to be looked up (as
+    // read, two ascending runs); or `full`: a full snapshot, which lists none.
+    struct Listed {
+        bool full = false;
+        std::vector<std::int64_t> ids;
+    };
+    for (const auto& [index, ids] : waiting) {
+        if (index >= fields.size() || index >= shown.size() ||
+            fields[index].second.kind != Kind::rows)
+            continue;
+        const Field& kind = fields[index].second;
+        std::map<std::uint64_t, Listed> listed;
+        for (const auto& [t, rows_waited] : waited) {
+            if (t >= tick) continue;
+            Listed& l = listed[t];
+            if (!rows_waited) {
+                l.full = true;
+                continue;
+            }
+            auto f = rows_waited->find(index);
+            if (f == rows_waited->end()) continue;
+            l.ids = f->second;
+            std::sort(l.ids.begin(), l.ids.end());
+        }
+        std::vector<SchemaRow>& rows = shown[index].rows;
+        std::vector<SchemaRow> outside;  // carried rows not in `wire`, merged after
+        for (std::int64_t id : ids) {
+            std::vector<Sample> samples;
+            // The snapshots applied before, newest first.
+            for (auto it = kept.lower_bound(tick); it != kept.begin() && samples.size() < 3;) {
+                --it;
+                auto l = listed.find(it->first);
+                const bool full = l != listed.end() && l->second.full;
+                // Where it waited says nothing of where it was.
+                if (l != listed.end() &&
+                    std::binary_search(l->second.ids.begin(), l->second.ids.end(), id))
+                    continue;
+                const SchemaWireView& seen = it->second;
+                const SchemaRow* row = index < seen.size() ? row_of(seen[index].rows, id) : nullptr;
+                if (row && row->columns.size() + 1 != kind.columns.size()) continue;  // not ours
+                if (!row) {
+                    // Nor does a full snapshot without it (it lists no waits); where it
+                    // is gone (out of sight), older samples are of another run.
+                    if (full) continue;
+                    break;
+                }
+                samples.emplace_back(it->first, row);
+            }
+            if (samples.empty()) continue;  // as received (outside the baseline: not shown)
+            SchemaRow row = samples.size() == 1 ? *samples[0].second
+                                                : carried(kind, tick, samples);
+            auto at = std::lower_bound(rows.begin(), rows.end(), row, by_id);
+            if (at != rows.end() && at->id == id)
+                *at = std::move(row);
+            else
+                outside.push_back(std::move(row));
+        }
+        if (outside.empty()) continue;
+        // In ascending id, each once, among the others.
+        std::stable_sort(outside.begin(), outside.end(), by_id);
+        auto same = [](const SchemaRow& a, const SchemaRow& b) { return a.id == b.id; };
+        outside.erase(std::unique(outside.begin(), outside.end(), same), outside.end());
+        std::size_t middle = rows.size();
+        rows.insert(rows.end(), std::make_move_iterator(outside.begin()),
+                    std::make_move_iterator(outside.end()));
+        std::inplace_merge(rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(middle),
+                           rows.end(), by_id);
+    }
+    return shown;
 }
 
 std::int64_t unzigzag(std::uint64_t z) {

@@ -7,12 +7,17 @@
 // (the client then reads 16.1's snapshots only); the receiver counts its drops,
 // and reads snaps (game protocol 4: relative packed) with a schema body, their
 // numbers against those of the snap of its baseline, in C++ and through the C
-// ABI; the inputs ask for nothing.
+// ABI; the inputs ask for nothing. Rows that wait (flag 02) are read, and shown
+// carried on as vinom/rooms/carrying.py shows them (its values, computed with
+// it, written here).
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <map>
 #include <optional>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "support.hpp"
@@ -58,14 +63,15 @@ struct BitWriter {
     }
 };
 
+// A frame; `waits`: flag 02, the rows carry wait bits.
 Bytes frame(std::uint64_t tick, std::uint64_t distance, std::optional<std::uint32_t> checksum,
-            const Bytes& body) {
+            const Bytes& body, bool waits = false) {
     Bytes out{vinom::SCHEMA_FORMAT};
     for (std::uint64_t v : {tick, distance}) {
         for (; v > 0x7f; v >>= 7) out.push_back(static_cast<std::uint8_t>(0x80 | (v & 0x7f)));
         out.push_back(static_cast<std::uint8_t>(v));
     }
-    out.push_back(checksum ? 1 : 0);
+    out.push_back(static_cast<std::uint8_t>((checksum ? 1 : 0) | (waits ? 2 : 0)));
     if (checksum)
         for (int i = 0; i < 4; ++i) out.push_back(static_cast<std::uint8_t>(*checksum >> (8 * i)));
     out.insert(out.end(), body.begin(), body.end());
@@ -547,4 +553,337 @@ TEST(Schema, UnzigzagMapsEveryUnsignedToItsSigned) {
     // The ends of int64, with no overflow on the way.
     EXPECT_EQ(vinom::unzigzag(UINT64_MAX), INT64_MIN);
     EXPECT_EQ(vinom::unzigzag(UINT64_MAX - 1), INT64_MAX);
+}
+
+// -- rows that wait (16.8, flag 02) --
+
+namespace {
+
+// Wire units by id: x and y in steps.
+using Units = std::map<std::int64_t, std::pair<std::int64_t, std::int64_t>>;
+constexpr std::size_t UNITS = 4;  // the units field's position
+
+// The vector "schema_delta" (tick 2: units 3, 7, 9) on its baseline: the
+// baseline of "schema_waits".
+vinom::SchemaBaselines tick_two() {
+    vinom::SchemaBaselines one = tick_one();
+    vinom::Snapshot s;
+    vinom::SchemaWireView wire;
+    Bytes delta = unhex(schema_vector("schema_delta").at("hex"));
+    EXPECT_EQ(vinom::decode_schema_snapshot(schema(), delta, one, s, wire), Error::ok);
+    return {{2, wire}};
+}
+
+Error decode_waits(const Bytes& data, const vinom::SchemaBaselines& baselines,
+                   vinom::SchemaWaiting& waiting) {
+    vinom::Snapshot s;
+    vinom::SchemaWireView wire;
+    return vinom::decode_schema_snapshot(schema(), data, baselines, s, wire, waiting);
+}
+
+// A full body of the vectors' schema with these units (hp 90, score 10, alive, "ann").
+Bytes units_full(const Units& units) {
+    std::vector<Unit> rows;
+    for (const auto& [id, xy] : units) rows.push_back({id, xy.first, xy.second});
+    return full(90, 10, true, ANN, rows).finish();
+}
+
+// A delta body in which only the units change: each baseline row gone,
+// unchanged (with its wait bit when `waiting`), or changed (its changed columns
+// whole); the rows added; with `waiting`, the ids waiting outside the baseline.
+Bytes units_delta(const Units& base, const Units& now,
+                  const std::set<std::int64_t>* waiting = nullptr) {
+    BitWriter d;
+    d.put(0, 4), d.put(1, 1);  // hp, score, alive, name unchanged; units written
+    for (const auto& [id, old] : base) {
+        auto it = now.find(id);
+        if (it == now.end()) {
+            d.put(0, 1);
+        } else if (it->second == old) {
+            d.put(0b10, 2);
+            if (waiting) d.put(waiting->count(id), 1);
+        } else {
+            d.put(0b11, 2);
+            const auto [x, y] = it->second;
+            if (x == old.first)
+                d.put(0, 1);
+            else  // x whole: 11 and 17 bits
+                d.put(1, 1), d.put(0b11, 2), d.put(static_cast<std::uint64_t>(x + 50000), 17);
+            if (y == old.second)
+                d.put(0, 1);
+            else  // y (5 bits) whole
+                d.put(1, 1), d.put(static_cast<std::uint64_t>(y), 5);
+        }
+    }
+    std::vector<Unit> added;
+    for (const auto& [id, xy] : now)
+        if (!base.count(id)) added.push_back({id, xy.first, xy.second});
+    d.uvar(added.size());
+    for (const Unit& u : added) put_unit(d, u);
+    if (waiting) {
+        std::vector<std::int64_t> outside;
+        for (std::int64_t id : *waiting)
+            if (!base.count(id)) outside.push_back(id);
+        d.uvar(outside.size());
+        for (std::int64_t id : outside) d.put(static_cast<std::uint64_t>(id), 8);
+    }
+    return d.finish();
+}
+
+// The units of a wire view, and a wire view of the vectors' schema with these units.
+Units units_of(const vinom::SchemaWireView& wire) {
+    Units out;
+    for (const vinom::SchemaRow& row : wire.at(UNITS).rows)
+        out[row.id] = {row.columns.at(0).n, row.columns.at(1).n};
+    return out;
+}
+
+vinom::SchemaWireView wire_of(const Units& units) {
+    vinom::Snapshot s;
+    vinom::SchemaWireView wire;
+    EXPECT_EQ(vinom::decode_schema_snapshot(schema(), frame(1, 0, std::nullopt, units_full(units)),
+                                            {}, s, wire),
+              Error::ok);
+    return wire;
+}
+
+// A unit moving along a curve (1), one moving along a line (2), one that wraps
+// from x 400 to -400 (5), on ticks 10, 12 and 13 (unit 2 waits in 13, unit 5
+// is gone from it): the chain below, a full snapshot then deltas.
+const Units TICK_10 = {{1, {100, 2}}, {2, {0, 0}}, {5, {40000, 10}}};
+const Units TICK_12 = {{1, {160, 4}}, {2, {10, 2}}, {5, {-40000, 10}}};
+const Units TICK_13 = {{1, {230, 7}}, {2, {10, 2}}};
+// Tick 20 against 13: units 1 and 2 wait, 9 is added, 5 and 7 wait outside the baseline.
+const Units TICK_20 = {{1, {230, 7}}, {2, {10, 2}}, {9, {5, 5}}};
+
+}  // namespace
+
+TEST(Schema, TheBitWriterHereWritesTheWaitsVector) {
+    // Tick 4 against 2 (units 3, 7, 9), flag 02: unit 3 unchanged and waits,
+    // 7 unchanged, 9's x +100 steps in 12 bits; none added; 12 waits outside.
+    BitWriter d;
+    d.put(0, 4), d.put(1, 1);                     // hp, score, alive, name unchanged; units
+    d.put(0b10, 2), d.put(1, 1);                  //   unit 3 unchanged, waits
+    d.put(0b10, 2), d.put(0, 1);                  //   unit 7 unchanged, does not
+    d.put(0b11, 2);                               //   unit 9 changed:
+    d.put(1, 1), d.put(0b10, 2), d.put(200, 12);  //     x: 10, zigzag(100) in 12 bits
+    d.put(0, 1);                                  //     y unchanged
+    d.uvar(0);                                    //   none added
+    d.uvar(1), d.put(12, 8);                      //   one waits outside: 12
+    Bytes bytes = frame(4, 2, std::nullopt, d.finish(), true);
+    const auto& v = schema_vector("schema_waits");
+    EXPECT_EQ(hex(bytes), v.at("hex"));
+    vinom::SchemaWaiting waiting;
+    ASSERT_EQ(decode_waits(bytes, tick_two(), waiting), Error::ok);
+    EXPECT_EQ(waiting, (vinom::SchemaWaiting{{UNITS, {3, 12}}}));
+    // The same body without flag 02 is read as another (its bits do not fit).
+    EXPECT_EQ(decode(frame(4, 2, std::nullopt, d.finish()), tick_two()), Error::bad_field);
+}
+
+TEST(Schema, MalformedWaitsAreRefused) {
+    vinom::SchemaBaselines two = tick_two();
+    const Units base = units_of(two.at(2));  // 3, 7, 9
+    ASSERT_EQ(base.size(), 3u);
+    vinom::SchemaWaiting waiting;
+    std::set<std::int64_t> waits = {3, 12};
+    ASSERT_EQ(decode_waits(frame(4, 2, std::nullopt, units_delta(base, base, &waits), true), two,
+                           waiting),
+              Error::ok);
+    EXPECT_EQ(waiting, (vinom::SchemaWaiting{{UNITS, {3, 12}}}));
+
+    // Flags: 02 in a full snapshot, any bit but 01 and 02.
+    vinom::SchemaBaselines none;
+    EXPECT_EQ(decode(frame(1, 0, std::nullopt, units_full(base), true)), Error::bad_field);
+    Bytes vector = unhex(schema_vector("schema_waits").at("hex"));
+    ASSERT_EQ(vector[3], 0x02);  // 01 04 02 flags
+    for (std::uint8_t flags : {0x04, 0x06, 0x08, 0x10, 0x80, 0xff}) {
+        Bytes bad = vector;
+        bad[3] = flags;
+        EXPECT_EQ(decode_waits(bad, two, waiting), Error::bad_field) << int(flags);
+    }
+    // 03: waits and a checksum, of the wire view as received.
+    Value decoded = schema_vector("schema_waits").at("decoded");
+    std::uint32_t sum = 0;
+    ASSERT_EQ(vinom::view_checksum(decoded, sum), Error::ok);
+    Bytes summed = frame(4, 2, sum, units_delta(base, {{3, base.at(3)}, {7, base.at(7)},
+                                                       {9, {100, base.at(9).second}}},
+                                                &waits),
+                         true);
+    vinom::Snapshot s;
+    vinom::SchemaWireView wire;
+    ASSERT_EQ(vinom::decode_schema_snapshot(schema(), summed, two, s, wire, waiting), Error::ok);
+    EXPECT_EQ(s.view.dump(), decoded.dump());
+    EXPECT_EQ(waiting, (vinom::SchemaWaiting{{UNITS, {3, 12}}}));
+    summed[4] ^= 1;
+    EXPECT_EQ(vinom::decode_schema_snapshot(schema(), summed, two, s, wire, waiting),
+              Error::checksum_mismatch);
+
+    // Ids waiting outside the baseline: one in it, one added, out of order,
+    // twice, more than a snapshot holds.
+    auto outside = [&](std::vector<std::uint64_t> ids, std::uint64_t count, const Units& added) {
+        BitWriter d;
+        d.put(0, 4), d.put(1, 1);
+        for (int i = 0; i < 3; ++i) d.put(0b100, 3);  // 3, 7, 9 unchanged, not waiting
+        d.uvar(added.size());
+        for (const auto& [id, xy] : added) put_unit(d, {id, xy.first, xy.second});
+        d.uvar(count);
+        for (std::uint64_t id : ids) d.put(id, 8);
+        return decode_waits(frame(4, 2, std::nullopt, d.finish(), true), two, waiting);
+    };
+    EXPECT_EQ(outside({12}, 1, {}), Error::ok);
+    EXPECT_EQ(outside({10, 12}, 2, {{11, {0, 0}}}), Error::ok);
+    EXPECT_EQ(waiting, (vinom::SchemaWaiting{{UNITS, {10, 12}}}));
+    EXPECT_EQ(outside({7}, 1, {}), Error::bad_field);                // in the baseline
+    EXPECT_EQ(outside({11}, 1, {{11, {0, 0}}}), Error::bad_field);   // added
+    EXPECT_EQ(outside({12, 10}, 2, {}), Error::bad_field);           // out of order
+    EXPECT_EQ(outside({12, 12}, 2, {}), Error::bad_field);           // twice
+    EXPECT_EQ(outside({}, 65536, {}), Error::bad_field);             // more than MAX_ROWS
+    EXPECT_EQ(outside({12}, 2, {}), Error::bad_field);               // cut short
+    // A frame with waits whose rows field is unchanged has no wait bits: none wait.
+    ASSERT_EQ(decode_waits(frame(4, 2, std::nullopt, {0x00}, true), two, waiting), Error::ok);
+    EXPECT_TRUE(waiting.empty());
+    // Without the decoder's `waiting`, the rows are read all the same.
+    EXPECT_EQ(decode(vector, two), Error::ok);
+    EXPECT_EQ(decode(vector, none), Error::unknown_baseline);
+}
+
+TEST(Schema, WaitingRowsAreShownCarriedOn) {
+    // Expected values from vinom/rooms/carrying.py's carry_waiting on the same wire views.
+    const vinom::ViewSchema sc = schema();
+    vinom::SchemaBaselines kept = {{10, wire_of(TICK_10)}, {12, wire_of(TICK_12)},
+                                   {13, wire_of(TICK_13)}};
+    // 10 full (it lists no waits), 12 a delta without waits, 13 one in which 2 waits.
+    vinom::SchemaWaited waited = {{10, std::nullopt}, {13, vinom::SchemaWaiting{{UNITS, {2}}}}};
+    const vinom::SchemaWaiting waiting = {{UNITS, {1, 2, 5, 7}}};
+    vinom::SchemaWireView wire = wire_of(TICK_20);
+    // At 20: unit 1 on the parabola through 10, 12 and 13, at most 4 gaps (of 1)
+    // past 13, at 17 (its y clamped to 10.0); unit 2 on the line through 10 and
+    // 12 (13: it waited), at 20; unit 5 (outside the baseline) was gone at 13, a
+    // delta that does not list it: older samples are of another run, none; 7 has
+    // no sample: neither is shown; 9 does not wait.
+    vinom::SchemaWireView shown = vinom::carry_waiting(sc, 20, wire, waiting, kept, waited);
+    EXPECT_EQ(units_of(shown), (Units{{1, {777, 20}}, {2, {50, 10}}, {9, {5, 5}}}));
+    // Only the rows: the other fields as received; the wire view itself untouched.
+    for (std::size_t i = 0; i < UNITS; ++i) EXPECT_EQ(shown[i], wire[i]) << i;
+    EXPECT_EQ(units_of(wire), TICK_20);
+    // At 14: one gap past 13.
+    shown = vinom::carry_waiting(sc, 14, wire, waiting, kept, waited);
+    EXPECT_EQ(units_of(shown), (Units{{1, {327, 11}}, {2, {20, 4}}, {9, {5, 5}}}));
+    // 13 full instead: it lists no waits, so unit 2 there is a sample, and unit 5
+    // missing from it is skipped (it may have waited), 12's is its sample.
+    vinom::SchemaWaited full_13 = {{10, std::nullopt}, {13, std::nullopt}};
+    shown = vinom::carry_waiting(sc, 20, wire, waiting, kept, full_13);
+    EXPECT_EQ(units_of(shown),
+              (Units{{1, {777, 20}}, {2, {-23, 0}}, {5, {-40000, 10}}, {9, {5, 5}}}));
+    // At 13 from 10 and 12 alone: lines; unit 5 outside the baseline shown, its
+    // x held (from 400 to -400: more than half its range).
+    kept.erase(13);
+    shown = vinom::carry_waiting(sc, 13, wire_of(TICK_13), {{UNITS, {1, 2, 5}}}, kept, waited);
+    EXPECT_EQ(units_of(shown), (Units{{1, {190, 5}}, {2, {15, 3}}, {5, {-40000, 10}}}));
+    // One sample: that row. None: as received.
+    kept.erase(10);
+    shown = vinom::carry_waiting(sc, 13, wire_of(TICK_13), {{UNITS, {1, 5}}}, kept, {});
+    EXPECT_EQ(units_of(shown), (Units{{1, {160, 4}}, {2, {10, 2}}, {5, {-40000, 10}}}));
+    shown = vinom::carry_waiting(sc, 13, wire_of(TICK_13), {{UNITS, {1, 5}}}, {}, {});
+    EXPECT_EQ(units_of(shown), TICK_13);
+    // Only older snapshots are samples.
+    shown = vinom::carry_waiting(sc, 12, wire_of(TICK_13), {{UNITS, {1}}},
+                                 {{13, wire_of(TICK_12)}}, {});
+    EXPECT_EQ(units_of(shown), TICK_13);
+    // Far ticks and wide gaps: carried within the column's range (no overflow).
+    const std::uint64_t far = std::uint64_t{1} << 62;
+    shown = vinom::carry_waiting(sc, UINT64_MAX, wire_of(TICK_13), {{UNITS, {1}}},
+                                 {{1, wire_of(TICK_10)}, {far, wire_of(TICK_12)},
+                                  {far + 1, wire_of(TICK_13)}},
+                                 {});
+    const Units far_units = units_of(shown);
+    const auto& carried = far_units.at(1);
+    EXPECT_GE(carried.first, -50000);
+    EXPECT_LE(carried.first, 50000);
+    EXPECT_GE(carried.second, 0);
+    EXPECT_LE(carried.second, 20);
+}
+
+TEST(Schema, ReceiverShowsWaitingRowsCarriedOnAndKeepsTheWireView) {
+    // The chain of TICK_10 to TICK_20, then 21 against 20 with nothing changed.
+    // Shown views from vinom/rooms/delta.py's SnapshotReceiver fed the same chain.
+    const std::set<std::int64_t> at_13 = {2}, at_20 = {1, 2, 5, 7};
+    const std::vector<Bytes> chain = {
+        frame(10, 0, std::nullopt, units_full(TICK_10)),
+        frame(12, 2, std::nullopt, units_delta(TICK_10, TICK_12)),
+        frame(13, 1, std::nullopt, units_delta(TICK_12, TICK_13, &at_13), true),
+        frame(20, 7, std::nullopt, units_delta(TICK_13, TICK_20, &at_20), true),
+        frame(21, 1, std::nullopt, units_delta(TICK_20, TICK_20)),
+    };
+    const std::vector<std::string> shown = {
+        "[[1,1.0,1.0],[2,0.0,0.0],[5,400.0,5.0]]",
+        "[[1,1.6,2.0],[2,0.1,1.0],[5,-400.0,5.0]]",
+        "[[1,2.3,3.5],[2,0.15,1.5]]",
+        // Unit 5 was gone at 13 (a delta that does not list it waiting): not shown.
+        "[[1,7.77,10.0],[2,0.5,5.0],[9,0.05,2.5]]",
+        // Against 20's wire view as received: unit 2 as sent, not as shown.
+        "[[1,2.3,3.5],[2,0.1,1.0],[9,0.05,2.5]]",
+    };
+    vinom::SnapshotReceiver r(vinom::Quantisation(), schema());
+    vinom::Snapshot s;
+    for (std::size_t n = 0; n < chain.size(); ++n) {
+        SCOPED_TRACE(n);
+        ASSERT_EQ(r.receive(chain[n], s), Error::ok);
+        EXPECT_EQ(s.view.at("units").dump(), shown[n]);
+        EXPECT_EQ(r.view(s.tick)->at("units").dump(), shown[n]);
+    }
+    // The wire views kept as received, and the rows that waited in them.
+    ASSERT_NE(r.wire(20), nullptr);
+    EXPECT_EQ(units_of(*r.wire(20)), TICK_20);
+    EXPECT_EQ(units_of(*r.wire(13)), TICK_13);
+    EXPECT_EQ(r.waiting(10), nullptr);  // full: it lists none
+    EXPECT_EQ(r.waiting(12), nullptr);
+    ASSERT_NE(r.waiting(13), nullptr);
+    EXPECT_EQ(*r.waiting(13), (vinom::SchemaWaiting{{UNITS, {2}}}));
+    ASSERT_NE(r.waiting(20), nullptr);
+    EXPECT_EQ(*r.waiting(20), (vinom::SchemaWaiting{{UNITS, {1, 2, 5, 7}}}));
+    EXPECT_EQ(r.waiting(21), nullptr);
+
+    // A receiver keeping 2 views forgets the waiting rows of those it dropped.
+    vinom::SnapshotReceiver small(vinom::Quantisation(), schema(), 2);
+    for (std::size_t n = 0; n < chain.size(); ++n) ASSERT_EQ(small.receive(chain[n], s), Error::ok);
+    EXPECT_EQ(small.waiting(13), nullptr);
+    EXPECT_EQ(small.wire(13), nullptr);
+    ASSERT_NE(small.waiting(20), nullptr);
+    // With 12 and 13 kept at 20: unit 1 on the line through them, unit 2 as 12
+    // has it (13: it waited).
+    vinom::SnapshotReceiver two(vinom::Quantisation(), schema(), 2);
+    for (std::size_t n = 0; n < 4; ++n) ASSERT_EQ(two.receive(chain[n], s), Error::ok);
+    EXPECT_EQ(s.view.at("units").dump(), "[[1,5.1,9.5],[2,0.1,1.0],[9,0.05,2.5]]");
+
+    // Through snaps and the C ABI: the view and the state show the carried rows.
+    vinom_snapshots* snapshots = nullptr;
+    ASSERT_EQ(vinom_snapshots_new(nullptr, 0, &snapshots), VINOM_OK);
+    const std::string vs = declaration().dump();
+    ASSERT_EQ(vinom_snapshots_schema(snapshots, vs.data(), vs.size()), VINOM_OK);
+    const std::vector<std::uint64_t> ticks = {10, 12, 13, 20, 21};
+    std::map<std::uint64_t, vinom::SnapFields> fields;
+    char text[1024];
+    std::size_t len = 0;
+    for (std::size_t n = 0; n < chain.size(); ++n) {
+        SCOPED_TRACE(n);
+        vinom::Snap snap;
+        snap.v = 3;
+        snap.ts = static_cast<std::int64_t>(1000 + 50 * ticks[n]);
+        snap.d = chain[n];
+        fields[ticks[n]] = snap.fields();
+        const vinom::SnapFields* base = n ? &fields[ticks[n - 1]] : nullptr;
+        Bytes message;
+        ASSERT_EQ(vinom::encode_snap(snap, ticks[n], base, message), Error::ok);
+        std::uint64_t tick = 0;
+        std::int64_t ack = 0;
+        ASSERT_EQ(vinom_snapshots_receive(snapshots, message.data(), message.size(), &tick, &ack),
+                  VINOM_OK);
+        ASSERT_EQ(tick, ticks[n]);
+        ASSERT_EQ(vinom_snapshots_view(snapshots, tick, text, sizeof text, &len), VINOM_OK);
+        EXPECT_EQ(Value::parse(std::string(text, len)).at("units").dump(), shown[n]);
+        ASSERT_EQ(vinom_snapshots_state(snapshots, tick, text, sizeof text, &len), VINOM_OK);
+        EXPECT_EQ(Value::parse(std::string(text, len)).at("s").at("units").dump(), shown[n]);
+    }
+    vinom_snapshots_free(snapshots);
 }

@@ -710,17 +710,22 @@ namespace {
 
 // The wire view and snapshot of the schema vector `name`, its baselines (named
 // by `baseline`, one after another) decoded first.
+// `waiting`: the rows that wait in it (flag 02).
 void decode_schema_vector(const vinom::ViewSchema& schema, const std::string& name,
-                          vinom::Snapshot& out, vinom::SchemaWireView& wire) {
+                          vinom::Snapshot& out, vinom::SchemaWireView& wire,
+                          vinom::SchemaWaiting& waiting) {
     const auto& v = vt::vector("schema", name);
     vinom::SchemaBaselines baselines;
     if (!v.at("baseline").is_null()) {
         vinom::Snapshot base;
         vinom::SchemaWireView base_wire;
-        ASSERT_NO_FATAL_FAILURE(decode_schema_vector(schema, v.at("baseline"), base, base_wire));
+        vinom::SchemaWaiting base_waiting;
+        ASSERT_NO_FATAL_FAILURE(
+            decode_schema_vector(schema, v.at("baseline"), base, base_wire, base_waiting));
         baselines[base.tick] = base_wire;
     }
-    ASSERT_EQ(vinom::decode_schema_snapshot(schema, unhex(v.at("hex")), baselines, out, wire),
+    ASSERT_EQ(vinom::decode_schema_snapshot(schema, unhex(v.at("hex")), baselines, out, wire,
+                                            waiting),
               Error::ok)
         << name;
 }
@@ -740,13 +745,15 @@ TEST(Schema, EveryVector) {
         EXPECT_EQ(bytes[0], vinom::SCHEMA_FORMAT);
         vinom::Snapshot s;
         vinom::SchemaWireView wire;
-        ASSERT_NO_FATAL_FAILURE(decode_schema_vector(schema, name, s, wire));
+        vinom::SchemaWaiting waiting;
+        ASSERT_NO_FATAL_FAILURE(decode_schema_vector(schema, name, s, wire, waiting));
         EXPECT_EQ(s.tick, v.at("tick").get<std::uint64_t>());
         std::optional<std::uint64_t> baseline_tick;
         if (!v.at("baseline").is_null())
             baseline_tick = vt::vector("schema", v.at("baseline")).at("tick").get<std::uint64_t>();
         EXPECT_EQ(s.baseline_tick, baseline_tick);
-        // The same view, types (1 or 1.0), values and keys' order (the declaration's) alike.
+        // The same view, types (1 or 1.0), values and keys' order (the declaration's) alike:
+        // the wire view as received (a waiting row as its baseline has it).
         EXPECT_EQ(s.view.dump(), v.at("decoded").dump());
         // The checksum sent is the expected view's (16.4), verified on the way.
         EXPECT_EQ(s.checksum.has_value(), v.at("checksum").get<bool>());
@@ -758,5 +765,13 @@ TEST(Schema, EveryVector) {
         vinom::Value rebuilt;
         ASSERT_EQ(schema.rebuild(wire, rebuilt), Error::ok);
         EXPECT_EQ(rebuilt.dump(), v.at("decoded").dump());
+        // The rows that wait (flag 02), by field name; none when the vector says none.
+        vinom::Value waits = vinom::Value::object();
+        for (const auto& [index, ids] : waiting) waits[schema.fields().at(index).first] = ids;
+        EXPECT_EQ(waits.dump(), v.value("waiting", vinom::Value::object()).dump());
     }
+    // Every frame form is among them: a delta with waits too.
+    std::size_t with_waits = 0;
+    for (const auto& v : group.at("vectors")) with_waits += v.contains("waiting");
+    EXPECT_GE(with_waits, 1u);
 }

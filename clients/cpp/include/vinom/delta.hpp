@@ -9,7 +9,8 @@
 // so the view is the host's exactly, and the optional checksum (CRC-32 of the
 // view's canonical msgpack encoding, 16.4) proves it. A receiver given the
 // game's view schema (the welcome's `vs`, schema.hpp) reads 16.8's schema
-// snapshots, which the host sends to such a game's every session.
+// snapshots, which the host sends to such a game's every session, and shows
+// the rows that wait in them carried on (carry_waiting).
 //
 //   vinom::Quantisation q;
 //   vinom::Quantisation::from_rules(welcome["q"], q);
@@ -114,7 +115,13 @@ public:
     Error receive(View data, Snapshot& out);
 
     std::optional<std::uint64_t> newest() const { return newest_; }
+    // The view shown for `tick` (a schema snapshot's rows that wait carried
+    // on, 16.8), or null.
     const Value* view(std::uint64_t tick) const;
+    // A schema snapshot's wire view as received (the baseline of later deltas)
+    // and the rows that waited in it (null: none listed), for `tick`.
+    const SchemaWireView* wire(std::uint64_t tick) const;
+    const SchemaWaiting* waiting(std::uint64_t tick) const;
     // The snap applied for `tick` (receive_snap; d left empty), or null.
     const Snap* snap(std::uint64_t tick) const;
     const Drops& drops() const { return drops_; }
@@ -125,13 +132,17 @@ private:
     Error receive_schema(View data, Snapshot& out);
     Error dropped(Error e);
     void apply_view(Snapshot s, Snapshot& out);
-    void keep_wire(std::uint64_t tick, SchemaWireView wire);
+    Error show_waiting(Snapshot& s, const SchemaWireView& wire, const SchemaWaiting& waiting);
+    void keep_wire(const Snapshot& s, SchemaWireView wire, SchemaWaiting waiting);
 
     Quantisation q_;
     std::size_t capacity_;
     Baselines views_;
     std::optional<ViewSchema> schema_;
     SchemaBaselines wires_;  // the wire views of the schema snapshots applied
+    // The rows that waited in those of wires_ that had any, by tick (nullopt:
+    // a full one, which lists none).
+    SchemaWaited waited_;
     std::map<std::uint64_t, Snap> snaps_;  // the snaps applied, by tick (d empty)
     std::optional<std::uint64_t> newest_;
     Drops drops_;

@@ -9,7 +9,9 @@
 // 14 bits, rows matched by id). The rebuilt view is the Value the 16.1 decoder
 // gives (a map in declaration order; fixed numbers n / (1 / step); rows in
 // ascending id), so the 16.4 checksum and everything after the receiver are
-// the same for both formats.
+// the same for both formats. A delta under the game's byte budget says which
+// rows wait (flag 02: sent as the baseline has them); a SnapshotReceiver shows
+// them carried on (carry_waiting below).
 //
 //   vinom::ViewSchema schema;
 //   if (vinom::ViewSchema::from_declaration(welcome["vs"], schema) == vinom::Error::ok)
@@ -60,6 +62,14 @@ struct SchemaRow {
 using SchemaWireView = std::vector<SchemaWire>;
 // The wire views a client applied, by tick: a delta's baselines.
 using SchemaBaselines = std::map<std::uint64_t, SchemaWireView>;
+// The rows that wait in a delta with waits (16.8, flag 02): a rows field's
+// position in the schema -> the ids of its rows that wait, as read (those of
+// the baseline in ascending id, then those outside it, ascending).
+using SchemaWaiting = std::map<std::size_t, std::vector<std::int64_t>>;
+// What the snapshots a client kept say of their rows that wait, by tick: the
+// rows a delta listed (absent: none), or nullopt for a full snapshot, which
+// lists none (a row it lacks may be waiting).
+using SchemaWaited = std::map<std::uint64_t, std::optional<SchemaWaiting>>;
 
 // A game's declared view (the welcome's `vs`), ready to decode.
 class ViewSchema {
@@ -101,6 +111,12 @@ public:
     // beyond its range, rows out of order or a row id already there, an `any`
     // that is not one msgpack value a view holds).
     Error decode_body(const SchemaWireView* base, View body, SchemaWireView& out) const;
+    // The same, of a frame with waits (flag 02) when `waiting` is given: each
+    // unchanged row of a rows field written has its wait bit, and the added
+    // rows are followed by the ids that wait outside the baseline; the rows
+    // that wait in `waiting` (only a delta has waits: bad_field in full).
+    Error decode_body(const SchemaWireView* base, View body, SchemaWireView& out,
+                      SchemaWaiting* waiting) const;
     // The view a client sees: bad_field for a wire view not of this schema.
     Error rebuild(const SchemaWireView& wire, Value& out) const;
 
@@ -109,11 +125,16 @@ private:
 };
 
 // A schema snapshot's frame: 01, tick and distance (LEB128; distance 0: full),
-// a flags byte (01: a CRC-32 follows, little-endian), then the body.
+// a flags byte (01: a CRC-32 follows, little-endian; 02, only in a delta: the
+// rows carry wait bits; any other bit is corrupt), then the body.
 struct SchemaFrame {
+    static constexpr std::uint8_t CHECKSUM = 0x01;
+    static constexpr std::uint8_t WAITS = 0x02;
+
     std::uint64_t tick = 0;
     std::uint64_t distance = 0;
     std::optional<std::uint32_t> checksum;
+    bool waits = false;
     View body;  // within the bytes parsed
 };
 Error parse_schema_frame(View data, SchemaFrame& out);
@@ -133,5 +154,36 @@ Error decode_schema_snapshot(const ViewSchema& schema, View data,
 Error decode_schema_frame(const ViewSchema& schema, const SchemaFrame& frame,
                           const SchemaBaselines& baselines, Snapshot& out,
                           SchemaWireView& wire, bool verify = true);
+// The same, with the rows that wait (16.8, flag 02) in `waiting` (empty: none).
+// `out.view` is the wire view as received (the checksum's); a receiver shows
+// the waiting rows carried on (carry_waiting).
+Error decode_schema_snapshot(const ViewSchema& schema, View data,
+                             const SchemaBaselines& baselines, Snapshot& out,
+                             SchemaWireView& wire, SchemaWaiting& waiting, bool verify = true);
+Error decode_schema_frame(const ViewSchema& schema, const SchemaFrame& frame,
+                          const SchemaBaselines& baselines, Snapshot& out,
+                          SchemaWireView& wire, SchemaWaiting& waiting, bool verify = true);
+
+// How far a client carries a waiting row on: at most this many times the
+// ticks between its last two samples (16.8's CARRIED_INTERVALS).
+constexpr std::uint64_t CARRIED_INTERVALS = 4;
+
+// The wire view a client shows for a schema snapshot of `tick` whose rows
+// `waiting` wait (16.8, "Rows that wait"; vinom/rooms/carrying.py's
+// carry_waiting, its reference): each such row carried on from its (at most
+// three) newest samples among the snapshots applied before, `kept` (tick ->
+// wire view) with `waited`: the newest that hold the row and in which it did
+// not wait, none older than one that lacks it without listing it waiting (it
+// was gone; a full snapshot lists none). Its fixed columns on the parabola
+// through three samples (the line through two), evaluated at most
+// CARRIED_INTERVALS times the newest two's distance past the newest, added
+// left to right, rounded (a tie to even) and clamped to the column's range; a
+// fixed column whose samples span more than half its range holds the newest;
+// other columns the newest sample's. One sample: that row; none: the row as
+// received, and a row outside the baseline is not shown. `wire` itself stays
+// the baseline of later deltas; only what is shown is carried.
+SchemaWireView carry_waiting(const ViewSchema& schema, std::uint64_t tick,
+                             const SchemaWireView& wire, const SchemaWaiting& waiting,
+                             const SchemaBaselines& kept, const SchemaWaited& waited);
 
 }  // namespace vinom
