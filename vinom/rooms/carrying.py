@@ -1,13 +1,11 @@
 """Rows that wait, as a client shows them: carried on, never stepped back.
 
-Sans-I/O: wire views in, a wire view out. Under a game's byte budget
-(vinom.rooms.budget) a schema snapshot's rows that did not fit *wait*: they
-travel as the client's baseline has them, older than what the snaps since
-showed, and the delta says which (docs/protocol.md §16.8, flag ``02``). The
-client keeps that wire view as the baseline of later deltas, and shows each
-waiting row carried on from its newest samples instead (`carry_waiting`), as
-Source and Quake 3 clients extrapolate an entity whose update is late. The rule
-is §16.8's "Rows that wait"; this module is its reference.
+Sans-I/O. Under a game's byte budget (vinom.rooms.budget) a schema snapshot's
+rows that did not fit travel as the client's baseline has them, and the delta
+says which (docs/protocol.md §16.8, flag ``02``). The client keeps that wire view
+as the baseline of later deltas and shows each waiting row carried on from its
+newest samples (`carry_waiting`, the reference of §16.8's "Rows that wait"), as
+Source and Quake 3 clients extrapolate an entity whose update is late.
 """
 
 from __future__ import annotations

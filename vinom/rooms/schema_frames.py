@@ -1,11 +1,7 @@
-"""Schema snapshot frames (docs/protocol.md §16.8): the header around a body, the
-host's ring of what it sent each client, and the client's decoding.
-
-Sans-I/O: bytes in, bytes out. The body's codec is vinom.rooms.schema; this
-module frames it (format byte, tick, distance, flags, an optional checksum),
-keeps the wire views a client may acknowledge (`SchemaHistory`, compiled with
-the packet path: it runs per snapshot and client), and reads a frame back
-against the baselines a client holds (`decode_frame`).
+"""Schema snapshot frames (docs/protocol.md §16.8): the header around a body
+(vinom.rooms.schema), the host's ring of the wire views each client may
+acknowledge (`SchemaHistory`, compiled with the packet path), and the client's
+decoding against the baselines it holds (`decode_frame`). Sans-I/O.
 """
 
 from __future__ import annotations
