@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import sys
 from typing import Any
 
+from twisted.internet import reactor
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
@@ -27,6 +30,10 @@ from tests.support.servers import ROOT, RunningTwistd, start_twistd
 from tests.support.terminal import in_a_terminal
 from tests.support.waiting import until
 from tests.test_integration_accounts import https_get
+from vinom.client.bots import play_bot
+from vinom.client.game import GameSession
+from vinom.client.lobby import device_auth
+from vinom.games.registry import GameRegistry
 
 RUN_CLI = "import sys; from vinom.cli import main; sys.exit(main())"
 
@@ -162,6 +169,41 @@ class DeviceSignInTests(TestCase):
                          out)  # fmt: skip
         # Both accounts rated for the match: the terminal player's is its device's.
         await self.rated(server, "maze", {"rival0": 1, "tui": 1})
+
+    async def test_a_spectator_signs_in_with_its_device_and_watches(self) -> None:
+        server = await self.server()
+        tictactoe = GameRegistry.from_plugins().get("tictactoe")
+        sessions: list[GameSession] = []
+        # Two signed-in bots that think long: the match outlives the watch.
+        for n in range(2):
+            auth = device_auth(os.urandom(32), "127.0.0.1", f"bot{n}")
+            playing = Deferred.fromCoroutine(play_bot(
+                reactor, server.lobby, tictactoe, f"bot{n}", rng=random.Random(n),
+                think_time=30.0, on_session=sessions.append, auth=auth,
+            ))  # fmt: skip
+            playing.addErrback(lambda failure: failure.trap(CancelledError))
+            self.addCleanup(playing.cancel)
+        await until(lambda: any(s.welcome is not None for s in sessions), "the match")
+        match_id = next(s.welcome for s in sessions if s.welcome is not None)["match"]
+        watch = [sys.executable, "-c", RUN_CLI, "watch", match_id,
+                 "--lobby", f"127.0.0.1:{server.lobby_port}", "--trust", server.cert]  # fmt: skip
+        # Without --auth: refused, in one line that says what to give.
+        guest, _ = in_a_terminal(self, watch, self.env, path=self.home)
+        ended = await guest.ended
+        self.assertIsInstance(ended, ProcessTerminated, _tail(guest.output))
+        self.assertEqual(ended.exitCode, 1)  # type: ignore[attr-defined]
+        self.assertIn(b"refused: auth_failed: this server needs an 'auth' object in hello",
+                      guest.output)  # fmt: skip
+        # With its device: the board drawn, q quits.
+        terminal, process = in_a_terminal(self, [*watch, "--auth", "device"], self.env,
+                                          path=self.home)  # fmt: skip
+        await until(lambda: b"q quits" in terminal.output or terminal.ended.called,
+                    lambda: _tail(terminal.output), timeout=30.0)  # fmt: skip
+        self.assertFalse(terminal.ended.called, _tail(terminal.output))
+        process.write(b"q")
+        self.assertIsInstance(await terminal.ended, ProcessDone, _tail(terminal.output))
+        key = os.path.join(self.home, ".config", "vinom", "device.json")
+        self.assertEqual(os.stat(key).st_mode & 0o777, 0o600)
 
     async def test_a_device_file_it_cannot_use_is_one_line_and_status_2(self) -> None:
         broken = os.path.join(self.home, "device.json")
