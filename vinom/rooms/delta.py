@@ -86,7 +86,7 @@ from vinom.rooms.schema import ViewSchema
 from vinom.rooms.schema_frames import SCHEMA_FORMAT, decode_parsed
 from vinom.rooms.schema_frames import parse_frame as parse_schema_frame
 
-# The first byte of a schema snapshot (vinom.rooms.schema).
+# The first byte of a schema snapshot (vinom.rooms.schema_frames).
 SCHEMA_FRAME: Final = bytes((SCHEMA_FORMAT,))
 
 __all__ = [
@@ -441,10 +441,10 @@ class SnapshotReceiver:
                 kept[snapshot.tick] = value
                 while len(kept) > self.capacity:
                     del kept[next(iter(kept))]
-        waited = self.waited
-        if waited:
-            for tick in [t for t in waited if t not in self.wires]:
-                del waited[tick]
+        # The waits of the ticks `wires` let go, the oldest (both are in tick order).
+        waited, wires = self.waited, self.wires
+        while waited and next(iter(waited)) not in wires:
+            del waited[next(iter(waited))]
         return snapshot
 
     def _stale(self, tick: int) -> bool:

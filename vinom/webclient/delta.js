@@ -427,7 +427,11 @@ export class SnapshotReceiver {
     while (wires.size > this.capacity) wires.delete(wires.keys().next().value);
     const waited = this.waited;
     if (waiting === null || waiting.size > 0) waited.set(snapshot.tick, waiting);
-    for (const tick of waited.keys()) if (!wires.has(tick)) waited.delete(tick);
+    // The waits of the ticks `wires` let go, the oldest (both are in tick order).
+    for (const tick of waited.keys()) {
+      if (wires.has(tick)) break;
+      waited.delete(tick);
+    }
     return this.applies(snapshot);
   }
 

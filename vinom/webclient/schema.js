@@ -540,8 +540,8 @@ function carried(kind, tick, samples) {
     const values = [newest[i], before[i], oldest[i]];
     // A column that spans more than half its range (a wrap, a respawn) holds.
     if (2 * (Math.max(...values) - Math.min(...values)) <= column.span) {
-      // Summed left to right from 0, as Python's sum.
-      const value = 0 + weights[0] * values[0] + weights[1] * values[1] + weights[2] * values[2];
+      // Added left to right, as Python's carrying.py adds them.
+      const value = weights[0] * values[0] + weights[1] * values[1] + weights[2] * values[2];
       row[i] = Math.min(column.hi, Math.max(column.lo, roundHalfEven(value)));
     }
   }
