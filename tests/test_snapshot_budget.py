@@ -130,6 +130,9 @@ class Player:
         self.waits = 0  # snapshots that said some walkers wait
         # (tick, the walkers as rebuilt) of every snap applied.
         self.views: list[tuple[int, dict[str, Any]]] = []
+        # The snaps the session had dropped (a loaded host's two snaps sent close
+        # together and reordered by the link's jitter: the older is stale) by each view.
+        self.drops: list[int] = []
 
 
 async def join(lobby: LobbyAddress, game: str, name: str, seed: int) -> Player:
@@ -150,6 +153,7 @@ async def join(lobby: LobbyAddress, game: str, name: str, seed: int) -> Player:
             player.waits += parse_frame(message["d"])[4]
             if session.tick != held and session.view is not None:
                 player.views.append((session.tick, session.view))  # type: ignore[arg-type]
+                player.drops.append(sum(session.snap_drops.values()))
 
     protocol = GameClientProtocol(
         reactor, PublicToken.from_json(found.token),
@@ -200,9 +204,10 @@ class SnapshotBudgetOnRealSocketsTests(TestCase):
         numbers = list(orbits)
         me = numbers[player.session.welcome["seat"]]  # type: ignore[index]
         near = waited = stalest = 0
-        current: dict[str, int] = {}
+        # When each walker was last current: the view's number and the drops by then.
+        current: dict[str, tuple[int, int]] = {}
         before: tuple[int, dict[str, list[float]]] | None = None
-        for count, (tick, view) in enumerate(player.views):
+        for count, ((tick, view), drops) in enumerate(zip(player.views, player.drops, strict=True)):
             truth = {k: place(o, tick) for k, o in orbits.items()}
             walkers = {numbers[int(row[0])]: row[1:] for row in view["walkers"]}
             if before is not None:
@@ -220,11 +225,13 @@ class SnapshotBudgetOnRealSocketsTests(TestCase):
                     self.assertEqual(drawn, where, (key, tick))
                     near += 1
                 if drawn == where:
-                    current[key] = count
+                    current[key] = (count, drops)
                 else:
                     waited += 1
-                    if key in current:
-                        stalest = max(stalest, count - current[key])
+                    # A snap the session dropped since may be the one that had it
+                    # current: the host's bound is on the snaps it sent, not seen.
+                    if key in current and current[key][1] == drops:
+                        stalest = max(stalest, count - current[key][0])
         self.assertGreater(near, len(player.views))  # itself, and its neighbours
         self.assertGreater(waited, 0)  # the others took turns
         return stalest
@@ -238,7 +245,7 @@ class SnapshotBudgetOnRealSocketsTests(TestCase):
             self.assertEqual(player.session.welcome["vs"][1][0], "walkers")  # type: ignore[index]
             self.assertLessEqual(max(player.sizes), BUDGET)
             self.assertGreater(player.waits, RATE)
-            self.assertLessEqual(self.stalest(player), DEFAULT_MAX_WAIT)
+            self.assertLessEqual(self.stalest(player), DEFAULT_MAX_WAIT, player.session.snap_drops)
         # Counted for the operator.
         self.assertGreater(counted.get("sent", 0), 0, counted)
         self.assertGreater(counted.get("deferred", 0), 0, counted)
@@ -250,6 +257,6 @@ class SnapshotBudgetOnRealSocketsTests(TestCase):
         `max_wait` snaps in a row, the overdue ones sent past the budget, counted."""
         players, counted = await self.play("crowd")
         for player in players:
-            self.assertLessEqual(self.stalest(player), DEFAULT_MAX_WAIT)
+            self.assertLessEqual(self.stalest(player), DEFAULT_MAX_WAIT, player.session.snap_drops)
             self.assertGreater(max(player.sizes), SMALL)
         self.assertGreater(counted.get("overdue", 0), 0, counted)
