@@ -6,7 +6,7 @@ schema; each player is one of them, and its view holds all 64. Every snap a
 client receives carries a snapshot within the budget, and the walkers near the
 player are, in every view it rebuilds, where the game has them at that tick, the
 others sent at most `max_wait` snapshots apart and, while they wait, carried on
-(no walker drawn moving more than twice as fast as it walks); the host counts
+(drawn nearer where they are than where they were last sent); the host counts
 the entities sent and deferred on its /metrics.
 """
 
@@ -128,10 +128,10 @@ class Player:
         self.session = GameSession()
         self.sizes: list[int] = []
         self.waits = 0  # snapshots that said some walkers wait
-        # (tick, the walkers as rebuilt) of every snap applied.
+        # (tick, the view as shown) of every snapshot applied.
         self.views: list[tuple[int, dict[str, Any]]] = []
-        # The snaps the session had dropped (a loaded host's two snaps sent close
-        # together and reordered by the link's jitter: the older is stale) by each view.
+        # The snapshots the receiver had dropped by each view (a loaded host's two sent
+        # close together and reordered by the link's jitter: the older is stale).
         self.drops: list[int] = []
 
 
@@ -144,16 +144,21 @@ async def join(lobby: LobbyAddress, game: str, name: str, seed: int) -> Player:
     session = player.session
 
     def on_message(channel: int, data: bytes) -> None:
-        held = session.tick
+        receiver = session.snapshots
+        held = None if receiver is None else receiver.newest
         session.message_received(channel, data)
         message = decode_server_message(data)
         if message is not None and message["t"] == "snap":
             player.sizes.append(len(message["d"]))
             assert message["d"][:1] == bytes((SCHEMA_FORMAT,))
             player.waits += parse_frame(message["d"])[4]
-            if session.tick != held and session.view is not None:
-                player.views.append((session.tick, session.view))  # type: ignore[arg-type]
-                player.drops.append(sum(session.snap_drops.values()))
+            # Every snapshot the receiver applied, as it shows it (the session's state
+            # skips one whose version a reliable state passed).
+            receiver = session.snapshots
+            assert receiver is not None
+            if receiver.newest is not None and receiver.newest != held:
+                player.views.append((receiver.newest, receiver.views[receiver.newest]))
+                player.drops.append(sum(receiver.drops.values()))
 
     protocol = GameClientProtocol(
         reactor, PublicToken.from_json(found.token),
@@ -196,38 +201,36 @@ class SnapshotBudgetOnRealSocketsTests(TestCase):
     def stalest(self, player: Player) -> int:
         """The most snaps in a row any walker's place in `player`'s views was not the
         game's (counted in snaps: a loaded host may run two ticks before one);
-        each walker within NEAR is, in every view, where the game has it; between
-        two views, no walker drawn moves more than twice as far as it walked."""
+        each walker within NEAR is, in every view, where the game has it; a walker
+        that waits is drawn carried on: nearer where the game has it than where it
+        was last current, by a tenth of that distance at least (a frozen row is that
+        far; carrying a circle on from samples 10 ticks apart errs by at most 0.69 of
+        it, 12 ticks apart 0.83, by a simulation of `carry_waiting`)."""
         namespace: dict[str, Any] = {}
         exec(PLUGIN, namespace)
         orbits, place = namespace["ORBITS"], namespace["place"]
         numbers = list(orbits)
         me = numbers[player.session.welcome["seat"]]  # type: ignore[index]
         near = waited = stalest = 0
-        # When each walker was last current: the view's number and the drops by then.
-        current: dict[str, tuple[int, int]] = {}
-        before: tuple[int, dict[str, list[float]]] | None = None
+        # When each walker was last current: the view's number, the drops by then
+        # and where it was.
+        current: dict[str, tuple[int, int, list[float]]] = {}
         for count, ((tick, view), drops) in enumerate(zip(player.views, player.drops, strict=True)):
             truth = {k: place(o, tick) for k, o in orbits.items()}
             walkers = {numbers[int(row[0])]: row[1:] for row in view["walkers"]}
-            if before is not None:
-                then, drawn_then = before
-                for key, where in walkers.items():
-                    orbit = orbits[key]
-                    walked = orbit[2] * abs(orbit[3]) * (tick - then) / RATE
-                    if key in drawn_then:
-                        moved = math.dist(where, drawn_then[key])
-                        self.assertLessEqual(moved, 2 * walked + 0.02, (key, then, tick))
-            before = (tick, walkers)
             for key, where in truth.items():
                 drawn = walkers.get(key)
                 if math.dist(truth[me], where) <= NEAR:
                     self.assertEqual(drawn, where, (key, tick))
                     near += 1
                 if drawn == where:
-                    current[key] = (count, drops)
+                    current[key] = (count, drops, where)
                 else:
                     waited += 1
+                    if drawn is not None and key in current:
+                        frozen = math.dist(current[key][2], where)
+                        carried = math.dist(drawn, where)
+                        self.assertLessEqual(carried, 0.9 * frozen + 0.02, (key, tick))
                     # A snap the session dropped since may be the one that had it
                     # current: the host's bound is on the snaps it sent, not seen.
                     if key in current and current[key][1] == drops:
