@@ -436,7 +436,7 @@ class OwnReplayTests(TestCase):
         port = free_tcp_port()
         server = await start_server(
             self, "--auth", "device", "--websocket", f"ssl:{port}:interface=127.0.0.1",
-            "--web-replays", "--limit", "connect-deadline=2", "--limit", "record-flush=0.1",
+            "--web-replays", "--limit", "connect-deadline=2",
             ports=2,
         )  # fmt: skip
         ann, eve = device(), device()

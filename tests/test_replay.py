@@ -414,7 +414,7 @@ class RecordedMatchTests(TestCase):
             self, {"twisted/plugins/rt_test_game.py": INPUT_PLUGIN.replace(
                 "time_limit = 3.0", "time_limit = 60.0")},
             # The game host in the server's process: killing it kills the host.
-            "--games", "rt-inputs", "--limit", "record-flush=0.2", "--matches", "here",
+            "--games", "rt-inputs", "--matches", "here",
         )  # fmt: skip
         players = await gatherResults(
             [Deferred.fromCoroutine(_lossy_player(server.lobby, f"p{n}", n)) for n in range(2)]

@@ -28,6 +28,7 @@ from vinom.accounts.oidc import (
 )
 from vinom.accounts.plugins import AuthSettings, authenticator_plugins
 from vinom.accounts.signed import SignedTokenAuthenticator, check_signed
+from vinom.accounts.tokens import LEEWAY
 
 SECRET = b"0123456789abcdef" * 4
 
@@ -199,6 +200,10 @@ class JwtStaticKeysSuite(JwtChecks, AuthenticatorSuite, TestCase):
         authenticator = self.make_authenticator()
         identity = outcome(authenticator.authenticate({"kind": "jwt", "token": token}, "p"))
         self.assertIsInstance(identity, Identity)
+        # 30 s, as docs/lobby.md says; past it, expired.
+        self.assertEqual(LEEWAY, 30.0)
+        late = self.idp.token("a", exp=now - 31)
+        self.assertEqual(self.reason(late), "expired")
 
     def test_a_key_file_holds_a_jwks_or_one_pem_key(self) -> None:
         directory = self.mktemp()

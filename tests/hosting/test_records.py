@@ -269,13 +269,13 @@ class RecordOptionsTests(SynchronousTestCase):
                            max_bytes=1024 * 1024 * 1024, file_bytes=64 * 1024 * 1024,
                            file_age=3600.0),
         )  # fmt: skip
-        chosen = parse("--limit", "record-file-mb=8",
-                       "--limit", "record-file-minutes=5")["recording"]  # fmt: skip
-        self.assertEqual((chosen.file_bytes, chosen.file_age), (8 * 1024 * 1024, 300.0))
+        chosen = parse("--limit", "record-keep-days=2", "--limit", "record-max-mb=8")
+        self.assertEqual((chosen["recording"].max_age, chosen["recording"].max_bytes),
+                         (2 * 86400.0, 8 * 1024 * 1024))  # fmt: skip
 
     def test_a_worker_gets_the_settings_whole(self) -> None:
         # A game-host worker process is configured by JSON (vinom.hosting.workers).
-        settings = parse("--limit", "record-file-mb=8", "--limit", "record-file-minutes=5",
+        settings = parse("--limit", "record-max-mb=8", "--limit", "record-keep-days=2",
                          "--no-record-game", "tictactoe")["recording"]  # fmt: skip
         self.assertEqual(RecordSettings.from_json(settings.to_json()), settings)
 
@@ -299,7 +299,7 @@ class RecordOptionsTests(SynchronousTestCase):
     def test_bad_values_are_one_clear_line(self) -> None:
         for args, says in (
             (("--no-record-game", "chess"), "--no-record-game 'chess' is not a game this server"),
-            (("--limit", "record-flush=0"), "--limit record-flush"),
+            (("--limit", "record-keep-days=0"), "--limit record-keep-days"),
             (("--limit", "record-hash-every=x"),
              "--limit record-hash-every must be a whole number"),
         ):

@@ -25,7 +25,6 @@ from twisted.internet.endpoints import SSL4ClientEndpoint, connectProtocol
 from twisted.internet.interfaces import ITransport
 from twisted.internet.ssl import Certificate, optionsForClientTLS
 from twisted.logger import globalLogPublisher
-from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.lobby import hello
@@ -39,14 +38,13 @@ from vinom.games.rules import GameCatalogue, GameRules
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
 from vinom.lobby.backends import LobbyBackends
-from vinom.lobby.config import LobbyConfig
+from vinom.lobby.config import MAX_OUTPUT_BYTES, LobbyConfig
 from vinom.lobby.server import LobbyFactory
 from vinom.lobby.websocket import WebSocketLobbyFactory
 from vinom.matchmaking.memory import MemoryMatchmaker
 from vinom.net.origins import OriginPolicy
 from vinom.net.tls import TLSFiles, TLSLayer, TLSLayerFactory
 from vinom.server.certs import ensure_dev_certificate
-from vinom.server.tap import Options
 from vinom.server.web import web_site
 from vinom.store.memory import MemoryPlayerStore
 
@@ -349,14 +347,7 @@ class LingeringCloseTests(TestCase):
 
 
 class OptionTests(SynchronousTestCase):
-    def test_lobby_max_output_defaults_to_the_configs_and_is_at_least_4096(self) -> None:
-        options = Options()
-        options.parseOptions(["--limit", "lobby-max-output=65536"])
-        self.assertEqual(options["lobby-max-output"], 65536)
-        defaults = Options()
-        defaults.parseOptions([])
-        self.assertEqual(defaults["lobby-max-output"], LobbyConfig().max_output_bytes)
-        for bad in ("4095", "0", "lots"):
-            with self.assertRaises(UsageError) as caught:
-                Options().parseOptions(["--limit", f"lobby-max-output={bad}"])
-            self.assertIn("--limit lobby-max-output", str(caught.exception))
+    def test_the_most_a_lobby_connection_holds_back_is_256_kib(self) -> None:
+        # As docs/lobby.md says; a constant, not a setting.
+        self.assertEqual(LobbyConfig().max_output_bytes, MAX_OUTPUT_BYTES)
+        self.assertEqual(MAX_OUTPUT_BYTES, 256 * 1024)

@@ -50,7 +50,6 @@ class AuthOptionTests(TestCase):
         self.assertEqual((options["auth-timeout"], config.auth_timeout), (5.0, 5.0))
         self.assertEqual((options["auth-failure-rate"], config.auth_failure_rate), (0.2, 0.2))
         self.assertEqual((options["auth-failure-burst"], config.auth_failure_burst), (10, 10))
-        self.assertEqual(options["auth-leeway"], 30.0)
         self.assertEqual(options["auth-refresh-interval"], 5.0)
         self.assertEqual(auth_line(options),
                          "players are anonymous: any name, a fresh player id each time "

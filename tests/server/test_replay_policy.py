@@ -32,7 +32,7 @@ class ReplayPolicyTests(TestCase):
         port = free_tcp_port()
         self.server: RunningServer = await start_server(
             self, "--websocket", f"ssl:{port}:interface=127.0.0.1", "--web-replays",
-            "--limit", "connect-deadline=4", "--limit", "record-flush=0.1", ports=4,
+            "--limit", "connect-deadline=4", ports=4,
         )  # fmt: skip
         self.base = f"https://localhost:{port}"
 

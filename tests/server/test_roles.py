@@ -193,8 +193,6 @@ class LimitTests(SynchronousTestCase):
         cases = [
             (("--limit", "frame-rate=0"),
              "--limit frame-rate must be a number greater than 0, not '0'"),
-            (("--limit", "lobby-max-output=100"),
-             "--limit lobby-max-output must be at least 4096, not 100"),
             (("--limit", "max-connections= many"),
              "--limit max-connections must be a whole number, not 'many'"),
             (("--limit", "frame-rate"),

@@ -72,7 +72,6 @@ class OptionsTests(TestCase):
         self.assertEqual(options["matches"], "workers")
         self.assertEqual(options["host-workers"], max(1, (os.cpu_count() or 1) - 1))
         self.assertEqual(options["process-pool"], 2)
-        self.assertEqual(options["heartbeat-timeout"], 3.0)
         self.assertEqual(parse("--matches", "here")["matches"], "here")
         self.assertEqual(parse("--matches", "per-match")["matches"], "per-match")
         for argv, name in (
@@ -81,7 +80,6 @@ class OptionsTests(TestCase):
             (("--matches", "thread"), "--matches"),
             (("--game-host", "thread"), "--game-host"),
             (("--process-pool", "-2"), "--process-pool"),
-            (("--limit", "heartbeat-timeout=0"), "--limit heartbeat-timeout"),
         ):
             with self.subTest(argv=argv):
                 e = self.assertRaises(usage.UsageError, parse, *argv)
@@ -101,7 +99,6 @@ class OptionsTests(TestCase):
         self.assertEqual(options["session-timeout"], 5.0)
         self.assertEqual(options["reconnect-grace"], 30.0)
         self.assertEqual(options["connect-deadline"], 30.0)
-        self.assertEqual(options["token-lifetime"], 60.0)
         self.assertEqual(options["max-connections"], 10000)
         self.assertEqual(options["max-pending-per-ip"], 32)
         self.assertEqual(options["queue-rate"], 1.0)
@@ -159,7 +156,6 @@ class OptionsTests(TestCase):
             ("--limit", "session-timeout=0"),
             ("--limit", "reconnect-grace=-1"),
             ("--limit", "connect-deadline=soon"),
-            ("--limit", "token-lifetime=0"),
             ("--limit", "frame-rate=inf"),
             ("--limit", "session-timeout=nan"),
             ("--limit", "session-timeout=5000000"),

@@ -47,7 +47,7 @@ from zope.interface import Interface, implementer
 
 from vinom.accounts.interfaces import AuthFailed, IAccountStore, IAuthenticator, Identity
 from vinom.accounts.plugins import AuthSettings, as_auth_failure, check_kind, credential
-from vinom.accounts.tokens import Compact, identity_of, parse, verify
+from vinom.accounts.tokens import LEEWAY, Compact, identity_of, parse, verify
 from vinom.net.http import quiet_agent
 from vinom.net.limits import LogLimiter
 
@@ -347,7 +347,7 @@ class JwtAuthenticator:
 
     def __init__(
         self, keys: IKeySource, clock: IReactorTime, *, issuer: str, audience: str,
-        leeway: float = 30.0,
+        leeway: float = LEEWAY,
     ) -> None:  # fmt: skip
         self.keys = keys
         self._clock = clock

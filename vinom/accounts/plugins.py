@@ -27,6 +27,7 @@ from twisted.python.reflect import namedAny
 from zope.interface import Attribute, Interface, implementer
 
 from vinom.accounts.interfaces import AuthFailed, IAccountStore, IAuthenticator
+from vinom.accounts.tokens import LEEWAY
 
 # `auth.kind` and `--auth NAME`: the same rule as a game's name.
 NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -48,7 +49,7 @@ class AuthSettings:
     audience: str | None = None
     secret_file: str | None = None
     # Seconds of clock difference allowed on `exp`, `nbf` and `iat`.
-    leeway: float = 30.0
+    leeway: float = LEEWAY
     # Seconds a key fetch may take (the lobby also bounds a whole sign-in by it).
     timeout: float = 5.0
     # Seconds between two fetches of the JWKS on an unknown `kid`, at least.

@@ -23,7 +23,7 @@ from zope.interface import implementer
 
 from vinom.accounts.interfaces import AuthFailed, IAccountStore, IAuthenticator, Identity
 from vinom.accounts.plugins import AuthSettings, check_kind, credential
-from vinom.accounts.tokens import identity_of, prepared_key, verify
+from vinom.accounts.tokens import LEEWAY, identity_of, prepared_key, verify
 
 SIGNED = "signed"
 DEFAULT_AUDIENCE = "vinom"
@@ -41,7 +41,7 @@ class SignedTokenAuthenticator:
 
     def __init__(
         self, secret: bytes, clock: IReactorTime, *, audience: str = DEFAULT_AUDIENCE,
-        leeway: float = 30.0,
+        leeway: float = LEEWAY,
     ) -> None:  # fmt: skip
         if len(secret) < MIN_SECRET_BYTES:
             raise ValueError(f"the shared key must be at least {MIN_SECRET_BYTES} bytes")

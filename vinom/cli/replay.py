@@ -25,7 +25,7 @@ class ReplayOptions(CommandOptions):
         "arrow keys seek, q quits. Every state hash in the record is checked; a difference "
         "stops the replay and says at which tick. With --redis, the argument is a match id "
         "and its record is read from that Redis, where the game hosts of a server run with "
-        "--redis copy each finished match's record (kept --limit record-redis-hours). See "
+        "--redis copy each finished match's record (kept there a day). See "
         "docs/client.md and docs/operations.md."
     )
     optFlags = [
@@ -47,7 +47,7 @@ class ReplayOptions(CommandOptions):
         ["redis-ca-file", None, None, "With a rediss:// --redis: the CA certificate(s) that "
          "issued Redis's certificate (default: the system's)."],
         ["save", None, None, "With --redis: also write the record to this file (Redis keeps "
-         "it --limit record-redis-hours only)."],
+         "it a day only)."],
     ]
 
     def parseArgs(self, path: str | None = None) -> None:

@@ -6,7 +6,8 @@ end is on disk before the end is reported), `RedisRecords.upload` copies its
 record, found in the host's record files (`RecordIndex`, which reads each file
 once as it grows), to `<prefix>record:<match_id>`, a string holding the
 record's bytes (one match's gzip stream, docs/protocol.md §18), with a time to live of
-`--limit record-redis-hours` (24 by default): any lobby, tool or operator reads it
+`REDIS_HOURS` (a day: a record wanted for longer is on the host's disk for
+`--limit record-keep-days`): any lobby, tool or operator reads it
 with `GET` from any machine (docs/operations.md, "Match records"). A record
 larger than `MAX_RECORD_BYTES` stays on disk only (logged), as does one whose
 upload fails (Redis away): the match is not affected either way.
@@ -25,7 +26,8 @@ from vinom.hosting.records import RecordIndex, RecordSettings
 #: Records beyond this many bytes are not copied to Redis (a string holds up to 512 MB,
 #: but one this large would stall Redis while it is written).
 MAX_RECORD_BYTES = 32 * 1024 * 1024
-DEFAULT_REDIS_HOURS = 24.0
+#: Hours a finished match's record is kept in Redis.
+REDIS_HOURS = 24.0
 
 
 def record_key(redis: RedisClient, match_id: str) -> str:
@@ -39,7 +41,7 @@ class RedisRecords:
     log = Logger()
 
     def __init__(
-        self, redis: RedisClient, settings: RecordSettings, ttl: float = DEFAULT_REDIS_HOURS * 3600,
+        self, redis: RedisClient, settings: RecordSettings, ttl: float = REDIS_HOURS * 3600,
     ) -> None:
         self._redis = redis
         self._settings = settings

@@ -1,7 +1,7 @@
 """Reading a match record out of a deployment's Redis: `vinom replay --redis URL MATCH_ID`.
 
 With `--redis`, a game host copies each finished match's record to
-`<prefix>record:<match id>` for `--limit record-redis-hours` (vinom.cluster.records);
+`<prefix>record:<match id>` for a day (vinom.cluster.records' `REDIS_HOURS`);
 `fetch_record` reads it back with one `GET`, through the same client (and the
 same URL, password and CA options: vinom.fleet.redis.redis_settings) as a server, so that a
 tool on any machine of the deployment replays a match without reaching the
@@ -38,8 +38,8 @@ async def fetch_record(reactor: Any, settings: RedisSettings, match_id: str) -> 
     if data is None:
         raise RecordNotFound(
             f"no record of match {match_id!r} in Redis at {settings.url} (key {key!r}): a "
-            "record is there once its match has ended, for --limit record-redis-hours (24 by "
-            "default), if its server runs with --redis and records the game"
+            "record is there for a day once its match has ended, if its server runs with "
+            "--redis and records the game"
         )
     if isinstance(data, str):
         # txredisapi gives a reply that happens to be UTF-8 as text; the record's bytes.

@@ -148,7 +148,7 @@ def redis_records(options: usage.Options, redis: Any) -> RedisRecords | None:
     recording = options.get("recording")
     if recording is None or not recording.enabled:
         return None
-    return RedisRecords(redis, recording, options["record-redis-hours"] * 3600.0)
+    return RedisRecords(redis, recording)
 
 
 def matchmaker_prefix(key_prefix: str, realm: str) -> str:

@@ -11,6 +11,9 @@ from __future__ import annotations
 from attrs import field, frozen
 from attrs.validators import ge, gt, instance_of
 
+#: Bytes of frames a lobby connection may hold back for a peer that does not read
+#: (a hundred full `room_list` pages): a constant; past it the connection is dropped.
+MAX_OUTPUT_BYTES = 256 * 1024
 
 @frozen
 class LobbyConfig:
@@ -52,7 +55,8 @@ class LobbyConfig:
     requeue_window: float = field(default=30.0, converter=float, validator=gt(0.0))
     # Bytes of frames a connection may hold back while its peer does not read (its
     # transport's buffer full); past it the connection is dropped (vinom.lobby.output).
-    max_output_bytes: int = field(default=256 * 1024, validator=[instance_of(int), ge(4096)])
+    max_output_bytes: int = field(default=MAX_OUTPUT_BYTES,
+                                  validator=[instance_of(int), ge(4096)])  # fmt: skip
     # Seconds a sign-in (`hello` or `reconnect` with `auth`) may take: the authenticator
     # (a JWKS fetch) and the account store; past it `auth_failed`, reason `unavailable`.
     auth_timeout: float = field(default=5.0, converter=float, validator=gt(0.0))

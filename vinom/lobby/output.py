@@ -54,7 +54,7 @@ class OutputTotals:
         suppressed = self._log_limit.take_suppressed()
         self.log.info(
             "dropped a lobby connection from {peer}: {held} bytes waited for it to read"
-            " (more than --limit lobby-max-output, {limit})"
+            " (more than {limit})"
             + (" ({suppressed} more drops not logged)" if suppressed else ""),
             peer=peer_host,
             held=held,

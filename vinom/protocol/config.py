@@ -165,12 +165,18 @@ class ClientConfig:
         return max(DEFAULT_ATTEMPT_TIMEOUT, session_timeout + ATTEMPT_MARGIN)
 
 
+#: Seconds from issue until a connect token (or a relay's route token) no longer opens
+#: a session: a constant, long enough for a player on a slow link to reach the host,
+#: short enough that a token copied from a log is soon worth nothing.
+TOKEN_LIFETIME = 60.0
+
+
 @frozen
 class IssuerConfig:
     """How the lobby issues connect tokens."""
 
     protocol: ProtocolConfig
     # Seconds from issue until the token no longer opens a session.
-    token_lifetime: float = field(default=60.0, validator=_positive)
+    token_lifetime: float = field(default=TOKEN_LIFETIME, validator=_positive)
     # A session ends after this long without a valid packet.
     session_timeout: float = field(default=5.0, validator=_positive)

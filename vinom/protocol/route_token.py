@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from attrs import define, frozen
 
+from vinom.protocol.config import TOKEN_LIFETIME
 from vinom.protocol.crypto import Aead, InvalidTag, new_aead
 from vinom.protocol.wire import NONCE_SIZE
 
@@ -111,7 +112,7 @@ class RouteTokenIssuer:
     """
 
     key: bytes
-    lifetime: float = 60.0
+    lifetime: float = TOKEN_LIFETIME
     random_bytes: Callable[[int], bytes] = os.urandom
     _aead: Aead | None = None
 

@@ -24,7 +24,6 @@ from vinom.accounts.plugins import (
 from vinom.server.checks import (
     existing_file,
     limit,
-    non_negative_float,
     param,
     positive_float,
     positive_int,
@@ -108,12 +107,6 @@ AUTH_PARAMS = (
 # The authenticator's limits and timings: `--limit NAME=VALUE` (vinom.server.options).
 AUTH_LIMITS = (
     limit(
-        "auth-leeway",
-        30.0,
-        "Seconds of clock difference allowed on a token's exp, nbf and iat.",
-        non_negative_float,
-    ),
-    limit(
         "auth-timeout",
         5.0,
         "Seconds a sign-in may take (the provider's keys fetched, the account found); past "
@@ -173,7 +166,6 @@ def auth_settings(options: usage.Options) -> tuple[IAuthenticatorPlugin, AuthSet
         issuer=options["auth-issuer"],
         audience=options["auth-audience"],
         secret_file=options["auth-secret-file"],
-        leeway=options["auth-leeway"],
         timeout=options["auth-timeout"],
         refresh_interval=options["auth-refresh-interval"],
         extra=dict(options["auth-option"]),

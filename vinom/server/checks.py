@@ -200,13 +200,6 @@ def session_timeout(name: str, value: str) -> float:
     return seconds
 
 
-def output_limit(name: str, value: str) -> int:
-    size = positive_int(name, value)
-    if size < 4096:
-        raise usage.UsageError(f"--{name} must be at least 4096, not {size}")
-    return size
-
-
 def existing_file(name: str, value: str) -> str:
     if not os.path.isfile(value):
         raise usage.UsageError(f"--{name} {value!r}: no such file")

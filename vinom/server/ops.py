@@ -123,7 +123,7 @@ class ServerCollector(Collector):
         )
         yield CounterMetricFamily(
             "vinom_lobby_slow_readers_dropped",
-            "Lobby connections dropped for holding more than --limit lobby-max-output bytes.",
+            "Lobby connections dropped for holding 256 KiB back for a peer that does not read.",
             value=figures.lobby_slow_readers_dropped,
         )
         bans = CounterMetricFamily(

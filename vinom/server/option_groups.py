@@ -22,7 +22,6 @@ from vinom.server.checks import (
     limit,
     non_negative_float,
     non_negative_int,
-    output_limit,
     param,
     positive_float,
     positive_int,
@@ -327,19 +326,6 @@ class LobbyOptions(OptionGroup):
             "and its ticket withdrawn.",
             positive_float,
         ),
-        limit(
-            "lobby-max-output",
-            262_144,
-            "Bytes of frames a lobby connection (TLS or WebSocket) may hold back while its "
-            "peer does not read; past it the connection is dropped (at least 4096).",
-            output_limit,
-        ),
-        limit(
-            "token-lifetime",
-            60.0,
-            "Seconds a connect token stays valid after it is issued.",
-            positive_float,
-        ),
     ]
 
     def opt_match_size(self, value: str) -> None:
@@ -476,13 +462,6 @@ class HostingOptions(OptionGroup):
 
     optLimits = [
         limit(
-            "heartbeat-timeout",
-            3.0,
-            "Seconds a game-host process may leave its heartbeats (sent every second) "
-            "unanswered before it is killed and counted as crashed.",
-            positive_float,
-        ),
-        limit(
             "reconnect-grace",
             30.0,
             "Seconds a player whose session ended keeps the seat, to reconnect through the lobby.",
@@ -555,33 +534,6 @@ class RecordOptions(OptionGroup):
             "record-max-mb",
             1024.0,
             "Megabytes of match records kept in all; the oldest beyond it are deleted.",
-            positive_float,
-        ),
-        limit(
-            "record-file-mb",
-            64.0,
-            "Megabytes a record file grows to before a game-host process starts the next "
-            "(the unit in which records are deleted).",
-            positive_float,
-        ),
-        limit(
-            "record-file-minutes",
-            60.0,
-            "Minutes after which a game-host process starts its next record file.",
-            positive_float,
-        ),
-        limit(
-            "record-flush",
-            1.0,
-            "Seconds between two writes of the records of running matches (what a "
-            "host crash can lose).",
-            positive_float,
-        ),
-        limit(
-            "record-redis-hours",
-            24.0,
-            "With --redis: hours a finished match's record is kept in Redis "
-            "(<prefix>record:<match id>).",
             positive_float,
         ),
         limit(

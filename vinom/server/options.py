@@ -435,11 +435,8 @@ class RoleOptions(PluginOptions):
             enabled=not self["no-record"],
             games_off=frozenset(self["no-record-game"]),
             hash_every=self["record-hash-every"],
-            flush_interval=self["record-flush"],
             max_age=self["record-keep-days"] * 86400.0,
             max_bytes=int(self["record-max-mb"] * 1024 * 1024),
-            file_bytes=int(self["record-file-mb"] * 1024 * 1024),
-            file_age=self["record-file-minutes"] * 60.0,
         )
         self["game-url"] = game_url(self["public-web-url"], self["websocket"],
                                     self["public-host"])  # fmt: skip

@@ -204,7 +204,7 @@ def host_factory_of(
     settings = WorkerSettings(
         protocol=protocol, public_host=options["public-host"], interface=options["udp-interface"],
         game_names=tuple(registry.names()), room_config=room_config,
-        heartbeat_timeout=options["heartbeat-timeout"], recording=options.get("recording"),
+        recording=options.get("recording"),
         spectators=options.get("spectators"),
     )  # fmt: skip
     if options["matches"] == "per-match":
@@ -234,8 +234,7 @@ def build_lobby(
     for name, part in shared.services:
         _add(root, name, part)
     match_hosting = shared.match_hosting if shared.match_hosting is not None else hosted.hosting
-    issuer = TokenIssuer(IssuerConfig(protocol=protocol, token_lifetime=options["token-lifetime"],
-                                      session_timeout=options["session-timeout"]))  # fmt: skip
+    issuer = TokenIssuer(IssuerConfig(protocol, session_timeout=options["session-timeout"]))
     lobby = _add(root, "lobby", lobby_factory(options, reactor, shared, match_hosting, issuer,
                                               accounts))  # fmt: skip
     description = listening_description("lobby", options["lobby"], certificate,
@@ -276,7 +275,6 @@ def lobby_factory(
             ping_interval=options["lobby-ping-interval"],
             ping_timeout=options["lobby-ping-timeout"],
             max_matches_per_ip=options["max-matches-per-ip"],
-            max_output_bytes=options["lobby-max-output"],
             auth_timeout=options["auth-timeout"],
             auth_failure_rate=options["auth-failure-rate"],
             auth_failure_burst=options["auth-failure-burst"],
@@ -321,7 +319,7 @@ def relay_routing_of(options: usage.Options) -> RelayRouting | None:
     if options["relay"] is None:
         return None
     host, ports = options["relay"]
-    issuer = RouteTokenIssuer(options["relay-key"], lifetime=options["token-lifetime"])
+    issuer = RouteTokenIssuer(options["relay-key"])
     return RelayRouting(host, ports, issuer)
 
 

@@ -72,7 +72,7 @@ class ServerFigures:
     # Error frames the lobby sent, by code (invalid_field, rate_limited, ...).
     lobby_errors: Mapping[str, int] = field(factory=dict)
     # Bytes lobby connections hold back now for peers that do not read, and the
-    # connections dropped for holding more than --limit lobby-max-output.
+    # connections dropped for holding more than MAX_OUTPUT_BYTES (vinom.lobby.config).
     lobby_output_held: int = 0
     lobby_slow_readers_dropped: int = 0
     # What bans made while their players were online ended: lobby connections

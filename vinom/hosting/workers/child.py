@@ -60,6 +60,12 @@ class WorkerGone(Exception):
     """The worker process hosting this has exited or was killed."""
 
 
+#: Seconds a game-host process may leave its heartbeats (one a second) unanswered
+#: before it is killed and counted as crashed: a constant (docs/operations.md, "When a
+#: game-host process fails"); a paused server's own seconds do not count.
+HEARTBEAT_TIMEOUT = 3.0
+
+
 @frozen
 class WorkerSettings:
     """How to start and watch game-host child processes."""
@@ -74,7 +80,7 @@ class WorkerSettings:
     # (they are sent every `heartbeat_interval`) is killed and counts as crashed;
     # seconds this process itself did not run (it was paused) do not count.
     heartbeat_interval: float = 1.0
-    heartbeat_timeout: float = 3.0
+    heartbeat_timeout: float = HEARTBEAT_TIMEOUT
     # A child that is not configured this long after it was started is killed.
     ready_timeout: float = 20.0
     # How the child's hosts record their matches (None: not at all).
