@@ -26,6 +26,8 @@ from twisted.trial.unittest import TestCase
 
 from tests.client.test_tui import _tail
 from tests.support.doc_examples import fenced
+from tests.support.metrics import fetch_metrics, samples
+from tests.support.ports import free_tcp_port
 from tests.support.servers import ROOT, RunningTwistd, start_twistd
 from tests.support.terminal import in_a_terminal
 from tests.support.waiting import until
@@ -54,8 +56,8 @@ class DeviceSignInTests(TestCase):
             "COLUMNS": "100",
         }
 
-    async def server(self) -> RunningTwistd:
-        return await start_twistd(self, {}, "--auth", "device", web=True)
+    async def server(self, *options: str) -> RunningTwistd:
+        return await start_twistd(self, {}, "--auth", "device", *options, web=True)
 
     async def vinom(self, server: RunningTwistd | None, *argv: str) -> tuple[str, str, int]:
         """`vinom ARGV` in a child process, as the user runs it (at `server`'s lobby)."""
@@ -133,7 +135,8 @@ class DeviceSignInTests(TestCase):
                     every=0.5)  # fmt: skip
 
     async def test_a_terminal_player_signs_in_with_its_device_and_plays_ranked(self) -> None:
-        server = await self.server()
+        ops = free_tcp_port()
+        server = await self.server("--ops-port", f"tcp:{ops}:interface=127.0.0.1")
         # A bot to play against, thinking long: the terminal player leaves first.
         rival = getProcessOutputAndValue(sys.executable, [
             "-c", RUN_CLI, "bots", "--game", "maze", "--count", "1", "--name", "rival",
@@ -160,6 +163,16 @@ class DeviceSignInTests(TestCase):
         await until(lambda: b"@" in terminal.output or terminal.ended.called,
                     lambda: _tail(terminal.output), timeout=30.0)  # fmt: skip
         self.assertFalse(terminal.ended.called, _tail(terminal.output))
+        # The rival's process, slower to start on a loaded machine, connected too (a
+        # match one player left before the other came is not the rival's win).
+        sessions: list[dict[Any, float]] = []
+
+        async def both_connected() -> bool:
+            sessions[:] = [samples(await fetch_metrics(ops), "vinom_sessions")]
+            return sum(sessions[0].values()) >= 2
+
+        await until(both_connected, lambda: f"two game sessions, not {sessions}", timeout=30.0,
+                    every=0.2)  # fmt: skip
         process.write(b"q")  # leave the match: a forfeit
         self.assertIsInstance(await terminal.ended, ProcessDone, _tail(terminal.output))
         self.assertIn(b"you left the match", terminal.output)
