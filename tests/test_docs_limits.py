@@ -23,7 +23,7 @@ CELL_MAX_CHARS = 200
 # The target is 550 KB; issue 73's round (bans, the extras, sign-in for every client, the
 # arena built in) documented 20 KB more, and a trim of repetition took back 10 KB. The
 # cap stands at what is left (568 KB measured), so the docs only come down from here.
-DOCS_MAX_BYTES = 570_000
+DOCS_MAX_BYTES = 569_000
 USER_PAGES = ("README.md", "docs/getting-started.md", "docs/games.md", "docs/web.md",
               "docs/client.md")  # fmt: skip
 USER_PAGES_MAX_WORDS = 28_000
