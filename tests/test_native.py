@@ -77,6 +77,12 @@ FUZZ_RUNS = 10000
 #: the C# tests load a release one).
 SANITIZED = ("-DVINOM_SANITIZE=ON", "-DVINOM_SHARED=OFF")
 
+#: The library as a game ships it: optimized, no sanitizer, the shared and the static
+#: library and nothing else. One build serves the C# tests (its libvinom.so) and the
+#: install test (`cmake --install`): a second release build for the shared library
+#: alone cost 50 s of the suite.
+RELEASE = ("-DCMAKE_BUILD_TYPE=Release", "-DVINOM_TESTS=OFF", "-DVINOM_EXAMPLES=OFF")
+
 #: The fuzz build: clang, the instrumented library and vinom_fuzz only.
 FUZZ = ("-DCMAKE_C_COMPILER=clang", "-DCMAKE_CXX_COMPILER=clang++", "-DVINOM_FUZZ=ON",
         "-DVINOM_TESTS=OFF", "-DVINOM_EXAMPLES=OFF", "-DVINOM_SHARED=OFF")  # fmt: skip

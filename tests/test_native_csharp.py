@@ -32,6 +32,7 @@ from tests.support.servers import start_twistd
 from tests.support.vectors import load
 from tests.test_native import (
     PATH,
+    RELEASE,
     ROOT,
     SOURCE,
     _run,
@@ -50,15 +51,12 @@ from vinom.server.certs import make_self_signed
 CSHARP = ROOT / "clients" / "csharp"
 MONO_PACKAGES = "mono-mcs mono-runtime"
 
-#: The library a game loads: optimized, no sanitizer, only the shared target.
-RELEASE = ("-DCMAKE_BUILD_TYPE=Release", "-DVINOM_TESTS=OFF", "-DVINOM_EXAMPLES=OFF")
-
 _bot: dict[str, Path | str] = {}
 
 
 async def library() -> Path:
     """The directory of the release build's libvinom.so."""
-    return await build(RELEASE, target="vinom_shared")
+    return await build(RELEASE)
 
 
 async def bot(program: str = "TictactoeBot") -> Path:

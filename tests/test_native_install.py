@@ -30,10 +30,15 @@ from twisted.internet.defer import ensureDeferred, gatherResults
 from twisted.trial.unittest import TestCase
 
 from tests.support.servers import start_twistd
-from tests.test_native import PATH, SOURCE, _run, build, check_a_result, json_lines
-
-#: The library a game links: optimized, the shared and the static library, nothing else.
-RELEASE_ALL = ("-DCMAKE_BUILD_TYPE=Release", "-DVINOM_TESTS=OFF", "-DVINOM_EXAMPLES=OFF")
+from tests.test_native import (
+    PATH,
+    RELEASE,
+    SOURCE,
+    _run,
+    build,
+    check_a_result,
+    json_lines,
+)
 
 MINGW = "x86_64-w64-mingw32-g++"
 MINGW_PACKAGES = "g++-mingw-w64-x86-64 pkgconf"
@@ -71,7 +76,7 @@ async def tool(case: TestCase, program: str, args: list[str], **env: str) -> str
 
 async def installed(case: TestCase) -> Path:
     """The release build installed into a fresh prefix."""
-    where = await build(RELEASE_ALL)
+    where = await build(RELEASE)
     prefix = temporary(case, "vinom-prefix-")
     await tool(case, "cmake", ["--install", str(where), "--prefix", str(prefix)])
     return prefix
