@@ -30,10 +30,10 @@ from jwt.algorithms import Algorithm, get_default_algorithms
 
 from vinom.accounts.interfaces import AuthFailed, Identity
 
-# Claims kept in `Identity.claims` for the game: the rest of a token stays with the lobby.
 #: Seconds of clock difference allowed on a token's `exp`, `nbf` and `iat` (PyJWT's
-#: `leeway`): a constant, as the clocks of a studio's backend and the lobby's are NTP's.
+#: `leeway`): a constant, wide enough for two machines' clocks kept by NTP.
 LEEWAY = 30.0
+# Claims kept in `Identity.claims` for the game: the rest of a token stays with the lobby.
 KEPT_CLAIMS = ("iss", "aud", "exp", "iat", "name", "preferred_username", "email")
 MAX_SUBJECT_LENGTH = 256
 
