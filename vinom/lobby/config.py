@@ -11,9 +11,10 @@ from __future__ import annotations
 from attrs import field, frozen
 from attrs.validators import ge, gt, instance_of
 
-#: Bytes of frames a lobby connection may hold back for a peer that does not read
-#: (a hundred full `room_list` pages): a constant; past it the connection is dropped.
+#: Bytes of frames a lobby connection (TLS or WebSocket) may hold back for a peer that
+#: does not read: a constant; past it the connection is dropped.
 MAX_OUTPUT_BYTES = 256 * 1024
+
 
 @frozen
 class LobbyConfig:
