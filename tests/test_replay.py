@@ -178,6 +178,20 @@ def redis_set(port: int, key: str, value: bytes) -> None:
         assert s.recv(16) == b"+OK\r\n"
 
 
+DAY_MS = 24 * 3600 * 1000
+
+
+def redis_pttl(port: int, key: str) -> int:
+    """PTTL over a plain socket (RESP): the key's milliseconds to live."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        name = key.encode()
+        s.sendall(b"*2\r\n$4\r\nPTTL\r\n$%d\r\n%s\r\n" % (len(name), name))
+        data = b""
+        while not data.endswith(b"\r\n"):
+            data += s.recv(64)
+        return int(data[1:-2])
+
+
 def redis_get(port: int, key: str) -> bytes | None:
     """GET over a plain socket (RESP), the bytes as stored."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
@@ -267,6 +281,9 @@ class RecordedMatchTests(TestCase):
         # The bytes of the match's record in the host's record file.
         self.assertEqual(stored, records_of(server)[match_id][1])
         self.assertTrue(read_record(stored).complete)
+        # Kept a day, as docs/operations.md says.
+        ttl = redis_pttl(redis.port, f"vinom:record:{match_id}")
+        self.assertTrue(DAY_MS - 600_000 < ttl <= DAY_MS, ttl)
 
         # An operator on any machine checks (and keeps) it by the match id alone.
         saved = os.path.abspath(self.mktemp())

@@ -28,6 +28,7 @@ from vinom.hosting.records import RecordIndex, RecordSettings
 MAX_RECORD_BYTES = 32 * 1024 * 1024
 #: Hours a finished match's record is kept in Redis.
 REDIS_HOURS = 24.0
+_TTL_MS = round(REDIS_HOURS * 3600 * 1000)
 
 
 def record_key(redis: RedisClient, match_id: str) -> str:
@@ -40,12 +41,9 @@ class RedisRecords:
 
     log = Logger()
 
-    def __init__(
-        self, redis: RedisClient, settings: RecordSettings, ttl: float = REDIS_HOURS * 3600,
-    ) -> None:
+    def __init__(self, redis: RedisClient, settings: RecordSettings) -> None:
         self._redis = redis
         self._settings = settings
-        self._ttl_ms = max(1, round(ttl * 1000))
         # The records this host writes from now on (not those of earlier runs).
         self._index = RecordIndex(settings.directory, skip_existing=True)
         self.uploaded = 0
@@ -63,7 +61,7 @@ class RedisRecords:
         redis = self._redis
         d = redis.bounded(
             redis.handler.execute_command(
-                "SET", record_key(redis, match_id), data, "PX", self._ttl_ms
+                "SET", record_key(redis, match_id), data, "PX", _TTL_MS
             )
         )
 
