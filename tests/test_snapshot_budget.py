@@ -153,10 +153,9 @@ async def join(lobby: LobbyAddress, game: str, name: str, seed: int) -> Player:
             assert message["d"][:1] == bytes((SCHEMA_FORMAT,))
             player.waits += parse_frame(message["d"])[4]
             # Every snapshot the receiver applied, as it shows it (the session's state
-            # skips one whose version a reliable state passed).
+            # skips one whose version a reliable state passed); none before the welcome.
             receiver = session.snapshots
-            assert receiver is not None
-            if receiver.newest is not None and receiver.newest != held:
+            if receiver is not None and receiver.newest is not None and receiver.newest != held:
                 player.views.append((receiver.newest, receiver.views[receiver.newest]))
                 player.drops.append(sum(receiver.drops.values()))
 

@@ -54,6 +54,7 @@ from twisted.web.util import Redirect
 
 import twisted
 import vinom
+from vinom.lobby.config import MAX_OUTPUT_BYTES
 from vinom.server.build import build_info
 from vinom.server.logs import Site
 from vinom.server.status import ServerFigures, StatusReader, status_document
@@ -123,7 +124,8 @@ class ServerCollector(Collector):
         )
         yield CounterMetricFamily(
             "vinom_lobby_slow_readers_dropped",
-            "Lobby connections dropped for holding 256 KiB back for a peer that does not read.",
+            f"Lobby connections dropped for holding {MAX_OUTPUT_BYTES // 1024} KiB back for a "
+            "peer that does not read.",
             value=figures.lobby_slow_readers_dropped,
         )
         bans = CounterMetricFamily(
