@@ -36,8 +36,8 @@ Error encode_body(const BodyHeader& h, const std::vector<Message>& messages,
     for (const Message& m : messages) {
         if (m.channel > 1 || m.data.size() > MAX_MESSAGE_LENGTH) return Error::bad_field;
         if (m.fragment && bad_fragment(m)) return Error::bad_field;
-        std::uint16_t info = static_cast<std::uint16_t>((m.channel << 14) | (m.fragment ? 1 << 13 : 0) |
-                                                        m.data.size());
+        std::uint16_t info = static_cast<std::uint16_t>(
+            (std::size_t{m.channel} << 14) | (m.fragment ? std::size_t{1} << 13 : 0) | m.data.size());
         put_le(b, info, 2);
         put_le(b, m.id, 2);
         if (m.fragment) {
