@@ -33,7 +33,8 @@ MODULES_OVER_600 = 7
 CLASSES_OVER_TARGET = {
     "vinom.protocol.reliability.Reliability": 1138,
     "vinom.protocol.reliability_receive.ReliabilityReceiver": 864,
-    "vinom.server.options.Options": 770,
+    # 770 until `--help` by concern: its getUsage and the groups' titles.
+    "vinom.server.options.Options": 778,
     "vinom.cluster.matchmaker.RedisMatchmaker": 683,
     "vinom.protocol.server.ServerEndpoint": 615,
     "vinom.protocol.reliability_send.ReliabilitySender": 614,
@@ -45,8 +46,9 @@ CLASSES_OVER_TARGET = {
 # the rows that wait said on the wire (§16.8's flag 02) and carried on by the client
 # (vinom.rooms.carrying) cost 190 lines, the schema frames' own module 25; the
 # schema-less budget path they replace took 65 out. Down to 47,060 once eight settings
-# became constants.
-CORE_LINES = 47_060
+# became constants. Raised by 63 for `--help` and `--limit help` by concern (item 5 asks
+# for it): vinom.server.help_text and a title on each option group.
+CORE_LINES = 47_123
 # Options, flags and `--limit` names of each role, with the fleet installed.
 ROLE_SETTINGS = {"Options": 77, "LobbyCommand": 56, "HostCommand": 50}
 FLEET = ("cluster", "gateway", "fleet")

@@ -64,6 +64,21 @@ def limit_names(group: type) -> set[str]:
     return {row[0] for row in getattr(group, "optLimits", ())}
 
 
+def help_sections(text: str, line: re.Pattern[str]) -> dict[str, set[str]]:
+    """The names `line` finds in a --help (or `--limit help`) text, under each title
+    (a line at the margin ending in a colon) they follow; the description and the
+    subcommands (after a blank line that no section follows) are not read."""
+    sections: dict[str, set[str]] = {}
+    title = None
+    for row in text.splitlines():
+        if re.fullmatch(r"[A-Z].*:", row) and row != "Commands:":
+            title = row[:-1]
+            sections[title] = set()
+        elif title is not None and (found := line.match(row)):
+            sections[title].add(found[1])
+    return sections
+
+
 def parse(*argv: str) -> usage.Options:
     options = Options()
     options.parseOptions(list(argv))
@@ -218,13 +233,19 @@ class LimitTests(SynchronousTestCase):
         with contextlib.redirect_stdout(out):
             e = self.assertRaises(SystemExit, parse, "gateway", "--limit", "help")
         self.assertEqual(e.code, 0)
-        self.assertEqual(out.getvalue().splitlines()[:3], [
+        self.assertEqual(out.getvalue().splitlines()[:4], [
             "twistd vinom gateway --limit NAME=VALUE (repeatable); each NAME:",
+            "The server: its data, logs, operations endpoint and drain:",
             "  drain-timeout=600",
             "      Seconds running matches may play on after SIGTERM before they are",
         ])  # fmt: skip
         for name in limits_of(with_fleet(GatewayCommand)):
             self.assertEqual(out.getvalue().count(f"\n  {name}="), 1)
+        # Each under its group's title.
+        sections = help_sections(out.getvalue(), re.compile(r"^  ([a-z0-9-]+)=", re.MULTILINE))
+        self.assertEqual(sections, {group.title: limit_names(group) for group in groups()
+                                    if issubclass(with_fleet(GatewayCommand), group)
+                                    and limit_names(group)})  # fmt: skip
 
 
 class OldSpellingTests(SynchronousTestCase):
@@ -471,6 +492,17 @@ class RoleProcessTests(TestCase):
                 self.assertEqual(Counter(HELP_LINE.findall(text)), Counter(names_of(command())))
                 if role in ("lobby", "host"):
                     self.assertLessEqual(len(HELP_LINE.findall(text)), MOST_OPTIONS)
+                if role != "relay":
+                    # Grouped by concern: each option under its group's title, the
+                    # command's own first.
+                    names = names_of(command())
+                    wanted = {group.title: group_names(group) & names for group in groups()
+                              if issubclass(with_fleet(command), group)
+                              and group_names(group) & names}  # fmt: skip
+                    own = names - {n for group in wanted.values() for n in group}
+                    self.assertEqual(help_sections(text, HELP_LINE),
+                                     {"Options": own, **wanted})  # fmt: skip
+                    self.assertEqual(own, {"help", "limit", "version"})
         process = await self.twistd("lobby", "--help")
         self.assertNotIn(b"--udp-ports", process.output)
         self.assertIn(b"--redis-user", process.output)

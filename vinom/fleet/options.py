@@ -78,6 +78,7 @@ def check_relay_ports(options: usage.Options) -> None:
 class RedisOptions(OptionGroup):
     """The Redis that the processes of one deployment share (docs/scaling.md)."""
 
+    title = "Redis (a cluster)"
     optParameters = [
         param(
             "redis",
@@ -133,6 +134,7 @@ class RedisOptions(OptionGroup):
 class PlacementOptions(OptionGroup):
     """How a game host of a cluster takes the matches its realm's lobbies place."""
 
+    title = "Placement (a cluster's game host)"
     optParameters = [
         param(
             "placement",
@@ -150,6 +152,7 @@ class PlacementOptions(OptionGroup):
 class AgonesOptions(OptionGroup):
     """A game host under Agones (docs/kubernetes.md)."""
 
+    title = "Agones"
     optFlags = [
         [
             "agones",
@@ -176,6 +179,7 @@ class GatewayOptions(OptionGroup):
     """The gateway: one public port in front of the lobbies, and the UDP relay in its process
     (docs/gateway.md)."""
 
+    title = "The gateway and its UDP relay"
     optParameters = [
         param(
             "gateway",

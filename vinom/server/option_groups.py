@@ -47,6 +47,8 @@ class OptionGroup:
     the usage.Options of each role that takes them: its `opt_` methods read and write
     the values there."""
 
+    # The heading of its options in `--help` and of its limits in `--limit help`.
+    title = ""
     if TYPE_CHECKING:
 
         def __getitem__(self, name: str) -> Any: ...
@@ -57,6 +59,7 @@ class OptionGroup:
 class ServerOptions(OptionGroup):
     """What every server role takes: its data, its log, its operations endpoint, its drain."""
 
+    title = "The server: its data, logs, operations endpoint and drain"
     optFlags = [
         [
             "access-log",
@@ -120,6 +123,7 @@ class ServerOptions(OptionGroup):
 class CertificateOptions(OptionGroup):
     """The TLS certificate of the lobby, the web server and the gateway's terminating routes."""
 
+    title = "TLS certificate"
     optParameters = [
         param("certificate", "c", None, "TLS certificate (PEM) for the lobby.", existing_file),
         param("private-key", "k", None, "Private key (PEM) of --certificate.", existing_file),
@@ -130,6 +134,7 @@ class GameOptions(OptionGroup):
     """The games offered, and what lobbies and game hosts agree on: the connect-token key, the
     session timeout, the realm."""
 
+    title = "Games, and what lobbies and game hosts share"
     optParameters = [
         param(
             "games",
@@ -172,6 +177,7 @@ class WebOptions(OptionGroup):
     """The public web server (/lobby where a lobby runs, /game where games are hosted) and the
     caps on its connections."""
 
+    title = "The web server (/lobby, /game) and its connections"
     optParameters = [
         param(
             "websocket",
@@ -241,6 +247,7 @@ class LobbyOptions(OptionGroup):
     """The lobby: its listener, its limits, its matchmaking, the connect tokens it issues and
     the relay it sends players through."""
 
+    title = "The lobby: its listener, limits and matchmaking"
     optParameters = [
         param(
             "lobby",
@@ -359,6 +366,7 @@ class LobbyOptions(OptionGroup):
 class RelayKeyOptions(OptionGroup):
     """The route-token key shared by the lobbies and the UDP relay."""
 
+    title = "The UDP relay's route tokens"
     optParameters = [
         param(
             "relay-key-file",
@@ -373,6 +381,7 @@ class RelayKeyOptions(OptionGroup):
 class AuthOptions(OptionGroup):
     """Who the players are, and the account database (docs/accounts.md)."""
 
+    title = "Sign-in and accounts"
     optParameters = [
         *AUTH_PARAMS,
         param(
@@ -399,6 +408,7 @@ class HostingOptions(OptionGroup):
     """The game hosts: their UDP ports, where their matches run, their matches' timing,
     spectators and the browsers' game sessions."""
 
+    title = "Game hosts: UDP ports, processes, timing, spectators"
     optFlags = [
         [
             "snapshot-checksums",
@@ -499,6 +509,7 @@ class HostingOptions(OptionGroup):
 class RecordOptions(OptionGroup):
     """The match records the game hosts write (docs/operations.md, Match records)."""
 
+    title = "Match records"
     optFlags = [
         [
             "no-record",

@@ -23,7 +23,6 @@ starts: the roles (vinom.server.roles) do.
 
 
 import os
-import textwrap
 from collections.abc import Collection
 from typing import Any
 
@@ -48,6 +47,7 @@ from vinom.server.checks import (
 )
 from vinom.server.endpoints import LISTENER_OPTIONS, PROXIED_KIND, description_of, endpoint_port
 from vinom.server.fleet import find_fleet
+from vinom.server.help_text import grouped_usage, limits_help, shown
 from vinom.server.logs import LOG_FORMATS
 from vinom.server.option_groups import (
     MATCHES,
@@ -56,6 +56,7 @@ from vinom.server.option_groups import (
     GameOptions,
     HostingOptions,
     LobbyOptions,
+    OptionGroup,
     RecordOptions,
     RelayKeyOptions,
     ServerOptions,
@@ -101,10 +102,15 @@ def subcommands() -> list[list[Any]]:
 REPEATABLE = ("match-size", "rating-window", "no-record-game", "auth-option")
 
 
+def groups_of(command: type) -> list[type[OptionGroup]]:
+    """The option groups a command takes, in the order of the options reference."""
+    return [g for g in groups() if issubclass(g, OptionGroup) and issubclass(command, g)]
+
+
 def limits_of(command: type) -> dict[str, list[Any]]:
     """The limits and timings a command takes as `--limit NAME=VALUE`: the `optLimits`
     rows of its groups, by name, in the order of the options reference."""
-    return {row[0]: row for group in groups() if issubclass(command, group)
+    return {row[0]: row for group in groups_of(command)
             for row in getattr(group, "optLimits", ())}  # fmt: skip
 
 
@@ -180,11 +186,6 @@ def modern_argv(
     if role is not None and role != "all":
         out = [role, *_without_others(out, role)]
     return out
-
-
-def _shown(value: Any) -> str:
-    """A default as the options reference shows it: 600, not 600.0."""
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _command(role: str) -> type:
@@ -320,14 +321,14 @@ class RoleOptions(PluginOptions):
         help` lists each NAME, its default and its meaning (docs/operations.md,
         Limits and timings)."""
         if value.strip() == "help":
-            print(self.limits_help())
+            print(limits_help(self.command_name(), groups_of(type(self))))
             raise SystemExit(0)
         name, sep, text = value.partition("=")
         name = name.strip()
         if not sep or not name:
             example, first = next(iter(self.limits.items()))
             raise usage.UsageError(f"--limit must look like NAME=VALUE "
-                                   f"({example}={_shown(first[2])}), not {value!r}")  # fmt: skip
+                                   f"({example}={shown(first[2])}), not {value!r}")  # fmt: skip
         row = self.limits.get(name)
         if row is None:
             raise usage.UsageError(
@@ -336,14 +337,11 @@ class RoleOptions(PluginOptions):
             )
         self[name] = row[4](text.strip())
 
-    def limits_help(self) -> str:
-        """`--limit help`: each of this role's limits, its default and its meaning."""
-        lines = [f"{self.command_name()} --limit NAME=VALUE (repeatable); each NAME:"]
-        for name, row in self.limits.items():
-            lines.append(f"  {name}={_shown(row[2])}")
-            lines += textwrap.wrap(row[3], 76, initial_indent="      ",
-                                   subsequent_indent="      ")  # fmt: skip
-        return "\n".join(lines)
+    def getUsage(self, width: int | None = None) -> str:
+        if hasattr(self, "subOptions"):
+            return super().getUsage(width)
+        width = width or int(os.environ.get("COLUMNS", "80"))
+        return grouped_usage(self, groups_of(type(self)), width)
 
     def command_name(self) -> str:
         """This role's command: `twistd vinom` or `twistd vinom ROLE`."""

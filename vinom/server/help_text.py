@@ -1,0 +1,59 @@
+"""The texts a role prints for `--help` and `--limit help`: its options and its limits,
+each under its group's title (vinom.server.option_groups), so that an operator reads
+them by concern rather than in one alphabetical list."""
+
+import textwrap
+from typing import Any
+
+from twisted.python import usage
+
+from vinom.server.option_groups import OptionGroup
+
+
+def shown(value: Any) -> str:
+    """A default as the options reference shows it: 600, not 600.0."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def limits_help(command: str, groups: list[type[OptionGroup]]) -> str:
+    """`--limit help`: each limit of `command`'s groups, its default and its meaning."""
+    lines = [f"{command} --limit NAME=VALUE (repeatable); each NAME:"]
+    for group in groups:
+        rows = getattr(group, "optLimits", ())
+        lines += [f"{group.title}:"] if rows else []
+        for row in rows:
+            lines.append(f"  {row[0]}={shown(row[2])}")
+            lines += textwrap.wrap(row[3], 76, initial_indent="      ",
+                                   subsequent_indent="      ")  # fmt: skip
+    return "\n".join(lines)
+
+
+def grouped_usage(options: usage.Options, groups: list[type[OptionGroup]], width: int) -> str:
+    """`--help`: usage.Options's text with its options under each group's title, the
+    command's own (`--limit`, `--help`, `--version`) first under "Options"."""
+    short = {long: key for key, long in options.synonyms.items() if key != long and len(key) == 1}
+    listed = [{"long": name, "short": short.get(name), "doc": options.docs[name],
+               "optType": "parameter" if opt.endswith("=") else "flag",
+               "default": options.defaults.get(name), "dispatch": options._dispatch.get(name)}
+              for opt in options.longOpt for name in [opt.rstrip("=")]]  # fmt: skip
+    chunks = usage.docMakeChunks(listed, width)  # sorts `listed`: a chunk for each, in order
+    chunk = {row["long"]: text for row, text in zip(listed, chunks, strict=True)}
+    # usage.Options's own text starts with the same chunks in one list; what follows them
+    # (the description, the subcommands) is kept as it writes it.
+    whole, head = usage.Options.getUsage(options, width), "Options:\n" + "".join(chunks)
+    if not whole.startswith(head):
+        return whole
+    sections = [(group.title, [name for name in _defined(group) if name in chunk])
+                for group in groups]  # fmt: skip
+    grouped = {name for _, names in sections for name in names}
+    sections.insert(0, ("Options", [name for name in chunk if name not in grouped]))
+    return "\n".join(f"{title}:\n" + "".join(chunk[name] for name in sorted(names))
+                     for title, names in sections if names) + whole[len(head):]  # fmt: skip
+
+
+def _defined(group: type[OptionGroup]) -> list[str]:
+    """The options a group defines itself: its parameters, flags and `opt_` methods."""
+    own = vars(group)
+    return [*(row[0] for row in own.get("optParameters", ())),
+            *(row[0] for row in own.get("optFlags", ())),
+            *(name[4:].replace("_", "-") for name in own if name.startswith("opt_"))]  # fmt: skip
