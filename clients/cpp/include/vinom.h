@@ -6,9 +6,10 @@
  * its vinom_*_free (which takes NULL); strings a function returns are
  * borrowed from the handle and live as long as it. Output bytes go into a
  * caller's buffer of `cap` bytes; `*len` gets their length (or, with
- * VINOM_BUFFER_TOO_SMALL, the length needed). No function blocks: the one
- * thread the library starts resolves a lobby's host name (vinom_lobby_update
- * reads its answer), and its only global state is the log and allocator hooks
+ * VINOM_BUFFER_TOO_SMALL, the length needed). No function blocks (but
+ * vinom_lobby_free, below): the one thread the library starts reads a lobby's
+ * trust and resolves its host name (vinom_lobby_update reads its answer), and
+ * its only global state is the log and allocator hooks
  * (vinom_set_log, vinom_set_allocator); a handle is used from one thread at a
  * time.
  *
@@ -413,6 +414,9 @@ typedef enum vinom_lobby_phase {
 VINOM_API vinom_status vinom_lobby_new(const char* host, uint16_t port, const char* trust,
                                        const char* server_name, double now, double timeout,
                                        vinom_lobby** out);
+/* Waits for the lobby's thread if it is still reading the trust (140 ms under
+ * ASan here, longer on a loaded machine), so that no OpenSSL state outlives the
+ * program; a resolver that hangs is left to end on its own. */
 VINOM_API void vinom_lobby_free(vinom_lobby* lobby);
 /* A resolver of the lobby's host name instead of the system's (getaddrinfo):
  * writes the host's addresses as numeric text (IPv4 or IPv6), separated by

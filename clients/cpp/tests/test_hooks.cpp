@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -114,13 +115,24 @@ TEST(LobbyNeverBlocks, AHangingResolverAt60HzForTwoSeconds) {
     Clock::time_point start = Clock::now();
     auto now = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
     double slowest = 0;
-    int over_10ms = 0;
+    int over_1ms = 0;
+    int waited_over_1ms = 0;
     const char* slowest_call = "";
     auto timed_as = [&](const char* what, auto call) {
+        rusage usage_before{}, usage_after{};
+        getrusage(RUSAGE_THREAD, &usage_before);
         Clock::time_point before = Clock::now();
         call();
         double took = micros(Clock::now() - before);
-        if (took > 10000.0) ++over_10ms;
+        getrusage(RUSAGE_THREAD, &usage_after);
+        if (took > 1000.0) {
+            ++over_1ms;
+            // A call that waits (a lock, the resolver, a socket) gives up the CPU: a
+            // voluntary context switch. One the scheduler took the CPU from is not.
+            // vinom_lobby_free may: it waits out a trust read under way (vinom.h).
+            if (usage_after.ru_nvcsw > usage_before.ru_nvcsw && std::strcmp(what, "free") != 0)
+                ++waited_over_1ms;
+        }
         if (took > slowest) {
             slowest = took;
             slowest_call = what;
@@ -169,13 +181,13 @@ TEST(LobbyNeverBlocks, AHangingResolverAt60HzForTwoSeconds) {
     // A call that waited on the resolver would take its whole hang (the test's
     // length, 2 s) and every call after it would too. The calls take under 1 ms on a
     // quiet machine (152-626 us under ASan); a loaded one has passed 1,279 us, and a CI
-    // run with both cores busy once descheduled one call for 135 ms. So: at most two
-    // calls over 10 ms, none near the hang; the figures are printed below, and the
-    // suite asserts no speed it cannot hold.
-    EXPECT_LE(over_10ms, 2) << "the slowest call, " << slowest_call << ", took " << slowest << " us";
+    // run with both cores busy once descheduled one call for 135 ms. So no frame call
+    // over 1 ms that waited (gave up the CPU itself: RUSAGE_THREAD's voluntary
+    // switches), and none near the hang, however descheduled.
+    EXPECT_EQ(waited_over_1ms, 0) << "the slowest call, " << slowest_call << ", took " << slowest << " us";
     EXPECT_LT(slowest, 500000.0) << "the slowest call, " << slowest_call << ", took " << slowest << " us";
-    std::printf("[ measured ] %d frames at 60 Hz, the slowest call %.1f us, %d over 10 ms\n",
-                frames, slowest, over_10ms);
+    std::printf("[ measured ] %d frames at 60 Hz, the slowest call %.1f us, %d over 1 ms, "
+                "%d of them waiting\n", frames, slowest, over_1ms, waited_over_1ms);
     EXPECT_TRUE(log.has(VINOM_LOG_WARNING, "lobby: failed: timeout")) << log.all();
 
     // Released, the resolver's thread ends on its own, the lobby gone.
