@@ -33,8 +33,9 @@ MODULES_OVER_600 = 7
 CLASSES_OVER_TARGET = {
     "vinom.protocol.reliability.Reliability": 1138,
     "vinom.protocol.reliability_receive.ReliabilityReceiver": 864,
-    # 770 until `--help` by concern: its getUsage and the groups' titles.
-    "vinom.server.options.Options": 778,
+    # 770 until `--help` by concern: its getUsage, the groups' titles, and each
+    # `opt_` method's docstring made one line (its indentation showed as spaces).
+    "vinom.server.options.Options": 780,
     "vinom.cluster.matchmaker.RedisMatchmaker": 683,
     "vinom.protocol.server.ServerEndpoint": 615,
     "vinom.protocol.reliability_send.ReliabilitySender": 614,
@@ -46,9 +47,9 @@ CLASSES_OVER_TARGET = {
 # the rows that wait said on the wire (§16.8's flag 02) and carried on by the client
 # (vinom.rooms.carrying) cost 190 lines, the schema frames' own module 25; the
 # schema-less budget path they replace took 65 out. Down to 47,060 once eight settings
-# became constants. Raised by 63 for `--help` and `--limit help` by concern (item 5 asks
+# became constants. Raised by 67 for `--help` and `--limit help` by concern (item 5 asks
 # for it): vinom.server.help_text and a title on each option group.
-CORE_LINES = 47_123
+CORE_LINES = 47_127
 # Options, flags and `--limit` names of each role, with the fleet installed.
 ROLE_SETTINGS = {"Options": 77, "LobbyCommand": 56, "HostCommand": 50}
 FLEET = ("cluster", "gateway", "fleet")

@@ -2,12 +2,16 @@
 each under its group's title (vinom.server.option_groups), so that an operator reads
 them by concern rather than in one alphabetical list."""
 
+import re
 import textwrap
 from typing import Any
 
 from twisted.python import usage
 
 from vinom.server.option_groups import OptionGroup
+
+# An option's first line in usage.Options's text (its wrapped lines are indented more).
+_OPTION_LINE = re.compile(r"(?:  -\w, |      )--([a-z0-9-]+)")
 
 
 def shown(value: Any) -> str:
@@ -31,24 +35,22 @@ def limits_help(command: str, groups: list[type[OptionGroup]]) -> str:
 def grouped_usage(options: usage.Options, groups: list[type[OptionGroup]], width: int) -> str:
     """`--help`: usage.Options's text with its options under each group's title, the
     command's own (`--limit`, `--help`, `--version`) first under "Options"."""
-    short = {long: key for key, long in options.synonyms.items() if key != long and len(key) == 1}
-    listed = [{"long": name, "short": short.get(name), "doc": options.docs[name],
-               "optType": "parameter" if opt.endswith("=") else "flag",
-               "default": options.defaults.get(name), "dispatch": options._dispatch.get(name)}
-              for opt in options.longOpt for name in [opt.rstrip("=")]]  # fmt: skip
-    chunks = usage.docMakeChunks(listed, width)  # sorts `listed`: a chunk for each, in order
-    chunk = {row["long"]: text for row, text in zip(listed, chunks, strict=True)}
-    # usage.Options's own text starts with the same chunks in one list; what follows them
-    # (the description, the subcommands) is kept as it writes it.
-    whole, head = usage.Options.getUsage(options, width), "Options:\n" + "".join(chunks)
-    if not whole.startswith(head):
-        return whole
+    lines = usage.Options.getUsage(options, width).splitlines(keepends=True)
+    # Its first lines: "Options:", then each option's, its wrapped text indented under
+    # it; then the description and the subcommands, kept as it writes them.
+    chunk: dict[str, str] = {}
+    end, name = 1, ""
+    while end < len(lines) and lines[end].startswith("  "):
+        found = _OPTION_LINE.match(lines[end])
+        name = found[1] if found else name
+        chunk[name] = chunk.get(name, "") + lines[end]
+        end += 1
     sections = [(group.title, [name for name in _defined(group) if name in chunk])
                 for group in groups]  # fmt: skip
     grouped = {name for _, names in sections for name in names}
     sections.insert(0, ("Options", [name for name in chunk if name not in grouped]))
     return "\n".join(f"{title}:\n" + "".join(chunk[name] for name in sorted(names))
-                     for title, names in sections if names) + whole[len(head):]  # fmt: skip
+                     for title, names in sections if names) + "".join(lines[end:])  # fmt: skip
 
 
 def _defined(group: type[OptionGroup]) -> list[str]:

@@ -306,6 +306,8 @@ class RoleOptions(PluginOptions):
 
     def __init__(self) -> None:
         super().__init__()
+        # An `opt_` method's docstring as one line: its indentation is no text of --help's.
+        self.docs = {name: " ".join(doc.split()) for name, doc in self.docs.items()}
         for name in REPEATABLE:
             self[name] = []
         # Each limit holds its default until `--limit NAME=VALUE` sets it.
