@@ -41,7 +41,7 @@ SCENARIOS = {
 }
 
 # Commands that run the scenarios above rather than being one (same interface).
-TOOLS = {"compare": "benchmarks.compare"}
+TOOLS = {"compare": "benchmarks.compare", "shape": "benchmarks.shape"}
 COMMANDS = {**SCENARIOS, **TOOLS}
 
 

@@ -114,7 +114,7 @@ class Options(usage.Options):
         table = {
             name: parser
             for name, _short, parser, _doc in getattr(self.parent, "subCommands", [])
-            if name != "compare"
+            if name not in ("compare", "shape")
         }
         if not args or args[0] not in table:
             raise usage.UsageError("name the scenario to compare: " + ", ".join(table))

@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from typing import Any
@@ -590,6 +591,34 @@ class ScenarioSmokeTests(unittest.TestCase):
         code, _, stderr = run_bench("colyseus-play", "--game", "chess")
         self.assertEqual(code, 2, stderr)
         self.assertIn("--game is duel or arena", stderr)
+
+    def test_shape_runs_both_servers_at_each_room_size_and_draws_them(self) -> None:
+        # vinom's arena and the Colyseus peer's, one room at each size, alternated.
+        plot = os.path.join(tempfile.mkdtemp(), "shape.svg")
+        code, result, stderr = run_bench(
+            "shape", "--players", "2,4", "--rounds", "1", "--warmup", "0.5", "--duration", "1",
+            "--plot", plot, timeout=240.0,
+        )  # fmt: skip
+        self.assertEqual(code, 0, stderr)
+        figures = result["figures"]
+        for server in ("vinom", "Colyseus"):
+            self.assertEqual(sorted(figures[server]), ["2", "4"])
+            for size in ("2", "4"):
+                run = result["runs"][server][size][0]
+                self.assertEqual((run["rooms"], run["players"], run["errors"]), (1, int(size), 0))
+                self.assertEqual(figures[server][size]["cpu_median"],
+                                 run["server_cpu_ms_per_player_s"])  # fmt: skip
+                self.assertGreater(figures[server][size]["cpu_median"], 0)
+        for size in ("2", "4"):
+            self.assertEqual(figures["ratio"][size], round(
+                figures["vinom"][size]["cpu_median"] / figures["Colyseus"][size]["cpu_median"], 3))
+        with open(plot, encoding="utf-8") as f:
+            drawn = f.read()
+        self.assertEqual(drawn.count("<polyline"), 2)
+        self.assertEqual(drawn.count("<circle"), 4)
+        code, _, stderr = run_bench("shape", "--players", "1,8")
+        self.assertEqual(code, 2, stderr)
+        self.assertIn("each room size at least 2", stderr)
 
     def test_a_tls_proxy_fronts_only_the_plain_game_socket(self) -> None:
         for transport in ("udp", "websocket"):
