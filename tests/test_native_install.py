@@ -40,14 +40,16 @@ from tests.test_native import (
     json_lines,
 )
 
-MINGW = "x86_64-w64-mingw32-g++"
+#: MinGW-w64 with POSIX threads: the log's std::mutex (and the lobby's std::thread) are
+#: not in Debian's other variant, `-win32`.
+MINGW = "x86_64-w64-mingw32-g++-posix"
 MINGW_PACKAGES = "g++-mingw-w64-x86-64 pkgconf"
 
-#: The sources that need neither sockets nor OpenSSL's headers (codec.cpp, lobby.cpp
-#: and the C ABI's files do), and the socket layer, whose Winsock path this compiles.
+#: The sources that need neither sockets nor OpenSSL's headers (codec.cpp, lobby.cpp,
+#: vinom_c.cpp and lobby_c.cpp do), and the socket layer, whose Winsock path this compiles.
 PORTABLE = ("body.cpp", "token_json.cpp", "session.cpp", "messages.cpp", "delta.cpp",
             "schema.cpp", "endpoint.cpp", "client.cpp", "realtime.cpp", "netcode.cpp",
-            "socket.cpp")  # fmt: skip
+            "log.cpp", "realtime_c.cpp", "netcode_c.cpp", "socket.cpp")  # fmt: skip
 
 
 def project_version() -> str:
@@ -204,13 +206,21 @@ class MinGW(TestCase):
         for name in ("nlohmann", "msgpack", "msgpack.hpp"):
             (headers / name).symlink_to(Path("/usr/include") / name)
         common = ["-std=c++17", "-Wall", "-Wextra", "-Wpedantic", "-Werror",
-                  "-DMSGPACK_NO_BOOST", f"-I{SOURCE / 'include'}", f"-I{generated}",
-                  "-isystem", str(headers)]  # fmt: skip
+                  "-DMSGPACK_NO_BOOST", "-DVINOM_BUILDING", f"-I{SOURCE / 'include'}",
+                  f"-I{generated}", "-isystem", str(headers)]  # fmt: skip
         await gatherResults([
             ensureDeferred(tool(self, MINGW, [*common, "-c", str(SOURCE / "src" / name),
                                               "-o", str(where / f"{name}.o")]))
             for name in PORTABLE
         ])  # fmt: skip
+        # Built into the DLL (vinom_shared_EXPORTS, as CMake sets it), the C ABI's
+        # functions are dllexport: the object tells the linker to export them.
+        realtime_c = str(SOURCE / "src" / "realtime_c.cpp")
+        await tool(self, MINGW, [*common, "-Dvinom_shared_EXPORTS", "-c", realtime_c,
+                                 "-o", str(where / "exported.o")])  # fmt: skip
+        exported = await tool(self, "x86_64-w64-mingw32-objdump",
+                              ["-s", "-j", ".drectve", str(where / "exported.o")])  # fmt: skip
+        self.assertIn('-export:"vinom_', exported)
         # The socket layer's objects are Winsock's: WSAPoll, closesocket, ioctlsocket.
         report = await tool(self, "x86_64-w64-mingw32-objdump", ["-t", str(where / "socket.cpp.o")])
         for name in ("WSAPoll", "closesocket", "ioctlsocket", "WSAStartup"):
