@@ -29,6 +29,7 @@ from typing import Any
 from twisted.python import usage
 
 from benchmarks.compare import PACKAGE_ROOT, side_env
+from benchmarks.results import json_object
 
 SERVERS = (("vinom", "play"), ("Colyseus", "colyseus-play"))
 FIGURE = "server_cpu_ms_per_player_s"
@@ -80,11 +81,8 @@ def run_one(scenario: str, players: int, options: Options, cwd: str) -> dict[str
         argv[-2:-2] = ["--timeout", options["timeout"]]
     done = subprocess.run(argv, capture_output=True, cwd=cwd, env=side_env(False), check=False)
     lines = done.stdout.decode("utf-8", "replace").strip().splitlines()
-    try:
-        result = json.loads(lines[-1]) if done.returncode == 0 and lines else None
-    except ValueError:
-        result = None
-    if not isinstance(result, dict) or FIGURE not in result:
+    result = json_object(lines[-1]) if done.returncode == 0 and lines else None
+    if result is None or FIGURE not in result:
         return {"error": f"exit status {done.returncode}",
                 "stderr_tail": done.stderr.decode("utf-8", "replace")[-2000:]}  # fmt: skip
     return result

@@ -32,9 +32,10 @@ def limits_help(command: str, groups: list[type[OptionGroup]]) -> str:
     return "\n".join(lines)
 
 
-def grouped_usage(options: usage.Options, groups: list[type[OptionGroup]], width: int) -> str:
-    """`--help`: usage.Options's text with its options under each group's title, the
-    command's own (`--limit`, `--help`, `--version`) first under "Options"."""
+def grouped_usage(options: usage.Options, groups: list[type[OptionGroup]],
+                  width: int | None) -> str:  # fmt: skip
+    """`--help`: usage.Options's text at `width` (None: $COLUMNS), its options under each
+    group's title, the command's own (`--limit`, `--help`, `--version`) first."""
     lines = usage.Options.getUsage(options, width).splitlines(keepends=True)
     # Its first lines: "Options:", then each option's, its wrapped text indented under
     # it; then the description and the subcommands, kept as it writes them.

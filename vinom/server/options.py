@@ -342,7 +342,6 @@ class RoleOptions(PluginOptions):
     def getUsage(self, width: int | None = None) -> str:
         if hasattr(self, "subOptions"):
             return super().getUsage(width)
-        width = width or int(os.environ.get("COLUMNS", "80"))
         return grouped_usage(self, groups_of(type(self)), width)
 
     def command_name(self) -> str:
