@@ -123,7 +123,8 @@ class GridTests(SynchronousTestCase):
 
 
 def arena_view_before(game: ArenaGame, state: ArenaState, player_id: str | None) -> dict[str, Any]:
-    """The arena's view as it was before the grid: every player against every other."""
+    """The arena's view as it was before the grid and the rows kept with the state:
+    every player against every other, each row made for this view."""
     players = state.players
     me = players.index(player_id) if player_id in players else -1
     xs, ys, vxs, vys = state.x, state.y, state.vx, state.vy
@@ -136,7 +137,7 @@ def arena_view_before(game: ArenaGame, state: ArenaState, player_id: str | None)
             dx, dy = min(dx, size - dx), min(dy, size - dy)
             if dx * dx + dy * dy > RADIUS * RADIUS:
                 continue
-        seen.append([i, round(xs[i], 2), round(ys[i], 2), round(vxs[i], 1), round(vys[i], 1)])
+        seen.append((i, round(xs[i], 2), round(ys[i], 2), round(vxs[i], 1), round(vys[i], 1)))
     return {
         "me": me,
         "ack": state.applied[me] if me >= 0 else 0,
@@ -162,8 +163,11 @@ class ArenaViewTests(SynchronousTestCase):
             state = game.tick(state, rng.choice([0.05, 0.5, 3.0]), rng).state
         # The views below come from the helper, not the arena's fallback loop.
         self.assertIsInstance(state.grid, Grid)
-        for who in [*(s.player_id for s in table), None, "stranger"]:
-            self.assertEqual(game.view(state, who), arena_view_before(game, state, who))
+        # Between two ticks too, where one input changed one row.
+        moved = game.apply_action(state, table[0], {"move": [3.0, -4.0], "n": 9}, rng).state
+        for at in (state, moved):
+            for who in [*(s.player_id for s in table), None, "stranger"]:
+                self.assertEqual(game.view(at, who), arena_view_before(game, at, who))
 
     def test_points_on_the_radius_and_across_the_seam(self) -> None:
         game = ArenaGame(8)

@@ -42,6 +42,8 @@ from vinom.rooms.schema import (
     MAX_ROWS,
     MEDIUM_BITS,
     SMALL_BITS,
+    SharedChanges,
+    SharedRows,
     ViewSchema,
     schema_of,
 )
@@ -341,6 +343,71 @@ class RoundTripTests(SynchronousTestCase):
             "hp": 100, "score": -1000, "alive": True, "name": b"\x00",
             "units": [[2, -500.0, 0.5], [9, -500.0, 10.0]],
         })  # fmt: skip
+
+
+# Rows of every column kind, for the work views share.
+MIXED = ViewSchema([["n", ["int", 0, 9]], ["things", ["rows", [
+    ["int", 0, 99], ["fixed", -1000, 1000, 0.01], ["bool"], ["any"], ["int", 0, 7]]]]])  # fmt: skip
+things = st.tuples(
+    st.integers(0, 99),
+    st.floats(-1000, 1000, allow_nan=False),
+    st.booleans(),
+    st.none() | st.integers(-5, 5) | st.text(max_size=3),
+    st.integers(0, 7),
+)
+
+
+class SharedWorkTests(SynchronousTestCase):
+    """One tick's views share the game's row tuples: each is made wire once, and its
+    change since a baseline written once for every body that has both."""
+
+    @settings(max_examples=120, deadline=None)
+    @given(st.data())
+    def test_shared_work_writes_the_bytes_each_view_alone_would(self, data: st.DataObject) -> None:
+        # Two ticks of one world; each client sees some of its rows at each.
+        before = {row[0]: row for row in data.draw(st.lists(things, max_size=10))}
+        after = {row[0]: row for row in data.draw(st.lists(things, max_size=10))}
+        # Some rows stay the same objects from one tick to the next.
+        after.update({k: v for k, v in before.items() if data.draw(st.booleans())})
+        clients = data.draw(st.integers(1, 5))
+        old_shared: SharedRows = {}
+        new_shared: SharedRows = {}
+        changes: SharedChanges = {}
+        for _ in range(clients):
+            seen_before = [r for r in before.values() if data.draw(st.booleans())]
+            seen_after = [r for r in after.values() if data.draw(st.booleans())]
+            base = MIXED.wire({"n": 1, "things": seen_before}, old_shared)
+            wire = MIXED.wire({"n": 2, "things": seen_after}, new_shared)
+            alone = MIXED.wire({"n": 2, "things": [list(r) for r in seen_after]})
+            self.assertEqual(wire, alone)
+            expected = MIXED.encode_body(MIXED.wire({"n": 1, "things": seen_before}), alone)
+            self.assertEqual(MIXED.encode_body(base, wire, None, changes), expected)
+            waiting = (1, frozenset(k for k in base[1] if data.draw(st.booleans())))
+            self.assertEqual(MIXED.encode_body(base, wire, waiting, changes),
+                             MIXED.encode_body(base, alone, waiting))  # fmt: skip
+            self.assertEqual(MIXED.decode_body(base, expected)[0], wire)
+
+    def test_a_tuple_row_is_made_wire_once_and_a_list_each_time(self) -> None:
+        shared: SharedRows = {}
+        row = (3, 1.5, True, "x", 2)
+        first = MIXED.wire({"n": 0, "things": [row, [4, 0.0, False, None, 1]]}, shared)
+        second = MIXED.wire({"n": 0, "things": [[4, 0.0, False, None, 1], row]}, shared)
+        self.assertIs(first[1][3], second[1][3])
+        self.assertIsNot(first[1][4], second[1][4])
+        self.assertEqual(first, second)
+        self.assertEqual(len(shared), 1)
+
+    def test_a_change_two_bodies_share_is_written_once(self) -> None:
+        shared: SharedRows = {}
+        a, b = (1, 0.0, False, None, 0), (1, 2.5, True, [1], 7)
+        base = MIXED.wire({"n": 0, "things": [a]}, shared)
+        wires = [MIXED.wire({"n": 0, "things": [b]}, shared) for _ in range(3)]
+        changes: SharedChanges = {}
+        bodies = {MIXED.encode_body(base, wire, None, changes) for wire in wires}
+        alone = MIXED.encode_body(MIXED.wire({"n": 0, "things": [a]}),
+                                  MIXED.wire({"n": 0, "things": [b]}))  # fmt: skip
+        self.assertEqual(bodies, {alone})
+        self.assertEqual(len(changes), 1)
 
 
 class QuantisationTests(SynchronousTestCase):

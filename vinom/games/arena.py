@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 from typing import Any
 
 from attrs import evolve, field, frozen
@@ -49,6 +50,10 @@ TICK_RATE = 20.0
 INPUT_RATE = 20.0
 
 
+#: A player as a view shows it: index, x, y, vx, vy.
+Row = tuple[int, float, float, float, float]
+
+
 @frozen
 class ArenaState:
     players: tuple[str, ...]
@@ -65,6 +70,18 @@ class ArenaState:
     grid: Grid = field(eq=False, repr=False)
     ticks: int = 0
     over: bool = False
+
+    @cached_property
+    def rows(self) -> tuple[Row, ...]:
+        """Each seat's row as views show it: one tuple per player, made on the first view
+        of this state and shared by every view, so that the host makes each wire once
+        (docs/games.md, "Only what a player can see")."""
+        return tuple(map(_row, range(len(self.x)), self.x, self.y, self.vx, self.vy))
+
+
+def _row(i: int, x: float, y: float, vx: float, vy: float) -> Row:
+    """Player `i`'s row as views show it: ``(index, x, y, vx, vy)``, rounded as quantised."""
+    return (i, round(x, 2), round(y, 2), round(vx, 1), round(vy, 1))
 
 
 def _set(values: tuple[Any, ...], index: int, value: Any) -> tuple[Any, ...]:
@@ -90,7 +107,7 @@ class ArenaGame(Game[ArenaState]):
     idle_timeout = 0.0
     # How precisely the views' numbers travel (docs/games.md, "Quantisation"): the
     # view rounds them so already; saying so lets snaps send them as integers.
-    # Each seen player is [index, x, y, vx, vy].
+    # Each seen player is (index, x, y, vx, vy).
     quantisation = {
         "players.*.1": 0.01,
         "players.*.2": 0.01,
@@ -187,14 +204,12 @@ class ArenaGame(Game[ArenaState]):
     def view(self, state: ArenaState, player_id: str | None) -> Mapping[str, Any]:
         players = state.players
         me = players.index(player_id) if player_id in players else -1
-        xs, ys, vxs, vys = state.x, state.y, state.vx, state.vy
         if me < 0:
             near: Sequence[int] = range(len(players))  # a spectator sees everyone
         else:
-            near = state.grid.near(xs[me], ys[me], RADIUS)
-        seen = [
-            [i, round(xs[i], 2), round(ys[i], 2), round(vxs[i], 1), round(vys[i], 1)] for i in near
-        ]
+            near = state.grid.near(state.x[me], state.y[me], RADIUS)
+        rows = state.rows
+        seen = [rows[i] for i in near]
         return {
             "me": me,
             "ack": state.applied[me] if me >= 0 else 0,

@@ -47,6 +47,13 @@ MEDIUM_BITS: Final = 12
 
 #: A rows field's position in the schema and the ids of its rows that wait.
 Waiting = tuple[int, AbstractSet[int]]
+#: One tick's rows met in the views, by the id of the game's row tuple: the tuple
+#: (held, so that no other object takes its id while the map lives), its id column
+#: and its other columns in wire form.
+SharedRows = dict[int, tuple[tuple[Any, ...], int, tuple[Any, ...]]]
+#: One tick's row changes written, by the ids of the baseline's and the new wire
+#: row: both rows (held, as above), the change's bits and their width.
+SharedChanges = dict[tuple[int, int], tuple[tuple[Any, ...], tuple[Any, ...], int, int]]
 
 # Field kinds, as the declaration names them.
 INT, FIXED, BOOL, ANY, ROWS = "int", "fixed", "bool", "any", "rows"
@@ -198,7 +205,9 @@ class RowsField(Field):
         self.key = columns[0]
         self.columns = tuple(columns[1:])
 
-    def wire(self, value: Any) -> dict[int, tuple[Any, ...]]:
+    def wire(self, value: Any, shared: SharedRows | None = None) -> dict[int, tuple[Any, ...]]:
+        """`shared`: the wire form of each tuple row already met (`SharedRows`), so a
+        row object given to many views is quantised once and travels as one object."""
         if not isinstance(value, (list, tuple)) or len(value) > MAX_ROWS:
             raise TypeError(f"rows are a list of at most {MAX_ROWS} rows, not {value!r}")
         columns = self.columns
@@ -208,15 +217,23 @@ class RowsField(Field):
         ordered = True
         previous = -1 << 60
         for row in value:
-            if not isinstance(row, (list, tuple)) or len(row) != width:
-                raise TypeError(f"a row is a list of {width} values, not {row!r}")
-            key = key_field.wire(row[0])
+            # (Only a tuple is shared: a list could change between two views.)
+            hit = None if shared is None or type(row) is not tuple else shared.get(id(row))
+            if hit is not None and hit[0] is row:
+                key, wired = hit[1], hit[2]
+            else:
+                if not isinstance(row, (list, tuple)) or len(row) != width:
+                    raise TypeError(f"a row is a list of {width} values, not {row!r}")
+                key = key_field.wire(row[0])
+                wired = tuple([columns[i].wire(row[i + 1]) for i in range(width - 1)])
+                if shared is not None and type(row) is tuple:
+                    shared[id(row)] = (row, key, wired)
             if key in rows:
                 raise ValueError(f"two rows have the id {key}")
             if key < previous:
                 ordered = False
             previous = key
-            rows[key] = tuple([columns[i].wire(row[i + 1]) for i in range(width - 1)])
+            rows[key] = wired
         return rows if ordered else dict(sorted(rows.items()))
 
     def rebuild(self, wire: Any) -> list[list[Any]]:
@@ -387,55 +404,81 @@ def _number_change(kind: Field, base: int, value: int) -> tuple[int, int]:
 
 
 def _put_changed(out: BitWriter, kind: Field, base: Any, value: Any,
-                 waiting: AbstractSet[int] | None = None) -> None:  # fmt: skip
+                 waiting: AbstractSet[int] | None = None,
+                 changes: SharedChanges | None = None) -> None:  # fmt: skip
     """`value` against a different `base`: a small difference or the whole value.
-    `waiting`: for rows, the frame carries wait bits (§16.8) and these rows wait."""
+    `waiting`: for rows, the frame carries wait bits (§16.8) and these rows wait;
+    `changes`: as `_put_rows`."""
     code = kind.code
     if code == _NUMBER:
         bits, width = _number_change(kind, base, value)
         out.put(bits, width)
     elif code == _ROWS:
         assert isinstance(kind, RowsField)
-        _put_rows(out, kind, base, value, waiting)
+        _put_rows(out, kind, base, value, waiting, changes)
     else:
         _put_whole(out, kind, value)
 
 
-def _put_rows(out: BitWriter, kind: RowsField, base: dict[int, tuple[Any, ...]],
-              rows: dict[int, tuple[Any, ...]],
-              waiting: AbstractSet[int] | None = None) -> None:  # fmt: skip
-    # The rows' flags and the numbers' changes are gathered in `acc` (`count` bits,
-    # kept below 64 so that compiled it stays a machine integer) and written together:
-    # a put per few fields rather than per bit.
+def _row_change(kind: RowsField, old: tuple[Any, ...], new: tuple[Any, ...]) -> tuple[int, int]:
+    """The bits of a changed row in a delta (``11``, then each column's change bit and
+    change), and their width."""
     columns = kind.columns
+    acc, count = 0b11, 2
+    for i in range(len(columns)):
+        was, now = old[i], new[i]
+        column = columns[i]
+        if was == now:
+            acc, count = acc << 1, count + 1
+            continue
+        if column.code == _NUMBER:
+            bits, width = _number_change(column, was, now)
+        else:
+            whole = BitWriter()
+            _put_whole(whole, column, now)
+            bits = (int.from_bytes(bytes(whole.out), "big") << whole.count) | whole.acc
+            width = len(whole.out) * 8 + whole.count
+        acc, count = (((acc << 1) | 1) << width) | bits, count + 1 + width
+    return acc, count
+
+
+def _put_rows(out: BitWriter, kind: RowsField, base: dict[int, tuple[Any, ...]],
+              rows: dict[int, tuple[Any, ...]], waiting: AbstractSet[int] | None = None,
+              changes: SharedChanges | None = None) -> None:  # fmt: skip
+    # The rows' flags and changes are gathered in `acc` (`count` bits, kept below 64
+    # so that compiled it stays a machine integer) and written together: a put per
+    # few rows rather than per bit. `changes`: the changes written for other clients
+    # this tick, by the rows' ids, so that rows shared between views (`SharedRows`)
+    # changed since a shared baseline are written once.
     acc = count = 0
     for key, old in base.items():
         new = rows.get(key)
         if new is None:
             acc, count = acc << 1, count + 1
-        elif new == old:
+        elif new is old or new == old:
             if waiting is None:
                 acc, count = (acc << 2) | 0b10, count + 2
             else:
                 # The wait bit: 1, the host holds a newer row it did not send.
                 acc, count = (acc << 3) | (0b101 if key in waiting else 0b100), count + 3
         else:
-            acc, count = (acc << 2) | 0b11, count + 2
-            for i in range(len(columns)):
-                was, now = old[i], new[i]
-                column = columns[i]
-                if was == now:
-                    acc, count = acc << 1, count + 1
-                elif column.code == _NUMBER:
-                    bits, width = _number_change(column, was, now)
-                    if count + 1 + width > 62:
-                        out.put(acc, count)
-                        acc = count = 0
-                    acc, count = (((acc << 1) | 1) << width) | bits, count + 1 + width
+            if changes is None:
+                bits, width = _row_change(kind, old, new)
+            else:
+                pair = (id(old), id(new))
+                hit = changes.get(pair)
+                if hit is not None and hit[0] is old and hit[1] is new:
+                    bits, width = hit[2], hit[3]
                 else:
-                    out.put((acc << 1) | 1, count + 1)
-                    acc = count = 0
-                    _put_changed(out, column, was, now)
+                    bits, width = _row_change(kind, old, new)
+                    changes[pair] = (old, new, bits, width)
+            if count + width > 62:
+                out.put(acc, count)
+                acc = count = 0
+            if width > 62:
+                out.put(bits, width)
+            else:
+                acc, count = (acc << width) | bits, count + width
         if count >= 40:
             out.put(acc, count)
             acc = count = 0
@@ -559,9 +602,11 @@ class ViewSchema:
         """The declaration as the welcome carries it (``"vs"``)."""
         return [[name, kind.describe()] for name, kind in self.fields]
 
-    def wire(self, view: Any) -> tuple[Any, ...]:
+    def wire(self, view: Any, shared: SharedRows | None = None) -> tuple[Any, ...]:
         """The view as it travels (clamped, quantised, rows by id). Raises TypeError or
-        ValueError for a view that does not fit the schema: a game's bug."""
+        ValueError for a view that does not fit the schema: a game's bug. `shared`:
+        kept by the caller for one tick, the rows met in other views of it, so that a
+        row tuple the game gives many views is made wire once (`RowsField.wire`)."""
         # (A dict is known by its type first: `isinstance(x, Mapping)` is an ABC check,
         # slow on every snapshot.)
         mapping = type(view) is dict or isinstance(view, Mapping)
@@ -569,7 +614,10 @@ class ViewSchema:
             raise TypeError(f"a view of this schema is a map of exactly "
                             f"{[n for n, _ in self.fields]}")  # fmt: skip
         try:
-            return tuple(kind.wire(view[name]) for name, kind in self.fields)
+            if shared is None:
+                return tuple(kind.wire(view[name]) for name, kind in self.fields)
+            return tuple(kind.wire(view[name], shared) if isinstance(kind, RowsField)
+                         else kind.wire(view[name]) for name, kind in self.fields)  # fmt: skip
         except KeyError as missing:
             raise TypeError(f"the view lacks its field {missing}") from None
 
@@ -586,11 +634,14 @@ class ViewSchema:
                                                                           strict=True)}  # fmt: skip
 
     def encode_body(self, base: tuple[Any, ...] | None, wire: tuple[Any, ...],
-                    waiting: Waiting | None = None) -> bytes:  # fmt: skip
+                    waiting: Waiting | None = None,
+                    changes: SharedChanges | None = None) -> bytes:  # fmt: skip
         """The body of `wire` against `base` (None: full). `waiting`: a rows field's
         position and the ids of its rows that wait (sent as `base` has them while the
         host holds newer ones); then every unchanged row of every rows field carries
-        its wait bit, and the frame says so (`WAITS`). Only a delta has waits."""
+        its wait bit, and the frame says so (`WAITS`). Only a delta has waits.
+        `changes`: kept by the caller for one tick, the row changes written for other
+        bodies, shared where the rows are the same objects (`SharedRows`)."""
         out = BitWriter()
         if base is None:
             for (_, kind), value in zip(self.fields, wire, strict=True):
@@ -603,12 +654,12 @@ class ViewSchema:
                 # Written even when unchanged: its wait bits are the news.
                 out.put(1, 1)
                 assert isinstance(kind, RowsField)
-                _put_rows(out, kind, was, now, ids)
+                _put_rows(out, kind, was, now, ids, changes)
             elif was == now:
                 out.put(0, 1)
             else:
                 out.put(1, 1)
-                _put_changed(out, kind, was, now, no_waits)
+                _put_changed(out, kind, was, now, no_waits, changes)
         return out.finish()
 
     def decode_body(

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from vinom.rooms.delta_wire import CorruptSnapshot, UnknownBaseline
-from vinom.rooms.schema import ViewSchema, Waiting
+from vinom.rooms.schema import SharedChanges, ViewSchema, Waiting
 
 #: The first byte of a schema snapshot (a §16.1 snapshot starts with 0x94).
 SCHEMA_FORMAT: Final = 0x01
@@ -128,12 +128,14 @@ class SchemaHistory:
 
     def encode_for(self, tick: int, wire: tuple[Any, ...], crc: int | None = None,
                    cache: dict[tuple[int, int], tuple[Any, Any, bytes]] | None = None,
-                   waiting: Waiting | None = None) -> bytes:  # fmt: skip
+                   waiting: Waiting | None = None,
+                   changes: SharedChanges | None = None) -> bytes:  # fmt: skip
         """The snapshot of `tick` for this client, recorded as sent. `wire` is
         `schema.wire(view)`, `crc` its checksum when snaps carry one (else None); `cache`,
         kept by the caller for one tick, shares bodies between recipients of the same
         wire view with the same baseline (keyed by the two views' ids; the entry holds
-        both, so neither id is reused while it lives). `waiting`: the rows a byte budget
+        both, so neither id is reused while it lives), and `changes` the changed rows
+        written in them (`ViewSchema.encode_body`). `waiting`: the rows a byte budget
         held back (sent as the baseline has them), said in the delta (`WAITS`)."""
         acked = self.acked
         base = None if acked is None or acked >= tick else self.sent.get(acked)
@@ -141,11 +143,11 @@ class SchemaHistory:
         key = (id(base), id(wire))
         hit = None if cache is None or waits else cache.get(key)
         if waits:
-            body = self.schema.encode_body(base, wire, waiting)
+            body = self.schema.encode_body(base, wire, waiting, changes)
         elif hit is not None and hit[0] is base and hit[1] is wire:
             body = hit[2]
         else:
-            body = self.schema.encode_body(base, wire)
+            body = self.schema.encode_body(base, wire, None, changes)
             if cache is not None:
                 cache[key] = (base, wire, body)
         if base is None:

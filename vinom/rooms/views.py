@@ -11,7 +11,10 @@ unreliable message per connected player through the room's `Outbox`:
 - `send_snaps`: a ticking room while playing, a `snap` per player, delta-encoded
   against the newest one they acknowledged (docs/protocol.md §14, §16); a shared
   view is built and quantised once, and a body encoded once per (baseline, view)
-  pair, so that players who acknowledged the same tick get the same bytes.
+  pair, so that players who acknowledged the same tick get the same bytes. With a
+  view schema, a row tuple the game puts in many views is made wire once a tick,
+  and its change since a baseline written once for every view that has both
+  (`SharedRows`, `SharedChanges`): players' views that overlap share that work.
 - `shared_view_difference`: the debug check that a game which says it shares
   its view gives every seat the same one (`RoomConfig.check_views`, on while
   `check`); the room logs what it finds and turns `shared` and `check` off.
@@ -51,6 +54,7 @@ from vinom.rooms.messages import (
 )
 from vinom.rooms.outbox import Outbox
 from vinom.rooms.realtime import SeatFeed
+from vinom.rooms.schema import SharedChanges, SharedRows
 from vinom.rooms.schema_frames import SchemaHistory, frame_header_bytes
 
 # No action id at all (a broadcast's recipients' ids are int or None).
@@ -202,6 +206,9 @@ class RoomViews:
         common_view: Any = None
         cache: dict[tuple[Prepared, Prepared], bytes] = {}
         schema_cache: dict[tuple[int, int], tuple[Any, Any, bytes]] = {}
+        # The rows the views share and their changes: each made wire and written once.
+        shared_rows: SharedRows = {}
+        changes: SharedChanges = {}
         common_wire: tuple[Any, ...] | None = None
         common_crc: int | None = None
         fields: SnapFields = (version, server_time, remaining_ms(remaining))
@@ -227,13 +234,13 @@ class RoomViews:
                         view = common_view
                     else:
                         view = view_for(state, member.seat.player_id)
-                    wire = schema.wire(view)
+                    wire = schema.wire(view, shared_rows)
                     crc = schema.checksum(wire) if checksum else None
                     if shared:
                         common_view, common_wire, common_crc = view, wire, crc
                 queue = feed.priorities
                 if queue is None:
-                    snapshot = history.encode_for(tick, wire, crc, schema_cache)
+                    snapshot = history.encode_for(tick, wire, crc, schema_cache, None, changes)
                 else:
                     # Cut to the game's byte budget (vinom.rooms.budget): this client's own.
                     known_base = history.baseline(tick)
@@ -245,7 +252,7 @@ class RoomViews:
                     self.count_entities(queue, before)
                     if cut is not wire and checksum:
                         crc = schema.checksum(cut)
-                    snapshot = history.encode_for(tick, cut, crc, None, waiting)
+                    snapshot = history.encode_for(tick, cut, crc, None, waiting, changes)
             else:
                 if shared:
                     if common is None:
