@@ -51,9 +51,9 @@ Waiting = tuple[int, AbstractSet[int]]
 #: (held, so that no other object takes its id while the map lives), its id column
 #: and its other columns in wire form.
 SharedRows = dict[int, tuple[tuple[Any, ...], int, tuple[Any, ...]]]
-#: One tick's row changes written, by the ids of the baseline's and the new wire
-#: row: both rows (held, as above), the change's bits and their width.
-SharedChanges = dict[tuple[int, int], tuple[tuple[Any, ...], tuple[Any, ...], int, int]]
+#: One tick's row changes written, by the id of the new wire row: the baseline's row
+#: and the new one (held, as above), the change's bits and their width.
+SharedChanges = dict[int, tuple[tuple[Any, ...], tuple[Any, ...], int, int]]
 
 # Field kinds, as the declaration names them.
 INT, FIXED, BOOL, ANY, ROWS = "int", "fixed", "bool", "any", "rows"
@@ -462,16 +462,14 @@ def _put_rows(out: BitWriter, kind: RowsField, base: dict[int, tuple[Any, ...]],
                 # The wait bit: 1, the host holds a newer row it did not send.
                 acc, count = (acc << 3) | (0b101 if key in waiting else 0b100), count + 3
         else:
-            if changes is None:
-                bits, width = _row_change(kind, old, new)
+            hit = None if changes is None else changes.get(id(new))
+            if hit is not None and hit[0] is old and hit[1] is new:
+                bits, width = hit[2], hit[3]
             else:
-                pair = (id(old), id(new))
-                hit = changes.get(pair)
-                if hit is not None and hit[0] is old and hit[1] is new:
-                    bits, width = hit[2], hit[3]
-                else:
-                    bits, width = _row_change(kind, old, new)
-                    changes[pair] = (old, new, bits, width)
+                bits, width = _row_change(kind, old, new)
+                if changes is not None:
+                    # By the new row alone: most bodies of a tick share one baseline.
+                    changes[id(new)] = (old, new, bits, width)
             if count + width > 62:
                 out.put(acc, count)
                 acc = count = 0
