@@ -244,6 +244,7 @@ class SnapshotBudgetOnRealSocketsTests(TestCase):
                         stalest = max(stalest, count - current[key][0])
         self.assertGreater(near, len(player.views))  # itself, and its neighbours
         self.assertGreater(waited, 0)  # the others took turns
+        self.assertGreater(stalest, 0, "no wait was measured")
         return stalest
 
     async def test_each_snap_within_the_budget_the_nearest_walkers_current(self) -> None:

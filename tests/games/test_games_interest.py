@@ -163,7 +163,9 @@ class ArenaViewTests(SynchronousTestCase):
             state = game.tick(state, rng.choice([0.05, 0.5, 3.0]), rng).state
         # The views below come from the helper, not the arena's fallback loop.
         self.assertIsInstance(state.grid, Grid)
-        # Between two ticks too, where one input changed one row.
+        # Between two ticks too, where one input changed one row (the rows of the
+        # state before it already made: an evolved state makes its own).
+        self.assertEqual(len(state.rows), players)
         moved = game.apply_action(state, table[0], {"move": [3.0, -4.0], "n": 9}, rng).state
         for at in (state, moved):
             for who in [*(s.player_id for s in table), None, "stranger"]:

@@ -47,13 +47,6 @@ MEDIUM_BITS: Final = 12
 
 #: A rows field's position in the schema and the ids of its rows that wait.
 Waiting = tuple[int, AbstractSet[int]]
-#: One tick's rows met in the views, by the id of the game's row tuple: the tuple
-#: (held, so that no other object takes its id while the map lives), its id column
-#: and its other columns in wire form.
-SharedRows = dict[int, tuple[tuple[Any, ...], int, tuple[Any, ...]]]
-#: One tick's row changes written, by the id of the new wire row: the baseline's row
-#: and the new one (held, as above), the change's bits and their width.
-SharedChanges = dict[int, tuple[tuple[Any, ...], tuple[Any, ...], int, int]]
 
 # Field kinds, as the declaration names them.
 INT, FIXED, BOOL, ANY, ROWS = "int", "fixed", "bool", "any", "rows"
@@ -219,15 +212,15 @@ class RowsField(Field):
         for row in value:
             # (Only a tuple is shared: a list could change between two views.)
             hit = None if shared is None or type(row) is not tuple else shared.get(id(row))
-            if hit is not None and hit[0] is row:
-                key, wired = hit[1], hit[2]
+            if hit is not None and hit[0] is row and hit[1] is self:
+                key, wired = hit[2], hit[3]
             else:
                 if not isinstance(row, (list, tuple)) or len(row) != width:
                     raise TypeError(f"a row is a list of {width} values, not {row!r}")
                 key = key_field.wire(row[0])
                 wired = tuple([columns[i].wire(row[i + 1]) for i in range(width - 1)])
                 if shared is not None and type(row) is tuple:
-                    shared[id(row)] = (row, key, wired)
+                    shared[id(row)] = (row, self, key, wired)
             if key in rows:
                 raise ValueError(f"two rows have the id {key}")
             if key < previous:
@@ -243,6 +236,15 @@ class RowsField(Field):
 
     def describe(self) -> list[Any]:
         return [ROWS, [self.key.describe(), *(c.describe() for c in self.columns)]]
+
+
+#: One tick's rows met in the views, by the id of the game's row tuple: the tuple
+#: (held, so that no other object takes its id while the map lives), the rows field
+#: that read it, its id column and its other columns in wire form.
+SharedRows = dict[int, tuple[tuple[Any, ...], RowsField, int, tuple[Any, ...]]]
+#: One tick's row changes written, by the id of the new wire row: the baseline's row
+#: and the new one (held, as above), the change's bits and their width.
+SharedChanges = dict[int, tuple[tuple[Any, ...], tuple[Any, ...], int, int]]
 
 
 def _field(kind: Any) -> Field:
@@ -282,6 +284,9 @@ class BitWriter:
 
     def put(self, value: int, bits: int) -> None:
         if bits > 48:
+            if bits > 62:
+                self._put_wide(value, bits)
+                return
             self.put(value >> 32, bits - 32)
             value &= 0xFFFFFFFF
             bits = 32
@@ -293,6 +298,16 @@ class BitWriter:
             out.append((acc >> count) & 0xFF)
         self.acc = acc & ((1 << count) - 1)
         self.count = count
+
+    def _put_wide(self, value: int, bits: int) -> None:
+        """A value wider than 62 bits (a changed row with a long `any` column): its
+        leading bits, then whole bytes, in one pass over it."""
+        lead = bits % 8
+        if lead:
+            self.put(value >> (bits - lead), lead)
+        rest = bits - lead
+        for byte in (value & ((1 << rest) - 1)).to_bytes(rest // 8, "big"):
+            self.put(byte, 8)
 
     def uvar(self, value: int) -> None:
         """An unsigned integer in groups of 8 bits, low 7 bits first, the high bit set
@@ -448,8 +463,8 @@ def _put_rows(out: BitWriter, kind: RowsField, base: dict[int, tuple[Any, ...]],
     # The rows' flags and changes are gathered in `acc` (`count` bits, kept below 64
     # so that compiled it stays a machine integer) and written together: a put per
     # few rows rather than per bit. `changes`: the changes written for other clients
-    # this tick, by the rows' ids, so that rows shared between views (`SharedRows`)
-    # changed since a shared baseline are written once.
+    # this tick, by the new wire row's id, so that a row shared between views
+    # (`SharedRows`) is written once while the bodies share its baseline row.
     acc = count = 0
     for key, old in base.items():
         new = rows.get(key)

@@ -13,7 +13,7 @@ unreliable message per connected player through the room's `Outbox`:
   view is built and quantised once, and a body encoded once per (baseline, view)
   pair, so that players who acknowledged the same tick get the same bytes. With a
   view schema, a row tuple the game puts in many views is made wire once a tick,
-  and its change since a baseline written once for every view that has both
+  and its change written once while the bodies share its baseline row
   (`SharedRows`, `SharedChanges`): players' views that overlap share that work.
 - `shared_view_difference`: the debug check that a game which says it shares
   its view gives every seat the same one (`RoomConfig.check_views`, on while
