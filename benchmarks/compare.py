@@ -45,6 +45,7 @@ from twisted.python import usage
 
 from benchmarks.common import ScenarioOptions
 from benchmarks.harness import human_number
+from benchmarks.results import json_object
 
 SIDES = ("A", "B")
 
@@ -200,6 +201,28 @@ def probe(side: str, python: str, cwd: str, sources: bool) -> dict[str, Any]:
     return record
 
 
+def run_child(
+    argv: Sequence[str], cwd: str, env: Mapping[str, str], timeout: float | None = None
+) -> tuple[int | None, dict[str, Any] | None, str | None, str]:
+    """A child `python -m benchmarks <scenario> ... --json -q` (this and `shape` start
+    them): its exit status (None: stopped at `timeout`), its JSON line's object, why it
+    failed (None: it did not) and the end of its standard error."""
+    try:
+        done = subprocess.run(argv, capture_output=True, cwd=cwd, env=env, timeout=timeout,
+                              check=False)  # fmt: skip
+        code: int | None = done.returncode
+        stdout, stderr = done.stdout, done.stderr
+        error = None if code == 0 else f"exit status {code}"
+    except subprocess.TimeoutExpired as e:
+        code, stdout, stderr = None, e.stdout or b"", e.stderr or b""
+        error = f"stopped after {e.timeout:.0f} s"
+    lines = stdout.decode("utf-8", "replace").strip().splitlines()
+    result = json_object(lines[-1]) if lines else None
+    if result is None and error is None:
+        error = "no JSON line on standard output"
+    return code, result, error, stderr.decode("utf-8", "replace")[-2000:]
+
+
 def run_once(
     side: str, number: int, python: str, sources: bool, options: Options, cwd: str,
     out: IO[str] | None,
@@ -211,31 +234,14 @@ def run_once(
         out.flush()
     record: dict[str, Any] = {"side": side, "round": number, "started": round(time.time(), 3)}
     started = time.monotonic()
-    try:
-        done = subprocess.run(
-            argv, capture_output=True, cwd=cwd, env=side_env(sources),
-            timeout=options.run_limit(), check=False,
-        )  # fmt: skip
-        code: int | None = done.returncode
-        stdout, stderr = done.stdout, done.stderr
-        error = None if code == 0 else f"exit status {code}"
-    except subprocess.TimeoutExpired as e:
-        code, stdout, stderr = None, e.stdout or b"", e.stderr or b""
-        error = f"stopped after {e.timeout:.0f} s"
+    code, result, error, tail = run_child(argv, cwd, side_env(sources), options.run_limit())
     record["seconds"] = round(time.monotonic() - started, 3)
     record["exit"] = code
-    lines = stdout.decode("utf-8", "replace").strip().splitlines()
-    try:
-        result = json.loads(lines[-1]) if lines else None
-    except ValueError:
-        result = None
-    if isinstance(result, dict):
+    if result is not None:
         record["result"] = result
-    elif error is None:
-        error = "no JSON line on standard output"
     if error is not None:
         record["error"] = error
-        record["stderr_tail"] = stderr.decode("utf-8", "replace")[-2000:]
+        record["stderr_tail"] = tail
     if out is not None:
         out.write(f"{'FAILED: ' + error if error else 'ok'} ({record['seconds']:.1f} s)\n")
         out.flush()

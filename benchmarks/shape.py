@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -28,8 +27,7 @@ from typing import Any
 
 from twisted.python import usage
 
-from benchmarks.compare import PACKAGE_ROOT, side_env
-from benchmarks.results import json_object
+from benchmarks.compare import PACKAGE_ROOT, run_child, side_env
 
 SERVERS = (("vinom", "play"), ("Colyseus", "colyseus-play"))
 FIGURE = "server_cpu_ms_per_player_s"
@@ -79,13 +77,10 @@ def run_one(scenario: str, players: int, options: Options, cwd: str) -> dict[str
         argv[-2:-2] = ["--transport", options["transport"]]
     if options["timeout"] is not None:
         argv[-2:-2] = ["--timeout", options["timeout"]]
-    done = subprocess.run(argv, capture_output=True, cwd=cwd, env=side_env(False), check=False)
-    lines = done.stdout.decode("utf-8", "replace").strip().splitlines()
-    result = json_object(lines[-1]) if done.returncode == 0 and lines else None
-    if result is None or FIGURE not in result:
-        return {"error": f"exit status {done.returncode}",
-                "stderr_tail": done.stderr.decode("utf-8", "replace")[-2000:]}  # fmt: skip
-    return result
+    _, result, error, tail = run_child(argv, cwd, side_env(False))
+    if error is None and result is not None and FIGURE in result:
+        return result
+    return {"error": error or f"no {FIGURE} in its JSON line", "stderr_tail": tail}
 
 
 def summary(runs: Mapping[str, Mapping[int, list[dict[str, Any]]]]) -> dict[str, Any]:
