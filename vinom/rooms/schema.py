@@ -627,8 +627,6 @@ class ViewSchema:
             raise TypeError(f"a view of this schema is a map of exactly "
                             f"{[n for n, _ in self.fields]}")  # fmt: skip
         try:
-            if shared is None:
-                return tuple(kind.wire(view[name]) for name, kind in self.fields)
             return tuple(kind.wire(view[name], shared) if isinstance(kind, RowsField)
                          else kind.wire(view[name]) for name, kind in self.fields)  # fmt: skip
         except KeyError as missing:
